@@ -1,0 +1,3 @@
+from privindex.cli import main
+
+main()

@@ -1,0 +1,67 @@
+"""create_app(): the one place where settings, database, store, index and views meet."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Callable, Iterable
+
+from flask import Flask, jsonify
+
+from privindex import __version__
+from privindex.config import Settings
+from privindex.db import open_database
+from privindex.index import Index, Progress
+from privindex.simple import SimpleAPI
+from privindex.store import Store
+
+log = logging.getLogger(__name__)
+
+FAST_PREFIXES = ("/simple", "/packages/")
+
+
+@dataclass
+class Services:
+    """What the views and the CLI share; reached as current_app.extensions['privindex']."""
+
+    settings: Settings
+    store: Store
+    index: Index
+
+
+def create_app(settings: Settings, progress: Progress | None = None) -> Flask:
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_upload_bytes + 1024 * 1024
+
+    open_database(settings.data_dir / "privindex.sqlite3")
+    store = Store(settings.store)
+    store.root.mkdir(parents=True, exist_ok=True)
+    leftovers = store.remove_stale_temp_files()
+    if leftovers:
+        log.warning("removed %d unfinished upload file(s) left by an earlier crash", leftovers)
+    index = Index(store)
+    index.load(progress)
+    services = Services(settings=settings, store=store, index=index)
+    app.extensions["privindex"] = services
+
+    @app.get("/health")
+    def health():
+        return jsonify(
+            status="ok", version=__version__,
+            projects=len(index.project_list()), files=index.file_count(),
+        )
+
+    simple_api = SimpleAPI(index, page_cache_size=settings.page_cache_size)
+    app.wsgi_app = _route_read_path(simple_api, app.wsgi_app)  # type: ignore[method-assign]
+    return app
+
+
+def _route_read_path(fast: Callable, flask_app: Callable) -> Callable:
+    """Send the hot read URLs to the plain-WSGI Simple API, the rest to Flask."""
+
+    def dispatch(environ: dict, start_response: Callable) -> Iterable[bytes]:
+        if environ.get("PATH_INFO", "").startswith(FAST_PREFIXES):
+            return fast(environ, start_response)
+        return flask_app(environ, start_response)
+
+    return dispatch

@@ -1,0 +1,147 @@
+"""Settings: one frozen dataclass, layered defaults < TOML < environment < CLI flags.
+
+Every field is documented (with its default) in config.example.toml; a test keeps the two
+in agreement. Unknown keys and bad values raise ConfigError naming the culprit, so a typo
+never silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, Mapping
+
+ENV_PREFIX = "PRIVINDEX_"
+CONFIG_ENV = ENV_PREFIX + "CONFIG"
+
+
+class ConfigError(Exception):
+    """A setting is unknown or has a bad value; the message names it."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    store: Path = Path("packages_store")
+    data_dir: Path = Path("privindex_data")
+    threads: int = 8
+    public_url: str = ""
+    read_access: str = "public"
+    max_upload_mb: int = 100
+    overwrite: bool = False
+    rescan_interval: float = 1.0
+    page_cache_size: int = 4096
+    log_level: str = "info"
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.port <= 65535:
+            raise ConfigError(f"port: {self.port} is not a TCP port (0-65535)")
+        if self.threads < 1:
+            raise ConfigError(f"threads: must be at least 1, got {self.threads}")
+        if self.read_access not in ("public", "token"):
+            raise ConfigError(f"read_access: must be 'public' or 'token', got {self.read_access!r}")
+        if self.max_upload_mb < 1:
+            raise ConfigError(f"max_upload_mb: must be at least 1, got {self.max_upload_mb}")
+        if self.rescan_interval <= 0:
+            raise ConfigError(f"rescan_interval: must be positive, got {self.rescan_interval}")
+        if self.page_cache_size < 0:
+            raise ConfigError(f"page_cache_size: must be 0 or more, got {self.page_cache_size}")
+        if self.log_level.lower() not in ("debug", "info", "warning", "error"):
+            raise ConfigError(f"log_level: must be debug, info, warning or error, got {self.log_level!r}")
+        if self.public_url and not self.public_url.startswith(("http://", "https://")):
+            raise ConfigError(f"public_url: must start with http:// or https://, got {self.public_url!r}")
+
+    @property
+    def base_url(self) -> str:
+        """The URL users type; defaults to localhost on the configured port."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = "localhost" if self.host in ("127.0.0.1", "0.0.0.0", "::", "::1") else self.host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return self.max_upload_mb * 1024 * 1024
+
+
+_FIELDS = {f.name: f for f in fields(Settings)}
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def _coerce(name: str, value: Any, from_text: bool) -> Any:
+    """Turn a TOML or environment value into the field's type, or raise ConfigError."""
+    kind = _FIELDS[name].type
+    try:
+        if kind == "bool":
+            if isinstance(value, bool):
+                return value
+            if from_text and str(value).strip().lower() in _TRUE | _FALSE:
+                return str(value).strip().lower() in _TRUE
+        elif kind == "int":
+            if isinstance(value, int) and not isinstance(value, bool):
+                return value
+            if from_text:
+                return int(value)
+        elif kind == "float":
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                return float(value)
+            if from_text:
+                return float(value)
+        elif kind == "Path":
+            if isinstance(value, (str, Path)) and str(value):
+                return Path(value).expanduser()
+        elif isinstance(value, str):
+            return value
+    except ValueError:
+        pass
+    raise ConfigError(f"{name}: expected {kind.lower()}, got {value!r}")
+
+
+def load_settings(
+    config_path: str | os.PathLike | None = None,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Build Settings from the layers; overrides (CLI flags) whose value is None are ignored."""
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+
+    path = config_path or environ.get(CONFIG_ENV)
+    if path:
+        try:
+            with open(path, "rb") as fh:
+                table = tomllib.load(fh)
+        except FileNotFoundError:
+            raise ConfigError(f"config file {path} does not exist") from None
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"config file {path}: {exc}") from None
+        for key, value in table.items():
+            if key not in _FIELDS:
+                raise ConfigError(f"unknown key {key!r} in {path}")
+            values[key] = _coerce(key, value, from_text=False)
+
+    for env_key, value in environ.items():
+        if not env_key.startswith(ENV_PREFIX) or env_key == CONFIG_ENV:
+            continue
+        key = env_key[len(ENV_PREFIX):].lower()
+        if key not in _FIELDS:
+            raise ConfigError(f"unknown environment variable {env_key}")
+        values[key] = _coerce(key, value, from_text=True)
+
+    for key, value in (overrides or {}).items():
+        if value is not None:
+            values[key] = _coerce(key, value, from_text=True)
+
+    try:
+        return Settings(**values)
+    except TypeError as exc:  # pragma: no cover - guarded by the key checks above
+        raise ConfigError(str(exc)) from None
+
+
+def replace(settings: Settings, **changes: Any) -> Settings:
+    return dataclasses.replace(settings, **changes)

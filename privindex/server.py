@@ -1,0 +1,77 @@
+"""`privindex serve`: build the app, index the store, run waitress until told to stop."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+import time
+from typing import Callable
+
+import waitress
+
+from privindex import __version__
+from privindex.app import create_app
+from privindex.config import Settings, replace
+from privindex.index import Progress
+
+log = logging.getLogger(__name__)
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def progress_printer(echo: Callable[[str], None], every: float = 1.0) -> Progress:
+    """A Progress callback that reports at most once per `every` seconds, and at the end."""
+    last = 0.0
+
+    def report(done: int, total: int) -> None:
+        nonlocal last
+        now = time.monotonic()
+        if done == total or now - last >= every:
+            last = now
+            echo(f"indexing the store: read {done}/{total} new or changed files")
+
+    return report
+
+
+def serve(settings: Settings, echo: Callable[..., None]) -> None:
+    configure_logging(settings.log_level)
+    app = create_app(settings, progress=progress_printer(lambda line: echo(line, err=True)))
+    index = app.extensions["privindex"].index
+    server = waitress.create_server(
+        app, host=settings.host, port=settings.port, threads=settings.threads, ident="privindex",
+    )
+    settings = replace(settings, port=int(server.effective_port))
+    app.extensions["privindex"].settings = settings
+
+    stop = threading.Event()
+    watcher = threading.Thread(
+        target=index.watch, args=(stop, settings.rescan_interval), name="store-watcher", daemon=True
+    )
+    watcher.start()
+
+    def on_sigterm(_signum, _frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+    url = settings.base_url
+    echo(f"privindex {__version__} serving {len(index.project_list())} projects "
+         f"({index.file_count()} files) from {settings.store.absolute()}")
+    echo(f"listening on http://{settings.host}:{settings.port}/  (public URL {url}/)")
+    echo(f"install with:  pip install --index-url {url}/simple/ <package>")
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stop.set()
+        server.close()
+        watcher.join(timeout=5)
+        echo("privindex stopped")

@@ -1,0 +1,355 @@
+"""The read path: the Simple Repository API and package file downloads, as plain WSGI.
+
+pip and uv ask for /simple/<project>/ once per dependency of every install, so these URLs
+bypass Flask's routing and request objects: a request is a dict lookup in the Index, an
+identity check on a cached rendered page, and a write. Standards served: PEP 503 (HTML),
+PEP 629 (repository-version meta), PEP 592 (yanked), PEP 658/714 (core metadata files),
+PEP 691 (JSON, content negotiation), PEP 700 (versions, size, upload-time).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import threading
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from functools import lru_cache
+from html import escape
+from io import BytesIO
+from typing import Callable, Iterable
+from urllib.parse import quote
+
+from packaging.utils import canonicalize_name
+from werkzeug.http import http_date, parse_date, parse_etags, parse_if_range_header, parse_range_header
+
+from privindex.index import Index, IndexedFile, Project
+
+log = logging.getLogger(__name__)
+
+API_VERSION = "1.1"
+V1_HTML = "application/vnd.pypi.simple.v1+html"
+V1_JSON = "application/vnd.pypi.simple.v1+json"
+# What a client may ask for -> (page format, the Content-Type we answer with).
+# The order breaks ties between equal q-values: plain HTML first, for browsers and curl.
+OFFERS: tuple[tuple[str, str, str], ...] = (
+    ("text/html", "html", "text/html; charset=utf-8"),
+    (V1_HTML, "html", V1_HTML),
+    ("application/vnd.pypi.simple.latest+html", "html", V1_HTML),
+    (V1_JSON, "json", V1_JSON),
+    ("application/vnd.pypi.simple.latest+json", "json", V1_JSON),
+)
+PAGE_CACHE_CONTROL = "no-cache"  # always revalidate: a 304 is cheap and uploads show at once
+FILE_CACHE_CONTROL = "public, max-age=600"
+CHUNK = 256 * 1024
+
+ReadGuard = Callable[[dict], bool]
+StartResponse = Callable[..., object]
+
+
+@lru_cache(maxsize=512)
+def negotiate(accept: str | None) -> tuple[str, str] | None:
+    """(page format, Content-Type) for an Accept header, or None if nothing fits (406).
+
+    Each offer gets the q-value of the most specific media range that matches it
+    (exact > type/* > */*), as RFC 9110 says; the highest q wins, q=0 means "not this".
+    """
+    if accept is None or not accept.strip():
+        return OFFERS[0][1], OFFERS[0][2]
+    ranges: dict[str, float] = {}
+    for part in accept.split(","):
+        media, *params = (p.strip() for p in part.split(";"))
+        media = media.lower()
+        if media.count("/") != 1:
+            continue
+        q = 1.0
+        for param in params:
+            key, _, value = param.partition("=")
+            if key.strip().lower() == "q":
+                try:
+                    q = min(max(float(value), 0.0), 1.0)
+                except ValueError:
+                    q = 0.0
+        ranges[media] = max(q, ranges.get(media, 0.0))
+    best, best_q = None, 0.0
+    for offer, fmt, content_type in OFFERS:
+        major = offer.split("/")[0]
+        for candidate in (offer, f"{major}/*", "*/*"):
+            if candidate in ranges:
+                if ranges[candidate] > best_q:
+                    best, best_q = (fmt, content_type), ranges[candidate]
+                break
+    return best
+
+
+@dataclass(frozen=True)
+class Page:
+    source: object  # the Project or project-list snapshot it was rendered from
+    body: bytes
+    etag: str
+
+
+def _upload_time(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def file_url(f: IndexedFile) -> str:
+    """Relative to /simple/<project>/, so the index also works under a path prefix."""
+    return "../../packages/" + quote(f.path)
+
+
+def render_root(projects: Iterable[tuple[str, str]], fmt: str) -> bytes:
+    if fmt == "json":
+        doc = {"meta": {"api-version": API_VERSION}, "projects": [{"name": d} for _n, d in projects]}
+        return json.dumps(doc, separators=(",", ":")).encode()
+    links = "".join(f'    <a href="{quote(n)}/">{escape(d)}</a><br>\n' for n, d in projects)
+    return _html("Simple index", links)
+
+
+def render_project(project: Project, fmt: str) -> bytes:
+    if fmt == "json":
+        files = []
+        for f in project.files:
+            entry: dict = {"filename": f.filename, "url": file_url(f), "hashes": {"sha256": f.sha256}}
+            if f.requires_python:
+                entry["requires-python"] = f.requires_python
+            metadata = {"sha256": f.metadata_sha256} if f.metadata_sha256 else False
+            entry["core-metadata"] = entry["dist-info-metadata"] = metadata
+            entry["yanked"] = (f.yanked_reason or True) if f.yanked else False
+            entry["size"] = f.size
+            entry["upload-time"] = _upload_time(f.upload_time)
+            files.append(entry)
+        doc = {
+            "meta": {"api-version": API_VERSION},
+            "name": project.name,
+            "versions": list(project.versions),
+            "files": files,
+        }
+        return json.dumps(doc, separators=(",", ":")).encode()
+    links = []
+    for f in project.files:
+        attrs = ""
+        if f.requires_python:
+            attrs += f' data-requires-python="{escape(f.requires_python)}"'
+        if f.metadata_sha256:
+            attrs += f' data-dist-info-metadata="sha256={f.metadata_sha256}"'
+            attrs += f' data-core-metadata="sha256={f.metadata_sha256}"'
+        if f.yanked:
+            attrs += f' data-yanked="{escape(f.yanked_reason)}"'
+        links.append(f'    <a href="{file_url(f)}#sha256={f.sha256}"{attrs}>{escape(f.filename)}</a><br>\n')
+    return _html(f"Links for {escape(project.display_name)}", "".join(links))
+
+
+def _html(title: str, body: str) -> bytes:
+    return (
+        "<!DOCTYPE html>\n<html>\n  <head>\n"
+        f'    <meta name="pypi:repository-version" content="{API_VERSION}">\n'
+        f"    <title>{title}</title>\n  </head>\n  <body>\n    <h1>{title}</h1>\n"
+        f"{body}  </body>\n</html>\n"
+    ).encode()
+
+
+def _content_type(filename: str) -> str:
+    if filename.endswith(".tar.gz"):
+        return "application/gzip"  # never Content-Encoding: pip must keep the bytes as they are
+    if filename.endswith((".whl", ".zip")):
+        return "application/zip"
+    return "application/octet-stream"
+
+
+class SimpleAPI:
+    """WSGI app for /simple/... and /packages/...; anything else is not its business."""
+
+    def __init__(self, index: Index, page_cache_size: int = 4096, read_guard: ReadGuard | None = None):
+        self.index = index
+        self.read_guard = read_guard
+        self._pages: dict[tuple[str | None, str], Page] = {}
+        self._cache_size = page_cache_size
+        self._cache_lock = threading.Lock()
+
+    def __call__(self, environ: dict, start_response: StartResponse) -> Iterable[bytes]:
+        method = environ["REQUEST_METHOD"]
+        if method not in ("GET", "HEAD"):
+            return _plain(start_response, "405 Method Not Allowed", "Only GET and HEAD are allowed here.\n",
+                          [("Allow", "GET, HEAD")])
+        if self.read_guard is not None and not self.read_guard(environ):
+            return _plain(start_response, "401 Unauthorized",
+                          "This index is private: use an API token as the password (user __token__).\n",
+                          [("WWW-Authenticate", 'Basic realm="privindex"')])
+        try:
+            path = environ.get("PATH_INFO", "").encode("latin-1").decode("utf-8")
+        except UnicodeError:
+            return _not_found(start_response)
+        if path.startswith("/packages/"):
+            return self._file(environ, start_response, path[len("/packages/"):])
+        return self._simple(environ, start_response, path)
+
+    # -- pages ---------------------------------------------------------------------------
+
+    def _simple(self, environ: dict, start_response: StartResponse, path: str) -> Iterable[bytes]:
+        prefix = environ.get("SCRIPT_NAME", "")
+        if path in ("/simple", "/simple/"):
+            if path == "/simple":
+                return _redirect(start_response, f"{prefix}/simple/")
+            name = None
+        else:
+            raw = path[len("/simple/"):]
+            name = raw.rstrip("/")
+            if not name or "/" in name:
+                return _not_found(start_response)
+            normalized = canonicalize_name(name)
+            if name != normalized or not raw.endswith("/"):
+                return _redirect(start_response, f"{prefix}/simple/{quote(normalized)}/")
+        chosen = negotiate(environ.get("HTTP_ACCEPT"))
+        if chosen is None:
+            offered = ", ".join(offer for offer, _fmt, _ct in OFFERS)
+            return _plain(start_response, "406 Not Acceptable", f"Available media types: {offered}\n",
+                          [("Vary", "Accept")])
+        fmt, content_type = chosen
+        page = self._page(name, fmt)
+        if page is None:
+            return _not_found(start_response)
+        headers = [
+            ("Content-Type", content_type),
+            ("Vary", "Accept"),
+            ("ETag", page.etag),
+            ("Cache-Control", PAGE_CACHE_CONTROL),
+        ]
+        if _etag_matches(environ.get("HTTP_IF_NONE_MATCH"), page.etag):
+            start_response("304 Not Modified", headers)
+            return []
+        headers.append(("Content-Length", str(len(page.body))))
+        start_response("200 OK", headers)
+        return [] if environ["REQUEST_METHOD"] == "HEAD" else [page.body]
+
+    def _page(self, name: str | None, fmt: str) -> Page | None:
+        source: object = self.index.project_list() if name is None else self.index.project(name)
+        if source is None:
+            return None
+        key = (name, fmt)
+        page = self._pages.get(key)
+        if page is not None and page.source is source:
+            return page
+        body = render_root(source, fmt) if name is None else render_project(source, fmt)  # type: ignore[arg-type]
+        page = Page(source, body, f'"{hashlib.sha256(body).hexdigest()[:32]}-{fmt}"')
+        if self._cache_size:
+            with self._cache_lock:
+                while len(self._pages) >= self._cache_size:
+                    self._pages.pop(next(iter(self._pages)))
+                self._pages[key] = page
+        return page
+
+    # -- files ---------------------------------------------------------------------------
+
+    def _file(self, environ: dict, start_response: StartResponse, relpath: str) -> Iterable[bytes]:
+        # Only paths the index holds are served: '..', absolute paths, backslashes and
+        # anything else that is not a known file simply miss the dict.
+        indexed = self.index.file(relpath)
+        if indexed is not None:
+            try:
+                fh = open(self.index.store.full_path(indexed.path), "rb")
+            except OSError:
+                return _not_found(start_response)
+            st = os.fstat(fh.fileno())
+            same = (st.st_size, st.st_mtime_ns) == (indexed.size, indexed.mtime_ns)
+            etag = f'"{indexed.sha256}"' if same else f'"{st.st_size:x}-{st.st_mtime_ns:x}"'
+            return _send(environ, start_response, fh, st.st_size, st.st_mtime, etag,
+                         _content_type(indexed.filename))
+        if relpath.endswith(".metadata"):
+            dist = self.index.file(relpath[: -len(".metadata")])
+            if dist is not None and dist.metadata_sha256:
+                data = self.index.core_metadata(dist.path)
+                if data is not None:
+                    return _send(environ, start_response, BytesIO(data), len(data),
+                                 dist.mtime_ns / 1e9, f'"{dist.metadata_sha256}"',
+                                 "text/plain; charset=utf-8")
+        return _not_found(start_response)
+
+
+def _send(environ: dict, start_response: StartResponse, fh, size: int, mtime: float, etag: str,
+          content_type: str) -> Iterable[bytes]:
+    """Answer with a file-like object: conditional GET, Range and HEAD handled here."""
+    headers = [
+        ("Content-Type", content_type),
+        ("ETag", etag),
+        ("Last-Modified", http_date(int(mtime))),
+        ("Accept-Ranges", "bytes"),
+        ("Cache-Control", FILE_CACHE_CONTROL),
+    ]
+    if_none_match = environ.get("HTTP_IF_NONE_MATCH")
+    if if_none_match is not None:
+        not_modified = _etag_matches(if_none_match, etag)
+    else:
+        since = parse_date(environ.get("HTTP_IF_MODIFIED_SINCE"))
+        not_modified = since is not None and int(mtime) <= since.timestamp()
+    if not_modified:
+        fh.close()
+        start_response("304 Not Modified", headers)
+        return []
+
+    start, length, status = 0, size, "200 OK"
+    range_header = environ.get("HTTP_RANGE")
+    if range_header and _if_range_holds(environ.get("HTTP_IF_RANGE"), etag, mtime):
+        parsed = parse_range_header(range_header)
+        bounds = parsed.range_for_length(size) if parsed else None
+        if parsed is not None and parsed.units == "bytes" and bounds is None and len(parsed.ranges) == 1:
+            fh.close()
+            return _plain(start_response, "416 Range Not Satisfiable",
+                          f"The file has {size} bytes.\n", [("Content-Range", f"bytes */{size}")])
+        if bounds is not None:  # several ranges are answered with the whole file
+            start, stop = bounds
+            length, status = stop - start, "206 Partial Content"
+            headers.append(("Content-Range", f"bytes {start}-{stop - 1}/{size}"))
+    headers.append(("Content-Length", str(length)))
+    start_response(status, headers)
+    if environ["REQUEST_METHOD"] == "HEAD":
+        fh.close()
+        return []
+    if status == "200 OK" and "wsgi.file_wrapper" in environ:
+        return environ["wsgi.file_wrapper"](fh, CHUNK)
+    fh.seek(start)
+    return _read_part(fh, length)
+
+
+def _read_part(fh, length: int) -> Iterable[bytes]:
+    try:
+        while length > 0:
+            chunk = fh.read(min(CHUNK, length))
+            if not chunk:
+                break
+            length -= len(chunk)
+            yield chunk
+    finally:
+        fh.close()
+
+
+def _etag_matches(header: str | None, etag: str) -> bool:
+    if not header:
+        return False
+    return parse_etags(header).contains_weak(etag.strip('"'))
+
+
+def _if_range_holds(header: str | None, etag: str, mtime: float) -> bool:
+    if not header:
+        return True
+    condition = parse_if_range_header(header)
+    if condition.etag is not None:
+        return condition.etag == etag.strip('"')
+    return condition.date is not None and int(mtime) <= condition.date.timestamp()
+
+
+def _plain(start_response: StartResponse, status: str, text: str, extra=()) -> list[bytes]:
+    body = text.encode()
+    start_response(status, [("Content-Type", "text/plain; charset=utf-8"),
+                            ("Content-Length", str(len(body))), *extra])
+    return [body]
+
+
+def _not_found(start_response: StartResponse) -> list[bytes]:
+    return _plain(start_response, "404 Not Found", "Not found.\n")
+
+
+def _redirect(start_response: StartResponse, location: str) -> list[bytes]:
+    return _plain(start_response, "301 Moved Permanently", f"See {location}\n", [("Location", location)])

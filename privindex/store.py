@@ -1,0 +1,247 @@
+"""The package folder on disk: what counts as a distribution, what a file says about
+itself, and atomic writes. No Flask and no database here.
+
+Filenames are parsed with `packaging` only. Paths handed out are POSIX paths relative to
+the store root; nothing outside the root (through `..` or a symlink) is ever listed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import logging
+import os
+import stat
+import tarfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, Iterator
+
+from packaging.metadata import parse_email
+from packaging.utils import (
+    InvalidSdistFilename,
+    InvalidWheelFilename,
+    NormalizedName,
+    parse_sdist_filename,
+    parse_wheel_filename,
+)
+from packaging.version import Version
+
+log = logging.getLogger(__name__)
+
+WHEEL_SUFFIX = ".whl"
+SDIST_SUFFIXES = (".tar.gz", ".zip")
+DIST_SUFFIXES = (WHEEL_SUFFIX, *SDIST_SUFFIXES)
+TEMP_SUFFIXES = (".tmp", ".part", ".partial", ".crdownload", ".swp", "~")
+UPLOAD_TEMP_PREFIX = ".privindex-upload-"
+
+# Core metadata is a few KB; anything past this is hostile or broken.
+MAX_METADATA_BYTES = 4 * 1024 * 1024
+# Files up to this size are read into memory once (hash + metadata from one read).
+READ_ONCE_LIMIT = 32 * 1024 * 1024
+CHUNK = 1024 * 1024
+
+
+class InvalidDistribution(ValueError):
+    """The file is not a distribution privindex can serve; the message says why."""
+
+
+def parse_filename(filename: str) -> tuple[NormalizedName, Version]:
+    """(normalized project name, version) from a wheel or sdist filename."""
+    try:
+        if filename.endswith(WHEEL_SUFFIX):
+            name, version, _build, _tags = parse_wheel_filename(filename)
+            return name, version
+        if filename.endswith(SDIST_SUFFIXES):
+            return parse_sdist_filename(filename)
+    except (InvalidWheelFilename, InvalidSdistFilename) as exc:
+        raise InvalidDistribution(str(exc)) from None
+    raise InvalidDistribution(
+        f"{filename!r} is not a wheel (.whl) or an sdist (.tar.gz, .zip)"
+    )
+
+
+def is_ignored(name: str) -> bool:
+    """Hidden files, temporary files and READMEs are passed over without a warning.
+
+    Anything else that is not a valid distribution gets one warning when it is scanned.
+    """
+    return name.startswith(".") or name.endswith(TEMP_SUFFIXES) or name.upper().startswith("README")
+
+
+@dataclass(frozen=True)
+class FileFacts:
+    """What reading a distribution file once tells us."""
+
+    size: int
+    mtime_ns: int
+    sha256: str
+    name: str  # project name as the metadata spells it
+    requires_python: str | None
+    metadata: bytes | None  # a wheel's METADATA, served for PEP 658
+    metadata_sha256: str | None
+
+
+def read_facts(path: Path, filename: str | None = None) -> FileFacts:
+    """Hash the file and extract its core metadata, reading it once where it is small."""
+    filename = filename or path.name
+    name, _version = parse_filename(filename)
+    with open(path, "rb") as fh:
+        st = os.fstat(fh.fileno())
+        if st.st_size <= READ_ONCE_LIMIT:
+            data = fh.read()
+            sha256 = hashlib.sha256(data).hexdigest()
+            source: BinaryIO = io.BytesIO(data)
+        else:
+            sha256 = hash_stream(fh)
+            fh.seek(0)
+            source = fh
+        raw = _core_metadata(source, filename)
+    fields, _unparsed = parse_email(raw)
+    is_wheel = filename.endswith(WHEEL_SUFFIX)
+    return FileFacts(
+        size=st.st_size,
+        mtime_ns=st.st_mtime_ns,
+        sha256=sha256,
+        name=fields.get("name") or name,
+        requires_python=fields.get("requires_python") or None,
+        metadata=raw if is_wheel else None,
+        metadata_sha256=hashlib.sha256(raw).hexdigest() if is_wheel else None,
+    )
+
+
+def hash_stream(fh: BinaryIO) -> str:
+    digest = hashlib.sha256()
+    while chunk := fh.read(CHUNK):
+        digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _core_metadata(source: BinaryIO, filename: str) -> bytes:
+    """The METADATA of a wheel or the PKG-INFO of an sdist, as bytes."""
+    try:
+        if filename.endswith(".tar.gz"):
+            with tarfile.open(fileobj=source, mode="r:gz") as tar:
+                for member in tar:
+                    if member.isfile() and _is_top_level(member.name, "PKG-INFO"):
+                        return _bounded(tar.extractfile(member), member.size)
+            raise InvalidDistribution(f"{filename}: no PKG-INFO at the top of the sdist")
+        with zipfile.ZipFile(source) as archive:
+            wanted = "METADATA" if filename.endswith(WHEEL_SUFFIX) else "PKG-INFO"
+            for info in archive.infolist():
+                parts = info.filename.split("/")
+                if filename.endswith(WHEEL_SUFFIX):
+                    hit = len(parts) == 2 and parts[0].endswith(".dist-info") and parts[1] == wanted
+                else:
+                    hit = _is_top_level(info.filename, wanted)
+                if hit:
+                    return _bounded(archive.open(info), info.file_size)
+            raise InvalidDistribution(f"{filename}: no {wanted} in the archive")
+    except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError) as exc:
+        raise InvalidDistribution(f"{filename}: not a readable archive ({exc})") from None
+
+
+def _is_top_level(member: str, basename: str) -> bool:
+    parts = member.strip("/").split("/")
+    return len(parts) == 2 and parts[1] == basename
+
+
+def _bounded(fh: BinaryIO | None, declared: int) -> bytes:
+    if fh is None or declared > MAX_METADATA_BYTES:
+        raise InvalidDistribution("core metadata is missing or larger than 4 MiB")
+    data = fh.read(MAX_METADATA_BYTES + 1)
+    if len(data) > MAX_METADATA_BYTES:
+        raise InvalidDistribution("core metadata is larger than 4 MiB")
+    return data
+
+
+class Store:
+    """The package folder. Relative paths are POSIX strings; '' is the root."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root).absolute()
+        self._real_root = os.path.realpath(self.root)
+
+    def full_path(self, relpath: str) -> Path:
+        return self.root / relpath
+
+    def inside(self, path: str) -> bool:
+        """Whether path (after resolving symlinks) stays inside the store."""
+        real = os.path.realpath(path)
+        return real == self._real_root or real.startswith(self._real_root + os.sep)
+
+    def scan_dir(self, reldir: str) -> tuple[dict[str, os.stat_result], list[str]]:
+        """One folder's distribution files (relpath -> stat) and its subfolders."""
+        files: dict[str, os.stat_result] = {}
+        subdirs: list[str] = []
+        base = self.full_path(reldir) if reldir else self.root
+        try:
+            entries = list(os.scandir(base))
+        except (FileNotFoundError, NotADirectoryError):
+            return files, subdirs
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            rel = f"{reldir}/{entry.name}" if reldir else entry.name
+            try:
+                if entry.is_symlink() and not self.inside(entry.path):
+                    log.warning("ignoring %s: the symlink leads outside the store", rel)
+                    continue
+                st = entry.stat()
+            except OSError:
+                continue
+            if stat.S_ISDIR(st.st_mode):
+                subdirs.append(rel)
+            elif stat.S_ISREG(st.st_mode) and not is_ignored(entry.name):
+                files[rel] = st
+        return files, subdirs
+
+    def walk(self, start: str = "") -> Iterator[tuple[str, int, dict[str, os.stat_result]]]:
+        """Every folder below start: (reldir, its mtime before listing, its files).
+
+        Each real folder is visited once, so symlink loops inside the store end.
+        """
+        seen: set[str] = set()
+        pending = [start]
+        while pending:
+            reldir = pending.pop()
+            real = os.path.realpath(self.full_path(reldir))
+            mtime = self.dir_mtime(reldir)
+            if real in seen or mtime is None:
+                continue
+            seen.add(real)
+            files, subdirs = self.scan_dir(reldir)
+            pending.extend(subdirs)
+            yield reldir, mtime, files
+
+    def dir_mtime(self, reldir: str) -> int | None:
+        try:
+            return os.stat(self.full_path(reldir) if reldir else self.root).st_mtime_ns
+        except OSError:
+            return None
+
+    def remove(self, relpath: str) -> None:
+        os.unlink(self.full_path(relpath))
+        _fsync_dir(self.full_path(relpath).parent)
+
+    def remove_stale_temp_files(self) -> int:
+        """Delete upload temp files left by a crash; returns how many."""
+        removed = 0
+        for dirpath, _dirnames, filenames in os.walk(self.root):
+            for name in filenames:
+                if name.startswith(UPLOAD_TEMP_PREFIX):
+                    with contextlib.suppress(OSError):
+                        os.unlink(os.path.join(dirpath, name))
+                        removed += 1
+        return removed
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
