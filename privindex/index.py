@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 
 Progress = Callable[[int, int], None]
 
-# A file this recent may still be being copied in; it is read once it has settled.
+# A file this recent may still be being copied in; its folder is looked at again.
 SETTLE_SECONDS = 0.5
 _ROW_FIELDS = [f for f in DistFile._meta.sorted_fields if f.name not in ("id", "metadata")]
 
@@ -176,21 +176,26 @@ class Index:
     # -- internals -------------------------------------------------------------------------
 
     def _consider(self, path: str, st: os.stat_result) -> set[str]:
-        """Index a file found on disk, unless it is still settling or is not a distribution."""
-        reldir = _dirname(path)
+        """Index a file found on disk; skip it, with one warning, if it is not a distribution.
+
+        A file modified in the last moments may still be being copied in: its folder is
+        re-listed on the next pass, so the entry is corrected (or appears) once it settles.
+        """
         if time.time() - st.st_mtime < SETTLE_SECONDS:
-            self._unsettled.add(reldir)
-            return set()
+            self._unsettled.add(_dirname(path))
+            settled = False
+        else:
+            settled = True
         try:
             facts = read_facts(self.store.full_path(path))
         except (InvalidDistribution, ValueError, OSError) as exc:
             key = (path, st.st_size, st.st_mtime_ns)
-            if key not in self._warned:
+            if settled and key not in self._warned:
                 self._warned.add(key)
                 log.warning("skipping %s: %s", path, exc)
             return {self._drop(path)} - {None}
         if (facts.size, facts.mtime_ns) != (st.st_size, st.st_mtime_ns):
-            self._unsettled.add(reldir)  # changed while we read it; try again next pass
+            self._unsettled.add(_dirname(path))  # changed while we read it
             return set()
         return {self._put(self._record(path, facts, st.st_mtime))}
 

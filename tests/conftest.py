@@ -1,0 +1,247 @@
+"""Shared fixtures: real distributions built for the session, and live servers.
+
+Every server under test is a real `privindex serve` process listening on a free
+127.0.0.1 port; clients (pip, uv, twine, pypi-simple) talk to it over HTTP.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tarfile
+import textwrap
+import threading
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+# -- clients --------------------------------------------------------------------------------
+
+def client_env(**extra: str) -> dict[str, str]:
+    """The environment for pip/uv/twine: no machine-wide config may leak into a test."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "UV_", "TWINE_"))}
+    env.update(PIP_CONFIG_FILE=os.devnull, PIP_DISABLE_PIP_VERSION_CHECK="1", UV_NO_CONFIG="1",
+               PIP_NO_INPUT="1")
+    env.update(extra)
+    return env
+
+
+def run(args: list[str], check: bool = True, **kwargs) -> subprocess.CompletedProcess:
+    proc = subprocess.run(args, capture_output=True, text=True, env=kwargs.pop("env", client_env()),
+                          timeout=kwargs.pop("timeout", 300), **kwargs)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{args} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def pip(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    return run([sys.executable, "-m", "pip", *args[:1], "--isolated", "--no-cache-dir", *args[1:]],
+               check=check)
+
+
+def uv(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    uv_bin = shutil.which("uv", path=str(Path(sys.executable).parent)) or shutil.which("uv")
+    return run([uv_bin, *args[:2], "--no-config", "--no-cache", *args[2:]], check=check)
+
+
+# -- distributions --------------------------------------------------------------------------
+
+@dataclass
+class Dists:
+    """Files built once per session, by project."""
+
+    folder: Path
+    files: dict[str, list[Path]] = field(default_factory=dict)
+
+    def all(self) -> list[Path]:
+        return [p for files in self.files.values() for p in files]
+
+    def one(self, suffix: str) -> Path:
+        return next(p for p in self.all() if p.name.endswith(suffix))
+
+
+SOURCE_PROJECTS = {
+    # name, version, requires-python, dependencies
+    "alpha-1.0": ("alpha", "1.0", ">=3.8", []),
+    "alpha-2.0": ("alpha", "2.0", ">=3.9", []),
+    "beta-pkg-0.1": ("Beta_Pkg", "0.1", ">=3.8", ["alpha>=2.0"]),
+    "future-only-1.0": ("future-only", "1.0", ">=4", []),
+}
+
+
+def build_project(workdir: Path, out: Path, name: str, version: str, requires_python: str,
+                  deps: list[str]) -> None:
+    module = name.lower().replace("-", "_")
+    src = workdir / f"{module}-{version}"
+    (src / module).mkdir(parents=True)
+    (src / module / "__init__.py").write_text(f'VERSION = "{version}"\n')
+    (src / "pyproject.toml").write_text(textwrap.dedent(f"""
+        [build-system]
+        requires = ["setuptools>=69"]
+        build-backend = "setuptools.build_meta"
+
+        [project]
+        name = "{name}"
+        version = "{version}"
+        requires-python = "{requires_python}"
+        dependencies = {deps!r}
+        description = "A tiny test project"
+
+        [tool.setuptools]
+        packages = ["{module}"]
+        """))
+    run([sys.executable, "-m", "build", "--no-isolation", "--sdist", "--wheel", "--outdir", str(out), str(src)],
+        env=client_env())
+
+
+def make_handmade_sdist(out: Path) -> Path:
+    """An sdist written by hand (no build backend involved), as some old tools made them."""
+    path = out / "handmade-0.3.tar.gz"
+    pkg_info = b"Metadata-Version: 2.1\nName: handmade\nVersion: 0.3\nRequires-Python: >=3.8,<4\n"
+    with tarfile.open(path, "w:gz") as tar:
+        for member, data in (("handmade-0.3/PKG-INFO", pkg_info), ("handmade-0.3/setup.py", b"")):
+            info = tarfile.TarInfo(member)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return path
+
+
+@pytest.fixture(scope="session")
+def dists(tmp_path_factory) -> Dists:
+    out = tmp_path_factory.mktemp("dists")
+    work = tmp_path_factory.mktemp("src")
+    for name, version, rp, deps in SOURCE_PROJECTS.values():
+        build_project(work, out, name, version, rp, deps)
+    make_handmade_sdist(out)
+    result = Dists(out)
+    for path in sorted(out.iterdir()):
+        project = path.name.split("-")[0].lower().replace("_", "-")
+        result.files.setdefault(project, []).append(path)
+    return result
+
+
+def populate(store: Path, dists: Dists) -> None:
+    """alpha goes into a per-project folder, everything else lies flat: both layouts."""
+    store.mkdir(parents=True, exist_ok=True)
+    for path in dists.all():
+        target = store / "alpha" if path.name.startswith("alpha-") else store
+        target.mkdir(exist_ok=True)
+        shutil.copy2(path, target / path.name)
+
+
+# -- live servers ---------------------------------------------------------------------------
+
+@dataclass
+class LiveServer:
+    proc: subprocess.Popen
+    url: str
+    store: Path
+    data_dir: Path
+    log_path: Path
+    banner: list[str]
+
+    @property
+    def index_url(self) -> str:
+        return f"{self.url}/simple/"
+
+    def stop(self, sig: int = signal.SIGTERM) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+    def log(self) -> str:
+        return self.log_path.read_text()
+
+
+def start_server(store: Path, data_dir: Path, *args: str, env: dict | None = None,
+                 config: Path | None = None) -> LiveServer:
+    log_path = data_dir.parent / f"{data_dir.name}-server.log"
+    data_dir.parent.mkdir(parents=True, exist_ok=True)
+    cmd = [sys.executable, "-m", "privindex", "serve", "--port", "0", "--store", str(store),
+           "--data-dir", str(data_dir), *args]
+    if config:
+        cmd += ["--config", str(config)]
+    base_env = {k: v for k, v in os.environ.items() if not k.startswith("PRIVINDEX_")}
+    base_env.update(env or {})
+    with open(log_path, "a") as log_file:
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log_file, text=True, env=base_env)
+    banner: list[str] = []
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            raise AssertionError(f"server exited early:\n{log_path.read_text()}")
+        banner.append(line.rstrip("\n"))
+        if line.startswith("listening on "):
+            url = line.split()[2].rstrip("/")
+            server = LiveServer(proc, url, store, data_dir, log_path, banner)
+            # keep reading stdout so the pipe never fills
+            threading.Thread(target=lambda: banner.extend(l.rstrip("\n") for l in proc.stdout),
+                             daemon=True).start()
+            wait_until(lambda: http_status(f"{url}/health") == 200, 10)
+            return server
+    proc.kill()
+    raise AssertionError("server did not start within 60 s")
+
+
+def http_status(url: str) -> int | None:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            return resp.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+    except OSError:
+        return None
+
+
+def wait_until(predicate, timeout: float, interval: float = 0.05) -> float:
+    """Poll predicate until true; returns the seconds it took, fails after timeout."""
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        if predicate():
+            return time.monotonic() - start
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout} s")
+
+
+@pytest.fixture(scope="session")
+def read_server(tmp_path_factory, dists) -> LiveServer:
+    """A server over a store holding every test distribution; tests must not change it."""
+    base = tmp_path_factory.mktemp("read-server")
+    populate(base / "store", dists)
+    server = start_server(base / "store", base / "data")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def fresh_server(tmp_path, dists):
+    """A server of the test's own, over a populated store it may change; stopped at the end."""
+    servers: list[LiveServer] = []
+
+    def make(*args: str, populated: bool = True, **kwargs) -> LiveServer:
+        store = tmp_path / "store"
+        if populated and not store.exists():
+            populate(store, dists)
+        server = start_server(store, tmp_path / "data", *args, **kwargs)
+        servers.append(server)
+        return server
+
+    yield make
+    for server in servers:
+        server.stop()
