@@ -8,16 +8,20 @@ from typing import Callable, Iterable
 
 from flask import Flask, jsonify
 
-from privindex import __version__
+from privindex import __version__, upload
+from privindex.accounts import TokenRejected, authenticate_token
+from privindex.auth.tokens import MalformedAuthorization, read_authorization
 from privindex.config import Settings
 from privindex.db import open_database
 from privindex.index import Index, Progress
 from privindex.simple import SimpleAPI
 from privindex.store import Store
+from privindex.upload import UploadRequest
 
 log = logging.getLogger(__name__)
 
 FAST_PREFIXES = ("/simple", "/packages/")
+FORM_OVERHEAD = 1024 * 1024
 
 
 @dataclass
@@ -31,9 +35,11 @@ class Services:
 
 def create_app(settings: Settings, progress: Progress | None = None) -> Flask:
     app = Flask(__name__)
-    app.config["MAX_CONTENT_LENGTH"] = settings.max_upload_bytes + 1024 * 1024
+    app.request_class = UploadRequest
+    # the file itself is held to max_upload_bytes; the rest of the form gets 1 MiB
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_upload_bytes + FORM_OVERHEAD
 
-    open_database(settings.data_dir / "privindex.sqlite3")
+    open_database(settings.database_path)
     store = Store(settings.store)
     store.root.mkdir(parents=True, exist_ok=True)
     leftovers = store.remove_stale_temp_files()
@@ -51,9 +57,24 @@ def create_app(settings: Settings, progress: Progress | None = None) -> Flask:
             projects=len(index.project_list()), files=index.file_count(),
         )
 
-    simple_api = SimpleAPI(index, page_cache_size=settings.page_cache_size)
+    app.register_blueprint(upload.bp)
+
+    read_guard = token_reader if settings.read_access == "token" else None
+    simple_api = SimpleAPI(index, page_cache_size=settings.page_cache_size, read_guard=read_guard)
     app.wsgi_app = _route_read_path(simple_api, app.wsgi_app)  # type: ignore[method-assign]
     return app
+
+
+def token_reader(environ: dict) -> bool:
+    """Whether a read request carries a valid token (any scope, read-only included)."""
+    try:
+        credentials = read_authorization(environ.get("HTTP_AUTHORIZATION"))
+        if credentials is None or not credentials.is_token:
+            return False
+        authenticate_token(credentials.secret)
+        return True
+    except (MalformedAuthorization, TokenRejected):
+        return False
 
 
 def _route_read_path(fast: Callable, flask_app: Callable) -> Callable:

@@ -66,3 +66,238 @@ def serve(settings: Settings) -> None:
              "is another server running there? Choose another --port.")
     except RuntimeError as exc:
         fail(str(exc))
+
+
+# -- accounts ------------------------------------------------------------------------------------
+
+def open_data(settings: Settings) -> None:
+    from privindex.db import open_database
+
+    try:
+        open_database(settings.database_path)
+    except (RuntimeError, OSError) as exc:
+        fail(f"cannot open the database in {settings.data_dir}: {exc}")
+
+
+def account_command(group: click.Group, *args, **kwargs) -> Callable:
+    """A subcommand that opens the database and turns AccountError into one clear line."""
+
+    def decorate(fn: Callable) -> Callable:
+        @functools.wraps(fn)
+        def wrapper(settings: Settings, **params: Any):
+            from privindex.accounts import AccountError
+
+            open_data(settings)
+            try:
+                return fn(**params)
+            except AccountError as exc:
+                fail(str(exc))
+
+        return group.command(*args, **kwargs)(settings_options(wrapper))
+
+    return decorate
+
+
+def read_password(password_stdin: bool) -> str:
+    if password_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    if not sys.stdin.isatty():
+        fail("no terminal to ask for the password on; pipe it in with --password-stdin")
+    return click.prompt("Password", hide_input=True, confirmation_prompt=True)
+
+
+@main.group()
+def user() -> None:
+    """Manage users."""
+
+
+@account_command(user, "add")
+@click.argument("name")
+@click.option("--admin", is_flag=True, help="May manage every project and user.")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+def user_add(name: str, admin: bool, password_stdin: bool) -> None:
+    """Create a user (asks for the password twice unless it is piped in)."""
+    from privindex import accounts, audit
+
+    new = accounts.create_user(name, read_password(password_stdin), audit.CLI, is_admin=admin)
+    click.echo(f"created {'admin ' if admin else ''}user {new.username}", err=True)
+
+
+@account_command(user, "list")
+def user_list() -> None:
+    """List users."""
+    from privindex import accounts
+
+    for u in accounts.list_users():
+        flags = [f for f, on in (("admin", u.is_admin), ("disabled", u.is_disabled),
+                                 ("2fa", bool(u.totp_secret) or u.security_keys.count() > 0)) if on]
+        click.echo(f"{u.username}\t{','.join(flags) or '-'}\tcreated {_day(u.created_at)}"
+                   f"\tlast login {_day(u.last_login_at)}")
+
+
+@account_command(user, "disable")
+@click.argument("name")
+def user_disable(name: str) -> None:
+    """Disable a user: no sign-in, and their tokens stop working at once."""
+    from privindex import accounts, audit
+
+    accounts.set_disabled(accounts.get_user(name), True, audit.CLI)
+    click.echo(f"disabled {name}", err=True)
+
+
+@account_command(user, "enable")
+@click.argument("name")
+def user_enable(name: str) -> None:
+    """Enable a disabled user again."""
+    from privindex import accounts, audit
+
+    accounts.set_disabled(accounts.get_user(name), False, audit.CLI)
+    click.echo(f"enabled {name}", err=True)
+
+
+@account_command(user, "set-password")
+@click.argument("name")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+def user_set_password(name: str, password_stdin: bool) -> None:
+    """Set a user's password (ends their web sessions)."""
+    from privindex import accounts, audit
+
+    target = accounts.get_user(name)
+    accounts.set_password(target, read_password(password_stdin), audit.CLI)
+    click.echo(f"password of {target.username} changed", err=True)
+
+
+@main.group()
+def token() -> None:
+    """Manage API tokens (for twine, pip and CI)."""
+
+
+@account_command(token, "create")
+@click.argument("name")
+@click.option("--project", "project_names", multiple=True, metavar="P",
+              help="Limit the token to this project (repeatable); default: all the user's projects.")
+@click.option("--read-only", is_flag=True, help="May read a private index, may not upload.")
+@click.option("--expires", type=click.IntRange(min=1), metavar="DAYS", help="Expire after DAYS days.")
+@click.option("--description", default="", help="What the token is for.")
+def token_create(name: str, project_names: tuple[str, ...], read_only: bool, expires: int | None,
+                 description: str) -> None:
+    """Create a token for user NAME and print it (only this once) on standard output."""
+    from privindex import accounts, audit
+
+    row, secret = accounts.create_token(accounts.get_user(name), audit.CLI, description=description,
+                                        projects=list(project_names), read_only=read_only,
+                                        expires_days=expires)
+    click.echo(secret)
+    click.echo(f"token {row.id} created for {name}; it is shown only once. Use it with "
+               "username __token__.", err=True)
+
+
+@account_command(token, "list")
+@click.argument("name", required=False)
+def token_list(name: str | None) -> None:
+    """List tokens (all, or user NAME's). Secrets are never shown."""
+    from privindex import accounts
+
+    owner = accounts.get_user(name) if name else None
+    click.echo("id\tuser\tprefix\tstatus\tscope\tcreated\texpires\tlast used\tdescription")
+    for t in accounts.list_tokens(owner):
+        scope = "all projects" if t.all_projects else ",".join(
+            sorted(link.project.name for link in t.project_links))
+        if t.read_only:
+            scope += " (read-only)"
+        click.echo(f"{t.id}\t{t.user.username}\t{t.prefix}…\t{accounts.token_status(t)}\t{scope}\t"
+                   f"{_day(t.created_at)}\t{_day(t.expires_at)}\t{_day(t.last_used_at)}\t{t.description}")
+
+
+@account_command(token, "revoke")
+@click.argument("token_id", type=int)
+def token_revoke(token_id: int) -> None:
+    """Revoke token TOKEN_ID (see token list); it stops working at once."""
+    from privindex import accounts, audit
+
+    revoked = accounts.revoke_token(token_id, audit.CLI)
+    click.echo(f"token {revoked.id} of {revoked.user.username} revoked", err=True)
+
+
+@main.group()
+def project() -> None:
+    """Projects and who may upload to them."""
+
+
+@account_command(project, "list")
+def project_list() -> None:
+    """List projects with their owners and maintainers."""
+    from privindex import projects
+
+    click.echo("project\tfiles\towners\tmaintainers")
+    for p in projects.list_projects():
+        click.echo(f"{p.name}\t{p.files}\t{','.join(p.owners) or '(no owner)'}\t{','.join(p.maintainers) or '-'}")
+
+
+@account_command(project, "add-maintainer")
+@click.argument("project_name")
+@click.argument("username")
+def project_add_maintainer(project_name: str, username: str) -> None:
+    """Let USERNAME upload to PROJECT_NAME."""
+    from privindex import audit, projects
+
+    projects.set_role(project_name, username, "maintainer", audit.CLI)
+    click.echo(f"{username} maintains {project_name}", err=True)
+
+
+@account_command(project, "remove-maintainer")
+@click.argument("project_name")
+@click.argument("username")
+def project_remove_maintainer(project_name: str, username: str) -> None:
+    """Take away USERNAME's maintainer role on PROJECT_NAME."""
+    from privindex import audit, projects
+
+    projects.remove_role(project_name, username, audit.CLI, role="maintainer")
+    click.echo(f"{username} no longer maintains {project_name}", err=True)
+
+
+@account_command(project, "set-owner")
+@click.argument("project_name")
+@click.argument("username")
+def project_set_owner(project_name: str, username: str) -> None:
+    """Make USERNAME an owner of PROJECT_NAME (other owners stay)."""
+    from privindex import audit, projects
+
+    projects.set_role(project_name, username, "owner", audit.CLI)
+    click.echo(f"{username} owns {project_name}", err=True)
+
+
+@main.command("audit")
+@settings_options
+@click.option("--user", "username", help="Events done by or to this user.")
+@click.option("--project", "project_name", help="Events about this project.")
+@click.option("--since", type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S"]),
+              help="Only events at or after this UTC date (YYYY-MM-DD[THH:MM:SS]).")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+def audit_command(settings: Settings, username: str | None, project_name: str | None, since,
+                  as_json: bool) -> None:
+    """Show the audit trail, newest first."""
+    import calendar
+    import json
+
+    from packaging.utils import canonicalize_name
+
+    from privindex import audit
+
+    open_data(settings)
+    since_ts = calendar.timegm(since.timetuple()) if since else None
+    events = audit.query(username=username.lower() if username else None,
+                         project=canonicalize_name(project_name) if project_name else None, since=since_ts)
+    for event in events:
+        row = audit.as_dict(event)
+        if as_json:
+            click.echo(json.dumps(row, sort_keys=True))
+        else:
+            click.echo(f"{row['time']}\t{row['tag']}\t{row['actor'] or '-'}\t{row['subject'] or '-'}\t"
+                       f"{row['project'] or '-'}\t{row['ip'] or '-'}\t{json.dumps(row['details'], sort_keys=True)}")
+
+
+def _day(timestamp: float | None) -> str:
+    import time
+
+    return time.strftime("%Y-%m-%d %H:%M", time.gmtime(timestamp)) if timestamp else "-"

@@ -64,6 +64,10 @@ class Settings:
         return f"http://{host}:{self.port}"
 
     @property
+    def database_path(self) -> Path:
+        return self.data_dir / "privindex.sqlite3"
+
+    @property
     def max_upload_bytes(self) -> int:
         return self.max_upload_mb * 1024 * 1024
 

@@ -34,4 +34,110 @@ def v1_files(db: peewee.SqliteDatabase) -> None:
     db.execute_sql("CREATE INDEX dist_file_project ON dist_file (project)")
 
 
-MIGRATIONS = [v1_files]
+def v2_accounts(db: peewee.SqliteDatabase) -> None:
+    """Users, second factors, API tokens, projects and roles, the audit trail, and the
+    short-lived server-side state of sign-ins (pending logins, WebAuthn challenges)."""
+    statements = [
+        """CREATE TABLE user (
+            id INTEGER PRIMARY KEY,
+            username TEXT NOT NULL UNIQUE,
+            password_hash TEXT,
+            is_admin INTEGER NOT NULL DEFAULT 0,
+            is_disabled INTEGER NOT NULL DEFAULT 0,
+            created_at REAL NOT NULL,
+            last_login_at REAL,
+            session_version INTEGER NOT NULL DEFAULT 1,
+            webauthn_user_handle BLOB NOT NULL,
+            totp_secret TEXT,
+            totp_last_counter INTEGER,
+            totp_enabled_at REAL
+        )""",
+        """CREATE TABLE security_key (
+            id INTEGER PRIMARY KEY,
+            user_id INTEGER NOT NULL REFERENCES user (id) ON DELETE CASCADE,
+            label TEXT NOT NULL,
+            credential_id BLOB NOT NULL UNIQUE,
+            public_key BLOB NOT NULL,
+            sign_count INTEGER NOT NULL DEFAULT 0,
+            transports TEXT NOT NULL DEFAULT '[]',
+            aaguid TEXT NOT NULL DEFAULT '',
+            created_at REAL NOT NULL,
+            last_used_at REAL,
+            UNIQUE (user_id, label)
+        )""",
+        """CREATE TABLE recovery_code (
+            id INTEGER PRIMARY KEY,
+            user_id INTEGER NOT NULL REFERENCES user (id) ON DELETE CASCADE,
+            code_hash TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            used_at REAL
+        )""",
+        "CREATE INDEX recovery_code_user ON recovery_code (user_id)",
+        """CREATE TABLE project (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE,
+            created_at REAL NOT NULL
+        )""",
+        """CREATE TABLE project_role (
+            id INTEGER PRIMARY KEY,
+            project_id INTEGER NOT NULL REFERENCES project (id) ON DELETE CASCADE,
+            user_id INTEGER NOT NULL REFERENCES user (id) ON DELETE CASCADE,
+            role TEXT NOT NULL CHECK (role IN ('owner', 'maintainer')),
+            UNIQUE (project_id, user_id)
+        )""",
+        """CREATE TABLE api_token (
+            id INTEGER PRIMARY KEY,
+            user_id INTEGER NOT NULL REFERENCES user (id) ON DELETE CASCADE,
+            token_hash TEXT NOT NULL UNIQUE,
+            prefix TEXT NOT NULL,
+            description TEXT NOT NULL DEFAULT '',
+            read_only INTEGER NOT NULL DEFAULT 0,
+            all_projects INTEGER NOT NULL DEFAULT 1,
+            created_at REAL NOT NULL,
+            last_used_at REAL,
+            expires_at REAL,
+            revoked_at REAL
+        )""",
+        "CREATE INDEX api_token_user ON api_token (user_id)",
+        """CREATE TABLE token_project (
+            id INTEGER PRIMARY KEY,
+            token_id INTEGER NOT NULL REFERENCES api_token (id) ON DELETE CASCADE,
+            project_id INTEGER NOT NULL REFERENCES project (id) ON DELETE CASCADE,
+            UNIQUE (token_id, project_id)
+        )""",
+        """CREATE TABLE audit_event (
+            id INTEGER PRIMARY KEY,
+            ts REAL NOT NULL,
+            tag TEXT NOT NULL,
+            actor_id INTEGER REFERENCES user (id),
+            actor TEXT,
+            subject TEXT,
+            project TEXT,
+            ip TEXT,
+            user_agent TEXT,
+            token_id INTEGER,
+            details TEXT NOT NULL DEFAULT '{}'
+        )""",
+        "CREATE INDEX audit_event_ts ON audit_event (ts)",
+        "CREATE INDEX audit_event_actor ON audit_event (actor_id)",
+        "CREATE INDEX audit_event_project ON audit_event (project)",
+        # An audit trail is append-only: the database itself refuses edits and deletions.
+        """CREATE TRIGGER audit_event_no_update BEFORE UPDATE ON audit_event
+           BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END""",
+        """CREATE TRIGGER audit_event_no_delete BEFORE DELETE ON audit_event
+           BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END""",
+        """CREATE TABLE pending_auth (
+            id INTEGER PRIMARY KEY,
+            key_hash TEXT NOT NULL UNIQUE,
+            user_id INTEGER NOT NULL REFERENCES user (id) ON DELETE CASCADE,
+            purpose TEXT NOT NULL,
+            challenge BLOB,
+            data TEXT NOT NULL DEFAULT '{}',
+            expires_at REAL NOT NULL
+        )""",
+    ]
+    for statement in statements:
+        db.execute_sql(statement)
+
+
+MIGRATIONS = [v1_files, v2_accounts]

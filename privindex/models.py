@@ -32,3 +32,96 @@ class DistFile(BaseModel):
     upload_time = peewee.FloatField()
     yanked = peewee.BooleanField(default=False)
     yanked_reason = peewee.TextField(default="")
+
+
+class User(BaseModel):
+    """A person. Usernames are stored lower-case; machines act through ApiToken."""
+
+    username = peewee.TextField(unique=True)
+    password_hash = peewee.TextField(null=True)  # None until the user sets one
+    is_admin = peewee.BooleanField(default=False)
+    is_disabled = peewee.BooleanField(default=False)
+    created_at = peewee.FloatField()
+    last_login_at = peewee.FloatField(null=True)
+    session_version = peewee.IntegerField(default=1)  # bumped to end every web session
+    webauthn_user_handle = peewee.BlobField()
+    totp_secret = peewee.TextField(null=True)
+    totp_last_counter = peewee.IntegerField(null=True)
+    totp_enabled_at = peewee.FloatField(null=True)
+
+
+class SecurityKey(BaseModel):
+    user = peewee.ForeignKeyField(User, backref="security_keys", on_delete="CASCADE")
+    label = peewee.TextField()
+    credential_id = peewee.BlobField(unique=True)
+    public_key = peewee.BlobField()
+    sign_count = peewee.IntegerField(default=0)
+    transports = peewee.TextField(default="[]")
+    aaguid = peewee.TextField(default="")
+    created_at = peewee.FloatField()
+    last_used_at = peewee.FloatField(null=True)
+
+
+class RecoveryCode(BaseModel):
+    user = peewee.ForeignKeyField(User, backref="recovery_codes", on_delete="CASCADE")
+    code_hash = peewee.TextField()
+    created_at = peewee.FloatField()
+    used_at = peewee.FloatField(null=True)
+
+
+class Project(BaseModel):
+    """A project someone has rights on. Projects that exist only as files have no row."""
+
+    name = peewee.TextField(unique=True)  # normalized
+    created_at = peewee.FloatField()
+
+
+class ProjectRole(BaseModel):
+    project = peewee.ForeignKeyField(Project, backref="roles", on_delete="CASCADE")
+    user = peewee.ForeignKeyField(User, backref="roles", on_delete="CASCADE")
+    role = peewee.TextField()  # 'owner' or 'maintainer'
+
+
+class ApiToken(BaseModel):
+    """Only the SHA-256 of the token is stored; prefix is what lists show."""
+
+    user = peewee.ForeignKeyField(User, backref="tokens", on_delete="CASCADE")
+    token_hash = peewee.TextField(unique=True)
+    prefix = peewee.TextField()
+    description = peewee.TextField(default="")
+    read_only = peewee.BooleanField(default=False)
+    all_projects = peewee.BooleanField(default=True)
+    created_at = peewee.FloatField()
+    last_used_at = peewee.FloatField(null=True)
+    expires_at = peewee.FloatField(null=True)
+    revoked_at = peewee.FloatField(null=True)
+
+
+class TokenProject(BaseModel):
+    token = peewee.ForeignKeyField(ApiToken, backref="project_links", on_delete="CASCADE")
+    project = peewee.ForeignKeyField(Project, on_delete="CASCADE")
+
+
+class AuditEvent(BaseModel):
+    ts = peewee.FloatField()
+    tag = peewee.TextField()
+    actor_id = peewee.IntegerField(null=True)
+    actor = peewee.TextField(null=True)
+    subject = peewee.TextField(null=True)
+    project = peewee.TextField(null=True)
+    ip = peewee.TextField(null=True)
+    user_agent = peewee.TextField(null=True)
+    token_id = peewee.IntegerField(null=True)
+    details = peewee.TextField(default="{}")
+
+
+class PendingAuth(BaseModel):
+    """Server-side, single-use, expiring state: a half-finished sign-in, a WebAuthn
+    challenge, a password set-up link. Found by the hash of a random key."""
+
+    key_hash = peewee.TextField(unique=True)
+    user = peewee.ForeignKeyField(User, on_delete="CASCADE")
+    purpose = peewee.TextField()
+    challenge = peewee.BlobField(null=True)
+    data = peewee.TextField(default="{}")
+    expires_at = peewee.FloatField()

@@ -47,6 +47,9 @@ def serve(settings: Settings, echo: Callable[..., None]) -> None:
     index = app.extensions["privindex"].index
     server = waitress.create_server(
         app, host=settings.host, port=settings.port, threads=settings.threads, ident="privindex",
+        # waitress spools bodies to disk past 512 KiB; let a too-large upload reach the app,
+        # which answers with a message twine shows, instead of waitress's bare 413
+        max_request_body_size=settings.max_upload_bytes + 16 * 1024 * 1024,
     )
     settings = replace(settings, port=int(server.effective_port))
     app.extensions["privindex"].settings = settings

@@ -12,8 +12,10 @@ import hashlib
 import io
 import logging
 import os
+import secrets
 import stat
 import tarfile
+import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -79,23 +81,25 @@ class FileFacts:
     mtime_ns: int
     sha256: str
     name: str  # project name as the metadata spells it
+    version: str | None  # as the metadata gives it
     requires_python: str | None
     metadata: bytes | None  # a wheel's METADATA, served for PEP 658
     metadata_sha256: str | None
 
 
-def read_facts(path: Path, filename: str | None = None) -> FileFacts:
-    """Hash the file and extract its core metadata, reading it once where it is small."""
+def read_facts(path: Path, filename: str | None = None, sha256: str | None = None) -> FileFacts:
+    """Hash the file (unless the hash is known) and extract its core metadata, reading
+    the file once where it is small."""
     filename = filename or path.name
     name, _version = parse_filename(filename)
     with open(path, "rb") as fh:
         st = os.fstat(fh.fileno())
         if st.st_size <= READ_ONCE_LIMIT:
             data = fh.read()
-            sha256 = hashlib.sha256(data).hexdigest()
+            sha256 = sha256 or hashlib.sha256(data).hexdigest()
             source: BinaryIO = io.BytesIO(data)
         else:
-            sha256 = hash_stream(fh)
+            sha256 = sha256 or hash_stream(fh)
             fh.seek(0)
             source = fh
         raw = _core_metadata(source, filename)
@@ -106,6 +110,7 @@ def read_facts(path: Path, filename: str | None = None) -> FileFacts:
         mtime_ns=st.st_mtime_ns,
         sha256=sha256,
         name=fields.get("name") or name,
+        version=fields.get("version"),
         requires_python=fields.get("requires_python") or None,
         metadata=raw if is_wheel else None,
         metadata_sha256=hashlib.sha256(raw).hexdigest() if is_wheel else None,
@@ -155,6 +160,47 @@ def _bounded(fh: BinaryIO | None, declared: int) -> bytes:
     if len(data) > MAX_METADATA_BYTES:
         raise InvalidDistribution("core metadata is larger than 4 MiB")
     return data
+
+
+class UploadTooLarge(ValueError):
+    """More bytes arrived than the upload limit allows."""
+
+
+class IncomingFile:
+    """A temporary file inside the store that hashes what is written to it.
+
+    Werkzeug streams an uploaded file part straight into it, so the upload is never held
+    in memory and is hashed on the way in. It is hidden (ignored by the index), deleted
+    on close, and any copy left by a crash is removed at start-up.
+    """
+
+    def __init__(self, folder: Path, limit: int):
+        self._file = tempfile.NamedTemporaryFile(dir=folder, prefix=UPLOAD_TEMP_PREFIX, suffix=".tmp")
+        self.limit = limit
+        self.size = 0
+        self._hashes = {
+            "sha256": hashlib.sha256(),
+            "blake2_256": hashlib.blake2b(digest_size=32),
+            "md5": hashlib.md5(usedforsecurity=False),
+        }
+
+    def write(self, data: bytes) -> int:
+        self.size += len(data)
+        if self.size > self.limit:
+            raise UploadTooLarge(f"the file is larger than the {self.limit // (1024 * 1024)} MiB limit")
+        for digest in self._hashes.values():
+            digest.update(data)
+        return self._file.write(data)
+
+    def digests(self) -> dict[str, str]:
+        return {name: digest.hexdigest() for name, digest in self._hashes.items()}
+
+    @property
+    def path(self) -> Path:
+        return Path(self._file.name)
+
+    def __getattr__(self, name: str):  # read, seek, tell, flush, fileno, close ...
+        return getattr(self._file, name)
 
 
 class Store:
@@ -221,6 +267,30 @@ class Store:
             return os.stat(self.full_path(reldir) if reldir else self.root).st_mtime_ns
         except OSError:
             return None
+
+    def incoming(self, limit: int) -> IncomingFile:
+        self.root.mkdir(parents=True, exist_ok=True)
+        return IncomingFile(self.root, limit)
+
+    def publish(self, incoming: IncomingFile, relpath: str, replace: bool = False) -> None:
+        """Make a complete incoming file visible at relpath, atomically and durably.
+
+        The data is fsynced before the new name appears. Without replace, a hard link
+        creates the name only if it does not exist (FileExistsError otherwise), so of two
+        concurrent uploads of one filename exactly one wins.
+        """
+        incoming.flush()
+        os.fchmod(incoming.fileno(), 0o644)
+        os.fsync(incoming.fileno())
+        target = self.full_path(relpath)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if replace:
+            staging = target.parent / f"{UPLOAD_TEMP_PREFIX}{secrets.token_hex(8)}.tmp"
+            os.link(incoming.path, staging)
+            os.replace(staging, target)
+        else:
+            os.link(incoming.path, target)
+        _fsync_dir(target.parent)
 
     def remove(self, relpath: str) -> None:
         os.unlink(self.full_path(relpath))

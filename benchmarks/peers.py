@@ -1,0 +1,279 @@
+"""The servers under test: how to install, load, start and stop each, on the same files.
+
+Each peer gets a virtualenv of its own under .cache/venvs (pip from PyPI), so its
+dependencies never touch privindex's. privindex itself runs from the current checkout
+with the interpreter running this script. Every server listens on 127.0.0.1 only.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+VENVS = {
+    # pypiserver picks waitress through bottle's "auto" server when it is installed;
+    # [cache] brings watchdog, which the cached-dir backend needs.
+    "pypiserver": ["pypiserver[cache]>=2.4,<2.5", "waitress"],
+    "devpi": ["devpi-server>=6,<7"],
+    "tools": ["pip>=24", "twine", "py-spy"],
+}
+DEVPI_USER, DEVPI_PASSWORD, DEVPI_INDEX = "bench", "bench-password", "dev"
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """No PIP_*/TWINE_*/PRIVINDEX_* settings leak into a client or server."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "TWINE_", "PRIVINDEX_"))}
+    env.update(PIP_CONFIG_FILE=os.devnull, **extra)
+    return env
+
+
+def ensure_venv(cache: Path, name: str, log=print) -> Path:
+    """The bin/ folder of .cache/venvs/<name>, created and filled on first use."""
+    venv = cache / "venvs" / name
+    marker = venv / "installed.txt"
+    wanted = "\n".join(VENVS[name])
+    if not marker.exists() or marker.read_text() != wanted:
+        log(f"creating the {name} virtualenv in {venv} ...")
+        subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
+        # pip's machine-wide config (mirrors, certificates) is fine for installing.
+        subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q", *VENVS[name]],
+                       check=True, stdout=subprocess.DEVNULL)
+        marker.write_text(wanted)
+    return venv / "bin"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def http(method: str, url: str, body: bytes | None = None, headers: dict | None = None,
+         timeout: float = 30) -> tuple[int, dict, bytes]:
+    req = urllib.request.Request(url, data=body, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            return resp.status, dict(resp.headers), resp.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, dict(exc.headers), exc.read()
+
+
+# -- the servers -------------------------------------------------------------------------------
+
+@dataclass
+class Server:
+    """How to start one server; `project` is a path template with {name}."""
+
+    name: str
+    argv: list[str]
+    port: int
+    root: str = "/simple/"
+    project: str = "/simple/{name}/"
+    env: dict | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+@dataclass
+class Running:
+    server: Server
+    proc: subprocess.Popen
+    start_seconds: float  # process start -> first 200 from the Simple API root
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+
+def launch(server: Server, log_path: Path, timeout: float = 900) -> Running:
+    """Start the process and poll its Simple API root until it answers 200."""
+    log_file = open(log_path, "ab")
+    started = time.monotonic()
+    proc = subprocess.Popen(server.argv, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                            env=server.env or clean_env(), start_new_session=True)
+    log_file.close()
+    url = server.base + server.root
+    while time.monotonic() - started < timeout:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{server.name} exited with {proc.returncode}; see {log_path}")
+        try:
+            if http("GET", url, timeout=5)[0] == 200:
+                return Running(server, proc, round(time.monotonic() - started, 3))
+        except OSError:
+            pass
+        time.sleep(0.01)
+    stop(Running(server, proc, 0))
+    raise RuntimeError(f"{server.name} did not answer {url} within {timeout} s; see {log_path}")
+
+
+def stop(running: Running) -> None:
+    """SIGTERM to the process group we created for it (never by name), SIGKILL if it lingers."""
+    if running.proc.poll() is None:
+        os.killpg(running.proc.pid, signal.SIGTERM)
+        try:
+            running.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(running.proc.pid, signal.SIGKILL)
+            running.proc.wait()
+
+
+def privindex(store: Path, data_dir: Path) -> Server:
+    port = free_port()
+    env = clean_env(PYTHONPATH=str(REPO))  # the checkout, whatever is installed
+    return Server("privindex", [sys.executable, "-m", "privindex", "serve", "--store", str(store),
+                                "--data-dir", str(data_dir), "--port", str(port)], port, env=env)
+
+
+def pypiserver(bin_dir: Path, store: Path, backend: str) -> Server:
+    port = free_port()
+    name = "pypiserver" if backend == "simple-dir" else f"pypiserver-{backend.split('-')[0]}"
+    return Server(name, [str(bin_dir / "pypi-server"), "run", "-p", str(port), "-i", "127.0.0.1",
+                         "--backend", backend, "-a", ".", "-P", ".", "--disable-fallback", str(store)],
+                  port)
+
+
+def devpi(bin_dir: Path, serverdir: Path, index: str = f"{DEVPI_USER}/{DEVPI_INDEX}") -> Server:
+    port = free_port()
+    return Server("devpi", [str(bin_dir / "devpi-server"), "--serverdir", str(serverdir),
+                            "--host", "127.0.0.1", "--port", str(port)], port,
+                  root=f"/{index}/+simple/", project=f"/{index}/+simple/{{name}}/")
+
+
+def nginx(workdir: Path, store: Path, root_page: bytes, project_page: bytes) -> Server:
+    """nginx over the same folder, with one pre-rendered project page for every project.
+
+    The static ceiling: what serving pages and files costs with no application at all.
+    """
+    port = free_port()
+    pages = workdir / "pages"
+    pages.mkdir(parents=True, exist_ok=True)
+    (pages / "root.html").write_bytes(root_page)
+    (pages / "project.html").write_bytes(project_page)
+    conf = workdir / "nginx.conf"
+    user = "user root;\n" if os.geteuid() == 0 else ""
+    temp = "\n".join(f"  {kind}_temp_path {workdir}/tmp-{kind};"
+                     for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+    conf.write_text(f"""{user}daemon off;
+worker_processes auto;
+pid {workdir}/nginx.pid;
+error_log {workdir}/error.log warn;
+events {{ worker_connections 1024; }}
+http {{
+  include /etc/nginx/mime.types;
+  access_log off;
+  sendfile on;
+  tcp_nopush on;
+  keepalive_requests 1000000;
+{temp}
+  server {{
+    listen 127.0.0.1:{port};
+    location = /simple/ {{ root {pages}; default_type text/html; try_files /root.html =404; }}
+    location /simple/ {{ root {pages}; default_type text/html; try_files /project.html =404; }}
+    location /packages/ {{ alias {store}/; }}
+  }}
+}}
+""")
+    return Server("nginx", ["nginx", "-c", str(conf), "-p", str(workdir), "-e", str(workdir / "error.log")],
+                  port, notes=["nginx serves one pre-rendered project page for every /simple/<project>/"])
+
+
+# -- devpi: upload the store once into a private index, keep the server folder ------------------
+
+def devpi_auth_header(base: str, user: str, password: str) -> dict:
+    """Log in through devpi's API and return the X-Devpi-Auth header its token makes."""
+    status, _h, body = http("POST", f"{base}/+login", json.dumps({"user": user, "password": password}).encode(),
+                            {"Content-Type": "application/json", "Accept": "application/json"})
+    if status != 200:
+        raise RuntimeError(f"devpi login failed: {status} {body[:300]!r}")
+    token = json.loads(body)["result"]["password"]
+    return {"X-Devpi-Auth": base64.b64encode(f"{user}:{token}".encode()).decode()}
+
+
+def devpi_create_index(base: str, index: str = DEVPI_INDEX) -> dict:
+    """A user and a private index with no bases (nothing ever goes to PyPI); returns auth."""
+    json_headers = {"Content-Type": "application/json", "Accept": "application/json"}
+    status, _h, body = http("PUT", f"{base}/{DEVPI_USER}",
+                            json.dumps({"password": DEVPI_PASSWORD, "email": "bench@example.invalid"}).encode(),
+                            json_headers)
+    if status not in (201, 409):
+        raise RuntimeError(f"devpi user creation failed: {status} {body[:300]!r}")
+    auth = devpi_auth_header(base, DEVPI_USER, DEVPI_PASSWORD)
+    status, _h, body = http("PUT", f"{base}/{DEVPI_USER}/{index}",
+                            json.dumps({"type": "stage", "bases": [], "volatile": True}).encode(),
+                            {**json_headers, **auth})
+    if status not in (200, 201, 409):
+        raise RuntimeError(f"devpi index creation failed: {status} {body[:300]!r}")
+    return auth
+
+
+def _name_version(filename: str) -> tuple[str, str]:
+    stem = filename[: -len(".tar.gz")] if filename.endswith(".tar.gz") else filename
+    name, version = stem.split("-")[:2]
+    return name.replace("_", "-"), version
+
+
+def devpi_upload(base: str, auth: dict, path: Path, index: str = DEVPI_INDEX) -> None:
+    """The legacy upload protocol (what twine speaks), with devpi's login token."""
+    name, version = _name_version(path.name)
+    boundary = uuid.uuid4().hex
+    parts = []
+    for key, value in ((":action", "file_upload"), ("name", name), ("version", version),
+                       ("protocol_version", "1")):
+        parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{key}"\r\n\r\n{value}\r\n'.encode())
+    parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="content"; filename="{path.name}"\r\n'
+                 f"Content-Type: application/octet-stream\r\n\r\n".encode() + path.read_bytes() + b"\r\n")
+    parts.append(f"--{boundary}--\r\n".encode())
+    status, _h, body = http("POST", f"{base}/{DEVPI_USER}/{index}/", b"".join(parts),
+                            {"Content-Type": f"multipart/form-data; boundary={boundary}", **auth}, timeout=120)
+    if status != 200:
+        raise RuntimeError(f"devpi upload of {path.name} failed: {status} {body[:300]!r}")
+
+
+def devpi_init(bin_dir: Path, serverdir: Path) -> None:
+    subprocess.run([str(bin_dir / "devpi-init"), "--serverdir", str(serverdir), "--no-root-pypi"],
+                   check=True, capture_output=True, env=clean_env())
+
+
+def devpi_loaded(bin_dir: Path, cache: Path, store_folder: Path, key: str, workdir: Path, log=print) -> Path:
+    """A devpi server folder holding every file of the store, built once per store size."""
+    serverdir = cache / f"devpi-{key}"
+    marker = serverdir / "benchmark-loaded.json"
+    if marker.exists():
+        return serverdir
+    if serverdir.exists():
+        import shutil
+        shutil.rmtree(serverdir)
+    files = sorted(store_folder.iterdir())
+    log(f"loading {len(files)} files into devpi (once; kept in {serverdir}) ...")
+    started = time.monotonic()
+    devpi_init(bin_dir, serverdir)
+    server = devpi(bin_dir, serverdir)
+    server.root = "/+api"  # the index does not exist yet
+    running = launch(server, workdir / "devpi-load.log")
+    try:
+        auth = devpi_create_index(running.server.base)
+        with ThreadPoolExecutor(4) as pool:
+            for done, _ in enumerate(pool.map(lambda p: devpi_upload(running.server.base, auth, p), files), 1):
+                if done % 2000 == 0:
+                    log(f"  devpi: {done}/{len(files)} uploaded")
+    finally:
+        stop(running)
+    marker.write_text(json.dumps({"files": len(files), "seconds": round(time.monotonic() - started, 1)}))
+    return serverdir

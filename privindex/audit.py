@@ -1,0 +1,89 @@
+"""The audit trail: who did what, to what, when, from where. Append-only.
+
+Tags (`docs/audit.md` lists them with their details) are `noun:verb` strings from a fixed
+vocabulary, so the trail can be filtered and a typo is an error, not a silent new tag.
+Secrets never enter it: record() refuses detail keys that could carry one.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from typing import Iterable
+
+from privindex.models import AuditEvent, User
+
+TAGS = frozenset({
+    "user:create", "user:disable", "user:enable", "user:password:change",
+    "user:login:success", "user:login:failure", "user:2fa:add", "user:2fa:remove", "user:2fa:reset",
+    "user:recovery-codes:generate", "user:recovery-code:use", "webauthn:sign-count-regression",
+    "token:create", "token:revoke",
+    "project:create", "role:add", "role:remove",
+    "file:add", "file:overwrite", "file:yank", "file:unyank", "file:delete",
+    "upload:refused",
+})
+_SECRET_WORDS = ("password", "secret", "token_value", "code", "otp", "totp")
+
+
+@dataclass(frozen=True)
+class Context:
+    """Where an action comes from: the acting user (None for the CLI), the request."""
+
+    actor: User | None = None
+    ip: str | None = None
+    user_agent: str | None = None
+    token_id: int | None = None
+    via: str = "web"
+
+    def with_actor(self, actor: User | None, token_id: int | None = None) -> "Context":
+        return Context(actor, self.ip, self.user_agent, token_id, self.via)
+
+
+CLI = Context(via="cli")
+
+
+def record(tag: str, ctx: Context, subject: str | None = None, project: str | None = None,
+           **details) -> AuditEvent:
+    if tag not in TAGS:
+        raise ValueError(f"unknown audit tag {tag!r}")
+    for key in details:
+        if any(word in key.lower() for word in _SECRET_WORDS):
+            raise ValueError(f"audit details must not carry secrets ({key!r})")
+    details.setdefault("via", ctx.via)
+    return AuditEvent.create(
+        ts=time.time(), tag=tag,
+        actor_id=ctx.actor.id if ctx.actor else None,
+        actor=ctx.actor.username if ctx.actor else None,
+        subject=subject, project=project, ip=ctx.ip,
+        user_agent=(ctx.user_agent or None) and ctx.user_agent[:300],
+        token_id=ctx.token_id,
+        details=json.dumps(details, sort_keys=True, default=str),
+    )
+
+
+def query(username: str | None = None, project: str | None = None, since: float | None = None,
+          tag: str | None = None, limit: int | None = None) -> Iterable[AuditEvent]:
+    """Newest first. `username` matches events the user did or that were done to them."""
+    events = AuditEvent.select().order_by(AuditEvent.ts.desc(), AuditEvent.id.desc())
+    if username:
+        events = events.where((AuditEvent.actor == username) | (AuditEvent.subject == username))
+    if project:
+        events = events.where(AuditEvent.project == project)
+    if since is not None:
+        events = events.where(AuditEvent.ts >= since)
+    if tag:
+        events = events.where(AuditEvent.tag.startswith(tag))
+    if limit:
+        events = events.limit(limit)
+    return events
+
+
+def as_dict(event: AuditEvent) -> dict:
+    return {
+        "id": event.id,
+        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(event.ts)),
+        "tag": event.tag, "actor": event.actor, "subject": event.subject, "project": event.project,
+        "ip": event.ip, "user_agent": event.user_agent, "token_id": event.token_id,
+        "details": json.loads(event.details),
+    }

@@ -1,0 +1,1 @@
+"""Authentication building blocks, one small module per third-party library or secret kind."""
