@@ -17,6 +17,7 @@ from privindex.index import Index, Progress
 from privindex.simple import SimpleAPI
 from privindex.store import Store
 from privindex.upload import UploadRequest
+from privindex.web import init_web
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +35,7 @@ class Services:
 
 
 def create_app(settings: Settings, progress: Progress | None = None) -> Flask:
-    app = Flask(__name__)
+    app = Flask(__name__, static_folder=None)  # the web blueprint serves its own
     app.request_class = UploadRequest
     # the file itself is held to max_upload_bytes; the rest of the form gets 1 MiB
     app.config["MAX_CONTENT_LENGTH"] = settings.max_upload_bytes + FORM_OVERHEAD
@@ -58,6 +59,7 @@ def create_app(settings: Settings, progress: Progress | None = None) -> Flask:
         )
 
     app.register_blueprint(upload.bp)
+    init_web(app)
 
     read_guard = token_reader if settings.read_access == "token" else None
     simple_api = SimpleAPI(index, page_cache_size=settings.page_cache_size, read_guard=read_guard)

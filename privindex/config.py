@@ -8,11 +8,13 @@ never silently falls back to a default.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import tomllib
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Mapping
+from urllib.parse import urlsplit
 
 ENV_PREFIX = "PRIVINDEX_"
 CONFIG_ENV = ENV_PREFIX + "CONFIG"
@@ -30,7 +32,9 @@ class Settings:
     data_dir: Path = Path("privindex_data")
     threads: int = 8
     public_url: str = ""
+    trusted_proxy: str = ""
     read_access: str = "public"
+    require_2fa: bool = True
     max_upload_mb: int = 100
     overwrite: bool = False
     rescan_interval: float = 1.0
@@ -52,8 +56,17 @@ class Settings:
             raise ConfigError(f"page_cache_size: must be 0 or more, got {self.page_cache_size}")
         if self.log_level.lower() not in ("debug", "info", "warning", "error"):
             raise ConfigError(f"log_level: must be debug, info, warning or error, got {self.log_level!r}")
-        if self.public_url and not self.public_url.startswith(("http://", "https://")):
-            raise ConfigError(f"public_url: must start with http:// or https://, got {self.public_url!r}")
+        if self.public_url:
+            parts = urlsplit(self.public_url)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ConfigError(f"public_url: must look like https://host[:port], got {self.public_url!r}")
+            if _is_ip_address(parts.hostname):
+                raise ConfigError(
+                    f"public_url: {parts.hostname} is an IP address, and browsers refuse an IP address "
+                    "as the domain of a security key (WebAuthn RP ID). Give the server a host name "
+                    "(LAN DNS or /etc/hosts, e.g. https://pypi.example.lan behind an HTTPS reverse "
+                    "proxy), or use http://localhost:<port> on this machine"
+                )
 
     @property
     def base_url(self) -> str:
@@ -64,12 +77,35 @@ class Settings:
         return f"http://{host}:{self.port}"
 
     @property
+    def rp_id(self) -> str:
+        """The WebAuthn relying-party ID: the public URL's host name; keys are bound to it."""
+        return urlsplit(self.base_url).hostname or "localhost"
+
+    @property
+    def origin(self) -> str:
+        """scheme://host[:port] of the public URL, as browsers report it in WebAuthn."""
+        parts = urlsplit(self.base_url)
+        return f"{parts.scheme}://{parts.netloc}"
+
+    @property
+    def secure_cookies(self) -> bool:
+        return self.base_url.startswith("https://")
+
+    @property
     def database_path(self) -> Path:
         return self.data_dir / "privindex.sqlite3"
 
     @property
     def max_upload_bytes(self) -> int:
         return self.max_upload_mb * 1024 * 1024
+
+
+def _is_ip_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+        return True
+    except ValueError:
+        return False
 
 
 _FIELDS = {f.name: f for f in fields(Settings)}

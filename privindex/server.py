@@ -45,8 +45,12 @@ def serve(settings: Settings, echo: Callable[..., None]) -> None:
     configure_logging(settings.log_level)
     app = create_app(settings, progress=progress_printer(lambda line: echo(line, err=True)))
     index = app.extensions["privindex"].index
+    proxy = {}
+    if settings.trusted_proxy:
+        proxy = dict(trusted_proxy=settings.trusted_proxy, clear_untrusted_proxy_headers=True,
+                     trusted_proxy_headers="x-forwarded-for x-forwarded-host x-forwarded-proto")
     server = waitress.create_server(
-        app, host=settings.host, port=settings.port, threads=settings.threads, ident="privindex",
+        app, host=settings.host, port=settings.port, threads=settings.threads, ident="privindex", **proxy,
         # waitress spools bodies to disk past 512 KiB; let a too-large upload reach the app,
         # which answers with a message twine shows, instead of waitress's bare 413
         max_request_body_size=settings.max_upload_bytes + 16 * 1024 * 1024,

@@ -245,3 +245,126 @@ def fresh_server(tmp_path, dists):
     yield make
     for server in servers:
         server.stop()
+
+
+# -- uploads and accounts (through the real clients and the real CLI) ----------------------------
+
+def twine(url: str, token: str, *files: Path | str, extra: tuple[str, ...] = (), username: str = "__token__",
+          check: bool = False) -> subprocess.CompletedProcess:
+    """`twine upload` of files to the server at url with an API token (wide lines, so a server
+    message is never wrapped); .output is stdout and stderr together."""
+    proc = run([sys.executable, "-m", "twine", "upload", "--repository-url", f"{url}/legacy/",
+                "-u", username, "-p", token, "--non-interactive", "--disable-progress-bar",
+                *extra, *map(str, files)], check=check, env=client_env(COLUMNS="500", NO_COLOR="1"))
+    proc.output = proc.stdout + proc.stderr
+    return proc
+
+
+def run_privindex(*args: str, data_dir: Path, store: Path, input: str | None = None,
+                  check: bool = True) -> subprocess.CompletedProcess:
+    """`python -m privindex ARGS --data-dir D --store S`, without PRIVINDEX_* from outside."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PRIVINDEX_")}
+    stdin = {"input": input} if input is not None else {"stdin": subprocess.DEVNULL}
+    return run([sys.executable, "-m", "privindex", *args, "--data-dir", str(data_dir), "--store", str(store)],
+               check=check, env=env, timeout=60, **stdin)
+
+
+class Accounts:
+    """Users and tokens made with the real CLI on a server's data dir; remembers every secret."""
+
+    def __init__(self, store: Path, data_dir: Path):
+        self.store, self.data_dir = store, data_dir
+        self.secrets: list[str] = []
+        self.token_ids: dict[str, int] = {}
+
+    def cli(self, *args: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
+        return run_privindex(*args, data_dir=self.data_dir, store=self.store, input=input, check=check)
+
+    def user(self, name: str, admin: bool = False, password: str | None = None) -> str:
+        password = password or f"pw-{name}-{os.urandom(6).hex()}"
+        self.secrets.append(password)
+        self.cli("user", "add", name, "--password-stdin", *(["--admin"] if admin else []), input=password + "\n")
+        return password
+
+    def token(self, username: str, *options: str) -> str:
+        proc = self.cli("token", "create", username, *options)
+        secret = proc.stdout.strip()
+        self.secrets.append(secret)
+        self.token_ids[secret] = int(proc.stderr.split("token ", 1)[1].split()[0])
+        return secret
+
+    def revoke(self, secret: str) -> None:
+        self.cli("token", "revoke", str(self.token_ids[secret]))
+
+
+@pytest.fixture
+def accounts():
+    """accounts(server) -> Accounts on that server's data dir."""
+    return lambda server: Accounts(server.store, server.data_dir)
+
+
+def make_wheel(folder: Path, name: str, version: str, payload: bytes = b"", metadata_name: str | None = None,
+               compress: bool = True) -> Path:
+    """A minimal valid pure-Python wheel (METADATA, WHEEL, RECORD and one module), written directly."""
+    import base64
+    import hashlib
+    import zipfile
+
+    dist = name.replace("-", "_").replace(".", "_")
+    dist_info = f"{dist}-{version}.dist-info"
+    members = {
+        f"{dist.lower()}/__init__.py": f"VERSION = {version!r}\n".encode(),
+        f"{dist.lower()}/payload.bin": payload,
+        f"{dist_info}/METADATA": (f"Metadata-Version: 2.1\nName: {metadata_name or name}\n"
+                                  f"Version: {version}\nRequires-Python: >=3.8\n").encode(),
+        f"{dist_info}/WHEEL": b"Wheel-Version: 1.0\nGenerator: privindex-tests\nRoot-Is-Purelib: true\n"
+                              b"Tag: py3-none-any\n",
+    }
+    record = [f"{path},sha256={base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b'=').decode()},"
+              f"{len(data)}" for path, data in members.items()]
+    members[f"{dist_info}/RECORD"] = ("\n".join([*record, f"{dist_info}/RECORD,,"]) + "\n").encode()
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{dist}-{version}-py3-none-any.whl"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED) as archive:
+        for member, data in members.items():
+            archive.writestr(member, data)
+    return path
+
+
+def assert_no_secrets(secrets: list[str], *sources: Path | str | bytes) -> None:
+    """None of the secrets occurs in any source (a file's bytes, or text/bytes given directly)."""
+    assert secrets
+    for source in sources:
+        if isinstance(source, Path):
+            data = source.read_bytes() if source.exists() else b""
+            name = str(source)
+        else:
+            data = source.encode() if isinstance(source, str) else source
+            name = repr(data[:60])
+        for secret in secrets:
+            assert secret.encode() not in data, f"a secret ({secret[:9]}...) appears in {name}"
+
+
+# -- the privindex CLI against a server's data -------------------------------------------------
+
+def privindex_cli(server: LiveServer, *args: str, stdin: str | None = None, check: bool = True,
+                  env: dict | None = None) -> subprocess.CompletedProcess:
+    """Run `python -m privindex ARGS --store S --data-dir D` on the server's own data."""
+    command, rest = list(args[:2]), list(args[2:])
+    if command and command[0] == "audit":
+        command, rest = command[:1], list(args[1:])
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("PRIVINDEX_")}
+    full_env.update(env or {})
+    proc = subprocess.run(
+        [sys.executable, "-m", "privindex", *command, "--store", str(server.store),
+         "--data-dir", str(server.data_dir), *rest],
+        input=stdin, capture_output=True, text=True, timeout=120, env=full_env,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"privindex {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr}")
+    return proc
+
+
+def add_user(server: LiveServer, name: str, password: str, admin: bool = False) -> None:
+    privindex_cli(server, "user", "add", name, "--password-stdin", *(["--admin"] if admin else []),
+                  stdin=password + "\n")

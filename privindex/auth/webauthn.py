@@ -1,0 +1,126 @@
+"""Security keys (FIDO2/U2F) through py_webauthn, as a second factor.
+
+Attestation none, user verification discouraged (a touch is the factor; the password was
+the first), no resident keys. The RP ID and origin come from settings.public_url, never
+from the request's Host header. Challenges are raw bytes kept server-side by the caller.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import webauthn
+from webauthn.helpers import (
+    options_to_json_dict,
+    parse_authentication_credential_json,
+    parse_registration_credential_json,
+)
+from webauthn.helpers.exceptions import WebAuthnException
+from webauthn.helpers.structs import (
+    AttestationConveyancePreference,
+    AuthenticatorSelectionCriteria,
+    AuthenticatorTransport,
+    PublicKeyCredentialDescriptor,
+    ResidentKeyRequirement,
+    UserVerificationRequirement,
+)
+
+RP_NAME = "privindex"
+
+
+class KeyRejected(Exception):
+    """The browser's answer did not verify; the message is safe to show."""
+
+
+@dataclass(frozen=True)
+class StoredKey:
+    credential_id: bytes
+    public_key: bytes
+    sign_count: int
+    transports: list[str]
+
+
+@dataclass(frozen=True)
+class NewKey:
+    credential_id: bytes
+    public_key: bytes
+    sign_count: int
+    transports: list[str]
+    aaguid: str
+
+
+def _descriptors(keys: list[StoredKey]) -> list[PublicKeyCredentialDescriptor]:
+    result = []
+    for key in keys:
+        transports = [AuthenticatorTransport(t) for t in key.transports
+                      if t in AuthenticatorTransport._value2member_map_]
+        result.append(PublicKeyCredentialDescriptor(id=key.credential_id, transports=transports or None))
+    return result
+
+
+def registration_options(rp_id: str, username: str, user_handle: bytes,
+                         existing: list[StoredKey]) -> tuple[dict, bytes]:
+    """(options for navigator.credentials.create as JSON-ready dict, the challenge)."""
+    options = webauthn.generate_registration_options(
+        rp_id=rp_id, rp_name=RP_NAME, user_name=username, user_id=user_handle,
+        attestation=AttestationConveyancePreference.NONE,
+        authenticator_selection=AuthenticatorSelectionCriteria(
+            resident_key=ResidentKeyRequirement.DISCOURAGED,
+            user_verification=UserVerificationRequirement.DISCOURAGED,
+        ),
+        exclude_credentials=_descriptors(existing),
+    )
+    return options_to_json_dict(options), options.challenge
+
+
+def verify_registration(credential: dict, challenge: bytes, rp_id: str, origin: str) -> NewKey:
+    try:
+        parsed = parse_registration_credential_json(json.dumps(credential))
+        verified = webauthn.verify_registration_response(
+            credential=parsed, expected_challenge=challenge, expected_rp_id=rp_id,
+            expected_origin=origin,
+        )
+    except (WebAuthnException, ValueError, TypeError) as exc:
+        raise KeyRejected(f"the security key's answer did not verify ({exc})") from None
+    transports = [getattr(t, "value", t) for t in (parsed.response.transports or [])]
+    return NewKey(verified.credential_id, verified.credential_public_key, verified.sign_count,
+                  transports, str(verified.aaguid))
+
+
+def authentication_options(rp_id: str, keys: list[StoredKey]) -> tuple[dict, bytes]:
+    options = webauthn.generate_authentication_options(
+        rp_id=rp_id, allow_credentials=_descriptors(keys),
+        user_verification=UserVerificationRequirement.DISCOURAGED,
+    )
+    return options_to_json_dict(options), options.challenge
+
+
+def credential_id_of(credential: dict) -> bytes:
+    """The raw id the browser says it used, to find the stored key to verify against."""
+    try:
+        return parse_authentication_credential_json(json.dumps(credential)).raw_id
+    except (WebAuthnException, ValueError, TypeError) as exc:
+        raise KeyRejected(f"the security key's answer is malformed ({exc})") from None
+
+
+class SignCountRegression(KeyRejected):
+    """The key's counter went backwards: it may have been cloned."""
+
+
+def verify_authentication(credential: dict, challenge: bytes, rp_id: str, origin: str,
+                          key: StoredKey) -> int:
+    """Verify a sign-in with key; returns the new sign count to store."""
+    try:
+        verified = webauthn.verify_authentication_response(
+            credential=json.dumps(credential), expected_challenge=challenge, expected_rp_id=rp_id,
+            expected_origin=origin, credential_public_key=key.public_key,
+            credential_current_sign_count=key.sign_count,
+        )
+    except WebAuthnException as exc:
+        if "sign count" in str(exc).lower():
+            raise SignCountRegression(str(exc)) from None
+        raise KeyRejected(f"the security key's answer did not verify ({exc})") from None
+    except (ValueError, TypeError) as exc:
+        raise KeyRejected(f"the security key's answer is malformed ({exc})") from None
+    return verified.new_sign_count

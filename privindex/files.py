@@ -1,0 +1,49 @@
+"""What owners do to files already published: yank, unyank, delete. Each is audited.
+
+Yanking keeps the file installable by exact pin (PEP 592) and is the reversible choice;
+deleting removes it from the store for good.
+"""
+
+from __future__ import annotations
+
+from privindex import audit
+from privindex.accounts import AccountError, user_role
+from privindex.index import Index, IndexedFile
+from privindex.models import Project, User
+from privindex.store import Store
+
+REASON_MAX = 200
+
+
+def can_manage(user: User | None, project_name: str) -> bool:
+    """Owners and admins may yank and delete files and change roles."""
+    if user is None:
+        return False
+    return user.is_admin or user_role(user, Project.get_or_none(Project.name == project_name)) == "owner"
+
+
+def _file(index: Index, user: User, project_name: str, filename: str) -> IndexedFile:
+    if not can_manage(user, project_name):
+        raise AccountError("only an owner of the project or an admin may do that")
+    project = index.project(project_name)
+    found = next((f for f in project.files if f.filename == filename), None) if project else None
+    if found is None:
+        raise AccountError(f"there is no file {filename!r} in {project_name!r}")
+    return found
+
+
+def set_yanked(index: Index, user: User, project_name: str, filename: str, yanked: bool, reason: str,
+               ctx: audit.Context) -> None:
+    target = _file(index, user, project_name, filename)
+    reason = " ".join(reason.split())[:REASON_MAX]
+    index.set_yanked(target.path, yanked, reason)
+    audit.record("file:yank" if yanked else "file:unyank", ctx, subject=filename, project=project_name,
+                 reason=reason if yanked else None)
+
+
+def delete(store: Store, index: Index, user: User, project_name: str, filename: str,
+           ctx: audit.Context) -> None:
+    target = _file(index, user, project_name, filename)
+    store.remove(target.path)
+    index.discard(target.path)
+    audit.record("file:delete", ctx, subject=filename, project=project_name, sha256=target.sha256)

@@ -1,0 +1,226 @@
+"""Second factors (TOTP, security keys, recovery codes) and the short-lived server-side
+state of sign-ins, on top of the auth/ helpers. Every change is audited.
+
+Pending state (a half-finished sign-in, a WebAuthn challenge, a password set-up link)
+lives in the database, found by the SHA-256 of a random key that only the browser holds:
+it expires, and `take_pending` deletes it as it reads it, so it can be used once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+import time
+
+from privindex import audit
+from privindex.accounts import AccountError
+from privindex.auth import recovery, totp
+from privindex.auth import webauthn as keys
+from privindex.db import database
+from privindex.models import PendingAuth, RecoveryCode, SecurityKey, User
+
+PENDING_SECONDS = 300
+LABEL_MAX = 64
+
+
+# -- pending state --------------------------------------------------------------------------------
+
+def _key_hash(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def create_pending(user: User, purpose: str, challenge: bytes | None = None, data: dict | None = None,
+                   seconds: int = PENDING_SECONDS) -> str:
+    """Store pending state; returns the key the browser keeps (in its session)."""
+    now = time.time()
+    PendingAuth.delete().where(PendingAuth.expires_at < now).execute()
+    key = secrets.token_urlsafe(32)
+    PendingAuth.create(key_hash=_key_hash(key), user=user, purpose=purpose, challenge=challenge,
+                       data=json.dumps(data or {}), expires_at=now + seconds)
+    return key
+
+
+def peek_pending(key: str | None, purpose: str) -> PendingAuth | None:
+    if not key:
+        return None
+    return (PendingAuth.select(PendingAuth, User).join(User)
+            .where(PendingAuth.key_hash == _key_hash(key), PendingAuth.purpose == purpose,
+                   PendingAuth.expires_at > time.time())
+            .first())
+
+
+def take_pending(key: str | None, purpose: str) -> PendingAuth | None:
+    """Read and delete pending state in one go: a second use finds nothing."""
+    pending = peek_pending(key, purpose)
+    if pending is None:
+        return None
+    deleted = PendingAuth.delete().where(PendingAuth.id == pending.id).execute()
+    return pending if deleted == 1 else None
+
+
+def drop_pending(key: str | None) -> None:
+    if key:
+        PendingAuth.delete().where(PendingAuth.key_hash == _key_hash(key)).execute()
+
+
+# -- what a user has ---------------------------------------------------------------------------
+
+def has_second_factor(user: User) -> bool:
+    return bool(user.totp_secret) or SecurityKey.select().where(SecurityKey.user == user).exists()
+
+
+def user_keys(user: User) -> list[SecurityKey]:
+    return list(SecurityKey.select().where(SecurityKey.user == user).order_by(SecurityKey.created_at))
+
+
+def stored(key: SecurityKey) -> keys.StoredKey:
+    return keys.StoredKey(bytes(key.credential_id), bytes(key.public_key), key.sign_count,
+                          json.loads(key.transports))
+
+
+def unused_recovery_codes(user: User) -> int:
+    return RecoveryCode.select().where(RecoveryCode.user == user, RecoveryCode.used_at.is_null()).count()
+
+
+def _factor_count(user: User) -> int:
+    return (1 if user.totp_secret else 0) + SecurityKey.select().where(SecurityKey.user == user).count()
+
+
+def _check_can_remove(user: User, require_2fa: bool) -> None:
+    if require_2fa and _factor_count(user) <= 1:
+        raise AccountError("this is your last second factor and this server requires one: add "
+                           "another security key or an authenticator app first")
+
+
+# -- recovery codes ------------------------------------------------------------------------------
+
+def regenerate_recovery_codes(user: User, ctx: audit.Context) -> list[str]:
+    """Replace all the user's recovery codes; returns the new ones, to show once."""
+    codes = recovery.generate()
+    now = time.time()
+    with database.atomic():
+        had = RecoveryCode.delete().where(RecoveryCode.user == user).execute()
+        RecoveryCode.insert_many(
+            [{"user": user, "code_hash": recovery.digest(c), "created_at": now} for c in codes]
+        ).execute()
+        audit.record("user:recovery-codes:generate", ctx, subject=user.username, replaced=bool(had))
+    return codes
+
+
+def use_recovery_code(user: User, code: str, ctx: audit.Context) -> bool:
+    digest = recovery.digest(code)
+    if digest is None:
+        return False
+    used = (RecoveryCode.update(used_at=time.time())
+            .where(RecoveryCode.user == user, RecoveryCode.code_hash == digest,
+                   RecoveryCode.used_at.is_null())
+            .execute())
+    if used == 1:
+        audit.record("user:recovery-code:use", ctx, subject=user.username,
+                     remaining=unused_recovery_codes(user))
+        return True
+    return False
+
+
+def _first_factor_codes(user: User, ctx: audit.Context) -> list[str] | None:
+    """Recovery codes come with the first second factor (and only then, automatically)."""
+    if _factor_count(user) == 1 and unused_recovery_codes(user) == 0:
+        return regenerate_recovery_codes(user, ctx)
+    return None
+
+
+# -- TOTP ----------------------------------------------------------------------------------------
+
+def enable_totp(user: User, secret: str, code: str, ctx: audit.Context) -> list[str] | None:
+    """Save a TOTP secret once a code from the app proves it was set up; returns new
+    recovery codes when this is the user's first second factor."""
+    step = totp.matching_step(secret, code)
+    if step is None:
+        if totp.out_of_sync(secret, code):
+            raise AccountError("that code is for another time: check the clock of the device "
+                               "running your authenticator app")
+        raise AccountError("that code is not right; type the 6 digits the app shows now")
+    with database.atomic():
+        replaced = bool(User.get_by_id(user.id).totp_secret)
+        User.update(totp_secret=secret, totp_last_counter=step, totp_enabled_at=time.time()).where(
+            User.id == user.id).execute()
+        user.totp_secret, user.totp_last_counter = secret, step
+        audit.record("user:2fa:add", ctx, subject=user.username, method="totp", replaced=replaced)
+        return _first_factor_codes(user, ctx)
+
+
+def check_totp(user: User, code: str) -> bool:
+    """Whether code is valid now and its time step was never used before (atomically)."""
+    secret = User.get_by_id(user.id).totp_secret
+    if not secret:
+        return False
+    step = totp.matching_step(secret, code)
+    if step is None:
+        return False
+    accepted = (User.update(totp_last_counter=step)
+                .where(User.id == user.id,
+                       User.totp_last_counter.is_null() | (User.totp_last_counter < step))
+                .execute())
+    return accepted == 1
+
+
+def disable_totp(user: User, ctx: audit.Context, require_2fa: bool) -> None:
+    with database.atomic():
+        user = User.get_by_id(user.id)
+        if not user.totp_secret:
+            raise AccountError("no authenticator app is set up")
+        _check_can_remove(user, require_2fa)
+        User.update(totp_secret=None, totp_last_counter=None, totp_enabled_at=None).where(
+            User.id == user.id).execute()
+        audit.record("user:2fa:remove", ctx, subject=user.username, method="totp")
+
+
+# -- security keys -------------------------------------------------------------------------------
+
+def clean_label(label: str) -> str:
+    label = " ".join((label or "").split())
+    if not label or len(label) > LABEL_MAX:
+        raise AccountError(f"give the key a name of 1 to {LABEL_MAX} characters")
+    return label
+
+
+def add_key(user: User, label: str, new: keys.NewKey, ctx: audit.Context) -> list[str] | None:
+    with database.atomic():
+        if SecurityKey.select().where(SecurityKey.credential_id == new.credential_id).exists():
+            raise AccountError("this security key is already enrolled")
+        if SecurityKey.select().where(SecurityKey.user == user, SecurityKey.label == label).exists():
+            raise AccountError(f"you already have a key named {label!r}; choose another name")
+        SecurityKey.create(user=user, label=label, credential_id=new.credential_id,
+                           public_key=new.public_key, sign_count=new.sign_count,
+                           transports=json.dumps(new.transports), aaguid=new.aaguid, created_at=time.time())
+        audit.record("user:2fa:add", ctx, subject=user.username, method="webauthn", label=label)
+        return _first_factor_codes(user, ctx)
+
+
+def remove_key(user: User, key_id: int, ctx: audit.Context, require_2fa: bool) -> None:
+    with database.atomic():
+        key = SecurityKey.get_or_none(SecurityKey.id == key_id, SecurityKey.user == user)
+        if key is None:
+            raise AccountError("there is no such security key")
+        _check_can_remove(User.get_by_id(user.id), require_2fa)
+        key.delete_instance()
+        audit.record("user:2fa:remove", ctx, subject=user.username, method="webauthn", label=key.label)
+
+
+def find_key(user: User, credential_id: bytes) -> SecurityKey | None:
+    return SecurityKey.get_or_none(SecurityKey.user == user, SecurityKey.credential_id == credential_id)
+
+
+def record_key_use(key: SecurityKey, new_count: int) -> None:
+    SecurityKey.update(sign_count=new_count, last_used_at=time.time()).where(SecurityKey.id == key.id).execute()
+
+
+def reset(user: User, ctx: audit.Context) -> None:
+    """An admin's way out for a user who lost every factor: remove them all."""
+    with database.atomic():
+        SecurityKey.delete().where(SecurityKey.user == user).execute()
+        RecoveryCode.delete().where(RecoveryCode.user == user).execute()
+        User.update(totp_secret=None, totp_last_counter=None, totp_enabled_at=None,
+                    session_version=User.session_version + 1).where(User.id == user.id).execute()
+        audit.record("user:2fa:reset", ctx, subject=user.username)

@@ -1,0 +1,210 @@
+"""Account pages: password, second factors (keys, TOTP, recovery codes) and API tokens."""
+
+from __future__ import annotations
+
+import json
+
+from flask import flash, jsonify, redirect, render_template, request, session, url_for
+from flask_babel import gettext as _
+from flask_login import login_required, login_user
+
+from privindex import accounts, projects, twofactor
+from privindex.auth import passwords, totp
+from privindex.auth import webauthn as keys
+from privindex.http import audit_context
+from privindex.web import Account, bp, me, recent_auth, settings
+
+TOTP_SETUP = "totp_setup"
+WEBAUTHN_REGISTER = "webauthn_register"
+
+
+def ctx():
+    return audit_context().with_actor(me())
+
+
+# -- password --------------------------------------------------------------------------------------
+
+@bp.route("/account", methods=["GET", "POST"])
+@login_required
+@recent_auth
+def account():
+    if request.method == "POST":
+        ok, _new = passwords.verify_password(request.form.get("current") or "", me().password_hash)
+        new = request.form.get("password") or ""
+        if not ok:
+            flash(_("Your current password is not right."), "error")
+        elif new != request.form.get("password2"):
+            flash(_("The two new passwords differ."), "error")
+        else:
+            try:
+                accounts.set_password(me(), new, ctx())
+            except accounts.AccountError as exc:
+                flash(str(exc), "error")
+            else:
+                login_user(Account(me()))  # this session goes on; every other one has ended
+                flash(_("Password changed. You are signed out everywhere else."), "info")
+                return redirect(url_for("web.account"))
+    return render_template("account.html")
+
+
+# -- second factors ------------------------------------------------------------------------------
+
+@bp.get("/account/security")
+@login_required
+def security():
+    return render_template("security.html", keys=twofactor.user_keys(me()), has_totp=bool(me().totp_secret),
+                           codes_left=twofactor.unused_recovery_codes(me()),
+                           has_2fa=twofactor.has_second_factor(me()))
+
+
+def _show_codes(codes: list[str] | None, then: str):
+    if codes:
+        return render_template("recovery_codes.html", codes=codes)
+    return redirect(url_for(then))
+
+
+@bp.post("/account/recovery-codes")
+@login_required
+@recent_auth
+def recovery_codes():
+    if not twofactor.has_second_factor(me()):
+        flash(_("Add a security key or an authenticator app first."), "error")
+        return redirect(url_for("web.security"))
+    return _show_codes(twofactor.regenerate_recovery_codes(me(), ctx()), "web.security")
+
+
+@bp.get("/account/totp")
+@login_required
+@recent_auth
+def totp_setup():
+    secret = totp.new_secret()
+    twofactor.drop_pending(session.get(TOTP_SETUP))
+    session[TOTP_SETUP] = twofactor.create_pending(me(), "totp-setup", data={"secret": secret})
+    return _totp_page(secret)
+
+
+def _totp_page(secret: str, status: int = 200):
+    uri = totp.provisioning_uri(secret, me().username)
+    spaced = " ".join(secret[i:i + 4] for i in range(0, len(secret), 4))
+    return render_template("totp_setup.html", qr=totp.qr_svg(uri), secret=spaced,
+                           replacing=bool(me().totp_secret)), status
+
+
+@bp.post("/account/totp")
+@login_required
+@recent_auth
+def totp_confirm():
+    pending = twofactor.peek_pending(session.get(TOTP_SETUP), "totp-setup")
+    if pending is None or pending.user_id != me().id:
+        flash(_("The set-up has expired; here is a new code to scan."), "warning")
+        return redirect(url_for("web.totp_setup"))
+    secret = json.loads(pending.data)["secret"]
+    try:
+        codes = twofactor.enable_totp(me(), secret, request.form.get("code", ""), ctx())
+    except accounts.AccountError as exc:
+        flash(str(exc), "error")
+        return _totp_page(secret, 400)
+    twofactor.drop_pending(session.pop(TOTP_SETUP, None))
+    flash(_("Your authenticator app is set up."), "info")
+    return _show_codes(codes, "web.security")
+
+
+@bp.post("/account/totp/delete")
+@login_required
+@recent_auth
+def totp_delete():
+    try:
+        twofactor.disable_totp(me(), ctx(), settings().require_2fa)
+        flash(_("The authenticator app was removed."), "info")
+    except accounts.AccountError as exc:
+        flash(str(exc), "error")
+    return redirect(url_for("web.security"))
+
+
+@bp.post("/account/keys/options")
+@login_required
+@recent_auth
+def key_options():
+    existing = [twofactor.stored(k) for k in twofactor.user_keys(me())]
+    options, challenge = keys.registration_options(settings().rp_id, me().username,
+                                                   bytes(me().webauthn_user_handle), existing)
+    twofactor.drop_pending(session.get(WEBAUTHN_REGISTER))
+    session[WEBAUTHN_REGISTER] = twofactor.create_pending(me(), "webauthn-register", challenge=challenge)
+    return jsonify(options)
+
+
+@bp.post("/account/keys")
+@login_required
+@recent_auth
+def key_add():
+    body = request.get_json(silent=True) or {}
+    challenge = twofactor.take_pending(session.pop(WEBAUTHN_REGISTER, None), "webauthn-register")
+    if challenge is None or challenge.user_id != me().id:
+        return jsonify(error=_("The enrolment has expired; try again.")), 400
+    try:
+        label = twofactor.clean_label(str(body.get("label", "")))
+        conf = settings()
+        new = keys.verify_registration(body.get("credential") or {}, bytes(challenge.challenge),
+                                       conf.rp_id, conf.origin)
+        codes = twofactor.add_key(me(), label, new, ctx())
+    except (accounts.AccountError, keys.KeyRejected) as exc:
+        return jsonify(error=str(exc)), 400
+    flash(_("Security key “%(label)s” added.", label=label), "info")
+    return jsonify(redirect=url_for("web.security"), codes=codes or [])
+
+
+@bp.post("/account/keys/<int:key_id>/delete")
+@login_required
+@recent_auth
+def key_delete(key_id: int):
+    try:
+        twofactor.remove_key(me(), key_id, ctx(), settings().require_2fa)
+        flash(_("The security key was removed."), "info")
+    except accounts.AccountError as exc:
+        flash(str(exc), "error")
+    return redirect(url_for("web.security"))
+
+
+# -- tokens ----------------------------------------------------------------------------------------
+
+@bp.get("/tokens")
+@login_required
+def tokens():
+    return render_template("tokens.html", tokens=accounts.list_tokens(me()), status=accounts.token_status,
+                           projects=[p.name for p in projects.list_projects(me())])
+
+
+@bp.post("/tokens")
+@login_required
+@recent_auth
+def token_create():
+    form = request.form
+    expires = form.get("expires", "").strip()
+    try:
+        if expires and not expires.isdigit():
+            raise accounts.AccountError(_("The expiry is a whole number of days."))
+        scope = form.getlist("projects") if form.get("scope") == "projects" else []
+        if form.get("scope") == "projects" and not scope:
+            raise accounts.AccountError(_("Choose at least one project, or the whole-account scope."))
+        token, secret = accounts.create_token(
+            me(), ctx(), description=form.get("description", "").strip(), projects=scope,
+            read_only=bool(form.get("read_only")), expires_days=int(expires) if expires else None)
+    except accounts.AccountError as exc:
+        flash(str(exc), "error")
+        return redirect(url_for("web.tokens"))
+    base = settings().base_url
+    netloc_url = base.replace("://", f"://__token__:{secret}@", 1)
+    return render_template("token_created.html", token=token, secret=secret, base=base,
+                           read_url=f"{netloc_url}/simple/")
+
+
+@bp.post("/tokens/<int:token_id>/revoke")
+@login_required
+@recent_auth
+def token_revoke(token_id: int):
+    try:
+        accounts.revoke_token(token_id, ctx(), owner=me())
+        flash(_("The token was revoked."), "info")
+    except accounts.AccountError as exc:
+        flash(str(exc), "error")
+    return redirect(url_for("web.tokens"))

@@ -1,0 +1,93 @@
+"""Admin pages (users) and the audit log (everyone sees their own events, admins all)."""
+
+from __future__ import annotations
+
+import functools
+
+from flask import abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_login import login_required
+
+from privindex import accounts, audit, twofactor
+from privindex.http import audit_context
+from privindex.web import bp, me, recent_auth, settings
+
+SETUP_LINK_DAYS = 7
+
+
+def admin_required(view):
+    @functools.wraps(view)
+    def wrapper(*args, **kwargs):
+        if not me().is_admin:
+            abort(403)
+        return view(*args, **kwargs)
+
+    return login_required(wrapper)
+
+
+@bp.get("/admin/users")
+@admin_required
+def admin_users():
+    users = accounts.list_users()
+    return render_template("admin_users.html", users=users,
+                           two_factor={u.id: twofactor.has_second_factor(u) for u in users})
+
+
+@bp.post("/admin/users")
+@admin_required
+@recent_auth
+def admin_user_create():
+    ctx = audit_context().with_actor(me())
+    try:
+        user = accounts.create_user(request.form.get("username", ""), None, ctx,
+                                    is_admin=bool(request.form.get("admin")))
+    except accounts.AccountError as exc:
+        flash(str(exc), "error")
+        return redirect(url_for("web.admin_users"))
+    return _setup_link(user)
+
+
+def _setup_link(user):
+    key = twofactor.create_pending(user, "password-setup", seconds=SETUP_LINK_DAYS * 86400)
+    link = settings().base_url + url_for("web.setup_password", key=key)
+    return render_template("setup_link.html", user=user, link=link, days=SETUP_LINK_DAYS)
+
+
+@bp.post("/admin/users/<username>")
+@admin_required
+@recent_auth
+def admin_user_action(username: str):
+    ctx = audit_context().with_actor(me())
+    action = request.form.get("action")
+    try:
+        user = accounts.get_user(username)
+        if user.id == me().id and action in ("disable", "reset-2fa"):
+            raise accounts.AccountError(_("You cannot do that to your own account here."))
+        if action in ("disable", "enable"):
+            accounts.set_disabled(user, action == "disable", ctx)
+            flash(_("%(user)s is disabled.", user=username) if action == "disable"
+                  else _("%(user)s is enabled.", user=username), "info")
+        elif action == "reset-2fa":
+            twofactor.reset(user, ctx)
+            flash(_("Every second factor of %(user)s was removed.", user=username), "info")
+        elif action == "password-link":
+            return _setup_link(user)
+        else:
+            abort(400)
+    except accounts.AccountError as exc:
+        flash(str(exc), "error")
+    return redirect(url_for("web.admin_users"))
+
+
+@bp.get("/audit")
+@login_required
+def audit_log():
+    args = request.args
+    if me().is_admin:
+        username = args.get("user") or None
+    else:
+        username = me().username
+    events = audit.query(username=username, project=args.get("project") or None,
+                         tag=args.get("tag") or None, limit=500)
+    return render_template("audit.html", events=[audit.as_dict(e) for e in events],
+                           tags=sorted(audit.TAGS), filters=args)

@@ -1,0 +1,107 @@
+"""Project pages: the list, one project's files, yank/delete, and its maintainers."""
+
+from __future__ import annotations
+
+from flask import abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_login import current_user, login_required
+from packaging.utils import canonicalize_name
+
+from privindex import accounts, files, projects
+from privindex.http import audit_context
+from privindex.web import bp, me, recent_auth, services, settings
+
+
+def _may_browse() -> bool:
+    return current_user.is_authenticated or settings().read_access == "public"
+
+
+@bp.get("/")
+def home():
+    return redirect(url_for("web.projects"))
+
+
+@bp.get("/projects", endpoint="projects")
+def projects_page():
+    if not _may_browse():
+        return redirect(url_for("web.login", next=request.path))
+    show_all = not current_user.is_authenticated or request.args.get("all") == "1"
+    if current_user.is_authenticated and not me().is_admin and settings().read_access == "token":
+        show_all = request.args.get("all") == "1"
+    listing = projects.list_projects(None if show_all else me())
+    return render_template("projects.html", projects=listing, show_all=show_all)
+
+
+@bp.get("/projects/<name>")
+def project_page(name: str):
+    if not _may_browse():
+        return redirect(url_for("web.login", next=request.path))
+    normalized = canonicalize_name(name)
+    if normalized != name:
+        return redirect(url_for("web.project_page", name=normalized), 301)
+    info = next((p for p in projects.list_projects() if p.name == normalized), None)
+    indexed = services().index.project(normalized)
+    if info is None and indexed is None:
+        abort(404)
+    user = me() if current_user.is_authenticated else None
+    return render_template("project.html", name=normalized, info=info,
+                           files=list(reversed(indexed.files)) if indexed else [],
+                           display_name=indexed.display_name if indexed else normalized,
+                           can_manage=files.can_manage(user, normalized),
+                           index_url=settings().base_url + "/simple/")
+
+
+def _back(name: str):
+    return redirect(url_for("web.project_page", name=name))
+
+
+@bp.post("/projects/<name>/files/<filename>/yank")
+@login_required
+@recent_auth
+def file_yank(name: str, filename: str):
+    yank = request.form.get("action") != "unyank"
+    try:
+        files.set_yanked(services().index, me(), name, filename, yank, request.form.get("reason", ""),
+                         audit_context().with_actor(me()))
+        flash(_("%(file)s was yanked.", file=filename) if yank else _("%(file)s was unyanked.", file=filename),
+              "info")
+    except accounts.AccountError as exc:
+        flash(str(exc), "error")
+    return _back(name)
+
+
+@bp.route("/projects/<name>/files/<filename>/delete", methods=["GET", "POST"])
+@login_required
+@recent_auth
+def file_delete(name: str, filename: str):
+    if request.method == "GET":
+        return render_template("confirm_delete.html", name=name, filename=filename)
+    if request.form.get("confirm") != filename:
+        flash(_("Type the file name exactly to confirm."), "error")
+        return redirect(url_for("web.file_delete", name=name, filename=filename))
+    try:
+        files.delete(services().store, services().index, me(), name, filename, audit_context().with_actor(me()))
+        flash(_("%(file)s was deleted.", file=filename), "info")
+    except (accounts.AccountError, OSError) as exc:
+        flash(str(exc), "error")
+    return _back(name)
+
+
+@bp.post("/projects/<name>/roles")
+@login_required
+@recent_auth
+def project_roles(name: str):
+    if not files.can_manage(me(), name):
+        abort(403)
+    username = request.form.get("username", "")
+    role = request.form.get("role", "maintainer")
+    try:
+        if request.form.get("action") == "remove":
+            projects.remove_role(name, username, audit_context().with_actor(me()))
+            flash(_("%(user)s was removed.", user=username), "info")
+        else:
+            projects.set_role(name, username, role, audit_context().with_actor(me()))
+            flash(_("%(user)s is now %(role)s.", user=username, role=role), "info")
+    except accounts.AccountError as exc:
+        flash(str(exc), "error")
+    return _back(name)
