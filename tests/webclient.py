@@ -1,0 +1,56 @@
+"""A form-filling HTTP client for the web UI, for server-side tests without a browser."""
+
+from __future__ import annotations
+
+import html
+import re
+import time
+
+import pyotp
+import requests
+
+_CSRF = re.compile(r'<meta name="csrf-token" content="([^"]+)">')
+_SECRET = re.compile(r'<code id="totp-secret">([A-Z2-7 ]+)</code>')
+
+
+class WebClient:
+    """One browser session: keeps cookies, sends the page's CSRF token with every form."""
+
+    def __init__(self, base: str):
+        self.base = base
+        self.session = requests.Session()
+        self.last: requests.Response | None = None
+
+    def get(self, path: str, **kwargs) -> requests.Response:
+        self.last = self.session.get(self.base + path, timeout=30, **kwargs)
+        return self.last
+
+    def post(self, path: str, data: dict | None = None, page: str | None = None,
+             **kwargs) -> requests.Response:
+        """POST a form with the session's CSRF token (taken from page, or from /login,
+        which has no side effects)."""
+        token = _CSRF.search(page or self.session.get(self.base + "/login", timeout=30).text).group(1)
+        form = {"csrf_token": token, **(data or {})}
+        self.last = self.session.post(self.base + path, data=form, timeout=30, **kwargs)
+        return self.last
+
+    def login(self, username: str, password: str, totp: pyotp.TOTP | None = None,
+              at: float | None = None) -> requests.Response:
+        resp = self.post("/login", {"username": username, "password": password})
+        if totp is not None and resp.url.endswith("/login/2fa"):
+            resp = self.post("/login/2fa/totp", {"code": totp.at(at or time.time())})
+        return resp
+
+    def enrol_totp(self) -> tuple[pyotp.TOTP, list[str], float]:
+        """Set up TOTP for the signed-in user; returns the app, the recovery codes and the
+        time whose code was used (that time step cannot sign in again)."""
+        page = self.get("/account/totp").text
+        totp = pyotp.TOTP(_SECRET.search(page).group(1).replace(" ", ""))
+        now = time.time()
+        resp = self.post("/account/totp", {"code": totp.at(now)}, page=page)
+        codes = re.findall(r"<li><code>([0-9a-f-]{19})</code></li>", resp.text)
+        return totp, codes, now
+
+    def flashes(self, response: requests.Response | None = None) -> list[str]:
+        text = (response or self.last).text
+        return [html.unescape(m) for m in re.findall(r'<p class="flash [a-z]+" role="[a-z]+">(.*?)</p>', text)]
