@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import sys
+from pathlib import Path
 from typing import Any, Callable
 
 import click
@@ -301,3 +302,54 @@ def _day(timestamp: float | None) -> str:
     import time
 
     return time.strftime("%Y-%m-%d %H:%M", time.gmtime(timestamp)) if timestamp else "-"
+
+
+# -- maintenance ----------------------------------------------------------------------------------
+
+@main.command()
+@settings_options
+@click.argument("dest", type=click.Path(file_okay=False, path_type=Path))
+def backup(settings: Settings, dest: Path) -> None:
+    """Copy the database and the store into DEST, safely while the server runs.
+
+    Restore by serving the copy: privindex serve --data-dir DEST/data --store DEST/packages
+    (or copy those two folders back into place).
+    """
+    from privindex.maintenance import MaintenanceError, backup as run_backup
+    from privindex.store import Store
+
+    try:
+        result = run_backup(settings.database_path, Store(settings.store), dest,
+                            lambda line: click.echo(line, err=True))
+    except MaintenanceError as exc:
+        fail(str(exc))
+    for problem in result.problems:
+        click.echo(f"problem: {problem}", err=True)
+    click.echo(f"backed up {result.files} files ({result.bytes / 1e6:.1f} MB) and the database to {dest}",
+               err=True)
+    if result.problems:
+        sys.exit(1)
+
+
+@main.command()
+@settings_options
+@click.option("--quick", is_flag=True, help="Compare sizes only; do not re-read every file.")
+def check(settings: Settings, quick: bool) -> None:
+    """Verify every file against its recorded hash; report missing and unindexed files.
+
+    Exits with 1 if anything is wrong.
+    """
+    from privindex.maintenance import MaintenanceError, check as run_check
+    from privindex.store import Store
+
+    try:
+        result = run_check(settings.database_path, Store(settings.store),
+                           lambda line: click.echo(line, err=True), rehash=not quick)
+    except MaintenanceError as exc:
+        fail(str(exc))
+    for problem in result.problems:
+        click.echo(f"problem: {problem}")
+    if result.problems:
+        click.echo(f"{len(result.problems)} problem(s) in {result.checked} files", err=True)
+        sys.exit(1)
+    click.echo(f"all {result.checked} files match their records", err=True)

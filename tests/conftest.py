@@ -350,14 +350,11 @@ def assert_no_secrets(secrets: list[str], *sources: Path | str | bytes) -> None:
 def privindex_cli(server: LiveServer, *args: str, stdin: str | None = None, check: bool = True,
                   env: dict | None = None) -> subprocess.CompletedProcess:
     """Run `python -m privindex ARGS --store S --data-dir D` on the server's own data."""
-    command, rest = list(args[:2]), list(args[2:])
-    if command and command[0] == "audit":
-        command, rest = command[:1], list(args[1:])
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("PRIVINDEX_")}
     full_env.update(env or {})
     proc = subprocess.run(
-        [sys.executable, "-m", "privindex", *command, "--store", str(server.store),
-         "--data-dir", str(server.data_dir), *rest],
+        [sys.executable, "-m", "privindex", *args, "--store", str(server.store),
+         "--data-dir", str(server.data_dir)],
         input=stdin, capture_output=True, text=True, timeout=120, env=full_env,
     )
     if check and proc.returncode != 0:

@@ -54,3 +54,14 @@ class WebClient:
     def flashes(self, response: requests.Response | None = None) -> list[str]:
         text = (response or self.last).text
         return [html.unescape(m) for m in re.findall(r'<p class="flash [a-z]+" role="[a-z]+">(.*?)</p>', text)]
+
+
+def uploader(server, name: str, password: str = "correct horse battery", admin: bool = False) -> str:
+    """A user with a second factor (enrolled through the web UI) and an upload token."""
+    from conftest import add_user, privindex_cli
+
+    add_user(server, name, password, admin=admin)
+    client = WebClient(server.url)
+    client.login(name, password)
+    client.enrol_totp()
+    return privindex_cli(server, "token", "create", name).stdout.strip()

@@ -1,0 +1,168 @@
+"""Backup and integrity check of a privindex installation, safe while the server runs.
+
+A backup is a folder with `data/` (a consistent copy of the database, made with SQLite's
+online backup API, and the session key) and `packages/` (the store). The database copy
+comes first: every file it lists is then copied and checked against its recorded hash, so
+the pair is consistent even while uploads arrive (uploads appear by atomic rename, so a
+half-written file is never seen). Copies keep their mtimes, so a restored server does
+not rehash anything.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import sqlite3
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from privindex.store import CHUNK, UPLOAD_TEMP_PREFIX, Store, hash_stream
+
+Report = Callable[[str], None]
+
+
+class MaintenanceError(Exception):
+    """Something that stops a backup or check; the message says what to do."""
+
+
+class Throttle:
+    """Calls report at most once a second (and always for the last item)."""
+
+    def __init__(self, report: Report, every: float = 1.0):
+        self.report, self.every, self.last, self.said = report, every, 0.0, ""
+
+    def __call__(self, message: str, final: bool = False) -> None:
+        now = time.monotonic()
+        if (final or now - self.last >= self.every) and message != self.said:
+            self.last, self.said = now, message
+            self.report(message)
+
+
+@dataclass
+class BackupResult:
+    files: int = 0
+    bytes: int = 0
+    problems: list[str] = field(default_factory=list)
+
+
+def backup(database: Path, store: Store, dest: Path, report: Report) -> BackupResult:
+    if dest.exists() and any(dest.iterdir()):
+        raise MaintenanceError(f"{dest} is not empty; give a new folder for the backup")
+    if not database.exists():
+        raise MaintenanceError(f"there is no database at {database}; check --data-dir")
+    (dest / "data").mkdir(parents=True, exist_ok=True)
+    (dest / "packages").mkdir(exist_ok=True)
+    throttle = Throttle(report)
+
+    snapshot_time = time.time()
+    copy = dest / "data" / database.name
+    source = sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=30)
+    target = sqlite3.connect(copy)
+    try:
+        source.backup(target, pages=1024,
+                      progress=lambda _s, left, total: throttle(f"database: {total - left}/{total} pages"))
+        target.execute("PRAGMA journal_mode=DELETE")  # one self-contained file
+        rows = target.execute("SELECT path, size, mtime_ns, sha256 FROM dist_file").fetchall()
+    finally:
+        source.close()
+        target.close()
+    throttle("database copied", final=True)
+    key = database.parent / "secret_key"
+    if key.exists():
+        shutil.copy2(key, dest / "data" / key.name)
+
+    result = BackupResult()
+    listed = {path for path, *_ in rows}
+    # files the snapshot does not list: those dropped in by hand before it are kept (a
+    # restored server indexes them); uploads that landed after it belong to the next backup
+    extra = [p for p, st in _store_files(store).items()
+             if p not in listed and st.st_mtime < snapshot_time]
+    total = len(rows) + len(extra)
+    for path, size, mtime_ns, sha256 in rows:
+        problem = _copy_checked(store.full_path(path), dest / "packages" / path, sha256)
+        if problem:
+            result.problems.append(f"{path}: {problem}")
+        else:
+            result.files += 1
+            result.bytes += size
+        throttle(f"packages: {result.files}/{total} files, {result.bytes / 1e6:.1f} MB")
+    for path in extra:
+        if _copy_checked(store.full_path(path), dest / "packages" / path, None) is None:
+            result.files += 1
+    throttle(f"packages: {result.files}/{total} files, {result.bytes / 1e6:.1f} MB", final=True)
+    return result
+
+
+def _copy_checked(source: Path, target: Path, sha256: str | None) -> str | None:
+    """Copy source to target (keeping its times), verifying the content hash on the way."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    digest = hashlib.sha256()
+    try:
+        with open(source, "rb") as src, open(target, "wb") as out:
+            while chunk := src.read(CHUNK):
+                digest.update(chunk)
+                out.write(chunk)
+            out.flush()
+            os.fsync(out.fileno())
+        shutil.copystat(source, target)
+    except FileNotFoundError:
+        target.unlink(missing_ok=True)
+        return "missing from the store (deleted meanwhile, or is --store wrong?)"
+    if sha256 is not None and digest.hexdigest() != sha256:
+        return "its content does not match the recorded hash (changed on disk?)"
+    return None
+
+
+def _store_files(store: Store) -> dict[str, os.stat_result]:
+    return {path: st for _reldir, _mtime, files in store.walk() for path, st in files.items()}
+
+
+@dataclass
+class CheckResult:
+    checked: int = 0
+    problems: list[str] = field(default_factory=list)
+
+
+def check(database: Path, store: Store, report: Report, rehash: bool = True) -> CheckResult:
+    """Every recorded file present with its recorded size and hash; nothing unrecorded."""
+    if not database.exists():
+        raise MaintenanceError(f"there is no database at {database}; check --data-dir")
+    result = CheckResult()
+    db = sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=30)
+    try:
+        integrity = db.execute("PRAGMA integrity_check").fetchone()[0]
+        if integrity != "ok":
+            result.problems.append(f"database: integrity_check says {integrity}")
+        rows = db.execute("SELECT path, size, sha256 FROM dist_file ORDER BY path").fetchall()
+    finally:
+        db.close()
+    throttle = Throttle(report)
+    for path, size, sha256 in rows:
+        full = store.full_path(path)
+        try:
+            actual_size = full.stat().st_size
+            if actual_size != size:
+                result.problems.append(f"{path}: size {actual_size}, recorded {size}")
+            elif rehash:
+                with open(full, "rb") as fh:
+                    if hash_stream(fh) != sha256:
+                        result.problems.append(f"{path}: content does not match the recorded sha256")
+        except FileNotFoundError:
+            result.problems.append(f"{path}: missing from the store (is --store right?)")
+        result.checked += 1
+        throttle(f"checked {result.checked}/{len(rows)} files")
+    throttle(f"checked {result.checked}/{len(rows)} files", final=True)
+    recorded = {path for path, *_ in rows}
+    for path in _store_files(store):
+        if path not in recorded:
+            result.problems.append(f"{path}: in the store but not indexed (invalid, or added while "
+                                   "the server was stopped: start it to index the file)")
+    for dirpath, _dirs, names in os.walk(store.root):
+        for name in names:
+            if name.startswith(UPLOAD_TEMP_PREFIX):
+                result.problems.append(f"{Path(dirpath, name).relative_to(store.root)}: an unfinished "
+                                       "upload (removed when the server next starts)")
+    return result

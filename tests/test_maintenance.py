@@ -1,0 +1,144 @@
+"""Crash safety, backup (while serving and uploading), restore, and the integrity check."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import sqlite3
+import threading
+import time
+
+import requests
+
+from conftest import LiveServer, pip, privindex_cli, start_server, wait_until
+from webclient import uploader
+from wheels import make_wheel, upload
+
+V1_JSON = "application/vnd.pypi.simple.v1+json"
+
+
+def listed(server: LiveServer, project: str) -> dict[str, dict]:
+    resp = requests.get(f"{server.index_url}{project}/", headers={"Accept": V1_JSON}, timeout=10)
+    return {f["filename"]: f for f in resp.json()["files"]} if resp.status_code == 200 else {}
+
+
+def temp_files(store) -> list[str]:
+    return [name for _d, _s, names in os.walk(store) for name in names if name.startswith(".privindex-upload-")]
+
+
+def test_sigkill_during_a_large_upload_leaves_nothing_behind(tmp_path):
+    server = start_server(tmp_path / "store", tmp_path / "data")
+    token = uploader(server, "crash")
+    big = make_wheel(tmp_path / "big-1.0-py3-none-any.whl", "big", "1.0", payload=os.urandom(90 * 1024 * 1024))
+    outcome: list = []
+    thread = threading.Thread(target=lambda: outcome.append(_ignore_errors(upload, server.url, token, big)),
+                              daemon=True)
+    thread.start()
+    # the body arrives first (waitress spools it), then Werkzeug streams the file into the store
+    wait_until(lambda: temp_files(server.store) or outcome, 120, interval=0.002)
+    assert not outcome, f"the upload finished before it could be interrupted: {outcome}"
+    server.proc.send_signal(signal.SIGKILL)
+    server.proc.wait()
+    thread.join(timeout=30)
+    assert temp_files(server.store)  # the crash did leave a half-written upload...
+
+    restarted = start_server(server.store, server.data_dir)
+    try:
+        assert temp_files(restarted.store) == []  # ...which the next start removes
+        assert "removed 1 unfinished upload" in restarted.log()
+        assert listed(restarted, "big") == {}
+        assert requests.get(f"{restarted.url}/packages/big/{big.name}", timeout=10).status_code == 404
+        with sqlite3.connect(restarted.data_dir / "privindex.sqlite3") as db:
+            assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        assert privindex_cli(restarted, "check").returncode == 0
+        # and the same upload goes through afterwards
+        assert upload(restarted.url, token, big).status_code == 200
+        assert big.name in listed(restarted, "big")
+    finally:
+        restarted.stop()
+
+
+def _ignore_errors(fn, *args):
+    try:
+        return fn(*args)
+    except requests.RequestException as exc:
+        return exc
+
+
+def test_backup_while_serving_and_uploading_then_restore_and_install(tmp_path):
+    server = start_server(tmp_path / "store", tmp_path / "data")
+    token = uploader(server, "backer")
+    for i in range(5):
+        assert upload(server.url, token, make_wheel(tmp_path / f"early{i}-1.0-py3-none-any.whl", f"early{i}", "1.0")).status_code == 200
+
+    stop = threading.Event()
+    uploaded: list[str] = []
+
+    def keep_uploading():
+        n = 0
+        while not stop.is_set():
+            wheel = make_wheel(tmp_path / "late" / f"late-{n}.0-py3-none-any.whl", "late", f"{n}.0",
+                               payload=os.urandom(200_000))
+            if upload(server.url, token, wheel).status_code == 200:
+                uploaded.append(wheel.name)
+            n += 1
+
+    worker = threading.Thread(target=keep_uploading)
+    worker.start()
+    try:
+        wait_until(lambda: len(uploaded) >= 2, 60)
+        result = privindex_cli(server, "backup", str(tmp_path / "backup"))
+    finally:
+        stop.set()
+        worker.join()
+    assert "backed up" in result.stderr and "database: " in result.stderr
+    server.stop()
+
+    backup = tmp_path / "backup"
+    assert privindex_cli(_at(backup), "check").returncode == 0
+    restored = start_server(backup / "packages", backup / "data")
+    try:
+        assert "indexing the store" not in restored.log()  # sizes and mtimes kept: no rehash
+        for i in range(5):
+            assert f"early{i}-1.0-py3-none-any.whl" in listed(restored, f"early{i}")
+        pip("install", "--index-url", restored.index_url, "--target", str(tmp_path / "t"), "early3")
+        assert (tmp_path / "t" / "early3-1.0.dist-info").is_dir()
+        restored_late = listed(restored, "late")
+        assert restored_late  # uploads made before the backup's snapshot are there...
+        for name, info in restored_late.items():  # ...complete and intact
+            content = (backup / "packages" / "late" / name).read_bytes()
+            assert hashlib.sha256(content).hexdigest() == info["hashes"]["sha256"]
+    finally:
+        restored.stop()
+
+
+class _at:
+    """Pretend to be a LiveServer for privindex_cli on a backup folder."""
+
+    def __init__(self, backup):
+        self.store, self.data_dir = backup / "packages", backup / "data"
+
+
+def test_check_reports_corrupt_missing_and_unindexed_files(fresh_server, dists):
+    server = fresh_server()
+    assert privindex_cli(server, "check").returncode == 0
+    server.stop()
+
+    corrupt = server.store / "alpha" / "alpha-2.0-py3-none-any.whl"
+    data = bytearray(corrupt.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    stat = corrupt.stat()
+    corrupt.write_bytes(bytes(data))
+    os.utime(corrupt, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # silent corruption: same size, same time
+    (server.store / "handmade-0.3.tar.gz").unlink()
+    (server.store / "stray-1.0-py3-none-any.whl").write_bytes(dists.one("alpha-1.0-py3-none-any.whl").read_bytes())
+
+    proc = privindex_cli(server, "check", check=False)
+    assert proc.returncode == 1
+    assert "alpha/alpha-2.0-py3-none-any.whl: content does not match the recorded sha256" in proc.stdout
+    assert "handmade-0.3.tar.gz: missing from the store" in proc.stdout
+    assert "stray-1.0-py3-none-any.whl: in the store but not indexed" in proc.stdout
+    quick = privindex_cli(server, "check", "--quick", check=False)
+    assert "alpha-2.0-py3-none-any.whl" not in quick.stdout  # --quick compares sizes only
+    assert quick.returncode == 1
