@@ -9,6 +9,7 @@ from typing import Callable, Iterable
 from flask import Flask, jsonify
 
 from privindex import __version__, upload
+from privindex.accesslog import access_log
 from privindex.accounts import TokenRejected, authenticate_token
 from privindex.auth.tokens import MalformedAuthorization, read_authorization
 from privindex.config import Settings
@@ -63,7 +64,7 @@ def create_app(settings: Settings, progress: Progress | None = None) -> Flask:
 
     read_guard = token_reader if settings.read_access == "token" else None
     simple_api = SimpleAPI(index, page_cache_size=settings.page_cache_size, read_guard=read_guard)
-    app.wsgi_app = _route_read_path(simple_api, app.wsgi_app)  # type: ignore[method-assign]
+    app.wsgi_app = access_log(_route_read_path(simple_api, app.wsgi_app))  # type: ignore[method-assign]
     return app
 
 

@@ -41,6 +41,12 @@ OFFERS: tuple[tuple[str, str, str], ...] = (
     (V1_JSON, "json", V1_JSON),
     ("application/vnd.pypi.simple.latest+json", "json", V1_JSON),
 )
+# The pages are data, never a place to run code: the strictest policy costs nothing.
+PAGE_SECURITY_HEADERS = [
+    ("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'; base-uri 'none'"),
+    ("X-Content-Type-Options", "nosniff"),
+    ("Referrer-Policy", "no-referrer"),
+]
 PAGE_CACHE_CONTROL = "no-cache"  # always revalidate: a 304 is cheap and uploads show at once
 FILE_CACHE_CONTROL = "public, max-age=600"
 CHUNK = 256 * 1024
@@ -216,6 +222,7 @@ class SimpleAPI:
             ("Vary", "Accept"),
             ("ETag", page.etag),
             ("Cache-Control", PAGE_CACHE_CONTROL),
+            *PAGE_SECURITY_HEADERS,
         ]
         if _etag_matches(environ.get("HTTP_IF_NONE_MATCH"), page.etag):
             start_response("304 Not Modified", headers)
@@ -277,6 +284,7 @@ def _send(environ: dict, start_response: StartResponse, fh, size: int, mtime: fl
         ("Last-Modified", http_date(int(mtime))),
         ("Accept-Ranges", "bytes"),
         ("Cache-Control", FILE_CACHE_CONTROL),
+        ("X-Content-Type-Options", "nosniff"),
     ]
     if_none_match = environ.get("HTTP_IF_NONE_MATCH")
     if if_none_match is not None:
