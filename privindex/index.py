@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass, replace
 from typing import Callable, Iterable
 
+import peewee
 from packaging.version import Version
 
 from privindex.db import database
@@ -209,11 +210,15 @@ class Index:
             requires_python=facts.requires_python, metadata=facts.metadata,
             metadata_sha256=facts.metadata_sha256, upload_time=upload_time,
         )
-        update = {getattr(DistFile, k): v for k, v in row.items() if k != "path"}
+        update = {getattr(DistFile, k): v for k, v in row.items() if k not in ("path", "upload_time")}
+        # the same content read again (a touched file, a restored backup) keeps its upload time
+        update[DistFile.upload_time] = peewee.Case(
+            None, [(DistFile.sha256 == facts.sha256, DistFile.upload_time)], upload_time)
         DistFile.insert(**row).on_conflict(conflict_target=[DistFile.path], update=update).execute()
-        previous = DistFile.select(DistFile.yanked, DistFile.yanked_reason).where(
+        previous = DistFile.select(DistFile.yanked, DistFile.yanked_reason, DistFile.upload_time).where(
             DistFile.path == path
         ).get()
+        row["upload_time"] = previous.upload_time
         row.pop("metadata")
         return IndexedFile(
             filename=filename, yanked=previous.yanked, yanked_reason=previous.yanked_reason, **row
@@ -228,16 +233,15 @@ class Index:
         changed: set[str] = set()
         for path in self._dir_paths.get(reldir, set()) - files.keys():
             changed.add(self._drop(path))
-        for path, st in files.items():
-            current = self._by_path.get(path)
-            if current is None or (current.size, current.mtime_ns) != (st.st_size, st.st_mtime_ns):
-                changed |= self._consider(path, st)
         for sub in subdirs:
             if sub not in self._dir_mtimes:
                 for found_dir, found_mtime, found_files in self.store.walk(sub):
                     self._dir_mtimes[found_dir] = found_mtime
-                    for path, st in found_files.items():
-                        changed |= self._consider(path, st)
+                    files.update(found_files)
+        for path, st in files.items():
+            current = self._by_path.get(path)
+            if current is None or (current.size, current.mtime_ns) != (st.st_size, st.st_mtime_ns):
+                changed |= self._consider(path, st)
         return changed - {None}
 
     def _forget_dir(self, reldir: str) -> set[str]:

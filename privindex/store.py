@@ -87,9 +87,12 @@ class FileFacts:
     metadata_sha256: str | None
 
 
-def read_facts(path: Path, filename: str | None = None, sha256: str | None = None) -> FileFacts:
+def read_facts(path: Path, filename: str | None = None, sha256: str | None = None,
+               strict: bool = False) -> FileFacts:
     """Hash the file (unless the hash is known) and extract its core metadata, reading
-    the file once where it is small."""
+    the file once where it is small. strict (for uploads) also requires the metadata to
+    be UTF-8, as the core metadata spec says; files already in the store are served
+    even if an old tool wrote them in another encoding."""
     filename = filename or path.name
     name, _version = parse_filename(filename)
     with open(path, "rb") as fh:
@@ -103,6 +106,12 @@ def read_facts(path: Path, filename: str | None = None, sha256: str | None = Non
             fh.seek(0)
             source = fh
         raw = _core_metadata(source, filename)
+    if strict:
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise InvalidDistribution(f"{filename}: the core metadata is not valid UTF-8 ({exc.reason} "
+                                      f"at byte {exc.start})") from None
     fields, _unparsed = parse_email(raw)
     is_wheel = filename.endswith(WHEEL_SUFFIX)
     return FileFacts(

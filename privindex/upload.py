@@ -9,11 +9,12 @@ upload leaves nothing behind but an `upload:refused` audit event.
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass
 
 from flask import Blueprint, Request, current_app, request
-from packaging.utils import InvalidName, canonicalize_name
+from packaging.utils import InvalidName, canonicalize_name, parse_wheel_filename
 from packaging.version import InvalidVersion, Version
 from werkzeug.exceptions import RequestEntityTooLarge
 
@@ -45,6 +46,13 @@ class UploadRequest(Request):
     def _get_file_stream(self, total_content_length, content_type, filename=None, content_length=None):
         services = current_app.extensions["privindex"]
         return services.store.incoming(services.settings.max_upload_bytes)
+
+    def make_form_data_parser(self):
+        # Werkzeug's parser silently turns a ValueError into an empty form; an upload must
+        # see it (UploadTooLarge is one: 413, not "invalid :action"). Other views keep the default.
+        parser = super().make_form_data_parser()
+        parser.silent = self.blueprint != bp.name
+        return parser
 
 
 @bp.post("/legacy/")
@@ -165,6 +173,8 @@ def _read_form() -> UploadForm:
         file_project, file_version = parse_filename(filename)
     except InvalidDistribution as exc:
         raise Refused(400, f"Invalid distribution filename: {exc}", project) from None
+    if filename.endswith(".whl") and (bad := _unknown_platforms(filename)):
+        raise Refused(400, f"Invalid platform tag {sorted(bad)[0][:40]!r} in {filename[:100]}", project)
     if not filename.endswith(FILETYPES[filetype]):
         raise Refused(400, f"Invalid file extension for {filetype}: {filename}", project)
     if file_project != project:
@@ -187,9 +197,22 @@ def _read_form() -> UploadForm:
     return UploadForm(project, version, filename, incoming, actual)
 
 
+# The platform tags wheels are built for; anything else (say "any.tar.gz", which packaging
+# reads as the tags "any", "tar" and "gz") is a mistake or a disguise.
+_PLATFORM_TAG = re.compile(
+    r"any|win32|win_(amd64|arm64|ia64)|(many|musl)linux\w+|macosx_\d+_\d+_\w+|linux_\w+"
+    r"|ios_\w+|android_\w+|emscripten_\w+|pyodide_\w+"
+)
+
+
+def _unknown_platforms(filename: str) -> set[str]:
+    _name, _version, _build, tags = parse_wheel_filename(filename)
+    return {tag.platform for tag in tags if not _PLATFORM_TAG.fullmatch(tag.platform)}
+
+
 def _check_file(form: UploadForm):
     try:
-        facts = read_facts(form.incoming.path, form.filename, sha256=form.digests["sha256"])
+        facts = read_facts(form.incoming.path, form.filename, sha256=form.digests["sha256"], strict=True)
     except InvalidDistribution as exc:
         raise Refused(400, f"Invalid distribution file: {exc}", form.project) from None
     if canonicalize_name(facts.name) != form.project:
