@@ -23,7 +23,6 @@ from privindex.web import init_web
 log = logging.getLogger(__name__)
 
 FAST_PREFIXES = ("/simple", "/packages/")
-FORM_OVERHEAD = 1024 * 1024
 
 
 @dataclass
@@ -37,9 +36,7 @@ class Services:
 
 def create_app(settings: Settings, progress: Progress | None = None) -> Flask:
     app = Flask(__name__, static_folder=None)  # the web blueprint serves its own
-    app.request_class = UploadRequest
-    # the file itself is held to max_upload_bytes; the rest of the form gets 1 MiB
-    app.config["MAX_CONTENT_LENGTH"] = settings.max_upload_bytes + FORM_OVERHEAD
+    app.request_class = UploadRequest  # sets the body size limits, per endpoint
 
     open_database(settings.database_path)
     store = Store(settings.store)

@@ -40,8 +40,19 @@ class Refused(Exception):
         self.status, self.message, self.project = status, message, project
 
 
+FORM_OVERHEAD = 1024 * 1024  # the upload's other fields
+WEB_FORM_LIMIT = 1024 * 1024  # every other form (sign-in, settings) is tiny
+
+
 class UploadRequest(Request):
-    """Streams uploaded file parts into the store instead of the system temp folder."""
+    """Streams uploaded file parts into the store instead of the system temp folder, and
+    holds every other request body to a small size."""
+
+    @property
+    def max_content_length(self) -> int:
+        if self.blueprint == bp.name:
+            return current_app.extensions["privindex"].settings.max_upload_bytes + FORM_OVERHEAD
+        return WEB_FORM_LIMIT
 
     def _get_file_stream(self, total_content_length, content_type, filename=None, content_length=None):
         services = current_app.extensions["privindex"]
