@@ -60,7 +60,7 @@ def create_user(username: str, password: str | None, ctx: audit.Context, is_admi
     name = normalize_username(username)
     if password is not None and (problem := passwords.password_problem(password, name)):
         raise AccountError(problem)
-    with database.atomic():
+    with database.atomic("IMMEDIATE"):  # it reads, then writes: take the write lock first
         if User.select().where(User.username == name).exists():
             raise AccountError(f"the user {name!r} already exists")
         user = User.create(
@@ -144,12 +144,13 @@ def create_token(user: User, ctx: audit.Context, description: str = "", projects
         raise AccountError("a token description has at most 200 characters")
     names = sorted({canonicalize_name(p) for p in projects})
     secret = tokens.generate()
-    with database.atomic():
+    with database.atomic("IMMEDIATE"):  # it reads, then writes: take the write lock first
         scoped = []
         for name in names:
             project = Project.get_or_none(Project.name == name)
             if project is None and user.is_admin and project_exists(name):
                 project = Project.create(name=name, created_at=time.time())
+                audit.record("project:create", ctx, subject=name, project=name)
             if project is None or not (user.is_admin or user_role(user, project)):
                 raise AccountError(f"{user.username!r} is not an owner or maintainer of a project {name!r}; "
                                    "a token can be limited only to such projects")
@@ -218,7 +219,8 @@ def authenticate_token(secret: str) -> TokenAuth:
         raise TokenRejected("Invalid or non-existent API token")
     status = token_status(token)
     if status != "active":
-        raise TokenRejected(f"This API token has been {status}; create a new one")
+        raise TokenRejected(f"This API token {'has expired' if status == 'expired' else 'has been revoked'}; "
+                            "create a new one")
     if token.user.is_disabled:
         raise TokenRejected(f"The account {token.user.username!r} is disabled")
     _touch(token)

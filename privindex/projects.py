@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass
 
 from packaging.utils import canonicalize_name
+from peewee import fn
 
 from privindex import audit
 from privindex.accounts import AccountError, TokenAuth, get_user, project_exists, user_role
@@ -35,7 +36,7 @@ def list_projects(user: User | None = None) -> list[ProjectInfo]:
              .order_by(User.username))
     for role in query:
         roles.setdefault(role.project.name, {"owner": [], "maintainer": []})[role.role].append(role.user.username)
-    counts = dict(DistFile.select(DistFile.project, DistFile.id.count()).group_by(DistFile.project).tuples())
+    counts = dict(DistFile.select(DistFile.project, fn.COUNT(DistFile.id)).group_by(DistFile.project).tuples())
     names = set(counts) | {p.name for p in Project.select(Project.name)}
     result = []
     for name in sorted(names):
@@ -62,7 +63,7 @@ def set_role(project_name: str, username: str, role: str, ctx: audit.Context) ->
     if not project_exists(name):
         raise AccountError(f"there is no project {name!r} (see: privindex project list)")
     user = get_user(username)
-    with database.atomic():
+    with database.atomic("IMMEDIATE"):  # it reads, then writes: take the write lock first
         project = ensure_project(name, ctx)
         current = ProjectRole.get_or_none(ProjectRole.project == project, ProjectRole.user == user)
         if current is not None and current.role == role:
@@ -83,7 +84,7 @@ def remove_role(project_name: str, username: str, ctx: audit.Context, role: str 
     project = Project.get_or_none(Project.name == name)
     current = ProjectRole.get_or_none(ProjectRole.project == project, ProjectRole.user == user) if project else None
     if current is None or (role is not None and current.role != role):
-        raise AccountError(f"{user.username!r} is not {role or 'a member'} of {name!r}")
+        raise AccountError(f"{user.username!r} is not {'a ' + role if role else 'a member'} of {name!r}")
     if current.role == "owner" and _owner_count(project) == 1:
         raise AccountError(f"{user.username!r} is the last owner of {name!r}; add another owner first")
     with database.atomic():

@@ -255,18 +255,19 @@ def twine(url: str, token: str, *files: Path | str, extra: tuple[str, ...] = (),
     message is never wrapped); .output is stdout and stderr together."""
     proc = run([sys.executable, "-m", "twine", "upload", "--repository-url", f"{url}/legacy/",
                 "-u", username, "-p", token, "--non-interactive", "--disable-progress-bar",
-                *extra, *map(str, files)], check=check, env=client_env(COLUMNS="500", NO_COLOR="1"))
+                *extra, *map(str, files)], check=check, env=client_env(COLUMNS="500"))
     proc.output = proc.stdout + proc.stderr
     return proc
 
 
 def run_privindex(*args: str, data_dir: Path, store: Path, input: str | None = None,
-                  check: bool = True) -> subprocess.CompletedProcess:
+                  check: bool = True, env: dict | None = None) -> subprocess.CompletedProcess:
     """`python -m privindex ARGS --data-dir D --store S`, without PRIVINDEX_* from outside."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PRIVINDEX_")}
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("PRIVINDEX_")}
+    full_env.update(env or {})
     stdin = {"input": input} if input is not None else {"stdin": subprocess.DEVNULL}
     return run([sys.executable, "-m", "privindex", *args, "--data-dir", str(data_dir), "--store", str(store)],
-               check=check, env=env, timeout=60, **stdin)
+               check=check, env=full_env, timeout=120, **stdin)
 
 
 class Accounts:
@@ -303,34 +304,6 @@ def accounts():
     return lambda server: Accounts(server.store, server.data_dir)
 
 
-def make_wheel(folder: Path, name: str, version: str, payload: bytes = b"", metadata_name: str | None = None,
-               compress: bool = True) -> Path:
-    """A minimal valid pure-Python wheel (METADATA, WHEEL, RECORD and one module), written directly."""
-    import base64
-    import hashlib
-    import zipfile
-
-    dist = name.replace("-", "_").replace(".", "_")
-    dist_info = f"{dist}-{version}.dist-info"
-    members = {
-        f"{dist.lower()}/__init__.py": f"VERSION = {version!r}\n".encode(),
-        f"{dist.lower()}/payload.bin": payload,
-        f"{dist_info}/METADATA": (f"Metadata-Version: 2.1\nName: {metadata_name or name}\n"
-                                  f"Version: {version}\nRequires-Python: >=3.8\n").encode(),
-        f"{dist_info}/WHEEL": b"Wheel-Version: 1.0\nGenerator: privindex-tests\nRoot-Is-Purelib: true\n"
-                              b"Tag: py3-none-any\n",
-    }
-    record = [f"{path},sha256={base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b'=').decode()},"
-              f"{len(data)}" for path, data in members.items()]
-    members[f"{dist_info}/RECORD"] = ("\n".join([*record, f"{dist_info}/RECORD,,"]) + "\n").encode()
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{dist}-{version}-py3-none-any.whl"
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED) as archive:
-        for member, data in members.items():
-            archive.writestr(member, data)
-    return path
-
-
 def assert_no_secrets(secrets: list[str], *sources: Path | str | bytes) -> None:
     """None of the secrets occurs in any source (a file's bytes, or text/bytes given directly)."""
     assert secrets
@@ -347,19 +320,11 @@ def assert_no_secrets(secrets: list[str], *sources: Path | str | bytes) -> None:
 
 # -- the privindex CLI against a server's data -------------------------------------------------
 
-def privindex_cli(server: LiveServer, *args: str, stdin: str | None = None, check: bool = True,
+def privindex_cli(server, *args: str, stdin: str | None = None, check: bool = True,
                   env: dict | None = None) -> subprocess.CompletedProcess:
-    """Run `python -m privindex ARGS --store S --data-dir D` on the server's own data."""
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("PRIVINDEX_")}
-    full_env.update(env or {})
-    proc = subprocess.run(
-        [sys.executable, "-m", "privindex", *args, "--store", str(server.store),
-         "--data-dir", str(server.data_dir)],
-        input=stdin, capture_output=True, text=True, timeout=120, env=full_env,
-    )
-    if check and proc.returncode != 0:
-        raise AssertionError(f"privindex {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr}")
-    return proc
+    """run_privindex on a server's (or a backup's: anything with .store and .data_dir) data."""
+    return run_privindex(*args, data_dir=server.data_dir, store=server.store, input=stdin, check=check,
+                         env=env)
 
 
 def add_user(server: LiveServer, name: str, password: str, admin: bool = False) -> None:

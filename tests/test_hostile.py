@@ -30,7 +30,7 @@ def target(tmp_path_factory):
     base = tmp_path_factory.mktemp("hostile")
     server = start_server(base / "store", base / "data", env={"PRIVINDEX_MAX_UPLOAD_MB": "2"})
     server.token = uploader(server, "mallory")
-    server.wheel = make_wheel(base / GOOD, "victim", "1.0")
+    server.wheel = make_wheel(base, "victim", "1.0")
     assert upload(server.url, server.token, server.wheel).status_code == 200
     yield server
     server.stop()

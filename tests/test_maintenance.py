@@ -30,7 +30,7 @@ def temp_files(store) -> list[str]:
 def test_sigkill_during_a_large_upload_leaves_nothing_behind(tmp_path):
     server = start_server(tmp_path / "store", tmp_path / "data")
     token = uploader(server, "crash")
-    big = make_wheel(tmp_path / "big-1.0-py3-none-any.whl", "big", "1.0", payload=os.urandom(90 * 1024 * 1024))
+    big = make_wheel(tmp_path, "big", "1.0", payload=os.urandom(90 * 1024 * 1024))
     outcome: list = []
     thread = threading.Thread(target=lambda: outcome.append(_ignore_errors(upload, server.url, token, big)),
                               daemon=True)
@@ -70,7 +70,7 @@ def test_backup_while_serving_and_uploading_then_restore_and_install(tmp_path):
     server = start_server(tmp_path / "store", tmp_path / "data")
     token = uploader(server, "backer")
     for i in range(5):
-        assert upload(server.url, token, make_wheel(tmp_path / f"early{i}-1.0-py3-none-any.whl", f"early{i}", "1.0")).status_code == 200
+        assert upload(server.url, token, make_wheel(tmp_path, f"early{i}", "1.0")).status_code == 200
 
     stop = threading.Event()
     uploaded: list[str] = []
@@ -78,7 +78,7 @@ def test_backup_while_serving_and_uploading_then_restore_and_install(tmp_path):
     def keep_uploading():
         n = 0
         while not stop.is_set():
-            wheel = make_wheel(tmp_path / "late" / f"late-{n}.0-py3-none-any.whl", "late", f"{n}.0",
+            wheel = make_wheel(tmp_path / "late", "late", f"{n}.0",
                                payload=os.urandom(200_000))
             if upload(server.url, token, wheel).status_code == 200:
                 uploaded.append(wheel.name)

@@ -205,7 +205,7 @@ def test_owner_yanks_unyanks_and_deletes_a_file(web, tmp_path):
     token = client.post("/tokens", {"description": "t", "scope": "user"}).text
     secret = token.split('id="new-token" value="')[1].split('"')[0]
     for version in ("1.0", "2.0"):
-        wheel = make_wheel(tmp_path / f"yankme-{version}-py3-none-any.whl", "yankme", version)
+        wheel = make_wheel(tmp_path, "yankme", version)
         subprocess.run([sys.executable, "-m", "twine", "upload", "--non-interactive", "--disable-progress-bar",
                         "--repository-url", f"{web.url}/legacy/", "-u", "__token__", "-p", secret, str(wheel)],
                        check=True, capture_output=True)

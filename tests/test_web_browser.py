@@ -240,8 +240,7 @@ def test_token_created_in_the_ui_uploads_with_twine(page, web, dists, tmp_path):
     assert "password = " + token in page.locator("#pypirc").inner_text()
     shot(page, "token-created")
 
-    wheel = tmp_path / "uiupload-1.0-py3-none-any.whl"
-    make_wheel(wheel, "uiupload", "1.0")
+    wheel = make_wheel(tmp_path, "uiupload", "1.0")
     proc = run([sys.executable, "-m", "twine", "upload", "--non-interactive", "--disable-progress-bar",
                 "--repository-url", f"{web.url}/legacy/", "-u", "__token__", "-p", token, str(wheel)],
                check=False)

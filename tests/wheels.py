@@ -8,12 +8,14 @@ import zipfile
 from pathlib import Path
 
 
-def make_wheel(path: Path, name: str, version: str, requires_python: str | None = None,
-               payload: bytes = b"") -> Path:
-    """A wheel pip can install: a module, METADATA, WHEEL and a RECORD with hashes."""
-    module = name.replace("-", "_").lower()
-    dist_info = f"{module}-{version}.dist-info"
-    metadata = f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"
+def make_wheel(folder: Path, name: str, version: str, payload: bytes = b"",
+               metadata_name: str | None = None, requires_python: str | None = ">=3.8") -> Path:
+    """A pure-Python wheel pip can install, written directly into folder: a module,
+    METADATA (naming metadata_name if given, to make a lying wheel), WHEEL and RECORD."""
+    dist = name.replace("-", "_").replace(".", "_")
+    module = dist.lower()
+    dist_info = f"{dist}-{version}.dist-info"
+    metadata = f"Metadata-Version: 2.1\nName: {metadata_name or name}\nVersion: {version}\n"
     if requires_python:
         metadata += f"Requires-Python: {requires_python}\n"
     files = {
@@ -29,7 +31,8 @@ def make_wheel(path: Path, name: str, version: str, requires_python: str | None 
         record.append(f"{member},sha256={digest},{len(data)}")
     record.append(f"{dist_info}/RECORD,,")
     files[f"{dist_info}/RECORD"] = ("\n".join(record) + "\n").encode()
-    path.parent.mkdir(parents=True, exist_ok=True)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{dist}-{version}-py3-none-any.whl"
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
         for member, data in files.items():
             # random payloads do not compress; storing them keeps big test wheels quick to make

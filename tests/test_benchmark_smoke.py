@@ -1,0 +1,36 @@
+"""The benchmark script runs end to end at a tiny size, so it cannot rot unnoticed.
+
+Only that it works is checked: figures on a shared CI machine are not asserted on.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_benchmark_smoke_run_prints_a_table_and_writes_json(tmp_path):
+    out = tmp_path / "results.json"
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "run.py"), "--smoke",
+         "--cache-dir", str(tmp_path / "cache"), "--out", str(out)],
+        capture_output=True, text=True, timeout=600, cwd=ROOT,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+    header = next(line for line in proc.stdout.splitlines() if line.startswith("| figure"))
+    assert "privindex" in header
+    assert "GET /simple/<random project>/" in proc.stdout
+
+    results = json.loads(out.read_text())["results"]["privindex"]
+    assert "error" not in results
+    for test in ("root", "project", "revalidate", "file_100k", "file_20m"):
+        (figures,) = results["load"][test].values()
+        assert figures["rps"] > 0, test
+        assert figures["errors"] == figures["bad_status"] == 0, test
+    assert results["start_warm_s"] > 0
+    assert "seconds" in results["pip_download"], results["pip_download"]
