@@ -20,7 +20,7 @@ from packaging.utils import canonicalize_name
 from privindex import audit
 from privindex.auth import passwords, tokens
 from privindex.db import database
-from privindex.models import ApiToken, DistFile, Project, ProjectRole, TokenProject, User
+from privindex.models import ApiToken, DistFile, Project, ProjectRole, SecurityKey, TokenProject, User
 
 USERNAME_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,49}")
 LAST_USED_RESOLUTION = 60.0  # seconds; last_used_at is not rewritten on every request
@@ -60,7 +60,7 @@ def create_user(username: str, password: str | None, ctx: audit.Context, is_admi
     name = normalize_username(username)
     if password is not None and (problem := passwords.password_problem(password, name)):
         raise AccountError(problem)
-    with database.atomic("IMMEDIATE"):  # it reads, then writes: take the write lock first
+    with database.atomic():
         if User.select().where(User.username == name).exists():
             raise AccountError(f"the user {name!r} already exists")
         user = User.create(
@@ -133,18 +133,31 @@ class TokenRejected(Exception):
     """A token that does not authenticate; the message is safe to show."""
 
 
+def has_second_factor(user: User) -> bool:
+    return bool(user.totp_secret) or SecurityKey.select().where(SecurityKey.user == user).exists()
+
+
 def create_token(user: User, ctx: audit.Context, description: str = "", projects: list[str] = (),
-                 read_only: bool = False, expires_days: int | None = None) -> tuple[ApiToken, str]:
-    """Make a token; returns the row and the secret, which is never stored and never shown again."""
+                 read_only: bool = False, expires_days: int | None = None,
+                 require_2fa: bool = False) -> tuple[ApiToken, str]:
+    """Make a token; returns the row and the secret, which is never stored and never shown again.
+
+    With require_2fa, a user without a second factor gets read-only tokens only: an upload
+    token would be refused at every upload.
+    """
     if user.is_disabled:
         raise AccountError(f"the user {user.username!r} is disabled")
+    if require_2fa and not read_only and not has_second_factor(user):
+        raise AccountError(f"{user.username!r} has no second factor, and this server requires one to "
+                           "upload: sign in to the web UI and add a security key or an authenticator app "
+                           "first (or make a --read-only token)")
     if expires_days is not None and expires_days < 1:
         raise AccountError("a token's expiry is a whole number of days, at least 1")
     if len(description) > 200:
         raise AccountError("a token description has at most 200 characters")
     names = sorted({canonicalize_name(p) for p in projects})
     secret = tokens.generate()
-    with database.atomic("IMMEDIATE"):  # it reads, then writes: take the write lock first
+    with database.atomic():
         scoped = []
         for name in names:
             project = Project.get_or_none(Project.name == name)

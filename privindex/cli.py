@@ -89,6 +89,7 @@ def account_command(group: click.Group, *args, **kwargs) -> Callable:
             from privindex.accounts import AccountError
 
             open_data(settings)
+            click.get_current_context().obj = settings
             try:
                 return fn(**params)
             except AccountError as exc:
@@ -187,7 +188,8 @@ def token_create(name: str, project_names: tuple[str, ...], read_only: bool, exp
 
     row, secret = accounts.create_token(accounts.get_user(name), audit.CLI, description=description,
                                         projects=list(project_names), read_only=read_only,
-                                        expires_days=expires)
+                                        expires_days=expires,
+                                        require_2fa=click.get_current_context().obj.require_2fa)
     click.echo(secret)
     click.echo(f"token {row.id} created for {name}; it is shown only once. Use it with "
                "username __token__.", err=True)

@@ -28,7 +28,10 @@ PRAGMAS = {
 def open_database(path: Path) -> peewee.SqliteDatabase:
     """Open (creating if needed) the database at path, bind the models, migrate."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    db = peewee.SqliteDatabase(str(path), pragmas=PRAGMAS, timeout=15)
+    # Transactions begin IMMEDIATE: one that reads and then writes under WAL cannot wait
+    # for the write lock (SQLite fails it at once with "database is locked"); taking the
+    # lock first makes it queue behind the busy timeout like any other writer.
+    db = peewee.SqliteDatabase(str(path), pragmas=PRAGMAS, timeout=15, lock_type="IMMEDIATE")
     database.initialize(db)
     migrate(db)
     return db

@@ -63,7 +63,7 @@ def set_role(project_name: str, username: str, role: str, ctx: audit.Context) ->
     if not project_exists(name):
         raise AccountError(f"there is no project {name!r} (see: privindex project list)")
     user = get_user(username)
-    with database.atomic("IMMEDIATE"):  # it reads, then writes: take the write lock first
+    with database.atomic():
         project = ensure_project(name, ctx)
         current = ProjectRole.get_or_none(ProjectRole.project == project, ProjectRole.user == user)
         if current is not None and current.role == role:

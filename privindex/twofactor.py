@@ -66,10 +66,6 @@ def drop_pending(key: str | None) -> None:
 
 # -- what a user has ---------------------------------------------------------------------------
 
-def has_second_factor(user: User) -> bool:
-    return bool(user.totp_secret) or SecurityKey.select().where(SecurityKey.user == user).exists()
-
-
 def user_keys(user: User) -> list[SecurityKey]:
     return list(SecurityKey.select().where(SecurityKey.user == user).order_by(SecurityKey.created_at))
 

@@ -111,6 +111,10 @@ def _accept(auth: accounts.TokenAuth, ctx: audit.Context):
         projects.check_upload(auth, form.project)
     except projects.UploadDenied as exc:
         raise Refused(403, str(exc), form.project) from None
+    if services.settings.require_2fa and not accounts.has_second_factor(auth.user):
+        raise Refused(403, f"The account {auth.user.username!r} has no second factor, which this server "
+                           f"requires for uploads: sign in at {services.settings.base_url}/account/security "
+                           "and add a security key or an authenticator app", form.project)
     facts = _check_file(form)
 
     relpath = f"{form.project}/{form.filename}"
@@ -120,11 +124,12 @@ def _accept(auth: accounts.TokenAuth, ctx: audit.Context):
         if existing.sha256 == facts.sha256:
             return plain_response(200, "OK, the identical file is already there; nothing changed")
         if not services.settings.overwrite:
-            raise Refused(400, f"File already exists: {form.filename}. Uploads cannot replace a file; "
-                               "bump the version, or pass --skip-existing to twine", form.project)
+            raise Refused(400, f"File already exists: {form.filename}, with other content. A file cannot "
+                               "be replaced: bump the version (uploading identical files again is fine)",
+                          form.project)
         relpath = existing.path
     try:
-        with database.atomic("IMMEDIATE"):
+        with database.atomic():
             projects.claim_project(auth, form.project, ctx)
             services.store.publish(form.incoming, relpath, replace=existing is not None)
     except projects.UploadDenied as exc:

@@ -149,6 +149,7 @@ class LiveServer:
     data_dir: Path
     log_path: Path
     banner: list[str]
+    env: dict = field(default_factory=dict)  # the PRIVINDEX_* settings it was started with
 
     @property
     def index_url(self) -> str:
@@ -189,7 +190,7 @@ def start_server(store: Path, data_dir: Path, *args: str, env: dict | None = Non
         banner.append(line.rstrip("\n"))
         if line.startswith("listening on "):
             url = line.split()[2].rstrip("/")
-            server = LiveServer(proc, url, store, data_dir, log_path, banner)
+            server = LiveServer(proc, url, store, data_dir, log_path, banner, dict(env or {}))
             # keep reading stdout so the pipe never fills
             threading.Thread(target=lambda: banner.extend(l.rstrip("\n") for l in proc.stdout),
                              daemon=True).start()
@@ -273,13 +274,14 @@ def run_privindex(*args: str, data_dir: Path, store: Path, input: str | None = N
 class Accounts:
     """Users and tokens made with the real CLI on a server's data dir; remembers every secret."""
 
-    def __init__(self, store: Path, data_dir: Path):
-        self.store, self.data_dir = store, data_dir
+    def __init__(self, store: Path, data_dir: Path, env: dict | None = None):
+        self.store, self.data_dir, self.env = store, data_dir, env
         self.secrets: list[str] = []
         self.token_ids: dict[str, int] = {}
 
     def cli(self, *args: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
-        return run_privindex(*args, data_dir=self.data_dir, store=self.store, input=input, check=check)
+        return run_privindex(*args, data_dir=self.data_dir, store=self.store, input=input, check=check,
+                             env=self.env)
 
     def user(self, name: str, admin: bool = False, password: str | None = None) -> str:
         password = password or f"pw-{name}-{os.urandom(6).hex()}"
@@ -301,7 +303,7 @@ class Accounts:
 @pytest.fixture
 def accounts():
     """accounts(server) -> Accounts on that server's data dir."""
-    return lambda server: Accounts(server.store, server.data_dir)
+    return lambda server: Accounts(server.store, server.data_dir, server.env)
 
 
 def assert_no_secrets(secrets: list[str], *sources: Path | str | bytes) -> None:
@@ -322,9 +324,10 @@ def assert_no_secrets(secrets: list[str], *sources: Path | str | bytes) -> None:
 
 def privindex_cli(server, *args: str, stdin: str | None = None, check: bool = True,
                   env: dict | None = None) -> subprocess.CompletedProcess:
-    """run_privindex on a server's (or a backup's: anything with .store and .data_dir) data."""
+    """run_privindex on a server's (or a backup's: anything with .store and .data_dir) data,
+    with the settings the server was started with, as an operator's shell would have."""
     return run_privindex(*args, data_dir=server.data_dir, store=server.store, input=stdin, check=check,
-                         env=env)
+                         env={**getattr(server, "env", {}), **(env or {})})
 
 
 def add_user(server: LiveServer, name: str, password: str, admin: bool = False) -> None:

@@ -4,6 +4,7 @@ on the data dir of a running server, and reading a private index with tokens."""
 from __future__ import annotations
 
 import re
+import os
 import subprocess
 import sys
 import textwrap
@@ -18,13 +19,17 @@ from wheels import make_wheel
 
 TOKEN_RE = re.compile(r"pidx_[A-Za-z0-9_-]{43}")
 
+# These tests are about tokens, scopes and roles; they run with the second-factor policy
+# off so users can be made with the CLI alone. The policy has its own tests (test_web.py).
+NO_2FA = {"PRIVINDEX_REQUIRE_2FA": "false"}
+
 
 @pytest.fixture(scope="module")
 def srv(tmp_path_factory):
     base = tmp_path_factory.mktemp("accounts")
     (base / "store").mkdir()
-    server = start_server(base / "store", base / "data", env={"PRIVINDEX_RESCAN_INTERVAL": "0.2"})
-    server.acc = Accounts(server.store, server.data_dir)
+    server = start_server(base / "store", base / "data", env={**NO_2FA, "PRIVINDEX_RESCAN_INTERVAL": "0.2"})
+    server.acc = Accounts(server.store, server.data_dir, server.env)
     server.acc.user("alice")
     server.acc.user("bob")
     server.wheels = base / "wheels"
@@ -119,7 +124,7 @@ def test_command_substitution_gets_the_token_alone(srv):
     script = (f'TOKEN=$("{sys.executable}" -m privindex token create alice --description ci '
               f'--data-dir "{srv.data_dir}" --store "{srv.store}") && printf "%s" "$TOKEN"')
     proc = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=60,
-                          stdin=subprocess.DEVNULL)
+                          stdin=subprocess.DEVNULL, env={**os.environ, **NO_2FA})
     assert proc.returncode == 0, proc.stderr
     secret = proc.stdout
     srv.acc.secrets.append(secret)
@@ -311,7 +316,7 @@ def test_no_secret_in_database_log_or_audit(srv):
 # -- a private index: reading needs a token ----------------------------------------------------------------
 
 def test_private_index_needs_a_token_to_read(fresh_server, accounts, dists, tmp_path):
-    server = fresh_server(env={"PRIVINDEX_READ_ACCESS": "token"})
+    server = fresh_server(env={**NO_2FA, "PRIVINDEX_READ_ACCESS": "token"})
     acc = accounts(server)
     acc.user("reader")
     acc.user("leaver")

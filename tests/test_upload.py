@@ -24,6 +24,10 @@ from wheels import make_wheel
 
 V1_JSON = "application/vnd.pypi.simple.v1+json"
 
+# These tests are about tokens, scopes and roles; they run with the second-factor policy
+# off so users can be made with the CLI alone. The policy has its own tests (test_web.py).
+NO_2FA = {"PRIVINDEX_REQUIRE_2FA": "false"}
+
 
 # -- helpers ------------------------------------------------------------------------------------
 
@@ -129,7 +133,7 @@ def assert_clean_log(server) -> None:
 
 
 def audit_json(server, *args: str) -> list[dict]:
-    proc = Accounts(server.store, server.data_dir).cli("audit", "--json", *args)
+    proc = Accounts(server.store, server.data_dir, server.env).cli("audit", "--json", *args)
     return [json.loads(line) for line in proc.stdout.splitlines()]
 
 
@@ -163,8 +167,8 @@ def world(tmp_path_factory) -> World:
     base = tmp_path_factory.mktemp("upload")
     (base / "store").mkdir()
     server = start_server(base / "store", base / "data",
-                          env={"PRIVINDEX_MAX_UPLOAD_MB": "1", "PRIVINDEX_RESCAN_INTERVAL": "0.2"})
-    yield World(server, Accounts(server.store, server.data_dir), base / "wheels")
+                          env={**NO_2FA, "PRIVINDEX_MAX_UPLOAD_MB": "1", "PRIVINDEX_RESCAN_INTERVAL": "0.2"})
+    yield World(server, Accounts(server.store, server.data_dir, server.env), base / "wheels")
     server.stop()
 
 
@@ -419,7 +423,7 @@ def test_same_filename_concurrently_exactly_one_wins(world):
 # -- overwrite = true -------------------------------------------------------------------------------------
 
 def test_overwrite_replaces_the_file_and_is_audited(fresh_server, accounts, tmp_path):
-    server = fresh_server(populated=False, env={"PRIVINDEX_OVERWRITE": "true"})
+    server = fresh_server(populated=False, env={**NO_2FA, "PRIVINDEX_OVERWRITE": "true"})
     acc = accounts(server)
     acc.user("olga")
     secret = acc.token("olga")

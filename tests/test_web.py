@@ -273,3 +273,22 @@ def test_ip_address_as_public_url_is_refused_at_start(tmp_path):
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
     assert "browsers refuse an IP address" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_upload_tokens_need_a_second_factor(web, tmp_path):
+    from wheels import make_wheel, upload
+
+    add_user(web, "plainuser", PASSWORD)
+    refused = privindex_cli(web, "token", "create", "plainuser", check=False)
+    assert refused.returncode == 1 and "has no second factor" in refused.stderr
+    assert privindex_cli(web, "token", "create", "plainuser", "--read-only").stdout.startswith("pidx_")
+
+    client, *_ = user_with_totp(web, "losesfactor")
+    token = privindex_cli(web, "token", "create", "losesfactor").stdout.strip()
+    wheel = make_wheel(tmp_path, "policy-check", "1.0")
+    assert upload(web.url, token, wheel).status_code == 200
+    admin, *_ = user_with_totp(web, "boss4", admin=True)
+    admin.post("/admin/users/losesfactor", {"action": "reset-2fa"})
+    resp = upload(web.url, token, make_wheel(tmp_path, "policy-check", "2.0"))
+    assert resp.status_code == 403
+    assert "has no second factor" in resp.reason and "/account/security" in resp.reason

@@ -63,8 +63,9 @@ def read_authorization(header: str | None) -> Credentials | None:
             raise MalformedAuthorization("the Bearer credentials are empty")
         return Credentials(TOKEN_USERNAME, value)
     if scheme.lower() != "basic":
-        raise MalformedAuthorization(f"the {scheme[:20]!r} authorization scheme is not supported; "
-                                     "use Basic with username __token__")
+        # never quote what was sent: a bare token without a scheme would land in the logs
+        raise MalformedAuthorization("only the Basic (username __token__) and Bearer authorization "
+                                     "schemes are supported")
     try:
         decoded = base64.b64decode(value, validate=True).decode("utf-8")
     except (binascii.Error, UnicodeDecodeError, ValueError):

@@ -21,7 +21,7 @@ from flask_babel import Babel, format_datetime, gettext as _, ngettext
 from flask_login import LoginManager, UserMixin, current_user
 from flask_wtf.csrf import CSRFError, CSRFProtect
 
-from privindex import twofactor
+from privindex import accounts
 from privindex.auth.ratelimit import login_limiters
 from privindex.models import User
 
@@ -144,7 +144,7 @@ def enforce_two_factor_policy():
         return None
     g.user = me()
     if (settings().require_2fa and request.endpoint not in ENROLMENT_ENDPOINTS
-            and not twofactor.has_second_factor(me())):
+            and not accounts.has_second_factor(me())):
         flash(_("This server requires a second factor. Add a security key or an authenticator app "
                 "to continue."), "warning")
         return redirect(url_for("web.security"))

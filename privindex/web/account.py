@@ -54,7 +54,7 @@ def account():
 def security():
     return render_template("security.html", keys=twofactor.user_keys(me()), has_totp=bool(me().totp_secret),
                            codes_left=twofactor.unused_recovery_codes(me()),
-                           has_2fa=twofactor.has_second_factor(me()))
+                           has_2fa=accounts.has_second_factor(me()))
 
 
 def _show_codes(codes: list[str] | None, then: str):
@@ -67,7 +67,7 @@ def _show_codes(codes: list[str] | None, then: str):
 @login_required
 @recent_auth
 def recovery_codes():
-    if not twofactor.has_second_factor(me()):
+    if not accounts.has_second_factor(me()):
         flash(_("Add a security key or an authenticator app first."), "error")
         return redirect(url_for("web.security"))
     return _show_codes(twofactor.regenerate_recovery_codes(me(), ctx()), "web.security")
@@ -188,7 +188,8 @@ def token_create():
             raise accounts.AccountError(_("Choose at least one project, or the whole-account scope."))
         token, secret = accounts.create_token(
             me(), ctx(), description=form.get("description", "").strip(), projects=scope,
-            read_only=bool(form.get("read_only")), expires_days=int(expires) if expires else None)
+            read_only=bool(form.get("read_only")), expires_days=int(expires) if expires else None,
+            require_2fa=settings().require_2fa)
     except accounts.AccountError as exc:
         flash(str(exc), "error")
         return redirect(url_for("web.tokens"))

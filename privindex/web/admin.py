@@ -30,7 +30,7 @@ def admin_required(view):
 def admin_users():
     users = accounts.list_users()
     return render_template("admin_users.html", users=users,
-                           two_factor={u.id: twofactor.has_second_factor(u) for u in users})
+                           two_factor={u.id: accounts.has_second_factor(u) for u in users})
 
 
 @bp.post("/admin/users")

@@ -64,7 +64,7 @@ def login():
         return render_template("login.html", username=username, next=next_url), 401
     if new_hash:
         User.update(password_hash=new_hash).where(User.id == user.id).execute()
-    if twofactor.has_second_factor(user):
+    if accounts.has_second_factor(user):
         twofactor.drop_pending(session.get(PENDING_LOGIN))
         session[PENDING_LOGIN] = twofactor.create_pending(user, "login", data={"next": next_url})
         return redirect(url_for("web.two_factor"))
