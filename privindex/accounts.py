@@ -20,6 +20,7 @@ from packaging.utils import canonicalize_name
 from privindex import audit
 from privindex.auth import passwords, tokens
 from privindex.db import database
+from privindex.i18n import _
 from privindex.models import ApiToken, DistFile, Project, ProjectRole, SecurityKey, TokenProject, User
 
 USERNAME_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,49}")
@@ -35,10 +36,10 @@ class AccountError(Exception):
 def normalize_username(username: str) -> str:
     name = username.strip().lower()
     if not USERNAME_RE.fullmatch(name):
-        raise AccountError(
+        raise AccountError(_(
             "a username has 1-50 characters: letters, digits, '.', '_' or '-', starting with a "
             "letter or digit"
-        )
+        ))
     return name
 
 
@@ -52,7 +53,7 @@ def find_user(username: str) -> User | None:
 def get_user(username: str) -> User:
     user = find_user(username)
     if user is None:
-        raise AccountError(f"there is no user {username!r} (see: privindex user list)")
+        raise AccountError(_("there is no user '%(user)s' (see: privindex user list)", user=username))
     return user
 
 
@@ -62,7 +63,7 @@ def create_user(username: str, password: str | None, ctx: audit.Context, is_admi
         raise AccountError(problem)
     with database.atomic():
         if User.select().where(User.username == name).exists():
-            raise AccountError(f"the user {name!r} already exists")
+            raise AccountError(_("the user '%(user)s' already exists", user=name))
         user = User.create(
             username=name,
             password_hash=passwords.hash_password(password) if password is not None else None,
@@ -146,15 +147,15 @@ def create_token(user: User, ctx: audit.Context, description: str = "", projects
     token would be refused at every upload.
     """
     if user.is_disabled:
-        raise AccountError(f"the user {user.username!r} is disabled")
+        raise AccountError(_("the user '%(user)s' is disabled", user=user.username))
     if require_2fa and not read_only and not has_second_factor(user):
-        raise AccountError(f"{user.username!r} has no second factor, and this server requires one to "
-                           "upload: sign in to the web UI and add a security key or an authenticator app "
-                           "first (or make a --read-only token)")
+        raise AccountError(_("'%(user)s' has no second factor, and this server requires one to upload: "
+                             "sign in to the web UI and add a security key or an authenticator app first "
+                             "(or make a --read-only token)", user=user.username))
     if expires_days is not None and expires_days < 1:
-        raise AccountError("a token's expiry is a whole number of days, at least 1")
+        raise AccountError(_("a token's expiry is a whole number of days, at least 1"))
     if len(description) > 200:
-        raise AccountError("a token description has at most 200 characters")
+        raise AccountError(_("a token description has at most 200 characters"))
     names = sorted({canonicalize_name(p) for p in projects})
     secret = tokens.generate()
     with database.atomic():
@@ -165,8 +166,9 @@ def create_token(user: User, ctx: audit.Context, description: str = "", projects
                 project = Project.create(name=name, created_at=time.time())
                 audit.record("project:create", ctx, subject=name, project=name)
             if project is None or not (user.is_admin or user_role(user, project)):
-                raise AccountError(f"{user.username!r} is not an owner or maintainer of a project {name!r}; "
-                                   "a token can be limited only to such projects")
+                raise AccountError(_("'%(user)s' is not an owner or maintainer of a project '%(project)s'; "
+                                     "a token can be limited only to such projects",
+                                     user=user.username, project=name))
             scoped.append(project)
         now = time.time()
         token = ApiToken.create(
@@ -189,7 +191,7 @@ def revoke_token(token_id: int, ctx: audit.Context, owner: User | None = None) -
         query = query.where(ApiToken.user == owner)
     token = query.first()
     if token is None:
-        raise AccountError(f"there is no token {token_id} (see: privindex token list)")
+        raise AccountError(_("there is no token %(id)s (see: privindex token list)", id=token_id))
     if token.revoked_at is None:
         with database.atomic():
             token.revoked_at = time.time()

@@ -317,7 +317,8 @@ def backup(settings: Settings, dest: Path) -> None:
     Restore by serving the copy: privindex serve --data-dir DEST/data --store DEST/packages
     (or copy those two folders back into place).
     """
-    from privindex.maintenance import MaintenanceError, backup as run_backup
+    from privindex.maintenance import MaintenanceError
+    from privindex.maintenance import backup as run_backup
     from privindex.store import Store
 
     try:
@@ -341,7 +342,8 @@ def check(settings: Settings, quick: bool) -> None:
 
     Exits with 1 if anything is wrong.
     """
-    from privindex.maintenance import MaintenanceError, check as run_check
+    from privindex.maintenance import MaintenanceError
+    from privindex.maintenance import check as run_check
     from privindex.store import Store
 
     try:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from privindex import audit
 from privindex.accounts import AccountError, user_role
+from privindex.i18n import _
 from privindex.index import Index, IndexedFile
 from privindex.models import Project, User
 from privindex.store import Store
@@ -24,11 +25,11 @@ def can_manage(user: User | None, project_name: str) -> bool:
 
 def _file(index: Index, user: User, project_name: str, filename: str) -> IndexedFile:
     if not can_manage(user, project_name):
-        raise AccountError("only an owner of the project or an admin may do that")
+        raise AccountError(_("only an owner of the project or an admin may do that"))
     project = index.project(project_name)
     found = next((f for f in project.files if f.filename == filename), None) if project else None
     if found is None:
-        raise AccountError(f"there is no file {filename!r} in {project_name!r}")
+        raise AccountError(_("there is no file '%(file)s' in '%(project)s'", file=filename, project=project_name))
     return found
 
 

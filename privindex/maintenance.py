@@ -22,6 +22,7 @@ from typing import Callable
 from privindex.store import CHUNK, UPLOAD_TEMP_PREFIX, Store, hash_stream
 
 Report = Callable[[str], None]
+IN_FLIGHT_SECONDS = 5.0
 
 
 class MaintenanceError(Exception):
@@ -76,10 +77,11 @@ def backup(database: Path, store: Store, dest: Path, report: Report) -> BackupRe
 
     result = BackupResult()
     listed = {path for path, *_ in rows}
-    # files the snapshot does not list: those dropped in by hand before it are kept (a
-    # restored server indexes them); uploads that landed after it belong to the next backup
+    # Files the snapshot does not list: those dropped in by hand well before it are kept (a
+    # restored server indexes them). Recent ones may be uploads still being recorded (a
+    # publish is a hard link, which sets ctime), so they belong to the next backup.
     extra = [p for p, st in _store_files(store).items()
-             if p not in listed and st.st_mtime < snapshot_time]
+             if p not in listed and st.st_ctime < snapshot_time - IN_FLIGHT_SECONDS]
     total = len(rows) + len(extra)
     for path, size, mtime_ns, sha256 in rows:
         problem = _copy_checked(store.full_path(path), dest / "packages" / path, sha256)

@@ -16,6 +16,7 @@ from peewee import fn
 from privindex import audit
 from privindex.accounts import AccountError, TokenAuth, get_user, project_exists, user_role
 from privindex.db import database
+from privindex.i18n import _
 from privindex.models import DistFile, Project, ProjectRole, User
 
 ROLES = ("owner", "maintainer")
@@ -58,10 +59,10 @@ def ensure_project(name: str, ctx: audit.Context) -> Project:
 def set_role(project_name: str, username: str, role: str, ctx: audit.Context) -> None:
     """Give username the role on the project (changing a role they already have)."""
     if role not in ROLES:
-        raise AccountError(f"a role is one of {', '.join(ROLES)}")
+        raise AccountError(_("a role is one of: %(roles)s", roles=", ".join(ROLES)))
     name = canonicalize_name(project_name)
     if not project_exists(name):
-        raise AccountError(f"there is no project {name!r} (see: privindex project list)")
+        raise AccountError(_("there is no project '%(project)s' (see: privindex project list)", project=name))
     user = get_user(username)
     with database.atomic():
         project = ensure_project(name, ctx)
@@ -70,7 +71,7 @@ def set_role(project_name: str, username: str, role: str, ctx: audit.Context) ->
             return
         if current is not None:
             if current.role == "owner" and _owner_count(project) == 1:
-                raise AccountError(f"{user.username!r} is the last owner of {name!r}; add another owner first")
+                raise AccountError(_LAST_OWNER(user, name))
             current.role = role
             current.save()
         else:
@@ -84,12 +85,19 @@ def remove_role(project_name: str, username: str, ctx: audit.Context, role: str 
     project = Project.get_or_none(Project.name == name)
     current = ProjectRole.get_or_none(ProjectRole.project == project, ProjectRole.user == user) if project else None
     if current is None or (role is not None and current.role != role):
-        raise AccountError(f"{user.username!r} is not {'a ' + role if role else 'a member'} of {name!r}")
+        raise AccountError(_("'%(user)s' is not %(role)s of '%(project)s'", user=user.username,
+                             role=_("a maintainer") if role == "maintainer" else _("an owner") if role
+                             else _("a member"), project=name))
     if current.role == "owner" and _owner_count(project) == 1:
-        raise AccountError(f"{user.username!r} is the last owner of {name!r}; add another owner first")
+        raise AccountError(_LAST_OWNER(user, name))
     with database.atomic():
         current.delete_instance()
         audit.record("role:remove", ctx, subject=user.username, project=name, role=current.role)
+
+
+def _LAST_OWNER(user: User, name: str) -> str:
+    return _("'%(user)s' is the last owner of '%(project)s'; add another owner first",
+             user=user.username, project=name)
 
 
 def _owner_count(project: Project) -> int:

@@ -18,6 +18,7 @@ from privindex.accounts import AccountError
 from privindex.auth import recovery, totp
 from privindex.auth import webauthn as keys
 from privindex.db import database
+from privindex.i18n import _
 from privindex.models import PendingAuth, RecoveryCode, SecurityKey, User
 
 PENDING_SECONDS = 300
@@ -85,8 +86,8 @@ def _factor_count(user: User) -> int:
 
 def _check_can_remove(user: User, require_2fa: bool) -> None:
     if require_2fa and _factor_count(user) <= 1:
-        raise AccountError("this is your last second factor and this server requires one: add "
-                           "another security key or an authenticator app first")
+        raise AccountError(_("this is your last second factor and this server requires one: add "
+                             "another security key or an authenticator app first"))
 
 
 # -- recovery codes ------------------------------------------------------------------------------
@@ -134,9 +135,9 @@ def enable_totp(user: User, secret: str, code: str, ctx: audit.Context) -> list[
     step = totp.matching_step(secret, code)
     if step is None:
         if totp.out_of_sync(secret, code):
-            raise AccountError("that code is for another time: check the clock of the device "
-                               "running your authenticator app")
-        raise AccountError("that code is not right; type the 6 digits the app shows now")
+            raise AccountError(_("that code is for another time: check the clock of the device "
+                                 "running your authenticator app"))
+        raise AccountError(_("that code is not right; type the 6 digits the app shows now"))
     with database.atomic():
         replaced = bool(User.get_by_id(user.id).totp_secret)
         User.update(totp_secret=secret, totp_last_counter=step, totp_enabled_at=time.time()).where(
@@ -165,7 +166,7 @@ def disable_totp(user: User, ctx: audit.Context, require_2fa: bool) -> None:
     with database.atomic():
         user = User.get_by_id(user.id)
         if not user.totp_secret:
-            raise AccountError("no authenticator app is set up")
+            raise AccountError(_("no authenticator app is set up"))
         _check_can_remove(user, require_2fa)
         User.update(totp_secret=None, totp_last_counter=None, totp_enabled_at=None).where(
             User.id == user.id).execute()
@@ -177,16 +178,16 @@ def disable_totp(user: User, ctx: audit.Context, require_2fa: bool) -> None:
 def clean_label(label: str) -> str:
     label = " ".join((label or "").split())
     if not label or len(label) > LABEL_MAX:
-        raise AccountError(f"give the key a name of 1 to {LABEL_MAX} characters")
+        raise AccountError(_("give the key a name of 1 to %(max)d characters", max=LABEL_MAX))
     return label
 
 
 def add_key(user: User, label: str, new: keys.NewKey, ctx: audit.Context) -> list[str] | None:
     with database.atomic():
         if SecurityKey.select().where(SecurityKey.credential_id == new.credential_id).exists():
-            raise AccountError("this security key is already enrolled")
+            raise AccountError(_("this security key is already enrolled"))
         if SecurityKey.select().where(SecurityKey.user == user, SecurityKey.label == label).exists():
-            raise AccountError(f"you already have a key named {label!r}; choose another name")
+            raise AccountError(_("you already have a key named '%(label)s'; choose another name", label=label))
         SecurityKey.create(user=user, label=label, credential_id=new.credential_id,
                            public_key=new.public_key, sign_count=new.sign_count,
                            transports=json.dumps(new.transports), aaguid=new.aaguid, created_at=time.time())
@@ -198,7 +199,7 @@ def remove_key(user: User, key_id: int, ctx: audit.Context, require_2fa: bool) -
     with database.atomic():
         key = SecurityKey.get_or_none(SecurityKey.id == key_id, SecurityKey.user == user)
         if key is None:
-            raise AccountError("there is no such security key")
+            raise AccountError(_("there is no such security key"))
         _check_can_remove(User.get_by_id(user.id), require_2fa)
         key.delete_instance()
         audit.record("user:2fa:remove", ctx, subject=user.username, method="webauthn", label=key.label)

@@ -23,7 +23,11 @@ from privindex.auth import tokens
 from privindex.db import database
 from privindex.http import audit_context, plain_response
 from privindex.store import (
-    IncomingFile, InvalidDistribution, UploadTooLarge, parse_filename, read_facts,
+    IncomingFile,
+    InvalidDistribution,
+    UploadTooLarge,
+    parse_filename,
+    read_facts,
 )
 
 bp = Blueprint("upload", __name__)

@@ -3,8 +3,8 @@ on the data dir of a running server, and reading a private index with tokens."""
 
 from __future__ import annotations
 
-import re
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -13,7 +13,6 @@ from concurrent.futures import ThreadPoolExecutor
 import click
 import pytest
 import requests
-
 from conftest import Accounts, assert_no_secrets, pip, start_server, twine, wait_until
 from wheels import make_wheel
 

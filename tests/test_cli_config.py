@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 import requests
-
 from conftest import ROOT, start_server
+
 from privindex.config import ConfigError, Settings, load_settings
 
 

@@ -6,7 +6,6 @@ import hashlib
 import sys
 
 import requests
-
 from conftest import pip, uv
 
 

@@ -7,7 +7,6 @@ import time
 
 import pytest
 import requests
-
 from conftest import add_user, start_server
 from webclient import WebClient
 

@@ -11,14 +11,11 @@ import io
 import os
 import re
 import sqlite3
-import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
 import pytest
 import requests
-
 from conftest import privindex_cli, start_server
 from webclient import uploader
 from wheels import make_wheel, upload

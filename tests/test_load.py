@@ -17,7 +17,6 @@ from collections import Counter
 
 import pytest
 import requests
-
 from conftest import pip, start_server
 from webclient import uploader
 from wheels import make_wheel, upload

@@ -7,10 +7,8 @@ import os
 import signal
 import sqlite3
 import threading
-import time
 
 import requests
-
 from conftest import LiveServer, pip, privindex_cli, start_server, wait_until
 from webclient import uploader
 from wheels import make_wheel, upload

@@ -7,7 +7,6 @@ import shutil
 import time
 
 import requests
-
 from conftest import pip, wait_until
 
 V1_JSON = "application/vnd.pypi.simple.v1+json"
@@ -106,6 +105,7 @@ def test_restart_does_not_rehash_but_a_changed_file_is_reread(fresh_server, dist
 def test_yanked_files_are_marked_in_both_formats(tmp_path, dists):
     """Yank state lives in the database; setting it is the web UI's job, reading it is ours."""
     from conftest import populate
+
     from privindex.app import create_app
     from privindex.config import Settings
 

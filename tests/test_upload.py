@@ -18,7 +18,6 @@ from pathlib import Path
 
 import pytest
 import requests
-
 from conftest import Accounts, assert_no_secrets, pip, start_server, twine, wait_until
 from wheels import make_wheel
 

@@ -9,7 +9,6 @@ import time
 
 import pytest
 import requests
-
 from conftest import add_user, privindex_cli, start_server
 from webclient import WebClient
 
@@ -107,9 +106,10 @@ def test_second_factor_failures_lock_out(web):
 def test_reauthentication_is_asked_for_sensitive_actions(web):
     client, _totp, _codes, _at = user_with_totp(web, "reauth")
     # pretend the sign-in happened 20 minutes ago by editing the signed session in-process
-    from flask.sessions import SecureCookieSessionInterface
-    from privindex.web import secret_key
     from flask import Flask
+    from flask.sessions import SecureCookieSessionInterface
+
+    from privindex.web import secret_key
 
     app = Flask("t")
     app.secret_key = secret_key(web.data_dir)

@@ -11,14 +11,12 @@ import shutil
 import sqlite3
 import sys
 import time
-from pathlib import Path
 
 import pyotp
 import pytest
 import requests
-from playwright.sync_api import expect
-
 from conftest import ROOT, add_user, privindex_cli, run
+from playwright.sync_api import expect
 from wheels import make_wheel
 
 pytestmark = pytest.mark.browser

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from passlib.context import CryptContext
 
+from privindex.i18n import _
+
 MIN_LENGTH = 8
 MAX_LENGTH = 1024  # argon2 takes any length; this only bounds the work an attacker can ask for
 
@@ -38,9 +40,9 @@ def waste_time(password: str) -> None:
 def password_problem(password: str, username: str = "") -> str | None:
     """Why a new password is refused, or None if it is acceptable."""
     if len(password) < MIN_LENGTH:
-        return f"the password must have at least {MIN_LENGTH} characters"
+        return _("the password must have at least %(num)d characters", num=MIN_LENGTH)
     if len(password) > MAX_LENGTH:
-        return f"the password must have at most {MAX_LENGTH} characters"
+        return _("the password must have at most %(num)d characters", num=MAX_LENGTH)
     if username and password.lower() == username.lower():
-        return "the password must not be the username"
+        return _("the password must not be the username")
     return None

@@ -17,7 +17,8 @@ from typing import Callable
 from urllib.parse import urlsplit
 
 from flask import Blueprint, Flask, current_app, flash, g, redirect, render_template, request, session, url_for
-from flask_babel import Babel, format_datetime, gettext as _, ngettext
+from flask_babel import Babel, format_datetime, ngettext
+from flask_babel import gettext as _
 from flask_login import LoginManager, UserMixin, current_user
 from flask_wtf.csrf import CSRFError, CSRFProtect
 

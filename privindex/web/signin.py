@@ -19,7 +19,7 @@ from privindex.auth import passwords
 from privindex.auth import webauthn as keys
 from privindex.http import audit_context
 from privindex.models import User
-from privindex.web import bp, humanize_wait, limits, safe_next, settings, Account, me
+from privindex.web import Account, bp, humanize_wait, limits, me, safe_next, settings
 
 PENDING_LOGIN = "pending_login"
 WEBAUTHN_LOGIN = "webauthn_login"
