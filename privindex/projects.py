@@ -30,21 +30,27 @@ class ProjectInfo:
     files: int
 
 
-def list_projects(user: User | None = None) -> list[ProjectInfo]:
-    """Every project (with rights or with files); only the user's when user is given."""
+def list_projects(user: User | None = None, name: str | None = None) -> list[ProjectInfo]:
+    """Every project (with rights or with files), sorted; only the user's when user is
+    given, only the named one when name is given."""
     roles: dict[str, dict[str, list[str]]] = {}
     query = (ProjectRole.select(ProjectRole, Project, User).join(Project).switch(ProjectRole).join(User)
              .order_by(User.username))
+    counts = DistFile.select(DistFile.project, fn.COUNT(DistFile.id)).group_by(DistFile.project)
+    names = Project.select(Project.name)
+    if name is not None:
+        query = query.where(Project.name == name)
+        counts = counts.where(DistFile.project == name)
+        names = names.where(Project.name == name)
     for role in query:
         roles.setdefault(role.project.name, {"owner": [], "maintainer": []})[role.role].append(role.user.username)
-    counts = dict(DistFile.select(DistFile.project, fn.COUNT(DistFile.id)).group_by(DistFile.project).tuples())
-    names = set(counts) | {p.name for p in Project.select(Project.name)}
+    file_counts = dict(counts.tuples())
     result = []
-    for name in sorted(names):
-        r = roles.get(name, {"owner": [], "maintainer": []})
+    for project in sorted(set(file_counts) | {p.name for p in names}):
+        r = roles.get(project, {"owner": [], "maintainer": []})
         if user is not None and user.username not in r["owner"] + r["maintainer"]:
             continue
-        result.append(ProjectInfo(name, r["owner"], r["maintainer"], counts.get(name, 0)))
+        result.append(ProjectInfo(project, r["owner"], r["maintainer"], file_counts.get(project, 0)))
     return result
 
 

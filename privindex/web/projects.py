@@ -39,7 +39,7 @@ def project_page(name: str):
     normalized = canonicalize_name(name)
     if normalized != name:
         return redirect(url_for("web.project_page", name=normalized), 301)
-    info = next((p for p in projects.list_projects() if p.name == normalized), None)
+    info = next(iter(projects.list_projects(name=normalized)), None)
     indexed = services().index.project(normalized)
     if info is None and indexed is None:
         abort(404)
