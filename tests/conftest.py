@@ -169,6 +169,19 @@ class LiveServer:
         return self.log_path.read_text()
 
 
+_started: list[subprocess.Popen] = []
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_server_outlives_the_session():
+    """A test that fails half-way may leave a server running; end them all at the end."""
+    yield
+    for proc in _started:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
 def start_server(store: Path, data_dir: Path, *args: str, env: dict | None = None,
                  config: Path | None = None) -> LiveServer:
     log_path = data_dir.parent / f"{data_dir.name}-server.log"
@@ -181,6 +194,7 @@ def start_server(store: Path, data_dir: Path, *args: str, env: dict | None = Non
     base_env.update(env or {})
     with open(log_path, "a") as log_file:
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log_file, text=True, env=base_env)
+    _started.append(proc)
     banner: list[str] = []
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:

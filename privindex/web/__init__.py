@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Callable
 from urllib.parse import urlsplit
 
-from flask import Blueprint, Flask, current_app, flash, g, redirect, render_template, request, session, url_for
+from flask import Blueprint, Flask, current_app, flash, redirect, render_template, request, session, url_for
 from flask_babel import Babel, format_datetime, ngettext
 from flask_babel import gettext as _
 from flask_login import LoginManager, UserMixin, current_user
@@ -143,7 +143,6 @@ def enforce_two_factor_policy():
     """With require_2fa, a user without a second factor may only enrol one."""
     if not current_user.is_authenticated or request.blueprint != "web":
         return None
-    g.user = me()
     if (settings().require_2fa and request.endpoint not in ENROLMENT_ENDPOINTS
             and not accounts.has_second_factor(me())):
         flash(_("This server requires a second factor. Add a security key or an authenticator app "

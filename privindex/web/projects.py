@@ -25,9 +25,8 @@ def home():
 def projects_page():
     if not _may_browse():
         return redirect(url_for("web.login", next=request.path))
+    # signed-in people start with their own projects; everything is one click away
     show_all = not current_user.is_authenticated or request.args.get("all") == "1"
-    if current_user.is_authenticated and not me().is_admin and settings().read_access == "token":
-        show_all = request.args.get("all") == "1"
     listing = projects.list_projects(None if show_all else me())
     return render_template("projects.html", projects=listing, show_all=show_all)
 
