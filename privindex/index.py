@@ -30,6 +30,7 @@ Progress = Callable[[int, int], None]
 
 # A file this recent may still be being copied in; its folder is looked at again.
 SETTLE_SECONDS = 0.5
+READ_BATCH = 500  # files read per transaction on a cold start
 _ROW_FIELDS = [f for f in DistFile._meta.sorted_fields if f.name not in ("id", "metadata")]
 
 
@@ -111,12 +112,12 @@ class Index:
             for p, st in found:
                 if _matches(known.get(p), st):
                     changed.add(self._put(_from_row(known[p])))
-            done = 0
-            for p, st in to_read:
-                changed.update(self._consider(p, st))
-                done += 1
-                if progress:
-                    progress(done, len(to_read))
+            for start, batch in enumerate(_chunks(to_read, READ_BATCH)):
+                with database.atomic():  # one commit per batch, not per file
+                    for done, (p, st) in enumerate(batch, start=start * READ_BATCH + 1):
+                        changed.update(self._consider(p, st))
+                        if progress:
+                            progress(done, len(to_read))
             stale = set(known) - {p for p, _st in found}
             if stale:
                 with database.atomic():
@@ -319,6 +320,6 @@ def _dirname(path: str) -> str:
     return path.rpartition("/")[0]
 
 
-def _chunks(items: list[str], size: int) -> Iterable[list[str]]:
+def _chunks(items: list, size: int) -> Iterable[list]:
     for start in range(0, len(items), size):
         yield items[start:start + size]
