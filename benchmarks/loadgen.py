@@ -188,11 +188,11 @@ def cpu_seconds(pid: int) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
-def wait_idle(pid: int, window: float = 1.0, threshold: float = 0.05, timeout: float = 30.0) -> float:
+def wait_idle(pid: int, window: float = 1.0, threshold: float = 0.05, timeout: float = 30.0) -> tuple[float, bool]:
     """Wait until the server tree used < threshold of a core over one window; bounded.
 
     A test that starts while the server still digests the previous one's backlog would be
-    charged for it. Returns the seconds waited (the timeout if it never settled).
+    charged for it. Returns (seconds waited, whether it went idle).
     """
     started = time.monotonic()
     before = cpu_seconds(pid)
@@ -200,9 +200,9 @@ def wait_idle(pid: int, window: float = 1.0, threshold: float = 0.05, timeout: f
         time.sleep(window)
         now = cpu_seconds(pid)
         if now - before < threshold * window:
-            break
+            return round(time.monotonic() - started, 2), True
         before = now
-    return round(time.monotonic() - started, 2)
+    return round(time.monotonic() - started, 2), False
 
 
 def median(values: list[float]) -> float | None:

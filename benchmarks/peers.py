@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -50,8 +51,10 @@ def ensure_venv(cache: Path, name: str, log=print) -> Path:
         log(f"creating the {name} virtualenv in {venv} ...")
         subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
         # pip's machine-wide config (mirrors, certificates) is fine for installing.
-        subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q", *VENVS[name]],
-                       check=True, stdout=subprocess.DEVNULL)
+        proc = subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q", *VENVS[name]],
+                              capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise RuntimeError(f"installing {VENVS[name]} failed:\n{proc.stdout}{proc.stderr}")
         marker.write_text(wanted)
     return venv / "bin"
 
@@ -64,12 +67,13 @@ def free_port() -> int:
 
 def http(method: str, url: str, body: bytes | None = None, headers: dict | None = None,
          timeout: float = 30) -> tuple[int, dict, bytes]:
+    """(status, headers with lower-case names, body); HTTP errors are answers, not exceptions."""
     req = urllib.request.Request(url, data=body, method=method, headers=headers or {})
     try:
         with urllib.request.urlopen(req, timeout=timeout) as resp:
-            return resp.status, dict(resp.headers), resp.read()
+            return resp.status, {k.lower(): v for k, v in resp.headers.items()}, resp.read()
     except urllib.error.HTTPError as exc:
-        return exc.code, dict(exc.headers), exc.read()
+        return exc.code, {k.lower(): v for k, v in exc.headers.items()}, exc.read()
 
 
 # -- the servers -------------------------------------------------------------------------------
@@ -134,9 +138,11 @@ def stop(running: Running) -> None:
             running.proc.wait()
 
 
-def privindex(store: Path, data_dir: Path) -> Server:
+def privindex(store: Path, data_dir: Path, **settings: str) -> Server:
+    """settings: PRIVINDEX_<NAME> environment settings, e.g. max_upload_mb="300"."""
     port = free_port()
     env = clean_env(PYTHONPATH=str(REPO))  # the checkout, whatever is installed
+    env.update({f"PRIVINDEX_{k.upper()}": v for k, v in settings.items()})
     return Server("privindex", [sys.executable, "-m", "privindex", "serve", "--store", str(store),
                                 "--data-dir", str(data_dir), "--port", str(port)], port, env=env)
 
@@ -235,7 +241,7 @@ def devpi_upload(base: str, auth: dict, path: Path, index: str = DEVPI_INDEX) ->
     boundary = uuid.uuid4().hex
     parts = []
     for key, value in ((":action", "file_upload"), ("name", name), ("version", version),
-                       ("protocol_version", "1")):
+                       ("protocol_version", "1"), ("requires_python", ">=3.8")):
         parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{key}"\r\n\r\n{value}\r\n'.encode())
     parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="content"; filename="{path.name}"\r\n'
                  f"Content-Type: application/octet-stream\r\n\r\n".encode() + path.read_bytes() + b"\r\n")
@@ -258,8 +264,7 @@ def devpi_loaded(bin_dir: Path, cache: Path, store_folder: Path, key: str, workd
     if marker.exists():
         return serverdir
     if serverdir.exists():
-        import shutil
-        shutil.rmtree(serverdir)
+        shutil.rmtree(serverdir)  # an interrupted load
     files = sorted(store_folder.iterdir())
     log(f"loading {len(files)} files into devpi (once; kept in {serverdir}) ...")
     started = time.monotonic()
