@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import threading
 import time
 from dataclasses import dataclass, replace
+from functools import lru_cache
 from typing import Callable, Iterable
 
 import peewee
@@ -31,13 +33,11 @@ Progress = Callable[[int, int], None]
 # A file this recent may still be being copied in; its folder is looked at again.
 SETTLE_SECONDS = 0.5
 READ_BATCH = 500  # files read per transaction on a cold start
-_ROW_FIELDS = [f for f in DistFile._meta.sorted_fields if f.name not in ("id", "metadata")]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class IndexedFile:
     path: str  # relative to the store root, POSIX separators
-    filename: str
     project: str  # normalized
     name: str  # as the metadata spells it
     version: str
@@ -51,11 +51,21 @@ class IndexedFile:
     yanked_reason: str
 
     @property
+    def filename(self) -> str:
+        return self.path.rpartition("/")[2]
+
+    @property
     def sort_key(self) -> tuple[Version, str]:
-        return Version(self.version), self.filename
+        return parse_version(self.version), self.filename
 
 
-@dataclass(frozen=True)
+@lru_cache(maxsize=8192)
+def parse_version(text: str) -> Version:
+    """Stores repeat the same few version strings across thousands of projects."""
+    return Version(text)
+
+
+@dataclass(frozen=True, slots=True)
 class Project:
     name: str  # normalized
     display_name: str
@@ -100,28 +110,38 @@ class Index:
     # -- loading and refreshing ----------------------------------------------------------
 
     def load(self, progress: Progress | None = None) -> None:
-        """Scan the whole store; read only files whose size or mtime changed since last time."""
+        """Scan the whole store; read only files whose size or mtime changed since last time.
+
+        Rows come from a raw cursor straight into index entries (strings shared across
+        rows), and each entry found unchanged on disk is moved into the index at once, so
+        a warm start holds one copy of the index, not rows, stats and index together.
+        """
         with self._lock:
-            known = {row.path: row for row in DistFile.select(*_ROW_FIELDS).namedtuples()}
-            found: list[tuple[str, os.stat_result]] = []
+            columns = ", ".join(f.column_name for f in _ROW_FIELDS)
+            known = {}
+            for row in database.execute_sql(f"SELECT {columns} FROM dist_file"):
+                entry = _entry(*row)
+                known[entry.path] = entry
+            to_read: list[tuple[str, os.stat_result]] = []
             for reldir, mtime, files in self.store.walk():
                 self._dir_mtimes[reldir] = mtime
-                found.extend(files.items())
-            to_read = [(p, st) for p, st in found if not _matches(known.get(p), st)]
-            changed: set[str] = set()
-            for p, st in found:
-                if _matches(known.get(p), st):
-                    changed.add(self._put(_from_row(known[p])))
+                for p, st in files.items():
+                    entry = known.pop(p, None)
+                    if entry is not None and (entry.size, entry.mtime_ns) == (st.st_size, st.st_mtime_ns):
+                        self._put(entry)
+                    else:
+                        to_read.append((p, st))
+            changed = set(self._project_paths)
             for start, batch in enumerate(_chunks(to_read, READ_BATCH)):
                 with database.atomic():  # one commit per batch, not per file
                     for done, (p, st) in enumerate(batch, start=start * READ_BATCH + 1):
                         changed.update(self._consider(p, st))
                         if progress:
                             progress(done, len(to_read))
-            stale = set(known) - {p for p, _st in found}
+            stale = sorted(set(known) - {p for p, _st in to_read})
             if stale:
                 with database.atomic():
-                    for chunk in _chunks(sorted(stale), 500):
+                    for chunk in _chunks(stale, 500):
                         DistFile.delete().where(DistFile.path.in_(chunk)).execute()
             self._publish(changed)
 
@@ -219,11 +239,9 @@ class Index:
         previous = DistFile.select(DistFile.yanked, DistFile.yanked_reason, DistFile.upload_time).where(
             DistFile.path == path
         ).get()
-        row["upload_time"] = previous.upload_time
-        row.pop("metadata")
-        return IndexedFile(
-            filename=filename, yanked=previous.yanked, yanked_reason=previous.yanked_reason, **row
-        )
+        return _entry(path, project, facts.name, str(version), facts.size, facts.mtime_ns, facts.sha256,
+                      facts.requires_python, facts.metadata_sha256, previous.upload_time, previous.yanked,
+                      previous.yanked_reason)
 
     def _rescan_dir(self, reldir: str) -> set[str]:
         self._unsettled.discard(reldir)
@@ -299,20 +317,24 @@ def _build_project(name: str, files: list[IndexedFile]) -> Project:
             continue
         by_filename[f.filename] = f
     ordered = tuple(sorted(by_filename.values(), key=lambda f: f.sort_key))
-    versions = tuple(sorted({f.version for f in ordered}, key=Version))
+    versions = tuple(sorted({f.version for f in ordered}, key=parse_version))
     return Project(name=name, display_name=ordered[-1].name, files=ordered, versions=versions)
 
 
-def _matches(row, st: os.stat_result) -> bool:
-    return row is not None and row.size == st.st_size and row.mtime_ns == st.st_mtime_ns
+_ROW_FIELDS = [f for f in DistFile._meta.sorted_fields if f.name not in ("id", "metadata")]
 
 
-def _from_row(row) -> IndexedFile:
+def _entry(path, project, name, version, size, mtime_ns, sha256, requires_python, metadata_sha256,
+           upload_time, yanked, yanked_reason) -> IndexedFile:
+    """An index entry from a dist_file row (columns in _ROW_FIELDS order). Names, versions
+    and Requires-Python repeat across files: interning keeps one copy of each."""
+    intern = sys.intern
     return IndexedFile(
-        path=row.path, filename=row.path.rpartition("/")[2], project=row.project, name=row.name,
-        version=row.version, size=row.size, mtime_ns=row.mtime_ns, sha256=row.sha256,
-        requires_python=row.requires_python, metadata_sha256=row.metadata_sha256,
-        upload_time=row.upload_time, yanked=bool(row.yanked), yanked_reason=row.yanked_reason,
+        path=path, project=intern(project), name=intern(name), version=intern(version), size=size,
+        mtime_ns=mtime_ns, sha256=sha256,
+        requires_python=intern(requires_python) if requires_python else requires_python,
+        metadata_sha256=metadata_sha256, upload_time=upload_time, yanked=bool(yanked),
+        yanked_reason=yanked_reason,
     )
 
 

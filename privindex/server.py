@@ -10,6 +10,8 @@ import time
 from typing import Callable
 
 import waitress
+from waitress.channel import HTTPChannel
+from waitress.task import WSGITask
 
 from privindex import __version__
 from privindex.app import create_app
@@ -17,6 +19,31 @@ from privindex.config import Settings, replace
 from privindex.index import Progress
 
 log = logging.getLogger(__name__)
+
+
+class _KeepAliveTask(WSGITask):
+    """waitress 3.0.2 closes an HTTP/1.1 connection after any answer without a
+    Content-Length, bodiless 304s and 204s included; pip revalidating pages then pays for
+    a new connection each time. Keep the connection for those (the client may still ask
+    to close)."""
+
+    _bodiless_keepalive = False
+
+    def build_response_header(self):
+        self._bodiless_keepalive = (not self.has_body and self.version == "1.1"
+                                    and self.request.headers.get("CONNECTION", "").lower() != "close")
+        try:
+            return super().build_response_header()
+        finally:
+            self._bodiless_keepalive = False
+
+    def set_close_on_finish(self):
+        if not self._bodiless_keepalive:
+            super().set_close_on_finish()
+
+
+class _Channel(HTTPChannel):
+    task_class = _KeepAliveTask
 
 
 def configure_logging(level: str) -> None:
@@ -55,6 +82,7 @@ def serve(settings: Settings, echo: Callable[..., None]) -> None:
         # which answers with a message twine shows, instead of waitress's bare 413
         max_request_body_size=settings.max_upload_bytes + 16 * 1024 * 1024,
     )
+    server.channel_class = _Channel
     settings = replace(settings, port=int(server.effective_port))
     app.extensions["privindex"].settings = settings
 

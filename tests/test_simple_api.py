@@ -243,3 +243,25 @@ def test_health(url):
     assert resp.status_code == 200
     assert resp.json()["status"] == "ok"
     assert resp.json()["projects"] == 4
+
+
+def test_revalidation_keeps_the_connection_open(url):
+    """pip revalidates every page: a 304 must not cost a new TCP connection."""
+    import http.client
+
+    conn = http.client.HTTPConnection(url.split("//")[1], timeout=10)
+    conn.request("GET", "/simple/alpha/")
+    first = conn.getresponse()
+    first.read()
+    etag = first.getheader("ETag")
+    for _ in range(3):
+        conn.request("GET", "/simple/alpha/", headers={"If-None-Match": etag})
+        again = conn.getresponse()
+        again.read()
+        assert again.status == 304
+        assert again.getheader("Connection") != "close"
+    local_port = conn.sock.getsockname()[1]
+    conn.request("GET", "/simple/alpha/", headers={"If-None-Match": etag})
+    conn.getresponse().read()
+    assert conn.sock.getsockname()[1] == local_port  # still the same socket
+    conn.close()
