@@ -193,15 +193,22 @@ def test_totp_enrol_sign_in_and_replay_refused(page, web):
     assert reasons.count("invalid_totp") == 2
 
 
-def test_recovery_code_works_once(page, web):
-    add_user(web, "recover", PASSWORD)
-    sign_in_password(page, web, "recover")
+def enrol_totp(page) -> list[str]:
+    """Set up an authenticator app from the security page; returns the recovery codes."""
     page.get_by_role("link", name="Set up an authenticator app").click()
     totp = pyotp.TOTP(_totp_secret(page))
     page.get_by_label("The 6-digit code the app shows now").fill(totp.now())
     page.get_by_role("button", name="Confirm").click()
-    code = recovery_codes(page)[3]
+    page.get_by_role("heading", name="Your recovery codes").wait_for()
+    codes = recovery_codes(page)
     page.get_by_role("link", name="I have saved them").click()
+    return codes
+
+
+def test_recovery_code_works_once(page, web):
+    add_user(web, "recover", PASSWORD)
+    sign_in_password(page, web, "recover")
+    code = enrol_totp(page)[3]
     sign_out(page)
 
     sign_in_password(page, web, "recover")
@@ -223,11 +230,7 @@ def test_recovery_code_works_once(page, web):
 def test_token_created_in_the_ui_uploads_with_twine(page, web, dists, tmp_path):
     add_user(web, "uploader", PASSWORD)
     sign_in_password(page, web, "uploader")
-    page.get_by_role("link", name="Set up an authenticator app").click()
-    totp = pyotp.TOTP(_totp_secret(page))
-    page.get_by_label("The 6-digit code the app shows now").fill(totp.now())
-    page.get_by_role("button", name="Confirm").click()
-    page.get_by_role("link", name="I have saved them").click()
+    enrol_totp(page)
 
     page.get_by_role("link", name="Tokens").click()
     shot(page, "tokens")
