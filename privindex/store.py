@@ -35,7 +35,6 @@ log = logging.getLogger(__name__)
 
 WHEEL_SUFFIX = ".whl"
 SDIST_SUFFIXES = (".tar.gz", ".zip")
-DIST_SUFFIXES = (WHEEL_SUFFIX, *SDIST_SUFFIXES)
 TEMP_SUFFIXES = (".tmp", ".part", ".partial", ".crdownload", ".swp", "~")
 UPLOAD_TEMP_PREFIX = ".privindex-upload-"
 
