@@ -18,6 +18,7 @@ import peewee
 from packaging.utils import canonicalize_name
 
 from privindex import audit
+from privindex.audit import Tag
 from privindex.auth import passwords, tokens
 from privindex.db import database
 from privindex.i18n import _
@@ -70,7 +71,7 @@ def create_user(username: str, password: str | None, ctx: audit.Context, is_admi
             is_admin=is_admin, created_at=time.time(),
             webauthn_user_handle=secrets.token_bytes(64),
         )
-        audit.record("user:create", ctx, subject=name, admin=is_admin)
+        audit.record(Tag.USER_CREATE, ctx, subject=name, admin=is_admin)
     return user
 
 
@@ -81,7 +82,7 @@ def set_password(user: User, password: str, ctx: audit.Context) -> None:
     with database.atomic():
         User.update(password_hash=passwords.hash_password(password),
                     session_version=User.session_version + 1).where(User.id == user.id).execute()
-        audit.record("user:password:change", ctx, subject=user.username)
+        audit.record(Tag.USER_PASSWORD_CHANGE, ctx, subject=user.username)
     user.session_version += 1
 
 
@@ -90,7 +91,7 @@ def set_disabled(user: User, disabled: bool, ctx: audit.Context) -> None:
     with database.atomic():
         User.update(is_disabled=disabled, session_version=User.session_version + 1).where(
             User.id == user.id).execute()
-        audit.record("user:disable" if disabled else "user:enable", ctx, subject=user.username)
+        audit.record(Tag.USER_DISABLE if disabled else Tag.USER_ENABLE, ctx, subject=user.username)
     user.is_disabled = disabled
 
 
@@ -164,7 +165,7 @@ def create_token(user: User, ctx: audit.Context, description: str = "", projects
             project = Project.get_or_none(Project.name == name)
             if project is None and user.is_admin and project_exists(name):
                 project = Project.create(name=name, created_at=time.time())
-                audit.record("project:create", ctx, subject=name, project=name)
+                audit.record(Tag.PROJECT_CREATE, ctx, subject=name, project=name)
             if project is None or not (user.is_admin or user_role(user, project)):
                 raise AccountError(_("'%(user)s' is not an owner or maintainer of a project '%(project)s'; "
                                      "a token can be limited only to such projects",
@@ -178,7 +179,7 @@ def create_token(user: User, ctx: audit.Context, description: str = "", projects
         )
         for project in scoped:
             TokenProject.create(token=token, project=project)
-        audit.record("token:create", ctx, subject=user.username,
+        audit.record(Tag.TOKEN_CREATE, ctx, subject=user.username,
                      token=token.id, description=description, projects=names or "all",
                      read_only=read_only, expires_days=expires_days)
     return token, secret
@@ -196,7 +197,7 @@ def revoke_token(token_id: int, ctx: audit.Context, owner: User | None = None) -
         with database.atomic():
             token.revoked_at = time.time()
             token.save()
-            audit.record("token:revoke", ctx, subject=token.user.username, token=token.id,
+            audit.record(Tag.TOKEN_REVOKE, ctx, subject=token.user.username, token=token.id,
                          description=token.description)
     return token
 

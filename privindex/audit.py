@@ -10,19 +10,42 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Iterable
 
 from privindex.models import AuditEvent, User
 
-TAGS = frozenset({
-    "user:create", "user:disable", "user:enable", "user:password:change",
-    "user:login:success", "user:login:failure", "user:2fa:add", "user:2fa:remove", "user:2fa:reset",
-    "user:recovery-codes:generate", "user:recovery-code:use", "webauthn:sign-count-regression",
-    "token:create", "token:revoke",
-    "project:create", "role:add", "role:remove",
-    "file:add", "file:overwrite", "file:yank", "file:unyank", "file:delete",
-    "upload:refused",
-})
+class Tag(StrEnum):
+    """The audit vocabulary (`noun:verb`), documented with its details in docs/audit.md."""
+
+    USER_CREATE = "user:create"
+    USER_DISABLE = "user:disable"
+    USER_ENABLE = "user:enable"
+    USER_PASSWORD_CHANGE = "user:password:change"
+    USER_LOGIN_SUCCESS = "user:login:success"
+    USER_LOGIN_FAILURE = "user:login:failure"
+    USER_SESSION_REVOKED = "user:session:revoked"
+    USER_2FA_ADD = "user:2fa:add"
+    USER_2FA_REMOVE = "user:2fa:remove"
+    USER_2FA_RESET = "user:2fa:reset"
+    USER_RECOVERY_CODES_GENERATE = "user:recovery-codes:generate"
+    USER_RECOVERY_CODE_USE = "user:recovery-code:use"
+    WEBAUTHN_SIGN_COUNT_REGRESSION = "webauthn:sign-count-regression"
+    TOKEN_CREATE = "token:create"
+    TOKEN_REVOKE = "token:revoke"
+    PROJECT_CREATE = "project:create"
+    ROLE_ADD = "role:add"
+    ROLE_REMOVE = "role:remove"
+    FILE_ADD = "file:add"
+    FILE_OVERWRITE = "file:overwrite"
+    FILE_REPLACE = "file:replace"
+    FILE_CHANGED_ON_DISK = "file:changed-on-disk"
+    FILE_YANK = "file:yank"
+    FILE_UNYANK = "file:unyank"
+    FILE_DELETE = "file:delete"
+    UPLOAD_REFUSED = "upload:refused"
+
+
 _SECRET_WORDS = ("password", "secret", "token_value", "code", "otp", "totp")
 
 
@@ -43,16 +66,15 @@ class Context:
 CLI = Context(via="cli")
 
 
-def record(tag: str, ctx: Context, subject: str | None = None, project: str | None = None,
+def record(tag: Tag, ctx: Context, subject: str | None = None, project: str | None = None,
            **details) -> AuditEvent:
-    if tag not in TAGS:
-        raise ValueError(f"unknown audit tag {tag!r}")
+    tag = Tag(tag)  # a typo is an error, not a silent new tag
     for key in details:
         if any(word in key.lower() for word in _SECRET_WORDS):
             raise ValueError(f"audit details must not carry secrets ({key!r})")
     details.setdefault("via", ctx.via)
     return AuditEvent.create(
-        ts=time.time(), tag=tag,
+        ts=time.time(), tag=tag.value,
         actor_id=ctx.actor.id if ctx.actor else None,
         actor=ctx.actor.username if ctx.actor else None,
         subject=subject, project=project, ip=ctx.ip,

@@ -7,6 +7,7 @@ deleting removes it from the store for good.
 from __future__ import annotations
 
 from privindex import audit
+from privindex.audit import Tag
 from privindex.accounts import AccountError, user_role
 from privindex.i18n import _
 from privindex.index import Index, IndexedFile
@@ -38,7 +39,7 @@ def set_yanked(index: Index, user: User, project_name: str, filename: str, yanke
     target = _file(index, user, project_name, filename)
     reason = " ".join(reason.split())[:REASON_MAX]
     index.set_yanked(target.path, yanked, reason)
-    audit.record("file:yank" if yanked else "file:unyank", ctx, subject=filename, project=project_name,
+    audit.record(Tag.FILE_YANK if yanked else Tag.FILE_UNYANK, ctx, subject=filename, project=project_name,
                  reason=reason if yanked else None)
 
 
@@ -47,4 +48,4 @@ def delete(store: Store, index: Index, user: User, project_name: str, filename: 
     target = _file(index, user, project_name, filename)
     store.remove(target.path)
     index.discard(target.path)
-    audit.record("file:delete", ctx, subject=filename, project=project_name, sha256=target.sha256)
+    audit.record(Tag.FILE_DELETE, ctx, subject=filename, project=project_name, sha256=target.sha256)

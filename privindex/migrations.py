@@ -140,4 +140,12 @@ def v2_accounts(db: peewee.SqliteDatabase) -> None:
         db.execute_sql(statement)
 
 
-MIGRATIONS = [v1_files, v2_accounts]
+def v3_published_files(db: peewee.SqliteDatabase) -> None:
+    """The read path's schema changes (published digests)."""
+
+
+def v4_sessions(db: peewee.SqliteDatabase) -> None:
+    """The accounts' schema changes (server-side sessions, disable times)."""
+
+
+MIGRATIONS = [v1_files, v2_accounts, v3_published_files, v4_sessions]

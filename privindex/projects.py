@@ -14,6 +14,7 @@ from packaging.utils import canonicalize_name
 from peewee import fn
 
 from privindex import audit
+from privindex.audit import Tag
 from privindex.accounts import AccountError, TokenAuth, get_user, project_exists, user_role
 from privindex.db import database
 from privindex.i18n import _
@@ -58,7 +59,7 @@ def ensure_project(name: str, ctx: audit.Context) -> Project:
     project = Project.get_or_none(Project.name == name)
     if project is None:
         project = Project.create(name=name, created_at=time.time())
-        audit.record("project:create", ctx, subject=name, project=name)
+        audit.record(Tag.PROJECT_CREATE, ctx, subject=name, project=name)
     return project
 
 
@@ -82,7 +83,7 @@ def set_role(project_name: str, username: str, role: str, ctx: audit.Context) ->
             current.save()
         else:
             ProjectRole.create(project=project, user=user, role=role)
-        audit.record("role:add", ctx, subject=user.username, project=name, role=role)
+        audit.record(Tag.ROLE_ADD, ctx, subject=user.username, project=name, role=role)
 
 
 def remove_role(project_name: str, username: str, ctx: audit.Context, role: str | None = None) -> None:
@@ -98,7 +99,7 @@ def remove_role(project_name: str, username: str, ctx: audit.Context, role: str 
         raise AccountError(_LAST_OWNER(user, name))
     with database.atomic():
         current.delete_instance()
-        audit.record("role:remove", ctx, subject=user.username, project=name, role=current.role)
+        audit.record(Tag.ROLE_REMOVE, ctx, subject=user.username, project=name, role=current.role)
 
 
 def _LAST_OWNER(user: User, name: str) -> str:
@@ -151,5 +152,5 @@ def claim_project(auth: TokenAuth, name: str, ctx: audit.Context) -> Project:
     project = ensure_project(name, ctx)
     if not had_files:
         ProjectRole.create(project=project, user=auth.user, role="owner")
-        audit.record("role:add", ctx, subject=auth.user.username, project=name, role="owner")
+        audit.record(Tag.ROLE_ADD, ctx, subject=auth.user.username, project=name, role="owner")
     return project

@@ -14,6 +14,7 @@ import secrets
 import time
 
 from privindex import audit
+from privindex.audit import Tag
 from privindex.accounts import AccountError
 from privindex.auth import recovery, totp
 from privindex.auth import webauthn as keys
@@ -101,7 +102,7 @@ def regenerate_recovery_codes(user: User, ctx: audit.Context) -> list[str]:
         RecoveryCode.insert_many(
             [{"user": user, "code_hash": recovery.digest(c), "created_at": now} for c in codes]
         ).execute()
-        audit.record("user:recovery-codes:generate", ctx, subject=user.username, replaced=bool(had))
+        audit.record(Tag.USER_RECOVERY_CODES_GENERATE, ctx, subject=user.username, replaced=bool(had))
     return codes
 
 
@@ -114,7 +115,7 @@ def use_recovery_code(user: User, code: str, ctx: audit.Context) -> bool:
                    RecoveryCode.used_at.is_null())
             .execute())
     if used == 1:
-        audit.record("user:recovery-code:use", ctx, subject=user.username,
+        audit.record(Tag.USER_RECOVERY_CODE_USE, ctx, subject=user.username,
                      remaining=unused_recovery_codes(user))
         return True
     return False
@@ -143,7 +144,7 @@ def enable_totp(user: User, secret: str, code: str, ctx: audit.Context) -> list[
         User.update(totp_secret=secret, totp_last_counter=step, totp_enabled_at=time.time()).where(
             User.id == user.id).execute()
         user.totp_secret, user.totp_last_counter = secret, step
-        audit.record("user:2fa:add", ctx, subject=user.username, method="totp", replaced=replaced)
+        audit.record(Tag.USER_2FA_ADD, ctx, subject=user.username, method="totp", replaced=replaced)
         return _first_factor_codes(user, ctx)
 
 
@@ -170,7 +171,7 @@ def disable_totp(user: User, ctx: audit.Context, require_2fa: bool) -> None:
         _check_can_remove(user, require_2fa)
         User.update(totp_secret=None, totp_last_counter=None, totp_enabled_at=None).where(
             User.id == user.id).execute()
-        audit.record("user:2fa:remove", ctx, subject=user.username, method="totp")
+        audit.record(Tag.USER_2FA_REMOVE, ctx, subject=user.username, method="totp")
 
 
 # -- security keys -------------------------------------------------------------------------------
@@ -191,7 +192,7 @@ def add_key(user: User, label: str, new: keys.NewKey, ctx: audit.Context) -> lis
         SecurityKey.create(user=user, label=label, credential_id=new.credential_id,
                            public_key=new.public_key, sign_count=new.sign_count,
                            transports=json.dumps(new.transports), aaguid=new.aaguid, created_at=time.time())
-        audit.record("user:2fa:add", ctx, subject=user.username, method="webauthn", label=label)
+        audit.record(Tag.USER_2FA_ADD, ctx, subject=user.username, method="webauthn", label=label)
         return _first_factor_codes(user, ctx)
 
 
@@ -202,7 +203,7 @@ def remove_key(user: User, key_id: int, ctx: audit.Context, require_2fa: bool) -
             raise AccountError(_("there is no such security key"))
         _check_can_remove(User.get_by_id(user.id), require_2fa)
         key.delete_instance()
-        audit.record("user:2fa:remove", ctx, subject=user.username, method="webauthn", label=key.label)
+        audit.record(Tag.USER_2FA_REMOVE, ctx, subject=user.username, method="webauthn", label=key.label)
 
 
 def find_key(user: User, credential_id: bytes) -> SecurityKey | None:
@@ -220,4 +221,4 @@ def reset(user: User, ctx: audit.Context) -> None:
         RecoveryCode.delete().where(RecoveryCode.user == user).execute()
         User.update(totp_secret=None, totp_last_counter=None, totp_enabled_at=None,
                     session_version=User.session_version + 1).where(User.id == user.id).execute()
-        audit.record("user:2fa:reset", ctx, subject=user.username)
+        audit.record(Tag.USER_2FA_RESET, ctx, subject=user.username)

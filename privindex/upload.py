@@ -19,6 +19,7 @@ from packaging.version import InvalidVersion, Version
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from privindex import accounts, audit, projects
+from privindex.audit import Tag
 from privindex.auth import tokens
 from privindex.db import database
 from privindex.http import audit_context, plain_response
@@ -79,7 +80,7 @@ def upload():
         ctx = ctx.with_actor(auth.user, auth.token.id)
         return _accept(auth, ctx)
     except Refused as exc:
-        audit.record("upload:refused", ctx, project=exc.project, reason=exc.message, status=exc.status)
+        audit.record(Tag.UPLOAD_REFUSED, ctx, project=exc.project, reason=exc.message, status=exc.status)
         headers = {"WWW-Authenticate": 'Basic realm="privindex"'} if exc.status == 401 else None
         return plain_response(exc.status, exc.message, headers)
 
@@ -142,7 +143,7 @@ def _accept(auth: accounts.TokenAuth, ctx: audit.Context):
         raise Refused(400, f"File already exists: {form.filename} (another upload was first)",
                       form.project) from None
     services.index.add(relpath, facts, upload_time=time.time())
-    audit.record("file:overwrite" if existing else "file:add", ctx, subject=form.filename,
+    audit.record(Tag.FILE_OVERWRITE if existing else Tag.FILE_ADD, ctx, subject=form.filename,
                  project=form.project, version=str(form.version), sha256=facts.sha256, size=facts.size)
     return plain_response(200, "OK")
 

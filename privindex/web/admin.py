@@ -90,4 +90,4 @@ def audit_log():
     events = audit.query(username=username, project=args.get("project") or None,
                          tag=args.get("tag") or None, limit=500)
     return render_template("audit.html", events=[audit.as_dict(e) for e in events],
-                           tags=sorted(audit.TAGS), filters=args)
+                           tags=sorted(audit.Tag), filters=args)

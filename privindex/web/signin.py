@@ -15,6 +15,7 @@ from flask_babel import gettext as _
 from flask_login import login_required, login_user, logout_user
 
 from privindex import accounts, audit, twofactor
+from privindex.audit import Tag
 from privindex.auth import passwords
 from privindex.auth import webauthn as keys
 from privindex.http import audit_context
@@ -58,7 +59,7 @@ def login():
     if not ok or user.is_disabled:
         _failed("password", username)
         if user is not None:
-            audit.record("user:login:failure", audit_context(), subject=user.username,
+            audit.record(Tag.USER_LOGIN_FAILURE, audit_context(), subject=user.username,
                          reason="disabled" if ok else "invalid_password")
         flash(_("Wrong username or password."), "error")
         return render_template("login.html", username=username, next=next_url), 401
@@ -81,7 +82,7 @@ def _finish_login(user: User, method: str | None, next_url: str = "", label: str
     details = {"method": method or "password"}
     if label:
         details["label"] = label
-    audit.record("user:login:success", audit_context().with_actor(user), subject=user.username, **details)
+    audit.record(Tag.USER_LOGIN_SUCCESS, audit_context().with_actor(user), subject=user.username, **details)
     return redirect(safe_next(next_url))
 
 
@@ -114,7 +115,7 @@ def _second_factor(method: str, check) -> object:
         return redirect(url_for("web.two_factor"))
     if not check(user):
         _failed("2fa", str(user.id))
-        audit.record("user:login:failure", audit_context(), subject=user.username, reason=f"invalid_{method}")
+        audit.record(Tag.USER_LOGIN_FAILURE, audit_context(), subject=user.username, reason=f"invalid_{method}")
         flash(_("That code is not valid."), "error")
         return redirect(url_for("web.two_factor"))
     next_url = json.loads(pending.data).get("next", "")
@@ -171,8 +172,8 @@ def login_key():
         _failed("2fa", str(user.id))
         ctx = audit_context()
         if isinstance(exc, keys.SignCountRegression):
-            audit.record("webauthn:sign-count-regression", ctx, subject=user.username, label=key.label)
-        audit.record("user:login:failure", ctx, subject=user.username, reason="invalid_webauthn")
+            audit.record(Tag.WEBAUTHN_SIGN_COUNT_REGRESSION, ctx, subject=user.username, label=key.label)
+        audit.record(Tag.USER_LOGIN_FAILURE, ctx, subject=user.username, reason="invalid_webauthn")
         return jsonify(error=_("The security key was not accepted.")), 400
     twofactor.record_key_use(key, new_count)
     next_url = json.loads(pending.data).get("next", "")
@@ -204,7 +205,7 @@ def reauth():
                 session["auth_at"] = time.time()
                 return redirect(safe_next(next_url))
             _failed("password", me().username)
-            audit.record("user:login:failure", audit_context().with_actor(me()), subject=me().username,
+            audit.record(Tag.USER_LOGIN_FAILURE, audit_context().with_actor(me()), subject=me().username,
                          reason="invalid_password_reauth")
             flash(_("That password is not right."), "error")
     return render_template("reauth.html", next=next_url)
