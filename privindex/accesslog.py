@@ -1,24 +1,19 @@
 """The access log: one line per request, in a shape log tools know, without secrets.
 
 The Authorization header is never logged, and anything in the path or query that looks
-like a privindex token (`pidx_...`) or a password parameter is replaced by `[redacted]`,
-so a token pasted into a URL does not end up in the log.
+like a secret (a `pidx_...` token, a password parameter: the vocabulary of logs.redact)
+is replaced by `[redacted]`, so a token pasted into a URL does not end up in the log.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 import time
 from typing import Callable, Iterable
 
+from privindex.logs import redact
+
 log = logging.getLogger("privindex.access")
-
-_SECRET_IN_URL = re.compile(r"pidx_[A-Za-z0-9_\-]+|((?:password|token|secret|code)=)[^&\s]*", re.IGNORECASE)
-
-
-def redact(text: str) -> str:
-    return _SECRET_IN_URL.sub(lambda m: (m.group(1) or "") + "[redacted]", text)
 
 
 def access_log(app: Callable) -> Callable:

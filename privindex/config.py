@@ -40,6 +40,7 @@ class Settings:
     rescan_interval: float = 1.0
     page_cache_size: int = 4096
     log_level: str = "info"
+    log_sql: bool = False
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:

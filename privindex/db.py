@@ -13,7 +13,10 @@ from typing import Callable
 
 import peewee
 
+from privindex.logs import drop_sql_parameters
+
 log = logging.getLogger(__name__)
+drop_sql_parameters()  # peewee would log each statement's parameters: new password hashes, TOTP secrets
 
 database = peewee.DatabaseProxy()
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import signal
-import sys
 import threading
 import time
 from typing import Callable
@@ -13,7 +12,7 @@ import waitress
 from waitress.channel import HTTPChannel
 from waitress.task import WSGITask
 
-from privindex import __version__
+from privindex import __version__, logs
 from privindex.app import create_app
 from privindex.config import Settings, replace
 from privindex.index import Progress
@@ -46,12 +45,9 @@ class _Channel(HTTPChannel):
     task_class = _KeepAliveTask
 
 
-def configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+def configure_logging(level: str, log_sql: bool = False) -> None:
+    """stderr, secrets redacted, SQL statements only if asked for (see privindex.logs)."""
+    logs.configure(level, log_sql)
 
 
 def progress_printer(echo: Callable[[str], None], every: float = 1.0) -> Progress:
@@ -69,7 +65,7 @@ def progress_printer(echo: Callable[[str], None], every: float = 1.0) -> Progres
 
 
 def serve(settings: Settings, echo: Callable[..., None]) -> None:
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_sql)
     app = create_app(settings, progress=progress_printer(lambda line: echo(line, err=True)))
     index = app.extensions["privindex"].index
     proxy = {}

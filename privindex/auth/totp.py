@@ -14,11 +14,12 @@ import pyotp
 import segno
 
 ISSUER = "privindex"
+SECRET_LENGTH = 32  # base32 characters: 160 bits, as RFC 4226 recommends; logs.py knows the shape
 _CODE_RE = re.compile(r"\d{6}")
 
 
 def new_secret() -> str:
-    return pyotp.random_base32()  # 160 bits, as RFC 4226 recommends
+    return pyotp.random_base32(SECRET_LENGTH)
 
 
 def provisioning_uri(secret: str, username: str) -> str:

@@ -1,0 +1,87 @@
+"""What privindex's logs may say: no secret, at any level.
+
+One vocabulary of secret shapes (`redact`) serves the access log and a filter on every
+handler privindex installs, so a token pasted into a URL, a password hash or a TOTP secret
+that reaches a log message in some unforeseen way is replaced by `[redacted]`. The SQL log
+is the known way: peewee logs each statement with its bound parameters (new password
+hashes, TOTP secrets), so its records are cut down to the statement text here and the
+`peewee` logger stays at INFO unless `log_sql` asks for statements.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+
+from privindex.auth import recovery, tokens, totp
+
+REDACTED = "[redacted]"
+
+# Each alternative is one kind of secret privindex makes or receives; the group `keep` is a
+# label kept in front of the redaction (`password=[redacted]`). Base32 and the token prefix
+# are case-sensitive, so ordinary words and upper-case names stay readable.
+_SECRETS = re.compile("|".join((
+    # API tokens, whole or cut short (a prefix is enough to look for one elsewhere)
+    rf"(?i:{re.escape(tokens.PREFIX)})[A-Za-z0-9_\-]+",
+    # argon2 password hashes: $argon2id$v=19$m=...,t=...,p=...$salt$hash
+    r"\$argon2(?:id|i|d)\$[A-Za-z0-9+/=,.$]*",
+    # TOTP secrets: base32, as made (one run) and as shown for typing (groups of four)
+    rf"(?<![A-Za-z0-9])(?:[A-Z2-7]{{{totp.SECRET_LENGTH}}}"
+    rf"|(?:[A-Z2-7]{{4}} ){{{totp.SECRET_LENGTH // 4 - 1}}}[A-Z2-7]{{4}})(?![A-Za-z0-9])",
+    # recovery codes as shown
+    rf"(?<![0-9A-Za-z-]){recovery.SHOWN_PATTERN}(?![0-9A-Za-z-])",
+    # credentials in query strings and forms
+    r"(?i:(?P<keep>(?:password|passwd|token|secret|code)=)[^&\s\"']*)",
+)))
+
+
+def redact(text: str) -> str:
+    """text with every secret-shaped part replaced by [redacted]."""
+    return _SECRETS.sub(lambda m: (m.group("keep") or "") + REDACTED, text)
+
+
+class RedactSecrets(logging.Filter):
+    """Rewrites a record whose message (or traceback) holds a secret; never drops one."""
+
+    _formatter = logging.Formatter()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        clean = redact(message)
+        if clean != message:
+            record.msg, record.args = clean, ()
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self._formatter.formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact(record.exc_text)
+        if record.stack_info:
+            record.stack_info = redact(record.stack_info)
+        return True
+
+
+class StatementsOnly(logging.Filter):
+    """peewee logs `(sql, params)`; keep the SQL, drop the parameters."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, tuple) and len(record.msg) == 2 and isinstance(record.msg[0], str):
+            record.msg, record.args = record.msg[0], ()
+        return True
+
+
+def drop_sql_parameters() -> None:
+    """Make peewee's query log statement-only, whoever installs the handlers (db.py calls it)."""
+    peewee_log = logging.getLogger("peewee")
+    if not any(isinstance(f, StatementsOnly) for f in peewee_log.filters):
+        peewee_log.addFilter(StatementsOnly())
+
+
+def configure(level: str, log_sql: bool = False) -> None:
+    """One stderr handler on the root logger, redacting; SQL per `log_sql`."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(RedactSecrets())
+    logging.basicConfig(level=level.upper(), handlers=[handler])
+    drop_sql_parameters()
+    # statements only when asked for, whatever log_level says: they are noisy, not secret
+    logging.getLogger("peewee").setLevel(logging.DEBUG if log_sql else logging.INFO)
