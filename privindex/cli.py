@@ -63,9 +63,8 @@ def serve(settings: Settings) -> None:
     try:
         run(settings, echo=click.echo)
     except OSError as exc:
-        fail(f"cannot serve on {settings.host}:{settings.port}: {exc.strerror or exc}; "
-             "is another server running there? Choose another --port.")
-    except RuntimeError as exc:
+        fail(f"cannot serve the store {settings.store} with data in {settings.data_dir}: {exc}")
+    except RuntimeError as exc:  # including server.CannotListen
         fail(str(exc))
 
 

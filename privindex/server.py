@@ -64,45 +64,74 @@ def progress_printer(echo: Callable[[str], None], every: float = 1.0) -> Progres
     return report
 
 
+class CannotListen(RuntimeError):
+    """The address is taken or not ours; raised before the data dir is touched."""
+
+
+class _AppLater:
+    """The WSGI app waitress is given before it exists: the socket is bound first, so a busy
+    port is reported before the data dir and the database are created."""
+
+    app: Callable | None = None
+
+    def __call__(self, environ: dict, start_response: Callable):
+        return self.app(environ, start_response)  # type: ignore[misc]
+
+
+def _stop_serving(_signum, _frame):
+    raise KeyboardInterrupt
+
+
 def serve(settings: Settings, echo: Callable[..., None]) -> None:
     configure_logging(settings.log_level, settings.log_sql)
-    app = create_app(settings, progress=progress_printer(lambda line: echo(line, err=True)))
-    index = app.extensions["privindex"].index
+    # Our own handlers, whatever was inherited: a server started in the background by a
+    # script (or under nohup from one) inherits SIGINT as ignored, and Python then installs
+    # no KeyboardInterrupt handler; Ctrl-C and `kill -INT` must still stop it.
+    signal.signal(signal.SIGINT, _stop_serving)
+    signal.signal(signal.SIGTERM, _stop_serving)
+
     proxy = {}
     if settings.trusted_proxy:
         proxy = dict(trusted_proxy=settings.trusted_proxy, clear_untrusted_proxy_headers=True,
                      trusted_proxy_headers="x-forwarded-for x-forwarded-host x-forwarded-proto")
-    server = waitress.create_server(
-        app, host=settings.host, port=settings.port, threads=settings.threads, ident="privindex", **proxy,
-        # waitress spools bodies to disk past 512 KiB; let a too-large upload reach the app,
-        # which answers with a message twine shows, instead of waitress's bare 413
-        max_request_body_size=settings.max_upload_bytes + 16 * 1024 * 1024,
-    )
+    later = _AppLater()
+    try:
+        server = waitress.create_server(
+            later, host=settings.host, port=settings.port, threads=settings.threads, ident="privindex",
+            # bind now, listen once the app is built: until then connections are refused
+            _start=False, **proxy,
+            # waitress spools bodies to disk past 512 KiB; let a too-large upload reach the app,
+            # which answers with a message twine shows, instead of waitress's bare 413
+            max_request_body_size=settings.max_upload_bytes + 16 * 1024 * 1024,
+        )
+    except OSError as exc:
+        raise CannotListen(f"cannot serve on {settings.host}:{settings.port}: {exc.strerror or exc}; "
+                           "is another server running there? Choose another --port.") from None
     server.channel_class = _Channel
     settings = replace(settings, port=int(server.effective_port))
-    app.extensions["privindex"].settings = settings
 
     stop = threading.Event()
-    watcher = threading.Thread(
-        target=index.watch, args=(stop, settings.rescan_interval), name="store-watcher", daemon=True
-    )
-    watcher.start()
-
-    def on_sigterm(_signum, _frame):
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, on_sigterm)
-    url = settings.base_url
-    echo(f"privindex {__version__} serving {len(index.project_list())} projects "
-         f"({index.file_count()} files) from {settings.store.absolute()}")
-    echo(f"listening on http://{settings.host}:{settings.port}/  (public URL {url}/)")
-    echo(f"install with:  pip install --index-url {url}/simple/ <package>")
+    watcher: threading.Thread | None = None
     try:
+        app = create_app(settings, progress=progress_printer(lambda line: echo(line, err=True)))
+        later.app = app
+        index = app.extensions["privindex"].index
+        watcher = threading.Thread(
+            target=index.watch, args=(stop, settings.rescan_interval), name="store-watcher", daemon=True
+        )
+        watcher.start()
+        server.accept_connections()
+        url = settings.base_url
+        echo(f"privindex {__version__} serving {len(index.project_list())} projects "
+             f"({index.file_count()} files) from {settings.store.absolute()}")
+        echo(f"listening on http://{settings.host}:{settings.port}/  (public URL {url}/)")
+        echo(f"install with:  pip install --index-url {url}/simple/ <package>")
         server.run()
     except KeyboardInterrupt:
         pass
     finally:
         stop.set()
         server.close()
-        watcher.join(timeout=5)
-        echo("privindex stopped")
+        if watcher is not None:
+            watcher.join(timeout=5)
+    echo("privindex stopped")  # not after a failure: that is reported instead

@@ -1,0 +1,42 @@
+"""`privindex serve` as an operator runs it: signals, and errors reported before any change."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import sys
+
+from conftest import start_server
+
+
+def test_kill_int_stops_a_server_that_inherited_sigint_as_ignored(tmp_path):
+    """A server started in the background by a script (or nohup from one) inherits SIGINT as
+    ignored; Ctrl-C and `kill -INT` must stop it all the same."""
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # inherited by the child through fork
+    try:
+        server = start_server(tmp_path / "store", tmp_path / "data")
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    status = open(f"/proc/{server.proc.pid}/status").read() if sys.platform == "linux" else ""
+    assert server.stop(signal.SIGINT) == 0
+    assert "privindex stopped" in server.banner
+    assert "Traceback" not in server.log()
+    if status:  # the child did start with SIGINT ignored, and replaced that with its own handler
+        caught = int(next(l for l in status.splitlines() if l.startswith("SigCgt:")).split()[1], 16)
+        assert caught & (1 << (signal.SIGINT - 1))
+
+
+def test_a_busy_port_is_reported_before_the_data_dir_is_created(tmp_path):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        proc = subprocess.run([sys.executable, "-m", "privindex", "serve", "--port", str(port),
+                               "--store", str(tmp_path / "store"), "--data-dir", str(tmp_path / "data")],
+                              capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert proc.returncode == 1
+    assert f"cannot serve on 127.0.0.1:{port}: Address already in use" in proc.stderr
+    assert "Choose another --port" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "data").exists() and not (tmp_path / "store").exists()
+    assert "privindex stopped" not in proc.stdout
