@@ -225,7 +225,7 @@ _last_used_lock = threading.Lock()
 def authenticate_token(secret: str) -> TokenAuth:
     """The token's row and user, or TokenRejected saying why (without echoing the token)."""
     if not tokens.looks_like_token(secret):
-        raise TokenRejected("Invalid API token: a privindex token starts with 'pidx_'")
+        raise TokenRejected(f"Invalid API token: {tokens.malformed_reason(secret)}")
     wanted = tokens.digest(secret)
     try:
         token = ApiToken.select(ApiToken, User).join(User).where(ApiToken.token_hash == wanted).get()

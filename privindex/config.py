@@ -21,7 +21,16 @@ CONFIG_ENV = ENV_PREFIX + "CONFIG"
 
 
 class ConfigError(Exception):
-    """A setting is unknown or has a bad value; the message names it."""
+    """A setting is unknown or has a bad value; the message names it as it was given
+    (`port`, `PRIVINDEX_PORT` or `--port`). field is the setting, when there is one."""
+
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(message)
+        self.field = field
+
+
+def _bad(field: str, detail: str) -> ConfigError:
+    return ConfigError(f"{field}: {detail}", field)
 
 
 @dataclass(frozen=True)
@@ -44,26 +53,26 @@ class Settings:
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
-            raise ConfigError(f"port: {self.port} is not a TCP port (0-65535)")
+            raise _bad("port", f"{self.port} is not a TCP port (0-65535)")
         if self.threads < 1:
-            raise ConfigError(f"threads: must be at least 1, got {self.threads}")
+            raise _bad("threads", f"must be at least 1, got {self.threads}")
         if self.read_access not in ("public", "token"):
-            raise ConfigError(f"read_access: must be 'public' or 'token', got {self.read_access!r}")
+            raise _bad("read_access", f"must be 'public' or 'token', got {self.read_access!r}")
         if self.max_upload_mb < 1:
-            raise ConfigError(f"max_upload_mb: must be at least 1, got {self.max_upload_mb}")
+            raise _bad("max_upload_mb", f"must be at least 1, got {self.max_upload_mb}")
         if self.rescan_interval <= 0:
-            raise ConfigError(f"rescan_interval: must be positive, got {self.rescan_interval}")
+            raise _bad("rescan_interval", f"must be positive, got {self.rescan_interval}")
         if self.page_cache_size < 0:
-            raise ConfigError(f"page_cache_size: must be 0 or more, got {self.page_cache_size}")
+            raise _bad("page_cache_size", f"must be 0 or more, got {self.page_cache_size}")
         if self.log_level.lower() not in ("debug", "info", "warning", "error"):
-            raise ConfigError(f"log_level: must be debug, info, warning or error, got {self.log_level!r}")
+            raise _bad("log_level", f"must be debug, info, warning or error, got {self.log_level!r}")
         if self.public_url:
             parts = urlsplit(self.public_url)
             if parts.scheme not in ("http", "https") or not parts.hostname:
-                raise ConfigError(f"public_url: must look like https://host[:port], got {self.public_url!r}")
+                raise _bad("public_url", f"must look like https://host[:port], got {self.public_url!r}")
             if _is_ip_address(parts.hostname):
-                raise ConfigError(
-                    f"public_url: {parts.hostname} is an IP address, and browsers refuse an IP address "
+                raise _bad(
+                    "public_url", f"{parts.hostname} is an IP address, and browsers refuse an IP address "
                     "as the domain of a security key (WebAuthn RP ID). Give the server a host name "
                     "(LAN DNS or /etc/hosts, e.g. https://pypi.example.lan behind an HTTPS reverse "
                     "proxy), or use http://localhost:<port> on this machine"
@@ -114,8 +123,9 @@ _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
 
-def _coerce(name: str, value: Any, from_text: bool) -> Any:
-    """Turn a TOML or environment value into the field's type, or raise ConfigError."""
+def _coerce(name: str, value: Any, from_text: bool, given_as: str | None = None) -> Any:
+    """Turn a TOML or environment value into the field's type, or raise ConfigError naming
+    the setting as it was given (given_as: e.g. PRIVINDEX_PORT)."""
     kind = _FIELDS[name].type
     try:
         if kind == "bool":
@@ -140,7 +150,7 @@ def _coerce(name: str, value: Any, from_text: bool) -> Any:
             return value
     except ValueError:
         pass
-    raise ConfigError(f"{name}: expected {kind.lower()}, got {value!r}")
+    raise ConfigError(f"{given_as or name}: expected {kind.lower()}, got {value!r}", name)
 
 
 def load_settings(
@@ -151,6 +161,7 @@ def load_settings(
     """Build Settings from the layers; overrides (CLI flags) whose value is None are ignored."""
     environ = os.environ if environ is None else environ
     values: dict[str, Any] = {}
+    given_as: dict[str, str] = {}  # field -> how the winning value was given, for messages
 
     path = config_path or environ.get(CONFIG_ENV)
     if path:
@@ -165,6 +176,7 @@ def load_settings(
             if key not in _FIELDS:
                 raise ConfigError(f"unknown key {key!r} in {path}")
             values[key] = _coerce(key, value, from_text=False)
+            given_as[key] = key
 
     for env_key, value in environ.items():
         if not env_key.startswith(ENV_PREFIX) or env_key == CONFIG_ENV:
@@ -172,14 +184,22 @@ def load_settings(
         key = env_key[len(ENV_PREFIX):].lower()
         if key not in _FIELDS:
             raise ConfigError(f"unknown environment variable {env_key}")
-        values[key] = _coerce(key, value, from_text=True)
+        values[key] = _coerce(key, value, from_text=True, given_as=env_key)
+        given_as[key] = env_key
 
     for key, value in (overrides or {}).items():
         if value is not None:
-            values[key] = _coerce(key, value, from_text=True)
+            flag = "--" + key.replace("_", "-")
+            values[key] = _coerce(key, value, from_text=True, given_as=flag)
+            given_as[key] = flag
 
     try:
         return Settings(**values)
+    except ConfigError as exc:
+        name = given_as.get(exc.field or "", exc.field)
+        if exc.field and name != exc.field:  # say PRIVINDEX_THREADS, not threads
+            raise ConfigError(name + str(exc)[len(exc.field):], exc.field) from None
+        raise
     except TypeError as exc:  # pragma: no cover - guarded by the key checks above
         raise ConfigError(str(exc)) from None
 

@@ -31,9 +31,10 @@ def test_layers_defaults_then_file_then_environment_then_flags(tmp_path):
 @pytest.mark.parametrize("toml, env, message", [
     ("prot = 1\n", {}, "unknown key 'prot'"),
     ("port = 'eighty'\n", {}, "port: expected int"),
-    ("", {"PRIVINDEX_PORT": "eighty"}, "port: expected int"),
+    ("", {"PRIVINDEX_PORT": "eighty"}, "PRIVINDEX_PORT: expected int, got 'eighty'"),
+    ("port = 9000\n", {"PRIVINDEX_PORT": "70000"}, "PRIVINDEX_PORT: 70000 is not a TCP port"),
     ("", {"PRIVINDEX_PROT": "1"}, "unknown environment variable PRIVINDEX_PROT"),
-    ("", {"PRIVINDEX_OVERWRITE": "maybe"}, "overwrite: expected bool"),
+    ("", {"PRIVINDEX_OVERWRITE": "maybe"}, "PRIVINDEX_OVERWRITE: expected bool"),
     ("read_access = 'everyone'\n", {}, "read_access: must be 'public' or 'token'"),
     ("port = 70000\n", {}, "port: 70000 is not a TCP port"),
     ("port = = 1\n", {}, "privindex.toml"),
@@ -93,7 +94,7 @@ def test_environment_variables_reach_serve(tmp_path):
                                "PATH": "/usr/bin:/bin"},
                           capture_output=True, text=True, timeout=60, cwd=tmp_path)
     assert proc.returncode == 2
-    assert "threads: must be at least 1" in proc.stderr
+    assert "PRIVINDEX_THREADS: must be at least 1, got 0" in proc.stderr
 
 
 def test_port_in_use_is_a_clear_error(tmp_path):

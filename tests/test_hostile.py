@@ -250,11 +250,13 @@ AUTH_CASES = [
     ("Digest username=x", 401, "schemes are supported"),
     (f"pidx_{'C' * 43}", 401, "schemes are supported"),  # a bare token: never echoed
     (f"Basic {b64('__token__:pypi-AgEIcHlwaS5vcmc')}", 403, "starts with 'pidx_'"),
-    (f"Basic {b64('__token__:pidx_short')}", 403, "starts with 'pidx_'"),
+    (f"Basic {b64('__token__:pidx_short')}", 403, "it is too short (10 characters"),
     (f"Basic {b64('__token__:pidx_' + 'A' * 43)}", 403, "Invalid or non-existent API token"),
     (f"Bearer pidx_{'B' * 43}", 403, "Invalid or non-existent API token"),
     (f"Basic {b64('mallory:correct horse battery')}", 403, "Username/password authentication is not accepted"),
-    (f"Basic {b64('__token__:pidx_' + 'A' * 43 + ' ' * 3)}", 403, "pidx_"),
+    (f"Basic {b64('__token__:pidx_' + 'A' * 43 + ' ' * 3)}", 403, "it contains a space or line break"),
+    (f"Basic {b64('__token__:pidx_' + 'A' * 42 + '!')}", 403, "characters other than A-Z a-z 0-9 _ -"),
+    (f"Basic {b64('__token__:pidx_' + 'A' * 200)}", 403, "it is too long (205 characters"),
 ]
 
 

@@ -40,3 +40,10 @@ def test_a_busy_port_is_reported_before_the_data_dir_is_created(tmp_path):
     assert "Choose another --port" in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "data").exists() and not (tmp_path / "store").exists()
     assert "privindex stopped" not in proc.stdout
+
+
+def test_a_bad_flag_value_is_named_as_the_flag(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "privindex", "serve", "--threads", "0",
+                           "--data-dir", str(tmp_path / "data")], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert "--threads: must be at least 1, got 0" in proc.stderr

@@ -17,7 +17,9 @@ from dataclasses import dataclass
 
 PREFIX = "pidx_"
 TOKEN_USERNAME = "__token__"
-_TOKEN_RE = re.compile(r"pidx_[A-Za-z0-9_-]{43,128}")
+MIN_BODY, MAX_BODY = 43, 128  # characters after the prefix; generate() makes 43
+_TOKEN_RE = re.compile(rf"pidx_[A-Za-z0-9_-]{{{MIN_BODY},{MAX_BODY}}}")
+_BODY_CHAR = re.compile(r"[A-Za-z0-9_-]")
 DISPLAY_LENGTH = len(PREFIX) + 6
 
 
@@ -45,6 +47,26 @@ def digest(token: str) -> str:
 
 def looks_like_token(value: str) -> bool:
     return _TOKEN_RE.fullmatch(value) is not None
+
+
+def malformed_reason(value: str) -> str | None:
+    """Why value cannot be a privindex token, in words that quote none of it; None if it can.
+
+    Lengths and character classes only: a near-miss token is still mostly a secret.
+    """
+    if looks_like_token(value):
+        return None
+    if not value.startswith(PREFIX):
+        return f"a privindex token starts with '{PREFIX}'"
+    body = value[len(PREFIX):]
+    if any(ch.isspace() for ch in body):
+        return "it contains a space or line break; copy the token again, without them"
+    if any(not _BODY_CHAR.fullmatch(ch) for ch in body):
+        return "it contains characters other than A-Z a-z 0-9 _ - (after the 'pidx_' prefix)"
+    if len(body) < MIN_BODY:
+        return (f"it is too short ({len(value)} characters; a privindex token has at least "
+                f"{len(PREFIX) + MIN_BODY}); was it cut off when copied?")
+    return f"it is too long ({len(value)} characters; a privindex token has at most {len(PREFIX) + MAX_BODY})"
 
 
 def display_prefix(token: str) -> str:
