@@ -6,14 +6,15 @@ import logging
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
-from flask import Flask, jsonify
+import peewee
+from flask import Flask, g, jsonify
 
 from privindex import __version__, upload
 from privindex.accesslog import access_log
 from privindex.accounts import TokenRejected, authenticate_token
 from privindex.auth.tokens import MalformedAuthorization, read_authorization
 from privindex.config import Settings
-from privindex.db import open_database
+from privindex.db import bind, bind_to_requests, bound, connect, unbind
 from privindex.index import Index, Progress
 from privindex.simple import SimpleAPI
 from privindex.store import Store
@@ -32,22 +33,25 @@ class Services:
     settings: Settings
     store: Store
     index: Index
+    database: peewee.SqliteDatabase  # this app's own; see db.py for how `database` finds it
 
 
 def create_app(settings: Settings, progress: Progress | None = None) -> Flask:
     app = Flask(__name__, static_folder=None)  # the web blueprint serves its own
     app.request_class = UploadRequest  # sets the body size limits, per endpoint
 
-    open_database(settings.database_path)
+    db = connect(settings.database_path)
     store = Store(settings.store)
     store.root.mkdir(parents=True, exist_ok=True)
     leftovers = store.remove_stale_temp_files()
     if leftovers:
         log.warning("removed %d unfinished upload file(s) left by an earlier crash", leftovers)
     index = Index(store)
-    index.load(progress)
-    services = Services(settings=settings, store=store, index=index)
+    with bound(db):
+        index.load(progress)
+    services = Services(settings=settings, store=store, index=index, database=db)
     app.extensions["privindex"] = services
+    _bind_to_app_contexts(app, db)
 
     @app.get("/health")
     def health():
@@ -61,8 +65,25 @@ def create_app(settings: Settings, progress: Progress | None = None) -> Flask:
 
     read_guard = token_reader if settings.read_access == "token" else None
     simple_api = SimpleAPI(index, page_cache_size=settings.page_cache_size, read_guard=read_guard)
-    app.wsgi_app = access_log(_route_read_path(simple_api, app.wsgi_app))  # type: ignore[method-assign]
+    app.wsgi_app = bind_to_requests(  # type: ignore[method-assign]
+        db, access_log(_route_read_path(simple_api, app.wsgi_app)))
     return app
+
+
+def _bind_to_app_contexts(app: Flask, db: peewee.SqliteDatabase) -> None:
+    """`with app.app_context():` uses this app's database too, as code outside a request
+    (tests, a shell) expects of a Flask app."""
+    from flask import appcontext_pushed
+
+    def push(sender: Flask, **_extra) -> None:
+        g.setdefault("_privindex_db_tokens", []).append(bind(db))
+
+    def pop(_exc: BaseException | None) -> None:
+        for token in reversed(g.pop("_privindex_db_tokens", [])):
+            unbind(token)
+
+    appcontext_pushed.connect(push, app, weak=False)
+    app.teardown_appcontext(pop)
 
 
 def token_reader(environ: dict) -> bool:

@@ -70,13 +70,15 @@ def serve(settings: Settings) -> None:
 
 # -- accounts ------------------------------------------------------------------------------------
 
-def open_data(settings: Settings) -> None:
-    from privindex.db import open_database
+def open_data(settings: Settings):
+    """The data dir's database, bound for the rest of the command (see db.py)."""
+    from privindex.db import bound, connect
 
     try:
-        open_database(settings.database_path)
+        db = connect(settings.database_path)
     except (RuntimeError, OSError) as exc:
         fail(f"cannot open the database in {settings.data_dir}: {exc}")
+    return bound(db)
 
 
 def account_command(group: click.Group, *args, **kwargs) -> Callable:
@@ -87,12 +89,12 @@ def account_command(group: click.Group, *args, **kwargs) -> Callable:
         def wrapper(settings: Settings, **params: Any):
             from privindex.accounts import AccountError
 
-            open_data(settings)
             click.get_current_context().obj = settings
-            try:
-                return fn(**params)
-            except AccountError as exc:
-                fail(str(exc))
+            with open_data(settings):
+                try:
+                    return fn(**params)
+                except AccountError as exc:
+                    fail(str(exc))
 
         return group.command(*args, **kwargs)(settings_options(wrapper))
 
@@ -286,17 +288,18 @@ def audit_command(settings: Settings, username: str | None, project_name: str | 
 
     from privindex import audit
 
-    open_data(settings)
     since_ts = calendar.timegm(since.timetuple()) if since else None
-    events = audit.query(username=username.lower() if username else None,
-                         project=canonicalize_name(project_name) if project_name else None, since=since_ts)
-    for event in events:
-        row = audit.as_dict(event)
-        if as_json:
-            click.echo(json.dumps(row, sort_keys=True))
-        else:
-            click.echo(f"{row['time']}\t{row['tag']}\t{row['actor'] or '-'}\t{row['subject'] or '-'}\t"
-                       f"{row['project'] or '-'}\t{row['ip'] or '-'}\t{json.dumps(row['details'], sort_keys=True)}")
+    with open_data(settings):
+        events = audit.query(username=username.lower() if username else None,
+                             project=canonicalize_name(project_name) if project_name else None, since=since_ts)
+        for event in events:
+            row = audit.as_dict(event)
+            if as_json:
+                click.echo(json.dumps(row, sort_keys=True))
+            else:
+                click.echo(f"{row['time']}\t{row['tag']}\t{row['actor'] or '-'}\t{row['subject'] or '-'}\t"
+                           f"{row['project'] or '-'}\t{row['ip'] or '-'}\t"
+                           f"{json.dumps(row['details'], sort_keys=True)}")
 
 
 def _day(timestamp: float | None) -> str:

@@ -15,6 +15,7 @@ from waitress.task import WSGITask
 from privindex import __version__, logs
 from privindex.app import create_app
 from privindex.config import Settings, replace
+from privindex.db import in_thread
 from privindex.index import Progress
 
 log = logging.getLogger(__name__)
@@ -116,8 +117,9 @@ def serve(settings: Settings, echo: Callable[..., None]) -> None:
         app = create_app(settings, progress=progress_printer(lambda line: echo(line, err=True)))
         later.app = app
         index = app.extensions["privindex"].index
-        watcher = threading.Thread(
-            target=index.watch, args=(stop, settings.rescan_interval), name="store-watcher", daemon=True
+        watcher = threading.Thread(  # a new thread has an empty context: give it the app's database
+            target=in_thread(app.extensions["privindex"].database, index.watch),
+            args=(stop, settings.rescan_interval), name="store-watcher", daemon=True,
         )
         watcher.start()
         server.accept_connections()

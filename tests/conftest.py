@@ -347,3 +347,66 @@ def privindex_cli(server, *args: str, stdin: str | None = None, check: bool = Tr
 def add_user(server: LiveServer, name: str, password: str, admin: bool = False) -> None:
     privindex_cli(server, "user", "add", name, "--password-stdin", *(["--admin"] if admin else []),
                   stdin=password + "\n")
+
+
+# == in-process apps (flaskr style) ==============================================================
+# For rules that need no real client: create_app on the test's own folders, Flask's test client,
+# and the click CLI through CliRunner. The real pip/uv/twine/browser tests above stay the contract.
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "app_settings(**values): Settings for the `app` fixture")
+
+
+@pytest.fixture
+def make_app(tmp_path):
+    """make_app(name="app", **settings) -> a Flask app with its own store and data dir."""
+
+    def make(name: str = "app", **values):
+        from privindex.app import create_app
+        from privindex.config import Settings
+
+        return create_app(Settings(store=tmp_path / name / "store", data_dir=tmp_path / name / "data",
+                                   **values))
+
+    return make
+
+
+@pytest.fixture
+def app(request, make_app):
+    """An app with default Settings, changed by @pytest.mark.app_settings(require_2fa=False, ...).
+    Services and models called by the test body use its database. (Not an app context held
+    open: requests would then share one `g`, and flask-login keeps the signed-in user there.)"""
+    from privindex.db import bound
+
+    marker = request.node.get_closest_marker("app_settings")
+    app = make_app(**(marker.kwargs if marker else {}))
+    with bound(app.extensions["privindex"].database):
+        yield app
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+class AppRunner:
+    """`privindex ARGS` in-process (click's CliRunner) on an app's data dir and store."""
+
+    def __init__(self, app):
+        self.settings = app.extensions["privindex"].settings
+
+    def invoke(self, *args: str, input: str | None = None):
+        from click.testing import CliRunner
+
+        from privindex.cli import main
+
+        s = self.settings
+        env = {k: None for k in os.environ if k.startswith("PRIVINDEX_")}
+        env.update(PRIVINDEX_REQUIRE_2FA=str(s.require_2fa).lower(), PRIVINDEX_READ_ACCESS=s.read_access)
+        return CliRunner().invoke(main, [*args, "--data-dir", str(s.data_dir), "--store", str(s.store)],
+                                  input=input, env=env)
+
+
+@pytest.fixture
+def runner(app) -> AppRunner:
+    return AppRunner(app)

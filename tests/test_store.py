@@ -112,8 +112,9 @@ def test_yanked_files_are_marked_in_both_formats(tmp_path, dists):
     populate(tmp_path / "store", dists)
     app = create_app(Settings(store=tmp_path / "store", data_dir=tmp_path / "data"))
     index = app.extensions["privindex"].index
-    index.set_yanked("alpha/alpha-1.0-py3-none-any.whl", True, "broken <build>")
-    index.set_yanked("alpha/alpha-1.0.tar.gz", True, "")
+    with app.app_context():  # the app's own database, as inside a request
+        index.set_yanked("alpha/alpha-1.0-py3-none-any.whl", True, "broken <build>")
+        index.set_yanked("alpha/alpha-1.0.tar.gz", True, "")
     client = app.test_client()
     html = client.get("/simple/alpha/", headers={"Accept": "text/html"}).text
     assert 'data-yanked="broken &lt;build&gt;">alpha-1.0-py3-none-any.whl' in html
