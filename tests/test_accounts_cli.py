@@ -14,6 +14,7 @@ import click
 import pytest
 import requests
 from conftest import Accounts, assert_no_secrets, pip, start_server, twine, wait_until
+from helpers import listed
 from wheels import make_wheel
 
 TOKEN_RE = re.compile(r"pidx_[A-Za-z0-9_-]{43}")
@@ -44,12 +45,6 @@ def projects(srv) -> dict[str, tuple[str, str, str]]:
     lines = srv.acc.cli("project", "list").stdout.splitlines()
     return {name: (files, owners, maintainers)
             for name, files, owners, maintainers in (line.split("\t") for line in lines[1:])}
-
-
-def listed(srv, project: str) -> set[str]:
-    resp = requests.get(f"{srv.index_url}{project}/", headers={"Accept": "application/vnd.pypi.simple.v1+json"},
-                        timeout=10)
-    return {f["filename"] for f in resp.json()["files"]} if resp.status_code == 200 else set()
 
 
 # -- help and errors ------------------------------------------------------------------------------
@@ -131,7 +126,7 @@ def test_command_substitution_gets_the_token_alone(srv):
     assert "shown only once" in proc.stderr and secret not in proc.stderr
     # it is a working token
     twine(srv.url, secret, wheel(srv, "subst-token", "1.0"), check=True)
-    assert listed(srv, "subst-token") == {"subst_token-1.0-py3-none-any.whl"}
+    assert set(listed(srv, "subst-token")) == {"subst_token-1.0-py3-none-any.whl"}
 
 
 def test_token_list_shows_prefix_status_and_scope_but_never_the_secret(srv):

@@ -18,10 +18,10 @@ from collections import Counter
 import pytest
 import requests
 from conftest import pip, start_server
+from helpers import V1_JSON
 from webclient import uploader
 from wheels import make_wheel, upload
 
-V1_JSON = "application/vnd.pypi.simple.v1+json"
 CLIENTS = 32
 SECONDS = float(os.environ.get("PRIVINDEX_LOAD_SECONDS", "10"))
 

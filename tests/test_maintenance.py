@@ -9,16 +9,11 @@ import sqlite3
 import threading
 
 import requests
-from conftest import LiveServer, pip, privindex_cli, start_server, wait_until
+from conftest import pip, privindex_cli, start_server, wait_until
+from helpers import listed
 from webclient import uploader
 from wheels import make_wheel, upload
 
-V1_JSON = "application/vnd.pypi.simple.v1+json"
-
-
-def listed(server: LiveServer, project: str) -> dict[str, dict]:
-    resp = requests.get(f"{server.index_url}{project}/", headers={"Accept": V1_JSON}, timeout=10)
-    return {f["filename"]: f for f in resp.json()["files"]} if resp.status_code == 200 else {}
 
 
 def temp_files(store) -> list[str]:

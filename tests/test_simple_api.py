@@ -7,9 +7,9 @@ from datetime import datetime, timezone
 
 import pytest
 import requests
+from helpers import V1_JSON
 from pypi_simple import ACCEPT_HTML_ONLY, ACCEPT_JSON_ONLY, PyPISimple
 
-V1_JSON = "application/vnd.pypi.simple.v1+json"
 V1_HTML = "application/vnd.pypi.simple.v1+html"
 
 

@@ -8,25 +8,20 @@ import time
 
 import requests
 from conftest import pip, wait_until
+from helpers import V1_JSON, listed
 
-V1_JSON = "application/vnd.pypi.simple.v1+json"
-
-
-def filenames(server, project: str) -> set[str]:
-    resp = requests.get(f"{server.index_url}{project}/", headers={"Accept": V1_JSON}, timeout=10)
-    return {f["filename"] for f in resp.json()["files"]} if resp.status_code == 200 else set()
 
 
 def test_file_dropped_in_appears_and_installs_without_restart(fresh_server, dists, tmp_path):
     server = fresh_server()
     wheel = dists.one("alpha-1.0-py3-none-any.whl")
     (server.store / "alpha" / wheel.name).unlink()
-    wait_until(lambda: wheel.name not in filenames(server, "alpha"), 2.5)
+    wait_until(lambda: wheel.name not in set(listed(server, "alpha")), 2.5)
 
     newdir = server.store / "late"
     newdir.mkdir()
     shutil.copy(wheel, newdir / wheel.name)
-    took = wait_until(lambda: wheel.name in filenames(server, "alpha"), 2.5)
+    took = wait_until(lambda: wheel.name in set(listed(server, "alpha")), 2.5)
     assert took < 2.0
     pip("install", "--no-deps", "--index-url", server.index_url, "--target", str(tmp_path / "t"), "alpha==1.0")
     assert (tmp_path / "t" / "alpha-1.0.dist-info").is_dir()
@@ -48,7 +43,7 @@ def test_hidden_temporary_and_invalid_files_are_not_served(fresh_server, dists):
     (server.store / "not a package.txt").write_text("hello")
     (server.store / "broken-1.0-py3-none-any.whl").write_bytes(b"not a zip")
     shutil.copy(wheel, server.store / "delta-1.0-py3-none-any.whl")  # valid, as a marker
-    wait_until(lambda: "delta-1.0-py3-none-any.whl" in filenames(server, "delta"), 3)
+    wait_until(lambda: "delta-1.0-py3-none-any.whl" in set(listed(server, "delta")), 3)
     time.sleep(1.5)  # give the watcher time to settle and look at everything again
     root = requests.get(server.index_url, headers={"Accept": V1_JSON}, timeout=10).json()
     names = {p["name"] for p in root["projects"]}
@@ -73,7 +68,7 @@ def test_symlinks_out_of_the_store_are_not_followed(fresh_server, dists, tmp_pat
     os.symlink(inside / "alpha-1.0-py3-none-any.whl", store / "alpha-1.0-py3-none-any.whl")
     server = fresh_server(populated=False)
     assert requests.get(f"{server.index_url}escape/", timeout=10).status_code == 404
-    assert filenames(server, "alpha") == {"alpha-1.0-py3-none-any.whl"}  # an inside link is fine
+    assert set(listed(server, "alpha")) == {"alpha-1.0-py3-none-any.whl"}  # an inside link is fine
     assert "symlink leads outside the store" in server.log()
 
 

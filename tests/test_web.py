@@ -13,7 +13,6 @@ from conftest import add_user, privindex_cli, start_server
 from webclient import WebClient
 
 PASSWORD = "correct horse battery"
-V1_JSON = "application/vnd.pypi.simple.v1+json"
 
 
 @pytest.fixture(scope="module")
@@ -144,13 +143,6 @@ def test_password_change_ends_other_sessions(web):
     assert "user:password:change" in [e["tag"] for e in events(web, user="twosessions")]
 
 
-def test_last_second_factor_cannot_be_removed(web):
-    client, _totp, _codes, _at = user_with_totp(web, "lastfactor")
-    resp = client.post("/account/totp/delete")
-    assert any("last second factor" in f for f in client.flashes(resp))
-    assert "An authenticator app is set up." in client.get("/account/security").text
-
-
 def test_webauthn_verify_without_a_challenge_is_refused(web):
     _client, totp, _codes, _at = user_with_totp(web, "nochallenge")
     other = WebClient(web.url)
@@ -196,54 +188,6 @@ def test_non_admins_cannot_reach_admin_pages(web):
     client, *_ = user_with_totp(web, "plain")
     assert client.get("/admin/users").status_code == 403
     assert client.post("/admin/users", {"username": "evil"}).status_code == 403
-
-
-def test_owner_yanks_unyanks_and_deletes_a_file(web, tmp_path):
-    from wheels import make_wheel
-
-    client, *_ = user_with_totp(web, "owner1")
-    token = client.post("/tokens", {"description": "t", "scope": "user"}).text
-    secret = token.split('id="new-token" value="')[1].split('"')[0]
-    for version in ("1.0", "2.0"):
-        wheel = make_wheel(tmp_path, "yankme", version)
-        subprocess.run([sys.executable, "-m", "twine", "upload", "--non-interactive", "--disable-progress-bar",
-                        "--repository-url", f"{web.url}/legacy/", "-u", "__token__", "-p", secret, str(wheel)],
-                       check=True, capture_output=True)
-    page = client.get("/projects/yankme")
-    assert "yankme-1.0-py3-none-any.whl" in page.text
-
-    client.post("/projects/yankme/files/yankme-1.0-py3-none-any.whl/yank", {"reason": "broken build"})
-    files = {f["filename"]: f for f in requests.get(f"{web.url}/simple/yankme/", headers={"Accept": V1_JSON},
-                                                     timeout=10).json()["files"]}
-    assert files["yankme-1.0-py3-none-any.whl"]["yanked"] == "broken build"
-    client.post("/projects/yankme/files/yankme-1.0-py3-none-any.whl/yank", {"action": "unyank"})
-    files = requests.get(f"{web.url}/simple/yankme/", headers={"Accept": V1_JSON}, timeout=10).json()["files"]
-    assert all(f["yanked"] is False for f in files)
-
-    confirm = client.get("/projects/yankme/files/yankme-1.0-py3-none-any.whl/delete")
-    assert "Delete yankme-1.0-py3-none-any.whl?" in confirm.text
-    resp = client.post("/projects/yankme/files/yankme-1.0-py3-none-any.whl/delete", {"confirm": "nope"})
-    assert "Type the file name exactly to confirm." in client.flashes(resp)
-    assert (web.store / "yankme" / "yankme-1.0-py3-none-any.whl").exists()
-    client.post("/projects/yankme/files/yankme-1.0-py3-none-any.whl/delete",
-                {"confirm": "yankme-1.0-py3-none-any.whl"})
-    assert not (web.store / "yankme" / "yankme-1.0-py3-none-any.whl").exists()
-    listing = requests.get(f"{web.url}/simple/yankme/", timeout=10).text
-    assert "yankme-1.0" not in listing and "yankme-2.0" in listing
-    tags = [e["tag"] for e in events(web, project="yankme")]
-    assert {"file:yank", "file:unyank", "file:delete"} <= set(tags)
-
-    # a maintainer may upload but not delete
-    add_user(web, "helper", PASSWORD)
-    client.post("/projects/yankme/roles", {"username": "helper", "role": "maintainer", "action": "add"})
-    assert "helper" in privindex_cli(web, "project", "list").stdout.split("yankme", 1)[1].splitlines()[0]
-    helper = WebClient(web.url)
-    helper.login("helper", PASSWORD)
-    helper.enrol_totp()
-    resp = helper.post("/projects/yankme/files/yankme-2.0-py3-none-any.whl/delete",
-                       {"confirm": "yankme-2.0-py3-none-any.whl"})
-    assert "only an owner of the project or an admin may do that" in helper.flashes(resp)
-    assert helper.post("/projects/yankme/roles", {"username": "helper", "role": "owner"}).status_code == 403
 
 
 def test_audit_page_shows_own_events_and_admins_see_all(web):

@@ -40,15 +40,34 @@ def make_wheel(folder: Path, name: str, version: str, payload: bytes = b"",
     return path
 
 
-def upload(url: str, token: str, path: Path, timeout: float = 300, **fields):
-    """POST a distribution the way twine does (legacy API, multipart, Basic __token__)."""
-    import requests
-    from packaging.utils import parse_wheel_filename
+def upload_form(path: Path, content: bytes | None = None, filename: str | None = None,
+                **fields) -> tuple[dict, tuple[str, bytes]]:
+    """The multipart form twine sends for path, and its file part (filename, content).
 
-    name, version, _build, _tags = parse_wheel_filename(path.name)
-    data = {":action": "file_upload", "protocol_version": "1", "name": name, "version": str(version),
-            "filetype": "bdist_wheel", "pyversion": "py3", "metadata_version": "2.1",
-            "sha256_digest": hashlib.sha256(path.read_bytes()).hexdigest(), **fields}
-    with open(path, "rb") as fh:
-        return requests.post(f"{url}/legacy/", data=data, files={"content": (path.name, fh)},
-                             auth=("__token__", token), timeout=timeout)
+    content and filename replace the file's own; fields override the form (None drops a field).
+    """
+    from packaging.utils import parse_sdist_filename, parse_wheel_filename
+
+    content = path.read_bytes() if content is None else content
+    filename = filename or path.name
+    if path.name.endswith(".whl"):
+        name, version, _build, _tags = parse_wheel_filename(path.name)
+    else:
+        name, version = parse_sdist_filename(path.name)
+    form = {":action": "file_upload", "protocol_version": "1", "name": name, "version": str(version),
+            "filetype": "bdist_wheel" if filename.endswith(".whl") else "sdist", "pyversion": "py3",
+            "metadata_version": "2.1", "sha256_digest": hashlib.sha256(content).hexdigest(),
+            "blake2_256_digest": hashlib.blake2b(content, digest_size=32).hexdigest(), **fields}
+    return {k: v for k, v in form.items() if v is not None}, (filename, content)
+
+
+def upload(url: str, token: str | None, path: Path, *, content: bytes | None = None,
+           filename: str | None = None, auth=None, timeout: float = 300, **fields):
+    """POST a distribution to a live server the way twine does (legacy API, Basic __token__);
+    auth replaces the token's credentials."""
+    import requests
+
+    form, part = upload_form(path, content, filename, **fields)
+    if auth is None and token is not None:
+        auth = ("__token__", token)
+    return requests.post(f"{url}/legacy/", data=form, files={"content": part}, auth=auth, timeout=timeout)
