@@ -10,7 +10,7 @@ from flask import Flask, jsonify
 
 from privindex import __version__, upload
 from privindex.accesslog import access_log
-from privindex.accounts import TokenRejected, authenticate_token
+from privindex.apitokens import TokenRejected, authenticate_token
 from privindex.auth.tokens import MalformedAuthorization, read_authorization
 from privindex.config import Settings
 from privindex.db import open_database
