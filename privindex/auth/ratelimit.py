@@ -10,7 +10,9 @@ or counted at any moment, whatever the concurrency.
 Why a small wrapper instead of `hit()` then "un-hit": limits' storages have no public way to
 take back one moving-window entry. The wrapper keeps only a count of attempts in flight (a
 dict entry lives while an attempt runs); the counted failures live in limits'
-`MemoryStorage`, whose entries expire with their window, so memory is bounded by the
+`MemoryStorage`. Its expiry thread empties a key's list when the window has passed but keeps
+the key itself, so the wrapper also remembers when it last hit each key and, at most once per
+window, clears the stale ones (`Storage.clear`, a public API): memory is bounded by the
 failures of the last window, not by every name ever tried. Limits are per process and reset
 on restart (privindex is one process with many threads).
 """
@@ -61,6 +63,9 @@ class Limiter:
         self._window = MovingWindowRateLimiter(self.storage)
         self._limits = {"user": parse_many(per_user), "address": parse_many(per_address)}
         self._in_flight: dict[tuple[str, str], int] = {}
+        self._last_hit: dict[str, float] = {}  # storage key -> time of its latest counted failure
+        self._longest = max(item.get_expiry() for items in self._limits.values() for item in items)
+        self._swept = time.time()
         self._lock = threading.Lock()
 
     @contextmanager
@@ -115,10 +120,32 @@ class Limiter:
                 if failed:
                     for item in self._limits[kind]:
                         self._window.hit(item, self.name, kind, ident)
+                        self._last_hit[item.key_for(self.name, kind, ident)] = time.time()
+            self._sweep()
+
+    def _sweep(self) -> None:
+        """Forget keys whose every failure has left the longest window (under the lock)."""
+        now = time.time()
+        if now - self._swept < min(self._longest, 60):
+            return
+        self._swept = now
+        stale = [key for key, at in self._last_hit.items() if at <= now - self._longest]
+        for key in stale:
+            # MemoryStorage's expiry thread trims a key under its per-key lock; clearing
+            # under the same lock keeps the two from tripping over each other
+            with self.storage.locks[key]:
+                self.storage.clear(key)
+            del self._last_hit[key]
+
+    def size(self) -> int:
+        """How many keys the storage holds (for tests and the curious)."""
+        with self._lock:
+            return len(self.storage.events)
 
     def clear(self) -> None:
         with self._lock:
             self.storage.reset()
+            self._last_hit.clear()
 
 
 def login_limiters() -> dict[str, Limiter]:
