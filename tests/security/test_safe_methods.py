@@ -10,6 +10,7 @@ import re
 import requests
 from conftest import populate, start_server
 from redteam import PASSWORD, db_rows, signed_in, signed_in_as, store_files
+from safe_rules import post_rules
 from webclient import _CSRF, WebClient
 
 import pytest
@@ -22,15 +23,6 @@ def server(tmp_path_factory, dists):
     srv = start_server(base / "store", base / "data")
     yield srv
     srv.stop()
-
-
-def post_rules(server) -> list:
-    """The app's own routing table: every rule that accepts POST."""
-    from privindex.app import create_app
-    from privindex.config import Settings
-
-    app = create_app(Settings(store=server.store, data_dir=server.data_dir))
-    return [rule for rule in app.url_map.iter_rules() if "POST" in rule.methods]
 
 
 def test_head_and_get_never_change_anything(server):
