@@ -25,6 +25,7 @@ from flask_babel import Babel, format_datetime, ngettext
 from flask_babel import gettext as _
 from flask_login import LoginManager, UserMixin, current_user
 from flask_wtf.csrf import CSRFError, CSRFProtect
+from werkzeug.routing import IntegerConverter
 
 from privindex import sessions, users
 from privindex.auth.ratelimit import login_limiters
@@ -117,6 +118,7 @@ def init_web(app: Flask) -> None:
     manager.login_message = None
     app.extensions["privindex_limits"] = login_limiters()
 
+    app.url_map.converters["int"] = RowId
     from privindex.web import account, admin, projects, signin  # noqa: F401  (routes)
 
     app.register_blueprint(bp)
@@ -129,6 +131,14 @@ def init_web(app: Flask) -> None:
     def csrf_error(exc):
         return render_template("message.html", title=_("The form has expired"),
                                message=_("Reload the page and try again.")), 400
+
+
+class RowId(IntegerConverter):
+    """An <int:...> that fits an SQLite row id: a larger number is a 404, not an overflow (500)."""
+
+    def __init__(self, url_map, *args, **kwargs):
+        kwargs.setdefault("max", 2**63 - 1)
+        super().__init__(url_map, *args, **kwargs)
 
 
 def security_headers(response):

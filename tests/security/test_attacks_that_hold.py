@@ -120,3 +120,11 @@ def test_hsts_only_over_https(server, tmp_path):
         assert headers["Strict-Transport-Security"] == "max-age=31536000"
     finally:
         https.stop()
+
+
+def test_ids_too_large_for_the_database_are_a_404(server):
+    client, *_ = signed_in(server, "bigids")
+    page = client.get("/account").text
+    for path in ("/account/sessions/{}/end", "/tokens/{}/revoke", "/account/keys/{}/delete"):
+        assert client.post(path.format(10**22), page=page).status_code == 404, path
+    assert signed_in_as(client, server)
