@@ -11,7 +11,7 @@ from flask import Flask, g, jsonify
 
 from privindex import __version__, upload
 from privindex.accesslog import access_log
-from privindex.accounts import TokenRejected, authenticate_token
+from privindex.apitokens import TokenRejected, authenticate_token
 from privindex.auth.tokens import MalformedAuthorization, read_authorization
 from privindex.config import Settings
 from privindex.db import bind, bind_to_requests, bound, connect, unbind

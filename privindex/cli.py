@@ -87,7 +87,7 @@ def account_command(group: click.Group, *args, **kwargs) -> Callable:
     def decorate(fn: Callable) -> Callable:
         @functools.wraps(fn)
         def wrapper(settings: Settings, **params: Any):
-            from privindex.accounts import AccountError
+            from privindex.users import AccountError
 
             click.get_current_context().obj = settings
             with open_data(settings):
@@ -120,20 +120,20 @@ def user() -> None:
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
 def user_add(name: str, admin: bool, password_stdin: bool) -> None:
     """Create a user (asks for the password twice unless it is piped in)."""
-    from privindex import accounts, audit
+    from privindex import audit, users
 
-    new = accounts.create_user(name, read_password(password_stdin), audit.CLI, is_admin=admin)
+    new = users.create_user(name, read_password(password_stdin), audit.CLI, is_admin=admin)
     click.echo(f"created {'admin ' if admin else ''}user {new.username}", err=True)
 
 
 @account_command(user, "list")
 def user_list() -> None:
     """List users."""
-    from privindex import accounts
+    from privindex import users
 
-    for u in accounts.list_users():
+    for u in users.list_users():
         flags = [f for f, on in (("admin", u.is_admin), ("disabled", u.is_disabled),
-                                 ("2fa", bool(u.totp_secret) or u.security_keys.count() > 0)) if on]
+                                 ("2fa", users.has_second_factor(u))) if on]
         click.echo(f"{u.username}\t{','.join(flags) or '-'}\tcreated {_day(u.created_at)}"
                    f"\tlast login {_day(u.last_login_at)}")
 
@@ -141,21 +141,36 @@ def user_list() -> None:
 @account_command(user, "disable")
 @click.argument("name")
 def user_disable(name: str) -> None:
-    """Disable a user: no sign-in, and their tokens stop working at once."""
-    from privindex import accounts, audit
+    """Disable a user: their sessions end and their tokens are revoked, for good."""
+    from privindex import audit, users
 
-    accounts.set_disabled(accounts.get_user(name), True, audit.CLI)
-    click.echo(f"disabled {name}", err=True)
+    revoked = users.set_disabled(users.get_user(name), True, audit.CLI)
+    click.echo(f"disabled {name}; {_tokens_revoked(revoked)}, their web sessions ended", err=True)
 
 
 @account_command(user, "enable")
 @click.argument("name")
 def user_enable(name: str) -> None:
-    """Enable a disabled user again."""
-    from privindex import accounts, audit
+    """Enable a disabled user again (tokens revoked by the disable stay revoked)."""
+    from privindex import audit, users
 
-    accounts.set_disabled(accounts.get_user(name), False, audit.CLI)
-    click.echo(f"enabled {name}", err=True)
+    revoked = users.set_disabled(users.get_user(name), False, audit.CLI)
+    click.echo(f"enabled {name}; {_tokens_revoked(revoked)}: issue new ones "
+               f"(privindex token create {name})", err=True)
+
+
+def _tokens_revoked(count: int) -> str:
+    return f"its {count} API token{'' if count == 1 else 's'} {'was' if count == 1 else 'were'} revoked"
+
+
+@account_command(user, "sign-out")
+@click.argument("name")
+def user_sign_out(name: str) -> None:
+    """End every web session of user NAME at once (a lost laptop, a stolen cookie)."""
+    from privindex import audit, sessions, users
+
+    ended = sessions.end_all(users.get_user(name), audit.CLI, reason="cli")
+    click.echo(f"ended {ended} web session{'' if ended == 1 else 's'} of {name}", err=True)
 
 
 @account_command(user, "set-password")
@@ -163,10 +178,10 @@ def user_enable(name: str) -> None:
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
 def user_set_password(name: str, password_stdin: bool) -> None:
     """Set a user's password (ends their web sessions)."""
-    from privindex import accounts, audit
+    from privindex import audit, users
 
-    target = accounts.get_user(name)
-    accounts.set_password(target, read_password(password_stdin), audit.CLI)
+    target = users.get_user(name)
+    users.set_password(target, read_password(password_stdin), audit.CLI)
     click.echo(f"password of {target.username} changed", err=True)
 
 
@@ -185,9 +200,9 @@ def token() -> None:
 def token_create(name: str, project_names: tuple[str, ...], read_only: bool, expires: int | None,
                  description: str) -> None:
     """Create a token for user NAME and print it (only this once) on standard output."""
-    from privindex import accounts, audit
+    from privindex import apitokens, audit, users
 
-    row, secret = accounts.create_token(accounts.get_user(name), audit.CLI, description=description,
+    row, secret = apitokens.create_token(users.get_user(name), audit.CLI, description=description,
                                         projects=list(project_names), read_only=read_only,
                                         expires_days=expires,
                                         require_2fa=click.get_current_context().obj.require_2fa)
@@ -200,16 +215,16 @@ def token_create(name: str, project_names: tuple[str, ...], read_only: bool, exp
 @click.argument("name", required=False)
 def token_list(name: str | None) -> None:
     """List tokens (all, or user NAME's). Secrets are never shown."""
-    from privindex import accounts
+    from privindex import apitokens, users
 
-    owner = accounts.get_user(name) if name else None
+    owner = users.get_user(name) if name else None
     click.echo("id\tuser\tprefix\tstatus\tscope\tcreated\texpires\tlast used\tdescription")
-    for t in accounts.list_tokens(owner):
+    for t in apitokens.list_tokens(owner):
         scope = "all projects" if t.all_projects else ",".join(
             sorted(link.project.name for link in t.project_links))
         if t.read_only:
             scope += " (read-only)"
-        click.echo(f"{t.id}\t{t.user.username}\t{t.prefix}…\t{accounts.token_status(t)}\t{scope}\t"
+        click.echo(f"{t.id}\t{t.user.username}\t{t.prefix}…\t{apitokens.token_status(t)}\t{scope}\t"
                    f"{_day(t.created_at)}\t{_day(t.expires_at)}\t{_day(t.last_used_at)}\t{t.description}")
 
 
@@ -217,9 +232,9 @@ def token_list(name: str | None) -> None:
 @click.argument("token_id", type=int)
 def token_revoke(token_id: int) -> None:
     """Revoke token TOKEN_ID (see token list); it stops working at once."""
-    from privindex import accounts, audit
+    from privindex import apitokens, audit
 
-    revoked = accounts.revoke_token(token_id, audit.CLI)
+    revoked = apitokens.revoke_token(token_id, audit.CLI)
     click.echo(f"token {revoked.id} of {revoked.user.username} revoked", err=True)
 
 

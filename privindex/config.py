@@ -44,6 +44,7 @@ class Settings:
     trusted_proxy: str = ""
     read_access: str = "public"
     require_2fa: bool = True
+    session_idle_minutes: int = 120
     max_upload_mb: int = 100
     overwrite: bool = False
     rescan_interval: float = 1.0
@@ -58,6 +59,8 @@ class Settings:
             raise _bad("threads", f"must be at least 1, got {self.threads}")
         if self.read_access not in ("public", "token"):
             raise _bad("read_access", f"must be 'public' or 'token', got {self.read_access!r}")
+        if not 1 <= self.session_idle_minutes <= 720:
+            raise _bad("session_idle_minutes", f"must be 1 to 720 (12 h), got {self.session_idle_minutes}")
         if self.max_upload_mb < 1:
             raise _bad("max_upload_mb", f"must be at least 1, got {self.max_upload_mb}")
         if self.rescan_interval <= 0:

@@ -8,20 +8,14 @@ from __future__ import annotations
 
 from privindex import audit
 from privindex.audit import Tag
-from privindex.accounts import AccountError, user_role
+from privindex.permissions import can_manage
+from privindex.users import AccountError
 from privindex.i18n import _
 from privindex.index import Index, IndexedFile
-from privindex.models import Project, User
+from privindex.models import User
 from privindex.store import Store
 
 REASON_MAX = 200
-
-
-def can_manage(user: User | None, project_name: str) -> bool:
-    """Owners and admins may yank and delete files and change roles."""
-    if user is None:
-        return False
-    return user.is_admin or user_role(user, Project.get_or_none(Project.name == project_name)) == "owner"
 
 
 def _file(index: Index, user: User, project_name: str, filename: str) -> IndexedFile:

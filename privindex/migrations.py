@@ -145,7 +145,31 @@ def v3_published_files(db: peewee.SqliteDatabase) -> None:
 
 
 def v4_sessions(db: peewee.SqliteDatabase) -> None:
-    """The accounts' schema changes (server-side sessions, disable times)."""
+    """The accounts' schema changes (server-side sessions, disable times).
+
+    A web session is a row found by the SHA-256 of the key its cookie holds, so signing out
+    ends it on the server. Users disabled before this version get a disable time, and their
+    tokens are revoked (a re-enabled user's old tokens must not come back to life).
+    """
+    statements = [
+        """CREATE TABLE web_session (
+            id INTEGER PRIMARY KEY,
+            key_hash TEXT NOT NULL UNIQUE,
+            user_id INTEGER NOT NULL REFERENCES user (id) ON DELETE CASCADE,
+            created_at REAL NOT NULL,
+            last_seen_at REAL NOT NULL,
+            ip TEXT,
+            user_agent TEXT,
+            method TEXT NOT NULL DEFAULT 'password'
+        )""",
+        "CREATE INDEX web_session_user ON web_session (user_id)",
+        "ALTER TABLE user ADD COLUMN disabled_at REAL",
+        "UPDATE user SET disabled_at = CAST(strftime('%s', 'now') AS REAL) WHERE is_disabled = 1",
+        """UPDATE api_token SET revoked_at = CAST(strftime('%s', 'now') AS REAL)
+           WHERE revoked_at IS NULL AND user_id IN (SELECT id FROM user WHERE is_disabled = 1)""",
+    ]
+    for statement in statements:
+        db.execute_sql(statement)
 
 
 MIGRATIONS = [v1_files, v2_accounts, v3_published_files, v4_sessions]

@@ -43,11 +43,12 @@ class User(BaseModel):
     is_disabled = peewee.BooleanField(default=False)
     created_at = peewee.FloatField()
     last_login_at = peewee.FloatField(null=True)
-    session_version = peewee.IntegerField(default=1)  # bumped to end every web session
+    session_version = peewee.IntegerField(default=1)  # unused since v4 (server-side sessions)
     webauthn_user_handle = peewee.BlobField()
     totp_secret = peewee.TextField(null=True)
     totp_last_counter = peewee.IntegerField(null=True)
     totp_enabled_at = peewee.FloatField(null=True)
+    disabled_at = peewee.FloatField(null=True)
 
 
 class SecurityKey(BaseModel):
@@ -125,3 +126,16 @@ class PendingAuth(BaseModel):
     challenge = peewee.BlobField(null=True)
     data = peewee.TextField(default="{}")
     expires_at = peewee.FloatField()
+
+
+class WebSession(BaseModel):
+    """A signed-in browser. The cookie holds a random key; only its SHA-256 is stored, so
+    deleting the row signs that browser out at once."""
+
+    key_hash = peewee.TextField(unique=True)
+    user = peewee.ForeignKeyField(User, backref="web_sessions", on_delete="CASCADE")
+    created_at = peewee.FloatField()
+    last_seen_at = peewee.FloatField()
+    ip = peewee.TextField(null=True)
+    user_agent = peewee.TextField(null=True)
+    method = peewee.TextField(default="password")

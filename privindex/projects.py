@@ -1,8 +1,7 @@
-"""Projects, roles, and who may upload what.
+"""Projects and roles: listing them and changing who holds which role.
 
-A project row exists once someone has rights on it. Projects that exist only as files
-dropped into the store have no owner: only admins may upload to them until an admin
-assigns one.
+A project row exists once someone has rights on it. The rules of who may do what are in
+permissions.py (check_upload and UploadDenied are re-exported here for the upload view).
 """
 
 from __future__ import annotations
@@ -15,12 +14,12 @@ from peewee import fn
 
 from privindex import audit
 from privindex.audit import Tag
-from privindex.accounts import AccountError, TokenAuth, get_user, project_exists, user_role
+from privindex.apitokens import TokenAuth
+from privindex.permissions import ROLES, UploadDenied, check_upload, first_upload_owns, project_exists  # noqa: F401 (re-exports)
+from privindex.users import AccountError, get_user
 from privindex.db import database
 from privindex.i18n import _
 from privindex.models import DistFile, Project, ProjectRole, User
-
-ROLES = ("owner", "maintainer")
 
 
 @dataclass(frozen=True)
@@ -111,33 +110,6 @@ def _owner_count(project: Project) -> int:
     return ProjectRole.select().where(ProjectRole.project == project, ProjectRole.role == "owner").count()
 
 
-class UploadDenied(Exception):
-    """The token may not upload to this project; the message says why and what to do."""
-
-
-def check_upload(auth: TokenAuth, name: str) -> None:
-    """Raise UploadDenied unless the token may upload to the project; changes nothing.
-
-    The first upload with a token scoped to the whole user creates the project (see
-    claim_project); a project-scoped token cannot create projects.
-    """
-    user, token = auth.user, auth.token
-    if token.read_only:
-        raise UploadDenied("This API token is read-only; create an upload token")
-    scope = auth.scope()
-    if scope is not None and name not in scope:
-        raise UploadDenied(f"This API token is not valid for project {name!r}")
-    if user.is_admin:
-        return
-    project = Project.get_or_none(Project.name == name)
-    if project is None:
-        if DistFile.select().where(DistFile.project == name).exists():
-            raise UploadDenied(f"The project {name!r} has no owner yet; ask an admin to assign one")
-        return
-    if not user_role(user, project):
-        raise UploadDenied(f"The user {user.username!r} isn't allowed to upload to project {name!r}")
-
-
 def claim_project(auth: TokenAuth, name: str, ctx: audit.Context) -> Project:
     """The project row for an accepted upload; a brand-new project gets the uploader as owner.
 
@@ -148,9 +120,9 @@ def claim_project(auth: TokenAuth, name: str, ctx: audit.Context) -> Project:
     project = Project.get_or_none(Project.name == name)
     if project is not None:
         return project
-    had_files = DistFile.select().where(DistFile.project == name).exists()
+    owns = first_upload_owns(name)
     project = ensure_project(name, ctx)
-    if not had_files:
+    if owns:
         ProjectRole.create(project=project, user=auth.user, role="owner")
         audit.record(Tag.ROLE_ADD, ctx, subject=auth.user.username, project=name, role="owner")
     return project

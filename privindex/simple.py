@@ -25,6 +25,7 @@ from urllib.parse import quote
 from packaging.utils import canonicalize_name
 from werkzeug.http import http_date, parse_date, parse_etags, parse_if_range_header, parse_range_header
 
+from privindex.headers import PAGE_SECURITY_HEADERS
 from privindex.index import Index, IndexedFile, Project
 
 log = logging.getLogger(__name__)
@@ -41,12 +42,6 @@ OFFERS: tuple[tuple[str, str, str], ...] = (
     (V1_JSON, "json", V1_JSON),
     ("application/vnd.pypi.simple.latest+json", "json", V1_JSON),
 )
-# The pages are data, never a place to run code: the strictest policy costs nothing.
-PAGE_SECURITY_HEADERS = [
-    ("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'; base-uri 'none'"),
-    ("X-Content-Type-Options", "nosniff"),
-    ("Referrer-Policy", "no-referrer"),
-]
 PAGE_CACHE_CONTROL = "no-cache"  # always revalidate: a 304 is cheap and uploads show at once
 FILE_CACHE_CONTROL = "public, max-age=600"
 CHUNK = 256 * 1024

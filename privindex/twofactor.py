@@ -15,7 +15,8 @@ import time
 
 from privindex import audit
 from privindex.audit import Tag
-from privindex.accounts import AccountError
+from privindex import sessions
+from privindex.users import AccountError, second_factor_count
 from privindex.auth import recovery, totp
 from privindex.auth import webauthn as keys
 from privindex.db import database
@@ -81,12 +82,8 @@ def unused_recovery_codes(user: User) -> int:
     return RecoveryCode.select().where(RecoveryCode.user == user, RecoveryCode.used_at.is_null()).count()
 
 
-def _factor_count(user: User) -> int:
-    return (1 if user.totp_secret else 0) + SecurityKey.select().where(SecurityKey.user == user).count()
-
-
 def _check_can_remove(user: User, require_2fa: bool) -> None:
-    if require_2fa and _factor_count(user) <= 1:
+    if require_2fa and second_factor_count(user) <= 1:
         raise AccountError(_("this is your last second factor and this server requires one: add "
                              "another security key or an authenticator app first"))
 
@@ -123,7 +120,7 @@ def use_recovery_code(user: User, code: str, ctx: audit.Context) -> bool:
 
 def _first_factor_codes(user: User, ctx: audit.Context) -> list[str] | None:
     """Recovery codes come with the first second factor (and only then, automatically)."""
-    if _factor_count(user) == 1 and unused_recovery_codes(user) == 0:
+    if second_factor_count(user) == 1 and unused_recovery_codes(user) == 0:
         return regenerate_recovery_codes(user, ctx)
     return None
 
@@ -219,6 +216,8 @@ def reset(user: User, ctx: audit.Context) -> None:
     with database.atomic():
         SecurityKey.delete().where(SecurityKey.user == user).execute()
         RecoveryCode.delete().where(RecoveryCode.user == user).execute()
-        User.update(totp_secret=None, totp_last_counter=None, totp_enabled_at=None,
-                    session_version=User.session_version + 1).where(User.id == user.id).execute()
+        User.update(totp_secret=None, totp_last_counter=None, totp_enabled_at=None).where(
+            User.id == user.id).execute()
+        PendingAuth.delete().where(PendingAuth.user == user).execute()
         audit.record(Tag.USER_2FA_RESET, ctx, subject=user.username)
+        sessions.end_all(user, ctx, reason="2fa_reset")

@@ -267,9 +267,11 @@ def test_a_disabled_users_token_stops_working_at_once(world):
     secret = world.accounts.token("dora")
     twine(world.server.url, secret, world.wheel("doras"), check=True)
     world.accounts.cli("user", "disable", "dora")
-    assert_refused(world.server, world.wheel("doras", "2.0"), secret, 403, "The account 'dora' is disabled")
+    assert_refused(world.server, world.wheel("doras", "2.0"), secret, 403, "This API token has been revoked")
+    # disabling is final for credentials: enabling again does not revive the old token
     world.accounts.cli("user", "enable", "dora")
-    twine(world.server.url, secret, world.wheel("doras", "2.0"), check=True)
+    assert_refused(world.server, world.wheel("doras", "2.0"), secret, 403, "This API token has been revoked")
+    twine(world.server.url, world.accounts.token("dora"), world.wheel("doras", "2.0"), check=True)
 
 
 def test_too_large_is_413(world):

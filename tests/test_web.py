@@ -98,8 +98,8 @@ def test_second_factor_failures_lock_out(web):
         other.post("/login/2fa/totp", {"code": "000000"})
         assert "That code is not valid." in other.flashes()
     resp = other.post("/login/2fa/totp", {"code": totp.at(time.time() + 30)})
+    assert resp.status_code == 429
     assert any("Too many failed attempts" in f for f in other.flashes(resp))
-    assert resp.url.endswith("/login/2fa")
 
 
 def test_reauthentication_is_asked_for_sensitive_actions(web):
@@ -170,7 +170,7 @@ def test_admin_creates_a_user_who_sets_a_password_through_a_one_time_link(web):
     assert newbie.login("newbie", "newbie password").url.endswith("/account/security")
 
     resp = admin.post("/admin/users/newbie", {"action": "disable"})
-    assert "newbie is disabled." in admin.flashes(resp)
+    assert any(f.startswith("newbie is disabled.") for f in admin.flashes(resp))
     assert "/login" in newbie.get("/account/security").url  # the session ended at once
     assert newbie.login("newbie", "newbie password").status_code == 401
 

@@ -161,7 +161,7 @@ def _totp_secret(page) -> str:
 def test_totp_enrol_sign_in_and_replay_refused(page, web):
     add_user(web, "totpuser", PASSWORD)
     sign_in_password(page, web, "totpuser")
-    page.get_by_role("link", name="Set up an authenticator app").click()
+    page.get_by_role("button", name="Set up an authenticator app").click()
     shot(page, "totp-setup")
     secret = _totp_secret(page)
     totp = pyotp.TOTP(secret)
@@ -195,7 +195,7 @@ def test_totp_enrol_sign_in_and_replay_refused(page, web):
 
 def enrol_totp(page) -> list[str]:
     """Set up an authenticator app from the security page; returns the recovery codes."""
-    page.get_by_role("link", name="Set up an authenticator app").click()
+    page.get_by_role("button", name="Set up an authenticator app").click()
     totp = pyotp.TOTP(_totp_secret(page))
     page.get_by_label("The 6-digit code the app shows now").fill(totp.now())
     page.get_by_role("button", name="Confirm").click()

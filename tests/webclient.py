@@ -44,7 +44,7 @@ class WebClient:
     def enrol_totp(self) -> tuple[pyotp.TOTP, list[str], float]:
         """Set up TOTP for the signed-in user; returns the app, the recovery codes and the
         time whose code was used (that time step cannot sign in again)."""
-        page = self.get("/account/totp").text
+        page = self.post("/account/totp/new", page=self.get("/account/security").text).text
         totp = pyotp.TOTP(_SECRET.search(page).group(1).replace(" ", ""))
         now = time.time()
         resp = self.post("/account/totp", {"code": totp.at(now)}, page=page)

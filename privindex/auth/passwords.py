@@ -1,17 +1,24 @@
-"""Password hashing: argon2id through passlib's CryptContext (from the libpass distribution).
+"""Passwords: argon2id hashing through passlib's CryptContext (from the libpass distribution),
+and the strength rule for new passwords through zxcvbn.
 
 CryptContext gives verify_and_update, so hashes made with older parameters are upgraded
-on the next successful sign-in without a migration.
+on the next successful sign-in without a migration. zxcvbn runs offline (its word lists
+ship in the package) and judges guessability, not character classes: it refuses common
+passwords, keyboard walks, dates and the username, and accepts a few random words.
+Existing passwords are never re-judged; only a new one must pass.
 """
 
 from __future__ import annotations
 
 from passlib.context import CryptContext
+from zxcvbn import zxcvbn
 
 from privindex.i18n import _
 
 MIN_LENGTH = 8
 MAX_LENGTH = 1024  # argon2 takes any length; this only bounds the work an attacker can ask for
+MIN_SCORE = 3  # zxcvbn 0-4; 3 = "safely unguessable" (about 10^8 guesses and more)
+JUDGED_LENGTH = 100  # zxcvbn's time grows with length; past this, a password is long enough
 
 _context = CryptContext(schemes=["argon2"], deprecated="auto")
 _dummy_hash: str | None = None
@@ -45,4 +52,11 @@ def password_problem(password: str, username: str = "") -> str | None:
         return _("the password must have at most %(num)d characters", num=MAX_LENGTH)
     if username and password.lower() == username.lower():
         return _("the password must not be the username")
+    if len(password) < JUDGED_LENGTH:
+        result = zxcvbn(password, user_inputs=[username, "privindex"] if username else ["privindex"])
+        if result["score"] < MIN_SCORE:
+            why = result["feedback"].get("warning") or _("short, or made of common words, names or dates")
+            return _("this password is too easy to guess (%(why)s). Use a longer one, e.g. three or four "
+                     "unrelated words, or a password manager's random password",
+                     why=why.rstrip(".").lower() if why[:1].isupper() else why.rstrip("."))
     return None

@@ -1,10 +1,14 @@
 """The web UI: sign-in with a second factor, and the pages where people look after their
 keys, tokens and projects. `init_web(app)` wires it into the Flask app.
 
-Sessions are Flask's signed cookies holding only ids and timestamps; anything that must be
-single-use (pending sign-ins, WebAuthn challenges) lives in the database (twofactor.py).
-The session id that flask-login stores embeds the user's session_version, so bumping it
-(password change, disable, 2FA reset) ends every other session at once.
+A signed-in browser is a row in `web_session` (sessions.py): the signed Flask cookie holds
+only the random key naming it (as flask-login's user id), the sign-in time and the CSRF
+token. Deleting the row (sign-out, password change, disable, 2FA reset, "sign out
+everywhere") refuses every copy of the cookie at once. Anything single-use (pending
+sign-ins, WebAuthn challenges) lives in the database too (twofactor.py).
+
+Only POST changes anything: views with a form have separate GET and POST functions, because
+Flask answers HEAD with the GET view and Flask-WTF does not check CSRF on HEAD.
 """
 
 from __future__ import annotations
@@ -21,55 +25,54 @@ from flask_babel import Babel, format_datetime, ngettext
 from flask_babel import gettext as _
 from flask_login import LoginManager, UserMixin, current_user
 from flask_wtf.csrf import CSRFError, CSRFProtect
+from werkzeug.routing import IntegerConverter
 
-from privindex import accounts
+from privindex import sessions, users
 from privindex.auth.ratelimit import login_limiters
-from privindex.models import User
+from privindex.headers import HSTS, WEB_SECURITY_HEADERS
+from privindex.models import User, WebSession
 
 REAUTH_SECONDS = 15 * 60
-SESSION_HOURS = 12
+SESSION_HOURS = sessions.MAX_SECONDS // 3600
 
 bp = Blueprint("web", __name__, template_folder="templates", static_folder="static",
                static_url_path="/static")
 
 # Pages a signed-in user without a second factor may reach when require_2fa is on.
 ENROLMENT_ENDPOINTS = {
-    "web.security", "web.totp_setup", "web.totp_confirm", "web.key_options", "web.key_add",
-    "web.logout", "web.reauth", "web.recovery_codes", "web.static",
+    "web.security", "web.totp_setup", "web.totp_start", "web.totp_confirm", "web.key_options",
+    "web.key_add", "web.logout", "web.reauth", "web.reauth_submit", "web.recovery_codes", "web.static",
 }
-
-CONTENT_SECURITY_POLICY = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
-)
 
 
 class Account(UserMixin):
-    """flask-login's view of a User."""
+    """flask-login's view of a signed-in browser: the user and its session row."""
 
-    def __init__(self, user: User):
+    def __init__(self, user: User, key: str, row: WebSession | None = None):
         self.user = user
+        self.key = key  # what the cookie holds; only its hash is stored
+        self.row = row
 
     def get_id(self) -> str:
-        return f"{self.user.id}:{self.user.session_version}"
+        return self.key
 
     @property
     def is_active(self) -> bool:
         return not self.user.is_disabled
 
 
-def load_account(session_id: str) -> Account | None:
-    user_id, _sep, version = session_id.partition(":")
-    if not (user_id.isdigit() and version.isdigit()):
-        return None
-    user = User.get_or_none(User.id == int(user_id))
-    if user is None or user.is_disabled or user.session_version != int(version):
-        return None
-    return Account(user)
+def load_account(key: str) -> Account | None:
+    """The cookie's session, if it is still live on the server (older cookies are not)."""
+    row = sessions.current(key, settings().session_idle_minutes * 60)
+    return Account(row.user, key, row) if row else None
 
 
 def me() -> User:
     return current_user.user
+
+
+def current_session() -> WebSession:
+    return current_user.row
 
 
 def settings():
@@ -115,11 +118,14 @@ def init_web(app: Flask) -> None:
     manager.login_message = None
     app.extensions["privindex_limits"] = login_limiters()
 
+    app.url_map.converters["int"] = RowId
     from privindex.web import account, admin, projects, signin  # noqa: F401  (routes)
 
     app.register_blueprint(bp)
     app.jinja_env.globals.update(format_time=format_time, ngettext=ngettext)
     app.after_request(security_headers)
+    if conf.secure_cookies:
+        app.after_request(strict_transport_security)
 
     @app.errorhandler(CSRFError)
     def csrf_error(exc):
@@ -127,14 +133,25 @@ def init_web(app: Flask) -> None:
                                message=_("Reload the page and try again.")), 400
 
 
+class RowId(IntegerConverter):
+    """An <int:...> that fits an SQLite row id: a larger number is a 404, not an overflow (500)."""
+
+    def __init__(self, url_map, *args, **kwargs):
+        kwargs.setdefault("max", 2**63 - 1)
+        super().__init__(url_map, *args, **kwargs)
+
+
 def security_headers(response):
     """Headers for every Flask answer (the Simple API sets its own minimal set)."""
-    response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
-    response.headers.setdefault("X-Content-Type-Options", "nosniff")
-    response.headers.setdefault("X-Frame-Options", "DENY")
-    response.headers.setdefault("Referrer-Policy", "same-origin")
+    for name, value in WEB_SECURITY_HEADERS:
+        response.headers.setdefault(name, value)
     if response.mimetype == "text/html":
         response.headers.setdefault("Cache-Control", "no-store")
+    return response
+
+
+def strict_transport_security(response):
+    response.headers.setdefault(*HSTS)
     return response
 
 
@@ -144,7 +161,7 @@ def enforce_two_factor_policy():
     if not current_user.is_authenticated or request.blueprint != "web":
         return None
     if (settings().require_2fa and request.endpoint not in ENROLMENT_ENDPOINTS
-            and not accounts.has_second_factor(me())):
+            and not users.has_second_factor(me())):
         flash(_("This server requires a second factor. Add a security key or an authenticator app "
                 "to continue."), "warning")
         return redirect(url_for("web.security"))

@@ -1,4 +1,4 @@
-"""Account pages: password, second factors (keys, TOTP, recovery codes) and API tokens."""
+"""Account pages: password, sessions, second factors (keys, TOTP, recovery codes) and API tokens."""
 
 from __future__ import annotations
 
@@ -6,13 +6,13 @@ import json
 
 from flask import flash, jsonify, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
-from flask_login import login_required, login_user
+from flask_login import current_user, login_required, logout_user
 
-from privindex import accounts, projects, twofactor
-from privindex.auth import passwords, totp
+from privindex import apitokens, projects, sessions, twofactor, users
+from privindex.auth import totp
 from privindex.auth import webauthn as keys
 from privindex.http import audit_context
-from privindex.web import Account, bp, me, recent_auth, settings
+from privindex.web import bp, current_session, me, recent_auth, settings
 
 TOTP_SETUP = "totp_setup"
 WEBAUTHN_REGISTER = "webauthn_register"
@@ -24,27 +24,64 @@ def ctx():
 
 # -- password --------------------------------------------------------------------------------------
 
-@bp.route("/account", methods=["GET", "POST"])
+def _account_page(status: int = 200):
+    live = sessions.list_for(me(), settings().session_idle_minutes * 60)
+    return render_template("account.html", sessions=live, current_id=current_session().id), status
+
+
+@bp.get("/account")
 @login_required
 @recent_auth
 def account():
-    if request.method == "POST":
-        ok, _new = passwords.verify_password(request.form.get("current") or "", me().password_hash)
-        new = request.form.get("password") or ""
-        if not ok:
-            flash(_("Your current password is not right."), "error")
-        elif new != request.form.get("password2"):
-            flash(_("The two new passwords differ."), "error")
+    return _account_page()
+
+
+@bp.post("/account")
+@login_required
+@recent_auth
+def account_password():
+    new = request.form.get("password") or ""
+    if not users.check_password(me(), request.form.get("current") or ""):
+        flash(_("Your current password is not right."), "error")
+    elif new != request.form.get("password2"):
+        flash(_("The two new passwords differ."), "error")
+    else:
+        try:
+            users.set_password(me(), new, ctx(), keep_session=current_session().id)
+        except users.AccountError as exc:
+            flash(str(exc), "error")
         else:
-            try:
-                accounts.set_password(me(), new, ctx())
-            except accounts.AccountError as exc:
-                flash(str(exc), "error")
-            else:
-                login_user(Account(me()))  # this session goes on; every other one has ended
-                flash(_("Password changed. You are signed out everywhere else."), "info")
-                return redirect(url_for("web.account"))
-    return render_template("account.html")
+            flash(_("Password changed. You are signed out everywhere else."), "info")
+            return redirect(url_for("web.account"))
+    return _account_page(400)
+
+
+@bp.post("/account/sessions/<int:session_id>/end")
+@login_required
+def session_end(session_id: int):
+    """End one of my sessions (a lost laptop, a shared computer); ending this one signs out."""
+    if not sessions.end_one(me(), session_id, ctx()):
+        flash(_("That session had already ended."), "info")
+        return redirect(url_for("web.account"))
+    if session_id == current_session().id:
+        return _signed_out()
+    flash(_("The session was ended."), "info")
+    return redirect(url_for("web.account"))
+
+
+@bp.post("/account/sessions/end-all")
+@login_required
+def sessions_end_all():
+    """Sign out everywhere, this browser included."""
+    sessions.end_all(me(), ctx(), reason="sign_out_everywhere")
+    return _signed_out()
+
+
+def _signed_out():
+    logout_user()
+    session.clear()
+    flash(_("You are signed out everywhere."), "info")
+    return redirect(url_for("web.login"))
 
 
 # -- second factors ------------------------------------------------------------------------------
@@ -54,7 +91,7 @@ def account():
 def security():
     return render_template("security.html", keys=twofactor.user_keys(me()), has_totp=bool(me().totp_secret),
                            codes_left=twofactor.unused_recovery_codes(me()),
-                           has_2fa=accounts.has_second_factor(me()))
+                           has_2fa=users.has_second_factor(me()))
 
 
 def _show_codes(codes: list[str] | None, then: str):
@@ -67,7 +104,7 @@ def _show_codes(codes: list[str] | None, then: str):
 @login_required
 @recent_auth
 def recovery_codes():
-    if not accounts.has_second_factor(me()):
+    if not users.has_second_factor(me()):
         flash(_("Add a security key or an authenticator app first."), "error")
         return redirect(url_for("web.security"))
     return _show_codes(twofactor.regenerate_recovery_codes(me(), ctx()), "web.security")
@@ -75,8 +112,15 @@ def recovery_codes():
 
 @bp.get("/account/totp")
 @login_required
-@recent_auth
 def totp_setup():
+    """Nothing is made on GET: the set-up starts with a POST (below)."""
+    return redirect(url_for("web.security"))
+
+
+@bp.post("/account/totp/new")
+@login_required
+@recent_auth
+def totp_start():
     secret = totp.new_secret()
     twofactor.drop_pending(session.get(TOTP_SETUP))
     session[TOTP_SETUP] = twofactor.create_pending(me(), "totp-setup", data={"secret": secret})
@@ -97,11 +141,11 @@ def totp_confirm():
     pending = twofactor.peek_pending(session.get(TOTP_SETUP), "totp-setup")
     if pending is None or pending.user_id != me().id:
         flash(_("The set-up has expired; here is a new code to scan."), "warning")
-        return redirect(url_for("web.totp_setup"))
+        return redirect(url_for("web.security"))
     secret = json.loads(pending.data)["secret"]
     try:
         codes = twofactor.enable_totp(me(), secret, request.form.get("code", ""), ctx())
-    except accounts.AccountError as exc:
+    except users.AccountError as exc:
         flash(str(exc), "error")
         return _totp_page(secret, 400)
     twofactor.drop_pending(session.pop(TOTP_SETUP, None))
@@ -116,7 +160,7 @@ def totp_delete():
     try:
         twofactor.disable_totp(me(), ctx(), settings().require_2fa)
         flash(_("The authenticator app was removed."), "info")
-    except accounts.AccountError as exc:
+    except users.AccountError as exc:
         flash(str(exc), "error")
     return redirect(url_for("web.security"))
 
@@ -147,7 +191,7 @@ def key_add():
         new = keys.verify_registration(body.get("credential") or {}, bytes(challenge.challenge),
                                        conf.rp_id, conf.origin)
         codes = twofactor.add_key(me(), label, new, ctx())
-    except (accounts.AccountError, keys.KeyRejected) as exc:
+    except (users.AccountError, keys.KeyRejected) as exc:
         return jsonify(error=str(exc)), 400
     flash(_("Security key “%(label)s” added.", label=label), "info")
     return jsonify(redirect=url_for("web.security"), codes=codes or [])
@@ -160,7 +204,7 @@ def key_delete(key_id: int):
     try:
         twofactor.remove_key(me(), key_id, ctx(), settings().require_2fa)
         flash(_("The security key was removed."), "info")
-    except accounts.AccountError as exc:
+    except users.AccountError as exc:
         flash(str(exc), "error")
     return redirect(url_for("web.security"))
 
@@ -170,7 +214,7 @@ def key_delete(key_id: int):
 @bp.get("/tokens")
 @login_required
 def tokens():
-    return render_template("tokens.html", tokens=accounts.list_tokens(me()), status=accounts.token_status,
+    return render_template("tokens.html", tokens=apitokens.list_tokens(me()), status=apitokens.token_status,
                            projects=[p.name for p in projects.list_projects(me())])
 
 
@@ -182,15 +226,15 @@ def token_create():
     expires = form.get("expires", "").strip()
     try:
         if expires and not expires.isdigit():
-            raise accounts.AccountError(_("The expiry is a whole number of days."))
+            raise users.AccountError(_("The expiry is a whole number of days."))
         scope = form.getlist("projects") if form.get("scope") == "projects" else []
         if form.get("scope") == "projects" and not scope:
-            raise accounts.AccountError(_("Choose at least one project, or the whole-account scope."))
-        token, secret = accounts.create_token(
+            raise users.AccountError(_("Choose at least one project, or the whole-account scope."))
+        token, secret = apitokens.create_token(
             me(), ctx(), description=form.get("description", "").strip(), projects=scope,
             read_only=bool(form.get("read_only")), expires_days=int(expires) if expires else None,
             require_2fa=settings().require_2fa)
-    except accounts.AccountError as exc:
+    except users.AccountError as exc:
         flash(str(exc), "error")
         return redirect(url_for("web.tokens"))
     base = settings().base_url
@@ -204,8 +248,8 @@ def token_create():
 @recent_auth
 def token_revoke(token_id: int):
     try:
-        accounts.revoke_token(token_id, ctx(), owner=me())
+        apitokens.revoke_token(token_id, ctx(), owner=me())
         flash(_("The token was revoked."), "info")
-    except accounts.AccountError as exc:
+    except users.AccountError as exc:
         flash(str(exc), "error")
     return redirect(url_for("web.tokens"))

@@ -6,9 +6,10 @@ import functools
 
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
+from flask_babel import ngettext
 from flask_login import login_required
 
-from privindex import accounts, audit, twofactor
+from privindex import audit, twofactor, users
 from privindex.http import audit_context
 from privindex.web import bp, me, recent_auth, settings
 
@@ -28,9 +29,9 @@ def admin_required(view):
 @bp.get("/admin/users")
 @admin_required
 def admin_users():
-    users = accounts.list_users()
-    return render_template("admin_users.html", users=users,
-                           two_factor={u.id: accounts.has_second_factor(u) for u in users})
+    everyone = users.list_users()
+    return render_template("admin_users.html", users=everyone,
+                           two_factor={u.id: users.has_second_factor(u) for u in everyone})
 
 
 @bp.post("/admin/users")
@@ -39,9 +40,9 @@ def admin_users():
 def admin_user_create():
     ctx = audit_context().with_actor(me())
     try:
-        user = accounts.create_user(request.form.get("username", ""), None, ctx,
+        user = users.create_user(request.form.get("username", ""), None, ctx,
                                     is_admin=bool(request.form.get("admin")))
-    except accounts.AccountError as exc:
+    except users.AccountError as exc:
         flash(str(exc), "error")
         return redirect(url_for("web.admin_users"))
     return _setup_link(user)
@@ -60,13 +61,17 @@ def admin_user_action(username: str):
     ctx = audit_context().with_actor(me())
     action = request.form.get("action")
     try:
-        user = accounts.get_user(username)
+        user = users.get_user(username)
         if user.id == me().id and action in ("disable", "reset-2fa"):
-            raise accounts.AccountError(_("You cannot do that to your own account here."))
-        if action in ("disable", "enable"):
-            accounts.set_disabled(user, action == "disable", ctx)
-            flash(_("%(user)s is disabled.", user=username) if action == "disable"
-                  else _("%(user)s is enabled.", user=username), "info")
+            raise users.AccountError(_("You cannot do that to your own account here."))
+        if action == "disable":
+            revoked = users.set_disabled(user, True, ctx)
+            flash(_("%(user)s is disabled.", user=username) + " " + ngettext(
+                "Their web sessions ended and %(num)d API token was revoked.",
+                "Their web sessions ended and %(num)d API tokens were revoked.", revoked), "info")
+        elif action == "enable":
+            revoked = users.set_disabled(user, False, ctx)
+            flash(_("%(user)s is enabled.", user=username) + " " + _enable_note(revoked), "info")
         elif action == "reset-2fa":
             twofactor.reset(user, ctx)
             flash(_("Every second factor of %(user)s was removed.", user=username), "info")
@@ -74,9 +79,14 @@ def admin_user_action(username: str):
             return _setup_link(user)
         else:
             abort(400)
-    except accounts.AccountError as exc:
+    except users.AccountError as exc:
         flash(str(exc), "error")
     return redirect(url_for("web.admin_users"))
+
+
+def _enable_note(revoked: int) -> str:
+    return ngettext("Its %(num)d API token was revoked; issue new ones.",
+                    "Its %(num)d API tokens were revoked; issue new ones.", revoked)
 
 
 @bp.get("/audit")

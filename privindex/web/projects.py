@@ -7,7 +7,7 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from packaging.utils import canonicalize_name
 
-from privindex import accounts, files, projects
+from privindex import files, permissions, projects, users
 from privindex.http import audit_context
 from privindex.web import bp, me, recent_auth, services, settings
 
@@ -46,7 +46,7 @@ def project_page(name: str):
     return render_template("project.html", name=normalized, info=info,
                            files=list(reversed(indexed.files)) if indexed else [],
                            display_name=indexed.display_name if indexed else normalized,
-                           can_manage=files.can_manage(user, normalized),
+                           can_manage=permissions.can_manage(user, normalized),
                            index_url=settings().base_url + "/simple/")
 
 
@@ -64,24 +64,29 @@ def file_yank(name: str, filename: str):
                          audit_context().with_actor(me()))
         flash(_("%(file)s was yanked.", file=filename) if yank else _("%(file)s was unyanked.", file=filename),
               "info")
-    except accounts.AccountError as exc:
+    except users.AccountError as exc:
         flash(str(exc), "error")
     return _back(name)
 
 
-@bp.route("/projects/<name>/files/<filename>/delete", methods=["GET", "POST"])
+@bp.get("/projects/<name>/files/<filename>/delete")
 @login_required
 @recent_auth
 def file_delete(name: str, filename: str):
-    if request.method == "GET":
-        return render_template("confirm_delete.html", name=name, filename=filename)
+    return render_template("confirm_delete.html", name=name, filename=filename)
+
+
+@bp.post("/projects/<name>/files/<filename>/delete")
+@login_required
+@recent_auth
+def file_delete_submit(name: str, filename: str):
     if request.form.get("confirm") != filename:
         flash(_("Type the file name exactly to confirm."), "error")
         return redirect(url_for("web.file_delete", name=name, filename=filename))
     try:
         files.delete(services().store, services().index, me(), name, filename, audit_context().with_actor(me()))
         flash(_("%(file)s was deleted.", file=filename), "info")
-    except (accounts.AccountError, OSError) as exc:
+    except (users.AccountError, OSError) as exc:
         flash(str(exc), "error")
     return _back(name)
 
@@ -90,7 +95,7 @@ def file_delete(name: str, filename: str):
 @login_required
 @recent_auth
 def project_roles(name: str):
-    if not files.can_manage(me(), name):
+    if not permissions.can_manage(me(), name):
         abort(403)
     username = request.form.get("username", "")
     role = request.form.get("role", "maintainer")
@@ -101,6 +106,6 @@ def project_roles(name: str):
         else:
             projects.set_role(name, username, role, audit_context().with_actor(me()))
             flash(_("%(user)s is now %(role)s.", user=username, role=role), "info")
-    except accounts.AccountError as exc:
+    except users.AccountError as exc:
         flash(str(exc), "error")
     return _back(name)

@@ -1,0 +1,133 @@
+"""Users: creating, changing and checking them, each change audited.
+
+Shared by the CLI and the web UI, so a rule (a password policy, what disabling ends) lives in
+one place. Errors are AccountError with a message fit for the person at the keyboard.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import time
+
+from privindex import audit, sessions
+from privindex.audit import Tag
+from privindex.auth import passwords
+from privindex.db import database
+from privindex.i18n import _
+from privindex.models import ApiToken, PendingAuth, SecurityKey, User
+
+USERNAME_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,49}")
+SIGN_IN_PURPOSES = ("login", "webauthn-login")  # pending state a password change makes stale
+
+
+class AccountError(Exception):
+    """A request about accounts that cannot be done; the message says what to do."""
+
+
+def normalize_username(username: str) -> str:
+    name = username.strip().lower()
+    if not USERNAME_RE.fullmatch(name):
+        raise AccountError(_(
+            "a username has 1-50 characters: letters, digits, '.', '_' or '-', starting with a "
+            "letter or digit"
+        ))
+    return name
+
+
+def find_user(username: str) -> User | None:
+    try:
+        return User.get_or_none(User.username == normalize_username(username))
+    except AccountError:
+        return None
+
+
+def get_user(username: str) -> User:
+    user = find_user(username)
+    if user is None:
+        raise AccountError(_("there is no user '%(user)s' (see: privindex user list)", user=username))
+    return user
+
+
+def create_user(username: str, password: str | None, ctx: audit.Context, is_admin: bool = False) -> User:
+    name = normalize_username(username)
+    if password is not None and (problem := passwords.password_problem(password, name)):
+        raise AccountError(problem)
+    with database.atomic():
+        if User.select().where(User.username == name).exists():
+            raise AccountError(_("the user '%(user)s' already exists", user=name))
+        user = User.create(
+            username=name,
+            password_hash=passwords.hash_password(password) if password is not None else None,
+            is_admin=is_admin, created_at=time.time(),
+            webauthn_user_handle=secrets.token_bytes(64),
+        )
+        audit.record(Tag.USER_CREATE, ctx, subject=name, admin=is_admin)
+    return user
+
+
+def check_password(user: User | None, password: str) -> bool:
+    """Whether password is the user's (an unknown user costs the same time); upgrades a hash
+    made with older parameters on success."""
+    ok, new_hash = passwords.verify_password(password, user.password_hash if user else None)
+    if ok and new_hash:
+        User.update(password_hash=new_hash).where(User.id == user.id).execute()
+    return ok
+
+
+def record_login(user: User) -> None:
+    now = time.time()
+    User.update(last_login_at=now).where(User.id == user.id).execute()
+    user.last_login_at = now
+
+
+def set_password(user: User, password: str, ctx: audit.Context, keep_session: int | None = None) -> None:
+    """Set a new password; every web session of the user ends except keep_session (the one
+    that changed it), and half-finished sign-ins with the old password are dropped."""
+    if problem := passwords.password_problem(password, user.username):
+        raise AccountError(problem)
+    with database.atomic():
+        User.update(password_hash=passwords.hash_password(password)).where(User.id == user.id).execute()
+        audit.record(Tag.USER_PASSWORD_CHANGE, ctx, subject=user.username)
+        sessions.end_all(user, ctx, reason="password_change", keep_id=keep_session)
+        PendingAuth.delete().where(PendingAuth.user == user, PendingAuth.purpose.in_(SIGN_IN_PURPOSES)).execute()
+
+
+def set_disabled(user: User, disabled: bool, ctx: audit.Context) -> int:
+    """Disable or enable. Disabling is final for credentials: the user's sessions, pending
+    sign-ins, set-up links and API tokens all end (tokens are revoked, audited), so enabling
+    again brings none of them back. Returns how many tokens the disable revoked."""
+    from privindex import apitokens
+
+    with database.atomic():
+        if disabled:
+            User.update(is_disabled=True, disabled_at=time.time()).where(User.id == user.id).execute()
+            audit.record(Tag.USER_DISABLE, ctx, subject=user.username)
+            sessions.end_all(user, ctx, reason="disabled")
+            PendingAuth.delete().where(PendingAuth.user == user).execute()
+            revoked = apitokens.revoke_all(user, ctx, reason="user_disabled")
+        else:
+            row = User.get_by_id(user.id)
+            # tokens still active were issued before the disable (a disabled user gets none)
+            apitokens.revoke_all(user, ctx, reason="user_disabled")
+            since = row.disabled_at if row.disabled_at is not None else 0
+            revoked = (ApiToken.select().where(ApiToken.user == user, ApiToken.revoked_at >= since).count()
+                       if row.is_disabled else 0)
+            User.update(is_disabled=False).where(User.id == user.id).execute()
+            audit.record(Tag.USER_ENABLE, ctx, subject=user.username, tokens_revoked=revoked)
+    user.is_disabled = disabled
+    return revoked
+
+
+def list_users() -> list[User]:
+    return list(User.select().order_by(User.username))
+
+
+def second_factor_count(user: User) -> int:
+    """How many second factors (a TOTP app, each security key) the user has."""
+    return (1 if user.totp_secret else 0) + SecurityKey.select().where(SecurityKey.user == user).count()
+
+
+def has_second_factor(user: User) -> bool:
+    """The one answer to "has a second factor", for sign-in, uploads, tokens and lists."""
+    return bool(user.totp_secret) or SecurityKey.select().where(SecurityKey.user == user).exists()

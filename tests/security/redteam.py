@@ -1,0 +1,57 @@
+"""Shared by the red-team tests: a signed-in user with TOTP, the database as rows, audit events."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from pathlib import Path
+
+import pyotp
+from conftest import add_user, privindex_cli
+from webclient import WebClient
+
+PASSWORD = "correct horse battery"
+# columns a read may rewrite by design (throttled "last seen/used" bookkeeping)
+VOLATILE = {"last_seen_at", "last_used_at"}
+
+
+def signed_in(server, name: str, admin: bool = False) -> tuple[WebClient, pyotp.TOTP, list[str], float]:
+    add_user(server, name, PASSWORD, admin=admin)
+    client = WebClient(server.url)
+    client.login(name, PASSWORD)
+    totp, codes, used_at = client.enrol_totp()
+    assert codes, "enrolment shows recovery codes"
+    return client, totp, codes, used_at
+
+
+def db_rows(server) -> dict[str, list[tuple]]:
+    """Every row of every table, minus the volatile columns."""
+    path = Path(server.data_dir) / "privindex.sqlite3"
+    with sqlite3.connect(path) as conn:
+        result = {}
+        for (table,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'"):
+            cols = [row[1] for row in conn.execute(f"PRAGMA table_info({table})") if row[1] not in VOLATILE]
+            result[table] = conn.execute(f"SELECT {', '.join(cols)} FROM {table} ORDER BY rowid").fetchall()
+    return result
+
+
+def store_files(server) -> list[str]:
+    return sorted(str(p.relative_to(server.store)) for p in Path(server.store).rglob("*") if p.is_file())
+
+
+def events(server, user: str, tag: str | None = None) -> list[dict]:
+    out = privindex_cli(server, "audit", "--user", user, "--json").stdout
+    rows = [json.loads(line) for line in out.splitlines()]
+    return [r for r in rows if tag is None or r["tag"] == tag]
+
+
+def wrong_totp(totp: pyotp.TOTP) -> str:
+    """A six-digit code valid in no nearby time step."""
+    near = {totp.at(time.time() + d) for d in range(-120, 121, 30)}
+    return next(c for c in (f"{i:06d}" for i in range(1, 1000)) if c not in near)
+
+
+def signed_in_as(client: WebClient, server) -> bool:
+    resp = client.session.get(f"{server.url}/account/security", timeout=10, allow_redirects=False)
+    return resp.status_code == 200

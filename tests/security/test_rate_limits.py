@@ -1,0 +1,122 @@
+"""Issue 16.2: sign-in limits were check-then-count, so 48 concurrent wrong passwords got ~20
+checks against a limit of 10 (TOTP: 6 against 5). Now each try reserves its slot before the
+check. Real concurrent HTTP from 16 threads; what is counted is what was checked (the
+`user:login:failure` audit events), and everyone else is told to come back later (429)."""
+
+from __future__ import annotations
+
+import re
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import requests
+from conftest import add_user, populate, start_server
+from redteam import PASSWORD, events, signed_in, wrong_totp
+from webclient import _CSRF, WebClient
+
+ATTEMPTS, THREADS = 48, 16
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, dists):
+    base = tmp_path_factory.mktemp("limits")
+    srv = start_server(base / "store", base / "data")
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="module")
+def pending(server):
+    """Two users half-way through signing in (password done), made before any flood: all
+    requests come from 127.0.0.1, and the per-address limits are shared."""
+    result = {}
+    for name in ("totpflood", "codeflood"):
+        _client, totp, codes, _at = signed_in(server, name)
+        fresh = WebClient(server.url)
+        assert fresh.login(name, PASSWORD).url.endswith("/login/2fa")
+        result[name] = (fresh, totp, codes)
+    return result
+
+
+def flood(server, client: WebClient | None, path: str, form: dict) -> list[int]:
+    """ATTEMPTS simultaneous POSTs from THREADS threads, each with its own connection, all with
+    the same cookies (if any) and a valid CSRF token."""
+    page = (client.session if client else requests).get(f"{server.url}/login", timeout=10)
+    token = _CSRF.search(page.text).group(1)
+    cookies = client.session.cookies.get_dict() if client else page.cookies.get_dict()
+
+    def one(_i: int) -> int:
+        return requests.post(f"{server.url}{path}", data={"csrf_token": token, **form}, cookies=cookies,
+                             timeout=60, allow_redirects=False).status_code
+
+    with ThreadPoolExecutor(THREADS) as pool:
+        return list(pool.map(one, range(ATTEMPTS)))
+
+
+def test_concurrent_wrong_totp_codes_get_at_most_five_checks(server, pending):
+    client, totp, _codes = pending["totpflood"]
+    statuses = flood(server, client, "/login/2fa/totp", {"code": wrong_totp(totp)})
+    checked = len([e for e in events(server, "totpflood", "user:login:failure")
+                   if e["details"]["reason"] == "invalid_totp"])
+    print(f"TOTP: {checked} checked, {statuses.count(429)} refused with 429 of {ATTEMPTS}")
+    assert 1 <= checked <= 5
+    assert statuses.count(302) == checked and statuses.count(429) == ATTEMPTS - checked
+    # and the right code is refused too, for now: the user sees why
+    resp = client.post("/login/2fa/totp", {"code": totp.now()}, page=client.get("/login/2fa").text)
+    assert resp.status_code == 429
+    assert any(re.fullmatch(r"Too many failed attempts\. Try again in \d+ minutes?\.", f)
+               for f in client.flashes(resp))
+
+
+def test_concurrent_wrong_recovery_codes_get_at_most_five_checks(server, pending):
+    client, _totp, codes = pending["codeflood"]
+    wrong = "0000-0000-0000-0000" if "0000-0000-0000-0000" not in codes else "1111-1111-1111-1111"
+    statuses = flood(server, client, "/login/2fa/recovery", {"code": wrong})
+    checked = len([e for e in events(server, "codeflood", "user:login:failure")
+                   if e["details"]["reason"] == "invalid_recovery_code"])
+    print(f"recovery codes: {checked} checked, {statuses.count(429)} refused with 429 of {ATTEMPTS}")
+    assert 1 <= checked <= 5
+    assert statuses.count(429) == ATTEMPTS - checked
+
+
+def test_concurrent_wrong_passwords_get_at_most_ten_checks(server, pending):
+    add_user(server, "pwflood", PASSWORD)
+    statuses = flood(server, None, "/login", {"username": "pwflood", "password": "not the password at all"})
+    checked = len(events(server, "pwflood", "user:login:failure"))
+    print(f"passwords: {checked} checked, {statuses.count(429)} refused with 429 of {ATTEMPTS}")
+    assert 1 <= checked <= 10
+    assert statuses.count(401) == checked and statuses.count(429) == ATTEMPTS - checked
+    resp = WebClient(server.url).login("pwflood", PASSWORD)  # the right password waits too
+    assert resp.status_code == 429 and "Too many failed attempts" in resp.text
+
+
+def test_a_hundred_thousand_failed_usernames_leave_the_limiter_bounded():
+    """The old limiter kept an entry per name ever tried; limits' storage forgets failures
+    whose window has passed, and a locked-out address never touches a user's entry."""
+    from privindex.auth.ratelimit import PASSWORD_PER_ADDRESS, PASSWORD_PER_USER, Limited, Limiter
+
+    # one address trying 100,000 names: after 10 failures the address is locked out
+    limiter = Limiter("password", PASSWORD_PER_USER, PASSWORD_PER_ADDRESS)
+    refused = 0
+    for i in range(100_000):
+        try:
+            with limiter.attempt(f"user{i}", "203.0.113.9"):
+                pass  # a wrong password
+        except Limited:
+            refused += 1
+    assert refused == 100_000 - 10
+    assert limiter.size() == 11 and limiter.in_flight() == 0
+
+    # 100,000 addresses, one name each (a botnet), with a 1-second window: memory is given
+    # back once the window has passed
+    short = Limiter("password", "10 per 1 second", "10 per 1 second")
+    for i in range(100_000):
+        with short.attempt(f"user{i}", f"addr{i}"):
+            pass
+    assert short.size() <= 200_000  # 1 per name and 1 per address at most, while they count
+    import time
+
+    time.sleep(1.1)
+    with short.attempt("late", "late"):
+        pass
+    assert short.size() <= 2 and short.in_flight() == 0
