@@ -253,19 +253,32 @@ class SimpleAPI:
     def _file(self, environ: dict, start_response: StartResponse, relpath: str) -> Iterable[bytes]:
         # Only paths the index holds are served: '..', absolute paths, backslashes and
         # anything else that is not a known file simply miss the dict.
-        indexed = self.index.file(relpath)
+        snapshot = self.index.snapshot
+        indexed = snapshot.files.get(relpath)
         if indexed is not None:
             try:
                 fh = open(self.index.store.full_path(indexed.path), "rb")
             except OSError:
                 return _not_found(start_response)
             st = os.fstat(fh.fileno())
-            same = (st.st_size, st.st_mtime_ns) == (indexed.size, indexed.mtime_ns)
-            etag = f'"{indexed.sha256}"' if same else f'"{st.st_size:x}-{st.st_mtime_ns:x}"'
-            return _send(environ, start_response, fh, st.st_size, st.st_mtime, etag,
+            if (st.st_size, st.st_mtime_ns) != (indexed.size, indexed.mtime_ns):
+                # not the bytes that were hashed: never served unverified; the watcher rereads it
+                fh.close()
+                self.index.suspect(indexed.path)
+                return _plain(start_response, "409 Conflict", f"{indexed.filename} changed on disk since "
+                              "it was published; it is being checked again. Try again shortly.\n",
+                              [("Cache-Control", "no-store"), ("Retry-After", "2")])
+            return _send(environ, start_response, fh, st.st_size, st.st_mtime, f'"{indexed.sha256}"',
                          _content_type(indexed.filename))
+        withdrawn = snapshot.withdrawn.get(relpath)
+        if withdrawn is not None:
+            return _plain(start_response, "409 Conflict",
+                          f"{withdrawn.found.filename} is withdrawn: its content changed on disk after it was "
+                          f"published (published sha256 {withdrawn.published_sha256}, found "
+                          f"{withdrawn.found.sha256}). An admin must restore it or accept the new content.\n",
+                          [("Cache-Control", "no-store")])
         if relpath.endswith(".metadata"):
-            dist = self.index.file(relpath[: -len(".metadata")])
+            dist = snapshot.files.get(relpath[: -len(".metadata")])
             if dist is not None and dist.metadata_sha256:
                 data = self.index.core_metadata(dist.path)
                 if data is not None:
