@@ -198,14 +198,14 @@ class Index:
                         else:
                             to_judge.append(entry)
             outcomes: list[tuple[str, object]] = []
-            outcomes += self._judge([(e.path, e, None) for e in to_judge])
+            outcomes += self._judge([(e.path, e, None) for e in to_judge], restat=False)
             for start, batch in enumerate(_chunks(to_read, READ_BATCH)):
                 read = []
                 for done, (p, st, entry) in enumerate(batch, start=start * READ_BATCH + 1):
                     read.append(self._read(p, st, entry))
                     if progress:
                         progress(done, len(to_read))
-                outcomes += self._judge([r for r in read if isinstance(r, tuple)])
+                outcomes += self._judge([r for r in read if isinstance(r, tuple)], restat=False)
             stale = sorted(set(known) - {p for p, _st, _e in to_read})
             if stale:
                 with database.atomic():
@@ -350,14 +350,29 @@ class Index:
             return None
         return path, None, facts
 
-    def _judge(self, items: list[tuple[str, IndexedFile | None, FileFacts | None]]) -> list[tuple[str, object]]:
+    def _judge(self, items: list[tuple[str, IndexedFile | None, FileFacts | None]],
+               restat: bool = True) -> list[tuple[str, object]]:
         """Record facts read and decide, against the publications, what each file is:
-        (path, IndexedFile) to list, (path, Withdrawn), or (path, None) to drop."""
+        (path, IndexedFile) to list, or (path, Withdrawn).
+
+        Publishers replace a file inside their transaction, so once this one has begun a
+        stat shows the file as it now is: a file that changed since it was read (an
+        upload or `privindex file replace` meanwhile) is not judged on stale bytes but
+        looked at again on the next pass."""
         outcomes: list[tuple[str, object]] = []
         if not items:
             return outcomes
         with database.atomic():
             for path, entry, facts in items:
+                if restat:
+                    size, mtime_ns = (facts.size, facts.mtime_ns) if facts else (entry.size, entry.mtime_ns)
+                    try:
+                        st = os.stat(self.store.full_path(path))
+                    except OSError:
+                        continue  # gone: the next pass drops it
+                    if (st.st_size, st.st_mtime_ns) != (size, mtime_ns):
+                        self._unsettled.add(_dirname(path))
+                        continue
                 if facts is not None:
                     entry = save_facts(path, facts)
                 assert entry is not None
