@@ -10,9 +10,12 @@ inside the caller's transaction; the rules about who may publish are publishing.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import threading
 import time
 from dataclasses import dataclass
+from typing import Iterator
 
 from peewee import fn
 
@@ -33,15 +36,46 @@ class Verdict:
     published_at: float
 
 
+class _Waiting:
+    """How many publishers (uploads, admin acts) of this process wait for or hold a write
+    transaction. SQLite does not queue writers fairly: a watcher committing batch after
+    batch can starve an upload's busy-wait, so the watcher gives way while this is above 0."""
+
+    def __init__(self) -> None:
+        self._count = 0
+        self._lock = threading.Lock()
+
+    @contextlib.contextmanager
+    def writing(self) -> Iterator[None]:
+        with self._lock:
+            self._count += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._count -= 1
+
+    def give_way(self, patience: float = 30.0) -> None:
+        """Wait (up to patience seconds) until no publisher is waiting."""
+        deadline = time.monotonic() + patience
+        while self._count and time.monotonic() < deadline:
+            time.sleep(0.002)
+
+
+publishers = _Waiting()
+
+
 def get(filename: str) -> PublishedFile | None:
     return PublishedFile.get_or_none(PublishedFile.filename == filename)
 
 
-def publish(filename: str, project: str, sha256: str, when: float | None = None) -> PublishedFile:
-    """Record a (new or replacing) publication; clears any withdrawal, bumps the revision."""
+def publish(filename: str, project: str, sha256: str, when: float | None = None,
+            row: PublishedFile | None = None) -> PublishedFile:
+    """Record a (new or replacing) publication; clears any withdrawal, bumps the revision.
+    row: the current publication, if the caller has just read it."""
     when = time.time() if when is None else when
     revision = latest_revision() + 1
-    row = get(filename)
+    row = row or get(filename)
     if row is None:
         return PublishedFile.create(filename=filename, project=project, sha256=sha256, published_at=when,
                                     revision=revision)
@@ -70,7 +104,8 @@ def judge(filename: str, project: str, path: str, found_sha256: str, when: float
     distinct content found."""
     row = get(filename)
     if row is None:
-        row = publish(filename, project, found_sha256, when)
+        row = PublishedFile.create(filename=filename, project=project, sha256=found_sha256, published_at=when,
+                                   revision=latest_revision() + 1)
     if row.sha256 == found_sha256:
         if row.withdrawn_sha256 is not None:
             log.warning("%s carries its published sha256 again; serving it", path)

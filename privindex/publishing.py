@@ -66,7 +66,7 @@ def publish_upload(store: Store, index: Index, auth: TokenAuth, ctx: audit.Conte
     now = time.time()
     linked = False
     try:
-        with database.atomic():
+        with publications.publishers.writing(), database.atomic():
             projects.claim_project(auth, project, ctx)
             published = publications.get(filename)
             if published is None:
@@ -82,7 +82,7 @@ def publish_upload(store: Store, index: Index, auth: TokenAuth, ctx: audit.Conte
                                     "replaced: bump the version (uploading identical files again is fine)")
             entry = save_facts(path, facts, yanked=False if outcome != "restored" else None)
             if outcome != "restored":
-                published = publications.publish(filename, project, facts.sha256, now)
+                published = publications.publish(filename, project, facts.sha256, now, row=published)
             details = {"old_sha256": old} if old else {"restored": True} if outcome == "restored" else {}
             audit.record(tag, ctx, subject=filename, project=project, version=str(version),
                          sha256=published.sha256, size=facts.size, **details)
