@@ -42,6 +42,7 @@ Progress = Callable[[int, int], None]
 # A file this recent may still be being copied in; its folder is looked at again.
 SETTLE_SECONDS = 0.5
 READ_BATCH = 100  # files judged per transaction (~0.1 s): a rescan never holds the database for long
+LOAD_BATCH = 500  # at start nobody waits for the database: fewer, larger commits
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,9 +200,9 @@ class Index:
                             to_judge.append(entry)
             outcomes: list[tuple[str, object]] = []
             outcomes += self._judge([(e.path, e, None) for e in to_judge], restat=False)
-            for start, batch in enumerate(_chunks(to_read, READ_BATCH)):
+            for start, batch in enumerate(_chunks(to_read, LOAD_BATCH)):
                 read = []
-                for done, (p, st, entry) in enumerate(batch, start=start * READ_BATCH + 1):
+                for done, (p, st, entry) in enumerate(batch, start=start * LOAD_BATCH + 1):
                     read.append(self._read(p, st, entry))
                     if progress:
                         progress(done, len(to_read))
@@ -469,28 +470,28 @@ class Index:
 
 # -- the dist_file table: facts per path (the index's persistent cache) ---------------------
 
-def save_facts(path: str, facts: FileFacts, yanked: bool | None = None) -> IndexedFile:
-    """Persist a file's facts, keeping its yank state unless given; call in a transaction.
+def save_facts(path: str, facts: FileFacts, unyank: bool = False) -> IndexedFile:
+    """Persist a file's facts, keeping its yank state unless unyank (a new publication
+    starts unyanked); call in a transaction.
 
-    The entry's upload_time is a placeholder: the publication's time replaces it."""
+    The entry's upload_time is a placeholder: the publication's time replaces it. Plain
+    SQL: a cold start calls this once per file, and building peewee queries cost more
+    than running them."""
     filename = path.rpartition("/")[2]
     project, version = parse_filename(filename)
-    row = dict(
-        path=path, project=project, name=facts.name, version=str(version),
-        size=facts.size, mtime_ns=facts.mtime_ns, sha256=facts.sha256,
-        requires_python=facts.requires_python, metadata=facts.metadata,
-        metadata_sha256=facts.metadata_sha256, upload_time=time.time(),
-    )
-    update = {getattr(DistFile, k): v for k, v in row.items() if k not in ("path", "upload_time")}
-    if yanked is not None:
-        row.update(yanked=yanked, yanked_reason="")
-        update.update({DistFile.yanked: yanked, DistFile.yanked_reason: ""})
-    DistFile.insert(**row).on_conflict(conflict_target=[DistFile.path], update=update).execute()
-    previous = DistFile.select(DistFile.yanked, DistFile.yanked_reason, DistFile.upload_time).where(
-        DistFile.path == path).get()
+    values = (path, project, facts.name, str(version), facts.size, facts.mtime_ns, facts.sha256,
+              facts.requires_python, facts.metadata, facts.metadata_sha256, time.time())
+    row = database.execute_sql(
+        "INSERT INTO dist_file (path, project, name, version, size, mtime_ns, sha256, requires_python, "
+        "metadata, metadata_sha256, upload_time) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+        "ON CONFLICT (path) DO UPDATE SET project = excluded.project, name = excluded.name, "
+        "version = excluded.version, size = excluded.size, mtime_ns = excluded.mtime_ns, "
+        "sha256 = excluded.sha256, requires_python = excluded.requires_python, "
+        "metadata = excluded.metadata, metadata_sha256 = excluded.metadata_sha256"
+        + (", yanked = 0, yanked_reason = ''" if unyank else "")
+        + " RETURNING yanked, yanked_reason, upload_time", values).fetchone()
     return _entry(path, project, facts.name, str(version), facts.size, facts.mtime_ns, facts.sha256,
-                  facts.requires_python, facts.metadata_sha256, previous.upload_time, previous.yanked,
-                  previous.yanked_reason)
+                  facts.requires_python, facts.metadata_sha256, row[2], row[0], row[1])
 
 
 def save_yank(path: str, yanked: bool, reason: str) -> None:

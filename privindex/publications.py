@@ -21,6 +21,7 @@ from peewee import fn
 
 from privindex import audit
 from privindex.audit import Tag
+from privindex.db import database
 from privindex.models import PublishedFile
 
 log = logging.getLogger(__name__)
@@ -101,26 +102,32 @@ def changed_since(revision: int) -> list[PublishedFile]:
 def judge(filename: str, project: str, path: str, found_sha256: str, when: float) -> Verdict:
     """Whether a file found on disk may be served: yes if it carries its published digest
     (or is published now, being new); otherwise it is withdrawn, audited once per
-    distinct content found."""
-    row = get(filename)
+    distinct content found. Plain SQL: a cold start calls this once per file."""
+    row = database.execute_sql("SELECT sha256, published_at, withdrawn_sha256 FROM published_file "
+                               "WHERE filename = ?", (filename,)).fetchone()
     if row is None:
-        row = PublishedFile.create(filename=filename, project=project, sha256=found_sha256, published_at=when,
-                                   revision=latest_revision() + 1)
-    if row.sha256 == found_sha256:
-        if row.withdrawn_sha256 is not None:
+        # revision 0: only this server indexes the folder, so no other process needs to follow
+        database.execute_sql("INSERT INTO published_file (filename, project, sha256, published_at, revision) "
+                             "VALUES (?, ?, ?, ?, 0)", (filename, project, found_sha256, when))
+        return Verdict(True, found_sha256, when)
+    sha256, published_at, withdrawn = row
+    if sha256 == found_sha256:
+        if withdrawn is not None:
             log.warning("%s carries its published sha256 again; serving it", path)
-            row.withdrawn_sha256 = row.withdrawn_at = None
-            row.save()
-        return Verdict(True, row.sha256, row.published_at)
-    if row.withdrawn_sha256 != found_sha256:
+            _set_withdrawn(filename, None, None)
+        return Verdict(True, sha256, published_at)
+    if withdrawn != found_sha256:
         log.error("%s changed on disk after it was published (sha256 %s, now %s): withdrawn until an "
                   "admin restores it or accepts the new bytes (privindex file accept %s)",
-                  path, row.sha256, found_sha256, filename)
-        row.withdrawn_sha256, row.withdrawn_at = found_sha256, time.time()
-        row.save()
+                  path, sha256, found_sha256, filename)
+        _set_withdrawn(filename, found_sha256, time.time())
         audit.record(Tag.FILE_CHANGED_ON_DISK, SERVER, subject=filename, project=project, path=path,
-                     published_sha256=row.sha256, found_sha256=found_sha256)
+                     published_sha256=sha256, found_sha256=found_sha256)
     else:
-        log.warning("%s is still withdrawn: its content differs from the published sha256 %s",
-                    path, row.sha256)
-    return Verdict(False, row.sha256, row.published_at)
+        log.warning("%s is still withdrawn: its content differs from the published sha256 %s", path, sha256)
+    return Verdict(False, sha256, published_at)
+
+
+def _set_withdrawn(filename: str, sha256: str | None, when: float | None) -> None:
+    PublishedFile.update(withdrawn_sha256=sha256, withdrawn_at=when).where(
+        PublishedFile.filename == filename).execute()

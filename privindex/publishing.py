@@ -80,7 +80,7 @@ def publish_upload(store: Store, index: Index, auth: TokenAuth, ctx: audit.Conte
             else:
                 raise AlreadyExists(f"File already exists: {filename}, with other content. A file cannot be "
                                     "replaced: bump the version (uploading identical files again is fine)")
-            entry = save_facts(path, facts, yanked=False if outcome != "restored" else None)
+            entry = save_facts(path, facts, unyank=outcome != "restored")
             if outcome != "restored":
                 published = publications.publish(filename, project, facts.sha256, now, row=published)
             details = {"old_sha256": old} if old else {"restored": True} if outcome == "restored" else {}
@@ -140,7 +140,7 @@ def replace(store: Store, filename: str, source: Path, ctx: audit.Context) -> tu
         if canonicalize_name(facts.name) != project or not same:
             raise PublishError(f"{source} holds {facts.name} {facts.version}, not what {filename} names")
         with database.atomic():
-            save_facts(path, facts, yanked=False)
+            save_facts(path, facts, unyank=True)
             publications.publish(filename, project, facts.sha256)
             audit.record(Tag.FILE_REPLACE, ctx, subject=filename, project=project, path=path,
                          old_sha256=published.sha256, sha256=facts.sha256, size=facts.size, how="replace")

@@ -25,7 +25,7 @@ from urllib.parse import quote
 from packaging.utils import canonicalize_name
 from werkzeug.datastructures import MIMEAccept
 from werkzeug.exceptions import RequestedRangeNotSatisfiable
-from werkzeug.http import parse_accept_header, parse_etags
+from werkzeug.http import http_date, parse_accept_header, parse_etags, quote_etag
 from werkzeug.wrappers import Response
 from werkzeug.wsgi import wrap_file
 
@@ -275,16 +275,31 @@ class SimpleAPI:
         return _not_found(start_response)
 
 
+# Request headers that make a download conditional or partial: werkzeug decides those.
+_CONDITIONAL = ("HTTP_RANGE", "HTTP_IF_NONE_MATCH", "HTTP_IF_MODIFIED_SINCE", "HTTP_IF_MATCH",
+                "HTTP_IF_UNMODIFIED_SINCE")
+
+
 def _send(environ: dict, start_response: StartResponse, fh, size: int, mtime: float, etag: str,
           content_type: str) -> Iterable[bytes]:
-    """Answer with an open file: werkzeug handles HEAD, Range, If-Range, If-None-Match and
-    If-Modified-Since (make_conditional); whole files go through the server's file wrapper."""
-    response = Response(wrap_file(environ, fh, CHUNK), content_type=content_type, direct_passthrough=True)
+    """Answer with an open file. werkzeug handles HEAD, Range, If-Range, If-None-Match and
+    If-Modified-Since (Response.make_conditional). A plain GET, what pip and uv send for
+    almost every download, has nothing to decide and skips building a Response, which
+    costs a third of the throughput on small files; whole files go through the server's
+    file wrapper either way."""
+    headers = [
+        ("Content-Type", content_type),
+        ("ETag", quote_etag(etag)),
+        ("Last-Modified", http_date(int(mtime))),
+        ("Accept-Ranges", "bytes"),
+        ("Cache-Control", FILE_CACHE_CONTROL),
+        ("X-Content-Type-Options", "nosniff"),
+    ]
+    if environ["REQUEST_METHOD"] == "GET" and not any(key in environ for key in _CONDITIONAL):
+        start_response("200 OK", [*headers, ("Content-Length", str(size))])
+        return wrap_file(environ, fh, CHUNK)
+    response = Response(wrap_file(environ, fh, CHUNK), headers=headers, direct_passthrough=True)
     response.content_length = size
-    response.last_modified = int(mtime)
-    response.set_etag(etag)
-    response.headers["Cache-Control"] = FILE_CACHE_CONTROL
-    response.headers["X-Content-Type-Options"] = "nosniff"
     try:
         response.make_conditional(environ, accept_ranges=True, complete_length=size)
     except RequestedRangeNotSatisfiable:
