@@ -43,6 +43,9 @@ Progress = Callable[[int, int], None]
 SETTLE_SECONDS = 0.5
 READ_BATCH = 100  # files judged per transaction (~0.1 s): a rescan never holds the database for long
 LOAD_BATCH = 500  # at start nobody waits for the database: fewer, larger commits
+# A file just published is stat-ed on every pass for this long, even if its folder did not
+# change: a rewrite in place right after an upload changes no folder mtime.
+WATCH_NEW_SECONDS = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +146,7 @@ class Index:
         self._warned: set[tuple[str, int, int]] = set()
         self._revision = 0
         self._suspects: set[str] = set()  # added to by any thread (set.add is atomic)
+        self._fresh: dict[str, float] = {}  # just published: path -> watch until (under _lock)
 
     # -- reading (lock-free: one snapshot per call) ------------------------------------------
 
@@ -264,6 +268,7 @@ class Index:
         """List a file the publishing service has just written and recorded."""
         with self._lock:
             self._put(entry)
+            self._fresh[entry.path] = time.monotonic() + WATCH_NEW_SECONDS
             self._publish({entry.project})
 
     def discard(self, path: str) -> None:
@@ -310,6 +315,19 @@ class Index:
                         for found_dir, found_mtime, found_files in self.store.walk(sub):
                             self._dir_mtimes[found_dir] = found_mtime
                             listed[found_dir] = found_files
+        with self._lock:
+            now = time.monotonic()
+            fresh = [p for p, until in self._fresh.items() if until > now]
+            self._fresh = {p: self._fresh[p] for p in fresh}
+        for path in fresh:
+            try:
+                st = os.stat(self.store.full_path(path))
+            except OSError:
+                continue  # a folder listing or the next pass sees it gone
+            with self._lock:
+                current = self._known(path)
+            if current is not None and (current.size, current.mtime_ns) != (st.st_size, st.st_mtime_ns):
+                found.to_read[path] = st
         with self._lock:
             for d in forgotten:
                 found.gone |= self._dir_paths.get(d, set())

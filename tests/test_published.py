@@ -14,6 +14,8 @@ import requests
 from conftest import pip, privindex_cli, twine, wait_until
 from wheels import make_wheel
 
+from privindex.index import WATCH_NEW_SECONDS as WATCHED
+
 V1_JSON = "application/vnd.pypi.simple.v1+json"
 NO_2FA = {"PRIVINDEX_REQUIRE_2FA": "false"}
 
@@ -80,7 +82,7 @@ def test_rewrite_within_the_watch_window_is_withdrawn_not_republished(uploaded, 
 
 def test_later_rewrite_is_caught_by_the_first_download_and_by_check(uploaded, tmp_path):
     server, wheel, stored, published = uploaded
-    time.sleep(1.5)  # the folder has settled: the watcher no longer looks at the file
+    time.sleep(WATCHED + 0.5)  # the watcher no longer looks at the file
     corrupt_in_place(stored)
     assert listed(server, "crash-proj") == {wheel.name: published}  # the published hash, never a new one
     check = privindex_cli(server, "check", check=False)
@@ -97,7 +99,7 @@ def test_rewrite_keeping_size_and_mtime_keeps_the_published_hash_so_pip_refuses(
     promises: the pages keep the published hash (pip refuses the bytes), also after a
     restart, and `privindex check` reports the file."""
     server, wheel, stored, published = uploaded
-    time.sleep(1.5)
+    time.sleep(WATCHED + 0.5)
     corrupt_in_place(stored, keep_mtime=True)
     assert listed(server, "crash-proj") == {wheel.name: published}
     proc = pip("install", "--no-deps", "--index-url", server.index_url, "--target", str(tmp_path / "t"),
