@@ -79,7 +79,7 @@ def test_reads_stay_consistent_while_files_are_added_discarded_yanked_and_rescan
                guarded(hand_changes)]
     for t in threads:
         t.start()
-    stop.wait(3)
+    stop.wait(1.5)
     stop.set()
     for t in threads:
         t.join()

@@ -80,36 +80,36 @@ def test_rewrite_within_the_watch_window_is_withdrawn_not_republished(uploaded, 
     assert audit_tags(server, "file:add")[0]["details"]["sha256"] == published
 
 
-def test_later_rewrite_is_caught_by_the_first_download_and_by_check(uploaded, tmp_path):
+def test_later_rewrites_keep_the_published_hash_and_are_caught_by_download_and_check(
+        uploaded, accounts, fresh_server, tmp_path):
+    """After the watch window nothing looks at a file until someone reads it. A rewrite that
+    moves the mtime is caught by the first download; one that keeps size and mtime exactly
+    is invisible to a stat, so the server cannot notice it without rehashing. What holds
+    for both: the pages keep the published hash (pip refuses the bytes), also after a
+    restart, and `privindex check` reports the file."""
     server, wheel, stored, published = uploaded
-    time.sleep(WATCHED + 0.5)  # the watcher no longer looks at the file
+    silent = make_wheel(tmp_path / "w2", "crash-proj", "1.2", payload=os.urandom(4000))
+    twine(server.url, accounts(server).token("cora"), silent, check=True)
+    silent_hash = hashlib.sha256(silent.read_bytes()).hexdigest()
+    time.sleep(WATCHED + 0.5)  # the watcher no longer looks at either file
     corrupt_in_place(stored)
-    assert listed(server, "crash-proj") == {wheel.name: published}  # the published hash, never a new one
+    corrupt_in_place(server.store / "crash-proj" / silent.name, keep_mtime=True)
+    assert listed(server, "crash-proj") == {wheel.name: published, silent.name: silent_hash}
     check = privindex_cli(server, "check", check=False)
-    assert check.returncode == 1 and f"crash-proj/{wheel.name}: content does not match" in check.stdout
+    assert check.returncode == 1
+    assert f"crash-proj/{wheel.name}: content does not match" in check.stdout
+    assert f"crash-proj/{silent.name}: content does not match" in check.stdout
+    proc = pip("install", "--no-deps", "--index-url", server.index_url, "--target", str(tmp_path / "t"),
+               "crash-proj==1.2", check=False)
+    assert proc.returncode != 0 and "hash" in (proc.stdout + proc.stderr).lower()
     # the first download sees that size or mtime moved: refused, and the file is checked again
     assert requests.get(f"{server.url}/packages/crash-proj/{wheel.name}", timeout=10).status_code == 409
     wait_until(lambda: wheel.name not in listed(server, "crash-proj"), 5)
     assert_never_installed(server, tmp_path)
     assert len(audit_tags(server, "file:changed-on-disk")) == 1
-
-
-def test_rewrite_keeping_size_and_mtime_keeps_the_published_hash_so_pip_refuses(uploaded, fresh_server, tmp_path):
-    """Nothing a stat sees changes, so the server cannot notice without rehashing. What it
-    promises: the pages keep the published hash (pip refuses the bytes), also after a
-    restart, and `privindex check` reports the file."""
-    server, wheel, stored, published = uploaded
-    time.sleep(WATCHED + 0.5)
-    corrupt_in_place(stored, keep_mtime=True)
-    assert listed(server, "crash-proj") == {wheel.name: published}
-    proc = pip("install", "--no-deps", "--index-url", server.index_url, "--target", str(tmp_path / "t"),
-               "crash-proj==1.1", check=False)
-    assert proc.returncode != 0 and "hash" in (proc.stdout + proc.stderr).lower()
-    check = privindex_cli(server, "check", check=False)
-    assert check.returncode == 1 and f"crash-proj/{wheel.name}: content does not match" in check.stdout
     server.stop()
     again = fresh_server(populated=False, env=server.env)
-    assert listed(again, "crash-proj") == {wheel.name: published}
+    assert listed(again, "crash-proj") == {silent.name: silent_hash}
 
 
 def test_hand_deleted_then_redropped_with_other_bytes_is_withdrawn_identical_bytes_are_served(uploaded, tmp_path):
