@@ -286,6 +286,54 @@ def project_set_owner(project_name: str, username: str) -> None:
     click.echo(f"{username} owns {project_name}", err=True)
 
 
+@main.group("file")
+def file_group() -> None:
+    """Deliberate changes to published files (each one audited as file:replace)."""
+
+
+def publishing_command(fn: Callable) -> Callable:
+    """Opens the database and the store; a refusal is one clear line and exit 1."""
+
+    @functools.wraps(fn)
+    def wrapper(settings: Settings, **params: Any):
+        from privindex.publishing import PublishError
+        from privindex.store import Store
+
+        with open_data(settings):
+            try:
+                return fn(Store(settings.store), **params)
+            except PublishError as exc:
+                fail(str(exc))
+
+    return settings_options(wrapper)
+
+
+@file_group.command("accept")
+@click.argument("filename")
+@publishing_command
+def file_accept(store, filename: str) -> None:
+    """Publish the bytes now on disk as FILENAME's content (after a change by hand).
+
+    A running server lists the file again, with its new sha256, within a second or two.
+    """
+    from privindex import audit, publishing
+
+    old, new = publishing.accept(store, filename, audit.CLI)
+    click.echo(f"{filename}: published sha256 {old} -> {new}", err=True)
+
+
+@file_group.command("replace")
+@click.argument("filename")
+@click.argument("newfile", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@publishing_command
+def file_replace(store, filename: str, newfile: Path) -> None:
+    """Replace FILENAME's content with NEWFILE (written atomically) and publish it."""
+    from privindex import audit, publishing
+
+    old, new = publishing.replace(store, filename, newfile, audit.CLI)
+    click.echo(f"{filename}: published sha256 {old} -> {new}", err=True)
+
+
 @main.command("audit")
 @settings_options
 @click.option("--user", "username", help="Events done by or to this user.")

@@ -6,13 +6,16 @@ deleting removes it from the store for good.
 
 from __future__ import annotations
 
-from privindex import audit
+import contextlib
+
+from privindex import audit, publications
 from privindex.audit import Tag
+from privindex.db import database
+from privindex.i18n import _
+from privindex.index import Index, IndexedFile, forget_facts, save_yank
+from privindex.models import User
 from privindex.permissions import can_manage
 from privindex.users import AccountError
-from privindex.i18n import _
-from privindex.index import Index, IndexedFile
-from privindex.models import User
 from privindex.store import Store
 
 REASON_MAX = 200
@@ -32,14 +35,23 @@ def set_yanked(index: Index, user: User, project_name: str, filename: str, yanke
                ctx: audit.Context) -> None:
     target = _file(index, user, project_name, filename)
     reason = " ".join(reason.split())[:REASON_MAX]
-    index.set_yanked(target.path, yanked, reason)
-    audit.record(Tag.FILE_YANK if yanked else Tag.FILE_UNYANK, ctx, subject=filename, project=project_name,
-                 reason=reason if yanked else None)
+    with database.atomic():
+        save_yank(target.path, yanked, reason)
+        audit.record(Tag.FILE_YANK if yanked else Tag.FILE_UNYANK, ctx, subject=filename, project=project_name,
+                     reason=reason if yanked else None)
+        if index.set_yanked(target.path, yanked, reason) is None:  # deleted meanwhile: roll back
+            raise AccountError(_("there is no file '%(file)s' in '%(project)s'", file=filename,
+                                 project=project_name))
 
 
 def delete(store: Store, index: Index, user: User, project_name: str, filename: str,
            ctx: audit.Context) -> None:
+    """Delete a file for good; its filename may then be published anew (docs/architecture.md)."""
     target = _file(index, user, project_name, filename)
-    store.remove(target.path)
+    with database.atomic():
+        forget_facts(target.path)
+        publications.forget(target.filename)
+        audit.record(Tag.FILE_DELETE, ctx, subject=filename, project=project_name, sha256=target.sha256)
+        with contextlib.suppress(FileNotFoundError):  # deleted by hand meanwhile: the same end
+            store.remove(target.path)
     index.discard(target.path)
-    audit.record(Tag.FILE_DELETE, ctx, subject=filename, project=project_name, sha256=target.sha256)

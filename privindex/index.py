@@ -1,11 +1,18 @@
 """The in-memory project index: normalized name -> files, kept in step with the store.
 
-Requests only read immutable snapshots (Project, IndexedFile) from dicts, so the read path
-costs O(1) in the size of the store and takes no lock. Changes come from three places:
-our own writes (`add`, `discard`, `set_yanked`), and `refresh()`, which a background
-thread calls about once a second to pick up files dropped in or deleted by hand by
-comparing folder mtimes. File facts (hash, metadata) are persisted in the database keyed
-by path, size and mtime, so a restart reads only the files that changed.
+Readers see one immutable `Snapshot` (projects, their files by path, the project list and
+the withdrawn files), replaced as a whole by a single reference assignment: a file is
+listed exactly when it can be downloaded, and no read takes a lock. Writers change a
+private working copy under a short lock and publish a new snapshot; that lock is never
+held across disk or database I/O, so an upload's `add` never waits for a rescan to hash.
+
+Changes come from our own writes (`add`, `discard`, `set_yanked`, after the service's
+transaction) and from `refresh()`, which a background thread calls about once a second to
+pick up files dropped in, deleted or rewritten by hand (folder mtimes), publications
+changed by a command (`published_file.revision`) and files a download found changed.
+A file is served only while its bytes carry its published sha256 (publications.py).
+File facts (hash, metadata) are persisted in `dist_file` keyed by path, size and mtime,
+so a restart reads only the files that changed and rehashes nothing else.
 """
 
 from __future__ import annotations
@@ -15,16 +22,18 @@ import os
 import sys
 import threading
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
-from typing import Callable, Iterable
+from types import MappingProxyType
+from typing import Callable, Iterable, Mapping
 
-import peewee
 from packaging.version import Version
 
+from privindex import publications
 from privindex.db import database
+from privindex.distfile import FileFacts, InvalidDistribution, hash_stream, parse_filename, read_facts
 from privindex.models import DistFile
-from privindex.store import FileFacts, InvalidDistribution, Store, parse_filename, read_facts
+from privindex.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +41,11 @@ Progress = Callable[[int, int], None]
 
 # A file this recent may still be being copied in; its folder is looked at again.
 SETTLE_SECONDS = 0.5
-READ_BATCH = 500  # files read per transaction on a cold start
+READ_BATCH = 100  # files judged per transaction (~0.1 s): a rescan never holds the database for long
+LOAD_BATCH = 500  # at start nobody waits for the database: fewer, larger commits
+# A file just published is stat-ed on every pass for this long, even if its folder did not
+# change: a rewrite in place right after an upload changes no folder mtime.
+WATCH_NEW_SECONDS = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +59,7 @@ class IndexedFile:
     sha256_digest: bytes  # raw digests: half the memory of hex strings, times 100,000 files
     requires_python: str | None
     metadata_digest: bytes | None
-    upload_time: float
+    upload_time: float  # when its filename was published
     yanked: bool
     yanked_reason: str
 
@@ -81,92 +94,165 @@ class Project:
     versions: tuple[str, ...]
 
 
+@dataclass(frozen=True, slots=True)
+class Withdrawn:
+    """A file whose bytes no longer carry its published digest: not listed, not served."""
+
+    found: IndexedFile  # what is on disk now
+    published_sha256: str
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """Everything a reader needs, consistent with itself; never changed once made."""
+
+    projects: Mapping[str, Project]
+    project_list: tuple[tuple[str, str], ...]  # (normalized, display name), sorted
+    files: Mapping[str, IndexedFile]  # every listed file, by path
+    withdrawn: Mapping[str, Withdrawn]
+
+
+EMPTY = Snapshot(MappingProxyType({}), (), MappingProxyType({}), MappingProxyType({}))
+
+
+DROP = "drop"  # _read: not a distribution
+_Read = "tuple[str, IndexedFile | None, FileFacts | None] | str | None"
+
+
+@dataclass
+class _Pass:
+    """What one refresh found: files to read or judge again, paths gone from disk."""
+
+    to_read: dict[str, os.stat_result] = field(default_factory=dict)
+    rejudge: list[IndexedFile] = field(default_factory=list)
+    gone: set[str] = field(default_factory=set)
+
+
 class Index:
     def __init__(self, store: Store):
         self.store = store
-        self._lock = threading.RLock()
+        self.snapshot: Snapshot = EMPTY  # the one thing readers look at
+        self._lock = threading.Lock()  # the working copy below; never held across I/O
+        self._files: dict[str, IndexedFile] = {}
+        self._withdrawn: dict[str, Withdrawn] = {}
         self._projects: dict[str, Project] = {}
         self._project_list: tuple[tuple[str, str], ...] = ()
-        self._by_path: dict[str, IndexedFile] = {}
-        self._project_paths: dict[str, set[str]] = {}
-        self._dir_paths: dict[str, set[str]] = {}
+        self._project_paths: dict[str, set[str]] = {}  # listed paths per project
+        self._dir_paths: dict[str, set[str]] = {}  # listed and withdrawn paths per folder
+        # the refresher's own state, under _refreshing
+        self._refreshing = threading.Lock()
         self._dir_mtimes: dict[str, int] = {}
         self._unsettled: set[str] = set()
         self._warned: set[tuple[str, int, int]] = set()
+        self._revision = 0
+        self._suspects: set[str] = set()  # added to by any thread (set.add is atomic)
+        self._fresh: dict[str, float] = {}  # just published: path -> watch until (under _lock)
 
-    # -- reading (lock-free) -------------------------------------------------------------
+    # -- reading (lock-free: one snapshot per call) ------------------------------------------
 
     def project(self, name: str) -> Project | None:
-        return self._projects.get(name)
+        return self.snapshot.projects.get(name)
 
     def project_list(self) -> tuple[tuple[str, str], ...]:
-        """(normalized name, display name) of every project, sorted by normalized name.
-
-        A new tuple is made whenever the list changes, so identity tells a cache it is current.
-        """
-        return self._project_list
+        """A new tuple is made whenever the list changes, so identity tells a cache it is current."""
+        return self.snapshot.project_list
 
     def file(self, path: str) -> IndexedFile | None:
-        return self._by_path.get(path)
+        return self.snapshot.files.get(path)
+
+    def withdrawn(self, path: str) -> Withdrawn | None:
+        return self.snapshot.withdrawn.get(path)
 
     def file_count(self) -> int:
-        return len(self._by_path)
+        return len(self.snapshot.files)
 
     def core_metadata(self, path: str) -> bytes | None:
         return DistFile.select(DistFile.metadata).where(DistFile.path == path).scalar()
+
+    def suspect(self, path: str) -> None:
+        """A reader found the file's size or mtime changed: the next refresh reads it again."""
+        self._suspects.add(path)
 
     # -- loading and refreshing ----------------------------------------------------------
 
     def load(self, progress: Progress | None = None) -> None:
         """Scan the whole store; read only files whose size or mtime changed since last time.
 
-        Rows come from a raw cursor straight into index entries (strings shared across
-        rows), and each entry found unchanged on disk is moved into the index at once, so
-        a warm start holds one copy of the index, not rows, stats and index together.
+        Rows come from a raw cursor, joined with their publication, straight into index
+        entries (strings shared across rows); an unchanged file carrying its published
+        digest goes into the index at once, so a warm start hashes nothing and holds one
+        copy of the index, not rows, stats and index together.
         """
-        with self._lock:
-            columns = ", ".join(f.column_name for f in _ROW_FIELDS)
-            known = {}
-            for row in database.execute_sql(f"SELECT {columns} FROM dist_file"):
-                entry = _entry(*row)
-                known[entry.path] = entry
-            to_read: list[tuple[str, os.stat_result]] = []
-            for reldir, mtime, files in self.store.walk():
-                self._dir_mtimes[reldir] = mtime
-                for p, st in files.items():
-                    entry = known.pop(p, None)
-                    if entry is not None and (entry.size, entry.mtime_ns) == (st.st_size, st.st_mtime_ns):
-                        self._put(entry)
-                    else:
-                        to_read.append((p, st))
-            changed = set(self._project_paths)
-            for start, batch in enumerate(_chunks(to_read, READ_BATCH)):
-                with database.atomic():  # one commit per batch, not per file
-                    for done, (p, st) in enumerate(batch, start=start * READ_BATCH + 1):
-                        changed.update(self._consider(p, st))
-                        if progress:
-                            progress(done, len(to_read))
-            stale = sorted(set(known) - {p for p, _st in to_read})
+        with self._refreshing:
+            self._revision = publications.latest_revision()
+            known: dict[str, tuple[IndexedFile, str | None, float | None, str | None]] = {}
+            for row in database.execute_sql(_LOAD_SQL):
+                entry = _entry(*row[:-3])
+                known[entry.path] = (entry, *row[-3:])
+            to_read: list[tuple[str, os.stat_result, IndexedFile | None]] = []
+            to_judge: list[IndexedFile] = []
+            with self._lock:
+                for reldir, mtime, files in self.store.walk():
+                    self._dir_mtimes[reldir] = mtime
+                    for p, st in files.items():
+                        entry, published, published_at, withdrawn = known.pop(p, (None, None, None, None))
+                        if entry is None or (entry.size, entry.mtime_ns) != (st.st_size, st.st_mtime_ns):
+                            to_read.append((p, st, entry))
+                        elif published == entry.sha256 and withdrawn is None:
+                            self._put(replace(entry, upload_time=published_at))
+                        else:
+                            to_judge.append(entry)
+            outcomes: list[tuple[str, object]] = []
+            outcomes += self._judge([(e.path, e, None) for e in to_judge], restat=False)
+            for start, batch in enumerate(_chunks(to_read, LOAD_BATCH)):
+                read = []
+                for done, (p, st, entry) in enumerate(batch, start=start * LOAD_BATCH + 1):
+                    read.append(self._read(p, st, entry))
+                    if progress:
+                        progress(done, len(to_read))
+                outcomes += self._judge([r for r in read if isinstance(r, tuple)], restat=False)
+            stale = sorted(set(known) - {p for p, _st, _e in to_read})
             if stale:
                 with database.atomic():
                     for chunk in _chunks(stale, 500):
                         DistFile.delete().where(DistFile.path.in_(chunk)).execute()
-            self._publish(changed)
+            with self._lock:
+                self._apply(outcomes, restat=False)
+                self._publish(set(self._project_paths))
 
     def refresh(self) -> None:
-        """Catch up with changes made by hand: folders whose mtime moved are re-listed."""
-        with self._lock:
-            changed: set[str] = set()
-            for reldir in list(self._dir_mtimes):
-                if reldir not in self._dir_mtimes:
-                    continue  # forgotten along with its parent in this pass
-                mtime = self.store.dir_mtime(reldir)
-                if mtime is None:
-                    changed |= self._forget_dir(reldir)
-                elif mtime != self._dir_mtimes[reldir] or reldir in self._unsettled:
-                    changed |= self._rescan_dir(reldir)
-            if changed:
-                self._publish(changed)
+        """Catch up with changes made by hand or by another process. Folders are listed and
+        files hashed without the index lock; the lock is taken once, briefly, at the end."""
+        with self._refreshing:
+            found = self._survey()
+            for row in publications.changed_since(self._revision):
+                self._revision = max(self._revision, row.revision)
+                found.rejudge += [e for e in self._known_named(row.project, row.filename)
+                                  if e.path not in found.to_read]
+            while self._suspects:
+                path = self._suspects.pop()
+                try:
+                    found.to_read[path] = os.stat(self.store.full_path(path))
+                except OSError:
+                    found.gone.add(path)
+            if not (found.to_read or found.rejudge or found.gone):
+                return
+            outcomes: list[tuple[str, object]] = []
+            items = [(e.path, e, None) for e in found.rejudge]
+            for path, st in found.to_read.items():
+                with self._lock:
+                    known = self._known(path)
+                read = self._read(path, st, known)
+                if read is DROP:
+                    outcomes.append((path, None))
+                elif read is not None:
+                    items.append(read)
+            for batch in _chunks(items, READ_BATCH):
+                outcomes += self._judge(batch)
+            with self._lock:
+                changed = {self._drop(p) for p in found.gone if not self.store.full_path(p).exists()}
+                changed |= self._apply(outcomes, restat=True)
+                self._publish(changed - {None})
 
     def watch(self, stop: threading.Event, interval: float) -> None:
         """Call refresh() every interval seconds until stop is set (run in a thread)."""
@@ -176,129 +262,208 @@ class Index:
             except Exception:  # keep watching; the next pass may succeed
                 log.exception("refreshing the index failed")
 
-    # -- our own writes ------------------------------------------------------------------
+    # -- our own writes (after the service's transaction committed) ------------------------
 
-    def add(self, path: str, facts: FileFacts | None = None, upload_time: float | None = None) -> IndexedFile:
-        """Index a file privindex has just written (facts given if already computed)."""
+    def add(self, entry: IndexedFile) -> None:
+        """List a file the publishing service has just written and recorded."""
         with self._lock:
-            full = self.store.full_path(path)
-            facts = facts or read_facts(full)
-            indexed = self._record(path, facts, upload_time or time.time())
-            self._publish({self._put(indexed)})
-            return indexed
+            self._put(entry)
+            self._fresh[entry.path] = time.monotonic() + WATCH_NEW_SECONDS
+            self._publish({entry.project})
 
     def discard(self, path: str) -> None:
         with self._lock:
             name = self._drop(path)
-            DistFile.delete().where(DistFile.path == path).execute()
             if name:
                 self._publish({name})
 
-    def set_yanked(self, path: str, yanked: bool, reason: str = "") -> None:
+    def set_yanked(self, path: str, yanked: bool, reason: str = "") -> IndexedFile | None:
+        """The updated entry, or None if the file is no longer listed (deleted meanwhile)."""
         with self._lock:
-            current = self._by_path[path]
-            DistFile.update(yanked=yanked, yanked_reason=reason if yanked else "").where(
-                DistFile.path == path
-            ).execute()
+            current = self._files.get(path)
+            if current is None:
+                return None
             updated = replace(current, yanked=yanked, yanked_reason=reason if yanked else "")
-            self._publish({self._put(updated)})
+            self._put(updated)
+            self._publish({updated.project})
+            return updated
 
-    # -- internals -------------------------------------------------------------------------
+    # -- internals: finding and reading (no index lock) ----------------------------------
 
-    def _consider(self, path: str, st: os.stat_result) -> set[str]:
-        """Index a file found on disk; skip it, with one warning, if it is not a distribution.
+    def _survey(self) -> _Pass:
+        """List the folders whose mtime moved (or that are unsettled); compare with the index."""
+        found = _Pass()
+        listed: dict[str, dict[str, os.stat_result]] = {}
+        forgotten: list[str] = []
+        for reldir in list(self._dir_mtimes):
+            if reldir not in self._dir_mtimes:
+                continue  # forgotten along with its parent in this pass
+            mtime = self.store.dir_mtime(reldir)
+            if mtime is None:
+                prefix = reldir + "/"
+                for d in [d for d in self._dir_mtimes if d == reldir or d.startswith(prefix)]:
+                    del self._dir_mtimes[d]
+                    self._unsettled.discard(d)
+                    forgotten.append(d)
+            elif mtime != self._dir_mtimes[reldir] or reldir in self._unsettled:
+                self._unsettled.discard(reldir)
+                self._dir_mtimes[reldir] = mtime
+                files, subdirs = self.store.scan_dir(reldir)
+                listed[reldir] = files
+                for sub in subdirs:
+                    if sub not in self._dir_mtimes:
+                        for found_dir, found_mtime, found_files in self.store.walk(sub):
+                            self._dir_mtimes[found_dir] = found_mtime
+                            listed[found_dir] = found_files
+        with self._lock:
+            now = time.monotonic()
+            fresh = [p for p, until in self._fresh.items() if until > now]
+            self._fresh = {p: self._fresh[p] for p in fresh}
+        for path in fresh:
+            try:
+                st = os.stat(self.store.full_path(path))
+            except OSError:
+                continue  # a folder listing or the next pass sees it gone
+            with self._lock:
+                current = self._known(path)
+            if current is not None and (current.size, current.mtime_ns) != (st.st_size, st.st_mtime_ns):
+                found.to_read[path] = st
+        with self._lock:
+            for d in forgotten:
+                found.gone |= self._dir_paths.get(d, set())
+            for reldir, files in listed.items():
+                found.gone |= self._dir_paths.get(reldir, set()) - files.keys()
+                for path, st in files.items():
+                    current = self._known(path)
+                    if current is None or (current.size, current.mtime_ns) != (st.st_size, st.st_mtime_ns):
+                        found.to_read[path] = st
+        return found
 
-        A file modified in the last moments may still be being copied in: its folder is
-        re-listed on the next pass, so the entry is corrected (or appears) once it settles.
-        """
-        if time.time() - st.st_mtime < SETTLE_SECONDS:
+    def _read(self, path: str, st: os.stat_result, known: IndexedFile | None = None) -> _Read:
+        """Read a file found on disk: (path, None, facts) to judge; for a file we knew that
+        is no longer a readable distribution (corrupted in place), (path, its entry with
+        the new digest, None), to be judged as changed; DROP if it is not a distribution
+        (one warning); None if it is still being written (its folder is looked at again)."""
+        settled = time.time() - st.st_mtime >= SETTLE_SECONDS
+        if not settled:
             self._unsettled.add(_dirname(path))
-            settled = False
-        else:
-            settled = True
+        full = self.store.full_path(path)
         try:
-            facts = read_facts(self.store.full_path(path))
+            facts = read_facts(full)
         except (InvalidDistribution, ValueError, OSError) as exc:
+            if known is not None:
+                try:
+                    with open(full, "rb") as fh:
+                        digest = bytes.fromhex(hash_stream(fh))
+                        now = os.fstat(fh.fileno())
+                except OSError:
+                    return DROP
+                return path, replace(known, size=now.st_size, mtime_ns=now.st_mtime_ns, sha256_digest=digest), None
             key = (path, st.st_size, st.st_mtime_ns)
             if settled and key not in self._warned:
                 self._warned.add(key)
                 log.warning("skipping %s: %s", path, exc)
-            return {self._drop(path)} - {None}
+            return DROP
         if (facts.size, facts.mtime_ns) != (st.st_size, st.st_mtime_ns):
             self._unsettled.add(_dirname(path))  # changed while we read it
-            return set()
-        return {self._put(self._record(path, facts, st.st_mtime))}
+            return None
+        return path, None, facts
 
-    def _record(self, path: str, facts: FileFacts, upload_time: float) -> IndexedFile:
-        """Persist a file's facts (keeping its yank state) and return its index entry."""
-        filename = path.rpartition("/")[2]
-        project, version = parse_filename(filename)
-        row = dict(
-            path=path, project=project, name=facts.name, version=str(version),
-            size=facts.size, mtime_ns=facts.mtime_ns, sha256=facts.sha256,
-            requires_python=facts.requires_python, metadata=facts.metadata,
-            metadata_sha256=facts.metadata_sha256, upload_time=upload_time,
-        )
-        update = {getattr(DistFile, k): v for k, v in row.items() if k not in ("path", "upload_time")}
-        # the same content read again (a touched file, a restored backup) keeps its upload time
-        update[DistFile.upload_time] = peewee.Case(
-            None, [(DistFile.sha256 == facts.sha256, DistFile.upload_time)], upload_time)
-        DistFile.insert(**row).on_conflict(conflict_target=[DistFile.path], update=update).execute()
-        previous = DistFile.select(DistFile.yanked, DistFile.yanked_reason, DistFile.upload_time).where(
-            DistFile.path == path
-        ).get()
-        return _entry(path, project, facts.name, str(version), facts.size, facts.mtime_ns, facts.sha256,
-                      facts.requires_python, facts.metadata_sha256, previous.upload_time, previous.yanked,
-                      previous.yanked_reason)
+    def _judge(self, items: list[tuple[str, IndexedFile | None, FileFacts | None]],
+               restat: bool = True) -> list[tuple[str, object]]:
+        """Record facts read and decide, against the publications, what each file is:
+        (path, IndexedFile) to list, or (path, Withdrawn).
 
-    def _rescan_dir(self, reldir: str) -> set[str]:
-        self._unsettled.discard(reldir)
-        mtime = self.store.dir_mtime(reldir)
-        files, subdirs = self.store.scan_dir(reldir)
-        if mtime is not None:
-            self._dir_mtimes[reldir] = mtime
-        changed: set[str] = set()
-        for path in self._dir_paths.get(reldir, set()) - files.keys():
-            changed.add(self._drop(path))
-        for sub in subdirs:
-            if sub not in self._dir_mtimes:
-                for found_dir, found_mtime, found_files in self.store.walk(sub):
-                    self._dir_mtimes[found_dir] = found_mtime
-                    files.update(found_files)
-        for path, st in files.items():
-            current = self._by_path.get(path)
-            if current is None or (current.size, current.mtime_ns) != (st.st_size, st.st_mtime_ns):
-                changed |= self._consider(path, st)
-        return changed - {None}
+        Publishers replace a file inside their transaction, so once this one has begun a
+        stat shows the file as it now is: a file that changed since it was read (an
+        upload or `privindex file replace` meanwhile) is not judged on stale bytes but
+        looked at again on the next pass."""
+        outcomes: list[tuple[str, object]] = []
+        if not items:
+            return outcomes
+        publications.publishers.give_way()
+        with database.atomic():
+            for path, entry, facts in items:
+                if restat:
+                    size, mtime_ns = (facts.size, facts.mtime_ns) if facts else (entry.size, entry.mtime_ns)
+                    try:
+                        st = os.stat(self.store.full_path(path))
+                    except OSError:
+                        continue  # gone: the next pass drops it
+                    if (st.st_size, st.st_mtime_ns) != (size, mtime_ns):
+                        self._unsettled.add(_dirname(path))
+                        continue
+                if facts is not None:
+                    entry = save_facts(path, facts)
+                assert entry is not None
+                verdict = publications.judge(entry.filename, entry.project, path, entry.sha256, entry.upload_time)
+                entry = replace(entry, upload_time=verdict.published_at)
+                outcomes.append((path, entry if verdict.served else Withdrawn(entry, verdict.published_sha256)))
+        return outcomes
 
-    def _forget_dir(self, reldir: str) -> set[str]:
-        prefix = reldir + "/"
-        changed: set[str] = set()
-        for d in [d for d in self._dir_mtimes if d == reldir or d.startswith(prefix)]:
-            del self._dir_mtimes[d]
-            self._unsettled.discard(d)
-            changed |= {self._drop(p) for p in list(self._dir_paths.get(d, ()))}
-        return changed - {None}
+    # -- internals: the working copy (under _lock) --------------------------------------
+
+    def _apply(self, outcomes: list[tuple[str, object]], restat: bool) -> set[str]:
+        """Put outcomes into the working copy. With restat, an outcome whose file changed
+        since it was read (an upload replaced it meanwhile) is skipped and looked at again."""
+        changed: set[str | None] = set()
+        for path, outcome in outcomes:
+            if outcome is None:
+                changed.add(self._drop(path))
+                continue
+            entry = outcome.found if isinstance(outcome, Withdrawn) else outcome
+            if restat:
+                try:
+                    st = os.stat(self.store.full_path(path))
+                except OSError:
+                    changed.add(self._drop(path))
+                    continue
+                if (st.st_size, st.st_mtime_ns) != (entry.size, entry.mtime_ns):
+                    self._unsettled.add(_dirname(path))
+                    continue
+            if isinstance(outcome, Withdrawn):
+                changed.add(self._drop(path))
+                self._withdrawn[path] = outcome
+                self._dir_paths.setdefault(_dirname(path), set()).add(path)
+            else:
+                changed.add(self._put(outcome))
+        return changed - {None}  # type: ignore[return-value]
+
+    def _known(self, path: str) -> IndexedFile | None:
+        withdrawn = self._withdrawn.get(path)
+        return self._files.get(path) or (withdrawn.found if withdrawn else None)
+
+    def _known_named(self, project: str, filename: str) -> list[IndexedFile]:
+        with self._lock:
+            paths = set(self._project_paths.get(project, ())) | set(self._withdrawn)
+            return [e for p in paths if (e := self._known(p)) is not None and e.filename == filename]
 
     def _put(self, indexed: IndexedFile) -> str:
-        self._by_path[indexed.path] = indexed
+        self._withdrawn.pop(indexed.path, None)
+        old = self._files.get(indexed.path)
+        if old is not None and old.project != indexed.project:
+            self._project_paths.get(old.project, set()).discard(indexed.path)
+        self._files[indexed.path] = indexed
         self._project_paths.setdefault(indexed.project, set()).add(indexed.path)
         self._dir_paths.setdefault(_dirname(indexed.path), set()).add(indexed.path)
         return indexed.project
 
     def _drop(self, path: str) -> str | None:
-        indexed = self._by_path.pop(path, None)
+        withdrawn = self._withdrawn.pop(path, None)
+        indexed = self._files.pop(path, None)
+        if indexed is None and withdrawn is None:
+            return None
+        self._dir_paths.get(_dirname(path), set()).discard(path)
         if indexed is None:
             return None
         self._project_paths.get(indexed.project, set()).discard(path)
-        self._dir_paths.get(_dirname(path), set()).discard(path)
         return indexed.project
 
     def _publish(self, names: Iterable[str]) -> None:
-        """Rebuild the snapshots of the named projects and, if needed, the project list.
+        """Rebuild the named projects and swap in a new snapshot (one assignment).
 
-        Snapshots are replaced, never mutated: a Project object that is still in the index
-        is still current, which is all the page cache needs to know.
+        Project objects are replaced, never mutated: a Project that is still in the
+        snapshot is still current, which is all the page cache needs to know.
         """
         list_changed = False
         for name in names:
@@ -307,14 +472,52 @@ class Index:
                 self._project_paths.pop(name, None)
                 list_changed |= self._projects.pop(name, None) is not None
                 continue
-            project = _build_project(name, [self._by_path[p] for p in paths])
+            project = _build_project(name, [self._files[p] for p in paths])
             old = self._projects.get(name)
             list_changed |= old is None or old.display_name != project.display_name
             self._projects[name] = project
         if list_changed:
-            self._project_list = tuple(
-                sorted((name, p.display_name) for name, p in self._projects.items())
-            )
+            self._project_list = tuple(sorted((name, p.display_name) for name, p in self._projects.items()))
+        self.snapshot = Snapshot(
+            projects=MappingProxyType(dict(self._projects)),
+            project_list=self._project_list,
+            files=MappingProxyType(dict(self._files)),
+            withdrawn=MappingProxyType(dict(self._withdrawn)),
+        )
+
+
+# -- the dist_file table: facts per path (the index's persistent cache) ---------------------
+
+def save_facts(path: str, facts: FileFacts, unyank: bool = False) -> IndexedFile:
+    """Persist a file's facts, keeping its yank state unless unyank (a new publication
+    starts unyanked); call in a transaction.
+
+    The entry's upload_time is a placeholder: the publication's time replaces it. Plain
+    SQL: a cold start calls this once per file, and building peewee queries cost more
+    than running them."""
+    filename = path.rpartition("/")[2]
+    project, version = parse_filename(filename)
+    values = (path, project, facts.name, str(version), facts.size, facts.mtime_ns, facts.sha256,
+              facts.requires_python, facts.metadata, facts.metadata_sha256, time.time())
+    row = database.execute_sql(
+        "INSERT INTO dist_file (path, project, name, version, size, mtime_ns, sha256, requires_python, "
+        "metadata, metadata_sha256, upload_time) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+        "ON CONFLICT (path) DO UPDATE SET project = excluded.project, name = excluded.name, "
+        "version = excluded.version, size = excluded.size, mtime_ns = excluded.mtime_ns, "
+        "sha256 = excluded.sha256, requires_python = excluded.requires_python, "
+        "metadata = excluded.metadata, metadata_sha256 = excluded.metadata_sha256"
+        + (", yanked = 0, yanked_reason = ''" if unyank else "")
+        + " RETURNING yanked, yanked_reason, upload_time", values).fetchone()
+    return _entry(path, project, facts.name, str(version), facts.size, facts.mtime_ns, facts.sha256,
+                  facts.requires_python, facts.metadata_sha256, row[2], row[0], row[1])
+
+
+def save_yank(path: str, yanked: bool, reason: str) -> None:
+    DistFile.update(yanked=yanked, yanked_reason=reason if yanked else "").where(DistFile.path == path).execute()
+
+
+def forget_facts(path: str) -> None:
+    DistFile.delete().where(DistFile.path == path).execute()
 
 
 def _build_project(name: str, files: list[IndexedFile]) -> Project:
@@ -330,6 +533,12 @@ def _build_project(name: str, files: list[IndexedFile]) -> Project:
 
 
 _ROW_FIELDS = [f for f in DistFile._meta.sorted_fields if f.name not in ("id", "metadata")]
+# every dist_file row with its publication (found by the filename, the path's last part)
+_LOAD_SQL = (
+    "SELECT " + ", ".join(f"d.{f.column_name}" for f in _ROW_FIELDS)
+    + ", p.sha256, p.published_at, p.withdrawn_sha256 FROM dist_file d LEFT JOIN published_file p"
+    " ON p.filename = substr(d.path, length(rtrim(d.path, replace(d.path, '/', ''))) + 1)"
+)
 
 
 def _entry(path, project, name, version, size, mtime_ns, sha256, requires_python, metadata_sha256,

@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from privindex.store import CHUNK, UPLOAD_TEMP_PREFIX, Store, hash_stream
+from privindex.distfile import CHUNK, hash_stream
+from privindex.store import UPLOAD_TEMP_PREFIX, Store
 
 Report = Callable[[str], None]
 IN_FLIGHT_SECONDS = 5.0
@@ -129,7 +130,12 @@ class CheckResult:
 
 
 def check(database: Path, store: Store, report: Report, rehash: bool = True) -> CheckResult:
-    """Every recorded file present with its recorded size and hash; nothing unrecorded."""
+    """Every published file present with its published hash; nothing unrecorded.
+
+    Files are compared with the digest they were published with (never with one re-read
+    later), so a file changed on disk is a problem however and whenever it changed. With
+    rehash off, files the server already found changed are still reported.
+    """
     if not database.exists():
         raise MaintenanceError(f"there is no database at {database}; check --data-dir")
     result = CheckResult()
@@ -139,27 +145,39 @@ def check(database: Path, store: Store, report: Report, rehash: bool = True) -> 
         if integrity != "ok":
             result.problems.append(f"database: integrity_check says {integrity}")
         rows = db.execute("SELECT path, size, sha256 FROM dist_file ORDER BY path").fetchall()
+        published = {filename: (sha256, withdrawn) for filename, sha256, withdrawn in db.execute(
+            "SELECT filename, sha256, withdrawn_sha256 FROM published_file")}
     finally:
         db.close()
     throttle = Throttle(report)
-    for path, size, sha256 in rows:
+    for path, size, recorded in rows:
         full = store.full_path(path)
+        filename = path.rpartition("/")[2]
+        sha256, withdrawn = published.get(filename, (recorded, None))
         try:
             actual_size = full.stat().st_size
-            if actual_size != size:
+            if withdrawn is not None or recorded != sha256:
+                result.problems.append(f"{path}: changed on disk after it was published (published sha256 "
+                                       f"{sha256}); withdrawn: restore it, or accept it with "
+                                       f"privindex file accept {filename}")
+            elif actual_size != size:
                 result.problems.append(f"{path}: size {actual_size}, recorded {size}")
             elif rehash:
                 with open(full, "rb") as fh:
                     if hash_stream(fh) != sha256:
-                        result.problems.append(f"{path}: content does not match the recorded sha256")
+                        result.problems.append(f"{path}: content does not match the published sha256 "
+                                               f"{sha256}")
         except FileNotFoundError:
             result.problems.append(f"{path}: missing from the store (is --store right?)")
         result.checked += 1
         throttle(f"checked {result.checked}/{len(rows)} files")
     throttle(f"checked {result.checked}/{len(rows)} files", final=True)
-    recorded = {path for path, *_ in rows}
+    recorded_paths = {path for path, *_ in rows}
+    recorded_names = {path.rpartition("/")[2] for path in recorded_paths}
+    for filename in sorted(set(published) - recorded_names):
+        result.problems.append(f"{filename}: published, but missing from the store (deleted by hand?)")
     for path in _store_files(store):
-        if path not in recorded:
+        if path not in recorded_paths:
             result.problems.append(f"{path}: in the store but not indexed (invalid, or added while "
                                    "the server was stopped: start it to index the file)")
     for dirpath, _dirs, names in os.walk(store.root):

@@ -141,7 +141,39 @@ def v2_accounts(db: peewee.SqliteDatabase) -> None:
 
 
 def v3_published_files(db: peewee.SqliteDatabase) -> None:
-    """The read path's schema changes (published digests)."""
+    """Published digests: the sha256 a filename was published with is the truth, whatever
+    its bytes on disk say later. A row outlives a file deleted by hand (so a re-dropped
+    file with other bytes is caught), not one deleted through privindex. `revision` grows
+    with every new or changed publication, so a running server finds what a command
+    (`privindex file accept|replace`) changed. Existing files are published with the
+    digest their upload's audit event recorded, else the one on record."""
+    statements = [
+        """CREATE TABLE published_file (
+            id INTEGER PRIMARY KEY,
+            filename TEXT NOT NULL UNIQUE,
+            project TEXT NOT NULL,
+            sha256 TEXT NOT NULL,
+            published_at REAL NOT NULL,
+            revision INTEGER NOT NULL DEFAULT 0,
+            withdrawn_sha256 TEXT,
+            withdrawn_at REAL
+        )""",
+        "CREATE INDEX published_file_revision ON published_file (revision)",
+        """INSERT OR IGNORE INTO published_file (filename, project, sha256, published_at)
+           WITH named AS (
+               SELECT substr(path, length(rtrim(path, replace(path, '/', ''))) + 1) AS filename,
+                      project, sha256, upload_time, path
+               FROM dist_file
+           )
+           SELECT filename, project,
+                  coalesce((SELECT json_extract(a.details, '$.sha256') FROM audit_event a
+                            WHERE a.tag IN ('file:add', 'file:overwrite') AND a.subject = named.filename
+                            ORDER BY a.id DESC LIMIT 1), sha256),
+                  upload_time
+           FROM named ORDER BY path""",
+    ]
+    for statement in statements:
+        db.execute_sql(statement)
 
 
 def v4_sessions(db: peewee.SqliteDatabase) -> None:

@@ -34,6 +34,20 @@ class DistFile(BaseModel):
     yanked_reason = peewee.TextField(default="")
 
 
+class PublishedFile(BaseModel):
+    """The digest a filename was published with (by upload, by an admin, or when a file
+    dropped in by hand was first indexed). withdrawn_sha256 is set while the bytes on disk
+    differ from it: the file is then not served."""
+
+    filename = peewee.TextField(unique=True)
+    project = peewee.TextField()
+    sha256 = peewee.TextField()
+    published_at = peewee.FloatField()
+    revision = peewee.IntegerField(default=0, index=True)
+    withdrawn_sha256 = peewee.TextField(null=True)
+    withdrawn_at = peewee.FloatField(null=True)
+
+
 class User(BaseModel):
     """A person. Usernames are stored lower-case; machines act through ApiToken."""
 

@@ -1,7 +1,7 @@
 """Projects and roles: listing them and changing who holds which role.
 
 A project row exists once someone has rights on it. The rules of who may do what are in
-permissions.py (check_upload and UploadDenied are re-exported here for the upload view).
+permissions.py.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from peewee import fn
 from privindex import audit
 from privindex.audit import Tag
 from privindex.apitokens import TokenAuth
-from privindex.permissions import ROLES, UploadDenied, check_upload, first_upload_owns, project_exists  # noqa: F401 (re-exports)
+from privindex.permissions import ROLES, check_upload, first_upload_owns, project_exists
 from privindex.users import AccountError, get_user
 from privindex.db import database
 from privindex.i18n import _

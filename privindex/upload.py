@@ -1,8 +1,8 @@
 """The legacy upload API (what `twine upload` speaks), validated the way PyPI validates.
 
 authenticate (token) -> validate the form -> check the project permission -> validate the
-file (digests, archive, metadata) -> claim the project and publish the file atomically ->
-index -> audit. The file part was streamed by Werkzeug into a hidden temporary file inside
+file (digests, archive, metadata) -> publishing.publish_upload (claim, publish, record,
+audit in one transaction, then index). This module parses the request and answers. The file part was streamed by Werkzeug into a hidden temporary file inside
 the store (store.IncomingFile), hashed on the way in; any refusal deletes it, so a refused
 upload leaves nothing behind but an `upload:refused` audit event.
 """
@@ -10,7 +10,6 @@ upload leaves nothing behind but an `upload:refused` audit event.
 from __future__ import annotations
 
 import re
-import time
 from dataclasses import dataclass
 
 from flask import Blueprint, Request, current_app, request
@@ -18,18 +17,13 @@ from packaging.utils import InvalidName, canonicalize_name, parse_wheel_filename
 from packaging.version import InvalidVersion, Version
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from privindex import accounts, audit, projects
+from privindex import apitokens, audit, publishing
+from privindex.permissions import UploadDenied
 from privindex.audit import Tag
 from privindex.auth import tokens
-from privindex.db import database
+from privindex.distfile import InvalidDistribution, parse_filename, read_facts
 from privindex.http import audit_context, plain_response
-from privindex.store import (
-    IncomingFile,
-    InvalidDistribution,
-    UploadTooLarge,
-    parse_filename,
-    read_facts,
-)
+from privindex.store import IncomingFile, UploadTooLarge
 
 bp = Blueprint("upload", __name__)
 
@@ -85,7 +79,7 @@ def upload():
         return plain_response(exc.status, exc.message, headers)
 
 
-def _authenticate(header: str | None) -> accounts.TokenAuth:
+def _authenticate(header: str | None) -> apitokens.TokenAuth:
     try:
         credentials = tokens.read_authorization(header)
     except tokens.MalformedAuthorization as exc:
@@ -95,8 +89,8 @@ def _authenticate(header: str | None) -> accounts.TokenAuth:
     if not credentials.is_token:
         raise Refused(403, f"Username/password authentication is not accepted for uploads. {TOKEN_HINT}")
     try:
-        return accounts.authenticate_token(credentials.secret)
-    except accounts.TokenRejected as exc:
+        return apitokens.authenticate_token(credentials.secret)
+    except apitokens.TokenRejected as exc:
         raise Refused(403, str(exc)) from None
 
 
@@ -109,42 +103,26 @@ class UploadForm:
     digests: dict[str, str]
 
 
-def _accept(auth: accounts.TokenAuth, ctx: audit.Context):
+def _accept(auth: apitokens.TokenAuth, ctx: audit.Context):
     services = current_app.extensions["privindex"]
+    settings = services.settings
     form = _read_form()
     try:
-        projects.check_upload(auth, form.project)
-    except projects.UploadDenied as exc:
+        publishing.check_upload(auth, form.project, settings.require_2fa,
+                                account_url=f"{settings.base_url}/account/security")
+    except UploadDenied as exc:
         raise Refused(403, str(exc), form.project) from None
-    if services.settings.require_2fa and not accounts.has_second_factor(auth.user):
-        raise Refused(403, f"The account {auth.user.username!r} has no second factor, which this server "
-                           f"requires for uploads: sign in at {services.settings.base_url}/account/security "
-                           "and add a security key or an authenticator app", form.project)
     facts = _check_file(form)
-
-    relpath = f"{form.project}/{form.filename}"
-    indexed = services.index.project(form.project)
-    existing = next((f for f in indexed.files if f.filename == form.filename), None) if indexed else None
-    if existing is not None:
-        if existing.sha256 == facts.sha256:
-            return plain_response(200, "OK, the identical file is already there; nothing changed")
-        if not services.settings.overwrite:
-            raise Refused(400, f"File already exists: {form.filename}, with other content. A file cannot "
-                               "be replaced: bump the version (uploading identical files again is fine)",
-                          form.project)
-        relpath = existing.path
     try:
-        with database.atomic():
-            projects.claim_project(auth, form.project, ctx)
-            services.store.publish(form.incoming, relpath, replace=existing is not None)
-    except projects.UploadDenied as exc:
+        published = publishing.publish_upload(
+            services.store, services.index, auth, ctx, form.project, form.version, form.filename,
+            form.incoming, facts, overwrite=services.settings.overwrite)
+    except UploadDenied as exc:
         raise Refused(403, str(exc), form.project) from None
-    except FileExistsError:
-        raise Refused(400, f"File already exists: {form.filename} (another upload was first)",
-                      form.project) from None
-    services.index.add(relpath, facts, upload_time=time.time())
-    audit.record(Tag.FILE_OVERWRITE if existing else Tag.FILE_ADD, ctx, subject=form.filename,
-                 project=form.project, version=str(form.version), sha256=facts.sha256, size=facts.size)
+    except publishing.AlreadyExists as exc:
+        raise Refused(400, str(exc), form.project) from None
+    if published.outcome == "identical":
+        return plain_response(200, "OK, the identical file is already there; nothing changed")
     return plain_response(200, "OK")
 
 

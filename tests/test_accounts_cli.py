@@ -259,7 +259,7 @@ def test_user_list_shows_flags_and_disable_enable(srv):
 BUSY_SCRIPT = textwrap.dedent("""
     import sys, threading
     from pathlib import Path
-    from privindex import accounts, audit, projects
+    from privindex import apitokens, audit, projects, users
     from privindex.db import open_database
 
     open_database(Path(sys.argv[1]))
@@ -276,9 +276,9 @@ BUSY_SCRIPT = textwrap.dedent("""
         for i in range(5):
             projects.ensure_project(f"busy-{i}", audit.CLI)
         for i in range(100):
-            for act in (lambda: accounts.create_user(f"user{i}", None, audit.CLI),
+            for act in (lambda: users.create_user(f"user{i}", None, audit.CLI),
                         lambda: projects.set_role(f"busy-{i % 5}", f"user{i}", "maintainer", audit.CLI),
-                        lambda: accounts.create_token(accounts.get_user(f"user{i}"), audit.CLI,
+                        lambda: apitokens.create_token(users.get_user(f"user{i}"), audit.CLI,
                                                       projects=[f"busy-{i % 5}"])):
                 try:
                     act()

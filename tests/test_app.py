@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from privindex import accounts, audit
+from privindex import apitokens, audit, users
 from privindex.models import User
 
 PASSWORD = "correct horse battery"
@@ -30,8 +30,8 @@ def test_two_apps_in_one_process_keep_their_users_and_tokens_apart(make_app):
     made = {}
     for app, name in ((one, "ann"), (two, "bob")):
         with app.app_context():
-            user = accounts.create_user(name, PASSWORD, audit.CLI)
-            made[name] = accounts.create_token(user, audit.CLI, require_2fa=False)[1]
+            user = users.create_user(name, PASSWORD, audit.CLI)
+            made[name] = apitokens.create_token(user, audit.CLI, require_2fa=False)[1]
     with one.app_context():
         assert [u.username for u in User.select()] == ["ann"]
     with two.app_context():
@@ -53,7 +53,7 @@ def test_two_apps_answering_from_many_threads_at_once_stay_apart(make_app):
     tokens = {}
     for name, app in apps.items():
         with app.app_context():
-            tokens[name] = accounts.create_token(accounts.create_user(name, PASSWORD, audit.CLI), audit.CLI,
+            tokens[name] = apitokens.create_token(users.create_user(name, PASSWORD, audit.CLI), audit.CLI,
                                                  require_2fa=False)[1]
     wrong: list[tuple] = []
 

@@ -129,7 +129,7 @@ def test_check_reports_corrupt_missing_and_unindexed_files(fresh_server, dists):
 
     proc = privindex_cli(server, "check", check=False)
     assert proc.returncode == 1
-    assert "alpha/alpha-2.0-py3-none-any.whl: content does not match the recorded sha256" in proc.stdout
+    assert "alpha/alpha-2.0-py3-none-any.whl: content does not match the published sha256" in proc.stdout
     assert "handmade-0.3.tar.gz: missing from the store" in proc.stdout
     assert "stray-1.0-py3-none-any.whl: in the store but not indexed" in proc.stdout
     quick = privindex_cli(server, "check", "--quick", check=False)

@@ -14,7 +14,8 @@ from werkzeug.test import Client
 
 from privindex.auth import tokens
 from privindex.simple import OFFERS, SimpleAPI, negotiate
-from privindex.store import InvalidDistribution, parse_filename
+from privindex.distfile import InvalidDistribution, parse_filename
+from privindex.index import EMPTY
 
 NAME = st.from_regex(r"[A-Za-z0-9]([A-Za-z0-9._-]{0,30}[A-Za-z0-9])?", fullmatch=True)
 VERSION = st.builds(lambda parts, post: ".".join(map(str, parts)) + (f".post{post}" if post is not None else ""),
@@ -25,6 +26,7 @@ class EmptyIndex:
     """Just enough of an Index for the Simple API: it knows no project and no file."""
 
     store = None
+    snapshot = EMPTY
 
     def project(self, name):
         return None

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import shutil
 import time
 
 import requests
-from conftest import pip, wait_until
-from helpers import V1_JSON, listed
+from conftest import pip, privindex_cli, wait_until
+from helpers import V1_JSON, listed, listed_hashes
 
 
 
@@ -72,9 +74,11 @@ def test_symlinks_out_of_the_store_are_not_followed(fresh_server, dists, tmp_pat
     assert "symlink leads outside the store" in server.log()
 
 
-def test_restart_does_not_rehash_but_a_changed_file_is_reread(fresh_server, dists):
+def test_restart_does_not_rehash_but_a_file_changed_by_hand_is_withdrawn_until_accepted(fresh_server, dists):
     server = fresh_server()
     assert any("indexing the store: read" in line for line in server.log().splitlines())
+    published = {f["filename"]: f["hashes"]["sha256"] for f in requests.get(
+        f"{server.index_url}alpha/", headers={"Accept": V1_JSON}, timeout=10).json()["files"]}
     server.stop()
     log_before = len(server.log())
 
@@ -83,18 +87,33 @@ def test_restart_does_not_rehash_but_a_changed_file_is_reread(fresh_server, dist
     second.stop()
     log_before = len(second.log())
 
-    # replace a file by hand with different content: the next start reads just that one
+    # replace a published file by hand with other content: the next start reads just that
+    # one, and withdraws it rather than publish a new hash under the old name
     target = second.store / "alpha" / "alpha-2.0-py3-none-any.whl"
     shutil.copy(dists.one("alpha-1.0-py3-none-any.whl"), target)
     os.utime(target, (time.time() - 10, time.time() - 10))
     third = fresh_server()
     assert "read 1/1 new or changed files" in third.log()[log_before:]
-    resp = requests.get(f"{third.url}/packages/alpha/alpha-2.0-py3-none-any.whl", timeout=10)
-    assert resp.content == dists.one("alpha-1.0-py3-none-any.whl").read_bytes()
-    assert resp.headers["ETag"].strip('"') == next(
-        f["hashes"]["sha256"] for f in requests.get(
-            f"{third.index_url}alpha/", headers={"Accept": V1_JSON}, timeout=10).json()["files"]
-        if f["filename"] == "alpha-2.0-py3-none-any.whl")
+    assert "alpha-2.0-py3-none-any.whl changed on disk after it was published" in third.log()
+    assert set(listed(third, "alpha")) == set(published) - {target.name}
+    resp = requests.get(f"{third.url}/packages/alpha/{target.name}", timeout=10)
+    assert resp.status_code == 409 and "withdrawn" in resp.text
+    assert published[target.name] in resp.text
+    check = privindex_cli(third, "check", "--quick", check=False)
+    assert check.returncode == 1 and f"alpha/{target.name}: changed on disk after it was published" in check.stdout
+
+    # the admin accepts the new bytes: listed again under their own hash, audited
+    new_hash = hashlib.sha256(target.read_bytes()).hexdigest()
+    privindex_cli(third, "file", "accept", target.name)
+    wait_until(lambda: target.name in set(listed(third, "alpha")), 5)
+    assert listed_hashes(third, "alpha")[target.name] == new_hash
+    assert requests.get(f"{third.url}/packages/alpha/{target.name}", timeout=10).content == target.read_bytes()
+    events = [json.loads(line) for line in privindex_cli(third, "audit", "--json").stdout.splitlines()]
+    assert [(e["tag"], e["subject"]) for e in events] == [
+        ("file:replace", target.name), ("file:changed-on-disk", target.name)]
+    assert events[0]["details"]["old_sha256"] == published[target.name]
+    assert events[0]["details"]["sha256"] == new_hash
+    assert privindex_cli(third, "check", check=False).returncode == 0
 
 
 def test_yanked_files_are_marked_in_both_formats(tmp_path, dists):
@@ -103,13 +122,15 @@ def test_yanked_files_are_marked_in_both_formats(tmp_path, dists):
 
     from privindex.app import create_app
     from privindex.config import Settings
+    from privindex.index import save_yank
 
     populate(tmp_path / "store", dists)
     app = create_app(Settings(store=tmp_path / "store", data_dir=tmp_path / "data"))
     index = app.extensions["privindex"].index
     with app.app_context():  # the app's own database, as inside a request
-        index.set_yanked("alpha/alpha-1.0-py3-none-any.whl", True, "broken <build>")
-        index.set_yanked("alpha/alpha-1.0.tar.gz", True, "")
+        for path, reason in (("alpha/alpha-1.0-py3-none-any.whl", "broken <build>"), ("alpha/alpha-1.0.tar.gz", "")):
+            save_yank(path, True, reason)  # what files.set_yanked does, without an owner to act
+            index.set_yanked(path, True, reason)
     client = app.test_client()
     html = client.get("/simple/alpha/", headers={"Accept": "text/html"}).text
     assert 'data-yanked="broken &lt;build&gt;">alpha-1.0-py3-none-any.whl' in html

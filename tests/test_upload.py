@@ -390,6 +390,9 @@ def test_overwrite_replaces_the_file_and_is_audited(fresh_server, accounts, tmp_
     events = audit_json(server, "--project", "over-write")
     assert [e["tag"] for e in events] == ["file:overwrite", "file:add", "role:add", "project:create"]
     assert events[0]["details"]["sha256"] == new_hash and events[0]["actor"] == "olga"
+    assert events[0]["details"]["old_sha256"] == events[1]["details"]["sha256"] == hashlib.sha256(
+        first.read_bytes()).hexdigest()
+    assert audit_json(server, "--project", "over-write")[0]["tag"] != "file:changed-on-disk"
     assert_no_secrets(acc.secrets, server.data_dir / "privindex.sqlite3",
                       server.data_dir / "privindex.sqlite3-wal", server.log_path)
 

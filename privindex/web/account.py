@@ -6,7 +6,7 @@ import json
 
 from flask import flash, jsonify, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
-from flask_login import current_user, login_required, logout_user
+from flask_login import login_required, logout_user
 
 from privindex import apitokens, projects, sessions, twofactor, users
 from privindex.auth import totp

@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
-from conftest import add_user, populate, start_server
+from conftest import add_user, start_server
 from redteam import PASSWORD, events, signed_in, wrong_totp
 from webclient import _CSRF, WebClient
 

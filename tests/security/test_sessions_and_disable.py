@@ -10,7 +10,7 @@ import time
 
 import pytest
 import requests
-from conftest import add_user, privindex_cli, start_server
+from conftest import privindex_cli, start_server
 from redteam import PASSWORD, events, signed_in, signed_in_as
 from webclient import WebClient
 

@@ -1,0 +1,153 @@
+"""What a distribution file says about itself: its name and version (from the filename,
+parsed by `packaging`), its sha256, and its core metadata. No folder, no database here.
+
+Kept apart from `store.py` (the folder) so uploads, the index and the checks share one
+reading of a file without knowing where it lives.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import tarfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from packaging.metadata import parse_email
+from packaging.utils import (
+    InvalidSdistFilename,
+    InvalidWheelFilename,
+    NormalizedName,
+    parse_sdist_filename,
+    parse_wheel_filename,
+)
+from packaging.version import Version
+
+WHEEL_SUFFIX = ".whl"
+SDIST_SUFFIXES = (".tar.gz", ".zip")
+
+# Core metadata is a few KB; anything past this is hostile or broken.
+MAX_METADATA_BYTES = 4 * 1024 * 1024
+# Files up to this size are read into memory once (hash + metadata from one read).
+READ_ONCE_LIMIT = 32 * 1024 * 1024
+CHUNK = 1024 * 1024
+
+
+class InvalidDistribution(ValueError):
+    """The file is not a distribution privindex can serve; the message says why."""
+
+
+def parse_filename(filename: str) -> tuple[NormalizedName, Version]:
+    """(normalized project name, version) from a wheel or sdist filename."""
+    try:
+        if filename.endswith(WHEEL_SUFFIX):
+            name, version, _build, _tags = parse_wheel_filename(filename)
+            return name, version
+        if filename.endswith(SDIST_SUFFIXES):
+            return parse_sdist_filename(filename)
+    except (InvalidWheelFilename, InvalidSdistFilename) as exc:
+        raise InvalidDistribution(str(exc)) from None
+    raise InvalidDistribution(
+        f"{filename!r} is not a wheel (.whl) or an sdist (.tar.gz, .zip)"
+    )
+
+
+@dataclass(frozen=True)
+class FileFacts:
+    """What reading a distribution file once tells us."""
+
+    size: int
+    mtime_ns: int
+    sha256: str
+    name: str  # project name as the metadata spells it
+    version: str | None  # as the metadata gives it
+    requires_python: str | None
+    metadata: bytes | None  # a wheel's METADATA, served for PEP 658
+    metadata_sha256: str | None
+
+
+def read_facts(path: Path, filename: str | None = None, sha256: str | None = None,
+               strict: bool = False) -> FileFacts:
+    """Hash the file (unless the hash is known) and extract its core metadata, reading
+    the file once where it is small. strict (for uploads) also requires the metadata to
+    be UTF-8, as the core metadata spec says; files already in the store are served
+    even if an old tool wrote them in another encoding."""
+    filename = filename or path.name
+    name, _version = parse_filename(filename)
+    with open(path, "rb") as fh:
+        st = os.fstat(fh.fileno())
+        if st.st_size <= READ_ONCE_LIMIT:
+            data = fh.read()
+            sha256 = sha256 or hashlib.sha256(data).hexdigest()
+            source: BinaryIO = io.BytesIO(data)
+        else:
+            sha256 = sha256 or hash_stream(fh)
+            fh.seek(0)
+            source = fh
+        raw = _core_metadata(source, filename)
+    if strict:
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise InvalidDistribution(f"{filename}: the core metadata is not valid UTF-8 ({exc.reason} "
+                                      f"at byte {exc.start})") from None
+    fields, _unparsed = parse_email(raw)
+    is_wheel = filename.endswith(WHEEL_SUFFIX)
+    return FileFacts(
+        size=st.st_size,
+        mtime_ns=st.st_mtime_ns,
+        sha256=sha256,
+        name=fields.get("name") or name,
+        version=fields.get("version"),
+        requires_python=fields.get("requires_python") or None,
+        metadata=raw if is_wheel else None,
+        metadata_sha256=hashlib.sha256(raw).hexdigest() if is_wheel else None,
+    )
+
+
+def hash_stream(fh: BinaryIO) -> str:
+    digest = hashlib.sha256()
+    while chunk := fh.read(CHUNK):
+        digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _core_metadata(source: BinaryIO, filename: str) -> bytes:
+    """The METADATA of a wheel or the PKG-INFO of an sdist, as bytes."""
+    try:
+        if filename.endswith(".tar.gz"):
+            with tarfile.open(fileobj=source, mode="r:gz") as tar:
+                for member in tar:
+                    if member.isfile() and _is_top_level(member.name, "PKG-INFO"):
+                        return _bounded(tar.extractfile(member), member.size)
+            raise InvalidDistribution(f"{filename}: no PKG-INFO at the top of the sdist")
+        with zipfile.ZipFile(source) as archive:
+            wanted = "METADATA" if filename.endswith(WHEEL_SUFFIX) else "PKG-INFO"
+            for info in archive.infolist():
+                parts = info.filename.split("/")
+                if filename.endswith(WHEEL_SUFFIX):
+                    hit = len(parts) == 2 and parts[0].endswith(".dist-info") and parts[1] == wanted
+                else:
+                    hit = _is_top_level(info.filename, wanted)
+                if hit:
+                    return _bounded(archive.open(info), info.file_size)
+            raise InvalidDistribution(f"{filename}: no {wanted} in the archive")
+    except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError) as exc:
+        raise InvalidDistribution(f"{filename}: not a readable archive ({exc})") from None
+
+
+def _is_top_level(member: str, basename: str) -> bool:
+    parts = member.strip("/").split("/")
+    return len(parts) == 2 and parts[1] == basename
+
+
+def _bounded(fh: BinaryIO | None, declared: int) -> bytes:
+    if fh is None or declared > MAX_METADATA_BYTES:
+        raise InvalidDistribution("core metadata is missing or larger than 4 MiB")
+    data = fh.read(MAX_METADATA_BYTES + 1)
+    if len(data) > MAX_METADATA_BYTES:
+        raise InvalidDistribution("core metadata is larger than 4 MiB")
+    return data
