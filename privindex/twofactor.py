@@ -12,6 +12,7 @@ import hashlib
 import json
 import secrets
 import time
+from dataclasses import dataclass
 
 from privindex import audit
 from privindex.audit import Tag
@@ -25,6 +26,8 @@ from privindex.models import PendingAuth, RecoveryCode, SecurityKey, User
 
 PENDING_SECONDS = 300
 LABEL_MAX = 64
+
+KeyRejected = keys.KeyRejected  # what a failed security-key ceremony raises; the message is safe to show
 
 
 # -- pending state --------------------------------------------------------------------------------
@@ -127,6 +130,33 @@ def _first_factor_codes(user: User, ctx: audit.Context) -> list[str] | None:
 
 # -- TOTP ----------------------------------------------------------------------------------------
 
+@dataclass(frozen=True)
+class TotpSetup:
+    """What the set-up page shows: the secret as a QR code and typed in groups of four."""
+
+    secret: str
+    qr_svg: str
+    spaced: str
+
+
+def start_totp_setup(user: User) -> tuple[str, TotpSetup]:
+    """A new secret, kept pending (not on the user) until a code proves the app has it;
+    returns the pending key for the browser and what to show."""
+    secret = totp.new_secret()
+    return create_pending(user, "totp-setup", data={"secret": secret}), totp_setup(user, secret)
+
+
+def pending_totp_secret(key: str | None, user: User) -> str | None:
+    pending = peek_pending(key, "totp-setup")
+    return json.loads(pending.data)["secret"] if pending is not None and pending.user_id == user.id else None
+
+
+def totp_setup(user: User, secret: str) -> TotpSetup:
+    uri = totp.provisioning_uri(secret, user.username)
+    spaced = " ".join(secret[i:i + 4] for i in range(0, len(secret), 4))
+    return TotpSetup(secret, totp.qr_svg(uri), spaced)
+
+
 def enable_totp(user: User, secret: str, code: str, ctx: audit.Context) -> list[str] | None:
     """Save a TOTP secret once a code from the app proves it was set up; returns new
     recovery codes when this is the user's first second factor."""
@@ -203,12 +233,50 @@ def remove_key(user: User, key_id: int, ctx: audit.Context, require_2fa: bool) -
         audit.record(Tag.USER_2FA_REMOVE, ctx, subject=user.username, method="webauthn", label=key.label)
 
 
-def find_key(user: User, credential_id: bytes) -> SecurityKey | None:
-    return SecurityKey.get_or_none(SecurityKey.user == user, SecurityKey.credential_id == credential_id)
+def registration_options(user: User, rp_id: str) -> tuple[dict, str]:
+    """WebAuthn options to enrol a new key (the user's keys excluded), and the pending key
+    naming the single-use challenge."""
+    existing = [stored(k) for k in user_keys(user)]
+    options, challenge = keys.registration_options(rp_id, user.username, bytes(user.webauthn_user_handle),
+                                                   existing)
+    return options, create_pending(user, "webauthn-register", challenge=challenge)
 
 
-def record_key_use(key: SecurityKey, new_count: int) -> None:
+def enrol_key(user: User, pending_key: str | None, label: str, credential: dict, rp_id: str, origin: str,
+              ctx: audit.Context) -> list[str] | None:
+    """Verify a registration against its challenge (spent whatever the outcome) and add the
+    key; returns new recovery codes when it is the first second factor. Raises AccountError
+    or KeyRejected."""
+    challenge = take_pending(pending_key, "webauthn-register")
+    if challenge is None or challenge.user_id != user.id:
+        raise AccountError(_("The enrolment has expired; try again."))
+    label = clean_label(label)
+    new = keys.verify_registration(credential, bytes(challenge.challenge), rp_id, origin)
+    return add_key(user, label, new, ctx)
+
+
+def authentication_options(user: User, rp_id: str) -> tuple[dict, str]:
+    """WebAuthn options to sign in with one of the user's keys, and the pending key naming
+    the single-use challenge."""
+    options, challenge = keys.authentication_options(rp_id, [stored(k) for k in user_keys(user)])
+    return options, create_pending(user, "webauthn-login", challenge=challenge)
+
+
+def verify_key_sign_in(user: User, challenge: PendingAuth, credential: dict, rp_id: str, origin: str,
+                       ctx: audit.Context) -> SecurityKey:
+    """The enrolled key that signed the challenge; its counter is stored. Raises KeyRejected;
+    a counter that went backwards (a cloned key) is also audited."""
+    key = SecurityKey.get_or_none(SecurityKey.user == user,
+                                  SecurityKey.credential_id == keys.credential_id_of(credential))
+    if key is None:
+        raise KeyRejected("this security key is not enrolled for this account")
+    try:
+        new_count = keys.verify_authentication(credential, bytes(challenge.challenge), rp_id, origin, stored(key))
+    except keys.SignCountRegression:
+        audit.record(Tag.WEBAUTHN_SIGN_COUNT_REGRESSION, ctx, subject=user.username, label=key.label)
+        raise
     SecurityKey.update(sign_count=new_count, last_used_at=time.time()).where(SecurityKey.id == key.id).execute()
+    return key
 
 
 def reset(user: User, ctx: audit.Context) -> None:

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import json
 
 from flask import flash, jsonify, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 from flask_login import login_required, logout_user
 
 from privindex import apitokens, projects, sessions, twofactor, users
-from privindex.auth import totp
-from privindex.auth import webauthn as keys
 from privindex.http import audit_context
 from privindex.web import bp, current_session, me, recent_auth, settings
 
@@ -121,16 +118,13 @@ def totp_setup():
 @login_required
 @recent_auth
 def totp_start():
-    secret = totp.new_secret()
     twofactor.drop_pending(session.get(TOTP_SETUP))
-    session[TOTP_SETUP] = twofactor.create_pending(me(), "totp-setup", data={"secret": secret})
-    return _totp_page(secret)
+    session[TOTP_SETUP], setup = twofactor.start_totp_setup(me())
+    return _totp_page(setup)
 
 
-def _totp_page(secret: str, status: int = 200):
-    uri = totp.provisioning_uri(secret, me().username)
-    spaced = " ".join(secret[i:i + 4] for i in range(0, len(secret), 4))
-    return render_template("totp_setup.html", qr=totp.qr_svg(uri), secret=spaced,
+def _totp_page(setup: twofactor.TotpSetup, status: int = 200):
+    return render_template("totp_setup.html", qr=setup.qr_svg, secret=setup.spaced,
                            replacing=bool(me().totp_secret)), status
 
 
@@ -138,16 +132,15 @@ def _totp_page(secret: str, status: int = 200):
 @login_required
 @recent_auth
 def totp_confirm():
-    pending = twofactor.peek_pending(session.get(TOTP_SETUP), "totp-setup")
-    if pending is None or pending.user_id != me().id:
+    secret = twofactor.pending_totp_secret(session.get(TOTP_SETUP), me())
+    if secret is None:
         flash(_("The set-up has expired; here is a new code to scan."), "warning")
         return redirect(url_for("web.security"))
-    secret = json.loads(pending.data)["secret"]
     try:
         codes = twofactor.enable_totp(me(), secret, request.form.get("code", ""), ctx())
     except users.AccountError as exc:
         flash(str(exc), "error")
-        return _totp_page(secret, 400)
+        return _totp_page(twofactor.totp_setup(me(), secret), 400)
     twofactor.drop_pending(session.pop(TOTP_SETUP, None))
     flash(_("Your authenticator app is set up."), "info")
     return _show_codes(codes, "web.security")
@@ -169,11 +162,8 @@ def totp_delete():
 @login_required
 @recent_auth
 def key_options():
-    existing = [twofactor.stored(k) for k in twofactor.user_keys(me())]
-    options, challenge = keys.registration_options(settings().rp_id, me().username,
-                                                   bytes(me().webauthn_user_handle), existing)
     twofactor.drop_pending(session.get(WEBAUTHN_REGISTER))
-    session[WEBAUTHN_REGISTER] = twofactor.create_pending(me(), "webauthn-register", challenge=challenge)
+    options, session[WEBAUTHN_REGISTER] = twofactor.registration_options(me(), settings().rp_id)
     return jsonify(options)
 
 
@@ -182,16 +172,12 @@ def key_options():
 @recent_auth
 def key_add():
     body = request.get_json(silent=True) or {}
-    challenge = twofactor.take_pending(session.pop(WEBAUTHN_REGISTER, None), "webauthn-register")
-    if challenge is None or challenge.user_id != me().id:
-        return jsonify(error=_("The enrolment has expired; try again.")), 400
+    label = " ".join(str(body.get("label", "")).split())
+    conf = settings()
     try:
-        label = twofactor.clean_label(str(body.get("label", "")))
-        conf = settings()
-        new = keys.verify_registration(body.get("credential") or {}, bytes(challenge.challenge),
-                                       conf.rp_id, conf.origin)
-        codes = twofactor.add_key(me(), label, new, ctx())
-    except (users.AccountError, keys.KeyRejected) as exc:
+        codes = twofactor.enrol_key(me(), session.pop(WEBAUTHN_REGISTER, None), label,
+                                    body.get("credential") or {}, conf.rp_id, conf.origin, ctx())
+    except (users.AccountError, twofactor.KeyRejected) as exc:
         return jsonify(error=str(exc)), 400
     flash(_("Security key “%(label)s” added.", label=label), "info")
     return jsonify(redirect=url_for("web.security"), codes=codes or [])

@@ -17,7 +17,6 @@ from flask_login import current_user, login_required, login_user, logout_user
 
 from privindex import audit, sessions, twofactor, users
 from privindex.audit import Tag
-from privindex.auth import webauthn as keys
 from privindex.auth.ratelimit import Limited
 from privindex.http import audit_context
 from privindex.models import User
@@ -142,10 +141,8 @@ def login_key_options():
     pending = _pending_login()
     if pending is None:
         return jsonify(error=_("Your sign-in has expired. Please start again.")), 400
-    user_keys = [twofactor.stored(k) for k in twofactor.user_keys(pending.user)]
-    options, challenge = keys.authentication_options(settings().rp_id, user_keys)
     twofactor.drop_pending(session.get(WEBAUTHN_LOGIN))
-    session[WEBAUTHN_LOGIN] = twofactor.create_pending(pending.user, "webauthn-login", challenge=challenge)
+    options, session[WEBAUTHN_LOGIN] = twofactor.authentication_options(pending.user, settings().rp_id)
     return jsonify(options)
 
 
@@ -159,27 +156,20 @@ def login_key():
     user = pending.user
     body = request.get_json(silent=True) or {}
     conf = settings()
-    key = rejected = None
+    key = None
     try:
         with limits()["2fa"].attempt(str(user.id), _address()) as attempt:
             try:
-                key = twofactor.find_key(user, keys.credential_id_of(body.get("credential") or {}))
-                if key is None:
-                    raise keys.KeyRejected("this security key is not enrolled for this account")
-                new_count = keys.verify_authentication(body["credential"], bytes(challenge.challenge),
-                                                       conf.rp_id, conf.origin, twofactor.stored(key))
+                key = twofactor.verify_key_sign_in(user, challenge, body.get("credential") or {},
+                                                   conf.rp_id, conf.origin, audit_context())
                 attempt.succeeded()
-            except keys.KeyRejected as exc:
-                rejected = exc
+            except twofactor.KeyRejected:
+                pass
     except Limited as exc:
         return jsonify(error=_locked_message(exc.retry_after)), 429
     if not attempt.ok:
-        ctx = audit_context()
-        if isinstance(rejected, keys.SignCountRegression):
-            audit.record(Tag.WEBAUTHN_SIGN_COUNT_REGRESSION, ctx, subject=user.username, label=key.label)
-        audit.record(Tag.USER_LOGIN_FAILURE, ctx, subject=user.username, reason="invalid_webauthn")
+        audit.record(Tag.USER_LOGIN_FAILURE, audit_context(), subject=user.username, reason="invalid_webauthn")
         return jsonify(error=_("The security key was not accepted.")), 400
-    twofactor.record_key_use(key, new_count)
     next_url = json.loads(pending.data).get("next", "")
     if twofactor.take_pending(session.get(PENDING_LOGIN), "login") is None:
         return jsonify(error=_("Your sign-in has expired. Please start again.")), 400
