@@ -10,9 +10,7 @@ import time
 import pytest
 import requests
 from conftest import add_user, privindex_cli, start_server
-from webclient import WebClient
-
-PASSWORD = "correct horse battery"
+from webclient import PASSWORD, WebClient, user_with_totp
 
 
 @pytest.fixture(scope="module")
@@ -24,15 +22,6 @@ def web(tmp_path_factory, dists):
     server = start_server(base / "store", base / "data")
     yield server
     server.stop()
-
-
-def user_with_totp(web, name: str, admin: bool = False):
-    add_user(web, name, PASSWORD, admin=admin)
-    client = WebClient(web.url)
-    client.login(name, PASSWORD)
-    totp, codes, used_at = client.enrol_totp()
-    assert len(codes) == 8
-    return client, totp, codes, used_at
 
 
 def events(web, **filters) -> list[dict]:

@@ -56,12 +56,26 @@ class WebClient:
         return [html.unescape(m) for m in re.findall(r'<p class="flash [a-z]+" role="[a-z]+">(.*?)</p>', text)]
 
 
-def uploader(server, name: str, password: str = "correct horse battery", admin: bool = False) -> str:
-    """A user with a second factor (enrolled through the web UI) and an upload token."""
-    from conftest import add_user, privindex_cli
+PASSWORD = "correct horse battery"  # what every test user signs in with
+
+
+def user_with_totp(server, name: str, admin: bool = False,
+                   password: str = PASSWORD) -> tuple[WebClient, pyotp.TOTP, list[str], float]:
+    """A user made with the CLI who signed in and enrolled TOTP through the web UI:
+    (their signed-in client, their authenticator, the recovery codes shown, when)."""
+    from conftest import add_user
 
     add_user(server, name, password, admin=admin)
     client = WebClient(server.url)
     client.login(name, password)
-    client.enrol_totp()
+    totp, codes, used_at = client.enrol_totp()
+    assert len(codes) == 8, "the first second factor comes with 8 recovery codes"
+    return client, totp, codes, used_at
+
+
+def uploader(server, name: str, password: str = PASSWORD, admin: bool = False) -> str:
+    """A user with a second factor (enrolled through the web UI) and an upload token."""
+    from conftest import privindex_cli
+
+    user_with_totp(server, name, admin=admin, password=password)
     return privindex_cli(server, "token", "create", name).stdout.strip()

@@ -8,21 +8,14 @@ import time
 from pathlib import Path
 
 import pyotp
-from conftest import add_user, privindex_cli
-from webclient import WebClient
+from conftest import privindex_cli
+from webclient import PASSWORD, WebClient, user_with_totp  # noqa: F401 (PASSWORD: for the red-team modules)
 
-PASSWORD = "correct horse battery"
 # columns a read may rewrite by design (throttled "last seen/used" bookkeeping)
 VOLATILE = {"last_seen_at", "last_used_at"}
 
 
-def signed_in(server, name: str, admin: bool = False) -> tuple[WebClient, pyotp.TOTP, list[str], float]:
-    add_user(server, name, PASSWORD, admin=admin)
-    client = WebClient(server.url)
-    client.login(name, PASSWORD)
-    totp, codes, used_at = client.enrol_totp()
-    assert codes, "enrolment shows recovery codes"
-    return client, totp, codes, used_at
+signed_in = user_with_totp  # the red-team suite's name for it
 
 
 def db_rows(server) -> dict[str, list[tuple]]:
