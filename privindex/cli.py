@@ -155,8 +155,11 @@ def user_enable(name: str) -> None:
     from privindex import audit, users
 
     revoked = users.set_disabled(users.get_user(name), False, audit.CLI)
-    click.echo(f"enabled {name}; {_tokens_revoked(revoked)}: issue new ones "
-               f"(privindex token create {name})", err=True)
+    if revoked:
+        click.echo(f"enabled {name}; {_tokens_revoked(revoked)} when it was disabled: issue new ones "
+                   f"(privindex token create {name})", err=True)
+    else:
+        click.echo(f"enabled {name}; it had no API tokens to revoke when it was disabled", err=True)
 
 
 def _tokens_revoked(count: int) -> str:

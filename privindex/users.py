@@ -100,6 +100,10 @@ def set_disabled(user: User, disabled: bool, ctx: audit.Context) -> int:
     from privindex import apitokens
 
     with database.atomic():
+        row = User.get_by_id(user.id)
+        if row.is_disabled == disabled:  # enabling twice must not revoke an active user's tokens
+            raise AccountError(_("'%(user)s' is already disabled", user=user.username) if disabled
+                               else _("'%(user)s' is not disabled", user=user.username))
         if disabled:
             User.update(is_disabled=True, disabled_at=time.time()).where(User.id == user.id).execute()
             audit.record(Tag.USER_DISABLE, ctx, subject=user.username)
@@ -107,12 +111,10 @@ def set_disabled(user: User, disabled: bool, ctx: audit.Context) -> int:
             PendingAuth.delete().where(PendingAuth.user == user).execute()
             revoked = apitokens.revoke_all(user, ctx, reason="user_disabled")
         else:
-            row = User.get_by_id(user.id)
             # tokens still active were issued before the disable (a disabled user gets none)
             apitokens.revoke_all(user, ctx, reason="user_disabled")
             since = row.disabled_at if row.disabled_at is not None else 0
-            revoked = (ApiToken.select().where(ApiToken.user == user, ApiToken.revoked_at >= since).count()
-                       if row.is_disabled else 0)
+            revoked = ApiToken.select().where(ApiToken.user == user, ApiToken.revoked_at >= since).count()
             User.update(is_disabled=False).where(User.id == user.id).execute()
             audit.record(Tag.USER_ENABLE, ctx, subject=user.username, tokens_revoked=revoked)
     user.is_disabled = disabled

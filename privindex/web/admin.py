@@ -71,7 +71,8 @@ def admin_user_action(username: str):
                 "Their web sessions ended and %(num)d API tokens were revoked.", revoked), "info")
         elif action == "enable":
             revoked = users.set_disabled(user, False, ctx)
-            flash(_("%(user)s is enabled.", user=username) + " " + _enable_note(revoked), "info")
+            flash(_("%(user)s is enabled.", user=username)
+                  + (" " + _enable_note(revoked) if revoked else ""), "info")
         elif action == "reset-2fa":
             twofactor.reset(user, ctx)
             flash(_("Every second factor of %(user)s was removed.", user=username), "info")

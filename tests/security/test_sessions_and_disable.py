@@ -119,7 +119,12 @@ def test_re_enabling_does_not_revive_tokens_sessions_or_links(server):
     out = privindex_cli(server, "user", "disable", "leaver").stderr
     assert "its 1 API token was revoked" in out
     out = privindex_cli(server, "user", "enable", "leaver").stderr
-    assert "enabled leaver; its 1 API token was revoked: issue new ones" in out
+    assert "enabled leaver; its 1 API token was revoked when it was disabled: issue new ones" in out
+    # enabling an enabled user changes nothing, and says so: its tokens stay valid
+    fresh = privindex_cli(server, "token", "create", "leaver", "--read-only").stdout.strip()
+    again = privindex_cli(server, "user", "enable", "leaver", check=False)
+    assert again.returncode == 1 and "'leaver' is not disabled" in again.stderr
+    assert requests.get(server.index_url, auth=("__token__", fresh), timeout=10).status_code == 200
 
     assert requests.get(server.index_url, auth=("__token__", token), timeout=10).status_code == 401
     assert not signed_in_as(client, server)
@@ -129,8 +134,7 @@ def test_re_enabling_does_not_revive_tokens_sessions_or_links(server):
     revokes = events(server, "leaver", "token:revoke")
     assert revokes and revokes[0]["details"]["reason"] == "user_disabled"
 
-    # the web says so too (for the new token issued after re-enabling)
-    privindex_cli(server, "token", "create", "leaver", "--read-only")
+    # the web says so too (for the token issued after re-enabling)
     resp = admin.post("/admin/users/leaver", {"action": "disable"})
     resp = admin.post("/admin/users/leaver", {"action": "enable"})
     assert "leaver is enabled. Its 1 API token was revoked; issue new ones." in admin.flashes(resp)
