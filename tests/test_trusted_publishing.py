@@ -238,3 +238,51 @@ def test_issuers_come_from_the_config_file_only(tmp_path):
     bad.write_text('[[oidc_issuers]]\nurl = "https://gitlab.example.com"\nkind = "jenkins"\n')
     with pytest.raises(ConfigError, match="kind must be one of gitlab, github, forgejo"):
         load_settings(bad, environ={})
+
+
+def test_owners_add_and_remove_publishers_on_the_project_page(make_app):
+    import re
+
+    from privindex import audit, projects, users
+    from privindex.config import OIDCIssuer
+    from privindex.db import bound
+    from privindex.models import ProjectRole
+
+    app = make_app(require_2fa=False, oidc_issuers=(OIDCIssuer("https://gitlab.example.test", "gitlab"),))
+    with bound(app.extensions["privindex"].database):
+        owner = users.create_user("owner", "correct horse battery", audit.CLI)
+        users.create_user("other", "correct horse battery", audit.CLI)
+        ProjectRole.create(project=projects.ensure_project("tool", audit.CLI), user=owner, role="owner")
+
+    def signed_in(name):
+        client = app.test_client()
+        page = client.get("/login").text
+        csrf = re.search(r'<meta name="csrf-token" content="([^"]+)">', page).group(1)
+        client.post("/login", data={"csrf_token": csrf, "username": name, "password": "correct horse battery"})
+        page = client.get("/projects/tool").text  # signing in starts a new session, with a new CSRF token
+        return client, re.search(r'<meta name="csrf-token" content="([^"]+)">', page).group(1)
+
+    client, csrf = signed_in("owner")
+    page = client.get("/projects/tool").text
+    assert "Trusted publishers" in page and "https://gitlab.example.test" in page
+    client.post("/projects/tool/publishers", data={"csrf_token": csrf, "issuer": "https://gitlab.example.test",
+                                                   "repository": "team/tool", "workflow": ".gitlab-ci.yml"})
+    page = client.get("/projects/tool").text
+    assert "<strong>team/tool</strong>" in page and "acts for owner" in page
+    publisher_id = re.search(r"/projects/tool/publishers/(\d+)/remove", page).group(1)
+
+    other, other_csrf = signed_in("other")
+    assert "Trusted publishers" not in other.get("/projects/tool").text
+    assert other.post("/projects/tool/publishers", data={"csrf_token": other_csrf, "issuer": "https://gitlab.example.test",
+                                                         "repository": "evil/tool", "workflow": "x.yml"}).status_code == 403
+    other.post(f"/projects/tool/publishers/{publisher_id}/remove", data={"csrf_token": other_csrf})
+    assert "<strong>team/tool</strong>" in client.get("/projects/tool").text  # still there
+    client.post(f"/projects/tool/publishers/{publisher_id}/remove", data={"csrf_token": csrf})
+    assert "No trusted publishers." in client.get("/projects/tool").text
+
+
+def test_jwts_are_redacted_from_logs(issuers):
+    from privindex.logs import redact
+
+    token = issuers.token("github", **github_claims("acme/x"))
+    assert redact(f"got {token} from CI") == "got [redacted] from CI"
