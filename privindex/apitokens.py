@@ -7,6 +7,7 @@ neither revoked nor expired and its user is enabled (disabling revokes them for 
 from __future__ import annotations
 
 import hmac
+import json
 import threading
 import time
 from dataclasses import dataclass
@@ -31,6 +32,11 @@ class TokenAuth:
 
     token: ApiToken
     user: User
+
+    @property
+    def ci_claims(self) -> dict | None:
+        """For a token minted by Trusted Publishing: where the CI job said it came from."""
+        return json.loads(self.token.ci_claims) if self.token.ci_claims else None
 
     def scope(self) -> set[str] | None:
         """Normalized names of the projects the token is limited to; None = all the user's."""
@@ -87,6 +93,23 @@ def create_token(user: User, ctx: audit.Context, description: str = "", projects
         audit.record(Tag.TOKEN_CREATE, ctx, subject=user.username,
                      token=token.id, description=description, projects=names or "all",
                      read_only=read_only, expires_days=expires_days)
+    return token, secret
+
+
+def create_minted_token(user: User, project: Project, publisher_id: int, ci_claims: dict, seconds: int,
+                        ctx: audit.Context) -> tuple[ApiToken, str]:
+    """An upload token minted by Trusted Publishing: scoped to one project, expiring in
+    `seconds`, linked to its publisher, with the CI claims it was minted for. The caller
+    (trusted_publishing.mint) holds the transaction and has checked the rights."""
+    secret = tokens.generate()
+    now = time.time()
+    token = ApiToken.create(
+        user=user, token_hash=tokens.digest(secret), prefix=tokens.display_prefix(secret),
+        description=f"Trusted Publishing: {ci_claims.get('repository')} ({project.name})"[:200],
+        read_only=False, all_projects=False, created_at=now, expires_at=now + seconds,
+        publisher=publisher_id, ci_claims=json.dumps(ci_claims, sort_keys=True),
+    )
+    TokenProject.create(token=token, project=project)
     return token, secret
 
 

@@ -9,7 +9,7 @@ from typing import Callable, Iterable
 import peewee
 from flask import Flask, g, jsonify
 
-from privindex import __version__, upload
+from privindex import __version__, exchange, trusted_publishing, upload
 from privindex.accesslog import access_log
 from privindex.apitokens import TokenRejected, authenticate_token
 from privindex.auth.tokens import MalformedAuthorization, read_authorization
@@ -61,6 +61,10 @@ def create_app(settings: Settings, progress: Progress | None = None) -> Flask:
         )
 
     app.register_blueprint(upload.bp)
+    # Trusted Publishing: registered before init_web, which exempts every blueprint but the
+    # web UI's from CSRF; these POSTs are authenticated by the JWT they carry, not a cookie
+    app.register_blueprint(exchange.bp)
+    app.extensions["privindex_oidc"] = trusted_publishing.Verifier(settings)
     init_web(app)
 
     read_guard = token_reader if settings.read_access == "token" else None

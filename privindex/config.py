@@ -33,6 +33,55 @@ def _bad(field: str, detail: str) -> ConfigError:
     return ConfigError(f"{field}: {detail}", field)
 
 
+ISSUER_KINDS = ("gitlab", "github", "forgejo")
+
+
+@dataclass(frozen=True)
+class OIDCIssuer:
+    """A CI system whose identity tokens an admin trusts for Trusted Publishing.
+
+    url is the issuer exactly as its tokens' `iss` claim says it (no trailing slash). Keys
+    come from its OIDC discovery document, or from jwks_file when the index cannot reach it.
+    """
+
+    url: str
+    kind: str
+    jwks_file: Path | None = None
+
+
+def _issuers(value: Any) -> tuple[OIDCIssuer, ...]:
+    """The TOML array of tables `[[oidc_issuers]]` as OIDCIssuer values, checked."""
+    name = "oidc_issuers"
+    if not isinstance(value, (list, tuple)):
+        raise _bad(name, "expected an array of tables ([[oidc_issuers]] url = ..., kind = ...)")
+    issuers, seen = [], set()
+    for i, entry in enumerate(value):
+        if isinstance(entry, OIDCIssuer):
+            entry = dataclasses.asdict(entry)
+        if not isinstance(entry, dict):
+            raise _bad(name, f"entry {i + 1} is not a table")
+        unknown = set(entry) - {"url", "kind", "jwks_file"}
+        if unknown:
+            raise _bad(name, f"entry {i + 1} has unknown key(s) {', '.join(sorted(unknown))}")
+        url, kind, jwks = entry.get("url"), entry.get("kind"), entry.get("jwks_file")
+        if not isinstance(url, str) or not url:
+            raise _bad(name, f"entry {i + 1} needs url = \"https://...\" (the issuer)")
+        url = url.rstrip("/")
+        parts = urlsplit(url)
+        loopback = parts.hostname in ("localhost", "127.0.0.1", "::1")
+        if not parts.hostname or parts.scheme != "https" and not (parts.scheme == "http" and loopback):
+            raise _bad(name, f"issuer {url!r} must be an https:// URL (http only on loopback, for tests)")
+        if kind not in ISSUER_KINDS:
+            raise _bad(name, f"issuer {url!r}: kind must be one of {', '.join(ISSUER_KINDS)}, got {kind!r}")
+        if url in seen:
+            raise _bad(name, f"issuer {url!r} is listed twice")
+        if jwks is not None and (not isinstance(jwks, (str, Path)) or not str(jwks)):
+            raise _bad(name, f"issuer {url!r}: jwks_file must be a path")
+        seen.add(url)
+        issuers.append(OIDCIssuer(url, kind, Path(jwks).expanduser() if jwks else None))
+    return tuple(issuers)
+
+
 @dataclass(frozen=True)
 class Settings:
     host: str = "127.0.0.1"
@@ -51,8 +100,11 @@ class Settings:
     page_cache_size: int = 4096
     log_level: str = "info"
     log_sql: bool = False
+    oidc_audience: str = ""
+    oidc_issuers: tuple[OIDCIssuer, ...] = ()
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "oidc_issuers", _issuers(self.oidc_issuers))
         if not 0 <= self.port <= 65535:
             raise _bad("port", f"{self.port} is not a TCP port (0-65535)")
         if self.threads < 1:
@@ -99,6 +151,12 @@ class Settings:
         """scheme://host[:port] of the public URL, as browsers report it in WebAuthn."""
         parts = urlsplit(self.base_url)
         return f"{parts.scheme}://{parts.netloc}"
+
+    @property
+    def audience(self) -> str:
+        """The `aud` a CI identity token must name: oidc_audience, else the public host name
+        (so a token minted for one index is useless at another trusting the same CI)."""
+        return self.oidc_audience or self.rp_id
 
     @property
     def secure_cookies(self) -> bool:
@@ -149,6 +207,11 @@ def _coerce(name: str, value: Any, from_text: bool, given_as: str | None = None)
         elif kind == "Path":
             if isinstance(value, (str, Path)) and str(value):
                 return Path(value).expanduser()
+        elif name == "oidc_issuers":
+            if from_text:  # a list of tables has no sensible one-line spelling
+                raise ConfigError(f"{given_as or name}: set oidc_issuers in the config file "
+                                  "([[oidc_issuers]] tables); it has no environment variable or flag", name)
+            return _issuers(value)
         elif isinstance(value, str):
             return value
     except ValueError:

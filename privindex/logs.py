@@ -24,6 +24,8 @@ REDACTED = "[redacted]"
 _SECRETS = re.compile("|".join((
     # API tokens, whole or cut short (a prefix is enough to look for one elsewhere)
     rf"(?i:{re.escape(tokens.PREFIX)})[A-Za-z0-9_\-]+",
+    # JWTs (CI identity tokens): base64url JSON header and claims, then a signature
+    r"eyJ[A-Za-z0-9_-]+\.eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*",
     # argon2 password hashes: $argon2id$v=19$m=...,t=...,p=...$salt$hash
     r"\$argon2(?:id|i|d)\$[A-Za-z0-9+/=,.$]*",
     # TOTP secrets: base32, as made (one run) and as shown for typing (groups of four)

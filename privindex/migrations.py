@@ -204,4 +204,41 @@ def v4_sessions(db: peewee.SqliteDatabase) -> None:
         db.execute_sql(statement)
 
 
-MIGRATIONS = [v1_files, v2_accounts, v3_published_files, v4_sessions]
+def v7_trusted_publishing(db: peewee.SqliteDatabase) -> None:
+    """Trusted Publishing: publishers (a CI repository + workflow trusted to upload to one
+    project, or to create it: pending, while project_id is NULL), the identity tokens
+    already exchanged (each `jti` once, kept until the token expires), and on api_token
+    the publisher that minted a token and the CI claims it was minted for."""
+    statements = [
+        """CREATE TABLE trusted_publisher (
+            id INTEGER PRIMARY KEY,
+            project_id INTEGER REFERENCES project (id) ON DELETE CASCADE,
+            pending_name TEXT,
+            kind TEXT NOT NULL CHECK (kind IN ('gitlab', 'github', 'forgejo')),
+            issuer TEXT NOT NULL,
+            repository TEXT NOT NULL,
+            repository_owner_id TEXT,
+            workflow TEXT NOT NULL,
+            environment TEXT,
+            created_by_id INTEGER NOT NULL REFERENCES user (id) ON DELETE CASCADE,
+            created_at REAL NOT NULL,
+            CHECK ((project_id IS NULL) <> (pending_name IS NULL))
+        )""",
+        "CREATE INDEX trusted_publisher_project ON trusted_publisher (project_id)",
+        "CREATE INDEX trusted_publisher_repository ON trusted_publisher (issuer, repository)",
+        """CREATE TABLE oidc_token_use (
+            id INTEGER PRIMARY KEY,
+            issuer TEXT NOT NULL,
+            jti TEXT NOT NULL,
+            expires_at REAL NOT NULL,
+            UNIQUE (issuer, jti)
+        )""",
+        "CREATE INDEX oidc_token_use_expires ON oidc_token_use (expires_at)",
+        "ALTER TABLE api_token ADD COLUMN publisher_id INTEGER REFERENCES trusted_publisher (id) ON DELETE SET NULL",
+        "ALTER TABLE api_token ADD COLUMN ci_claims TEXT",
+    ]
+    for statement in statements:
+        db.execute_sql(statement)
+
+
+MIGRATIONS = [v1_files, v2_accounts, v3_published_files, v4_sessions, v7_trusted_publishing]

@@ -110,6 +110,32 @@ class ApiToken(BaseModel):
     last_used_at = peewee.FloatField(null=True)
     expires_at = peewee.FloatField(null=True)
     revoked_at = peewee.FloatField(null=True)
+    publisher = peewee.DeferredForeignKey("TrustedPublisher", null=True, on_delete="SET NULL")
+    ci_claims = peewee.TextField(null=True)  # JSON: the CI claims a minted token was made for
+
+
+class TrustedPublisher(BaseModel):
+    """A CI repository + workflow trusted to upload to a project (pending: to create the
+    project named pending_name, on its first exchange). Minted tokens act for created_by."""
+
+    project = peewee.ForeignKeyField(Project, null=True, backref="publishers", on_delete="CASCADE")
+    pending_name = peewee.TextField(null=True)
+    kind = peewee.TextField()
+    issuer = peewee.TextField()
+    repository = peewee.TextField()
+    repository_owner_id = peewee.TextField(null=True)
+    workflow = peewee.TextField()
+    environment = peewee.TextField(null=True)
+    created_by = peewee.ForeignKeyField(User, on_delete="CASCADE")
+    created_at = peewee.FloatField()
+
+
+class OidcTokenUse(BaseModel):
+    """An identity token already exchanged: its jti, kept until the token expires."""
+
+    issuer = peewee.TextField()
+    jti = peewee.TextField()
+    expires_at = peewee.FloatField()
 
 
 class TokenProject(BaseModel):

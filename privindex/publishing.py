@@ -48,10 +48,11 @@ def check_upload(auth: TokenAuth, project: str, require_2fa: bool, account_url: 
     The permission rules read the project and its files in one read transaction, so they
     never straddle a concurrent first upload's commit, which writes both. With require_2fa
     the token's user must have a second factor (checked after the permission, as PyPI
-    does, so someone without permission sees that first)."""
+    does, so someone without permission sees that first), unless the token was minted by
+    Trusted Publishing: its trust comes from the CI identity (SECURITY.md)."""
     with database.atomic(lock_type="DEFERRED"):
         permissions.check_upload(auth, project)
-        if require_2fa and not users.has_second_factor(auth.user):
+        if require_2fa and auth.token.publisher_id is None and not users.has_second_factor(auth.user):
             raise permissions.UploadDenied(
                 f"The account {auth.user.username!r} has no second factor, which this server requires "
                 f"for uploads: sign in at {account_url} and add a security key or an authenticator app")
@@ -91,6 +92,8 @@ def publish_upload(store: Store, index: Index, auth: TokenAuth, ctx: audit.Conte
             if outcome != "restored":
                 published = publications.publish(filename, project, facts.sha256, now, row=published)
             details = {"old_sha256": old} if old else {"restored": True} if outcome == "restored" else {}
+            if auth.ci_claims is not None:  # uploaded from CI with a minted token: say from where
+                details["ci"] = {**auth.ci_claims, "publisher": auth.token.publisher_id}
             audit.record(tag, ctx, subject=filename, project=project, version=str(version),
                          sha256=published.sha256, size=facts.size, **details)
             try:

@@ -38,7 +38,7 @@ def test_head_and_get_never_change_anything(server):
     session_id = re.findall(r"/account/sessions/(\d+)/end", admin.get("/account").text)[0]
     assert "pidx_" in token_page
     values = {"name": "alpha", "filename": filename, "username": "victim", "key": setup_key,
-              "key_id": "1", "token_id": token_id, "session_id": session_id}
+              "key_id": "1", "token_id": token_id, "session_id": session_id, "publisher_id": "1"}
     csrf = _CSRF.search(security).group(1)
     body = {"csrf_token": csrf, "username": "root", "password": PASSWORD, "password2": PASSWORD,
             "current": PASSWORD, "confirm": filename, "action": "disable", "code": totp.now(),

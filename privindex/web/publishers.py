@@ -1,0 +1,68 @@
+"""Trusted publishers on a project's page: list, add, remove, and recent CI publications.
+
+The page itself (project.html) only includes `_publishers.html`; what the partial shows
+comes from two template globals defined here, so the project view needs no change.
+"""
+
+from __future__ import annotations
+
+from flask import abort, current_app, flash, redirect, request, url_for
+from flask_babel import gettext as _
+from flask_login import login_required
+
+from privindex import permissions, trusted_publishing, users
+from privindex.http import audit_context
+from privindex.web import bp, me, recent_auth, settings
+
+
+@bp.app_template_global()
+def trusted_publishers(name: str) -> list:
+    return trusted_publishing.list_publishers(name)
+
+
+@bp.app_template_global()
+def ci_publications(name: str) -> list[dict]:
+    return trusted_publishing.recent_ci_publications(name)
+
+
+@bp.app_template_global()
+def oidc_issuers() -> tuple:
+    return current_app.extensions["privindex"].settings.oidc_issuers
+
+
+@bp.post("/projects/<name>/publishers")
+@login_required
+@recent_auth
+def publisher_add(name: str):
+    if not permissions.can_manage(me(), name):
+        abort(403)
+    form = request.form
+    issuer = next((i for i in settings().oidc_issuers if i.url == form.get("issuer")), None)
+    if issuer is None:
+        flash(_("Choose one of the trusted issuers."), "error")
+        return _back(name)
+    try:
+        row = trusted_publishing.add_publisher(
+            settings(), name, issuer.kind, form.get("repository", ""), form.get("workflow", ""), me(),
+            audit_context().with_actor(me()), environment=form.get("environment"),
+            repository_owner_id=form.get("owner_id", "").strip() or None, issuer_url=issuer.url)
+        flash(_("%(publisher)s may now publish this project.", publisher=trusted_publishing.describe(row)), "info")
+    except users.AccountError as exc:
+        flash(str(exc), "error")
+    return _back(name)
+
+
+@bp.post("/projects/<name>/publishers/<int:publisher_id>/remove")
+@login_required
+@recent_auth
+def publisher_remove(name: str, publisher_id: int):
+    try:
+        row = trusted_publishing.remove_publisher(publisher_id, audit_context().with_actor(me()), by=me())
+        flash(_("%(publisher)s may no longer publish.", publisher=trusted_publishing.describe(row)), "info")
+    except users.AccountError as exc:
+        flash(str(exc), "error")
+    return _back(name)
+
+
+def _back(name: str):
+    return redirect(url_for("web.project_page", name=name))
