@@ -204,7 +204,7 @@ def v4_sessions(db: peewee.SqliteDatabase) -> None:
         db.execute_sql(statement)
 
 
-def v7_trusted_publishing(db: peewee.SqliteDatabase) -> None:
+def v5_trusted_publishing(db: peewee.SqliteDatabase) -> None:
     """Trusted Publishing: publishers (a CI repository + workflow trusted to upload to one
     project, or to create it: pending, while project_id is NULL), the identity tokens
     already exchanged (each `jti` once, kept until the token expires), and on api_token
@@ -241,4 +241,4 @@ def v7_trusted_publishing(db: peewee.SqliteDatabase) -> None:
         db.execute_sql(statement)
 
 
-MIGRATIONS = [v1_files, v2_accounts, v3_published_files, v4_sessions, v7_trusted_publishing]
+MIGRATIONS = [v1_files, v2_accounts, v3_published_files, v4_sessions, v5_trusted_publishing]
