@@ -150,6 +150,7 @@ class LiveServer:
     log_path: Path
     banner: list[str]
     env: dict = field(default_factory=dict)  # the PRIVINDEX_* settings it was started with
+    reader: threading.Thread | None = None  # keeps reading stdout into banner
 
     @property
     def index_url(self) -> str:
@@ -163,6 +164,8 @@ class LiveServer:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        if self.reader is not None:
+            self.reader.join(timeout=5)  # the last lines ("privindex stopped") are in banner now
         return self.proc.returncode
 
     def log(self) -> str:
@@ -206,8 +209,9 @@ def start_server(store: Path, data_dir: Path, *args: str, env: dict | None = Non
             url = line.split()[2].rstrip("/")
             server = LiveServer(proc, url, store, data_dir, log_path, banner, dict(env or {}))
             # keep reading stdout so the pipe never fills
-            threading.Thread(target=lambda: banner.extend(l.rstrip("\n") for l in proc.stdout),
-                             daemon=True).start()
+            server.reader = threading.Thread(target=lambda: banner.extend(l.rstrip("\n") for l in proc.stdout),
+                                             daemon=True)
+            server.reader.start()
             wait_until(lambda: http_status(f"{url}/health") == 200, 10)
             return server
     proc.kill()

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import time
 
-import jwt
 import pytest
 import requests
 from conftest import add_user, privindex_cli, start_server, twine
