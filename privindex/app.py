@@ -17,6 +17,7 @@ from privindex.config import Settings
 from privindex.db import bind, bind_to_requests, bound, connect, unbind
 from privindex.index import Index, Progress
 from privindex.simple import SimpleAPI
+from privindex.sources import Sources
 from privindex.store import Store
 from privindex.upload import UploadRequest
 from privindex.web import init_web
@@ -34,6 +35,7 @@ class Services:
     store: Store
     index: Index
     database: peewee.SqliteDatabase  # this app's own; see db.py for how `database` finds it
+    sources: Sources  # where each name comes from: here, the upstream, or both
 
 
 def create_app(settings: Settings, progress: Progress | None = None) -> Flask:
@@ -49,7 +51,9 @@ def create_app(settings: Settings, progress: Progress | None = None) -> Flask:
     index = Index(store)
     with bound(db):
         index.load(progress)
-    services = Services(settings=settings, store=store, index=index, database=db)
+        sources = Sources(index, make_upstream_cache(settings))
+        sources.reload()
+    services = Services(settings=settings, store=store, index=index, database=db, sources=sources)
     app.extensions["privindex"] = services
     _bind_to_app_contexts(app, db)
 
@@ -68,10 +72,25 @@ def create_app(settings: Settings, progress: Progress | None = None) -> Flask:
     init_web(app)
 
     read_guard = token_reader if settings.read_access == "token" else None
-    simple_api = SimpleAPI(index, page_cache_size=settings.page_cache_size, read_guard=read_guard)
+    simple_api = SimpleAPI(index, page_cache_size=settings.page_cache_size, read_guard=read_guard,
+                           sources=sources)
     app.wsgi_app = bind_to_requests(  # type: ignore[method-assign]
         db, access_log(_route_read_path(simple_api, app.wsgi_app)))
     return app
+
+
+def make_upstream_cache(settings: Settings):
+    """The upstream's client and cache, or None when no upstream_url is set."""
+    if not settings.upstream_url:
+        return None
+    from privindex.upstream import Upstream
+    from privindex.upstream_cache import UpstreamCache
+
+    upstream = Upstream(settings.upstream_url, settings.upstream_timeout, settings.upstream_ca_bundle)
+    return UpstreamCache(upstream, settings.upstream_dir, ttl=settings.upstream_page_ttl,
+                         min_age=settings.upstream_min_age,
+                         max_bytes=int(settings.upstream_cache_max_gb * 1024**3),
+                         offline=settings.upstream_offline)
 
 
 def _bind_to_app_contexts(app: Flask, db: peewee.SqliteDatabase) -> None:

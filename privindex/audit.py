@@ -47,6 +47,10 @@ class Tag(StrEnum):
     FILE_UNYANK = "file:unyank"
     FILE_DELETE = "file:delete"
     UPLOAD_REFUSED = "upload:refused"
+    PROJECT_CLAIM = "project:claim"
+    PROJECT_UPSTREAM_ALLOW = "project:upstream:allow"
+    PROJECT_UPSTREAM_REVOKE = "project:upstream:revoke"
+    UPSTREAM_SHADOWED = "upstream:shadowed"
 
 
 _SECRET_WORDS = ("password", "secret", "token_value", "code", "otp", "totp")

@@ -55,6 +55,8 @@ def main() -> None:
 @click.option("--host", help="Address to listen on [default: 127.0.0.1].")
 @click.option("--port", type=int, help="TCP port; 0 picks a free one [default: 8080].")
 @click.option("--threads", type=int, help="Worker threads [default: 8].")
+@click.option("--upstream", "upstream_url", metavar="URL",
+              help="Serve names not known here from this index, e.g. https://pypi.org/simple/.")
 @settings_options
 def serve(settings: Settings) -> None:
     """Serve the package folder as a simple index (Ctrl-C stops)."""
@@ -353,6 +355,32 @@ def publisher_remove(publisher_id: int) -> None:
     click.echo(f"publisher {row.id} removed from {trusted_publishing.project_of(row)}", err=True)
 
 
+@account_command(project, "claim")
+@click.argument("project_name")
+@click.option("--owner", "username", help="Make this user its owner (who may then upload).")
+def project_claim(project_name: str, username: str | None) -> None:
+    """Make PROJECT_NAME local: the upstream index is hidden for it from now on."""
+    from privindex import audit, projects, sources
+
+    changed = sources.claim(project_name, audit.CLI)
+    if username:
+        projects.set_role(project_name, username, "owner", audit.CLI)
+    click.echo(f"{project_name} is {'now' if changed else 'already'} claimed here; the upstream is hidden "
+               "for it", err=True)
+
+
+@account_command(project, "allow-upstream")
+@click.argument("project_name")
+@click.option("--revoke", is_flag=True, help="Hide the upstream's files for it again.")
+def project_allow_upstream(project_name: str, revoke: bool) -> None:
+    """Merge the upstream's files for PROJECT_NAME into its page, after the local ones."""
+    from privindex import audit, sources
+
+    changed = sources.set_upstream_allowed(project_name, not revoke, audit.CLI)
+    state = "hidden" if revoke else "merged after the local files"
+    click.echo(f"{project_name}: the upstream's files are {'now' if changed else 'already'} {state}", err=True)
+
+
 @main.group("file")
 def file_group() -> None:
     """Deliberate changes to published files (each one audited as file:replace)."""
@@ -438,6 +466,46 @@ def _day(timestamp: float | None) -> str:
     return time.strftime("%Y-%m-%d %H:%M", time.gmtime(timestamp)) if timestamp else "-"
 
 
+# -- the upstream cache ---------------------------------------------------------------------------
+
+@main.group("cache")
+def cache_group() -> None:
+    """The pull-through cache of the upstream index (data dir, upstream/)."""
+
+
+def _upstream_cache(settings: Settings):
+    from privindex.app import make_upstream_cache
+    from privindex.config import replace
+
+    if not settings.upstream_url:  # the cache on disk is still there to list or prune
+        settings = replace(settings, upstream_url="http://upstream.invalid/")
+    return make_upstream_cache(replace(settings, upstream_offline=True))
+
+
+@cache_group.command("list")
+@settings_options
+def cache_list(settings: Settings) -> None:
+    """List cached upstream files, most recently used first."""
+    cache = _upstream_cache(settings)
+    click.echo("file\tbytes\tlast used (UTC)")
+    for rel, size, used in cache.listing():
+        click.echo(f"{rel}\t{size}\t{_day(used)}")
+    click.echo(f"{len(cache.listing())} files, {cache.total_bytes() / 1e6:.1f} MB "
+               f"(limit {settings.upstream_cache_max_gb} GB)", err=True)
+
+
+@cache_group.command("prune")
+@settings_options
+@click.option("--max-gb", type=float, help="Prune down to this size [default: upstream_cache_max_gb].")
+@click.option("--all", "everything", is_flag=True, help="Remove every cached file.")
+def cache_prune(settings: Settings, max_gb: float | None, everything: bool) -> None:
+    """Remove least recently used upstream files until the cache fits."""
+    cache = _upstream_cache(settings)
+    limit = 0 if everything else int((max_gb if max_gb is not None else settings.upstream_cache_max_gb) * 1024**3)
+    removed = cache.prune(limit, report=lambda line: click.echo(line, err=True))
+    click.echo(f"removed {removed} files; {cache.total_bytes() / 1e6:.1f} MB left", err=True)
+
+
 # -- maintenance ----------------------------------------------------------------------------------
 
 @main.command()
@@ -483,9 +551,14 @@ def check(settings: Settings, quick: bool) -> None:
                            lambda line: click.echo(line, err=True), rehash=not quick)
     except MaintenanceError as exc:
         fail(str(exc))
-    for problem in result.problems:
+    problems, checked = list(result.problems), result.checked
+    if settings.upstream_dir.is_dir():  # cached upstream files, by the digest they are filed under
+        cached, cache_problems = _upstream_cache(settings).check()
+        problems += cache_problems
+        checked += cached
+    for problem in problems:
         click.echo(f"problem: {problem}")
-    if result.problems:
-        click.echo(f"{len(result.problems)} problem(s) in {result.checked} files", err=True)
+    if problems:
+        click.echo(f"{len(problems)} problem(s) in {checked} files", err=True)
         sys.exit(1)
-    click.echo(f"all {result.checked} files match their records", err=True)
+    click.echo(f"all {checked} files match their records", err=True)

@@ -102,6 +102,13 @@ class Settings:
     log_sql: bool = False
     oidc_audience: str = ""
     oidc_issuers: tuple[OIDCIssuer, ...] = ()
+    upstream_url: str = ""
+    upstream_page_ttl: float = 600.0
+    upstream_timeout: float = 10.0
+    upstream_ca_bundle: str = ""
+    upstream_min_age: float = 0.0
+    upstream_cache_max_gb: float = 20.0
+    upstream_offline: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "oidc_issuers", _issuers(self.oidc_issuers))
@@ -121,6 +128,19 @@ class Settings:
             raise _bad("page_cache_size", f"must be 0 or more, got {self.page_cache_size}")
         if self.log_level.lower() not in ("debug", "info", "warning", "error"):
             raise _bad("log_level", f"must be debug, info, warning or error, got {self.log_level!r}")
+        if self.upstream_url:
+            parts = urlsplit(self.upstream_url)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise _bad("upstream_url", f"must look like https://pypi.org/simple/, got {self.upstream_url!r}")
+        for name in ("upstream_page_ttl", "upstream_min_age"):
+            if getattr(self, name) < 0:
+                raise _bad(name, f"must be 0 or more, got {getattr(self, name)}")
+        if self.upstream_timeout <= 0:
+            raise _bad("upstream_timeout", f"must be positive, got {self.upstream_timeout}")
+        if self.upstream_cache_max_gb <= 0:
+            raise _bad("upstream_cache_max_gb", f"must be positive, got {self.upstream_cache_max_gb}")
+        if self.upstream_ca_bundle and not Path(self.upstream_ca_bundle).is_file():
+            raise _bad("upstream_ca_bundle", f"{self.upstream_ca_bundle} is not a file")
         if self.public_url:
             parts = urlsplit(self.public_url)
             if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -165,6 +185,11 @@ class Settings:
     @property
     def database_path(self) -> Path:
         return self.data_dir / "privindex.sqlite3"
+
+    @property
+    def upstream_dir(self) -> Path:
+        """The pull-through cache of the upstream index: pages/ and files/."""
+        return self.data_dir / "upstream"
 
     @property
     def max_upload_bytes(self) -> int:

@@ -241,4 +241,16 @@ def v5_trusted_publishing(db: peewee.SqliteDatabase) -> None:
         db.execute_sql(statement)
 
 
-MIGRATIONS = [v1_files, v2_accounts, v3_published_files, v4_sessions, v5_trusted_publishing]
+def v6_upstream(db: peewee.SqliteDatabase) -> None:
+    """The upstream index: whether an admin allowed the upstream's files for a local name
+    (merged after the local ones), and when that last changed. The cache itself lives in
+    the data dir's upstream/ folder, not in the database."""
+    statements = [
+        "ALTER TABLE project ADD COLUMN allow_upstream INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE project ADD COLUMN upstream_changed_at REAL",
+    ]
+    for statement in statements:
+        db.execute_sql(statement)
+
+
+MIGRATIONS = [v1_files, v2_accounts, v3_published_files, v4_sessions, v5_trusted_publishing, v6_upstream]

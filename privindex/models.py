@@ -85,10 +85,14 @@ class RecoveryCode(BaseModel):
 
 
 class Project(BaseModel):
-    """A project someone has rights on. Projects that exist only as files have no row."""
+    """A project someone has rights on, or claimed by an admin. Projects that exist only as
+    files have no row. A row makes the name local: the upstream is hidden for it unless
+    allow_upstream."""
 
     name = peewee.TextField(unique=True)  # normalized
     created_at = peewee.FloatField()
+    allow_upstream = peewee.BooleanField(default=False)  # merge the upstream's files (v5)
+    upstream_changed_at = peewee.FloatField(null=True)
 
 
 class ProjectRole(BaseModel):

@@ -25,6 +25,7 @@ from privindex.db import database
 from privindex.distfile import FileFacts, InvalidDistribution, parse_filename, read_facts
 from privindex.index import Index, IndexedFile, save_facts
 from privindex.models import DistFile
+from privindex.sources import Sources, UpstreamClaimed
 from privindex.store import IncomingFile, Store
 
 
@@ -42,20 +43,28 @@ class Published:
     entry: IndexedFile | None = None
 
 
-def check_upload(auth: TokenAuth, project: str, require_2fa: bool, account_url: str) -> None:
+def check_upload(auth: TokenAuth, project: str, require_2fa: bool, account_url: str,
+                 sources: "Sources | None" = None) -> None:
     """May this token upload to the project? Raises permissions.UploadDenied saying why.
 
     The permission rules read the project and its files in one read transaction, so they
     never straddle a concurrent first upload's commit, which writes both. With require_2fa
     the token's user must have a second factor (checked after the permission, as PyPI
     does, so someone without permission sees that first), unless the token was minted by
-    Trusted Publishing: its trust comes from the CI identity (SECURITY.md)."""
+    Trusted Publishing: its trust comes from the CI identity (SECURITY.md). With an upstream,
+    the first upload to a name the upstream serves is refused until an admin claims it
+    (sources.py)."""
     with database.atomic(lock_type="DEFERRED"):
         permissions.check_upload(auth, project)
         if require_2fa and auth.token.publisher_id is None and not users.has_second_factor(auth.user):
             raise permissions.UploadDenied(
                 f"The account {auth.user.username!r} has no second factor, which this server requires "
                 f"for uploads: sign in at {account_url} and add a security key or an authenticator app")
+    if sources is not None:  # after the transaction: it may ask the upstream
+        try:
+            sources.check_first_upload(project)
+        except UpstreamClaimed as exc:
+            raise permissions.UploadDenied(str(exc)) from None
 
 
 def publish_upload(store: Store, index: Index, auth: TokenAuth, ctx: audit.Context, project: str,

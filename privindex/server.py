@@ -79,6 +79,26 @@ class _AppLater:
         return self.app(environ, start_response)  # type: ignore[misc]
 
 
+def upstream_line(settings: Settings, sources) -> str:
+    """The start-up line about the upstream: off, offline, reachable or not."""
+    if not sources.upstream_on:
+        return "upstream: off (only local packages are served)"
+    if settings.upstream_offline:
+        return f"upstream: {settings.upstream_url} offline (no connections; serving the cache only)"
+    problem = sources.cache.upstream.reachable()
+    if problem:
+        return f"upstream: {settings.upstream_url} NOT reachable ({problem}); cached pages are served"
+    return f"upstream: {settings.upstream_url} reachable (names not known here are served from it)"
+
+
+def _follow_claims(sources, stop: threading.Event, interval: float) -> None:
+    while not stop.wait(interval):
+        try:
+            sources.reload(force=False)
+        except Exception:  # keep following
+            log.exception("reading the claimed project names failed")
+
+
 def _stop_serving(_signum, _frame):
     raise KeyboardInterrupt
 
@@ -122,6 +142,17 @@ def serve(settings: Settings, echo: Callable[..., None]) -> None:
             args=(stop, settings.rescan_interval), name="store-watcher", daemon=True,
         )
         watcher.start()
+        sources = app.extensions["privindex"].sources
+        if sources.upstream_on:
+            database = app.extensions["privindex"].database
+            threading.Thread(  # claims and allowances made by the CLI, within a pass
+                target=in_thread(database, _follow_claims), args=(sources, stop, settings.rescan_interval),
+                name="upstream-names", daemon=True).start()
+            if not settings.upstream_offline:
+                threading.Thread(
+                    target=in_thread(database, sources.watch_shadowing), args=(stop, settings.upstream_page_ttl or 600),
+                    name="upstream-shadowing", daemon=True).start()
+        echo(upstream_line(settings, sources))
         server.accept_connections()
         url = settings.base_url
         echo(f"privindex {__version__} serving {len(index.project_list())} projects "

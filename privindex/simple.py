@@ -30,7 +30,11 @@ from werkzeug.wrappers import Response
 from werkzeug.wsgi import wrap_file
 
 from privindex.headers import PAGE_SECURITY_HEADERS
-from privindex.index import Index, IndexedFile, Project
+from privindex.index import Index, IndexedFile, Project, parse_version
+from privindex.sources import Source, Sources
+from privindex.upstream import PREFIX as UPSTREAM_PREFIX
+from privindex.upstream import UpstreamError, UpstreamFile, UpstreamProject
+from privindex.upstream_cache import NotCached
 
 log = logging.getLogger(__name__)
 
@@ -106,8 +110,10 @@ def render_project(project: Project, fmt: str) -> bytes:
             metadata = {"sha256": f.metadata_sha256} if f.metadata_sha256 else False
             entry["core-metadata"] = entry["dist-info-metadata"] = metadata
             entry["yanked"] = (f.yanked_reason or True) if f.yanked else False
-            entry["size"] = f.size
-            entry["upload-time"] = _upload_time(f.upload_time)
+            if f.size is not None:  # an upstream page in HTML does not say
+                entry["size"] = f.size
+            if f.upload_time is not None:
+                entry["upload-time"] = _upload_time(f.upload_time)
             files.append(entry)
         doc = {
             "meta": {"api-version": API_VERSION},
@@ -130,6 +136,22 @@ def render_project(project: Project, fmt: str) -> bytes:
     return _html(f"Links for {escape(project.display_name)}", "".join(links))
 
 
+def merge(local: Project, upstream: UpstreamProject) -> Project:
+    """A local project with the upstream's files an admin allowed: local files first, and a
+    local filename wins over an upstream file of the same name."""
+    names = {f.filename for f in local.files}
+    extra = tuple(f for f in upstream.files if f.filename not in names)
+    versions = sorted(set(local.versions) | set(upstream.versions), key=_sortable_version)
+    return Project(local.name, local.display_name, local.files + extra, tuple(versions))  # type: ignore[operator]
+
+
+def _sortable_version(text: str):
+    try:
+        return (0, parse_version(text), text)
+    except ValueError:
+        return (1, None, text)
+
+
 def _html(title: str, body: str) -> bytes:
     return (
         "<!DOCTYPE html>\n<html>\n  <head>\n"
@@ -150,9 +172,12 @@ def _content_type(filename: str) -> str:
 class SimpleAPI:
     """WSGI app for /simple/... and /packages/...; anything else is not its business."""
 
-    def __init__(self, index: Index, page_cache_size: int = 4096, read_guard: ReadGuard | None = None):
+    def __init__(self, index: Index, page_cache_size: int = 4096, read_guard: ReadGuard | None = None,
+                 sources: Sources | None = None):
         self.index = index
         self.read_guard = read_guard
+        self.sources = sources if sources is not None else Sources(index, None)
+        self.cache = self.sources.cache
         self._pages: dict[tuple[str | None, str], Page] = {}
         self._cache_size = page_cache_size
         self._cache_lock = threading.Lock()
@@ -196,7 +221,12 @@ class SimpleAPI:
             return _plain(start_response, "406 Not Acceptable", f"Available media types: {offered}\n",
                           [("Vary", "Accept")])
         fmt, content_type = chosen
-        page = self._page(name, fmt)
+        try:
+            page = self._page(name, fmt)
+        except UpstreamError as exc:
+            return _upstream_failed(start_response, exc)
+        except NotCached as exc:
+            return _plain(start_response, "404 Not Found", f"{exc}.\n")
         if page is None:
             return _not_found(start_response)
         headers = [
@@ -214,14 +244,37 @@ class SimpleAPI:
         return [] if environ["REQUEST_METHOD"] == "HEAD" else [page.body]
 
     def _page(self, name: str | None, fmt: str) -> Page | None:
-        source: object = self.index.project_list() if name is None else self.index.project(name)
+        """The rendered page, from the cache while its source objects are the current ones.
+        A local name never reaches the upstream code (sources decides from memory)."""
+        source: object
+        if name is None:
+            source = self.index.project_list()
+            if self.cache is not None:
+                source = _Parts((source, self.cache.names, self.sources.claimed))
+        else:
+            kind = self.sources.source(name)
+            if kind is Source.LOCAL:
+                source = self.index.project(name)
+            elif kind is Source.UPSTREAM:
+                source = self.cache.project(name)  # type: ignore[union-attr]
+            else:
+                source = _Parts((self.index.project(name), self._allowed_upstream(name)))
         if source is None:
             return None
         key = (name, fmt)
         page = self._pages.get(key)
-        if page is not None and page.source is source:
+        if page is not None and _same(page.source, source):
             return page
-        body = render_root(source, fmt) if name is None else render_project(source, fmt)  # type: ignore[arg-type]
+        if name is None:
+            body = render_root(self._root_names(source), fmt)
+        elif isinstance(source, _Parts):
+            local, upstream = source
+            merged = merge(local, upstream) if local and upstream else local or upstream
+            if merged is None:
+                return None
+            body = render_project(merged, fmt)  # type: ignore[arg-type]
+        else:
+            body = render_project(source, fmt)  # type: ignore[arg-type]
         page = Page(source, body, f'"{hashlib.sha256(body).hexdigest()[:32]}-{fmt}"')
         if self._cache_size:
             with self._cache_lock:
@@ -229,6 +282,26 @@ class SimpleAPI:
                     self._pages.pop(next(iter(self._pages)))
                 self._pages[key] = page
         return page
+
+    def _allowed_upstream(self, name: str) -> UpstreamProject | None:
+        """The upstream's part of a merged page; if the upstream fails, the local part alone."""
+        try:
+            return self.cache.project(name)  # type: ignore[union-attr]
+        except (UpstreamError, NotCached) as exc:
+            log.warning("serving %s without its allowed upstream files: %s", name, exc)
+            return None
+
+    def _root_names(self, source) -> list[tuple[str, str]]:
+        """Local projects, and upstream projects already cached here (never the upstream's
+        whole list: PyPI's has 600,000 names); a name known here hides the upstream's."""
+        if not isinstance(source, _Parts):
+            return source
+        local, upstream, claimed = source
+        names = dict(local)
+        for n, display in upstream:
+            if n not in names and n not in claimed:
+                names[n] = display
+        return sorted(names.items())
 
     # -- files ---------------------------------------------------------------------------
 
@@ -252,6 +325,8 @@ class SimpleAPI:
                               [("Cache-Control", "no-store"), ("Retry-After", "2")])
             return _send(environ, start_response, fh, st.st_size, st.st_mtime, indexed.sha256,
                          _content_type(indexed.filename))
+        if relpath.startswith(UPSTREAM_PREFIX) and self.cache is not None:
+            return self._upstream_file(environ, start_response, relpath[len(UPSTREAM_PREFIX):])
         withdrawn = snapshot.withdrawn.get(relpath)
         if withdrawn is not None:
             return _plain(start_response, "409 Conflict",
@@ -268,6 +343,80 @@ class SimpleAPI:
                                  dist.mtime_ns / 1e9, dist.metadata_sha256,
                                  "text/plain; charset=utf-8")
         return _not_found(start_response)
+
+
+    def _upstream_file(self, environ: dict, start_response: StartResponse, rest: str) -> Iterable[bytes]:
+        """An upstream file (or its .metadata) listed on the page this server shows for its
+        name: from the cache, else streamed from the upstream while it is cached."""
+        project, _, filename = rest.partition("/")
+        if not project or "/" in filename or canonicalize_name(project) != project:
+            return _not_found(start_response)
+        kind = self.sources.source(project)
+        if kind is Source.LOCAL:
+            return _not_found(start_response)  # a name known here never serves upstream files
+        metadata = filename.endswith(".metadata")
+        dist_name = filename[: -len(".metadata")] if metadata else filename
+        if kind is Source.MERGED:
+            local = self.index.project(project)
+            if local is not None and any(f.filename == dist_name for f in local.files):
+                return _not_found(start_response)  # the local file of that name wins
+        try:
+            upstream = self.cache.project(project)  # type: ignore[union-attr]
+            found = next((f for f in upstream.files if f.filename == dist_name), None) if upstream else None
+            if found is None or (metadata and not found.metadata_sha256):
+                return _not_found(start_response)
+            return self._send_upstream(environ, start_response, found, metadata)
+        except UpstreamError as exc:
+            return _upstream_failed(start_response, exc)
+        except NotCached as exc:
+            return _plain(start_response, "404 Not Found", f"{exc}.\n")
+
+    def _send_upstream(self, environ: dict, start_response: StartResponse, f: UpstreamFile,
+                       metadata: bool) -> Iterable[bytes]:
+        content_type = "text/plain; charset=utf-8" if metadata else _content_type(f.filename)
+        etag = f.metadata_sha256 if metadata else f.sha256
+        cache = self.cache
+        assert cache is not None
+        if environ["REQUEST_METHOD"] == "HEAD":
+            path = cache.cached(f, metadata)
+            if path is None:  # a HEAD does not fetch; what the page says is enough
+                headers = [("Content-Type", content_type), ("ETag", quote_etag(etag or ""))]
+                if f.size is not None and not metadata:
+                    headers.append(("Content-Length", str(f.size)))
+                start_response("200 OK", headers)
+                return []
+        path, size, download = cache.open_or_fetch(f, metadata)
+        if path is not None:
+            try:
+                fh = open(path, "rb")
+            except OSError:
+                return _not_found(start_response)
+            st = os.fstat(fh.fileno())
+            return _send(environ, start_response, fh, st.st_size, st.st_mtime, etag or "", content_type)
+        headers = [("Content-Type", content_type), ("ETag", quote_etag(etag or "")),
+                   ("Cache-Control", FILE_CACHE_CONTROL), ("X-Content-Type-Options", "nosniff")]
+        if size is not None:
+            headers.append(("Content-Length", str(size)))
+        start_response("200 OK", headers)
+        return download  # type: ignore[return-value]
+
+
+class _Parts(tuple):
+    """A page made from several sources (a merged page, the root with upstream names)."""
+
+
+def _same(cached: object, current: object) -> bool:
+    """Whether a cached page was rendered from exactly these objects (identity, per part)."""
+    if cached is current:
+        return True
+    if isinstance(current, _Parts) and isinstance(cached, _Parts) and len(cached) == len(current):
+        return all(a is b for a, b in zip(cached, current))
+    return False
+
+
+def _upstream_failed(start_response: StartResponse, exc: UpstreamError) -> list[bytes]:
+    status = "504 Gateway Timeout" if exc.status == 504 else "502 Bad Gateway"
+    return _plain(start_response, status, f"{exc}\n", [("Cache-Control", "no-store"), ("Retry-After", "30")])
 
 
 # Request headers that make a download conditional or partial: werkzeug decides those.

@@ -109,7 +109,7 @@ def _accept(auth: apitokens.TokenAuth, ctx: audit.Context):
     form = _read_form()
     try:
         publishing.check_upload(auth, form.project, settings.require_2fa,
-                                account_url=f"{settings.base_url}/account/security")
+                                account_url=f"{settings.base_url}/account/security", sources=services.sources)
     except UploadDenied as exc:
         raise Refused(403, str(exc), form.project) from None
     facts = _check_file(form)

@@ -119,7 +119,7 @@ def init_web(app: Flask) -> None:
     app.extensions["privindex_limits"] = login_limiters()
 
     app.url_map.converters["int"] = RowId
-    from privindex.web import account, admin, projects, publishers, signin  # noqa: F401  (routes)
+    from privindex.web import account, admin, projects, publishers, signin, upstream  # noqa: F401  (routes)
 
     app.register_blueprint(bp)
     app.jinja_env.globals.update(format_time=format_time, ngettext=ngettext)

@@ -10,6 +10,7 @@ from packaging.utils import canonicalize_name
 from privindex import files, permissions, projects, users
 from privindex.http import audit_context
 from privindex.web import bp, me, recent_auth, services, settings
+from privindex.web.upstream import upstream_known
 
 
 def _may_browse() -> bool:
@@ -40,7 +41,7 @@ def project_page(name: str):
         return redirect(url_for("web.project_page", name=normalized), 301)
     info = next(iter(projects.list_projects(name=normalized)), None)
     indexed = services().index.project(normalized)
-    if info is None and indexed is None:
+    if info is None and indexed is None and not upstream_known(normalized):
         abort(404)
     user = me() if current_user.is_authenticated else None
     return render_template("project.html", name=normalized, info=info,

@@ -1,0 +1,394 @@
+"""The pull-through cache of the upstream: project pages and files, in the data dir.
+
+Pages: kept in memory and on disk (`pages/<name>.json`, our own form), fresh for
+`upstream_page_ttl`; an older page is served (and logged) when the upstream fails, so
+installs keep working while it is down; a name never fetched then gives 502/504.
+
+Files: content-addressed, `files/<sha256>/<filename>` (and `<filename>.metadata` under the
+metadata's digest), so `privindex check` can verify each one by its folder name. The first
+request streams the upstream's bytes to its client while writing them to a temp file; the
+file is renamed into place (after fsync) only if its sha256 is the one the page published.
+Least recently used files go when the cache outgrows `upstream_cache_max_gb` (use is kept
+in memory and as the file's mtime, touched at most once a minute; no database).
+
+Single flight: one fetch per page and per file at a time, however many clients ask;
+the others wait for it and read its result.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import tempfile
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+from privindex.upstream import Upstream, UpstreamError, UpstreamFile, UpstreamProject, age_filter
+
+log = logging.getLogger(__name__)
+
+TOUCH_EVERY = 60.0  # seconds between mtime updates of a cached file in use
+NEGATIVE_TTL_MAX = 600.0
+WAIT_FOR_FILE = 3600.0  # a follower waits this long at most for the leader's download
+
+
+class NotCached(Exception):
+    """Offline, and the page or file is not in the cache."""
+
+
+class _Flights:
+    """Per-key single flight: the first caller leads, later ones wait for it to land."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._running: dict[object, threading.Event] = {}
+
+    def lead(self, key: object) -> threading.Event | None:
+        """An event to set when done if the caller leads; None if someone else does."""
+        with self._lock:
+            if key in self._running:
+                return None
+            event = self._running[key] = threading.Event()
+            return event
+
+    def waiter(self, key: object) -> threading.Event | None:
+        with self._lock:
+            return self._running.get(key)
+
+    def land(self, key: object) -> None:
+        with self._lock:
+            event = self._running.pop(key, None)
+        if event is not None:
+            event.set()
+
+
+@dataclass(frozen=True)
+class Entry:
+    project: UpstreamProject | None  # None: the upstream has no such project
+    fetched_at: float  # time.time()
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+class Download:
+    """A streaming fetch from the upstream, as a WSGI body. prime() starts it before any
+    header goes out, so a failure that early becomes a clean error answer; close() (the
+    server calls it, also when the client goes away) ends the fetch and its flight."""
+
+    def __init__(self, gen: Iterator[bytes]):
+        self._gen = gen
+        self._first: bytes | None = None
+
+    def prime(self) -> None:
+        self._first = next(self._gen, b"")
+
+    def __iter__(self) -> Iterator[bytes]:
+        if self._first:
+            yield self._first
+        yield from self._gen
+
+    def close(self) -> None:
+        self._gen.close()
+
+
+class UpstreamCache:
+    def __init__(self, upstream: Upstream, root: Path, ttl: float, min_age: float, max_bytes: int,
+                 offline: bool = False):
+        self.upstream = upstream
+        self.root = root
+        self.pages_dir = root / "pages"
+        self.files_dir = root / "files"
+        self.ttl, self.min_age, self.max_bytes, self.offline = ttl, min_age, max_bytes, offline
+        self._pages: dict[str, Entry] = {}
+        self._filtered: dict[str, tuple[UpstreamProject, UpstreamProject]] = {}  # name -> (raw, shown)
+        self._page_flights = _Flights()
+        self._file_flights = _Flights()
+        self._lru: OrderedDict[str, tuple[int, float]] = OrderedDict()  # relpath -> (size, last touch)
+        self._lru_lock = threading.Lock()
+        self.names: tuple[tuple[str, str], ...] = ()  # cached upstream projects, for /simple/
+        self._load()
+
+    # -- start ---------------------------------------------------------------------------
+
+    def _load(self) -> None:
+        """Pages and files already cached (a restart keeps serving them, offline too)."""
+        for folder in (self.pages_dir, self.files_dir):
+            folder.mkdir(parents=True, exist_ok=True)
+        for page in self.pages_dir.glob("*.json"):
+            try:
+                st = page.stat()
+                self._pages[page.stem] = Entry(UpstreamProject.from_json(page.read_text()), st.st_mtime)
+            except (OSError, ValueError, KeyError, TypeError):
+                log.warning("ignoring unreadable cached upstream page %s", page)
+        found = []
+        for path, st in self._cached_files():
+            found.append((st.st_mtime, path.relative_to(self.files_dir).as_posix(), st.st_size))
+        with self._lru_lock:
+            for mtime, rel, size in sorted(found):
+                self._lru[rel] = (size, mtime)
+        self._update_names()
+
+    def _cached_files(self) -> Iterator[tuple[Path, os.stat_result]]:
+        for folder in self.files_dir.iterdir() if self.files_dir.exists() else ():
+            if folder.is_dir():
+                for path in folder.iterdir():
+                    if not path.name.startswith("."):
+                        yield path, path.stat()
+
+    # -- pages ---------------------------------------------------------------------------
+
+    def cached_entry(self, name: str) -> Entry | None:
+        return self._pages.get(name)
+
+    def project(self, name: str) -> UpstreamProject | None:
+        """The upstream's page for name as clients see it (min-age applied), fetched if
+        not fresh; None if the upstream has no such project. Raises UpstreamError when the
+        upstream fails and nothing is cached, NotCached when offline and nothing is cached."""
+        entry = self._fresh_entry(name)
+        if entry.project is None:
+            return None
+        raw, shown = self._filtered.get(name, (None, None))
+        if raw is not entry.project:  # one filtered object per fetch: pages cache by identity
+            shown = age_filter(entry.project, self.min_age)
+            self._filtered[name] = (entry.project, shown)
+        return shown
+
+    def _fresh_entry(self, name: str) -> Entry:
+        entry = self._pages.get(name)
+        if self.offline:
+            if entry is None:
+                raise NotCached(f"{name} is not in the upstream cache, and the upstream is offline")
+            return entry
+        if entry is not None and time.time() - entry.fetched_at < self._ttl(entry):
+            return entry
+        flight = self._page_flights.lead(name)
+        if flight is None:  # someone is fetching it: wait for theirs
+            event = self._page_flights.waiter(name)
+            if event is not None:
+                event.wait(self.upstream.timeout * 3)
+            landed = self._pages.get(name)
+            if landed is not None and landed is not entry:
+                return landed
+            if entry is not None:
+                return entry
+            raise UpstreamError(f"the upstream's page for {name} could not be fetched", 502)
+        try:
+            try:
+                project = self.upstream.fetch_project(name)
+            except UpstreamError as exc:
+                if entry is not None and entry.project is not None:
+                    log.warning("upstream failed (%s); serving %s from a page cached %d s ago",
+                                exc, name, time.time() - entry.fetched_at)
+                    return entry
+                raise
+            entry = Entry(project, time.time())
+            self._pages[name] = entry
+            if project is not None:
+                _write_atomic(self.pages_dir / f"{name}.json", project.to_json().encode())
+                self._update_names()
+            return entry
+        finally:
+            self._page_flights.land(name)
+
+    def _ttl(self, entry: Entry) -> float:
+        return self.ttl if entry.project is not None else min(self.ttl, NEGATIVE_TTL_MAX)
+
+    def has_project(self, name: str) -> bool:
+        """Whether the upstream serves name (for the upload guard). Raises like project()."""
+        try:
+            return self.project(name) is not None
+        except NotCached:
+            return False
+
+    def _update_names(self) -> None:
+        self.names = tuple(sorted((n, e.project.display_name) for n, e in list(self._pages.items())
+                                  if e.project is not None))
+
+    # -- files ---------------------------------------------------------------------------
+
+    def relpath(self, f: UpstreamFile, metadata: bool = False) -> str:
+        return f"{f.metadata_sha256}/{f.filename}.metadata" if metadata else f"{f.sha256}/{f.filename}"
+
+    def cached(self, f: UpstreamFile, metadata: bool = False) -> Path | None:
+        rel = self.relpath(f, metadata)
+        path = self.files_dir / rel
+        if not path.is_file():
+            return None
+        self._touch(rel, path)
+        return path
+
+    def open_or_fetch(self, f: UpstreamFile, metadata: bool = False
+                      ) -> tuple[Path | None, int | None, "Download | None"]:
+        """(cached path, None, None) when cached (or once another request's fetch lands);
+        else (None, size if known, a primed Download) streaming from the upstream while
+        caching. Raises UpstreamError if the fetch fails before any byte could be sent,
+        including bytes that do not match the page; later, the stream is cut short."""
+        path = self.cached(f, metadata)
+        if path is not None:
+            return path, None, None
+        if self.offline:
+            raise NotCached(f"{f.filename} is not cached, and the upstream is offline")
+        key = self.relpath(f, metadata)
+        while True:
+            flight = self._file_flights.lead(key)
+            if flight is not None:
+                break
+            event = self._file_flights.waiter(key)
+            if event is not None and not event.wait(WAIT_FOR_FILE):
+                raise UpstreamError(f"{f.filename} is still being fetched; try again later", 504)
+            path = self.cached(f, metadata)
+            if path is not None:
+                return path, None, None
+            # the leader failed: the next one in line tries again (loop)
+        path = self.cached(f, metadata)  # landed between our check and the lead
+        if path is not None:
+            self._file_flights.land(key)
+            return path, None, None
+        try:
+            url = f.metadata_url if metadata else f.url
+            length, chunks, response = self.upstream.stream(url)
+        except BaseException:
+            self._file_flights.land(key)
+            raise
+        size = length if length is not None else (None if metadata else f.size)
+        download = self._fetch(f, metadata, key, chunks, response)
+        download.prime()  # raises (and ends the flight) if it fails before a byte is out
+        return None, size, download
+
+    def _fetch(self, f: UpstreamFile, metadata: bool, key: str, chunks: Iterator[bytes],
+               response) -> "Download":
+        """Yield the upstream's bytes while writing them to a temp file; rename it into the
+        cache only if its sha256 is the published one. The last chunk is held back until
+        the digest is checked, so a client of bad bytes never gets the whole file. Always
+        ends the flight (the Download is primed by its caller, so its `finally` runs)."""
+        expected = f.metadata_sha256 if metadata else f.sha256
+        target = self.files_dir / key
+
+        def run() -> Iterator[bytes]:
+            done = False
+            tmp = None
+            try:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+                digest = hashlib.sha256()
+                size = 0
+                held = b""
+                with os.fdopen(fd, "wb") as out:
+                    for chunk in chunks:
+                        if not chunk:
+                            continue
+                        digest.update(chunk)
+                        out.write(chunk)
+                        size += len(chunk)
+                        if held:
+                            yield held
+                        held = chunk
+                    out.flush()
+                    os.fsync(out.fileno())
+                if digest.hexdigest() != expected:
+                    log.error("upstream file %s has sha256 %s, but its page published %s: refused, "
+                              "not cached", f.url, digest.hexdigest(), expected)
+                    raise UpstreamError(f"{f.filename}: the upstream's bytes do not match its published "
+                                        "sha256; refused")
+                os.replace(tmp, target)
+                done = True
+                with self._lru_lock:
+                    self._lru[key] = (size, time.time())
+                log.info("cached upstream file %s (%d bytes)", key, size)
+                self._file_flights.land(key)
+                self.prune()
+                if held:
+                    yield held
+            finally:
+                response.close()
+                if not done and tmp is not None:
+                    try:
+                        os.unlink(tmp)
+                    except OSError:
+                        pass
+                self._file_flights.land(key)
+
+        return Download(run())
+
+    def _touch(self, rel: str, path: Path) -> None:
+        now = time.time()
+        with self._lru_lock:
+            size, last = self._lru.get(rel, (0, 0.0))
+            if now - last < TOUCH_EVERY and rel in self._lru:
+                return
+            if not size:
+                try:
+                    size = path.stat().st_size
+                except OSError:
+                    return
+            self._lru[rel] = (size, now)
+            self._lru.move_to_end(rel)
+        try:
+            os.utime(path, (now, now))
+        except OSError:
+            pass
+
+    def total_bytes(self) -> int:
+        with self._lru_lock:
+            return sum(size for size, _t in self._lru.values())
+
+    def prune(self, max_bytes: int | None = None, report: Callable[[str], None] | None = None) -> int:
+        """Remove least recently used files until the cache fits; how many were removed."""
+        limit = self.max_bytes if max_bytes is None else max_bytes
+        removed = 0
+        while True:
+            with self._lru_lock:
+                total = sum(size for size, _t in self._lru.values())
+                if total <= limit or not self._lru:
+                    return removed
+                rel, (size, _t) = self._lru.popitem(last=False)
+            try:
+                (self.files_dir / rel).unlink()
+                removed += 1
+                log.info("upstream cache: removed %s (least recently used, %d bytes)", rel, size)
+                if report:
+                    report(f"removed {rel} ({size} bytes)")
+            except FileNotFoundError:
+                pass
+            try:
+                (self.files_dir / rel).parent.rmdir()
+            except OSError:
+                pass
+
+    def listing(self) -> list[tuple[str, int, float]]:
+        """(relpath, size, last use) of every cached file, most recently used first."""
+        with self._lru_lock:
+            return [(rel, size, t) for rel, (size, t) in reversed(self._lru.items())]
+
+    def check(self, report: Callable[[str], None] | None = None) -> tuple[int, list[str]]:
+        """Rehash every cached file against the digest it is filed under: (checked, problems)."""
+        problems, checked = [], 0
+        for path, _st in self._cached_files():
+            checked += 1
+            digest = hashlib.sha256()
+            with open(path, "rb") as fh:
+                while chunk := fh.read(1024 * 1024):
+                    digest.update(chunk)
+            if digest.hexdigest() != path.parent.name:
+                problems.append(f"upstream cache: {path.parent.name}/{path.name} has sha256 "
+                                f"{digest.hexdigest()}; remove it (privindex cache prune --all)")
+            if report:
+                report(f"checked upstream cache file {path.name}")
+        return checked, problems
