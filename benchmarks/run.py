@@ -86,6 +86,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--smoke", action="store_true",
                    help="a few seconds: N=20, M=2, privindex alone, short runs, Python client if no wrk")
     p.add_argument("--cache-dir", type=Path, default=HERE / ".cache", help="stores, venvs, devpi data [.cache]")
+    p.add_argument("--upstream", action="store_true",
+                   help="add the pull-through cache rows (benchmarks/upstream.py) to the report")
     p.add_argument("--report", type=Path, metavar="JSON", help="print the table and targets of a saved run")
     p.add_argument("--out", type=Path, help="JSON results [results/latest.json; scale-latest.json with --scale]")
     args = p.parse_args(argv)
@@ -650,6 +652,11 @@ def report(data: dict) -> str:
         for t in judged:
             verdict = {True: "MET   ", False: "MISSED", None: "n/a   "}[t["met"]]
             lines.append(f"  {verdict} {t['target']}: {t['detail']}")
+    if data.get("upstream"):
+        import upstream
+
+        lines += ["", "pull-through cache (privindex in front of a loopback upstream privindex):",
+                  upstream.report(data["upstream"])]
     return "\n".join(lines)
 
 
@@ -687,9 +694,17 @@ def main(argv: list[str] | None = None) -> int:
             except Exception as exc:  # one broken peer must not lose the others' figures
                 log(f"{name}: FAILED: {exc}")
                 results[name] = {"error": str(exc), "notes": []}
+    upstream_figures = None
+    if args.upstream:
+        import upstream  # benchmarks/upstream.py: privindex in front of a loopback upstream privindex
+
+        upstream_figures = upstream.measure(args.cache_dir, min(args.projects, 200), args.duration,
+                                            args.connections, 40)
     meta["versions"] = versions(ctx)
     meta["seconds"] = round(time.monotonic() - started, 1)
     data = {"meta": meta, "results": results}
+    if upstream_figures:
+        data["upstream"] = upstream_figures
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(data, indent=1))  # first the raw figures, whatever happens next
     print(report(data))

@@ -2,6 +2,7 @@
 """The pull-through cache: privindex in front of an upstream privindex, both on loopback.
 
     python benchmarks/upstream.py [--projects 200] [--duration 2] [--first 40]
+    python benchmarks/run.py --upstream ...   (the same rows, in run.py's report and JSON)
 
 Rows: a local project page on the proxy (the reference), a cached upstream project page,
 a cached upstream 100 KB file, and the upstream's own page; then first-fetch overhead:
@@ -43,8 +44,32 @@ def main() -> int:
     p.add_argument("--connections", default="1,16")
     p.add_argument("--first", type=int, default=40, help="first fetches timed [40]")
     args = p.parse_args()
-    cache = HERE / ".cache"
-    store = synth.build_store(cache, args.projects, 4, print)
+    print(report(measure(HERE / ".cache", args.projects, args.duration, args.connections, args.first)))
+    return 0
+
+
+def report(figures: dict) -> str:
+    """The rows as a Markdown table, then the first-fetch overheads."""
+    conns = figures["connections"]
+    lines = [f"| figure | {' | '.join(f'c={c} req/s, p50/p99 ms' for c in conns)} |",
+             "|---|" + "---|" * len(conns)]
+    for title, cells in figures["rows"].items():
+        lines.append(f"| {title} | {' | '.join(f'{r[0]:.0f}, {r[1]:.1f}/{r[2]:.1f}' for r in cells)} |")
+    first = figures["first_fetch_ms"]
+    lines.append(f"\nfirst fetch of a page: {first['page_proxy']:.1f} ms through the proxy vs "
+                 f"{first['page_direct']:.1f} ms upstream directly (overhead "
+                 f"{first['page_proxy'] - first['page_direct']:.1f} ms, median of {first['n']})")
+    lines.append(f"first fetch of a file: {first['file_proxy']:.1f} ms through the proxy vs "
+                 f"{first['file_direct']:.1f} ms upstream directly (overhead "
+                 f"{first['file_proxy'] - first['file_direct']:.1f} ms)")
+    return "\n".join(lines)
+
+
+def measure(cache: Path, projects: int, duration: float, connections: str, first: int) -> dict:
+    """Run the rows; returns {"connections", "rows": {title: [(rps, p50, p99)...]},
+    "first_fetch_ms": {...}} for a report or run.py's JSON."""
+    conns = [int(c) for c in connections.split(",")]
+    store = synth.build_store(cache, projects, 4, print)
     work = cache / "run-upstream"
     shutil.rmtree(work, ignore_errors=True)
     (work / "proxy-store").mkdir(parents=True)
@@ -71,18 +96,17 @@ def main() -> int:
             "the upstream's own page": (up.server.base, page),
         }
         client = "wrk" if loadgen.have_wrk() else "python"
-        print(f"| figure | {' | '.join('c=' + c + ' req/s, p50/p99 ms' for c in args.connections.split(','))} |")
-        print("|---|" + "---|" * len(args.connections.split(",")))
+        figures: dict = {"connections": conns, "rows": {}}
         for title, (base, path) in rows.items():
             paths = loadgen.write_paths(work / "paths.txt", [(path, "")])
             cells = []
-            for c in map(int, args.connections.split(",")):
+            for c in conns:
                 loadgen.wait_idle(proxy.pid, 0.5)
-                r = loadgen.run_load(base, paths, c, args.duration, client)
-                cells.append(f"{r['rps']:.0f}, {r['p50_ms']:.1f}/{r['p99_ms']:.1f}")
-            print(f"| {title} | {' | '.join(cells)} |")
+                r = loadgen.run_load(base, paths, c, duration, client)
+                cells.append((r["rps"], r["p50_ms"], r["p99_ms"]))
+            figures["rows"][title] = cells
         # first fetches: pages and the files they list, proxy (uncached) vs upstream directly
-        names = store.projects[1:1 + args.first]
+        names = store.projects[1:1 + first]
         direct, through, fdirect, fthrough = [], [], [], []
         for name in names:
             direct.append(get(f"{up.server.base}/simple/{name}/"))
@@ -93,14 +117,12 @@ def main() -> int:
             fdirect.append(get(f"{up.server.base}/packages/{fname}"))
             fthrough.append(get(urljoin(f"{proxy.server.base}/simple/{name}/", href)))
         med = lambda xs: statistics.median(xs) * 1000  # noqa: E731
-        print(f"\nfirst fetch of a page: {med(through):.1f} ms through the proxy vs {med(direct):.1f} ms "
-              f"upstream directly (overhead {med(through) - med(direct):.1f} ms, median of {len(names)})")
-        print(f"first fetch of a file: {med(fthrough):.1f} ms through the proxy vs {med(fdirect):.1f} ms "
-              f"upstream directly (overhead {med(fthrough) - med(fdirect):.1f} ms)")
+        figures["first_fetch_ms"] = {"n": len(names), "page_proxy": med(through), "page_direct": med(direct),
+                                     "file_proxy": med(fthrough), "file_direct": med(fdirect)}
+        return figures
     finally:
         peers.stop(proxy)
         peers.stop(up)
-    return 0
 
 
 if __name__ == "__main__":
