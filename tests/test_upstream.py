@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import sys
 import threading
@@ -314,6 +315,27 @@ def test_upstream_bytes_that_do_not_match_their_hash_are_refused_and_not_cached(
     assert "beta_pkg" not in privindex_cli(guarded, "cache", "list").stdout
     assert fake.requests["/files/beta_pkg-0.1-py3-none-any.whl"] >= 2  # never served from a cache
     assert "but its page published" in guarded.log()
+
+
+def test_a_large_upstream_file_with_bad_bytes_is_cut_short_never_delivered_whole(guarded, fake, tmp_path):
+    # several chunks: the answer has started before the digest can be checked, so the
+    # client must get a broken transfer (fewer bytes than announced), never the whole file
+    big = tmp_path / "bigpkg-1.0-py3-none-any.whl"
+    big.write_bytes(os.urandom(900 * 1024))
+    fake.add("bigpkg", big, sha256="1" * 64, uploaded=datetime(2020, 1, 1, tzinfo=timezone.utc))
+    url = f"{guarded.url}/packages/.upstream/bigpkg/{big.name}"
+    assert big.name in listed(guarded, "bigpkg")
+    received = bytearray()
+    with pytest.raises(requests.exceptions.RequestException):
+        with requests.get(url, stream=True, timeout=30) as resp:
+            assert resp.status_code == 200 and int(resp.headers["Content-Length"]) == 900 * 1024
+            for chunk in resp.iter_content(64 * 1024):
+                received += chunk
+    assert len(received) < 900 * 1024
+    proc = pip("download", "--no-deps", "--index-url", guarded.index_url, "-d", str(tmp_path / "dl"), "bigpkg",
+               check=False)
+    assert proc.returncode != 0 and not (tmp_path / "dl" / big.name).exists()
+    assert "bigpkg" not in privindex_cli(guarded, "cache", "list").stdout
 
 
 def test_sixteen_clients_asking_for_one_uncached_file_cause_one_upstream_request(guarded, fake, dists):
