@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 
-from privindex import audit, publications
+from privindex import audit, publications, releases
 from privindex.audit import Tag
 from privindex.db import database
 from privindex.i18n import _
@@ -51,6 +51,7 @@ def delete(store: Store, index: Index, user: User, project_name: str, filename: 
     with database.atomic():
         forget_facts(target.path)
         publications.forget(target.filename)
+        releases.files_removed(target.project)
         audit.record(Tag.FILE_DELETE, ctx, subject=filename, project=project_name, sha256=target.sha256)
         with contextlib.suppress(FileNotFoundError):  # deleted by hand meanwhile: the same end
             store.remove(target.path)

@@ -21,7 +21,7 @@ from typing import Callable
 from urllib.parse import urlsplit
 
 from flask import Blueprint, Flask, current_app, flash, redirect, render_template, request, session, url_for
-from flask_babel import Babel, format_datetime, ngettext
+from flask_babel import Babel, format_date, format_datetime, format_decimal, ngettext
 from flask_babel import gettext as _
 from flask_login import LoginManager, UserMixin, current_user
 from flask_wtf.csrf import CSRFError, CSRFProtect
@@ -122,7 +122,9 @@ def init_web(app: Flask) -> None:
     from privindex.web import account, admin, projects, signin  # noqa: F401  (routes)
 
     app.register_blueprint(bp)
-    app.jinja_env.globals.update(format_time=format_time, ngettext=ngettext)
+    app.jinja_env.globals.update(format_time=format_time, format_date=format_day, format_decimal=format_decimal,
+                                 page_url=page_url,
+                                 ngettext=ngettext)
     app.after_request(security_headers)
     if conf.secure_cookies:
         app.after_request(strict_transport_security)
@@ -201,6 +203,20 @@ def format_time(timestamp: float | None) -> str:
     from datetime import datetime, timezone
 
     return format_datetime(datetime.fromtimestamp(timestamp, timezone.utc), "yyyy-MM-dd HH:mm 'UTC'")
+
+
+def page_url(page: int) -> str:
+    """This page's URL with another page number (other query arguments kept)."""
+    args = request.args.to_dict()
+    args["page"] = str(page)
+    return url_for(request.endpoint, **(request.view_args or {}), **args)
+
+
+def format_day(timestamp: float) -> str:
+    """A date in the reader's language (e.g. 3 Dec 2025, 03.12.2025, 3 déc. 2025)."""
+    from datetime import datetime, timezone
+
+    return format_date(datetime.fromtimestamp(timestamp, timezone.utc), "medium")
 
 
 def humanize_wait(seconds: float) -> str:
