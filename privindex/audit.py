@@ -21,6 +21,7 @@ class Tag(StrEnum):
     USER_CREATE = "user:create"
     USER_DISABLE = "user:disable"
     USER_ENABLE = "user:enable"
+    USER_REMOVE = "user:remove"
     USER_PASSWORD_CHANGE = "user:password:change"
     USER_LOGIN_SUCCESS = "user:login:success"
     USER_LOGIN_FAILURE = "user:login:failure"

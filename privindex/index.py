@@ -398,6 +398,11 @@ class Index:
                         continue
                 if facts is not None:
                     entry = save_facts(path, facts)
+                else:  # rejudged: a command may have yanked it meanwhile
+                    row = database.execute_sql("SELECT yanked, yanked_reason FROM dist_file WHERE path = ?",
+                                               (path,)).fetchone()
+                    if row is not None and entry is not None:
+                        entry = replace(entry, yanked=bool(row[0]), yanked_reason=row[1])
                 assert entry is not None
                 verdict = publications.judge(entry.filename, entry.project, path, entry.sha256, entry.upload_time)
                 entry = replace(entry, upload_time=verdict.published_at)

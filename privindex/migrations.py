@@ -212,7 +212,8 @@ def v6_browse(db: peewee.SqliteDatabase) -> None:
     is published or indexed: no page reads an archive or renders Markdown), the URLs and
     classifiers. `project_meta` holds each project's latest release and summary, and
     `project_search` is an FTS5 index over it (kept in step by triggers) for the search
-    box. Rows for files already in the store are filled in at the next start.
+    box. Rows for files already in the store are filled in at the next start. A removed user
+keeps a row (`removed_at`): the audit trail refers to it, and the name stays taken.
     """
     statements = [
         """CREATE TABLE release (
@@ -252,6 +253,7 @@ def v6_browse(db: peewee.SqliteDatabase) -> None:
             INSERT INTO project_search (rowid, name, summary) VALUES (new.id, new.name, new.summary);
            END""",
         "ALTER TABLE user ADD COLUMN locale TEXT",
+        "ALTER TABLE user ADD COLUMN removed_at REAL",
     ]
     for statement in statements:
         db.execute_sql(statement)

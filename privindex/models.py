@@ -64,6 +64,7 @@ class User(BaseModel):
     totp_enabled_at = peewee.FloatField(null=True)
     disabled_at = peewee.FloatField(null=True)
     locale = peewee.TextField(null=True)  # the language the user chose; None: the browser's
+    removed_at = peewee.FloatField(null=True)  # removed: kept for the audit trail, never enabled again
 
 
 class SecurityKey(BaseModel):

@@ -86,7 +86,18 @@ def render_description(text: str, content_type: str) -> str:
         except Exception:  # a renderer bug must not refuse an upload; plain text is fine
             log.warning("could not render a description (%s); showing it as plain text", kind, exc_info=True)
             html = None
-    return html if html is not None else readme_renderer.txt.render(text)
+    return _fit_page(html if html is not None else readme_renderer.txt.render(text))
+
+
+def _fit_page(html: str) -> str:
+    """Fit sanitised description HTML into a project page: its headings go under the
+    page's own (h1 -> h3), the empty anchor links the renderers add to headings (links
+    without a name for a screen reader) go, code blocks can be scrolled with the keyboard,
+    and `<pre lang="python">` (not a language tag) becomes data-lang."""
+    html = re.sub(r'<a [^>]*href="#[^"]*"[^>]*></a>', "", html)
+    html = re.sub(r"<(/?)h([1-6])\b", lambda m: f"<{m.group(1)}h{min(int(m.group(2)) + 2, 6)}", html)
+    html = re.sub(r'<pre lang="', '<pre data-lang="', html)
+    return re.sub(r"<pre\b", '<pre tabindex="0"', html)
 
 
 def record(project: str, version: str, display_name: str, raw: bytes) -> None:
