@@ -152,6 +152,12 @@ def remove_user(user: User, ctx: audit.Context) -> tuple[int, int]:
     return revoked, roles
 
 
+def set_locale(user: User, locale: str) -> None:
+    """The language the user reads the pages in (the web layer knows which exist)."""
+    User.update(locale=locale).where(User.id == user.id).execute()
+    user.locale = locale
+
+
 def list_users() -> list[User]:
     return list(User.select().order_by(User.username))
 
