@@ -130,6 +130,13 @@ def test_every_page_fits_the_screen_and_passes_axe(browser, site, signed_in, wid
                            ("/audit", "audit"), ("/admin/users", "admin-users")):
             page.goto(o + path)
             check_page(page, name, width)
+        page.goto(f"{o}/audit?user=admin&tag=user:2fa:add")
+        expect(page.get_by_text("method: totp").first).to_be_visible()  # words, not JSON
+        csv_export = page.request.get(page.get_by_role("link", name="CSV").get_attribute("href")
+                                      if page.get_by_role("link", name="CSV").get_attribute("href").startswith("http")
+                                      else o + page.get_by_role("link", name="CSV").get_attribute("href"))
+        assert csv_export.ok and csv_export.text().startswith("id,time,tag,actor")
+        assert "user:2fa:add" in csv_export.text() and "user:login:success" not in csv_export.text()
         page.goto(f"{o}/tokens")
         page.get_by_label("Description (what is it for?)").fill("page check")
         page.get_by_role("button", name="Create token").click()
