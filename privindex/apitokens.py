@@ -62,7 +62,8 @@ def create_token(user: User, ctx: audit.Context, description: str = "", projects
         raise AccountError(_("the user '%(user)s' is disabled", user=user.username))
     if require_2fa and not read_only and not has_second_factor(user):
         raise AccountError(_("'%(user)s' has no second factor, and this server requires one to upload: "
-                             "sign in to the web UI and add a security key or an authenticator app first "
+                             "sign in to the web UI and add a security key or an authenticator app (or run "
+                             "'privindex user totp NAME' on the server) first "
                              "(or make a --read-only token)", user=user.username))
     if expires_days is not None and expires_days < 1:
         raise AccountError(_("a token's expiry is a whole number of days, at least 1"))

@@ -21,6 +21,7 @@ class Tag(StrEnum):
     USER_CREATE = "user:create"
     USER_DISABLE = "user:disable"
     USER_ENABLE = "user:enable"
+    USER_REMOVE = "user:remove"
     USER_PASSWORD_CHANGE = "user:password:change"
     USER_LOGIN_SUCCESS = "user:login:success"
     USER_LOGIN_FAILURE = "user:login:failure"
@@ -92,7 +93,7 @@ def record(tag: Tag, ctx: Context, subject: str | None = None, project: str | No
 
 
 def query(username: str | None = None, project: str | None = None, since: float | None = None,
-          tag: str | None = None, limit: int | None = None) -> Iterable[AuditEvent]:
+          tag: str | None = None, limit: int | None = None, offset: int = 0) -> Iterable[AuditEvent]:
     """Newest first. `username` matches events the user did or that were done to them."""
     events = AuditEvent.select().order_by(AuditEvent.ts.desc(), AuditEvent.id.desc())
     if username:
@@ -104,8 +105,12 @@ def query(username: str | None = None, project: str | None = None, since: float 
     if tag:
         events = events.where(AuditEvent.tag.startswith(tag))
     if limit:
-        events = events.limit(limit)
+        events = events.limit(limit).offset(offset)
     return events
+
+
+def count(username: str | None = None, project: str | None = None, tag: str | None = None) -> int:
+    return query(username=username, project=project, tag=tag).order_by().count()
 
 
 def as_dict(event: AuditEvent) -> dict:

@@ -134,7 +134,8 @@ def user_list() -> None:
     from privindex import users
 
     for u in users.list_users():
-        flags = [f for f, on in (("admin", u.is_admin), ("disabled", u.is_disabled),
+        flags = [f for f, on in (("admin", u.is_admin), ("disabled", u.is_disabled and not u.removed_at),
+                                 ("removed", bool(u.removed_at)),
                                  ("2fa", users.has_second_factor(u))) if on]
         click.echo(f"{u.username}\t{','.join(flags) or '-'}\tcreated {_day(u.created_at)}"
                    f"\tlast login {_day(u.last_login_at)}")
@@ -176,6 +177,60 @@ def user_sign_out(name: str) -> None:
 
     ended = sessions.end_all(users.get_user(name), audit.CLI, reason="cli")
     click.echo(f"ended {ended} web session{'' if ended == 1 else 's'} of {name}", err=True)
+
+
+@account_command(user, "totp")
+@click.argument("name")
+def user_totp(name: str) -> None:
+    """Set up an authenticator app for NAME in this terminal: scan the QR code (or type the
+    secret), then type the code the app shows. Prints recovery codes once, for a first factor."""
+    import segno
+
+    from privindex import audit, twofactor, users
+    from privindex.auth import totp
+
+    target = users.get_user(name)
+    secret = totp.new_secret()
+    uri = totp.provisioning_uri(secret, target.username)
+    click.echo(uri)
+    segno.make(uri, error="m").terminal(compact=True)
+    for attempt in range(3):
+        code = click.prompt("Code the app shows now", err=True)
+        try:
+            codes = twofactor.enable_totp(target, secret, code, audit.CLI)
+            break
+        except users.AccountError as exc:
+            if attempt == 2:
+                raise
+            click.echo(f"privindex: {exc}", err=True)
+    click.echo(f"an authenticator app is set up for {target.username}", err=True)
+    if codes:
+        click.echo("Recovery codes (each works once; shown only now, keep them somewhere safe):", err=True)
+        for c in codes:
+            click.echo(c)
+
+
+@account_command(user, "reset-2fa")
+@click.argument("name")
+def user_reset_2fa(name: str) -> None:
+    """Remove every second factor of NAME (a lost phone and lost codes); ends their sessions."""
+    from privindex import audit, twofactor, users
+
+    twofactor.reset(users.get_user(name), audit.CLI)
+    click.echo(f"removed every second factor of {name} and ended their web sessions; they can set up "
+               f"new ones after signing in (or: privindex user totp {name})", err=True)
+
+
+@account_command(user, "remove")
+@click.argument("name")
+def user_remove(name: str) -> None:
+    """Remove NAME for good: refused while they are a project's last owner; their roles go,
+    tokens are revoked, sessions end; the audit trail keeps their name."""
+    from privindex import audit, users
+
+    revoked, roles = users.remove_user(users.get_user(name), audit.CLI)
+    click.echo(f"removed {name}: {_tokens_revoked(revoked)}, {roles} project role{'' if roles == 1 else 's'} "
+               "removed, their web sessions ended; their audit events stay", err=True)
 
 
 @account_command(user, "set-password")
@@ -256,6 +311,65 @@ def project_list() -> None:
     click.echo("project\tfiles\towners\tmaintainers")
     for p in projects.list_projects():
         click.echo(f"{p.name}\t{p.files}\t{','.join(p.owners) or '(no owner)'}\t{','.join(p.maintainers) or '-'}")
+
+
+def _file_actions(project_name: str, file_or_version: str, act: Callable[[str, str], None]) -> None:
+    from packaging.utils import canonicalize_name
+
+    from privindex import files
+
+    project_name = canonicalize_name(project_name)
+    for filename in files.filenames(project_name, file_or_version):
+        act(project_name, filename)
+
+
+@account_command(project, "yank")
+@click.argument("project_name", metavar="PROJECT")
+@click.argument("file_or_version", metavar="FILENAME|VERSION")
+@click.option("--reason", default="", help="Shown to people installing it (pip prints it).")
+def project_yank(project_name: str, file_or_version: str, reason: str) -> None:
+    """Yank one file or every file of a version: installable by exact pin only (PEP 592)."""
+    from privindex import audit, files
+
+    def act(project: str, filename: str) -> None:
+        files.set_yanked(None, None, project, filename, True, reason, audit.CLI)
+        click.echo(f"yanked {filename}", err=True)
+
+    _file_actions(project_name, file_or_version, act)
+
+
+@account_command(project, "unyank")
+@click.argument("project_name", metavar="PROJECT")
+@click.argument("file_or_version", metavar="FILENAME|VERSION")
+def project_unyank(project_name: str, file_or_version: str) -> None:
+    """Unyank one file or every file of a version."""
+    from privindex import audit, files
+
+    def act(project: str, filename: str) -> None:
+        files.set_yanked(None, None, project, filename, False, "", audit.CLI)
+        click.echo(f"unyanked {filename}", err=True)
+
+    _file_actions(project_name, file_or_version, act)
+
+
+@account_command(project, "delete")
+@click.argument("project_name", metavar="PROJECT")
+@click.argument("file_or_version", metavar="FILENAME|VERSION")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def project_delete(project_name: str, file_or_version: str, yes: bool) -> None:
+    """Delete one file or every file of a version for good (the filename may be published anew)."""
+    from privindex import audit, files
+    from privindex.store import Store
+
+    store = Store(click.get_current_context().obj.store)
+    if not yes:
+        click.confirm(f"Delete {file_or_version} of {project_name} for good?", abort=True, err=True)
+
+    def act(project: str, filename: str) -> None:
+        files.delete(store, None, None, project, filename, audit.CLI)
+        click.echo(f"deleted {filename}", err=True)
+
+    _file_actions(project_name, file_or_version, act)
 
 
 @account_command(project, "add-maintainer")

@@ -67,6 +67,7 @@ class FileFacts:
     requires_python: str | None
     metadata: bytes | None  # a wheel's METADATA, served for PEP 658
     metadata_sha256: str | None
+    core: bytes | None = None  # the core metadata of any kind of file, for releases.record
 
 
 def read_facts(path: Path, filename: str | None = None, sha256: str | None = None,
@@ -105,7 +106,14 @@ def read_facts(path: Path, filename: str | None = None, sha256: str | None = Non
         requires_python=fields.get("requires_python") or None,
         metadata=raw if is_wheel else None,
         metadata_sha256=hashlib.sha256(raw).hexdigest() if is_wheel else None,
+        core=raw,
     )
+
+
+def read_core_metadata(path: Path, filename: str | None = None) -> bytes:
+    """Just the core metadata of a file (to fill in what an older version did not keep)."""
+    with open(path, "rb") as fh:
+        return _core_metadata(fh, filename or path.name)
 
 
 def hash_stream(fh: BinaryIO) -> str:

@@ -29,7 +29,7 @@ from typing import Callable, Iterable, Mapping
 
 from packaging.version import Version
 
-from privindex import publications
+from privindex import publications, releases
 from privindex.db import database
 from privindex.distfile import FileFacts, InvalidDistribution, hash_stream, parse_filename, read_facts
 from privindex.models import DistFile
@@ -219,6 +219,9 @@ class Index:
             with self._lock:
                 self._apply(outcomes, restat=False)
                 self._publish(set(self._project_paths))
+            filled = releases.backfill(releases.read_from(self.store.root))
+            if filled:
+                log.info("read the descriptions of %d release(s) indexed by an older version", filled)
 
     def refresh(self) -> None:
         """Catch up with changes made by hand or by another process. Folders are listed and
@@ -395,6 +398,11 @@ class Index:
                         continue
                 if facts is not None:
                     entry = save_facts(path, facts)
+                else:  # rejudged: a command may have yanked it meanwhile
+                    row = database.execute_sql("SELECT yanked, yanked_reason FROM dist_file WHERE path = ?",
+                                               (path,)).fetchone()
+                    if row is not None and entry is not None:
+                        entry = replace(entry, yanked=bool(row[0]), yanked_reason=row[1])
                 assert entry is not None
                 verdict = publications.judge(entry.filename, entry.project, path, entry.sha256, entry.upload_time)
                 entry = replace(entry, upload_time=verdict.published_at)
@@ -508,6 +516,8 @@ def save_facts(path: str, facts: FileFacts, unyank: bool = False) -> IndexedFile
         "metadata = excluded.metadata, metadata_sha256 = excluded.metadata_sha256"
         + (", yanked = 0, yanked_reason = ''" if unyank else "")
         + " RETURNING yanked, yanked_reason, upload_time", values).fetchone()
+    if facts.core is not None:
+        releases.record(project, str(version), facts.name, facts.core)
     return _entry(path, project, facts.name, str(version), facts.size, facts.mtime_ns, facts.sha256,
                   facts.requires_python, facts.metadata_sha256, row[2], row[0], row[1])
 

@@ -253,4 +253,60 @@ def v6_upstream(db: peewee.SqliteDatabase) -> None:
         db.execute_sql(statement)
 
 
-MIGRATIONS = [v1_files, v2_accounts, v3_published_files, v4_sessions, v5_trusted_publishing, v6_upstream]
+def v7_browse(db: peewee.SqliteDatabase) -> None:
+    """What releases say about themselves, for the package browser, and a user's language.
+
+    `release` keeps, per (project, version), what its core metadata says: the summary, the
+    long description already rendered to sanitised HTML (readme_renderer, once, when a file
+    is published or indexed: no page reads an archive or renders Markdown), the URLs and
+    classifiers. `project_meta` holds each project's latest release and summary, and
+    `project_search` is an FTS5 index over it (kept in step by triggers) for the search
+    box. Rows for files already in the store are filled in at the next start. A removed user
+keeps a row (`removed_at`): the audit trail refers to it, and the name stays taken.
+    """
+    statements = [
+        """CREATE TABLE release (
+            id INTEGER PRIMARY KEY,
+            project TEXT NOT NULL,
+            version TEXT NOT NULL,
+            summary TEXT NOT NULL DEFAULT '',
+            description_html TEXT NOT NULL DEFAULT '',
+            description_type TEXT NOT NULL DEFAULT '',
+            source_sha256 TEXT NOT NULL,
+            urls TEXT NOT NULL DEFAULT '[]',
+            classifiers TEXT NOT NULL DEFAULT '[]',
+            requires_python TEXT,
+            recorded_at REAL NOT NULL,
+            UNIQUE (project, version)
+        )""",
+        """CREATE TABLE project_meta (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE,
+            display_name TEXT NOT NULL,
+            latest_version TEXT NOT NULL,
+            summary TEXT NOT NULL DEFAULT ''
+        )""",
+        """CREATE VIRTUAL TABLE project_search USING fts5(
+            name, summary, content='project_meta', content_rowid='id',
+            tokenize='unicode61 remove_diacritics 2')""",
+        """CREATE TRIGGER project_meta_ai AFTER INSERT ON project_meta BEGIN
+            INSERT INTO project_search (rowid, name, summary) VALUES (new.id, new.name, new.summary);
+           END""",
+        """CREATE TRIGGER project_meta_ad AFTER DELETE ON project_meta BEGIN
+            INSERT INTO project_search (project_search, rowid, name, summary)
+            VALUES ('delete', old.id, old.name, old.summary);
+           END""",
+        """CREATE TRIGGER project_meta_au AFTER UPDATE ON project_meta BEGIN
+            INSERT INTO project_search (project_search, rowid, name, summary)
+            VALUES ('delete', old.id, old.name, old.summary);
+            INSERT INTO project_search (rowid, name, summary) VALUES (new.id, new.name, new.summary);
+           END""",
+        "ALTER TABLE user ADD COLUMN locale TEXT",
+        "ALTER TABLE user ADD COLUMN removed_at REAL",
+    ]
+    for statement in statements:
+        db.execute_sql(statement)
+
+
+MIGRATIONS = [v1_files, v2_accounts, v3_published_files, v4_sessions, v5_trusted_publishing, v6_upstream,
+              v7_browse]

@@ -63,6 +63,8 @@ class User(BaseModel):
     totp_last_counter = peewee.IntegerField(null=True)
     totp_enabled_at = peewee.FloatField(null=True)
     disabled_at = peewee.FloatField(null=True)
+    locale = peewee.TextField(null=True)  # the language the user chose; None: the browser's
+    removed_at = peewee.FloatField(null=True)  # removed: kept for the audit trail, never enabled again
 
 
 class SecurityKey(BaseModel):
@@ -183,3 +185,28 @@ class WebSession(BaseModel):
     ip = peewee.TextField(null=True)
     user_agent = peewee.TextField(null=True)
     method = peewee.TextField(default="password")
+
+
+class Release(BaseModel):
+    """What one version's core metadata says, read once when a file is published or indexed;
+    description_html is already rendered and sanitised (readme_renderer)."""
+
+    project = peewee.TextField()
+    version = peewee.TextField()
+    summary = peewee.TextField(default="")
+    description_html = peewee.TextField(default="")
+    description_type = peewee.TextField(default="")
+    source_sha256 = peewee.TextField()  # of the core metadata it was made from
+    urls = peewee.TextField(default="[]")  # [[label, url], ...], http(s) only
+    classifiers = peewee.TextField(default="[]")
+    requires_python = peewee.TextField(null=True)
+    recorded_at = peewee.FloatField()
+
+
+class ProjectMeta(BaseModel):
+    """A project's latest release and its summary: what the list and the search show."""
+
+    name = peewee.TextField(unique=True)
+    display_name = peewee.TextField()
+    latest_version = peewee.TextField()
+    summary = peewee.TextField(default="")

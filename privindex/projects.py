@@ -6,20 +6,22 @@ permissions.py.
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 
 from packaging.utils import canonicalize_name
 from peewee import fn
 
-from privindex import audit
+from privindex import audit, releases
 from privindex.audit import Tag
 from privindex.apitokens import TokenAuth
 from privindex.permissions import ROLES, check_upload, first_upload_owns, project_exists
 from privindex.users import AccountError, get_user
 from privindex.db import database
 from privindex.i18n import _
-from privindex.models import DistFile, Project, ProjectRole, User
+from privindex.index import Index, IndexedFile
+from privindex.models import DistFile, Project, ProjectRole, Release, User
 
 
 @dataclass(frozen=True)
@@ -126,3 +128,102 @@ def claim_project(auth: TokenAuth, name: str, ctx: audit.Context) -> Project:
         ProjectRole.create(project=project, user=auth.user, role="owner")
         audit.record(Tag.ROLE_ADD, ctx, subject=auth.user.username, project=name, role="owner")
     return project
+
+
+# -- browsing: the project list, search, and one project's page ------------------------------
+
+@dataclass(frozen=True)
+class Listed:
+    name: str  # normalized
+    display_name: str
+    summary: str
+    latest_version: str | None
+
+
+@dataclass(frozen=True)
+class Listing:
+    items: list[Listed]
+    total: int
+    page: int
+    pages: int
+
+
+def browse(index: Index, user: User | None, query: str, page: int, page_size: int = releases.PAGE_SIZE) -> Listing:
+    """A page of projects, sorted by name: every project (user None) or the user's own,
+    or those matching query (name and summary, best first)."""
+    offset = (page - 1) * page_size
+    snapshot = index.snapshot
+    if query:
+        found, total = releases.search(query, page_size, offset)
+        items = [Listed(m.name, m.display_name, m.summary, m.latest_version) for m in found]
+        return Listing(items, total, page, max(1, -(-total // page_size)))
+    if user is None:
+        names = sorted(set(snapshot.projects) | {n for (n,) in Project.select(Project.name).tuples()})
+    else:
+        names = sorted({r.project.name for r in ProjectRole.select(ProjectRole, Project).join(Project)
+                        .where(ProjectRole.user == user)})
+    chosen = names[offset:offset + page_size]
+    meta = releases.summaries(chosen)
+    items = []
+    for name in chosen:
+        m = meta.get(name)
+        indexed = snapshot.projects.get(name)
+        items.append(Listed(name, indexed.display_name if indexed else name, m.summary if m else "",
+                            m.latest_version if m else (indexed.versions[-1] if indexed else None)))
+    return Listing(items, len(names), page, max(1, -(-len(names) // page_size)))
+
+
+@dataclass(frozen=True)
+class FileView:
+    file: IndexedFile
+    upload: releases.Upload | None
+
+
+@dataclass(frozen=True)
+class ReleaseView:
+    version: str
+    date: float
+    yanked: bool  # every file of it is yanked
+    yanked_reason: str
+    files: list[FileView]
+
+
+@dataclass(frozen=True)
+class ProjectPage:
+    name: str
+    display_name: str
+    info: ProjectInfo | None
+    latest: Release | None
+    latest_version: str | None
+    releases: list[ReleaseView]  # newest first
+    urls: list[tuple[str, str]]
+    classifiers: list[str]
+
+
+def project_page(index: Index, name: str) -> ProjectPage | None:
+    """Everything a project's page shows, from the index and the rows kept at upload time.
+    None when there is no such project."""
+    info = next(iter(list_projects(name=name)), None)
+    indexed = index.project(name)
+    if info is None and indexed is None:
+        return None
+    kept = releases.releases(name)
+    uploads = releases.uploads(name)
+    by_version: dict[str, list[IndexedFile]] = {}
+    for f in indexed.files if indexed else ():
+        by_version.setdefault(f.version, []).append(f)
+    views = []
+    for version in reversed(indexed.versions if indexed else ()):
+        fs = by_version[version]
+        views.append(ReleaseView(
+            version=version, date=min(f.upload_time for f in fs), yanked=all(f.yanked for f in fs),
+            yanked_reason=next((f.yanked_reason for f in fs if f.yanked_reason), ""),
+            files=[FileView(f, uploads.get(f.filename)) for f in fs]))
+    live = [v.version for v in views if not v.yanked] or [v.version for v in views]
+    latest_version = max(live, key=releases.rank) if live else None
+    latest = kept.get(latest_version) if latest_version else None
+    return ProjectPage(
+        name=name, display_name=indexed.display_name if indexed else name, info=info, latest=latest,
+        latest_version=latest_version, releases=views,
+        urls=[tuple(u) for u in json.loads(latest.urls)] if latest else [],
+        classifiers=json.loads(latest.classifiers) if latest else [])

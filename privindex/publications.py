@@ -86,6 +86,12 @@ def publish(filename: str, project: str, sha256: str, when: float | None = None,
     return row
 
 
+def touch(filename: str) -> None:
+    """Something about the file changed in the database (a yank by a command): bump its
+    revision, so a running server reads it again."""
+    PublishedFile.update(revision=latest_revision() + 1).where(PublishedFile.filename == filename).execute()
+
+
 def forget(filename: str) -> None:
     """A file deleted through privindex: its filename may be published anew."""
     PublishedFile.delete().where(PublishedFile.filename == filename).execute()

@@ -12,10 +12,10 @@ import waitress
 from waitress.channel import HTTPChannel
 from waitress.task import WSGITask
 
-from privindex import __version__, logs
+from privindex import __version__, logs, users
 from privindex.app import create_app
 from privindex.config import Settings, replace
-from privindex.db import in_thread
+from privindex.db import bound, in_thread
 from privindex.index import Progress
 
 log = logging.getLogger(__name__)
@@ -154,11 +154,21 @@ def serve(settings: Settings, echo: Callable[..., None]) -> None:
                     name="upstream-shadowing", daemon=True).start()
         echo(upstream_line(settings, sources))
         server.accept_connections()
+        with bound(app.extensions["privindex"].database):
+            first_run = not users.list_users()
+        if first_run:
+            echo("no user yet: create the first admin with:  privindex user add NAME --admin "
+                 f"--data-dir {settings.data_dir.absolute()} --store {settings.store.absolute()}")
         url = settings.base_url
         echo(f"privindex {__version__} serving {len(index.project_list())} projects "
              f"({index.file_count()} files) from {settings.store.absolute()}")
         echo(f"listening on http://{settings.host}:{settings.port}/  (public URL {url}/)")
-        echo(f"install with:  pip install --index-url {url}/simple/ <package>")
+        if settings.read_access == "token":  # private: show where the token goes
+            scheme, _sep, host = url.partition("://")
+            echo(f"install with:  pip install --index-url {scheme}://__token__:<token>@{host}/simple/ <package>"
+                 "  (a read-only token: privindex token create NAME --read-only)")
+        else:
+            echo(f"install with:  pip install --index-url {url}/simple/ <package>")
         server.run()
     except KeyboardInterrupt:
         pass

@@ -111,6 +111,9 @@ def set_disabled(user: User, disabled: bool, ctx: audit.Context) -> int:
             PendingAuth.delete().where(PendingAuth.user == user).execute()
             revoked = apitokens.revoke_all(user, ctx, reason="user_disabled")
         else:
+            if row.removed_at is not None:
+                raise AccountError(_("'%(user)s' was removed and cannot be enabled again; add a new user",
+                                     user=user.username))
             # tokens still active were issued before the disable (a disabled user gets none)
             apitokens.revoke_all(user, ctx, reason="user_disabled")
             since = row.disabled_at if row.disabled_at is not None else 0
@@ -119,6 +122,42 @@ def set_disabled(user: User, disabled: bool, ctx: audit.Context) -> int:
             audit.record(Tag.USER_ENABLE, ctx, subject=user.username, tokens_revoked=revoked)
     user.is_disabled = disabled
     return revoked
+
+
+def remove_user(user: User, ctx: audit.Context) -> tuple[int, int]:
+    """Remove a user for good. Refused while they are the last owner of a project (give it
+    another owner first); their roles go, their tokens are revoked (each audited), their
+    sessions end and their second factors and password are deleted. The row stays, disabled
+    and marked removed: the audit trail refers to it, and the name cannot be taken by
+    someone else. Returns (tokens revoked, roles removed)."""
+    from privindex import apitokens
+    from privindex.models import Project, ProjectRole, RecoveryCode, SecurityKey
+
+    with database.atomic():
+        owned = [r.project.name for r in ProjectRole.select(ProjectRole, Project).join(Project)
+                 .where(ProjectRole.user == user, ProjectRole.role == "owner")]
+        last = sorted(name for name in owned if ProjectRole.select().join(Project).where(
+            Project.name == name, ProjectRole.role == "owner").count() == 1)
+        if last:
+            raise AccountError(_("'%(user)s' is the last owner of %(projects)s; give each another owner "
+                                 "first", user=user.username, projects=", ".join(last)))
+        roles = ProjectRole.delete().where(ProjectRole.user == user).execute()
+        sessions.end_all(user, ctx, reason="removed")
+        PendingAuth.delete().where(PendingAuth.user == user).execute()
+        revoked = apitokens.revoke_all(user, ctx, reason="user_removed")
+        SecurityKey.delete().where(SecurityKey.user == user).execute()
+        RecoveryCode.delete().where(RecoveryCode.user == user).execute()
+        now = time.time()
+        User.update(is_disabled=True, disabled_at=now, removed_at=now, password_hash=None, totp_secret=None,
+                    totp_last_counter=None, totp_enabled_at=None).where(User.id == user.id).execute()
+        audit.record(Tag.USER_REMOVE, ctx, subject=user.username, tokens_revoked=revoked, roles_removed=roles)
+    return revoked, roles
+
+
+def set_locale(user: User, locale: str) -> None:
+    """The language the user reads the pages in (the web layer knows which exist)."""
+    User.update(locale=locale).where(User.id == user.id).execute()
+    user.locale = locale
 
 
 def list_users() -> list[User]:

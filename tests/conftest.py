@@ -414,3 +414,24 @@ class AppRunner:
 @pytest.fixture
 def runner(app) -> AppRunner:
     return AppRunner(app)
+
+
+def enrol_totp_cli(server, name: str):
+    """`privindex user totp NAME` as an admin in a terminal would run it: read the otpauth
+    URI it prints, type the code the "app" shows. Returns (pyotp.TOTP, recovery codes, output)."""
+    import re
+
+    import pyotp
+
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("PRIVINDEX_")}
+    full_env.update(getattr(server, "env", {}) or {})
+    proc = subprocess.Popen([sys.executable, "-m", "privindex", "user", "totp", name, "--data-dir",
+                             str(server.data_dir), "--store", str(server.store)], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=full_env)
+    uri = proc.stdout.readline().strip()
+    secret = re.search(r"secret=([A-Z2-7]+)", uri).group(1)
+    totp = pyotp.TOTP(secret)
+    out, err = proc.communicate(totp.now() + "\n", timeout=60)
+    assert proc.returncode == 0, err
+    codes = re.findall(r"^[0-9a-f]{4}(?:-[0-9a-f]{4}){3}$", out, re.M)
+    return totp, codes, uri + "\n" + out + err

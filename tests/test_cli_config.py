@@ -77,6 +77,8 @@ def test_serve_prints_url_and_pip_line_and_stops_cleanly_on_sigterm(tmp_path):
     server = start_server(tmp_path / "store", tmp_path / "data")
     port = server.url.rsplit(":", 1)[1]
     assert f"install with:  pip install --index-url http://localhost:{port}/simple/ <package>" in server.banner
+    assert any(line.startswith("no user yet: create the first admin with:  privindex user add NAME --admin "
+                               "--data-dir") for line in server.banner)
     assert requests.get(f"{server.url}/health", timeout=10).status_code == 200
     assert server.stop(signal.SIGTERM) == 0
     assert "privindex stopped" in server.banner

@@ -9,15 +9,20 @@ from pathlib import Path
 
 
 def make_wheel(folder: Path, name: str, version: str, payload: bytes = b"",
-               metadata_name: str | None = None, requires_python: str | None = ">=3.8") -> Path:
+               metadata_name: str | None = None, requires_python: str | None = ">=3.8",
+               headers: str = "", description: str = "") -> Path:
     """A pure-Python wheel pip can install, written directly into folder: a module,
-    METADATA (naming metadata_name if given, to make a lying wheel), WHEEL and RECORD."""
+    METADATA (naming metadata_name if given, to make a lying wheel; more header lines and a
+    long description if given), WHEEL and RECORD."""
     dist = name.replace("-", "_").replace(".", "_")
     module = dist.lower()
     dist_info = f"{dist}-{version}.dist-info"
     metadata = f"Metadata-Version: 2.1\nName: {metadata_name or name}\nVersion: {version}\n"
     if requires_python:
         metadata += f"Requires-Python: {requires_python}\n"
+    metadata += headers
+    if description:
+        metadata += "\n" + description
     files = {
         f"{module}/__init__.py": f"VERSION = {version!r}\n".encode(),
         f"{dist_info}/METADATA": metadata.encode(),

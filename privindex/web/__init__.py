@@ -21,7 +21,7 @@ from typing import Callable
 from urllib.parse import urlsplit
 
 from flask import Blueprint, Flask, current_app, flash, redirect, render_template, request, session, url_for
-from flask_babel import Babel, format_datetime, ngettext
+from flask_babel import Babel, format_date, get_locale, format_datetime, format_decimal, ngettext
 from flask_babel import gettext as _
 from flask_login import LoginManager, UserMixin, current_user
 from flask_wtf.csrf import CSRFError, CSRFProtect
@@ -41,7 +41,7 @@ bp = Blueprint("web", __name__, template_folder="templates", static_folder="stat
 # Pages a signed-in user without a second factor may reach when require_2fa is on.
 ENROLMENT_ENDPOINTS = {
     "web.security", "web.totp_setup", "web.totp_start", "web.totp_confirm", "web.key_options",
-    "web.key_add", "web.logout", "web.reauth", "web.reauth_submit", "web.recovery_codes", "web.static",
+    "web.key_add", "web.logout", "web.reauth", "web.reauth_submit", "web.recovery_codes", "web.static", "web.language",
 }
 
 
@@ -111,7 +111,7 @@ def init_web(app: Flask) -> None:
     for name, blueprint in app.blueprints.items():
         if name != "web":  # the upload API authenticates each request with a token, not a cookie
             csrf.exempt(blueprint)
-    Babel(app)
+    Babel(app, locale_selector=select_locale)
     manager = LoginManager(app)
     manager.user_loader(load_account)
     manager.login_view = "web.login"
@@ -122,7 +122,10 @@ def init_web(app: Flask) -> None:
     from privindex.web import account, admin, projects, publishers, signin, upstream  # noqa: F401  (routes)
 
     app.register_blueprint(bp)
-    app.jinja_env.globals.update(format_time=format_time, ngettext=ngettext)
+    app.jinja_env.globals.update(format_time=format_time, format_date=format_day, format_decimal=format_decimal,
+                                 page_url=page_url,
+                                 languages=LANGUAGES, get_locale=get_locale,
+                                 ngettext=ngettext)
     app.after_request(security_headers)
     if conf.secure_cookies:
         app.after_request(strict_transport_security)
@@ -131,6 +134,19 @@ def init_web(app: Flask) -> None:
     def csrf_error(exc):
         return render_template("message.html", title=_("The form has expired"),
                                message=_("Reload the page and try again.")), 400
+
+
+LANGUAGES = {"en": "English", "de": "Deutsch", "fr": "Français"}
+
+
+def select_locale() -> str:
+    """The user's saved choice, else this browser's (a choice made signed out, kept in
+    the session), else the best of Accept-Language, else English."""
+    if current_user.is_authenticated and current_user.user.locale in LANGUAGES:
+        return current_user.user.locale
+    if session.get("locale") in LANGUAGES:
+        return session["locale"]
+    return request.accept_languages.best_match(list(LANGUAGES)) or "en"
 
 
 class RowId(IntegerConverter):
@@ -201,6 +217,20 @@ def format_time(timestamp: float | None) -> str:
     from datetime import datetime, timezone
 
     return format_datetime(datetime.fromtimestamp(timestamp, timezone.utc), "yyyy-MM-dd HH:mm 'UTC'")
+
+
+def page_url(page: int) -> str:
+    """This page's URL with another page number (other query arguments kept)."""
+    args = request.args.to_dict()
+    args["page"] = str(page)
+    return url_for(request.endpoint, **(request.view_args or {}), **args)
+
+
+def format_day(timestamp: float) -> str:
+    """A date in the reader's language (e.g. 3 Dec 2025, 03.12.2025, 3 déc. 2025)."""
+    from datetime import datetime, timezone
+
+    return format_date(datetime.fromtimestamp(timestamp, timezone.utc), "medium")
 
 
 def humanize_wait(seconds: float) -> str:

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import csv
 import functools
+import io
+import json
+from types import SimpleNamespace
 
-from flask import abort, flash, redirect, render_template, request, url_for
+from flask import Response, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import ngettext
 from flask_login import login_required
+from packaging.utils import canonicalize_name
 
 from privindex import audit, twofactor, users
 from privindex.http import audit_context
@@ -90,15 +95,49 @@ def _enable_note(revoked: int) -> str:
                     "Its %(num)d API tokens were revoked; issue new ones.", revoked)
 
 
+AUDIT_PAGE = 50
+EXPORT_FIELDS = ("id", "time", "tag", "actor", "subject", "project", "ip", "user_agent", "token_id", "details")
+
+
+def _audit_filters() -> dict:
+    """The filters of the audit pages; everyone but an admin sees only their own events."""
+    args = request.args
+    username = (args.get("user") or None) if me().is_admin else me().username
+    return dict(username=username.lower() if username else None,
+                project=canonicalize_name(args["project"]) if args.get("project") else None,
+                tag=args.get("tag") or None)
+
+
 @bp.get("/audit")
 @login_required
 def audit_log():
-    args = request.args
-    if me().is_admin:
-        username = args.get("user") or None
+    page = request.args.get("page", "1")
+    if not page.isdigit() or not 1 <= int(page) <= 1_000_000:
+        abort(400, _("The page number must be a whole number from 1."))
+    filters = _audit_filters()
+    total = audit.count(**filters)
+    events = audit.query(**filters, limit=AUDIT_PAGE, offset=(int(page) - 1) * AUDIT_PAGE)
+    listing = SimpleNamespace(page=int(page), pages=max(1, -(-total // AUDIT_PAGE)), total=total)
+    return render_template("audit.html", events=[audit.as_dict(e) for e in events], listing=listing,
+                           tags=sorted(audit.Tag), filters=request.args)
+
+
+@bp.get("/audit/export.<fmt>")
+@admin_required
+def audit_export(fmt: str):
+    """Every event matching the filters, as CSV or JSON lines, for an admin's own tools."""
+    if fmt not in ("csv", "json"):
+        abort(404)
+    rows = [audit.as_dict(e) for e in audit.query(**_audit_filters())]
+    if fmt == "json":
+        body = "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows)
+        mimetype = "application/x-ndjson"
     else:
-        username = me().username
-    events = audit.query(username=username, project=args.get("project") or None,
-                         tag=args.get("tag") or None, limit=500)
-    return render_template("audit.html", events=[audit.as_dict(e) for e in events],
-                           tags=sorted(audit.Tag), filters=args)
+        out = io.StringIO()
+        writer = csv.DictWriter(out, fieldnames=EXPORT_FIELDS)
+        writer.writeheader()
+        for r in rows:
+            writer.writerow({**r, "details": json.dumps(r["details"], sort_keys=True)})
+        body, mimetype = out.getvalue(), "text/csv"
+    return Response(body, mimetype=mimetype,
+                    headers={"Content-Disposition": f"attachment; filename=privindex-audit.{fmt}"})

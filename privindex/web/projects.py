@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
@@ -26,10 +28,14 @@ def home():
 def projects_page():
     if not _may_browse():
         return redirect(url_for("web.login", next=request.path))
+    query = request.args.get("q", "").strip()[:200]
+    page = request.args.get("page", "1")
+    if not page.isdigit() or not 1 <= int(page) <= 100_000:
+        abort(400, _("The page number must be a whole number from 1."))
     # signed-in people start with their own projects; everything is one click away
-    show_all = not current_user.is_authenticated or request.args.get("all") == "1"
-    listing = projects.list_projects(None if show_all else me())
-    return render_template("projects.html", projects=listing, show_all=show_all)
+    show_all = not current_user.is_authenticated or request.args.get("all") == "1" or bool(query)
+    listing = projects.browse(services().index, None if show_all else me(), query, int(page))
+    return render_template("projects.html", listing=listing, show_all=show_all, query=query)
 
 
 @bp.get("/projects/<name>")
@@ -39,16 +45,19 @@ def project_page(name: str):
     normalized = canonicalize_name(name)
     if normalized != name:
         return redirect(url_for("web.project_page", name=normalized), 301)
-    info = next(iter(projects.list_projects(name=normalized)), None)
-    indexed = services().index.project(normalized)
-    if info is None and indexed is None and not upstream_known(normalized):
+    page = projects.project_page(services().index, normalized)
+    if page is None and upstream_known(normalized):  # served from the upstream only
+        page = projects.ProjectPage(name=normalized, display_name=normalized, info=None, latest=None,
+                                    latest_version=None, releases=[], urls=[], classifiers=[])
+    if page is None:
         abort(404)
     user = me() if current_user.is_authenticated else None
-    return render_template("project.html", name=normalized, info=info,
-                           files=list(reversed(indexed.files)) if indexed else [],
-                           display_name=indexed.display_name if indexed else normalized,
+    conf = settings()
+    return render_template("project.html", name=normalized, p=page, info=page.info,
                            can_manage=permissions.can_manage(user, normalized),
-                           index_url=settings().base_url + "/simple/")
+                           index_url=conf.base_url + "/simple/", private=conf.read_access == "token",
+                           host=urlsplit(conf.base_url).netloc,
+                           download_base=conf.base_url + "/packages/")
 
 
 def _back(name: str):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import time
 
-from flask import flash, jsonify, redirect, render_template, request, session, url_for
+from flask import abort, flash, jsonify, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required, login_user, logout_user
 
@@ -185,6 +185,20 @@ def logout():
     session.clear()
     flash(_("You are signed out."), "info")
     return redirect(url_for("web.login"))
+
+
+@bp.post("/language")
+def language():
+    """Choose the language of the pages: saved on the account when signed in."""
+    from privindex.web import LANGUAGES
+
+    chosen = request.form.get("locale", "")
+    if chosen not in LANGUAGES:
+        abort(400)
+    session["locale"] = chosen
+    if current_user.is_authenticated:
+        users.set_locale(current_user.user, chosen)
+    return redirect(safe_next(request.form.get("next") or request.referrer))
 
 
 @bp.get("/reauth")

@@ -25,7 +25,10 @@ def db_rows(server) -> dict[str, list[tuple]]:
         result = {}
         for (table,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'"):
             cols = [row[1] for row in conn.execute(f"PRAGMA table_info({table})") if row[1] not in VOLATILE]
-            result[table] = conn.execute(f"SELECT {', '.join(cols)} FROM {table} ORDER BY rowid").fetchall()
+            try:
+                result[table] = conn.execute(f"SELECT {', '.join(cols)} FROM {table} ORDER BY rowid").fetchall()
+            except sqlite3.OperationalError:  # a WITHOUT ROWID table (FTS5 keeps its config in one)
+                result[table] = sorted(conn.execute(f"SELECT {', '.join(cols)} FROM {table}").fetchall())
     return result
 
 

@@ -126,3 +126,21 @@ document.addEventListener("DOMContentLoaded", () => {
   document.querySelectorAll("[data-copy]").forEach((button) =>
     button.addEventListener("click", () => copyFrom(button)));
 });
+
+// Copy buttons: a progressive enhancement for `<code data-copy="Copy">`; without script the
+// text is still there to select.
+document.addEventListener("DOMContentLoaded", () => {
+  if (!navigator.clipboard) return;
+  for (const code of document.querySelectorAll("code[data-copy]")) {
+    const button = document.createElement("button");
+    button.type = "button";
+    button.className = "copy";
+    button.textContent = code.dataset.copy;
+    button.setAttribute("aria-label", code.dataset.copyLabel || code.dataset.copy);
+    button.addEventListener("click", async () => {
+      await navigator.clipboard.writeText(code.textContent.trim());
+      button.textContent = code.dataset.copied || code.dataset.copy;
+    });
+    code.after(button);
+  }
+});
