@@ -7,6 +7,8 @@ axe-core comes from npm into tests/node_modules (.ci/run installs it there).
 
 from __future__ import annotations
 
+import os
+
 import re
 import time
 
@@ -88,8 +90,11 @@ def signed_in(browser, site):  # noqa: F811
 
 @pytest.mark.parametrize("width", [390, 1280])
 def test_every_page_fits_the_screen_and_passes_axe(browser, site, signed_in, width):  # noqa: F811
-    if not AXE.exists():
-        pytest.fail(f"{AXE} is missing: .ci/run installs it (cd tests && npm install axe-core)")
+    if not AXE.exists():  # like chromium: required in CI, skipped on a machine without it
+        message = f"{AXE} is missing: .ci/run installs it (cd tests && npm install axe-core)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
     # bypass_csp lets axe be injected; it also means a script that slipped through the
     # description sanitiser would run, which the title check below would see
     def new_page(**kwargs):
