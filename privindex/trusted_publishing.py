@@ -58,8 +58,9 @@ def _issuer(settings: Settings, kind: str, url: str | None) -> OIDCIssuer:
     """The configured issuer of that kind (the only one, or the one named by url)."""
     candidates = [i for i in settings.oidc_issuers if i.kind == kind and (url is None or i.url == url.rstrip("/"))]
     if not candidates:
+        suffix = " " + url if url else ""
         raise AccountError(_("no %(kind)s issuer%(url)s is configured (oidc_issuers in the config file)",
-                             kind=kind, url=f" {url}" if url else ""))
+                             kind=kind, url=suffix))
     if len(candidates) > 1:
         raise AccountError(_("several %(kind)s issuers are configured: name one with --issuer", kind=kind))
     return candidates[0]
