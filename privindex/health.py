@@ -11,6 +11,7 @@ what failed. /health (the older one: version and counts) stays as it was.
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 
@@ -20,6 +21,7 @@ from privindex.db import database
 from privindex.store import UPLOAD_TEMP_PREFIX
 
 bp = Blueprint("health", __name__)
+log = logging.getLogger(__name__)
 
 
 def database_problem() -> str | None:
@@ -27,6 +29,7 @@ def database_problem() -> str | None:
     try:
         database.execute_sql("SELECT 1").fetchone()
     except Exception as exc:  # any driver error means "not ready"
+        log.warning("readiness: the database does not answer: %s", exc)
         return f"database unreachable: {exc}"
     return None
 
@@ -39,8 +42,9 @@ def store_problem(root: os.PathLike) -> str | None:
             probe.write(b"ready?")
             probe.flush()
             os.fsync(probe.fileno())
-    except OSError as exc:
-        return f"store not writable: {exc.strerror or exc} ({root})"
+    except OSError as exc:  # the path goes to the log, not to whoever asks /readyz
+        log.warning("readiness: cannot write in the store %s: %s", root, exc)
+        return f"store not writable: {exc.strerror or exc}"
     return None
 
 

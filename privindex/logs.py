@@ -90,7 +90,7 @@ class TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         line = super().format(record)
         rid = getattr(record, "request_id", None)
-        return f"{line} [req {rid}]" if rid else line
+        return f"{line} [req {redact(rid)}]" if rid else line  # a client chose it: it may be anything
 
 
 class JsonFormatter(logging.Formatter):
