@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import peewee
 from packaging.utils import canonicalize_name
 
-from privindex import audit, permissions
+from privindex import audit, metrics, permissions
 from privindex.audit import Tag
 from privindex.auth import tokens
 from privindex.db import database
@@ -47,7 +47,20 @@ class TokenAuth:
 
 
 class TokenRejected(Exception):
-    """A token that does not authenticate; the message is safe to show."""
+    """A token that does not authenticate; the message is safe to show, `reason` is a short
+    code (malformed, unknown, expired, revoked, disabled) for metrics."""
+
+    def __init__(self, message: str, reason: str = "unknown"):
+        super().__init__(message)
+        self.reason = reason
+
+
+def _rejected(message: str, reason: str) -> TokenRejected:
+    """The one place a token failure is made, and so counted (metrics)."""
+    observed = metrics.current()
+    if observed is not None:
+        observed.token_failed(reason)
+    return TokenRejected(message, reason)
 
 
 def create_token(user: User, ctx: audit.Context, description: str = "", projects: list[str] = (),
@@ -166,20 +179,20 @@ _last_used_lock = threading.Lock()
 def authenticate_token(secret: str) -> TokenAuth:
     """The token's row and user, or TokenRejected saying why (without echoing the token)."""
     if not tokens.looks_like_token(secret):
-        raise TokenRejected(f"Invalid API token: {tokens.malformed_reason(secret)}")
+        raise _rejected(f"Invalid API token: {tokens.malformed_reason(secret)}", "malformed")
     wanted = tokens.digest(secret)
     try:
         token = ApiToken.select(ApiToken, User).join(User).where(ApiToken.token_hash == wanted).get()
     except ApiToken.DoesNotExist:
-        raise TokenRejected("Invalid or non-existent API token") from None
+        raise _rejected("Invalid or non-existent API token", "unknown") from None
     if not hmac.compare_digest(token.token_hash, wanted):  # pragma: no cover - the lookup matched
-        raise TokenRejected("Invalid or non-existent API token")
+        raise _rejected("Invalid or non-existent API token", "unknown")
     status = token_status(token)
     if status != "active":
-        raise TokenRejected(f"This API token {'has expired' if status == 'expired' else 'has been revoked'}; "
-                            "create a new one")
+        raise _rejected(f"This API token {'has expired' if status == 'expired' else 'has been revoked'}; "
+                            "create a new one", status)
     if token.user.is_disabled:
-        raise TokenRejected(f"The account {token.user.username!r} is disabled")
+        raise _rejected(f"The account {token.user.username!r} is disabled", "disabled")
     _touch(token)
     return TokenAuth(token, token.user)
 

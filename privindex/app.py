@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Callable, Iterable
 
 import peewee
-from flask import Flask, g, jsonify
+from flask import Flask, Response, g, jsonify, request
 
 from privindex import __version__, exchange, trusted_publishing, upload
 from privindex.accesslog import access_log
@@ -15,7 +15,10 @@ from privindex.apitokens import TokenRejected, authenticate_token
 from privindex.auth.tokens import MalformedAuthorization, read_authorization
 from privindex.config import Settings
 from privindex.db import bind, bind_to_requests, bound, connect, unbind
+from privindex.health import bp as health_bp
 from privindex.index import Index, Progress
+from privindex.metrics import Metrics, may_read
+from privindex.requestid import request_ids
 from privindex.simple import SimpleAPI
 from privindex.sources import Sources
 from privindex.store import Store
@@ -64,6 +67,7 @@ def create_app(settings: Settings, progress: Progress | None = None) -> Flask:
             projects=len(index.project_list()), files=index.file_count(),
         )
 
+    app.register_blueprint(health_bp)  # /healthz, /readyz
     app.register_blueprint(upload.bp)
     # Trusted Publishing: registered before init_web, which exempts every blueprint but the
     # web UI's from CSRF; these POSTs are authenticated by the JWT they carry, not a cookie
@@ -74,9 +78,32 @@ def create_app(settings: Settings, progress: Progress | None = None) -> Flask:
     read_guard = token_reader if settings.read_access == "token" else None
     simple_api = SimpleAPI(index, page_cache_size=settings.page_cache_size, read_guard=read_guard,
                            sources=sources)
+    routed = _route_read_path(simple_api, app.wsgi_app)
+    if settings.metrics:
+        metrics = Metrics(index, settings.data_dir, sources.cache)
+        app.extensions["privindex_metrics"] = metrics
+        simple_api.on_page_hit, simple_api.on_page_miss = metrics.page_hit, metrics.page_miss
+        if sources.cache is not None:
+            sources.cache.on_fetch = metrics.upstream_fetch
+        _add_metrics_view(app, metrics, settings)
+        routed = metrics.middleware(routed)
     app.wsgi_app = bind_to_requests(  # type: ignore[method-assign]
-        db, access_log(_route_read_path(simple_api, app.wsgi_app)))
+        db, request_ids(access_log(routed)))
     return app
+
+
+def _add_metrics_view(app: Flask, metrics: Metrics, settings: Settings) -> None:
+    """/metrics for whoever metrics_access lets in (see Settings.metrics_mode)."""
+    mode, networks = settings.metrics_mode, settings.metrics_networks
+
+    @app.get("/metrics")
+    def metrics_endpoint():
+        if not may_read(mode, networks, request.environ, token_reader):
+            hint = " or from an allowed address" if mode == "addresses" else ""
+            return Response(f"Metrics need an API token (user __token__){hint}.\n", status=401,
+                            mimetype="text/plain", headers={"WWW-Authenticate": 'Basic realm="privindex"'})
+        body, content_type = metrics.exposition()
+        return Response(body, content_type=content_type, headers={"Cache-Control": "no-store"})
 
 
 def make_upstream_cache(settings: Settings):

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Iterable
 
+from privindex import metrics
 from privindex.models import AuditEvent, User
 
 class Tag(StrEnum):
@@ -81,6 +82,13 @@ def record(tag: Tag, ctx: Context, subject: str | None = None, project: str | No
         if any(word in key.lower() for word in _SECRET_WORDS):
             raise ValueError(f"audit details must not carry secrets ({key!r})")
     details.setdefault("via", ctx.via)
+    if tag is Tag.USER_LOGIN_FAILURE or tag is Tag.UPLOAD_REFUSED:
+        observed = metrics.current()  # the app answering this request; None in the CLI
+        if observed is not None:
+            if tag is Tag.USER_LOGIN_FAILURE:
+                observed.login_failed(str(details.get("reason", "unknown")))
+            else:
+                observed.upload_refused(int(details.get("status") or 0))
     return AuditEvent.create(
         ts=time.time(), tag=tag.value,
         actor_id=ctx.actor.id if ctx.actor else None,

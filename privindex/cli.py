@@ -631,7 +631,7 @@ def backup(settings: Settings, dest: Path) -> None:
     Restore by serving the copy: privindex serve --data-dir DEST/data --store DEST/packages
     (or copy those two folders back into place).
     """
-    from privindex.maintenance import MaintenanceError
+    from privindex.maintenance import MaintenanceError, record_success
     from privindex.maintenance import backup as run_backup
     from privindex.store import Store
 
@@ -646,6 +646,7 @@ def backup(settings: Settings, dest: Path) -> None:
                err=True)
     if result.problems:
         sys.exit(1)
+    record_success(settings.data_dir, "backup")
 
 
 @main.command()
@@ -656,7 +657,7 @@ def check(settings: Settings, quick: bool) -> None:
 
     Exits with 1 if anything is wrong.
     """
-    from privindex.maintenance import MaintenanceError
+    from privindex.maintenance import MaintenanceError, record_success
     from privindex.maintenance import check as run_check
     from privindex.store import Store
 
@@ -676,3 +677,4 @@ def check(settings: Settings, quick: bool) -> None:
         click.echo(f"{len(problems)} problem(s) in {checked} files", err=True)
         sys.exit(1)
     click.echo(f"all {checked} files match their records", err=True)
+    record_success(settings.data_dir, "check")

@@ -34,6 +34,7 @@ def _bad(field: str, detail: str) -> ConfigError:
 
 
 ISSUER_KINDS = ("gitlab", "github", "forgejo")
+METRICS_ACCESS = ("", "public", "token", "addresses")
 
 
 @dataclass(frozen=True)
@@ -100,6 +101,10 @@ class Settings:
     page_cache_size: int = 4096
     log_level: str = "info"
     log_sql: bool = False
+    log_format: str = "text"
+    metrics: bool = True
+    metrics_access: str = ""
+    metrics_addresses: str = "127.0.0.1/32, ::1/128"
     oidc_audience: str = ""
     oidc_issuers: tuple[OIDCIssuer, ...] = ()
     upstream_url: str = ""
@@ -128,6 +133,12 @@ class Settings:
             raise _bad("page_cache_size", f"must be 0 or more, got {self.page_cache_size}")
         if self.log_level.lower() not in ("debug", "info", "warning", "error"):
             raise _bad("log_level", f"must be debug, info, warning or error, got {self.log_level!r}")
+        if self.log_format not in ("text", "json"):
+            raise _bad("log_format", f"must be 'text' or 'json', got {self.log_format!r}")
+        if self.metrics_access not in METRICS_ACCESS:
+            raise _bad("metrics_access", "must be 'public', 'token', 'addresses' or empty (the default: "
+                       f"addresses or a token, and a token only when read_access is 'token'), got {self.metrics_access!r}")
+        self.metrics_networks  # a bad address is an error now, not at the first scrape
         if self.upstream_url:
             parts = urlsplit(self.upstream_url)
             if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -190,6 +201,25 @@ class Settings:
     def upstream_dir(self) -> Path:
         """The pull-through cache of the upstream index: pages/ and files/."""
         return self.data_dir / "upstream"
+
+    @property
+    def metrics_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        """metrics_addresses parsed: comma- or space-separated addresses and CIDR networks."""
+        networks = []
+        for part in self.metrics_addresses.replace(",", " ").split():
+            try:
+                networks.append(ipaddress.ip_network(part, strict=False))
+            except ValueError:
+                raise _bad("metrics_addresses", f"{part!r} is not an IP address or network (CIDR)") from None
+        return tuple(networks)
+
+    @property
+    def metrics_mode(self) -> str:
+        """Who may read /metrics: metrics_access, or when empty: a token only if the index is
+        private (read_access = "token"), else the listed addresses or a token."""
+        if self.metrics_access:
+            return self.metrics_access
+        return "token" if self.read_access == "token" else "addresses"
 
     @property
     def max_upload_bytes(self) -> int:

@@ -10,11 +10,14 @@ hashes, TOTP secrets), so its records are cut down to the statement text here an
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import sys
+import time
 
 from privindex.auth import recovery, tokens, totp
+from privindex.requestid import RequestIdFilter
 
 REDACTED = "[redacted]"
 
@@ -78,11 +81,66 @@ def drop_sql_parameters() -> None:
         peewee_log.addFilter(StatementsOnly())
 
 
-def configure(level: str, log_sql: bool = False) -> None:
-    """One stderr handler on the root logger, redacting; SQL per `log_sql`."""
+class TextFormatter(logging.Formatter):
+    """The default: one readable line; `[req ID]` at the end of lines made during a request."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        rid = getattr(record, "request_id", None)
+        return f"{line} [req {redact(rid)}]" if rid else line  # a client chose it: it may be anything
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line for log collectors: time, level, logger, message, the
+    request id, the access log's fields (`record.http`), and a traceback as `exc`. Every
+    string value goes through redact, whatever filters ran before."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        doc: dict = {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+                    + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        rid = getattr(record, "request_id", None)
+        if rid:
+            doc["request_id"] = rid
+        fields = getattr(record, "http", None)
+        if isinstance(fields, dict):
+            doc.update(fields)
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            doc["exc"] = record.exc_text
+        if record.stack_info:
+            doc["stack"] = record.stack_info
+        return json.dumps(_redact_values(doc), ensure_ascii=False, default=str)
+
+
+def _redact_values(value):
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {k: _redact_values(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_redact_values(v) for v in value]
+    return value
+
+
+FORMATS = ("text", "json")
+
+
+def configure(level: str, log_sql: bool = False, fmt: str = "text") -> None:
+    """One stderr handler on the root logger, redacting, with request ids; text or JSON
+    lines (`log_format`); SQL per `log_sql`."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     handler.addFilter(RedactSecrets())
+    handler.addFilter(RequestIdFilter())
     logging.basicConfig(level=level.upper(), handlers=[handler])
     drop_sql_parameters()
     # statements only when asked for, whatever log_level says: they are noisy, not secret

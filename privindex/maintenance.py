@@ -11,6 +11,7 @@ not rehash anything.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import sqlite3
@@ -24,6 +25,35 @@ from privindex.store import UPLOAD_TEMP_PREFIX, Store
 
 Report = Callable[[str], None]
 IN_FLIGHT_SECONDS = 5.0
+
+
+LAST_RUNS = "last-runs.json"
+
+
+def record_success(data_dir: Path, job: str) -> None:
+    """Note the time `job` (backup, check) last succeeded, for the server's metrics: these
+    commands run as other processes, so the server reads it from this small file at scrape
+    time. Written atomically; a failure to write never fails the job."""
+    runs = last_successes(data_dir)
+    runs[job] = time.time()
+    target = data_dir / LAST_RUNS
+    tmp = target.with_name(f".{LAST_RUNS}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(json.dumps(runs, sort_keys=True))
+        os.replace(tmp, target)
+    except OSError:
+        pass
+
+
+def last_successes(data_dir: Path) -> dict[str, float]:
+    """job -> Unix time of its last success; {} if none is recorded (or the file is bad)."""
+    try:
+        runs = json.loads((data_dir / LAST_RUNS).read_text())
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(runs, dict):
+        return {}
+    return {k: float(v) for k, v in runs.items() if isinstance(v, (int, float))}
 
 
 class MaintenanceError(Exception):

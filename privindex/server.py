@@ -46,9 +46,10 @@ class _Channel(HTTPChannel):
     task_class = _KeepAliveTask
 
 
-def configure_logging(level: str, log_sql: bool = False) -> None:
-    """stderr, secrets redacted, SQL statements only if asked for (see privindex.logs)."""
-    logs.configure(level, log_sql)
+def configure_logging(level: str, log_sql: bool = False, fmt: str = "text") -> None:
+    """stderr, secrets redacted, text or JSON lines, SQL statements only if asked for (see
+    privindex.logs)."""
+    logs.configure(level, log_sql, fmt)
 
 
 def progress_printer(echo: Callable[[str], None], every: float = 1.0) -> Progress:
@@ -91,6 +92,15 @@ def upstream_line(settings: Settings, sources) -> str:
     return f"upstream: {settings.upstream_url} reachable (names not known here are served from it)"
 
 
+def _watch(refresh: Callable[[], None], stop: threading.Event, interval: float) -> None:
+    """Index.watch's loop, around a refresh that metrics may time."""
+    while not stop.wait(interval):
+        try:
+            refresh()
+        except Exception:  # keep watching; the next pass may succeed
+            log.exception("refreshing the index failed")
+
+
 def _follow_claims(sources, stop: threading.Event, interval: float) -> None:
     while not stop.wait(interval):
         try:
@@ -104,7 +114,7 @@ def _stop_serving(_signum, _frame):
 
 
 def serve(settings: Settings, echo: Callable[..., None]) -> None:
-    configure_logging(settings.log_level, settings.log_sql)
+    configure_logging(settings.log_level, settings.log_sql, settings.log_format)
     # Our own handlers, whatever was inherited: a server started in the background by a
     # script (or under nohup from one) inherits SIGINT as ignored, and Python then installs
     # no KeyboardInterrupt handler; Ctrl-C and `kill -INT` must still stop it.
@@ -134,12 +144,18 @@ def serve(settings: Settings, echo: Callable[..., None]) -> None:
     stop = threading.Event()
     watcher: threading.Thread | None = None
     try:
-        app = create_app(settings, progress=progress_printer(lambda line: echo(line, err=True)))
+        # stderr is the log: with JSON logs, progress goes through logging like everything else
+        say = log.info if settings.log_format == "json" else (lambda line: echo(line, err=True))
+        app = create_app(settings, progress=progress_printer(say))
         later.app = app
         index = app.extensions["privindex"].index
+        refresh = index.refresh
+        observed = app.extensions.get("privindex_metrics")
+        if observed is not None:  # passes counted and timed
+            refresh = observed.timed_rescan(refresh)
         watcher = threading.Thread(  # a new thread has an empty context: give it the app's database
-            target=in_thread(app.extensions["privindex"].database, index.watch),
-            args=(stop, settings.rescan_interval), name="store-watcher", daemon=True,
+            target=in_thread(app.extensions["privindex"].database, _watch),
+            args=(refresh, stop, settings.rescan_interval), name="store-watcher", daemon=True,
         )
         watcher.start()
         sources = app.extensions["privindex"].sources

@@ -181,6 +181,9 @@ class SimpleAPI:
         self._pages: dict[tuple[str | None, str], Page] = {}
         self._cache_size = page_cache_size
         self._cache_lock = threading.Lock()
+        # page cache hits and misses, for metrics (set by create_app); no-ops otherwise
+        self.on_page_hit: Callable[[], None] = _nothing
+        self.on_page_miss: Callable[[], None] = _nothing
 
     def __call__(self, environ: dict, start_response: StartResponse) -> Iterable[bytes]:
         method = environ["REQUEST_METHOD"]
@@ -264,7 +267,9 @@ class SimpleAPI:
         key = (name, fmt)
         page = self._pages.get(key)
         if page is not None and _same(page.source, source):
+            self.on_page_hit()
             return page
+        self.on_page_miss()
         if name is None:
             body = render_root(self._root_names(source), fmt)
         elif isinstance(source, _Parts):
@@ -399,6 +404,10 @@ class SimpleAPI:
             headers.append(("Content-Length", str(size)))
         start_response("200 OK", headers)
         return download  # type: ignore[return-value]
+
+
+def _nothing() -> None:
+    pass
 
 
 class _Parts(tuple):

@@ -17,7 +17,7 @@ from packaging.utils import InvalidName, canonicalize_name, parse_wheel_filename
 from packaging.version import InvalidVersion, Version
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from privindex import apitokens, audit, publishing
+from privindex import apitokens, audit, metrics, publishing
 from privindex.permissions import UploadDenied
 from privindex.audit import Tag
 from privindex.auth import tokens
@@ -123,6 +123,9 @@ def _accept(auth: apitokens.TokenAuth, ctx: audit.Context):
         raise Refused(400, str(exc), form.project) from None
     if published.outcome == "identical":
         return plain_response(200, "OK, the identical file is already there; nothing changed")
+    observed = metrics.current()
+    if observed is not None:
+        observed.uploaded(facts.size)
     return plain_response(200, "OK")
 
 

@@ -123,6 +123,8 @@ class UpstreamCache:
         self._lru: OrderedDict[str, tuple[int, float]] = OrderedDict()  # relpath -> (size, last touch)
         self._lru_lock = threading.Lock()
         self.names: tuple[tuple[str, str], ...] = ()  # cached upstream projects, for /simple/
+        # (kind "page"/"file", outcome) of each fetch from the upstream, for metrics
+        self.on_fetch: Callable[[str, str], None] = lambda kind, outcome: None
         self._load()
 
     # -- start ---------------------------------------------------------------------------
@@ -193,11 +195,13 @@ class UpstreamCache:
             try:
                 project = self.upstream.fetch_project(name)
             except UpstreamError as exc:
+                self.on_fetch("page", "error")
                 if entry is not None and entry.project is not None:
                     log.warning("upstream failed (%s); serving %s from a page cached %d s ago",
                                 exc, name, time.time() - entry.fetched_at)
                     return entry
                 raise
+            self.on_fetch("page", "ok" if project is not None else "not_found")
             entry = Entry(project, time.time())
             self._pages[name] = entry
             if project is not None:
@@ -265,6 +269,7 @@ class UpstreamCache:
             url = f.metadata_url if metadata else f.url
             length, chunks, response = self.upstream.stream(url)
         except BaseException:
+            self.on_fetch("file", "error")
             self._file_flights.land(key)
             raise
         size = length if length is not None else (None if metadata else f.size)
@@ -303,12 +308,14 @@ class UpstreamCache:
                     out.flush()
                     os.fsync(out.fileno())
                 if digest.hexdigest() != expected:
+                    self.on_fetch("file", "mismatch")
                     log.error("upstream file %s has sha256 %s, but its page published %s: refused, "
                               "not cached", f.url, digest.hexdigest(), expected)
                     raise UpstreamError(f"{f.filename}: the upstream's bytes do not match its published "
                                         "sha256; refused")
                 os.replace(tmp, target)
                 done = True
+                self.on_fetch("file", "ok")
                 with self._lru_lock:
                     self._lru[key] = (size, time.time())
                 log.info("cached upstream file %s (%d bytes)", key, size)

@@ -1,0 +1,66 @@
+"""Liveness and readiness, for load balancers, orchestrators and uptime checks.
+
+/healthz answers 200 while the process can answer at all: no database, no disk, so it
+stays cheap and never turns a slow disk into a restart loop. /readyz answers 200 only when
+this instance can do its job: the database answers a query and the store takes a write
+(a real one: a hidden temp file like an upload's is created, written, flushed and
+removed, so a read-only mount, a full disk or a store path that is no longer a folder
+all show, even for root, where permission bits do not). Otherwise 503 with JSON saying
+what failed. /health (the older one: version and counts) stays as it was.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+
+from flask import Blueprint, current_app, jsonify
+
+from privindex.db import database
+from privindex.store import UPLOAD_TEMP_PREFIX
+
+bp = Blueprint("health", __name__)
+log = logging.getLogger(__name__)
+
+
+def database_problem() -> str | None:
+    """None if the database answers a query, else what went wrong."""
+    try:
+        database.execute_sql("SELECT 1").fetchone()
+    except Exception as exc:  # any driver error means "not ready"
+        log.warning("readiness: the database does not answer: %s", exc)
+        return f"database unreachable: {exc}"
+    return None
+
+
+def store_problem(root: os.PathLike) -> str | None:
+    """None if a file can be written in the store, else what went wrong. The probe uses the
+    upload temp prefix, so one left by a crash is removed at the next start."""
+    try:
+        with tempfile.NamedTemporaryFile(dir=root, prefix=UPLOAD_TEMP_PREFIX, suffix=".ready.tmp") as probe:
+            probe.write(b"ready?")
+            probe.flush()
+            os.fsync(probe.fileno())
+    except OSError as exc:  # the path goes to the log, not to whoever asks /readyz
+        log.warning("readiness: cannot write in the store %s: %s", root, exc)
+        return f"store not writable: {exc.strerror or exc}"
+    return None
+
+
+@bp.get("/healthz")
+def healthz():
+    return jsonify(status="ok")
+
+
+@bp.get("/readyz")
+def readyz():
+    services = current_app.extensions["privindex"]
+    problems = [p for p in (database_problem(), store_problem(services.store.root)) if p]
+    if problems:
+        response = jsonify(status="unavailable", problems=problems)
+        response.status_code = 503
+    else:
+        response = jsonify(status="ready")
+    response.headers["Cache-Control"] = "no-store"
+    return response
