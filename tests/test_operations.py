@@ -5,7 +5,6 @@ and the database check in-process."""
 from __future__ import annotations
 
 import json
-import shutil
 
 import pytest
 import requests
