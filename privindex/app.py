@@ -37,7 +37,7 @@ class Services:
     settings: Settings
     store: Store
     index: Index
-    database: peewee.SqliteDatabase  # this app's own; see db.py for how `database` finds it
+    database: peewee.Database  # this app's own; see db.py for how `database` finds it
     sources: Sources  # where each name comes from: here, the upstream, or both
 
 
@@ -45,7 +45,7 @@ def create_app(settings: Settings, progress: Progress | None = None) -> Flask:
     app = Flask(__name__, static_folder=None)  # the web blueprint serves its own
     app.request_class = UploadRequest  # sets the body size limits, per endpoint
 
-    db = connect(settings.database_path)
+    db = connect(settings.database)
     store = Store(settings.store)
     store.root.mkdir(parents=True, exist_ok=True)
     leftovers = store.remove_stale_temp_files()
@@ -120,7 +120,7 @@ def make_upstream_cache(settings: Settings):
                          offline=settings.upstream_offline)
 
 
-def _bind_to_app_contexts(app: Flask, db: peewee.SqliteDatabase) -> None:
+def _bind_to_app_contexts(app: Flask, db: peewee.Database) -> None:
     """`with app.app_context():` uses this app's database too, as code outside a request
     (tests, a shell) expects of a Flask app."""
     from flask import appcontext_pushed

@@ -74,12 +74,12 @@ def serve(settings: Settings) -> None:
 
 def open_data(settings: Settings):
     """The data dir's database, bound for the rest of the command (see db.py)."""
-    from privindex.db import bound, connect
+    from privindex.db import bound, connect, describe
 
     try:
-        db = connect(settings.database_path)
-    except (RuntimeError, OSError) as exc:
-        fail(f"cannot open the database in {settings.data_dir}: {exc}")
+        db = connect(settings.database)
+    except (RuntimeError, OSError, ValueError) as exc:
+        fail(f"cannot open the database {describe(settings.database)}: {exc}")
     return bound(db)
 
 
@@ -636,7 +636,7 @@ def backup(settings: Settings, dest: Path) -> None:
     from privindex.store import Store
 
     try:
-        result = run_backup(settings.database_path, Store(settings.store), dest,
+        result = run_backup(settings.database, Store(settings.store), dest,
                             lambda line: click.echo(line, err=True))
     except MaintenanceError as exc:
         fail(str(exc))
@@ -662,7 +662,7 @@ def check(settings: Settings, quick: bool) -> None:
     from privindex.store import Store
 
     try:
-        result = run_check(settings.database_path, Store(settings.store),
+        result = run_check(settings.database, Store(settings.store),
                            lambda line: click.echo(line, err=True), rehash=not quick)
     except MaintenanceError as exc:
         fail(str(exc))

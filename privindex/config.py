@@ -89,6 +89,7 @@ class Settings:
     port: int = 8080
     store: Path = Path("packages_store")
     data_dir: Path = Path("privindex_data")
+    database_url: str = ""
     threads: int = 8
     public_url: str = ""
     trusted_proxy: str = ""
@@ -131,6 +132,10 @@ class Settings:
             raise _bad("rescan_interval", f"must be positive, got {self.rescan_interval}")
         if self.page_cache_size < 0:
             raise _bad("page_cache_size", f"must be 0 or more, got {self.page_cache_size}")
+        if self.database_url and urlsplit(self.database_url).scheme not in ("postgresql", "postgres"):
+            raise _bad("database_url", "must be empty (SQLite in the data dir) or "
+                       "postgresql://user:password@host:port/database, got a URL starting "
+                       f"{self.database_url.partition(':')[0]!r}")
         if self.log_level.lower() not in ("debug", "info", "warning", "error"):
             raise _bad("log_level", f"must be debug, info, warning or error, got {self.log_level!r}")
         if self.log_format not in ("text", "json"):
@@ -196,6 +201,11 @@ class Settings:
     @property
     def database_path(self) -> Path:
         return self.data_dir / "privindex.sqlite3"
+
+    @property
+    def database(self) -> Path | str:
+        """What db.connect opens: the PostgreSQL URL if set, else the SQLite file."""
+        return self.database_url or self.database_path
 
     @property
     def upstream_dir(self) -> Path:

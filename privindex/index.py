@@ -30,7 +30,7 @@ from typing import Callable, Iterable, Mapping
 from packaging.version import Version
 
 from privindex import publications, releases
-from privindex.db import database
+from privindex.db import data_version, database
 from privindex.distfile import FileFacts, InvalidDistribution, hash_stream, parse_filename, read_facts
 from privindex.models import DistFile
 from privindex.store import Store
@@ -145,6 +145,7 @@ class Index:
         self._unsettled: set[str] = set()
         self._warned: set[tuple[str, int, int]] = set()
         self._revision = 0
+        self._data_version: int | None = None  # db.data_version when yanks were last read
         self._suspects: set[str] = set()  # added to by any thread (set.add is atomic)
         self._fresh: dict[str, float] = {}  # just published: path -> watch until (under _lock)
 
@@ -167,7 +168,8 @@ class Index:
         return len(self.snapshot.files)
 
     def core_metadata(self, path: str) -> bytes | None:
-        return DistFile.select(DistFile.metadata).where(DistFile.path == path).scalar()
+        found = DistFile.select(DistFile.metadata).where(DistFile.path == path).scalar()
+        return bytes(found) if found is not None else None  # PostgreSQL's driver gives a memoryview
 
     def suspect(self, path: str) -> None:
         """A reader found the file's size or mtime changed: the next refresh reads it again."""
@@ -227,6 +229,7 @@ class Index:
         """Catch up with changes made by hand or by another process. Folders are listed and
         files hashed without the index lock; the lock is taken once, briefly, at the end."""
         with self._refreshing:
+            self._follow_yanks()
             found = self._survey()
             for row in publications.changed_since(self._revision):
                 self._revision = max(self._revision, row.revision)
@@ -256,6 +259,26 @@ class Index:
                 changed = {self._drop(p) for p in found.gone if not self.store.full_path(p).exists()}
                 changed |= self._apply(outcomes, restat=True)
                 self._publish(changed - {None})
+
+    def _follow_yanks(self) -> None:
+        """Yanks and unyanks another process (another server on the same PostgreSQL
+        database) recorded: read the yanked rows again when the database changed. Files
+        themselves arrive and leave through the folder (the survey sees them)."""
+        version = data_version()
+        if version == self._data_version:
+            return
+        self._data_version = version
+        with self._lock:  # read under the lock: our own yank commits, then waits for it to apply
+            yanked = {path: reason for path, reason in
+                      database.execute_sql("SELECT path, yanked_reason FROM dist_file WHERE yanked").fetchall()}
+            changed = set()
+            for path, entry in list(self._files.items()):
+                want = (path in yanked, yanked.get(path, ""))
+                if (entry.yanked, entry.yanked_reason) != want:
+                    self._put(replace(entry, yanked=want[0], yanked_reason=want[1]))
+                    changed.add(entry.project)
+            if changed:
+                self._publish(changed)
 
     def watch(self, stop: threading.Event, interval: float) -> None:
         """Call refresh() every interval seconds until stop is set (run in a thread)."""
@@ -399,8 +422,8 @@ class Index:
                 if facts is not None:
                     entry = save_facts(path, facts)
                 else:  # rejudged: a command may have yanked it meanwhile
-                    row = database.execute_sql("SELECT yanked, yanked_reason FROM dist_file WHERE path = ?",
-                                               (path,)).fetchone()
+                    row = database.execute_sql(
+                        f"SELECT yanked, yanked_reason FROM dist_file WHERE path = {database.param}", (path,)).fetchone()
                     if row is not None and entry is not None:
                         entry = replace(entry, yanked=bool(row[0]), yanked_reason=row[1])
                 assert entry is not None
@@ -509,12 +532,12 @@ def save_facts(path: str, facts: FileFacts, unyank: bool = False) -> IndexedFile
               facts.requires_python, facts.metadata, facts.metadata_sha256, time.time())
     row = database.execute_sql(
         "INSERT INTO dist_file (path, project, name, version, size, mtime_ns, sha256, requires_python, "
-        "metadata, metadata_sha256, upload_time) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+        "metadata, metadata_sha256, upload_time) VALUES (" + ", ".join([database.param] * 11) + ") "
         "ON CONFLICT (path) DO UPDATE SET project = excluded.project, name = excluded.name, "
         "version = excluded.version, size = excluded.size, mtime_ns = excluded.mtime_ns, "
         "sha256 = excluded.sha256, requires_python = excluded.requires_python, "
         "metadata = excluded.metadata, metadata_sha256 = excluded.metadata_sha256"
-        + (", yanked = 0, yanked_reason = ''" if unyank else "")
+        + (", yanked = FALSE, yanked_reason = ''" if unyank else "")
         + " RETURNING yanked, yanked_reason, upload_time", values).fetchone()
     if facts.core is not None:
         releases.record(project, str(version), facts.name, facts.core)

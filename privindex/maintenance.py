@@ -80,7 +80,13 @@ class BackupResult:
     problems: list[str] = field(default_factory=list)
 
 
-def backup(database: Path, store: Store, dest: Path, report: Report) -> BackupResult:
+def backup(database: Path | str, store: Store, dest: Path, report: Report) -> BackupResult:
+    if isinstance(database, str):
+        from privindex.db import redact_url
+
+        raise MaintenanceError(f"the database is on PostgreSQL ({redact_url(database)}): back it up with "
+                               "pg_dump, and the package folder with any file copy; privindex backup "
+                               "copies an SQLite data dir")
     if dest.exists() and any(dest.iterdir()):
         raise MaintenanceError(f"{dest} is not empty; give a new folder for the backup")
     if not database.exists():
@@ -159,26 +165,46 @@ class CheckResult:
     problems: list[str] = field(default_factory=list)
 
 
-def check(database: Path, store: Store, report: Report, rehash: bool = True) -> CheckResult:
+def _records(database: Path | str, result: CheckResult) -> tuple[list, dict]:
+    """The file records and publications (SQLite: read-only, after its integrity check)."""
+    files_sql = "SELECT path, size, sha256 FROM dist_file ORDER BY path"
+    published_sql = "SELECT filename, sha256, withdrawn_sha256 FROM published_file"
+    if isinstance(database, str):
+        from privindex.db import describe, postgres
+
+        db = postgres(database)
+        try:
+            db.connect()
+            rows = [tuple(r) for r in db.execute_sql(files_sql).fetchall()]
+            published = {f: (sha, w) for f, sha, w in db.execute_sql(published_sql).fetchall()}
+        except Exception as exc:  # peewee wraps the driver's errors: say which database, no traceback
+            raise MaintenanceError(f"cannot read the database {describe(database)}: {str(exc).strip()}") from None
+        finally:
+            db.close()
+        return rows, published
+    if not database.exists():
+        raise MaintenanceError(f"there is no database at {database}; check --data-dir")
+    db = sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=30)
+    try:
+        integrity = db.execute("PRAGMA integrity_check").fetchone()[0]
+        if integrity != "ok":
+            result.problems.append(f"database: integrity_check says {integrity}")
+        rows = db.execute(files_sql).fetchall()
+        published = {filename: (sha256, withdrawn) for filename, sha256, withdrawn in db.execute(published_sql)}
+    finally:
+        db.close()
+    return rows, published
+
+
+def check(database: Path | str, store: Store, report: Report, rehash: bool = True) -> CheckResult:
     """Every published file present with its published hash; nothing unrecorded.
 
     Files are compared with the digest they were published with (never with one re-read
     later), so a file changed on disk is a problem however and whenever it changed. With
     rehash off, files the server already found changed are still reported.
     """
-    if not database.exists():
-        raise MaintenanceError(f"there is no database at {database}; check --data-dir")
     result = CheckResult()
-    db = sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=30)
-    try:
-        integrity = db.execute("PRAGMA integrity_check").fetchone()[0]
-        if integrity != "ok":
-            result.problems.append(f"database: integrity_check says {integrity}")
-        rows = db.execute("SELECT path, size, sha256 FROM dist_file ORDER BY path").fetchall()
-        published = {filename: (sha256, withdrawn) for filename, sha256, withdrawn in db.execute(
-            "SELECT filename, sha256, withdrawn_sha256 FROM published_file")}
-    finally:
-        db.close()
+    rows, published = _records(database, result)
     throttle = Throttle(report)
     for path, size, recorded in rows:
         full = store.full_path(path)

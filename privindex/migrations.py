@@ -2,17 +2,66 @@
 
 Each step is plain SQL frozen at the time it was written (never derived from the current
 models), so an old database always upgrades along the same path.
+
+Two dialects, one schema. A step lists its statements; a plain string is run on both
+SQLite and PostgreSQL, and `Dialects(sqlite=..., postgresql=...)` gives each its own
+text where they differ (types: REAL -> DOUBLE PRECISION, BLOB -> BYTEA, INTEGER PRIMARY
+KEY -> SERIAL PRIMARY KEY, 0/1 flags -> BOOLEAN; `user` is quoted on PostgreSQL; the
+audit trail's triggers are PL/pgSQL there; strftime -> extract(epoch ...)). A step
+written for SQLite only (an FTS5 table, say) says `Dialects(sqlite=..., postgresql=None)`:
+on PostgreSQL that step then stops the migration with a message naming it, rather than
+run half a schema, until someone writes its PostgreSQL text. Either text may also be a
+list of statements. The version lives in `PRAGMA user_version` on SQLite and in the
+one-row `schema_version` table on PostgreSQL (db.py).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Sequence, Union
+
 import peewee
 
 
-def v1_files(db: peewee.SqliteDatabase) -> None:
+@dataclass(frozen=True)
+class Dialects:
+    """One statement (or list of statements) per dialect; postgresql=None: not written yet."""
+
+    sqlite: str | Sequence[str]
+    postgresql: str | Sequence[str] | None
+
+
+Statement = Union[str, Dialects]
+
+
+class MissingDialect(RuntimeError):
+    """A schema step has no text for this database's dialect."""
+
+
+def dialect(db: peewee.Database) -> str:
+    return "postgresql" if isinstance(db, peewee.PostgresqlDatabase) else "sqlite"
+
+
+def run(db: peewee.Database, statements: Sequence[Statement], step: str = "") -> None:
+    """Run a step's statements in db's dialect (the caller holds the transaction)."""
+    which = dialect(db)
+    for statement in statements:
+        if isinstance(statement, Dialects):
+            text = getattr(statement, which)
+            if text is None:
+                raise MissingDialect(f"schema step {step or '?'} has no {which} variant yet; this "
+                                     f"privindex cannot create its schema on {which}")
+            texts = [text] if isinstance(text, str) else list(text)
+        else:
+            texts = [statement]
+        for sql in texts:
+            db.execute_sql(sql)
+
+def v1_files(db: peewee.Database) -> None:
     """Persisted per-file facts, so a restart does not rehash the store."""
-    db.execute_sql(
-        """
+    run(db, [
+        Dialects(
+            sqlite="""
         CREATE TABLE dist_file (
             id INTEGER PRIMARY KEY,
             path TEXT NOT NULL UNIQUE,
@@ -29,16 +78,35 @@ def v1_files(db: peewee.SqliteDatabase) -> None:
             yanked INTEGER NOT NULL DEFAULT 0,
             yanked_reason TEXT NOT NULL DEFAULT ''
         )
-        """
-    )
-    db.execute_sql("CREATE INDEX dist_file_project ON dist_file (project)")
+        """,
+            postgresql="""
+        CREATE TABLE dist_file (
+            id SERIAL PRIMARY KEY,
+            path TEXT NOT NULL UNIQUE,
+            project TEXT NOT NULL,
+            name TEXT NOT NULL,
+            version TEXT NOT NULL,
+            size BIGINT NOT NULL,
+            mtime_ns BIGINT NOT NULL,
+            sha256 TEXT NOT NULL,
+            requires_python TEXT,
+            metadata BYTEA,
+            metadata_sha256 TEXT,
+            upload_time DOUBLE PRECISION NOT NULL,
+            yanked BOOLEAN NOT NULL DEFAULT FALSE,
+            yanked_reason TEXT NOT NULL DEFAULT ''
+        )
+        """),
+        "CREATE INDEX dist_file_project ON dist_file (project)",
+    ], "v1")
 
 
-def v2_accounts(db: peewee.SqliteDatabase) -> None:
+def v2_accounts(db: peewee.Database) -> None:
     """Users, second factors, API tokens, projects and roles, the audit trail, and the
     short-lived server-side state of sign-ins (pending logins, WebAuthn challenges)."""
-    statements = [
-        """CREATE TABLE user (
+    run(db, [
+        Dialects(
+            sqlite="""CREATE TABLE user (
             id INTEGER PRIMARY KEY,
             username TEXT NOT NULL UNIQUE,
             password_hash TEXT,
@@ -52,7 +120,22 @@ def v2_accounts(db: peewee.SqliteDatabase) -> None:
             totp_last_counter INTEGER,
             totp_enabled_at REAL
         )""",
-        """CREATE TABLE security_key (
+            postgresql="""CREATE TABLE "user" (
+            id SERIAL PRIMARY KEY,
+            username TEXT NOT NULL UNIQUE,
+            password_hash TEXT,
+            is_admin BOOLEAN NOT NULL DEFAULT FALSE,
+            is_disabled BOOLEAN NOT NULL DEFAULT FALSE,
+            created_at DOUBLE PRECISION NOT NULL,
+            last_login_at DOUBLE PRECISION,
+            session_version INTEGER NOT NULL DEFAULT 1,
+            webauthn_user_handle BYTEA NOT NULL,
+            totp_secret TEXT,
+            totp_last_counter BIGINT,
+            totp_enabled_at DOUBLE PRECISION
+        )"""),
+        Dialects(
+            sqlite="""CREATE TABLE security_key (
             id INTEGER PRIMARY KEY,
             user_id INTEGER NOT NULL REFERENCES user (id) ON DELETE CASCADE,
             label TEXT NOT NULL,
@@ -65,27 +148,63 @@ def v2_accounts(db: peewee.SqliteDatabase) -> None:
             last_used_at REAL,
             UNIQUE (user_id, label)
         )""",
-        """CREATE TABLE recovery_code (
+            postgresql="""CREATE TABLE security_key (
+            id SERIAL PRIMARY KEY,
+            user_id INTEGER NOT NULL REFERENCES "user" (id) ON DELETE CASCADE,
+            label TEXT NOT NULL,
+            credential_id BYTEA NOT NULL UNIQUE,
+            public_key BYTEA NOT NULL,
+            sign_count BIGINT NOT NULL DEFAULT 0,
+            transports TEXT NOT NULL DEFAULT '[]',
+            aaguid TEXT NOT NULL DEFAULT '',
+            created_at DOUBLE PRECISION NOT NULL,
+            last_used_at DOUBLE PRECISION,
+            UNIQUE (user_id, label)
+        )"""),
+        Dialects(
+            sqlite="""CREATE TABLE recovery_code (
             id INTEGER PRIMARY KEY,
             user_id INTEGER NOT NULL REFERENCES user (id) ON DELETE CASCADE,
             code_hash TEXT NOT NULL,
             created_at REAL NOT NULL,
             used_at REAL
         )""",
+            postgresql="""CREATE TABLE recovery_code (
+            id SERIAL PRIMARY KEY,
+            user_id INTEGER NOT NULL REFERENCES "user" (id) ON DELETE CASCADE,
+            code_hash TEXT NOT NULL,
+            created_at DOUBLE PRECISION NOT NULL,
+            used_at DOUBLE PRECISION
+        )"""),
         "CREATE INDEX recovery_code_user ON recovery_code (user_id)",
-        """CREATE TABLE project (
+        Dialects(
+            sqlite="""CREATE TABLE project (
             id INTEGER PRIMARY KEY,
             name TEXT NOT NULL UNIQUE,
             created_at REAL NOT NULL
         )""",
-        """CREATE TABLE project_role (
+            postgresql="""CREATE TABLE project (
+            id SERIAL PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE,
+            created_at DOUBLE PRECISION NOT NULL
+        )"""),
+        Dialects(
+            sqlite="""CREATE TABLE project_role (
             id INTEGER PRIMARY KEY,
             project_id INTEGER NOT NULL REFERENCES project (id) ON DELETE CASCADE,
             user_id INTEGER NOT NULL REFERENCES user (id) ON DELETE CASCADE,
             role TEXT NOT NULL CHECK (role IN ('owner', 'maintainer')),
             UNIQUE (project_id, user_id)
         )""",
-        """CREATE TABLE api_token (
+            postgresql="""CREATE TABLE project_role (
+            id SERIAL PRIMARY KEY,
+            project_id INTEGER NOT NULL REFERENCES project (id) ON DELETE CASCADE,
+            user_id INTEGER NOT NULL REFERENCES "user" (id) ON DELETE CASCADE,
+            role TEXT NOT NULL CHECK (role IN ('owner', 'maintainer')),
+            UNIQUE (project_id, user_id)
+        )"""),
+        Dialects(
+            sqlite="""CREATE TABLE api_token (
             id INTEGER PRIMARY KEY,
             user_id INTEGER NOT NULL REFERENCES user (id) ON DELETE CASCADE,
             token_hash TEXT NOT NULL UNIQUE,
@@ -98,14 +217,35 @@ def v2_accounts(db: peewee.SqliteDatabase) -> None:
             expires_at REAL,
             revoked_at REAL
         )""",
+            postgresql="""CREATE TABLE api_token (
+            id SERIAL PRIMARY KEY,
+            user_id INTEGER NOT NULL REFERENCES "user" (id) ON DELETE CASCADE,
+            token_hash TEXT NOT NULL UNIQUE,
+            prefix TEXT NOT NULL,
+            description TEXT NOT NULL DEFAULT '',
+            read_only BOOLEAN NOT NULL DEFAULT FALSE,
+            all_projects BOOLEAN NOT NULL DEFAULT TRUE,
+            created_at DOUBLE PRECISION NOT NULL,
+            last_used_at DOUBLE PRECISION,
+            expires_at DOUBLE PRECISION,
+            revoked_at DOUBLE PRECISION
+        )"""),
         "CREATE INDEX api_token_user ON api_token (user_id)",
-        """CREATE TABLE token_project (
+        Dialects(
+            sqlite="""CREATE TABLE token_project (
             id INTEGER PRIMARY KEY,
             token_id INTEGER NOT NULL REFERENCES api_token (id) ON DELETE CASCADE,
             project_id INTEGER NOT NULL REFERENCES project (id) ON DELETE CASCADE,
             UNIQUE (token_id, project_id)
         )""",
-        """CREATE TABLE audit_event (
+            postgresql="""CREATE TABLE token_project (
+            id SERIAL PRIMARY KEY,
+            token_id INTEGER NOT NULL REFERENCES api_token (id) ON DELETE CASCADE,
+            project_id INTEGER NOT NULL REFERENCES project (id) ON DELETE CASCADE,
+            UNIQUE (token_id, project_id)
+        )"""),
+        Dialects(
+            sqlite="""CREATE TABLE audit_event (
             id INTEGER PRIMARY KEY,
             ts REAL NOT NULL,
             tag TEXT NOT NULL,
@@ -118,15 +258,38 @@ def v2_accounts(db: peewee.SqliteDatabase) -> None:
             token_id INTEGER,
             details TEXT NOT NULL DEFAULT '{}'
         )""",
+            postgresql="""CREATE TABLE audit_event (
+            id SERIAL PRIMARY KEY,
+            ts DOUBLE PRECISION NOT NULL,
+            tag TEXT NOT NULL,
+            actor_id INTEGER REFERENCES "user" (id),
+            actor TEXT,
+            subject TEXT,
+            project TEXT,
+            ip TEXT,
+            user_agent TEXT,
+            token_id INTEGER,
+            details TEXT NOT NULL DEFAULT '{}'
+        )"""),
         "CREATE INDEX audit_event_ts ON audit_event (ts)",
         "CREATE INDEX audit_event_actor ON audit_event (actor_id)",
         "CREATE INDEX audit_event_project ON audit_event (project)",
         # An audit trail is append-only: the database itself refuses edits and deletions.
-        """CREATE TRIGGER audit_event_no_update BEFORE UPDATE ON audit_event
+        Dialects(
+            sqlite=["""CREATE TRIGGER audit_event_no_update BEFORE UPDATE ON audit_event
            BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END""",
-        """CREATE TRIGGER audit_event_no_delete BEFORE DELETE ON audit_event
-           BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END""",
-        """CREATE TABLE pending_auth (
+                    """CREATE TRIGGER audit_event_no_delete BEFORE DELETE ON audit_event
+           BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END"""],
+            postgresql=["""CREATE FUNCTION audit_event_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+           BEGIN RAISE EXCEPTION 'the audit trail is append-only'; END $$""",
+                        """CREATE TRIGGER audit_event_no_update BEFORE UPDATE ON audit_event
+           FOR EACH ROW EXECUTE FUNCTION audit_event_append_only()""",
+                        """CREATE TRIGGER audit_event_no_delete BEFORE DELETE ON audit_event
+           FOR EACH ROW EXECUTE FUNCTION audit_event_append_only()""",
+                        """CREATE TRIGGER audit_event_no_truncate BEFORE TRUNCATE ON audit_event
+           FOR EACH STATEMENT EXECUTE FUNCTION audit_event_append_only()"""]),
+        Dialects(
+            sqlite="""CREATE TABLE pending_auth (
             id INTEGER PRIMARY KEY,
             key_hash TEXT NOT NULL UNIQUE,
             user_id INTEGER NOT NULL REFERENCES user (id) ON DELETE CASCADE,
@@ -135,20 +298,28 @@ def v2_accounts(db: peewee.SqliteDatabase) -> None:
             data TEXT NOT NULL DEFAULT '{}',
             expires_at REAL NOT NULL
         )""",
-    ]
-    for statement in statements:
-        db.execute_sql(statement)
+            postgresql="""CREATE TABLE pending_auth (
+            id SERIAL PRIMARY KEY,
+            key_hash TEXT NOT NULL UNIQUE,
+            user_id INTEGER NOT NULL REFERENCES "user" (id) ON DELETE CASCADE,
+            purpose TEXT NOT NULL,
+            challenge BYTEA,
+            data TEXT NOT NULL DEFAULT '{}',
+            expires_at DOUBLE PRECISION NOT NULL
+        )"""),
+    ], "v2")
 
 
-def v3_published_files(db: peewee.SqliteDatabase) -> None:
+def v3_published_files(db: peewee.Database) -> None:
     """Published digests: the sha256 a filename was published with is the truth, whatever
     its bytes on disk say later. A row outlives a file deleted by hand (so a re-dropped
     file with other bytes is caught), not one deleted through privindex. `revision` grows
     with every new or changed publication, so a running server finds what a command
     (`privindex file accept|replace`) changed. Existing files are published with the
     digest their upload's audit event recorded, else the one on record."""
-    statements = [
-        """CREATE TABLE published_file (
+    run(db, [
+        Dialects(
+            sqlite="""CREATE TABLE published_file (
             id INTEGER PRIMARY KEY,
             filename TEXT NOT NULL UNIQUE,
             project TEXT NOT NULL,
@@ -158,8 +329,19 @@ def v3_published_files(db: peewee.SqliteDatabase) -> None:
             withdrawn_sha256 TEXT,
             withdrawn_at REAL
         )""",
+            postgresql="""CREATE TABLE published_file (
+            id SERIAL PRIMARY KEY,
+            filename TEXT NOT NULL UNIQUE,
+            project TEXT NOT NULL,
+            sha256 TEXT NOT NULL,
+            published_at DOUBLE PRECISION NOT NULL,
+            revision BIGINT NOT NULL DEFAULT 0,
+            withdrawn_sha256 TEXT,
+            withdrawn_at DOUBLE PRECISION
+        )"""),
         "CREATE INDEX published_file_revision ON published_file (revision)",
-        """INSERT OR IGNORE INTO published_file (filename, project, sha256, published_at)
+        Dialects(
+            sqlite="""INSERT OR IGNORE INTO published_file (filename, project, sha256, published_at)
            WITH named AS (
                SELECT substr(path, length(rtrim(path, replace(path, '/', ''))) + 1) AS filename,
                       project, sha256, upload_time, path
@@ -171,20 +353,31 @@ def v3_published_files(db: peewee.SqliteDatabase) -> None:
                             ORDER BY a.id DESC LIMIT 1), sha256),
                   upload_time
            FROM named ORDER BY path""",
-    ]
-    for statement in statements:
-        db.execute_sql(statement)
+            postgresql="""INSERT INTO published_file (filename, project, sha256, published_at)
+           WITH named AS (
+               SELECT regexp_replace(path, '^.*/', '') AS filename, project, sha256, upload_time, path
+               FROM dist_file
+           )
+           SELECT filename, project,
+                  coalesce((SELECT a.details::json ->> 'sha256' FROM audit_event a
+                            WHERE a.tag IN ('file:add', 'file:overwrite') AND a.subject = named.filename
+                            ORDER BY a.id DESC LIMIT 1), sha256),
+                  upload_time
+           FROM named ORDER BY path
+           ON CONFLICT (filename) DO NOTHING"""),
+    ], "v3")
 
 
-def v4_sessions(db: peewee.SqliteDatabase) -> None:
+def v4_sessions(db: peewee.Database) -> None:
     """The accounts' schema changes (server-side sessions, disable times).
 
     A web session is a row found by the SHA-256 of the key its cookie holds, so signing out
     ends it on the server. Users disabled before this version get a disable time, and their
     tokens are revoked (a re-enabled user's old tokens must not come back to life).
     """
-    statements = [
-        """CREATE TABLE web_session (
+    run(db, [
+        Dialects(
+            sqlite="""CREATE TABLE web_session (
             id INTEGER PRIMARY KEY,
             key_hash TEXT NOT NULL UNIQUE,
             user_id INTEGER NOT NULL REFERENCES user (id) ON DELETE CASCADE,
@@ -194,23 +387,38 @@ def v4_sessions(db: peewee.SqliteDatabase) -> None:
             user_agent TEXT,
             method TEXT NOT NULL DEFAULT 'password'
         )""",
+            postgresql="""CREATE TABLE web_session (
+            id SERIAL PRIMARY KEY,
+            key_hash TEXT NOT NULL UNIQUE,
+            user_id INTEGER NOT NULL REFERENCES "user" (id) ON DELETE CASCADE,
+            created_at DOUBLE PRECISION NOT NULL,
+            last_seen_at DOUBLE PRECISION NOT NULL,
+            ip TEXT,
+            user_agent TEXT,
+            method TEXT NOT NULL DEFAULT 'password'
+        )"""),
         "CREATE INDEX web_session_user ON web_session (user_id)",
-        "ALTER TABLE user ADD COLUMN disabled_at REAL",
-        "UPDATE user SET disabled_at = CAST(strftime('%s', 'now') AS REAL) WHERE is_disabled = 1",
-        """UPDATE api_token SET revoked_at = CAST(strftime('%s', 'now') AS REAL)
-           WHERE revoked_at IS NULL AND user_id IN (SELECT id FROM user WHERE is_disabled = 1)""",
-    ]
-    for statement in statements:
-        db.execute_sql(statement)
+        Dialects(
+            sqlite=["ALTER TABLE user ADD COLUMN disabled_at REAL",
+                    "UPDATE user SET disabled_at = CAST(strftime('%s', 'now') AS REAL) WHERE is_disabled = 1",
+                    """UPDATE api_token SET revoked_at = CAST(strftime('%s', 'now') AS REAL)
+           WHERE revoked_at IS NULL AND user_id IN (SELECT id FROM user WHERE is_disabled = 1)"""],
+            postgresql=['ALTER TABLE "user" ADD COLUMN disabled_at DOUBLE PRECISION',
+                        """UPDATE "user" SET disabled_at = extract(epoch FROM now())::DOUBLE PRECISION
+           WHERE is_disabled""",
+                        """UPDATE api_token SET revoked_at = extract(epoch FROM now())::DOUBLE PRECISION
+           WHERE revoked_at IS NULL AND user_id IN (SELECT id FROM "user" WHERE is_disabled)"""]),
+    ], "v4")
 
 
-def v5_trusted_publishing(db: peewee.SqliteDatabase) -> None:
+def v5_trusted_publishing(db: peewee.Database) -> None:
     """Trusted Publishing: publishers (a CI repository + workflow trusted to upload to one
     project, or to create it: pending, while project_id is NULL), the identity tokens
     already exchanged (each `jti` once, kept until the token expires), and on api_token
     the publisher that minted a token and the CI claims it was minted for."""
-    statements = [
-        """CREATE TABLE trusted_publisher (
+    run(db, [
+        Dialects(
+            sqlite="""CREATE TABLE trusted_publisher (
             id INTEGER PRIMARY KEY,
             project_id INTEGER REFERENCES project (id) ON DELETE CASCADE,
             pending_name TEXT,
@@ -224,36 +432,56 @@ def v5_trusted_publishing(db: peewee.SqliteDatabase) -> None:
             created_at REAL NOT NULL,
             CHECK ((project_id IS NULL) <> (pending_name IS NULL))
         )""",
+            postgresql="""CREATE TABLE trusted_publisher (
+            id SERIAL PRIMARY KEY,
+            project_id INTEGER REFERENCES project (id) ON DELETE CASCADE,
+            pending_name TEXT,
+            kind TEXT NOT NULL CHECK (kind IN ('gitlab', 'github', 'forgejo')),
+            issuer TEXT NOT NULL,
+            repository TEXT NOT NULL,
+            repository_owner_id TEXT,
+            workflow TEXT NOT NULL,
+            environment TEXT,
+            created_by_id INTEGER NOT NULL REFERENCES "user" (id) ON DELETE CASCADE,
+            created_at DOUBLE PRECISION NOT NULL,
+            CHECK ((project_id IS NULL) <> (pending_name IS NULL))
+        )"""),
         "CREATE INDEX trusted_publisher_project ON trusted_publisher (project_id)",
         "CREATE INDEX trusted_publisher_repository ON trusted_publisher (issuer, repository)",
-        """CREATE TABLE oidc_token_use (
+        Dialects(
+            sqlite="""CREATE TABLE oidc_token_use (
             id INTEGER PRIMARY KEY,
             issuer TEXT NOT NULL,
             jti TEXT NOT NULL,
             expires_at REAL NOT NULL,
             UNIQUE (issuer, jti)
         )""",
+            postgresql="""CREATE TABLE oidc_token_use (
+            id SERIAL PRIMARY KEY,
+            issuer TEXT NOT NULL,
+            jti TEXT NOT NULL,
+            expires_at DOUBLE PRECISION NOT NULL,
+            UNIQUE (issuer, jti)
+        )"""),
         "CREATE INDEX oidc_token_use_expires ON oidc_token_use (expires_at)",
         "ALTER TABLE api_token ADD COLUMN publisher_id INTEGER REFERENCES trusted_publisher (id) ON DELETE SET NULL",
         "ALTER TABLE api_token ADD COLUMN ci_claims TEXT",
-    ]
-    for statement in statements:
-        db.execute_sql(statement)
+    ], "v5")
 
 
-def v6_upstream(db: peewee.SqliteDatabase) -> None:
+def v6_upstream(db: peewee.Database) -> None:
     """The upstream index: whether an admin allowed the upstream's files for a local name
     (merged after the local ones), and when that last changed. The cache itself lives in
     the data dir's upstream/ folder, not in the database."""
-    statements = [
-        "ALTER TABLE project ADD COLUMN allow_upstream INTEGER NOT NULL DEFAULT 0",
-        "ALTER TABLE project ADD COLUMN upstream_changed_at REAL",
-    ]
-    for statement in statements:
-        db.execute_sql(statement)
+    run(db, [
+        Dialects(sqlite="ALTER TABLE project ADD COLUMN allow_upstream INTEGER NOT NULL DEFAULT 0",
+                 postgresql="ALTER TABLE project ADD COLUMN allow_upstream BOOLEAN NOT NULL DEFAULT FALSE"),
+        Dialects(sqlite="ALTER TABLE project ADD COLUMN upstream_changed_at REAL",
+                 postgresql="ALTER TABLE project ADD COLUMN upstream_changed_at DOUBLE PRECISION"),
+    ], "v6")
 
 
-def v7_browse(db: peewee.SqliteDatabase) -> None:
+def v7_browse(db: peewee.Database) -> None:
     """What releases say about themselves, for the package browser, and a user's language.
 
     `release` keeps, per (project, version), what its core metadata says: the summary, the
@@ -262,10 +490,12 @@ def v7_browse(db: peewee.SqliteDatabase) -> None:
     classifiers. `project_meta` holds each project's latest release and summary, and
     `project_search` is an FTS5 index over it (kept in step by triggers) for the search
     box. Rows for files already in the store are filled in at the next start. A removed user
-keeps a row (`removed_at`): the audit trail refers to it, and the name stays taken.
+    keeps a row (`removed_at`): the audit trail refers to it, and the name stays taken. On
+    PostgreSQL the search index is a generated tsvector column with a GIN index instead of
+    FTS5 (releases.search asks each in its own language).
     """
-    statements = [
-        """CREATE TABLE release (
+    run(db, [
+        Dialects(sqlite="""CREATE TABLE release (
             id INTEGER PRIMARY KEY,
             project TEXT NOT NULL,
             version TEXT NOT NULL,
@@ -278,35 +508,79 @@ keeps a row (`removed_at`): the audit trail refers to it, and the name stays tak
             requires_python TEXT,
             recorded_at REAL NOT NULL,
             UNIQUE (project, version)
-        )""",
-        """CREATE TABLE project_meta (
+        )""", postgresql="""CREATE TABLE release (
+            id SERIAL PRIMARY KEY,
+            project TEXT NOT NULL,
+            version TEXT NOT NULL,
+            summary TEXT NOT NULL DEFAULT '',
+            description_html TEXT NOT NULL DEFAULT '',
+            description_type TEXT NOT NULL DEFAULT '',
+            source_sha256 TEXT NOT NULL,
+            urls TEXT NOT NULL DEFAULT '[]',
+            classifiers TEXT NOT NULL DEFAULT '[]',
+            requires_python TEXT,
+            recorded_at DOUBLE PRECISION NOT NULL,
+            UNIQUE (project, version)
+        )"""),
+        Dialects(sqlite="""CREATE TABLE project_meta (
             id INTEGER PRIMARY KEY,
             name TEXT NOT NULL UNIQUE,
             display_name TEXT NOT NULL,
             latest_version TEXT NOT NULL,
             summary TEXT NOT NULL DEFAULT ''
+        )""", postgresql="""CREATE TABLE project_meta (
+            id SERIAL PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE,
+            display_name TEXT NOT NULL,
+            latest_version TEXT NOT NULL,
+            summary TEXT NOT NULL DEFAULT '',
+            search tsvector GENERATED ALWAYS AS
+                (to_tsvector('simple', replace(name, '-', ' ') || ' ' || summary)) STORED
+        )"""),
+        Dialects(sqlite=[
+            """CREATE VIRTUAL TABLE project_search USING fts5(
+                name, summary, content='project_meta', content_rowid='id',
+                tokenize='unicode61 remove_diacritics 2')""",
+            """CREATE TRIGGER project_meta_ai AFTER INSERT ON project_meta BEGIN
+                INSERT INTO project_search (rowid, name, summary) VALUES (new.id, new.name, new.summary);
+               END""",
+            """CREATE TRIGGER project_meta_ad AFTER DELETE ON project_meta BEGIN
+                INSERT INTO project_search (project_search, rowid, name, summary)
+                VALUES ('delete', old.id, old.name, old.summary);
+               END""",
+            """CREATE TRIGGER project_meta_au AFTER UPDATE ON project_meta BEGIN
+                INSERT INTO project_search (project_search, rowid, name, summary)
+                VALUES ('delete', old.id, old.name, old.summary);
+                INSERT INTO project_search (rowid, name, summary) VALUES (new.id, new.name, new.summary);
+               END""",
+        ], postgresql="CREATE INDEX project_meta_search ON project_meta USING GIN (search)"),
+        Dialects(sqlite="ALTER TABLE user ADD COLUMN locale TEXT",
+                 postgresql='ALTER TABLE "user" ADD COLUMN locale TEXT'),
+        Dialects(sqlite="ALTER TABLE user ADD COLUMN removed_at REAL",
+                 postgresql='ALTER TABLE "user" ADD COLUMN removed_at DOUBLE PRECISION'),
+    ], "v7")
+
+
+def v8_change_counter(db: peewee.Database) -> None:
+    """Several processes on one PostgreSQL database: a counter every write to the tables a
+    server keeps in memory (file facts and yanks, publications, claimed projects) bumps, by
+    trigger, whichever process or command wrote. Each server's watcher polls it, as
+    `PRAGMA data_version` is polled on SQLite (where this step does nothing: SQLite has
+    that number already)."""
+    tables = ("dist_file", "published_file", "project")
+    run(db, [Dialects(sqlite=[], postgresql=[
+        """CREATE TABLE change_counter (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            value BIGINT NOT NULL
         )""",
-        """CREATE VIRTUAL TABLE project_search USING fts5(
-            name, summary, content='project_meta', content_rowid='id',
-            tokenize='unicode61 remove_diacritics 2')""",
-        """CREATE TRIGGER project_meta_ai AFTER INSERT ON project_meta BEGIN
-            INSERT INTO project_search (rowid, name, summary) VALUES (new.id, new.name, new.summary);
-           END""",
-        """CREATE TRIGGER project_meta_ad AFTER DELETE ON project_meta BEGIN
-            INSERT INTO project_search (project_search, rowid, name, summary)
-            VALUES ('delete', old.id, old.name, old.summary);
-           END""",
-        """CREATE TRIGGER project_meta_au AFTER UPDATE ON project_meta BEGIN
-            INSERT INTO project_search (project_search, rowid, name, summary)
-            VALUES ('delete', old.id, old.name, old.summary);
-            INSERT INTO project_search (rowid, name, summary) VALUES (new.id, new.name, new.summary);
-           END""",
-        "ALTER TABLE user ADD COLUMN locale TEXT",
-        "ALTER TABLE user ADD COLUMN removed_at REAL",
-    ]
-    for statement in statements:
-        db.execute_sql(statement)
+        "INSERT INTO change_counter (id, value) VALUES (1, 0)",
+        """CREATE FUNCTION change_counter_bump() RETURNS trigger LANGUAGE plpgsql AS $$
+           BEGIN UPDATE change_counter SET value = value + 1 WHERE id = 1; RETURN NULL; END $$""",
+        *(f"""CREATE TRIGGER {table}_changed AFTER INSERT OR UPDATE OR DELETE ON {table}
+           FOR EACH STATEMENT EXECUTE FUNCTION change_counter_bump()""" for table in tables),
+    ])], "v8")
+
 
 
 MIGRATIONS = [v1_files, v2_accounts, v3_published_files, v4_sessions, v5_trusted_publishing, v6_upstream,
-              v7_browse]
+              v7_browse, v8_change_counter]

@@ -110,11 +110,12 @@ def judge(filename: str, project: str, path: str, found_sha256: str, when: float
     (or is published now, being new); otherwise it is withdrawn, audited once per
     distinct content found. Plain SQL: a cold start calls this once per file."""
     row = database.execute_sql("SELECT sha256, published_at, withdrawn_sha256 FROM published_file "
-                               "WHERE filename = ?", (filename,)).fetchone()
+                               f"WHERE filename = {database.param}", (filename,)).fetchone()
     if row is None:
         # revision 0: only this server indexes the folder, so no other process needs to follow
+        p = database.param
         database.execute_sql("INSERT INTO published_file (filename, project, sha256, published_at, revision) "
-                             "VALUES (?, ?, ?, ?, 0)", (filename, project, found_sha256, when))
+                             f"VALUES ({p}, {p}, {p}, {p}, 0)", (filename, project, found_sha256, when))
         return Verdict(True, found_sha256, when)
     sha256, published_at, withdrawn = row
     if sha256 == found_sha256:

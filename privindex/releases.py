@@ -21,7 +21,7 @@ from typing import Callable, Iterable
 from packaging.metadata import parse_email
 from packaging.version import InvalidVersion, Version
 
-from privindex.db import database
+from privindex.db import database, is_postgres
 from privindex.models import AuditEvent, ApiToken, ProjectMeta, Release
 
 log = logging.getLogger(__name__)
@@ -166,7 +166,7 @@ def backfill(read: Callable[[str], bytes | None]) -> int:
         for path, project, version, name, metadata in rows:
             if (project, version) in done:
                 continue
-            raw = metadata or read(path)
+            raw = bytes(metadata) if metadata is not None else read(path)  # bytea: a memoryview
             if raw is None:
                 continue
             record(project, version, name, raw)
@@ -189,15 +189,26 @@ def summaries(names: Iterable[str]) -> dict[str, ProjectMeta]:
 
 def search(text: str, limit: int = PAGE_SIZE, offset: int = 0) -> tuple[list[ProjectMeta], int]:
     """Projects whose name or summary holds every word of text (word prefixes), best
-    first: (a page of them, how many in all). FTS5 (the project_search table)."""
-    query = fts_query(text)
-    if not query:
+    first: (a page of them, how many in all). FTS5 (the project_search table) on SQLite,
+    a tsvector on PostgreSQL; each word typed is a prefix term passed as a parameter, so
+    user text never reaches either query syntax."""
+    words = re.findall(r"\w+", text.lower())[:10]
+    if not words:
         return [], 0
-    total = database.execute_sql(
-        "SELECT count(*) FROM project_search WHERE project_search MATCH ?", (query,)).fetchone()[0]
-    ids = [row[0] for row in database.execute_sql(
-        "SELECT rowid FROM project_search WHERE project_search MATCH ? "
-        "ORDER BY bm25(project_search, 10.0, 1.0) LIMIT ? OFFSET ?", (query, limit, offset))]
+    if is_postgres(database):  # a generated tsvector column (migrations.v7_browse)
+        query = " & ".join(f"{w}:*" for w in words)
+        where = "FROM project_meta WHERE search @@ to_tsquery('simple', %s)"
+        total = database.execute_sql(f"SELECT count(*) {where}", (query,)).fetchone()[0]
+        ids = [row[0] for row in database.execute_sql(
+            f"SELECT id {where} ORDER BY ts_rank(search, to_tsquery('simple', %s)) DESC, name "
+            "LIMIT %s OFFSET %s", (query, query, limit, offset))]
+    else:
+        query = fts_query(text)
+        total = database.execute_sql(
+            "SELECT count(*) FROM project_search WHERE project_search MATCH ?", (query,)).fetchone()[0]
+        ids = [row[0] for row in database.execute_sql(
+            "SELECT rowid FROM project_search WHERE project_search MATCH ? "
+            "ORDER BY bm25(project_search, 10.0, 1.0) LIMIT ? OFFSET ?", (query, limit, offset))]
     found = {m.id: m for m in ProjectMeta.select().where(ProjectMeta.id.in_(ids))} if ids else {}
     return [found[i] for i in ids if i in found], total
 

@@ -21,7 +21,7 @@ from packaging.utils import canonicalize_name
 
 from privindex import audit
 from privindex.audit import Tag
-from privindex.db import database
+from privindex.db import data_version, database
 from privindex.index import Index
 from privindex.models import AuditEvent, DistFile, Project
 from privindex.upstream import UpstreamError
@@ -62,8 +62,8 @@ class Sources:
         """Read the claimed and allowed names again (cheap: one small query). The watcher
         calls it every pass with force=False: skipped unless another connection committed."""
         if not force:
-            version = database.execute_sql("PRAGMA data_version").fetchone()[0]
-            if version == self._data_version:
+            version = data_version()
+            if version is not None and version == self._data_version:
                 return
             self._data_version = version
         self.claimed, self.allowed = claimed_names()

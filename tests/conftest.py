@@ -22,6 +22,8 @@ from pathlib import Path
 
 import pytest
 
+import testdb
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -183,6 +185,7 @@ def _no_server_outlives_the_session():
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+    testdb.drop_all()
 
 
 def start_server(store: Path, data_dir: Path, *args: str, env: dict | None = None,
@@ -194,7 +197,8 @@ def start_server(store: Path, data_dir: Path, *args: str, env: dict | None = Non
     if config:
         cmd += ["--config", str(config)]
     base_env = {k: v for k, v in os.environ.items() if not k.startswith("PRIVINDEX_")}
-    base_env.update(env or {})
+    env = {**testdb.env_for(data_dir), **(env or {})}
+    base_env.update(env)
     with open(log_path, "a") as log_file:
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log_file, text=True, env=base_env)
     _started.append(proc)
@@ -283,7 +287,7 @@ def run_privindex(*args: str, data_dir: Path, store: Path, input: str | None = N
                   check: bool = True, env: dict | None = None) -> subprocess.CompletedProcess:
     """`python -m privindex ARGS --data-dir D --store S`, without PRIVINDEX_* from outside."""
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("PRIVINDEX_")}
-    full_env.update(env or {})
+    full_env.update({**testdb.env_for(data_dir), **(env or {})})
     stdin = {"input": input} if input is not None else {"stdin": subprocess.DEVNULL}
     return run([sys.executable, "-m", "privindex", *args, "--data-dir", str(data_dir), "--store", str(store)],
                check=check, env=full_env, timeout=120, **stdin)
@@ -369,8 +373,9 @@ def make_app(tmp_path):
         from privindex.app import create_app
         from privindex.config import Settings
 
-        return create_app(Settings(store=tmp_path / name / "store", data_dir=tmp_path / name / "data",
-                                   **values))
+        data_dir = tmp_path / name / "data"
+        values.setdefault("database_url", testdb.url_for(data_dir))
+        return create_app(Settings(store=tmp_path / name / "store", data_dir=data_dir, **values))
 
     return make
 
@@ -407,6 +412,8 @@ class AppRunner:
         s = self.settings
         env = {k: None for k in os.environ if k.startswith("PRIVINDEX_")}
         env.update(PRIVINDEX_REQUIRE_2FA=str(s.require_2fa).lower(), PRIVINDEX_READ_ACCESS=s.read_access)
+        if s.database_url:
+            env.update(PRIVINDEX_DATABASE_URL=s.database_url)
         return CliRunner().invoke(main, [*args, "--data-dir", str(s.data_dir), "--store", str(s.store)],
                                   input=input, env=env)
 

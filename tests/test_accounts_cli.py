@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 import click
 import pytest
 import requests
+import testdb
 from conftest import Accounts, assert_no_secrets, pip, start_server, twine, wait_until
 from helpers import listed
 from wheels import make_wheel
@@ -118,7 +119,7 @@ def test_command_substitution_gets_the_token_alone(srv):
     script = (f'TOKEN=$("{sys.executable}" -m privindex token create alice --description ci '
               f'--data-dir "{srv.data_dir}" --store "{srv.store}") && printf "%s" "$TOKEN"')
     proc = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=60,
-                          stdin=subprocess.DEVNULL, env={**os.environ, **NO_2FA})
+                          stdin=subprocess.DEVNULL, env={**os.environ, **NO_2FA, **testdb.env_for(srv.data_dir)})
     assert proc.returncode == 0, proc.stderr
     secret = proc.stdout
     srv.acc.secrets.append(secret)
@@ -262,7 +263,7 @@ BUSY_SCRIPT = textwrap.dedent("""
     from privindex import apitokens, audit, projects, users
     from privindex.db import open_database
 
-    open_database(Path(sys.argv[1]))
+    open_database(sys.argv[1] if "://" in sys.argv[1] else Path(sys.argv[1]))
     stop = threading.Event()
 
     def server_like_writes():  # short autocommit writes, as the server's request threads make them
@@ -294,7 +295,8 @@ BUSY_SCRIPT = textwrap.dedent("""
 def test_account_changes_never_fail_with_database_is_locked_while_the_server_writes(tmp_path):
     """What `user add`, `token create` and `project add-maintainer` do, 300 times, while another
     connection keeps committing (a busy server): each read-then-write change waits its turn."""
-    proc = subprocess.run([sys.executable, "-c", BUSY_SCRIPT, str(tmp_path / "privindex.sqlite3")],
+    where = testdb.url_for(tmp_path / "data") or str(tmp_path / "privindex.sqlite3")
+    proc = subprocess.run([sys.executable, "-c", BUSY_SCRIPT, where],
                           capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == "0 []\n"
@@ -302,8 +304,7 @@ def test_account_changes_never_fail_with_database_is_locked_while_the_server_wri
 
 def test_no_secret_in_database_log_or_audit(srv):
     audit_out = srv.acc.cli("audit", "--json").stdout + srv.acc.cli("audit").stdout
-    db = srv.data_dir / "privindex.sqlite3"
-    assert_no_secrets(srv.acc.secrets, db, db.with_name(db.name + "-wal"), srv.log_path, audit_out)
+    assert_no_secrets(srv.acc.secrets, testdb.dump(srv.data_dir), srv.log_path, audit_out)
     assert any(s.startswith("pidx_") for s in srv.acc.secrets) and any(s.startswith("pw-") for s in srv.acc.secrets)
 
 
@@ -341,5 +342,4 @@ def test_private_index_needs_a_token_to_read(fresh_server, accounts, dists, tmp_
     assert anonymous.returncode != 0
     assert not (tmp_path / "d").exists() or not list((tmp_path / "d").iterdir())
 
-    assert_no_secrets(acc.secrets, server.log_path, server.data_dir / "privindex.sqlite3",
-                      server.data_dir / "privindex.sqlite3-wal")
+    assert_no_secrets(acc.secrets, server.log_path, testdb.dump(server.data_dir))

@@ -10,12 +10,12 @@ import http.client
 import io
 import os
 import re
-import sqlite3
 import zipfile
 from pathlib import Path
 
 import pytest
 import requests
+import testdb
 from conftest import privindex_cli, start_server
 from webclient import uploader
 from wheels import make_wheel, upload
@@ -41,15 +41,8 @@ def store_snapshot(store: Path) -> dict[str, str]:
 
 def db_snapshot(data_dir: Path) -> dict[str, list]:
     """Every table but the audit trail, without the token's last-use time."""
-    with sqlite3.connect(data_dir / "privindex.sqlite3") as db:
-        tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")]
-        snap = {}
-        for table in tables:
-            if table == "audit_event":
-                continue
-            columns = [r[1] for r in db.execute(f"PRAGMA table_info({table})") if r[1] != "last_used_at"]
-            snap[table] = sorted(db.execute(f"SELECT {', '.join(columns)} FROM {table}").fetchall(), key=repr)
-        return snap
+    rows = testdb.rows(data_dir, skip_columns={"last_used_at"})
+    return {table: sorted(found, key=repr) for table, found in rows.items() if table != "audit_event"}
 
 
 @pytest.fixture

@@ -12,12 +12,14 @@ from werkzeug.test import Client
 
 from privindex.app import create_app
 from privindex.config import Settings
+import testdb
 from privindex.db import in_thread
 
 
 def test_reads_stay_consistent_while_files_are_added_discarded_yanked_and_rescanned(tmp_path, dists):
     populate(tmp_path / "store", dists)
-    app = create_app(Settings(store=tmp_path / "store", data_dir=tmp_path / "data"))
+    app = create_app(Settings(store=tmp_path / "store", data_dir=tmp_path / "data",
+                              database_url=testdb.url_for(tmp_path / "data")))
     index = app.extensions["privindex"].index
     simple = Client(app)
     originals = list(index.snapshot.files.values())

@@ -5,11 +5,11 @@ from __future__ import annotations
 import io
 import logging
 import re
-import sqlite3
 import subprocess
 import sys
 
 import peewee
+import testdb
 from conftest import Accounts, assert_no_secrets, twine
 from webclient import WebClient
 from wheels import make_wheel
@@ -115,11 +115,12 @@ def test_a_debug_server_logs_no_secret(fresh_server, tmp_path):
     page = client.post("/tokens", {"description": "ci", "scope": "user"}).text
     token = page.split('id="new-token" value="')[1].split('"')[0]
     assert twine(server.url, token, make_wheel(tmp_path / "dist", "logged", "1.0")).returncode == 0
-    with sqlite3.connect(server.data_dir / "privindex.sqlite3") as db:
+    with testdb.connect(server.data_dir) as db:
         hashed, secret = db.execute("SELECT password_hash, totp_secret FROM user WHERE username = 'logger'").fetchone()
     assert hashed.startswith("$argon2id$") and secret == app.secret
     server.stop()
 
     log = server.log()
-    assert " DEBUG " in log and 'UPDATE "user" SET "password_hash" = ?' in log  # the worst case was logged
+    param = "%s" if testdb.ON_POSTGRES else "?"
+    assert " DEBUG " in log and f'UPDATE "user" SET "password_hash" = {param}' in log  # the worst case was logged
     assert_no_secrets([password, new_password, hashed, secret, *codes, *new_codes, token], server.log_path)

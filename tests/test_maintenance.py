@@ -5,10 +5,10 @@ from __future__ import annotations
 import hashlib
 import os
 import signal
-import sqlite3
 import threading
 
 import requests
+import testdb
 from conftest import pip, privindex_cli, start_server, wait_until
 from helpers import listed
 from webclient import uploader
@@ -42,8 +42,8 @@ def test_sigkill_during_a_large_upload_leaves_nothing_behind(tmp_path):
         assert "removed 1 unfinished upload" in restarted.log()
         assert listed(restarted, "big") == {}
         assert requests.get(f"{restarted.url}/packages/big/{big.name}", timeout=10).status_code == 404
-        with sqlite3.connect(restarted.data_dir / "privindex.sqlite3") as db:
-            assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        if not testdb.ON_POSTGRES:
+            assert testdb.query(restarted.data_dir, "PRAGMA integrity_check")[0][0] == "ok"
         assert privindex_cli(restarted, "check").returncode == 0
         # and the same upload goes through afterwards
         assert upload(restarted.url, token, big).status_code == 200
@@ -59,6 +59,7 @@ def _ignore_errors(fn, *args):
         return exc
 
 
+@testdb.sqlite_only  # privindex backup copies SQLite data dirs; PostgreSQL is pg_dump's
 def test_backup_while_serving_and_uploading_then_restore_and_install(tmp_path):
     server = start_server(tmp_path / "store", tmp_path / "data")
     token = uploader(server, "backer")

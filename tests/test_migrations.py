@@ -7,12 +7,16 @@ import shutil
 import sqlite3
 from pathlib import Path
 
+import testdb
 from conftest import run_privindex, start_server
 
 from privindex.migrations import MIGRATIONS
 
 FIXTURE = Path(__file__).parent / "fixtures" / "schema-v1.sqlite3"
 LATEST = len(MIGRATIONS)
+
+# These upgrade a frozen SQLite file; PostgreSQL's schema steps: tests/test_postgres.py
+pytestmark = testdb.sqlite_only
 
 
 def dist_rows(path: Path) -> list[tuple]:

@@ -9,7 +9,6 @@ import json
 import os
 import re
 import shutil
-import sqlite3
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -18,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import requests
+import testdb
 from conftest import Accounts, assert_no_secrets, pip, start_server, twine, wait_until
 from helpers import listed_hashes
 from wheels import make_wheel, upload
@@ -32,13 +32,9 @@ NO_2FA = {"PRIVINDEX_REQUIRE_2FA": "false"}
 
 @contextmanager
 def db(server):
-    """A connection of our own to the server's database (WAL: readers and a writer coexist)."""
-    conn = sqlite3.connect(server.data_dir / "privindex.sqlite3", timeout=15)
-    try:
-        with conn:  # commit on success
-            yield conn
-    finally:
-        conn.close()
+    """A connection of our own to the server's database (SQLite's WAL, or PostgreSQL)."""
+    with testdb.connect(server.data_dir) as conn:  # commit on success
+        yield conn
 
 
 def db_state(server) -> dict[str, int]:
@@ -393,8 +389,7 @@ def test_overwrite_replaces_the_file_and_is_audited(fresh_server, accounts, tmp_
     assert events[0]["details"]["old_sha256"] == events[1]["details"]["sha256"] == hashlib.sha256(
         first.read_bytes()).hexdigest()
     assert audit_json(server, "--project", "over-write")[0]["tag"] != "file:changed-on-disk"
-    assert_no_secrets(acc.secrets, server.data_dir / "privindex.sqlite3",
-                      server.data_dir / "privindex.sqlite3-wal", server.log_path)
+    assert_no_secrets(acc.secrets, testdb.dump(server.data_dir), server.log_path)
 
 
 # -- the audit trail, and secrets --------------------------------------------------------------------------
@@ -443,8 +438,7 @@ def test_no_secret_is_stored_logged_or_audited(world):
     not in the audit output, not in the server log. Tokens are stored as SHA-256 only."""
     acc, server = world.accounts, world.server
     audit_out = acc.cli("audit", "--json").stdout + acc.cli("audit").stdout
-    data = server.data_dir / "privindex.sqlite3"
-    assert_no_secrets(acc.secrets, data, Path(f"{data}-wal"), server.log_path, audit_out,
+    assert_no_secrets(acc.secrets, testdb.dump(server.data_dir), server.log_path, audit_out,
                       acc.cli("token", "list").stdout)
     tokens = [s for s in acc.secrets if s.startswith("pidx_")]
     with db(server) as conn:

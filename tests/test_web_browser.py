@@ -8,13 +8,13 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import sqlite3
 import sys
 import time
 
 import pyotp
 import pytest
 import requests
+import testdb
 from conftest import ROOT, add_user, privindex_cli, run
 from playwright.sync_api import expect
 from wheels import make_wheel
@@ -145,7 +145,7 @@ def test_a_cloned_key_whose_counter_goes_back_is_refused_and_audited(page, web):
     page.get_by_role("link", name="I have saved them").click()
     sign_out(page)
     # the server has seen a much higher counter than this authenticator will send
-    with sqlite3.connect(web.data_dir / "privindex.sqlite3") as db:
+    with testdb.connect(web.data_dir) as db:
         db.execute("UPDATE security_key SET sign_count = 1000 WHERE label = 'key'")
     sign_in_password(page, web, "cloned")
     page.get_by_role("button", name="Use my security key").click()

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 from pathlib import Path
 
 import pyotp
+import testdb
 from conftest import privindex_cli
 from webclient import PASSWORD, WebClient, user_with_totp  # noqa: F401 (PASSWORD: for the red-team modules)
 
@@ -20,16 +20,7 @@ signed_in = user_with_totp  # the red-team suite's name for it
 
 def db_rows(server) -> dict[str, list[tuple]]:
     """Every row of every table, minus the volatile columns."""
-    path = Path(server.data_dir) / "privindex.sqlite3"
-    with sqlite3.connect(path) as conn:
-        result = {}
-        for (table,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'"):
-            cols = [row[1] for row in conn.execute(f"PRAGMA table_info({table})") if row[1] not in VOLATILE]
-            try:
-                result[table] = conn.execute(f"SELECT {', '.join(cols)} FROM {table} ORDER BY rowid").fetchall()
-            except sqlite3.OperationalError:  # a WITHOUT ROWID table (FTS5 keeps its config in one)
-                result[table] = sorted(conn.execute(f"SELECT {', '.join(cols)} FROM {table}").fetchall())
-    return result
+    return testdb.rows(Path(server.data_dir), skip_columns=VOLATILE)
 
 
 def store_files(server) -> list[str]:

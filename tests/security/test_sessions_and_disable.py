@@ -5,11 +5,11 @@ ends every credential for good."""
 from __future__ import annotations
 
 import re
-import sqlite3
 import time
 
 import pytest
 import requests
+import testdb
 from conftest import privindex_cli, start_server
 from redteam import PASSWORD, events, signed_in, signed_in_as
 from webclient import WebClient
@@ -31,7 +31,7 @@ def copy_of(client: WebClient, server) -> WebClient:
 
 
 def db(server, sql: str, *args) -> None:
-    with sqlite3.connect(server.data_dir / "privindex.sqlite3") as conn:
+    with testdb.connect(server.data_dir) as conn:
         conn.execute(sql, args)
 
 
