@@ -33,7 +33,7 @@ def test_a_database_url_password_is_never_printed(tmp_path):
     assert proc.returncode == 1 and proc.stdout == ""
     assert "s3cret-PASSWORD" not in proc.stderr and "Traceback" not in proc.stderr
     assert proc.stderr.startswith("privindex: error: cannot open the database "
-                                  f"postgresql://privindex:***@127.0.0.1:")
+                                  "postgresql://privindex:***@127.0.0.1:")
     assert not (tmp_path / "data" / "privindex.sqlite3").exists()
 
 
