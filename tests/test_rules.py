@@ -149,3 +149,25 @@ def test_the_runner_and_the_app_share_one_data_dir(app, runner):
     add_user(runner, "shared")
     assert users.get_user("shared").username == "shared"
     assert runner.invoke("user", "add", "shared", "--password-stdin", input=PASSWORD + "\n").exit_code == 1
+
+
+@NO_2FA
+def test_search_finds_projects_by_name_and_summary_prefixes(client, runner, tmp_path):
+    """The project search, on whichever database the suite runs (FTS5 on SQLite, a
+    tsvector on PostgreSQL): every word typed must match, as a prefix, name or summary."""
+    add_user(runner, "alice")
+    token = new_token(runner, "alice")
+    for name, summary in (("yamlfast", "A fast YAML parser"), ("webget", "A small HTTP client"),
+                          ("webserve", "A small HTTP server")):
+        wheel = make_wheel(tmp_path, name, "1.0", headers=f"Summary: {summary}\n")
+        assert post_file(client, token, wheel).status_code == 200
+
+    def found(q: str) -> set[str]:
+        page = client.get("/projects", query_string={"q": q, "all": "1"}).text
+        return {n for n in ("yamlfast", "webget", "webserve") if f"/projects/{n}\"" in page}
+
+    assert found("yaml") == {"yamlfast"}
+    assert found("htt cli") == {"webget"}  # prefixes, all words required
+    assert found("web") == {"webget", "webserve"}
+    assert found("nothing-like-it") == set()
+    assert client.get("/projects", query_string={"q": "\"*) OR (", "all": "1"}).status_code == 200
