@@ -60,7 +60,8 @@ def project_page(name: str):
                            download_base=conf.base_url + "/packages/")
 
 
-def _back(name: str):
+def back_to_project(name: str):
+    """Where every project action answers: the project's page, with its flash message."""
     return redirect(url_for("web.project_page", name=name))
 
 
@@ -76,7 +77,7 @@ def file_yank(name: str, filename: str):
               "info")
     except users.AccountError as exc:
         flash(str(exc), "error")
-    return _back(name)
+    return back_to_project(name)
 
 
 @bp.get("/projects/<name>/files/<filename>/delete")
@@ -98,7 +99,7 @@ def file_delete_submit(name: str, filename: str):
         flash(_("%(file)s was deleted.", file=filename), "info")
     except (users.AccountError, OSError) as exc:
         flash(str(exc), "error")
-    return _back(name)
+    return back_to_project(name)
 
 
 @bp.post("/projects/<name>/roles")
@@ -118,4 +119,4 @@ def project_roles(name: str):
             flash(_("%(user)s is now %(role)s.", user=username, role=role), "info")
     except users.AccountError as exc:
         flash(str(exc), "error")
-    return _back(name)
+    return back_to_project(name)

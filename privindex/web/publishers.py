@@ -6,13 +6,14 @@ comes from two template globals defined here, so the project view needs no chang
 
 from __future__ import annotations
 
-from flask import abort, current_app, flash, redirect, request, url_for
+from flask import abort, current_app, flash, request
 from flask_babel import gettext as _
 from flask_login import login_required
 
 from privindex import permissions, trusted_publishing, users
 from privindex.http import audit_context
 from privindex.web import bp, me, recent_auth, settings
+from privindex.web.projects import back_to_project
 
 
 @bp.app_template_global()
@@ -40,7 +41,7 @@ def publisher_add(name: str):
     issuer = next((i for i in settings().oidc_issuers if i.url == form.get("issuer")), None)
     if issuer is None:
         flash(_("Choose one of the trusted issuers."), "error")
-        return _back(name)
+        return back_to_project(name)
     try:
         row = trusted_publishing.add_publisher(
             settings(), name, issuer.kind, form.get("repository", ""), form.get("workflow", ""), me(),
@@ -49,7 +50,7 @@ def publisher_add(name: str):
         flash(_("%(publisher)s may now publish this project.", publisher=trusted_publishing.describe(row)), "info")
     except users.AccountError as exc:
         flash(str(exc), "error")
-    return _back(name)
+    return back_to_project(name)
 
 
 @bp.post("/projects/<name>/publishers/<int:publisher_id>/remove")
@@ -61,8 +62,4 @@ def publisher_remove(name: str, publisher_id: int):
         flash(_("%(publisher)s may no longer publish.", publisher=trusted_publishing.describe(row)), "info")
     except users.AccountError as exc:
         flash(str(exc), "error")
-    return _back(name)
-
-
-def _back(name: str):
-    return redirect(url_for("web.project_page", name=name))
+    return back_to_project(name)
