@@ -1,3 +1,4 @@
 from privindex.cli import main
 
-main()
+if __name__ == "__main__":  # not when a worker process (index.py's pool) imports it
+    main()

@@ -15,7 +15,7 @@ from privindex.apitokens import TokenRejected, authenticate_token
 from privindex.auth.tokens import MalformedAuthorization, read_authorization
 from privindex.config import Settings
 from privindex.db import bind, bind_to_requests, bound, connect, unbind
-from privindex.health import bp as health_bp
+from privindex.health import bp as health_bp, indexing_report
 from privindex.index import Index, Progress
 from privindex.metrics import Metrics, may_read
 from privindex.requestid import request_ids
@@ -41,19 +41,21 @@ class Services:
     sources: Sources  # where each name comes from: here, the upstream, or both
 
 
-def create_app(settings: Settings, progress: Progress | None = None) -> Flask:
+def create_app(settings: Settings, progress: Progress | None = None, index_later: bool = False) -> Flask:
+    """The app on a loaded index; with index_later (what `serve` does) only what the database
+    recorded is listed, and the caller runs index.catch_up() in the background."""
     app = Flask(__name__, static_folder=None)  # the web blueprint serves its own
     app.request_class = UploadRequest  # sets the body size limits, per endpoint
 
     db = connect(settings.database)
     store = Store(settings.store)
     store.root.mkdir(parents=True, exist_ok=True)
-    leftovers = store.remove_stale_temp_files()
-    if leftovers:
-        log.warning("removed %d unfinished upload file(s) left by an earlier crash", leftovers)
     index = Index(store)
     with bound(db):
-        index.load(progress)
+        if index_later:
+            index.load_recorded()
+        else:
+            index.load(progress)
         sources = Sources(index, make_upstream_cache(settings))
         sources.reload()
     services = Services(settings=settings, store=store, index=index, database=db, sources=sources)
@@ -65,6 +67,7 @@ def create_app(settings: Settings, progress: Progress | None = None) -> Flask:
         return jsonify(
             status="ok", version=__version__,
             projects=len(index.project_list()), files=index.file_count(),
+            **indexing_report(index),
         )
 
     app.register_blueprint(health_bp)  # /healthz, /readyz

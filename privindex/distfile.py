@@ -110,6 +110,15 @@ def read_facts(path: Path, filename: str | None = None, sha256: str | None = Non
     )
 
 
+def examine(path: Path) -> FileFacts | str:
+    """read_facts, or why the file is not a readable distribution: what the index's worker
+    processes return (a message crosses a process boundary where an exception may not)."""
+    try:
+        return read_facts(path)
+    except (InvalidDistribution, ValueError, OSError) as exc:
+        return str(exc)
+
+
 def read_core_metadata(path: Path, filename: str | None = None) -> bytes:
     """Just the core metadata of a file (to fill in what an older version did not keep)."""
     with open(path, "rb") as fh:

@@ -6,7 +6,10 @@ this instance can do its job: the database answers a query and the store takes a
 (a real one: a hidden temp file like an upload's is created, written, flushed and
 removed, so a read-only mount, a full disk or a store path that is no longer a folder
 all show, even for root, where permission bits do not). Otherwise 503 with JSON saying
-what failed. /health (the older one: version and counts) stays as it was.
+what failed. While the store is still being indexed after a start (Index.catch_up: the
+pages already list what the database recorded, and fill in as files are read), /readyz
+answers 503 with how far it is, so a load balancer sends requests to a caught-up peer;
+/health (version and counts) answers 200 and says the same.
 """
 
 from __future__ import annotations
@@ -48,6 +51,14 @@ def store_problem(root: os.PathLike) -> str | None:
     return None
 
 
+def indexing_report(index) -> dict:
+    """{"indexing": {files indexed, files left}} while the index catches up, else {}."""
+    state = index.indexing
+    if state is None:
+        return {}
+    return {"indexing": {"files_indexed": state.indexed, "files_left": state.left}}
+
+
 @bp.get("/healthz")
 def healthz():
     return jsonify(status="ok")
@@ -57,8 +68,12 @@ def healthz():
 def readyz():
     services = current_app.extensions["privindex"]
     problems = [p for p in (database_problem(), store_problem(services.store.root)) if p]
+    indexing = indexing_report(services.index)
     if problems:
-        response = jsonify(status="unavailable", problems=problems)
+        response = jsonify(status="unavailable", problems=problems, **indexing)
+        response.status_code = 503
+    elif indexing:
+        response = jsonify(status="indexing", **indexing)
         response.status_code = 503
     else:
         response = jsonify(status="ready")

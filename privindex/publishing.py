@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, replace as evolve
+from dataclasses import dataclass
 from pathlib import Path
 
 from packaging.utils import canonicalize_name
@@ -114,7 +114,7 @@ def publish_upload(store: Store, index: Index, auth: TokenAuth, ctx: audit.Conte
         if linked:  # the commit failed after the file appeared: take it back
             store.remove(path)
         raise
-    entry = evolve(entry, upload_time=published.published_at)
+    entry = entry._replace(upload_time=published.published_at)
     index.add(entry)
     return Published(outcome, entry)
 

@@ -6,6 +6,7 @@ import logging
 import signal
 import threading
 import time
+from functools import partial
 from typing import Callable
 
 import waitress
@@ -92,8 +93,14 @@ def upstream_line(settings: Settings, sources) -> str:
     return f"upstream: {settings.upstream_url} reachable (names not known here are served from it)"
 
 
-def _watch(refresh: Callable[[], None], stop: threading.Event, interval: float) -> None:
-    """Index.watch's loop, around a refresh that metrics may time."""
+def _watch(catch_up: Callable[[], None], refresh: Callable[[], None], stop: threading.Event,
+           interval: float) -> None:
+    """Index the store against what the database recorded, then Index.watch's loop, around
+    a refresh that metrics may time."""
+    try:
+        catch_up()
+    except Exception:  # the watcher's passes will find what is left
+        log.exception("indexing the store failed")
     while not stop.wait(interval):
         try:
             refresh()
@@ -146,7 +153,7 @@ def serve(settings: Settings, echo: Callable[..., None]) -> None:
     try:
         # stderr is the log: with JSON logs, progress goes through logging like everything else
         say = log.info if settings.log_format == "json" else (lambda line: echo(line, err=True))
-        app = create_app(settings, progress=progress_printer(say))
+        app = create_app(settings, index_later=True)
         later.app = app
         index = app.extensions["privindex"].index
         refresh = index.refresh
@@ -155,7 +162,8 @@ def serve(settings: Settings, echo: Callable[..., None]) -> None:
             refresh = observed.timed_rescan(refresh)
         watcher = threading.Thread(  # a new thread has an empty context: give it the app's database
             target=in_thread(app.extensions["privindex"].database, _watch),
-            args=(refresh, stop, settings.rescan_interval), name="store-watcher", daemon=True,
+            args=(partial(index.catch_up, progress_printer(say)), refresh, stop, settings.rescan_interval),
+            name="store-watcher", daemon=True,
         )
         watcher.start()
         sources = app.extensions["privindex"].sources
@@ -177,7 +185,8 @@ def serve(settings: Settings, echo: Callable[..., None]) -> None:
                  f"--data-dir {settings.data_dir.absolute()} --store {settings.store.absolute()}")
         url = settings.base_url
         echo(f"privindex {__version__} serving {len(index.project_list())} projects "
-             f"({index.file_count()} files) from {settings.store.absolute()}")
+             f"({index.file_count()} files) from {settings.store.absolute()}; "
+             "checking the store against them in the background (/readyz answers 200 when done)")
         echo(f"listening on http://{settings.host}:{settings.port}/  (public URL {url}/)")
         if settings.read_access == "token":  # private: show where the token goes
             scheme, _sep, host = url.partition("://")

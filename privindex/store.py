@@ -92,30 +92,46 @@ class Store:
         """One folder's distribution files (relpath -> stat) and its subfolders."""
         files: dict[str, os.stat_result] = {}
         subdirs: list[str] = []
-        base = self.full_path(reldir) if reldir else self.root
-        try:
-            entries = list(os.scandir(base))
-        except (FileNotFoundError, NotADirectoryError):
-            return files, subdirs
-        for entry in entries:
-            if entry.name.startswith("."):
-                continue
-            rel = f"{reldir}/{entry.name}" if reldir else entry.name
-            try:
-                if entry.is_symlink() and not self.inside(entry.path):
-                    log.warning("ignoring %s: the symlink leads outside the store", rel)
-                    continue
-                st = entry.stat()
-            except OSError:
-                continue
-            if stat.S_ISDIR(st.st_mode):
+        for rel, st in self.entries(reldir):
+            if st is None:
                 subdirs.append(rel)
-            elif stat.S_ISREG(st.st_mode) and not is_ignored(entry.name):
+            else:
                 files[rel] = st
         return files, subdirs
 
+    def entries(self, reldir: str) -> Iterator[tuple[str, os.stat_result | None]]:
+        """One folder's distribution files (relpath, stat) and subfolders (relpath, None),
+        one at a time as the folder is read."""
+        base = self.full_path(reldir) if reldir else self.root
+        try:
+            listing = os.scandir(base)
+        except (FileNotFoundError, NotADirectoryError):
+            return
+        with listing:
+            for entry in listing:
+                if entry.name.startswith("."):
+                    continue
+                rel = f"{reldir}/{entry.name}" if reldir else entry.name
+                try:
+                    if entry.is_symlink() and not self.inside(entry.path):
+                        log.warning("ignoring %s: the symlink leads outside the store", rel)
+                        continue
+                    st = entry.stat()
+                except OSError:
+                    continue
+                if stat.S_ISDIR(st.st_mode):
+                    yield rel, None
+                elif stat.S_ISREG(st.st_mode) and not is_ignored(entry.name):
+                    yield rel, st
+
     def walk(self, start: str = "") -> Iterator[tuple[str, int, dict[str, os.stat_result]]]:
-        """Every folder below start: (reldir, its mtime before listing, its files).
+        """Every folder below start: (reldir, its mtime before listing, its files)."""
+        for reldir, mtime, files in self.walk_streamed(start):
+            yield reldir, mtime, dict(files)
+
+    def walk_streamed(self, start: str = "") -> Iterator[tuple[str, int, Iterator[tuple[str, os.stat_result]]]]:
+        """walk(), each folder's files coming one at a time (read them before the next
+        folder): a folder of 100,000 files is never held as 100,000 stat results.
 
         Each real folder is visited once, so symlink loops inside the store end.
         """
@@ -128,9 +144,17 @@ class Store:
             if real in seen or mtime is None:
                 continue
             seen.add(real)
-            files, subdirs = self.scan_dir(reldir)
+            subdirs: list[str] = []
+
+            def files(reldir: str = reldir, subdirs: list[str] = subdirs) -> Iterator[tuple[str, os.stat_result]]:
+                for rel, st in self.entries(reldir):
+                    if st is None:
+                        subdirs.append(rel)
+                    else:
+                        yield rel, st
+
+            yield reldir, mtime, files()
             pending.extend(subdirs)
-            yield reldir, mtime, files
 
     def dir_mtime(self, reldir: str) -> int | None:
         try:
@@ -166,15 +190,18 @@ class Store:
         os.unlink(self.full_path(relpath))
         _fsync_dir(self.full_path(relpath).parent)
 
-    def remove_stale_temp_files(self) -> int:
-        """Delete upload temp files left by a crash; returns how many."""
+    def remove_stale_temp_files(self, before: float) -> int:
+        """Delete upload temp files left by a crash, those last written before `before`
+        (this process's start: its own uploads are newer); returns how many."""
         removed = 0
         for dirpath, _dirnames, filenames in os.walk(self.root):
             for name in filenames:
                 if name.startswith(UPLOAD_TEMP_PREFIX):
+                    path = os.path.join(dirpath, name)
                     with contextlib.suppress(OSError):
-                        os.unlink(os.path.join(dirpath, name))
-                        removed += 1
+                        if os.stat(path).st_mtime < before:
+                            os.unlink(path)
+                            removed += 1
         return removed
 
 

@@ -19,15 +19,17 @@ import time
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from html.parser import HTMLParser
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 from urllib.parse import urldefrag, urljoin
 
-import requests
 from packaging.utils import InvalidSdistFilename, InvalidWheelFilename, canonicalize_name
 from packaging.version import InvalidVersion
 
 from privindex import __version__
 from privindex.distfile import InvalidDistribution, parse_filename
+
+if TYPE_CHECKING:  # requests is imported when an upstream is set: 30 ms of every start otherwise
+    import requests
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +94,8 @@ class Upstream:
     def __init__(self, url: str, timeout: float, ca_bundle: str = ""):
         self.url = url if url.endswith("/") else url + "/"
         self.timeout = timeout
+        import requests
+
         self.session = requests.Session()  # trust_env: HTTPS_PROXY, NO_PROXY, REQUESTS_CA_BUNDLE
         self.session.headers["User-Agent"] = f"privindex/{__version__} (pull-through cache)"
         if ca_bundle:
@@ -102,6 +106,8 @@ class Upstream:
 
     def fetch_project(self, name: str) -> UpstreamProject | None:
         """The upstream's page for a normalized name; None if it has no such project."""
+        import requests
+
         url = self.project_url(name)
         with self._get(url, headers={"Accept": ACCEPT}) as resp:
             if resp.status_code in (404, 410):
@@ -123,6 +129,8 @@ class Upstream:
 
     def stream(self, url: str) -> tuple[int | None, Iterator[bytes], "requests.Response"]:
         """(Content-Length or None, chunks, response to close) of a file on the upstream."""
+        import requests
+
         resp = self._get(url, stream=True)
         if resp.status_code != 200:
             resp.close()
@@ -156,6 +164,8 @@ class Upstream:
             return str(exc)
 
     def _get(self, url: str, timeout: float | None = None, **kwargs) -> requests.Response:
+        import requests
+
         try:
             return self.session.get(url, timeout=timeout or self.timeout, allow_redirects=True, **kwargs)
         except requests.RequestException as exc:
@@ -163,6 +173,8 @@ class Upstream:
 
 
 def _as_error(exc: Exception, url: str) -> UpstreamError:
+    import requests
+
     if isinstance(exc, requests.Timeout):
         return UpstreamError(f"the upstream did not answer in time ({url})", 504)
     return UpstreamError(f"cannot reach the upstream ({url}): {type(exc).__name__}")

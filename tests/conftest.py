@@ -7,6 +7,7 @@ Every server under test is a real `privindex serve` process listening on a free
 from __future__ import annotations
 
 import io
+import json
 import os
 import shutil
 import signal
@@ -189,7 +190,9 @@ def _no_server_outlives_the_session():
 
 
 def start_server(store: Path, data_dir: Path, *args: str, env: dict | None = None,
-                 config: Path | None = None) -> LiveServer:
+                 config: Path | None = None, indexed: bool = True) -> LiveServer:
+    """A server answering on a free port; with indexed, once it has also caught up with the
+    store (files dropped in before the start are listed)."""
     log_path = data_dir.parent / f"{data_dir.name}-server.log"
     data_dir.parent.mkdir(parents=True, exist_ok=True)
     cmd = [sys.executable, "-m", "privindex", "serve", "--port", "0", "--store", str(store),
@@ -217,9 +220,16 @@ def start_server(store: Path, data_dir: Path, *args: str, env: dict | None = Non
                                              daemon=True)
             server.reader.start()
             wait_until(lambda: http_status(f"{url}/health") == 200, 10)
+            if indexed:
+                wait_until(lambda: "indexing" not in _health(url), 60)
             return server
     proc.kill()
     raise AssertionError("server did not start within 60 s")
+
+
+def _health(url: str) -> dict:
+    with urllib.request.urlopen(f"{url}/health", timeout=5) as resp:
+        return json.load(resp)
 
 
 def http_status(url: str) -> int | None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import random
 import shutil
 import threading
-from dataclasses import replace
 
 from conftest import populate
 from werkzeug.test import Client
@@ -65,7 +64,7 @@ def test_reads_stay_consistent_while_files_are_added_discarded_yanked_and_rescan
         if action < 0.4:
             index.discard(f.path)
         elif action < 0.8:
-            index.add(replace(f, yanked=False))
+            index.add(f._replace(yanked=False))
         else:
             index.set_yanked(f.path, random.random() < 0.5, "racing")  # None if discarded: no KeyError
 

@@ -17,8 +17,10 @@ import time
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import jwt
+if TYPE_CHECKING:
+    import jwt
 
 ALGORITHMS = ["RS256"]  # what GitHub, GitLab and Forgejo sign with; never HS256 or none
 LEEWAY = 30  # seconds of clock skew tolerated on exp, iat and nbf
@@ -39,6 +41,8 @@ class TokenInvalid(Exception):
 def unverified_issuer(token: str) -> str:
     """The `iss` a token claims, to pick the issuer whose keys must verify it (nothing more
     is trusted before the signature is checked)."""
+    import jwt  # with cryptography, 0.1 s of every start: imported when a token first comes
+
     try:
         header = jwt.get_unverified_header(token)
         claims = jwt.decode(token, options={"verify_signature": False})
@@ -81,6 +85,8 @@ class IssuerKeys:
                                             "(unknown kid)")
 
     def _load(self) -> _KeySet:
+        import jwt
+
         try:
             if self.jwks_file is not None:
                 document = json.loads(Path(self.jwks_file).read_text())
@@ -110,6 +116,8 @@ def _fetch_json(url: str):
 
 def verify(token: str, keys: IssuerKeys, audience: str) -> dict:
     """The token's claims, once its signature and registered claims check out."""
+    import jwt
+
     try:
         kid = jwt.get_unverified_header(token).get("kid")
     except jwt.PyJWTError:

@@ -11,7 +11,6 @@ Existing passwords are never re-judged; only a new one must pass.
 from __future__ import annotations
 
 from passlib.context import CryptContext
-from zxcvbn import zxcvbn
 
 from privindex.i18n import _
 
@@ -53,6 +52,8 @@ def password_problem(password: str, username: str = "") -> str | None:
     if username and password.lower() == username.lower():
         return _("the password must not be the username")
     if len(password) < JUDGED_LENGTH:
+        from zxcvbn import zxcvbn  # its word lists take 20 ms to import: only when a password is set
+
         result = zxcvbn(password, user_inputs=[username, "privindex"] if username else ["privindex"])
         if result["score"] < MIN_SCORE:
             why = result["feedback"].get("warning") or _("short, or made of common words, names or dates")

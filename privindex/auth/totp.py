@@ -11,7 +11,6 @@ import re
 import time
 
 import pyotp
-import segno
 
 ISSUER = "privindex"
 SECRET_LENGTH = 32  # base32 characters: 160 bits, as RFC 4226 recommends; logs.py knows the shape
@@ -28,6 +27,8 @@ def provisioning_uri(secret: str, username: str) -> str:
 
 def qr_svg(uri: str) -> str:
     """The provisioning URI as an inline SVG QR code (no script, no external request)."""
+    import segno  # only on the enrolment page, not at every start
+
     return segno.make(uri, error="m").svg_inline(scale=5, title="TOTP QR code")
 
 
