@@ -154,6 +154,7 @@ class Index:
         self._withdrawn: dict[str, Withdrawn] = {}
         self._projects: dict[str, Project] = {}
         self._project_list: tuple[tuple[str, str], ...] = ()
+        self._shared = False  # whether the snapshot holds _files, _projects and _withdrawn themselves
         self._project_paths: dict[str, list[str]] = {}  # listed paths per project (lists: a fifth of a set's memory)
         self._dir_paths: dict[str, set[str]] = {}  # listed and withdrawn paths per folder
         # the refresher's own state, under _refreshing
@@ -205,34 +206,31 @@ class Index:
 
     def load_recorded(self) -> None:
         """List at once what the database recorded as published and unchanged, without
-        touching the disk: two queries, so a server answers within a second of starting at
+        touching the disk: one query, so a server answers within a second of starting at
         any store size. Until catch_up() has compared the disk, a download still checks the
         file's size and mtime against the record, so changed bytes are never served (409).
 
-        The one loop a warm start spends its time in: rows from raw cursors, joined with
-        their publications here (a dict lookup costs less than SQL's join on the path's
-        last part), straight into entries, with strings shared across rows."""
+        The one loop a warm start spends its time in: rows from a raw cursor (joined with
+        their publications by SQL: no row is held twice) straight into entries, with
+        strings shared across rows."""
         with self._refreshing:
             self._revision = publications.latest_revision()
-            published = {filename: rest for filename, *rest in database.execute_sql(_PUBLISHED_SQL)}
             files: dict[str, IndexedFile] = {}
             by_project: dict[str, list[IndexedFile]] = {}
             unjudged: dict[str, IndexedFile] = {}
             intern, fromhex = sys.intern, bytes.fromhex
             for (path, project, name, version, size, mtime_ns, sha256, requires_python, metadata_sha256,
-                 upload_time, yanked, yanked_reason) in database.execute_sql(_DIST_SQL):
-                publication = published.get(path.rpartition("/")[2])
+                 upload_time, yanked, yanked_reason, listed) in database.execute_sql(_LOAD_SQL):
                 entry = IndexedFile(
                     path, intern(project), intern(name), intern(version), size, mtime_ns, fromhex(sha256),
                     intern(requires_python) if requires_python else None,
                     fromhex(metadata_sha256) if metadata_sha256 else None,
-                    publication[1] if publication else upload_time, bool(yanked), yanked_reason or "")
-                if publication and publication[0] == sha256 and publication[2] is None:
+                    upload_time, bool(yanked), yanked_reason or "")
+                if listed:
                     files[path] = entry
                     by_project.setdefault(entry.project, []).append(entry)
                 else:  # unpublished, withdrawn or changed: catch_up judges it
                     unjudged[path] = entry
-            del published
             rank = _version_ranks({e.version for e in files.values()})
             projects = {name: _build_project(name, listed, rank) for name, listed in by_project.items()}
             with self._lock:
@@ -554,6 +552,7 @@ class Index:
                     continue
             if isinstance(outcome, Withdrawn):
                 changed.add(self._drop(path))
+                self._own()
                 self._withdrawn[path] = outcome
                 self._dir_paths.setdefault(_dirname(path), set()).add(path)
             else:
@@ -570,6 +569,7 @@ class Index:
             return [e for p in paths if (e := self._known(p)) is not None and e.filename == filename]
 
     def _put(self, indexed: IndexedFile) -> str:
+        self._own()
         self._withdrawn.pop(indexed.path, None)
         old = self._files.get(indexed.path)
         if old is not None and old.project != indexed.project:
@@ -582,6 +582,7 @@ class Index:
         return indexed.project
 
     def _drop(self, path: str) -> str | None:
+        self._own()
         withdrawn = self._withdrawn.pop(path, None)
         indexed = self._files.pop(path, None)
         if indexed is None and withdrawn is None:
@@ -599,6 +600,9 @@ class Index:
         snapshot is still current, which is all the page cache needs to know.
         """
         list_changed = False
+        names = list(names)
+        if names:
+            self._own()
         for name in names:
             paths = self._project_paths.get(name)
             if not paths:
@@ -612,11 +616,19 @@ class Index:
         if list_changed:
             self._project_list = tuple(sorted((name, p.display_name) for name, p in self._projects.items()))
         self.snapshot = Snapshot(
-            projects=MappingProxyType(dict(self._projects)),
+            projects=MappingProxyType(self._projects),
             project_list=self._project_list,
-            files=MappingProxyType(dict(self._files)),
-            withdrawn=MappingProxyType(dict(self._withdrawn)),
+            files=MappingProxyType(self._files),
+            withdrawn=MappingProxyType(self._withdrawn),
         )
+        self._shared = True
+
+    def _own(self) -> None:
+        """Copy the working dicts the snapshot shares before changing them: copy on write,
+        so a resting index holds each dict once (100,000 files: 5 MB less)."""
+        if self._shared:
+            self._files, self._projects, self._withdrawn = dict(self._files), dict(self._projects), dict(self._withdrawn)
+            self._shared = False
 
 
 # -- the dist_file table: facts per path (the index's persistent cache) ---------------------
@@ -630,11 +642,11 @@ def save_facts(path: str, facts: FileFacts, unyank: bool = False) -> IndexedFile
     than running them."""
     filename = path.rpartition("/")[2]
     project, version = parse_filename(filename)
-    values = (path, project, facts.name, str(version), facts.size, facts.mtime_ns, facts.sha256,
+    values = (path, filename, project, facts.name, str(version), facts.size, facts.mtime_ns, facts.sha256,
               facts.requires_python, facts.metadata, facts.metadata_sha256, time.time())
     row = database.execute_sql(
-        "INSERT INTO dist_file (path, project, name, version, size, mtime_ns, sha256, requires_python, "
-        "metadata, metadata_sha256, upload_time) VALUES (" + ", ".join([database.param] * 11) + ") "
+        "INSERT INTO dist_file (path, filename, project, name, version, size, mtime_ns, sha256, requires_python, "
+        "metadata, metadata_sha256, upload_time) VALUES (" + ", ".join([database.param] * 12) + ") "
         "ON CONFLICT (path) DO UPDATE SET project = excluded.project, name = excluded.name, "
         "version = excluded.version, size = excluded.size, mtime_ns = excluded.mtime_ns, "
         "sha256 = excluded.sha256, requires_python = excluded.requires_python, "
@@ -660,14 +672,16 @@ def _build_project(name: str, files: Iterable[IndexedFile], rank: Mapping[str, i
     served. rank (version -> position, from _version_ranks) spares comparing Versions."""
     by_filename: dict[str, IndexedFile] = {}
     for f in files:
-        other = by_filename.get(f.filename)
+        filename = f.path.rpartition("/")[2]
+        other = by_filename.get(filename)
         if other is not None:
             f, other = (f, other) if f.path < other.path else (other, f)
-            log.warning("%s is in the store twice; serving %s", f.filename, f.path)
-        by_filename[f.filename] = f
+            log.warning("%s is in the store twice; serving %s", filename, f.path)
+        by_filename[filename] = f
     if rank is None:
         rank = _version_ranks({f.version for f in by_filename.values()})
-    ordered = tuple(sorted(by_filename.values(), key=lambda f: (rank[f.version], f.filename)))
+    ordered = tuple(f for _rank, _filename, f in sorted((rank[f.version], filename, f)
+                                                         for filename, f in by_filename.items()))
     versions = tuple(sorted({f.version for f in ordered}, key=rank.__getitem__))
     return Project(name=name, display_name=ordered[-1].name, files=ordered, versions=versions)
 
@@ -697,9 +711,15 @@ def _readers(count: int) -> Iterator[Callable[[list[Path]], list[FileFacts | str
         yield lambda paths: list(pool.map(examine, paths, chunksize=32))
 
 
-_ROW_FIELDS = [f for f in DistFile._meta.sorted_fields if f.name not in ("id", "metadata")]
-_DIST_SQL = "SELECT " + ", ".join(f.column_name for f in _ROW_FIELDS) + " FROM dist_file"
-_PUBLISHED_SQL = "SELECT filename, sha256, published_at, withdrawn_sha256 FROM published_file"
+_ROW_FIELDS = [f for f in DistFile._meta.sorted_fields if f.name not in ("id", "filename", "metadata")]
+# every file record as an index entry (with its publication's time), and whether it is
+# listed at once: it carries its publication's digest, and that is not withdrawn
+_LOAD_SQL = (
+    "SELECT " + ", ".join("COALESCE(p.published_at, d.upload_time)" if f.name == "upload_time"
+                          else f"d.{f.column_name}" for f in _ROW_FIELDS)
+    + ", (p.sha256 = d.sha256 AND p.withdrawn_sha256 IS NULL)"
+    " FROM dist_file d LEFT JOIN published_file p ON p.filename = d.filename"
+)
 
 
 def _entry(path, project, name, version, size, mtime_ns, sha256, requires_python, metadata_sha256,

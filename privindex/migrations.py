@@ -581,6 +581,17 @@ def v8_change_counter(db: peewee.Database) -> None:
     ])], "v8")
 
 
+def v9_dist_file_filename(db: peewee.Database) -> None:
+    """Each file record names its filename (the path's last part), so a start joins the
+    records with their publications on a plain column: the same join on an expression of
+    the path cost a third of a warm start at 100,000 files, and joining in Python held
+    every publication in memory at once (30 MB that never went back to the system)."""
+    run(db, [
+        "ALTER TABLE dist_file ADD COLUMN filename TEXT NOT NULL DEFAULT ''",
+        Dialects(sqlite="UPDATE dist_file SET filename = substr(path, length(rtrim(path, replace(path, '/', ''))) + 1)",
+                 postgresql="UPDATE dist_file SET filename = regexp_replace(path, '^.*/', '')"),
+    ], "v9")
+
 
 MIGRATIONS = [v1_files, v2_accounts, v3_published_files, v4_sessions, v5_trusted_publishing, v6_upstream,
-              v7_browse, v8_change_counter]
+              v7_browse, v8_change_counter, v9_dist_file_filename]

@@ -20,6 +20,7 @@ class DistFile(BaseModel):
     """
 
     path = peewee.TextField(unique=True)
+    filename = peewee.TextField(default="")  # the path's last part: what publications are keyed by
     project = peewee.TextField(index=True)
     name = peewee.TextField()
     version = peewee.TextField()

@@ -19,9 +19,14 @@ LATEST = len(MIGRATIONS)
 pytestmark = testdb.sqlite_only
 
 
+V1_DIST_COLUMNS = ("id, path, project, name, version, size, mtime_ns, sha256, requires_python, metadata, "
+                   "metadata_sha256, upload_time, yanked, yanked_reason")
+
+
 def dist_rows(path: Path) -> list[tuple]:
+    """The file records as version 1 had them (later steps add columns)."""
     with sqlite3.connect(path) as conn:
-        return conn.execute("SELECT * FROM dist_file ORDER BY id").fetchall()
+        return conn.execute(f"SELECT {V1_DIST_COLUMNS} FROM dist_file ORDER BY id").fetchall()
 
 
 def user_version(path: Path) -> int:
@@ -47,6 +52,8 @@ def test_a_version_1_database_is_migrated_in_place_without_losing_a_row(tmp_path
 
     assert user_version(db) == LATEST > 1
     assert dist_rows(db) == before
+    with sqlite3.connect(db) as conn:  # v9: each record names its filename
+        assert conn.execute("SELECT path, filename FROM dist_file").fetchall() == [(r[1], r[1]) for r in before]
     assert {"user", "api_token", "project", "project_role", "audit_event"} <= tables(db)
 
     # the upgraded database is fully usable, and opening it again changes nothing
