@@ -24,6 +24,7 @@ from privindex.db import database
 from privindex.store import UPLOAD_TEMP_PREFIX
 
 bp = Blueprint("health", __name__)
+PROBE_FOLDER = ".privindex-ready"
 log = logging.getLogger(__name__)
 
 
@@ -38,10 +39,15 @@ def database_problem() -> str | None:
 
 
 def store_problem(root: os.PathLike) -> str | None:
-    """None if a file can be written in the store, else what went wrong. The probe uses the
-    upload temp prefix, so one left by a crash is removed at the next start."""
+    """None if a file can be written in the store, else what went wrong. The probe is
+    written in a hidden folder of the store (never indexed): a file made in the store's own
+    folder would change its mtime, and the watcher would list the whole folder again after
+    every probe (100,000 entries in a flat store). It uses the upload temp prefix, so one
+    left by a crash is removed at the next start."""
     try:
-        with tempfile.NamedTemporaryFile(dir=root, prefix=UPLOAD_TEMP_PREFIX, suffix=".ready.tmp") as probe:
+        probes = os.path.join(root, PROBE_FOLDER)
+        os.makedirs(probes, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=probes, prefix=UPLOAD_TEMP_PREFIX, suffix=".ready.tmp") as probe:
             probe.write(b"ready?")
             probe.flush()
             os.fsync(probe.fileno())

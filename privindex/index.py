@@ -255,34 +255,24 @@ class Index:
             leftovers = self.store.remove_stale_temp_files(before=self._created)
             if leftovers:
                 log.warning("removed %d unfinished upload file(s) left by an earlier crash", leftovers)
-            to_read: list[tuple[str, Sig, IndexedFile | None]] = []
-            to_judge: list[IndexedFile] = []
-            gone: set[str] = set()
+            found = _Pass()
             seen_dirs: set[str] = set()
-            # Entries are looked up without the lock (one dict read each, atomic): an upload
-            # meanwhile is restat-ed when its batch is applied. Only signatures are kept.
-            for reldir, mtime, found in self.store.walk_streamed():
+            for reldir, mtime, files in self.store.walk_streamed():
                 self._dir_mtimes[reldir] = mtime
                 seen_dirs.add(reldir)
-                here: set[str] = set()
-                for path, st in found:
-                    seen = _sig(st)
-                    known = self._known(path) or self._unjudged.get(path)
-                    if known is None or (known.size, known.mtime_ns) != seen:
-                        to_read.append((path, seen, known))
-                    else:
-                        path = known.path  # the index's own string: the one kept in `here`
-                        if path not in self._files and path not in self._withdrawn:
-                            to_judge.append(known)
-                    here.add(path)
-                gone |= self._dir_paths.get(reldir, set()) - here
+                self._compare_folder(reldir, files, found)
             with self._lock:
                 for reldir, paths in self._dir_paths.items():
                     if reldir not in seen_dirs:
-                        gone |= paths
-                on_disk = {p for p, _seen, _known in to_read} | {e.path for e in to_judge}
+                        found.gone |= paths
+                to_read = [(path, seen, self._known(path) or self._unjudged.get(path))
+                           for path, seen in found.to_read.items()]
+                to_judge = found.rejudge
+                on_disk = found.to_read.keys() | {e.path for e in to_judge}
                 stale = [p for p in self._unjudged if p not in on_disk]
                 self._unjudged = {}
+            gone = found.gone
+            del found
             self.indexing = Indexing(indexed=len(self._files), left=len(to_read) + len(to_judge))
             self._settle(self._judge([(e.path, e, None) for e in to_judge]))
             done = 0
@@ -411,7 +401,6 @@ class Index:
     def _survey(self) -> _Pass:
         """List the folders whose mtime moved (or that are unsettled); compare with the index."""
         found = _Pass()
-        listed: dict[str, dict[str, os.stat_result]] = {}
         forgotten: list[str] = []
         for reldir in list(self._dir_mtimes):
             if reldir not in self._dir_mtimes:
@@ -426,13 +415,13 @@ class Index:
             elif mtime != self._dir_mtimes[reldir] or reldir in self._unsettled:
                 self._unsettled.discard(reldir)
                 self._dir_mtimes[reldir] = mtime
-                files, subdirs = self.store.scan_dir(reldir)
-                listed[reldir] = files
+                subdirs: list[str] = []
+                self._compare_folder(reldir, _files_only(self.store.entries(reldir), subdirs), found)
                 for sub in subdirs:
                     if sub not in self._dir_mtimes:
-                        for found_dir, found_mtime, found_files in self.store.walk(sub):
+                        for found_dir, found_mtime, files in self.store.walk_streamed(sub):
                             self._dir_mtimes[found_dir] = found_mtime
-                            listed[found_dir] = found_files
+                            self._compare_folder(found_dir, files, found)
         with self._lock:
             now = time.monotonic()
             fresh = [p for p, until in self._fresh.items() if until > now]
@@ -449,13 +438,27 @@ class Index:
         with self._lock:
             for d in forgotten:
                 found.gone |= self._dir_paths.get(d, set())
-            for reldir, files in listed.items():
-                found.gone |= self._dir_paths.get(reldir, set()) - files.keys()
-                for path, st in files.items():
-                    current = self._known(path)
-                    if current is None or (current.size, current.mtime_ns) != _sig(st):
-                        found.to_read[path] = _sig(st)
         return found
+
+    def _compare_folder(self, reldir: str, files: Iterable[tuple[str, os.stat_result]], found: _Pass) -> None:
+        """Compare a folder's files, as they are listed, with the index: new or changed ones
+        go to found.to_read, recorded ones not yet judged (at start) to found.rejudge, and
+        what the index has there that the folder no longer holds to found.gone. Only
+        signatures are kept, never stat results: a flat folder may hold 100,000 files.
+        Entries are looked up without the lock (one dict read each); a file published
+        meanwhile is stat-ed again when its outcome is applied."""
+        here: set[str] = set()
+        for path, st in files:
+            seen = _sig(st)
+            known = self._known(path) or self._unjudged.get(path)
+            if known is None or (known.size, known.mtime_ns) != seen:
+                found.to_read[path] = seen
+            else:
+                path = known.path  # the index's own string: `here` holds no copies
+                if path in self._unjudged:
+                    found.rejudge.append(known)
+            here.add(path)
+        found.gone |= self._dir_paths.get(reldir, set()) - here
 
     def _read_many(self, batch: list[tuple[str, Sig, IndexedFile | None]],
                    read_facts_of: Callable[[list[Path]], list[FileFacts | str]]) -> list[_Read]:
@@ -733,6 +736,16 @@ def _entry(path, project, name, version, size, mtime_ns, sha256, requires_python
         bytes.fromhex(metadata_sha256) if metadata_sha256 else None,
         upload_time, bool(yanked), yanked_reason or "",
     )
+
+
+def _files_only(entries: Iterable[tuple[str, os.stat_result | None]], subdirs: list[str]
+                ) -> Iterator[tuple[str, os.stat_result]]:
+    """Store.entries' files; its subfolders are appended to subdirs."""
+    for path, st in entries:
+        if st is None:
+            subdirs.append(path)
+        else:
+            yield path, st
 
 
 def _sig(st: os.stat_result) -> Sig:
