@@ -242,6 +242,7 @@ class Index:
                     self._dir_paths.setdefault(_dirname(path), set()).add(path)
                 self._project_list = tuple(sorted((name, p.display_name) for name, p in projects.items()))
                 self._publish(())
+            self.indexing = Indexing(indexed=len(files))  # until catch_up has compared the disk
 
     def catch_up(self, progress: Progress | None = None) -> None:
         """Compare the disk with what load_recorded() listed and index the difference:

@@ -1,0 +1,129 @@
+"""A start serves at once from what the database recorded, and catches up with the disk in
+the background (Index.catch_up): pages fill in as files are read, /readyz says how far it
+is, and bytes changed while the server was stopped are never served."""
+
+from __future__ import annotations
+
+import hashlib
+
+import requests
+
+import testdb
+from conftest import start_server, wait_until
+from helpers import listed
+from wheels import make_wheel
+
+from privindex import index as index_module
+from privindex.app import create_app
+from privindex.config import Settings
+from privindex.db import bound
+
+JSON = {"Accept": "application/vnd.pypi.simple.v1+json"}
+
+
+def settings(tmp_path) -> Settings:
+    return Settings(store=tmp_path / "store", data_dir=tmp_path / "data",
+                    database_url=testdb.url_for(tmp_path / "data"))
+
+
+def page_files(client, project: str) -> dict[str, str]:
+    """filename -> sha256 on the project's JSON page ({} when not listed)."""
+    page = client.get(f"/simple/{project}/", headers=JSON)
+    return {f["filename"]: f["hashes"]["sha256"] for f in page.json["files"]} if page.status_code == 200 else {}
+
+
+def test_a_start_lists_the_record_at_once_and_never_serves_bytes_changed_while_stopped(tmp_path):
+    store = tmp_path / "store"
+    kept = make_wheel(store, "kept", "1.0")
+    changed = make_wheel(store, "changed", "1.0")
+    deleted = make_wheel(store, "deleted", "1.0")
+    create_app(settings(tmp_path))  # indexes and records all three
+    changed.write_bytes(make_wheel(tmp_path / "other", "changed", "1.0", payload=b"not what was published").read_bytes())
+    deleted.unlink()
+    added = make_wheel(store, "added", "1.0")
+
+    app = create_app(settings(tmp_path), index_later=True)
+    client, index = app.test_client(), app.extensions["privindex"].index
+    # what the database recorded, before the disk is looked at
+    assert set(page_files(client, "kept")) == {kept.name}
+    assert set(page_files(client, "changed")) == {changed.name}
+    assert page_files(client, "added") == {}
+    ready = client.get("/readyz")
+    assert ready.status_code == 503 and ready.json["status"] == "indexing"
+    assert ready.json["indexing"]["files_indexed"] == 3
+    assert client.get("/health").json["indexing"]["files_indexed"] == 3
+    # a download checks the record: changed bytes are refused, a missing file is not found
+    refused = client.get(f"/packages/{changed.name}")
+    assert refused.status_code == 409 and b"changed on disk" in refused.data
+    assert client.get(f"/packages/{deleted.name}").status_code == 404
+    assert client.get(f"/packages/{kept.name}").data == kept.read_bytes()
+
+    with bound(app.extensions["privindex"].database):
+        index.catch_up()
+    assert set(page_files(client, "added")) == {added.name}
+    assert page_files(client, "deleted") == {}
+    assert page_files(client, "changed") == {}  # withdrawn: its published digest is not on disk
+    assert b"withdrawn" in client.get(f"/packages/{changed.name}").data
+    assert client.get("/readyz").status_code == 200 and "indexing" not in client.get("/health").json
+
+
+def test_pages_fill_in_a_batch_at_a_time_while_the_store_is_read(tmp_path, monkeypatch):
+    store = tmp_path / "store"
+    wheels = [make_wheel(store, f"proj{i % 3}", f"1.{i}") for i in range(7)]
+    app = create_app(settings(tmp_path), index_later=True)
+    client, index = app.test_client(), app.extensions["privindex"].index
+    assert client.get("/simple/").status_code == 200 and index.file_count() == 0
+    monkeypatch.setattr(index_module, "LOAD_BATCH", 2)
+    seen = []
+
+    def progress(done: int, total: int) -> None:
+        listed_now = {name for p in ("proj0", "proj1", "proj2") for name in page_files(client, p)}
+        assert len(listed_now) == done  # every file read so far is on its page, no other
+        ready = client.get("/readyz").json
+        seen.append((done, total, ready["status"], ready["indexing"]["files_left"]))
+
+    with bound(app.extensions["privindex"].database):
+        index.catch_up(progress)
+    assert seen == [(2, 7, "indexing", 5), (4, 7, "indexing", 3), (6, 7, "indexing", 1), (7, 7, "indexing", 0)]
+    assert {name for p in ("proj0", "proj1", "proj2") for name in page_files(client, p)} == {w.name for w in wheels}
+    assert client.get("/readyz").status_code == 200
+
+
+def test_many_new_files_are_read_by_a_process_per_core_with_the_same_facts(tmp_path, monkeypatch):
+    store = tmp_path / "store"
+    wheels = [make_wheel(store, f"many{i}", "1.0", payload=bytes([i]) * 5000) for i in range(12)]
+    (store / "broken-1.0-py3-none-any.whl").write_bytes(b"not a zip")
+    monkeypatch.setattr(index_module, "POOL_THRESHOLD", 4)
+    client = create_app(settings(tmp_path)).test_client()
+    for w in wheels:
+        assert page_files(client, w.name.split("-")[0]) == {w.name: hashlib.sha256(w.read_bytes()).hexdigest()}
+    assert page_files(client, "broken") == {}
+
+
+def test_a_server_on_an_unindexed_store_answers_and_reports_its_progress(tmp_path):
+    store = tmp_path / "store"
+    wheels = [make_wheel(store, f"cold{i}", "1.0") for i in range(300)]
+    server = start_server(store, tmp_path / "data", indexed=False)
+    try:
+        assert requests.get(f"{server.url}/simple/", timeout=10).status_code == 200
+        wait_until(lambda: requests.get(f"{server.url}/readyz", timeout=10).status_code == 200, 60)
+        assert set(listed(server, "cold7")) == {wheels[7].name}
+        assert requests.get(f"{server.url}/health", timeout=10).json()["files"] == 300
+        wait_until(lambda: "indexing the store: read 300/300 new or changed files" in server.log(), 5)
+    finally:
+        server.stop()
+
+
+def test_upload_temp_files_of_a_crash_go_and_a_running_uploads_stay(tmp_path):
+    """catch_up removes the temp files left by a crash (older than this process), never one
+    an upload of this process is writing."""
+    store = tmp_path / "store"
+    store.mkdir()
+    old = store / ".privindex-upload-crashed.tmp"
+    old.write_bytes(b"half")
+    app = create_app(settings(tmp_path), index_later=True)
+    running = store / ".privindex-upload-running.tmp"
+    running.write_bytes(b"being written")
+    with bound(app.extensions["privindex"].database):
+        app.extensions["privindex"].index.catch_up()
+    assert not old.exists() and running.exists()
