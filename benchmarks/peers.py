@@ -87,6 +87,7 @@ class Server:
     port: int
     root: str = "/simple/"
     project: str = "/simple/{name}/"
+    ready: str | None = None  # a path answering 200 once the server has indexed everything
     env: dict | None = None
     notes: list[str] = field(default_factory=list)
 
@@ -100,6 +101,7 @@ class Running:
     server: Server
     proc: subprocess.Popen
     start_seconds: float  # process start -> first 200 from the Simple API root
+    ready_seconds: float | None = None  # process start -> first 200 from Server.ready
 
     @property
     def pid(self) -> int:
@@ -119,7 +121,14 @@ def launch(server: Server, log_path: Path, timeout: float = 900) -> Running:
             raise RuntimeError(f"{server.name} exited with {proc.returncode}; see {log_path}")
         try:
             if http("GET", url, timeout=5)[0] == 200:
-                return Running(server, proc, round(time.monotonic() - started, 3))
+                running = Running(server, proc, round(time.monotonic() - started, 3))
+                if server.ready:
+                    while http("GET", server.base + server.ready, timeout=30)[0] != 200:
+                        if proc.poll() is not None:
+                            raise RuntimeError(f"{server.name} exited with {proc.returncode}; see {log_path}")
+                        time.sleep(0.02)
+                    running.ready_seconds = round(time.monotonic() - started, 3)
+                return running
         except OSError:
             pass
         time.sleep(0.01)
@@ -144,7 +153,8 @@ def privindex(store: Path, data_dir: Path, **settings: str) -> Server:
     env = clean_env(PYTHONPATH=str(REPO))  # the checkout, whatever is installed
     env.update({f"PRIVINDEX_{k.upper()}": v for k, v in settings.items()})
     return Server("privindex", [sys.executable, "-m", "privindex", "serve", "--store", str(store),
-                                "--data-dir", str(data_dir), "--port", str(port)], port, env=env)
+                                "--data-dir", str(data_dir), "--port", str(port)], port, env=env,
+                  ready="/readyz")
 
 
 def pypiserver(bin_dir: Path, store: Path, backend: str) -> Server:
