@@ -108,6 +108,14 @@ def _watch(catch_up: Callable[[], None], refresh: Callable[[], None], stop: thre
             log.exception("refreshing the index failed")
 
 
+def _after_catch_up(index, watch: Callable, stop: threading.Event, interval: float) -> None:
+    """watch(stop, interval) once the index has caught up with the store: the shadowing
+    check asks the upstream about local names, which must all be known by then."""
+    while index.indexing is not None and not stop.wait(0.1):
+        pass
+    watch(stop, interval)
+
+
 def _follow_claims(sources, stop: threading.Event, interval: float) -> None:
     while not stop.wait(interval):
         try:
@@ -174,7 +182,8 @@ def serve(settings: Settings, echo: Callable[..., None]) -> None:
                 name="upstream-names", daemon=True).start()
             if not settings.upstream_offline:
                 threading.Thread(
-                    target=in_thread(database, sources.watch_shadowing), args=(stop, settings.upstream_page_ttl or 600),
+                    target=in_thread(database, _after_catch_up), args=(index, sources.watch_shadowing, stop,
+                                                                       settings.upstream_page_ttl or 600),
                     name="upstream-shadowing", daemon=True).start()
         echo(upstream_line(settings, sources))
         server.accept_connections()
