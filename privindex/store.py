@@ -88,17 +88,6 @@ class Store:
         real = os.path.realpath(path)
         return real == self._real_root or real.startswith(self._real_root + os.sep)
 
-    def scan_dir(self, reldir: str) -> tuple[dict[str, os.stat_result], list[str]]:
-        """One folder's distribution files (relpath -> stat) and its subfolders."""
-        files: dict[str, os.stat_result] = {}
-        subdirs: list[str] = []
-        for rel, st in self.entries(reldir):
-            if st is None:
-                subdirs.append(rel)
-            else:
-                files[rel] = st
-        return files, subdirs
-
     def entries(self, reldir: str) -> Iterator[tuple[str, os.stat_result | None]]:
         """One folder's distribution files (relpath, stat) and subfolders (relpath, None),
         one at a time as the folder is read."""
