@@ -54,6 +54,9 @@ PAGE_CACHE_CONTROL = "no-cache"  # always revalidate: a 304 is cheap and uploads
 FILE_CACHE_CONTROL = "public, max-age=600"
 CHUNK = 256 * 1024
 
+# environ key: the bytes a download sends (or has the proxy send), for metrics
+SENT_BYTES = "privindex.sent_bytes"
+
 ReadGuard = Callable[[dict], bool]
 StartResponse = Callable[..., object]
 
@@ -169,12 +172,43 @@ def _content_type(filename: str) -> str:
     return "application/octet-stream"
 
 
+@dataclass(frozen=True)
+class ProxySend:
+    """Hands a file's body to the reverse proxy in front (send_files_via): X-Accel-Redirect
+    with a URI under an nginx `internal` location, or X-Sendfile with an absolute path."""
+
+    header: str  # "X-Accel-Redirect" or "X-Sendfile"
+    prefix: str  # the internal location ("/_privindex_files/"), or the store's absolute path + "/"
+
+    @classmethod
+    def from_settings(cls, via: str, prefix: str, store_root: os.PathLike) -> "ProxySend | None":
+        if via == "x-accel-redirect":
+            return cls("X-Accel-Redirect", prefix)
+        if via == "x-sendfile":
+            return cls("X-Sendfile", os.path.abspath(store_root).rstrip("/") + "/")
+        return None
+
+    def target(self, relpath: str) -> str | None:
+        """The header's value for a path the index lists, or None if the path is not plainly
+        safe to name (privindex then sends the file itself). The index lists only relative
+        paths of real files, so this is a second line: no '..', '.', empty segments,
+        backslashes or control characters ever reach the proxy."""
+        if (not relpath or relpath.startswith("/") or "\\" in relpath
+                or any(part in ("", ".", "..") for part in relpath.split("/"))
+                or any(ord(ch) < 0x20 or ord(ch) == 0x7f for ch in relpath)):
+            return None
+        if self.header == "X-Accel-Redirect":  # nginx unescapes it; '?' and '%' stay part of the name
+            return self.prefix + quote(relpath, safe="/")
+        return (self.prefix + relpath).encode("utf-8").decode("latin-1")  # WSGI: bytes as latin-1
+
+
 class SimpleAPI:
     """WSGI app for /simple/... and /packages/...; anything else is not its business."""
 
     def __init__(self, index: Index, page_cache_size: int = 4096, read_guard: ReadGuard | None = None,
-                 sources: Sources | None = None):
+                 sources: Sources | None = None, proxy_send: ProxySend | None = None):
         self.index = index
+        self.proxy_send = proxy_send
         self.read_guard = read_guard
         self.sources = sources if sources is not None else Sources(index, None)
         self.cache = self.sources.cache
@@ -316,18 +350,25 @@ class SimpleAPI:
         snapshot = self.index.snapshot
         indexed = snapshot.files.get(relpath)
         if indexed is not None:
+            full_path = self.index.store.full_path(indexed.path)
+            target = self.proxy_send.target(indexed.path) if self.proxy_send is not None else None
+            if target is not None and _proxy_may_send(environ):
+                try:
+                    st = os.stat(full_path)
+                except OSError:
+                    return _not_found(start_response)
+                if (st.st_size, st.st_mtime_ns) != (indexed.size, indexed.mtime_ns):
+                    return self._changed(start_response, indexed)
+                return _hand_off(environ, start_response, self.proxy_send.header, target,  # type: ignore[union-attr]
+                                 st.st_size, st.st_mtime, indexed.sha256, _content_type(indexed.filename))
             try:
-                fh = open(self.index.store.full_path(indexed.path), "rb")
+                fh = open(full_path, "rb")
             except OSError:
                 return _not_found(start_response)
             st = os.fstat(fh.fileno())
             if (st.st_size, st.st_mtime_ns) != (indexed.size, indexed.mtime_ns):
-                # not the bytes that were hashed: never served unverified; the watcher rereads it
                 fh.close()
-                self.index.suspect(indexed.path)
-                return _plain(start_response, "409 Conflict", f"{indexed.filename} changed on disk since "
-                              "it was published; it is being checked again. Try again shortly.\n",
-                              [("Cache-Control", "no-store"), ("Retry-After", "2")])
+                return self._changed(start_response, indexed)
             return _send(environ, start_response, fh, st.st_size, st.st_mtime, indexed.sha256,
                          _content_type(indexed.filename))
         if relpath.startswith(UPSTREAM_PREFIX) and self.cache is not None:
@@ -349,6 +390,12 @@ class SimpleAPI:
                                  "text/plain; charset=utf-8")
         return _not_found(start_response)
 
+    def _changed(self, start_response: StartResponse, indexed: IndexedFile) -> list[bytes]:
+        """Not the bytes that were hashed: never served unverified; the watcher rereads it."""
+        self.index.suspect(indexed.path)
+        return _plain(start_response, "409 Conflict", f"{indexed.filename} changed on disk since "
+                      "it was published; it is being checked again. Try again shortly.\n",
+                      [("Cache-Control", "no-store"), ("Retry-After", "2")])
 
     def _upstream_file(self, environ: dict, start_response: StartResponse, rest: str) -> Iterable[bytes]:
         """An upstream file (or its .metadata) listed on the page this server shows for its
@@ -433,14 +480,8 @@ _CONDITIONAL = ("HTTP_RANGE", "HTTP_IF_NONE_MATCH", "HTTP_IF_MODIFIED_SINCE", "H
                 "HTTP_IF_UNMODIFIED_SINCE")
 
 
-def _send(environ: dict, start_response: StartResponse, fh, size: int, mtime: float, etag: str,
-          content_type: str) -> Iterable[bytes]:
-    """Answer with an open file. werkzeug handles HEAD, Range, If-Range, If-None-Match and
-    If-Modified-Since (Response.make_conditional). A plain GET, what pip and uv send for
-    almost every download, has nothing to decide and skips building a Response, which
-    costs a third of the throughput on small files; whole files go through the server's
-    file wrapper either way."""
-    headers = [
+def _file_headers(content_type: str, etag: str, mtime: float) -> list[tuple[str, str]]:
+    return [
         ("Content-Type", content_type),
         ("ETag", quote_etag(etag)),
         ("Last-Modified", http_date(int(mtime))),
@@ -448,6 +489,51 @@ def _send(environ: dict, start_response: StartResponse, fh, size: int, mtime: fl
         ("Cache-Control", FILE_CACHE_CONTROL),
         ("X-Content-Type-Options", "nosniff"),
     ]
+
+
+# Preconditions nginx would judge against its own validators (it knows neither our ETag nor
+# our rules for If-Range): requests carrying them, and HEAD, are answered by privindex alone.
+_SELF_ANSWERED = ("HTTP_IF_RANGE", "HTTP_IF_MATCH", "HTTP_IF_UNMODIFIED_SINCE")
+
+
+def _proxy_may_send(environ: dict) -> bool:
+    return environ["REQUEST_METHOD"] == "GET" and not any(key in environ for key in _SELF_ANSWERED)
+
+
+def _hand_off(environ: dict, start_response: StartResponse, header: str, target: str, size: int,
+              mtime: float, etag: str, content_type: str) -> Iterable[bytes]:
+    """Answer a GET with the file's headers and a header naming the file; the proxy sends
+    the bytes. privindex decides first: 304 (If-None-Match, If-Modified-Since) and 416 are
+    its own answers. A Range it accepted is left in the request for the proxy, which cuts
+    the same range from the same file (nginx keeps Content-Type, Cache-Control and
+    Accept-Ranges from this answer; the README's location adds ETag back)."""
+    # no Accept-Ranges: the proxy says it itself (nginx would send it twice)
+    headers = [h for h in _file_headers(content_type, etag, mtime) if h[0] != "Accept-Ranges"]
+    status, sent = "200 OK", size
+    if any(key in environ for key in _CONDITIONAL):
+        response = Response(headers=headers, direct_passthrough=True)
+        response.content_length = size
+        try:
+            response.make_conditional(environ, accept_ranges=True, complete_length=size)
+        except RequestedRangeNotSatisfiable:
+            return _plain(start_response, "416 Range Not Satisfiable", f"The file has {size} bytes.\n",
+                          [("Content-Range", f"bytes */{size}")])
+        if response.status_code not in (200, 206):  # 304 Not Modified
+            return response(environ, start_response)
+        status, sent = response.status, response.content_length or 0
+    environ[SENT_BYTES] = sent
+    start_response(status, [*headers, (header, target), ("Content-Length", "0")])
+    return []
+
+
+def _send(environ: dict, start_response: StartResponse, fh, size: int, mtime: float, etag: str,
+          content_type: str) -> Iterable[bytes]:
+    """Answer with an open file. werkzeug handles HEAD, Range, If-Range, If-None-Match and
+    If-Modified-Since (Response.make_conditional). A plain GET, what pip and uv send for
+    almost every download, has nothing to decide and skips building a Response, which
+    costs a third of the throughput on small files; whole files go through the server's
+    file wrapper either way."""
+    headers = _file_headers(content_type, etag, mtime)
     if environ["REQUEST_METHOD"] == "GET" and not any(key in environ for key in _CONDITIONAL):
         start_response("200 OK", [*headers, ("Content-Length", str(size))])
         return wrap_file(environ, fh, CHUNK)
