@@ -79,6 +79,11 @@ def negotiate(accept: str | None) -> tuple[str, str] | None:
     return _BY_OFFER[best] if best is not None else None
 
 
+# PEP 503 normalization of the names in page URLs: a regex per request otherwise; clients
+# ask for the same names again and again. Bounded (any name may be asked for).
+_canonical = lru_cache(maxsize=8192)(canonicalize_name)
+
+
 @dataclass(frozen=True)
 class Page:
     source: object  # the Project or project-list snapshot it was rendered from
@@ -209,6 +214,7 @@ class SimpleAPI:
                  sources: Sources | None = None, proxy_send: ProxySend | None = None):
         self.index = index
         self.proxy_send = proxy_send
+        self._store_root = os.fspath(index.store.root)
         self.read_guard = read_guard
         self.sources = sources if sources is not None else Sources(index, None)
         self.cache = self.sources.cache
@@ -249,7 +255,7 @@ class SimpleAPI:
             name = raw.rstrip("/")
             if not name or "/" in name:
                 return _not_found(start_response)
-            normalized = canonicalize_name(name)
+            normalized = _canonical(name)
             if name != normalized or not raw.endswith("/"):
                 return _redirect(start_response, f"{prefix}/simple/{quote(normalized)}/")
         chosen = negotiate(environ.get("HTTP_ACCEPT"))
@@ -350,7 +356,7 @@ class SimpleAPI:
         snapshot = self.index.snapshot
         indexed = snapshot.files.get(relpath)
         if indexed is not None:
-            full_path = self.index.store.full_path(indexed.path)
+            full_path = os.path.join(self._store_root, indexed.path)  # a str: pathlib costs per request
             target = self.proxy_send.target(indexed.path) if self.proxy_send is not None else None
             if target is not None and _proxy_may_send(environ):
                 try:
@@ -480,11 +486,15 @@ _CONDITIONAL = ("HTTP_RANGE", "HTTP_IF_NONE_MATCH", "HTTP_IF_MODIFIED_SINCE", "H
                 "HTTP_IF_UNMODIFIED_SINCE")
 
 
+# HTTP dates of file mtimes (werkzeug formats through email.utils: visible per download)
+_http_date = lru_cache(maxsize=4096)(http_date)
+
+
 def _file_headers(content_type: str, etag: str, mtime: float) -> list[tuple[str, str]]:
     return [
         ("Content-Type", content_type),
         ("ETag", quote_etag(etag)),
-        ("Last-Modified", http_date(int(mtime))),
+        ("Last-Modified", _http_date(int(mtime))),
         ("Accept-Ranges", "bytes"),
         ("Cache-Control", FILE_CACHE_CONTROL),
         ("X-Content-Type-Options", "nosniff"),
@@ -554,6 +564,8 @@ def _etag_matches(header: str | None, etag: str) -> bool:
     """For pages, which keep their own fast path (no Response object)."""
     if not header:
         return False
+    if header == etag:  # what pip and uv send back: the ETag as they got it
+        return True
     return parse_etags(header).contains_weak(etag.strip('"'))
 
 
