@@ -13,6 +13,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import threading
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -177,6 +178,11 @@ def _content_type(filename: str) -> str:
     return "application/octet-stream"
 
 
+# What a path named to the proxy must not have: control characters, backslashes, a leading
+# '/', or an empty, '.' or '..' segment (the empty path included).
+_NOT_PLAIN = re.compile(r"[\x00-\x1f\x7f\\]|^/|(?:^|/)\.{0,2}(?:/|$)")
+
+
 @dataclass(frozen=True)
 class ProxySend:
     """Hands a file's body to the reverse proxy in front (send_files_via): X-Accel-Redirect
@@ -198,9 +204,7 @@ class ProxySend:
         safe to name (privindex then sends the file itself). The index lists only relative
         paths of real files, so this is a second line: no '..', '.', empty segments,
         backslashes or control characters ever reach the proxy."""
-        if (not relpath or relpath.startswith("/") or "\\" in relpath
-                or any(part in ("", ".", "..") for part in relpath.split("/"))
-                or any(ord(ch) < 0x20 or ord(ch) == 0x7f for ch in relpath)):
+        if _NOT_PLAIN.search(relpath):
             return None
         if self.header == "X-Accel-Redirect":  # nginx unescapes it; '?' and '%' stay part of the name
             return self.prefix + quote(relpath, safe="/")
