@@ -4,9 +4,11 @@
 How the recommended config was chosen: the README's block as it is, without the /simple/
 micro-cache, and with more idle upstream connections, each an nginx of its own in front of
 the same privindex (send_files_via = x-accel-redirect), loaded one at a time, A B C C B A.
+For the file tests, static nginx on the same folder runs in the same rotation (the ceiling,
+measured seconds rather than minutes apart from the others).
 
     python benchmarks/nginx_variants.py --test project --connections 1,16
-    python benchmarks/nginx_variants.py --test file_100k --connections 16,64
+    python benchmarks/nginx_variants.py --test file_20m --connections 1,16 --rounds 6
 
 Needs nginx, wrk and a run.py data dir for the store (`python benchmarks/run.py --only
 privindex` once), which is copied.
@@ -37,7 +39,7 @@ VARIANTS = {
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--test", choices=("project", "revalidate", "file_100k", "root"), default="project")
+    p.add_argument("--test", choices=("project", "revalidate", "file_100k", "file_20m", "root"), default="project")
     p.add_argument("--connections", default="1,16")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--duration", type=float, default=3.0)
@@ -63,8 +65,13 @@ def main() -> int:
                                          "-e", str(work / name / "error.log")], port)
             running.append(peers.launch(server, work / f"{name}.log"))
             bases[name] = server.base
+        if args.test.startswith("file"):
+            static = peers.nginx(work / "nginx-static", store.folder, b"", b"")
+            running.append(peers.launch(static, work / "nginx-static.log"))
+            bases["nginx-static"] = static.base
         items = {"project": [(f"/simple/{n}/", "") for n in store.projects], "root": [("/simple/", "")],
-                 "file_100k": [(f"/packages/{store.file_100k}", "")]}
+                 "file_100k": [(f"/packages/{store.file_100k}", "")],
+                 "file_20m": [(f"/packages/{store.file_20m}", "")]}
         if args.test == "revalidate":
             items["revalidate"] = [(f"/simple/{n}/", peers.http("GET", f"{inner.base}/simple/{n}/")[1]["etag"])
                                    for n in store.projects[:1000]]
@@ -75,8 +82,10 @@ def main() -> int:
             for name in (names if round_ % 2 == 0 else names[::-1]):
                 for conns in (int(c) for c in args.connections.split(",")):
                     loadgen.wait_idle(running[0].pid, 0.5)
-                    rps = loadgen.run_load(bases[name], paths, conns, args.duration, "wrk")["rps"]
-                    got.setdefault((name, conns), []).append(rps)
+                    run = loadgen.run_load(bases[name], paths, conns, args.duration, "wrk")
+                    if run["errors"] or run["bad_status"]:
+                        raise RuntimeError(f"{name}: {run['errors']} errors, {run['bad_status']} bad answers")
+                    got.setdefault((name, conns), []).append(run["rps"])
         print(f"{args.test}: req/s, median of {args.rounds} interleaved runs of {args.duration:g} s")
         for (name, conns), values in got.items():
             print(f"  {name} c={conns}: {statistics.median(values):.0f} {values}")
