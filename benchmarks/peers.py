@@ -10,7 +10,9 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import shutil
+import shlex
 import signal
 import socket
 import subprocess
@@ -208,6 +210,69 @@ http {{
 """)
     return Server("nginx", ["nginx", "-c", str(conf), "-p", str(workdir), "-e", str(workdir / "error.log")],
                   port, notes=["nginx serves one pre-rendered project page for every /simple/<project>/"])
+
+
+def readme_nginx_config(port: int, upstream_port: int, store: Path, cache_dir: Path) -> str:
+    """The README's recommended nginx server (its `<!-- nginx-config -->` block) with this
+    machine's ports and folders, and plain HTTP on loopback instead of TLS. Fails loudly if
+    the README changed shape, so the benchmark and the tests never measure another config."""
+    text = (REPO / "README.md").read_text()
+    block = text.split("<!-- nginx-config -->", 1)[1].split("```nginx\n", 1)[1].split("```", 1)[0]
+    changes = [
+        (r"listen 443 ssl;", f"listen 127.0.0.1:{port};"),
+        (r"\n *ssl_certificate(_key)? [^;]*;", ""),
+        (r"server 127\.0\.0\.1:8080;", f"server 127.0.0.1:{upstream_port};"),
+        (r"/var/cache/nginx/privindex", str(cache_dir)),
+        (r"alias /srv/packages/;", f"alias {store.resolve()}/;"),
+    ]
+    for pattern, replacement in changes:
+        block, n = re.subn(pattern, lambda _m: replacement, block)
+        if n == 0:
+            raise RuntimeError(f"README.md's nginx config no longer has {pattern!r}; update peers.py")
+    return block
+
+
+def nginx_http_conf(workdir: Path, servers: str, workers: str = "auto") -> Path:
+    """nginx.conf for a server block of ours: Debian's http defaults that matter (sendfile,
+    mime types), temp paths in workdir, no access log (as for the static nginx)."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    conf = workdir / "nginx.conf"
+    user = "user root;\n" if os.geteuid() == 0 else ""
+    temp = "\n".join(f"  {kind}_temp_path {workdir}/tmp-{kind};"
+                     for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+    conf.write_text(f"""{user}daemon off;
+worker_processes {workers};
+pid {workdir}/nginx.pid;
+error_log {workdir}/error.log warn;
+events {{ worker_connections 1024; }}
+http {{
+  include /etc/nginx/mime.types;
+  access_log off;
+  sendfile on;
+  tcp_nopush on;
+  keepalive_requests 1000000;
+{temp}
+{servers}
+}}
+""")
+    return conf
+
+
+def privindex_behind_nginx(store: Path, data_dir: Path, workdir: Path, send_files_via: str = "x-accel-redirect",
+                           **settings: str) -> Server:
+    """privindex on a loopback port behind nginx configured as README.md recommends, in one
+    process group (a shell running both), so launch/stop/CPU/RSS treat them as one server."""
+    inner = privindex(store, data_dir, send_files_via=send_files_via, trusted_proxy="127.0.0.1", **settings)
+    port = free_port()
+    shutil.rmtree(workdir / "cache", ignore_errors=True)
+    conf = nginx_http_conf(workdir, readme_nginx_config(port, inner.port, store, workdir / "cache"))
+    nginx_cmd = " ".join(shlex.quote(a) for a in ["nginx", "-c", str(conf), "-p", str(workdir),
+                                                   "-e", str(workdir / "error.log")])
+    serve_cmd = " ".join(shlex.quote(a) for a in inner.argv)
+    name = "privindex-nginx" if send_files_via != "off" else "privindex-nginx-plain"
+    return Server(name, ["sh", "-c", f"{serve_cmd} & {nginx_cmd} & wait"], port, env=inner.env,
+                  notes=[f"privindex (send_files_via={send_files_via}) behind nginx with README.md's config "
+                         "(keepalive upstream, 1 s micro-cache of /simple/, X-Accel-Redirect location)"])
 
 
 # -- devpi: upload the store once into a private index, keep the server folder ------------------

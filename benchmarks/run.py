@@ -42,14 +42,22 @@ import peers  # noqa: E402
 import synth  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
-ALL_SERVERS = ["privindex", "pypiserver", "pypiserver-cached", "devpi", "nginx"]
+ALL_SERVERS = ["privindex", "privindex-nginx", "pypiserver", "pypiserver-cached", "devpi", "nginx"]
 PEERS = ["pypiserver", "pypiserver-cached", "devpi"]  # nginx is the ceiling, not a peer
+# privindex behind nginx as README.md recommends: its cells show their ratio to nginx
+BEHIND_NGINX = "privindex-nginx"
 TESTS = {  # key -> row label
     "root": "GET /simple/",
     "project": "GET /simple/<random project>/",
     "revalidate": "revalidate project (If-None-Match)",
     "file_100k": "GET 100 KB wheel",
     "file_20m": "GET 20 MB wheel",
+}
+# The file rows again behind nginx with send_files_via off (privindex sends the bytes):
+# measured for the privindex-nginx column only; nginx's cells repeat its own file rows.
+PLAIN_TESTS = {  # key -> (row label, the row it is compared with)
+    "file_100k_plain": ("GET 100 KB wheel, no X-Accel-Redirect", "file_100k"),
+    "file_20m_plain": ("GET 20 MB wheel, no X-Accel-Redirect", "file_20m"),
 }
 REVALIDATE_SAMPLE = 1000
 PRIVINDEX_UPLOAD_SETTINGS = {"PRIVINDEX_REQUIRE_2FA": "false"}
@@ -92,7 +100,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--out", type=Path, help="JSON results [results/latest.json; scale-latest.json with --scale]")
     args = p.parse_args(argv)
     if args.smoke:
-        args.projects, args.versions, args.only = 20, 2, "privindex"
+        args.projects, args.versions = 20, 2
+        args.only = "privindex,privindex-nginx" if shutil.which("nginx") else "privindex"
         args.connections, args.duration, args.repeat, args.warmup = "4", 1.0, 1, 0.0
         args.pip_runs, args.upload_mb, args.idle_window = 1, 5, 0.25
     if args.out is None:
@@ -123,10 +132,12 @@ class Context:
         return self.bins[venv]
 
 
-def make_server(name: str, ctx: Context, data_dir: Path) -> peers.Server:
+def make_server(name: str, ctx: Context, data_dir: Path, send_files_via: str = "x-accel-redirect") -> peers.Server:
     store = ctx.store.folder
     if name == "privindex":
         return peers.privindex(store, data_dir)
+    if name == BEHIND_NGINX:
+        return peers.privindex_behind_nginx(store, data_dir, ctx.workdir / f"{name}-proxy", send_files_via)
     if name == "pypiserver":
         return peers.pypiserver(ctx.bin("pypiserver"), store, "simple-dir")
     if name == "pypiserver-cached":
@@ -191,26 +202,32 @@ def bench_server(name: str, ctx: Context, label: str | None = None) -> dict:
     label = label or name
     args, result = ctx.args, {"notes": [], "load_avg_before": round(os.getloadavg()[0], 1)}
     data_dir = ctx.workdir / f"{label}-data"
-    shutil.rmtree(data_dir, ignore_errors=True)
-    data_dir.mkdir(parents=True)
+    # behind nginx: privindex's own data dir, warm (its cold start is privindex's, measured already)
+    reuse = name == BEHIND_NGINX and (ctx.workdir / "privindex-data").is_dir()
+    if reuse:
+        data_dir = ctx.workdir / "privindex-data"
+    else:
+        shutil.rmtree(data_dir, ignore_errors=True)
+        data_dir.mkdir(parents=True)
 
     # Cold: a fresh data dir (privindex must read every file). Warm: the same data dir again.
     server = make_server(name, ctx, data_dir)
     result["notes"] += server.notes
-    log(f"{label}: cold start ...")
+    log(f"{label}: {'warm start (privindex data dir)' if reuse else 'cold start'} ...")
     live = Live(server, ctx.workdir / f"{label}.log")
     try:
-        result["start_cold_s"] = live.start()
-        result["ready_cold_s"] = live.ready_seconds
-        result["rss_cold_mb"] = loadgen.memory_mb(live.pid)["rss_mb"]
-        live.stop()
-        live.peak_mb = 0.0
+        if not reuse:
+            result["start_cold_s"] = live.start()
+            result["ready_cold_s"] = live.ready_seconds
+            result["rss_cold_mb"] = loadgen.memory_mb(live.pid)["rss_mb"]
+            live.stop()
+            live.peak_mb = 0.0
         result["start_warm_s"] = live.start()
         result["ready_warm_s"] = live.ready_seconds
         result["rss_warm_mb"] = loadgen.memory_mb(live.pid)["rss_mb"]
-        if result["ready_cold_s"]:
+        if result.get("ready_cold_s"):
             result["index_mb_per_s"] = round(ctx.store_mb / result["ready_cold_s"], 1)
-        log(f"{label}: started in {result['start_cold_s']} s cold, {result['start_warm_s']} s warm; "
+        log(f"{label}: started in {result.get('start_cold_s', '-')} s cold, {result['start_warm_s']} s warm; "
             f"RSS {result['rss_warm_mb']} MB")
         if args.profile and name == "privindex":
             live.stop()
@@ -223,6 +240,11 @@ def bench_server(name: str, ctx: Context, label: str | None = None) -> dict:
         if name != "nginx":
             live.settle(args.idle_window, after_saturated=True)
             result["pip_download"] = pip_download(server, ctx)
+        if name == BEHIND_NGINX:  # the file rows again, privindex sending the bytes itself
+            live.stop()
+            live.server = make_server(name, ctx, data_dir, send_files_via="off")
+            live.start()
+            result["load"].update(load_tests(label, live, ctx, result["notes"], tests=PLAIN_TESTS))
     finally:
         live.stop()
     result["peak_rss_mb"] = live.peak_mb
@@ -230,7 +252,7 @@ def bench_server(name: str, ctx: Context, label: str | None = None) -> dict:
     if live.restarts:
         result["notes"].append(f"restarted {live.restarts} times to drop the backlog of saturated runs "
                                "(its peak RSS is the highest of its processes)")
-    if name != "nginx" and not args.no_upload:
+    if name not in ("nginx", BEHIND_NGINX) and not args.no_upload:  # behind nginx: privindex's upload
         try:
             result["upload"] = upload_test(name, ctx, label)
         except Exception as exc:  # the read figures are worth keeping without it
@@ -238,8 +260,10 @@ def bench_server(name: str, ctx: Context, label: str | None = None) -> dict:
     return result
 
 
-def load_tests(label: str, live: Live, ctx: Context, notes: list[str]) -> dict:
+def load_tests(label: str, live: Live, ctx: Context, notes: list[str], tests: dict | None = None) -> dict:
+    """The load tests (TESTS, or PLAIN_TESTS: keys whose paths are those of the row named)."""
     args, rng, server = ctx.args, random.Random(1), live.server
+    tests = tests or {key: (title, key) for key, title in TESTS.items()}
     paths: dict[str, list[tuple[str, str]]] = {
         "root": [(server.root, "")],
         "project": [(server.project.format(name=p), "") for p in ctx.store.projects],
@@ -247,7 +271,9 @@ def load_tests(label: str, live: Live, ctx: Context, notes: list[str]) -> dict:
         "file_20m": [(file_path(server, ctx, synth.FILE_20M, ctx.store.file_20m), "")],
     }
     sample = rng.sample(paths["project"], min(REVALIDATE_SAMPLE, len(paths["project"])))
-    if peers.http("GET", server.base + sample[0][0])[1].get("etag"):
+    if not any(same_as == "revalidate" for _t, same_as in tests.values()):
+        pass
+    elif peers.http("GET", server.base + sample[0][0])[1].get("etag"):
         with ThreadPoolExecutor(8) as pool:
             etags = list(pool.map(lambda item: peers.http("GET", server.base + item[0])[1].get("etag", ""), sample))
         paths["revalidate"] = [(p, etag) for (p, _), etag in zip(sample, etags)]
@@ -260,8 +286,8 @@ def load_tests(label: str, live: Live, ctx: Context, notes: list[str]) -> dict:
 
     results: dict = {}
     saturated = True  # the ETag collection may have left work behind
-    for key in TESTS:
-        paths_file = loadgen.write_paths(ctx.workdir / f"paths-{label}-{key}.txt", paths[key])
+    for key, (title, same_as) in tests.items():
+        paths_file = loadgen.write_paths(ctx.workdir / f"paths-{label}-{key}.txt", paths[same_as])
         if args.warmup:
             live.settle(args.idle_window, saturated)
             warm = loadgen.run_load(server.base, paths_file, 1, args.warmup, ctx.client, args.wrk_threads)
@@ -284,7 +310,7 @@ def load_tests(label: str, live: Live, ctx: Context, notes: list[str]) -> dict:
                     break
             results[key][str(conns)] = r = summarize(runs)
             r["rss_after_mb"] = loadgen.memory_mb(live.pid)["rss_mb"]
-            log(f"{label}: {TESTS[key]} c={conns}: {r['rps']} req/s, p50 {r['p50_ms']} ms, "
+            log(f"{label}: {title} c={conns}: {r['rps']} req/s, p50 {r['p50_ms']} ms, "
                 f"p99 {r['p99_ms']} ms ({r['requests']} requests, {r['errors'] + r['bad_status']} errors, "
                 f"RSS {r['rss_after_mb']} MB)")
     return results
@@ -324,7 +350,7 @@ def maybe_profile(label: str, key: str, conns: int, running: peers.Running, ctx:
     """With --profile, py-spy samples privindex through one measurement (in a thread)."""
     args = ctx.args
     middle = args.conns[len(args.conns) // 2]
-    if not (args.profile and label.startswith("privindex") and conns == middle):
+    if not (args.profile and running.server.name == "privindex" and conns == middle):
         return None
     out = args.out.parent / "profiles" / f"{label}-{key}-c{conns}.txt"
     if out.exists():
@@ -504,11 +530,16 @@ def privindex_token(data_dir: Path) -> str | None:
 def rows(results: dict, conns: list[int], min_requests: int) -> list[tuple[str, dict, bool]]:
     """(label, {column: (text, value)}, higher_is_better) for every figure in the table."""
     out = []
+    ordered = []  # each file row, then its no-X-Accel-Redirect row
     for key, title in TESTS.items():
+        ordered.append((key, title, key))
+        ordered += [(k, t, same) for k, (t, same) in PLAIN_TESTS.items() if same == key]
+    for key, title, same_as in ordered:
         for c in conns:
             rps, lat = {}, {}
             for col, r in results.items():
-                m = r.get("load", {}).get(key, {}).get(str(c))
+                # nginx has no privindex setting: its cells in a no-X-Accel row are its file row's
+                m = r.get("load", {}).get(same_as if col == "nginx" else key, {}).get(str(c))
                 if m and m["requests"] == 0:  # not one answer within the duration
                     rps[col], lat[col] = ("0*", None), (f">{1000 * m['runs'][0]['seconds']:.0f}*", None)
                 elif m:
@@ -537,7 +568,8 @@ def rows(results: dict, conns: list[int], min_requests: int) -> list[tuple[str, 
 
 
 def table(results: dict, conns: list[int], min_requests: int) -> str:
-    """Every server side by side; each other column also shows first-column / that column."""
+    """Every server side by side; each other column also shows first-column / that column,
+    except privindex behind nginx, which shows that column / nginx ("x nginx")."""
     cols = list(results)
     first = cols[0]
     body = []
@@ -546,7 +578,11 @@ def table(results: dict, conns: list[int], min_requests: int) -> str:
         for col in cols:
             text, value = cells.get(col, ("-", None))
             ref = cells.get(first, (None, None))[1]
-            if col != first and value and ref is not None and higher is not None:  # None: no ratio
+            ngx = cells.get("nginx", (None, None))[1]
+            if col == BEHIND_NGINX and col != first:
+                if value is not None and ngx and higher is not None:
+                    text += f" ({value / ngx:.2f}x nginx)"
+            elif col != first and value and ref is not None and higher is not None:  # None: no ratio
                 text += f" ({ref / value:.2f}x)"
             line.append(text)
         body.append(line)
@@ -569,7 +605,8 @@ def targets(results: dict, conns: list[int]) -> list[dict]:
     def judge(target, ratios, threshold, unit="x"):
         ratios = [(c, r) for c, r in ratios if r is not None]
         met = min(r for _c, r in ratios) >= threshold if ratios else None
-        detail = ", ".join(f"c={c}: {r:.2f}{unit}" if unit == "x" else f"c={c}: {r:.0%}" for c, r in ratios)
+        where = lambda c: f"c={c}" if isinstance(c, int) else c  # noqa: E731  (a row key)
+        detail = ", ".join(f"{where(c)}: {r:.2f}{unit}" if unit == "x" else f"{where(c)}: {r:.0%}" for c, r in ratios)
         out.append({"target": target, "met": met, "detail": detail or "no figures"})
 
     if pv and peer_loads:
@@ -593,6 +630,14 @@ def targets(results: dict, conns: list[int]) -> list[dict]:
                     "met": max(started["start_cold_s"], started["start_warm_s"]) < 1,
                     "detail": f"cold {started['start_cold_s']} s (every file indexed after "
                               f"{started.get('ready_cold_s')} s), warm {started['start_warm_s']} s"})
+    behind = results.get(BEHIND_NGINX, {}).get("load")
+    if behind and ngx:
+        ratio = lambda key, c: (rps(behind, key, c) / rps(ngx, key, c) if rps(ngx, key, c) else None)  # noqa: E731
+        judge(f"{TESTS['file_20m']} behind nginx (X-Accel-Redirect): >= 90% of nginx req/s",
+              [(c, ratio("file_20m", c)) for c in conns if c in (1, 16)], 0.9, unit="%")
+        if 16 in conns:
+            judge("every row behind nginx at c=16: >= 0.5x nginx req/s",
+                  [(key, ratio(key, 16)) for key in TESTS], 0.5)
     upload = results.get("privindex", {}).get("upload", {})
     if "growth_mb" in upload:
         out.append({"target": "upload grows privindex RSS by < 64 MB", "met": upload["growth_mb"] < 64,
@@ -649,7 +694,7 @@ def versions(ctx: Context) -> dict:
                              ("pip", "tools", ["pip", "--version"])):
         if name in ctx.bins or venv in ctx.bins:
             out[name] = cmd([str(ctx.bins[venv] / argv[0]), *argv[1:]])
-    if "nginx" in ctx.args.servers:
+    if {"nginx", BEHIND_NGINX} & set(ctx.args.servers):
         out["nginx"] = cmd(["nginx", "-v"])
     return out
 
@@ -675,7 +720,7 @@ def report(data: dict) -> str:
              f"{opts['duration']:g} s x {opts['repeat']} per figure (median)", "",
              table(shown, conns, min_requests) if shown else "(no server produced figures)", "",
              f"(x) = {first} / that column: above 1 is better for req/s, below 1 for ms, s and MB. "
-             f"* = fewer than {min_requests} requests."]
+             f"(x nginx) = {BEHIND_NGINX} / nginx. * = fewer than {min_requests} requests."]
     for name, r in results.items():
         for note in r.get("notes", []) + [r.get("error")] + [r.get("upload", {}).get("skipped")]:
             if note:

@@ -19,7 +19,7 @@ from privindex.health import bp as health_bp, indexing_report
 from privindex.index import Index, Progress
 from privindex.metrics import Metrics, may_read
 from privindex.requestid import request_ids
-from privindex.simple import SimpleAPI
+from privindex.simple import ProxySend, SimpleAPI
 from privindex.sources import Sources
 from privindex.store import Store
 from privindex.upload import UploadRequest
@@ -80,7 +80,8 @@ def create_app(settings: Settings, progress: Progress | None = None, index_later
 
     read_guard = token_reader if settings.read_access == "token" else None
     simple_api = SimpleAPI(index, page_cache_size=settings.page_cache_size, read_guard=read_guard,
-                           sources=sources)
+                           sources=sources, proxy_send=ProxySend.from_settings(
+                               settings.send_files_via, settings.send_files_prefix, store.root))
     routed = _route_read_path(simple_api, app.wsgi_app)
     if settings.metrics:
         metrics = Metrics(index, settings.data_dir, sources.cache)

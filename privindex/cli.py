@@ -57,6 +57,8 @@ def main() -> None:
 @click.option("--threads", type=int, help="Worker threads [default: 8].")
 @click.option("--upstream", "upstream_url", metavar="URL",
               help="Serve names not known here from this index, e.g. https://pypi.org/simple/.")
+@click.option("--send-files-via", type=click.Choice(["off", "x-accel-redirect", "x-sendfile"]),
+              help="Let the reverse proxy send package files (nginx: x-accel-redirect) [default: off].")
 @settings_options
 def serve(settings: Settings) -> None:
     """Serve the package folder as a simple index (Ctrl-C stops)."""

@@ -35,6 +35,8 @@ def _bad(field: str, detail: str) -> ConfigError:
 
 ISSUER_KINDS = ("gitlab", "github", "forgejo")
 METRICS_ACCESS = ("", "public", "token", "addresses")
+SEND_FILES_VIA = ("off", "x-accel-redirect", "x-sendfile")
+_PREFIX_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/_-.~")
 
 
 @dataclass(frozen=True)
@@ -93,6 +95,8 @@ class Settings:
     threads: int = 8
     public_url: str = ""
     trusted_proxy: str = ""
+    send_files_via: str = "off"
+    send_files_prefix: str = "/_privindex_files/"
     read_access: str = "public"
     require_2fa: bool = True
     session_idle_minutes: int = 120
@@ -140,6 +144,14 @@ class Settings:
             raise _bad("log_level", f"must be debug, info, warning or error, got {self.log_level!r}")
         if self.log_format not in ("text", "json"):
             raise _bad("log_format", f"must be 'text' or 'json', got {self.log_format!r}")
+        if self.send_files_via not in SEND_FILES_VIA:
+            raise _bad("send_files_via", "must be 'off', 'x-accel-redirect' (nginx) or 'x-sendfile' (Apache, "
+                       f"lighttpd), got {self.send_files_via!r}")
+        prefix = self.send_files_prefix
+        if (not prefix.startswith("/") or not prefix.endswith("/") or not set(prefix) <= _PREFIX_CHARS
+                or "/../" in prefix or "/./" in prefix or "//" in prefix):
+            raise _bad("send_files_prefix", "must be a URL path of letters, digits and /_-.~ that starts and "
+                       f"ends with '/', like /_privindex_files/, got {prefix!r}")
         if self.metrics_access not in METRICS_ACCESS:
             raise _bad("metrics_access", "must be 'public', 'token', 'addresses' or empty (the default: "
                        f"addresses or a token, and a token only when read_access is 'token'), got {self.metrics_access!r}")

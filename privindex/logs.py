@@ -20,6 +20,9 @@ from privindex.auth import recovery, tokens, totp
 from privindex.requestid import RequestIdFilter
 
 REDACTED = "[redacted]"
+# A record attribute: the message was made of values already passed through redact (the
+# access log does that per field, with a cache), so the handler need not scan it again.
+PRE_REDACTED = "privindex_pre_redacted"
 
 # Each alternative is one kind of secret privindex makes or receives; the group `keep` is a
 # label kept in front of the redaction (`password=[redacted]`). Base32 and the token prefix
@@ -46,16 +49,29 @@ def redact(text: str) -> str:
     return _SECRETS.sub(lambda m: (m.group("keep") or "") + REDACTED, text)
 
 
+# Lower-case hex, as requestid.choose and nginx's $request_id make ids, with a character no
+# secret shape could hold there (0, 1, 8, 9 or a-f: base32 TOTP secrets are A-Z2-7; tokens,
+# JWTs, hashes, recovery codes and key=value need other characters): safe as it is.
+_HEX_ID = re.compile(r"[0-9a-f]*[018-9a-f][0-9a-f]*")
+
+
+def redact_request_id(rid: str) -> str:
+    """A request id for a log line: a hex id is safe as it is (no regex scan per line);
+    anything else a client chose is redacted."""
+    return rid if _HEX_ID.fullmatch(rid) else redact(rid)
+
+
 class RedactSecrets(logging.Filter):
     """Rewrites a record whose message (or traceback) holds a secret; never drops one."""
 
     _formatter = logging.Formatter()
 
     def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        clean = redact(message)
-        if clean != message:
-            record.msg, record.args = clean, ()
+        if not getattr(record, PRE_REDACTED, False):
+            message = record.getMessage()
+            clean = redact(message)
+            if clean != message:
+                record.msg, record.args = clean, ()
         if record.exc_info and not record.exc_text:
             record.exc_text = self._formatter.formatException(record.exc_info)
         if record.exc_text:
@@ -86,11 +102,23 @@ class TextFormatter(logging.Formatter):
 
     def __init__(self) -> None:
         super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
+        self._second: tuple[int, str] = (-1, "")
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        """logging's own format, with the date and time text made once per second (strftime
+        per line was a visible share of the access log's cost)."""
+        if datefmt is not None:
+            return super().formatTime(record, datefmt)
+        second = int(record.created)
+        cached = self._second
+        if cached[0] != second:
+            cached = self._second = (second, time.strftime(self.default_time_format, self.converter(second)))
+        return self.default_msec_format % (cached[1], record.msecs)
 
     def format(self, record: logging.LogRecord) -> str:
         line = super().format(record)
         rid = getattr(record, "request_id", None)
-        return f"{line} [req {redact(rid)}]" if rid else line  # a client chose it: it may be anything
+        return f"{line} [req {redact_request_id(rid)}]" if rid else line  # a client's may be anything
 
 
 class JsonFormatter(logging.Formatter):
@@ -98,10 +126,15 @@ class JsonFormatter(logging.Formatter):
     request id, the access log's fields (`record.http`), and a traceback as `exc`. Every
     string value goes through redact, whatever filters ran before."""
 
+    _second: tuple[int, str] = (-1, "")
+
     def format(self, record: logging.LogRecord) -> str:
+        second = int(record.created)
+        cached = self._second
+        if cached[0] != second:
+            cached = self._second = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)))
         doc: dict = {
-            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-                    + f".{int(record.msecs):03d}Z",
+            "time": f"{cached[1]}.{int(record.msecs):03d}Z",
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),
@@ -118,6 +151,12 @@ class JsonFormatter(logging.Formatter):
             doc["exc"] = record.exc_text
         if record.stack_info:
             doc["stack"] = record.stack_info
+        if getattr(record, PRE_REDACTED, False) and "exc" not in doc and "stack" not in doc:
+            # an access line: its message and fields are redacted already; not the request id
+            # (the id in record.http, too, is the client's)
+            if isinstance(doc.get("request_id"), str):
+                doc["request_id"] = redact_request_id(doc["request_id"])
+            return json.dumps(doc, ensure_ascii=False, default=str)
         return json.dumps(_redact_values(doc), ensure_ascii=False, default=str)
 
 

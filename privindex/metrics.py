@@ -154,10 +154,14 @@ class Metrics:
                 if route in downloads and code in ("200", "206") and environ.get("REQUEST_METHOD") == "GET":
                     count, size = downloads[route]
                     count.inc()
-                    for name, value in seen[-1]:
-                        if name.lower() == "content-length":
-                            size.inc(int(value))
-                            break
+                    sent = environ.get("privindex.sent_bytes")  # the proxy sends them (send_files_via)
+                    if sent is not None:
+                        size.inc(sent)
+                    else:
+                        for name, value in seen[-1]:
+                            if name.lower() == "content-length":
+                                size.inc(int(value))
+                                break
 
         return measured
 

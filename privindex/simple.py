@@ -13,6 +13,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import threading
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -54,6 +55,9 @@ PAGE_CACHE_CONTROL = "no-cache"  # always revalidate: a 304 is cheap and uploads
 FILE_CACHE_CONTROL = "public, max-age=600"
 CHUNK = 256 * 1024
 
+# environ key: the bytes a download sends (or has the proxy send), for metrics
+SENT_BYTES = "privindex.sent_bytes"
+
 ReadGuard = Callable[[dict], bool]
 StartResponse = Callable[..., object]
 
@@ -74,6 +78,11 @@ def negotiate(accept: str | None) -> tuple[str, str] | None:
         return _BY_OFFER[OFFERS[0][0]]
     best = parsed.best_match([offer for offer, _f, _c in OFFERS])
     return _BY_OFFER[best] if best is not None else None
+
+
+# PEP 503 normalization of the names in page URLs: a regex per request otherwise; clients
+# ask for the same names again and again. Bounded (any name may be asked for).
+_canonical = lru_cache(maxsize=8192)(canonicalize_name)
 
 
 @dataclass(frozen=True)
@@ -169,12 +178,47 @@ def _content_type(filename: str) -> str:
     return "application/octet-stream"
 
 
+# What a path named to the proxy must not have: control characters, backslashes, a leading
+# '/', or an empty, '.' or '..' segment (the empty path included).
+_NOT_PLAIN = re.compile(r"[\x00-\x1f\x7f\\]|^/|(?:^|/)\.{0,2}(?:/|$)")
+
+
+@dataclass(frozen=True)
+class ProxySend:
+    """Hands a file's body to the reverse proxy in front (send_files_via): X-Accel-Redirect
+    with a URI under an nginx `internal` location, or X-Sendfile with an absolute path."""
+
+    header: str  # "X-Accel-Redirect" or "X-Sendfile"
+    prefix: str  # the internal location ("/_privindex_files/"), or the store's absolute path + "/"
+
+    @classmethod
+    def from_settings(cls, via: str, prefix: str, store_root: os.PathLike) -> "ProxySend | None":
+        if via == "x-accel-redirect":
+            return cls("X-Accel-Redirect", prefix)
+        if via == "x-sendfile":
+            return cls("X-Sendfile", os.path.abspath(store_root).rstrip("/") + "/")
+        return None
+
+    def target(self, relpath: str) -> str | None:
+        """The header's value for a path the index lists, or None if the path is not plainly
+        safe to name (privindex then sends the file itself). The index lists only relative
+        paths of real files, so this is a second line: no '..', '.', empty segments,
+        backslashes or control characters ever reach the proxy."""
+        if _NOT_PLAIN.search(relpath):
+            return None
+        if self.header == "X-Accel-Redirect":  # nginx unescapes it; '?' and '%' stay part of the name
+            return self.prefix + quote(relpath, safe="/")
+        return (self.prefix + relpath).encode("utf-8").decode("latin-1")  # WSGI: bytes as latin-1
+
+
 class SimpleAPI:
     """WSGI app for /simple/... and /packages/...; anything else is not its business."""
 
     def __init__(self, index: Index, page_cache_size: int = 4096, read_guard: ReadGuard | None = None,
-                 sources: Sources | None = None):
+                 sources: Sources | None = None, proxy_send: ProxySend | None = None):
         self.index = index
+        self.proxy_send = proxy_send
+        self._store_root = os.fspath(index.store.root)
         self.read_guard = read_guard
         self.sources = sources if sources is not None else Sources(index, None)
         self.cache = self.sources.cache
@@ -215,7 +259,7 @@ class SimpleAPI:
             name = raw.rstrip("/")
             if not name or "/" in name:
                 return _not_found(start_response)
-            normalized = canonicalize_name(name)
+            normalized = _canonical(name)
             if name != normalized or not raw.endswith("/"):
                 return _redirect(start_response, f"{prefix}/simple/{quote(normalized)}/")
         chosen = negotiate(environ.get("HTTP_ACCEPT"))
@@ -316,18 +360,25 @@ class SimpleAPI:
         snapshot = self.index.snapshot
         indexed = snapshot.files.get(relpath)
         if indexed is not None:
+            full_path = os.path.join(self._store_root, indexed.path)  # a str: pathlib costs per request
+            target = self.proxy_send.target(indexed.path) if self.proxy_send is not None else None
+            if target is not None and _proxy_may_send(environ):
+                try:
+                    st = os.stat(full_path)
+                except OSError:
+                    return _not_found(start_response)
+                if (st.st_size, st.st_mtime_ns) != (indexed.size, indexed.mtime_ns):
+                    return self._changed(start_response, indexed)
+                return _hand_off(environ, start_response, self.proxy_send.header, target,  # type: ignore[union-attr]
+                                 st.st_size, st.st_mtime, indexed.sha256, _content_type(indexed.filename))
             try:
-                fh = open(self.index.store.full_path(indexed.path), "rb")
+                fh = open(full_path, "rb")
             except OSError:
                 return _not_found(start_response)
             st = os.fstat(fh.fileno())
             if (st.st_size, st.st_mtime_ns) != (indexed.size, indexed.mtime_ns):
-                # not the bytes that were hashed: never served unverified; the watcher rereads it
                 fh.close()
-                self.index.suspect(indexed.path)
-                return _plain(start_response, "409 Conflict", f"{indexed.filename} changed on disk since "
-                              "it was published; it is being checked again. Try again shortly.\n",
-                              [("Cache-Control", "no-store"), ("Retry-After", "2")])
+                return self._changed(start_response, indexed)
             return _send(environ, start_response, fh, st.st_size, st.st_mtime, indexed.sha256,
                          _content_type(indexed.filename))
         if relpath.startswith(UPSTREAM_PREFIX) and self.cache is not None:
@@ -349,6 +400,12 @@ class SimpleAPI:
                                  "text/plain; charset=utf-8")
         return _not_found(start_response)
 
+    def _changed(self, start_response: StartResponse, indexed: IndexedFile) -> list[bytes]:
+        """Not the bytes that were hashed: never served unverified; the watcher rereads it."""
+        self.index.suspect(indexed.path)
+        return _plain(start_response, "409 Conflict", f"{indexed.filename} changed on disk since "
+                      "it was published; it is being checked again. Try again shortly.\n",
+                      [("Cache-Control", "no-store"), ("Retry-After", "2")])
 
     def _upstream_file(self, environ: dict, start_response: StartResponse, rest: str) -> Iterable[bytes]:
         """An upstream file (or its .metadata) listed on the page this server shows for its
@@ -433,6 +490,56 @@ _CONDITIONAL = ("HTTP_RANGE", "HTTP_IF_NONE_MATCH", "HTTP_IF_MODIFIED_SINCE", "H
                 "HTTP_IF_UNMODIFIED_SINCE")
 
 
+# HTTP dates of file mtimes (werkzeug formats through email.utils: visible per download)
+_http_date = lru_cache(maxsize=4096)(http_date)
+
+
+def _file_headers(content_type: str, etag: str, mtime: float) -> list[tuple[str, str]]:
+    return [
+        ("Content-Type", content_type),
+        ("ETag", quote_etag(etag)),
+        ("Last-Modified", _http_date(int(mtime))),
+        ("Accept-Ranges", "bytes"),
+        ("Cache-Control", FILE_CACHE_CONTROL),
+        ("X-Content-Type-Options", "nosniff"),
+    ]
+
+
+# Preconditions nginx would judge against its own validators (it knows neither our ETag nor
+# our rules for If-Range): requests carrying them, and HEAD, are answered by privindex alone.
+_SELF_ANSWERED = ("HTTP_IF_RANGE", "HTTP_IF_MATCH", "HTTP_IF_UNMODIFIED_SINCE")
+
+
+def _proxy_may_send(environ: dict) -> bool:
+    return environ["REQUEST_METHOD"] == "GET" and not any(key in environ for key in _SELF_ANSWERED)
+
+
+def _hand_off(environ: dict, start_response: StartResponse, header: str, target: str, size: int,
+              mtime: float, etag: str, content_type: str) -> Iterable[bytes]:
+    """Answer a GET with the file's headers and a header naming the file; the proxy sends
+    the bytes. privindex decides first: 304 (If-None-Match, If-Modified-Since) and 416 are
+    its own answers. A Range it accepted is left in the request for the proxy, which cuts
+    the same range from the same file (nginx keeps Content-Type, Cache-Control and
+    Accept-Ranges from this answer; the README's location adds ETag back)."""
+    # no Accept-Ranges: the proxy says it itself (nginx would send it twice)
+    headers = [h for h in _file_headers(content_type, etag, mtime) if h[0] != "Accept-Ranges"]
+    status, sent = "200 OK", size
+    if any(key in environ for key in _CONDITIONAL):
+        response = Response(headers=headers, direct_passthrough=True)
+        response.content_length = size
+        try:
+            response.make_conditional(environ, accept_ranges=True, complete_length=size)
+        except RequestedRangeNotSatisfiable:
+            return _plain(start_response, "416 Range Not Satisfiable", f"The file has {size} bytes.\n",
+                          [("Content-Range", f"bytes */{size}")])
+        if response.status_code not in (200, 206):  # 304 Not Modified
+            return response(environ, start_response)
+        status, sent = response.status, response.content_length or 0
+    environ[SENT_BYTES] = sent
+    start_response(status, [*headers, (header, target), ("Content-Length", "0")])
+    return []
+
+
 def _send(environ: dict, start_response: StartResponse, fh, size: int, mtime: float, etag: str,
           content_type: str) -> Iterable[bytes]:
     """Answer with an open file. werkzeug handles HEAD, Range, If-Range, If-None-Match and
@@ -440,14 +547,7 @@ def _send(environ: dict, start_response: StartResponse, fh, size: int, mtime: fl
     almost every download, has nothing to decide and skips building a Response, which
     costs a third of the throughput on small files; whole files go through the server's
     file wrapper either way."""
-    headers = [
-        ("Content-Type", content_type),
-        ("ETag", quote_etag(etag)),
-        ("Last-Modified", http_date(int(mtime))),
-        ("Accept-Ranges", "bytes"),
-        ("Cache-Control", FILE_CACHE_CONTROL),
-        ("X-Content-Type-Options", "nosniff"),
-    ]
+    headers = _file_headers(content_type, etag, mtime)
     if environ["REQUEST_METHOD"] == "GET" and not any(key in environ for key in _CONDITIONAL):
         start_response("200 OK", [*headers, ("Content-Length", str(size))])
         return wrap_file(environ, fh, CHUNK)
@@ -468,6 +568,8 @@ def _etag_matches(header: str | None, etag: str) -> bool:
     """For pages, which keep their own fast path (no Response object)."""
     if not header:
         return False
+    if header == etag:  # what pip and uv send back: the ETag as they got it
+        return True
     return parse_etags(header).contains_weak(etag.strip('"'))
 
 

@@ -6,6 +6,8 @@ Only that it works is checked: figures on a shared CI machine are not asserted o
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -34,3 +36,18 @@ def test_benchmark_smoke_run_prints_a_table_and_writes_json(tmp_path):
         assert figures["errors"] == figures["bad_status"] == 0, test
     assert results["start_warm_s"] > 0
     assert "seconds" in results["pip_download"], results["pip_download"]
+
+    # privindex behind nginx as README.md recommends (the smoke run adds it where nginx is)
+    if shutil.which("nginx") is None and os.environ.get("CI") != "true":
+        return
+    assert "privindex-nginx" in header and "x nginx" not in header
+    behind = json.loads(out.read_text())["results"]["privindex-nginx"]
+    assert "error" not in behind, behind
+    for test in ("root", "project", "revalidate", "file_100k", "file_20m", "file_100k_plain", "file_20m_plain"):
+        (figures,) = behind["load"][test].values()
+        assert figures["rps"] > 0, test
+        assert figures["errors"] == figures["bad_status"] == 0, test
+        if test.startswith("file_20m"):  # the bytes came, whoever sent them (not empty bodies)
+            assert figures["mb_per_s"] >= 0.9 * 20 * figures["rps"], (test, figures)
+    assert "seconds" in behind["pip_download"], behind["pip_download"]
+    assert "GET 20 MB wheel, no X-Accel-Redirect" in proc.stdout

@@ -7,7 +7,7 @@ import time
 
 import pytest
 import requests
-from conftest import add_user, start_server
+from conftest import add_user, start_server, wait_until
 from webclient import WebClient
 
 PASSWORD = "correct horse battery"
@@ -32,6 +32,19 @@ def test_tokens_in_urls_are_redacted_from_the_access_log(server):
     assert '"GET /simple/?token=[redacted]&x=1"' in log
     assert '"GET /packages/[redacted].whl"' in log
     assert "password=[redacted]" in log
+
+
+def test_secrets_in_the_user_agent_and_method_are_redacted_from_the_access_log(server):
+    """The access log redacts each field itself (the handler's filter skips its lines), the
+    User-Agent and the method included; clean values are cached, secrets never are."""
+    secret = "pidx_" + "U" * 43
+    for _ in range(2):  # the second time the clean parts come from the cache
+        requests.get(f"{server.url}/simple/", headers={"User-Agent": f"pip/24 {secret}"}, timeout=10)
+    requests.request(secret.upper(), f"{server.url}/simple/", timeout=10)
+    wait_until(lambda: server.log().count('"pip/24 [redacted]"') == 2, 10)
+    log = server.log()
+    assert secret not in log and secret.upper() not in log
+    assert '"[redacted] /simple/" 405' in log
 
 
 def test_oversized_form_fields_are_refused(server):

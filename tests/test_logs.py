@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import io
+import os
 import logging
 import re
 import subprocess
 import sys
 
 import peewee
+import pytest
 import testdb
 from conftest import Accounts, assert_no_secrets, twine
 from webclient import WebClient
 from wheels import make_wheel
 
 from privindex.auth import passwords, recovery, tokens, totp
-from privindex.logs import REDACTED, RedactSecrets, StatementsOnly, redact
+from privindex.logs import REDACTED, RedactSecrets, StatementsOnly, redact, redact_request_id
 
 
 def test_redact_removes_every_kind_of_secret_privindex_makes():
@@ -124,3 +126,11 @@ def test_a_debug_server_logs_no_secret(fresh_server, tmp_path):
     param = "%s" if testdb.ON_POSTGRES else "?"
     assert " DEBUG " in log and f'UPDATE "user" SET "password_hash" = {param}' in log  # the worst case was logged
     assert_no_secrets([password, new_password, hashed, secret, *codes, *new_codes, token], server.log_path)
+
+
+@pytest.mark.parametrize("rid", [os.urandom(12).hex(), os.urandom(16).hex(), "2" * 32, "2345672345672345" * 2,
+                                 "pidx_" + "a" * 40, "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", "abc-1", "x" * 128])
+def test_request_ids_skip_the_scan_only_when_no_secret_fits(rid):
+    """Hex ids (ours, nginx's $request_id) are logged unscanned; the shortcut must never
+    let through what redact would hide (32 digits 2-7 are a TOTP secret's shape)."""
+    assert redact_request_id(rid) == redact(rid)
