@@ -597,7 +597,7 @@ def v10_rate_limits(db: peewee.Database) -> None:
     """Sign-in rate limits held in the database, so every process sharing it counts the
     same attempts (auth/ratelimit.py). One row per attempt and per key kind (user, address):
     `pending` while its check runs (a reservation), then a counted failure, or deleted if
-    the check passed. `ident` is the SHA-256 of the name or address tried, never the text
+    the check passed. `ident` is an HMAC-SHA-256 of the name or address tried, never the text
     typed. Rows older than the limiter's longest window are deleted as attempts come."""
     run(db, [
         Dialects(sqlite="""CREATE TABLE rate_limit_hit (

@@ -215,7 +215,7 @@ class ProjectMeta(BaseModel):
 
 class RateLimitHit(BaseModel):
     """One sign-in attempt against one limit key (auth/ratelimit.py): pending while its
-    check runs, then a counted failure. ident is a SHA-256, never the name typed."""
+    check runs, then a counted failure. ident is an HMAC-SHA-256, never the name typed."""
 
     scope = peewee.TextField()  # "<limiter>/<kind>", e.g. "password/user"
     ident = peewee.TextField()

@@ -23,12 +23,15 @@ A reservation whose process dies before settling stays pending and counts as a f
 until it leaves the window (fail closed). Rows older than a limiter's longest window are
 deleted as attempts come, at most once per window (or minute): the table holds the
 attempts of the last window, not every name ever tried. Names and addresses are stored
-as SHA-256: a password typed into the username field never lands in the database.
+as an HMAC-SHA-256 under the server's secret key (the one the processes share for
+sessions): a password typed into the username field never lands in the database, and a
+copy of the database alone cannot be searched for it with a dictionary.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import time
 from contextlib import contextmanager
 from typing import Iterator
@@ -68,8 +71,9 @@ class Limiter:
     """One kind of attempt (password, second factor), limited per user and per address.
     Uses `db.database`: the database bound where it is called (a request's)."""
 
-    def __init__(self, name: str, per_user: str, per_address: str):
+    def __init__(self, name: str, per_user: str, per_address: str, key: bytes = b""):
         self.name = name
+        self._key = key  # for the HMAC of what was typed
         self._limits = {"user": parse_many(per_user), "address": parse_many(per_address)}
         self._keep = {kind: max(item.get_expiry() for item in items) for kind, items in self._limits.items()}
         self._sweep_every = min(max(self._keep.values()), 60)
@@ -90,7 +94,8 @@ class Limiter:
         return self._wait(self._keys(user, address), time.time())
 
     def _keys(self, user: str, address: str) -> list[tuple[str, str, str]]:
-        return [(kind, f"{self.name}/{kind}", hashlib.sha256(ident.encode("utf-8", "replace")).hexdigest())
+        return [(kind, f"{self.name}/{kind}",
+                 hmac.new(self._key, ident.encode("utf-8", "replace"), hashlib.sha256).hexdigest())
                 for kind, ident in (("user", user), ("address", address))]
 
     def _wait(self, keys, now: float) -> float | None:
@@ -151,8 +156,9 @@ class Limiter:
         RateLimitHit.delete().where(RateLimitHit.scope.in_([f"{self.name}/{k}" for k in self._limits])).execute()
 
 
-def login_limiters() -> dict[str, Limiter]:
+def login_limiters(key: bytes) -> dict[str, Limiter]:
+    """The sign-in limiters; key: the secret every process sharing the database shares."""
     return {
-        "password": Limiter("password", PASSWORD_PER_USER, PASSWORD_PER_ADDRESS),
-        "2fa": Limiter("2fa", TWO_FACTOR_PER_USER, TWO_FACTOR_PER_ADDRESS),
+        "password": Limiter("password", PASSWORD_PER_USER, PASSWORD_PER_ADDRESS, key),
+        "2fa": Limiter("2fa", TWO_FACTOR_PER_USER, TWO_FACTOR_PER_ADDRESS, key),
     }
