@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -187,9 +188,11 @@ def test_two_servers_behind_nginx_lose_nothing_when_one_is_killed_mid_upload(clu
     finally:
         client.close()
     assert not answer.startswith(b"HTTP/1.1 200"), answer[:200]
-    # nginx says so too: the upload went to the server killed, and failed there
-    killed_at = receiving.url.removeprefix("http://")
-    assert f"POST /legacy/ 502 {killed_at}" in (nginx_dir / "access.log").read_text()
+    # nginx says so too (once it has logged the request): the upload went to the server
+    # killed, and failed there
+    killed_at = re.escape(receiving.url.removeprefix("http://"))
+    wait_until(lambda: re.search(rf"^POST /legacy/ 5\d\d {killed_at}$", (nginx_dir / "access.log").read_text(),
+                                 re.M), 10)
 
     # nothing lost, nothing partial: through the load balancer, every earlier upload is
     # listed with its hash and its bytes match; the interrupted file is nowhere
