@@ -162,8 +162,9 @@ def measure(cache: Path, projects: int, duration: float, connections: str) -> di
         running: list[peers.Running] = []
         try:
             for i in (1, 2):  # one after the other: the second finds the facts the first recorded
-                running.append(peers.launch(peers.privindex(store.folder, work / "data", database_url=url),
-                                            work / f"privindex-{i}.log"))
+                server = peers.privindex(store.folder, work / "data", database_url=url)
+                server.root = "/readyz"  # ready: the store indexed (a start indexes in the background)
+                running.append(peers.launch(server, work / f"privindex-{i}.log"))
             lb, port_one, port_two = balancer(work, *(f"127.0.0.1:{r.server.port}" for r in running[:1]),
                                               [f"127.0.0.1:{r.server.port}" for r in running])
             running.append(peers.launch(lb, work / "nginx.log"))
