@@ -96,6 +96,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--cache-dir", type=Path, default=HERE / ".cache", help="stores, venvs, devpi data [.cache]")
     p.add_argument("--upstream", action="store_true",
                    help="add the pull-through cache rows (benchmarks/upstream.py) to the report")
+    p.add_argument("--balanced", action="store_true",
+                   help="also two privindex processes on PostgreSQL behind nginx vs one (benchmarks/balanced.py)")
     p.add_argument("--report", type=Path, metavar="JSON", help="print the table and targets of a saved run")
     p.add_argument("--out", type=Path, help="JSON results [results/latest.json; scale-latest.json with --scale]")
     args = p.parse_args(argv)
@@ -741,6 +743,11 @@ def report(data: dict) -> str:
 
         lines += ["", "pull-through cache (privindex in front of a loopback upstream privindex):",
                   upstream.report(data["upstream"])]
+    if data.get("balanced"):
+        import balanced
+
+        lines += ["", "load-balanced (nginx in front of privindex processes sharing one PostgreSQL):",
+                  balanced.report(data["balanced"])]
     return "\n".join(lines)
 
 
@@ -785,6 +792,11 @@ def main(argv: list[str] | None = None) -> int:
 
         upstream_figures = upstream.measure(args.cache_dir, min(args.projects, 200), args.duration,
                                             args.connections, 40)
+    balanced_figures = None
+    if args.balanced:
+        import balanced  # benchmarks/balanced.py: nginx in front of two privindex processes on PostgreSQL
+
+        balanced_figures = balanced.measure(args.cache_dir, min(args.projects, 1000), args.duration, args.connections)
     meta["versions"] = versions(ctx)
     meta["seconds"] = round(time.monotonic() - started, 1)
     data = {"meta": meta, "results": results}
@@ -792,6 +804,8 @@ def main(argv: list[str] | None = None) -> int:
         data["sha256sum"] = hashing
     if upstream_figures:
         data["upstream"] = upstream_figures
+    if balanced_figures:
+        data["balanced"] = balanced_figures
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(data, indent=1))  # first the raw figures, whatever happens next
     print(report(data))

@@ -680,3 +680,44 @@ def check(settings: Settings, quick: bool) -> None:
         sys.exit(1)
     click.echo(f"all {checked} files match their records", err=True)
     record_success(settings.data_dir, "check")
+
+
+@main.command("migrate-db")
+@settings_options
+@click.option("--to", "target_url", required=True, metavar="URL",
+              help="The empty PostgreSQL database: postgresql://user:password@host:port/name.")
+@click.option("--skip-check", is_flag=True, help="Do not run `privindex check` on the new database.")
+def migrate_db(settings: Settings, target_url: str, skip_check: bool) -> None:
+    """Copy the data dir's SQLite database to an empty PostgreSQL database.
+
+    Stop the servers first: what they write during the copy is not copied. Every table is
+    copied in one transaction, the row counts are compared, and `privindex check` runs
+    against the new database. The SQLite file is left as it was.
+    """
+    from privindex.db import redact_url
+    from privindex.dbcopy import CopyError, copy_sqlite_to_postgres
+    from privindex.maintenance import MaintenanceError
+    from privindex.maintenance import check as run_check
+    from privindex.store import Store
+
+    shown = redact_url(target_url)
+    click.echo(f"copying {settings.database_path} to {shown}", err=True)
+    try:
+        result = copy_sqlite_to_postgres(settings.database_path, target_url, lambda line: click.echo(line, err=True))
+    except (CopyError, ValueError) as exc:
+        fail(str(exc))
+    rows = sum(result.counts.values())
+    click.echo(f"copied and verified {len(result.counts)} tables, {rows:,} rows: the row counts match", err=True)
+    if not skip_check:
+        try:
+            checked = run_check(target_url, Store(settings.store), lambda line: click.echo(line, err=True))
+        except MaintenanceError as exc:
+            fail(f"the copy is committed, but check could not run: {exc}")
+        for problem in checked.problems:
+            click.echo(f"problem: {problem}")
+        if checked.problems:
+            fail(f"the copy is committed, but check found {len(checked.problems)} problem(s) in "
+                 f"{checked.checked} files (the SQLite installation has them too: `privindex check`)")
+        click.echo(f"check: all {checked.checked} files match their records in the new database", err=True)
+    click.echo(f"done. Point every server at it: database_url = \"{shown}\" (or PRIVINDEX_DATABASE_URL), "
+               f"with the same store and data dir; keep {settings.database_path.name} as a backup", err=True)

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Callable
 
 from privindex.distfile import CHUNK, hash_stream
-from privindex.store import UPLOAD_TEMP_PREFIX, Store
+from privindex.store import UPLOAD_PREFIXES, Store, abandoned_upload
 
 Report = Callable[[str], None]
 IN_FLIGHT_SECONDS = 5.0
@@ -238,7 +238,7 @@ def check(database: Path | str, store: Store, report: Report, rehash: bool = Tru
                                    "the server was stopped: start it to index the file)")
     for dirpath, _dirs, names in os.walk(store.root):
         for name in names:
-            if name.startswith(UPLOAD_TEMP_PREFIX):
+            if name.startswith(UPLOAD_PREFIXES) and abandoned_upload(os.path.join(dirpath, name)):
                 result.problems.append(f"{Path(dirpath, name).relative_to(store.root)}: an unfinished "
                                        "upload (removed when the server next starts)")
     return result

@@ -593,5 +593,30 @@ def v9_dist_file_filename(db: peewee.Database) -> None:
     ], "v9")
 
 
+def v10_rate_limits(db: peewee.Database) -> None:
+    """Sign-in rate limits held in the database, so every process sharing it counts the
+    same attempts (auth/ratelimit.py). One row per attempt and per key kind (user, address):
+    `pending` while its check runs (a reservation), then a counted failure, or deleted if
+    the check passed. `ident` is an HMAC-SHA-256 of the name or address tried, never the text
+    typed. Rows older than the limiter's longest window are deleted as attempts come."""
+    run(db, [
+        Dialects(sqlite="""CREATE TABLE rate_limit_hit (
+            id INTEGER PRIMARY KEY,
+            scope TEXT NOT NULL,
+            ident TEXT NOT NULL,
+            at REAL NOT NULL,
+            pending INTEGER NOT NULL DEFAULT 1
+        )""", postgresql="""CREATE TABLE rate_limit_hit (
+            id SERIAL PRIMARY KEY,
+            scope TEXT NOT NULL,
+            ident TEXT NOT NULL,
+            at DOUBLE PRECISION NOT NULL,
+            pending BOOLEAN NOT NULL DEFAULT TRUE
+        )"""),
+        "CREATE INDEX rate_limit_hit_key ON rate_limit_hit (scope, ident, at)",
+        "CREATE INDEX rate_limit_hit_at ON rate_limit_hit (scope, at)",
+    ], "v10")
+
+
 MIGRATIONS = [v1_files, v2_accounts, v3_published_files, v4_sessions, v5_trusted_publishing, v6_upstream,
-              v7_browse, v8_change_counter, v9_dist_file_filename]
+              v7_browse, v8_change_counter, v9_dist_file_filename, v10_rate_limits]

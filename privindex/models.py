@@ -211,3 +211,13 @@ class ProjectMeta(BaseModel):
     display_name = peewee.TextField()
     latest_version = peewee.TextField()
     summary = peewee.TextField(default="")
+
+
+class RateLimitHit(BaseModel):
+    """One sign-in attempt against one limit key (auth/ratelimit.py): pending while its
+    check runs, then a counted failure. ident is an HMAC-SHA-256, never the name typed."""
+
+    scope = peewee.TextField()  # "<limiter>/<kind>", e.g. "password/user"
+    ident = peewee.TextField()
+    at = peewee.FloatField()
+    pending = peewee.BooleanField(default=True)

@@ -8,12 +8,14 @@ Paths handed out are POSIX paths relative to the store root; nothing outside the
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import logging
 import os
 import secrets
 import stat
 import tempfile
+import weakref
 from pathlib import Path
 from typing import Iterator
 
@@ -21,6 +23,26 @@ log = logging.getLogger(__name__)
 
 TEMP_SUFFIXES = (".tmp", ".part", ".partial", ".crdownload", ".swp", "~")
 UPLOAD_TEMP_PREFIX = ".privindex-upload-"
+CLAIM_PREFIX = ".privindex-claim-"  # an upload temp file before its lock is taken
+UPLOAD_PREFIXES = (UPLOAD_TEMP_PREFIX, CLAIM_PREFIX)  # what a crashed upload can leave behind
+
+
+def abandoned_upload(path: Path | str) -> bool:
+    """Whether an upload temp file was left by a process that is gone: no process holds its
+    lock (an upload in flight keeps an flock on it from before it has its name; the kernel
+    releases it when the process dies). Servers sharing a store must not delete each
+    other's."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except OSError:  # BlockingIOError: an upload still holds it
+        return False
+    finally:
+        os.close(fd)  # releases our lock, if we took it
 
 
 def is_ignored(name: str) -> bool:
@@ -41,11 +63,20 @@ class IncomingFile:
 
     Werkzeug streams an uploaded file part straight into it, so the upload is never held
     in memory and is hashed on the way in. It is hidden (ignored by the index), deleted
-    on close, and any copy left by a crash is removed at start-up.
+    on close, and any copy left by a crash is removed at start-up. It is flock()ed while
+    it lives, so a server starting on a shared store tells a crashed upload's file from
+    one another server is still receiving.
     """
 
     def __init__(self, folder: Path, limit: int):
-        self._file = tempfile.NamedTemporaryFile(dir=folder, prefix=UPLOAD_TEMP_PREFIX, suffix=".tmp")
+        # made under another name, locked, then renamed: a file under the upload prefix is
+        # never unlocked while its upload lives (a crash in between leaves an empty claim file)
+        fd, claimed = tempfile.mkstemp(dir=folder, prefix=CLAIM_PREFIX, suffix=".tmp")
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        self._path = Path(folder) / (UPLOAD_TEMP_PREFIX + claimed.rpartition(CLAIM_PREFIX)[2])
+        os.rename(claimed, self._path)
+        self._file = os.fdopen(fd, "w+b")
+        self._discard = weakref.finalize(self, _discard, self._file, self._path)  # deleted on close or GC
         self.limit = limit
         self.size = 0
         self._hashes = {
@@ -67,10 +98,19 @@ class IncomingFile:
 
     @property
     def path(self) -> Path:
-        return Path(self._file.name)
+        return self._path
+
+    def close(self) -> None:
+        self._discard()
 
     def __getattr__(self, name: str):  # read, seek, tell, flush, fileno, close ...
         return getattr(self._file, name)
+
+
+def _discard(file, path: Path) -> None:
+    file.close()
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
 
 
 class Store:
@@ -181,14 +221,15 @@ class Store:
 
     def remove_stale_temp_files(self, before: float) -> int:
         """Delete upload temp files left by a crash, those last written before `before`
-        (this process's start: its own uploads are newer); returns how many."""
+        (this process's start: its own uploads are newer) whose lock no process holds
+        (another process sharing the store may be receiving one); returns how many."""
         removed = 0
         for dirpath, _dirnames, filenames in os.walk(self.root):
             for name in filenames:
-                if name.startswith(UPLOAD_TEMP_PREFIX):
+                if name.startswith(UPLOAD_PREFIXES):
                     path = os.path.join(dirpath, name)
                     with contextlib.suppress(OSError):
-                        if os.stat(path).st_mtime < before:
+                        if os.stat(path).st_mtime < before and abandoned_upload(path):
                             os.unlink(path)
                             removed += 1
         return removed

@@ -52,6 +52,47 @@ def test_sigkill_during_a_large_upload_leaves_nothing_behind(tmp_path):
         restarted.stop()
 
 
+RECEIVING = """
+import sys
+from pathlib import Path
+from privindex.store import IncomingFile
+incoming = IncomingFile(Path(sys.argv[1]), 1 << 30)
+incoming.write(b"half an upload")
+print(incoming.path.name, flush=True)
+sys.stdin.readline()
+"""
+
+
+def test_a_server_starting_on_a_shared_store_leaves_another_process_upload_alone(tmp_path):
+    """Servers sharing a store: one starting removes only the temp files of crashed uploads,
+    not one another process is still receiving (it holds a lock on it); `check` does not
+    count the running one as a problem either."""
+    import subprocess
+    import sys
+    import time
+
+    store = tmp_path / "store"
+    store.mkdir()
+    crashed = store / ".privindex-upload-crashed.tmp"
+    crashed.write_bytes(b"left by a crash")
+    os.utime(crashed, (time.time() - 60, time.time() - 60))
+    receiving = subprocess.Popen([sys.executable, "-c", RECEIVING, str(store)], stdin=subprocess.PIPE,
+                                 stdout=subprocess.PIPE, text=True)
+    try:
+        running = receiving.stdout.readline().strip()
+        assert sorted(temp_files(store)) == sorted([crashed.name, running])
+        server = start_server(store, tmp_path / "data")
+        try:
+            wait_until(lambda: "removed 1 unfinished upload" in server.log(), 10)  # the start's clean-up ran
+            assert temp_files(store) == [running]
+            assert privindex_cli(server, "check", check=False).returncode == 0
+        finally:
+            server.stop()
+    finally:
+        receiving.communicate("\n", timeout=30)
+    assert temp_files(store) == []  # the upload's own process removed it when done
+
+
 def _ignore_errors(fn, *args):
     try:
         return fn(*args)

@@ -44,7 +44,7 @@ def browser():
 
 @pytest.fixture(scope="module")
 def web(tmp_path_factory, dists):
-    """A server of this module's own (the sign-in rate limits are per process)."""
+    """A server of this module's own (the sign-in rate limits are per database)."""
     from conftest import populate, start_server
 
     base = tmp_path_factory.mktemp("web")

@@ -1,32 +1,45 @@
-"""Sign-in rate limits on the `limits` library (what Warehouse uses), safe under concurrency.
+"""Sign-in rate limits, safe under concurrency and shared by every process on the database.
 
 Warehouse counts failures only and checks before verifying. Done naively ("is there room?",
 verify, "count the failure") that lets 48 concurrent guesses through a limit of 10. Here an
 attempt first *reserves* a slot for the user and for the address in one locked step; the
-password or code is checked outside the lock; a failure turns the reservation into a hit
-in limits' moving window, a success gives it back. So at most `limit` checks can be running
-or counted at any moment, whatever the concurrency.
+password or code is checked outside the lock; a failure turns the reservation into a
+counted failure, a success gives it back. So at most `limit` checks can be running or
+counted at any moment, whatever the concurrency.
 
-Why a small wrapper instead of `hit()` then "un-hit": limits' storages have no public way to
-take back one moving-window entry. The wrapper keeps only a count of attempts in flight (a
-dict entry lives while an attempt runs); the counted failures live in limits'
-`MemoryStorage`. Its expiry thread empties a key's list when the window has passed but keeps
-the key itself, so the wrapper also remembers when it last hit each key and, at most once per
-window, clears the stale ones (`Storage.clear`, a public API): memory is bounded by the
-failures of the last window, not by every name ever tried. Limits are per process and reset
-on restart (privindex is one process with many threads).
+The attempts live in the database (`rate_limit_hit`, schema v10), one row per attempt and
+key kind, so servers sharing a PostgreSQL database share the limits, and a restart keeps
+them. The locked step is the writers' transaction both databases already have
+(`database.atomic()`: SQLite's IMMEDIATE, PostgreSQL's advisory lock, held across
+processes). `limits` still parses the rules ("5 per 5 minutes; 20 per hour") and gives
+each window's size and amount; the moving window is counted by a query over the rows.
+
+Why a table and not a `limits` storage backend: the reservation needs "count the window
+and add a pending entry in one locked step" and "take one entry back", and limits'
+`Storage`/`MovingWindowSupport` interface has neither (its `acquire_entry` counts a hit at
+once, and nothing removes one). A row per attempt says both directly.
+
+A reservation whose process dies before settling stays pending and counts as a failure
+until it leaves the window (fail closed). Rows older than a limiter's longest window are
+deleted as attempts come, at most once per window (or minute): the table holds the
+attempts of the last window, not every name ever tried. Names and addresses are stored
+as an HMAC-SHA-256 under the server's secret key (the one the processes share for
+sessions): a password typed into the username field never lands in the database, and a
+copy of the database alone cannot be searched for it with a dictionary.
 """
 
 from __future__ import annotations
 
-import threading
+import hashlib
+import hmac
 import time
 from contextlib import contextmanager
 from typing import Iterator
 
 from limits import parse_many
-from limits.storage import MemoryStorage
-from limits.strategies import MovingWindowRateLimiter
+
+from privindex.db import database
+from privindex.models import RateLimitHit
 
 # Warehouse's numbers (warehouse/config.py): failed passwords and failed second factors.
 PASSWORD_PER_USER = "10 per 5 minutes"
@@ -55,101 +68,97 @@ class Attempt:
 
 
 class Limiter:
-    """One kind of attempt (password, second factor), limited per user and per address."""
+    """One kind of attempt (password, second factor), limited per user and per address.
+    Uses `db.database`: the database bound where it is called (a request's)."""
 
-    def __init__(self, name: str, per_user: str, per_address: str, storage: MemoryStorage | None = None):
+    def __init__(self, name: str, per_user: str, per_address: str, key: bytes = b""):
         self.name = name
-        self.storage = storage or MemoryStorage()
-        self._window = MovingWindowRateLimiter(self.storage)
+        self._key = key  # for the HMAC of what was typed
         self._limits = {"user": parse_many(per_user), "address": parse_many(per_address)}
-        self._in_flight: dict[tuple[str, str], int] = {}
-        self._last_hit: dict[str, float] = {}  # storage key -> time of its latest counted failure
-        self._longest = max(item.get_expiry() for items in self._limits.values() for item in items)
-        self._swept = time.time()
-        self._lock = threading.Lock()
+        self._keep = {kind: max(item.get_expiry() for item in items) for kind, items in self._limits.items()}
+        self._sweep_every = min(max(self._keep.values()), 60)
+        self._swept = 0.0
 
     @contextmanager
     def attempt(self, user: str, address: str) -> Iterator[Attempt]:
         """Reserve a slot for user and address (Limited if there is none), yield, settle."""
-        keys = (("user", user), ("address", address))
-        self._reserve(keys)
+        ids = self._reserve(self._keys(user, address))
         attempt = Attempt()
         try:
             yield attempt
         finally:  # an exception is a failure: never leak a reservation, never fail open
-            self._settle(keys, failed=not attempt.ok)
+            self._settle(ids, failed=not attempt.ok)
 
     def retry_after(self, user: str, address: str) -> float | None:
         """Seconds until an attempt may be made, or None if one may be made now."""
-        with self._lock:
-            return self._wait((("user", user), ("address", address)))
+        return self._wait(self._keys(user, address), time.time())
 
-    def in_flight(self) -> int:
-        with self._lock:
-            return len(self._in_flight)
+    def _keys(self, user: str, address: str) -> list[tuple[str, str, str]]:
+        return [(kind, f"{self.name}/{kind}",
+                 hmac.new(self._key, ident.encode("utf-8", "replace"), hashlib.sha256).hexdigest())
+                for kind, ident in (("user", user), ("address", address))]
 
-    def _wait(self, keys) -> float | None:
+    def _wait(self, keys, now: float) -> float | None:
         wait = 0.0
-        now = time.time()
-        for kind, ident in keys:
-            running = self._in_flight.get((kind, ident), 0)
+        for kind, scope, ident in keys:
+            rows = list(RateLimitHit.select(RateLimitHit.at, RateLimitHit.pending)
+                        .where(RateLimitHit.scope == scope, RateLimitHit.ident == ident,
+                               RateLimitHit.at > now - self._keep[kind]).tuples())
             for item in self._limits[kind]:
-                stats = self._window.get_window_stats(item, self.name, kind, ident)
-                if stats.remaining <= 0:
-                    wait = max(wait, stats.reset_time - now, 1.0)
-                elif stats.remaining - running <= 0:
+                period = item.get_expiry()
+                window = [(at, pending) for at, pending in rows if at > now - period]
+                failures = sorted(at for at, pending in window if not pending)
+                if len(failures) >= item.amount:  # full of counted failures: until the oldest that matters leaves
+                    wait = max(wait, failures[len(failures) - item.amount] + period - now, 1.0)
+                elif len(window) >= item.amount:  # full only with attempts still being checked
                     wait = max(wait, BUSY_WAIT)
         return wait or None
 
-    def _reserve(self, keys) -> None:
-        with self._lock:
-            wait = self._wait(keys)
-            if wait:
-                raise Limited(wait)
-            for key in keys:
-                self._in_flight[key] = self._in_flight.get(key, 0) + 1
+    def _reserve(self, keys) -> list[int]:
+        with database.atomic():  # the writers' lock: one reservation at a time, in every process
+            now = time.time()
+            self._sweep(now)
+            wait = self._wait(keys, now)
+            ids = [] if wait else [RateLimitHit.insert(scope=scope, ident=ident, at=now, pending=True).execute()
+                                   for _kind, scope, ident in keys]
+        if wait:
+            raise Limited(wait)
+        return ids
 
-    def _settle(self, keys, failed: bool) -> None:
-        with self._lock:
-            for kind, ident in keys:
-                left = self._in_flight[(kind, ident)] - 1
-                if left:
-                    self._in_flight[(kind, ident)] = left
-                else:
-                    del self._in_flight[(kind, ident)]
-                if failed:
-                    for item in self._limits[kind]:
-                        self._window.hit(item, self.name, kind, ident)
-                        self._last_hit[item.key_for(self.name, kind, ident)] = time.time()
-            self._sweep()
+    def _settle(self, ids: list[int], failed: bool) -> None:
+        # one statement each: atomic without the writers' lock
+        if failed:
+            RateLimitHit.update(pending=False, at=time.time()).where(RateLimitHit.id.in_(ids)).execute()
+        else:
+            RateLimitHit.delete().where(RateLimitHit.id.in_(ids)).execute()
 
-    def _sweep(self) -> None:
-        """Forget keys whose every failure has left the longest window (under the lock)."""
-        now = time.time()
-        if now - self._swept < min(self._longest, 60):
+    def _sweep(self, now: float) -> None:
+        """Delete rows that have left the longest window of their kind (at most once per
+        window or minute per process)."""
+        if now - self._swept < self._sweep_every:
             return
         self._swept = now
-        stale = [key for key, at in self._last_hit.items() if at <= now - self._longest]
-        for key in stale:
-            # MemoryStorage's expiry thread trims a key under its per-key lock; clearing
-            # under the same lock keeps the two from tripping over each other
-            with self.storage.locks[key]:
-                self.storage.clear(key)
-            del self._last_hit[key]
+        for kind, keep in self._keep.items():
+            RateLimitHit.delete().where(RateLimitHit.scope == f"{self.name}/{kind}",
+                                        RateLimitHit.at <= now - keep).execute()
+
+    def _rows(self):
+        return RateLimitHit.select().where(RateLimitHit.scope.in_([f"{self.name}/{k}" for k in self._limits]))
 
     def size(self) -> int:
-        """How many keys the storage holds (for tests and the curious)."""
-        with self._lock:
-            return len(self.storage.events)
+        """How many attempts are held (for tests and the curious)."""
+        return self._rows().count()
+
+    def in_flight(self) -> int:
+        return self._rows().where(RateLimitHit.pending == True).count()  # noqa: E712  (SQL, not Python)
 
     def clear(self) -> None:
-        with self._lock:
-            self.storage.reset()
-            self._last_hit.clear()
+        RateLimitHit.delete().where(RateLimitHit.scope.in_([f"{self.name}/{k}" for k in self._limits])).execute()
 
 
-def login_limiters() -> dict[str, Limiter]:
+def login_limiters(key: bytes) -> dict[str, Limiter]:
+    """The sign-in limiters; key: the secret every process sharing the database shares."""
     return {
-        "password": Limiter("password", PASSWORD_PER_USER, PASSWORD_PER_ADDRESS),
-        "2fa": Limiter("2fa", TWO_FACTOR_PER_USER, TWO_FACTOR_PER_ADDRESS),
+        "password": Limiter("password", PASSWORD_PER_USER, PASSWORD_PER_ADDRESS, key),
+        "2fa": Limiter("2fa", TWO_FACTOR_PER_USER, TWO_FACTOR_PER_ADDRESS, key),
     }

@@ -116,7 +116,7 @@ def init_web(app: Flask) -> None:
     manager.user_loader(load_account)
     manager.login_view = "web.login"
     manager.login_message = None
-    app.extensions["privindex_limits"] = login_limiters()
+    app.extensions["privindex_limits"] = login_limiters(app.secret_key)
 
     app.url_map.converters["int"] = RowId
     from privindex.web import account, admin, projects, publishers, signin, upstream  # noqa: F401  (routes)
