@@ -14,6 +14,7 @@ from werkzeug.test import Client
 
 from privindex.auth import tokens
 from privindex.simple import OFFERS, SimpleAPI, negotiate
+from privindex.store import Store
 from privindex.distfile import InvalidDistribution, parse_filename
 from privindex.index import EMPTY
 
@@ -25,8 +26,10 @@ VERSION = st.builds(lambda parts, post: ".".join(map(str, parts)) + (f".post{pos
 class EmptyIndex:
     """Just enough of an Index for the Simple API: it knows no project and no file."""
 
-    store = None
     snapshot = EMPTY
+
+    def __init__(self, store):
+        self.store = store
 
     def project(self, name):
         return None
@@ -39,8 +42,8 @@ class EmptyIndex:
 
 
 @pytest.fixture(scope="module")
-def client():
-    return Client(SimpleAPI(EmptyIndex()))
+def client(tmp_path_factory):
+    return Client(SimpleAPI(EmptyIndex(Store(tmp_path_factory.mktemp("store")))))
 
 
 @settings(max_examples=300, suppress_health_check=[HealthCheck.function_scoped_fixture])
