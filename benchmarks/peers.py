@@ -25,6 +25,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import synth
+
 REPO = Path(__file__).resolve().parent.parent
 
 VENVS = {
@@ -340,7 +342,7 @@ def devpi_loaded(bin_dir: Path, cache: Path, store_folder: Path, key: str, workd
         return serverdir
     if serverdir.exists():
         shutil.rmtree(serverdir)  # an interrupted load
-    files = sorted(store_folder.iterdir())
+    files = synth.dist_files(store_folder)
     log(f"loading {len(files)} files into devpi (once; kept in {serverdir}) ...")
     started = time.monotonic()
     devpi_init(bin_dir, serverdir)

@@ -126,7 +126,7 @@ class Context:
         self.client = "wrk" if loadgen.have_wrk() and not args.python_client else "python"
         self.pages: tuple[bytes, bytes] | None = None  # privindex's pages, for nginx
         self.bins: dict[str, Path] = {}
-        self.store_mb = sum(f.stat().st_size for f in store.folder.iterdir()) / 1e6
+        self.store_mb = sum(f.stat().st_size for f in store.files()) / 1e6
 
     def bin(self, venv: str) -> Path:
         if venv not in self.bins:
@@ -670,10 +670,10 @@ def scale_targets(results: dict, conns: list[int]) -> list[dict]:
 def sha256sum_rates(folder: Path) -> dict:
     """MB/s of coreutils' sha256sum over the store's files, with one process and with one
     per core (xargs -P): the disk-and-hash speed a cold index can hope for."""
-    out = {"store_mb": round(sum(f.stat().st_size for f in folder.iterdir()) / 1e6, 1)}
+    out = {"store_mb": round(sum(f.stat().st_size for f in synth.dist_files(folder)) / 1e6, 1)}
     for label, parallel in (("one_core", 1), ("all_cores", os.cpu_count() or 1)):
         started = time.monotonic()
-        subprocess.run(f"find . -type f -print0 | xargs -0 -n 500 -P {parallel} sha256sum > /dev/null",
+        subprocess.run(f"find . -type f ! -path './.*' -print0 | xargs -0 -n 500 -P {parallel} sha256sum > /dev/null",
                        shell=True, cwd=folder, check=True)
         out[label] = round(out["store_mb"] / (time.monotonic() - started), 1)
     return out

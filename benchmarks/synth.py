@@ -40,6 +40,15 @@ class SynthStore:
     def file_count(self) -> int:
         return self.manifest["files"]
 
+    def files(self) -> list[Path]:
+        """The package files, sorted; not what a server under test leaves in the folder
+        (privindex's hidden `.privindex-ready/` probe folder, say)."""
+        return dist_files(self.folder)
+
+
+def dist_files(folder: Path) -> list[Path]:
+    return sorted(f for f in folder.iterdir() if not f.name.startswith(".") and f.is_file())
+
 
 def project_name(i: int) -> str:
     return f"syn-{i:05d}"
