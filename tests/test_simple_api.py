@@ -265,3 +265,34 @@ def test_revalidation_keeps_the_connection_open(url):
     conn.getresponse().read()
     assert conn.sock.getsockname()[1] == local_port  # still the same socket
     conn.close()
+
+
+def test_a_big_project_list_arrives_whole_to_many_clients_at_once(tmp_path):
+    """The project list past 64 KB goes to waitress as a file over the cached page (one copy
+    for every connection, not one each): every client still gets every byte of it."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from conftest import start_server
+    from wheels import make_wheel
+
+    store = tmp_path / "store"
+    store.mkdir()
+    names = [f"a-rather-long-project-name-for-a-big-list-{i:04d}" for i in range(1200)]
+    for name in names:
+        make_wheel(store, name, "1.0")
+    server = start_server(store, tmp_path / "data")
+    try:
+        for accept in (ACCEPT_HTML_ONLY, ACCEPT_JSON_ONLY):
+            one = requests.get(f"{server.url}/simple/", headers={"Accept": accept}, timeout=30)
+            assert len(one.content) > 64 * 1024
+            assert int(one.headers["Content-Length"]) == len(one.content)
+            with PyPISimple(f"{server.url}/simple/", accept=accept) as client:
+                assert len(client.get_index_page().projects) == len(names)
+            with requests.Session() as session, ThreadPoolExecutor(16) as pool:
+                bodies = list(pool.map(lambda _: session.get(f"{server.url}/simple/", headers={"Accept": accept},
+                                                             timeout=30).content, range(48)))
+            assert all(body == one.content for body in bodies)
+            head = requests.head(f"{server.url}/simple/", headers={"Accept": accept}, timeout=30)
+            assert head.content == b"" and head.headers["Content-Length"] == one.headers["Content-Length"]
+    finally:
+        server.stop()
