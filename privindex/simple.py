@@ -552,8 +552,8 @@ def _send(environ: dict, start_response: StartResponse, fh, size: int, mtime: fl
     headers = _file_headers(content_type, etag, mtime)
     if environ["REQUEST_METHOD"] == "GET" and not any(key in environ for key in _CONDITIONAL):
         start_response("200 OK", [*headers, ("Content-Length", str(size))])
-        return wrap_file(environ, fh, CHUNK)
-    response = Response(wrap_file(environ, fh, CHUNK), headers=headers, direct_passthrough=True)
+        return wrap_file(environ, _ReadsCapped(fh), CHUNK)
+    response = Response(wrap_file(environ, _ReadsCapped(fh), CHUNK), headers=headers, direct_passthrough=True)
     response.content_length = size
     try:
         response.make_conditional(environ, accept_ranges=True, complete_length=size)
@@ -577,7 +577,29 @@ def _shared_body(environ: dict, body: bytes) -> Iterable[bytes]:
     wrapper = environ.get("wsgi.file_wrapper")
     if wrapper is None or len(body) < SHARED_BODY_MIN:
         return [body]
-    return wrapper(BytesIO(body), 256 * 1024)
+    return wrapper(_ReadsCapped(BytesIO(body)), CHUNK)
+
+
+READ_CAP = 1024 * 1024
+
+
+class _ReadsCapped:
+    """A file that returns at most READ_CAP bytes a read. waitress reads a file wrapper's
+    file in pieces of the socket's send buffer size, 4 MB on loopback: each piece a new
+    4 MB bytes object, which glibc, its mmap threshold raised after the first, kept on a
+    fragmenting heap (RSS +8 MB per 20 MB download; 215 MB peak at 20,000 projects). 1 MB
+    pieces keep the socket as full (waitress loops until it would block): 20 MB downloads,
+    wrk c=1 / 16, /tmp/dev/bigtp.sh, two runs each: 56-64 / 79-84 req/s as before
+    (256 KB pieces: 15 % fewer), peak RSS 85 MB instead of 135."""
+
+    __slots__ = ("_file", "seek", "tell", "close")
+
+    def __init__(self, file):
+        self._file = file
+        self.seek, self.tell, self.close = file.seek, file.tell, file.close
+
+    def read(self, size: int = -1) -> bytes:
+        return self._file.read(READ_CAP if size < 0 or size > READ_CAP else size)
 
 
 def _etag_matches(header: str | None, etag: str) -> bool:

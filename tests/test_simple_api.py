@@ -267,9 +267,11 @@ def test_revalidation_keeps_the_connection_open(url):
     conn.close()
 
 
-def test_a_big_project_list_arrives_whole_to_many_clients_at_once(tmp_path):
+def test_big_answers_arrive_whole_to_many_clients_at_once(tmp_path):
     """The project list past 64 KB goes to waitress as a file over the cached page (one copy
-    for every connection, not one each): every client still gets every byte of it."""
+    for every connection, not one each), and files are read a megabyte at a time: every
+    client still gets every byte, and ranges across those pieces are right."""
+    import os
     from concurrent.futures import ThreadPoolExecutor
 
     from conftest import start_server
@@ -280,14 +282,21 @@ def test_a_big_project_list_arrives_whole_to_many_clients_at_once(tmp_path):
     names = [f"a-rather-long-project-name-for-a-big-list-{i:04d}" for i in range(1200)]
     for name in names:
         make_wheel(store, name, "1.0")
+    big = make_wheel(store, "big-payload", "1.0", payload=os.urandom(5 * 1024 * 1024 + 123))
     server = start_server(store, tmp_path / "data")
     try:
+        file_url = f"{server.url}/packages/{big.name}"
+        with requests.Session() as session, ThreadPoolExecutor(8) as pool:
+            bodies = list(pool.map(lambda _: session.get(file_url, timeout=60).content, range(16)))
+        assert all(body == big.read_bytes() for body in bodies)
+        ranged = requests.get(file_url, headers={"Range": "bytes=1048000-3146000"}, timeout=60)
+        assert ranged.status_code == 206 and ranged.content == big.read_bytes()[1048000:3146001]
         for accept in (ACCEPT_HTML_ONLY, ACCEPT_JSON_ONLY):
             one = requests.get(f"{server.url}/simple/", headers={"Accept": accept}, timeout=30)
             assert len(one.content) > 64 * 1024
             assert int(one.headers["Content-Length"]) == len(one.content)
             with PyPISimple(f"{server.url}/simple/", accept=accept) as client:
-                assert len(client.get_index_page().projects) == len(names)
+                assert len(client.get_index_page().projects) == len(names) + 1
             with requests.Session() as session, ThreadPoolExecutor(16) as pool:
                 bodies = list(pool.map(lambda _: session.get(f"{server.url}/simple/", headers={"Accept": accept},
                                                              timeout=30).content, range(48)))
