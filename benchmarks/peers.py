@@ -186,30 +186,12 @@ def nginx(workdir: Path, store: Path, root_page: bytes, project_page: bytes) -> 
     pages.mkdir(parents=True, exist_ok=True)
     (pages / "root.html").write_bytes(root_page)
     (pages / "project.html").write_bytes(project_page)
-    conf = workdir / "nginx.conf"
-    user = "user root;\n" if os.geteuid() == 0 else ""
-    temp = "\n".join(f"  {kind}_temp_path {workdir}/tmp-{kind};"
-                     for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
-    conf.write_text(f"""{user}daemon off;
-worker_processes auto;
-pid {workdir}/nginx.pid;
-error_log {workdir}/error.log warn;
-events {{ worker_connections 1024; }}
-http {{
-  include /etc/nginx/mime.types;
-  access_log off;
-  sendfile on;
-  tcp_nopush on;
-  keepalive_requests 1000000;
-{temp}
-  server {{
+    conf = nginx_http_conf(workdir, f"""  server {{
     listen 127.0.0.1:{port};
     location = /simple/ {{ root {pages}; default_type text/html; try_files /root.html =404; }}
     location /simple/ {{ root {pages}; default_type text/html; try_files /project.html =404; }}
     location /packages/ {{ alias {store}/; }}
-  }}
-}}
-""")
+  }}""")
     return Server("nginx", ["nginx", "-c", str(conf), "-p", str(workdir), "-e", str(workdir / "error.log")],
                   port, notes=["nginx serves one pre-rendered project page for every /simple/<project>/"])
 
