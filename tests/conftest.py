@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tarfile
@@ -240,6 +241,27 @@ def http_status(url: str) -> int | None:
         return exc.code
     except OSError:
         return None
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run_nginx(folder: Path, conf: Path, port: int, *args: str) -> subprocess.Popen:
+    """Debian's nginx on conf (prefix and error log in folder), once it listens on port;
+    its start-up error fails the test."""
+    proc = subprocess.Popen(["nginx", "-c", str(conf), "-p", str(folder), "-e", str(folder / "error.log"), *args],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    def listening() -> bool:
+        assert proc.poll() is None, proc.stderr.read().decode()
+        with socket.socket() as s:
+            return s.connect_ex(("127.0.0.1", port)) == 0
+
+    wait_until(listening, 20)
+    return proc
 
 
 def wait_until(predicate, timeout: float, interval: float = 0.05) -> float:

@@ -24,7 +24,7 @@ import requests
 from urllib3 import encode_multipart_formdata
 
 import testdb
-from conftest import pip, privindex_cli, start_server, twine, uv, wait_until
+from conftest import free_port, pip, privindex_cli, run_nginx, start_server, twine, uv, wait_until
 from helpers import listed
 from webclient import uploader
 from wheels import make_wheel, upload_form
@@ -39,12 +39,6 @@ if os.environ.get("CI") == "true" and not testdb.ON_POSTGRES:
 
 FOLLOW = 2.0  # seconds: a server lists what another published within a watcher pass or two
 TEMP_PREFIX = ".privindex-upload-"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def start_nginx(folder: Path, port: int, upstreams: list[str]) -> subprocess.Popen:
@@ -84,16 +78,7 @@ def start_nginx(folder: Path, port: int, upstreams: list[str]) -> subprocess.Pop
             }}
         }}
         """)
-    proc = subprocess.Popen(["nginx", "-p", str(folder), "-c", str(conf), "-e", str(folder / "error.log"),
-                             "-g", "daemon off;"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-
-    def listening() -> bool:
-        assert proc.poll() is None, proc.stderr.read().decode()
-        with socket.socket() as s:
-            return s.connect_ex(("127.0.0.1", port)) == 0
-
-    wait_until(listening, 20)
-    return proc
+    return run_nginx(folder, conf, port, "-g", "daemon off;")
 
 
 class Balanced:

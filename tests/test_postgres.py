@@ -6,24 +6,17 @@ The rest of the suite runs on PostgreSQL as well when TEST_PRIVINDEX_DATABASE_UR
 
 from __future__ import annotations
 
-import socket
 
 import peewee
 import pytest
 
 import testdb
-from conftest import run_privindex
+from conftest import free_port, run_privindex
 
 from privindex.db import connect, schema_version
 from privindex.migrations import MIGRATIONS, Dialects, MissingDialect, run
 
 needs_postgres = pytest.mark.skipif(not testdb.ON_POSTGRES, reason="needs TEST_PRIVINDEX_DATABASE_URL")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_a_database_url_password_is_never_printed(tmp_path):

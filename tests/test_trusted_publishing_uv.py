@@ -15,13 +15,12 @@ import ipaddress
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from conftest import add_user, client_env, privindex_cli, run, start_server, wait_until
+from conftest import add_user, client_env, free_port, privindex_cli, run, run_nginx, start_server
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -73,12 +72,6 @@ def make_ca(folder: Path) -> tuple[Path, Path, Path]:
     return paths
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def start_nginx(folder: Path, port: int, upstream: str, cert: Path, key: Path) -> subprocess.Popen:
     (folder / "tmp").mkdir()
     conf = folder / "nginx.conf"
@@ -110,16 +103,7 @@ def start_nginx(folder: Path, port: int, upstream: str, cert: Path, key: Path) -
             }}
         }}
         """)
-    proc = subprocess.Popen(["nginx", "-c", str(conf), "-p", str(folder), "-e", str(folder / "error.log")],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-
-    def listening() -> bool:
-        assert proc.poll() is None, proc.stderr.read().decode()
-        with socket.socket() as s:
-            return s.connect_ex(("127.0.0.1", port)) == 0
-
-    wait_until(listening, 20)
-    return proc
+    return run_nginx(folder, conf, port)
 
 
 @pytest.fixture(scope="module")
