@@ -23,13 +23,14 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from types import MappingProxyType
-from typing import Callable, Iterable, Iterator, Mapping, NamedTuple
+from typing import NamedTuple
 
 from packaging.version import Version
 
@@ -132,6 +133,35 @@ class Snapshot:
 EMPTY = Snapshot(MappingProxyType({}), (), MappingProxyType({}), MappingProxyType({}))
 
 
+class _FromDatabase(Mapping):
+    """A snapshot's projects or files read from the database when first asked for: what
+    readers see between load_recorded() and the index holding every record. Looking a key
+    up is one indexed query (then remembered: writers wait for every record, so nothing
+    changes meanwhile); counting answers what load_recorded counted; iterating needs every
+    key, so it loads every record and goes over the snapshot that then replaces this one."""
+
+    def __init__(self, read: Callable[[str], object | None], size: int,
+                 current: Callable[[], Mapping], load_all: Callable[[], None]):
+        self._read, self._size, self._current, self._load_all = read, size, current, load_all
+        self._seen: dict[str, object] = {}
+
+    def __getitem__(self, key: str):
+        found = self._seen.get(key)
+        if found is None:
+            found = self._read(key)
+            if found is None:
+                raise KeyError(key)
+            self._seen[key] = found
+        return found
+
+    def __len__(self) -> int:
+        return self._size
+
+    def __iter__(self) -> Iterator[str]:
+        self._load_all()
+        return iter(self._current())
+
+
 DROP = "drop"  # _read: not a distribution
 _Read = "tuple[str, IndexedFile | None, FileFacts | None] | str | None"
 
@@ -169,6 +199,8 @@ class Index:
         self._unjudged: dict[str, IndexedFile] = {}  # recorded, not listed until catch_up judges them
         self.indexing: Indexing | None = None  # set while catch_up runs
         self._created = time.time()  # upload temp files older than this were left by a crash
+        self._loading = threading.Lock()  # _load_records, once
+        self._loaded = False  # whether the working copy holds every record (else: read on demand)
 
     # -- reading (lock-free: one snapshot per call) ------------------------------------------
 
@@ -201,20 +233,61 @@ class Index:
     def load(self, progress: Progress | None = None) -> None:
         """Everything, before returning: what the database recorded, then the disk checked
         against it (the CLI and in-process tests; `serve` runs catch_up in the background)."""
-        self.load_recorded()
         self.catch_up(progress)
 
     def load_recorded(self) -> None:
-        """List at once what the database recorded as published and unchanged, without
-        touching the disk: one query, so a server answers within a second of starting at
-        any store size. Until catch_up() has compared the disk, a download still checks the
-        file's size and mtime against the record, so changed bytes are never served (409).
-
-        The one loop a warm start spends its time in: rows from a raw cursor (joined with
-        their publications by SQL: no row is held twice) straight into entries, with
-        strings shared across rows."""
+        """Answer at once from what the database recorded, without touching the disk or
+        reading every record: the project list comes from one grouped query over two
+        covering indexes (0.1 s at 100,000 files, against 1.4 s to hold every record in
+        memory), and a project's page or a file from the database when first asked for.
+        catch_up() then loads every record (_load_records) and compares the disk. Until it
+        has, a download still checks the file's size and mtime against the record, so
+        changed bytes are never served (409)."""
         with self._refreshing:
-            self._revision = publications.latest_revision()
+            display: dict[str, str] = {}
+            count, mixed = 0, []
+            for project, first, last, files in database.execute_sql(_LISTING_SQL):
+                count += files
+                display[project] = first
+                if first != last:  # names spelled differently across files: the latest's wins
+                    mixed.append(project)
+            projects = _FromDatabase(self._recorded_project, len(display), lambda: self.snapshot.projects,
+                                     self._load_records)
+            for project in mixed:
+                found = projects.get(project)
+                if found is None:
+                    del display[project]
+                else:
+                    display[project] = found.display_name
+            files = _FromDatabase(self._recorded_file, count, lambda: self.snapshot.files, self._load_records)
+            with self._lock:
+                if not self._loaded:  # a writer may have needed every record already
+                    self.snapshot = Snapshot(projects, tuple(sorted(display.items())), files, EMPTY.withdrawn)
+            self.indexing = Indexing(indexed=count)  # until catch_up has compared the disk
+
+    def _recorded_project(self, name: str) -> Project | None:
+        listed = [entry for entry, served in self._recorded(_LOAD_SQL + " WHERE d.project = ", name) if served]
+        return _build_project(name, listed) if listed else None
+
+    def _recorded_file(self, path: str) -> IndexedFile | None:
+        return next((entry for entry, served in self._recorded(_LOAD_SQL + " WHERE d.path = ", path) if served), None)
+
+    @staticmethod
+    def _recorded(query: str, key: str) -> Iterator[tuple[IndexedFile, bool]]:
+        for row in database.execute_sql(query + database.param, (key,)).fetchall():
+            yield _entry(*row[:-1]), bool(row[-1])
+
+    def _load_records(self) -> None:
+        """Hold every record in memory, listed as load_recorded() lists them: what catch_up
+        compares the disk with and writers change. Once, by whoever needs it first; the
+        loop a warm start spends its time in (rows from a raw cursor, joined with their
+        publications by SQL, straight into entries, with strings shared across rows)."""
+        if self._loaded:
+            return
+        with self._loading:
+            if self._loaded:
+                return
+            revision = publications.latest_revision()
             files: dict[str, IndexedFile] = {}
             by_project: dict[str, list[IndexedFile]] = {}
             unjudged: dict[str, IndexedFile] = {}
@@ -234,6 +307,7 @@ class Index:
             rank = _version_ranks({e.version for e in files.values()})
             projects = {name: _build_project(name, listed, rank) for name, listed in by_project.items()}
             with self._lock:
+                self._revision = revision
                 self._files = files
                 self._unjudged = unjudged
                 self._projects = projects
@@ -242,7 +316,7 @@ class Index:
                     self._dir_paths.setdefault(_dirname(path), set()).add(path)
                 self._project_list = tuple(sorted((name, p.display_name) for name, p in projects.items()))
                 self._publish(())
-            self.indexing = Indexing(indexed=len(files))  # until catch_up has compared the disk
+                self._loaded = True
 
     def catch_up(self, progress: Progress | None = None) -> None:
         """Compare the disk with what load_recorded() listed and index the difference:
@@ -252,6 +326,7 @@ class Index:
         `self.indexing` say how far it is; the watcher's refresh() takes over after."""
         started = time.monotonic()
         with self._refreshing:
+            self._load_records()
             self.indexing = Indexing(indexed=len(self._files))
             leftovers = self.store.remove_stale_temp_files(before=self._created)
             if leftovers:
@@ -311,6 +386,7 @@ class Index:
         """Catch up with changes made by hand or by another process. Folders are listed and
         files hashed without the index lock; the lock is taken once, briefly, at the end."""
         with self._refreshing:
+            self._load_records()
             self._follow_yanks()
             found = self._survey()
             for row in publications.changed_since(self._revision):
@@ -375,12 +451,14 @@ class Index:
 
     def add(self, entry: IndexedFile) -> None:
         """List a file the publishing service has just written and recorded."""
+        self._load_records()
         with self._lock:
             self._put(entry)
             self._fresh[entry.path] = time.monotonic() + WATCH_NEW_SECONDS
             self._publish({entry.project})
 
     def discard(self, path: str) -> None:
+        self._load_records()
         with self._lock:
             name = self._drop(path)
             if name:
@@ -388,6 +466,7 @@ class Index:
 
     def set_yanked(self, path: str, yanked: bool, reason: str = "") -> IndexedFile | None:
         """The updated entry, or None if the file is no longer listed (deleted meanwhile)."""
+        self._load_records()
         with self._lock:
             current = self._files.get(path)
             if current is None:
@@ -723,6 +802,13 @@ _LOAD_SQL = (
                           else f"d.{f.column_name}" for f in _ROW_FIELDS)
     + ", (p.sha256 = d.sha256 AND p.withdrawn_sha256 IS NULL)"
     " FROM dist_file d LEFT JOIN published_file p ON p.filename = d.filename"
+)
+# per listed project: its name as its files spell it (alphabetically first and last) and how
+# many files it lists; read from the indexes dist_file_listing and published_file_listing alone
+_LISTING_SQL = (
+    "SELECT d.project, MIN(d.name), MAX(d.name), COUNT(*) FROM dist_file d"
+    " JOIN published_file p ON p.filename = d.filename"
+    " WHERE p.sha256 = d.sha256 AND p.withdrawn_sha256 IS NULL GROUP BY d.project"
 )
 
 

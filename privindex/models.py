@@ -21,7 +21,7 @@ class DistFile(BaseModel):
 
     path = peewee.TextField(unique=True)
     filename = peewee.TextField(default="")  # the path's last part: what publications are keyed by
-    project = peewee.TextField(index=True)
+    project = peewee.TextField()  # indexed with name, filename and sha256 (migrations.v11)
     name = peewee.TextField()
     version = peewee.TextField()
     size = peewee.IntegerField()

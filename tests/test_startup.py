@@ -13,6 +13,7 @@ from conftest import start_server, wait_until
 from helpers import listed
 from wheels import make_wheel
 
+from privindex import audit, files
 from privindex import index as index_module
 from privindex.app import create_app
 from privindex.config import Settings
@@ -65,6 +66,32 @@ def test_a_start_lists_the_record_at_once_and_never_serves_bytes_changed_while_s
     assert page_files(client, "changed") == {}  # withdrawn: its published digest is not on disk
     assert b"withdrawn" in client.get(f"/packages/{changed.name}").data
     assert client.get("/readyz").status_code == 200 and "indexing" not in client.get("/health").json
+
+
+def test_a_warm_start_reads_pages_from_the_record_until_a_writer_or_catch_up_loads_it(tmp_path):
+    """load_recorded lists the projects from one query and reads each page from the
+    database when asked for; what it serves is what the whole record in memory serves."""
+    store = tmp_path / "store"
+    make_wheel(store, "mixed-case", "1.0", metadata_name="Mixed-Case")
+    make_wheel(store, "mixed-case", "2.0", metadata_name="mixed-case")  # the latest spelling wins
+    other = make_wheel(store, "other", "1.0")
+    loaded = create_app(settings(tmp_path)).test_client()
+    pages = ["/simple/", "/simple/mixed-case/", "/simple/other/"]
+    expected = {url: loaded.get(url).data for url in pages}
+    assert b">mixed-case</a>" in expected["/simple/"]
+
+    app = create_app(settings(tmp_path), index_later=True)
+    client, index = app.test_client(), app.extensions["privindex"].index
+    assert {url: client.get(url).data for url in pages} == expected
+    assert client.get(f"/packages/{other.name}").data == other.read_bytes()
+    assert client.get("/simple/absent/").status_code == 404
+    assert (client.get("/health").json["projects"], client.get("/health").json["files"]) == (2, 3)
+    # a writer before catch_up: the record is loaded first, so nothing listed is lost
+    with bound(app.extensions["privindex"].database):
+        files.set_yanked(index, None, "other", other.name, True, "broken", audit.Context(via="cli"))
+    assert page_files(client, "mixed-case") == page_files(loaded, "mixed-case")
+    assert client.get("/simple/", headers=JSON).json == loaded.get("/simple/", headers=JSON).json
+    assert client.get("/simple/other/", headers=JSON).json["files"][0]["yanked"] == "broken"
 
 
 def test_pages_fill_in_a_batch_at_a_time_while_the_store_is_read(tmp_path, monkeypatch):
