@@ -114,7 +114,7 @@ def publish_upload(store: Store, index: Index, auth: TokenAuth, ctx: audit.Conte
         if linked:  # the commit failed after the file appeared: take it back
             store.remove(path)
         raise
-    entry = entry._replace(upload_time=published.published_at)
+    entry = entry.with_facts(upload_time=published.published_at)
     index.add(entry)
     return Published(outcome, entry)
 

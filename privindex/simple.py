@@ -369,7 +369,7 @@ class SimpleAPI:
                     st = os.stat(full_path)
                 except OSError:
                     return _not_found(start_response)
-                if (st.st_size, st.st_mtime_ns) != (indexed.size, indexed.mtime_ns):
+                if (st.st_size, st.st_mtime_ns) != indexed.signature:
                     return self._changed(start_response, indexed)
                 return _hand_off(environ, start_response, self.proxy_send.header, target,  # type: ignore[union-attr]
                                  st.st_size, st.st_mtime, indexed.sha256, _content_type(indexed.filename))
@@ -378,7 +378,7 @@ class SimpleAPI:
             except OSError:
                 return _not_found(start_response)
             st = os.fstat(fh.fileno())
-            if (st.st_size, st.st_mtime_ns) != (indexed.size, indexed.mtime_ns):
+            if (st.st_size, st.st_mtime_ns) != indexed.signature:
                 fh.close()
                 return self._changed(start_response, indexed)
             return _send(environ, start_response, fh, st.st_size, st.st_mtime, indexed.sha256,
