@@ -308,7 +308,7 @@ class Index:
             with self._lock:
                 if not self._loaded:  # a writer may have needed every record already
                     self.snapshot = Snapshot(projects, tuple(sorted(display.items())), files, EMPTY.withdrawn)
-            self.indexing = Indexing(indexed=count)  # until catch_up has compared the disk
+                    self.indexing = Indexing(indexed=count)  # until catch_up has compared the disk
 
     def _recorded_project(self, name: str) -> Project | None:
         listed = [entry for entry, served in self._recorded(_LOAD_SQL + " WHERE d.project = ", name) if served]
