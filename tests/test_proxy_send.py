@@ -11,14 +11,12 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import socket
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import requests
-from conftest import Accounts, client_env, populate, run, start_server, wait_until
+from conftest import Accounts, client_env, free_port, populate, run, run_nginx, start_server
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -39,21 +37,13 @@ class Proxied:
         populate(base / "store", dists)
         env = {f"PRIVINDEX_{k.upper()}": v for k, v in settings.items()}
         self.server = start_server(base / "store", base / "data", env={"PRIVINDEX_TRUSTED_PROXY": "127.0.0.1", **env})
-        port = peers.free_port()
+        port = free_port()
         upstream_port = int(self.server.url.rsplit(":", 1)[1])
         work = base / "nginx"
         conf = peers.nginx_http_conf(work, peers.readme_nginx_config(port, upstream_port, base / "store",
                                                                        work / "cache"), workers="1")
-        self.nginx = subprocess.Popen(["nginx", "-c", str(conf), "-p", str(work), "-e", str(work / "error.log")],
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.nginx = run_nginx(work, conf, port)
         self.url = f"http://127.0.0.1:{port}"
-
-        def listening() -> bool:
-            assert self.nginx.poll() is None, self.nginx.stderr.read().decode()
-            with socket.socket() as s:
-                return s.connect_ex(("127.0.0.1", port)) == 0
-
-        wait_until(listening, 20)
         self.store = base / "store"
 
     def close(self) -> None:
