@@ -200,8 +200,22 @@ class _FromDatabase(Mapping):
         return self._size
 
     def __iter__(self) -> Iterator[str]:
+        return iter(self._everything())
+
+    # the views go over the loaded snapshot too: Mapping's own would look each key up here,
+    # one query per file
+    def keys(self):
+        return self._everything().keys()
+
+    def values(self):
+        return self._everything().values()
+
+    def items(self):
+        return self._everything().items()
+
+    def _everything(self) -> Mapping:
         self._load_all()
-        return iter(self._current())
+        return self._current()
 
 
 DROP = "drop"  # _read: not a distribution

@@ -86,6 +86,8 @@ def test_a_warm_start_reads_pages_from_the_record_until_a_writer_or_catch_up_loa
     assert client.get(f"/packages/{other.name}").data == other.read_bytes()
     assert client.get("/simple/absent/").status_code == 404
     assert (client.get("/health").json["projects"], client.get("/health").json["files"]) == (2, 3)
+    stored = sum(p.stat().st_size for p in store.glob("*.whl"))
+    assert f"privindex_index_bytes {float(stored)}" in client.get("/metrics").text  # goes over every file
     # a writer before catch_up: the record is loaded first, so nothing listed is lost
     with bound(app.extensions["privindex"].database):
         files.set_yanked(index, None, "other", other.name, True, "broken", audit.Context(via="cli"))
