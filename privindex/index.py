@@ -182,9 +182,8 @@ class _FromDatabase(Mapping):
     changes meanwhile); counting answers what load_recorded counted; iterating needs every
     key, so it loads every record and goes over the snapshot that then replaces this one."""
 
-    def __init__(self, read: Callable[[str], object | None], size: int,
-                 current: Callable[[], Mapping], load_all: Callable[[], None]):
-        self._read, self._size, self._current, self._load_all = read, size, current, load_all
+    def __init__(self, read: Callable[[str], object | None], size: int, everything: Callable[[], Mapping]):
+        self._read, self._size, self._everything = read, size, everything  # everything: once loaded
         self._seen: dict[str, object] = {}
 
     def __getitem__(self, key: str):
@@ -212,10 +211,6 @@ class _FromDatabase(Mapping):
 
     def items(self):
         return self._everything().items()
-
-    def _everything(self) -> Mapping:
-        self._load_all()
-        return self._current()
 
 
 DROP = "drop"  # _read: not a distribution
@@ -310,15 +305,14 @@ class Index:
                 display[project] = first
                 if first != last:  # names spelled differently across files: the latest's wins
                     mixed.append(project)
-            projects = _FromDatabase(self._recorded_project, len(display), lambda: self.snapshot.projects,
-                                     self._load_records)
+            projects = _FromDatabase(self._recorded_project, len(display), lambda: self._loaded_snapshot().projects)
             for project in mixed:
                 found = projects.get(project)
                 if found is None:
                     del display[project]
                 else:
                     display[project] = found.display_name
-            files = _FromDatabase(self._recorded_file, count, lambda: self.snapshot.files, self._load_records)
+            files = _FromDatabase(self._recorded_file, count, lambda: self._loaded_snapshot().files)
             with self._lock:
                 if not self._loaded:  # a writer may have needed every record already
                     self.snapshot = Snapshot(projects, tuple(sorted(display.items())), files, EMPTY.withdrawn)
@@ -336,11 +330,15 @@ class Index:
         for row in database.execute_sql(query + database.param, (key,)).fetchall():
             yield _entry(*row[:-1]), bool(row[-1])
 
+    def _loaded_snapshot(self) -> Snapshot:
+        """The snapshot once every record is in memory (loading them if need be)."""
+        self._load_records()
+        return self.snapshot
+
     def _load_records(self) -> None:
         """Hold every record in memory, listed as load_recorded() lists them: what catch_up
-        compares the disk with and writers change. Once, by whoever needs it first; the
-        loop a warm start spends its time in (rows from a raw cursor, joined with their
-        publications by SQL, straight into entries, with strings shared across rows)."""
+        compares the disk with and writers change. Once, by whoever needs it first: one
+        query joining the records with their publications, rows straight into entries."""
         if self._loaded:
             return
         with self._loading:
@@ -350,18 +348,13 @@ class Index:
             files: dict[str, IndexedFile] = {}
             by_project: dict[str, list[IndexedFile]] = {}
             unjudged: dict[str, IndexedFile] = {}
-            intern, fromhex, pack = sys.intern, bytes.fromhex, _NUMBERS.pack
-            for (path, project, name, version, size, mtime_ns, sha256, requires_python, metadata_sha256,
-                 upload_time, yanked, yanked_reason, listed) in database.execute_sql(_LOAD_SQL):
-                entry = IndexedFile(
-                    path, intern(project), intern(name), intern(version),
-                    intern(requires_python) if requires_python else None, bool(yanked), yanked_reason or "",
-                    pack(size, mtime_ns, upload_time) + fromhex(sha256 + (metadata_sha256 or "")))
+            for *row, listed in database.execute_sql(_LOAD_SQL):
+                entry = _entry(*row)
                 if listed:
-                    files[path] = entry
+                    files[entry.path] = entry
                     by_project.setdefault(entry.project, []).append(entry)
                 else:  # unpublished, withdrawn or changed: catch_up judges it
-                    unjudged[path] = entry
+                    unjudged[entry.path] = entry
             rank = _version_ranks({e.version for e in files.values()})
             projects = {name: _build_project(name, listed, rank) for name, listed in by_project.items()}
             with self._lock:
