@@ -6,7 +6,6 @@ The rest of the suite runs on PostgreSQL as well when TEST_PRIVINDEX_DATABASE_UR
 
 from __future__ import annotations
 
-
 import peewee
 import pytest
 

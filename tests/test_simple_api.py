@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import hashlib
+import os
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 
 import pytest
 import requests
+from conftest import start_server
 from helpers import V1_JSON
 from pypi_simple import ACCEPT_HTML_ONLY, ACCEPT_JSON_ONLY, PyPISimple
+from wheels import make_wheel
 
 V1_HTML = "application/vnd.pypi.simple.v1+html"
 
@@ -271,12 +275,6 @@ def test_big_answers_arrive_whole_to_many_clients_at_once(tmp_path):
     """The project list past 64 KB goes to waitress as a file over the cached page (one copy
     for every connection, not one each), and files are read a megabyte at a time: every
     client still gets every byte, and ranges across those pieces are right."""
-    import os
-    from concurrent.futures import ThreadPoolExecutor
-
-    from conftest import start_server
-    from wheels import make_wheel
-
     store = tmp_path / "store"
     store.mkdir()
     names = [f"a-rather-long-project-name-for-a-big-list-{i:04d}" for i in range(1200)]
