@@ -56,7 +56,7 @@ def main() -> None:
 @click.option("--port", type=int, help="TCP port; 0 picks a free one [default: 8080].")
 @click.option("--threads", type=int, help="Worker threads [default: 8].")
 @click.option("--upstream", "upstream_url", metavar="URL",
-              help="Serve names not known here from this index, e.g. https://pypi.org/simple/.")
+              help="Serve names not known here from this index, e.g. https://upstream.example/simple/.")
 @click.option("--send-files-via", type=click.Choice(["off", "x-accel-redirect", "x-sendfile"]),
               help="Let the reverse proxy send package files (nginx: x-accel-redirect) [default: off].")
 @settings_options

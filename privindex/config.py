@@ -159,7 +159,7 @@ class Settings:
         if self.upstream_url:
             parts = urlsplit(self.upstream_url)
             if parts.scheme not in ("http", "https") or not parts.hostname:
-                raise _bad("upstream_url", f"must look like https://pypi.org/simple/, got {self.upstream_url!r}")
+                raise _bad("upstream_url", f"must look like https://upstream.example/simple/, got {self.upstream_url!r}")
         for name in ("upstream_page_ttl", "upstream_min_age"):
             if getattr(self, name) < 0:
                 raise _bad(name, f"must be 0 or more, got {getattr(self, name)}")
