@@ -20,7 +20,7 @@ from privindex.audit import Tag
 from privindex.auth.ratelimit import Limited
 from privindex.http import audit_context
 from privindex.models import User
-from privindex.web import Account, bp, humanize_wait, limits, me, safe_next, settings
+from privindex.web import Account, bp, humanize_wait, limits, me, safe_next, session_lifetime, settings
 
 PENDING_LOGIN = "pending_login"
 WEBAUTHN_LOGIN = "webauthn_login"
@@ -72,7 +72,7 @@ def _finish_login(user: User, method: str | None, next_url: str = "", label: str
     session.clear()
     session.permanent = True
     key = sessions.start(user, request.remote_addr, request.user_agent.string, method or "password",
-                         settings().session_idle_minutes * 60)
+                         session_lifetime())
     login_user(Account(user, key))
     session["auth_at"] = time.time()
     users.record_login(user)
