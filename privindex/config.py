@@ -214,12 +214,11 @@ class Settings:
     def secure_cookies(self) -> bool:
         return self.base_url.startswith("https://")
 
-    @property
-    def session_cookie_name(self) -> str:
+    def cookie_name(self, name: str) -> str:
         """Over https the `__Host-` prefix: browsers then take the cookie only with Secure,
         Path=/ and no Domain, so no other host or plain-http page can set or replace it.
         Browsers refuse the prefix without Secure, so plain http (localhost) keeps the bare name."""
-        return ("__Host-" if self.secure_cookies else "") + "privindex_session"
+        return ("__Host-" if self.secure_cookies else "") + name
 
     @property
     def database_path(self) -> Path:

@@ -75,6 +75,14 @@ def current(key: str | None, lifetime: Lifetime) -> WebSession | None:
     return row
 
 
+def rotate(key: str) -> str:
+    """A new key for the same session (after the password was typed again): the old cookie
+    stops working, so a key seen before the re-authentication is worth nothing after it."""
+    new = secrets.token_urlsafe(32)
+    WebSession.update(key_hash=_hash(new)).where(WebSession.key_hash == _hash(key)).execute()
+    return new
+
+
 def end(key: str | None) -> None:
     """Sign-out: the row goes, so every copy of the cookie stops working."""
     if key:

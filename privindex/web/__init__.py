@@ -105,7 +105,7 @@ def init_web(app: Flask) -> None:
     conf = app.extensions["privindex"].settings
     app.secret_key = secret_key(conf.data_dir)
     app.config.update(
-        SESSION_COOKIE_NAME=conf.session_cookie_name,
+        SESSION_COOKIE_NAME=conf.cookie_name("privindex_session"),
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=conf.secure_cookies,

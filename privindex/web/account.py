@@ -62,6 +62,7 @@ def account_password():
 
 @bp.post("/account/sessions/<int:session_id>/end")
 @login_required
+@recent_auth
 def session_end(session_id: int):
     """End one of my sessions (a lost laptop, a shared computer); ending this one signs out."""
     if not sessions.end_one(me(), session_id, ctx()):
@@ -75,6 +76,7 @@ def session_end(session_id: int):
 
 @bp.post("/account/sessions/end-others")
 @login_required
+@recent_auth
 def sessions_end_others():
     """Sign out everywhere but here (offered after a factor changed, and on the account page)."""
     ended = sessions.end_all(me(), ctx(), reason="sign_out_others", keep_id=current_session().id)
@@ -84,6 +86,7 @@ def sessions_end_others():
 
 @bp.post("/account/sessions/end-all")
 @login_required
+@recent_auth
 def sessions_end_all():
     """Sign out everywhere, this browser included."""
     sessions.end_all(me(), ctx(), reason="sign_out_everywhere")

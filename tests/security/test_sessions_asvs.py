@@ -47,12 +47,21 @@ def cookie_parts(set_cookie: str) -> tuple[str, set[str]]:
     return first.split("=", 1)[0], {a.lower() for a in attrs}
 
 
+def set_cookies(resp: requests.Response) -> dict[str, tuple[str, set[str]]]:
+    """Every Set-Cookie of an answer: name -> (name=value, attributes)."""
+    out = {}
+    for header in resp.raw.headers.getlist("Set-Cookie"):
+        name, attrs = cookie_parts(header)
+        out[name] = (header.split(";", 1)[0], attrs)
+    return out
+
+
 # -- 1. the __Host- prefix over https ------------------------------------------------------------
 
-def test_session_cookie_has_the_host_prefix_behind_an_https_proxy(tmp_path):
+def test_cookies_have_the_host_prefix_behind_an_https_proxy(tmp_path):
     """public_url https:// behind a trusted proxy (X-Forwarded-Proto: https, as the README's
-    nginx sends): every session cookie is __Host-, Secure, Path=/, without Domain; and the
-    browser's next request, carrying it, is signed in."""
+    nginx sends): every cookie is __Host-, Secure, Path=/, without Domain; and the
+    browser's next request, carrying the session cookie, is signed in."""
     srv = start_server(tmp_path / "store", tmp_path / "data", env={
         "PRIVINDEX_PUBLIC_URL": "https://pypi.example.lan", "PRIVINDEX_TRUSTED_PROXY": "127.0.0.1",
         "PRIVINDEX_REQUIRE_2FA": "false"})
@@ -61,20 +70,17 @@ def test_session_cookie_has_the_host_prefix_behind_an_https_proxy(tmp_path):
         proxied = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "pypi.example.lan",
                    "X-Forwarded-For": "192.0.2.7", "Referer": "https://pypi.example.lan/login"}
         page = requests.get(f"{srv.url}/login", headers=proxied, timeout=10)
-        for resp in (page,):
-            name, attrs = cookie_parts(resp.headers["Set-Cookie"])
-            assert name == "__Host-privindex_session"
+        csrf = re.search(r'name="csrf-token" content="([^"]+)"', page.text).group(1)
+        signed = requests.post(f"{srv.url}/login", timeout=10, allow_redirects=False,
+                               headers={**proxied, "Cookie": set_cookies(page)["__Host-privindex_session"][0]},
+                               data={"csrf_token": csrf, "username": "tls", "password": PASSWORD})
+        assert signed.status_code == 302
+        made = {**set_cookies(page), **set_cookies(signed)}
+        assert set(made) == {"__Host-privindex_session", "__Host-privindex_device"}
+        for _pair, attrs in made.values():
             assert {"secure", "path=/", "httponly", "samesite=lax"} <= attrs
             assert not any(a.startswith("domain") for a in attrs)
-        cookie = page.headers["Set-Cookie"].split(";", 1)[0]
-        csrf = re.search(r'name="csrf-token" content="([^"]+)"', page.text).group(1)
-        signed = requests.post(f"{srv.url}/login", headers={**proxied, "Cookie": cookie}, timeout=10,
-                               data={"csrf_token": csrf, "username": "tls", "password": PASSWORD},
-                               allow_redirects=False)
-        assert signed.status_code == 302
-        name, attrs = cookie_parts(signed.headers["Set-Cookie"])
-        assert name == "__Host-privindex_session" and "secure" in attrs and "path=/" in attrs
-        session = signed.headers["Set-Cookie"].split(";", 1)[0]
+        session = made["__Host-privindex_session"][0]
         account = requests.get(f"{srv.url}/account/security", headers={**proxied, "Cookie": session},
                                timeout=10, allow_redirects=False)
         assert account.status_code == 200
@@ -86,12 +92,18 @@ def test_session_cookie_has_the_host_prefix_behind_an_https_proxy(tmp_path):
         srv.stop()
 
 
-def test_plain_http_on_localhost_keeps_a_cookie_browsers_accept(server):
+def test_plain_http_on_localhost_keeps_cookies_browsers_accept(server):
     """Browsers refuse __Host- without Secure, and Secure over plain http: no prefix there."""
-    name, attrs = cookie_parts(requests.get(f"{server.url}/login", timeout=10).headers["Set-Cookie"])
-    assert name == "privindex_session"
-    assert "secure" not in attrs and "path=/" in attrs and "httponly" in attrs
-    assert not any(a.startswith("domain") for a in attrs)
+    add_user(server, "plainhttp", PASSWORD)
+    client = WebClient(server.url)
+    made = set_cookies(client.get("/login"))
+    resp = client.post("/login", {"username": "plainhttp", "password": PASSWORD}, allow_redirects=False)
+    made.update(set_cookies(resp))
+    assert set(made) == {"privindex_session", "privindex_device"}
+    for name, (_pair, attrs) in made.items():
+        assert not name.startswith("__Host-")
+        assert "secure" not in attrs and "path=/" in attrs and "httponly" in attrs
+        assert not any(a.startswith("domain") for a in attrs)
 
 
 # -- 2. a factor change offers "sign out my other sessions" --------------------------------------
@@ -175,6 +187,18 @@ def test_an_admin_reset_of_second_factors_ends_every_session_of_the_user(server)
     assert events(server, "lostfactors", "user:session:revoked")[0]["details"]["reason"] == "2fa_reset"
 
 
+def test_typing_the_password_again_gives_the_session_a_new_key(server):
+    """ASVS 7.2.4: a cookie copied before the re-authentication is worth nothing after it."""
+    client, *_ = signed_in(server, "reauther")
+    copy = WebClient(server.url)
+    copy.session.cookies.update(client.session.cookies.get_dict())
+    resp = client.post("/reauth", {"password": PASSWORD, "next": "/account"}, page=client.get("/reauth").text)
+    assert resp.url.endswith("/account") and resp.status_code == 200
+    assert signed_in_as(client, server) and not signed_in_as(copy, server)
+    assert len(testdb.query(server.data_dir, "SELECT id FROM web_session WHERE user_id = ?",
+                            (user_id(server, "reauther"),))) == 1  # the same session, not a second one
+
+
 # -- 3. lifetimes -----------------------------------------------------------------------------------
 
 def test_an_hour_idle_ends_a_session_and_the_sign_in_page_says_so(server):
@@ -223,3 +247,43 @@ def test_session_limits_are_checked(environ, message):
 def test_defaults_meet_aal2():
     settings = load_settings(environ={})
     assert settings.session_idle_minutes <= 60 and settings.session_max_hours <= 24
+
+
+# -- 4. no lock-out by a stranger ---------------------------------------------------------------
+
+@pytest.fixture
+def own_server(tmp_path):
+    """A server of the test's own: every client here shares 127.0.0.1, whose limit it fills."""
+    srv = start_server(tmp_path / "store", tmp_path / "data")
+    yield srv
+    srv.stop()
+
+
+def test_a_strangers_wrong_passwords_do_not_lock_out_a_known_browser(own_server):
+    """Anyone may fill the per-user and per-address password limits (here from the same
+    address as the user); the browser the user signed in with before has a limit of its own."""
+    laptop, totp, _codes, used_at = signed_in(own_server, "target")
+    laptop.post("/logout", page=laptop.get("/account/security").text)
+    stranger = WebClient(own_server.url)
+    for _ in range(10):
+        assert stranger.login("target", "guess").status_code == 401
+    assert stranger.login("target", PASSWORD).status_code == 429  # the real password too: limited
+    assert WebClient(own_server.url).login("target", PASSWORD).status_code == 429  # any new browser
+
+    resp = laptop.login("target", PASSWORD, totp=totp, at=used_at + 30)
+    assert resp.status_code == 200 and signed_in_as(laptop, own_server)
+    # the known browser's own limit still holds against guessing
+    laptop.post("/logout", page=laptop.get("/account/security").text)
+    for _ in range(10):
+        assert laptop.login("target", "guess").status_code == 401
+    assert laptop.login("target", PASSWORD).status_code == 429
+
+
+def test_a_device_cookie_helps_only_the_user_it_names(own_server):
+    """A browser that signed in as one user gets no own limit for another name."""
+    laptop, *_ = signed_in(own_server, "owner")
+    add_user(own_server, "neighbour", PASSWORD)
+    laptop.post("/logout", page=laptop.get("/account/security").text)
+    for _ in range(10):
+        assert WebClient(own_server.url).login("neighbour", "guess").status_code in (401, 429)
+    assert laptop.login("neighbour", PASSWORD).status_code == 429
