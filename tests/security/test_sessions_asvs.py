@@ -18,6 +18,9 @@ from conftest import add_user, free_port, start_server
 from redteam import PASSWORD, events, signed_in, signed_in_as
 from webclient import WebClient
 
+from playwright.sync_api import expect
+from test_web_browser import browser, shot, sign_in_password, virtual_key  # noqa: F401  (browser: a fixture)
+
 from privindex.config import ConfigError, load_settings
 
 OFFER = "Sign out my other sessions"
@@ -28,6 +31,7 @@ ENDED = "Your session has ended. Please sign in again."
 def server(tmp_path_factory):
     base = tmp_path_factory.mktemp("asvs")
     srv = start_server(base / "store", base / "data")
+    srv.origin = srv.url.replace("127.0.0.1", "localhost")  # WebAuthn needs a domain
     yield srv
     srv.stop()
 
@@ -287,3 +291,41 @@ def test_a_device_cookie_helps_only_the_user_it_names(own_server):
     for _ in range(10):
         assert WebClient(own_server.url).login("neighbour", "guess").status_code in (401, 429)
     assert laptop.login("neighbour", PASSWORD).status_code == 429
+
+
+# -- in a real browser: adding a security key ----------------------------------------------------
+
+@pytest.mark.browser
+def test_adding_a_key_in_the_browser_offers_to_end_the_other_sessions(browser, server):
+    """The key ceremony is JavaScript: the offer waits for the page the user goes to next.
+    Screenshots at phone and desktop width go to test-artifacts/screenshots/."""
+    add_user(server, "keyadder", PASSWORD)
+    phone = browser.new_context(viewport={"width": 390, "height": 844})
+    desk = browser.new_context(viewport={"width": 1280, "height": 900})
+    try:
+        other = phone.new_page()
+        sign_in_password(other, server, "keyadder")
+        page = desk.new_page()
+        virtual_key(page)
+        sign_in_password(page, server, "keyadder")
+        page.get_by_label(re.compile("Name for a new key")).fill("YubiKey green")
+        page.get_by_role("button", name="Add a security key").click()
+        page.get_by_role("link", name="I have saved them").click()
+        offer = page.get_by_role("button", name=OFFER)
+        expect(offer).to_be_visible()
+        expect(page.get_by_text("still signed in on 1 other device or browser")).to_be_visible()
+        shot(page, "sign-out-offer-1280")
+        page.set_viewport_size({"width": 390, "height": 844})
+        shot(page, "sign-out-offer-390")
+        offer.click()
+        expect(page.get_by_text("1 other session was ended.")).to_be_visible()
+        expect(page.get_by_role("cell", name=re.compile("this browser"))).to_be_visible()
+        shot(page, "account-after-sign-out-offer-390")
+
+        other.goto(f"{server.origin}/account/security")
+        expect(other.get_by_text(ENDED)).to_be_visible()
+        expect(other.get_by_role("heading", name="Sign in")).to_be_visible()
+        shot(other, "session-ended-390")
+    finally:
+        phone.close()
+        desk.close()
