@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 from flask import flash, jsonify, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 from flask_babel import ngettext
@@ -10,7 +9,15 @@ from flask_login import login_required, logout_user
 
 from privindex import apitokens, projects, sessions, twofactor, users
 from privindex.http import audit_context
-from privindex.web import OFFER_SIGN_OUT, bp, current_session, me, recent_auth, session_lifetime, settings
+from privindex.web import (
+    OFFER_SIGN_OUT,
+    bp,
+    current_session,
+    me,
+    recent_auth,
+    session_lifetime,
+    settings,
+)
 
 TOTP_SETUP = "totp_setup"
 WEBAUTHN_REGISTER = "webauthn_register"

@@ -14,12 +14,11 @@ import time
 import pytest
 import requests
 import testdb
-from conftest import add_user, free_port, start_server
-from redteam import PASSWORD, events, signed_in, signed_in_as
-from webclient import WebClient
-
+from conftest import add_user, start_server
 from playwright.sync_api import expect
+from redteam import PASSWORD, events, signed_in, signed_in_as
 from test_web_browser import browser, shot, sign_in_password, virtual_key  # noqa: F401  (browser: a fixture)
+from webclient import WebClient
 
 from privindex.config import ConfigError, load_settings
 
@@ -296,7 +295,7 @@ def test_a_device_cookie_helps_only_the_user_it_names(own_server):
 # -- in a real browser: adding a security key ----------------------------------------------------
 
 @pytest.mark.browser
-def test_adding_a_key_in_the_browser_offers_to_end_the_other_sessions(browser, server):
+def test_adding_a_key_in_the_browser_offers_to_end_the_other_sessions(browser, server):  # noqa: F811
     """The key ceremony is JavaScript: the offer waits for the page the user goes to next.
     Screenshots at phone and desktop width go to test-artifacts/screenshots/."""
     add_user(server, "keyadder", PASSWORD)
