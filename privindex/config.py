@@ -99,7 +99,8 @@ class Settings:
     send_files_prefix: str = "/_privindex_files/"
     read_access: str = "public"
     require_2fa: bool = True
-    session_idle_minutes: int = 120
+    session_idle_minutes: int = 60
+    session_max_hours: int = 12
     max_upload_mb: int = 100
     overwrite: bool = False
     rescan_interval: float = 1.0
@@ -128,8 +129,11 @@ class Settings:
             raise _bad("threads", f"must be at least 1, got {self.threads}")
         if self.read_access not in ("public", "token"):
             raise _bad("read_access", f"must be 'public' or 'token', got {self.read_access!r}")
-        if not 1 <= self.session_idle_minutes <= 720:
-            raise _bad("session_idle_minutes", f"must be 1 to 720 (12 h), got {self.session_idle_minutes}")
+        if not 1 <= self.session_max_hours <= 24:  # NIST SP 800-63B-4, AAL2: sign in again within 24 h
+            raise _bad("session_max_hours", f"must be 1 to 24, got {self.session_max_hours}")
+        if not 1 <= self.session_idle_minutes <= self.session_max_hours * 60:
+            raise _bad("session_idle_minutes", f"must be 1 to {self.session_max_hours * 60} (session_max_hours), "
+                       f"got {self.session_idle_minutes}")
         if self.max_upload_mb < 1:
             raise _bad("max_upload_mb", f"must be at least 1, got {self.max_upload_mb}")
         if self.rescan_interval <= 0:
@@ -209,6 +213,12 @@ class Settings:
     @property
     def secure_cookies(self) -> bool:
         return self.base_url.startswith("https://")
+
+    def cookie_name(self, name: str) -> str:
+        """Over https the `__Host-` prefix: browsers then take the cookie only with Secure,
+        Path=/ and no Domain, so no other host or plain-http page can set or replace it.
+        Browsers refuse the prefix without Secure, so plain http (localhost) keeps the bare name."""
+        return ("__Host-" if self.secure_cookies else "") + name
 
     @property
     def database_path(self) -> Path:

@@ -33,7 +33,8 @@ from privindex.headers import HSTS, WEB_SECURITY_HEADERS
 from privindex.models import User, WebSession
 
 REAUTH_SECONDS = 15 * 60
-SESSION_HOURS = sessions.MAX_SECONDS // 3600
+# Set in the Flask session after a factor changed: the next page offers "sign out my other sessions".
+OFFER_SIGN_OUT = "offer_sign_out"
 
 bp = Blueprint("web", __name__, template_folder="templates", static_folder="static",
                static_url_path="/static")
@@ -63,8 +64,13 @@ class Account(UserMixin):
 
 def load_account(key: str) -> Account | None:
     """The cookie's session, if it is still live on the server (older cookies are not)."""
-    row = sessions.current(key, settings().session_idle_minutes * 60)
+    row = sessions.current(key, session_lifetime())
     return Account(row.user, key, row) if row else None
+
+
+def session_lifetime() -> sessions.Lifetime:
+    conf = settings()
+    return sessions.Lifetime(idle=conf.session_idle_minutes * 60, maximum=conf.session_max_hours * 3600)
 
 
 def me() -> User:
@@ -99,11 +105,13 @@ def init_web(app: Flask) -> None:
     conf = app.extensions["privindex"].settings
     app.secret_key = secret_key(conf.data_dir)
     app.config.update(
-        SESSION_COOKIE_NAME="privindex_session",
+        SESSION_COOKIE_NAME=conf.cookie_name("privindex_session"),
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=conf.secure_cookies,
-        PERMANENT_SESSION_LIFETIME=SESSION_HOURS * 3600,
+        SESSION_COOKIE_DOMAIN=None,  # __Host- forbids a Domain; host-only in any case
+        SESSION_COOKIE_PATH="/",  # __Host- requires Path=/ (whatever APPLICATION_ROOT says)
+        PERMANENT_SESSION_LIFETIME=conf.session_max_hours * 3600,
         WTF_CSRF_TIME_LIMIT=None,  # the token lives as long as the session
         WTF_CSRF_SSL_STRICT=conf.secure_cookies,
     )
@@ -122,6 +130,7 @@ def init_web(app: Flask) -> None:
     from privindex.web import account, admin, projects, publishers, signin, upstream  # noqa: F401  (routes)
 
     app.register_blueprint(bp)
+    app.context_processor(sign_out_offer)
     app.jinja_env.globals.update(format_time=format_time, format_date=format_day, format_decimal=format_decimal,
                                  page_url=page_url,
                                  languages=LANGUAGES, get_locale=get_locale,
@@ -169,6 +178,27 @@ def security_headers(response):
 def strict_transport_security(response):
     response.headers.setdefault(*HSTS)
     return response
+
+
+@bp.before_app_request
+def say_when_a_session_ended():
+    """A cookie whose server-side session is gone (timed out, signed out elsewhere, ended by
+    an admin): forget it, and say so on the sign-in page the visitor is sent to."""
+    if (request.blueprint == "web" and request.endpoint != "web.static" and "_user_id" in session
+            and not current_user.is_authenticated):
+        locale = session.get("locale")
+        session.clear()
+        if locale:
+            session["locale"] = locale
+        flash(_("Your session has ended. Please sign in again."), "info")
+
+
+def sign_out_offer() -> dict:
+    """After a factor changed, the next page a user sees offers to end their other sessions
+    (once; only when there are some)."""
+    if not session.pop(OFFER_SIGN_OUT, False) or not current_user.is_authenticated:
+        return {"other_sessions": 0}
+    return {"other_sessions": len(sessions.list_for(me(), session_lifetime())) - 1}
 
 
 @bp.before_app_request

@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
-
 from flask import flash, jsonify, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
+from flask_babel import ngettext
 from flask_login import login_required, logout_user
 
 from privindex import apitokens, projects, sessions, twofactor, users
 from privindex.http import audit_context
-from privindex.web import bp, current_session, me, recent_auth, settings
+from privindex.web import (
+    OFFER_SIGN_OUT,
+    bp,
+    current_session,
+    me,
+    recent_auth,
+    session_lifetime,
+    settings,
+)
 
 TOTP_SETUP = "totp_setup"
 WEBAUTHN_REGISTER = "webauthn_register"
@@ -19,10 +27,16 @@ def ctx():
     return audit_context().with_actor(me())
 
 
+def _factor_changed() -> None:
+    """The next page offers to end the user's other sessions (a stolen session would
+    otherwise outlive the factor the user just replaced)."""
+    session[OFFER_SIGN_OUT] = True
+
+
 # -- password --------------------------------------------------------------------------------------
 
 def _account_page(status: int = 200):
-    live = sessions.list_for(me(), settings().session_idle_minutes * 60)
+    live = sessions.list_for(me(), session_lifetime())
     return render_template("account.html", sessions=live, current_id=current_session().id), status
 
 
@@ -55,6 +69,7 @@ def account_password():
 
 @bp.post("/account/sessions/<int:session_id>/end")
 @login_required
+@recent_auth
 def session_end(session_id: int):
     """End one of my sessions (a lost laptop, a shared computer); ending this one signs out."""
     if not sessions.end_one(me(), session_id, ctx()):
@@ -66,8 +81,19 @@ def session_end(session_id: int):
     return redirect(url_for("web.account"))
 
 
+@bp.post("/account/sessions/end-others")
+@login_required
+@recent_auth
+def sessions_end_others():
+    """Sign out everywhere but here (offered after a factor changed, and on the account page)."""
+    ended = sessions.end_all(me(), ctx(), reason="sign_out_others", keep_id=current_session().id)
+    flash(ngettext("%(num)d other session was ended.", "%(num)d other sessions were ended.", ended), "info")
+    return redirect(url_for("web.account"))
+
+
 @bp.post("/account/sessions/end-all")
 @login_required
+@recent_auth
 def sessions_end_all():
     """Sign out everywhere, this browser included."""
     sessions.end_all(me(), ctx(), reason="sign_out_everywhere")
@@ -104,7 +130,9 @@ def recovery_codes():
     if not users.has_second_factor(me()):
         flash(_("Add a security key or an authenticator app first."), "error")
         return redirect(url_for("web.security"))
-    return _show_codes(twofactor.regenerate_recovery_codes(me(), ctx()), "web.security")
+    codes = twofactor.regenerate_recovery_codes(me(), ctx())
+    _factor_changed()
+    return _show_codes(codes, "web.security")
 
 
 @bp.get("/account/totp")
@@ -142,6 +170,7 @@ def totp_confirm():
         flash(str(exc), "error")
         return _totp_page(twofactor.totp_setup(me(), secret), 400)
     twofactor.drop_pending(session.pop(TOTP_SETUP, None))
+    _factor_changed()
     flash(_("Your authenticator app is set up."), "info")
     return _show_codes(codes, "web.security")
 
@@ -152,6 +181,7 @@ def totp_confirm():
 def totp_delete():
     try:
         twofactor.disable_totp(me(), ctx(), settings().require_2fa)
+        _factor_changed()
         flash(_("The authenticator app was removed."), "info")
     except users.AccountError as exc:
         flash(str(exc), "error")
@@ -179,6 +209,7 @@ def key_add():
                                     body.get("credential") or {}, conf.rp_id, conf.origin, ctx())
     except (users.AccountError, twofactor.KeyRejected) as exc:
         return jsonify(error=str(exc)), 400
+    _factor_changed()
     flash(_("Security key “%(label)s” added.", label=label), "info")
     return jsonify(redirect=url_for("web.security"), codes=codes or [])
 
@@ -189,6 +220,7 @@ def key_add():
 def key_delete(key_id: int):
     try:
         twofactor.remove_key(me(), key_id, ctx(), settings().require_2fa)
+        _factor_changed()
         flash(_("The security key was removed."), "info")
     except users.AccountError as exc:
         flash(str(exc), "error")

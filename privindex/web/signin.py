@@ -4,30 +4,70 @@ Failed passwords and failed second factors are rate-limited per user and per IP 
 failures count; each try reserves its slot before the check, so concurrency cannot exceed
 the limit). Wrong username and wrong password get the same answer, and an unknown
 username costs as much time as a known one.
+
+So that a stranger's wrong passwords cannot keep a user out (OWASP's "device cookies"), a
+full sign-in leaves a signed device cookie naming the user: password tries from that
+browser for that user count against the browser's own limit, not the user's and the
+address's, which anyone can fill.
 """
 
 from __future__ import annotations
 
 import json
+import secrets
 import time
 
-from flask import abort, flash, jsonify, redirect, render_template, request, session, url_for
+from flask import (abort, after_this_request, current_app, flash, jsonify, redirect, render_template, request,
+                   session, url_for)
 from flask_babel import gettext as _
 from flask_login import current_user, login_required, login_user, logout_user
+from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from privindex import audit, sessions, twofactor, users
 from privindex.audit import Tag
 from privindex.auth.ratelimit import Limited
 from privindex.http import audit_context
 from privindex.models import User
-from privindex.web import Account, bp, humanize_wait, limits, me, safe_next, settings
+from privindex.web import Account, bp, humanize_wait, limits, me, safe_next, session_lifetime, settings
 
 PENDING_LOGIN = "pending_login"
 WEBAUTHN_LOGIN = "webauthn_login"
+DEVICE_COOKIE = "privindex_device"
+DEVICE_DAYS = 30
 
 
 def _address() -> str:
     return request.remote_addr or "-"
+
+
+def _devices() -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(current_app.secret_key, salt="privindex-device")
+
+
+def _password_attempt(username: str):
+    """Reserve a password try: against this browser's own limit when it signed in as
+    username before (its device cookie), else against the user's and the address's."""
+    try:
+        device = _devices().loads(request.cookies.get(settings().cookie_name(DEVICE_COOKIE), ""),
+                                  max_age=DEVICE_DAYS * 86400)
+    except BadSignature:
+        device = None
+    if isinstance(device, dict) and device.get("user") == username:
+        ident = "device:" + str(device.get("nonce"))
+        return limits()["password"].attempt(f"{username}\0{ident}", ident)
+    return limits()["password"].attempt(username, _address())
+
+
+def _remember_device(username: str) -> None:
+    """After a full sign-in: the device cookie (a random nonce and the name, signed)."""
+    value = _devices().dumps({"user": username, "nonce": secrets.token_urlsafe(16)})
+    conf = settings()
+
+    @after_this_request
+    def set_cookie(response):
+        response.set_cookie(conf.cookie_name(DEVICE_COOKIE), value, max_age=DEVICE_DAYS * 86400, path="/",
+                            secure=conf.secure_cookies, httponly=True, samesite="Lax")
+        return response
 
 
 def _locked_message(wait: float) -> str:
@@ -46,7 +86,7 @@ def login_submit():
     next_url = request.form.get("next", "")
     try:
         # one atomic "may this be tried" + reservation for the user and the address, before argon2
-        with limits()["password"].attempt(username, _address()) as attempt:
+        with _password_attempt(username) as attempt:
             user = users.find_user(username)
             ok = users.check_password(user, password)
             if ok and not user.is_disabled:
@@ -72,10 +112,11 @@ def _finish_login(user: User, method: str | None, next_url: str = "", label: str
     session.clear()
     session.permanent = True
     key = sessions.start(user, request.remote_addr, request.user_agent.string, method or "password",
-                         settings().session_idle_minutes * 60)
+                         session_lifetime())
     login_user(Account(user, key))
     session["auth_at"] = time.time()
     users.record_login(user)
+    _remember_device(user.username)
     details = {"method": method or "password"}
     if label:
         details["label"] = label
@@ -212,13 +253,14 @@ def reauth():
 def reauth_submit():
     next_url = request.form.get("next", "")
     try:
-        with limits()["password"].attempt(me().username, _address()) as attempt:
+        with _password_attempt(me().username) as attempt:
             if users.check_password(me(), request.form.get("password") or ""):
                 attempt.succeeded()
     except Limited as exc:
         flash(_locked_message(exc.retry_after), "error")
         return render_template("reauth.html", next=next_url), 429
     if attempt.ok:
+        login_user(Account(me(), sessions.rotate(current_user.key), current_user.row))
         session["auth_at"] = time.time()
         return redirect(safe_next(next_url))
     audit.record(Tag.USER_LOGIN_FAILURE, audit_context().with_actor(me()), subject=me().username,
