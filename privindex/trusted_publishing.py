@@ -214,31 +214,45 @@ def ci_claims(kind: str, claims: dict) -> dict:
             "environment": _text(claims, "environment"), "run": _text(claims, "run_id")}
 
 
+def _split_ref(value: str | None) -> tuple[str, str] | None:
+    """(`<where>`, `<ref>`) of a workflow reference `<where>@<ref>`; None unless it has
+    exactly one `@` with text on both sides (an extra `@` could move the boundary)."""
+    if not value or value.count("@") != 1:
+        return None
+    where, _at, ref = value.partition("@")
+    return (where, ref) if where and ref else None
+
+
 def matches(publisher: TrustedPublisher, claims: dict) -> bool:
     """Whether the claims come from the publisher's repository and workflow (and environment).
 
-    GitLab: project_path, and ci_config_ref_uri `<host>/<project_path>//<ci file>@<ref>`.
-    GitHub and Forgejo (which follows GitHub's contract): repository (case-insensitive, as
-    GitHub names are), repository_owner_id when the publisher pins it, and the path part of
-    job_workflow_ref (`<repository>/.github/workflows/<file>@<ref>`; Forgejo may say
-    workflow_ref and keep workflows in .forgejo/)."""
+    Each part is compared for equality, never by prefix or suffix. Repository paths and
+    host names are case-insensitive (as GitHub, GitLab and Warehouse treat them); file
+    paths are not. GitLab: project_path, and ci_config_ref_uri
+    `<issuer host>/<project_path>//<ci file>@<ref>` (the host is the issuer URL without
+    its scheme, as in Warehouse). GitHub and Forgejo (which follows GitHub's contract):
+    repository, repository_owner_id when the publisher pins it, and job_workflow_ref
+    `<repository>/.github/workflows/<file>@<ref>` (Forgejo may say workflow_ref and keep
+    workflows in .forgejo/ or .gitea/)."""
     repository = publisher.repository.lower()
     if publisher.environment is not None and _text(claims, "environment") != publisher.environment:
         return False
     if publisher.kind == "gitlab":
         if (_text(claims, "project_path") or "").lower() != repository:
             return False
-        where, _at, _ref = (_text(claims, "ci_config_ref_uri") or "").partition("@")
-        host_and_project, sep, path = where.partition("//")
-        return bool(sep) and host_and_project.lower().endswith("/" + repository) and path == publisher.workflow
+        where, _ref = _split_ref(_text(claims, "ci_config_ref_uri")) or ("", "")
+        project_uri, sep, ci_file = where.partition("//")
+        host = publisher.issuer.partition("://")[2]
+        return bool(sep) and project_uri.lower() == f"{host}/{repository}".lower() and ci_file == publisher.workflow
     if (_text(claims, "repository") or "").lower() != repository:
         return False
     if publisher.repository_owner_id and str(claims.get("repository_owner_id")) != publisher.repository_owner_id:
         return False
     ref = _text(claims, "job_workflow_ref") or (_text(claims, "workflow_ref") if publisher.kind == "forgejo" else None)
-    path = (ref or "").partition("@")[0]
-    return any(path.lower() == f"{repository}/{folder}/workflows/{publisher.workflow}".lower()
-               for folder in WORKFLOW_DIRS[publisher.kind])
+    path, _ref = _split_ref(ref) or ("", "")
+    owner_repo, workflow_path = path[:len(repository)], path[len(repository):]
+    return owner_repo.lower() == repository and any(
+        workflow_path == f"/{folder}/workflows/{publisher.workflow}" for folder in WORKFLOW_DIRS[publisher.kind])
 
 
 def _match(issuer: str, claims: dict) -> TrustedPublisher:

@@ -69,6 +69,10 @@ class FakeIssuers:
     def url(self, name: str) -> str:
         return f"http://127.0.0.1:{self.port}/{name}"
 
+    def host(self, name: str) -> str:
+        """The issuer's URL without its scheme: how GitLab starts a ci_config_ref_uri."""
+        return self.url(name).partition("://")[2]
+
     def jwks(self) -> dict:
         entry = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(self.key.public_key()))
         return {"keys": [{**entry, "kid": self.kid, "use": "sig", "alg": "RS256"}]}
@@ -97,8 +101,9 @@ def github_claims(repository: str, workflow: str = "release.yml", ref: str = "re
             "ref": ref, "sha": "0123456789abcdef0123456789abcdef01234567", "run_id": "99", **more}
 
 
-def gitlab_claims(project_path: str, ci_file: str = ".gitlab-ci.yml", ref: str = "refs/heads/main",
-                  host: str = "gitlab.example.test", **more) -> dict:
+def gitlab_claims(project_path: str, ci_file: str = ".gitlab-ci.yml", ref: str = "refs/heads/main", *,
+                  host: str, **more) -> dict:
+    """GitLab's claims for a pipeline of project_path on the GitLab at host (FakeIssuers.host)."""
     return {"project_path": project_path, "namespace_path": project_path.rpartition("/")[0],
             "ci_config_ref_uri": f"{host}/{project_path}//{ci_file}@{ref}", "ref": ref.rpartition("/")[2],
             "sha": "fedcba9876543210fedcba9876543210fedcba98", "pipeline_id": "1234", **more}

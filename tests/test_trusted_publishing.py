@@ -161,11 +161,12 @@ def test_minted_token_publishes_one_project_from_ci_and_is_audited(server, issue
 def test_gitlab_publisher_matches_project_path_ci_file_and_environment(server, issuers, dists):
     cli(server, "publisher", "add", "handmade", "--gitlab", "Grp/Sub/Tools", "--workflow-ref", "ci/release.yml",
         "--environment", "production", "--user", "ci-owner")
-    claims = gitlab_claims("grp/sub/tools", "ci/release.yml")
+    claims = gitlab_claims("grp/sub/tools", "ci/release.yml", host=issuers.host("gitlab"))
     refused(mint(server, issuers.token("gitlab", aud=AUDIENCE, environment="staging", **claims)),
             "invalid-publisher", "no trusted publisher")
     refused(mint(server, issuers.token("gitlab", aud=AUDIENCE, environment="production",
-                                       **gitlab_claims("grp/sub/tools", ".gitlab-ci.yml"))),
+                                       **gitlab_claims("grp/sub/tools", ".gitlab-ci.yml",
+                                                     host=issuers.host("gitlab")))),
             "invalid-publisher", "no trusted publisher")
     resp = mint(server, issuers.token("gitlab", aud=AUDIENCE, environment="production", **claims))
     assert resp.status_code == 200, resp.text
