@@ -37,11 +37,12 @@ WORKFLOW_DIRS = {"github": (".github",), "forgejo": (".forgejo", ".github", ".gi
 
 
 class ExchangeRefused(Exception):
-    """The exchange is refused; code is Warehouse's error code, the description is safe to show."""
+    """The exchange is refused; code is Warehouse's error code, the description is safe to show.
+    retry_after (seconds) when it may work later: the issuer's keys cannot be had now."""
 
-    def __init__(self, code: str, description: str):
+    def __init__(self, code: str, description: str, retry_after: int | None = None):
         super().__init__(description)
-        self.code, self.description = code, description
+        self.code, self.description, self.retry_after = code, description, retry_after
 
 
 @dataclass(frozen=True)
@@ -186,7 +187,8 @@ class Verifier:
         self._kinds = {i.url: i.kind for i in settings.oidc_issuers}
 
     def verify(self, token: str) -> tuple[str, str, dict]:
-        """(issuer url, kind, claims) of a token that verifies; raises oidc.TokenInvalid."""
+        """(issuer url, kind, claims) of a token that verifies; raises oidc.TokenInvalid, or
+        oidc.KeysUnavailable while the issuer's keys cannot be fetched."""
         claimed = oidc.unverified_issuer(token).rstrip("/")
         keys = self._keys.get(claimed)
         if keys is None:
@@ -284,6 +286,8 @@ def mint(verifier: Verifier, token: str, ctx: audit.Context) -> Minted:
         issuer, kind, claims = verifier.verify(token)
     except oidc.TokenInvalid as exc:
         raise ExchangeRefused(exc.code, exc.description) from None
+    except oidc.KeysUnavailable as exc:
+        raise ExchangeRefused("issuer-unavailable", exc.description, exc.retry_after) from None
     record = ci_claims(kind, claims)
     with _jti_lock, database.atomic(lock_type="IMMEDIATE"):
         now = time.time()

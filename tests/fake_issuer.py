@@ -4,7 +4,8 @@ One stdlib HTTP server in a thread serves any number of issuers, one per path pr
 (`http://127.0.0.1:PORT/<name>`): each answers OIDC discovery and its JWKS (an RSA key made
 with `cryptography`), signs tokens with PyJWT, and answers GitHub Actions' token request
 (`ACTIONS_ID_TOKEN_REQUEST_URL` ... `&audience=X` with a bearer token -> `{"value": jwt}`),
-which is what uv asks for in a GitHub Actions job.
+which is what uv asks for in a GitHub Actions job. `answers` makes an issuer misbehave:
+a canned (status, body, headers) for a request path.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ class FakeIssuers:
         self.actions_claims: dict = {}  # what the GitHub Actions token request signs
         self.actions_issuer = "github"
         self.requests: list[str] = []
+        self.answers: dict[str, tuple[int, bytes, dict]] = {}
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -38,6 +40,8 @@ class FakeIssuers:
             def do_GET(self):
                 outer.requests.append(self.path)
                 parts = urlsplit(self.path)
+                if parts.path in outer.answers:
+                    return self._send(*outer.answers[parts.path])
                 name, _sep, rest = parts.path.lstrip("/").partition("/")
                 base = outer.url(name)
                 if rest == ".well-known/openid-configuration":
@@ -46,18 +50,19 @@ class FakeIssuers:
                     body = outer.jwks()
                 elif rest == "actions-token":
                     if self.headers.get("Authorization", "").lower() != f"bearer {REQUEST_TOKEN}":
-                        return self._send(401, {"message": "bad request token"})
+                        return self._send(401, json.dumps({"message": "bad request token"}).encode())
                     audience = parse_qs(parts.query).get("audience", [""])[0]
                     body = {"value": outer.token(outer.actions_issuer, aud=audience, **outer.actions_claims)}
                 else:
-                    return self._send(404, {})
-                self._send(200, body)
+                    return self._send(404, b"{}")
+                self._send(200, json.dumps(body).encode())
 
-            def _send(self, status, body):
-                data = json.dumps(body).encode()
+            def _send(self, status: int, data: bytes, headers: dict | None = None):
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
+                for name, value in (headers or {}).items():
+                    self.send_header(name, value)
                 self.end_headers()
                 self.wfile.write(data)
 

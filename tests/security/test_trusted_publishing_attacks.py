@@ -3,9 +3,19 @@ match a publisher, and an issuer that does not answer must not stall the server.
 
 from __future__ import annotations
 
+import base64
+import json
+import secrets
+import socket
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import jwt
 import pytest
 import requests
-from conftest import add_user, privindex_cli, start_server
+from conftest import add_user, free_port, privindex_cli, start_server, wait_until
+from cryptography.hazmat.primitives.asymmetric import rsa
 from fake_issuer import FakeIssuers, github_claims, gitlab_claims
 
 AUDIENCE = "privindex-test"
@@ -119,3 +129,140 @@ def test_the_genuine_claims_still_match_in_any_case_of_host_and_project(server, 
     forgejo = {**github_claims("team/fjpkg"), "job_workflow_ref": None,
                "workflow_ref": "team/fjpkg/.forgejo/workflows/release.yml@refs/tags/v1"}
     assert mint(server, issuers.token("forgejo", aud=AUDIENCE, **forgejo)).status_code == 200
+
+
+# -- an issuer that does not answer, or answers badly ------------------------------------------
+
+class SilentIssuer:
+    """A loopback socket that accepts connections and never answers; counts them."""
+
+    def __init__(self):
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        self.connections: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                self.connections.append(self.listener.accept()[0])
+            except OSError:  # closed
+                return
+
+    def close(self):
+        self.listener.close()
+        for conn in self.connections:
+            conn.close()
+
+
+@pytest.fixture(scope="module")
+def silent():
+    issuer = SilentIssuer()
+    yield issuer
+    issuer.close()
+
+
+MISBEHAVING = ("oversized", "redirected", "foreign-jwks", "impostor")
+
+
+@pytest.fixture(scope="module")
+def stall_server(tmp_path_factory, issuers, silent):
+    """A server with 8 threads trusting a silent issuer, a refusing one and misbehaving ones."""
+    base = tmp_path_factory.mktemp("tp-stall")
+    refusing = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    config = base / "privindex.toml"
+    config.write_text(f'oidc_audience = "{AUDIENCE}"\n' + "".join(
+        f'[[oidc_issuers]]\nurl = "{url}"\nkind = "github"\n'
+        for url in (silent.url, refusing, *(issuers.url(name) for name in MISBEHAVING))))
+    live = start_server(base / "store", base / "data", config=config, env={"PRIVINDEX_THREADS": "8"})
+    live.refusing = refusing
+    yield live
+    live.stop()
+
+
+def junk_jwt(issuer: str) -> str:
+    """A JWT that looks RS256-signed by issuer, with a made-up key id and signature."""
+    def part(value: dict) -> str:
+        return base64.urlsafe_b64encode(json.dumps(value).encode()).rstrip(b"=").decode()
+
+    return f"{part({'alg': 'RS256', 'typ': 'JWT', 'kid': secrets.token_hex(4)})}." \
+           f"{part({'iss': issuer, 'aud': AUDIENCE, 'jti': secrets.token_hex(8)})}.{'A' * 342}"
+
+
+def unavailable(resp: requests.Response, words: str) -> None:
+    """503 at once, with Retry-After and a one-line reason naming the issuer's trouble."""
+    assert resp.status_code == 503, resp.text
+    assert 1 <= int(resp.headers["Retry-After"]) <= 60
+    error = resp.json()["errors"][0]
+    assert error["code"] == "issuer-unavailable" and words in error["description"], error
+    assert "\n" not in error["description"]
+
+
+@pytest.mark.parametrize("which", ["silent", "refusing"])
+def test_junk_tokens_for_an_unreachable_issuer_do_not_stall_the_server(stall_server, silent, which):
+    issuer = silent.url if which == "silent" else stall_server.refusing
+    url = f"{stall_server.url}/_/oidc/mint-token"
+
+    def junk_mint():
+        started = time.monotonic()
+        resp = requests.post(url, json={"token": junk_jwt(issuer)}, timeout=30)
+        return resp, time.monotonic() - started
+
+    with ThreadPoolExecutor(16) as pool:
+        minting = [pool.submit(junk_mint) for _ in range(16)]
+        time.sleep(0.1)  # all 16 are in: more than the server has threads
+        started = time.monotonic()
+        health = requests.get(f"{stall_server.url}/healthz", timeout=30)
+        assert health.status_code == 200 and time.monotonic() - started < 1.0
+        answers = [future.result() for future in minting]
+    for resp, seconds in answers:
+        unavailable(resp, issuer)
+        assert seconds < 2.0
+    # the fetch fails within its deadline (5 s), and the failure is remembered: later
+    # tokens are refused at once, without asking the issuer again
+    reason = "did not answer within 5 s" if which == "silent" else "Connection refused"
+    wait_until(lambda: reason in requests.post(url, json={"token": junk_jwt(issuer)}, timeout=30).text, 8)
+    started = time.monotonic()
+    unavailable(requests.post(url, json={"token": junk_jwt(issuer)}, timeout=30), reason)
+    assert time.monotonic() - started < 0.5
+    if which == "silent":
+        assert len(silent.connections) == 1  # one discovery request for all the tokens
+
+
+ATTACKER_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+@pytest.fixture(scope="module")
+def misbehaving(issuers) -> FakeIssuers:
+    """The misbehaving issuers' answers; "elsewhere" (another host name for the same fake)
+    publishes the attacker's key."""
+    elsewhere = issuers.url("elsewhere").replace("127.0.0.1", "localhost")
+    public = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(ATTACKER_KEY.public_key()))
+
+    def document(issuer: str, jwks_uri: str):
+        return 200, json.dumps({"issuer": issuer, "jwks_uri": jwks_uri}).encode(), {}
+
+    issuers.answers.update({
+        "/oversized/jwks": (200, json.dumps({"keys": [], "padding": "x" * 2 * 1024 * 1024}).encode(), {}),
+        "/redirected/.well-known/openid-configuration": (
+            302, b"", {"Location": f"{elsewhere}/.well-known/openid-configuration"}),
+        "/elsewhere/.well-known/openid-configuration": document(issuers.url("redirected"), f"{elsewhere}/jwks"),
+        "/foreign-jwks/.well-known/openid-configuration": document(issuers.url("foreign-jwks"), f"{elsewhere}/jwks"),
+        "/impostor/.well-known/openid-configuration": document(issuers.url("github"), f"{elsewhere}/jwks"),
+        "/elsewhere/jwks": (200, json.dumps({"keys": [{**public, "kid": issuers.kid, "use": "sig"}]}).encode(), {}),
+    })
+    return issuers
+
+
+@pytest.mark.parametrize("name, words", [
+    ("oversized", "sent more than 256 KiB"),
+    ("redirected", "answered 302"),
+    ("foreign-jwks", "jwks_uri is not on the issuer's host"),
+    ("impostor", "names another issuer"),
+])
+def test_what_a_misbehaving_issuer_sends_is_not_trusted(stall_server, misbehaving, name, words):
+    """Oversized documents, redirects, keys on another host and a discovery document naming
+    another issuer are refused (503), so a token signed with the attacker's key from there
+    does not verify."""
+    token = misbehaving.token(name, aud=AUDIENCE, key=ATTACKER_KEY, **github_claims("acme/ghpkg"))
+    unavailable(requests.post(f"{stall_server.url}/_/oidc/mint-token", json={"token": token}, timeout=30), words)
