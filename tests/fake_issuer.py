@@ -18,6 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 import jwt
+import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 REQUEST_TOKEN = "fake-actions-request-token"
@@ -97,6 +98,29 @@ class FakeIssuers:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+@pytest.fixture(scope="module")
+def issuers():
+    """The fake issuers, one server per test module (import this fixture to use it)."""
+    fake = FakeIssuers()
+    yield fake
+    fake.close()
+
+
+def issuers_toml(audience: str, issuers: dict[str, str]) -> str:
+    """A config file's Trusted Publishing part: the audience and {issuer url: kind}."""
+    return f'oidc_audience = "{audience}"\n' + "".join(
+        f'[[oidc_issuers]]\nurl = "{url}"\nkind = "{kind}"\n' for url, kind in issuers.items())
+
+
+def refused(resp, code: str, words: str, status: int = 422) -> None:
+    """The exchange refused, in Warehouse's shape, with that error code and words."""
+    assert resp.status_code == status, resp.text
+    body = resp.json()
+    assert body["message"] == "Token request failed"
+    assert body["errors"][0]["code"] == code, body
+    assert words in body["errors"][0]["description"], body
 
 
 def github_claims(repository: str, workflow: str = "release.yml", ref: str = "refs/heads/main", **more) -> dict:

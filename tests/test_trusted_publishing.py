@@ -11,25 +11,17 @@ import pytest
 import requests
 from conftest import add_user, privindex_cli, start_server, twine
 from cryptography.hazmat.primitives.asymmetric import rsa
-from fake_issuer import FakeIssuers, github_claims, gitlab_claims
+from fake_issuer import github_claims, gitlab_claims, issuers, issuers_toml, refused  # noqa: F401 (issuers: a fixture)
 
 AUDIENCE = "privindex-test"
 SECRETS: list[str] = []  # every JWT and minted token of the module, checked against the logs
 
 
 @pytest.fixture(scope="module")
-def issuers():
-    fake = FakeIssuers()
-    yield fake
-    fake.close()
-
-
-@pytest.fixture(scope="module")
 def server(tmp_path_factory, issuers):
     base = tmp_path_factory.mktemp("oidc")
     config = base / "privindex.toml"
-    config.write_text(f'oidc_audience = "{AUDIENCE}"\n' + "".join(
-        f'[[oidc_issuers]]\nurl = "{issuers.url(kind)}"\nkind = "{kind}"\n' for kind in ("github", "gitlab", "forgejo")))
+    config.write_text(issuers_toml(AUDIENCE, {issuers.url(kind): kind for kind in ("github", "gitlab", "forgejo")}))
     live = start_server(base / "store", base / "data", config=config)
     add_user(live, "ci-owner", "correct horse battery")
     live.config = config
@@ -55,14 +47,6 @@ def mint(server, token: str, path: str = "/_/oidc/mint-token"):
     if resp.status_code == 200:
         SECRETS.append(resp.json()["token"])
     return resp
-
-
-def refused(resp, code: str, words: str) -> None:
-    assert resp.status_code == 422, resp.text
-    body = resp.json()
-    assert body["message"] == "Token request failed"
-    assert body["errors"][0]["code"] == code, body
-    assert words in body["errors"][0]["description"], body
 
 
 def events(server, tag: str = "", **filters) -> list[dict]:
