@@ -131,6 +131,9 @@ class IssuerKeys:
         except _Unreadable as exc:
             fetch.error = str(exc)
             log.warning("Trusted Publishing: the keys of issuer %s cannot be fetched: %s", self.issuer, exc)
+        except Exception as exc:  # a bug here must not pass for a fetch that found no keys
+            fetch.error = f"unexpected {type(exc).__name__}"
+            log.exception("Trusted Publishing: fetching the keys of issuer %s failed", self.issuer)
         else:
             with self._lock:
                 self._keys = keys
@@ -200,7 +203,7 @@ def _fetch_json(url: str, deadline: float):
         raise _Unreadable(f"cannot reach {url} ({detail})") from None
     try:
         return json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested too deep
         raise _Unreadable(f"{url} did not send JSON") from None
 
 

@@ -151,7 +151,7 @@ def silent():
     issuer.close()
 
 
-MISBEHAVING = ("oversized", "redirected", "foreign-jwks", "impostor")
+MISBEHAVING = ("oversized", "nested", "redirected", "foreign-jwks", "impostor")
 
 
 @pytest.fixture(scope="module")
@@ -232,6 +232,7 @@ def misbehaving(issuers) -> FakeIssuers:
 
     issuers.answers.update({
         "/oversized/jwks": (200, json.dumps({"keys": [], "padding": "x" * 2 * 1024 * 1024}).encode(), {}),
+        "/nested/jwks": (200, b"[" * 100_000, {}),
         "/redirected/.well-known/openid-configuration": (
             302, b"", {"Location": f"{elsewhere}/.well-known/openid-configuration"}),
         "/elsewhere/.well-known/openid-configuration": document(issuers.url("redirected"), f"{elsewhere}/jwks"),
@@ -244,12 +245,13 @@ def misbehaving(issuers) -> FakeIssuers:
 
 @pytest.mark.parametrize("name, words", [
     ("oversized", "sent more than 256 KiB"),
+    ("nested", "did not send JSON"),
     ("redirected", "answered 302"),
     ("foreign-jwks", "jwks_uri is not on the issuer's host"),
     ("impostor", "names another issuer"),
 ])
 def test_what_a_misbehaving_issuer_sends_is_not_trusted(stall_server, misbehaving, name, words):
-    """Oversized documents, redirects, keys on another host and a discovery document naming
+    """Oversized or too deeply nested documents, redirects, keys on another host and a discovery document naming
     another issuer are refused (503), so a token signed with the attacker's key from there
     does not verify."""
     token = misbehaving.token(name, aud=AUDIENCE, key=ATTACKER_KEY, **github_claims("acme/ghpkg"))
