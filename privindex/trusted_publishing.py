@@ -216,13 +216,11 @@ def ci_claims(kind: str, claims: dict) -> dict:
             "environment": _text(claims, "environment"), "run": _text(claims, "run_id")}
 
 
-def _split_ref(value: str | None) -> tuple[str, str] | None:
-    """(`<where>`, `<ref>`) of a workflow reference `<where>@<ref>`; None unless it has
-    exactly one `@` with text on both sides (an extra `@` could move the boundary)."""
-    if not value or value.count("@") != 1:
-        return None
-    where, _at, ref = value.partition("@")
-    return (where, ref) if where and ref else None
+def _before_ref(value: str | None) -> str:
+    """The `<where>` of a workflow reference `<where>@<ref>`; "" unless it has exactly one
+    `@` with text on both sides (a second `@` could move the boundary)."""
+    where, at, ref = (value or "").partition("@")
+    return where if at and ref and "@" not in ref else ""
 
 
 def matches(publisher: TrustedPublisher, claims: dict) -> bool:
@@ -242,8 +240,7 @@ def matches(publisher: TrustedPublisher, claims: dict) -> bool:
     if publisher.kind == "gitlab":
         if (_text(claims, "project_path") or "").lower() != repository:
             return False
-        where, _ref = _split_ref(_text(claims, "ci_config_ref_uri")) or ("", "")
-        project_uri, sep, ci_file = where.partition("//")
+        project_uri, sep, ci_file = _before_ref(_text(claims, "ci_config_ref_uri")).partition("//")
         host = publisher.issuer.partition("://")[2]
         return bool(sep) and project_uri.lower() == f"{host}/{repository}".lower() and ci_file == publisher.workflow
     if (_text(claims, "repository") or "").lower() != repository:
@@ -251,7 +248,7 @@ def matches(publisher: TrustedPublisher, claims: dict) -> bool:
     if publisher.repository_owner_id and str(claims.get("repository_owner_id")) != publisher.repository_owner_id:
         return False
     ref = _text(claims, "job_workflow_ref") or (_text(claims, "workflow_ref") if publisher.kind == "forgejo" else None)
-    path, _ref = _split_ref(ref) or ("", "")
+    path = _before_ref(ref)
     owner_repo, workflow_path = path[:len(repository)], path[len(repository):]
     return owner_repo.lower() == repository and any(
         workflow_path == f"/{folder}/workflows/{publisher.workflow}" for folder in WORKFLOW_DIRS[publisher.kind])
