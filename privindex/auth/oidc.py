@@ -169,7 +169,7 @@ class IssuerKeys:
 
 def _origin(url: str) -> tuple:
     parts = urlsplit(url)
-    return parts.scheme, parts.hostname, parts.port
+    return parts.scheme, parts.hostname, parts.port or {"https": 443, "http": 80}.get(parts.scheme)
 
 
 class _NoRedirects(urllib.request.HTTPRedirectHandler):
