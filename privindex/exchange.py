@@ -5,7 +5,8 @@ URL's host, so these routes sit at the root of the public URL:
 
 - `GET /_/oidc/audience` -> `{"audience": ...}`
 - `POST /_/oidc/mint-token` `{"token": "<jwt>"}` -> `{"success": true, "token", "expires"}`;
-  refusals are 422 in Warehouse's shape `{"message", "errors": [{"code", "description"}]}`
+  refusals are 422 in Warehouse's shape `{"message", "errors": [{"code", "description"}]}`,
+  or 503 with Retry-After (code `issuer-unavailable`) while the issuer's keys cannot be had
 - `POST /_/oidc/burn-token` `{"token": "<minted token>"}`: revokes it (uv calls it when done)
 - `GET /.well-known/pytp[/...]`: PEP 807's discovery document (PEP 807 is a draft; we
   serve only the endpoint URLs, and its endpoints under `/_/pytp/` answer errors as RFC
@@ -92,11 +93,14 @@ def _mint(problem: bool):
 
 def _refusal(exc: ExchangeRefused, problem: bool):
     errors = [{"code": exc.code, "description": exc.description}]
+    status = 422 if exc.retry_after is None else 503
     if problem:  # RFC 9457
-        response = jsonify(type="about:blank", title="Token exchange refused", status=422,
+        response = jsonify(type="about:blank", title="Token exchange refused", status=status,
                            detail=f"{exc.code}: {exc.description}", errors=errors)
         response.mimetype = "application/problem+json"
     else:
         response = jsonify(message="Token request failed", errors=errors)
-    response.status_code = 422
+    response.status_code = status
+    if exc.retry_after is not None:
+        response.headers["Retry-After"] = str(exc.retry_after)
     return response

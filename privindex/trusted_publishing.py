@@ -37,11 +37,12 @@ WORKFLOW_DIRS = {"github": (".github",), "forgejo": (".forgejo", ".github", ".gi
 
 
 class ExchangeRefused(Exception):
-    """The exchange is refused; code is Warehouse's error code, the description is safe to show."""
+    """The exchange is refused; code is Warehouse's error code, the description is safe to show.
+    retry_after (seconds) when it may work later: the issuer's keys cannot be had now."""
 
-    def __init__(self, code: str, description: str):
+    def __init__(self, code: str, description: str, retry_after: int | None = None):
         super().__init__(description)
-        self.code, self.description = code, description
+        self.code, self.description, self.retry_after = code, description, retry_after
 
 
 @dataclass(frozen=True)
@@ -186,7 +187,8 @@ class Verifier:
         self._kinds = {i.url: i.kind for i in settings.oidc_issuers}
 
     def verify(self, token: str) -> tuple[str, str, dict]:
-        """(issuer url, kind, claims) of a token that verifies; raises oidc.TokenInvalid."""
+        """(issuer url, kind, claims) of a token that verifies; raises oidc.TokenInvalid, or
+        oidc.KeysUnavailable while the issuer's keys cannot be fetched."""
         claimed = oidc.unverified_issuer(token).rstrip("/")
         keys = self._keys.get(claimed)
         if keys is None:
@@ -214,31 +216,42 @@ def ci_claims(kind: str, claims: dict) -> dict:
             "environment": _text(claims, "environment"), "run": _text(claims, "run_id")}
 
 
+def _before_ref(value: str | None) -> str:
+    """The `<where>` of a workflow reference `<where>@<ref>`; "" unless it has exactly one
+    `@` with text on both sides (a second `@` could move the boundary)."""
+    where, at, ref = (value or "").partition("@")
+    return where if at and ref and "@" not in ref else ""
+
+
 def matches(publisher: TrustedPublisher, claims: dict) -> bool:
     """Whether the claims come from the publisher's repository and workflow (and environment).
 
-    GitLab: project_path, and ci_config_ref_uri `<host>/<project_path>//<ci file>@<ref>`.
-    GitHub and Forgejo (which follows GitHub's contract): repository (case-insensitive, as
-    GitHub names are), repository_owner_id when the publisher pins it, and the path part of
-    job_workflow_ref (`<repository>/.github/workflows/<file>@<ref>`; Forgejo may say
-    workflow_ref and keep workflows in .forgejo/)."""
+    Each part is compared for equality, never by prefix or suffix. Repository paths and
+    host names are case-insensitive (as GitHub, GitLab and Warehouse treat them); file
+    paths are not. GitLab: project_path, and ci_config_ref_uri
+    `<issuer host>/<project_path>//<ci file>@<ref>` (the host is the issuer URL without
+    its scheme, as in Warehouse). GitHub and Forgejo (which follows GitHub's contract):
+    repository, repository_owner_id when the publisher pins it, and job_workflow_ref
+    `<repository>/.github/workflows/<file>@<ref>` (Forgejo may say workflow_ref and keep
+    workflows in .forgejo/ or .gitea/)."""
     repository = publisher.repository.lower()
     if publisher.environment is not None and _text(claims, "environment") != publisher.environment:
         return False
     if publisher.kind == "gitlab":
         if (_text(claims, "project_path") or "").lower() != repository:
             return False
-        where, _at, _ref = (_text(claims, "ci_config_ref_uri") or "").partition("@")
-        host_and_project, sep, path = where.partition("//")
-        return bool(sep) and host_and_project.lower().endswith("/" + repository) and path == publisher.workflow
+        project_uri, sep, ci_file = _before_ref(_text(claims, "ci_config_ref_uri")).partition("//")
+        host = publisher.issuer.partition("://")[2]
+        return bool(sep) and project_uri.lower() == f"{host}/{repository}".lower() and ci_file == publisher.workflow
     if (_text(claims, "repository") or "").lower() != repository:
         return False
     if publisher.repository_owner_id and str(claims.get("repository_owner_id")) != publisher.repository_owner_id:
         return False
     ref = _text(claims, "job_workflow_ref") or (_text(claims, "workflow_ref") if publisher.kind == "forgejo" else None)
-    path = (ref or "").partition("@")[0]
-    return any(path.lower() == f"{repository}/{folder}/workflows/{publisher.workflow}".lower()
-               for folder in WORKFLOW_DIRS[publisher.kind])
+    path = _before_ref(ref)
+    owner_repo, workflow_path = path[:len(repository)], path[len(repository):]
+    return owner_repo.lower() == repository and any(
+        workflow_path == f"/{folder}/workflows/{publisher.workflow}" for folder in WORKFLOW_DIRS[publisher.kind])
 
 
 def _match(issuer: str, claims: dict) -> TrustedPublisher:
@@ -270,6 +283,8 @@ def mint(verifier: Verifier, token: str, ctx: audit.Context) -> Minted:
         issuer, kind, claims = verifier.verify(token)
     except oidc.TokenInvalid as exc:
         raise ExchangeRefused(exc.code, exc.description) from None
+    except oidc.KeysUnavailable as exc:
+        raise ExchangeRefused("issuer-unavailable", exc.description, exc.retry_after) from None
     record = ci_claims(kind, claims)
     with _jti_lock, database.atomic(lock_type="IMMEDIATE"):
         now = time.time()

@@ -4,7 +4,8 @@ One stdlib HTTP server in a thread serves any number of issuers, one per path pr
 (`http://127.0.0.1:PORT/<name>`): each answers OIDC discovery and its JWKS (an RSA key made
 with `cryptography`), signs tokens with PyJWT, and answers GitHub Actions' token request
 (`ACTIONS_ID_TOKEN_REQUEST_URL` ... `&audience=X` with a bearer token -> `{"value": jwt}`),
-which is what uv asks for in a GitHub Actions job.
+which is what uv asks for in a GitHub Actions job. `answers` makes an issuer misbehave:
+a canned (status, body, headers) for a request path.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 import jwt
+import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 REQUEST_TOKEN = "fake-actions-request-token"
@@ -29,6 +31,7 @@ class FakeIssuers:
         self.actions_claims: dict = {}  # what the GitHub Actions token request signs
         self.actions_issuer = "github"
         self.requests: list[str] = []
+        self.answers: dict[str, tuple[int, bytes, dict]] = {}
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -38,6 +41,8 @@ class FakeIssuers:
             def do_GET(self):
                 outer.requests.append(self.path)
                 parts = urlsplit(self.path)
+                if parts.path in outer.answers:
+                    return self._send(*outer.answers[parts.path])
                 name, _sep, rest = parts.path.lstrip("/").partition("/")
                 base = outer.url(name)
                 if rest == ".well-known/openid-configuration":
@@ -46,18 +51,19 @@ class FakeIssuers:
                     body = outer.jwks()
                 elif rest == "actions-token":
                     if self.headers.get("Authorization", "").lower() != f"bearer {REQUEST_TOKEN}":
-                        return self._send(401, {"message": "bad request token"})
+                        return self._send(401, json.dumps({"message": "bad request token"}).encode())
                     audience = parse_qs(parts.query).get("audience", [""])[0]
                     body = {"value": outer.token(outer.actions_issuer, aud=audience, **outer.actions_claims)}
                 else:
-                    return self._send(404, {})
-                self._send(200, body)
+                    return self._send(404, b"{}")
+                self._send(200, json.dumps(body).encode())
 
-            def _send(self, status, body):
-                data = json.dumps(body).encode()
+            def _send(self, status: int, data: bytes, headers: dict | None = None):
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
+                for name, value in (headers or {}).items():
+                    self.send_header(name, value)
                 self.end_headers()
                 self.wfile.write(data)
 
@@ -68,6 +74,10 @@ class FakeIssuers:
 
     def url(self, name: str) -> str:
         return f"http://127.0.0.1:{self.port}/{name}"
+
+    def host(self, name: str) -> str:
+        """The issuer's URL without its scheme: how GitLab starts a ci_config_ref_uri."""
+        return self.url(name).partition("://")[2]
 
     def jwks(self) -> dict:
         entry = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(self.key.public_key()))
@@ -90,6 +100,29 @@ class FakeIssuers:
         self.server.server_close()
 
 
+@pytest.fixture(scope="module")
+def issuers():
+    """The fake issuers, one server per test module (import this fixture to use it)."""
+    fake = FakeIssuers()
+    yield fake
+    fake.close()
+
+
+def issuers_toml(audience: str, issuers: dict[str, str]) -> str:
+    """A config file's Trusted Publishing part: the audience and {issuer url: kind}."""
+    return f'oidc_audience = "{audience}"\n' + "".join(
+        f'[[oidc_issuers]]\nurl = "{url}"\nkind = "{kind}"\n' for url, kind in issuers.items())
+
+
+def refused(resp, code: str, words: str, status: int = 422) -> None:
+    """The exchange refused, in Warehouse's shape, with that error code and words."""
+    assert resp.status_code == status, resp.text
+    body = resp.json()
+    assert body["message"] == "Token request failed"
+    assert body["errors"][0]["code"] == code, body
+    assert words in body["errors"][0]["description"], body
+
+
 def github_claims(repository: str, workflow: str = "release.yml", ref: str = "refs/heads/main", **more) -> dict:
     return {"repository": repository, "repository_owner": repository.split("/")[0], "repository_owner_id": "4242",
             "job_workflow_ref": f"{repository}/.github/workflows/{workflow}@{ref}",
@@ -97,8 +130,9 @@ def github_claims(repository: str, workflow: str = "release.yml", ref: str = "re
             "ref": ref, "sha": "0123456789abcdef0123456789abcdef01234567", "run_id": "99", **more}
 
 
-def gitlab_claims(project_path: str, ci_file: str = ".gitlab-ci.yml", ref: str = "refs/heads/main",
-                  host: str = "gitlab.example.test", **more) -> dict:
+def gitlab_claims(project_path: str, ci_file: str = ".gitlab-ci.yml", ref: str = "refs/heads/main", *,
+                  host: str, **more) -> dict:
+    """GitLab's claims for a pipeline of project_path on the GitLab at host (FakeIssuers.host)."""
     return {"project_path": project_path, "namespace_path": project_path.rpartition("/")[0],
             "ci_config_ref_uri": f"{host}/{project_path}//{ci_file}@{ref}", "ref": ref.rpartition("/")[2],
             "sha": "fedcba9876543210fedcba9876543210fedcba98", "pipeline_id": "1234", **more}

@@ -11,25 +11,17 @@ import pytest
 import requests
 from conftest import add_user, privindex_cli, start_server, twine
 from cryptography.hazmat.primitives.asymmetric import rsa
-from fake_issuer import FakeIssuers, github_claims, gitlab_claims
+from fake_issuer import github_claims, gitlab_claims, issuers, issuers_toml, refused  # noqa: F401 (issuers: a fixture)
 
 AUDIENCE = "privindex-test"
 SECRETS: list[str] = []  # every JWT and minted token of the module, checked against the logs
 
 
 @pytest.fixture(scope="module")
-def issuers():
-    fake = FakeIssuers()
-    yield fake
-    fake.close()
-
-
-@pytest.fixture(scope="module")
 def server(tmp_path_factory, issuers):
     base = tmp_path_factory.mktemp("oidc")
     config = base / "privindex.toml"
-    config.write_text(f'oidc_audience = "{AUDIENCE}"\n' + "".join(
-        f'[[oidc_issuers]]\nurl = "{issuers.url(kind)}"\nkind = "{kind}"\n' for kind in ("github", "gitlab", "forgejo")))
+    config.write_text(issuers_toml(AUDIENCE, {issuers.url(kind): kind for kind in ("github", "gitlab", "forgejo")}))
     live = start_server(base / "store", base / "data", config=config)
     add_user(live, "ci-owner", "correct horse battery")
     live.config = config
@@ -55,14 +47,6 @@ def mint(server, token: str, path: str = "/_/oidc/mint-token"):
     if resp.status_code == 200:
         SECRETS.append(resp.json()["token"])
     return resp
-
-
-def refused(resp, code: str, words: str) -> None:
-    assert resp.status_code == 422, resp.text
-    body = resp.json()
-    assert body["message"] == "Token request failed"
-    assert body["errors"][0]["code"] == code, body
-    assert words in body["errors"][0]["description"], body
 
 
 def events(server, tag: str = "", **filters) -> list[dict]:
@@ -161,11 +145,12 @@ def test_minted_token_publishes_one_project_from_ci_and_is_audited(server, issue
 def test_gitlab_publisher_matches_project_path_ci_file_and_environment(server, issuers, dists):
     cli(server, "publisher", "add", "handmade", "--gitlab", "Grp/Sub/Tools", "--workflow-ref", "ci/release.yml",
         "--environment", "production", "--user", "ci-owner")
-    claims = gitlab_claims("grp/sub/tools", "ci/release.yml")
+    claims = gitlab_claims("grp/sub/tools", "ci/release.yml", host=issuers.host("gitlab"))
     refused(mint(server, issuers.token("gitlab", aud=AUDIENCE, environment="staging", **claims)),
             "invalid-publisher", "no trusted publisher")
     refused(mint(server, issuers.token("gitlab", aud=AUDIENCE, environment="production",
-                                       **gitlab_claims("grp/sub/tools", ".gitlab-ci.yml"))),
+                                       **gitlab_claims("grp/sub/tools", ".gitlab-ci.yml",
+                                                     host=issuers.host("gitlab")))),
             "invalid-publisher", "no trusted publisher")
     resp = mint(server, issuers.token("gitlab", aud=AUDIENCE, environment="production", **claims))
     assert resp.status_code == 200, resp.text

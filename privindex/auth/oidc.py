@@ -3,30 +3,46 @@
 A token is accepted only when it is RS256-signed by a key of a configured issuer and its
 `iss`, `aud` (exactly one audience), `exp`, `iat` and `nbf` check out, with a small
 leeway for clock skew. Keys come from the issuer's OIDC discovery document
-(`/.well-known/openid-configuration` -> `jwks_uri`), cached, and fetched again when a
-token names a key id we do not know (at most once a minute per issuer, so junk tokens
-cannot make us hammer the issuer); or from a pinned JWKS file, never refreshed. The rules
-about what a verified token may do live in trusted_publishing.py.
+(`/.well-known/openid-configuration` -> `jwks_uri`), or from a pinned JWKS file.
+
+Fetching keys never holds up the server: it runs in a thread of its own, within one
+overall deadline, and at most once a minute per issuer (the first time, when a token
+names a key id we do not have, and after a failure), so junk tokens cannot make us hammer
+the issuer or tie up workers. A request waits for a fetch only in its first half second;
+otherwise, and while a failed fetch waits for its retry, it is refused at once with
+KeysUnavailable (503, Retry-After). The issuer's answers are untrusted: size-capped,
+fetched without following redirects, the discovery document must name the issuer and its
+jwks_uri must be on the issuer's scheme, host and port. The rules about what a verified
+token may do live in trusted_publishing.py.
 """
 
 from __future__ import annotations
 
+import http.client
 import json
+import logging
+import math
 import threading
 import time
+import urllib.error
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 if TYPE_CHECKING:
     import jwt
 
+log = logging.getLogger(__name__)
+
 ALGORITHMS = ["RS256"]  # what GitHub, GitLab and Forgejo sign with; never HS256 or none
 LEEWAY = 30  # seconds of clock skew tolerated on exp, iat and nbf
-REFRESH_INTERVAL = 60.0  # seconds between two key fetches for one issuer
-FETCH_TIMEOUT = 10.0
-MAX_DOCUMENT = 1024 * 1024
+REFRESH_INTERVAL = 60.0  # seconds between two key fetches for one issuer, whatever their outcome
+FETCH_DEADLINE = 5.0  # seconds for discovery and JWKS together
+REQUEST_WAIT = 0.5  # seconds after a fetch began during which requests wait for it
+MAX_DOCUMENT = 256 * 1024  # bytes; GitHub's and GitLab's documents are a few KiB
+CHUNK = 16 * 1024
 
 
 class TokenInvalid(Exception):
@@ -36,6 +52,14 @@ class TokenInvalid(Exception):
     def __init__(self, code: str, description: str):
         super().__init__(description)
         self.code, self.description = code, description
+
+
+class KeysUnavailable(Exception):
+    """The issuer's keys cannot be had now; ask again in retry_after seconds."""
+
+    def __init__(self, description: str, retry_after: float):
+        super().__init__(description)
+        self.description, self.retry_after = description, max(1, math.ceil(retry_after))
 
 
 def unverified_issuer(token: str) -> str:
@@ -57,61 +81,130 @@ def unverified_issuer(token: str) -> str:
 
 
 @dataclass
-class _KeySet:
-    keys: dict[str, jwt.PyJWK]
-    fetched_at: float
+class _Fetch:
+    """One attempt at an issuer's keys; error is why it failed, once done."""
+
+    started: float
+    done: threading.Event = field(default_factory=threading.Event)
+    error: str | None = None
+
+
+class _Unreadable(Exception):
+    """A key fetch failed; the message is one line, safe to show."""
 
 
 class IssuerKeys:
-    """The public keys of one issuer: discovered and cached, or pinned from a file."""
+    """The public keys of one issuer: discovered (or read from a pinned file) and cached."""
 
     def __init__(self, issuer: str, jwks_file: Path | None = None):
         self.issuer = issuer.rstrip("/")
         self.jwks_file = jwks_file
-        self._set: _KeySet | None = None
-        self._lock = threading.Lock()
+        self._keys: dict[str, jwt.PyJWK] = {}  # the last keys fetched; kept when a later fetch fails
+        self._fetch: _Fetch | None = None  # the latest attempt
+        self._lock = threading.Lock()  # guards _keys and _fetch; never held while fetching
 
     def key(self, kid: str | None) -> jwt.PyJWK:
         with self._lock:
-            if self._set is None:
-                self._set = self._load()
-            if kid in self._set.keys:
-                return self._set.keys[kid]
-            if self.jwks_file is None and time.monotonic() - self._set.fetched_at >= REFRESH_INTERVAL:
-                self._set = self._load()  # the issuer may have rotated its keys
-                if kid in self._set.keys:
-                    return self._set.keys[kid]
+            if kid in self._keys:
+                return self._keys[kid]
+            fetch = self._fetch
+            if fetch is None or time.monotonic() - fetch.started >= REFRESH_INTERVAL:
+                fetch = self._fetch = _Fetch(time.monotonic())  # none yet, or the issuer may have rotated its keys
+                threading.Thread(target=self._run, args=(fetch,), name="oidc-keys", daemon=True).start()
+        fetch.done.wait(max(0.0, fetch.started + REQUEST_WAIT - time.monotonic()))
+        if kid in self._keys:
+            return self._keys[kid]
+        now = time.monotonic()
+        if not fetch.done.is_set() and now < fetch.started + FETCH_DEADLINE:
+            raise KeysUnavailable(f"the keys of issuer {self.issuer} are being fetched; try again in a few "
+                                  "seconds", fetch.started + FETCH_DEADLINE - now)
+        if fetch.error or not fetch.done.is_set():
+            raise KeysUnavailable(f"the keys of issuer {self.issuer} cannot be fetched "
+                                  f"({fetch.error or 'no answer in time'}); try again later",
+                                  fetch.started + REFRESH_INTERVAL - now)
         raise TokenInvalid("invalid-token", "the token is signed with a key the issuer does not publish "
                                             "(unknown kid)")
 
-    def _load(self) -> _KeySet:
+    def _run(self, fetch: _Fetch) -> None:
+        try:
+            keys = self._load(fetch.started + FETCH_DEADLINE)
+        except _Unreadable as exc:
+            fetch.error = str(exc)
+            log.warning("Trusted Publishing: the keys of issuer %s cannot be fetched: %s", self.issuer, exc)
+        except Exception as exc:  # a bug here must not pass for a fetch that found no keys
+            fetch.error = f"unexpected {type(exc).__name__}"
+            log.exception("Trusted Publishing: fetching the keys of issuer %s failed", self.issuer)
+        else:
+            with self._lock:
+                self._keys = keys
+        finally:
+            fetch.done.set()
+
+    def _load(self, deadline: float) -> dict[str, jwt.PyJWK]:
         import jwt
 
-        try:
-            if self.jwks_file is not None:
+        if self.jwks_file is not None:
+            try:
                 document = json.loads(Path(self.jwks_file).read_text())
-            else:
-                config = _fetch_json(f"{self.issuer}/.well-known/openid-configuration")
-                jwks_uri = config.get("jwks_uri") if isinstance(config, dict) else None
-                if not isinstance(jwks_uri, str) or not jwks_uri.startswith(("https://", "http://")):
-                    raise ValueError("its discovery document has no jwks_uri")
-                document = _fetch_json(jwks_uri)
-            keys = {}
+            except (OSError, ValueError) as exc:
+                raise _Unreadable(f"{self.jwks_file}: {type(exc).__name__}") from None
+        else:
+            config = _fetch_json(f"{self.issuer}/.well-known/openid-configuration", deadline)
+            if not isinstance(config, dict) or str(config.get("issuer", "")).rstrip("/") != self.issuer:
+                raise _Unreadable("its discovery document names another issuer")
+            jwks_uri = config.get("jwks_uri")
+            if not isinstance(jwks_uri, str) or _origin(jwks_uri) != _origin(self.issuer):
+                raise _Unreadable("its discovery document's jwks_uri is not on the issuer's host")
+            document = _fetch_json(jwks_uri, deadline)
+        keys = {}
+        try:
             for entry in document.get("keys", []):
                 if entry.get("kty") != "RSA" or entry.get("use", "sig") != "sig" or "kid" not in entry:
                     continue
                 keys[entry["kid"]] = jwt.PyJWK(entry, algorithm="RS256")
-        except (OSError, ValueError, AttributeError, TypeError, jwt.PyJWTError) as exc:
-            raise TokenInvalid("invalid-token", f"the keys of issuer {self.issuer} cannot be read now "
-                                                f"({type(exc).__name__}); try again later") from None
-        return _KeySet(keys, time.monotonic())
+        except (AttributeError, TypeError, ValueError, jwt.PyJWTError) as exc:
+            raise _Unreadable(f"its JWKS cannot be read ({type(exc).__name__})") from None
+        return keys
 
 
-def _fetch_json(url: str):
-    request = urllib.request.Request(url, headers={"Accept": "application/json",
-                                                   "User-Agent": "privindex-oidc"})
-    with urllib.request.urlopen(request, timeout=FETCH_TIMEOUT) as response:  # noqa: S310 (configured URL)
-        return json.loads(response.read(MAX_DOCUMENT + 1)[:MAX_DOCUMENT])
+def _origin(url: str) -> tuple:
+    parts = urlsplit(url)
+    return parts.scheme, parts.hostname, parts.port or {"https": 443, "http": 80}.get(parts.scheme)
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):
+        return None  # a 3xx fails the fetch: the issuer's URLs are used as configured
+
+
+_opener = urllib.request.build_opener(_NoRedirects)
+
+
+def _fetch_json(url: str, deadline: float):
+    """The JSON document at url, read whole before the deadline and within MAX_DOCUMENT."""
+    request = urllib.request.Request(url, headers={"Accept": "application/json", "User-Agent": "privindex-oidc"})
+    body = bytearray()
+    try:
+        with _opener.open(request, timeout=max(0.01, deadline - time.monotonic())) as response:  # noqa: S310
+            while chunk := response.read1(CHUNK):
+                body += chunk
+                if len(body) > MAX_DOCUMENT:
+                    raise _Unreadable(f"{url} sent more than {MAX_DOCUMENT // 1024} KiB")
+                if time.monotonic() > deadline:
+                    raise TimeoutError
+    except urllib.error.HTTPError as exc:
+        exc.close()
+        raise _Unreadable(f"{url} answered {exc.code}") from None
+    except (OSError, http.client.HTTPException) as exc:
+        reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc  # URLError wraps the cause
+        if isinstance(reason, TimeoutError):
+            raise _Unreadable(f"{url} did not answer within {FETCH_DEADLINE:g} s") from None
+        detail = getattr(reason, "strerror", None) or str(reason) or type(reason).__name__
+        raise _Unreadable(f"cannot reach {url} ({detail})") from None
+    try:
+        return json.loads(body)
+    except (ValueError, RecursionError):  # RecursionError: nested too deep
+        raise _Unreadable(f"{url} did not send JSON") from None
 
 
 def verify(token: str, keys: IssuerKeys, audience: str) -> dict:
