@@ -245,7 +245,9 @@ class UpstreamCache:
                 raise
             self.on_fetch("page", "ok" if project is not None else "not_found")
             entry = Entry(project, time.time())
-            if project is None:
+            if project is None:  # gone (or never there): forget any page, remember the answer
+                if self._pages.pop(name, None) is not None:
+                    self._update_names()
                 self._remember_missing(name, entry)
                 return entry
             _write_atomic(_inside(self.pages_dir, f"{name}.json"), project.to_json().encode())
