@@ -200,7 +200,7 @@ class Settings:
     @property
     def upstream_file_host_names(self) -> tuple[str, ...]:
         """upstream_file_hosts parsed: comma- or space-separated host names, lower case."""
-        return tuple(part.lower() for part in self.upstream_file_hosts.replace(",", " ").split())
+        return tuple(part.lower().strip("[]") for part in self.upstream_file_hosts.replace(",", " ").split())
 
     @property
     def base_url(self) -> str:

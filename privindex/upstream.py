@@ -167,20 +167,21 @@ def _guarded(connection_class: type, scheme: str, exempt: tuple[str, str, int]) 
 
     class Guarded(connection_class):  # type: ignore[misc, valid-type]
         def _new_conn(self) -> socket.socket:
-            if (scheme, self.host.lower(), self.port or self.default_port) == exempt:
+            port = int(self.port or self.default_port)
+            if (scheme, self.host.lower(), port) == exempt:
                 return super()._new_conn()
             try:
-                infos = socket.getaddrinfo(self._dns_host, self.port, type=socket.SOCK_STREAM)
+                infos = socket.getaddrinfo(self._dns_host, port, type=socket.SOCK_STREAM)
             except socket.gaierror as exc:
                 raise NameResolutionError(self.host, self, exc) from exc
-            addresses = list(dict.fromkeys(info[4][0] for info in infos))
+            addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
             refused = [a for a in addresses if not public_address(a)]
             if refused:
                 raise RefusedAddress(f"{self.host} is at {refused[0]}, not a public address")
             error: Exception | None = None
             for address in addresses:
                 try:
-                    return connection.create_connection((address, self.port), self.timeout,
+                    return connection.create_connection((address, port), self.timeout,
                                                         source_address=self.source_address,
                                                         socket_options=self.socket_options)
                 except socket.timeout:

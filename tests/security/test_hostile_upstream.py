@@ -183,6 +183,21 @@ def test_file_urls_off_the_upstream_to_private_addresses_are_refused_before_any_
     assert_healthy(cache)
 
 
+def test_an_https_upstreams_files_stay_on_https_and_file_hosts_narrow_where_files_come_from():
+    from privindex.upstream import Limits, Upstream, UpstreamError
+
+    secure = Upstream("https://mirror.invalid/simple/", 2.0)
+    narrowed = Upstream("https://mirror.invalid/simple/", 2.0, limits=Limits(file_hosts=("files.invalid",)))
+    for upstream, url, reason in [
+        (secure, "http://files.invalid/a-1.0.tar.gz", "must be too"),
+        (secure, "ftp://files.invalid/a-1.0.tar.gz", "not an http or https URL"),
+        (narrowed, "https://elsewhere.invalid/a-1.0.tar.gz", "not in upstream_file_hosts"),
+    ]:
+        with pytest.raises(UpstreamError) as refused:
+            upstream.stream(url)
+        assert refused.value.outcome == "refused" and reason in str(refused.value)
+
+
 # -- limits -----------------------------------------------------------------------------------------
 
 def test_a_compression_bomb_page_is_cut_off_after_decompression(hostile, cache):
