@@ -37,7 +37,7 @@ def _bad(field: str, detail: str) -> ConfigError:
 ISSUER_KINDS = ("gitlab", "github", "forgejo")
 METRICS_ACCESS = ("", "public", "token", "addresses")
 SEND_FILES_VIA = ("off", "x-accel-redirect", "x-sendfile")
-_HOST_NAME = re.compile(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*|\[?[0-9a-f:.]+\]?")
+_HOST_NAME = re.compile(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*")
 _PREFIX_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/_-.~")
 
 
@@ -178,7 +178,7 @@ class Settings:
             if getattr(self, name) <= 0:
                 raise _bad(name, f"must be positive, got {getattr(self, name)}")
         for host in self.upstream_file_host_names:
-            if not _HOST_NAME.fullmatch(host):
+            if not _HOST_NAME.fullmatch(host) and not _is_ip_address(host):
                 raise _bad("upstream_file_hosts", f"{host!r} is not a host name or IP address (no scheme, "
                            "port or path: e.g. files.upstream.example)")
         if self.upstream_cache_max_gb <= 0:
