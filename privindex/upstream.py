@@ -26,7 +26,9 @@ import json
 import logging
 import re
 import socket
+import threading
 import time
+from contextvars import ContextVar
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from html.parser import HTMLParser
@@ -55,6 +57,7 @@ _REDIRECTS = (301, 302, 303, 307, 308)
 _NAME = re.compile(r"[A-Z0-9]|[A-Z0-9][A-Z0-9._-]*[A-Z0-9]", re.IGNORECASE)  # PEP 508
 _DIGEST = re.compile(r"[0-9a-f]{64}")
 _NOT_IN_FILENAME = re.compile(r"[/\\\x00-\x1f\x7f]")
+_DEADLINE: ContextVar[float] = ContextVar("upstream_deadline", default=float("inf"))  # set by _open
 
 
 def valid_name(name: str) -> bool:
@@ -166,6 +169,27 @@ def _guarded(connection_class: type, scheme: str, exempt: tuple[str, str, int]) 
     from urllib3.util import connection
 
     class Guarded(connection_class):  # type: ignore[misc, valid-type]
+        def getresponse(self):
+            """The response's status and headers, cut off at the fetch's deadline: a
+            server sending its headers a byte at a time never waits for a timeout."""
+            remaining = _DEADLINE.get() - time.monotonic()
+            if remaining == float("inf"):
+                return super().getresponse()
+            timer = threading.Timer(max(remaining, 0.0), self._cut)
+            timer.daemon = True
+            timer.start()
+            try:
+                return super().getresponse()
+            finally:
+                timer.cancel()
+
+        def _cut(self) -> None:
+            if self.sock is not None:
+                try:
+                    self.sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
         def _new_conn(self) -> socket.socket:
             port = int(self.port or self.default_port)
             if (scheme, self.host.lower(), port) == exempt:
@@ -322,18 +346,24 @@ class Upstream:
         """A streamed GET of url, following redirects ourselves, each hop checked."""
         import requests
 
+        started = time.monotonic()
         for _hop in range(MAX_REDIRECTS + 1):
             self._check(url)
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise UpstreamError(f"the upstream did not answer in time ({redact_url(url)})", 504, "timeout")
+            token = _DEADLINE.set(deadline)
             try:
                 resp = self.session.get(url, headers=headers, stream=True, allow_redirects=False,
                                         timeout=min(self.timeout, remaining))
             except RefusedAddress as exc:
                 raise self._refuse(url, str(exc)) from None
             except requests.RequestException as exc:
+                if time.monotonic() >= deadline:
+                    raise _late(url, round(deadline - started)) from None
                 raise _as_error(exc, url) from None
+            finally:
+                _DEADLINE.reset(token)
             if resp.status_code not in _REDIRECTS or not resp.headers.get("Location"):
                 return resp
             resp.close()

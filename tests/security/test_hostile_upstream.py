@@ -236,10 +236,23 @@ def trickle(handler, length: int = 1_000_000) -> None:
         time.sleep(0.5)
 
 
-def test_an_endless_slow_page_is_cut_off_at_its_deadline(hostile, cache):
-    hostile.routes["/simple/slow/"] = trickle
+def trickle_headers(handler) -> None:
+    """A status line, then a header a byte every half second, never ending."""
+    handler.wfile.write(b"HTTP/1.1 200 OK\r\nX-Slow: ")
+    for _ in range(120):
+        try:
+            handler.wfile.write(b"x")
+            handler.wfile.flush()
+        except OSError:
+            return
+        time.sleep(0.5)
+
+
+@pytest.mark.parametrize("name, route", [("slow", trickle), ("slow-headers", trickle_headers)])
+def test_an_endless_slow_page_is_cut_off_at_its_deadline(hostile, cache, name, route):
+    hostile.routes[f"/simple/{name}/"] = route
     answer: list = []
-    thread = threading.Thread(target=lambda: answer.append(get(cache, "/simple/slow/", timeout=60)))
+    thread = threading.Thread(target=lambda: answer.append(get(cache, f"/simple/{name}/", timeout=60)))
     started = time.monotonic()
     thread.start()
     time.sleep(1)
@@ -247,7 +260,7 @@ def test_an_endless_slow_page_is_cut_off_at_its_deadline(hostile, cache):
     thread.join(60)
     assert answer and answer[0].status_code == 504 and "took longer than 3 s" in answer[0].text
     assert time.monotonic() - started < 8
-    assert "slow" not in get(cache, "/simple/").text
+    assert name not in get(cache, "/simple/").text
 
 
 def test_an_endless_slow_file_is_cut_off_at_its_deadline_and_nothing_is_cached(hostile, cache):
