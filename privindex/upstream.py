@@ -273,7 +273,7 @@ class Upstream:
             return None
         url = self.project_url(name)
         deadline = time.monotonic() + self.limits.page_deadline
-        resp = self._open(url, deadline, {"Accept": ACCEPT})
+        resp = self._open(url, deadline, self.limits.page_deadline, {"Accept": ACCEPT})
         with resp:
             if resp.status_code in (404, 410):
                 return None
@@ -299,7 +299,7 @@ class Upstream:
         if size is not None and size > cap:
             raise self._too_large(url, cap)
         deadline = time.monotonic() + limit
-        resp = self._open(url, deadline)
+        resp = self._open(url, deadline, limit)
         if resp.status_code != 200:
             resp.close()
             raise UpstreamError(f"the upstream answered {resp.status_code} for {redact_url(url)}")
@@ -315,7 +315,8 @@ class Upstream:
     def reachable(self) -> str | None:
         """None if the upstream answers its root URL, else why not (for the start-up line)."""
         try:
-            with self._open(self.url, time.monotonic() + min(self.timeout, 5.0)) as resp:
+            limit = min(self.timeout, 5.0)
+            with self._open(self.url, time.monotonic() + limit, limit) as resp:
                 return None if resp.status_code < 500 else f"it answered {resp.status_code}"
         except UpstreamError as exc:
             return str(exc)
@@ -342,16 +343,16 @@ class Upstream:
         if not literal:
             raise self._refuse(url, f"{origin[1]} is not a public address")
 
-    def _open(self, url: str, deadline: float, headers: dict | None = None) -> "requests.Response":
-        """A streamed GET of url, following redirects ourselves, each hop checked."""
+    def _open(self, url: str, deadline: float, limit: float, headers: dict | None = None) -> "requests.Response":
+        """A streamed GET of url, following redirects ourselves, each hop checked, all
+        by the deadline (time.monotonic(); limit is its length in seconds, for errors)."""
         import requests
 
-        started = time.monotonic()
         for _hop in range(MAX_REDIRECTS + 1):
             self._check(url)
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise UpstreamError(f"the upstream did not answer in time ({redact_url(url)})", 504, "timeout")
+                raise _late(url, limit)
             token = _DEADLINE.set(deadline)
             try:
                 resp = self.session.get(url, headers=headers, stream=True, allow_redirects=False,
@@ -360,7 +361,7 @@ class Upstream:
                 raise self._refuse(url, str(exc)) from None
             except requests.RequestException as exc:
                 if time.monotonic() >= deadline:
-                    raise _late(url, round(deadline - started)) from None
+                    raise _late(url, limit) from None
                 raise _as_error(exc, url) from None
             finally:
                 _DEADLINE.reset(token)
