@@ -116,6 +116,30 @@ def test_a_path_like_sha256_is_left_out_and_nothing_outside_the_cache_is_served_
     assert_healthy(cache)
 
 
+def test_a_cached_page_on_disk_is_checked_like_a_fresh_one(hostile, outside, tmp_path):
+    """A data dir from before these checks (or edited) holds a page with a path as its
+    digest: read at start, it goes through the same validation, and the file is left out."""
+    canary = outside / "ondisk-1.0-py3-none-any.whl"
+    canary.write_bytes(b"canary: read from outside the cache")
+    stored = {"path": f".upstream/ondisk/{canary.name}", "project": "ondisk", "filename": canary.name,
+              "version": "1.0", "url": f"{hostile.origin}/files/{canary.name}", "sha256": str(outside),
+              "requires_python": None, "metadata_sha256": None, "yanked": False, "yanked_reason": "",
+              "size": None, "upload_time": None}
+    pages = tmp_path / "data" / "upstream" / "pages"
+    pages.mkdir(parents=True)
+    (pages / "ondisk.json").write_text(json.dumps(
+        {"name": "ondisk", "display_name": "ondisk", "versions": ["1.0"], "files": [stored]}))
+    (tmp_path / "store").mkdir()
+    server = start_server(tmp_path / "store", tmp_path / "data", "--upstream", hostile.url,
+                          env={"PRIVINDEX_UPSTREAM_OFFLINE": "true"})
+    try:
+        assert listed(server, "ondisk") == {}
+        assert get(server, f"/packages/.upstream/ondisk/{canary.name}").status_code == 404
+        assert_healthy(server)
+    finally:
+        server.stop()
+
+
 def test_a_metadata_digest_that_is_a_path_or_html_is_dropped_and_the_file_kept(hostile, cache, outside):
     stolen = outside / "meta-1.0-py3-none-any.whl.metadata"
     stolen.write_text("Metadata-Version: 2.1\nName: stolen\nVersion: 1.0\n")
