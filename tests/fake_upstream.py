@@ -18,7 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Callable
 
-V1_JSON = "application/vnd.pypi.simple.v1+json"
+from helpers import V1_JSON
 
 
 class FakeUpstream:

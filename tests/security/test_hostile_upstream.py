@@ -245,12 +245,8 @@ def test_a_compression_bomb_page_is_cut_off_after_decompression(hostile, cache):
     assert_healthy(cache)
 
 
-def trickle(handler, length: int = 1_000_000) -> None:
-    """Headers, then a byte every half second, for as long as anyone listens."""
-    handler.send_response(200)
-    handler.send_header("Content-Type", V1_JSON)
-    handler.send_header("Content-Length", str(length))
-    handler.end_headers()
+def drip(handler) -> None:
+    """A byte every half second, for as long as anyone listens (a minute at most)."""
     for _ in range(120):
         try:
             handler.wfile.write(b" ")
@@ -260,16 +256,19 @@ def trickle(handler, length: int = 1_000_000) -> None:
         time.sleep(0.5)
 
 
+def trickle(handler) -> None:
+    """Headers announcing a megabyte, then a drip."""
+    handler.send_response(200)
+    handler.send_header("Content-Type", V1_JSON)
+    handler.send_header("Content-Length", "1000000")
+    handler.end_headers()
+    drip(handler)
+
+
 def trickle_headers(handler) -> None:
-    """A status line, then a header a byte every half second, never ending."""
-    handler.wfile.write(b"HTTP/1.1 200 OK\r\nX-Slow: ")
-    for _ in range(120):
-        try:
-            handler.wfile.write(b"x")
-            handler.wfile.flush()
-        except OSError:
-            return
-        time.sleep(0.5)
+    """A status line, then a header that never ends."""
+    handler.wfile.write(b"HTTP/1.1 200 OK\r\nX-Slow: x")
+    drip(handler)
 
 
 @pytest.mark.parametrize("name, route", [("slow", trickle), ("slow-headers", trickle_headers)])
