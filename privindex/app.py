@@ -114,10 +114,15 @@ def make_upstream_cache(settings: Settings):
     """The upstream's client and cache, or None when no upstream_url is set."""
     if not settings.upstream_url:
         return None
-    from privindex.upstream import Upstream
+    from privindex.upstream import Limits, Upstream
     from privindex.upstream_cache import UpstreamCache
 
-    upstream = Upstream(settings.upstream_url, settings.upstream_timeout, settings.upstream_ca_bundle)
+    limits = Limits(timeout=settings.upstream_timeout, page_deadline=settings.upstream_page_deadline,
+                    file_deadline=settings.upstream_file_deadline,
+                    max_page_bytes=settings.upstream_max_page_mb * 1024**2,
+                    max_file_bytes=settings.upstream_max_file_mb * 1024**2,
+                    file_hosts=settings.upstream_file_host_names)
+    upstream = Upstream(settings.upstream_url, settings.upstream_timeout, settings.upstream_ca_bundle, limits)
     return UpstreamCache(upstream, settings.upstream_dir, ttl=settings.upstream_page_ttl,
                          min_age=settings.upstream_min_age,
                          max_bytes=int(settings.upstream_cache_max_gb * 1024**3),

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import os
+import re
 import tomllib
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -36,6 +37,7 @@ def _bad(field: str, detail: str) -> ConfigError:
 ISSUER_KINDS = ("gitlab", "github", "forgejo")
 METRICS_ACCESS = ("", "public", "token", "addresses")
 SEND_FILES_VIA = ("off", "x-accel-redirect", "x-sendfile")
+_HOST_NAME = re.compile(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*")
 _PREFIX_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/_-.~")
 
 
@@ -120,6 +122,11 @@ class Settings:
     upstream_min_age: float = 0.0
     upstream_cache_max_gb: float = 20.0
     upstream_offline: bool = False
+    upstream_page_deadline: float = 60.0
+    upstream_file_deadline: float = 1800.0
+    upstream_max_page_mb: int = 20
+    upstream_max_file_mb: int = 2000
+    upstream_file_hosts: str = ""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "oidc_issuers", _issuers(self.oidc_issuers))
@@ -163,12 +170,21 @@ class Settings:
         if self.upstream_url:
             parts = urlsplit(self.upstream_url)
             if parts.scheme not in ("http", "https") or not parts.hostname:
-                raise _bad("upstream_url", f"must look like https://upstream.example/simple/, got {self.upstream_url!r}")
+                from privindex.logs import redact_url  # here: logs imports the auth modules
+
+                raise _bad("upstream_url", "must look like https://upstream.example/simple/, got "
+                           f"{redact_url(self.upstream_url)!r}")
         for name in ("upstream_page_ttl", "upstream_min_age"):
             if getattr(self, name) < 0:
                 raise _bad(name, f"must be 0 or more, got {getattr(self, name)}")
-        if self.upstream_timeout <= 0:
-            raise _bad("upstream_timeout", f"must be positive, got {self.upstream_timeout}")
+        for name in ("upstream_timeout", "upstream_page_deadline", "upstream_file_deadline",
+                     "upstream_max_page_mb", "upstream_max_file_mb"):
+            if getattr(self, name) <= 0:
+                raise _bad(name, f"must be positive, got {getattr(self, name)}")
+        for host in self.upstream_file_host_names:
+            if not _HOST_NAME.fullmatch(host) and not _is_ip_address(host):
+                raise _bad("upstream_file_hosts", f"{host!r} is not a host name or IP address (no scheme, "
+                           "port or path: e.g. files.upstream.example)")
         if self.upstream_cache_max_gb <= 0:
             raise _bad("upstream_cache_max_gb", f"must be positive, got {self.upstream_cache_max_gb}")
         if self.upstream_ca_bundle and not Path(self.upstream_ca_bundle).is_file():
@@ -184,6 +200,11 @@ class Settings:
                     "(LAN DNS or /etc/hosts, e.g. https://pypi.example.lan behind an HTTPS reverse "
                     "proxy), or use http://localhost:<port> on this machine"
                 )
+
+    @property
+    def upstream_file_host_names(self) -> tuple[str, ...]:
+        """upstream_file_hosts parsed: comma- or space-separated host names, lower case."""
+        return tuple(part.lower().strip("[]") for part in self.upstream_file_hosts.replace(",", " ").split())
 
     @property
     def base_url(self) -> str:

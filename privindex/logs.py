@@ -41,12 +41,27 @@ _SECRETS = re.compile("|".join((
     rf"(?<![0-9A-Za-z-]){recovery.SHOWN_PATTERN}(?![0-9A-Za-z-])",
     # credentials in query strings and forms
     r"(?i:(?P<keep>(?:password|passwd|token|secret|code)=)[^&\s\"']*)",
+    # credentials in URLs (user:password@ before the host), up to the last @ before the path
+    r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)[^\s/?#@]*(?:@[^\s/?#@]*)*@",
 )))
 
 
 def redact(text: str) -> str:
     """text with every secret-shaped part replaced by [redacted]."""
-    return _SECRETS.sub(lambda m: (m.group("keep") or "") + REDACTED, text)
+    return _SECRETS.sub(_replacement, text)
+
+
+def _replacement(m: re.Match) -> str:
+    if m.group("scheme"):
+        return f"{m.group('scheme')}{REDACTED}@"
+    return (m.group("keep") or "") + REDACTED
+
+
+def redact_url(url: str) -> str:
+    """A URL as it may be printed, logged or shown: without the user and password in it
+    (`https://[redacted]@mirror.example/simple/`), nor any other secret shape. The URL
+    itself, credentials included, is still what privindex connects with."""
+    return redact(url)
 
 
 # Lower-case hex, as requestid.choose and nginx's $request_id make ids, with a character no

@@ -85,12 +85,13 @@ def upstream_line(settings: Settings, sources) -> str:
     """The start-up line about the upstream: off, offline, reachable or not."""
     if not sources.upstream_on:
         return "upstream: off (only local packages are served)"
+    url = sources.cache.upstream.shown_url
     if settings.upstream_offline:
-        return f"upstream: {settings.upstream_url} offline (no connections; serving the cache only)"
+        return f"upstream: {url} offline (no connections; serving the cache only)"
     problem = sources.cache.upstream.reachable()
     if problem:
-        return f"upstream: {settings.upstream_url} NOT reachable ({problem}); cached pages are served"
-    return f"upstream: {settings.upstream_url} reachable (names not known here are served from it)"
+        return f"upstream: {url} NOT reachable ({problem}); cached pages are served"
+    return f"upstream: {url} reachable (names not known here are served from it)"
 
 
 def _watch(catch_up: Callable[[], None], refresh: Callable[[], None], stop: threading.Event,

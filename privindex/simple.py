@@ -34,7 +34,7 @@ from privindex.headers import PAGE_SECURITY_HEADERS
 from privindex.index import Index, IndexedFile, Project, parse_version
 from privindex.sources import Source, Sources
 from privindex.upstream import PREFIX as UPSTREAM_PREFIX
-from privindex.upstream import UpstreamError, UpstreamFile, UpstreamProject
+from privindex.upstream import UpstreamError, UpstreamFile, UpstreamProject, valid_name
 from privindex.upstream_cache import NotCached
 
 log = logging.getLogger(__name__)
@@ -132,16 +132,17 @@ def render_project(project: Project, fmt: str) -> bytes:
         }
         return json.dumps(doc, separators=(",", ":")).encode()
     links = []
-    for f in project.files:
+    for f in project.files:  # every value escaped, local or upstream: none may end its attribute
         attrs = ""
         if f.requires_python:
             attrs += f' data-requires-python="{escape(f.requires_python)}"'
         if f.metadata_sha256:
-            attrs += f' data-dist-info-metadata="sha256={f.metadata_sha256}"'
-            attrs += f' data-core-metadata="sha256={f.metadata_sha256}"'
+            metadata = escape(f"sha256={f.metadata_sha256}")
+            attrs += f' data-dist-info-metadata="{metadata}" data-core-metadata="{metadata}"'
         if f.yanked:
             attrs += f' data-yanked="{escape(f.yanked_reason)}"'
-        links.append(f'    <a href="{file_url(f)}#sha256={f.sha256}"{attrs}>{escape(f.filename)}</a><br>\n')
+        href = escape(f"{file_url(f)}#sha256={f.sha256}")
+        links.append(f'    <a href="{href}"{attrs}>{escape(f.filename)}</a><br>\n')
     return _html(f"Links for {escape(project.display_name)}", "".join(links))
 
 
@@ -257,7 +258,7 @@ class SimpleAPI:
         else:
             raw = path[len("/simple/"):]
             name = raw.rstrip("/")
-            if not name or "/" in name:
+            if not valid_name(name):  # no project anywhere: never asked of the upstream
                 return _not_found(start_response)
             normalized = _canonical(name)
             if name != normalized or not raw.endswith("/"):
@@ -413,7 +414,7 @@ class SimpleAPI:
         """An upstream file (or its .metadata) listed on the page this server shows for its
         name: from the cache, else streamed from the upstream while it is cached."""
         project, _, filename = rest.partition("/")
-        if not project or "/" in filename or canonicalize_name(project) != project:
+        if not valid_name(project) or "/" in filename or canonicalize_name(project) != project:
             return _not_found(start_response)
         kind = self.sources.source(project)
         if kind is Source.LOCAL:

@@ -23,6 +23,7 @@ from privindex import audit
 from privindex.audit import Tag
 from privindex.db import data_version, database
 from privindex.index import Index
+from privindex.logs import redact_url
 from privindex.models import AuditEvent, DistFile, Project
 from privindex.upstream import UpstreamError
 from privindex.upstream_cache import NotCached, UpstreamCache
@@ -129,7 +130,7 @@ class Sources:
             if project is not None and project.files:
                 with database.atomic():
                     audit.record(Tag.UPSTREAM_SHADOWED, audit.Context(via="server"), subject=name, project=name,
-                                 upstream=self.cache.upstream.project_url(name),
+                                 upstream=redact_url(self.cache.upstream.project_url(name)),
                                  upstream_files=len(project.files), allowed=name in self.allowed)
                 log.warning("the upstream now publishes %s, which this index owns: clients still get only "
                             "the local files (an admin may allow the upstream for it)", name)

@@ -13,6 +13,12 @@ in memory and as the file's mtime, touched at most once a minute; no database).
 
 Single flight: one fetch per page and per file at a time, however many clients ask;
 the others wait for it and read its result.
+
+Path safety: pages and files come from the upstream, validated by upstream.py; still,
+every path built here is resolved and checked to lie inside its folder (`_inside`) before
+it is read, written or deleted, so a bad digest or filename, or a symlink planted in the
+cache, can never reach outside it. "No such project" answers are kept in a bounded LRU
+(`NEGATIVE_MAX`), apart from the pages, and never listed.
 """
 
 from __future__ import annotations
@@ -28,17 +34,35 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
-from privindex.upstream import Upstream, UpstreamError, UpstreamFile, UpstreamProject, age_filter
+from privindex.upstream import (Upstream, UpstreamError, UpstreamFile, UpstreamProject, age_filter, valid_digest,
+                                valid_name)
 
 log = logging.getLogger(__name__)
 
 TOUCH_EVERY = 60.0  # seconds between mtime updates of a cached file in use
 NEGATIVE_TTL_MAX = 600.0
+NEGATIVE_MAX = 4096  # "no such project" answers remembered (any name may be asked for)
 WAIT_FOR_FILE = 3600.0  # a follower waits this long at most for the leader's download
 
 
 class NotCached(Exception):
     """Offline, and the page or file is not in the cache."""
+
+
+class OutsideCache(UpstreamError):
+    """A path that would leave the cache's folder: refused like a bad upstream answer."""
+
+    def __init__(self, rel: str):
+        super().__init__(f"refused: {rel!r} is outside the upstream cache", 502, "refused")
+
+
+def _inside(folder: Path, rel: str) -> Path:
+    """folder/rel, resolved (symlinks too), if it lies inside folder (itself resolved);
+    else OutsideCache. Every read, write and delete in the cache goes through here."""
+    path = (folder / rel).resolve()
+    if path == folder or not path.is_relative_to(folder):
+        raise OutsideCache(rel)
+    return path
 
 
 class _Flights:
@@ -113,10 +137,12 @@ class UpstreamCache:
                  offline: bool = False):
         self.upstream = upstream
         self.root = root
-        self.pages_dir = root / "pages"
-        self.files_dir = root / "files"
+        self.pages_dir = (root / "pages").resolve()
+        self.files_dir = (root / "files").resolve()
         self.ttl, self.min_age, self.max_bytes, self.offline = ttl, min_age, max_bytes, offline
-        self._pages: dict[str, Entry] = {}
+        self._pages: dict[str, Entry] = {}  # projects the upstream has
+        self._missing: OrderedDict[str, Entry] = OrderedDict()  # names it has not: an LRU
+        self._missing_lock = threading.Lock()
         self._filtered: dict[str, tuple[UpstreamProject, UpstreamProject]] = {}  # name -> (raw, shown)
         self._page_flights = _Flights()
         self._file_flights = _Flights()
@@ -135,10 +161,13 @@ class UpstreamCache:
             folder.mkdir(parents=True, exist_ok=True)
         for page in self.pages_dir.glob("*.json"):
             try:
-                st = page.stat()
-                self._pages[page.stem] = Entry(UpstreamProject.from_json(page.read_text()), st.st_mtime)
-            except (OSError, ValueError, KeyError, TypeError):
-                log.warning("ignoring unreadable cached upstream page %s", page)
+                path = _inside(self.pages_dir, page.name)
+                project = UpstreamProject.from_json(path.read_text())
+                if project.name != page.stem:
+                    raise ValueError(f"it holds the page of {project.name}")
+                self._pages[page.stem] = Entry(project, path.stat().st_mtime)
+            except (OSError, ValueError, KeyError, TypeError, AttributeError, OutsideCache) as exc:
+                log.warning("ignoring unreadable cached upstream page %s: %s", page.name, exc)
         found = []
         for path, st in self._cached_files():
             found.append((st.st_mtime, path.relative_to(self.files_dir).as_posix(), st.st_size))
@@ -148,21 +177,34 @@ class UpstreamCache:
         self._update_names()
 
     def _cached_files(self) -> Iterator[tuple[Path, os.stat_result]]:
+        """Files filed under a digest folder, inside the cache (anything else is skipped)."""
         for folder in self.files_dir.iterdir() if self.files_dir.exists() else ():
-            if folder.is_dir():
-                for path in folder.iterdir():
-                    if not path.name.startswith("."):
+            if not valid_digest(folder.name) or not folder.is_dir():
+                continue
+            for entry in folder.iterdir():
+                if entry.name.startswith("."):
+                    continue
+                try:
+                    path = _inside(self.files_dir, f"{folder.name}/{entry.name}")
+                    if path.is_file() and path.parent.name == folder.name:
                         yield path, path.stat()
+                        continue
+                except (OutsideCache, OSError):
+                    pass
+                log.warning("upstream cache: skipping %s/%s (not a file inside the cache)", folder.name, entry.name)
 
     # -- pages ---------------------------------------------------------------------------
 
     def cached_entry(self, name: str) -> Entry | None:
-        return self._pages.get(name)
+        return self._pages.get(name) or self._missing.get(name)
 
     def project(self, name: str) -> UpstreamProject | None:
         """The upstream's page for name as clients see it (min-age applied), fetched if
-        not fresh; None if the upstream has no such project. Raises UpstreamError when the
-        upstream fails and nothing is cached, NotCached when offline and nothing is cached."""
+        not fresh; None if the upstream has no such project, or name is no valid project
+        name (then nothing is asked). Raises UpstreamError when the upstream fails and
+        nothing is cached, NotCached when offline and nothing is cached."""
+        if not valid_name(name):
+            return None
         entry = self._fresh_entry(name)
         if entry.project is None:
             return None
@@ -173,7 +215,7 @@ class UpstreamCache:
         return shown
 
     def _fresh_entry(self, name: str) -> Entry:
-        entry = self._pages.get(name)
+        entry = self.cached_entry(name)
         if self.offline:
             if entry is None:
                 raise NotCached(f"{name} is not in the upstream cache, and the upstream is offline")
@@ -184,8 +226,8 @@ class UpstreamCache:
         if flight is None:  # someone is fetching it: wait for theirs
             event = self._page_flights.waiter(name)
             if event is not None:
-                event.wait(self.upstream.timeout * 3)
-            landed = self._pages.get(name)
+                event.wait(self.upstream.limits.page_deadline + self.upstream.timeout)
+            landed = self.cached_entry(name)
             if landed is not None and landed is not entry:
                 return landed
             if entry is not None:
@@ -195,7 +237,7 @@ class UpstreamCache:
             try:
                 project = self.upstream.fetch_project(name)
             except UpstreamError as exc:
-                self.on_fetch("page", "error")
+                self.on_fetch("page", exc.outcome)
                 if entry is not None and entry.project is not None:
                     log.warning("upstream failed (%s); serving %s from a page cached %d s ago",
                                 exc, name, time.time() - entry.fetched_at)
@@ -203,13 +245,26 @@ class UpstreamCache:
                 raise
             self.on_fetch("page", "ok" if project is not None else "not_found")
             entry = Entry(project, time.time())
+            if project is None:  # gone (or never there): forget any page, remember the answer
+                if self._pages.pop(name, None) is not None:
+                    self._update_names()
+                self._remember_missing(name, entry)
+                return entry
+            _write_atomic(_inside(self.pages_dir, f"{name}.json"), project.to_json().encode())
             self._pages[name] = entry
-            if project is not None:
-                _write_atomic(self.pages_dir / f"{name}.json", project.to_json().encode())
-                self._update_names()
+            with self._missing_lock:
+                self._missing.pop(name, None)
+            self._update_names()
             return entry
         finally:
             self._page_flights.land(name)
+
+    def _remember_missing(self, name: str, entry: Entry) -> None:
+        with self._missing_lock:
+            self._missing[name] = entry
+            self._missing.move_to_end(name)
+            while len(self._missing) > NEGATIVE_MAX:
+                self._missing.popitem(last=False)
 
     def _ttl(self, entry: Entry) -> float:
         return self.ttl if entry.project is not None else min(self.ttl, NEGATIVE_TTL_MAX)
@@ -230,9 +285,16 @@ class UpstreamCache:
     def relpath(self, f: UpstreamFile, metadata: bool = False) -> str:
         return f"{f.metadata_sha256}/{f.filename}.metadata" if metadata else f"{f.sha256}/{f.filename}"
 
+    def path(self, rel: str) -> Path:
+        """Where a cached file lives: files/<rel>, or OutsideCache."""
+        return _inside(self.files_dir, rel)
+
     def cached(self, f: UpstreamFile, metadata: bool = False) -> Path | None:
         rel = self.relpath(f, metadata)
-        path = self.files_dir / rel
+        try:
+            path = self.path(rel)
+        except OutsideCache:
+            return None
         if not path.is_file():
             return None
         self._touch(rel, path)
@@ -267,9 +329,9 @@ class UpstreamCache:
             return path, None, None
         try:
             url = f.metadata_url if metadata else f.url
-            length, chunks, response = self.upstream.stream(url)
-        except BaseException:
-            self.on_fetch("file", "error")
+            length, chunks, response = self.upstream.stream(url, None if metadata else f.size)
+        except BaseException as exc:
+            self.on_fetch("file", getattr(exc, "outcome", "error"))
             self._file_flights.land(key)
             raise
         size = length if length is not None else (None if metadata else f.size)
@@ -284,12 +346,12 @@ class UpstreamCache:
         the digest is checked, so a client of bad bytes never gets the whole file. Always
         ends the flight (the Download is primed by its caller, so its `finally` runs)."""
         expected = f.metadata_sha256 if metadata else f.sha256
-        target = self.files_dir / key
 
         def run() -> Iterator[bytes]:
             done = False
             tmp = None
             try:
+                target = self.path(key)  # OutsideCache: refused before any byte is read
                 target.parent.mkdir(parents=True, exist_ok=True)
                 fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
                 digest = hashlib.sha256()
@@ -367,7 +429,12 @@ class UpstreamCache:
                     return removed
                 rel, (size, _t) = self._lru.popitem(last=False)
             try:
-                (self.files_dir / rel).unlink()
+                path = self.path(rel)
+            except OutsideCache:
+                log.error("upstream cache: not removing %s: it is outside the cache", rel)
+                continue
+            try:
+                path.unlink()
                 removed += 1
                 log.info("upstream cache: removed %s (least recently used, %d bytes)", rel, size)
                 if report:
@@ -375,7 +442,7 @@ class UpstreamCache:
             except FileNotFoundError:
                 pass
             try:
-                (self.files_dir / rel).parent.rmdir()
+                path.parent.rmdir()
             except OSError:
                 pass
 

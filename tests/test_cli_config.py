@@ -38,6 +38,10 @@ def test_layers_defaults_then_file_then_environment_then_flags(tmp_path):
     ("read_access = 'everyone'\n", {}, "read_access: must be 'public' or 'token'"),
     ("port = 70000\n", {}, "port: 70000 is not a TCP port"),
     ("port = = 1\n", {}, "privindex.toml"),
+    ("", {"PRIVINDEX_UPSTREAM_FILE_DEADLINE": "0"}, "PRIVINDEX_UPSTREAM_FILE_DEADLINE: must be positive"),
+    ("upstream_max_page_mb = -1\n", {}, "upstream_max_page_mb: must be positive"),
+    ("upstream_file_hosts = 'https://files.example/'\n", {}, "upstream_file_hosts: 'https://files.example/' is not"),
+    ("upstream_url = 'ftp://me:hunter2@mirror/'\n", {}, r"upstream_url: .* got 'ftp://\[redacted\]@mirror/'"),
 ])
 def test_bad_settings_name_the_culprit(tmp_path, toml, env, message):
     config = tmp_path / "privindex.toml"

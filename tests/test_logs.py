@@ -36,6 +36,9 @@ def test_redact_removes_every_kind_of_secret_privindex_makes():
             assert value not in clean and REDACTED in clean, (kind, clean)
     assert redact("/login?user=a&password=hunter2&next=/") == f"/login?user=a&password={REDACTED}&next=/"
     assert redact("/simple/?Token=abc") == f"/simple/?Token={REDACTED}"
+    # credentials in a URL (an upstream_url with user:password@), up to the last @ of the host part
+    assert redact("cannot reach https://me:pa@ss@mirror.example:8443/simple/ (x@y)") == \
+        f"cannot reach https://{REDACTED}@mirror.example:8443/simple/ (x@y)"
 
 
 def test_redact_leaves_ordinary_text_alone():
@@ -48,6 +51,7 @@ def test_redact_leaves_ordinary_text_alone():
         "Invalid API token: a privindex token starts with 'pidx_'",
         "argon2 backend loaded; alpha-1.0-py3-none-any.whl published",
         'SELECT "t1"."id" FROM "user" AS "t1" WHERE ("t1"."username" = ?)',
+        "http://127.0.0.1:8080/packages/.upstream/a/a-1.0.tar.gz from admin@example.com",
     ):
         assert redact(text) == text
 

@@ -12,18 +12,15 @@ import json
 import os
 import shutil
 import sys
-import threading
-import time
-from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urljoin
 
 import pytest
 import requests
 from conftest import build_project, pip, privindex_cli, start_server, twine, uv, wait_until
+from fake_upstream import FakeUpstream
 from helpers import V1_JSON, listed
 from pypi_simple import ACCEPT_HTML_ONLY, PyPISimple
 
@@ -205,68 +202,6 @@ def test_the_upstream_publishing_a_local_name_is_recorded_once(proxy, accounts):
 
 
 # -- an upstream the tests control ---------------------------------------------------------------
-
-class FakeUpstream:
-    """A PEP 691 JSON index on loopback that serves what a test puts in it, counts every
-    request by path, and can be stopped (connection refused) and started again."""
-
-    def __init__(self):
-        self.projects: dict[str, list[dict]] = {}
-        self.blobs: dict[str, bytes] = {}
-        self.requests: Counter[str] = Counter()
-        self.file_delay = 0.0
-        self.server: ThreadingHTTPServer | None = None
-
-    def add(self, project: str, path: Path, sha256: str | None = None, uploaded: datetime | None = None):
-        data = path.read_bytes()
-        self.blobs[path.name] = data
-        self.projects.setdefault(project, []).append({
-            "filename": path.name, "url": f"/files/{path.name}",
-            "hashes": {"sha256": sha256 or hashlib.sha256(data).hexdigest()}, "size": len(data),
-            "upload-time": (uploaded or datetime.now(timezone.utc)).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
-        })
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/simple/"
-
-    def start(self) -> "FakeUpstream":
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def do_GET(self):
-                fake.requests[self.path] += 1
-                parts = self.path.strip("/").split("/")
-                if parts[0] == "simple" and len(parts) == 2 and parts[1] in fake.projects:
-                    body = json.dumps({"meta": {"api-version": "1.1"}, "name": parts[1],
-                                       "files": fake.projects[parts[1]]}).encode()
-                    kind = V1_JSON
-                elif parts[0] == "files" and len(parts) == 2 and parts[1] in fake.blobs:
-                    time.sleep(fake.file_delay)  # lets concurrent clients overlap
-                    body, kind = fake.blobs[parts[1]], "application/octet-stream"
-                elif self.path == "/simple/":
-                    body, kind = b"<html></html>", "text/html"
-                else:
-                    self.send_error(404)
-                    return
-                self.send_response(200)
-                self.send_header("Content-Type", kind)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
 
 def _wheel(dists, project: str, version: str) -> Path:
     return next(p for p in dists.files[project] if p.name.endswith(".whl") and f"-{version}-" in p.name)

@@ -51,7 +51,7 @@ def admin_upstream():
     srcs = services().sources
     return render_template(
         "admin_upstream.html", on=srcs.upstream_on,
-        url=services().settings.upstream_url, offline=services().settings.upstream_offline,
+        url=srcs.cache.upstream.shown_url if srcs.cache else "", offline=services().settings.upstream_offline,
         shadowed=source_rules.shadowed_names(), allowed=sorted(srcs.allowed),
         cached_projects=len(srcs.cache.names) if srcs.cache else 0,
         cache_bytes=srcs.cache.total_bytes() if srcs.cache else 0)
