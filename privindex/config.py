@@ -119,6 +119,7 @@ class Settings:
     upstream_min_age: float = 0.0
     upstream_cache_max_gb: float = 20.0
     upstream_offline: bool = False
+    upstream_workers: int = 0  # 0: threads // 2, at least 1
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "oidc_issuers", _issuers(self.oidc_issuers))
@@ -167,6 +168,11 @@ class Settings:
             raise _bad("upstream_timeout", f"must be positive, got {self.upstream_timeout}")
         if self.upstream_cache_max_gb <= 0:
             raise _bad("upstream_cache_max_gb", f"must be positive, got {self.upstream_cache_max_gb}")
+        if not self.upstream_workers:
+            object.__setattr__(self, "upstream_workers", max(1, self.threads // 2))
+        elif not 1 <= self.upstream_workers < self.threads:
+            raise _bad("upstream_workers", f"must be 1 to threads - 1 ({self.threads - 1}), so local pages "
+                       f"always have a worker, got {self.upstream_workers}")
         if self.upstream_ca_bundle and not Path(self.upstream_ca_bundle).is_file():
             raise _bad("upstream_ca_bundle", f"{self.upstream_ca_bundle} is not a file")
         if self.public_url:

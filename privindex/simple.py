@@ -411,7 +411,8 @@ class SimpleAPI:
 
     def _upstream_file(self, environ: dict, start_response: StartResponse, rest: str) -> Iterable[bytes]:
         """An upstream file (or its .metadata) listed on the page this server shows for its
-        name: from the cache, else streamed from the upstream while it is cached."""
+        name: from the cache, else followed while its download lands (503 when the workers
+        the upstream may hold are all taken)."""
         project, _, filename = rest.partition("/")
         if not project or "/" in filename or canonicalize_name(project) != project:
             return _not_found(start_response)
@@ -449,7 +450,7 @@ class SimpleAPI:
                     headers.append(("Content-Length", str(f.size)))
                 start_response("200 OK", headers)
                 return []
-        path, size, download = cache.open_or_fetch(f, metadata)
+        path, size, follower = cache.open_or_fetch(f, metadata)
         if path is not None:
             try:
                 fh = open(path, "rb")
@@ -462,7 +463,7 @@ class SimpleAPI:
         if size is not None:
             headers.append(("Content-Length", str(size)))
         start_response("200 OK", headers)
-        return download  # type: ignore[return-value]
+        return follower  # type: ignore[return-value]
 
 
 def _nothing() -> None:
@@ -482,9 +483,14 @@ def _same(cached: object, current: object) -> bool:
     return False
 
 
+# Answers to an UpstreamError by its status: (status line, Retry-After seconds). A 503
+# means the share of workers for the upstream is taken: pip and uv retry after Retry-After.
+_UPSTREAM_STATUS = {503: ("503 Service Unavailable", "2"), 504: ("504 Gateway Timeout", "30")}
+
+
 def _upstream_failed(start_response: StartResponse, exc: UpstreamError) -> list[bytes]:
-    status = "504 Gateway Timeout" if exc.status == 504 else "502 Bad Gateway"
-    return _plain(start_response, status, f"{exc}\n", [("Cache-Control", "no-store"), ("Retry-After", "30")])
+    status, retry_after = _UPSTREAM_STATUS.get(exc.status, ("502 Bad Gateway", "30"))
+    return _plain(start_response, status, f"{exc}\n", [("Cache-Control", "no-store"), ("Retry-After", retry_after)])
 
 
 # Request headers that make a download conditional or partial: werkzeug decides those.

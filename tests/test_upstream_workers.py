@@ -1,0 +1,172 @@
+"""Cold upstream files never take every worker: a background thread downloads each cold
+file once, clients follow its temp file, and past `upstream_workers` a client gets 503 at
+once, so /healthz and local pages keep answering (issue 23, item 5).
+
+The upstream is test_upstream's FakeUpstream on loopback, sending files slowly (`rate`);
+the server runs with threads = 4 and upstream_workers = 2.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+import requests
+from conftest import pip, start_server, wait_until
+from helpers import listed
+from test_upstream import FakeUpstream
+
+OLD = datetime(2020, 1, 1, tzinfo=timezone.utc)
+SIZE = 2 * 1024 * 1024
+RATE = 512 * 1024  # bytes/s: a cold file takes 4 s to come from the upstream
+
+
+def _blob(folder: Path, project: str, seed: int, size: int = SIZE) -> Path:
+    path = folder / f"{project.replace('-', '_')}-1.0-py3-none-any.whl"
+    path.write_bytes(hashlib.sha256(str(seed).encode()).digest() * (size // 32))
+    return path
+
+
+@pytest.fixture(scope="module")
+def fake(tmp_path_factory, dists):
+    folder = tmp_path_factory.mktemp("cold-files")
+    fake = FakeUpstream()
+    for i, project in enumerate(("cold-a", "cold-b", "cold-c")):
+        fake.add(project, _blob(folder, project, i), uploaded=OLD)
+    fake.add("cold-d", _blob(folder, "cold-d", 3, 8 * SIZE), uploaded=OLD)  # 32 s: the pip test's load
+    fake.add("tampered", _blob(folder, "tampered", 9), sha256="2" * 64, uploaded=OLD)
+    fake.add("alpha", next(p for p in dists.files["alpha"] if p.name.endswith(".whl")), uploaded=OLD)
+    fake.rate = RATE
+    fake.start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture(scope="module")
+def proxy(tmp_path_factory, dists, fake):
+    base = tmp_path_factory.mktemp("workers")
+    (base / "store").mkdir()
+    for path in dists.files["beta-pkg"]:  # a local project
+        shutil.copy2(path, base / "store" / path.name)
+    server = start_server(base / "store", base / "data", "--upstream", fake.url,
+                          env={"PRIVINDEX_THREADS": "4", "PRIVINDEX_UPSTREAM_WORKERS": "2"})
+    yield server
+    server.stop()
+
+
+def file_url(proxy, fake, project: str) -> str:
+    filename = fake.projects[project][0]["filename"]
+    assert filename in listed(proxy, project)  # the page is cached now; the file is not
+    return f"{proxy.url}/packages/.upstream/{project}/{filename}"
+
+
+def upstream_path(fake, project: str) -> str:
+    return fake.projects[project][0]["url"]
+
+
+def files_left(proxy, sha256: str) -> list[str]:
+    folder = proxy.data_dir / "upstream" / "files" / sha256
+    return sorted(os.listdir(folder)) if folder.exists() else []
+
+
+def test_clients_past_the_share_get_503_at_once_while_healthz_and_local_pages_answer(proxy, fake):
+    url = file_url(proxy, fake, "cold-a")
+    streams = [requests.get(url, stream=True, timeout=10) for _ in range(4)]  # as many as threads
+    try:
+        statuses = sorted(r.status_code for r in streams)
+        assert statuses == [200, 200, 503, 503]
+        refused = next(r for r in streams if r.status_code == 503)
+        assert refused.headers["Retry-After"] == "2"
+        assert refused.text.count("\n") == 1 and "try again" in refused.text
+        # the two followers hold their workers; the other two are free for everyone else
+        assert fake.finished[upstream_path(fake, "cold-a")] == 0
+        assert requests.get(f"{proxy.url}/healthz", timeout=1.5).status_code == 200
+        assert requests.get(f"{proxy.index_url}beta-pkg/", timeout=1.5).status_code == 200
+    finally:
+        for r in streams:
+            r.close()
+    wait_until(lambda: fake.finished[upstream_path(fake, "cold-a")] == 1, 10)
+
+
+def test_clients_of_one_cold_file_share_one_download_and_follow_it_as_it_arrives(proxy, fake):
+    url = file_url(proxy, fake, "cold-b")
+    expected = fake.blobs[url.rsplit("/", 1)[1]]
+
+    def fetch(_i) -> tuple[bool, bytes]:
+        with requests.get(url, stream=True, timeout=10) as resp:
+            assert resp.status_code == 200
+            chunks = resp.iter_content(64 * 1024)
+            first = next(chunks)
+            # bytes arrive while the upstream is still sending, the follower's too
+            early = fake.finished[upstream_path(fake, "cold-b")] == 0
+            return early, first + b"".join(chunks)
+
+    with ThreadPoolExecutor(2) as pool:  # the share: both are followers of one download
+        answers = list(pool.map(fetch, range(2)))
+    assert [early for early, _body in answers] == [True, True]
+    assert all(body == expected for _early, body in answers)
+    assert fake.requests[upstream_path(fake, "cold-b")] == 1
+    # cached now: served from disk, with no worker held for the transfer
+    assert requests.get(url, timeout=10).content == expected
+    assert fake.requests[upstream_path(fake, "cold-b")] == 1
+
+
+def test_a_client_that_goes_away_does_not_stop_the_download_for_the_others(proxy, fake):
+    url = file_url(proxy, fake, "cold-c")
+    expected = fake.blobs[url.rsplit("/", 1)[1]]
+    leaving = requests.get(url, stream=True, timeout=10)
+    staying = requests.get(url, stream=True, timeout=10)
+    assert leaving.status_code == staying.status_code == 200
+    next(leaving.iter_content(1024))
+    leaving.close()  # the first client, whose request started the download, hangs up
+    assert staying.content == expected
+    assert requests.get(url, timeout=10).content == expected
+    assert fake.requests[upstream_path(fake, "cold-c")] == 1
+    assert files_left(proxy, fake.projects["cold-c"][0]["hashes"]["sha256"]) == [url.rsplit("/", 1)[1]]
+
+
+def test_bytes_that_do_not_match_end_every_stream_short_and_leave_nothing(proxy, fake):
+    url = file_url(proxy, fake, "tampered")
+
+    def fetch(_i) -> int:
+        received = 0
+        with pytest.raises(requests.exceptions.RequestException):
+            with requests.get(url, stream=True, timeout=10) as resp:
+                assert resp.status_code == 200 and int(resp.headers["Content-Length"]) == SIZE
+                for chunk in resp.iter_content(64 * 1024):
+                    received += len(chunk)
+        return received
+
+    with ThreadPoolExecutor(2) as pool:
+        received = list(pool.map(fetch, range(2)))
+    assert all(n < SIZE for n in received)
+    assert fake.requests[upstream_path(fake, "tampered")] == 1  # one download for both
+    assert files_left(proxy, "2" * 64) == []  # neither the file nor its temp file
+    assert "but its page published" in proxy.log()
+    with pytest.raises(requests.exceptions.RequestException):  # the next client starts anew
+        requests.get(url, timeout=10).content
+    assert fake.requests[upstream_path(fake, "tampered")] == 2
+    assert files_left(proxy, "2" * 64) == []
+
+
+def test_pip_installs_a_cold_package_while_the_share_is_taken(proxy, fake, tmp_path):
+    busy_url = file_url(proxy, fake, "cold-d")
+    holders = [requests.get(busy_url, stream=True, timeout=10) for _ in range(2)]
+    assert [r.status_code for r in holders] == [200, 200]
+    started = time.monotonic()
+    with ThreadPoolExecutor(1) as pool:
+        install = pool.submit(pip, "download", "--no-deps", "--index-url", proxy.index_url,
+                              "-d", str(tmp_path), "alpha")
+        wait_until(lambda: '"GET /simple/alpha/" 503' in proxy.log(), 10)
+        for r in holders:  # the share frees up; pip's retry gets through
+            r.close()
+        install.result(timeout=120)
+    wheel = next(p for p in fake.projects["alpha"])["filename"]
+    assert (tmp_path / wheel).read_bytes() == fake.blobs[wheel]
+    assert time.monotonic() - started < 60
