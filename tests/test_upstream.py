@@ -260,9 +260,9 @@ class FakeUpstream:
                 paced = fake.rate and kind == "application/octet-stream"
                 step = fake.rate // 20 if paced else max(len(body), 1)
                 for start in range(0, len(body), step):
-                    self.wfile.write(body[start:start + step])
                     if step < len(body):
                         time.sleep(step / fake.rate)
+                    self.wfile.write(body[start:start + step])
                 fake.finished[self.path] += 1
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
