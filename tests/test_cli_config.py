@@ -38,6 +38,7 @@ def test_layers_defaults_then_file_then_environment_then_flags(tmp_path):
     ("read_access = 'everyone'\n", {}, "read_access: must be 'public' or 'token'"),
     ("port = 70000\n", {}, "port: 70000 is not a TCP port"),
     ("port = = 1\n", {}, "privindex.toml"),
+    ("threads = 4\n", {"PRIVINDEX_UPSTREAM_WORKERS": "4"}, "PRIVINDEX_UPSTREAM_WORKERS: must be 0 .* or 1 to threads - 1 .3."),
 ])
 def test_bad_settings_name_the_culprit(tmp_path, toml, env, message):
     config = tmp_path / "privindex.toml"
