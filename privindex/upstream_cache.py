@@ -330,22 +330,19 @@ class UpstreamCache:
                       ) -> tuple[Path | None, int | None, Follower | None]:
         """(cached path, None, None) when cached; else (None, size if known, a primed
         Follower) of the file's one download, started here if none is under way. Raises
-        Busy when the share of workers is taken, UpstreamError if the download fails
-        before any byte could be sent (bytes that do not match the page included)."""
+        Busy when the share of workers is taken (the download is started all the same,
+        so the client's retry finds it further along) or too many files are downloading,
+        UpstreamError if the download fails before any byte could be sent (bytes that do
+        not match the page included)."""
         path = self.cached(f, metadata)
         if path is not None:
             return path, None, None
         if self.offline:
             raise NotCached(f"{f.filename} is not cached, and the upstream is offline")
-        self.share.take()
-        try:
-            transfer = self._transfer(f, metadata)
-        except BaseException:
-            self.share.give()
-            raise
+        transfer = self._transfer(f, metadata)
         if isinstance(transfer, Path):  # it landed meanwhile
-            self.share.give()
             return transfer, None, None
+        self.share.take()
         follower = Follower(transfer, self.share.give)
         try:
             follower.prime()
