@@ -140,6 +140,7 @@ class Follower:
         self._transfer = transfer
         self._give_back: Callable[[], None] | None = give_back
         self._file = None
+        self.size: int | None = None  # the Content-Length announced, if any
 
     def prime(self) -> None:
         """Wait for the first bytes, so that a download failing that early is a clean error."""
@@ -154,19 +155,24 @@ class Follower:
                 raise UpstreamError("the file left the cache as it landed; try again") from None
 
     def __iter__(self) -> Iterator[bytes]:
+        """The ready bytes as they come. A failed download ends the stream short: quietly
+        under a Content-Length (the server closes the connection, too few bytes), by an
+        exception without one, so that a chunked answer never looks complete."""
         t, sent = self._transfer, 0
         while True:
             with t.changed:
                 t.changed.wait_for(lambda: t.ready > sent or t.done or t.error)
-                if t.error is not None:
-                    raise t.error  # the stream ends short: the client never gets bad bytes whole
-                ready, done = t.ready, t.done
-            while sent < ready:
+                ready, done, error = t.ready, t.done, t.error
+            while sent < ready:  # first, so the headers go out with bytes even if it failed
                 data = self._file.read(min(READ, ready - sent))  # type: ignore[union-attr]
                 if not data:
                     raise UpstreamError("the cached file was cut short on disk")
                 sent += len(data)
                 yield data
+            if error is not None:
+                if self.size is None:
+                    raise error
+                return
             if done:
                 return
 
@@ -349,8 +355,8 @@ class UpstreamCache:
         except BaseException:
             follower.close()
             raise
-        size = transfer.length if transfer.length is not None else (None if metadata else f.size)
-        return None, size, follower
+        follower.size = transfer.length if transfer.length is not None else (None if metadata else f.size)
+        return None, follower.size, follower
 
     def _transfer(self, f: UpstreamFile, metadata: bool) -> "_Transfer | Path":
         """The download of f under way, or a new one; the cached path if it just landed."""

@@ -37,7 +37,7 @@ def _blob(folder: Path, project: str, seed: int, size: int = SIZE) -> Path:
 def fake(tmp_path_factory, dists):
     folder = tmp_path_factory.mktemp("cold-files")
     fake = FakeUpstream()
-    for i, project in enumerate(("cold-a", "cold-b", "cold-c")):
+    for i, project in enumerate(("cold-a", "cold-b", "cold-c", "cold-e")):
         fake.add(project, _blob(folder, project, i), uploaded=OLD)
     fake.add("cold-d", _blob(folder, "cold-d", 3, 8 * SIZE), uploaded=OLD)  # 32 s: the pip test's load
     fake.add("tampered", _blob(folder, "tampered", 9), sha256="2" * 64, uploaded=OLD)
@@ -76,7 +76,7 @@ def files_left(proxy, sha256: str) -> list[str]:
 
 
 def test_clients_past_the_share_get_503_at_once_while_healthz_and_local_pages_answer(proxy, fake):
-    url = file_url(proxy, fake, "cold-a")
+    url, other = file_url(proxy, fake, "cold-a"), file_url(proxy, fake, "cold-e")
     streams = [requests.get(url, stream=True, timeout=10) for _ in range(4)]  # as many as threads
     try:
         statuses = sorted(r.status_code for r in streams)
@@ -88,10 +88,16 @@ def test_clients_past_the_share_get_503_at_once_while_healthz_and_local_pages_an
         assert fake.finished[upstream_path(fake, "cold-a")] == 0
         assert requests.get(f"{proxy.url}/healthz", timeout=1.5).status_code == 200
         assert requests.get(f"{proxy.index_url}beta-pkg/", timeout=1.5).status_code == 200
+        # a client refused for another cold file starts its download all the same
+        assert requests.get(other, timeout=1.5).status_code == 503
+        wait_until(lambda: fake.requests[upstream_path(fake, "cold-e")] == 1, 5)
     finally:
         for r in streams:
             r.close()
     wait_until(lambda: fake.finished[upstream_path(fake, "cold-a")] == 1, 10)
+    wait_until(lambda: requests.get(other, timeout=10).status_code == 200, 10)
+    assert requests.get(other, timeout=10).content == fake.blobs[other.rsplit("/", 1)[1]]
+    assert fake.requests[upstream_path(fake, "cold-e")] == 1
 
 
 def test_clients_of_one_cold_file_share_one_download_and_follow_it_as_it_arrives(proxy, fake):
@@ -155,6 +161,7 @@ def test_bytes_that_do_not_match_end_every_stream_short_and_leave_nothing(proxy,
         requests.get(url, timeout=10).content
     assert fake.requests[upstream_path(fake, "tampered")] == 2
     assert files_left(proxy, "2" * 64) == []
+    assert "Traceback" not in proxy.log()  # streams cut short, not crashed
 
 
 def test_pip_installs_a_cold_package_while_the_share_is_taken(proxy, fake, tmp_path):
