@@ -15,6 +15,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
+from urllib.parse import urljoin
 
 import pytest
 import requests
@@ -77,7 +78,7 @@ def files_left(proxy, sha256: str) -> list[str]:
     return sorted(os.listdir(folder)) if folder.exists() else []
 
 
-def test_clients_past_the_share_get_503_at_once_while_healthz_and_local_pages_answer(proxy, fake):
+def test_clients_past_the_share_get_503_at_once_while_healthz_and_local_pages_and_files_answer(proxy, fake):
     url, other = file_url(proxy, fake, "cold-a"), file_url(proxy, fake, "cold-e")
     streams = [requests.get(url, stream=True, timeout=10) for _ in range(4)]  # as many as threads
     try:
@@ -90,6 +91,8 @@ def test_clients_past_the_share_get_503_at_once_while_healthz_and_local_pages_an
         assert fake.finished[upstream_path(fake, "cold-a")] == 0
         assert requests.get(f"{proxy.url}/healthz", timeout=4).status_code == 200
         assert requests.get(f"{proxy.index_url}beta-pkg/", timeout=4).status_code == 200
+        local = next(iter(listed(proxy, "beta-pkg").values()))["url"]
+        assert requests.get(urljoin(f"{proxy.index_url}beta-pkg/", local), timeout=4).status_code == 200
         # a client refused for another cold file starts its download all the same
         assert requests.get(other, timeout=4).status_code == 503
         wait_until(lambda: fake.requests[upstream_path(fake, "cold-e")] == 1, 5)
