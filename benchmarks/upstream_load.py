@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Cold upstream downloads under load: do local pages and /healthz keep answering?
 
-    python benchmarks/upstream_load.py [--clients 32] [--files 4] [--mb 20] [--rate-mb 1]
+    python benchmarks/upstream_load.py [--clients 32] [--files 4] [--mb 20] [--rate-mb 1] [--cache-dir DIR]
 
 privindex (threads = 8, upstream_workers at its default, 4) in front of a deliberately
 slow upstream on loopback (tests/test_upstream.py's FakeUpstream: each file download sent
@@ -55,8 +55,9 @@ def main() -> int:
     p.add_argument("--files", type=int, default=4)
     p.add_argument("--mb", type=int, default=20)
     p.add_argument("--rate-mb", type=float, default=1.0)
+    p.add_argument("--cache-dir", type=Path, default=HERE / ".cache")
     args = p.parse_args()
-    figures = measure(HERE / ".cache", args.clients, args.files, args.mb, args.rate_mb)
+    figures = measure(args.cache_dir, args.clients, args.files, args.mb, args.rate_mb)
     print(report(figures))
     return 0 if figures["ok"] else 1
 
