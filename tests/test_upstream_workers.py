@@ -180,5 +180,5 @@ def test_pip_installs_a_cold_package_while_the_share_is_taken(proxy, fake, tmp_p
         for r in holders:  # the share frees up; pip's retry gets through
             r.close()
         install.result(timeout=120)
-    wheel = next(p for p in fake.projects["alpha"])["filename"]
+    wheel = fake.projects["alpha"][0]["filename"]
     assert (tmp_path / wheel).read_bytes() == fake.blobs[wheel]
