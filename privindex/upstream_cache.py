@@ -29,7 +29,7 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import BinaryIO, Callable, Iterator
 
 from privindex.upstream import Upstream, UpstreamError, UpstreamFile, UpstreamProject, age_filter
 
@@ -139,7 +139,7 @@ class Follower:
     def __init__(self, transfer: _Transfer, give_back: Callable[[], None]):
         self._transfer = transfer
         self._give_back: Callable[[], None] | None = give_back
-        self._file = None
+        self._file: BinaryIO | None = None
         self.size: int | None = None  # the Content-Length announced, if any
 
     def prime(self) -> None:
@@ -149,8 +149,9 @@ class Follower:
             t.changed.wait_for(lambda: t.ready or t.done or t.error)
             if t.error is not None:
                 raise t.error
+            assert t.path is not None  # it is None only after a failure
             try:
-                self._file = open(t.path, "rb")  # type: ignore[arg-type]  # kept open across the rename
+                self._file = open(t.path, "rb")  # kept open across the rename
             except OSError:  # pruned the moment it landed
                 raise UpstreamError("the file left the cache as it landed; try again") from None
 
@@ -158,13 +159,14 @@ class Follower:
         """The ready bytes as they come. A failed download ends the stream short: quietly
         under a Content-Length (the server closes the connection, too few bytes), by an
         exception without one, so that a chunked answer never looks complete."""
-        t, sent = self._transfer, 0
+        t, fh, sent = self._transfer, self._file, 0
+        assert fh is not None, "prime() first"
         while True:
             with t.changed:
                 t.changed.wait_for(lambda: t.ready > sent or t.done or t.error)
                 ready, done, error = t.ready, t.done, t.error
             while sent < ready:  # first, so the headers go out with bytes even if it failed
-                data = self._file.read(min(READ, ready - sent))  # type: ignore[union-attr]
+                data = fh.read(min(READ, ready - sent))
                 if not data:
                     raise UpstreamError("the cached file was cut short on disk")
                 sent += len(data)
@@ -358,7 +360,7 @@ class UpstreamCache:
         follower.size = transfer.length if transfer.length is not None else (None if metadata else f.size)
         return None, follower.size, follower
 
-    def _transfer(self, f: UpstreamFile, metadata: bool) -> "_Transfer | Path":
+    def _transfer(self, f: UpstreamFile, metadata: bool) -> _Transfer | Path:
         """The download of f under way, or a new one; the cached path if it just landed."""
         key = self.relpath(f, metadata)
         with self._transfers_lock:
@@ -385,6 +387,7 @@ class UpstreamCache:
         expected = f.metadata_sha256 if metadata else f.sha256
         target = self.files_dir / key
         tmp = transfer.path
+        assert tmp is not None  # a new transfer's temp file
         done = mismatch = False
         try:
             with os.fdopen(fd, "wb") as out:
@@ -410,7 +413,7 @@ class UpstreamCache:
                 raise UpstreamError(f"{f.filename}: the upstream's bytes do not match its published "
                                     "sha256; refused")
             with transfer.changed:
-                os.replace(tmp, target)  # type: ignore[arg-type]
+                os.replace(tmp, target)
                 transfer.update(path=target, ready=size, done=True)
             done = True
             self.on_fetch("file", "ok")
@@ -424,7 +427,7 @@ class UpstreamCache:
                 exc = UpstreamError(f"{f.filename} could not be fetched from the upstream")
             with transfer.changed:
                 try:
-                    os.unlink(tmp)  # type: ignore[arg-type]
+                    os.unlink(tmp)
                 except OSError:
                     pass
                 transfer.update(path=None, error=exc)
