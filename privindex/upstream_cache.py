@@ -198,7 +198,10 @@ class UpstreamCache:
         self._filtered: dict[str, tuple[UpstreamProject, UpstreamProject]] = {}  # name -> (raw, shown)
         self._page_flights = _Flights()
         self.share = WorkerShare(workers)
-        self._downloads_max = workers
+        # Downloads go on without their clients (a retry finds them further along), so a
+        # few abandoned ones must not block new files; twice the share still bounds the
+        # upstream connections a flood of cold URLs can open.
+        self._downloads_max = 2 * workers
         self._transfers: dict[str, _Transfer] = {}  # relpath -> its download under way
         self._transfers_lock = threading.Lock()
         self._lru: OrderedDict[str, tuple[int, float]] = OrderedDict()  # relpath -> (size, last touch)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
@@ -19,7 +20,7 @@ from urllib.parse import urljoin
 
 import pytest
 import requests
-from conftest import pip, start_server, wait_until
+from conftest import build_project, pip, start_server, uv, wait_until
 from helpers import listed
 from test_upstream import FakeUpstream
 
@@ -42,9 +43,12 @@ def fake(tmp_path_factory, dists):
         fake.add(project, _blob(folder, project, i), uploaded=OLD)
     # slower: they keep the share taken while a test shows what else still answers
     fake.add("cold-a", _blob(folder, "cold-a", 3, 3 * SIZE), uploaded=OLD)  # 12 s
-    fake.add("cold-d", _blob(folder, "cold-d", 4, 8 * SIZE), uploaded=OLD)  # 32 s
+    for i, project in enumerate(("busy-pip", "busy-uv")):
+        fake.add(project, _blob(folder, project, 4 + i, 8 * SIZE), uploaded=OLD)  # 32 s
     fake.add("tampered", _blob(folder, "tampered", 9), sha256="2" * 64, uploaded=OLD)
     fake.add("alpha", next(p for p in dists.files["alpha"] if p.name.endswith(".whl")), uploaded=OLD)
+    build_project(folder / "src", folder / "gamma", "gamma", "1.0", ">=3.8", [])
+    fake.add("gamma", next((folder / "gamma").glob("*.whl")), uploaded=OLD)
     fake.rate = RATE
     fake.start()
     yield fake
@@ -169,16 +173,25 @@ def test_bytes_that_do_not_match_end_every_stream_short_and_leave_nothing(proxy,
     assert "Traceback" not in proxy.log()  # streams cut short, not crashed
 
 
-def test_pip_installs_a_cold_package_while_the_share_is_taken(proxy, fake, tmp_path):
-    busy_url = file_url(proxy, fake, "cold-d")
+@pytest.mark.parametrize("client, project", [("pip", "alpha"), ("uv", "gamma")])
+def test_pip_and_uv_install_a_cold_package_while_the_share_is_taken(proxy, fake, tmp_path, client, project):
+    busy_url = file_url(proxy, fake, f"busy-{client}")
     holders = [requests.get(busy_url, stream=True, timeout=10) for _ in range(2)]
     assert [r.status_code for r in holders] == [200, 200]
+    if client == "pip":
+        command = (pip, "download", "--no-deps", "--index-url", proxy.index_url, "-d", str(tmp_path), project)
+    else:
+        command = (uv, "pip", "install", "--index-url", proxy.index_url, "--python", sys.executable,
+                   "--target", str(tmp_path), project)
     with ThreadPoolExecutor(1) as pool:
-        install = pool.submit(pip, "download", "--no-deps", "--index-url", proxy.index_url,
-                              "-d", str(tmp_path), "alpha")
-        wait_until(lambda: '"GET /simple/alpha/" 503' in proxy.log(), 10)
-        for r in holders:  # the share frees up; pip's retry gets through
+        install = pool.submit(*command)
+        wait_until(lambda: f'"GET /simple/{project}/" 503' in proxy.log(), 10)
+        for r in holders:  # the share frees up; the client's retry gets through
             r.close()
         install.result(timeout=120)
-    wheel = fake.projects["alpha"][0]["filename"]
-    assert (tmp_path / wheel).read_bytes() == fake.blobs[wheel]
+    wheel = fake.projects[project][0]["filename"]
+    if client == "pip":
+        assert (tmp_path / wheel).read_bytes() == fake.blobs[wheel]
+    else:
+        assert (tmp_path / f"{project}-1.0.dist-info").is_dir()
+    assert fake.requests[upstream_path(fake, project)] == 1
