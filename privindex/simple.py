@@ -35,7 +35,7 @@ from privindex.index import Index, IndexedFile, Project, parse_version
 from privindex.sources import Source, Sources
 from privindex.upstream import PREFIX as UPSTREAM_PREFIX
 from privindex.upstream import UpstreamError, UpstreamFile, UpstreamProject
-from privindex.upstream_cache import NotCached
+from privindex.upstream_cache import Busy, NotCached
 
 log = logging.getLogger(__name__)
 
@@ -483,14 +483,13 @@ def _same(cached: object, current: object) -> bool:
     return False
 
 
-# Answers to an UpstreamError by its status: (status line, Retry-After seconds). A 503
-# means the share of workers for the upstream is taken: pip and uv retry after Retry-After.
-_UPSTREAM_STATUS = {503: ("503 Service Unavailable", "2"), 504: ("504 Gateway Timeout", "30")}
-
-
 def _upstream_failed(start_response: StartResponse, exc: UpstreamError) -> list[bytes]:
-    status, retry_after = _UPSTREAM_STATUS.get(exc.status, ("502 Bad Gateway", "30"))
-    return _plain(start_response, status, f"{exc}\n", [("Cache-Control", "no-store"), ("Retry-After", retry_after)])
+    if isinstance(exc, Busy):  # the share of workers for the upstream is taken: pip and uv retry
+        status, retry_after = "503 Service Unavailable", exc.retry_after
+    else:
+        status, retry_after = ("504 Gateway Timeout" if exc.status == 504 else "502 Bad Gateway"), 30
+    return _plain(start_response, status, f"{exc}\n", [("Cache-Control", "no-store"),
+                                                        ("Retry-After", str(retry_after))])
 
 
 # Request headers that make a download conditional or partial: werkzeug decides those.

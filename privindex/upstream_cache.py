@@ -44,11 +44,17 @@ class NotCached(Exception):
     """Offline, and the page or file is not in the cache."""
 
 
-class Busy(UpstreamError):
-    """Every worker the upstream may hold is taken: answered 503 at once (pip and uv retry)."""
+RETRY_AFTER = (2, 30)  # seconds a refused client is told to wait: at least, at most
 
-    def __init__(self) -> None:
-        super().__init__("busy fetching other files from the upstream; try again in a few seconds", 503)
+
+class Busy(UpstreamError):
+    """Every worker the upstream may hold is taken: answered 503 at once. pip waits
+    Retry-After between its five retries, so it says when the file should be cached."""
+
+    def __init__(self, retry_after: float | None = None) -> None:
+        low, high = RETRY_AFTER
+        self.retry_after = low if retry_after is None else round(min(max(retry_after, low), high))
+        super().__init__(f"busy fetching files from the upstream; try again in {self.retry_after} s", 503)
 
 
 class WorkerShare:
@@ -121,8 +127,17 @@ class _Transfer:
         self.path: Path | None = tmp  # the temp file, its final name once verified, None if failed
         self.length: int | None = None  # the upstream's Content-Length
         self.ready = 0
+        self.written = 0  # bytes in the temp file
+        self.started = time.monotonic()
         self.done = False  # verified and in place: `ready` is the whole file
         self.error: UpstreamError | None = None
+
+    def seconds_left(self) -> float | None:
+        """At the speed so far, when the file should be complete; None if unknown."""
+        elapsed = time.monotonic() - self.started
+        if self.length is None or not self.written or elapsed <= 0:
+            return None
+        return (self.length - self.written) * elapsed / self.written
 
     def update(self, **state) -> None:
         with self.changed:
@@ -353,7 +368,10 @@ class UpstreamCache:
         transfer = self._transfer(f, metadata)
         if isinstance(transfer, Path):  # it landed meanwhile
             return transfer, None, None
-        self.share.take()
+        try:
+            self.share.take()
+        except Busy:
+            raise Busy(transfer.seconds_left()) from None  # the retry then finds it cached
         follower = Follower(transfer, self.share.give)
         try:
             follower.prime()
@@ -405,7 +423,7 @@ class UpstreamCache:
                         out.write(chunk)
                         out.flush()  # to the OS, where followers read it
                         digest.update(chunk)
-                        transfer.update(ready=size)  # all but this newest piece
+                        transfer.update(ready=size, written=size + len(chunk))  # all but the newest piece
                         size += len(chunk)
                 out.flush()
                 os.fsync(out.fileno())
