@@ -126,7 +126,7 @@ def make_upstream_cache(settings: Settings):
     return UpstreamCache(upstream, settings.upstream_dir, ttl=settings.upstream_page_ttl,
                          min_age=settings.upstream_min_age,
                          max_bytes=int(settings.upstream_cache_max_gb * 1024**3),
-                         offline=settings.upstream_offline)
+                         offline=settings.upstream_offline, workers=settings.upstream_worker_share)
 
 
 def _bind_to_app_contexts(app: Flask, db: peewee.Database) -> None:

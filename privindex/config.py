@@ -127,6 +127,7 @@ class Settings:
     upstream_max_page_mb: int = 20
     upstream_max_file_mb: int = 2000
     upstream_file_hosts: str = ""
+    upstream_workers: int = 0  # 0: threads // 2, at least 1
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "oidc_issuers", _issuers(self.oidc_issuers))
@@ -187,6 +188,9 @@ class Settings:
                            "port or path: e.g. files.upstream.example)")
         if self.upstream_cache_max_gb <= 0:
             raise _bad("upstream_cache_max_gb", f"must be positive, got {self.upstream_cache_max_gb}")
+        if self.upstream_workers and not 1 <= self.upstream_workers < self.threads:
+            raise _bad("upstream_workers", f"must be 0 (threads // 2) or 1 to threads - 1 ({self.threads - 1}), "
+                       f"so local pages always have a worker, got {self.upstream_workers}")
         if self.upstream_ca_bundle and not Path(self.upstream_ca_bundle).is_file():
             raise _bad("upstream_ca_bundle", f"{self.upstream_ca_bundle} is not a file")
         if self.public_url:
@@ -249,6 +253,11 @@ class Settings:
     def database(self) -> Path | str:
         """What db.connect opens: the PostgreSQL URL if set, else the SQLite file."""
         return self.database_url or self.database_path
+
+    @property
+    def upstream_worker_share(self) -> int:
+        """Workers that may wait on the upstream at once; the others stay free for local pages."""
+        return self.upstream_workers or max(1, self.threads // 2)
 
     @property
     def upstream_dir(self) -> Path:

@@ -35,7 +35,7 @@ from privindex.index import Index, IndexedFile, Project, parse_version
 from privindex.sources import Source, Sources
 from privindex.upstream import PREFIX as UPSTREAM_PREFIX
 from privindex.upstream import UpstreamError, UpstreamFile, UpstreamProject, valid_name
-from privindex.upstream_cache import NotCached
+from privindex.upstream_cache import Busy, NotCached
 
 log = logging.getLogger(__name__)
 
@@ -412,7 +412,8 @@ class SimpleAPI:
 
     def _upstream_file(self, environ: dict, start_response: StartResponse, rest: str) -> Iterable[bytes]:
         """An upstream file (or its .metadata) listed on the page this server shows for its
-        name: from the cache, else streamed from the upstream while it is cached."""
+        name: from the cache, else followed while its download lands (503 when the workers
+        the upstream may hold are all taken)."""
         project, _, filename = rest.partition("/")
         if not valid_name(project) or "/" in filename or canonicalize_name(project) != project:
             return _not_found(start_response)
@@ -450,7 +451,7 @@ class SimpleAPI:
                     headers.append(("Content-Length", str(f.size)))
                 start_response("200 OK", headers)
                 return []
-        path, size, download = cache.open_or_fetch(f, metadata)
+        path, size, follower = cache.open_or_fetch(f, metadata)
         if path is not None:
             try:
                 fh = open(path, "rb")
@@ -463,7 +464,7 @@ class SimpleAPI:
         if size is not None:
             headers.append(("Content-Length", str(size)))
         start_response("200 OK", headers)
-        return download  # type: ignore[return-value]
+        return follower  # type: ignore[return-value]
 
 
 def _nothing() -> None:
@@ -484,8 +485,12 @@ def _same(cached: object, current: object) -> bool:
 
 
 def _upstream_failed(start_response: StartResponse, exc: UpstreamError) -> list[bytes]:
-    status = "504 Gateway Timeout" if exc.status == 504 else "502 Bad Gateway"
-    return _plain(start_response, status, f"{exc}\n", [("Cache-Control", "no-store"), ("Retry-After", "30")])
+    if isinstance(exc, Busy):  # the share of workers for the upstream is taken: pip and uv retry
+        status, retry_after = "503 Service Unavailable", exc.retry_after
+    else:
+        status, retry_after = ("504 Gateway Timeout" if exc.status == 504 else "502 Bad Gateway"), 30
+    return _plain(start_response, status, f"{exc}\n", [("Cache-Control", "no-store"),
+                                                        ("Retry-After", str(retry_after))])
 
 
 # Request headers that make a download conditional or partial: werkzeug decides those.

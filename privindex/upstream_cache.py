@@ -5,20 +5,26 @@ Pages: kept in memory and on disk (`pages/<name>.json`, our own form), fresh for
 installs keep working while it is down; a name never fetched then gives 502/504.
 
 Files: content-addressed, `files/<sha256>/<filename>` (and `<filename>.metadata` under the
-metadata's digest), so `privindex check` can verify each one by its folder name. The first
-request streams the upstream's bytes to its client while writing them to a temp file; the
-file is renamed into place (after fsync) only if its sha256 is the one the page published.
-Least recently used files go when the cache outgrows `upstream_cache_max_gb` (use is kept
-in memory and as the file's mtime, touched at most once a minute; no database).
+metadata's digest), so `privindex check` can verify each one by its folder name. A cold
+file is fetched once, by a background thread (never a waitress worker), into a temp file
+in its folder; every client of it follows that growing file (the last piece waits for the
+digest). The file is renamed into place (after fsync) only if its sha256 is the one the
+page published. Least recently used files go when the cache outgrows
+`upstream_cache_max_gb` (use is kept in memory and as the file's mtime, touched at most
+once a minute; no database).
 
-Single flight: one fetch per page and per file at a time, however many clients ask;
-the others wait for it and read its result.
+Single flight: one fetch per page at a time, however many clients ask; the others wait
+for it and read its result.
 
 Path safety: pages and files come from the upstream, validated by upstream.py; still,
 every path built here is resolved and checked to lie inside its folder (`_inside`) before
 it is read, written or deleted, so a bad digest or filename, or a symlink planted in the
 cache, can never reach outside it. "No such project" answers are kept in a bounded LRU
 (`NEGATIVE_MAX`), apart from the pages, and never listed.
+
+Workers: at most `upstream_workers` waitress workers wait on the upstream at once (page
+fetches and clients following a download alike); past that a request is refused at once
+with Busy (503), so local pages and /healthz always find a free worker.
 """
 
 from __future__ import annotations
@@ -32,8 +38,9 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import BinaryIO, Callable, Iterator
 
+from privindex.logs import redact_url
 from privindex.upstream import (Upstream, UpstreamError, UpstreamFile, UpstreamProject, age_filter, valid_digest,
                                 valid_name)
 
@@ -42,7 +49,7 @@ log = logging.getLogger(__name__)
 TOUCH_EVERY = 60.0  # seconds between mtime updates of a cached file in use
 NEGATIVE_TTL_MAX = 600.0
 NEGATIVE_MAX = 4096  # "no such project" answers remembered (any name may be asked for)
-WAIT_FOR_FILE = 3600.0  # a follower waits this long at most for the leader's download
+READ = 256 * 1024  # bytes a follower reads from the growing file at a time
 
 
 class NotCached(Exception):
@@ -63,6 +70,34 @@ def _inside(folder: Path, rel: str) -> Path:
     if path == folder or not path.is_relative_to(folder):
         raise OutsideCache(rel)
     return path
+
+
+RETRY_AFTER = (2, 30)  # seconds a refused client is told to wait: at least, at most
+
+
+class Busy(UpstreamError):
+    """Every worker the upstream may hold is taken: answered 503 at once. pip waits
+    Retry-After between its five retries, so it says when the file should be cached."""
+
+    def __init__(self, retry_after: float | None = None) -> None:
+        low, high = RETRY_AFTER
+        self.retry_after = low if retry_after is None else round(min(max(retry_after, low), high))
+        super().__init__(f"busy fetching files from the upstream; try again in {self.retry_after} s", 503)
+
+
+class WorkerShare:
+    """The waitress workers that may wait on the upstream at once; the rest stay free for
+    local pages, local files and health checks. take() never blocks: a full share is Busy."""
+
+    def __init__(self, size: int):
+        self._free = threading.BoundedSemaphore(size)
+
+    def take(self) -> None:
+        if not self._free.acquire(blocking=False):
+            raise Busy()
+
+    def give(self) -> None:
+        self._free.release()
 
 
 class _Flights:
@@ -111,30 +146,92 @@ def _write_atomic(path: Path, data: bytes) -> None:
         raise
 
 
-class Download:
-    """A streaming fetch from the upstream, as a WSGI body. prime() starts it before any
-    header goes out, so a failure that early becomes a clean error answer; close() (the
-    server calls it, also when the client goes away) ends the fetch and its flight."""
+class _Transfer:
+    """One cold file coming from the upstream into a temp file, written by its own thread.
+    `ready` bytes of it may be sent: all but the newest piece until the digest checks."""
 
-    def __init__(self, gen: Iterator[bytes]):
-        self._gen = gen
-        self._first: bytes | None = None
+    def __init__(self, tmp: Path):
+        self.changed = threading.Condition()
+        self.path: Path | None = tmp  # the temp file, its final name once verified, None if failed
+        self.length: int | None = None  # the upstream's Content-Length
+        self.ready = 0
+        self.written = 0  # bytes in the temp file
+        self.started = time.monotonic()
+        self.done = False  # verified and in place: `ready` is the whole file
+        self.error: UpstreamError | None = None
+
+    def seconds_left(self) -> float | None:
+        """At the speed so far, when the file should be complete; None if unknown."""
+        elapsed = time.monotonic() - self.started
+        if self.length is None or not self.written or elapsed <= 0:
+            return None
+        return (self.length - self.written) * elapsed / self.written
+
+    def update(self, **state) -> None:
+        with self.changed:
+            for name, value in state.items():
+                setattr(self, name, value)
+            self.changed.notify_all()
+
+
+class Follower:
+    """One client's answer while its file downloads: the bytes on disk as they arrive, as
+    a WSGI body. It holds a worker of the share until close() (the server calls it, also
+    when the client goes away; the download goes on for the others)."""
+
+    def __init__(self, transfer: _Transfer, give_back: Callable[[], None]):
+        self._transfer = transfer
+        self._give_back: Callable[[], None] | None = give_back
+        self._file: BinaryIO | None = None
+        self.size: int | None = None  # the Content-Length announced, if any
 
     def prime(self) -> None:
-        self._first = next(self._gen, b"")
+        """Wait for the first bytes, so that a download failing that early is a clean error."""
+        t = self._transfer
+        with t.changed:
+            t.changed.wait_for(lambda: t.ready or t.done or t.error)
+            if t.error is not None:
+                raise t.error
+            assert t.path is not None  # it is None only after a failure
+            try:
+                self._file = open(t.path, "rb")  # kept open across the rename
+            except OSError:  # pruned the moment it landed
+                raise UpstreamError("the file left the cache as it landed; try again") from None
 
     def __iter__(self) -> Iterator[bytes]:
-        if self._first:
-            yield self._first
-        yield from self._gen
+        """The ready bytes as they come. A failed download ends the stream short: quietly
+        under a Content-Length (the server closes the connection, too few bytes), by an
+        exception without one, so that a chunked answer never looks complete."""
+        t, fh, sent = self._transfer, self._file, 0
+        assert fh is not None, "prime() first"
+        while True:
+            with t.changed:
+                t.changed.wait_for(lambda: t.ready > sent or t.done or t.error)
+                ready, done, error = t.ready, t.done, t.error
+            while sent < ready:  # first, so the headers go out with bytes even if it failed
+                data = fh.read(min(READ, ready - sent))
+                if not data:
+                    raise UpstreamError("the cached file was cut short on disk")
+                sent += len(data)
+                yield data
+            if error is not None:
+                if self.size is None:
+                    raise error
+                return
+            if done:
+                return
 
     def close(self) -> None:
-        self._gen.close()
+        if self._file is not None:
+            self._file.close()
+        if self._give_back is not None:
+            self._give_back()
+            self._give_back = None
 
 
 class UpstreamCache:
     def __init__(self, upstream: Upstream, root: Path, ttl: float, min_age: float, max_bytes: int,
-                 offline: bool = False):
+                 offline: bool = False, workers: int = 1):
         self.upstream = upstream
         self.root = root
         self.pages_dir = (root / "pages").resolve()
@@ -145,7 +242,13 @@ class UpstreamCache:
         self._missing_lock = threading.Lock()
         self._filtered: dict[str, tuple[UpstreamProject, UpstreamProject]] = {}  # name -> (raw, shown)
         self._page_flights = _Flights()
-        self._file_flights = _Flights()
+        self.share = WorkerShare(workers)
+        # Downloads go on without their clients (a retry finds them further along), so a
+        # few abandoned ones must not block new files; twice the share still bounds the
+        # upstream connections a flood of cold URLs can open.
+        self._downloads_max = 2 * workers
+        self._transfers: dict[str, _Transfer] = {}  # relpath -> its download under way
+        self._transfers_lock = threading.Lock()
         self._lru: OrderedDict[str, tuple[int, float]] = OrderedDict()  # relpath -> (size, last touch)
         self._lru_lock = threading.Lock()
         self.names: tuple[tuple[str, str], ...] = ()  # cached upstream projects, for /simple/
@@ -222,6 +325,21 @@ class UpstreamCache:
             return entry
         if entry is not None and time.time() - entry.fetched_at < self._ttl(entry):
             return entry
+        try:
+            self.share.take()
+        except Busy:
+            if entry is None:
+                raise
+            log.warning("too busy to refresh the upstream's page for %s; serving the cached one", name)
+            return entry
+        try:
+            return self._refresh(name, entry)
+        finally:
+            self.share.give()
+
+    def _refresh(self, name: str, entry: Entry | None) -> Entry:
+        """A fetched page (one fetch at a time per name: followers wait for it), else the
+        cached one when the upstream fails."""
         flight = self._page_flights.lead(name)
         if flight is None:  # someone is fetching it: wait for theirs
             event = self._page_flights.waiter(name)
@@ -301,100 +419,113 @@ class UpstreamCache:
         return path
 
     def open_or_fetch(self, f: UpstreamFile, metadata: bool = False
-                      ) -> tuple[Path | None, int | None, "Download | None"]:
-        """(cached path, None, None) when cached (or once another request's fetch lands);
-        else (None, size if known, a primed Download) streaming from the upstream while
-        caching. Raises UpstreamError if the fetch fails before any byte could be sent,
-        including bytes that do not match the page; later, the stream is cut short."""
+                      ) -> tuple[Path | None, int | None, Follower | None]:
+        """(cached path, None, None) when cached; else (None, size if known, a primed
+        Follower) of the file's one download, started here if none is under way. Raises
+        Busy when the share of workers is taken (the download is started all the same,
+        so the client's retry finds it further along) or too many files are downloading,
+        UpstreamError if the download fails before any byte could be sent (bytes that do
+        not match the page included)."""
         path = self.cached(f, metadata)
         if path is not None:
             return path, None, None
         if self.offline:
             raise NotCached(f"{f.filename} is not cached, and the upstream is offline")
-        key = self.relpath(f, metadata)
-        while True:
-            flight = self._file_flights.lead(key)
-            if flight is not None:
-                break
-            event = self._file_flights.waiter(key)
-            if event is not None and not event.wait(WAIT_FOR_FILE):
-                raise UpstreamError(f"{f.filename} is still being fetched; try again later", 504)
-            path = self.cached(f, metadata)
-            if path is not None:
-                return path, None, None
-            # the leader failed: the next one in line tries again (loop)
-        path = self.cached(f, metadata)  # landed between our check and the lead
-        if path is not None:
-            self._file_flights.land(key)
-            return path, None, None
+        transfer = self._transfer(f, metadata)
+        if isinstance(transfer, Path):  # it landed meanwhile
+            return transfer, None, None
         try:
-            url = f.metadata_url if metadata else f.url
-            length, chunks, response = self.upstream.stream(url, None if metadata else f.size)
-        except BaseException as exc:
-            self.on_fetch("file", getattr(exc, "outcome", "error"))
-            self._file_flights.land(key)
+            self.share.take()
+        except Busy:
+            raise Busy(transfer.seconds_left()) from None  # the retry then finds it cached
+        follower = Follower(transfer, self.share.give)
+        try:
+            follower.prime()
+        except BaseException:
+            follower.close()
             raise
-        size = length if length is not None else (None if metadata else f.size)
-        download = self._fetch(f, metadata, key, chunks, response)
-        download.prime()  # raises (and ends the flight) if it fails before a byte is out
-        return None, size, download
+        follower.size = transfer.length if transfer.length is not None else (None if metadata else f.size)
+        return None, follower.size, follower
 
-    def _fetch(self, f: UpstreamFile, metadata: bool, key: str, chunks: Iterator[bytes],
-               response) -> "Download":
-        """Yield the upstream's bytes while writing them to a temp file; rename it into the
-        cache only if its sha256 is the published one. The last chunk is held back until
-        the digest is checked, so a client of bad bytes never gets the whole file. Always
-        ends the flight (the Download is primed by its caller, so its `finally` runs)."""
+    def _transfer(self, f: UpstreamFile, metadata: bool) -> _Transfer | Path:
+        """The download of f under way, or a new one; the cached path if it just landed."""
+        key = self.relpath(f, metadata)
+        with self._transfers_lock:
+            transfer = self._transfers.get(key)
+            if transfer is not None:
+                return transfer
+            path = self.cached(f, metadata)  # a download removes itself only after the rename
+            if path is not None:
+                return path
+            if len(self._transfers) >= self._downloads_max:
+                raise Busy()
+            target = self.path(key)  # OutsideCache: refused before anything is asked or written
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+            transfer = self._transfers[key] = _Transfer(Path(tmp))
+        threading.Thread(target=self._download, args=(f, metadata, key, fd, transfer),
+                         name=f"upstream-download {f.filename}", daemon=True).start()
+        return transfer
+
+    def _download(self, f: UpstreamFile, metadata: bool, key: str, fd: int, transfer: _Transfer) -> None:
+        """The download thread: the upstream's bytes into the temp file, each piece made
+        visible to followers once the next one arrives; fsync, check the sha256, rename.
+        On any failure the temp file goes and every follower's stream ends short."""
         expected = f.metadata_sha256 if metadata else f.sha256
-
-        def run() -> Iterator[bytes]:
-            done = False
-            tmp = None
-            try:
-                target = self.path(key)  # OutsideCache: refused before any byte is read
-                target.parent.mkdir(parents=True, exist_ok=True)
-                fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
-                digest = hashlib.sha256()
-                size = 0
-                held = b""
-                with os.fdopen(fd, "wb") as out:
+        target = self.path(key)
+        tmp = transfer.path
+        assert tmp is not None  # a new transfer's temp file
+        done = mismatch = False
+        try:
+            with os.fdopen(fd, "wb") as out:
+                length, chunks, response = self.upstream.stream(f.metadata_url if metadata else f.url,
+                                                            None if metadata else f.size)
+                transfer.update(length=length)
+                with response:
+                    digest = hashlib.sha256()
+                    size = 0
                     for chunk in chunks:
                         if not chunk:
                             continue
-                        digest.update(chunk)
                         out.write(chunk)
+                        out.flush()  # to the OS, where followers read it
+                        digest.update(chunk)
+                        transfer.update(ready=size, written=size + len(chunk))  # all but the newest piece
                         size += len(chunk)
-                        if held:
-                            yield held
-                        held = chunk
-                    out.flush()
-                    os.fsync(out.fileno())
-                if digest.hexdigest() != expected:
-                    self.on_fetch("file", "mismatch")
-                    log.error("upstream file %s has sha256 %s, but its page published %s: refused, "
-                              "not cached", f.url, digest.hexdigest(), expected)
-                    raise UpstreamError(f"{f.filename}: the upstream's bytes do not match its published "
-                                        "sha256; refused")
+                out.flush()
+                os.fsync(out.fileno())
+            if digest.hexdigest() != expected:
+                mismatch = True
+                log.error("upstream file %s has sha256 %s, but its page published %s: refused, "
+                          "not cached", redact_url(f.url), digest.hexdigest(), expected)
+                raise UpstreamError(f"{f.filename}: the upstream's bytes do not match its published "
+                                    "sha256; refused")
+            with transfer.changed:
                 os.replace(tmp, target)
-                done = True
-                self.on_fetch("file", "ok")
-                with self._lru_lock:
-                    self._lru[key] = (size, time.time())
-                log.info("cached upstream file %s (%d bytes)", key, size)
-                self._file_flights.land(key)
-                self.prune()
-                if held:
-                    yield held
-            finally:
-                response.close()
-                if not done and tmp is not None:
-                    try:
-                        os.unlink(tmp)
-                    except OSError:
-                        pass
-                self._file_flights.land(key)
-
-        return Download(run())
+                transfer.update(path=target, ready=size, done=True)
+            done = True
+            self.on_fetch("file", "ok")
+            with self._lru_lock:
+                self._lru[key] = (size, time.time())
+            log.info("cached upstream file %s (%d bytes)", key, size)
+        except BaseException as exc:
+            self.on_fetch("file", "mismatch" if mismatch else getattr(exc, "outcome", "error"))
+            if not isinstance(exc, UpstreamError):
+                log.exception("fetching %s from the upstream failed", redact_url(f.url))
+                exc = UpstreamError(f"{f.filename} could not be fetched from the upstream")
+            elif not mismatch:  # its clients' streams end short: the reason is said here, once
+                log.warning("upstream file %s not cached: %s", key, exc)
+            with transfer.changed:
+                try:
+                    os.unlink(tmp)
+                except OSError:
+                    pass
+                transfer.update(path=None, error=exc)
+        finally:
+            with self._transfers_lock:
+                self._transfers.pop(key, None)
+        if done:
+            self.prune()
 
     def _touch(self, rel: str, path: Path) -> None:
         now = time.time()

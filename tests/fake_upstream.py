@@ -3,7 +3,8 @@
 A stdlib HTTP server in a thread: a PEP 691 JSON index that serves what a test puts in it,
 counts every request by path, records request headers, and can be stopped (connection
 refused) and started again. `routes` lets a test answer a path any way it likes (hostile
-pages, slow or endless bodies, redirects), as the red-team suite does.
+pages, slow or endless bodies, redirects), as the red-team suite does; `rate` sends files slowly
+and `finished` counts the ones sent to the end.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ class FakeUpstream:
         self.requests: Counter[str] = Counter()
         self.headers: list[dict[str, str]] = []  # of every request, in order
         self.file_delay = 0.0
+        self.rate = 0  # bytes per second of each file download; 0: as fast as it goes
+        self.finished: Counter[str] = Counter()  # files sent to the end, by path
         self.server: ThreadingHTTPServer | None = None
 
     def add(self, project: str, path: Path, sha256: str | None = None, uploaded: datetime | None = None):
@@ -79,7 +82,13 @@ class FakeUpstream:
                 self.send_header("Content-Type", kind)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
-                self.wfile.write(body)
+                paced = fake.rate and kind == "application/octet-stream"
+                step = fake.rate // 20 if paced else max(len(body), 1)
+                for start in range(0, len(body), step):
+                    if step < len(body):
+                        time.sleep(step / fake.rate)
+                    self.wfile.write(body[start:start + step])
+                fake.finished[self.path] += 1
 
         self.server = ThreadingHTTPServer((self.host, 0), Handler)
         self.server.daemon_threads = True

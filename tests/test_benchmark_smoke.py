@@ -51,3 +51,14 @@ def test_benchmark_smoke_run_prints_a_table_and_writes_json(tmp_path):
             assert figures["mb_per_s"] >= 0.9 * 20 * figures["rps"], (test, figures)
     assert "seconds" in behind["pip_download"], behind["pip_download"]
     assert "GET 20 MB wheel, no X-Accel-Redirect" in proc.stdout
+
+
+def test_upstream_load_benchmark_runs_and_fetches_each_cold_file_once(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "upstream_load.py"), "--clients", "6", "--files", "2",
+         "--mb", "1", "--rate-mb", "4", "--cache-dir", str(tmp_path)],
+        capture_output=True, text=True, timeout=300, cwd=ROOT,
+    )
+    assert "upstream requests per file: [1, 1]" in proc.stdout, proc.stdout + proc.stderr
+    assert "file clients: 6 got 200, 6 with the exact bytes" in proc.stdout
+    assert ", 0 did not," in proc.stdout  # every local page answered

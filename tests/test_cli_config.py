@@ -42,6 +42,7 @@ def test_layers_defaults_then_file_then_environment_then_flags(tmp_path):
     ("upstream_max_page_mb = -1\n", {}, "upstream_max_page_mb: must be positive"),
     ("upstream_file_hosts = 'https://files.example/'\n", {}, "upstream_file_hosts: 'https://files.example/' is not"),
     ("upstream_url = 'ftp://me:hunter2@mirror/'\n", {}, r"upstream_url: .* got 'ftp://\[redacted\]@mirror/'"),
+    ("threads = 4\n", {"PRIVINDEX_UPSTREAM_WORKERS": "4"}, "PRIVINDEX_UPSTREAM_WORKERS: must be 0 .* or 1 to threads - 1 .3."),
 ])
 def test_bad_settings_name_the_culprit(tmp_path, toml, env, message):
     config = tmp_path / "privindex.toml"

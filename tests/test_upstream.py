@@ -12,7 +12,6 @@ import json
 import os
 import shutil
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import urljoin
@@ -271,22 +270,6 @@ def test_a_large_upstream_file_with_bad_bytes_is_cut_short_never_delivered_whole
                check=False)
     assert proc.returncode != 0 and not (tmp_path / "dl" / big.name).exists()
     assert "bigpkg" not in privindex_cli(guarded, "cache", "list").stdout
-
-
-def test_sixteen_clients_asking_for_one_uncached_file_cause_one_upstream_request(guarded, fake, dists):
-    wheel = _wheel(dists, "future-only", "1.0")
-    url = f"{guarded.url}/packages/.upstream/future-only/{wheel.name}"
-    assert wheel.name in listed(guarded, "future-only")  # the page is fetched; the file is not
-    fake.file_delay = 1.0  # the upstream is slow: all sixteen ask while it sends
-    try:
-        with ThreadPoolExecutor(16) as pool:
-            answers = list(pool.map(lambda _i: requests.get(url, timeout=60), range(16)))
-    finally:
-        fake.file_delay = 0.0
-    assert [r.status_code for r in answers] == [200] * 16
-    assert {r.content for r in answers} == {wheel.read_bytes()}
-    assert fake.requests[f"/files/{wheel.name}"] == 1
-    assert fake.requests["/simple/future-only/"] == 1
 
 
 def test_upstream_down_serves_the_cache_and_offline_makes_no_connections(tmp_path, dists):
