@@ -665,7 +665,8 @@ def check(settings: Settings, quick: bool) -> None:
 
     try:
         result = run_check(settings.database, Store(settings.store),
-                           lambda line: click.echo(line, err=True), rehash=not quick)
+                           lambda line: click.echo(line, err=True), rehash=not quick,
+                           limits=settings.archive_limits)
     except MaintenanceError as exc:
         fail(str(exc))
     problems, checked = list(result.problems), result.checked
