@@ -2,9 +2,10 @@
 member is looked at, with limits checked before anything is unpacked, and reading stops at
 the first member that breaks a rule.
 
-The rules are the public index's upload rules, so a file it would accept passes here:
+The ratio and the ZIP checks are the public index's upload rules (Warehouse's forklift and
+its zipfiles module); the count, the size and the path rules are ours:
 - at most `members` members and `total_bytes` unpacked; past 64 MiB unpacked, at most
-  `ratio` times the file's size (Warehouse's forklift: 64 MiB, 50x);
+  `ratio` times the file's size (the public index: 64 MiB, 50x);
 - no absolute paths, no `..`, no link pointing out of the archive, no device files;
 - a zip's local file headers match its central directory (name, compression method, sizes),
   no name twice, no data descriptors, nothing hidden between or after its records (the
@@ -23,8 +24,9 @@ import struct
 import tarfile
 import zipfile
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import BinaryIO, Callable, Iterator
+from typing import BinaryIO
 
 MiB = 1024 * 1024
 # Below this many unpacked bytes the compression ratio is not checked (the public index's
@@ -59,6 +61,9 @@ class ArchiveLimits:
                               f"(setting max_compression_ratio)")
         return self.total_bytes, (f"unpacks to more than {self.total_bytes // MiB} MiB "
                                   f"(setting max_archive_size_mb)")
+
+
+DEFAULT_LIMITS = ArchiveLimits()
 
 
 def size_of(source: BinaryIO) -> int:

@@ -26,7 +26,7 @@ from packaging.utils import (
 from packaging.version import Version
 
 from privindex import archives
-from privindex.archives import ArchiveLimits
+from privindex.archives import DEFAULT_LIMITS, ArchiveLimits
 
 WHEEL_SUFFIX = ".whl"
 SDIST_SUFFIXES = (".tar.gz", ".zip")
@@ -73,7 +73,7 @@ class FileFacts:
 
 
 def read_facts(path: Path, filename: str | None = None, sha256: str | None = None,
-               strict: bool = False, limits: ArchiveLimits = ArchiveLimits()) -> FileFacts:
+               strict: bool = False, limits: ArchiveLimits = DEFAULT_LIMITS) -> FileFacts:
     """Hash the file (unless the hash is known) and extract its core metadata, reading
     the file once where it is small. strict (for uploads) also requires the metadata to
     be UTF-8, as the core metadata spec says; files already in the store are served
@@ -113,7 +113,7 @@ def read_facts(path: Path, filename: str | None = None, sha256: str | None = Non
     )
 
 
-def examine(path: Path, limits: ArchiveLimits = ArchiveLimits()) -> FileFacts | str:
+def examine(path: Path, limits: ArchiveLimits = DEFAULT_LIMITS) -> FileFacts | str:
     """read_facts, or why the file is not a readable distribution: what the index's worker
     processes return (a message crosses a process boundary where an exception may not)."""
     try:
@@ -123,7 +123,7 @@ def examine(path: Path, limits: ArchiveLimits = ArchiveLimits()) -> FileFacts | 
 
 
 def read_core_metadata(path: Path, filename: str | None = None,
-                       limits: ArchiveLimits = ArchiveLimits()) -> bytes:
+                       limits: ArchiveLimits = DEFAULT_LIMITS) -> bytes:
     """Just the core metadata of a file (to fill in what an older version did not keep)."""
     with open(path, "rb") as fh:
         return _core_metadata(fh, filename or path.name, limits)

@@ -36,7 +36,7 @@ from typing import NamedTuple
 from packaging.version import Version
 
 from privindex import publications, releases
-from privindex.archives import ArchiveLimits
+from privindex.archives import DEFAULT_LIMITS, ArchiveLimits
 from privindex.db import data_version, database
 from privindex.distfile import FileFacts, examine, hash_stream, parse_filename
 from privindex.models import DistFile
@@ -228,7 +228,7 @@ class _Pass:
 
 
 class Index:
-    def __init__(self, store: Store, limits: ArchiveLimits = ArchiveLimits()):
+    def __init__(self, store: Store, limits: ArchiveLimits = DEFAULT_LIMITS):
         self.store = store
         self.limits = limits  # what a file read from the store may hold (archives.py)
         self.snapshot: Snapshot = EMPTY  # the one thing readers look at

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from privindex.archives import ArchiveLimits
+from privindex.archives import DEFAULT_LIMITS, ArchiveLimits
 from privindex.distfile import CHUNK, examine, hash_stream
 from privindex.store import UPLOAD_PREFIXES, Store, abandoned_upload
 
@@ -198,7 +198,7 @@ def _records(database: Path | str, result: CheckResult) -> tuple[list, dict]:
 
 
 def check(database: Path | str, store: Store, report: Report, rehash: bool = True,
-          limits: ArchiveLimits = ArchiveLimits()) -> CheckResult:
+          limits: ArchiveLimits = DEFAULT_LIMITS) -> CheckResult:
     """Every published file present with its published hash; nothing unrecorded.
 
     Files are compared with the digest they were published with (never with one re-read

@@ -20,7 +20,7 @@ from packaging.version import InvalidVersion, Version
 
 from privindex import audit, permissions, projects, publications, users
 from privindex.apitokens import TokenAuth
-from privindex.archives import ArchiveLimits
+from privindex.archives import DEFAULT_LIMITS, ArchiveLimits
 from privindex.audit import Tag
 from privindex.db import database
 from privindex.distfile import FileFacts, InvalidDistribution, parse_filename, read_facts
@@ -121,7 +121,7 @@ def publish_upload(store: Store, index: Index, auth: TokenAuth, ctx: audit.Conte
 
 
 def accept(store: Store, filename: str, ctx: audit.Context,
-           limits: ArchiveLimits = ArchiveLimits()) -> tuple[str, str]:
+           limits: ArchiveLimits = DEFAULT_LIMITS) -> tuple[str, str]:
     """Publish the bytes now on disk under filename (after a deliberate change by hand).
     Returns (old, new) sha256; audited as file:replace."""
     published = _published(filename)
@@ -139,7 +139,7 @@ def accept(store: Store, filename: str, ctx: audit.Context,
 
 
 def replace(store: Store, filename: str, source: Path, ctx: audit.Context,
-            limits: ArchiveLimits = ArchiveLimits()) -> tuple[str, str]:
+            limits: ArchiveLimits = DEFAULT_LIMITS) -> tuple[str, str]:
     """Publish the file at source as the new content of filename, written atomically where
     the old one lies. Returns (old, new) sha256; audited as file:replace."""
     published = _published(filename)

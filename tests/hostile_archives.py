@@ -94,11 +94,10 @@ def tar_gz_that_is_a_zip(folder: Path, name: str, version: str) -> Path:
 def zip_bomb_wheel(folder: Path, name: str, version: str, unpacked: int) -> Path:
     """A valid wheel plus a member of `unpacked` zeros, deflated."""
     path = make_wheel(folder, name, version)
-    with zipfile.ZipFile(path, "a", zipfile.ZIP_DEFLATED) as archive:
-        with archive.open(f"{name}/bomb.bin", "w", force_zip64=unpacked >= 2**31) as bomb:
-            zeros = b"\0" * MiB
-            for _ in range(unpacked // MiB):
-                bomb.write(zeros)
+    with zipfile.ZipFile(path, "a", zipfile.ZIP_DEFLATED) as archive, \
+            archive.open(f"{name}/bomb.bin", "w", force_zip64=unpacked >= 2**31) as bomb:
+        for _ in range(unpacked // MiB):
+            bomb.write(b"\0" * MiB)
     return path
 
 

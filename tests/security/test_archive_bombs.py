@@ -8,8 +8,8 @@ from __future__ import annotations
 import tarfile
 from pathlib import Path
 
-import pytest
 import hostile_archives as hostile
+import pytest
 from conftest import Accounts, start_server, twine, wait_until
 from helpers import listed_hashes
 from test_upload import NO_2FA, assert_clean_log, assert_refused, leaves_nothing_behind
