@@ -37,6 +37,7 @@ _LOCAL_HEADER = struct.Struct("<4s2xHHxxxxxxxxLLHH")  # signature, flags, method
 _LOCAL_SIGNATURE = b"PK\x03\x04"
 _ZIP64_EXTRA = 0x0001
 _DATA_DESCRIPTOR_FLAG = 0x08
+_ENCRYPTED_FLAG = 0x01
 _ZIP_METHODS = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED)
 
 
@@ -180,6 +181,8 @@ def _check_zip(archive: zipfile.ZipFile, source: BinaryIO, size: int, limits: Ar
         if info.filename in seen:
             raise UnsafeArchive(f"member {info.filename!r} is in the archive twice")
         seen.add(info.filename)
+        if info.flag_bits & _ENCRYPTED_FLAG:
+            raise UnsafeArchive(f"member {info.filename!r} is encrypted")
         if info.compress_type not in _ZIP_METHODS:
             raise UnsafeArchive(f"member {info.filename!r} uses compression method {info.compress_type}; "
                                 "only stored and deflated are accepted")
@@ -226,6 +229,8 @@ def _zip64_sizes(extra: bytes, compressed: int, unpacked: int) -> tuple[int, int
     """The sizes a local header means, where a ZIP64 extra field replaces 0xFFFFFFFF."""
     while len(extra) >= 4:
         kind, length = struct.unpack_from("<HH", extra)
+        if 4 + length > len(extra):
+            raise UnsafeArchive("a local file header has a malformed extra field")
         if kind == _ZIP64_EXTRA:
             values = list(struct.unpack_from(f"<{length // 8}Q", extra, 4))
             if unpacked == 0xFFFFFFFF and values:

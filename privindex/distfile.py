@@ -11,6 +11,7 @@ import hashlib
 import io
 import os
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -158,7 +159,7 @@ def _core_metadata(source: BinaryIO, filename: str, limits: ArchiveLimits) -> by
             raise InvalidDistribution(f"{filename}: no {wanted} in the archive")
     except archives.UnsafeArchive as exc:
         raise InvalidDistribution(f"{filename}: {exc}") from None
-    except (zipfile.BadZipFile, EOFError, OSError) as exc:
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError) as exc:
         raise InvalidDistribution(f"{filename}: not a readable archive ({exc})") from None
 
 

@@ -124,6 +124,18 @@ def wheel_with_another_local_name(folder: Path, name: str, version: str) -> Path
     return _write(path, data)
 
 
+def wheel_needing_a_newer_zip(folder: Path, name: str, version: str) -> Path:
+    """A wheel whose central directory says METADATA needs zip version 7.9 to extract
+    (Python's zipfile stops at 6.3)."""
+    path = make_wheel(folder, name, version)
+    data = bytearray(path.read_bytes())
+    at = data.index(b"PK\x01\x02")  # the central directory's first entry
+    while not data[at + 46:at + 46 + int.from_bytes(data[at + 28:at + 30], "little")].endswith(b"/METADATA"):
+        at = data.index(b"PK\x01\x02", at + 4)
+    data[at + 6:at + 8] = (79).to_bytes(2, "little")  # "version needed to extract"
+    return _write(path, bytes(data))
+
+
 def _write(path: Path, data: bytes) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)

@@ -122,6 +122,11 @@ def test_file_replace_refuses_a_hostile_archive_and_keeps_the_old_file(world, tm
     assert (server.store / "replaced" / wheel.name).read_bytes() == wheel.read_bytes()
 
 
+def test_a_wheel_needing_a_newer_zip_version_is_a_400_not_a_500(world):
+    path = hostile.wheel_needing_a_newer_zip(world.folder / "newzip", "newzip", "1.0")
+    refused_by_api(world, path, "not a readable archive (zip file version 7.9)")
+
+
 # -- files dropped into the store by hand ----------------------------------------------------------
 
 def test_hostile_files_in_the_store_are_not_listed_and_check_says_why(world, tmp_path):
