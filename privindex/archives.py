@@ -153,14 +153,16 @@ def open_zip(source: BinaryIO, limits: ArchiveLimits) -> zipfile.ZipFile:
         if tarfile.is_tarfile(source):
             raise UnsafeArchive("the file is both a zip and a tar archive")
         source.seek(0)
-        declared = zipfile._EndRecData(source)  # zipfile's own end-record reader, before the directory
-        if declared and declared[zipfile._ECD_ENTRIES_TOTAL] > limits.members:
+        end = zipfile._EndRecData(source)  # zipfile's own end-record reader: counts before the directory
+        if end and end[zipfile._ECD_ENTRIES_TOTAL] > limits.members:
             raise UnsafeArchive(f"the archive has more than {limits.members} members "
                                 f"(setting max_archive_members)")
         archive = zipfile.ZipFile(source)
     except (zipfile.BadZipFile, OSError, EOFError) as exc:
         raise UnsafeArchive(f"not a readable archive ({exc})") from None
     try:
+        if end[zipfile._ECD_LOCATION] + zipfile.sizeEndCentDir + len(end[zipfile._ECD_COMMENT]) != size:
+            raise UnsafeArchive("data after the end of the zip archive")
         _check_zip(archive, source, size, limits)
     except BaseException:
         archive.close()
@@ -186,11 +188,10 @@ def _check_zip(archive: zipfile.ZipFile, source: BinaryIO, size: int, limits: Ar
         if info.compress_type not in _ZIP_METHODS:
             raise UnsafeArchive(f"member {info.filename!r} uses compression method {info.compress_type}; "
                                 "only stored and deflated are accepted")
-    _check_local_headers(source, infos, archive.start_dir, size)
+    _check_local_headers(source, infos, archive.start_dir)
 
 
-def _check_local_headers(source: BinaryIO, infos: list[zipfile.ZipInfo], directory_at: int,
-                         size: int) -> None:
+def _check_local_headers(source: BinaryIO, infos: list[zipfile.ZipInfo], directory_at: int) -> None:
     """Each local file header says what the central directory says, and the records follow
     one another from the first byte to the directory with nothing in between: a reader
     that streams local headers finds exactly the files the directory lists."""
@@ -221,8 +222,6 @@ def _check_local_headers(source: BinaryIO, infos: list[zipfile.ZipInfo], directo
         expected = info.header_offset + _LOCAL_HEADER.size + name_len + extra_len + compressed
     if expected != directory_at:
         raise UnsafeArchive("unlisted data before the central directory")
-    if _end_of_zip(source) != size:
-        raise UnsafeArchive("data after the end of the zip archive")
 
 
 def _zip64_sizes(extra: bytes, compressed: int, unpacked: int) -> tuple[int, int]:
@@ -239,12 +238,3 @@ def _zip64_sizes(extra: bytes, compressed: int, unpacked: int) -> tuple[int, int
                 compressed = values.pop(0)
         extra = extra[4 + length:]
     return compressed, unpacked
-
-
-def _end_of_zip(source: BinaryIO) -> int:
-    """Where the end of central directory record (and its comment) ends, as zipfile finds it."""
-    source.seek(0)
-    end = zipfile._EndRecData(source)
-    if not end:
-        raise UnsafeArchive("no end of central directory record")
-    return end[zipfile._ECD_LOCATION] + zipfile.sizeEndCentDir + len(end[zipfile._ECD_COMMENT])
