@@ -50,7 +50,7 @@ def create_app(settings: Settings, progress: Progress | None = None, index_later
     db = connect(settings.database)
     store = Store(settings.store)
     store.root.mkdir(parents=True, exist_ok=True)
-    index = Index(store)
+    index = Index(store, settings.archive_limits)
     with bound(db):
         if index_later:
             index.load_recorded()

@@ -503,7 +503,8 @@ def file_group() -> None:
 
 
 def publishing_command(fn: Callable) -> Callable:
-    """Opens the database and the store; a refusal is one clear line and exit 1."""
+    """Opens the database and the store (and passes the settings' archive limits); a
+    refusal is one clear line and exit 1."""
 
     @functools.wraps(fn)
     def wrapper(settings: Settings, **params: Any):
@@ -512,7 +513,7 @@ def publishing_command(fn: Callable) -> Callable:
 
         with open_data(settings):
             try:
-                return fn(Store(settings.store), **params)
+                return fn(Store(settings.store), limits=settings.archive_limits, **params)
             except PublishError as exc:
                 fail(str(exc))
 
@@ -522,14 +523,14 @@ def publishing_command(fn: Callable) -> Callable:
 @file_group.command("accept")
 @click.argument("filename")
 @publishing_command
-def file_accept(store, filename: str) -> None:
+def file_accept(store, limits, filename: str) -> None:
     """Publish the bytes now on disk as FILENAME's content (after a change by hand).
 
     A running server lists the file again, with its new sha256, within a second or two.
     """
     from privindex import audit, publishing
 
-    old, new = publishing.accept(store, filename, audit.CLI)
+    old, new = publishing.accept(store, filename, audit.CLI, limits)
     click.echo(f"{filename}: published sha256 {old} -> {new}", err=True)
 
 
@@ -537,11 +538,11 @@ def file_accept(store, filename: str) -> None:
 @click.argument("filename")
 @click.argument("newfile", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @publishing_command
-def file_replace(store, filename: str, newfile: Path) -> None:
+def file_replace(store, limits, filename: str, newfile: Path) -> None:
     """Replace FILENAME's content with NEWFILE (written atomically) and publish it."""
     from privindex import audit, publishing
 
-    old, new = publishing.replace(store, filename, newfile, audit.CLI)
+    old, new = publishing.replace(store, filename, newfile, audit.CLI, limits)
     click.echo(f"{filename}: published sha256 {old} -> {new}", err=True)
 
 
@@ -665,7 +666,8 @@ def check(settings: Settings, quick: bool) -> None:
 
     try:
         result = run_check(settings.database, Store(settings.store),
-                           lambda line: click.echo(line, err=True), rehash=not quick)
+                           lambda line: click.echo(line, err=True), rehash=not quick,
+                           limits=settings.archive_limits)
     except MaintenanceError as exc:
         fail(str(exc))
     problems, checked = list(result.problems), result.checked

@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any, Mapping
 from urllib.parse import urlsplit
 
+from privindex.archives import ArchiveLimits
+
 ENV_PREFIX = "PRIVINDEX_"
 CONFIG_ENV = ENV_PREFIX + "CONFIG"
 
@@ -104,6 +106,9 @@ class Settings:
     session_idle_minutes: int = 60
     session_max_hours: int = 12
     max_upload_mb: int = 100
+    max_archive_members: int = 50_000
+    max_archive_size_mb: int = 2048
+    max_compression_ratio: float = 50.0
     overwrite: bool = False
     rescan_interval: float = 1.0
     page_cache_size: int = 4096
@@ -144,6 +149,9 @@ class Settings:
                        f"got {self.session_idle_minutes}")
         if self.max_upload_mb < 1:
             raise _bad("max_upload_mb", f"must be at least 1, got {self.max_upload_mb}")
+        for name in ("max_archive_members", "max_archive_size_mb", "max_compression_ratio"):
+            if getattr(self, name) < 1:
+                raise _bad(name, f"must be at least 1, got {getattr(self, name)}")
         if self.rescan_interval <= 0:
             raise _bad("rescan_interval", f"must be positive, got {self.rescan_interval}")
         if self.page_cache_size < 0:
@@ -286,6 +294,11 @@ class Settings:
     @property
     def max_upload_bytes(self) -> int:
         return self.max_upload_mb * 1024 * 1024
+
+    @property
+    def archive_limits(self) -> ArchiveLimits:
+        return ArchiveLimits(self.max_archive_members, self.max_archive_size_mb * 1024 * 1024,
+                             self.max_compression_ratio)
 
 
 def _is_ip_address(host: str) -> bool:

@@ -10,8 +10,8 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import tarfile
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -25,6 +25,9 @@ from packaging.utils import (
     parse_wheel_filename,
 )
 from packaging.version import Version
+
+from privindex import archives
+from privindex.archives import DEFAULT_LIMITS, ArchiveLimits
 
 WHEEL_SUFFIX = ".whl"
 SDIST_SUFFIXES = (".tar.gz", ".zip")
@@ -71,11 +74,12 @@ class FileFacts:
 
 
 def read_facts(path: Path, filename: str | None = None, sha256: str | None = None,
-               strict: bool = False) -> FileFacts:
+               strict: bool = False, limits: ArchiveLimits = DEFAULT_LIMITS) -> FileFacts:
     """Hash the file (unless the hash is known) and extract its core metadata, reading
     the file once where it is small. strict (for uploads) also requires the metadata to
     be UTF-8, as the core metadata spec says; files already in the store are served
-    even if an old tool wrote them in another encoding."""
+    even if an old tool wrote them in another encoding. An archive that breaks one of
+    `limits` or archives.py's rules is an InvalidDistribution saying which."""
     filename = filename or path.name
     name, _version = parse_filename(filename)
     with open(path, "rb") as fh:
@@ -88,7 +92,7 @@ def read_facts(path: Path, filename: str | None = None, sha256: str | None = Non
             sha256 = sha256 or hash_stream(fh)
             fh.seek(0)
             source = fh
-        raw = _core_metadata(source, filename)
+        raw = _core_metadata(source, filename, limits)
     if strict:
         try:
             raw.decode("utf-8")
@@ -110,19 +114,20 @@ def read_facts(path: Path, filename: str | None = None, sha256: str | None = Non
     )
 
 
-def examine(path: Path) -> FileFacts | str:
+def examine(path: Path, limits: ArchiveLimits = DEFAULT_LIMITS) -> FileFacts | str:
     """read_facts, or why the file is not a readable distribution: what the index's worker
     processes return (a message crosses a process boundary where an exception may not)."""
     try:
-        return read_facts(path)
+        return read_facts(path, limits=limits)
     except (InvalidDistribution, ValueError, OSError) as exc:
         return str(exc)
 
 
-def read_core_metadata(path: Path, filename: str | None = None) -> bytes:
+def read_core_metadata(path: Path, filename: str | None = None,
+                       limits: ArchiveLimits = DEFAULT_LIMITS) -> bytes:
     """Just the core metadata of a file (to fill in what an older version did not keep)."""
     with open(path, "rb") as fh:
-        return _core_metadata(fh, filename or path.name)
+        return _core_metadata(fh, filename or path.name, limits)
 
 
 def hash_stream(fh: BinaryIO) -> str:
@@ -132,16 +137,16 @@ def hash_stream(fh: BinaryIO) -> str:
     return digest.hexdigest()
 
 
-def _core_metadata(source: BinaryIO, filename: str) -> bytes:
-    """The METADATA of a wheel or the PKG-INFO of an sdist, as bytes."""
+def _core_metadata(source: BinaryIO, filename: str, limits: ArchiveLimits) -> bytes:
+    """The METADATA of a wheel or the PKG-INFO of an sdist, as bytes, once every member of
+    the archive passed archives.py's rules."""
     try:
         if filename.endswith(".tar.gz"):
-            with tarfile.open(fileobj=source, mode="r:gz") as tar:
-                for member in tar:
-                    if member.isfile() and _is_top_level(member.name, "PKG-INFO"):
-                        return _bounded(tar.extractfile(member), member.size)
-            raise InvalidDistribution(f"{filename}: no PKG-INFO at the top of the sdist")
-        with zipfile.ZipFile(source) as archive:
+            found = archives.tar_members(source, limits, lambda name: _is_top_level(name, "PKG-INFO"), _bounded)
+            if found is None:
+                raise InvalidDistribution(f"{filename}: no PKG-INFO at the top of the sdist")
+            return found
+        with archives.open_zip(source, limits) as archive:
             wanted = "METADATA" if filename.endswith(WHEEL_SUFFIX) else "PKG-INFO"
             for info in archive.infolist():
                 parts = info.filename.split("/")
@@ -152,7 +157,9 @@ def _core_metadata(source: BinaryIO, filename: str) -> bytes:
                 if hit:
                     return _bounded(archive.open(info), info.file_size)
             raise InvalidDistribution(f"{filename}: no {wanted} in the archive")
-    except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError) as exc:
+    except archives.UnsafeArchive as exc:
+        raise InvalidDistribution(f"{filename}: {exc}") from None
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError) as exc:
         raise InvalidDistribution(f"{filename}: not a readable archive ({exc})") from None
 
 

@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
 from types import MappingProxyType
 from typing import NamedTuple
@@ -36,6 +36,7 @@ from typing import NamedTuple
 from packaging.version import Version
 
 from privindex import publications, releases
+from privindex.archives import DEFAULT_LIMITS, ArchiveLimits
 from privindex.db import data_version, database
 from privindex.distfile import FileFacts, examine, hash_stream, parse_filename
 from privindex.models import DistFile
@@ -227,8 +228,9 @@ class _Pass:
 
 
 class Index:
-    def __init__(self, store: Store):
+    def __init__(self, store: Store, limits: ArchiveLimits = DEFAULT_LIMITS):
         self.store = store
+        self.limits = limits  # what a file read from the store may hold (archives.py)
         self.snapshot: Snapshot = EMPTY  # the one thing readers look at
         self._lock = threading.Lock()  # the working copy below; never held across I/O
         self._files: dict[str, IndexedFile] = {}
@@ -402,7 +404,7 @@ class Index:
             self.indexing = Indexing(indexed=len(self._files), left=len(to_read) + len(to_judge))
             self._settle(self._judge([(e.path, e, None) for e in to_judge]))
             done = 0
-            with _readers(len(to_read)) as read_facts_of:
+            with _readers(len(to_read), self.limits) as read_facts_of:
                 for batch in _chunks(to_read, LOAD_BATCH):
                     read = self._read_many(batch, read_facts_of)
                     self._settle(self._judge([r for r in read if r not in (None, DROP)]),
@@ -455,7 +457,7 @@ class Index:
             items = [(e.path, e, None) for e in found.rejudge]
             with self._lock:
                 to_read = [(path, st, self._known(path)) for path, st in found.to_read.items()]
-            with _readers(len(to_read)) as read_facts_of:
+            with _readers(len(to_read), self.limits) as read_facts_of:
                 for batch in _chunks(to_read, READ_BATCH):
                     for (path, _st, _known), read in zip(batch, self._read_many(batch, read_facts_of)):
                         if read is DROP:
@@ -846,23 +848,24 @@ def _version_ranks(versions: Iterable[str]) -> dict[str, int]:
 
 
 @contextmanager
-def _readers(count: int) -> Iterator[Callable[[list[Path]], list[FileFacts | str]]]:
+def _readers(count: int, limits: ArchiveLimits) -> Iterator[Callable[[list[Path]], list[FileFacts | str]]]:
     """A function that reads files' facts (distfile.examine): in this thread for a few
     files, with a process per core for many. Reading a small wheel is mostly Python
     (zip directory, metadata), which threads cannot run in parallel; hashing alone would
     be. Spawned, not forked: the server has threads, and a fork copies their locks."""
+    examine_one = partial(examine, limits=limits)
     workers = os.cpu_count() or 1
     if count < POOL_THRESHOLD or workers < 2:
-        yield lambda paths: [examine(p) for p in paths]
+        yield lambda paths: [examine_one(p) for p in paths]
         return
     try:
         pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
     except (OSError, ValueError, NotImplementedError) as exc:  # no /dev/shm, no semaphores...
         log.warning("reading files in this process only (no worker processes: %s)", exc)
-        yield lambda paths: [examine(p) for p in paths]
+        yield lambda paths: [examine_one(p) for p in paths]
         return
     with pool:
-        yield lambda paths: list(pool.map(examine, paths, chunksize=32))
+        yield lambda paths: list(pool.map(examine_one, paths, chunksize=32))
 
 
 _ROW_FIELDS = [f for f in DistFile._meta.sorted_fields if f.name not in ("id", "filename", "metadata")]

@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from privindex.distfile import CHUNK, hash_stream
+from privindex.archives import DEFAULT_LIMITS, ArchiveLimits
+from privindex.distfile import CHUNK, examine, hash_stream
 from privindex.store import UPLOAD_PREFIXES, Store, abandoned_upload
 
 Report = Callable[[str], None]
@@ -196,12 +197,14 @@ def _records(database: Path | str, result: CheckResult) -> tuple[list, dict]:
     return rows, published
 
 
-def check(database: Path | str, store: Store, report: Report, rehash: bool = True) -> CheckResult:
+def check(database: Path | str, store: Store, report: Report, rehash: bool = True,
+          limits: ArchiveLimits = DEFAULT_LIMITS) -> CheckResult:
     """Every published file present with its published hash; nothing unrecorded.
 
     Files are compared with the digest they were published with (never with one re-read
     later), so a file changed on disk is a problem however and whenever it changed. With
-    rehash off, files the server already found changed are still reported.
+    rehash off, files the server already found changed are still reported. A file in the
+    store but not recorded is read (within limits) to say why the server does not list it.
     """
     result = CheckResult()
     rows, published = _records(database, result)
@@ -234,8 +237,12 @@ def check(database: Path | str, store: Store, report: Report, rehash: bool = Tru
         result.problems.append(f"{filename}: published, but missing from the store (deleted by hand?)")
     for path in _store_files(store):
         if path not in recorded_paths:
-            result.problems.append(f"{path}: in the store but not indexed (invalid, or added while "
-                                   "the server was stopped: start it to index the file)")
+            refused = examine(store.full_path(path), limits)
+            if isinstance(refused, str):
+                result.problems.append(f"{path}: in the store but not listed: {refused}")
+            else:
+                result.problems.append(f"{path}: in the store but not indexed (added while the server "
+                                       "was stopped: start it to index the file)")
     for dirpath, _dirs, names in os.walk(store.root):
         for name in names:
             if name.startswith(UPLOAD_PREFIXES) and abandoned_upload(os.path.join(dirpath, name)):

@@ -20,6 +20,7 @@ from packaging.version import InvalidVersion, Version
 
 from privindex import audit, permissions, projects, publications, users
 from privindex.apitokens import TokenAuth
+from privindex.archives import DEFAULT_LIMITS, ArchiveLimits
 from privindex.audit import Tag
 from privindex.db import database
 from privindex.distfile import FileFacts, InvalidDistribution, parse_filename, read_facts
@@ -119,13 +120,14 @@ def publish_upload(store: Store, index: Index, auth: TokenAuth, ctx: audit.Conte
     return Published(outcome, entry)
 
 
-def accept(store: Store, filename: str, ctx: audit.Context) -> tuple[str, str]:
+def accept(store: Store, filename: str, ctx: audit.Context,
+           limits: ArchiveLimits = DEFAULT_LIMITS) -> tuple[str, str]:
     """Publish the bytes now on disk under filename (after a deliberate change by hand).
     Returns (old, new) sha256; audited as file:replace."""
     published = _published(filename)
     path = _stored_path(store, filename)
     try:
-        facts = read_facts(store.full_path(path))
+        facts = read_facts(store.full_path(path), limits=limits)
     except (InvalidDistribution, OSError) as exc:
         raise PublishError(f"{path} is not a distribution privindex can serve: {exc}") from None
     with database.atomic():
@@ -136,7 +138,8 @@ def accept(store: Store, filename: str, ctx: audit.Context) -> tuple[str, str]:
     return published.sha256, facts.sha256
 
 
-def replace(store: Store, filename: str, source: Path, ctx: audit.Context) -> tuple[str, str]:
+def replace(store: Store, filename: str, source: Path, ctx: audit.Context,
+            limits: ArchiveLimits = DEFAULT_LIMITS) -> tuple[str, str]:
     """Publish the file at source as the new content of filename, written atomically where
     the old one lies. Returns (old, new) sha256; audited as file:replace."""
     published = _published(filename)
@@ -149,7 +152,8 @@ def replace(store: Store, filename: str, source: Path, ctx: audit.Context) -> tu
                 incoming.write(chunk)
         incoming.flush()
         try:
-            facts = read_facts(incoming.path, filename, sha256=incoming.digests()["sha256"], strict=True)
+            facts = read_facts(incoming.path, filename, sha256=incoming.digests()["sha256"], strict=True,
+                               limits=limits)
         except InvalidDistribution as exc:
             raise PublishError(f"{source} is not a valid distribution: {exc}") from None
         try:

@@ -214,7 +214,8 @@ def _unknown_platforms(filename: str) -> set[str]:
 
 def _check_file(form: UploadForm):
     try:
-        facts = read_facts(form.incoming.path, form.filename, sha256=form.digests["sha256"], strict=True)
+        facts = read_facts(form.incoming.path, form.filename, sha256=form.digests["sha256"], strict=True,
+                           limits=current_app.extensions["privindex"].settings.archive_limits)
     except InvalidDistribution as exc:
         raise Refused(400, f"Invalid distribution file: {exc}", form.project) from None
     if canonicalize_name(facts.name) != form.project:
