@@ -96,6 +96,8 @@ def _enable_note(revoked: int) -> str:
 
 
 AUDIT_PAGE = 50
+# A cell starting with one of these is a formula to a spreadsheet (OWASP's CSV injection list)
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 EXPORT_FIELDS = ("id", "time", "tag", "actor", "subject", "project", "ip", "user_agent", "token_id", "details")
 
 
@@ -137,7 +139,16 @@ def audit_export(fmt: str):
         writer = csv.DictWriter(out, fieldnames=EXPORT_FIELDS)
         writer.writeheader()
         for r in rows:
-            writer.writerow({**r, "details": json.dumps(r["details"], sort_keys=True)})
+            row = {**r, "details": json.dumps(r["details"], sort_keys=True)}
+            writer.writerow({key: _as_text_cell(value) for key, value in row.items()})
         body, mimetype = out.getvalue(), "text/csv"
     return Response(body, mimetype=mimetype,
                     headers={"Content-Disposition": f"attachment; filename=privindex-audit.{fmt}"})
+
+
+def _as_text_cell(value):
+    """A CSV cell a spreadsheet shows as text, never runs: clients choose user agents, names
+    and details, and the admin opens the export (OWASP: a leading ' makes it text)."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
