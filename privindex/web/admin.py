@@ -16,7 +16,7 @@ from packaging.utils import canonicalize_name
 
 from privindex import audit, twofactor, users
 from privindex.http import audit_context
-from privindex.web import bp, me, recent_auth, settings
+from privindex.web import bp, me, recent_auth, settings, whole_number
 
 SETUP_LINK_DAYS = 7
 
@@ -113,13 +113,12 @@ def _audit_filters() -> dict:
 @bp.get("/audit")
 @login_required
 def audit_log():
-    page = request.args.get("page", "1")
-    if not page.isdigit() or not 1 <= int(page) <= 1_000_000:
-        abort(400, _("The page number must be a whole number from 1."))
+    page = whole_number(request.args.get("page", "1"), 1, 1_000_000,
+                        _("The page number must be a whole number from 1."))
     filters = _audit_filters()
     total = audit.count(**filters)
-    events = audit.query(**filters, limit=AUDIT_PAGE, offset=(int(page) - 1) * AUDIT_PAGE)
-    listing = SimpleNamespace(page=int(page), pages=max(1, -(-total // AUDIT_PAGE)), total=total)
+    events = audit.query(**filters, limit=AUDIT_PAGE, offset=(page - 1) * AUDIT_PAGE)
+    listing = SimpleNamespace(page=page, pages=max(1, -(-total // AUDIT_PAGE)), total=total)
     return render_template("audit.html", events=[audit.as_dict(e) for e in events], listing=listing,
                            tags=sorted(audit.Tag), filters=request.args)
 
