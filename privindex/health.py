@@ -9,7 +9,8 @@ all show, even for root, where permission bits do not). Otherwise 503 with JSON 
 what failed. While the store is still being indexed after a start (Index.catch_up: the
 pages already list what the database recorded, and fill in as files are read), /readyz
 answers 503 with how far it is, so a load balancer sends requests to a caught-up peer;
-/health (version and counts) answers 200 and says the same.
+/health (version and counts; on a private index only to a request with a token, app.py)
+answers 200 and says the same.
 
 Anyone may ask, so the probes tell and cost nothing: /readyz names each problem without
 the driver's or the system's words (host, user, paths: those go to the log), and the
