@@ -149,14 +149,15 @@ def test_every_web_form_answers_any_values_without_a_500(app, web):
                     f"POST {path} every field {edge[:20]!r}")
 
         @fuzz(EXAMPLES)
-        @given(segments=st.lists(SEGMENT, min_size=3, max_size=3), form=FORM, body=st.none() | JSON,
-               address=st.integers(1, 250))
-        def post(segments, form, body, address):
+        @given(rule=st.just(rule), segments=st.lists(SEGMENT, min_size=3, max_size=3), form=FORM,
+               body=st.none() | JSON, address=st.integers(1, 250))
+        def post(rule, segments, form, body, address):
             web.signed_in()
             path = _path(rule, segments)
             environ = {"REMOTE_ADDR": f"10.9.8.{address}"}  # failures lock other addresses than ours
             if body is None:
-                resp = web.client.post(path, data=MultiDict([("csrf_token", web.csrf), *form]), environ_base=environ)
+                form = MultiDict([("csrf_token", web.csrf), *form])
+                resp = web.client.post(path, data=form, environ_base=environ)
             else:
                 resp = web.client.post(path, json=body, headers={"X-CSRFToken": web.csrf}, environ_base=environ)
             _no_500(resp, f"POST {path} {form if body is None else body!r}")
@@ -173,8 +174,8 @@ def test_every_web_page_answers_any_query_without_a_500(app, web):
             _no_500(web.client.get(path, query_string=query), f"GET {path} every field {edge[:20]!r}")
 
         @fuzz(EXAMPLES)
-        @given(segments=st.lists(SEGMENT, min_size=3, max_size=3), query=FORM)
-        def get(segments, query):
+        @given(rule=st.just(rule), segments=st.lists(SEGMENT, min_size=3, max_size=3), query=FORM)
+        def get(rule, segments, query):
             web.signed_in()
             path = _path(rule, segments)
             _no_500(web.client.get(path, query_string=MultiDict(query)), f"GET {path} {query!r}")
