@@ -1,4 +1,6 @@
-"""The access log: one line per request, in a shape log tools know, without secrets.
+"""The access log: one line per request, in a shape log tools know, without secrets, and
+one line it stays: control characters a client sent (`%0a` in a path, a NUL in a
+User-Agent) are written as escapes, so no one can forge a second line.
 
 The Authorization header is never logged, and anything in the path or query that looks
 like a secret (a `pidx_...` token, a password parameter: the vocabulary of logs.redact)
@@ -19,25 +21,34 @@ import logging
 import time
 from typing import Callable, Iterable
 
-from privindex.logs import PRE_REDACTED, redact
+from privindex.logs import PRE_REDACTED, escape_controls, redact
 from privindex.requestid import ENVIRON_KEY
 
 log = logging.getLogger("privindex.access")
 
-_CLEAN_MAX = 20_000  # values remembered as free of secrets (paths, agents, addresses)
+# Values remembered as free of secrets and control characters (paths, agents, addresses),
+# bounded in bytes: clients choose them, and any number of distinct ones may come.
+_CLEAN_LONGEST = 600  # characters; a longer value is checked each time, never kept
+_CLEAN_BUDGET = 4_000_000  # bytes, counting each value's text and its overhead in the dict
+_ENTRY_OVERHEAD = 100
 _clean_values: dict[str, str] = {}
+_clean_bytes = 0
 
 
 def clean(text: str) -> str:
-    """redact(text), remembering values that held no secret (a secret is never kept)."""
+    """text fit for a log line: control characters escaped (logs.escape_controls), secrets
+    redacted; values that needed neither are remembered (a secret is never kept)."""
+    global _clean_bytes
     known = _clean_values.get(text)
     if known is not None:
         return known
-    result = redact(text)
-    if result == text and len(text) <= 600:
-        if len(_clean_values) >= _CLEAN_MAX:
+    result = redact(escape_controls(text))
+    if result == text and len(text) <= _CLEAN_LONGEST:
+        if _clean_bytes >= _CLEAN_BUDGET:
             _clean_values.clear()  # rare; the working set fills it again
+            _clean_bytes = 0
         _clean_values[text] = text
+        _clean_bytes += len(text) + _ENTRY_OVERHEAD
     return result
 
 

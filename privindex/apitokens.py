@@ -24,6 +24,7 @@ from privindex.models import ApiToken, Project, TokenProject, User
 from privindex.users import AccountError, has_second_factor
 
 LAST_USED_RESOLUTION = 60.0  # seconds; last_used_at is not rewritten on every request
+MAX_EXPIRY_DAYS = 3650  # ten years: a longer life is "never" (empty), and the date stays computable
 
 
 @dataclass(frozen=True)
@@ -78,8 +79,9 @@ def create_token(user: User, ctx: audit.Context, description: str = "", projects
                              "sign in to the web UI and add a security key or an authenticator app (or run "
                              "'privindex user totp NAME' on the server) first "
                              "(or make a --read-only token)", user=user.username))
-    if expires_days is not None and expires_days < 1:
-        raise AccountError(_("a token's expiry is a whole number of days, at least 1"))
+    if expires_days is not None and not 1 <= expires_days <= MAX_EXPIRY_DAYS:
+        raise AccountError(_("a token's expiry is a whole number of days from 1 to %(most)d",
+                             most=MAX_EXPIRY_DAYS))
     if len(description) > 200:
         raise AccountError(_("a token description has at most 200 characters"))
     names = sorted({canonicalize_name(p) for p in projects})

@@ -64,6 +64,8 @@ def create_app(settings: Settings, progress: Progress | None = None, index_later
 
     @app.get("/health")
     def health():
+        if settings.read_access == "token" and not token_reader(request.environ):
+            return jsonify(status="ok")  # a private index tells strangers neither its size nor its version
         return jsonify(
             status="ok", version=__version__,
             projects=len(index.project_list()), files=index.file_count(),

@@ -9,7 +9,12 @@ all show, even for root, where permission bits do not). Otherwise 503 with JSON 
 what failed. While the store is still being indexed after a start (Index.catch_up: the
 pages already list what the database recorded, and fill in as files are read), /readyz
 answers 503 with how far it is, so a load balancer sends requests to a caught-up peer;
-/health (version and counts) answers 200 and says the same.
+/health (version and counts; on a private index only to a request with a token, app.py)
+answers 200 and says the same.
+
+Anyone may ask, so the probes tell and cost nothing: /readyz names each problem without
+the driver's or the system's words (host, user, paths: those go to the log), and the
+store's probe write runs at most once a second however many ask (`StoreProbe`).
 """
 
 from __future__ import annotations
@@ -17,6 +22,8 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+import threading
+import time
 
 from flask import Blueprint, current_app, jsonify
 
@@ -25,6 +32,7 @@ from privindex.store import UPLOAD_TEMP_PREFIX
 
 bp = Blueprint("health", __name__)
 PROBE_FOLDER = ".privindex-ready"
+PROBE_EVERY = 1.0  # seconds a store probe's answer is reused
 log = logging.getLogger(__name__)
 
 
@@ -32,9 +40,9 @@ def database_problem() -> str | None:
     """None if the database answers a query, else what went wrong."""
     try:
         database.execute_sql("SELECT 1").fetchone()
-    except Exception as exc:  # any driver error means "not ready"
+    except Exception as exc:  # any driver error means "not ready"; its text names hosts and users
         log.warning("readiness: the database does not answer: %s", exc)
-        return f"database unreachable: {exc}"
+        return "database unreachable"
     return None
 
 
@@ -51,10 +59,29 @@ def store_problem(root: os.PathLike) -> str | None:
             probe.write(b"ready?")
             probe.flush()
             os.fsync(probe.fileno())
-    except OSError as exc:  # the path goes to the log, not to whoever asks /readyz
+    except OSError as exc:  # the path and the reason go to the log, not to whoever asks /readyz
         log.warning("readiness: cannot write in the store %s: %s", root, exc)
-        return f"store not writable: {exc.strerror or exc}"
+        return "store not writable"
     return None
+
+
+class StoreProbe:
+    """store_problem's answer, reused for PROBE_EVERY seconds: /readyz is anonymous, and
+    each probe creates, writes, fsyncs and removes a file. Who asks while a probe runs
+    waits for its answer rather than starting another."""
+
+    def __init__(self, root: os.PathLike):
+        self.root = root
+        self._lock = threading.Lock()
+        self._checked_at = float("-inf")
+        self._problem: str | None = None
+
+    def problem(self) -> str | None:
+        with self._lock:
+            if time.monotonic() - self._checked_at >= PROBE_EVERY:
+                self._problem = store_problem(self.root)
+                self._checked_at = time.monotonic()
+            return self._problem
 
 
 def indexing_report(index) -> dict:
@@ -70,10 +97,16 @@ def healthz():
     return jsonify(status="ok")
 
 
+@bp.record_once
+def _add_store_probe(state) -> None:
+    state.app.extensions["privindex_store_probe"] = StoreProbe(state.app.extensions["privindex"].store.root)
+
+
 @bp.get("/readyz")
 def readyz():
     services = current_app.extensions["privindex"]
-    problems = [p for p in (database_problem(), store_problem(services.store.root)) if p]
+    store_probe = current_app.extensions["privindex_store_probe"]
+    problems = [p for p in (database_problem(), store_probe.problem()) if p]
     indexing = indexing_report(services.index)
     if problems:
         response = jsonify(status="unavailable", problems=problems, **indexing)

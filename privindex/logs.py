@@ -64,6 +64,20 @@ def redact_url(url: str) -> str:
     return redact(url)
 
 
+# Control characters written as visible escapes, as the JSON format does: a client's "%0a"
+# in a path must not start a second, forged line, nor "%00" write a NUL. C0, DEL, C1 and
+# the Unicode line separators (str.splitlines and some viewers break lines there too).
+_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_ESCAPES = {i: f"\\x{i:02x}" for i in (*range(0x20), *range(0x7F, 0xA0))} | {
+    0x09: "\\t", 0x0A: "\\n", 0x0D: "\\r", 0x2028: "\\u2028", 0x2029: "\\u2029"}
+
+
+def escape_controls(text: str) -> str:
+    """text on one line: control characters as \\n, \\r, \\t or \\xNN (a search first:
+    almost every value has none)."""
+    return text.translate(_ESCAPES) if _CONTROLS.search(text) else text
+
+
 # Lower-case hex, as requestid.choose and nginx's $request_id make ids, with a character no
 # secret shape could hold there (0, 1, 8, 9 or a-f: base32 TOTP secrets are A-Z2-7; tokens,
 # JWTs, hashes, recovery codes and key=value need other characters): safe as it is.
@@ -129,6 +143,13 @@ class TextFormatter(logging.Formatter):
         if cached[0] != second:
             cached = self._second = (second, time.strftime(self.default_time_format, self.converter(second)))
         return self.default_msec_format % (cached[1], record.msecs)
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        """The message on one line whatever a client put in it (an access line's fields are
+        escaped already); a traceback, added after this, keeps its lines."""
+        if not getattr(record, PRE_REDACTED, False):
+            record.message = escape_controls(record.message)
+        return super().formatMessage(record)
 
     def format(self, record: logging.LogRecord) -> str:
         line = super().format(record)

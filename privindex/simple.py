@@ -51,6 +51,9 @@ OFFERS: tuple[tuple[str, str, str], ...] = (
     (V1_JSON, "json", V1_JSON),
     ("application/vnd.pypi.simple.latest+json", "json", V1_JSON),
 )
+# Rendered pages kept, in bytes as well as in entries (page_cache_size): with an upstream,
+# anyone can ask for any of its project names, and one page may be megabytes.
+PAGE_CACHE_BYTES = 128 * 1024 * 1024
 PAGE_CACHE_CONTROL = "no-cache"  # always revalidate: a 304 is cheap and uploads show at once
 FILE_CACHE_CONTROL = "public, max-age=600"
 CHUNK = 256 * 1024
@@ -65,13 +68,24 @@ StartResponse = Callable[..., object]
 _BY_OFFER = {offer: (fmt, content_type) for offer, fmt, content_type in OFFERS}
 
 
-@lru_cache(maxsize=512)
-def negotiate(accept: str | None) -> tuple[str, str] | None:
+def _cached_when_short(fn: Callable[[str], object], maxsize: int, longest: int):
+    """fn through an lru_cache for arguments up to `longest` characters (None too); longer
+    ones are computed each time and never kept. The arguments are what clients send, so the
+    cache is bounded in bytes, not only in entries (512 Accept headers of 200 KB pinned
+    100 MB)."""
+    cached = lru_cache(maxsize=maxsize)(fn)
+
+    def call(text):
+        return cached(text) if text is None or len(text) <= longest else fn(text)
+
+    return call
+
+
+def _negotiate(accept: str | None) -> tuple[str, str] | None:
     """(page format, Content-Type) for an Accept header, or None if nothing fits (406).
 
     Werkzeug's MIMEAccept does the RFC 9110 matching (q-values, q=0 excludes, the most
-    specific range wins); best_match breaks ties by the order of OFFERS. Cached: clients
-    send the same few headers.
+    specific range wins); best_match breaks ties by the order of OFFERS.
     """
     parsed = parse_accept_header(accept, MIMEAccept) if accept else None
     if not parsed:  # no header, or no valid media range in it (an invalid q drops its range)
@@ -80,9 +94,14 @@ def negotiate(accept: str | None) -> tuple[str, str] | None:
     return _BY_OFFER[best] if best is not None else None
 
 
+# Cached: clients send the same few headers (pip's is 100 characters, browsers' under 200).
+# A longer header than this is refused (431) before it is parsed: 200 KB take 0.2 s.
+ACCEPT_LONGEST = 1024
+negotiate = _cached_when_short(_negotiate, maxsize=512, longest=ACCEPT_LONGEST)
+
 # PEP 503 normalization of the names in page URLs: a regex per request otherwise; clients
 # ask for the same names again and again. Bounded (any name may be asked for).
-_canonical = lru_cache(maxsize=8192)(canonicalize_name)
+_canonical = _cached_when_short(canonicalize_name, maxsize=8192, longest=256)
 
 
 @dataclass(frozen=True)
@@ -225,6 +244,7 @@ class SimpleAPI:
         self.cache = self.sources.cache
         self._pages: dict[tuple[str | None, str], Page] = {}
         self._cache_size = page_cache_size
+        self._page_bytes = 0  # the cached bodies' total, at most PAGE_CACHE_BYTES
         self._cache_lock = threading.Lock()
         # page cache hits and misses, for metrics (set by create_app); no-ops otherwise
         self.on_page_hit: Callable[[], None] = _nothing
@@ -263,7 +283,11 @@ class SimpleAPI:
             normalized = _canonical(name)
             if name != normalized or not raw.endswith("/"):
                 return _redirect(start_response, f"{prefix}/simple/{quote(normalized)}/")
-        chosen = negotiate(environ.get("HTTP_ACCEPT"))
+        accept = environ.get("HTTP_ACCEPT")
+        if accept is not None and len(accept) > ACCEPT_LONGEST:
+            return _plain(start_response, "431 Request Header Fields Too Large",
+                          f"The Accept header is longer than {ACCEPT_LONGEST} characters.\n")
+        chosen = negotiate(accept)
         if chosen is None:
             offered = ", ".join(offer for offer, _fmt, _ct in OFFERS)
             return _plain(start_response, "406 Not Acceptable", f"Available media types: {offered}\n",
@@ -328,11 +352,15 @@ class SimpleAPI:
         else:
             body = render_project(source, fmt)  # type: ignore[arg-type]
         page = Page(source, body, f'"{hashlib.sha256(body).hexdigest()[:32]}-{fmt}"')
-        if self._cache_size:
+        if self._cache_size and len(body) <= PAGE_CACHE_BYTES:
             with self._cache_lock:
-                while len(self._pages) >= self._cache_size:
-                    self._pages.pop(next(iter(self._pages)))
+                replaced = self._pages.pop(key, None)
+                self._page_bytes -= len(replaced.body) if replaced else 0
+                while self._pages and (len(self._pages) >= self._cache_size
+                                       or self._page_bytes + len(body) > PAGE_CACHE_BYTES):
+                    self._page_bytes -= len(self._pages.pop(next(iter(self._pages))).body)
                 self._pages[key] = page
+                self._page_bytes += len(body)
         return page
 
     def _allowed_upstream(self, name: str) -> UpstreamProject | None:

@@ -154,7 +154,7 @@ def _read_form() -> UploadForm:
         raise Refused(400, f"{name[:100]!r} is an invalid value for Name") from None
     try:
         version = Version(version_text)
-    except InvalidVersion:
+    except ValueError:  # InvalidVersion, or a number of over 4,300 digits that int() refuses
         raise Refused(400, f"{version_text[:100]!r} is an invalid value for Version: see PEP 440",
                       project) from None
     if filetype not in FILETYPES:
@@ -224,7 +224,7 @@ def _check_file(form: UploadForm):
     try:
         if facts.version is None or Version(facts.version) != form.version:
             raise InvalidVersion
-    except InvalidVersion:
+    except ValueError:  # InvalidVersion, or a number int() refuses
         raise Refused(400, f"The file's metadata gives version {str(facts.version)[:50]!r}, "
                            f"not {str(form.version)!r}", form.project) from None
     return facts

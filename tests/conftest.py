@@ -222,15 +222,20 @@ def start_server(store: Path, data_dir: Path, *args: str, env: dict | None = Non
             server.reader.start()
             wait_until(lambda: http_status(f"{url}/health") == 200, 10)
             if indexed:
-                wait_until(lambda: "indexing" not in _health(url), 60)
+                wait_until(lambda: "indexing" not in _readiness(url), 60)
             return server
     proc.kill()
     raise AssertionError("server did not start within 60 s")
 
 
-def _health(url: str) -> dict:
-    with urllib.request.urlopen(f"{url}/health", timeout=5) as resp:
-        return json.load(resp)
+def _readiness(url: str) -> dict:
+    """/readyz's answer, 503 included (it says "indexing" to anyone; a private index's
+    /health says only "ok" without a token)."""
+    try:
+        with urllib.request.urlopen(f"{url}/readyz", timeout=5) as resp:
+            return json.load(resp)
+    except urllib.error.HTTPError as exc:
+        return json.load(exc)
 
 
 def http_status(url: str) -> int | None:

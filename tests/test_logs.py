@@ -17,7 +17,7 @@ from webclient import WebClient
 from wheels import make_wheel
 
 from privindex.auth import passwords, recovery, tokens, totp
-from privindex.logs import REDACTED, RedactSecrets, StatementsOnly, redact, redact_request_id
+from privindex.logs import REDACTED, RedactSecrets, StatementsOnly, TextFormatter, redact, redact_request_id
 
 
 def test_redact_removes_every_kind_of_secret_privindex_makes():
@@ -81,6 +81,20 @@ def test_the_handler_filter_redacts_messages_arguments_and_tracebacks():
     assert hashed not in text and token not in text
     assert f"new hash {REDACTED} for alice" in text
     assert f"ValueError: bad token {REDACTED}" in text
+
+
+def test_a_text_line_stays_one_line_whatever_a_message_carries_but_a_traceback_keeps_its_lines():
+    log = logging.getLogger("test.logs.lines")
+    out = capture(log)
+    log.handlers[-1].setFormatter(TextFormatter())
+    log.warning("no project %s", "x\n2026-01-01 00:00:00,000 ERROR forged: \x00\x1b[2J\x85\u2028")
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        log.exception("failed")
+    lines = out.getvalue().splitlines()
+    assert lines[0].endswith("no project x\\n2026-01-01 00:00:00,000 ERROR forged: \\x00\\x1b[2J\\x85\\u2028")
+    assert lines[1].endswith("failed") and lines[2] == "Traceback (most recent call last):"
 
 
 def test_sql_statements_are_logged_without_their_parameters():

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Callable
 from urllib.parse import urlsplit
 
-from flask import Blueprint, Flask, current_app, flash, redirect, render_template, request, session, url_for
+from flask import Blueprint, Flask, abort, current_app, flash, redirect, render_template, request, session, url_for
 from flask_babel import Babel, format_date, get_locale, format_datetime, format_decimal, ngettext
 from flask_babel import gettext as _
 from flask_login import LoginManager, UserMixin, current_user
@@ -239,6 +239,23 @@ def safe_next(target: str | None, default: str | None = None) -> str:
     if not path.startswith("/") or path.startswith("//") or "\\" in path:
         return default
     return path + (f"?{parts.query}" if parts.query else "")
+
+
+def whole_number(text: str, low: int, high: int, message: str) -> int:
+    """A number typed in a form or a query, from low to high, else a 400 saying message.
+    ASCII digits only: str.isdigit() takes '²', which int() refuses, and a 400-digit
+    number must never reach date arithmetic."""
+    text = text.strip()
+    if not (text.isascii() and text.isdigit() and len(text) <= len(str(high)) and low <= int(text) <= high):
+        abort(400, message)
+    return int(text)
+
+
+def json_object() -> dict:
+    """The request's JSON body if it is an object, else {}: a list or a number sent by
+    hand must meet the same "missing" answer as an empty body, not an AttributeError."""
+    body = request.get_json(silent=True)
+    return body if isinstance(body, dict) else {}
 
 
 def format_time(timestamp: float | None) -> str:

@@ -13,10 +13,12 @@ from privindex.web import (
     OFFER_SIGN_OUT,
     bp,
     current_session,
+    json_object,
     me,
     recent_auth,
     session_lifetime,
     settings,
+    whole_number,
 )
 
 TOTP_SETUP = "totp_setup"
@@ -201,7 +203,7 @@ def key_options():
 @login_required
 @recent_auth
 def key_add():
-    body = request.get_json(silent=True) or {}
+    body = json_object()
     label = " ".join(str(body.get("label", "")).split())
     conf = settings()
     try:
@@ -242,15 +244,16 @@ def tokens():
 def token_create():
     form = request.form
     expires = form.get("expires", "").strip()
+    days = whole_number(expires, 1, apitokens.MAX_EXPIRY_DAYS, _(
+        "The expiry is a whole number of days from 1 to %(most)d, or empty for never.",
+        most=apitokens.MAX_EXPIRY_DAYS)) if expires else None
     try:
-        if expires and not expires.isdigit():
-            raise users.AccountError(_("The expiry is a whole number of days."))
         scope = form.getlist("projects") if form.get("scope") == "projects" else []
         if form.get("scope") == "projects" and not scope:
             raise users.AccountError(_("Choose at least one project, or the whole-account scope."))
         token, secret = apitokens.create_token(
             me(), ctx(), description=form.get("description", "").strip(), projects=scope,
-            read_only=bool(form.get("read_only")), expires_days=int(expires) if expires else None,
+            read_only=bool(form.get("read_only")), expires_days=days,
             require_2fa=settings().require_2fa)
     except users.AccountError as exc:
         flash(str(exc), "error")

@@ -16,7 +16,7 @@ from packaging.utils import canonicalize_name
 
 from privindex import audit, twofactor, users
 from privindex.http import audit_context
-from privindex.web import bp, me, recent_auth, settings
+from privindex.web import bp, me, recent_auth, settings, whole_number
 
 SETUP_LINK_DAYS = 7
 
@@ -96,6 +96,8 @@ def _enable_note(revoked: int) -> str:
 
 
 AUDIT_PAGE = 50
+# A cell starting with one of these is a formula to a spreadsheet (OWASP's CSV injection list)
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 EXPORT_FIELDS = ("id", "time", "tag", "actor", "subject", "project", "ip", "user_agent", "token_id", "details")
 
 
@@ -111,13 +113,12 @@ def _audit_filters() -> dict:
 @bp.get("/audit")
 @login_required
 def audit_log():
-    page = request.args.get("page", "1")
-    if not page.isdigit() or not 1 <= int(page) <= 1_000_000:
-        abort(400, _("The page number must be a whole number from 1."))
+    page = whole_number(request.args.get("page", "1"), 1, 1_000_000,
+                        _("The page number must be a whole number from 1."))
     filters = _audit_filters()
     total = audit.count(**filters)
-    events = audit.query(**filters, limit=AUDIT_PAGE, offset=(int(page) - 1) * AUDIT_PAGE)
-    listing = SimpleNamespace(page=int(page), pages=max(1, -(-total // AUDIT_PAGE)), total=total)
+    events = audit.query(**filters, limit=AUDIT_PAGE, offset=(page - 1) * AUDIT_PAGE)
+    listing = SimpleNamespace(page=page, pages=max(1, -(-total // AUDIT_PAGE)), total=total)
     return render_template("audit.html", events=[audit.as_dict(e) for e in events], listing=listing,
                            tags=sorted(audit.Tag), filters=request.args)
 
@@ -137,7 +138,16 @@ def audit_export(fmt: str):
         writer = csv.DictWriter(out, fieldnames=EXPORT_FIELDS)
         writer.writeheader()
         for r in rows:
-            writer.writerow({**r, "details": json.dumps(r["details"], sort_keys=True)})
+            row = {**r, "details": json.dumps(r["details"], sort_keys=True)}
+            writer.writerow({key: _as_text_cell(value) for key, value in row.items()})
         body, mimetype = out.getvalue(), "text/csv"
     return Response(body, mimetype=mimetype,
                     headers={"Content-Disposition": f"attachment; filename=privindex-audit.{fmt}"})
+
+
+def _as_text_cell(value):
+    """A CSV cell a spreadsheet shows as text, never runs: clients choose user agents, names
+    and details, and the admin opens the export (OWASP: a leading ' makes it text)."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value

@@ -11,7 +11,7 @@ from packaging.utils import canonicalize_name
 
 from privindex import files, permissions, projects, users
 from privindex.http import audit_context
-from privindex.web import bp, me, recent_auth, services, settings
+from privindex.web import bp, me, recent_auth, services, settings, whole_number
 from privindex.web.upstream import upstream_known
 
 
@@ -29,12 +29,11 @@ def projects_page():
     if not _may_browse():
         return redirect(url_for("web.login", next=request.path))
     query = request.args.get("q", "").strip()[:200]
-    page = request.args.get("page", "1")
-    if not page.isdigit() or not 1 <= int(page) <= 100_000:
-        abort(400, _("The page number must be a whole number from 1."))
+    page = whole_number(request.args.get("page", "1"), 1, 100_000,
+                        _("The page number must be a whole number from 1."))
     # signed-in people start with their own projects; everything is one click away
     show_all = not current_user.is_authenticated or request.args.get("all") == "1" or bool(query)
-    listing = projects.browse(services().index, None if show_all else me(), query, int(page))
+    listing = projects.browse(services().index, None if show_all else me(), query, page)
     return render_template("projects.html", listing=listing, show_all=show_all, query=query)
 
 

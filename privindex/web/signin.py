@@ -28,7 +28,7 @@ from privindex.audit import Tag
 from privindex.auth.ratelimit import Limited
 from privindex.http import audit_context
 from privindex.models import User
-from privindex.web import Account, bp, humanize_wait, limits, me, safe_next, session_lifetime, settings
+from privindex.web import Account, bp, humanize_wait, json_object, limits, me, safe_next, session_lifetime, settings
 
 PENDING_LOGIN = "pending_login"
 WEBAUTHN_LOGIN = "webauthn_login"
@@ -195,7 +195,7 @@ def login_key():
     if pending is None or challenge is None or challenge.user_id != pending.user_id:
         return jsonify(error=_("Your sign-in has expired. Please start again.")), 400
     user = pending.user
-    body = request.get_json(silent=True) or {}
+    body = json_object()
     conf = settings()
     key = None
     try:
