@@ -34,14 +34,14 @@ from wheels import upload_form  # noqa: E402
 READ = """
 import json, os, sys, time
 from pathlib import Path
-from privindex.distfile import InvalidDistribution, read_facts
+from privindex.packages.distfile import InvalidDistribution, read_facts
 
 def rss(field):
     return next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith(field)) / 1024
 
 limits = {}
 if "PRIVINDEX_MAX_ARCHIVE_MEMBERS" in os.environ:  # --max-members, as the server reads it
-    from privindex.archives import ArchiveLimits
+    from privindex.packages.archives import ArchiveLimits
     limits = {"limits": ArchiveLimits(members=int(os.environ["PRIVINDEX_MAX_ARCHIVE_MEMBERS"]))}
 before = rss("VmRSS:")
 start, cpu = time.perf_counter(), time.process_time()

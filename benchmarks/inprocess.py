@@ -27,7 +27,7 @@ CHILD = r"""
 import json, logging, os, shutil, sys, time
 checkout, store_dir, work, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 sys.path.insert(0, checkout)
-from privindex import logs
+from privindex.ops import logs
 from privindex.app import create_app
 from privindex.config import Settings
 real_stderr, sys.stderr = sys.stderr, open(os.devnull, "w")

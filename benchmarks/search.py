@@ -20,8 +20,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from privindex import releases  # noqa: E402
-from privindex.db import database, open_database  # noqa: E402
+from privindex.packages import releases  # noqa: E402
+from privindex.db.connection import database, open_database  # noqa: E402
 
 WORDS = ("http client async parser yaml toml cache queue image audio token auth crypto sql orm "
          "grpc web flask django test mock plot data frame stream retry logging config cli").split()

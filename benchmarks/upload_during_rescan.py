@@ -111,9 +111,9 @@ from dataclasses import replace
 from pathlib import Path
 sys.path.insert(0, sys.argv[2])
 import synth
-from privindex.db import open_database
-from privindex.index import Index
-from privindex.store import Store
+from privindex.db.connection import open_database
+from privindex.packages.index import Index
+from privindex.packages.store import Store
 
 n = int(sys.argv[1])
 work = Path(tempfile.mkdtemp())

@@ -9,20 +9,23 @@ from typing import Callable, Iterable
 import peewee
 from flask import Flask, Response, g, jsonify, request
 
-from privindex import __version__, exchange, trusted_publishing, upload
-from privindex.accesslog import access_log
-from privindex.apitokens import TokenRejected, authenticate_token
-from privindex.auth.tokens import MalformedAuthorization, read_authorization
+from privindex import __version__
+from privindex.api import exchange
+from privindex.oidc import publishers as trusted_publishing
+from privindex.api import upload
+from privindex.ops.access_log import access_log
+from privindex.accounts.api_tokens import TokenRejected, authenticate_token
+from privindex.auth.token_format import MalformedAuthorization, read_authorization
 from privindex.config import Settings
-from privindex.db import bind, bind_to_requests, bound, connect, unbind
-from privindex.health import bp as health_bp, indexing_report
-from privindex.index import Index, Progress
-from privindex.metrics import Metrics, may_read
-from privindex.requestid import request_ids
-from privindex.simple import ProxySend, SimpleAPI
-from privindex.sources import Sources
-from privindex.store import Store
-from privindex.upload import UploadRequest
+from privindex.db.connection import bind, bind_to_requests, bound, connect, unbind
+from privindex.api.health import bp as health_bp, indexing_report
+from privindex.packages.index import Index, Progress
+from privindex.ops.metrics import Metrics, may_read
+from privindex.ops.request_ids import request_ids
+from privindex.api.simple import ProxySend, SimpleAPI
+from privindex.upstream.source_rules import Sources
+from privindex.packages.store import Store
+from privindex.api.upload import UploadRequest
 from privindex.web import init_web
 
 log = logging.getLogger(__name__)
@@ -116,8 +119,8 @@ def make_upstream_cache(settings: Settings):
     """The upstream's client and cache, or None when no upstream_url is set."""
     if not settings.upstream_url:
         return None
-    from privindex.upstream import Limits, Upstream
-    from privindex.upstream_cache import UpstreamCache
+    from privindex.upstream.client import Limits, Upstream
+    from privindex.upstream.cache import UpstreamCache
 
     limits = Limits(timeout=settings.upstream_timeout, page_deadline=settings.upstream_page_deadline,
                     file_deadline=settings.upstream_file_deadline,

@@ -76,7 +76,7 @@ def serve(settings: Settings) -> None:
 
 def open_data(settings: Settings):
     """The data dir's database, bound for the rest of the command (see db.py)."""
-    from privindex.db import bound, connect, describe
+    from privindex.db.connection import bound, connect, describe
 
     try:
         db = connect(settings.database)
@@ -91,7 +91,7 @@ def account_command(group: click.Group, *args, **kwargs) -> Callable:
     def decorate(fn: Callable) -> Callable:
         @functools.wraps(fn)
         def wrapper(settings: Settings, **params: Any):
-            from privindex.users import AccountError
+            from privindex.accounts.users import AccountError
 
             click.get_current_context().obj = settings
             with open_data(settings):
@@ -124,7 +124,8 @@ def user() -> None:
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
 def user_add(name: str, admin: bool, password_stdin: bool) -> None:
     """Create a user (asks for the password twice unless it is piped in)."""
-    from privindex import audit, users
+    from privindex.ops import audit
+    from privindex.accounts import users
 
     new = users.create_user(name, read_password(password_stdin), audit.CLI, is_admin=admin)
     click.echo(f"created {'admin ' if admin else ''}user {new.username}", err=True)
@@ -133,7 +134,7 @@ def user_add(name: str, admin: bool, password_stdin: bool) -> None:
 @account_command(user, "list")
 def user_list() -> None:
     """List users."""
-    from privindex import users
+    from privindex.accounts import users
 
     for u in users.list_users():
         flags = [f for f, on in (("admin", u.is_admin), ("disabled", u.is_disabled and not u.removed_at),
@@ -147,7 +148,8 @@ def user_list() -> None:
 @click.argument("name")
 def user_disable(name: str) -> None:
     """Disable a user: their sessions end and their tokens are revoked, for good."""
-    from privindex import audit, users
+    from privindex.ops import audit
+    from privindex.accounts import users
 
     revoked = users.set_disabled(users.get_user(name), True, audit.CLI)
     click.echo(f"disabled {name}; {_tokens_revoked(revoked)}, their web sessions ended", err=True)
@@ -157,7 +159,8 @@ def user_disable(name: str) -> None:
 @click.argument("name")
 def user_enable(name: str) -> None:
     """Enable a disabled user again (tokens revoked by the disable stay revoked)."""
-    from privindex import audit, users
+    from privindex.ops import audit
+    from privindex.accounts import users
 
     revoked = users.set_disabled(users.get_user(name), False, audit.CLI)
     if revoked:
@@ -175,7 +178,9 @@ def _tokens_revoked(count: int) -> str:
 @click.argument("name")
 def user_sign_out(name: str) -> None:
     """End every web session of user NAME at once (a lost laptop, a stolen cookie)."""
-    from privindex import audit, sessions, users
+    from privindex.ops import audit
+    from privindex.accounts import sessions
+    from privindex.accounts import users
 
     ended = sessions.end_all(users.get_user(name), audit.CLI, reason="cli")
     click.echo(f"ended {ended} web session{'' if ended == 1 else 's'} of {name}", err=True)
@@ -188,7 +193,9 @@ def user_totp(name: str) -> None:
     secret), then type the code the app shows. Prints recovery codes once, for a first factor."""
     import segno
 
-    from privindex import audit, twofactor, users
+    from privindex.ops import audit
+    from privindex.accounts import second_factors as twofactor
+    from privindex.accounts import users
     from privindex.auth import totp
 
     target = users.get_user(name)
@@ -216,7 +223,9 @@ def user_totp(name: str) -> None:
 @click.argument("name")
 def user_reset_2fa(name: str) -> None:
     """Remove every second factor of NAME (a lost phone and lost codes); ends their sessions."""
-    from privindex import audit, twofactor, users
+    from privindex.ops import audit
+    from privindex.accounts import second_factors as twofactor
+    from privindex.accounts import users
 
     twofactor.reset(users.get_user(name), audit.CLI)
     click.echo(f"removed every second factor of {name} and ended their web sessions; they can set up "
@@ -228,7 +237,8 @@ def user_reset_2fa(name: str) -> None:
 def user_remove(name: str) -> None:
     """Remove NAME for good: refused while they are a project's last owner; their roles go,
     tokens are revoked, sessions end; the audit trail keeps their name."""
-    from privindex import audit, users
+    from privindex.ops import audit
+    from privindex.accounts import users
 
     revoked, roles = users.remove_user(users.get_user(name), audit.CLI)
     click.echo(f"removed {name}: {_tokens_revoked(revoked)}, {roles} project role{'' if roles == 1 else 's'} "
@@ -240,7 +250,8 @@ def user_remove(name: str) -> None:
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
 def user_set_password(name: str, password_stdin: bool) -> None:
     """Set a user's password (ends their web sessions)."""
-    from privindex import audit, users
+    from privindex.ops import audit
+    from privindex.accounts import users
 
     target = users.get_user(name)
     users.set_password(target, read_password(password_stdin), audit.CLI)
@@ -262,7 +273,9 @@ def token() -> None:
 def token_create(name: str, project_names: tuple[str, ...], read_only: bool, expires: int | None,
                  description: str) -> None:
     """Create a token for user NAME and print it (only this once) on standard output."""
-    from privindex import apitokens, audit, users
+    from privindex.accounts import api_tokens as apitokens
+    from privindex.ops import audit
+    from privindex.accounts import users
 
     row, secret = apitokens.create_token(users.get_user(name), audit.CLI, description=description,
                                         projects=list(project_names), read_only=read_only,
@@ -277,7 +290,8 @@ def token_create(name: str, project_names: tuple[str, ...], read_only: bool, exp
 @click.argument("name", required=False)
 def token_list(name: str | None) -> None:
     """List tokens (all, or user NAME's). Secrets are never shown."""
-    from privindex import apitokens, users
+    from privindex.accounts import api_tokens as apitokens
+    from privindex.accounts import users
 
     owner = users.get_user(name) if name else None
     click.echo("id\tuser\tprefix\tstatus\tscope\tcreated\texpires\tlast used\tdescription")
@@ -294,7 +308,8 @@ def token_list(name: str | None) -> None:
 @click.argument("token_id", type=int)
 def token_revoke(token_id: int) -> None:
     """Revoke token TOKEN_ID (see token list); it stops working at once."""
-    from privindex import apitokens, audit
+    from privindex.accounts import api_tokens as apitokens
+    from privindex.ops import audit
 
     revoked = apitokens.revoke_token(token_id, audit.CLI)
     click.echo(f"token {revoked.id} of {revoked.user.username} revoked", err=True)
@@ -308,7 +323,7 @@ def project() -> None:
 @account_command(project, "list")
 def project_list() -> None:
     """List projects with their owners and maintainers."""
-    from privindex import projects
+    from privindex.packages import projects
 
     click.echo("project\tfiles\towners\tmaintainers")
     for p in projects.list_projects():
@@ -318,7 +333,7 @@ def project_list() -> None:
 def _file_actions(project_name: str, file_or_version: str, act: Callable[[str, str], None]) -> None:
     from packaging.utils import canonicalize_name
 
-    from privindex import files
+    from privindex.packages import withdrawal as files
 
     project_name = canonicalize_name(project_name)
     for filename in files.filenames(project_name, file_or_version):
@@ -331,7 +346,8 @@ def _file_actions(project_name: str, file_or_version: str, act: Callable[[str, s
 @click.option("--reason", default="", help="Shown to people installing it (pip prints it).")
 def project_yank(project_name: str, file_or_version: str, reason: str) -> None:
     """Yank one file or every file of a version: installable by exact pin only (PEP 592)."""
-    from privindex import audit, files
+    from privindex.ops import audit
+    from privindex.packages import withdrawal as files
 
     def act(project: str, filename: str) -> None:
         files.set_yanked(None, None, project, filename, True, reason, audit.CLI)
@@ -345,7 +361,8 @@ def project_yank(project_name: str, file_or_version: str, reason: str) -> None:
 @click.argument("file_or_version", metavar="FILENAME|VERSION")
 def project_unyank(project_name: str, file_or_version: str) -> None:
     """Unyank one file or every file of a version."""
-    from privindex import audit, files
+    from privindex.ops import audit
+    from privindex.packages import withdrawal as files
 
     def act(project: str, filename: str) -> None:
         files.set_yanked(None, None, project, filename, False, "", audit.CLI)
@@ -360,8 +377,9 @@ def project_unyank(project_name: str, file_or_version: str) -> None:
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 def project_delete(project_name: str, file_or_version: str, yes: bool) -> None:
     """Delete one file or every file of a version for good (the filename may be published anew)."""
-    from privindex import audit, files
-    from privindex.store import Store
+    from privindex.ops import audit
+    from privindex.packages import withdrawal as files
+    from privindex.packages.store import Store
 
     store = Store(click.get_current_context().obj.store)
     if not yes:
@@ -379,7 +397,8 @@ def project_delete(project_name: str, file_or_version: str, yes: bool) -> None:
 @click.argument("username")
 def project_add_maintainer(project_name: str, username: str) -> None:
     """Let USERNAME upload to PROJECT_NAME."""
-    from privindex import audit, projects
+    from privindex.ops import audit
+    from privindex.packages import projects
 
     projects.set_role(project_name, username, "maintainer", audit.CLI)
     click.echo(f"{username} maintains {project_name}", err=True)
@@ -390,7 +409,8 @@ def project_add_maintainer(project_name: str, username: str) -> None:
 @click.argument("username")
 def project_remove_maintainer(project_name: str, username: str) -> None:
     """Take away USERNAME's maintainer role on PROJECT_NAME."""
-    from privindex import audit, projects
+    from privindex.ops import audit
+    from privindex.packages import projects
 
     projects.remove_role(project_name, username, audit.CLI, role="maintainer")
     click.echo(f"{username} no longer maintains {project_name}", err=True)
@@ -401,7 +421,8 @@ def project_remove_maintainer(project_name: str, username: str) -> None:
 @click.argument("username")
 def project_set_owner(project_name: str, username: str) -> None:
     """Make USERNAME an owner of PROJECT_NAME (other owners stay)."""
-    from privindex import audit, projects
+    from privindex.ops import audit
+    from privindex.packages import projects
 
     projects.set_role(project_name, username, "owner", audit.CLI)
     click.echo(f"{username} owns {project_name}", err=True)
@@ -429,7 +450,10 @@ def publisher() -> None:
 def publisher_add(project_name: str, gitlab: str | None, github: str | None, forgejo: str | None, workflow: str,
                   environment: str | None, owner_id: str | None, issuer: str | None, username: str | None) -> None:
     """Trust a CI workflow to upload to PROJECT_NAME (or to create it, if it does not exist)."""
-    from privindex import audit, projects, trusted_publishing, users
+    from privindex.ops import audit
+    from privindex.packages import projects
+    from privindex.oidc import publishers as trusted_publishing
+    from privindex.accounts import users
 
     given = [(kind, repo) for kind, repo in (("gitlab", gitlab), ("github", github), ("forgejo", forgejo)) if repo]
     if len(given) != 1:
@@ -452,7 +476,7 @@ def publisher_add(project_name: str, gitlab: str | None, github: str | None, for
 @click.argument("project_name", required=False)
 def publisher_list(project_name: str | None) -> None:
     """List trusted publishers (all, or PROJECT_NAME's)."""
-    from privindex import trusted_publishing
+    from privindex.oidc import publishers as trusted_publishing
 
     click.echo("id\tproject\tkind\trepository\tworkflow\tenvironment\tacts for\tissuer")
     for p in trusted_publishing.list_publishers(project_name):
@@ -465,7 +489,8 @@ def publisher_list(project_name: str | None) -> None:
 @click.argument("publisher_id", type=int)
 def publisher_remove(publisher_id: int) -> None:
     """Stop trusting publisher PUBLISHER_ID (see publisher list); its live tokens are revoked."""
-    from privindex import audit, trusted_publishing
+    from privindex.ops import audit
+    from privindex.oidc import publishers as trusted_publishing
 
     row = trusted_publishing.remove_publisher(publisher_id, audit.CLI)
     click.echo(f"publisher {row.id} removed from {trusted_publishing.project_of(row)}", err=True)
@@ -476,7 +501,9 @@ def publisher_remove(publisher_id: int) -> None:
 @click.option("--owner", "username", help="Make this user its owner (who may then upload).")
 def project_claim(project_name: str, username: str | None) -> None:
     """Make PROJECT_NAME local: the upstream index is hidden for it from now on."""
-    from privindex import audit, projects, sources
+    from privindex.ops import audit
+    from privindex.packages import projects
+    from privindex.upstream import source_rules as sources
 
     changed = sources.claim(project_name, audit.CLI)
     if username:
@@ -490,7 +517,8 @@ def project_claim(project_name: str, username: str | None) -> None:
 @click.option("--revoke", is_flag=True, help="Hide the upstream's files for it again.")
 def project_allow_upstream(project_name: str, revoke: bool) -> None:
     """Merge the upstream's files for PROJECT_NAME into its page, after the local ones."""
-    from privindex import audit, sources
+    from privindex.ops import audit
+    from privindex.upstream import source_rules as sources
 
     changed = sources.set_upstream_allowed(project_name, not revoke, audit.CLI)
     state = "hidden" if revoke else "merged after the local files"
@@ -508,8 +536,8 @@ def publishing_command(fn: Callable) -> Callable:
 
     @functools.wraps(fn)
     def wrapper(settings: Settings, **params: Any):
-        from privindex.publishing import PublishError
-        from privindex.store import Store
+        from privindex.packages.publishing import PublishError
+        from privindex.packages.store import Store
 
         with open_data(settings):
             try:
@@ -528,7 +556,8 @@ def file_accept(store, limits, filename: str) -> None:
 
     A running server lists the file again, with its new sha256, within a second or two.
     """
-    from privindex import audit, publishing
+    from privindex.ops import audit
+    from privindex.packages import publishing
 
     old, new = publishing.accept(store, filename, audit.CLI, limits)
     click.echo(f"{filename}: published sha256 {old} -> {new}", err=True)
@@ -540,7 +569,8 @@ def file_accept(store, limits, filename: str) -> None:
 @publishing_command
 def file_replace(store, limits, filename: str, newfile: Path) -> None:
     """Replace FILENAME's content with NEWFILE (written atomically) and publish it."""
-    from privindex import audit, publishing
+    from privindex.ops import audit
+    from privindex.packages import publishing
 
     old, new = publishing.replace(store, filename, newfile, audit.CLI, limits)
     click.echo(f"{filename}: published sha256 {old} -> {new}", err=True)
@@ -561,7 +591,7 @@ def audit_command(settings: Settings, username: str | None, project_name: str | 
 
     from packaging.utils import canonicalize_name
 
-    from privindex import audit
+    from privindex.ops import audit
 
     since_ts = calendar.timegm(since.timetuple()) if since else None
     with open_data(settings):
@@ -634,9 +664,9 @@ def backup(settings: Settings, dest: Path) -> None:
     Restore by serving the copy: privindex serve --data-dir DEST/data --store DEST/packages
     (or copy those two folders back into place).
     """
-    from privindex.maintenance import MaintenanceError, record_success
-    from privindex.maintenance import backup as run_backup
-    from privindex.store import Store
+    from privindex.ops.maintenance import MaintenanceError, record_success
+    from privindex.ops.maintenance import backup as run_backup
+    from privindex.packages.store import Store
 
     try:
         result = run_backup(settings.database, Store(settings.store), dest,
@@ -660,9 +690,9 @@ def check(settings: Settings, quick: bool) -> None:
 
     Exits with 1 if anything is wrong.
     """
-    from privindex.maintenance import MaintenanceError, record_success
-    from privindex.maintenance import check as run_check
-    from privindex.store import Store
+    from privindex.ops.maintenance import MaintenanceError, record_success
+    from privindex.ops.maintenance import check as run_check
+    from privindex.packages.store import Store
 
     try:
         result = run_check(settings.database, Store(settings.store),
@@ -696,11 +726,11 @@ def migrate_db(settings: Settings, target_url: str, skip_check: bool) -> None:
     copied in one transaction, the row counts are compared, and `privindex check` runs
     against the new database. The SQLite file is left as it was.
     """
-    from privindex.db import redact_url
-    from privindex.dbcopy import CopyError, copy_sqlite_to_postgres
-    from privindex.maintenance import MaintenanceError
-    from privindex.maintenance import check as run_check
-    from privindex.store import Store
+    from privindex.db.connection import redact_url
+    from privindex.ops.database_copy import CopyError, copy_sqlite_to_postgres
+    from privindex.ops.maintenance import MaintenanceError
+    from privindex.ops.maintenance import check as run_check
+    from privindex.packages.store import Store
 
     shown = redact_url(target_url)
     click.echo(f"copying {settings.database_path} to {shown}", err=True)

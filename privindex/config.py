@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Mapping
 from urllib.parse import urlsplit
 
-from privindex.archives import ArchiveLimits
+from privindex.packages.archives import ArchiveLimits
 
 ENV_PREFIX = "PRIVINDEX_"
 CONFIG_ENV = ENV_PREFIX + "CONFIG"
@@ -179,7 +179,7 @@ class Settings:
         if self.upstream_url:
             parts = urlsplit(self.upstream_url)
             if parts.scheme not in ("http", "https") or not parts.hostname:
-                from privindex.logs import redact_url  # here: logs imports the auth modules
+                from privindex.ops.logs import redact_url  # here: logs imports the auth modules
 
                 raise _bad("upstream_url", "must look like https://upstream.example/simple/, got "
                            f"{redact_url(self.upstream_url)!r}")

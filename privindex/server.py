@@ -13,11 +13,13 @@ import waitress
 from waitress.channel import HTTPChannel
 from waitress.task import WSGITask
 
-from privindex import __version__, logs, users
+from privindex import __version__
+from privindex.ops import logs
+from privindex.accounts import users
 from privindex.app import create_app
 from privindex.config import Settings, replace
-from privindex.db import bound, in_thread
-from privindex.index import Progress
+from privindex.db.connection import bound, in_thread
+from privindex.packages.index import Progress
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +51,7 @@ class _Channel(HTTPChannel):
 
 def configure_logging(level: str, log_sql: bool = False, fmt: str = "text") -> None:
     """stderr, secrets redacted, text or JSON lines, SQL statements only if asked for (see
-    privindex.logs)."""
+    privindex.ops.logs)."""
     logs.configure(level, log_sql, fmt)
 
 

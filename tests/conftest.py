@@ -422,7 +422,7 @@ def app(request, make_app):
     """An app with default Settings, changed by @pytest.mark.app_settings(require_2fa=False, ...).
     Services and models called by the test body use its database. (Not an app context held
     open: requests would then share one `g`, and flask-login keeps the signed-in user there.)"""
-    from privindex.db import bound
+    from privindex.db.connection import bound
 
     marker = request.node.get_closest_marker("app_settings")
     app = make_app(**(marker.kwargs if marker else {}))

@@ -260,8 +260,11 @@ def test_user_list_shows_flags_and_disable_enable(srv):
 BUSY_SCRIPT = textwrap.dedent("""
     import sys, threading
     from pathlib import Path
-    from privindex import apitokens, audit, projects, users
-    from privindex.db import open_database
+    from privindex.accounts import api_tokens as apitokens
+    from privindex.ops import audit
+    from privindex.packages import projects
+    from privindex.accounts import users
+    from privindex.db.connection import open_database
 
     open_database(sys.argv[1] if "://" in sys.argv[1] else Path(sys.argv[1]))
     stop = threading.Event()

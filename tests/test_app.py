@@ -8,8 +8,10 @@ import threading
 
 import pytest
 
-from privindex import apitokens, audit, users
-from privindex.models import User
+from privindex.accounts import api_tokens as apitokens
+from privindex.ops import audit
+from privindex.accounts import users
+from privindex.db.models import User
 
 PASSWORD = "correct horse battery"
 

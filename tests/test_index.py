@@ -12,7 +12,7 @@ from werkzeug.test import Client
 from privindex.app import create_app
 from privindex.config import Settings
 import testdb
-from privindex.db import in_thread
+from privindex.db.connection import in_thread
 
 
 def test_reads_stay_consistent_while_files_are_added_discarded_yanked_and_rescanned(tmp_path, dists):

@@ -16,8 +16,16 @@ from conftest import Accounts, assert_no_secrets, twine
 from webclient import WebClient
 from wheels import make_wheel
 
-from privindex.auth import passwords, recovery, tokens, totp
-from privindex.logs import REDACTED, RedactSecrets, StatementsOnly, TextFormatter, redact, redact_request_id
+from privindex.auth import passwords, recovery, totp
+from privindex.auth import token_format as tokens
+from privindex.ops.logs import (
+    REDACTED,
+    RedactSecrets,
+    StatementsOnly,
+    TextFormatter,
+    redact,
+    redact_request_id,
+)
 
 
 def test_redact_removes_every_kind_of_secret_privindex_makes():
@@ -110,7 +118,7 @@ def test_sql_statements_are_logged_without_their_parameters():
 
 
 def test_debug_level_keeps_sql_quiet_unless_log_sql_asks():
-    script = ("import logging, privindex.logs as l; l.configure('debug', {}); "
+    script = ("import logging, privindex.ops.logs as l; l.configure('debug', {}); "
               "print(logging.getLogger('peewee').getEffectiveLevel())")
     levels = [subprocess.run([sys.executable, "-c", script.format(ask)], capture_output=True, text=True,
                              check=True).stdout.strip() for ask in (False, True)]

@@ -55,7 +55,7 @@ def test_sigkill_during_a_large_upload_leaves_nothing_behind(tmp_path):
 RECEIVING = """
 import sys
 from pathlib import Path
-from privindex.store import IncomingFile
+from privindex.packages.store import IncomingFile
 incoming = IncomingFile(Path(sys.argv[1]), 1 << 30)
 incoming.write(b"half an upload")
 print(incoming.path.name, flush=True)

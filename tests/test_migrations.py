@@ -10,7 +10,7 @@ from pathlib import Path
 import testdb
 from conftest import run_privindex, start_server
 
-from privindex.migrations import MIGRATIONS
+from privindex.db.migrations import MIGRATIONS
 
 FIXTURE = Path(__file__).parent / "fixtures" / "schema-v1.sqlite3"
 LATEST = len(MIGRATIONS)

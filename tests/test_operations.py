@@ -176,8 +176,10 @@ def test_readiness_fails_when_the_store_cannot_be_written(server):
 # -- in-process: who may scrape, and the database check ---------------------------------------
 
 def _token(app) -> str:
-    from privindex import apitokens, audit, users
-    from privindex.db import bound
+    from privindex.accounts import api_tokens as apitokens
+    from privindex.ops import audit
+    from privindex.accounts import users
+    from privindex.db.connection import bound
 
     with bound(app.extensions["privindex"].database):
         user = users.create_user("scraper", "a long password for scraper", audit.CLI)
@@ -224,7 +226,7 @@ def test_two_apps_in_one_process_keep_their_own_counts(make_app):
 
 @testdb.sqlite_only
 def test_readiness_fails_when_the_database_cannot_be_opened(make_app):
-    from privindex.db import bound
+    from privindex.db.connection import bound
 
     app = make_app("db")
     database = app.extensions["privindex"].database

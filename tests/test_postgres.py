@@ -12,8 +12,8 @@ import pytest
 import testdb
 from conftest import free_port, run_privindex
 
-from privindex.db import connect, schema_version
-from privindex.migrations import MIGRATIONS, Dialects, MissingDialect, run
+from privindex.db.connection import connect, schema_version
+from privindex.db.migrations import MIGRATIONS, Dialects, MissingDialect, run
 
 needs_postgres = pytest.mark.skipif(not testdb.ON_POSTGRES, reason="needs TEST_PRIVINDEX_DATABASE_URL")
 

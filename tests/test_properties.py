@@ -12,11 +12,11 @@ from packaging.utils import canonicalize_name
 from packaging.version import Version
 from werkzeug.test import Client
 
-from privindex.auth import tokens
-from privindex.simple import OFFERS, SimpleAPI, negotiate
-from privindex.store import Store
-from privindex.distfile import InvalidDistribution, parse_filename
-from privindex.index import EMPTY
+from privindex.auth import token_format as tokens
+from privindex.api.simple import OFFERS, SimpleAPI, negotiate
+from privindex.packages.store import Store
+from privindex.packages.distfile import InvalidDistribution, parse_filename
+from privindex.packages.index import EMPTY
 
 NAME = st.from_regex(r"[A-Za-z0-9]([A-Za-z0-9._-]{0,30}[A-Za-z0-9])?", fullmatch=True)
 VERSION = st.builds(lambda parts, post: ".".join(map(str, parts)) + (f".post{post}" if post is not None else ""),

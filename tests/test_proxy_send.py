@@ -23,7 +23,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 import peers  # noqa: E402  (benchmarks/peers.py: the README's nginx config, made concrete)
 
 from privindex.config import ConfigError, Settings  # noqa: E402
-from privindex.simple import ProxySend  # noqa: E402
+from privindex.api.simple import ProxySend  # noqa: E402
 
 needs_nginx = pytest.mark.skipif(shutil.which("nginx") is None and os.environ.get("CI") != "true",
                                  reason="needs Debian's nginx (.ci/run installs it)")

@@ -14,7 +14,7 @@ import requests
 from conftest import pip, privindex_cli, twine, wait_until
 from wheels import make_wheel
 
-from privindex.index import WATCH_NEW_SECONDS as WATCHED
+from privindex.packages.index import WATCH_NEW_SECONDS as WATCHED
 
 V1_JSON = "application/vnd.pypi.simple.v1+json"
 NO_2FA = {"PRIVINDEX_REQUIRE_2FA": "false"}
@@ -73,7 +73,7 @@ def test_rewrite_within_the_watch_window_is_withdrawn_not_republished(uploaded, 
     assert events[0]["subject"] == wheel.name
     assert events[0]["details"]["published_sha256"] == published
     assert events[0]["details"]["found_sha256"] == hashlib.sha256(stored.read_bytes()).hexdigest()
-    assert "ERROR privindex.publications" in server.log()
+    assert "ERROR privindex.packages.digests" in server.log()
     check = privindex_cli(server, "check", check=False)
     assert check.returncode == 1 and wheel.name in check.stdout
     # the upload's own audit event keeps the published digest

@@ -144,7 +144,7 @@ def test_an_owner_yanks_unyanks_and_deletes_a_file(app, client, runner, tmp_path
 
 def test_the_runner_and_the_app_share_one_data_dir(app, runner):
     """The fixtures themselves: what the CLI writes, the app's services read at once."""
-    from privindex import users
+    from privindex.accounts import users
 
     add_user(runner, "shared")
     assert users.get_user("shared").username == "shared"

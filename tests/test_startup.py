@@ -13,11 +13,12 @@ from conftest import start_server, wait_until
 from helpers import listed
 from wheels import make_wheel
 
-from privindex import audit, files
-from privindex import index as index_module
+from privindex.ops import audit
+from privindex.packages import withdrawal as files
+from privindex.packages import index as index_module
 from privindex.app import create_app
 from privindex.config import Settings
-from privindex.db import bound
+from privindex.db.connection import bound
 
 JSON = {"Accept": "application/vnd.pypi.simple.v1+json"}
 

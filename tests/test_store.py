@@ -122,7 +122,7 @@ def test_yanked_files_are_marked_in_both_formats(tmp_path, dists):
 
     from privindex.app import create_app
     from privindex.config import Settings
-    from privindex.index import save_yank
+    from privindex.packages.index import save_yank
 
     populate(tmp_path / "store", dists)
     app = create_app(Settings(store=tmp_path / "store", data_dir=tmp_path / "data"))

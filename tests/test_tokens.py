@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from privindex.auth import tokens
+from privindex.auth import token_format as tokens
 
 BODY = st.text(st.sampled_from("abcXYZ019_-!é =/\n"), max_size=140)
 

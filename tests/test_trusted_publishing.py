@@ -227,10 +227,12 @@ def test_issuers_come_from_the_config_file_only(tmp_path):
 def test_owners_add_and_remove_publishers_on_the_project_page(make_app):
     import re
 
-    from privindex import audit, projects, users
+    from privindex.ops import audit
+    from privindex.packages import projects
+    from privindex.accounts import users
     from privindex.config import OIDCIssuer
-    from privindex.db import bound
-    from privindex.models import ProjectRole
+    from privindex.db.connection import bound
+    from privindex.db.models import ProjectRole
 
     app = make_app(require_2fa=False, oidc_issuers=(OIDCIssuer("https://gitlab.example.test", "gitlab"),))
     with bound(app.extensions["privindex"].database):
@@ -266,7 +268,7 @@ def test_owners_add_and_remove_publishers_on_the_project_page(make_app):
 
 
 def test_jwts_are_redacted_from_logs(issuers):
-    from privindex.logs import redact
+    from privindex.ops.logs import redact
 
     token = issuers.token("github", **github_claims("acme/x"))
     assert redact(f"got {token} from CI") == "got [redacted] from CI"

@@ -38,8 +38,8 @@ from typing import Iterator
 
 from limits import parse_many
 
-from privindex.db import database
-from privindex.models import RateLimitHit
+from privindex.db.connection import database
+from privindex.db.models import RateLimitHit
 
 # Warehouse's numbers (warehouse/config.py): failed passwords and failed second factors.
 PASSWORD_PER_USER = "10 per 5 minutes"

@@ -27,10 +27,11 @@ from flask_login import LoginManager, UserMixin, current_user
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.routing import IntegerConverter
 
-from privindex import sessions, users
+from privindex.accounts import sessions
+from privindex.accounts import users
 from privindex.auth.ratelimit import login_limiters
-from privindex.headers import HSTS, WEB_SECURITY_HEADERS
-from privindex.models import User, WebSession
+from privindex.api.headers import HSTS, WEB_SECURITY_HEADERS
+from privindex.db.models import User, WebSession
 
 REAUTH_SECONDS = 15 * 60
 # Set in the Flask session after a factor changed: the next page offers "sign out my other sessions".

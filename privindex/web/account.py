@@ -7,8 +7,12 @@ from flask_babel import gettext as _
 from flask_babel import ngettext
 from flask_login import login_required, logout_user
 
-from privindex import apitokens, projects, sessions, twofactor, users
-from privindex.http import audit_context
+from privindex.accounts import api_tokens as apitokens
+from privindex.packages import projects
+from privindex.accounts import sessions
+from privindex.accounts import second_factors as twofactor
+from privindex.accounts import users
+from privindex.api.http import audit_context
 from privindex.web import (
     OFFER_SIGN_OUT,
     bp,

@@ -14,8 +14,10 @@ from flask_babel import ngettext
 from flask_login import login_required
 from packaging.utils import canonicalize_name
 
-from privindex import audit, twofactor, users
-from privindex.http import audit_context
+from privindex.ops import audit
+from privindex.accounts import second_factors as twofactor
+from privindex.accounts import users
+from privindex.api.http import audit_context
 from privindex.web import bp, me, recent_auth, settings, whole_number
 
 SETUP_LINK_DAYS = 7

@@ -9,8 +9,11 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from packaging.utils import canonicalize_name
 
-from privindex import files, permissions, projects, users
-from privindex.http import audit_context
+from privindex.packages import withdrawal as files
+from privindex.accounts import permissions
+from privindex.packages import projects
+from privindex.accounts import users
+from privindex.api.http import audit_context
 from privindex.web import bp, me, recent_auth, services, settings, whole_number
 from privindex.web.upstream import upstream_known
 

@@ -10,8 +10,10 @@ from flask import abort, current_app, flash, request
 from flask_babel import gettext as _
 from flask_login import login_required
 
-from privindex import permissions, trusted_publishing, users
-from privindex.http import audit_context
+from privindex.accounts import permissions
+from privindex.oidc import publishers as trusted_publishing
+from privindex.accounts import users
+from privindex.api.http import audit_context
 from privindex.web import bp, me, recent_auth, settings
 from privindex.web.projects import back_to_project
 

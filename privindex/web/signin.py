@@ -23,12 +23,25 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required, login_user, logout_user
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
-from privindex import audit, sessions, twofactor, users
-from privindex.audit import Tag
+from privindex.ops import audit
+from privindex.accounts import sessions
+from privindex.accounts import second_factors as twofactor
+from privindex.accounts import users
+from privindex.ops.audit import Tag
 from privindex.auth.ratelimit import Limited
-from privindex.http import audit_context
-from privindex.models import User
-from privindex.web import Account, bp, humanize_wait, json_object, limits, me, safe_next, session_lifetime, settings
+from privindex.api.http import audit_context
+from privindex.db.models import User
+from privindex.web import (
+    Account,
+    bp,
+    humanize_wait,
+    json_object,
+    limits,
+    me,
+    safe_next,
+    session_lifetime,
+    settings,
+)
 
 PENDING_LOGIN = "pending_login"
 WEBAUTHN_LOGIN = "webauthn_login"

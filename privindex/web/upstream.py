@@ -9,9 +9,9 @@ from flask_babel import gettext as _
 from flask_login import current_user
 from packaging.utils import canonicalize_name
 
-from privindex import sources as source_rules
-from privindex.http import audit_context
-from privindex.sources import Source
+from privindex.upstream import source_rules
+from privindex.api.http import audit_context
+from privindex.upstream.source_rules import Source
 from privindex.web import bp, me, recent_auth, services
 from privindex.web.admin import admin_required
 

@@ -22,7 +22,9 @@ from hypothesis import strategies as st
 from werkzeug.datastructures import MultiDict
 from wheels import make_wheel, upload_form
 
-from privindex import apitokens, audit, users
+from privindex.accounts import api_tokens as apitokens
+from privindex.ops import audit
+from privindex.accounts import users
 
 PASSWORD = "correct horse battery"
 TEMPLATES = Path(__file__).parents[2] / "privindex" / "web" / "templates"

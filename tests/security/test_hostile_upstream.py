@@ -208,7 +208,7 @@ def test_file_urls_off_the_upstream_to_private_addresses_are_refused_before_any_
 
 
 def test_an_https_upstreams_files_stay_on_https_and_file_hosts_narrow_where_files_come_from():
-    from privindex.upstream import Limits, Upstream, UpstreamError
+    from privindex.upstream.client import Limits, Upstream, UpstreamError
 
     secure = Upstream("https://mirror.invalid/simple/", 2.0)
     narrowed = Upstream("https://mirror.invalid/simple/", 2.0, limits=Limits(file_hosts=("files.invalid",)))
@@ -361,8 +361,8 @@ def test_junk_names_are_404_without_asking_the_upstream(hostile, cache, path):
 
 
 def test_no_such_project_answers_are_kept_in_a_bounded_lru(hostile, tmp_path, monkeypatch):
-    from privindex import upstream_cache
-    from privindex.upstream import Upstream
+    from privindex.upstream import cache as upstream_cache
+    from privindex.upstream.client import Upstream
 
     monkeypatch.setattr(upstream_cache, "NEGATIVE_MAX", 3)
     cache = upstream_cache.UpstreamCache(Upstream(hostile.url, 2.0), tmp_path, ttl=600, min_age=0,

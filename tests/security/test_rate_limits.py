@@ -182,7 +182,7 @@ def test_a_success_gives_its_reservation_back_and_an_error_counts_as_a_failure(a
             pass
     assert limiter.in_flight() == 0
     # what was typed is not stored, only its hash
-    from privindex.db import database
+    from privindex.db.connection import database
 
     stored = repr(database.execute_sql("SELECT * FROM rate_limit_hit").fetchall())
     assert "ann" not in stored and "198.51.100" not in stored

@@ -1,0 +1,79 @@
+"""Who may do what to a project: the one place for these rules.
+
+Roles are 'owner' (manage files and roles) and 'maintainer' (upload). Admins may do
+everything. A token may upload only within its scope and never when read-only. A project that
+exists only as files dropped into the store has no owner: only admins may upload to it until
+an admin assigns one.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from privindex.db.models import DistFile, Project, ProjectRole, User
+
+if TYPE_CHECKING:
+    from privindex.accounts.api_tokens import TokenAuth
+
+ROLES = ("owner", "maintainer")
+
+
+class UploadDenied(Exception):
+    """The token may not upload to this project; the message says why and what to do."""
+
+
+def project_exists(name: str) -> bool:
+    """A project exists if someone has rights on it or if the store holds files of it."""
+    return (Project.select().where(Project.name == name).exists()
+            or DistFile.select().where(DistFile.project == name).exists())
+
+
+def user_role(user: User, project: Project | None) -> str | None:
+    if project is None:
+        return None
+    role = ProjectRole.get_or_none(ProjectRole.project == project, ProjectRole.user == user)
+    return role.role if role else None
+
+
+def can_manage(user: User | None, project_name: str) -> bool:
+    """Owners and admins may yank and delete files and change roles."""
+    if user is None:
+        return False
+    return user.is_admin or user_role(user, Project.get_or_none(Project.name == project_name)) == "owner"
+
+
+def check_upload(auth: "TokenAuth", name: str) -> None:
+    """Raise UploadDenied unless the token may upload to the project; changes nothing.
+
+    The first upload with a token scoped to the whole user creates the project (see
+    projects.claim_project); a project-scoped token cannot create projects.
+    """
+    user, token = auth.user, auth.token
+    if token.read_only:
+        raise UploadDenied("This API token is read-only; create an upload token")
+    scope = auth.scope()
+    if scope is not None and name not in scope:
+        raise UploadDenied(f"This API token is not valid for project {name!r}")
+    if user.is_admin:
+        return
+    project = Project.get_or_none(Project.name == name)
+    if project is None:
+        if DistFile.select().where(DistFile.project == name).exists():
+            raise UploadDenied(f"The project {name!r} has no owner yet; ask an admin to assign one")
+        return
+    if not user_role(user, project):
+        raise UploadDenied(f"The user {user.username!r} isn't allowed to upload to project {name!r}")
+
+
+def may_upload(auth: "TokenAuth", name: str) -> bool:
+    try:
+        check_upload(auth, name)
+    except UploadDenied:
+        return False
+    return True
+
+
+def first_upload_owns(name: str) -> bool:
+    """Whether claiming a new project makes the uploader its owner (not when files were
+    already there: such a project waits for an admin)."""
+    return not DistFile.select().where(DistFile.project == name).exists()

@@ -1,0 +1,175 @@
+"""Users: creating, changing and checking them, each change audited.
+
+Shared by the CLI and the web UI, so a rule (a password policy, what disabling ends) lives in
+one place. Errors are AccountError with a message fit for the person at the keyboard.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import time
+
+from privindex.ops import audit
+from privindex.accounts import sessions
+from privindex.ops.audit import Tag
+from privindex.auth import passwords
+from privindex.db.connection import database
+from privindex.i18n import _
+from privindex.db.models import ApiToken, PendingAuth, SecurityKey, User
+
+USERNAME_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,49}")
+SIGN_IN_PURPOSES = ("login", "webauthn-login")  # pending state a password change makes stale
+
+
+class AccountError(Exception):
+    """A request about accounts that cannot be done; the message says what to do."""
+
+
+def normalize_username(username: str) -> str:
+    name = username.strip().lower()
+    if not USERNAME_RE.fullmatch(name):
+        raise AccountError(_(
+            "a username has 1-50 characters: letters, digits, '.', '_' or '-', starting with a "
+            "letter or digit"
+        ))
+    return name
+
+
+def find_user(username: str) -> User | None:
+    try:
+        return User.get_or_none(User.username == normalize_username(username))
+    except AccountError:
+        return None
+
+
+def get_user(username: str) -> User:
+    user = find_user(username)
+    if user is None:
+        raise AccountError(_("there is no user '%(user)s' (see: privindex user list)", user=username))
+    return user
+
+
+def create_user(username: str, password: str | None, ctx: audit.Context, is_admin: bool = False) -> User:
+    name = normalize_username(username)
+    if password is not None and (problem := passwords.password_problem(password, name)):
+        raise AccountError(problem)
+    with database.atomic():
+        if User.select().where(User.username == name).exists():
+            raise AccountError(_("the user '%(user)s' already exists", user=name))
+        user = User.create(
+            username=name,
+            password_hash=passwords.hash_password(password) if password is not None else None,
+            is_admin=is_admin, created_at=time.time(),
+            webauthn_user_handle=secrets.token_bytes(64),
+        )
+        audit.record(Tag.USER_CREATE, ctx, subject=name, admin=is_admin)
+    return user
+
+
+def check_password(user: User | None, password: str) -> bool:
+    """Whether password is the user's (an unknown user costs the same time); upgrades a hash
+    made with older parameters on success."""
+    ok, new_hash = passwords.verify_password(password, user.password_hash if user else None)
+    if ok and new_hash:
+        User.update(password_hash=new_hash).where(User.id == user.id).execute()
+    return ok
+
+
+def record_login(user: User) -> None:
+    now = time.time()
+    User.update(last_login_at=now).where(User.id == user.id).execute()
+    user.last_login_at = now
+
+
+def set_password(user: User, password: str, ctx: audit.Context, keep_session: int | None = None) -> None:
+    """Set a new password; every web session of the user ends except keep_session (the one
+    that changed it), and half-finished sign-ins with the old password are dropped."""
+    if problem := passwords.password_problem(password, user.username):
+        raise AccountError(problem)
+    with database.atomic():
+        User.update(password_hash=passwords.hash_password(password)).where(User.id == user.id).execute()
+        audit.record(Tag.USER_PASSWORD_CHANGE, ctx, subject=user.username)
+        sessions.end_all(user, ctx, reason="password_change", keep_id=keep_session)
+        PendingAuth.delete().where(PendingAuth.user == user, PendingAuth.purpose.in_(SIGN_IN_PURPOSES)).execute()
+
+
+def set_disabled(user: User, disabled: bool, ctx: audit.Context) -> int:
+    """Disable or enable. Disabling is final for credentials: the user's sessions, pending
+    sign-ins, set-up links and API tokens all end (tokens are revoked, audited), so enabling
+    again brings none of them back. Returns how many tokens the disable revoked."""
+    from privindex.accounts import api_tokens as apitokens
+
+    with database.atomic():
+        row = User.get_by_id(user.id)
+        if row.is_disabled == disabled:  # enabling twice must not revoke an active user's tokens
+            raise AccountError(_("'%(user)s' is already disabled", user=user.username) if disabled
+                               else _("'%(user)s' is not disabled", user=user.username))
+        if disabled:
+            User.update(is_disabled=True, disabled_at=time.time()).where(User.id == user.id).execute()
+            audit.record(Tag.USER_DISABLE, ctx, subject=user.username)
+            sessions.end_all(user, ctx, reason="disabled")
+            PendingAuth.delete().where(PendingAuth.user == user).execute()
+            revoked = apitokens.revoke_all(user, ctx, reason="user_disabled")
+        else:
+            if row.removed_at is not None:
+                raise AccountError(_("'%(user)s' was removed and cannot be enabled again; add a new user",
+                                     user=user.username))
+            # tokens still active were issued before the disable (a disabled user gets none)
+            apitokens.revoke_all(user, ctx, reason="user_disabled")
+            since = row.disabled_at if row.disabled_at is not None else 0
+            revoked = ApiToken.select().where(ApiToken.user == user, ApiToken.revoked_at >= since).count()
+            User.update(is_disabled=False).where(User.id == user.id).execute()
+            audit.record(Tag.USER_ENABLE, ctx, subject=user.username, tokens_revoked=revoked)
+    user.is_disabled = disabled
+    return revoked
+
+
+def remove_user(user: User, ctx: audit.Context) -> tuple[int, int]:
+    """Remove a user for good. Refused while they are the last owner of a project (give it
+    another owner first); their roles go, their tokens are revoked (each audited), their
+    sessions end and their second factors and password are deleted. The row stays, disabled
+    and marked removed: the audit trail refers to it, and the name cannot be taken by
+    someone else. Returns (tokens revoked, roles removed)."""
+    from privindex.accounts import api_tokens as apitokens
+    from privindex.db.models import Project, ProjectRole, RecoveryCode, SecurityKey
+
+    with database.atomic():
+        owned = [r.project.name for r in ProjectRole.select(ProjectRole, Project).join(Project)
+                 .where(ProjectRole.user == user, ProjectRole.role == "owner")]
+        last = sorted(name for name in owned if ProjectRole.select().join(Project).where(
+            Project.name == name, ProjectRole.role == "owner").count() == 1)
+        if last:
+            raise AccountError(_("'%(user)s' is the last owner of %(projects)s; give each another owner "
+                                 "first", user=user.username, projects=", ".join(last)))
+        roles = ProjectRole.delete().where(ProjectRole.user == user).execute()
+        sessions.end_all(user, ctx, reason="removed")
+        PendingAuth.delete().where(PendingAuth.user == user).execute()
+        revoked = apitokens.revoke_all(user, ctx, reason="user_removed")
+        SecurityKey.delete().where(SecurityKey.user == user).execute()
+        RecoveryCode.delete().where(RecoveryCode.user == user).execute()
+        now = time.time()
+        User.update(is_disabled=True, disabled_at=now, removed_at=now, password_hash=None, totp_secret=None,
+                    totp_last_counter=None, totp_enabled_at=None).where(User.id == user.id).execute()
+        audit.record(Tag.USER_REMOVE, ctx, subject=user.username, tokens_revoked=revoked, roles_removed=roles)
+    return revoked, roles
+
+
+def set_locale(user: User, locale: str) -> None:
+    """The language the user reads the pages in (the web layer knows which exist)."""
+    User.update(locale=locale).where(User.id == user.id).execute()
+    user.locale = locale
+
+
+def list_users() -> list[User]:
+    return list(User.select().order_by(User.username))
+
+
+def second_factor_count(user: User) -> int:
+    """How many second factors (a TOTP app, each security key) the user has."""
+    return (1 if user.totp_secret else 0) + SecurityKey.select().where(SecurityKey.user == user).count()
+
+
+def has_second_factor(user: User) -> bool:
+    """The one answer to "has a second factor", for sign-in, uploads, tokens and lists."""
+    return bool(user.totp_secret) or SecurityKey.select().where(SecurityKey.user == user).exists()

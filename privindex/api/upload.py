@@ -1,0 +1,238 @@
+"""The legacy upload API (what `twine upload` speaks), validated the way PyPI validates.
+
+authenticate (token) -> validate the form -> check the project permission -> validate the
+file (digests, archive, metadata) -> publishing.publish_upload (claim, publish, record,
+audit in one transaction, then index). This module parses the request and answers. The file part was streamed by Werkzeug into a hidden temporary file inside
+the store (store.IncomingFile), hashed on the way in; any refusal deletes it, so a refused
+upload leaves nothing behind but an `upload:refused` audit event.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from flask import Blueprint, Request, current_app, request
+from packaging.utils import InvalidName, canonicalize_name, parse_wheel_filename
+from packaging.version import InvalidVersion, Version
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from privindex.accounts import api_tokens as apitokens
+from privindex.ops import audit
+from privindex.ops import metrics
+from privindex.packages import publishing
+from privindex.accounts.permissions import UploadDenied
+from privindex.ops.audit import Tag
+from privindex.auth import token_format as tokens
+from privindex.packages.distfile import InvalidDistribution, parse_filename, read_facts
+from privindex.api.http import audit_context, plain_response
+from privindex.packages.store import IncomingFile, UploadTooLarge
+
+bp = Blueprint("upload", __name__)
+
+FILETYPES = {"bdist_wheel": (".whl",), "sdist": (".tar.gz", ".zip")}
+DIGESTS = ("sha256", "blake2_256", "md5")
+TOKEN_HINT = ("Create an API token (web UI: Tokens, or: privindex token create USER) and upload "
+              "with username __token__ and the token as the password.")
+
+
+class Refused(Exception):
+    def __init__(self, status: int, message: str, project: str | None = None):
+        super().__init__(message)
+        self.status, self.message, self.project = status, message, project
+
+
+FORM_OVERHEAD = 1024 * 1024  # the upload's other fields
+WEB_FORM_LIMIT = 1024 * 1024  # every other form (sign-in, settings) is tiny
+
+
+class UploadRequest(Request):
+    """Streams uploaded file parts into the store instead of the system temp folder, and
+    holds every other request body to a small size."""
+
+    @property
+    def max_content_length(self) -> int:
+        if self.blueprint == bp.name:
+            return current_app.extensions["privindex"].settings.max_upload_bytes + FORM_OVERHEAD
+        return WEB_FORM_LIMIT
+
+    def _get_file_stream(self, total_content_length, content_type, filename=None, content_length=None):
+        services = current_app.extensions["privindex"]
+        return services.store.incoming(services.settings.max_upload_bytes)
+
+    def make_form_data_parser(self):
+        # Werkzeug's parser silently turns a ValueError into an empty form; an upload must
+        # see it (UploadTooLarge is one: 413, not "invalid :action"). Other views keep the default.
+        parser = super().make_form_data_parser()
+        parser.silent = self.blueprint != bp.name
+        return parser
+
+
+@bp.post("/legacy/")
+@bp.post("/")
+def upload():
+    ctx = audit_context(via="upload")
+    try:
+        auth = _authenticate(request.headers.get("Authorization"))
+        ctx = ctx.with_actor(auth.user, auth.token.id)
+        return _accept(auth, ctx)
+    except Refused as exc:
+        audit.record(Tag.UPLOAD_REFUSED, ctx, project=exc.project, reason=exc.message, status=exc.status)
+        headers = {"WWW-Authenticate": 'Basic realm="privindex"'} if exc.status == 401 else None
+        return plain_response(exc.status, exc.message, headers)
+
+
+def _authenticate(header: str | None) -> apitokens.TokenAuth:
+    try:
+        credentials = tokens.read_authorization(header)
+    except tokens.MalformedAuthorization as exc:
+        raise Refused(401, f"Malformed Authorization header: {exc}") from None
+    if credentials is None:
+        raise Refused(401, f"Uploads need an API token. {TOKEN_HINT}")
+    if not credentials.is_token:
+        raise Refused(403, f"Username/password authentication is not accepted for uploads. {TOKEN_HINT}")
+    try:
+        return apitokens.authenticate_token(credentials.secret)
+    except apitokens.TokenRejected as exc:
+        raise Refused(403, str(exc)) from None
+
+
+@dataclass(frozen=True)
+class UploadForm:
+    project: str  # normalized
+    version: Version
+    filename: str
+    incoming: IncomingFile
+    digests: dict[str, str]
+
+
+def _accept(auth: apitokens.TokenAuth, ctx: audit.Context):
+    services = current_app.extensions["privindex"]
+    settings = services.settings
+    form = _read_form()
+    try:
+        publishing.check_upload(auth, form.project, settings.require_2fa,
+                                account_url=f"{settings.base_url}/account/security", sources=services.sources)
+    except UploadDenied as exc:
+        raise Refused(403, str(exc), form.project) from None
+    facts = _check_file(form)
+    try:
+        published = publishing.publish_upload(
+            services.store, services.index, auth, ctx, form.project, form.version, form.filename,
+            form.incoming, facts, overwrite=services.settings.overwrite)
+    except UploadDenied as exc:
+        raise Refused(403, str(exc), form.project) from None
+    except publishing.AlreadyExists as exc:
+        raise Refused(400, str(exc), form.project) from None
+    if published.outcome == "identical":
+        return plain_response(200, "OK, the identical file is already there; nothing changed")
+    observed = metrics.current()
+    if observed is not None:
+        observed.uploaded(facts.size)
+    return plain_response(200, "OK")
+
+
+def _read_form() -> UploadForm:
+    try:
+        form, files = request.form, request.files
+    except (UploadTooLarge, RequestEntityTooLarge):
+        raise _too_large() from None
+    except ValueError as exc:  # a multipart body Werkzeug cannot parse
+        raise Refused(400, f"The upload is not a valid multipart/form-data body: {exc}") from None
+
+    def single(key: str) -> str:
+        values = form.getlist(key)
+        if len(values) > 1:
+            raise Refused(400, f"The field {key!r} was sent more than once")
+        return values[0].strip() if values else ""
+
+    if single(":action") != "file_upload":
+        raise Refused(400, "Invalid value for :action: only file_upload is supported")
+    if (single("protocol_version") or "1") != "1":
+        raise Refused(400, "Unknown protocol_version: only version 1 is supported")
+    name, version_text, filetype = single("name"), single("version"), single("filetype")
+    try:
+        project = canonicalize_name(name, validate=True)
+    except InvalidName:
+        raise Refused(400, f"{name[:100]!r} is an invalid value for Name") from None
+    try:
+        version = Version(version_text)
+    except ValueError:  # InvalidVersion, or a number of over 4,300 digits that int() refuses
+        raise Refused(400, f"{version_text[:100]!r} is an invalid value for Version: see PEP 440",
+                      project) from None
+    if filetype not in FILETYPES:
+        raise Refused(400, f"{filetype[:40]!r} is an invalid value for filetype: use bdist_wheel or sdist",
+                      project)
+
+    uploads = files.getlist("content")
+    if len(uploads) != 1:
+        raise Refused(400, "The upload must carry exactly one file, in the field 'content'", project)
+    incoming, filename = uploads[0].stream, uploads[0].filename or ""
+    if not isinstance(incoming, IncomingFile):
+        raise Refused(400, "The file part of the upload is malformed", project)
+    if (not filename or filename != filename.strip() or filename.startswith(".") or len(filename) > 255
+            or any(c in filename for c in "/\\\0") or not filename.isascii() or not filename.isprintable()):
+        raise Refused(400, f"Invalid filename {filename[:100]!r}: a bare wheel or sdist filename is needed",
+                      project)
+    try:
+        file_project, file_version = parse_filename(filename)
+    except InvalidDistribution as exc:
+        raise Refused(400, f"Invalid distribution filename: {exc}", project) from None
+    if filename.endswith(".whl") and (bad := _unknown_platforms(filename)):
+        raise Refused(400, f"Invalid platform tag {sorted(bad)[0][:40]!r} in {filename[:100]}", project)
+    if not filename.endswith(FILETYPES[filetype]):
+        raise Refused(400, f"Invalid file extension for {filetype}: {filename}", project)
+    if file_project != project:
+        raise Refused(400, f"Start filename for {name!r} with {project.replace('-', '_')!r}", project)
+    if file_version != version:
+        raise Refused(400, f"Version in filename should be {str(version)!r}, not {str(file_version)!r}",
+                      project)
+    if incoming.size == 0:
+        raise Refused(400, "The uploaded file is empty", project)
+
+    sent = {kind: single(f"{kind}_digest").lower() for kind in DIGESTS}
+    if not any(sent.values()):
+        raise Refused(400, "Include at least one message digest (sha256_digest or blake2_256_digest)",
+                      project)
+    actual = incoming.digests()
+    for kind, value in sent.items():
+        if value and value != actual[kind]:
+            raise Refused(400, f"The {kind} digest supplied does not match the uploaded file "
+                               "(was it changed or truncated on the way?)", project)
+    return UploadForm(project, version, filename, incoming, actual)
+
+
+# The platform tags wheels are built for; anything else (say "any.tar.gz", which packaging
+# reads as the tags "any", "tar" and "gz") is a mistake or a disguise.
+_PLATFORM_TAG = re.compile(
+    r"any|win32|win_(amd64|arm64|ia64)|(many|musl)linux\w+|macosx_\d+_\d+_\w+|linux_\w+"
+    r"|ios_\w+|android_\w+|emscripten_\w+|pyodide_\w+"
+)
+
+
+def _unknown_platforms(filename: str) -> set[str]:
+    _name, _version, _build, tags = parse_wheel_filename(filename)
+    return {tag.platform for tag in tags if not _PLATFORM_TAG.fullmatch(tag.platform)}
+
+
+def _check_file(form: UploadForm):
+    try:
+        facts = read_facts(form.incoming.path, form.filename, sha256=form.digests["sha256"], strict=True,
+                           limits=current_app.extensions["privindex"].settings.archive_limits)
+    except InvalidDistribution as exc:
+        raise Refused(400, f"Invalid distribution file: {exc}", form.project) from None
+    if canonicalize_name(facts.name) != form.project:
+        raise Refused(400, f"The file's metadata names project {facts.name[:100]!r}, "
+                           f"not {form.project!r}", form.project)
+    try:
+        if facts.version is None or Version(facts.version) != form.version:
+            raise InvalidVersion
+    except ValueError:  # InvalidVersion, or a number int() refuses
+        raise Refused(400, f"The file's metadata gives version {str(facts.version)[:50]!r}, "
+                           f"not {str(form.version)!r}", form.project) from None
+    return facts
+
+
+def _too_large() -> Refused:
+    limit = current_app.extensions["privindex"].settings.max_upload_mb
+    return Refused(413, f"File too large: the limit is {limit} MiB (setting max_upload_mb)")

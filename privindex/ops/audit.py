@@ -1,0 +1,131 @@
+"""The audit trail: who did what, to what, when, from where. Append-only.
+
+Tags (`docs/audit.md` lists them with their details) are `noun:verb` strings from a fixed
+vocabulary, so the trail can be filtered and a typo is an error, not a silent new tag.
+Secrets never enter it: record() refuses detail keys that could carry one.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Iterable
+
+from privindex.ops import metrics
+from privindex.db.models import AuditEvent, User
+
+class Tag(StrEnum):
+    """The audit vocabulary (`noun:verb`), documented with its details in docs/audit.md."""
+
+    USER_CREATE = "user:create"
+    USER_DISABLE = "user:disable"
+    USER_ENABLE = "user:enable"
+    USER_REMOVE = "user:remove"
+    USER_PASSWORD_CHANGE = "user:password:change"
+    USER_LOGIN_SUCCESS = "user:login:success"
+    USER_LOGIN_FAILURE = "user:login:failure"
+    USER_SESSION_REVOKED = "user:session:revoked"
+    USER_2FA_ADD = "user:2fa:add"
+    USER_2FA_REMOVE = "user:2fa:remove"
+    USER_2FA_RESET = "user:2fa:reset"
+    USER_RECOVERY_CODES_GENERATE = "user:recovery-codes:generate"
+    USER_RECOVERY_CODE_USE = "user:recovery-code:use"
+    WEBAUTHN_SIGN_COUNT_REGRESSION = "webauthn:sign-count-regression"
+    TOKEN_CREATE = "token:create"
+    TOKEN_REVOKE = "token:revoke"
+    TOKEN_MINT = "token:mint"
+    PUBLISHER_ADD = "publisher:add"
+    PUBLISHER_REMOVE = "publisher:remove"
+    PROJECT_CREATE = "project:create"
+    ROLE_ADD = "role:add"
+    ROLE_REMOVE = "role:remove"
+    FILE_ADD = "file:add"
+    FILE_OVERWRITE = "file:overwrite"
+    FILE_REPLACE = "file:replace"
+    FILE_CHANGED_ON_DISK = "file:changed-on-disk"
+    FILE_YANK = "file:yank"
+    FILE_UNYANK = "file:unyank"
+    FILE_DELETE = "file:delete"
+    UPLOAD_REFUSED = "upload:refused"
+    PROJECT_CLAIM = "project:claim"
+    PROJECT_UPSTREAM_ALLOW = "project:upstream:allow"
+    PROJECT_UPSTREAM_REVOKE = "project:upstream:revoke"
+    UPSTREAM_SHADOWED = "upstream:shadowed"
+
+
+_SECRET_WORDS = ("password", "secret", "token_value", "code", "otp", "totp")
+
+
+@dataclass(frozen=True)
+class Context:
+    """Where an action comes from: the acting user (None for the CLI), the request."""
+
+    actor: User | None = None
+    ip: str | None = None
+    user_agent: str | None = None
+    token_id: int | None = None
+    via: str = "web"
+
+    def with_actor(self, actor: User | None, token_id: int | None = None) -> "Context":
+        return Context(actor, self.ip, self.user_agent, token_id, self.via)
+
+
+CLI = Context(via="cli")
+
+
+def record(tag: Tag, ctx: Context, subject: str | None = None, project: str | None = None,
+           **details) -> AuditEvent:
+    tag = Tag(tag)  # a typo is an error, not a silent new tag
+    for key in details:
+        if any(word in key.lower() for word in _SECRET_WORDS):
+            raise ValueError(f"audit details must not carry secrets ({key!r})")
+    details.setdefault("via", ctx.via)
+    if tag is Tag.USER_LOGIN_FAILURE or tag is Tag.UPLOAD_REFUSED:
+        observed = metrics.current()  # the app answering this request; None in the CLI
+        if observed is not None:
+            if tag is Tag.USER_LOGIN_FAILURE:
+                observed.login_failed(str(details.get("reason", "unknown")))
+            else:
+                observed.upload_refused(int(details.get("status") or 0))
+    return AuditEvent.create(
+        ts=time.time(), tag=tag.value,
+        actor_id=ctx.actor.id if ctx.actor else None,
+        actor=ctx.actor.username if ctx.actor else None,
+        subject=subject, project=project, ip=ctx.ip,
+        user_agent=(ctx.user_agent or None) and ctx.user_agent[:300],
+        token_id=ctx.token_id,
+        details=json.dumps(details, sort_keys=True, default=str),
+    )
+
+
+def query(username: str | None = None, project: str | None = None, since: float | None = None,
+          tag: str | None = None, limit: int | None = None, offset: int = 0) -> Iterable[AuditEvent]:
+    """Newest first. `username` matches events the user did or that were done to them."""
+    events = AuditEvent.select().order_by(AuditEvent.ts.desc(), AuditEvent.id.desc())
+    if username:
+        events = events.where((AuditEvent.actor == username) | (AuditEvent.subject == username))
+    if project:
+        events = events.where(AuditEvent.project == project)
+    if since is not None:
+        events = events.where(AuditEvent.ts >= since)
+    if tag:
+        events = events.where(AuditEvent.tag.startswith(tag))
+    if limit:
+        events = events.limit(limit).offset(offset)
+    return events
+
+
+def count(username: str | None = None, project: str | None = None, tag: str | None = None) -> int:
+    return query(username=username, project=project, tag=tag).order_by().count()
+
+
+def as_dict(event: AuditEvent) -> dict:
+    return {
+        "id": event.id,
+        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(event.ts)),
+        "tag": event.tag, "actor": event.actor, "subject": event.subject, "project": event.project,
+        "ip": event.ip, "user_agent": event.user_agent, "token_id": event.token_id,
+        "details": json.loads(event.details),
+    }

@@ -1,0 +1,107 @@
+"""What owners do to files already published: yank, unyank, delete. Each is audited.
+
+Yanking keeps the file installable by exact pin (PEP 592) and is the reversible choice;
+deleting removes it from the store for good.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+
+from packaging.utils import canonicalize_name
+from packaging.version import InvalidVersion, Version
+
+from privindex.ops import audit
+from privindex.packages import digests as publications
+from privindex.packages import releases
+from privindex.ops.audit import Tag
+from privindex.db.connection import database
+from privindex.packages.distfile import SDIST_SUFFIXES, WHEEL_SUFFIX
+from privindex.i18n import _
+from privindex.packages.index import Index, forget_facts, save_yank
+from privindex.db.models import DistFile, User
+from privindex.accounts.permissions import can_manage
+from privindex.accounts.users import AccountError
+from privindex.packages.store import Store
+
+REASON_MAX = 200
+
+
+@dataclass(frozen=True)
+class Target:
+    path: str
+    filename: str
+    sha256: str
+    project: str
+
+
+def _file(index: Index | None, user: User | None, project_name: str, filename: str) -> Target:
+    """The file to act on. user None is the server's operator (the command line, which
+    holds the data folder anyway); index None reads the files on record (no server)."""
+    if user is not None and not can_manage(user, project_name):
+        raise AccountError(_("only an owner of the project or an admin may do that"))
+    if index is not None:
+        project = index.project(project_name)
+        found = next((f for f in project.files if f.filename == filename), None) if project else None
+        if found is not None:
+            return Target(found.path, found.filename, found.sha256, found.project)
+    else:
+        for path, sha256 in DistFile.select(DistFile.path, DistFile.sha256).where(
+                DistFile.project == project_name).tuples():
+            if path.rpartition("/")[2] == filename:
+                return Target(path, filename, sha256, project_name)
+    raise AccountError(_("there is no file '%(file)s' in '%(project)s'", file=filename, project=project_name))
+
+
+def filenames(project_name: str, file_or_version: str) -> list[str]:
+    """The files a command means: one filename, or every file of a version (as PEP 440
+    compares versions, so 1.0 is 1.0.0). Refuses what matches nothing."""
+    project = canonicalize_name(project_name)
+    named = sorted(p.rpartition("/")[2] for (p,) in DistFile.select(DistFile.path).where(
+        DistFile.project == project).tuples())
+    if file_or_version.endswith((WHEEL_SUFFIX, *SDIST_SUFFIXES)):
+        found = [n for n in named if n == file_or_version]
+    else:
+        try:
+            wanted = Version(file_or_version)
+        except InvalidVersion:
+            raise AccountError(_("'%(arg)s' is neither a file name nor a version", arg=file_or_version)) from None
+        found = [p.rpartition("/")[2] for (p, v) in DistFile.select(DistFile.path, DistFile.version).where(
+            DistFile.project == project).tuples() if Version(v) == wanted]
+    if not found:
+        raise AccountError(_("there is no file '%(file)s' in '%(project)s'", file=file_or_version,
+                             project=project))
+    return sorted(set(found))
+
+
+def set_yanked(index: Index | None, user: User | None, project_name: str, filename: str, yanked: bool,
+               reason: str, ctx: audit.Context) -> None:
+    """Yank or unyank; without an index (a command), a running server learns of it through
+    the publication's revision, as it does of `privindex file accept`."""
+    target = _file(index, user, project_name, filename)
+    reason = " ".join(reason.split())[:REASON_MAX]
+    with database.atomic():
+        save_yank(target.path, yanked, reason)
+        audit.record(Tag.FILE_YANK if yanked else Tag.FILE_UNYANK, ctx, subject=filename, project=project_name,
+                     reason=reason if yanked else None)
+        if index is None:
+            publications.touch(target.filename)
+        elif index.set_yanked(target.path, yanked, reason) is None:  # deleted meanwhile: roll back
+            raise AccountError(_("there is no file '%(file)s' in '%(project)s'", file=filename,
+                                 project=project_name))
+
+
+def delete(store: Store, index: Index | None, user: User | None, project_name: str, filename: str,
+           ctx: audit.Context) -> None:
+    """Delete a file for good; its filename may then be published anew (docs/architecture.md)."""
+    target = _file(index, user, project_name, filename)
+    with database.atomic():
+        forget_facts(target.path)
+        publications.forget(target.filename)
+        releases.files_removed(target.project)
+        audit.record(Tag.FILE_DELETE, ctx, subject=filename, project=project_name, sha256=target.sha256)
+        with contextlib.suppress(FileNotFoundError):  # deleted by hand meanwhile: the same end
+            store.remove(target.path)
+    if index is not None:  # else a running server sees the file gone from its folder
+        index.discard(target.path)

@@ -1,0 +1,187 @@
+"""Where a name comes from: this index, the upstream, or (by an admin's allowance) both.
+
+One answer per normalized name, decided here and nowhere else; the read path and the
+upload path both ask. A name this index knows (files in the index, or a `project` row:
+claimed by an upload, a token scope or an admin, kept when its last file goes) hides the
+upstream completely, unless an admin allowed the upstream for it (`project.allow_upstream`),
+then local files come first. Any other name is served from the upstream.
+
+The read path must not query the database: `Sources` keeps the claimed and allowed names
+in memory, reloaded after our own changes and by the store watcher (for the CLI's).
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import threading
+import time
+
+from packaging.utils import canonicalize_name
+
+from privindex.ops import audit
+from privindex.ops.audit import Tag
+from privindex.db.connection import data_version, database
+from privindex.packages.index import Index
+from privindex.ops.logs import redact_url
+from privindex.db.models import AuditEvent, DistFile, Project
+from privindex.upstream.client import UpstreamError
+from privindex.upstream.cache import NotCached, UpstreamCache
+
+log = logging.getLogger(__name__)
+
+
+class Source(enum.Enum):
+    LOCAL = "local"  # this index only; the upstream is hidden
+    UPSTREAM = "upstream"  # not known here: the upstream's page
+    MERGED = "merged"  # an admin allowed the upstream: local files first, then the upstream's
+
+
+class UpstreamClaimed(Exception):
+    """A first upload to a name the upstream serves; the message says what to do."""
+
+
+def claimed_names() -> tuple[frozenset[str], frozenset[str]]:
+    """(names with a project row, names whose upstream an admin allowed)."""
+    rows = list(Project.select(Project.name, Project.allow_upstream).tuples())
+    return frozenset(n for n, _a in rows), frozenset(n for n, a in rows if a)
+
+
+class Sources:
+    def __init__(self, index: Index, cache: UpstreamCache | None):
+        self.index = index
+        self.cache = cache
+        self.claimed: frozenset[str] = frozenset()
+        self.allowed: frozenset[str] = frozenset()
+        self._data_version: int | None = None
+
+    @property
+    def upstream_on(self) -> bool:
+        return self.cache is not None
+
+    def reload(self, force: bool = True) -> None:
+        """Read the claimed and allowed names again (cheap: one small query). The watcher
+        calls it every pass with force=False: skipped unless another connection committed."""
+        if not force:
+            version = data_version()
+            if version is not None and version == self._data_version:
+                return
+            self._data_version = version
+        self.claimed, self.allowed = claimed_names()
+
+    def source(self, name: str) -> Source:
+        """From memory only: the hot path of every page and download."""
+        if self.cache is None:
+            return Source.LOCAL
+        if name in self.allowed:
+            return Source.MERGED
+        if name in self.claimed or self.index.snapshot.projects.get(name) is not None:
+            return Source.LOCAL
+        return Source.UPSTREAM
+
+    def known_locally(self, name: str) -> bool:
+        return name in self.claimed or self.index.snapshot.projects.get(name) is not None
+
+    # -- the upload guard ------------------------------------------------------------------
+
+    def check_first_upload(self, name: str) -> None:
+        """Refuse the first upload to a name the upstream serves (outside any transaction:
+        it may ask the upstream). A name known here, or claimed by an admin, passes. When the
+        upstream cannot be asked, refuse (fail closed): a retry or an admin's claim helps."""
+        if self.cache is None or self.known_locally(name) or _has_row_or_files(name):
+            return
+        try:
+            on_upstream = self.cache.has_project(name)
+        except UpstreamError as exc:
+            raise UpstreamClaimed(f"{name} cannot be checked against the upstream index ({exc}); try "
+                                  "again later, or an admin can claim it: privindex project claim "
+                                  f"{name}") from None
+        if on_upstream:
+            raise UpstreamClaimed(f"{name} exists on the upstream index; an admin must claim it first "
+                                  f"(privindex project claim {name})")
+
+    # -- shadowing: the upstream starts publishing a name we own ------------------------------
+
+    def watch_shadowing(self, stop: threading.Event, interval: float) -> None:
+        """Every interval seconds, ask the upstream about each local name not yet recorded
+        as shadowed; record `upstream:shadowed` once per name. Nothing changes for clients."""
+        while True:
+            try:
+                self.check_shadowing(stop)
+            except Exception:  # keep watching; the upstream may come back
+                log.exception("checking local names against the upstream failed")
+            if stop.wait(interval):
+                return
+
+    def check_shadowing(self, stop: threading.Event | None = None) -> list[str]:
+        if self.cache is None or self.cache.offline:
+            return []
+        recorded = {p for (p,) in AuditEvent.select(AuditEvent.project)
+                    .where(AuditEvent.tag == Tag.UPSTREAM_SHADOWED.value).tuples()}
+        names = (set(self.index.snapshot.projects) | self.claimed) - recorded
+        found = []
+        for name in sorted(names):
+            if stop is not None and stop.is_set():
+                break
+            try:
+                project = self.cache.upstream.fetch_project(name)
+            except UpstreamError:
+                continue
+            if project is not None and project.files:
+                with database.atomic():
+                    audit.record(Tag.UPSTREAM_SHADOWED, audit.Context(via="server"), subject=name, project=name,
+                                 upstream=redact_url(self.cache.upstream.project_url(name)),
+                                 upstream_files=len(project.files), allowed=name in self.allowed)
+                log.warning("the upstream now publishes %s, which this index owns: clients still get only "
+                            "the local files (an admin may allow the upstream for it)", name)
+                found.append(name)
+        return found
+
+
+def _has_row_or_files(name: str) -> bool:
+    """The database's word, for a name claimed by another process a moment ago."""
+    return (Project.select().where(Project.name == name).exists()
+            or DistFile.select().where(DistFile.project == name).exists())
+
+
+def shadowed_names() -> list[tuple[str, float]]:
+    """(name, when) of local names the upstream publishes too, for admins."""
+    rows = (AuditEvent.select(AuditEvent.project, AuditEvent.ts)
+            .where(AuditEvent.tag == Tag.UPSTREAM_SHADOWED.value).order_by(AuditEvent.project).tuples())
+    return list(rows)
+
+
+# -- admin acts (CLI and web UI), audited -------------------------------------------------------
+
+def claim(name: str, ctx: audit.Context) -> bool:
+    """Make name local (hide the upstream for it). False if it already was."""
+    from privindex.packages.projects import ensure_project
+
+    name = canonicalize_name(name)
+    with database.atomic():
+        existed = Project.get_or_none(Project.name == name) is not None
+        ensure_project(name, ctx)
+        if not existed:
+            audit.record(Tag.PROJECT_CLAIM, ctx, subject=name, project=name)
+    return not existed
+
+
+def set_upstream_allowed(name: str, allowed: bool, ctx: audit.Context) -> bool:
+    """Allow (or stop allowing) the upstream's files for a local name; claims it if needed.
+    False if nothing changed."""
+    from privindex.packages.projects import ensure_project
+
+    name = canonicalize_name(name)
+    with database.atomic():
+        project = ensure_project(name, ctx)
+        if bool(project.allow_upstream) == allowed:
+            return False
+        Project.update(allow_upstream=allowed, upstream_changed_at=time.time()).where(
+            Project.id == project.id).execute()
+        audit.record(Tag.PROJECT_UPSTREAM_ALLOW if allowed else Tag.PROJECT_UPSTREAM_REVOKE, ctx,
+                     subject=name, project=name)
+    return True
+
+
+__all__ = ["Source", "Sources", "UpstreamClaimed", "NotCached", "claim", "set_upstream_allowed",
+           "shadowed_names"]
