@@ -1,0 +1,20 @@
+"""The `privindex` command line, one module per command group: parse, call a service, print.
+Errors are one line (`common.fail`)."""
+
+from __future__ import annotations
+
+import click
+
+from privindex import __version__
+from privindex.cli import cache, files, ops, projects, publishers, tokens, users
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="privindex")
+def main() -> None:
+    """privindex: a private Python package index for small teams."""
+
+
+for command in (ops.serve, users.user, tokens.token, projects.project, publishers.publisher, files.file_group,
+                ops.audit_command, cache.cache_group, ops.backup, ops.check, ops.migrate_db):
+    main.add_command(command)

@@ -1,0 +1,88 @@
+"""What every command shares: settings options, the database opened for a command, one-line errors."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from typing import Any, Callable
+
+import click
+
+from privindex.config import ConfigError, Settings, load_settings
+
+SETTING_NAMES = set(Settings.__dataclass_fields__)
+
+
+def fail(message: str, code: int = 1) -> None:
+    click.echo(f"privindex: error: {message}", err=True)
+    sys.exit(code)
+
+
+def settings_options(command: Callable) -> Callable:
+    """--config, --store and --data-dir, shared by every command that touches the data."""
+
+    @click.option("--config", "config_path", type=click.Path(dir_okay=False),
+                  help="TOML settings file (also PRIVINDEX_CONFIG). See config.example.toml.")
+    @click.option("--store", type=click.Path(file_okay=False),
+                  help="Package folder [default: ./packages_store].")
+    @click.option("--data-dir", type=click.Path(file_okay=False),
+                  help="Database and caches [default: ./privindex_data].")
+    @functools.wraps(command)
+    def wrapper(config_path: str | None, **kwargs: Any):
+        overrides = {name: kwargs.pop(name) for name in list(kwargs) if name in SETTING_NAMES}
+        return command(load(overrides, config_path), **kwargs)
+
+    return wrapper
+
+
+def load(overrides: dict[str, Any], config_path: str | None = None) -> Settings:
+    try:
+        return load_settings(config_path, overrides=overrides)
+    except ConfigError as exc:
+        fail(f"bad setting: {exc}", code=2)
+        raise  # unreachable
+
+
+def open_data(settings: Settings):
+    """The data dir's database, bound for the rest of the command (see db.py)."""
+    from privindex.db.connection import bound, connect, describe
+
+    try:
+        db = connect(settings.database)
+    except (RuntimeError, OSError, ValueError) as exc:
+        fail(f"cannot open the database {describe(settings.database)}: {exc}")
+    return bound(db)
+
+
+def account_command(group: click.Group, *args, **kwargs) -> Callable:
+    """A subcommand that opens the database and turns AccountError into one clear line."""
+
+    def decorate(fn: Callable) -> Callable:
+        @functools.wraps(fn)
+        def wrapper(settings: Settings, **params: Any):
+            from privindex.accounts.users import AccountError
+
+            click.get_current_context().obj = settings
+            with open_data(settings):
+                try:
+                    return fn(**params)
+                except AccountError as exc:
+                    fail(str(exc))
+
+        return group.command(*args, **kwargs)(settings_options(wrapper))
+
+    return decorate
+
+
+def read_password(password_stdin: bool) -> str:
+    if password_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    if not sys.stdin.isatty():
+        fail("no terminal to ask for the password on; pipe it in with --password-stdin")
+    return click.prompt("Password", hide_input=True, confirmation_prompt=True)
+
+
+def day(timestamp: float | None) -> str:
+    import time
+
+    return time.strftime("%Y-%m-%d %H:%M", time.gmtime(timestamp)) if timestamp else "-"
