@@ -41,6 +41,10 @@ class TokenAuth:
         """For a token minted by Trusted Publishing: where the CI job said it came from."""
         return json.loads(self.token.ci_claims) if self.token.ci_claims else None
 
+    def check_upload(self, name: str) -> None:
+        """Raise permissions.UploadDenied unless this token may upload to the project."""
+        permissions.check_upload(self.user, self.token.read_only, self.scope(), name)
+
     def scope(self) -> set[str] | None:
         """Normalized names of the projects the token is limited to; None = all the user's."""
         if self.token.all_projects:
@@ -146,18 +150,6 @@ def revoke_token(token_id: int, ctx: audit.Context, owner: User | None = None) -
             audit.record(Tag.TOKEN_REVOKE, ctx, subject=token.user.username, token=token.id,
                          description=token.description)
     return token
-
-
-def revoke_all(user: User, ctx: audit.Context, reason: str) -> int:
-    """Revoke every token of the user that still works (disabling a user); each audited."""
-    now = time.time()
-    live = list(ApiToken.select().where(ApiToken.user == user, ApiToken.revoked_at.is_null(),
-                                        ApiToken.expires_at.is_null() | (ApiToken.expires_at > now)))
-    for token in live:
-        ApiToken.update(revoked_at=now).where(ApiToken.id == token.id).execute()
-        audit.record(Tag.TOKEN_REVOKE, ctx, subject=user.username, token=token.id,
-                     description=token.description, reason=reason)
-    return len(live)
 
 
 def list_tokens(user: User | None = None) -> list[ApiToken]:

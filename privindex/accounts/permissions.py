@@ -8,12 +8,7 @@ an admin assigns one.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from privindex.db.models import DistFile, Project, ProjectRole, User
-
-if TYPE_CHECKING:
-    from privindex.accounts.api_tokens import TokenAuth
 
 ROLES = ("owner", "maintainer")
 
@@ -42,16 +37,16 @@ def can_manage(user: User | None, project_name: str) -> bool:
     return user.is_admin or user_role(user, Project.get_or_none(Project.name == project_name)) == "owner"
 
 
-def check_upload(auth: "TokenAuth", name: str) -> None:
-    """Raise UploadDenied unless the token may upload to the project; changes nothing.
+def check_upload(user: User, read_only: bool, scope: set[str] | None, name: str) -> None:
+    """Raise UploadDenied unless a token of `user` (read-only or not, limited to the projects
+    in `scope` or, with None, to all the user's) may upload to the project; changes nothing.
+    The token's facts come as plain values, so the rules need not know api_tokens.
 
     The first upload with a token scoped to the whole user creates the project (see
     projects.claim_project); a project-scoped token cannot create projects.
     """
-    user, token = auth.user, auth.token
-    if token.read_only:
+    if read_only:
         raise UploadDenied("This API token is read-only; create an upload token")
-    scope = auth.scope()
     if scope is not None and name not in scope:
         raise UploadDenied(f"This API token is not valid for project {name!r}")
     if user.is_admin:
@@ -63,14 +58,6 @@ def check_upload(auth: "TokenAuth", name: str) -> None:
         return
     if not user_role(user, project):
         raise UploadDenied(f"The user {user.username!r} isn't allowed to upload to project {name!r}")
-
-
-def may_upload(auth: "TokenAuth", name: str) -> bool:
-    try:
-        check_upload(auth, name)
-    except UploadDenied:
-        return False
-    return True
 
 
 def first_upload_owns(name: str) -> bool:

@@ -98,8 +98,6 @@ def set_disabled(user: User, disabled: bool, ctx: audit.Context) -> int:
     """Disable or enable. Disabling is final for credentials: the user's sessions, pending
     sign-ins, set-up links and API tokens all end (tokens are revoked, audited), so enabling
     again brings none of them back. Returns how many tokens the disable revoked."""
-    from privindex.accounts import api_tokens as apitokens
-
     with database.atomic():
         row = User.get_by_id(user.id)
         if row.is_disabled == disabled:  # enabling twice must not revoke an active user's tokens
@@ -110,13 +108,13 @@ def set_disabled(user: User, disabled: bool, ctx: audit.Context) -> int:
             audit.record(Tag.USER_DISABLE, ctx, subject=user.username)
             sessions.end_all(user, ctx, reason="disabled")
             PendingAuth.delete().where(PendingAuth.user == user).execute()
-            revoked = apitokens.revoke_all(user, ctx, reason="user_disabled")
+            revoked = _revoke_tokens(user, ctx, reason="user_disabled")
         else:
             if row.removed_at is not None:
                 raise AccountError(_("'%(user)s' was removed and cannot be enabled again; add a new user",
                                      user=user.username))
             # tokens still active were issued before the disable (a disabled user gets none)
-            apitokens.revoke_all(user, ctx, reason="user_disabled")
+            _revoke_tokens(user, ctx, reason="user_disabled")
             since = row.disabled_at if row.disabled_at is not None else 0
             revoked = ApiToken.select().where(ApiToken.user == user, ApiToken.revoked_at >= since).count()
             User.update(is_disabled=False).where(User.id == user.id).execute()
@@ -131,7 +129,6 @@ def remove_user(user: User, ctx: audit.Context) -> tuple[int, int]:
     sessions end and their second factors and password are deleted. The row stays, disabled
     and marked removed: the audit trail refers to it, and the name cannot be taken by
     someone else. Returns (tokens revoked, roles removed)."""
-    from privindex.accounts import api_tokens as apitokens
     from privindex.db.models import Project, ProjectRole, RecoveryCode, SecurityKey
 
     with database.atomic():
@@ -145,7 +142,7 @@ def remove_user(user: User, ctx: audit.Context) -> tuple[int, int]:
         roles = ProjectRole.delete().where(ProjectRole.user == user).execute()
         sessions.end_all(user, ctx, reason="removed")
         PendingAuth.delete().where(PendingAuth.user == user).execute()
-        revoked = apitokens.revoke_all(user, ctx, reason="user_removed")
+        revoked = _revoke_tokens(user, ctx, reason="user_removed")
         SecurityKey.delete().where(SecurityKey.user == user).execute()
         RecoveryCode.delete().where(RecoveryCode.user == user).execute()
         now = time.time()
@@ -153,6 +150,18 @@ def remove_user(user: User, ctx: audit.Context) -> tuple[int, int]:
                     totp_last_counter=None, totp_enabled_at=None).where(User.id == user.id).execute()
         audit.record(Tag.USER_REMOVE, ctx, subject=user.username, tokens_revoked=revoked, roles_removed=roles)
     return revoked, roles
+
+
+def _revoke_tokens(user: User, ctx: audit.Context, reason: str) -> int:
+    """Revoke every token of the user that still works (disabling, removing); each audited."""
+    now = time.time()
+    live = list(ApiToken.select().where(ApiToken.user == user, ApiToken.revoked_at.is_null(),
+                                        ApiToken.expires_at.is_null() | (ApiToken.expires_at > now)))
+    for token in live:
+        ApiToken.update(revoked_at=now).where(ApiToken.id == token.id).execute()
+        audit.record(Tag.TOKEN_REVOKE, ctx, subject=user.username, token=token.id,
+                     description=token.description, reason=reason)
+    return len(live)
 
 
 def set_locale(user: User, locale: str) -> None:

@@ -17,7 +17,7 @@ from privindex.ops import audit
 from privindex.packages import releases
 from privindex.ops.audit import Tag
 from privindex.accounts.api_tokens import TokenAuth
-from privindex.accounts.permissions import ROLES, check_upload, first_upload_owns, project_exists
+from privindex.accounts.permissions import ROLES, first_upload_owns, project_exists
 from privindex.accounts.users import AccountError, get_user
 from privindex.db.connection import database
 from privindex.i18n import _
@@ -119,7 +119,7 @@ def claim_project(auth: TokenAuth, name: str, ctx: audit.Context) -> Project:
     Call inside the (immediate) transaction that publishes the file, so a failed publish
     rolls it back and a project created meanwhile by someone else is checked again.
     """
-    check_upload(auth, name)
+    auth.check_upload(name)
     project = Project.get_or_none(Project.name == name)
     if project is not None:
         return project

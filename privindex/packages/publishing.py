@@ -60,7 +60,7 @@ def check_upload(auth: TokenAuth, project: str, require_2fa: bool, account_url: 
     the first upload to a name the upstream serves is refused until an admin claims it
     (sources.py)."""
     with database.atomic(lock_type="DEFERRED"):
-        permissions.check_upload(auth, project)
+        auth.check_upload(project)
         if require_2fa and auth.token.publisher_id is None and not users.has_second_factor(auth.user):
             raise permissions.UploadDenied(
                 f"The account {auth.user.username!r} has no second factor, which this server requires "
