@@ -18,14 +18,8 @@ from wheels import make_wheel
 
 from privindex.auth import passwords, recovery, totp
 from privindex.auth import token_format as tokens
-from privindex.ops.logs import (
-    REDACTED,
-    RedactSecrets,
-    StatementsOnly,
-    TextFormatter,
-    redact,
-    redact_request_id,
-)
+from privindex.db.connection import StatementsOnly
+from privindex.ops.logs import REDACTED, RedactSecrets, TextFormatter, redact, redact_request_id
 
 
 def test_redact_removes_every_kind_of_secret_privindex_makes():

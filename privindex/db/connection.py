@@ -27,9 +27,25 @@ from urllib.parse import urlsplit, urlunsplit
 
 import peewee
 
-from privindex.ops.logs import drop_sql_parameters
-
 log = logging.getLogger(__name__)
+
+
+class StatementsOnly(logging.Filter):
+    """peewee logs `(sql, params)`; keep the SQL, drop the parameters."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, tuple) and len(record.msg) == 2 and isinstance(record.msg[0], str):
+            record.msg, record.args = record.msg[0], ()
+        return True
+
+
+def drop_sql_parameters() -> None:
+    """Make peewee's query log statement-only, whoever installs the handlers (on import, and logs.configure)."""
+    peewee_log = logging.getLogger("peewee")
+    if not any(isinstance(f, StatementsOnly) for f in peewee_log.filters):
+        peewee_log.addFilter(StatementsOnly())
+
+
 drop_sql_parameters()  # peewee would log each statement's parameters: new password hashes, TOTP secrets
 
 _bound: contextvars.ContextVar[peewee.Database | None] = contextvars.ContextVar("privindex_db", default=None)

@@ -4,8 +4,8 @@ One vocabulary of secret shapes (`redact`) serves the access log and a filter on
 handler privindex installs, so a token pasted into a URL, a password hash or a TOTP secret
 that reaches a log message in some unforeseen way is replaced by `[redacted]`. The SQL log
 is the known way: peewee logs each statement with its bound parameters (new password
-hashes, TOTP secrets), so its records are cut down to the statement text here and the
-`peewee` logger stays at INFO unless `log_sql` asks for statements.
+hashes, TOTP secrets), so db/connection.py cuts its records down to the statement text and
+the `peewee` logger stays at INFO unless `log_sql` asks for statements.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import time
 
 from privindex.auth import recovery, totp
 from privindex.auth import token_format as tokens
+from privindex.db.connection import drop_sql_parameters
 from privindex.ops.request_ids import RequestIdFilter
 
 REDACTED = "[redacted]"
@@ -109,22 +110,6 @@ class RedactSecrets(logging.Filter):
         if record.stack_info:
             record.stack_info = redact(record.stack_info)
         return True
-
-
-class StatementsOnly(logging.Filter):
-    """peewee logs `(sql, params)`; keep the SQL, drop the parameters."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.msg, tuple) and len(record.msg) == 2 and isinstance(record.msg[0], str):
-            record.msg, record.args = record.msg[0], ()
-        return True
-
-
-def drop_sql_parameters() -> None:
-    """Make peewee's query log statement-only, whoever installs the handlers (db.py calls it)."""
-    peewee_log = logging.getLogger("peewee")
-    if not any(isinstance(f, StatementsOnly) for f in peewee_log.filters):
-        peewee_log.addFilter(StatementsOnly())
 
 
 class TextFormatter(logging.Formatter):
