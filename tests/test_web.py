@@ -97,7 +97,7 @@ def test_reauthentication_is_asked_for_sensitive_actions(web):
     from flask import Flask
     from flask.sessions import SecureCookieSessionInterface
 
-    from privindex.web import secret_key
+    from privindex.web.blueprint import secret_key
 
     app = Flask("t")
     app.secret_key = secret_key(web.data_dir)

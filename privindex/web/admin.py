@@ -18,7 +18,7 @@ from privindex.ops import audit
 from privindex.accounts import second_factors as twofactor
 from privindex.accounts import users
 from privindex.api.http import audit_context
-from privindex.web import bp, me, recent_auth, settings, whole_number
+from privindex.web.blueprint import bp, me, recent_auth, settings, whole_number
 
 SETUP_LINK_DAYS = 7
 

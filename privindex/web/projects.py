@@ -14,7 +14,7 @@ from privindex.accounts import permissions
 from privindex.packages import projects
 from privindex.accounts import users
 from privindex.api.http import audit_context
-from privindex.web import bp, me, recent_auth, services, settings, whole_number
+from privindex.web.blueprint import bp, me, recent_auth, services, settings, whole_number
 from privindex.web.upstream import upstream_known
 
 

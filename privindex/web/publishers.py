@@ -14,7 +14,7 @@ from privindex.accounts import permissions
 from privindex.oidc import publishers as trusted_publishing
 from privindex.accounts import users
 from privindex.api.http import audit_context
-from privindex.web import bp, me, recent_auth, settings
+from privindex.web.blueprint import bp, me, recent_auth, settings
 from privindex.web.projects import back_to_project
 
 

@@ -244,7 +244,7 @@ def logout():
 @bp.post("/language")
 def language():
     """Choose the language of the pages: saved on the account when signed in."""
-    from privindex.web import LANGUAGES
+    from privindex.web.blueprint import LANGUAGES
 
     chosen = request.form.get("locale", "")
     if chosen not in LANGUAGES:

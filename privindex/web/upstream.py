@@ -12,7 +12,7 @@ from packaging.utils import canonicalize_name
 from privindex.upstream import source_rules
 from privindex.api.http import audit_context
 from privindex.upstream.source_rules import Source
-from privindex.web import bp, me, recent_auth, services
+from privindex.web.blueprint import bp, me, recent_auth, services
 from privindex.web.admin import admin_required
 
 

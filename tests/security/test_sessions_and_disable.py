@@ -94,7 +94,7 @@ def test_cookies_from_before_server_side_sessions_stop_working(server):
     from flask import Flask
     from flask.sessions import SecureCookieSessionInterface
 
-    from privindex.web import secret_key
+    from privindex.web.blueprint import secret_key
 
     signed_in(server, "oldcookie")
     app = Flask("t")
