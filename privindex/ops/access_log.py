@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable
 
 from privindex.ops.logs import PRE_REDACTED, escape_controls, redact
 from privindex.ops.request_ids import ENVIRON_KEY
@@ -61,7 +61,7 @@ def access_log(app: Callable) -> Callable:
         started = perf_counter()
         status_holder: list[str] = []
 
-        def recording_start_response(status, headers, exc_info=None):
+        def recording_start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
             status_holder.append(status)
             return start_response(status, headers, exc_info)
 

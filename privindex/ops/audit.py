@@ -11,7 +11,9 @@ import json
 import time
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Iterable
+from typing import Any
+
+import peewee
 
 from privindex.ops import metrics
 from privindex.db.models import AuditEvent, User
@@ -76,7 +78,7 @@ CLI = Context(via="cli")
 
 
 def record(tag: Tag, ctx: Context, subject: str | None = None, project: str | None = None,
-           **details) -> AuditEvent:
+           **details: Any) -> AuditEvent:
     tag = Tag(tag)  # a typo is an error, not a silent new tag
     for key in details:
         if any(word in key.lower() for word in _SECRET_WORDS):
@@ -101,7 +103,7 @@ def record(tag: Tag, ctx: Context, subject: str | None = None, project: str | No
 
 
 def query(username: str | None = None, project: str | None = None, since: float | None = None,
-          tag: str | None = None, limit: int | None = None, offset: int = 0) -> Iterable[AuditEvent]:
+          tag: str | None = None, limit: int | None = None, offset: int = 0) -> peewee.ModelSelect:
     """Newest first. `username` matches events the user did or that were done to them."""
     events = AuditEvent.select().order_by(AuditEvent.ts.desc(), AuditEvent.id.desc())
     if username:

@@ -18,9 +18,14 @@ import sqlite3
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
+
+import peewee
 
 from privindex.db.connection import connect, migrate, postgres, redact_url
+
+if TYPE_CHECKING:
+    from psycopg2.extensions import cursor
 
 Report = Callable[[str], None]
 BATCH = 1000
@@ -52,7 +57,7 @@ def _source_tables(conn: sqlite3.Connection) -> list[str]:
     return ordered
 
 
-def _target_columns(cur) -> dict[str, dict[str, str]]:
+def _target_columns(cur: cursor) -> dict[str, dict[str, str]]:
     """table -> {column: data type} on PostgreSQL, generated columns left out."""
     cur.execute("SELECT table_name, column_name, data_type FROM information_schema.columns "
                 "WHERE table_schema = current_schema() AND is_generated = 'NEVER' ORDER BY ordinal_position")
@@ -145,7 +150,7 @@ def copy_sqlite_to_postgres(source: Path, url: str, report: Report) -> CopyResul
     return result
 
 
-def _copy_table(reader: sqlite3.Connection, cur, table: str, target_columns: dict[str, str],
+def _copy_table(reader: sqlite3.Connection, cur: cursor, table: str, target_columns: dict[str, str],
                 report: Report) -> int:
     from psycopg2.extras import execute_values
 
@@ -174,7 +179,7 @@ def _copy_table(reader: sqlite3.Connection, cur, table: str, target_columns: dic
     return done
 
 
-def _verify(reader: sqlite3.Connection, target, result: CopyResult) -> None:
+def _verify(reader: sqlite3.Connection, target: peewee.Database, result: CopyResult) -> None:
     """Row counts per table, read back from both after the commit."""
     wrong = []
     for table, copied in result.counts.items():

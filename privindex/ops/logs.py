@@ -115,6 +115,8 @@ class RedactSecrets(logging.Filter):
 class TextFormatter(logging.Formatter):
     """The default: one readable line; `[req ID]` at the end of lines made during a request."""
 
+    default_msec_format = "%s,%03d"  # logging's own, typed as always set
+
     def __init__(self) -> None:
         super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
         self._second: tuple[int, str] = (-1, "")
@@ -182,7 +184,7 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(_redact_values(doc), ensure_ascii=False, default=str)
 
 
-def _redact_values(value):
+def _redact_values(value: object) -> object:
     if isinstance(value, str):
         return redact(value)
     if isinstance(value, dict):

@@ -185,15 +185,15 @@ def _records(database: Path | str, result: CheckResult) -> tuple[list, dict]:
         return rows, published
     if not database.exists():
         raise MaintenanceError(f"there is no database at {database}; check --data-dir")
-    db = sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=30)
+    reader = sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=30)
     try:
-        integrity = db.execute("PRAGMA integrity_check").fetchone()[0]
+        integrity = reader.execute("PRAGMA integrity_check").fetchone()[0]
         if integrity != "ok":
             result.problems.append(f"database: integrity_check says {integrity}")
-        rows = db.execute(files_sql).fetchall()
-        published = {filename: (sha256, withdrawn) for filename, sha256, withdrawn in db.execute(published_sql)}
+        rows = reader.execute(files_sql).fetchall()
+        published = {filename: (sha256, withdrawn) for filename, sha256, withdrawn in reader.execute(published_sql)}
     finally:
-        db.close()
+        reader.close()
     return rows, published
 
 

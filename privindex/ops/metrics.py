@@ -18,11 +18,27 @@ import ipaddress
 import time
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+class Indexed(Protocol):
+    """What a scrape reads of the Index (its current snapshot). A protocol, not an import:
+    the index's modules record audit events, which count here."""
+
+    @property
+    def snapshot(self) -> Any: ...
+
+
+class SizedCache(Protocol):
+    """What a scrape reads of the upstream cache."""
+
+    def total_bytes(self) -> int: ...
 
 ROUTES = ("simple_root", "simple_project", "file", "metadata", "upload", "web", "health", "other")
 _HEALTH_PATHS = frozenset(("/health", "/healthz", "/readyz", "/metrics"))
@@ -57,7 +73,7 @@ def route_of(path: str) -> str:
 class Metrics:
     """The app's registry and the instruments; one per app."""
 
-    def __init__(self, index, data_dir: Path, upstream_cache=None):
+    def __init__(self, index: Indexed, data_dir: Path, upstream_cache: SizedCache | None = None):
         self.registry = r = CollectorRegistry(auto_describe=False)
         self.requests = Counter("privindex_http_requests", "HTTP requests answered, by route and status",
                                 ["route", "status"], registry=r)
@@ -85,7 +101,7 @@ class Metrics:
         r.register(_ScrapeTime(index, data_dir, upstream_cache))
         # (route, status) -> child: 200s made now (every route shows from the start), others
         # at their first use; after that a request costs a dict lookup, not .labels()
-        self._children: dict[tuple[str, str], object] = {
+        self._children: dict[tuple[str, str], Counter] = {
             (route, "200"): self.requests.labels(route, "200") for route in ROUTES}
         self._latency = {route: self.latency.labels(route) for route in ROUTES}
         self._downloads = {route: (self.downloads.labels(route), self.download_bytes.labels(route))
@@ -133,7 +149,7 @@ class Metrics:
             route = route_of(environ.get("PATH_INFO", ""))
             seen: list = []
 
-            def recording_start_response(status, headers, exc_info=None):
+            def recording_start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
                 seen.append(status)
                 seen.append(headers)
                 return start_response(status, headers, exc_info)
@@ -174,10 +190,10 @@ class _ScrapeTime:
     and when `privindex backup` and `check` last succeeded (they run as other processes and
     leave their time in the data dir; 0 means never)."""
 
-    def __init__(self, index, data_dir: Path, upstream_cache):
+    def __init__(self, index: Indexed, data_dir: Path, upstream_cache: SizedCache | None):
         self.index, self.data_dir, self.upstream_cache = index, data_dir, upstream_cache
 
-    def collect(self):
+    def collect(self) -> Iterator[GaugeMetricFamily]:
         from privindex.ops.maintenance import last_successes
 
         snapshot = self.index.snapshot
@@ -199,7 +215,7 @@ class _ScrapeTime:
 
 # -- who may read /metrics -----------------------------------------------------------------
 
-def may_read(mode: str, networks, environ: dict, has_valid_token: Callable[[dict], bool]) -> bool:
+def may_read(mode: str, networks: Iterable[Network], environ: dict, has_valid_token: Callable[[dict], bool]) -> bool:
     """metrics_access (Settings.metrics_mode) applied to a request."""
     if mode == "public":
         return True
@@ -208,7 +224,7 @@ def may_read(mode: str, networks, environ: dict, has_valid_token: Callable[[dict
     return has_valid_token(environ)
 
 
-def _from(address: str | None, networks) -> bool:
+def _from(address: str | None, networks: Iterable[Network]) -> bool:
     try:
         ip = ipaddress.ip_address((address or "").strip("[]"))
     except ValueError:

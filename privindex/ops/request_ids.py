@@ -13,7 +13,7 @@ import logging
 import os
 import re
 from contextvars import ContextVar
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable
 
 HEADER = "X-Request-ID"
 ENVIRON_KEY = "privindex.request_id"
@@ -39,7 +39,7 @@ def request_ids(app: Callable) -> Callable:
         rid = choose(environ.get("HTTP_X_REQUEST_ID"))
         environ[ENVIRON_KEY] = rid
 
-        def start_with_id(status, headers, exc_info=None):
+        def start_with_id(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
             return start_response(status, [*headers, (HEADER, rid)], exc_info)
 
         token = current.set(rid)
