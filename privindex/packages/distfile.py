@@ -14,7 +14,7 @@ import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import IO, BinaryIO
 
 from packaging.metadata import parse_email
 from packaging.utils import (
@@ -168,7 +168,7 @@ def _is_top_level(member: str, basename: str) -> bool:
     return len(parts) == 2 and parts[1] == basename
 
 
-def _bounded(fh: BinaryIO | None, declared: int) -> bytes:
+def _bounded(fh: IO[bytes] | None, declared: int) -> bytes:
     if fh is None or declared > MAX_METADATA_BYTES:
         raise InvalidDistribution("core metadata is missing or larger than 4 MiB")
     data = fh.read(MAX_METADATA_BYTES + 1)

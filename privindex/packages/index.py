@@ -24,14 +24,14 @@ import struct
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, ItemsView, Iterable, Iterator, KeysView, Mapping, ValuesView
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache, partial
 from pathlib import Path
 from types import MappingProxyType
-from typing import NamedTuple
+from typing import NamedTuple, TypeAlias, TypeVar
 
 from packaging.version import Version
 
@@ -95,7 +95,7 @@ class IndexedFile(NamedTuple):
     @property
     def signature(self) -> tuple[int, int]:
         """(size, mtime_ns): what a stat of an unchanged file shows."""
-        return _NUMBERS.unpack_from(self.facts)[:2]  # type: ignore[return-value]
+        return _NUMBERS.unpack_from(self.facts)[:2]
 
     @property
     def size(self) -> int:
@@ -155,6 +155,9 @@ class Withdrawn:
     published_sha256: str
 
 
+Outcome: TypeAlias = "IndexedFile | Withdrawn | None"  # of judging a file: list it, withhold it, or drop it
+
+
 @dataclass(frozen=True, slots=True)
 class Indexing:
     """How far catch_up() is: files listed so far, files still to read (None: still
@@ -174,21 +177,23 @@ class Snapshot:
     withdrawn: Mapping[str, Withdrawn]
 
 
+V = TypeVar("V")  # what a _FromDatabase maps names to: Project or IndexedFile
+
 EMPTY = Snapshot(MappingProxyType({}), (), MappingProxyType({}), MappingProxyType({}))
 
 
-class _FromDatabase(Mapping):
+class _FromDatabase(Mapping[str, V]):
     """A snapshot's projects or files read from the database when first asked for: what
     readers see between load_recorded() and the index holding every record. Looking a key
     up is one indexed query (then remembered: writers wait for every record, so nothing
     changes meanwhile); counting answers what load_recorded counted; iterating needs every
     key, so it loads every record and goes over the snapshot that then replaces this one."""
 
-    def __init__(self, read: Callable[[str], object | None], size: int, everything: Callable[[], Mapping]):
+    def __init__(self, read: Callable[[str], V | None], size: int, everything: Callable[[], Mapping[str, V]]):
         self._read, self._size, self._everything = read, size, everything  # everything: once loaded
-        self._seen: dict[str, object] = {}
+        self._seen: dict[str, V] = {}
 
-    def __getitem__(self, key: str):
+    def __getitem__(self, key: str) -> V:
         found = self._seen.get(key)
         if found is None:
             found = self._read(key)
@@ -205,18 +210,18 @@ class _FromDatabase(Mapping):
 
     # the views go over the loaded snapshot too: Mapping's own would look each key up here,
     # one query per file
-    def keys(self):
+    def keys(self) -> KeysView[str]:
         return self._everything().keys()
 
-    def values(self):
+    def values(self) -> ValuesView[V]:
         return self._everything().values()
 
-    def items(self):
+    def items(self) -> ItemsView[str, V]:
         return self._everything().items()
 
 
 DROP = "drop"  # _read: not a distribution
-_Read = "tuple[str, IndexedFile | None, FileFacts | None] | str | None"
+_Read: TypeAlias = "tuple[str, IndexedFile | None, FileFacts | None] | str | None"
 
 
 @dataclass
@@ -408,7 +413,7 @@ class Index:
             with _readers(len(to_read), self.limits) as read_facts_of:
                 for batch in _chunks(to_read, LOAD_BATCH):
                     read = self._read_many(batch, read_facts_of)
-                    self._settle(self._judge([r for r in read if r not in (None, DROP)]),
+                    self._settle(self._judge([r for r in read if isinstance(r, tuple)]),  # not None or DROP
                                  dropped=[p for (p, _st, _k), r in zip(batch, read) if r is DROP])
                     done += len(batch)
                     self.indexing = Indexing(indexed=len(self._files), left=len(to_read) - done)
@@ -416,7 +421,7 @@ class Index:
                         progress(done, len(to_read))
             gone = {p for p in gone if not self.store.full_path(p).exists()}
             with self._lock:
-                self._publish({self._drop(p) for p in gone} - {None})
+                self._publish({name for p in gone if (name := self._drop(p)) is not None})
             stale += gone
             if stale:
                 with database.atomic():
@@ -429,7 +434,7 @@ class Index:
             log.info("indexed the store: %d files listed, %d read, %d gone, in %.1f s",
                      len(self._files), len(to_read), len(gone), time.monotonic() - started)
 
-    def _settle(self, outcomes: list[tuple[str, object]], dropped: Iterable[str] = ()) -> None:
+    def _settle(self, outcomes: list[tuple[str, Outcome]], dropped: Iterable[str] = ()) -> None:
         """Apply a batch of catch-up outcomes and publish the projects they touched."""
         with self._lock:
             changed = self._apply(outcomes + [(p, None) for p in dropped], restat=True)
@@ -454,8 +459,8 @@ class Index:
                     found.gone.add(path)
             if not (found.to_read or found.rejudge or found.gone):
                 return
-            outcomes: list[tuple[str, object]] = []
-            items = [(e.path, e, None) for e in found.rejudge]
+            outcomes: list[tuple[str, Outcome]] = []
+            items: list[tuple[str, IndexedFile | None, FileFacts | None]] = [(e.path, e, None) for e in found.rejudge]
             with self._lock:
                 to_read = [(path, st, self._known(path)) for path, st in found.to_read.items()]
             with _readers(len(to_read), self.limits) as read_facts_of:
@@ -463,14 +468,15 @@ class Index:
                     for (path, _st, _known), read in zip(batch, self._read_many(batch, read_facts_of)):
                         if read is DROP:
                             outcomes.append((path, None))
-                        elif read is not None:
+                        elif isinstance(read, tuple):  # not None
                             items.append(read)
             for batch in _chunks(items, READ_BATCH):
                 outcomes += self._judge(batch)
             with self._lock:
-                changed = {self._drop(p) for p in found.gone if not self.store.full_path(p).exists()}
+                changed = {name for p in found.gone
+                           if not self.store.full_path(p).exists() and (name := self._drop(p)) is not None}
                 changed |= self._apply(outcomes, restat=True)
-                self._publish(changed - {None})
+                self._publish(changed)
 
     def _follow_yanks(self) -> None:
         """Yanks and unyanks another process (another server on the same PostgreSQL
@@ -635,7 +641,7 @@ class Index:
         return path, None, facts
 
     def _judge(self, items: list[tuple[str, IndexedFile | None, FileFacts | None]],
-               restat: bool = True) -> list[tuple[str, object]]:
+               restat: bool = True) -> list[tuple[str, Outcome]]:
         """Record facts read and decide, against the publications, what each file is:
         (path, IndexedFile) to list, or (path, Withdrawn).
 
@@ -643,14 +649,18 @@ class Index:
         stat shows the file as it now is: a file that changed since it was read (an
         upload or `privindex file replace` meanwhile) is not judged on stale bytes but
         looked at again on the next pass."""
-        outcomes: list[tuple[str, object]] = []
+        outcomes: list[tuple[str, Outcome]] = []
         if not items:
             return outcomes
         publications.publishers.give_way()
         with database.atomic():
             for path, entry, facts in items:
                 if restat:
-                    size, mtime_ns = (facts.size, facts.mtime_ns) if facts else entry.signature
+                    if facts is not None:
+                        size, mtime_ns = facts.size, facts.mtime_ns
+                    else:
+                        assert entry is not None  # _read gives facts, a known entry or both
+                        size, mtime_ns = entry.signature
                     try:
                         st = os.stat(self.store.full_path(path))
                     except OSError:
@@ -673,7 +683,7 @@ class Index:
 
     # -- internals: the working copy (under _lock) --------------------------------------
 
-    def _apply(self, outcomes: list[tuple[str, object]], restat: bool) -> set[str]:
+    def _apply(self, outcomes: list[tuple[str, Outcome]], restat: bool) -> set[str]:
         """Put outcomes into the working copy. With restat, an outcome whose file changed
         since it was read (an upload replaced it meanwhile) is skipped and looked at again."""
         changed: set[str | None] = set()
@@ -698,7 +708,7 @@ class Index:
                 self._count(path, 1)
             else:
                 changed.add(self._put(outcome))
-        return changed - {None}  # type: ignore[return-value]
+        return {name for name in changed if name is not None}
 
     def _known(self, path: str) -> IndexedFile | None:
         withdrawn = self._withdrawn.get(path)
@@ -887,8 +897,9 @@ _LISTING_SQL = (
 )
 
 
-def _entry(path, project, name, version, size, mtime_ns, sha256, requires_python, metadata_sha256,
-           upload_time, yanked, yanked_reason) -> IndexedFile:
+def _entry(path: str, project: str, name: str, version: str, size: int, mtime_ns: int, sha256: str,
+           requires_python: str | None, metadata_sha256: str | None, upload_time: float, yanked: int,
+           yanked_reason: str | None) -> IndexedFile:
     """An index entry from a dist_file row (columns in _ROW_FIELDS order). Names, versions
     and Requires-Python repeat across files: interning keeps one copy of each."""
     intern = sys.intern

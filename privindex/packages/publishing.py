@@ -29,7 +29,7 @@ from privindex.ops.audit import Tag
 from privindex.db.connection import database
 from privindex.packages.distfile import FileFacts, InvalidDistribution, parse_filename, read_facts
 from privindex.packages.index import Index, IndexedFile, save_facts
-from privindex.db.models import DistFile
+from privindex.db.models import DistFile, PublishedFile
 from privindex.upstream.source_rules import Sources, UpstreamClaimed
 from privindex.packages.store import IncomingFile, Store
 
@@ -105,7 +105,9 @@ def publish_upload(store: Store, index: Index, auth: TokenAuth, ctx: audit.Conte
             entry = save_facts(path, facts, unyank=outcome != "restored")
             if outcome != "restored":
                 published = publications.publish(filename, project, facts.sha256, now, row=published)
-            details = {"old_sha256": old} if old else {"restored": True} if outcome == "restored" else {}
+            assert published is not None  # restored: the publication it had
+            details: dict[str, object] = ({"old_sha256": old} if old else {"restored": True} if outcome == "restored"
+                                          else {})
             if auth.ci_claims is not None:  # uploaded from CI with a minted token: say from where
                 details["ci"] = {**auth.ci_claims, "publisher": auth.token.publisher_id}
             audit.record(tag, ctx, subject=filename, project=project, version=str(version),
@@ -130,6 +132,7 @@ def accept(store: Store, filename: str, ctx: audit.Context,
     Returns (old, new) sha256; audited as file:replace."""
     published = _published(filename)
     path = _stored_path(store, filename)
+    assert path is not None  # without missing_ok, it raises instead
     try:
         facts = read_facts(store.full_path(path), limits=limits)
     except (InvalidDistribution, OSError) as exc:
@@ -192,7 +195,7 @@ def _path_of(index: Index, project: str, filename: str) -> str:
     return withdrawn or f"{project}/{filename}"
 
 
-def _published(filename: str):
+def _published(filename: str) -> PublishedFile:
     published = publications.get(filename)
     if published is None:
         raise PublishError(f"no file named {filename!r} is published (see the project's page)")

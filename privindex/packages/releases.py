@@ -86,7 +86,7 @@ def render_description(text: str, content_type: str) -> str:
         except Exception:  # a renderer bug must not refuse an upload; plain text is fine
             log.warning("could not render a description (%s); showing it as plain text", kind, exc_info=True)
             html = None
-    return _fit_page(html if html is not None else readme_renderer.txt.render(text))
+    return _fit_page(html if html is not None else readme_renderer.txt.render(text) or "")
 
 
 def _fit_page(html: str) -> str:

@@ -17,7 +17,7 @@ import stat
 import tempfile
 import weakref
 from pathlib import Path
-from typing import Iterator
+from typing import IO, Any, Iterator, Protocol
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +58,14 @@ class UploadTooLarge(ValueError):
     """More bytes arrived than the upload limit allows."""
 
 
+class _Digest(Protocol):
+    """What an upload's hashes share (hashlib's and blake2b's types differ)."""
+
+    def update(self, data: bytes, /) -> None: ...
+
+    def hexdigest(self) -> str: ...
+
+
 class IncomingFile:
     """A temporary file inside the store that hashes what is written to it.
 
@@ -79,7 +87,7 @@ class IncomingFile:
         self._discard = weakref.finalize(self, _discard, self._file, self._path)  # deleted on close or GC
         self.limit = limit
         self.size = 0
-        self._hashes = {
+        self._hashes: dict[str, _Digest] = {
             "sha256": hashlib.sha256(),
             "blake2_256": hashlib.blake2b(digest_size=32),
             "md5": hashlib.md5(usedforsecurity=False),
@@ -103,11 +111,11 @@ class IncomingFile:
     def close(self) -> None:
         self._discard()
 
-    def __getattr__(self, name: str):  # read, seek, tell, flush, fileno, close ...
+    def __getattr__(self, name: str) -> Any:  # read, seek, tell, flush, fileno, close ...
         return getattr(self._file, name)
 
 
-def _discard(file, path: Path) -> None:
+def _discard(file: IO[bytes], path: Path) -> None:
     file.close()
     with contextlib.suppress(FileNotFoundError):
         os.unlink(path)
