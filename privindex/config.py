@@ -392,7 +392,7 @@ def load_settings(
     try:
         return Settings(**values)
     except ConfigError as exc:
-        name = given_as.get(exc.field or "", exc.field)
+        name = given_as.get(exc.field or "", exc.field or "")
         if exc.field and name != exc.field:  # say PRIVINDEX_THREADS, not threads
             raise ConfigError(name + str(exc)[len(exc.field):], exc.field) from None
         raise

@@ -7,10 +7,11 @@ import signal
 import threading
 import time
 from functools import partial
-from typing import Callable
+from typing import Any, Callable, cast
 
-import waitress
 from waitress.channel import HTTPChannel
+from waitress.parser import HTTPRequestParser
+from waitress.server import TcpWSGIServer, create_server
 from waitress.task import WSGITask
 
 from privindex import __version__
@@ -33,8 +34,9 @@ class _KeepAliveTask(WSGITask):
     _bodiless_keepalive = False
 
     def build_response_header(self):
+        request = cast(HTTPRequestParser, self.request)  # types-waitress has it as an Error
         self._bodiless_keepalive = (not self.has_body and self.version == "1.1"
-                                    and self.request.headers.get("CONNECTION", "").lower() != "close")
+                                    and request.headers.get("CONNECTION", "").lower() != "close")
         try:
             return super().build_response_header()
         finally:
@@ -139,13 +141,13 @@ def serve(settings: Settings, echo: Callable[..., None]) -> None:
     signal.signal(signal.SIGINT, _stop_serving)
     signal.signal(signal.SIGTERM, _stop_serving)
 
-    proxy = {}
+    proxy: dict[str, Any] = {}
     if settings.trusted_proxy:
         proxy = dict(trusted_proxy=settings.trusted_proxy, clear_untrusted_proxy_headers=True,
                      trusted_proxy_headers="x-forwarded-for x-forwarded-host x-forwarded-proto")
     later = _AppLater()
     try:
-        server = waitress.create_server(
+        server = create_server(
             later, host=settings.host, port=settings.port, threads=settings.threads, ident="privindex",
             # bind now, listen once the app is built: until then connections are refused
             _start=False, **proxy,
@@ -156,8 +158,11 @@ def serve(settings: Settings, echo: Callable[..., None]) -> None:
     except OSError as exc:
         raise CannotListen(f"cannot serve on {settings.host}:{settings.port}: {exc.strerror or exc}; "
                            "is another server running there? Choose another --port.") from None
+    if not isinstance(server, TcpWSGIServer):  # waitress made one server per address
+        server.close()
+        raise CannotListen(f"{settings.host} names several addresses; give one (127.0.0.1, say)")
     server.channel_class = _Channel
-    settings = replace(settings, port=int(server.effective_port))
+    settings = replace(settings, port=int(server.getsockname()[1]))  # what waitress's effective_port holds
 
     stop = threading.Event()
     watcher: threading.Thread | None = None

@@ -10,6 +10,7 @@ import hmac
 import json
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import peewee
@@ -70,7 +71,7 @@ def _rejected(message: str, reason: str) -> TokenRejected:
     return TokenRejected(message, reason)
 
 
-def create_token(user: User, ctx: audit.Context, description: str = "", projects: list[str] = (),
+def create_token(user: User, ctx: audit.Context, description: str = "", projects: Sequence[str] = (),
                  read_only: bool = False, expires_days: int | None = None,
                  require_2fa: bool = False) -> tuple[ApiToken, str]:
     """Make a token; returns the row and the secret, which is never stored and never shown again.

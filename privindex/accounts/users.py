@@ -71,7 +71,7 @@ def check_password(user: User | None, password: str) -> bool:
     """Whether password is the user's (an unknown user costs the same time); upgrades a hash
     made with older parameters on success."""
     ok, new_hash = passwords.verify_password(password, user.password_hash if user else None)
-    if ok and new_hash:
+    if ok and new_hash and user is not None:
         User.update(password_hash=new_hash).where(User.id == user.id).execute()
     return ok
 

@@ -20,7 +20,8 @@ from datetime import datetime, timezone
 from functools import lru_cache
 from html import escape
 from io import BytesIO
-from typing import Callable, Iterable
+from typing import IO, Callable, Iterable, cast
+from wsgiref.types import StartResponse
 from urllib.parse import quote
 
 from packaging.utils import canonicalize_name
@@ -62,7 +63,6 @@ CHUNK = 256 * 1024
 SENT_BYTES = "privindex.sent_bytes"
 
 ReadGuard = Callable[[dict], bool]
-StartResponse = Callable[..., object]
 
 
 _BY_OFFER = {offer: (fmt, content_type) for offer, fmt, content_type in OFFERS}
@@ -348,7 +348,7 @@ class SimpleAPI:
             merged = merge(local, upstream) if local and upstream else local or upstream
             if merged is None:
                 return None
-            body = render_project(merged, fmt)  # type: ignore[arg-type]
+            body = render_project(merged, fmt)
         else:
             body = render_project(source, fmt)  # type: ignore[arg-type]
         page = Page(source, body, f'"{hashlib.sha256(body).hexdigest()[:32]}-{fmt}"')
@@ -586,8 +586,8 @@ def _send(environ: dict, start_response: StartResponse, fh, size: int, mtime: fl
     headers = _file_headers(content_type, etag, mtime)
     if environ["REQUEST_METHOD"] == "GET" and not any(key in environ for key in _CONDITIONAL):
         start_response("200 OK", [*headers, ("Content-Length", str(size))])
-        return wrap_file(environ, _ReadsCapped(fh), CHUNK)
-    response = Response(wrap_file(environ, _ReadsCapped(fh), CHUNK), headers=headers, direct_passthrough=True)
+        return wrap_file(environ, _capped(fh), CHUNK)
+    response = Response(wrap_file(environ, _capped(fh), CHUNK), headers=headers, direct_passthrough=True)
     response.content_length = size
     try:
         response.make_conditional(environ, accept_ranges=True, complete_length=size)
@@ -615,6 +615,11 @@ def _shared_body(environ: dict, body: bytes) -> Iterable[bytes]:
 
 
 READ_CAP = 1024 * 1024
+
+
+def _capped(fh: IO[bytes]) -> IO[bytes]:
+    """fh read through _ReadsCapped, which has all of a file that wrap_file uses."""
+    return cast(IO[bytes], _ReadsCapped(fh))
 
 
 class _ReadsCapped:

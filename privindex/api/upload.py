@@ -51,10 +51,16 @@ class UploadRequest(Request):
     holds every other request body to a small size."""
 
     @property
-    def max_content_length(self) -> int:
+    def max_content_length(self) -> int | None:
+        if self._max_content_length is not None:  # set on this request, as Flask allows
+            return self._max_content_length
         if self.blueprint == bp.name:
             return current_app.extensions["privindex"].settings.max_upload_bytes + FORM_OVERHEAD
         return WEB_FORM_LIMIT
+
+    @max_content_length.setter
+    def max_content_length(self, value: int | None) -> None:
+        self._max_content_length = value
 
     def _get_file_stream(self, total_content_length, content_type, filename=None, content_length=None):
         services = current_app.extensions["privindex"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import sys
-from typing import Any, Callable
+from typing import Any, Callable, NoReturn
 
 import click
 
@@ -13,7 +13,7 @@ from privindex.config import ConfigError, Settings, load_settings
 SETTING_NAMES = set(Settings.__dataclass_fields__)
 
 
-def fail(message: str, code: int = 1) -> None:
+def fail(message: str, code: int = 1) -> NoReturn:
     click.echo(f"privindex: error: {message}", err=True)
     sys.exit(code)
 
@@ -40,7 +40,6 @@ def load(overrides: dict[str, Any], config_path: str | None = None) -> Settings:
         return load_settings(config_path, overrides=overrides)
     except ConfigError as exc:
         fail(f"bad setting: {exc}", code=2)
-        raise  # unreachable
 
 
 def open_data(settings: Settings):

@@ -55,7 +55,7 @@ _process_default: peewee.Database | None = None
 class ContextDatabase(peewee.DatabaseProxy):
     """A DatabaseProxy whose target is the database bound in the current context."""
 
-    @property  # type: ignore[override]
+    @property
     def obj(self) -> peewee.Database | None:
         return _bound.get() or _process_default
 

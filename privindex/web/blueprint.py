@@ -18,7 +18,7 @@ import functools
 import secrets
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 from urllib.parse import urlsplit
 
 from flask import Blueprint, Flask, abort, current_app, flash, redirect, render_template, request, session, url_for
@@ -271,7 +271,9 @@ def page_url(page: int) -> str:
     """This page's URL with another page number (other query arguments kept)."""
     args = request.args.to_dict()
     args["page"] = str(page)
-    return url_for(request.endpoint, **(request.view_args or {}), **args)
+    assert request.endpoint is not None  # a page being rendered has one
+    values: dict[str, Any] = {**(request.view_args or {}), **args}
+    return url_for(request.endpoint, **values)
 
 
 def format_day(timestamp: float) -> str:

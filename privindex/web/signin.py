@@ -102,7 +102,7 @@ def login_submit():
         with _password_attempt(username) as attempt:
             user = users.find_user(username)
             ok = users.check_password(user, password)
-            if ok and not user.is_disabled:
+            if ok and user is not None and not user.is_disabled:
                 attempt.succeeded()
     except Limited as exc:
         flash(_locked_message(exc.retry_after), "error")
@@ -113,6 +113,7 @@ def login_submit():
                          reason="disabled" if ok else "invalid_password")
         flash(_("Wrong username or password."), "error")
         return render_template("login.html", username=username, next=next_url), 401
+    assert user is not None  # the attempt succeeded: the password was this user's
     if users.has_second_factor(user):
         twofactor.drop_pending(session.get(PENDING_LOGIN))
         session[PENDING_LOGIN] = twofactor.create_pending(user, "login", data={"next": next_url})
@@ -227,6 +228,7 @@ def login_key():
     next_url = json.loads(pending.data).get("next", "")
     if twofactor.take_pending(session.get(PENDING_LOGIN), "login") is None:
         return jsonify(error=_("Your sign-in has expired. Please start again.")), 400
+    assert key is not None  # the attempt succeeded: the key was verified
     response = _finish_login(user, "webauthn", next_url, label=key.label)
     return jsonify(redirect=response.location)
 
