@@ -392,15 +392,16 @@ class SimpleAPI:
         indexed = snapshot.files.get(relpath)
         if indexed is not None:
             full_path = os.path.join(self._store_root, indexed.path)  # a str: pathlib costs per request
-            target = self.proxy_send.target(indexed.path) if self.proxy_send is not None else None
-            if target is not None and _proxy_may_send(environ):
+            send = self.proxy_send
+            target = send.target(indexed.path) if send is not None else None
+            if send is not None and target is not None and _proxy_may_send(environ):
                 try:
                     st = os.stat(full_path)
                 except OSError:
                     return _not_found(start_response)
                 if (st.st_size, st.st_mtime_ns) != indexed.signature:
                     return self._changed(start_response, indexed)
-                return _hand_off(environ, start_response, self.proxy_send.header, target,  # type: ignore[union-attr]
+                return _hand_off(environ, start_response, send.header, target,
                                  st.st_size, st.st_mtime, indexed.sha256, _content_type(indexed.filename))
             try:
                 fh = open(full_path, "rb")
