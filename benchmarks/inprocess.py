@@ -95,7 +95,7 @@ def main() -> int:
             for key, us in json.loads(proc.stdout).items():
                 times[i].setdefault(key, []).append(us)
     keys = list(times[0])
-    print("us per request (median of %d rounds)" % args.rounds)
+    print(f"us per request (median of {args.rounds} rounds)")
     print("| test | " + " | ".join(str(c) for c in args.checkout) + " |")
     print("|---|" + "---|" * len(args.checkout))
     for key in keys:

@@ -83,7 +83,7 @@ def _run_wrk(base: str, paths_file: Path, connections: int, seconds: float, thre
            f"-d{max(1, round(seconds))}s", "--timeout", "10s", "--latency",
            "-s", str(script), base, "--", str(paths_file)]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60)
-    line = next((l for l in proc.stdout.splitlines() if l.startswith("WRKJSON ")), None)
+    line = next((x for x in proc.stdout.splitlines() if x.startswith("WRKJSON ")), None)
     if line is None:
         raise RuntimeError(f"wrk gave no summary ({proc.returncode}): {proc.stdout}\n{proc.stderr}")
     s = json.loads(line[len("WRKJSON "):])

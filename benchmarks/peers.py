@@ -210,7 +210,7 @@ def readme_nginx_config(port: int, upstream_port: int, store: Path, cache_dir: P
         (r"alias /srv/packages/;", f"alias {store.resolve()}/;"),
     ]
     for pattern, replacement in changes:
-        block, n = re.subn(pattern, lambda _m: replacement, block)
+        block, n = re.subn(pattern, lambda _m, new=replacement: new, block)
         if n == 0:
             raise RuntimeError(f"README.md's nginx config no longer has {pattern!r}; update peers.py")
     return block

@@ -282,7 +282,7 @@ def load_tests(label: str, live: Live, ctx: Context, notes: list[str], tests: di
     else:
         paths["revalidate"] = sample
         notes.append("no ETag on project pages: the revalidation test sends plain GETs")
-    for key, items in paths.items():  # every single-URL test must answer 200 before it is timed
+    for items in paths.values():  # every single-URL test must answer 200 before it is timed
         if len(items) == 1 and peers.http("GET", server.base + items[0][0], timeout=120)[0] != 200:
             raise RuntimeError(f"{label}: {items[0][0]} does not answer 200")
 
@@ -613,7 +613,7 @@ def targets(results: dict, conns: list[int]) -> list[dict]:
 
     if pv and peer_loads:
         for key in ("project", "root", "file_100k"):
-            best = {c: max(rps(l, key, c) for l in peer_loads) for c in conns}
+            best = {c: max(rps(load, key, c) for load in peer_loads) for c in conns}
             judge(f"{TESTS[key]}: >= 2x best peer req/s",
                   [(c, rps(pv, key, c) / best[c] if best[c] else None) for c in conns], 2)
     if pv and 16 in conns:
@@ -702,8 +702,8 @@ def versions(ctx: Context) -> dict:
 
 
 def machine() -> dict:
-    mem = next((l.split()[1] for l in open("/proc/meminfo") if l.startswith("MemTotal")), "0")
-    model = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+    mem = next((x.split()[1] for x in open("/proc/meminfo") if x.startswith("MemTotal")), "0")
+    model = next((x.split(":", 1)[1].strip() for x in open("/proc/cpuinfo") if x.startswith("model name")), "?")
     return {"cpus": os.cpu_count(), "cpu": model, "memory_gb": round(int(mem) / 1024 / 1024, 1),
             "kernel": platform.release(), "load_avg_at_start": os.getloadavg()}
 

@@ -79,7 +79,8 @@ def wheel_bytes(name: str, version: str, payload: bytes = b"", requires: list[st
         (f"{module}/__init__.py", f'"""{name} {version}"""\nVERSION = "{version}"\n'.encode()),
         (f"{dist_info}/METADATA", _metadata(name, version, requires)),
         (f"{dist_info}/WHEEL",
-         b"Wheel-Version: 1.0\nGenerator: privindex-benchmarks\nRoot-Is-Purelib: true\nTag: py3-none-any\n"),
+         b"Wheel-Version: 1.0\nGenerator: privindex-benchmarks\n"
+         b"Root-Is-Purelib: true\nTag: py3-none-any\n"),
     ]
     if payload:
         members.insert(1, (f"{module}/blob.bin", payload))

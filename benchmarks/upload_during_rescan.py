@@ -129,7 +129,8 @@ copy = work / "store" / "handcopy"
 copy.mkdir()
 payload = os.urandom(20_000)
 for i in range(n):
-    (copy / f"hand_{i:05d}-1.0-py3-none-any.whl").write_bytes(synth.wheel_bytes(f"hand-{i:05d}", "1.0", payload))
+    wheel = synth.wheel_bytes(f"hand-{i:05d}", "1.0", payload)
+    (copy / f"hand_{i:05d}-1.0-py3-none-any.whl").write_bytes(wheel)
 time.sleep(0.6)  # settled
 new_api = "entry" in inspect.signature(Index.add).parameters
 waits = []

@@ -174,8 +174,9 @@ class Settings:
                        f"ends with '/', like /_privindex_files/, got {prefix!r}")
         if self.metrics_access not in METRICS_ACCESS:
             raise _bad("metrics_access", "must be 'public', 'token', 'addresses' or empty (the default: "
-                       f"addresses or a token, and a token only when read_access is 'token'), got {self.metrics_access!r}")
-        self.metrics_networks  # a bad address is an error now, not at the first scrape
+                       "addresses or a token, and a token only when read_access is 'token'), "
+                       f"got {self.metrics_access!r}")
+        _ = self.metrics_networks  # a bad address is an error now, not at the first scrape
         if self.upstream_url:
             parts = urlsplit(self.upstream_url)
             if parts.scheme not in ("http", "https") or not parts.hostname:

@@ -207,7 +207,8 @@ def serve(settings: Settings, echo: Callable[..., None]) -> None:
         echo(f"listening on http://{settings.host}:{settings.port}/  (public URL {url}/)")
         if settings.read_access == "token":  # private: show where the token goes
             scheme, _sep, host = url.partition("://")
-            echo(f"install with:  pip install --index-url {scheme}://__token__:<token>@{host}/simple/ <package>"
+            echo("install with:  pip install --index-url "
+                 f"{scheme}://__token__:<token>@{host}/simple/ <package>"
                  "  (a read-only token: privindex token create NAME --read-only)")
         else:
             echo(f"install with:  pip install --index-url {url}/simple/ <package>")

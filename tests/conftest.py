@@ -217,12 +217,12 @@ def start_server(store: Path, data_dir: Path, *args: str, env: dict | None = Non
             url = line.split()[2].rstrip("/")
             server = LiveServer(proc, url, store, data_dir, log_path, banner, dict(env or {}))
             # keep reading stdout so the pipe never fills
-            server.reader = threading.Thread(target=lambda: banner.extend(l.rstrip("\n") for l in proc.stdout),
+            server.reader = threading.Thread(target=lambda: banner.extend(line.rstrip("\n") for line in proc.stdout),
                                              daemon=True)
             server.reader.start()
-            wait_until(lambda: http_status(f"{url}/health") == 200, 10)
+            wait_until(lambda url=url: http_status(f"{url}/health") == 200, 10)
             if indexed:
-                wait_until(lambda: "indexing" not in _readiness(url), 60)
+                wait_until(lambda url=url: "indexing" not in _readiness(url), 60)
             return server
     proc.kill()
     raise AssertionError("server did not start within 60 s")

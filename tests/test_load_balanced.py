@@ -134,7 +134,7 @@ def test_two_servers_behind_nginx_lose_nothing_when_one_is_killed_mid_upload(clu
         assert proc.returncode == 0, proc.output
     # each server lists every upload (whichever server received it) under its digest
     for server in (one, two):
-        wait_until(lambda: {n: f["hashes"]["sha256"] for n, f in listed(server, "lb-proj").items()}
+        wait_until(lambda server=server: {n: f["hashes"]["sha256"] for n, f in listed(server, "lb-proj").items()}
                    == {w.name: sha256(w.read_bytes()) for w in small}, FOLLOW)
     routed = (nginx_dir / "access.log").read_text()
     uploads_to = {line.split()[3] for line in routed.splitlines() if line.startswith("POST /legacy/ 200")}

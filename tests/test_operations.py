@@ -108,7 +108,9 @@ def test_metrics_move_with_requests_uploads_downloads_and_failures(server, tmp_p
     assert signin.status_code == 401
 
     after = scrape(server.url)
-    moved = lambda name, **labels: value(after, name, **labels) - value(before, name, **labels)
+    def moved(name, **labels):
+        return value(after, name, **labels) - value(before, name, **labels)
+
     assert moved("privindex_http_requests_total", route="simple_project", status="200") == 2
     assert moved("privindex_http_request_duration_seconds_count", route="simple_project") == 2
     assert moved("privindex_uploads_total") == 1
@@ -217,10 +219,11 @@ def test_two_apps_in_one_process_keep_their_own_counts(make_app):
     first, second = make_app("one"), make_app("two")
     for _ in range(3):
         first.test_client().get("/simple/")
-    count = lambda app: value({(s.name, tuple(sorted(s.labels.items()))): s.value for f in
-                               text_string_to_metric_families(app.test_client().get("/metrics").text)
-                               for s in f.samples}, "privindex_http_requests_total", route="simple_root",
-                              status="200")
+    def count(app):
+        return value({(s.name, tuple(sorted(s.labels.items()))): s.value for f in
+                      text_string_to_metric_families(app.test_client().get("/metrics").text)
+                      for s in f.samples}, "privindex_http_requests_total", route="simple_root", status="200")
+
     assert (count(first), count(second)) == (3, 0)
 
 

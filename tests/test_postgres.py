@@ -69,10 +69,9 @@ def test_a_step_written_for_sqlite_only_stops_the_migration_with_its_name(tmp_pa
     db = connect(testdb.url_for(tmp_path / "data"))
     try:
         assert schema_version(db) == len(MIGRATIONS)
-        with pytest.raises(MissingDialect, match="schema step v9 has no postgresql variant"):
-            with db.atomic():
-                run(db, ["CREATE TABLE before_it (id INTEGER)",
-                         Dialects(sqlite="CREATE VIRTUAL TABLE search USING fts5(name)", postgresql=None)], "v9")
+        with pytest.raises(MissingDialect, match="schema step v9 has no postgresql variant"), db.atomic():
+            run(db, ["CREATE TABLE before_it (id INTEGER)",
+                     Dialects(sqlite="CREATE VIRTUAL TABLE search USING fts5(name)", postgresql=None)], "v9")
         with pytest.raises(peewee.ProgrammingError):  # rolled back with its step
             db.execute_sql("SELECT * FROM before_it")
     finally:

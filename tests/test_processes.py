@@ -72,5 +72,5 @@ def test_of_two_uploads_of_one_filename_through_two_servers_one_wins(pair, tmp_p
     assert sorted(r.returncode == 0 for r in results) == [False, True]
     won = first if results[0].returncode == 0 else other
     for server in (one, two):
-        wait_until(lambda: listed(server, "race-proj").get(won.name, {}).get("hashes") is not None, FOLLOW)
+        wait_until(lambda server=server: listed(server, "race-proj").get(won.name, {}).get("hashes") is not None, FOLLOW)
     assert privindex_cli(one, "check", check=False).returncode == 0

@@ -23,7 +23,7 @@ def test_kill_int_stops_a_server_that_inherited_sigint_as_ignored(tmp_path):
     assert "privindex stopped" in server.banner
     assert "Traceback" not in server.log()
     if status:  # the child did start with SIGINT ignored, and replaced that with its own handler
-        caught = int(next(l for l in status.splitlines() if l.startswith("SigCgt:")).split()[1], 16)
+        caught = int(next(x for x in status.splitlines() if x.startswith("SigCgt:")).split()[1], 16)
         assert caught & (1 << (signal.SIGINT - 1))
 
 

@@ -296,7 +296,7 @@ def test_big_answers_arrive_whole_to_many_clients_at_once(tmp_path):
             with PyPISimple(f"{server.url}/simple/", accept=accept) as client:
                 assert len(client.get_index_page().projects) == len(names) + 1
             with requests.Session() as session, ThreadPoolExecutor(16) as pool:
-                bodies = list(pool.map(lambda _: session.get(f"{server.url}/simple/", headers={"Accept": accept},
+                bodies = list(pool.map(lambda _, accept=accept: session.get(f"{server.url}/simple/", headers={"Accept": accept},
                                                              timeout=30).content, range(48)))
             assert all(body == one.content for body in bodies)
             head = requests.head(f"{server.url}/simple/", headers={"Accept": accept}, timeout=30)

@@ -351,7 +351,7 @@ def test_same_filename_concurrently_exactly_one_wins(world):
         b = world.wheel("conc-race", f"{round_}.0", payload=b"b")
         barrier = threading.Barrier(2)
 
-        def send(path):
+        def send(path, barrier=barrier):
             barrier.wait()
             return upload(server.url, world.alice, path)
 

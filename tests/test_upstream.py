@@ -260,11 +260,10 @@ def test_a_large_upstream_file_with_bad_bytes_is_cut_short_never_delivered_whole
     url = f"{guarded.url}/packages/.upstream/bigpkg/{big.name}"
     assert big.name in listed(guarded, "bigpkg")
     received = bytearray()
-    with pytest.raises(requests.exceptions.RequestException):
-        with requests.get(url, stream=True, timeout=30) as resp:
-            assert resp.status_code == 200 and int(resp.headers["Content-Length"]) == 900 * 1024
-            for chunk in resp.iter_content(64 * 1024):
-                received += chunk
+    with pytest.raises(requests.exceptions.RequestException), requests.get(url, stream=True, timeout=30) as resp:
+        assert resp.status_code == 200 and int(resp.headers["Content-Length"]) == 900 * 1024
+        for chunk in resp.iter_content(64 * 1024):
+            received += chunk
     assert len(received) < 900 * 1024
     proc = pip("download", "--no-deps", "--index-url", guarded.index_url, "-d", str(tmp_path / "dl"), "bigpkg",
                check=False)

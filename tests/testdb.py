@@ -122,7 +122,8 @@ def tables(data_dir: Path) -> list[str]:
     with connect(data_dir) as conn:
         if ON_POSTGRES:
             return [r[0] for r in conn.execute(
-                "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'schema_version'")]
+                "SELECT tablename FROM pg_tables "
+                "WHERE schemaname = 'public' AND tablename <> 'schema_version'")]
         return [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
 
 
@@ -137,8 +138,8 @@ def rows(data_dir: Path, skip_columns: frozenset[str] | set[str] = frozenset()) 
             found = [tuple(bytes(row[i]) if isinstance(row[i], memoryview) else row[i] for i in keep)
                      for row in cur.fetchall()]
             # by id where there is one; a search index's own tables (FTS5) have none
-            order = names.index("id") if "id" in names and "id" not in skip_columns else None
-            result[table] = sorted(found, key=(lambda r: r[keep.index(order)]) if order is not None else repr)
+            order = keep.index(names.index("id")) if "id" in names and "id" not in skip_columns else None
+            result[table] = sorted(found, key=(lambda r, i=order: r[i]) if order is not None else repr)
     return result
 
 

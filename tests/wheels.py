@@ -26,7 +26,8 @@ def make_wheel(folder: Path, name: str, version: str, payload: bytes = b"",
     files = {
         f"{module}/__init__.py": f"VERSION = {version!r}\n".encode(),
         f"{dist_info}/METADATA": metadata.encode(),
-        f"{dist_info}/WHEEL": b"Wheel-Version: 1.0\nGenerator: privindex-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+        f"{dist_info}/WHEEL": (b"Wheel-Version: 1.0\nGenerator: privindex-tests\n"
+                               b"Root-Is-Purelib: true\nTag: py3-none-any\n"),
     }
     if payload:
         files[f"{module}/payload.bin"] = payload

@@ -2,9 +2,10 @@
 
 authenticate (token) -> validate the form -> check the project permission -> validate the
 file (digests, archive, metadata) -> publishing.publish_upload (claim, publish, record,
-audit in one transaction, then index). This module parses the request and answers. The file part was streamed by Werkzeug into a hidden temporary file inside
-the store (store.IncomingFile), hashed on the way in; any refusal deletes it, so a refused
-upload leaves nothing behind but an `upload:refused` audit event.
+audit in one transaction, then index). This module parses the request and answers. The
+file part was streamed by Werkzeug into a hidden temporary file inside the store
+(store.IncomingFile), hashed on the way in; any refusal deletes it, so a refused upload
+leaves nothing behind but an `upload:refused` audit event.
 """
 
 from __future__ import annotations

@@ -40,7 +40,8 @@ class StatementsOnly(logging.Filter):
 
 
 def drop_sql_parameters() -> None:
-    """Make peewee's query log statement-only, whoever installs the handlers (on import, and logs.configure)."""
+    """Make peewee's query log statement-only, whoever installs the handlers (on import here,
+    and by logs.configure)."""
     peewee_log = logging.getLogger("peewee")
     if not any(isinstance(f, StatementsOnly) for f in peewee_log.filters):
         peewee_log.addFilter(StatementsOnly())

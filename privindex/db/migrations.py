@@ -18,7 +18,7 @@ one-row `schema_version` table on PostgreSQL (db.py).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence, Union
+from typing import Sequence
 
 import peewee
 
@@ -31,7 +31,7 @@ class Dialects:
     postgresql: str | Sequence[str] | None
 
 
-Statement = Union[str, Dialects]
+Statement = str | Dialects
 
 
 class MissingDialect(RuntimeError):
@@ -464,7 +464,8 @@ def v5_trusted_publishing(db: peewee.Database) -> None:
             UNIQUE (issuer, jti)
         )"""),
         "CREATE INDEX oidc_token_use_expires ON oidc_token_use (expires_at)",
-        "ALTER TABLE api_token ADD COLUMN publisher_id INTEGER REFERENCES trusted_publisher (id) ON DELETE SET NULL",
+        "ALTER TABLE api_token ADD COLUMN publisher_id INTEGER "
+        "REFERENCES trusted_publisher (id) ON DELETE SET NULL",
         "ALTER TABLE api_token ADD COLUMN ci_claims TEXT",
     ], "v5")
 
@@ -588,7 +589,8 @@ def v9_dist_file_filename(db: peewee.Database) -> None:
     every publication in memory at once (30 MB that never went back to the system)."""
     run(db, [
         "ALTER TABLE dist_file ADD COLUMN filename TEXT NOT NULL DEFAULT ''",
-        Dialects(sqlite="UPDATE dist_file SET filename = substr(path, length(rtrim(path, replace(path, '/', ''))) + 1)",
+        Dialects(sqlite="UPDATE dist_file SET filename = "
+                        "substr(path, length(rtrim(path, replace(path, '/', ''))) + 1)",
                  postgresql="UPDATE dist_file SET filename = regexp_replace(path, '^.*/', '')"),
     ], "v9")
 

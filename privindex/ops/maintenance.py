@@ -121,7 +121,7 @@ def backup(database: Path | str, store: Store, dest: Path, report: Report) -> Ba
     extra = [p for p, st in _store_files(store).items()
              if p not in listed and st.st_ctime < snapshot_time - IN_FLIGHT_SECONDS]
     total = len(rows) + len(extra)
-    for path, size, mtime_ns, sha256 in rows:
+    for path, size, _mtime_ns, sha256 in rows:
         problem = _copy_checked(store.full_path(path), dest / "packages" / path, sha256)
         if problem:
             result.problems.append(f"{path}: {problem}")

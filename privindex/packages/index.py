@@ -812,8 +812,8 @@ def save_facts(path: str, facts: FileFacts, unyank: bool = False) -> IndexedFile
     values = (path, filename, project, facts.name, str(version), facts.size, facts.mtime_ns, facts.sha256,
               facts.requires_python, facts.metadata, facts.metadata_sha256, time.time())
     row = database.execute_sql(
-        "INSERT INTO dist_file (path, filename, project, name, version, size, mtime_ns, sha256, requires_python, "
-        "metadata, metadata_sha256, upload_time) VALUES (" + ", ".join([database.param] * 12) + ") "
+        "INSERT INTO dist_file (path, filename, project, name, version, size, mtime_ns, sha256, "
+        "requires_python, metadata, metadata_sha256, upload_time) VALUES (" + ", ".join([database.param] * 12) + ") "
         "ON CONFLICT (path) DO UPDATE SET project = excluded.project, name = excluded.name, "
         "version = excluded.version, size = excluded.size, mtime_ns = excluded.mtime_ns, "
         "sha256 = excluded.sha256, requires_python = excluded.requires_python, "

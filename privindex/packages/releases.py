@@ -122,7 +122,8 @@ def record(project: str, version: str, display_name: str, raw: bytes) -> None:
         else:
             database.execute_sql(
                 f"UPDATE release SET summary = {p}, description_html = {p}, description_type = {p}, "
-                f"source_sha256 = {p}, urls = {p}, classifiers = {p}, requires_python = {p}, recorded_at = {p} "
+                f"source_sha256 = {p}, urls = {p}, classifiers = {p}, requires_python = {p}, "
+                f"recorded_at = {p} "
                 f"WHERE project = {p} AND version = {p}", values + (project, version))
         summary = info.summary
     _note_latest(project, version, display_name, summary)
