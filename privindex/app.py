@@ -40,7 +40,7 @@ class Services:
     settings: Settings
     store: Store
     index: Index
-    database: peewee.Database  # this app's own; see db.py for how `database` finds it
+    database: peewee.Database  # this app's own; see db/connection.py for how `database` finds it
     sources: Sources  # where each name comes from: here, the upstream, or both
 
 

@@ -14,7 +14,7 @@ URL's host, so these routes sit at the root of the public URL:
 
 The POSTs are exempt from CSRF on purpose: they carry no cookie authority, the JWT (or the
 minted token) is the credential. GET and HEAD change nothing. This module parses and
-answers; trusted_publishing.py owns the rules.
+answers; oidc/publishers.py owns the rules.
 """
 
 from __future__ import annotations

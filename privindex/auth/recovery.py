@@ -11,7 +11,7 @@ import re
 import secrets
 
 COUNT = 8
-SHOWN_PATTERN = r"[0-9a-fA-F]{4}(?:-[0-9a-fA-F]{4}){3}"  # what _format() makes; logs.py redacts it
+SHOWN_PATTERN = r"[0-9a-fA-F]{4}(?:-[0-9a-fA-F]{4}){3}"  # what _format() makes; ops/logs.py redacts it
 
 
 def generate() -> list[str]:

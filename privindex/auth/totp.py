@@ -13,7 +13,7 @@ import time
 import pyotp
 
 ISSUER = "privindex"
-SECRET_LENGTH = 32  # base32 characters: 160 bits, as RFC 4226 recommends; logs.py knows the shape
+SECRET_LENGTH = 32  # base32 characters: 160 bits, as RFC 4226 recommends; ops/logs.py knows the shape
 _CODE_RE = re.compile(r"\d{6}")
 
 

@@ -43,7 +43,7 @@ def load(overrides: dict[str, Any], config_path: str | None = None) -> Settings:
 
 
 def open_data(settings: Settings):
-    """The data dir's database, bound for the rest of the command (see db.py)."""
+    """The data dir's database, bound for the rest of the command (see db/connection.py)."""
     from privindex.db.connection import bound, connect, describe
 
     try:

@@ -12,7 +12,7 @@ written for SQLite only (an FTS5 table, say) says `Dialects(sqlite=..., postgres
 on PostgreSQL that step then stops the migration with a message naming it, rather than
 run half a schema, until someone writes its PostgreSQL text. Either text may also be a
 list of statements. The version lives in `PRAGMA user_version` on SQLite and in the
-one-row `schema_version` table on PostgreSQL (db.py).
+one-row `schema_version` table on PostgreSQL (connection.py).
 """
 
 from __future__ import annotations

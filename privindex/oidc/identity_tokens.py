@@ -13,7 +13,7 @@ otherwise, and while a failed fetch waits for its retry, it is refused at once w
 KeysUnavailable (503, Retry-After). The issuer's answers are untrusted: size-capped,
 fetched without following redirects, the discovery document must name the issuer and its
 jwks_uri must be on the issuer's scheme, host and port. The rules about what a verified
-token may do live in trusted_publishing.py.
+token may do live in publishers.py.
 """
 
 from __future__ import annotations

@@ -33,7 +33,7 @@ def request_ids(app: Callable) -> Callable:
     """WSGI middleware: choose the id, answer with it, and let logs made meanwhile carry it.
 
     The contextvar is reset when app returns (waitress reuses its threads), like the
-    database binding in db.py."""
+    database binding in db/connection.py."""
 
     def with_id(environ: dict, start_response: Callable) -> Iterable[bytes]:
         rid = choose(environ.get("HTTP_X_REQUEST_ID"))

@@ -10,7 +10,7 @@ Changes come from our own writes (`add`, `discard`, `set_yanked`, after the serv
 transaction) and from `refresh()`, which a background thread calls about once a second to
 pick up files dropped in, deleted or rewritten by hand (folder mtimes), publications
 changed by a command (`published_file.revision`) and files a download found changed.
-A file is served only while its bytes carry its published sha256 (publications.py).
+A file is served only while its bytes carry its published sha256 (digests.py).
 File facts (hash, metadata) are persisted in `dist_file` keyed by path, size and mtime,
 so a restart reads only the files that changed and rehashes nothing else.
 """

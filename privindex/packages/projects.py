@@ -1,7 +1,7 @@
 """Projects and roles: listing them and changing who holds which role.
 
 A project row exists once someone has rights on it. The rules of who may do what are in
-permissions.py.
+accounts/permissions.py.
 """
 
 from __future__ import annotations

@@ -58,7 +58,7 @@ def check_upload(auth: TokenAuth, project: str, require_2fa: bool, account_url: 
     does, so someone without permission sees that first), unless the token was minted by
     Trusted Publishing: its trust comes from the CI identity (SECURITY.md). With an upstream,
     the first upload to a name the upstream serves is refused until an admin claims it
-    (sources.py)."""
+    (upstream/source_rules.py)."""
     with database.atomic(lock_type="DEFERRED"):
         auth.check_upload(project)
         if require_2fa and auth.token.publisher_id is None and not users.has_second_factor(auth.user):

@@ -110,7 +110,7 @@ class Limits:
 
 @dataclass(frozen=True, slots=True)
 class UpstreamFile:
-    """One upstream file, shaped like index.IndexedFile where simple.py renders it."""
+    """One upstream file, shaped like index.IndexedFile where api/simple.py renders it."""
 
     path: str  # .upstream/<project>/<filename>: the URL privindex serves it at
     project: str

@@ -2,11 +2,11 @@
 second-factor policy, languages, security headers. `init_web(app)` wires it into the Flask
 app; the views (account, admin, projects, publishers, signin, upstream) add their routes.
 
-A signed-in browser is a row in `web_session` (sessions.py): the signed Flask cookie holds
+A signed-in browser is a row in `web_session` (accounts/sessions.py): the signed Flask cookie holds
 only the random key naming it (as flask-login's user id), the sign-in time and the CSRF
 token. Deleting the row (sign-out, password change, disable, 2FA reset, "sign out
 everywhere") refuses every copy of the cookie at once. Anything single-use (pending
-sign-ins, WebAuthn challenges) lives in the database too (twofactor.py).
+sign-ins, WebAuthn challenges) lives in the database too (accounts/second_factors.py).
 
 Only POST changes anything: views with a form have separate GET and POST functions, because
 Flask answers HEAD with the GET view and Flask-WTF does not check CSRF on HEAD.

@@ -1,6 +1,6 @@
 """The upstream index in the web UI: a project's source (the `_upstream_status.html`
 partial, through a template global) and a small admin page (shadowed names, claim,
-allow or stop allowing the upstream; each act audited by sources.py)."""
+allow or stop allowing the upstream; each act audited by upstream/source_rules.py)."""
 
 from __future__ import annotations
 
