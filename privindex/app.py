@@ -11,7 +11,7 @@ from flask import Flask, Response, g, jsonify, request
 
 from privindex import __version__
 from privindex.api import exchange
-from privindex.oidc import publishers as trusted_publishing
+from privindex.oidc import publishers
 from privindex.api import upload
 from privindex.ops.access_log import access_log
 from privindex.accounts.api_tokens import TokenRejected, authenticate_token
@@ -80,7 +80,7 @@ def create_app(settings: Settings, progress: Progress | None = None, index_later
     # Trusted Publishing: registered before init_web, which exempts every blueprint but the
     # web UI's from CSRF; these POSTs are authenticated by the JWT they carry, not a cookie
     app.register_blueprint(exchange.bp)
-    app.extensions["privindex_oidc"] = trusted_publishing.Verifier(settings)
+    app.extensions["privindex_oidc"] = publishers.Verifier(settings)
     init_web(app)
 
     read_guard = token_reader if settings.read_access == "token" else None

@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from privindex.accounts import api_tokens as apitokens
+from privindex.accounts import api_tokens
 from privindex.ops import audit
 from privindex.accounts import users
 from privindex.db.models import User
@@ -33,7 +33,7 @@ def test_two_apps_in_one_process_keep_their_users_and_tokens_apart(make_app):
     for app, name in ((one, "ann"), (two, "bob")):
         with app.app_context():
             user = users.create_user(name, PASSWORD, audit.CLI)
-            made[name] = apitokens.create_token(user, audit.CLI, require_2fa=False)[1]
+            made[name] = api_tokens.create_token(user, audit.CLI, require_2fa=False)[1]
     with one.app_context():
         assert [u.username for u in User.select()] == ["ann"]
     with two.app_context():
@@ -55,7 +55,7 @@ def test_two_apps_answering_from_many_threads_at_once_stay_apart(make_app):
     tokens = {}
     for name, app in apps.items():
         with app.app_context():
-            tokens[name] = apitokens.create_token(users.create_user(name, PASSWORD, audit.CLI), audit.CLI,
+            tokens[name] = api_tokens.create_token(users.create_user(name, PASSWORD, audit.CLI), audit.CLI,
                                                  require_2fa=False)[1]
     wrong: list[tuple] = []
 

@@ -17,7 +17,7 @@ from webclient import WebClient
 from wheels import make_wheel
 
 from privindex.auth import passwords, recovery, totp
-from privindex.auth import token_format as tokens
+from privindex.auth import token_format
 from privindex.db.connection import StatementsOnly
 from privindex.ops.logs import REDACTED, RedactSecrets, TextFormatter, redact, redact_request_id
 
@@ -25,7 +25,7 @@ from privindex.ops.logs import REDACTED, RedactSecrets, TextFormatter, redact, r
 def test_redact_removes_every_kind_of_secret_privindex_makes():
     secret = totp.new_secret()
     made = {
-        "token": tokens.generate(),
+        "token": token_format.generate(),
         "argon2 hash": passwords.hash_password("correct horse battery"),
         "totp secret": secret,
         "totp secret as shown": " ".join(secret[i:i + 4] for i in range(0, len(secret), 4)),
@@ -71,7 +71,7 @@ def capture(logger: logging.Logger, *filters: logging.Filter) -> io.StringIO:
 
 def test_the_handler_filter_redacts_messages_arguments_and_tracebacks():
     hashed = passwords.hash_password("correct horse battery")
-    token = tokens.generate()
+    token = token_format.generate()
     out = capture(logging.getLogger("test.logs.redact"), RedactSecrets())
     log = logging.getLogger("test.logs.redact")
     log.debug("new hash %s for %s", hashed, "alice")

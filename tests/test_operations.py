@@ -178,14 +178,14 @@ def test_readiness_fails_when_the_store_cannot_be_written(server):
 # -- in-process: who may scrape, and the database check ---------------------------------------
 
 def _token(app) -> str:
-    from privindex.accounts import api_tokens as apitokens
+    from privindex.accounts import api_tokens
     from privindex.ops import audit
     from privindex.accounts import users
     from privindex.db.connection import bound
 
     with bound(app.extensions["privindex"].database):
         user = users.create_user("scraper", "a long password for scraper", audit.CLI)
-        return apitokens.create_token(user, audit.CLI, read_only=True)[1]
+        return api_tokens.create_token(user, audit.CLI, read_only=True)[1]
 
 
 def _status(client, addr: str, token: str | None = None) -> int:

@@ -12,7 +12,7 @@ from packaging.utils import canonicalize_name
 from packaging.version import Version
 from werkzeug.test import Client
 
-from privindex.auth import token_format as tokens
+from privindex.auth import token_format
 from privindex.api.simple import OFFERS, SimpleAPI, negotiate
 from privindex.packages.store import Store
 from privindex.packages.distfile import InvalidDistribution, parse_filename
@@ -118,8 +118,8 @@ def test_negotiation_never_fails_on_garbage(header):
 @given(st.text(max_size=300))
 def test_authorization_headers_parse_or_are_refused_cleanly(header):
     try:
-        credentials = tokens.read_authorization(header)
-    except tokens.MalformedAuthorization as exc:
+        credentials = token_format.read_authorization(header)
+    except token_format.MalformedAuthorization as exc:
         assert "pidx_" not in str(exc)  # the message never echoes what was sent
         return
     assert credentials is None or isinstance(credentials.secret, str)
@@ -128,18 +128,18 @@ def test_authorization_headers_parse_or_are_refused_cleanly(header):
 @given(st.text(alphabet=string.printable.replace(":", ""), max_size=40), st.text(max_size=80))
 def test_basic_credentials_round_trip(username, password):
     header = "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
-    credentials = tokens.read_authorization(header)
+    credentials = token_format.read_authorization(header)
     assert (credentials.username, credentials.secret) == (username, password)
     assert credentials.is_token == (username == "__token__")
 
 
 @given(st.text(max_size=100))
 def test_only_well_formed_tokens_look_like_tokens(text):
-    if tokens.looks_like_token(text):
+    if token_format.looks_like_token(text):
         assert text.startswith("pidx_") and len(text) >= 48
 
 
 def test_generated_tokens_are_well_formed_and_distinct():
-    made = {tokens.generate() for _ in range(200)}
+    made = {token_format.generate() for _ in range(200)}
     assert len(made) == 200
-    assert all(tokens.looks_like_token(t) and len(tokens.digest(t)) == 64 for t in made)
+    assert all(token_format.looks_like_token(t) and len(token_format.digest(t)) == 64 for t in made)

@@ -14,7 +14,7 @@ from helpers import listed
 from wheels import make_wheel
 
 from privindex.ops import audit
-from privindex.packages import withdrawal as files
+from privindex.packages import withdrawal
 from privindex.packages import index as index_module
 from privindex.app import create_app
 from privindex.config import Settings
@@ -91,7 +91,7 @@ def test_a_warm_start_reads_pages_from_the_record_until_a_writer_or_catch_up_loa
     assert f"privindex_index_bytes {float(stored)}" in client.get("/metrics").text  # goes over every file
     # a writer before catch_up: the record is loaded first, so nothing listed is lost
     with bound(app.extensions["privindex"].database):
-        files.set_yanked(index, None, "other", other.name, True, "broken", audit.Context(via="cli"))
+        withdrawal.set_yanked(index, None, "other", other.name, True, "broken", audit.Context(via="cli"))
     assert page_files(client, "mixed-case") == page_files(loaded, "mixed-case")
     assert client.get("/simple/", headers=JSON).json == loaded.get("/simple/", headers=JSON).json
     assert client.get("/simple/other/", headers=JSON).json["files"][0]["yanked"] == "broken"

@@ -304,10 +304,10 @@ def test_upstream_down_serves_the_cache_and_offline_makes_no_connections(tmp_pat
 @pytest.mark.app_settings(upstream_url="http://127.0.0.1:9/simple/", upstream_offline=True)
 def test_the_project_page_says_where_a_name_comes_from(app, client):
     from privindex.ops import audit
-    from privindex.upstream import source_rules as sources
+    from privindex.upstream import source_rules
 
-    sources.claim("claimed-here", audit.CLI)
-    sources.set_upstream_allowed("merged-here", True, audit.CLI)
+    source_rules.claim("claimed-here", audit.CLI)
+    source_rules.set_upstream_allowed("merged-here", True, audit.CLI)
     app.extensions["privindex"].sources.reload()
     assert "Local: clients get only the files of this index" in client.get("/projects/claimed-here").text
     assert "the upstream's files are listed after the local ones" in client.get("/projects/merged-here").text

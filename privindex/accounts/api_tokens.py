@@ -20,7 +20,7 @@ from privindex.ops import audit
 from privindex.ops import metrics
 from privindex.accounts import permissions
 from privindex.ops.audit import Tag
-from privindex.auth import token_format as tokens
+from privindex.auth import token_format
 from privindex.db.connection import database
 from privindex.i18n import _
 from privindex.db.models import ApiToken, Project, TokenProject, User
@@ -92,7 +92,7 @@ def create_token(user: User, ctx: audit.Context, description: str = "", projects
     if len(description) > 200:
         raise AccountError(_("a token description has at most 200 characters"))
     names = sorted({canonicalize_name(p) for p in projects})
-    secret = tokens.generate()
+    secret = token_format.generate()
     with database.atomic():
         scoped = []
         for name in names:
@@ -107,7 +107,7 @@ def create_token(user: User, ctx: audit.Context, description: str = "", projects
             scoped.append(project)
         now = time.time()
         token = ApiToken.create(
-            user=user, token_hash=tokens.digest(secret), prefix=tokens.display_prefix(secret),
+            user=user, token_hash=token_format.digest(secret), prefix=token_format.display_prefix(secret),
             description=description, read_only=read_only, all_projects=not scoped, created_at=now,
             expires_at=now + expires_days * 86400 if expires_days else None,
         )
@@ -124,10 +124,10 @@ def create_minted_token(user: User, project: Project, publisher_id: int, ci_clai
     """An upload token minted by Trusted Publishing: scoped to one project, expiring in
     `seconds`, linked to its publisher, with the CI claims it was minted for. The caller
     (trusted_publishing.mint) holds the transaction and has checked the rights."""
-    secret = tokens.generate()
+    secret = token_format.generate()
     now = time.time()
     token = ApiToken.create(
-        user=user, token_hash=tokens.digest(secret), prefix=tokens.display_prefix(secret),
+        user=user, token_hash=token_format.digest(secret), prefix=token_format.display_prefix(secret),
         description=f"Trusted Publishing: {ci_claims.get('repository')} ({project.name})"[:200],
         read_only=False, all_projects=False, created_at=now, expires_at=now + seconds,
         publisher=publisher_id, ci_claims=json.dumps(ci_claims, sort_keys=True),
@@ -175,9 +175,9 @@ _last_used_lock = threading.Lock()
 
 def authenticate_token(secret: str) -> TokenAuth:
     """The token's row and user, or TokenRejected saying why (without echoing the token)."""
-    if not tokens.looks_like_token(secret):
-        raise _rejected(f"Invalid API token: {tokens.malformed_reason(secret)}", "malformed")
-    wanted = tokens.digest(secret)
+    if not token_format.looks_like_token(secret):
+        raise _rejected(f"Invalid API token: {token_format.malformed_reason(secret)}", "malformed")
+    wanted = token_format.digest(secret)
     try:
         token = ApiToken.select(ApiToken, User).join(User).where(ApiToken.token_hash == wanted).get()
     except ApiToken.DoesNotExist:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, jsonify, request
 
-from privindex.oidc import publishers as trusted_publishing
+from privindex.oidc import publishers
 from privindex.api.http import audit_context
 from privindex.oidc.publishers import ExchangeRefused
 
@@ -34,7 +34,7 @@ def _settings():
     return current_app.extensions["privindex"].settings
 
 
-def _verifier() -> trusted_publishing.Verifier:
+def _verifier() -> publishers.Verifier:
     return current_app.extensions["privindex_oidc"]
 
 
@@ -66,7 +66,7 @@ def mint_token_pytp():
 @bp.post("/_/oidc/burn-token")
 def burn_token():
     try:
-        trusted_publishing.burn(_token_field(), audit_context(via="oidc"))
+        publishers.burn(_token_field(), audit_context(via="oidc"))
     except ExchangeRefused as exc:
         return _refusal(exc, problem=False)
     return jsonify(success=True)
@@ -83,7 +83,7 @@ def _token_field() -> str:
 
 def _mint(problem: bool):
     try:
-        minted = trusted_publishing.mint(_verifier(), _token_field(), audit_context(via="oidc"))
+        minted = publishers.mint(_verifier(), _token_field(), audit_context(via="oidc"))
     except ExchangeRefused as exc:
         return _refusal(exc, problem)
     response = jsonify(success=True, token=minted.secret, expires=minted.expires)

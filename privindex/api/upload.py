@@ -18,13 +18,13 @@ from packaging.utils import InvalidName, canonicalize_name, parse_wheel_filename
 from packaging.version import InvalidVersion, Version
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from privindex.accounts import api_tokens as apitokens
+from privindex.accounts import api_tokens
 from privindex.ops import audit
 from privindex.ops import metrics
 from privindex.packages import publishing
 from privindex.accounts.permissions import UploadDenied
 from privindex.ops.audit import Tag
-from privindex.auth import token_format as tokens
+from privindex.auth import token_format
 from privindex.packages.distfile import InvalidDistribution, parse_filename, read_facts
 from privindex.api.http import audit_context, plain_response
 from privindex.packages.store import IncomingFile, UploadTooLarge
@@ -89,18 +89,18 @@ def upload():
         return plain_response(exc.status, exc.message, headers)
 
 
-def _authenticate(header: str | None) -> apitokens.TokenAuth:
+def _authenticate(header: str | None) -> api_tokens.TokenAuth:
     try:
-        credentials = tokens.read_authorization(header)
-    except tokens.MalformedAuthorization as exc:
+        credentials = token_format.read_authorization(header)
+    except token_format.MalformedAuthorization as exc:
         raise Refused(401, f"Malformed Authorization header: {exc}") from None
     if credentials is None:
         raise Refused(401, f"Uploads need an API token. {TOKEN_HINT}")
     if not credentials.is_token:
         raise Refused(403, f"Username/password authentication is not accepted for uploads. {TOKEN_HINT}")
     try:
-        return apitokens.authenticate_token(credentials.secret)
-    except apitokens.TokenRejected as exc:
+        return api_tokens.authenticate_token(credentials.secret)
+    except api_tokens.TokenRejected as exc:
         raise Refused(403, str(exc)) from None
 
 
@@ -113,7 +113,7 @@ class UploadForm:
     digests: dict[str, str]
 
 
-def _accept(auth: apitokens.TokenAuth, ctx: audit.Context):
+def _accept(auth: api_tokens.TokenAuth, ctx: audit.Context):
     services = current_app.extensions["privindex"]
     settings = services.settings
     form = _read_form()

@@ -27,10 +27,10 @@ def project_list() -> None:
 def _file_actions(project_name: str, file_or_version: str, act: Callable[[str, str], None]) -> None:
     from packaging.utils import canonicalize_name
 
-    from privindex.packages import withdrawal as files
+    from privindex.packages import withdrawal
 
     project_name = canonicalize_name(project_name)
-    for filename in files.filenames(project_name, file_or_version):
+    for filename in withdrawal.filenames(project_name, file_or_version):
         act(project_name, filename)
 
 
@@ -41,10 +41,10 @@ def _file_actions(project_name: str, file_or_version: str, act: Callable[[str, s
 def project_yank(project_name: str, file_or_version: str, reason: str) -> None:
     """Yank one file or every file of a version: installable by exact pin only (PEP 592)."""
     from privindex.ops import audit
-    from privindex.packages import withdrawal as files
+    from privindex.packages import withdrawal
 
     def act(project: str, filename: str) -> None:
-        files.set_yanked(None, None, project, filename, True, reason, audit.CLI)
+        withdrawal.set_yanked(None, None, project, filename, True, reason, audit.CLI)
         click.echo(f"yanked {filename}", err=True)
 
     _file_actions(project_name, file_or_version, act)
@@ -56,10 +56,10 @@ def project_yank(project_name: str, file_or_version: str, reason: str) -> None:
 def project_unyank(project_name: str, file_or_version: str) -> None:
     """Unyank one file or every file of a version."""
     from privindex.ops import audit
-    from privindex.packages import withdrawal as files
+    from privindex.packages import withdrawal
 
     def act(project: str, filename: str) -> None:
-        files.set_yanked(None, None, project, filename, False, "", audit.CLI)
+        withdrawal.set_yanked(None, None, project, filename, False, "", audit.CLI)
         click.echo(f"unyanked {filename}", err=True)
 
     _file_actions(project_name, file_or_version, act)
@@ -72,7 +72,7 @@ def project_unyank(project_name: str, file_or_version: str) -> None:
 def project_delete(project_name: str, file_or_version: str, yes: bool) -> None:
     """Delete one file or every file of a version for good (the filename may be published anew)."""
     from privindex.ops import audit
-    from privindex.packages import withdrawal as files
+    from privindex.packages import withdrawal
     from privindex.packages.store import Store
 
     store = Store(click.get_current_context().obj.store)
@@ -80,7 +80,7 @@ def project_delete(project_name: str, file_or_version: str, yes: bool) -> None:
         click.confirm(f"Delete {file_or_version} of {project_name} for good?", abort=True, err=True)
 
     def act(project: str, filename: str) -> None:
-        files.delete(store, None, None, project, filename, audit.CLI)
+        withdrawal.delete(store, None, None, project, filename, audit.CLI)
         click.echo(f"deleted {filename}", err=True)
 
     _file_actions(project_name, file_or_version, act)
@@ -129,9 +129,9 @@ def project_claim(project_name: str, username: str | None) -> None:
     """Make PROJECT_NAME local: the upstream index is hidden for it from now on."""
     from privindex.ops import audit
     from privindex.packages import projects
-    from privindex.upstream import source_rules as sources
+    from privindex.upstream import source_rules
 
-    changed = sources.claim(project_name, audit.CLI)
+    changed = source_rules.claim(project_name, audit.CLI)
     if username:
         projects.set_role(project_name, username, "owner", audit.CLI)
     click.echo(f"{project_name} is {'now' if changed else 'already'} claimed here; the upstream is hidden "
@@ -144,8 +144,8 @@ def project_claim(project_name: str, username: str | None) -> None:
 def project_allow_upstream(project_name: str, revoke: bool) -> None:
     """Merge the upstream's files for PROJECT_NAME into its page, after the local ones."""
     from privindex.ops import audit
-    from privindex.upstream import source_rules as sources
+    from privindex.upstream import source_rules
 
-    changed = sources.set_upstream_allowed(project_name, not revoke, audit.CLI)
+    changed = source_rules.set_upstream_allowed(project_name, not revoke, audit.CLI)
     state = "hidden" if revoke else "merged after the local files"
     click.echo(f"{project_name}: the upstream's files are {'now' if changed else 'already'} {state}", err=True)

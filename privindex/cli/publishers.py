@@ -31,7 +31,7 @@ def publisher_add(project_name: str, gitlab: str | None, github: str | None, for
     """Trust a CI workflow to upload to PROJECT_NAME (or to create it, if it does not exist)."""
     from privindex.ops import audit
     from privindex.packages import projects
-    from privindex.oidc import publishers as trusted_publishing
+    from privindex.oidc import publishers
     from privindex.accounts import users
 
     given = [(kind, repo) for kind, repo in (("gitlab", gitlab), ("github", github), ("forgejo", forgejo)) if repo]
@@ -39,27 +39,27 @@ def publisher_add(project_name: str, gitlab: str | None, github: str | None, for
         fail("name exactly one of --gitlab, --github or --forgejo")
     kind, repository = given[0]
     if username is None:
-        info = next(iter(projects.list_projects(name=trusted_publishing.canonicalize_name(project_name))), None)
+        info = next(iter(projects.list_projects(name=publishers.canonicalize_name(project_name))), None)
         if info is None or not info.owners:
             fail("name the user the minted tokens act for with --user (the project has no owner)")
         username = info.owners[0]
-    row = trusted_publishing.add_publisher(
+    row = publishers.add_publisher(
         click.get_current_context().obj, project_name, kind, repository, workflow, users.get_user(username),
         audit.CLI, environment=environment, repository_owner_id=owner_id, issuer_url=issuer)
     state = " (pending: its first exchange creates the project)" if row.project_id is None else ""
-    click.echo(f"publisher {row.id} added to {trusted_publishing.project_of(row)}{state}: "
-               f"{trusted_publishing.describe(row)}, acting for {username}", err=True)
+    click.echo(f"publisher {row.id} added to {publishers.project_of(row)}{state}: "
+               f"{publishers.describe(row)}, acting for {username}", err=True)
 
 
 @account_command(publisher, "list")
 @click.argument("project_name", required=False)
 def publisher_list(project_name: str | None) -> None:
     """List trusted publishers (all, or PROJECT_NAME's)."""
-    from privindex.oidc import publishers as trusted_publishing
+    from privindex.oidc import publishers
 
     click.echo("id\tproject\tkind\trepository\tworkflow\tenvironment\tacts for\tissuer")
-    for p in trusted_publishing.list_publishers(project_name):
-        name = trusted_publishing.project_of(p) + (" (pending)" if p.project_id is None else "")
+    for p in publishers.list_publishers(project_name):
+        name = publishers.project_of(p) + (" (pending)" if p.project_id is None else "")
         click.echo(f"{p.id}\t{name}\t{p.kind}\t{p.repository}\t{p.workflow}\t{p.environment or '-'}\t"
                    f"{p.created_by.username}\t{p.issuer}")
 
@@ -69,7 +69,7 @@ def publisher_list(project_name: str | None) -> None:
 def publisher_remove(publisher_id: int) -> None:
     """Stop trusting publisher PUBLISHER_ID (see publisher list); its live tokens are revoked."""
     from privindex.ops import audit
-    from privindex.oidc import publishers as trusted_publishing
+    from privindex.oidc import publishers
 
-    row = trusted_publishing.remove_publisher(publisher_id, audit.CLI)
-    click.echo(f"publisher {row.id} removed from {trusted_publishing.project_of(row)}", err=True)
+    row = publishers.remove_publisher(publisher_id, audit.CLI)
+    click.echo(f"publisher {row.id} removed from {publishers.project_of(row)}", err=True)

@@ -22,11 +22,11 @@ def token() -> None:
 def token_create(name: str, project_names: tuple[str, ...], read_only: bool, expires: int | None,
                  description: str) -> None:
     """Create a token for user NAME and print it (only this once) on standard output."""
-    from privindex.accounts import api_tokens as apitokens
+    from privindex.accounts import api_tokens
     from privindex.ops import audit
     from privindex.accounts import users
 
-    row, secret = apitokens.create_token(users.get_user(name), audit.CLI, description=description,
+    row, secret = api_tokens.create_token(users.get_user(name), audit.CLI, description=description,
                                         projects=list(project_names), read_only=read_only,
                                         expires_days=expires,
                                         require_2fa=click.get_current_context().obj.require_2fa)
@@ -39,17 +39,17 @@ def token_create(name: str, project_names: tuple[str, ...], read_only: bool, exp
 @click.argument("name", required=False)
 def token_list(name: str | None) -> None:
     """List tokens (all, or user NAME's). Secrets are never shown."""
-    from privindex.accounts import api_tokens as apitokens
+    from privindex.accounts import api_tokens
     from privindex.accounts import users
 
     owner = users.get_user(name) if name else None
     click.echo("id\tuser\tprefix\tstatus\tscope\tcreated\texpires\tlast used\tdescription")
-    for t in apitokens.list_tokens(owner):
+    for t in api_tokens.list_tokens(owner):
         scope = "all projects" if t.all_projects else ",".join(
             sorted(link.project.name for link in t.project_links))
         if t.read_only:
             scope += " (read-only)"
-        click.echo(f"{t.id}\t{t.user.username}\t{t.prefix}…\t{apitokens.token_status(t)}\t{scope}\t"
+        click.echo(f"{t.id}\t{t.user.username}\t{t.prefix}…\t{api_tokens.token_status(t)}\t{scope}\t"
                    f"{day(t.created_at)}\t{day(t.expires_at)}\t{day(t.last_used_at)}\t{t.description}")
 
 
@@ -57,8 +57,8 @@ def token_list(name: str | None) -> None:
 @click.argument("token_id", type=int)
 def token_revoke(token_id: int) -> None:
     """Revoke token TOKEN_ID (see token list); it stops working at once."""
-    from privindex.accounts import api_tokens as apitokens
+    from privindex.accounts import api_tokens
     from privindex.ops import audit
 
-    revoked = apitokens.revoke_token(token_id, audit.CLI)
+    revoked = api_tokens.revoke_token(token_id, audit.CLI)
     click.echo(f"token {revoked.id} of {revoked.user.username} revoked", err=True)

@@ -88,7 +88,7 @@ def user_totp(name: str) -> None:
     import segno
 
     from privindex.ops import audit
-    from privindex.accounts import second_factors as twofactor
+    from privindex.accounts import second_factors
     from privindex.accounts import users
     from privindex.auth import totp
 
@@ -100,7 +100,7 @@ def user_totp(name: str) -> None:
     for attempt in range(3):
         code = click.prompt("Code the app shows now", err=True)
         try:
-            codes = twofactor.enable_totp(target, secret, code, audit.CLI)
+            codes = second_factors.enable_totp(target, secret, code, audit.CLI)
             break
         except users.AccountError as exc:
             if attempt == 2:
@@ -118,10 +118,10 @@ def user_totp(name: str) -> None:
 def user_reset_2fa(name: str) -> None:
     """Remove every second factor of NAME (a lost phone and lost codes); ends their sessions."""
     from privindex.ops import audit
-    from privindex.accounts import second_factors as twofactor
+    from privindex.accounts import second_factors
     from privindex.accounts import users
 
-    twofactor.reset(users.get_user(name), audit.CLI)
+    second_factors.reset(users.get_user(name), audit.CLI)
     click.echo(f"removed every second factor of {name} and ended their web sessions; they can set up "
                f"new ones after signing in (or: privindex user totp {name})", err=True)
 

@@ -23,12 +23,12 @@ from dataclasses import dataclass
 import peewee
 from packaging.utils import InvalidName, canonicalize_name
 
-from privindex.accounts import api_tokens as apitokens
+from privindex.accounts import api_tokens
 from privindex.ops import audit
 from privindex.accounts import permissions
 from privindex.packages import projects
 from privindex.ops.audit import Tag
-from privindex.oidc import identity_tokens as oidc
+from privindex.oidc import identity_tokens
 from privindex.config import OIDCIssuer, Settings
 from privindex.db.connection import database
 from privindex.i18n import _
@@ -139,7 +139,7 @@ def remove_publisher(publisher_id: int, ctx: audit.Context, by: User | None = No
         live = ApiToken.select().where(ApiToken.publisher == publisher, ApiToken.revoked_at.is_null(),
                                        ApiToken.expires_at > now)
         for token in live:
-            apitokens.revoke_token(token.id, ctx)
+            api_tokens.revoke_token(token.id, ctx)
         audit.record(Tag.PUBLISHER_REMOVE, ctx, subject=describe(publisher), project=name, publisher=publisher.id)
         publisher.delete_instance()
     return publisher
@@ -186,18 +186,18 @@ class Verifier:
 
     def __init__(self, settings: Settings):
         self.settings = settings
-        self._keys = {i.url: oidc.IssuerKeys(i.url, i.jwks_file) for i in settings.oidc_issuers}
+        self._keys = {i.url: identity_tokens.IssuerKeys(i.url, i.jwks_file) for i in settings.oidc_issuers}
         self._kinds = {i.url: i.kind for i in settings.oidc_issuers}
 
     def verify(self, token: str) -> tuple[str, str, dict]:
         """(issuer url, kind, claims) of a token that verifies; raises oidc.TokenInvalid, or
         oidc.KeysUnavailable while the issuer's keys cannot be fetched."""
-        claimed = oidc.unverified_issuer(token).rstrip("/")
+        claimed = identity_tokens.unverified_issuer(token).rstrip("/")
         keys = self._keys.get(claimed)
         if keys is None:
-            raise oidc.TokenInvalid("invalid-token", "the token's issuer is not trusted by this index "
+            raise identity_tokens.TokenInvalid("invalid-token", "the token's issuer is not trusted by this index "
                                                      "(an admin lists trusted issuers in oidc_issuers)")
-        return claimed, self._kinds[claimed], oidc.verify(token, keys, self.settings.audience)
+        return claimed, self._kinds[claimed], identity_tokens.verify(token, keys, self.settings.audience)
 
 
 def _text(claims: dict, key: str) -> str | None:
@@ -284,16 +284,16 @@ def mint(verifier: Verifier, token: str, ctx: audit.Context) -> Minted:
                                              "(no oidc_issuers are configured)")
     try:
         issuer, kind, claims = verifier.verify(token)
-    except oidc.TokenInvalid as exc:
+    except identity_tokens.TokenInvalid as exc:
         raise ExchangeRefused(exc.code, exc.description) from None
-    except oidc.KeysUnavailable as exc:
+    except identity_tokens.KeysUnavailable as exc:
         raise ExchangeRefused("issuer-unavailable", exc.description, exc.retry_after) from None
     record = ci_claims(kind, claims)
     with _jti_lock, database.atomic(lock_type="IMMEDIATE"):
         now = time.time()
-        OidcTokenUse.delete().where(OidcTokenUse.expires_at < now - oidc.LEEWAY).execute()
+        OidcTokenUse.delete().where(OidcTokenUse.expires_at < now - identity_tokens.LEEWAY).execute()
         try:
-            OidcTokenUse.create(issuer=issuer, jti=claims["jti"], expires_at=float(claims["exp"]) + oidc.LEEWAY)
+            OidcTokenUse.create(issuer=issuer, jti=claims["jti"], expires_at=float(claims["exp"]) + identity_tokens.LEEWAY)
         except peewee.IntegrityError:
             raise ExchangeRefused("invalid-token", "this identity token was already exchanged (jti replayed)") from None
         publisher = _match(issuer, claims)
@@ -317,7 +317,7 @@ def mint(verifier: Verifier, token: str, ctx: audit.Context) -> Minted:
         if not (creator.is_admin or permissions.user_role(creator, publisher.project)):
             raise ExchangeRefused("invalid-publisher", f"the user who added this publisher may no longer upload "
                                                        f"to {name!r}")
-        row, secret = apitokens.create_minted_token(creator, publisher.project, publisher.id, record,
+        row, secret = api_tokens.create_minted_token(creator, publisher.project, publisher.id, record,
                                                      TOKEN_SECONDS, ctx)
         audit.record(Tag.TOKEN_MINT, ctx, subject=creator.username, project=name, token=row.id,
                      publisher=publisher.id, pending=pending, expires=int(row.expires_at), ci=record)
@@ -327,9 +327,9 @@ def mint(verifier: Verifier, token: str, ctx: audit.Context) -> Minted:
 def burn(secret: str, ctx: audit.Context) -> None:
     """Revoke a minted token once the CI job is done with it (uv asks for this)."""
     try:
-        auth = apitokens.authenticate_token(secret)
-    except apitokens.TokenRejected:
+        auth = api_tokens.authenticate_token(secret)
+    except api_tokens.TokenRejected:
         raise ExchangeRefused("invalid-token", "no such live upload token") from None
     if auth.token.publisher_id is None:
         raise ExchangeRefused("invalid-token", "only tokens minted by Trusted Publishing can be burnt here")
-    apitokens.revoke_token(auth.token.id, ctx.with_actor(auth.user, auth.token.id))
+    api_tokens.revoke_token(auth.token.id, ctx.with_actor(auth.user, auth.token.id))

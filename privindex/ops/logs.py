@@ -17,7 +17,7 @@ import sys
 import time
 
 from privindex.auth import recovery, totp
-from privindex.auth import token_format as tokens
+from privindex.auth import token_format
 from privindex.db.connection import drop_sql_parameters
 from privindex.ops.request_ids import RequestIdFilter
 
@@ -31,7 +31,7 @@ PRE_REDACTED = "privindex_pre_redacted"
 # are case-sensitive, so ordinary words and upper-case names stay readable.
 _SECRETS = re.compile("|".join((
     # API tokens, whole or cut short (a prefix is enough to look for one elsewhere)
-    rf"(?i:{re.escape(tokens.PREFIX)})[A-Za-z0-9_\-]+",
+    rf"(?i:{re.escape(token_format.PREFIX)})[A-Za-z0-9_\-]+",
     # JWTs (CI identity tokens): base64url JSON header and claims, then a signature
     r"eyJ[A-Za-z0-9_-]+\.eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*",
     # argon2 password hashes: $argon2id$v=19$m=...,t=...,p=...$salt$hash

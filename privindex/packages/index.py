@@ -35,7 +35,7 @@ from typing import NamedTuple, TypeAlias, TypeVar
 
 from packaging.version import Version
 
-from privindex.packages import digests as publications
+from privindex.packages import digests
 from privindex.packages import releases
 from privindex.packages.archives import DEFAULT_LIMITS, ArchiveLimits
 from privindex.db.connection import data_version, database
@@ -352,7 +352,7 @@ class Index:
         with self._loading:
             if self._loaded:
                 return
-            revision = publications.latest_revision()
+            revision = digests.latest_revision()
             files: dict[str, IndexedFile] = {}
             by_project: dict[str, list[IndexedFile]] = {}
             unjudged: dict[str, IndexedFile] = {}
@@ -447,7 +447,7 @@ class Index:
             self._load_records()
             self._follow_yanks()
             found = self._survey()
-            for row in publications.changed_since(self._revision):
+            for row in digests.changed_since(self._revision):
                 self._revision = max(self._revision, row.revision)
                 found.rejudge += [e for e in self._known_named(row.project, row.filename)
                                   if e.path not in found.to_read]
@@ -652,7 +652,7 @@ class Index:
         outcomes: list[tuple[str, Outcome]] = []
         if not items:
             return outcomes
-        publications.publishers.give_way()
+        digests.publishers.give_way()
         with database.atomic():
             for path, entry, facts in items:
                 if restat:
@@ -676,7 +676,7 @@ class Index:
                     if row is not None and entry is not None:
                         entry = entry._replace(yanked=bool(row[0]), yanked_reason=row[1])
                 assert entry is not None
-                verdict = publications.judge(entry.filename, entry.project, path, entry.sha256, entry.upload_time)
+                verdict = digests.judge(entry.filename, entry.project, path, entry.sha256, entry.upload_time)
                 entry = entry.with_facts(upload_time=verdict.published_at)
                 outcomes.append((path, entry if verdict.served else Withdrawn(entry, verdict.published_sha256)))
         return outcomes

@@ -21,7 +21,7 @@ from packaging.version import InvalidVersion, Version
 from privindex.ops import audit
 from privindex.accounts import permissions
 from privindex.packages import projects
-from privindex.packages import digests as publications
+from privindex.packages import digests
 from privindex.accounts import users
 from privindex.accounts.api_tokens import TokenAuth
 from privindex.packages.archives import DEFAULT_LIMITS, ArchiveLimits
@@ -88,9 +88,9 @@ def publish_upload(store: Store, index: Index, auth: TokenAuth, ctx: audit.Conte
     now = time.time()
     linked = False
     try:
-        with publications.publishers.writing(), database.atomic():
+        with digests.publishers.writing(), database.atomic():
             projects.claim_project(auth, project, ctx)
-            published = publications.get(filename)
+            published = digests.get(filename)
             if published is None:
                 outcome, tag, path, old = "added", Tag.FILE_ADD, f"{project}/{filename}", None
             elif published.sha256 == facts.sha256:
@@ -104,7 +104,7 @@ def publish_upload(store: Store, index: Index, auth: TokenAuth, ctx: audit.Conte
                                     "replaced: bump the version (uploading identical files again is fine)")
             entry = save_facts(path, facts, unyank=outcome != "restored")
             if outcome != "restored":
-                published = publications.publish(filename, project, facts.sha256, now, row=published)
+                published = digests.publish(filename, project, facts.sha256, now, row=published)
             assert published is not None  # restored: the publication it had
             details: dict[str, object] = ({"old_sha256": old} if old else {"restored": True} if outcome == "restored"
                                           else {})
@@ -139,7 +139,7 @@ def accept(store: Store, filename: str, ctx: audit.Context,
         raise PublishError(f"{path} is not a distribution privindex can serve: {exc}") from None
     with database.atomic():
         save_facts(path, facts)
-        publications.publish(filename, published.project, facts.sha256)
+        digests.publish(filename, published.project, facts.sha256)
         audit.record(Tag.FILE_REPLACE, ctx, subject=filename, project=published.project, path=path,
                      old_sha256=published.sha256, sha256=facts.sha256, size=facts.size, how="accept")
     return published.sha256, facts.sha256
@@ -171,7 +171,7 @@ def replace(store: Store, filename: str, source: Path, ctx: audit.Context,
             raise PublishError(f"{source} holds {facts.name} {facts.version}, not what {filename} names")
         with database.atomic():
             save_facts(path, facts, unyank=True)
-            publications.publish(filename, project, facts.sha256)
+            digests.publish(filename, project, facts.sha256)
             audit.record(Tag.FILE_REPLACE, ctx, subject=filename, project=project, path=path,
                          old_sha256=published.sha256, sha256=facts.sha256, size=facts.size, how="replace")
             store.publish(incoming, path, replace=True)
@@ -196,7 +196,7 @@ def _path_of(index: Index, project: str, filename: str) -> str:
 
 
 def _published(filename: str) -> PublishedFile:
-    published = publications.get(filename)
+    published = digests.get(filename)
     if published is None:
         raise PublishError(f"no file named {filename!r} is published (see the project's page)")
     return published

@@ -13,7 +13,7 @@ from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from privindex.ops import audit
-from privindex.packages import digests as publications
+from privindex.packages import digests
 from privindex.packages import releases
 from privindex.ops.audit import Tag
 from privindex.db.connection import database
@@ -86,7 +86,7 @@ def set_yanked(index: Index | None, user: User | None, project_name: str, filena
         audit.record(Tag.FILE_YANK if yanked else Tag.FILE_UNYANK, ctx, subject=filename, project=project_name,
                      reason=reason if yanked else None)
         if index is None:
-            publications.touch(target.filename)
+            digests.touch(target.filename)
         elif index.set_yanked(target.path, yanked, reason) is None:  # deleted meanwhile: roll back
             raise AccountError(_("there is no file '%(file)s' in '%(project)s'", file=filename,
                                  project=project_name))
@@ -98,7 +98,7 @@ def delete(store: Store, index: Index | None, user: User | None, project_name: s
     target = _file(index, user, project_name, filename)
     with database.atomic():
         forget_facts(target.path)
-        publications.forget(target.filename)
+        digests.forget(target.filename)
         releases.files_removed(target.project)
         audit.record(Tag.FILE_DELETE, ctx, subject=filename, project=project_name, sha256=target.sha256)
         with contextlib.suppress(FileNotFoundError):  # deleted by hand meanwhile: the same end

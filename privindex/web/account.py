@@ -7,10 +7,10 @@ from flask_babel import gettext as _
 from flask_babel import ngettext
 from flask_login import login_required, logout_user
 
-from privindex.accounts import api_tokens as apitokens
+from privindex.accounts import api_tokens
 from privindex.packages import projects
 from privindex.accounts import sessions
-from privindex.accounts import second_factors as twofactor
+from privindex.accounts import second_factors
 from privindex.accounts import users
 from privindex.api.http import audit_context
 from privindex.web import (
@@ -118,8 +118,8 @@ def _signed_out():
 @bp.get("/account/security")
 @login_required
 def security():
-    return render_template("security.html", keys=twofactor.user_keys(me()), has_totp=bool(me().totp_secret),
-                           codes_left=twofactor.unused_recovery_codes(me()),
+    return render_template("security.html", keys=second_factors.user_keys(me()), has_totp=bool(me().totp_secret),
+                           codes_left=second_factors.unused_recovery_codes(me()),
                            has_2fa=users.has_second_factor(me()))
 
 
@@ -136,7 +136,7 @@ def recovery_codes():
     if not users.has_second_factor(me()):
         flash(_("Add a security key or an authenticator app first."), "error")
         return redirect(url_for("web.security"))
-    codes = twofactor.regenerate_recovery_codes(me(), ctx())
+    codes = second_factors.regenerate_recovery_codes(me(), ctx())
     _factor_changed()
     return _show_codes(codes, "web.security")
 
@@ -152,12 +152,12 @@ def totp_setup():
 @login_required
 @recent_auth
 def totp_start():
-    twofactor.drop_pending(session.get(TOTP_SETUP))
-    session[TOTP_SETUP], setup = twofactor.start_totp_setup(me())
+    second_factors.drop_pending(session.get(TOTP_SETUP))
+    session[TOTP_SETUP], setup = second_factors.start_totp_setup(me())
     return _totp_page(setup)
 
 
-def _totp_page(setup: twofactor.TotpSetup, status: int = 200):
+def _totp_page(setup: second_factors.TotpSetup, status: int = 200):
     return render_template("totp_setup.html", qr=setup.qr_svg, secret=setup.spaced,
                            replacing=bool(me().totp_secret)), status
 
@@ -166,16 +166,16 @@ def _totp_page(setup: twofactor.TotpSetup, status: int = 200):
 @login_required
 @recent_auth
 def totp_confirm():
-    secret = twofactor.pending_totp_secret(session.get(TOTP_SETUP), me())
+    secret = second_factors.pending_totp_secret(session.get(TOTP_SETUP), me())
     if secret is None:
         flash(_("The set-up has expired; here is a new code to scan."), "warning")
         return redirect(url_for("web.security"))
     try:
-        codes = twofactor.enable_totp(me(), secret, request.form.get("code", ""), ctx())
+        codes = second_factors.enable_totp(me(), secret, request.form.get("code", ""), ctx())
     except users.AccountError as exc:
         flash(str(exc), "error")
-        return _totp_page(twofactor.totp_setup(me(), secret), 400)
-    twofactor.drop_pending(session.pop(TOTP_SETUP, None))
+        return _totp_page(second_factors.totp_setup(me(), secret), 400)
+    second_factors.drop_pending(session.pop(TOTP_SETUP, None))
     _factor_changed()
     flash(_("Your authenticator app is set up."), "info")
     return _show_codes(codes, "web.security")
@@ -186,7 +186,7 @@ def totp_confirm():
 @recent_auth
 def totp_delete():
     try:
-        twofactor.disable_totp(me(), ctx(), settings().require_2fa)
+        second_factors.disable_totp(me(), ctx(), settings().require_2fa)
         _factor_changed()
         flash(_("The authenticator app was removed."), "info")
     except users.AccountError as exc:
@@ -198,8 +198,8 @@ def totp_delete():
 @login_required
 @recent_auth
 def key_options():
-    twofactor.drop_pending(session.get(WEBAUTHN_REGISTER))
-    options, session[WEBAUTHN_REGISTER] = twofactor.registration_options(me(), settings().rp_id)
+    second_factors.drop_pending(session.get(WEBAUTHN_REGISTER))
+    options, session[WEBAUTHN_REGISTER] = second_factors.registration_options(me(), settings().rp_id)
     return jsonify(options)
 
 
@@ -211,9 +211,9 @@ def key_add():
     label = " ".join(str(body.get("label", "")).split())
     conf = settings()
     try:
-        codes = twofactor.enrol_key(me(), session.pop(WEBAUTHN_REGISTER, None), label,
+        codes = second_factors.enrol_key(me(), session.pop(WEBAUTHN_REGISTER, None), label,
                                     body.get("credential") or {}, conf.rp_id, conf.origin, ctx())
-    except (users.AccountError, twofactor.KeyRejected) as exc:
+    except (users.AccountError, second_factors.KeyRejected) as exc:
         return jsonify(error=str(exc)), 400
     _factor_changed()
     flash(_("Security key “%(label)s” added.", label=label), "info")
@@ -225,7 +225,7 @@ def key_add():
 @recent_auth
 def key_delete(key_id: int):
     try:
-        twofactor.remove_key(me(), key_id, ctx(), settings().require_2fa)
+        second_factors.remove_key(me(), key_id, ctx(), settings().require_2fa)
         _factor_changed()
         flash(_("The security key was removed."), "info")
     except users.AccountError as exc:
@@ -238,7 +238,7 @@ def key_delete(key_id: int):
 @bp.get("/tokens")
 @login_required
 def tokens():
-    return render_template("tokens.html", tokens=apitokens.list_tokens(me()), status=apitokens.token_status,
+    return render_template("tokens.html", tokens=api_tokens.list_tokens(me()), status=api_tokens.token_status,
                            projects=[p.name for p in projects.list_projects(me())])
 
 
@@ -248,14 +248,14 @@ def tokens():
 def token_create():
     form = request.form
     expires = form.get("expires", "").strip()
-    days = whole_number(expires, 1, apitokens.MAX_EXPIRY_DAYS, _(
+    days = whole_number(expires, 1, api_tokens.MAX_EXPIRY_DAYS, _(
         "The expiry is a whole number of days from 1 to %(most)d, or empty for never.",
-        most=apitokens.MAX_EXPIRY_DAYS)) if expires else None
+        most=api_tokens.MAX_EXPIRY_DAYS)) if expires else None
     try:
         scope = form.getlist("projects") if form.get("scope") == "projects" else []
         if form.get("scope") == "projects" and not scope:
             raise users.AccountError(_("Choose at least one project, or the whole-account scope."))
-        token, secret = apitokens.create_token(
+        token, secret = api_tokens.create_token(
             me(), ctx(), description=form.get("description", "").strip(), projects=scope,
             read_only=bool(form.get("read_only")), expires_days=days,
             require_2fa=settings().require_2fa)
@@ -273,7 +273,7 @@ def token_create():
 @recent_auth
 def token_revoke(token_id: int):
     try:
-        apitokens.revoke_token(token_id, ctx(), owner=me())
+        api_tokens.revoke_token(token_id, ctx(), owner=me())
         flash(_("The token was revoked."), "info")
     except users.AccountError as exc:
         flash(str(exc), "error")

@@ -15,7 +15,7 @@ from flask_login import login_required
 from packaging.utils import canonicalize_name
 
 from privindex.ops import audit
-from privindex.accounts import second_factors as twofactor
+from privindex.accounts import second_factors
 from privindex.accounts import users
 from privindex.api.http import audit_context
 from privindex.web.blueprint import bp, me, recent_auth, settings, whole_number
@@ -56,7 +56,7 @@ def admin_user_create():
 
 
 def _setup_link(user):
-    key = twofactor.create_pending(user, "password-setup", seconds=SETUP_LINK_DAYS * 86400)
+    key = second_factors.create_pending(user, "password-setup", seconds=SETUP_LINK_DAYS * 86400)
     link = settings().base_url + url_for("web.setup_password", key=key)
     return render_template("setup_link.html", user=user, link=link, days=SETUP_LINK_DAYS)
 
@@ -81,7 +81,7 @@ def admin_user_action(username: str):
             flash(_("%(user)s is enabled.", user=username)
                   + (" " + _enable_note(revoked) if revoked else ""), "info")
         elif action == "reset-2fa":
-            twofactor.reset(user, ctx)
+            second_factors.reset(user, ctx)
             flash(_("Every second factor of %(user)s was removed.", user=username), "info")
         elif action == "password-link":
             return _setup_link(user)

@@ -9,7 +9,7 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from packaging.utils import canonicalize_name
 
-from privindex.packages import withdrawal as files
+from privindex.packages import withdrawal
 from privindex.accounts import permissions
 from privindex.packages import projects
 from privindex.accounts import users
@@ -73,7 +73,7 @@ def back_to_project(name: str):
 def file_yank(name: str, filename: str):
     yank = request.form.get("action") != "unyank"
     try:
-        files.set_yanked(services().index, me(), name, filename, yank, request.form.get("reason", ""),
+        withdrawal.set_yanked(services().index, me(), name, filename, yank, request.form.get("reason", ""),
                          audit_context().with_actor(me()))
         flash(_("%(file)s was yanked.", file=filename) if yank else _("%(file)s was unyanked.", file=filename),
               "info")
@@ -97,7 +97,7 @@ def file_delete_submit(name: str, filename: str):
         flash(_("Type the file name exactly to confirm."), "error")
         return redirect(url_for("web.file_delete", name=name, filename=filename))
     try:
-        files.delete(services().store, services().index, me(), name, filename, audit_context().with_actor(me()))
+        withdrawal.delete(services().store, services().index, me(), name, filename, audit_context().with_actor(me()))
         flash(_("%(file)s was deleted.", file=filename), "info")
     except (users.AccountError, OSError) as exc:
         flash(str(exc), "error")

@@ -11,7 +11,7 @@ from flask_babel import gettext as _
 from flask_login import login_required
 
 from privindex.accounts import permissions
-from privindex.oidc import publishers as trusted_publishing
+from privindex.oidc import publishers
 from privindex.accounts import users
 from privindex.api.http import audit_context
 from privindex.web.blueprint import bp, me, recent_auth, settings
@@ -20,12 +20,12 @@ from privindex.web.projects import back_to_project
 
 @bp.app_template_global()
 def trusted_publishers(name: str) -> list:
-    return trusted_publishing.list_publishers(name)
+    return publishers.list_publishers(name)
 
 
 @bp.app_template_global()
 def ci_publications(name: str) -> list[dict]:
-    return trusted_publishing.recent_ci_publications(name)
+    return publishers.recent_ci_publications(name)
 
 
 @bp.app_template_global()
@@ -45,11 +45,11 @@ def publisher_add(name: str):
         flash(_("Choose one of the trusted issuers."), "error")
         return back_to_project(name)
     try:
-        row = trusted_publishing.add_publisher(
+        row = publishers.add_publisher(
             settings(), name, issuer.kind, form.get("repository", ""), form.get("workflow", ""), me(),
             audit_context().with_actor(me()), environment=form.get("environment"),
             repository_owner_id=form.get("owner_id", "").strip() or None, issuer_url=issuer.url)
-        flash(_("%(publisher)s may now publish this project.", publisher=trusted_publishing.describe(row)), "info")
+        flash(_("%(publisher)s may now publish this project.", publisher=publishers.describe(row)), "info")
     except users.AccountError as exc:
         flash(str(exc), "error")
     return back_to_project(name)
@@ -60,8 +60,8 @@ def publisher_add(name: str):
 @recent_auth
 def publisher_remove(name: str, publisher_id: int):
     try:
-        row = trusted_publishing.remove_publisher(publisher_id, audit_context().with_actor(me()), by=me())
-        flash(_("%(publisher)s may no longer publish.", publisher=trusted_publishing.describe(row)), "info")
+        row = publishers.remove_publisher(publisher_id, audit_context().with_actor(me()), by=me())
+        flash(_("%(publisher)s may no longer publish.", publisher=publishers.describe(row)), "info")
     except users.AccountError as exc:
         flash(str(exc), "error")
     return back_to_project(name)

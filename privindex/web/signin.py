@@ -25,7 +25,7 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from privindex.ops import audit
 from privindex.accounts import sessions
-from privindex.accounts import second_factors as twofactor
+from privindex.accounts import second_factors
 from privindex.accounts import users
 from privindex.ops.audit import Tag
 from privindex.auth.ratelimit import Limited
@@ -115,8 +115,8 @@ def login_submit():
         return render_template("login.html", username=username, next=next_url), 401
     assert user is not None  # the attempt succeeded: the password was this user's
     if users.has_second_factor(user):
-        twofactor.drop_pending(session.get(PENDING_LOGIN))
-        session[PENDING_LOGIN] = twofactor.create_pending(user, "login", data={"next": next_url})
+        second_factors.drop_pending(session.get(PENDING_LOGIN))
+        session[PENDING_LOGIN] = second_factors.create_pending(user, "login", data={"next": next_url})
         return redirect(url_for("web.two_factor"))
     return _finish_login(user, method=None, next_url=next_url)
 
@@ -139,7 +139,7 @@ def _finish_login(user: User, method: str | None, next_url: str = "", label: str
 
 
 def _pending_login():
-    return twofactor.peek_pending(session.get(PENDING_LOGIN), "login")
+    return second_factors.peek_pending(session.get(PENDING_LOGIN), "login")
 
 
 @bp.get("/login/2fa")
@@ -149,9 +149,9 @@ def two_factor():
         flash(_("Your sign-in has expired. Please start again."), "warning")
         return redirect(url_for("web.login"))
     user = pending.user
-    return render_template("two_factor.html", has_keys=bool(twofactor.user_keys(user)),
+    return render_template("two_factor.html", has_keys=bool(second_factors.user_keys(user)),
                            has_totp=bool(user.totp_secret),
-                           has_codes=twofactor.unused_recovery_codes(user) > 0)
+                           has_codes=second_factors.unused_recovery_codes(user) > 0)
 
 
 def _second_factor(method: str, check) -> object:
@@ -173,7 +173,7 @@ def _second_factor(method: str, check) -> object:
         flash(_("That code is not valid."), "error")
         return redirect(url_for("web.two_factor"))
     next_url = json.loads(pending.data).get("next", "")
-    if twofactor.take_pending(session.get(PENDING_LOGIN), "login") is None:
+    if second_factors.take_pending(session.get(PENDING_LOGIN), "login") is None:
         return redirect(url_for("web.login"))
     return _finish_login(user, method, next_url)
 
@@ -181,14 +181,14 @@ def _second_factor(method: str, check) -> object:
 @bp.post("/login/2fa/totp")
 def login_totp():
     code = request.form.get("code", "")
-    return _second_factor("totp", lambda user: twofactor.check_totp(user, code))
+    return _second_factor("totp", lambda user: second_factors.check_totp(user, code))
 
 
 @bp.post("/login/2fa/recovery")
 def login_recovery():
     code = request.form.get("code", "")
     return _second_factor("recovery_code",
-                          lambda user: twofactor.use_recovery_code(user, code, audit_context().with_actor(user)))
+                          lambda user: second_factors.use_recovery_code(user, code, audit_context().with_actor(user)))
 
 
 @bp.post("/login/2fa/webauthn/options")
@@ -196,8 +196,8 @@ def login_key_options():
     pending = _pending_login()
     if pending is None:
         return jsonify(error=_("Your sign-in has expired. Please start again.")), 400
-    twofactor.drop_pending(session.get(WEBAUTHN_LOGIN))
-    options, session[WEBAUTHN_LOGIN] = twofactor.authentication_options(pending.user, settings().rp_id)
+    second_factors.drop_pending(session.get(WEBAUTHN_LOGIN))
+    options, session[WEBAUTHN_LOGIN] = second_factors.authentication_options(pending.user, settings().rp_id)
     return jsonify(options)
 
 
@@ -205,7 +205,7 @@ def login_key_options():
 def login_key():
     pending = _pending_login()
     # the challenge is spent by this attempt, whatever its outcome
-    challenge = twofactor.take_pending(session.pop(WEBAUTHN_LOGIN, None), "webauthn-login")
+    challenge = second_factors.take_pending(session.pop(WEBAUTHN_LOGIN, None), "webauthn-login")
     if pending is None or challenge is None or challenge.user_id != pending.user_id:
         return jsonify(error=_("Your sign-in has expired. Please start again.")), 400
     user = pending.user
@@ -215,10 +215,10 @@ def login_key():
     try:
         with limits()["2fa"].attempt(str(user.id), _address()) as attempt:
             try:
-                key = twofactor.verify_key_sign_in(user, challenge, body.get("credential") or {},
+                key = second_factors.verify_key_sign_in(user, challenge, body.get("credential") or {},
                                                    conf.rp_id, conf.origin, audit_context())
                 attempt.succeeded()
-            except twofactor.KeyRejected:
+            except second_factors.KeyRejected:
                 pass
     except Limited as exc:
         return jsonify(error=_locked_message(exc.retry_after)), 429
@@ -226,7 +226,7 @@ def login_key():
         audit.record(Tag.USER_LOGIN_FAILURE, audit_context(), subject=user.username, reason="invalid_webauthn")
         return jsonify(error=_("The security key was not accepted.")), 400
     next_url = json.loads(pending.data).get("next", "")
-    if twofactor.take_pending(session.get(PENDING_LOGIN), "login") is None:
+    if second_factors.take_pending(session.get(PENDING_LOGIN), "login") is None:
         return jsonify(error=_("Your sign-in has expired. Please start again.")), 400
     assert key is not None  # the attempt succeeded: the key was verified
     response = _finish_login(user, "webauthn", next_url, label=key.label)
@@ -285,7 +285,7 @@ def reauth_submit():
 
 
 def _setup_link(key: str):
-    pending = twofactor.peek_pending(key, "password-setup")
+    pending = second_factors.peek_pending(key, "password-setup")
     return None if pending is None or pending.user.is_disabled else pending
 
 
@@ -317,7 +317,7 @@ def setup_password_submit(key: str):
         except users.AccountError as exc:
             flash(str(exc), "error")
         else:
-            if twofactor.take_pending(key, "password-setup") is None:
+            if second_factors.take_pending(key, "password-setup") is None:
                 return _link_gone()
             flash(_("Your password is set. Sign in now."), "info")
             return redirect(url_for("web.login"))

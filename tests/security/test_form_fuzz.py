@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from werkzeug.datastructures import MultiDict
 from wheels import make_wheel, upload_form
 
-from privindex.accounts import api_tokens as apitokens
+from privindex.accounts import api_tokens
 from privindex.ops import audit
 from privindex.accounts import users
 
@@ -93,7 +93,7 @@ def app(tmp_path_factory):
                               oidc_issuers=({"url": "https://ci.example.test", "kind": "github"},)))
     with app.app_context():
         owner = users.create_user("fuzzowner", PASSWORD, audit.CLI, is_admin=True)
-        token = apitokens.create_token(owner, audit.CLI)[1]
+        token = api_tokens.create_token(owner, audit.CLI)[1]
     form, (filename, content) = upload_form(make_wheel(base, PROJECT, "1.0"))
     resp = app.test_client().post("/legacy/", data={**form, "content": (io.BytesIO(content), filename)},
                                   headers=_basic(token))
