@@ -49,12 +49,15 @@ try:
     outcome = "accepted: " + read_facts(Path(sys.argv[1]), strict=True, **limits).name
 except InvalidDistribution as exc:
     outcome = "refused: " + str(exc)
-print(json.dumps({"seconds": time.perf_counter() - start, "cpu": time.process_time() - cpu, "rss_mb": rss("VmHWM:") - before, "outcome": outcome}))
+print(json.dumps({"seconds": time.perf_counter() - start, "cpu": time.process_time() - cpu,
+                  "rss_mb": rss("VmHWM:") - before, "outcome": outcome}))
 """
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--checkout", type=Path, default=HERE, help="privindex source tree to run [this one]")
     parser.add_argument("--runs", type=int, default=3, help="runs of each measurement [3]")
     parser.add_argument("--members", type=int, default=600_000, help="empty members before PKG-INFO [600000]")
@@ -65,21 +68,40 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="privindex-bombs-bench-"))
     try:
         start = time.perf_counter()
-        files = {"many members": hostile_archives.many_members_sdist(work / "files", "many", "1.0", args.members),
-                 "gzip bomb": hostile_archives.gzip_bomb_sdist(work / "files", "bomb", "1.0",
-                                                               args.bomb_mb * hostile_archives.MiB)}
-        print(f"built in {time.perf_counter() - start:.1f} s: "
-              + ", ".join(f"{k} {p.stat().st_size / 1e6:.2f} MB" for k, p in files.items()))
+        files = {
+            "many members": hostile_archives.many_members_sdist(work / "files", "many", "1.0", args.members),
+            "gzip bomb": hostile_archives.gzip_bomb_sdist(
+                work / "files", "bomb", "1.0", args.bomb_mb * hostile_archives.MiB
+            ),
+        }
+        print(
+            f"built in {time.perf_counter() - start:.1f} s: "
+            + ", ".join(f"{k} {p.stat().st_size / 1e6:.2f} MB" for k, p in files.items())
+        )
         env = {k: v for k, v in os.environ.items() if not k.startswith("PRIVINDEX_")}
         env.update(PYTHONPATH=str(args.checkout), PRIVINDEX_REQUIRE_2FA="false")
         if args.max_members:
             env["PRIVINDEX_MAX_ARCHIVE_MEMBERS"] = str(args.max_members)
         for kind, path in files.items():
-            runs = [json.loads(subprocess.run([sys.executable, "-c", READ, str(path)], env=env, check=True,
-                                              capture_output=True, text=True, cwd=args.checkout).stdout)
-                    for _ in range(args.runs)]
-            print(f"in-process  {kind:12} {_median(runs, 'seconds'):7.3f} s ({_median(runs, 'cpu'):.3f} s CPU)  "
-                  f"peak +{_median(runs, 'rss_mb'):6.1f} MB  ({runs[0]['outcome'][:110]})")
+            runs = [
+                json.loads(
+                    subprocess.run(
+                        [sys.executable, "-c", READ, str(path)],
+                        env=env,
+                        check=True,
+                        capture_output=True,
+                        text=True,
+                        cwd=args.checkout,
+                    ).stdout
+                )
+                for _ in range(args.runs)
+            ]
+            print(
+                f"in-process  {kind:12} {_median(runs, 'seconds'):7.3f} s "
+                f"({_median(runs, 'cpu'):.3f} s CPU)  "
+                f"peak +{_median(runs, 'rss_mb'):6.1f} MB  "
+                f"({runs[0]['outcome'][:110]})"
+            )
         _through_a_server(args, env, work, files)
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -91,11 +113,19 @@ def _through_a_server(args, env: dict, work: Path, files: dict[str, Path]) -> No
     cli = [sys.executable, "-m", "privindex"]
     where = ["--store", str(work / "store"), "--data-dir", str(work / "data")]
     run = dict(text=True, env=env, check=True, capture_output=True, cwd=args.checkout)
-    subprocess.run([*cli, "user", "add", "bench", "--password-stdin", *where], input="a long password\n", **run)
+    subprocess.run(
+        [*cli, "user", "add", "bench", "--password-stdin", *where], input="a long password\n", **run
+    )
     token = subprocess.run([*cli, "token", "create", "bench", *where], **run).stdout.strip()
     with open(work / "server.log", "w") as log:
-        proc = subprocess.Popen([*cli, "serve", "--port", "0", *where], stdout=subprocess.PIPE, stderr=log,
-                                text=True, env=env, cwd=args.checkout)
+        proc = subprocess.Popen(
+            [*cli, "serve", "--port", "0", *where],
+            stdout=subprocess.PIPE,
+            stderr=log,
+            text=True,
+            env=env,
+            cwd=args.checkout,
+        )
     try:
         url = next(line.split()[2].rstrip("/") for line in proc.stdout if line.startswith("listening on"))
         threading.Thread(target=proc.stdout.read, daemon=True).start()
@@ -104,12 +134,19 @@ def _through_a_server(args, env: dict, work: Path, files: dict[str, Path]) -> No
             for _ in range(args.runs):
                 form, part = upload_form(path)
                 start = time.perf_counter()
-                resp = requests.post(f"{url}/legacy/", data=form, files={"content": part},
-                                     auth=("__token__", token), timeout=600)
+                resp = requests.post(
+                    f"{url}/legacy/",
+                    data=form,
+                    files={"content": part},
+                    auth=("__token__", token),
+                    timeout=600,
+                )
                 times.append(time.perf_counter() - start)
                 statuses.add(f"{resp.status_code} {resp.reason[:90]}")
-            print(f"upload      {kind:12} {statistics.median(times):7.3f} s  "
-                  f"server peak {_peak_rss_mb(proc.pid):6.1f} MB  ({' | '.join(sorted(statuses))})")
+            print(
+                f"upload      {kind:12} {statistics.median(times):7.3f} s  "
+                f"server peak {_peak_rss_mb(proc.pid):6.1f} MB  ({' | '.join(sorted(statuses))})"
+            )
     finally:
         proc.terminate()
         proc.wait(30)

@@ -25,7 +25,7 @@ import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -68,15 +68,16 @@ def measure(cache: Path, clients: int, files: int, mb: int, rate_mb: float) -> d
     shutil.rmtree(work, ignore_errors=True)
     (work / "blobs").mkdir(parents=True)
     fake = FakeUpstream()
-    old = datetime(2020, 1, 1, tzinfo=timezone.utc)
+    old = datetime(2020, 1, 1, tzinfo=UTC)
     for i in range(files):
         blob = work / "blobs" / f"cold_{i}-1.0-py3-none-any.whl"
         blob.write_bytes(os.urandom(mb * 1024 * 1024))
         fake.add(f"cold-{i}", blob, uploaded=old)
     fake.rate = int(rate_mb * 1024 * 1024)
     fake.start()
-    proxy = peers.launch(peers.privindex(store.folder, work / "data", upstream_url=fake.url, threads="8"),
-                         work / "proxy.log")
+    proxy = peers.launch(
+        peers.privindex(store.folder, work / "data", upstream_url=fake.url, threads="8"), work / "proxy.log"
+    )
     port = proxy.server.port
     try:
         for i in range(files):  # the pages are cached; the files are cold
@@ -97,8 +98,14 @@ def measure(cache: Path, clients: int, files: int, mb: int, rate_mb: float) -> d
                     break
                 refused += 1
                 time.sleep(float(headers.get("Retry-After", "1")))
-            outcomes.append({"status": status, "refused": refused, "seconds": time.monotonic() - started,
-                             "exact": hashlib.sha256(body).digest() == hashlib.sha256(fake.blobs[name]).digest()})
+            outcomes.append(
+                {
+                    "status": status,
+                    "refused": refused,
+                    "seconds": time.monotonic() - started,
+                    "exact": hashlib.sha256(body).digest() == hashlib.sha256(fake.blobs[name]).digest(),
+                }
+            )
 
         def pages(seed: int) -> None:
             rng = random.Random(seed)
@@ -144,10 +151,18 @@ def measure(cache: Path, clients: int, files: int, mb: int, rate_mb: float) -> d
     per_file = [fake.requests[f"/files/cold_{i}-1.0-py3-none-any.whl"] for i in range(files)]
     page_ms.sort()
     figures = {
-        "clients": clients, "files": files, "mb": mb, "rate_mb": rate_mb, "seconds": seconds,
-        "pages": len(page_ms), "page_failures": len(page_failures), "page_p50_ms": statistics.median(page_ms),
-        "page_p99_ms": page_ms[int(len(page_ms) * 0.99) - 1], "page_max_ms": page_ms[-1],
-        "health_polls": len(health), "health_ok": sum(1 for s, _ms in health if s == 200),
+        "clients": clients,
+        "files": files,
+        "mb": mb,
+        "rate_mb": rate_mb,
+        "seconds": seconds,
+        "pages": len(page_ms),
+        "page_failures": len(page_failures),
+        "page_p50_ms": statistics.median(page_ms),
+        "page_p99_ms": page_ms[int(len(page_ms) * 0.99) - 1],
+        "page_max_ms": page_ms[-1],
+        "health_polls": len(health),
+        "health_ok": sum(1 for s, _ms in health if s == 200),
         "health_max_ms": max(ms for _s, ms in health),
         "upstream_requests_per_file": per_file,
         "ok_clients": sum(1 for o in outcomes if o["status"] == 200),
@@ -155,23 +170,32 @@ def measure(cache: Path, clients: int, files: int, mb: int, rate_mb: float) -> d
         "refusals": sum(o["refused"] for o in outcomes),
         "client_median_s": statistics.median(o["seconds"] for o in outcomes),
     }
-    figures["ok"] = (figures["page_p99_ms"] < 100 and not page_failures and figures["health_ok"] == figures["health_polls"]
-                     and per_file == [1] * files and figures["exact_clients"] == clients)
+    figures["ok"] = (
+        figures["page_p99_ms"] < 100
+        and not page_failures
+        and figures["health_ok"] == figures["health_polls"]
+        and per_file == [1] * files
+        and figures["exact_clients"] == clients
+    )
     return figures
 
 
 def report(f: dict) -> str:
-    return "\n".join([
-        f"{f['clients']} clients, {f['files']} cold files of {f['mb']} MB at {f['rate_mb']} MB/s "
-        f"from the upstream, threads = 8: all done in {f['seconds']:.1f} s",
-        f"local pages ({PAGE_CLIENTS} clients): {f['pages']} answered 200, {f['page_failures']} did not, p50 {f['page_p50_ms']:.1f} ms, "
-        f"p99 {f['page_p99_ms']:.1f} ms, max {f['page_max_ms']:.1f} ms",
-        f"/healthz: {f['health_ok']} of {f['health_polls']} polls answered 200 (slowest {f['health_max_ms']:.1f} ms)",
-        f"upstream requests per file: {f['upstream_requests_per_file']}",
-        f"file clients: {f['ok_clients']} got 200, {f['exact_clients']} with the exact bytes; "
-        f"{f['refusals']} 503s retried; median {f['client_median_s']:.1f} s per client",
-        "targets met" if f["ok"] else "TARGETS MISSED",
-    ])
+    return "\n".join(
+        [
+            f"{f['clients']} clients, {f['files']} cold files of {f['mb']} MB at {f['rate_mb']} MB/s "
+            f"from the upstream, threads = 8: all done in {f['seconds']:.1f} s",
+            f"local pages ({PAGE_CLIENTS} clients): {f['pages']} answered 200, {f['page_failures']} did not, "
+            f"p50 {f['page_p50_ms']:.1f} ms, "
+            f"p99 {f['page_p99_ms']:.1f} ms, max {f['page_max_ms']:.1f} ms",
+            f"/healthz: {f['health_ok']} of {f['health_polls']} polls answered 200 "
+            f"(slowest {f['health_max_ms']:.1f} ms)",
+            f"upstream requests per file: {f['upstream_requests_per_file']}",
+            f"file clients: {f['ok_clients']} got 200, {f['exact_clients']} with the exact bytes; "
+            f"{f['refusals']} 503s retried; median {f['client_median_s']:.1f} s per client",
+            "targets met" if f["ok"] else "TARGETS MISSED",
+        ]
+    )
 
 
 if __name__ == "__main__":

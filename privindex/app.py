@@ -3,29 +3,30 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Callable, Iterable
 
 import peewee
 from flask import Flask, Response, g, jsonify, request
 
 from privindex import __version__
-from privindex.api import exchange
-from privindex.oidc import publishers
-from privindex.api import upload
-from privindex.ops.access_log import access_log
 from privindex.accounts.api_tokens import TokenRejected, authenticate_token
+from privindex.api import exchange, upload
+from privindex.api.health import bp as health_bp
+from privindex.api.health import indexing_report
+from privindex.api.simple import ProxySend, SimpleAPI
+from privindex.api.upload import UploadRequest
 from privindex.auth.token_format import MalformedAuthorization, read_authorization
 from privindex.config import Settings
 from privindex.db.connection import bind, bind_to_requests, bound, connect, unbind
-from privindex.api.health import bp as health_bp, indexing_report
-from privindex.packages.index import Index, Progress
+from privindex.oidc import publishers
+from privindex.ops.access_log import access_log
 from privindex.ops.metrics import Metrics, may_read
 from privindex.ops.request_ids import request_ids
-from privindex.api.simple import ProxySend, SimpleAPI
-from privindex.upstream.source_rules import Sources
+from privindex.packages.archives import ArchiveLimits
+from privindex.packages.index import Index, Progress
 from privindex.packages.store import Store
-from privindex.api.upload import UploadRequest
+from privindex.upstream.source_rules import Sources
 from privindex.web import init_web
 
 log = logging.getLogger(__name__)
@@ -53,7 +54,7 @@ def create_app(settings: Settings, progress: Progress | None = None, index_later
     db = connect(settings.database)
     store = Store(settings.store)
     store.root.mkdir(parents=True, exist_ok=True)
-    index = Index(store, settings.archive_limits)
+    index = Index(store, ArchiveLimits.from_settings(settings))
     with bound(db):
         if index_later:
             index.load_recorded()
@@ -70,8 +71,10 @@ def create_app(settings: Settings, progress: Progress | None = None, index_later
         if settings.read_access == "token" and not token_reader(request.environ):
             return jsonify(status="ok")  # a private index tells strangers neither its size nor its version
         return jsonify(
-            status="ok", version=__version__,
-            projects=len(index.project_list()), files=index.file_count(),
+            status="ok",
+            version=__version__,
+            projects=len(index.project_list()),
+            files=index.file_count(),
             **indexing_report(index),
         )
 
@@ -84,9 +87,13 @@ def create_app(settings: Settings, progress: Progress | None = None, index_later
     init_web(app)
 
     read_guard = token_reader if settings.read_access == "token" else None
-    simple_api = SimpleAPI(index, page_cache_size=settings.page_cache_size, read_guard=read_guard,
-                           sources=sources, proxy_send=ProxySend.from_settings(
-                               settings.send_files_via, settings.send_files_prefix, store.root))
+    simple_api = SimpleAPI(
+        index,
+        page_cache_size=settings.page_cache_size,
+        read_guard=read_guard,
+        sources=sources,
+        proxy_send=ProxySend.from_settings(settings.send_files_via, settings.send_files_prefix, store.root),
+    )
     routed = _route_read_path(simple_api, app.wsgi_app)
     if settings.metrics:
         metrics = Metrics(index, settings.data_dir, sources.cache)
@@ -97,7 +104,8 @@ def create_app(settings: Settings, progress: Progress | None = None, index_later
         _add_metrics_view(app, metrics, settings)
         routed = metrics.middleware(routed)
     app.wsgi_app = bind_to_requests(  # type: ignore[method-assign]
-        db, request_ids(access_log(routed)))
+        db, request_ids(access_log(routed))
+    )
     return app
 
 
@@ -109,8 +117,12 @@ def _add_metrics_view(app: Flask, metrics: Metrics, settings: Settings) -> None:
     def metrics_endpoint():
         if not may_read(mode, networks, request.environ, token_reader):
             hint = " or from an allowed address" if mode == "addresses" else ""
-            return Response(f"Metrics need an API token (user __token__){hint}.\n", status=401,
-                            mimetype="text/plain", headers={"WWW-Authenticate": 'Basic realm="privindex"'})
+            return Response(
+                f"Metrics need an API token (user __token__){hint}.\n",
+                status=401,
+                mimetype="text/plain",
+                headers={"WWW-Authenticate": 'Basic realm="privindex"'},
+            )
         body, content_type = metrics.exposition()
         return Response(body, content_type=content_type, headers={"Cache-Control": "no-store"})
 
@@ -119,19 +131,27 @@ def make_upstream_cache(settings: Settings):
     """The upstream's client and cache, or None when no upstream_url is set."""
     if not settings.upstream_url:
         return None
-    from privindex.upstream.client import Limits, Upstream
     from privindex.upstream.cache import UpstreamCache
+    from privindex.upstream.client import Limits, Upstream
 
-    limits = Limits(timeout=settings.upstream_timeout, page_deadline=settings.upstream_page_deadline,
-                    file_deadline=settings.upstream_file_deadline,
-                    max_page_bytes=settings.upstream_max_page_mb * 1024**2,
-                    max_file_bytes=settings.upstream_max_file_mb * 1024**2,
-                    file_hosts=settings.upstream_file_host_names)
+    limits = Limits(
+        timeout=settings.upstream_timeout,
+        page_deadline=settings.upstream_page_deadline,
+        file_deadline=settings.upstream_file_deadline,
+        max_page_bytes=settings.upstream_max_page_mb * 1024**2,
+        max_file_bytes=settings.upstream_max_file_mb * 1024**2,
+        file_hosts=settings.upstream_file_host_names,
+    )
     upstream = Upstream(settings.upstream_url, settings.upstream_timeout, settings.upstream_ca_bundle, limits)
-    return UpstreamCache(upstream, settings.upstream_dir, ttl=settings.upstream_page_ttl,
-                         min_age=settings.upstream_min_age,
-                         max_bytes=int(settings.upstream_cache_max_gb * 1024**3),
-                         offline=settings.upstream_offline, workers=settings.upstream_worker_share)
+    return UpstreamCache(
+        upstream,
+        settings.upstream_dir,
+        ttl=settings.upstream_page_ttl,
+        min_age=settings.upstream_min_age,
+        max_bytes=int(settings.upstream_cache_max_gb * 1024**3),
+        offline=settings.upstream_offline,
+        workers=settings.upstream_worker_share,
+    )
 
 
 def _bind_to_app_contexts(app: Flask, db: peewee.Database) -> None:

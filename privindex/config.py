@@ -12,12 +12,11 @@ import ipaddress
 import os
 import re
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 from urllib.parse import urlsplit
-
-from privindex.packages.archives import ArchiveLimits
 
 ENV_PREFIX = "PRIVINDEX_"
 CONFIG_ENV = ENV_PREFIX + "CONFIG"
@@ -72,7 +71,7 @@ def _issuers(value: Any) -> tuple[OIDCIssuer, ...]:
             raise _bad(name, f"entry {i + 1} has unknown key(s) {', '.join(sorted(unknown))}")
         url, kind, jwks = entry.get("url"), entry.get("kind"), entry.get("jwks_file")
         if not isinstance(url, str) or not url:
-            raise _bad(name, f"entry {i + 1} needs url = \"https://...\" (the issuer)")
+            raise _bad(name, f'entry {i + 1} needs url = "https://..." (the issuer)')
         url = url.rstrip("/")
         parts = urlsplit(url)
         loopback = parts.hostname in ("localhost", "127.0.0.1", "::1")
@@ -145,8 +144,11 @@ class Settings:
         if not 1 <= self.session_max_hours <= 24:  # NIST SP 800-63B-4, AAL2: sign in again within 24 h
             raise _bad("session_max_hours", f"must be 1 to 24, got {self.session_max_hours}")
         if not 1 <= self.session_idle_minutes <= self.session_max_hours * 60:
-            raise _bad("session_idle_minutes", f"must be 1 to {self.session_max_hours * 60} (session_max_hours), "
-                       f"got {self.session_idle_minutes}")
+            raise _bad(
+                "session_idle_minutes",
+                f"must be 1 to {self.session_max_hours * 60} (session_max_hours), "
+                f"got {self.session_idle_minutes}",
+            )
         if self.max_upload_mb < 1:
             raise _bad("max_upload_mb", f"must be at least 1, got {self.max_upload_mb}")
         for name in ("max_archive_members", "max_archive_size_mb", "max_compression_ratio"):
@@ -157,49 +159,80 @@ class Settings:
         if self.page_cache_size < 0:
             raise _bad("page_cache_size", f"must be 0 or more, got {self.page_cache_size}")
         if self.database_url and urlsplit(self.database_url).scheme not in ("postgresql", "postgres"):
-            raise _bad("database_url", "must be empty (SQLite in the data dir) or "
-                       "postgresql://user:password@host:port/database, got a URL starting "
-                       f"{self.database_url.partition(':')[0]!r}")
+            raise _bad(
+                "database_url",
+                "must be empty (SQLite in the data dir) or "
+                "postgresql://user:password@host:port/database, got a URL starting "
+                f"{self.database_url.partition(':')[0]!r}",
+            )
         if self.log_level.lower() not in ("debug", "info", "warning", "error"):
             raise _bad("log_level", f"must be debug, info, warning or error, got {self.log_level!r}")
         if self.log_format not in ("text", "json"):
             raise _bad("log_format", f"must be 'text' or 'json', got {self.log_format!r}")
         if self.send_files_via not in SEND_FILES_VIA:
-            raise _bad("send_files_via", "must be 'off', 'x-accel-redirect' (nginx) or 'x-sendfile' (Apache, "
-                       f"lighttpd), got {self.send_files_via!r}")
+            raise _bad(
+                "send_files_via",
+                "must be 'off', 'x-accel-redirect' (nginx) or 'x-sendfile' (Apache, "
+                f"lighttpd), got {self.send_files_via!r}",
+            )
         prefix = self.send_files_prefix
-        if (not prefix.startswith("/") or not prefix.endswith("/") or not set(prefix) <= _PREFIX_CHARS
-                or "/../" in prefix or "/./" in prefix or "//" in prefix):
-            raise _bad("send_files_prefix", "must be a URL path of letters, digits and /_-.~ that starts and "
-                       f"ends with '/', like /_privindex_files/, got {prefix!r}")
+        if (
+            not prefix.startswith("/")
+            or not prefix.endswith("/")
+            or not set(prefix) <= _PREFIX_CHARS
+            or "/../" in prefix
+            or "/./" in prefix
+            or "//" in prefix
+        ):
+            raise _bad(
+                "send_files_prefix",
+                "must be a URL path of letters, digits and /_-.~ that starts and "
+                f"ends with '/', like /_privindex_files/, got {prefix!r}",
+            )
         if self.metrics_access not in METRICS_ACCESS:
-            raise _bad("metrics_access", "must be 'public', 'token', 'addresses' or empty (the default: "
-                       "addresses or a token, and a token only when read_access is 'token'), "
-                       f"got {self.metrics_access!r}")
+            raise _bad(
+                "metrics_access",
+                "must be 'public', 'token', 'addresses' or empty (the default: "
+                "addresses or a token, and a token only when read_access is 'token'), "
+                f"got {self.metrics_access!r}",
+            )
         _ = self.metrics_networks  # a bad address is an error now, not at the first scrape
         if self.upstream_url:
             parts = urlsplit(self.upstream_url)
             if parts.scheme not in ("http", "https") or not parts.hostname:
-                from privindex.ops.logs import redact_url  # here: logs imports the auth modules
-
-                raise _bad("upstream_url", "must look like https://upstream.example/simple/, got "
-                           f"{redact_url(self.upstream_url)!r}")
+                # the URL itself is not repeated: it may carry a password
+                raise _bad(
+                    "upstream_url",
+                    "must be an http or https URL with a host, like https://upstream.example/simple/ "
+                    f"(got scheme {parts.scheme!r}{'' if parts.hostname else ', no host'})",
+                )
         for name in ("upstream_page_ttl", "upstream_min_age"):
             if getattr(self, name) < 0:
                 raise _bad(name, f"must be 0 or more, got {getattr(self, name)}")
-        for name in ("upstream_timeout", "upstream_page_deadline", "upstream_file_deadline",
-                     "upstream_max_page_mb", "upstream_max_file_mb"):
+        for name in (
+            "upstream_timeout",
+            "upstream_page_deadline",
+            "upstream_file_deadline",
+            "upstream_max_page_mb",
+            "upstream_max_file_mb",
+        ):
             if getattr(self, name) <= 0:
                 raise _bad(name, f"must be positive, got {getattr(self, name)}")
         for host in self.upstream_file_host_names:
             if not _HOST_NAME.fullmatch(host) and not _is_ip_address(host):
-                raise _bad("upstream_file_hosts", f"{host!r} is not a host name or IP address (no scheme, "
-                           "port or path: e.g. files.upstream.example)")
+                raise _bad(
+                    "upstream_file_hosts",
+                    f"{host!r} is not a host name or IP address (no scheme, "
+                    "port or path: e.g. files.upstream.example)",
+                )
         if self.upstream_cache_max_gb <= 0:
             raise _bad("upstream_cache_max_gb", f"must be positive, got {self.upstream_cache_max_gb}")
         if self.upstream_workers and not 1 <= self.upstream_workers < self.threads:
-            raise _bad("upstream_workers", f"must be 0 (threads // 2) or 1 to threads - 1 ({self.threads - 1}), "
-                       f"so local pages always have a worker, got {self.upstream_workers}")
+            raise _bad(
+                "upstream_workers",
+                f"must be 0 (threads // 2) or 1 to threads - 1 ({self.threads - 1}), "
+                f"so local pages always have a worker, got {self.upstream_workers}",
+            )
         if self.upstream_ca_bundle and not Path(self.upstream_ca_bundle).is_file():
             raise _bad("upstream_ca_bundle", f"{self.upstream_ca_bundle} is not a file")
         if self.public_url:
@@ -208,10 +241,11 @@ class Settings:
                 raise _bad("public_url", f"must look like https://host[:port], got {self.public_url!r}")
             if _is_ip_address(parts.hostname):
                 raise _bad(
-                    "public_url", f"{parts.hostname} is an IP address, and browsers refuse an IP address "
+                    "public_url",
+                    f"{parts.hostname} is an IP address, and browsers refuse an IP address "
                     "as the domain of a security key (WebAuthn RP ID). Give the server a host name "
                     "(LAN DNS or /etc/hosts, e.g. https://pypi.example.lan behind an HTTPS reverse "
-                    "proxy), or use http://localhost:<port> on this machine"
+                    "proxy), or use http://localhost:<port> on this machine",
                 )
 
     @property
@@ -296,11 +330,6 @@ class Settings:
     def max_upload_bytes(self) -> int:
         return self.max_upload_mb * 1024 * 1024
 
-    @property
-    def archive_limits(self) -> ArchiveLimits:
-        return ArchiveLimits(self.max_archive_members, self.max_archive_size_mb * 1024 * 1024,
-                             self.max_compression_ratio)
-
 
 def _is_ip_address(host: str) -> bool:
     try:
@@ -340,8 +369,11 @@ def _coerce(name: str, value: Any, from_text: bool, given_as: str | None = None)
                 return Path(value).expanduser()
         elif name == "oidc_issuers":
             if from_text:  # a list of tables has no sensible one-line spelling
-                raise ConfigError(f"{given_as or name}: set oidc_issuers in the config file "
-                                  "([[oidc_issuers]] tables); it has no environment variable or flag", name)
+                raise ConfigError(
+                    f"{given_as or name}: set oidc_issuers in the config file "
+                    "([[oidc_issuers]] tables); it has no environment variable or flag",
+                    name,
+                )
             return _issuers(value)
         elif isinstance(value, str):
             return value
@@ -378,7 +410,7 @@ def load_settings(
     for env_key, value in environ.items():
         if not env_key.startswith(ENV_PREFIX) or env_key == CONFIG_ENV:
             continue
-        key = env_key[len(ENV_PREFIX):].lower()
+        key = env_key[len(ENV_PREFIX) :].lower()
         if key not in _FIELDS:
             raise ConfigError(f"unknown environment variable {env_key}")
         values[key] = _coerce(key, value, from_text=True, given_as=env_key)
@@ -395,7 +427,7 @@ def load_settings(
     except ConfigError as exc:
         name = given_as.get(exc.field or "", exc.field or "")
         if exc.field and name != exc.field:  # say PRIVINDEX_THREADS, not threads
-            raise ConfigError(name + str(exc)[len(exc.field):], exc.field) from None
+            raise ConfigError(name + str(exc)[len(exc.field) :], exc.field) from None
         raise
     except TypeError as exc:  # pragma: no cover - guarded by the key checks above
         raise ConfigError(str(exc)) from None

@@ -23,34 +23,43 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-
 import testdb
+from fake_issuer import issuers  # noqa: F401 (a fixture: the fake OIDC issuers, for every test module)
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 # -- clients --------------------------------------------------------------------------------
 
+
 def client_env(**extra: str) -> dict[str, str]:
     """The environment for pip/uv/twine: no machine-wide config may leak into a test."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "UV_", "TWINE_"))}
-    env.update(PIP_CONFIG_FILE=os.devnull, PIP_DISABLE_PIP_VERSION_CHECK="1", UV_NO_CONFIG="1",
-               PIP_NO_INPUT="1")
+    env.update(
+        PIP_CONFIG_FILE=os.devnull, PIP_DISABLE_PIP_VERSION_CHECK="1", UV_NO_CONFIG="1", PIP_NO_INPUT="1"
+    )
     env.update(extra)
     return env
 
 
 def run(args: list[str], check: bool = True, **kwargs) -> subprocess.CompletedProcess:
-    proc = subprocess.run(args, capture_output=True, text=True, env=kwargs.pop("env", client_env()),
-                          timeout=kwargs.pop("timeout", 300), **kwargs)
+    proc = subprocess.run(
+        args,
+        capture_output=True,
+        text=True,
+        env=kwargs.pop("env", client_env()),
+        timeout=kwargs.pop("timeout", 300),
+        **kwargs,
+    )
     if check and proc.returncode != 0:
         raise AssertionError(f"{args} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
     return proc
 
 
 def pip(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    return run([sys.executable, "-m", "pip", *args[:1], "--isolated", "--no-cache-dir", *args[1:]],
-               check=check)
+    return run(
+        [sys.executable, "-m", "pip", *args[:1], "--isolated", "--no-cache-dir", *args[1:]], check=check
+    )
 
 
 def uv(*args: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -59,6 +68,7 @@ def uv(*args: str, check: bool = True) -> subprocess.CompletedProcess:
 
 
 # -- distributions --------------------------------------------------------------------------
+
 
 @dataclass
 class Dists:
@@ -83,13 +93,15 @@ SOURCE_PROJECTS = {
 }
 
 
-def build_project(workdir: Path, out: Path, name: str, version: str, requires_python: str,
-                  deps: list[str]) -> None:
+def build_project(
+    workdir: Path, out: Path, name: str, version: str, requires_python: str, deps: list[str]
+) -> None:
     module = name.lower().replace("-", "_")
     src = workdir / f"{module}-{version}"
     (src / module).mkdir(parents=True)
     (src / module / "__init__.py").write_text(f'VERSION = "{version}"\n')
-    (src / "pyproject.toml").write_text(textwrap.dedent(f"""
+    (src / "pyproject.toml").write_text(
+        textwrap.dedent(f"""
         [build-system]
         requires = ["setuptools>=69"]
         build-backend = "setuptools.build_meta"
@@ -103,9 +115,22 @@ def build_project(workdir: Path, out: Path, name: str, version: str, requires_py
 
         [tool.setuptools]
         packages = ["{module}"]
-        """))
-    run([sys.executable, "-m", "build", "--no-isolation", "--sdist", "--wheel", "--outdir", str(out), str(src)],
-        env=client_env())
+        """)
+    )
+    run(
+        [
+            sys.executable,
+            "-m",
+            "build",
+            "--no-isolation",
+            "--sdist",
+            "--wheel",
+            "--outdir",
+            str(out),
+            str(src),
+        ],
+        env=client_env(),
+    )
 
 
 def make_handmade_sdist(out: Path) -> Path:
@@ -144,6 +169,7 @@ def populate(store: Path, dists: Dists) -> None:
 
 
 # -- live servers ---------------------------------------------------------------------------
+
 
 @dataclass
 class LiveServer:
@@ -190,14 +216,31 @@ def _no_server_outlives_the_session():
     testdb.drop_all()
 
 
-def start_server(store: Path, data_dir: Path, *args: str, env: dict | None = None,
-                 config: Path | None = None, indexed: bool = True) -> LiveServer:
+def start_server(
+    store: Path,
+    data_dir: Path,
+    *args: str,
+    env: dict | None = None,
+    config: Path | None = None,
+    indexed: bool = True,
+) -> LiveServer:
     """A server answering on a free port; with indexed, once it has also caught up with the
     store (files dropped in before the start are listed)."""
     log_path = data_dir.parent / f"{data_dir.name}-server.log"
     data_dir.parent.mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, "-m", "privindex", "serve", "--port", "0", "--store", str(store),
-           "--data-dir", str(data_dir), *args]
+    cmd = [
+        sys.executable,
+        "-m",
+        "privindex",
+        "serve",
+        "--port",
+        "0",
+        "--store",
+        str(store),
+        "--data-dir",
+        str(data_dir),
+        *args,
+    ]
     if config:
         cmd += ["--config", str(config)]
     base_env = {k: v for k, v in os.environ.items() if not k.startswith("PRIVINDEX_")}
@@ -217,8 +260,9 @@ def start_server(store: Path, data_dir: Path, *args: str, env: dict | None = Non
             url = line.split()[2].rstrip("/")
             server = LiveServer(proc, url, store, data_dir, log_path, banner, dict(env or {}))
             # keep reading stdout so the pipe never fills
-            server.reader = threading.Thread(target=lambda: banner.extend(line.rstrip("\n") for line in proc.stdout),
-                                             daemon=True)
+            server.reader = threading.Thread(
+                target=lambda: banner.extend(line.rstrip("\n") for line in proc.stdout), daemon=True
+            )
             server.reader.start()
             wait_until(lambda url=url: http_status(f"{url}/health") == 200, 10)
             if indexed:
@@ -257,8 +301,11 @@ def free_port() -> int:
 def run_nginx(folder: Path, conf: Path, port: int, *args: str) -> subprocess.Popen:
     """Debian's nginx on conf (prefix and error log in folder), once it listens on port;
     its start-up error fails the test."""
-    proc = subprocess.Popen(["nginx", "-c", str(conf), "-p", str(folder), "-e", str(folder / "error.log"), *args],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        ["nginx", "-c", str(conf), "-p", str(folder), "-e", str(folder / "error.log"), *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
 
     def listening() -> bool:
         assert proc.poll() is None, proc.stderr.read().decode()
@@ -309,25 +356,60 @@ def fresh_server(tmp_path, dists):
 
 # -- uploads and accounts (through the real clients and the real CLI) ----------------------------
 
-def twine(url: str, token: str, *files: Path | str, extra: tuple[str, ...] = (), username: str = "__token__",
-          check: bool = False) -> subprocess.CompletedProcess:
+
+def twine(
+    url: str,
+    token: str,
+    *files: Path | str,
+    extra: tuple[str, ...] = (),
+    username: str = "__token__",
+    check: bool = False,
+) -> subprocess.CompletedProcess:
     """`twine upload` of files to the server at url with an API token (wide lines, so a server
     message is never wrapped); .output is stdout and stderr together."""
-    proc = run([sys.executable, "-m", "twine", "upload", "--repository-url", f"{url}/legacy/",
-                "-u", username, "-p", token, "--non-interactive", "--disable-progress-bar",
-                *extra, *map(str, files)], check=check, env=client_env(COLUMNS="500"))
+    proc = run(
+        [
+            sys.executable,
+            "-m",
+            "twine",
+            "upload",
+            "--repository-url",
+            f"{url}/legacy/",
+            "-u",
+            username,
+            "-p",
+            token,
+            "--non-interactive",
+            "--disable-progress-bar",
+            *extra,
+            *map(str, files),
+        ],
+        check=check,
+        env=client_env(COLUMNS="500"),
+    )
     proc.output = proc.stdout + proc.stderr
     return proc
 
 
-def run_privindex(*args: str, data_dir: Path, store: Path, input: str | None = None,
-                  check: bool = True, env: dict | None = None) -> subprocess.CompletedProcess:
+def run_privindex(
+    *args: str,
+    data_dir: Path,
+    store: Path,
+    input: str | None = None,
+    check: bool = True,
+    env: dict | None = None,
+) -> subprocess.CompletedProcess:
     """`python -m privindex ARGS --data-dir D --store S`, without PRIVINDEX_* from outside."""
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("PRIVINDEX_")}
     full_env.update({**testdb.env_for(data_dir), **(env or {})})
     stdin = {"input": input} if input is not None else {"stdin": subprocess.DEVNULL}
-    return run([sys.executable, "-m", "privindex", *args, "--data-dir", str(data_dir), "--store", str(store)],
-               check=check, env=full_env, timeout=120, **stdin)
+    return run(
+        [sys.executable, "-m", "privindex", *args, "--data-dir", str(data_dir), "--store", str(store)],
+        check=check,
+        env=full_env,
+        timeout=120,
+        **stdin,
+    )
 
 
 class Accounts:
@@ -339,13 +421,16 @@ class Accounts:
         self.token_ids: dict[str, int] = {}
 
     def cli(self, *args: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
-        return run_privindex(*args, data_dir=self.data_dir, store=self.store, input=input, check=check,
-                             env=self.env)
+        return run_privindex(
+            *args, data_dir=self.data_dir, store=self.store, input=input, check=check, env=self.env
+        )
 
     def user(self, name: str, admin: bool = False, password: str | None = None) -> str:
         password = password or f"pw-{name}-{os.urandom(6).hex()}"
         self.secrets.append(password)
-        self.cli("user", "add", name, "--password-stdin", *(["--admin"] if admin else []), input=password + "\n")
+        self.cli(
+            "user", "add", name, "--password-stdin", *(["--admin"] if admin else []), input=password + "\n"
+        )
         return password
 
     def token(self, username: str, *options: str) -> str:
@@ -381,22 +466,38 @@ def assert_no_secrets(secrets: list[str], *sources: Path | str | bytes) -> None:
 
 # -- the privindex CLI against a server's data -------------------------------------------------
 
-def privindex_cli(server, *args: str, stdin: str | None = None, check: bool = True,
-                  env: dict | None = None) -> subprocess.CompletedProcess:
+
+def privindex_cli(
+    server, *args: str, stdin: str | None = None, check: bool = True, env: dict | None = None
+) -> subprocess.CompletedProcess:
     """run_privindex on a server's (or a backup's: anything with .store and .data_dir) data,
     with the settings the server was started with, as an operator's shell would have."""
-    return run_privindex(*args, data_dir=server.data_dir, store=server.store, input=stdin, check=check,
-                         env={**getattr(server, "env", {}), **(env or {})})
+    return run_privindex(
+        *args,
+        data_dir=server.data_dir,
+        store=server.store,
+        input=stdin,
+        check=check,
+        env={**getattr(server, "env", {}), **(env or {})},
+    )
 
 
 def add_user(server: LiveServer, name: str, password: str, admin: bool = False) -> None:
-    privindex_cli(server, "user", "add", name, "--password-stdin", *(["--admin"] if admin else []),
-                  stdin=password + "\n")
+    privindex_cli(
+        server,
+        "user",
+        "add",
+        name,
+        "--password-stdin",
+        *(["--admin"] if admin else []),
+        stdin=password + "\n",
+    )
 
 
 # == in-process apps (flaskr style) ==============================================================
 # For rules that need no real client: create_app on the test's own folders, Flask's test client,
 # and the click CLI through CliRunner. The real pip/uv/twine/browser tests above stay the contract.
+
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "app_settings(**values): Settings for the `app` fixture")
@@ -451,8 +552,9 @@ class AppRunner:
         env.update(PRIVINDEX_REQUIRE_2FA=str(s.require_2fa).lower(), PRIVINDEX_READ_ACCESS=s.read_access)
         if s.database_url:
             env.update(PRIVINDEX_DATABASE_URL=s.database_url)
-        return CliRunner().invoke(main, [*args, "--data-dir", str(s.data_dir), "--store", str(s.store)],
-                                  input=input, env=env)
+        return CliRunner().invoke(
+            main, [*args, "--data-dir", str(s.data_dir), "--store", str(s.store)], input=input, env=env
+        )
 
 
 @pytest.fixture
@@ -469,9 +571,25 @@ def enrol_totp_cli(server, name: str):
 
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("PRIVINDEX_")}
     full_env.update(getattr(server, "env", {}) or {})
-    proc = subprocess.Popen([sys.executable, "-m", "privindex", "user", "totp", name, "--data-dir",
-                             str(server.data_dir), "--store", str(server.store)], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=full_env)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "privindex",
+            "user",
+            "totp",
+            name,
+            "--data-dir",
+            str(server.data_dir),
+            "--store",
+            str(server.store),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=full_env,
+    )
     uri = proc.stdout.readline().strip()
     secret = re.search(r"secret=([A-Z2-7]+)", uri).group(1)
     totp = pyotp.TOTP(secret)

@@ -11,7 +11,7 @@ import pytest
 import requests
 from conftest import add_user, privindex_cli, start_server, twine
 from cryptography.hazmat.primitives.asymmetric import rsa
-from fake_issuer import github_claims, gitlab_claims, issuers, issuers_toml, refused  # noqa: F401 (issuers: a fixture)
+from fake_issuer import github_claims, gitlab_claims, issuers_toml, refused
 
 AUDIENCE = "privindex-test"
 SECRETS: list[str] = []  # every JWT and minted token of the module, checked against the logs
@@ -21,7 +21,9 @@ SECRETS: list[str] = []  # every JWT and minted token of the module, checked aga
 def server(tmp_path_factory, issuers):
     base = tmp_path_factory.mktemp("oidc")
     config = base / "privindex.toml"
-    config.write_text(issuers_toml(AUDIENCE, {issuers.url(kind): kind for kind in ("github", "gitlab", "forgejo")}))
+    config.write_text(
+        issuers_toml(AUDIENCE, {issuers.url(kind): kind for kind in ("github", "gitlab", "forgejo")})
+    )
     live = start_server(base / "store", base / "data", config=config)
     add_user(live, "ci-owner", "correct horse battery")
     live.config = config
@@ -36,8 +38,18 @@ def cli(server, *args, check=True):
 @pytest.fixture(scope="module")
 def widgets(server):
     """A pending GitHub publisher: acme/widgets' release.yml may create and publish alpha."""
-    cli(server, "publisher", "add", "alpha", "--github", "acme/widgets", "--workflow", "release.yml",
-        "--user", "ci-owner")
+    cli(
+        server,
+        "publisher",
+        "add",
+        "alpha",
+        "--github",
+        "acme/widgets",
+        "--workflow",
+        "release.yml",
+        "--user",
+        "ci-owner",
+    )
     return github_claims("acme/widgets")
 
 
@@ -68,37 +80,50 @@ def test_audience_and_discovery_are_plain_reads(server):
 OTHER_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
 
 
-@pytest.mark.parametrize("case, code, words", [
-    ("wrong audience", "invalid-token", "audience"),
-    ("two audiences", "invalid-token", "exactly one audience"),
-    ("expired", "invalid-token", "expired"),
-    ("not yet valid", "invalid-token", "not valid yet"),
-    ("unknown issuer", "invalid-token", "not trusted"),
-    ("unknown kid", "invalid-token", "unknown kid"),
-    ("forged signature", "invalid-token", "signature"),
-    ("HS256", "invalid-token", "RS256"),
-    ("none", "invalid-token", "RS256"),
-    ("no jti", "invalid-token", "'jti'"),
-    ("other repository", "invalid-publisher", "no trusted publisher"),
-    ("other workflow", "invalid-publisher", "no trusted publisher"),
-    ("other branch's copy of the workflow in another folder", "invalid-publisher", "no trusted publisher"),
-])
+@pytest.mark.parametrize(
+    "case, code, words",
+    [
+        ("wrong audience", "invalid-token", "audience"),
+        ("two audiences", "invalid-token", "exactly one audience"),
+        ("expired", "invalid-token", "expired"),
+        ("not yet valid", "invalid-token", "not valid yet"),
+        ("unknown issuer", "invalid-token", "not trusted"),
+        ("unknown kid", "invalid-token", "unknown kid"),
+        ("forged signature", "invalid-token", "signature"),
+        ("HS256", "invalid-token", "RS256"),
+        ("none", "invalid-token", "RS256"),
+        ("no jti", "invalid-token", "'jti'"),
+        ("other repository", "invalid-publisher", "no trusted publisher"),
+        ("other workflow", "invalid-publisher", "no trusted publisher"),
+        (
+            "other branch's copy of the workflow in another folder",
+            "invalid-publisher",
+            "no trusted publisher",
+        ),
+    ],
+)
 def test_exchange_refusals(server, issuers, widgets, case, code, words):
     token = {
         "wrong audience": lambda: issuers.token("github", aud="pypi", **widgets),
         "two audiences": lambda: issuers.token("github", aud=[AUDIENCE, "pypi"], **widgets),
         "expired": lambda: issuers.token("github", **widgets, iat=1_000_000, nbf=1_000_000, exp=1_000_300),
-        "not yet valid": lambda: issuers.token("github", **widgets, nbf=int(2e9), iat=int(2e9), exp=int(2e9) + 300),
+        "not yet valid": lambda: issuers.token(
+            "github", **widgets, nbf=int(2e9), iat=int(2e9), exp=int(2e9) + 300
+        ),
         "unknown issuer": lambda: issuers.token("elsewhere", **widgets),
         "unknown kid": lambda: issuers.token("github", kid="rotated-away", **widgets),
         "forged signature": lambda: issuers.token("github", key=OTHER_KEY, **widgets),
-        "HS256": lambda: issuers.token("github", alg="HS256", key="a-shared-secret-of-32-bytes-or-so!", **widgets),
+        "HS256": lambda: issuers.token(
+            "github", alg="HS256", key="a-shared-secret-of-32-bytes-or-so!", **widgets
+        ),
         "none": lambda: issuers.token("github", alg="none", **widgets),
         "no jti": lambda: issuers.token("github", drop=("jti",), **widgets),
         "other repository": lambda: issuers.token("github", **github_claims("evil/widgets")),
         "other workflow": lambda: issuers.token("github", **github_claims("acme/widgets", "ci.yml")),
-        "other branch's copy of the workflow in another folder": lambda: issuers.token("github", **{
-            **widgets, "job_workflow_ref": "acme/widgets/.forgejo/workflows/release.yml@refs/heads/x"}),
+        "other branch's copy of the workflow in another folder": lambda: issuers.token(
+            "github",
+            **{**widgets, "job_workflow_ref": "acme/widgets/.forgejo/workflows/release.yml@refs/heads/x"},
+        ),
     }[case]()
     refused(mint(server, token), code, words)
 
@@ -143,25 +168,62 @@ def test_minted_token_publishes_one_project_from_ci_and_is_audited(server, issue
 
 
 def test_gitlab_publisher_matches_project_path_ci_file_and_environment(server, issuers, dists):
-    cli(server, "publisher", "add", "handmade", "--gitlab", "Grp/Sub/Tools", "--workflow-ref", "ci/release.yml",
-        "--environment", "production", "--user", "ci-owner")
+    cli(
+        server,
+        "publisher",
+        "add",
+        "handmade",
+        "--gitlab",
+        "Grp/Sub/Tools",
+        "--workflow-ref",
+        "ci/release.yml",
+        "--environment",
+        "production",
+        "--user",
+        "ci-owner",
+    )
     claims = gitlab_claims("grp/sub/tools", "ci/release.yml", host=issuers.host("gitlab"))
-    refused(mint(server, issuers.token("gitlab", aud=AUDIENCE, environment="staging", **claims)),
-            "invalid-publisher", "no trusted publisher")
-    refused(mint(server, issuers.token("gitlab", aud=AUDIENCE, environment="production",
-                                       **gitlab_claims("grp/sub/tools", ".gitlab-ci.yml",
-                                                     host=issuers.host("gitlab")))),
-            "invalid-publisher", "no trusted publisher")
+    refused(
+        mint(server, issuers.token("gitlab", aud=AUDIENCE, environment="staging", **claims)),
+        "invalid-publisher",
+        "no trusted publisher",
+    )
+    refused(
+        mint(
+            server,
+            issuers.token(
+                "gitlab",
+                aud=AUDIENCE,
+                environment="production",
+                **gitlab_claims("grp/sub/tools", ".gitlab-ci.yml", host=issuers.host("gitlab")),
+            ),
+        ),
+        "invalid-publisher",
+        "no trusted publisher",
+    )
     resp = mint(server, issuers.token("gitlab", aud=AUDIENCE, environment="production", **claims))
     assert resp.status_code == 200, resp.text
     assert twine(server.url, resp.json()["token"], dists.one("handmade-0.3.tar.gz")).returncode == 0
 
 
 def test_forgejo_publisher_follows_githubs_contract(server, issuers):
-    cli(server, "publisher", "add", "future-only", "--forgejo", "team/app", "--workflow", "publish.yaml",
-        "--user", "ci-owner")
-    claims = {**github_claims("team/app"), "job_workflow_ref": None,
-              "workflow_ref": "team/app/.forgejo/workflows/publish.yaml@refs/tags/v1"}
+    cli(
+        server,
+        "publisher",
+        "add",
+        "future-only",
+        "--forgejo",
+        "team/app",
+        "--workflow",
+        "publish.yaml",
+        "--user",
+        "ci-owner",
+    )
+    claims = {
+        **github_claims("team/app"),
+        "job_workflow_ref": None,
+        "workflow_ref": "team/app/.forgejo/workflows/publish.yaml@refs/tags/v1",
+    }
     assert mint(server, issuers.token("forgejo", aud=AUDIENCE, **claims)).status_code == 200
     # a GitHub-kind token naming the same repository is another issuer's, and is not trusted for it
     refused(mint(server, issuers.token("github", aud=AUDIENCE, **claims)), "invalid-publisher", "no trusted")
@@ -169,14 +231,36 @@ def test_forgejo_publisher_follows_githubs_contract(server, issuers):
 
 def test_removing_a_publisher_revokes_its_tokens_and_only_owners_may_add(server, issuers, dists):
     add_user(server, "stranger", "correct horse battery")
-    cli(server, "publisher", "add", "beta-pkg", "--github", "acme/beta", "--workflow", "ci.yml", "--user", "ci-owner")
+    cli(
+        server,
+        "publisher",
+        "add",
+        "beta-pkg",
+        "--github",
+        "acme/beta",
+        "--workflow",
+        "ci.yml",
+        "--user",
+        "ci-owner",
+    )
     listed = cli(server, "publisher", "list", "beta-pkg").stdout.splitlines()
     assert len(listed) == 2 and "beta-pkg (pending)\tgithub\tacme/beta\tci.yml" in listed[1]
     resp = mint(server, issuers.token("github", aud=AUDIENCE, **github_claims("acme/beta", "ci.yml")))
     token = resp.json()["token"]
     # beta-pkg now exists and belongs to ci-owner: a stranger may not trust a workflow for it
-    stranger = cli(server, "publisher", "add", "beta-pkg", "--github", "evil/beta", "--workflow", "x.yml",
-                   "--user", "stranger", check=False)
+    stranger = cli(
+        server,
+        "publisher",
+        "add",
+        "beta-pkg",
+        "--github",
+        "evil/beta",
+        "--workflow",
+        "x.yml",
+        "--user",
+        "stranger",
+        check=False,
+    )
     assert stranger.returncode == 1 and "only an owner" in stranger.stderr
     cli(server, "publisher", "remove", listed[1].split("\t")[0])
     assert cli(server, "publisher", "list", "beta-pkg").stdout.count("\n") == 1
@@ -186,16 +270,57 @@ def test_removing_a_publisher_revokes_its_tokens_and_only_owners_may_add(server,
 
 
 def test_a_pending_publisher_cannot_take_an_existing_project(server, issuers):
-    cli(server, "publisher", "add", "squatted", "--github", "acme/squat", "--workflow", "ci.yml", "--user", "ci-owner")
+    cli(
+        server,
+        "publisher",
+        "add",
+        "squatted",
+        "--github",
+        "acme/squat",
+        "--workflow",
+        "ci.yml",
+        "--user",
+        "ci-owner",
+    )
     add_user(server, "early", "correct horse battery")
-    early = cli(server, "publisher", "add", "squatted", "--github", "early/squat", "--workflow", "ci.yml",
-                "--user", "early", check=False)
+    early = cli(
+        server,
+        "publisher",
+        "add",
+        "squatted",
+        "--github",
+        "early/squat",
+        "--workflow",
+        "ci.yml",
+        "--user",
+        "early",
+        check=False,
+    )
     assert early.returncode == 1 and "another user has a pending publisher" in early.stderr
     add_user(server, "boss", "correct horse battery", admin=True)
-    cli(server, "publisher", "add", "squatted", "--github", "boss/squat", "--workflow", "ci.yml", "--user", "boss")
-    assert mint(server, issuers.token("github", aud=AUDIENCE, **github_claims("boss/squat", "ci.yml"))).status_code == 200
-    refused(mint(server, issuers.token("github", aud=AUDIENCE, **github_claims("acme/squat", "ci.yml"))),
-            "invalid-pending-publisher", "exists already")
+    cli(
+        server,
+        "publisher",
+        "add",
+        "squatted",
+        "--github",
+        "boss/squat",
+        "--workflow",
+        "ci.yml",
+        "--user",
+        "boss",
+    )
+    assert (
+        mint(
+            server, issuers.token("github", aud=AUDIENCE, **github_claims("boss/squat", "ci.yml"))
+        ).status_code
+        == 200
+    )
+    refused(
+        mint(server, issuers.token("github", aud=AUDIENCE, **github_claims("acme/squat", "ci.yml"))),
+        "invalid-pending-publisher",
+        "exists already",
+    )
 
 
 def test_no_secret_reaches_the_log_or_the_audit_trail(server):
@@ -227,12 +352,12 @@ def test_issuers_come_from_the_config_file_only(tmp_path):
 def test_owners_add_and_remove_publishers_on_the_project_page(make_app):
     import re
 
-    from privindex.ops import audit
-    from privindex.packages import projects
     from privindex.accounts import users
     from privindex.config import OIDCIssuer
     from privindex.db.connection import bound
     from privindex.db.models import ProjectRole
+    from privindex.ops import audit
+    from privindex.packages import projects
 
     app = make_app(require_2fa=False, oidc_issuers=(OIDCIssuer("https://gitlab.example.test", "gitlab"),))
     with bound(app.extensions["privindex"].database):
@@ -244,23 +369,42 @@ def test_owners_add_and_remove_publishers_on_the_project_page(make_app):
         client = app.test_client()
         page = client.get("/login").text
         csrf = re.search(r'<meta name="csrf-token" content="([^"]+)">', page).group(1)
-        client.post("/login", data={"csrf_token": csrf, "username": name, "password": "correct horse battery"})
+        client.post(
+            "/login", data={"csrf_token": csrf, "username": name, "password": "correct horse battery"}
+        )
         page = client.get("/projects/tool").text  # signing in starts a new session, with a new CSRF token
         return client, re.search(r'<meta name="csrf-token" content="([^"]+)">', page).group(1)
 
     client, csrf = signed_in("owner")
     page = client.get("/projects/tool").text
     assert "Trusted publishers" in page and "https://gitlab.example.test" in page
-    client.post("/projects/tool/publishers", data={"csrf_token": csrf, "issuer": "https://gitlab.example.test",
-                                                   "repository": "team/tool", "workflow": ".gitlab-ci.yml"})
+    client.post(
+        "/projects/tool/publishers",
+        data={
+            "csrf_token": csrf,
+            "issuer": "https://gitlab.example.test",
+            "repository": "team/tool",
+            "workflow": ".gitlab-ci.yml",
+        },
+    )
     page = client.get("/projects/tool").text
     assert "<strong>team/tool</strong>" in page and "acts for owner" in page
     publisher_id = re.search(r"/projects/tool/publishers/(\d+)/remove", page).group(1)
 
     other, other_csrf = signed_in("other")
     assert "Trusted publishers" not in other.get("/projects/tool").text
-    assert other.post("/projects/tool/publishers", data={"csrf_token": other_csrf, "issuer": "https://gitlab.example.test",
-                                                         "repository": "evil/tool", "workflow": "x.yml"}).status_code == 403
+    assert (
+        other.post(
+            "/projects/tool/publishers",
+            data={
+                "csrf_token": other_csrf,
+                "issuer": "https://gitlab.example.test",
+                "repository": "evil/tool",
+                "workflow": "x.yml",
+            },
+        ).status_code
+        == 403
+    )
     other.post(f"/projects/tool/publishers/{publisher_id}/remove", data={"csrf_token": other_csrf})
     assert "<strong>team/tool</strong>" in client.get("/projects/tool").text  # still there
     client.post(f"/projects/tool/publishers/{publisher_id}/remove", data={"csrf_token": csrf})

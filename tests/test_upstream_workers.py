@@ -14,17 +14,17 @@ import shutil
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urljoin
 
 import pytest
 import requests
 from conftest import build_project, pip, start_server, uv, wait_until
-from helpers import listed
 from fake_upstream import FakeUpstream
+from helpers import listed
 
-OLD = datetime(2020, 1, 1, tzinfo=timezone.utc)
+OLD = datetime(2020, 1, 1, tzinfo=UTC)
 SIZE = 2 * 1024 * 1024
 RATE = 512 * 1024  # bytes/s: a cold file takes 4 s to come from the upstream
 
@@ -61,8 +61,13 @@ def proxy(tmp_path_factory, dists, fake):
     (base / "store").mkdir()
     for path in dists.files["beta-pkg"]:  # a local project
         shutil.copy2(path, base / "store" / path.name)
-    server = start_server(base / "store", base / "data", "--upstream", fake.url,
-                          env={"PRIVINDEX_THREADS": "4", "PRIVINDEX_UPSTREAM_WORKERS": "2"})
+    server = start_server(
+        base / "store",
+        base / "data",
+        "--upstream",
+        fake.url,
+        env={"PRIVINDEX_THREADS": "4", "PRIVINDEX_UPSTREAM_WORKERS": "2"},
+    )
     yield server
     server.stop()
 
@@ -91,7 +96,10 @@ def test_clients_past_the_share_get_503_at_once_while_healthz_and_local_pages_an
         refused = next(r for r in streams if r.status_code == 503)
         # try again when the file should be cached: about 10 s of its 12 s are still to come
         assert 5 <= int(refused.headers["Retry-After"]) <= 30
-        assert refused.text.count("\n") == 1 and f"try again in {refused.headers['Retry-After']} s" in refused.text
+        assert (
+            refused.text.count("\n") == 1
+            and f"try again in {refused.headers['Retry-After']} s" in refused.text
+        )
         # the two followers hold their workers; the other two are free for everyone else
         assert fake.finished[upstream_path(fake, "cold-a")] == 0
         assert requests.get(f"{proxy.url}/healthz", timeout=4).status_code == 200
@@ -155,11 +163,13 @@ def test_bytes_that_do_not_match_end_every_stream_short_and_leave_nothing(proxy,
 
     def fetch(_i) -> int:
         received = 0
-        with pytest.raises(requests.exceptions.RequestException):
-            with requests.get(url, stream=True, timeout=10) as resp:
-                assert resp.status_code == 200 and int(resp.headers["Content-Length"]) == SIZE
-                for chunk in resp.iter_content(64 * 1024):
-                    received += len(chunk)
+        with (
+            pytest.raises(requests.exceptions.RequestException),
+            requests.get(url, stream=True, timeout=10) as resp,
+        ):
+            assert resp.status_code == 200 and int(resp.headers["Content-Length"]) == SIZE
+            for chunk in resp.iter_content(64 * 1024):
+                received += len(chunk)
         return received
 
     with ThreadPoolExecutor(2) as pool:
@@ -183,8 +193,18 @@ def test_pip_and_uv_install_a_cold_package_while_the_share_is_taken(proxy, fake,
     if client == "pip":
         command = (pip, "download", "--no-deps", "--index-url", proxy.index_url, "-d", str(tmp_path), project)
     else:
-        command = (uv, "pip", "install", "--index-url", proxy.index_url, "--python", sys.executable,
-                   "--target", str(tmp_path), project)
+        command = (
+            uv,
+            "pip",
+            "install",
+            "--index-url",
+            proxy.index_url,
+            "--python",
+            sys.executable,
+            "--target",
+            str(tmp_path),
+            project,
+        )
     with ThreadPoolExecutor(1) as pool:
         install = pool.submit(*command)
         wait_until(lambda: f'"GET /simple/{project}/" 503' in proxy.log(), 10)

@@ -17,10 +17,10 @@ from dataclasses import dataclass
 
 import peewee
 
-from privindex.ops import audit
-from privindex.ops.audit import Tag
 from privindex.db.connection import database
 from privindex.db.models import User, WebSession
+from privindex.ops import audit
+from privindex.ops.audit import Tag
 
 TOUCH_SECONDS = 60.0
 USER_AGENT_MAX = 300
@@ -33,7 +33,7 @@ class Lifetime:
     idle: float
     maximum: float
 
-    def expired(self, now: float):
+    def expired(self, now: float) -> peewee.Expression:
         """The peewee condition for rows past either limit at time now."""
         return (WebSession.created_at <= now - self.maximum) | (WebSession.last_seen_at <= now - self.idle)
 
@@ -47,8 +47,15 @@ def start(user: User, ip: str | None, user_agent: str | None, method: str, lifet
     now = time.time()
     _sweep(now, lifetime)
     key = secrets.token_urlsafe(32)
-    WebSession.create(key_hash=_hash(key), user=user, created_at=now, last_seen_at=now, ip=ip,
-                      user_agent=(user_agent or "")[:USER_AGENT_MAX] or None, method=method)
+    WebSession.create(
+        key_hash=_hash(key),
+        user=user,
+        created_at=now,
+        last_seen_at=now,
+        ip=ip,
+        user_agent=(user_agent or "")[:USER_AGENT_MAX] or None,
+        method=method,
+    )
     return key
 
 
@@ -56,8 +63,7 @@ def current(key: str | None, lifetime: Lifetime) -> WebSession | None:
     """The live session (with its user) a cookie key names, or None; notes that it was seen."""
     if not key or len(key) > 100:
         return None
-    row = (WebSession.select(WebSession, User).join(User)
-           .where(WebSession.key_hash == _hash(key)).first())
+    row = WebSession.select(WebSession, User).join(User).where(WebSession.key_hash == _hash(key)).first()
     if row is None:
         return None
     now = time.time()
@@ -96,8 +102,14 @@ def end_one(user: User, session_id: int, ctx: audit.Context) -> bool:
         if row is None:
             return False
         row.delete_instance()
-        audit.record(Tag.USER_SESSION_REVOKED, ctx, subject=user.username, sessions=1, reason="revoked",
-                     session_ip=row.ip)
+        audit.record(
+            Tag.USER_SESSION_REVOKED,
+            ctx,
+            subject=user.username,
+            sessions=1,
+            reason="revoked",
+            session_ip=row.ip,
+        )
     return True
 
 
@@ -115,9 +127,11 @@ def end_all(user: User, ctx: audit.Context, reason: str, keep_id: int | None = N
 
 def list_for(user: User, lifetime: Lifetime) -> list[WebSession]:
     """The user's live sessions, most recently seen first."""
-    return list(WebSession.select()
-                .where(WebSession.user == user, ~lifetime.expired(time.time()))
-                .order_by(WebSession.last_seen_at.desc(), WebSession.id.desc()))
+    return list(
+        WebSession.select()
+        .where(WebSession.user == user, ~lifetime.expired(time.time()))
+        .order_by(WebSession.last_seen_at.desc(), WebSession.id.desc())
+    )
 
 
 def count() -> int:

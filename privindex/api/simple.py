@@ -15,14 +15,15 @@ import logging
 import os
 import re
 import threading
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import lru_cache
 from html import escape
 from io import BytesIO
-from typing import IO, Callable, Iterable, cast
-from wsgiref.types import StartResponse
+from typing import IO, cast
 from urllib.parse import quote
+from wsgiref.types import StartResponse
 
 from packaging.utils import canonicalize_name
 from werkzeug.datastructures import MIMEAccept
@@ -33,10 +34,10 @@ from werkzeug.wsgi import wrap_file
 
 from privindex.api.headers import PAGE_SECURITY_HEADERS
 from privindex.packages.index import Index, IndexedFile, Project, parse_version
-from privindex.upstream.source_rules import Source, Sources
+from privindex.upstream.cache import Busy, NotCached
 from privindex.upstream.client import PREFIX as UPSTREAM_PREFIX
 from privindex.upstream.client import UpstreamError, UpstreamFile, UpstreamProject, valid_name
-from privindex.upstream.cache import Busy, NotCached
+from privindex.upstream.source_rules import Source, Sources
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +113,7 @@ class Page:
 
 
 def _upload_time(timestamp: float) -> str:
-    return datetime.fromtimestamp(timestamp, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def file_url(f: IndexedFile) -> str:
@@ -156,8 +157,8 @@ def render_project(project: Project, fmt: str) -> bytes:
         if f.requires_python:
             attrs += f' data-requires-python="{escape(f.requires_python)}"'
         if f.metadata_sha256:
-            metadata = escape(f"sha256={f.metadata_sha256}")
-            attrs += f' data-dist-info-metadata="{metadata}" data-core-metadata="{metadata}"'
+            digest = escape(f"sha256={f.metadata_sha256}")
+            attrs += f' data-dist-info-metadata="{digest}" data-core-metadata="{digest}"'
         if f.yanked:
             attrs += f' data-yanked="{escape(f.yanked_reason)}"'
         href = escape(f"{file_url(f)}#sha256={f.sha256}")
@@ -212,7 +213,7 @@ class ProxySend:
     prefix: str  # the internal location ("/_privindex_files/"), or the store's absolute path + "/"
 
     @classmethod
-    def from_settings(cls, via: str, prefix: str, store_root: os.PathLike) -> "ProxySend | None":
+    def from_settings(cls, via: str, prefix: str, store_root: os.PathLike) -> ProxySend | None:
         if via == "x-accel-redirect":
             return cls("X-Accel-Redirect", prefix)
         if via == "x-sendfile":
@@ -234,8 +235,14 @@ class ProxySend:
 class SimpleAPI:
     """WSGI app for /simple/... and /packages/...; anything else is not its business."""
 
-    def __init__(self, index: Index, page_cache_size: int = 4096, read_guard: ReadGuard | None = None,
-                 sources: Sources | None = None, proxy_send: ProxySend | None = None):
+    def __init__(
+        self,
+        index: Index,
+        page_cache_size: int = 4096,
+        read_guard: ReadGuard | None = None,
+        sources: Sources | None = None,
+        proxy_send: ProxySend | None = None,
+    ):
         self.index = index
         self.proxy_send = proxy_send
         self._store_root = os.fspath(index.store.root)
@@ -253,18 +260,25 @@ class SimpleAPI:
     def __call__(self, environ: dict, start_response: StartResponse) -> Iterable[bytes]:
         method = environ["REQUEST_METHOD"]
         if method not in ("GET", "HEAD"):
-            return _plain(start_response, "405 Method Not Allowed", "Only GET and HEAD are allowed here.\n",
-                          [("Allow", "GET, HEAD")])
+            return _plain(
+                start_response,
+                "405 Method Not Allowed",
+                "Only GET and HEAD are allowed here.\n",
+                [("Allow", "GET, HEAD")],
+            )
         if self.read_guard is not None and not self.read_guard(environ):
-            return _plain(start_response, "401 Unauthorized",
-                          "This index is private: use an API token as the password (user __token__).\n",
-                          [("WWW-Authenticate", 'Basic realm="privindex"')])
+            return _plain(
+                start_response,
+                "401 Unauthorized",
+                "This index is private: use an API token as the password (user __token__).\n",
+                [("WWW-Authenticate", 'Basic realm="privindex"')],
+            )
         try:
             path = environ.get("PATH_INFO", "").encode("latin-1").decode("utf-8")
         except UnicodeError:
             return _not_found(start_response)
         if path.startswith("/packages/"):
-            return self._file(environ, start_response, path[len("/packages/"):])
+            return self._file(environ, start_response, path[len("/packages/") :])
         return self._simple(environ, start_response, path)
 
     # -- pages ---------------------------------------------------------------------------
@@ -276,7 +290,7 @@ class SimpleAPI:
                 return _redirect(start_response, f"{prefix}/simple/")
             name = None
         else:
-            raw = path[len("/simple/"):]
+            raw = path[len("/simple/") :]
             name = raw.rstrip("/")
             if not valid_name(name):  # no project anywhere: never asked of the upstream
                 return _not_found(start_response)
@@ -285,13 +299,20 @@ class SimpleAPI:
                 return _redirect(start_response, f"{prefix}/simple/{quote(normalized)}/")
         accept = environ.get("HTTP_ACCEPT")
         if accept is not None and len(accept) > ACCEPT_LONGEST:
-            return _plain(start_response, "431 Request Header Fields Too Large",
-                          f"The Accept header is longer than {ACCEPT_LONGEST} characters.\n")
+            return _plain(
+                start_response,
+                "431 Request Header Fields Too Large",
+                f"The Accept header is longer than {ACCEPT_LONGEST} characters.\n",
+            )
         chosen = negotiate(accept)
         if chosen is None:
             offered = ", ".join(offer for offer, _fmt, _ct in OFFERS)
-            return _plain(start_response, "406 Not Acceptable", f"Available media types: {offered}\n",
-                          [("Vary", "Accept")])
+            return _plain(
+                start_response,
+                "406 Not Acceptable",
+                f"Available media types: {offered}\n",
+                [("Vary", "Accept")],
+            )
         fmt, content_type = chosen
         try:
             page = self._page(name, fmt)
@@ -356,8 +377,9 @@ class SimpleAPI:
             with self._cache_lock:
                 replaced = self._pages.pop(key, None)
                 self._page_bytes -= len(replaced.body) if replaced else 0
-                while self._pages and (len(self._pages) >= self._cache_size
-                                       or self._page_bytes + len(body) > PAGE_CACHE_BYTES):
+                while self._pages and (
+                    len(self._pages) >= self._cache_size or self._page_bytes + len(body) > PAGE_CACHE_BYTES
+                ):
                     self._page_bytes -= len(self._pages.pop(next(iter(self._pages))).body)
                 self._pages[key] = page
                 self._page_bytes += len(body)
@@ -401,8 +423,16 @@ class SimpleAPI:
                     return _not_found(start_response)
                 if (st.st_size, st.st_mtime_ns) != indexed.signature:
                     return self._changed(start_response, indexed)
-                return _hand_off(environ, start_response, send.header, target,
-                                 st.st_size, st.st_mtime, indexed.sha256, _content_type(indexed.filename))
+                return _hand_off(
+                    environ,
+                    start_response,
+                    send.header,
+                    target,
+                    st.st_size,
+                    st.st_mtime,
+                    indexed.sha256,
+                    _content_type(indexed.filename),
+                )
             try:
                 fh = open(full_path, "rb")
             except OSError:
@@ -411,33 +441,53 @@ class SimpleAPI:
             if (st.st_size, st.st_mtime_ns) != indexed.signature:
                 fh.close()
                 return self._changed(start_response, indexed)
-            return _send(environ, start_response, fh, st.st_size, st.st_mtime, indexed.sha256,
-                         _content_type(indexed.filename))
+            return _send(
+                environ,
+                start_response,
+                fh,
+                st.st_size,
+                st.st_mtime,
+                indexed.sha256,
+                _content_type(indexed.filename),
+            )
         if relpath.startswith(UPSTREAM_PREFIX) and self.cache is not None:
-            return self._upstream_file(environ, start_response, relpath[len(UPSTREAM_PREFIX):])
+            return self._upstream_file(environ, start_response, relpath[len(UPSTREAM_PREFIX) :])
         withdrawn = snapshot.withdrawn.get(relpath)
         if withdrawn is not None:
-            return _plain(start_response, "409 Conflict",
-                          f"{withdrawn.found.filename} is withdrawn: its content changed on disk after it was "
-                          f"published (published sha256 {withdrawn.published_sha256}, found "
-                          f"{withdrawn.found.sha256}). An admin must restore it or accept the new content.\n",
-                          [("Cache-Control", "no-store")])
+            return _plain(
+                start_response,
+                "409 Conflict",
+                f"{withdrawn.found.filename} is withdrawn: its content changed on disk after it was "
+                f"published (published sha256 {withdrawn.published_sha256}, found "
+                f"{withdrawn.found.sha256}). An admin must restore it or accept the new content.\n",
+                [("Cache-Control", "no-store")],
+            )
         if relpath.endswith(".metadata"):
             dist = snapshot.files.get(relpath[: -len(".metadata")])
             if dist is not None and dist.metadata_sha256:
                 data = self.index.core_metadata(dist.path)
                 if data is not None:
-                    return _send(environ, start_response, BytesIO(data), len(data),
-                                 dist.mtime_ns / 1e9, dist.metadata_sha256,
-                                 "text/plain; charset=utf-8")
+                    return _send(
+                        environ,
+                        start_response,
+                        BytesIO(data),
+                        len(data),
+                        dist.mtime_ns / 1e9,
+                        dist.metadata_sha256,
+                        "text/plain; charset=utf-8",
+                    )
         return _not_found(start_response)
 
     def _changed(self, start_response: StartResponse, indexed: IndexedFile) -> list[bytes]:
         """Not the bytes that were hashed: never served unverified; the watcher rereads it."""
         self.index.suspect(indexed.path)
-        return _plain(start_response, "409 Conflict", f"{indexed.filename} changed on disk since "
-                      "it was published; it is being checked again. Try again shortly.\n",
-                      [("Cache-Control", "no-store"), ("Retry-After", "2")])
+        return _plain(
+            start_response,
+            "409 Conflict",
+            f"{indexed.filename} changed on disk since "
+            "it was published; it is being checked again. Try again shortly.\n",
+            [("Cache-Control", "no-store"), ("Retry-After", "2")],
+        )
 
     def _upstream_file(self, environ: dict, start_response: StartResponse, rest: str) -> Iterable[bytes]:
         """An upstream file (or its .metadata) listed on the page this server shows for its
@@ -466,8 +516,9 @@ class SimpleAPI:
         except NotCached as exc:
             return _plain(start_response, "404 Not Found", f"{exc}.\n")
 
-    def _send_upstream(self, environ: dict, start_response: StartResponse, f: UpstreamFile,
-                       metadata: bool) -> Iterable[bytes]:
+    def _send_upstream(
+        self, environ: dict, start_response: StartResponse, f: UpstreamFile, metadata: bool
+    ) -> Iterable[bytes]:
         content_type = "text/plain; charset=utf-8" if metadata else _content_type(f.filename)
         etag = f.metadata_sha256 if metadata else f.sha256
         cache = self.cache
@@ -488,8 +539,12 @@ class SimpleAPI:
                 return _not_found(start_response)
             st = os.fstat(fh.fileno())
             return _send(environ, start_response, fh, st.st_size, st.st_mtime, etag or "", content_type)
-        headers = [("Content-Type", content_type), ("ETag", quote_etag(etag or "")),
-                   ("Cache-Control", FILE_CACHE_CONTROL), ("X-Content-Type-Options", "nosniff")]
+        headers = [
+            ("Content-Type", content_type),
+            ("ETag", quote_etag(etag or "")),
+            ("Cache-Control", FILE_CACHE_CONTROL),
+            ("X-Content-Type-Options", "nosniff"),
+        ]
         if size is not None:
             headers.append(("Content-Length", str(size)))
         start_response("200 OK", headers)
@@ -518,13 +573,19 @@ def _upstream_failed(start_response: StartResponse, exc: UpstreamError) -> list[
         status, retry_after = "503 Service Unavailable", exc.retry_after
     else:
         status, retry_after = ("504 Gateway Timeout" if exc.status == 504 else "502 Bad Gateway"), 30
-    return _plain(start_response, status, f"{exc}\n", [("Cache-Control", "no-store"),
-                                                        ("Retry-After", str(retry_after))])
+    return _plain(
+        start_response, status, f"{exc}\n", [("Cache-Control", "no-store"), ("Retry-After", str(retry_after))]
+    )
 
 
 # Request headers that make a download conditional or partial: werkzeug decides those.
-_CONDITIONAL = ("HTTP_RANGE", "HTTP_IF_NONE_MATCH", "HTTP_IF_MODIFIED_SINCE", "HTTP_IF_MATCH",
-                "HTTP_IF_UNMODIFIED_SINCE")
+_CONDITIONAL = (
+    "HTTP_RANGE",
+    "HTTP_IF_NONE_MATCH",
+    "HTTP_IF_MODIFIED_SINCE",
+    "HTTP_IF_MATCH",
+    "HTTP_IF_UNMODIFIED_SINCE",
+)
 
 
 # HTTP dates of file mtimes (werkzeug formats through email.utils: visible per download)
@@ -551,8 +612,16 @@ def _proxy_may_send(environ: dict) -> bool:
     return environ["REQUEST_METHOD"] == "GET" and not any(key in environ for key in _SELF_ANSWERED)
 
 
-def _hand_off(environ: dict, start_response: StartResponse, header: str, target: str, size: int,
-              mtime: float, etag: str, content_type: str) -> Iterable[bytes]:
+def _hand_off(
+    environ: dict,
+    start_response: StartResponse,
+    header: str,
+    target: str,
+    size: int,
+    mtime: float,
+    etag: str,
+    content_type: str,
+) -> Iterable[bytes]:
     """Answer a GET with the file's headers and a header naming the file; the proxy sends
     the bytes. privindex decides first: 304 (If-None-Match, If-Modified-Since) and 416 are
     its own answers. A Range it accepted is left in the request for the proxy, which cuts
@@ -567,8 +636,12 @@ def _hand_off(environ: dict, start_response: StartResponse, header: str, target:
         try:
             response.make_conditional(environ, accept_ranges=True, complete_length=size)
         except RequestedRangeNotSatisfiable:
-            return _plain(start_response, "416 Range Not Satisfiable", f"The file has {size} bytes.\n",
-                          [("Content-Range", f"bytes */{size}")])
+            return _plain(
+                start_response,
+                "416 Range Not Satisfiable",
+                f"The file has {size} bytes.\n",
+                [("Content-Range", f"bytes */{size}")],
+            )
         if response.status_code not in (200, 206):  # 304 Not Modified
             return response(environ, start_response)
         status, sent = response.status, response.content_length or 0
@@ -577,8 +650,9 @@ def _hand_off(environ: dict, start_response: StartResponse, header: str, target:
     return []
 
 
-def _send(environ: dict, start_response: StartResponse, fh, size: int, mtime: float, etag: str,
-          content_type: str) -> Iterable[bytes]:
+def _send(
+    environ: dict, start_response: StartResponse, fh, size: int, mtime: float, etag: str, content_type: str
+) -> Iterable[bytes]:
     """Answer with an open file. werkzeug handles HEAD, Range, If-Range, If-None-Match and
     If-Modified-Since (Response.make_conditional). A plain GET, what pip and uv send for
     almost every download, has nothing to decide and skips building a Response, which
@@ -594,8 +668,12 @@ def _send(environ: dict, start_response: StartResponse, fh, size: int, mtime: fl
         response.make_conditional(environ, accept_ranges=True, complete_length=size)
     except RequestedRangeNotSatisfiable:
         fh.close()
-        return _plain(start_response, "416 Range Not Satisfiable", f"The file has {size} bytes.\n",
-                      [("Content-Range", f"bytes */{size}")])
+        return _plain(
+            start_response,
+            "416 Range Not Satisfiable",
+            f"The file has {size} bytes.\n",
+            [("Content-Range", f"bytes */{size}")],
+        )
     if environ["REQUEST_METHOD"] == "HEAD" or response.status_code in (304, 412):
         fh.close()  # werkzeug answers these without the body, and so without closing it
     return response(environ, start_response)
@@ -653,8 +731,9 @@ def _etag_matches(header: str | None, etag: str) -> bool:
 
 def _plain(start_response: StartResponse, status: str, text: str, extra=()) -> list[bytes]:
     body = text.encode()
-    start_response(status, [("Content-Type", "text/plain; charset=utf-8"),
-                            ("Content-Length", str(len(body))), *extra])
+    start_response(
+        status, [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body))), *extra]
+    )
     return [body]
 
 

@@ -19,22 +19,24 @@ from packaging.version import InvalidVersion, Version
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from privindex.accounts import api_tokens
-from privindex.ops import audit
-from privindex.ops import metrics
-from privindex.packages import publishing
 from privindex.accounts.permissions import UploadDenied
-from privindex.ops.audit import Tag
-from privindex.auth import token_format
-from privindex.packages.distfile import InvalidDistribution, parse_filename, read_facts
 from privindex.api.http import audit_context, plain_response
+from privindex.auth import token_format
+from privindex.ops import audit, metrics
+from privindex.ops.audit import Tag
+from privindex.packages import publishing
+from privindex.packages.archives import ArchiveLimits
+from privindex.packages.distfile import InvalidDistribution, parse_filename, read_facts
 from privindex.packages.store import IncomingFile, UploadTooLarge
 
 bp = Blueprint("upload", __name__)
 
 FILETYPES = {"bdist_wheel": (".whl",), "sdist": (".tar.gz", ".zip")}
 DIGESTS = ("sha256", "blake2_256", "md5")
-TOKEN_HINT = ("Create an API token (web UI: Tokens, or: privindex token create USER) and upload "
-              "with username __token__ and the token as the password.")
+TOKEN_HINT = (
+    "Create an API token (web UI: Tokens, or: privindex token create USER) and upload "
+    "with username __token__ and the token as the password."
+)
 
 
 class Refused(Exception):
@@ -118,15 +120,29 @@ def _accept(auth: api_tokens.TokenAuth, ctx: audit.Context):
     settings = services.settings
     form = _read_form()
     try:
-        publishing.check_upload(auth, form.project, settings.require_2fa,
-                                account_url=f"{settings.base_url}/account/security", sources=services.sources)
+        publishing.check_upload(
+            auth,
+            form.project,
+            settings.require_2fa,
+            account_url=f"{settings.base_url}/account/security",
+            sources=services.sources,
+        )
     except UploadDenied as exc:
         raise Refused(403, str(exc), form.project) from None
     facts = _check_file(form)
     try:
         published = publishing.publish_upload(
-            services.store, services.index, auth, ctx, form.project, form.version, form.filename,
-            form.incoming, facts, overwrite=services.settings.overwrite)
+            services.store,
+            services.index,
+            auth,
+            ctx,
+            form.project,
+            form.version,
+            form.filename,
+            form.incoming,
+            facts,
+            overwrite=services.settings.overwrite,
+        )
     except UploadDenied as exc:
         raise Refused(403, str(exc), form.project) from None
     except publishing.AlreadyExists as exc:
@@ -165,11 +181,13 @@ def _read_form() -> UploadForm:
     try:
         version = Version(version_text)
     except ValueError:  # InvalidVersion, or a number of over 4,300 digits that int() refuses
-        raise Refused(400, f"{version_text[:100]!r} is an invalid value for Version: see PEP 440",
-                      project) from None
+        raise Refused(
+            400, f"{version_text[:100]!r} is an invalid value for Version: see PEP 440", project
+        ) from None
     if filetype not in FILETYPES:
-        raise Refused(400, f"{filetype[:40]!r} is an invalid value for filetype: use bdist_wheel or sdist",
-                      project)
+        raise Refused(
+            400, f"{filetype[:40]!r} is an invalid value for filetype: use bdist_wheel or sdist", project
+        )
 
     uploads = files.getlist("content")
     if len(uploads) != 1:
@@ -177,10 +195,18 @@ def _read_form() -> UploadForm:
     incoming, filename = uploads[0].stream, uploads[0].filename or ""
     if not isinstance(incoming, IncomingFile):
         raise Refused(400, "The file part of the upload is malformed", project)
-    if (not filename or filename != filename.strip() or filename.startswith(".") or len(filename) > 255
-            or any(c in filename for c in "/\\\0") or not filename.isascii() or not filename.isprintable()):
-        raise Refused(400, f"Invalid filename {filename[:100]!r}: a bare wheel or sdist filename is needed",
-                      project)
+    if (
+        not filename
+        or filename != filename.strip()
+        or filename.startswith(".")
+        or len(filename) > 255
+        or any(c in filename for c in "/\\\0")
+        or not filename.isascii()
+        or not filename.isprintable()
+    ):
+        raise Refused(
+            400, f"Invalid filename {filename[:100]!r}: a bare wheel or sdist filename is needed", project
+        )
     try:
         file_project, file_version = parse_filename(filename)
     except InvalidDistribution as exc:
@@ -192,20 +218,26 @@ def _read_form() -> UploadForm:
     if file_project != project:
         raise Refused(400, f"Start filename for {name!r} with {project.replace('-', '_')!r}", project)
     if file_version != version:
-        raise Refused(400, f"Version in filename should be {str(version)!r}, not {str(file_version)!r}",
-                      project)
+        raise Refused(
+            400, f"Version in filename should be {str(version)!r}, not {str(file_version)!r}", project
+        )
     if incoming.size == 0:
         raise Refused(400, "The uploaded file is empty", project)
 
     sent = {kind: single(f"{kind}_digest").lower() for kind in DIGESTS}
     if not any(sent.values()):
-        raise Refused(400, "Include at least one message digest (sha256_digest or blake2_256_digest)",
-                      project)
+        raise Refused(
+            400, "Include at least one message digest (sha256_digest or blake2_256_digest)", project
+        )
     actual = incoming.digests()
     for kind, value in sent.items():
         if value and value != actual[kind]:
-            raise Refused(400, f"The {kind} digest supplied does not match the uploaded file "
-                               "(was it changed or truncated on the way?)", project)
+            raise Refused(
+                400,
+                f"The {kind} digest supplied does not match the uploaded file "
+                "(was it changed or truncated on the way?)",
+                project,
+            )
     return UploadForm(project, version, filename, incoming, actual)
 
 
@@ -224,19 +256,28 @@ def _unknown_platforms(filename: str) -> set[str]:
 
 def _check_file(form: UploadForm):
     try:
-        facts = read_facts(form.incoming.path, form.filename, sha256=form.digests["sha256"], strict=True,
-                           limits=current_app.extensions["privindex"].settings.archive_limits)
+        facts = read_facts(
+            form.incoming.path,
+            form.filename,
+            sha256=form.digests["sha256"],
+            strict=True,
+            limits=ArchiveLimits.from_settings(current_app.extensions["privindex"].settings),
+        )
     except InvalidDistribution as exc:
         raise Refused(400, f"Invalid distribution file: {exc}", form.project) from None
     if canonicalize_name(facts.name) != form.project:
-        raise Refused(400, f"The file's metadata names project {facts.name[:100]!r}, "
-                           f"not {form.project!r}", form.project)
+        raise Refused(
+            400, f"The file's metadata names project {facts.name[:100]!r}, not {form.project!r}", form.project
+        )
     try:
         if facts.version is None or Version(facts.version) != form.version:
             raise InvalidVersion
     except ValueError:  # InvalidVersion, or a number int() refuses
-        raise Refused(400, f"The file's metadata gives version {str(facts.version)[:50]!r}, "
-                           f"not {str(form.version)!r}", form.project) from None
+        raise Refused(
+            400,
+            f"The file's metadata gives version {str(facts.version)[:50]!r}, not {str(form.version)!r}",
+            form.project,
+        ) from None
     return facts
 
 

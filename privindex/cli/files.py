@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import click
 
 from privindex.cli.common import fail, open_data, settings_options
 from privindex.config import Settings
+from privindex.packages.archives import ArchiveLimits
 
 
 @click.group("file")
@@ -28,7 +30,7 @@ def publishing_command(fn: Callable) -> Callable:
 
         with open_data(settings):
             try:
-                return fn(Store(settings.store), limits=settings.archive_limits, **params)
+                return fn(Store(settings.store), limits=ArchiveLimits.from_settings(settings), **params)
             except PublishError as exc:
                 fail(str(exc))
 

@@ -10,16 +10,24 @@ import click
 from privindex.cli.cache import offline_upstream_cache
 from privindex.cli.common import fail, open_data, settings_options
 from privindex.config import Settings
+from privindex.packages.archives import ArchiveLimits
 
 
 @click.command()
 @click.option("--host", help="Address to listen on [default: 127.0.0.1].")
 @click.option("--port", type=int, help="TCP port; 0 picks a free one [default: 8080].")
 @click.option("--threads", type=int, help="Worker threads [default: 8].")
-@click.option("--upstream", "upstream_url", metavar="URL",
-              help="Serve names not known here from this index, e.g. https://upstream.example/simple/.")
-@click.option("--send-files-via", type=click.Choice(["off", "x-accel-redirect", "x-sendfile"]),
-              help="Let the reverse proxy send package files (nginx: x-accel-redirect) [default: off].")
+@click.option(
+    "--upstream",
+    "upstream_url",
+    metavar="URL",
+    help="Serve names not known here from this index, e.g. https://upstream.example/simple/.",
+)
+@click.option(
+    "--send-files-via",
+    type=click.Choice(["off", "x-accel-redirect", "x-sendfile"]),
+    help="Let the reverse proxy send package files (nginx: x-accel-redirect) [default: off].",
+)
 @settings_options
 def serve(settings: Settings) -> None:
     """Serve the package folder as a simple index (Ctrl-C stops)."""
@@ -37,11 +45,15 @@ def serve(settings: Settings) -> None:
 @settings_options
 @click.option("--user", "username", help="Events done by or to this user.")
 @click.option("--project", "project_name", help="Events about this project.")
-@click.option("--since", type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S"]),
-              help="Only events at or after this UTC date (YYYY-MM-DD[THH:MM:SS]).")
+@click.option(
+    "--since",
+    type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S"]),
+    help="Only events at or after this UTC date (YYYY-MM-DD[THH:MM:SS]).",
+)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
-def audit_command(settings: Settings, username: str | None, project_name: str | None, since,
-                  as_json: bool) -> None:
+def audit_command(
+    settings: Settings, username: str | None, project_name: str | None, since, as_json: bool
+) -> None:
     """Show the audit trail, newest first."""
     import calendar
     import json
@@ -52,16 +64,21 @@ def audit_command(settings: Settings, username: str | None, project_name: str | 
 
     since_ts = calendar.timegm(since.timetuple()) if since else None
     with open_data(settings):
-        events = audit.query(username=username.lower() if username else None,
-                             project=canonicalize_name(project_name) if project_name else None, since=since_ts)
+        events = audit.query(
+            username=username.lower() if username else None,
+            project=canonicalize_name(project_name) if project_name else None,
+            since=since_ts,
+        )
         for event in events:
             row = audit.as_dict(event)
             if as_json:
                 click.echo(json.dumps(row, sort_keys=True))
             else:
-                click.echo(f"{row['time']}\t{row['tag']}\t{row['actor'] or '-'}\t{row['subject'] or '-'}\t"
-                           f"{row['project'] or '-'}\t{row['ip'] or '-'}\t"
-                           f"{json.dumps(row['details'], sort_keys=True)}")
+                click.echo(
+                    f"{row['time']}\t{row['tag']}\t{row['actor'] or '-'}\t{row['subject'] or '-'}\t"
+                    f"{row['project'] or '-'}\t{row['ip'] or '-'}\t"
+                    f"{json.dumps(row['details'], sort_keys=True)}"
+                )
 
 
 @click.command()
@@ -78,14 +95,16 @@ def backup(settings: Settings, dest: Path) -> None:
     from privindex.packages.store import Store
 
     try:
-        result = run_backup(settings.database, Store(settings.store), dest,
-                            lambda line: click.echo(line, err=True))
+        result = run_backup(
+            settings.database, Store(settings.store), dest, lambda line: click.echo(line, err=True)
+        )
     except MaintenanceError as exc:
         fail(str(exc))
     for problem in result.problems:
         click.echo(f"problem: {problem}", err=True)
-    click.echo(f"backed up {result.files} files ({result.bytes / 1e6:.1f} MB) and the database to {dest}",
-               err=True)
+    click.echo(
+        f"backed up {result.files} files ({result.bytes / 1e6:.1f} MB) and the database to {dest}", err=True
+    )
     if result.problems:
         sys.exit(1)
     record_success(settings.data_dir, "backup")
@@ -104,9 +123,13 @@ def check(settings: Settings, quick: bool) -> None:
     from privindex.packages.store import Store
 
     try:
-        result = run_check(settings.database, Store(settings.store),
-                           lambda line: click.echo(line, err=True), rehash=not quick,
-                           limits=settings.archive_limits)
+        result = run_check(
+            settings.database,
+            Store(settings.store),
+            lambda line: click.echo(line, err=True),
+            rehash=not quick,
+            limits=ArchiveLimits.from_settings(settings),
+        )
     except MaintenanceError as exc:
         fail(str(exc))
     problems, checked = list(result.problems), result.checked
@@ -125,8 +148,13 @@ def check(settings: Settings, quick: bool) -> None:
 
 @click.command("migrate-db")
 @settings_options
-@click.option("--to", "target_url", required=True, metavar="URL",
-              help="The empty PostgreSQL database: postgresql://user:password@host:port/name.")
+@click.option(
+    "--to",
+    "target_url",
+    required=True,
+    metavar="URL",
+    help="The empty PostgreSQL database: postgresql://user:password@host:port/name.",
+)
 @click.option("--skip-check", is_flag=True, help="Do not run `privindex check` on the new database.")
 def migrate_db(settings: Settings, target_url: str, skip_check: bool) -> None:
     """Copy the data dir's SQLite database to an empty PostgreSQL database.
@@ -144,11 +172,15 @@ def migrate_db(settings: Settings, target_url: str, skip_check: bool) -> None:
     shown = redact_url(target_url)
     click.echo(f"copying {settings.database_path} to {shown}", err=True)
     try:
-        result = copy_sqlite_to_postgres(settings.database_path, target_url, lambda line: click.echo(line, err=True))
+        result = copy_sqlite_to_postgres(
+            settings.database_path, target_url, lambda line: click.echo(line, err=True)
+        )
     except (CopyError, ValueError) as exc:
         fail(str(exc))
     rows = sum(result.counts.values())
-    click.echo(f"copied and verified {len(result.counts)} tables, {rows:,} rows: the row counts match", err=True)
+    click.echo(
+        f"copied and verified {len(result.counts)} tables, {rows:,} rows: the row counts match", err=True
+    )
     if not skip_check:
         try:
             checked = run_check(target_url, Store(settings.store), lambda line: click.echo(line, err=True))
@@ -157,8 +189,13 @@ def migrate_db(settings: Settings, target_url: str, skip_check: bool) -> None:
         for problem in checked.problems:
             click.echo(f"problem: {problem}")
         if checked.problems:
-            fail(f"the copy is committed, but check found {len(checked.problems)} problem(s) in "
-                 f"{checked.checked} files (the SQLite installation has them too: `privindex check`)")
+            fail(
+                f"the copy is committed, but check found {len(checked.problems)} problem(s) in "
+                f"{checked.checked} files (the SQLite installation has them too: `privindex check`)"
+            )
         click.echo(f"check: all {checked.checked} files match their records in the new database", err=True)
-    click.echo(f"done. Point every server at it: database_url = \"{shown}\" (or PRIVINDEX_DATABASE_URL), "
-               f"with the same store and data dir; keep {settings.database_path.name} as a backup", err=True)
+    click.echo(
+        f'done. Point every server at it: database_url = "{shown}" (or PRIVINDEX_DATABASE_URL), '
+        f"with the same store and data dir; keep {settings.database_path.name} as a backup",
+        err=True,
+    )

@@ -28,7 +28,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 if TYPE_CHECKING:
@@ -73,7 +73,9 @@ def unverified_issuer(token: str) -> str:
     except jwt.PyJWTError:
         raise TokenInvalid("invalid-token", "the token is not a well-formed JWT") from None
     if header.get("alg") not in ALGORITHMS:
-        raise TokenInvalid("invalid-token", f"the token must be signed with RS256, not {str(header.get('alg'))[:20]!r}")
+        raise TokenInvalid(
+            "invalid-token", f"the token must be signed with RS256, not {str(header.get('alg'))[:20]!r}"
+        )
     issuer = claims.get("iss")
     if not isinstance(issuer, str) or not issuer:
         raise TokenInvalid("invalid-token", "the token has no issuer (iss)")
@@ -109,21 +111,28 @@ class IssuerKeys:
                 return self._keys[kid]
             fetch = self._fetch
             if fetch is None or time.monotonic() - fetch.started >= REFRESH_INTERVAL:
-                fetch = self._fetch = _Fetch(time.monotonic())  # none yet, or the issuer may have rotated its keys
+                fetch = self._fetch = _Fetch(
+                    time.monotonic()
+                )  # none yet, or the issuer may have rotated its keys
                 threading.Thread(target=self._run, args=(fetch,), name="oidc-keys", daemon=True).start()
         fetch.done.wait(max(0.0, fetch.started + REQUEST_WAIT - time.monotonic()))
         if kid in self._keys:
             return self._keys[kid]
         now = time.monotonic()
         if not fetch.done.is_set() and now < fetch.started + FETCH_DEADLINE:
-            raise KeysUnavailable(f"the keys of issuer {self.issuer} are being fetched; try again in a few "
-                                  "seconds", fetch.started + FETCH_DEADLINE - now)
+            raise KeysUnavailable(
+                f"the keys of issuer {self.issuer} are being fetched; try again in a few seconds",
+                fetch.started + FETCH_DEADLINE - now,
+            )
         if fetch.error or not fetch.done.is_set():
-            raise KeysUnavailable(f"the keys of issuer {self.issuer} cannot be fetched "
-                                  f"({fetch.error or 'no answer in time'}); try again later",
-                                  fetch.started + REFRESH_INTERVAL - now)
-        raise TokenInvalid("invalid-token", "the token is signed with a key the issuer does not publish "
-                                            "(unknown kid)")
+            raise KeysUnavailable(
+                f"the keys of issuer {self.issuer} cannot be fetched "
+                f"({fetch.error or 'no answer in time'}); try again later",
+                fetch.started + REFRESH_INTERVAL - now,
+            )
+        raise TokenInvalid(
+            "invalid-token", "the token is signed with a key the issuer does not publish (unknown kid)"
+        )
 
     def _run(self, fetch: _Fetch) -> None:
         try:
@@ -173,16 +182,18 @@ def _origin(url: str) -> tuple:
 
 
 class _NoRedirects(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args, **kwargs):
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
         return None  # a 3xx fails the fetch: the issuer's URLs are used as configured
 
 
 _opener = urllib.request.build_opener(_NoRedirects)
 
 
-def _fetch_json(url: str, deadline: float):
+def _fetch_json(url: str, deadline: float) -> Any:
     """The JSON document at url, read whole before the deadline and within MAX_DOCUMENT."""
-    request = urllib.request.Request(url, headers={"Accept": "application/json", "User-Agent": "privindex-oidc"})
+    request = urllib.request.Request(
+        url, headers={"Accept": "application/json", "User-Agent": "privindex-oidc"}
+    )
     body = bytearray()
     try:
         with _opener.open(request, timeout=max(0.01, deadline - time.monotonic())) as response:  # noqa: S310
@@ -218,17 +229,27 @@ def verify(token: str, keys: IssuerKeys, audience: str) -> dict:
     key = keys.key(kid if isinstance(kid, str) else None)
     try:
         claims = jwt.decode(
-            token, key.key, algorithms=ALGORITHMS, audience=audience, issuer=keys.issuer, leeway=LEEWAY,
-            options={"require": ["iss", "aud", "exp", "iat", "nbf", "jti"], "verify_nbf": True,
-                     "verify_iat": True},
+            token,
+            key.key,
+            algorithms=ALGORITHMS,
+            audience=audience,
+            issuer=keys.issuer,
+            leeway=LEEWAY,
+            options={
+                "require": ["iss", "aud", "exp", "iat", "nbf", "jti"],
+                "verify_nbf": True,
+                "verify_iat": True,
+            },
         )
     except jwt.ExpiredSignatureError:
         raise TokenInvalid("invalid-token", "the token has expired") from None
     except jwt.ImmatureSignatureError:
         raise TokenInvalid("invalid-token", "the token is not valid yet (nbf or iat in the future)") from None
     except jwt.InvalidAudienceError:
-        raise TokenInvalid("invalid-token", f"the token's audience is not {audience!r} (set it in your CI, "
-                                            "see GET /_/oidc/audience)") from None
+        raise TokenInvalid(
+            "invalid-token",
+            f"the token's audience is not {audience!r} (set it in your CI, see GET /_/oidc/audience)",
+        ) from None
     except jwt.InvalidIssuerError:
         raise TokenInvalid("invalid-token", "the token's issuer does not match") from None
     except jwt.MissingRequiredClaimError as exc:

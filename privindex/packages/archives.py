@@ -26,7 +26,10 @@ import zipfile
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import IO, TYPE_CHECKING, BinaryIO, Protocol, cast
+
+if TYPE_CHECKING:
+    from privindex.config import Settings
 
 MiB = 1024 * 1024
 # Below this many unpacked bytes the compression ratio is not checked (the public index's
@@ -58,10 +61,18 @@ class ArchiveLimits:
         """The unpacked bytes a file of file_size may hold, and the rule that sets it."""
         by_ratio = max(RATIO_FREE_BYTES, int(self.ratio * file_size))
         if by_ratio < self.total_bytes:
-            return by_ratio, (f"unpacks to more than {self.ratio:g} times its size "
-                              f"(setting max_compression_ratio)")
-        return self.total_bytes, (f"unpacks to more than {self.total_bytes // MiB} MiB "
-                                  f"(setting max_archive_size_mb)")
+            return by_ratio, (
+                f"unpacks to more than {self.ratio:g} times its size (setting max_compression_ratio)"
+            )
+        return self.total_bytes, (
+            f"unpacks to more than {self.total_bytes // MiB} MiB (setting max_archive_size_mb)"
+        )
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ArchiveLimits:
+        return cls(
+            settings.max_archive_members, settings.max_archive_size_mb * MiB, settings.max_compression_ratio
+        )
 
 
 DEFAULT_LIMITS = ArchiveLimits()
@@ -76,11 +87,16 @@ def size_of(source: BinaryIO) -> int:
 
 # -- tar --------------------------------------------------------------------------------------
 
+
+class _Readable(Protocol):
+    def read(self, size: int = -1, /) -> bytes: ...
+
+
 class _Budgeted:
     """A file object whose reads count the bytes they return and fail past a budget, so a
     gzip bomb costs at most the budget's worth of inflating."""
 
-    def __init__(self, fileobj: BinaryIO, budget: int, why: str):
+    def __init__(self, fileobj: _Readable, budget: int, why: str):
         self._fileobj, self._left, self._why = fileobj, budget, why
 
     def read(self, size: int = -1) -> bytes:
@@ -91,8 +107,12 @@ class _Budgeted:
         return data
 
 
-def tar_members(source: BinaryIO, limits: ArchiveLimits, wanted: Callable[[str], bool],
-                read: Callable[[BinaryIO | None, int], bytes]) -> bytes | None:
+def tar_members(
+    source: BinaryIO,
+    limits: ArchiveLimits,
+    wanted: Callable[[str], bool],
+    read: Callable[[IO[bytes] | None, int], bytes],
+) -> bytes | None:
     """Check every member of the .tar.gz in source; returns what `read` (given the member's
     file object and its size) makes of the first regular file whose name `wanted` accepts,
     read while the stream is there; None if there is none.
@@ -105,15 +125,18 @@ def tar_members(source: BinaryIO, limits: ArchiveLimits, wanted: Callable[[str],
     stream = _Budgeted(gzip.GzipFile(fileobj=source, mode="rb"), budget, why)
     found = None
     try:
-        with tarfile.open(fileobj=stream, mode="r|") as tar:
+        # stream mode only ever reads: a file object needs no more than read()
+        with tarfile.open(fileobj=cast(BinaryIO, stream), mode="r|") as tar:
             for count, member in enumerate(tar, start=1):
                 if count > limits.members:
-                    raise UnsafeArchive(f"the archive has more than {limits.members} members "
-                                        f"(setting max_archive_members)")
+                    raise UnsafeArchive(
+                        f"the archive has more than {limits.members} members (setting max_archive_members)"
+                    )
                 _check_tar_member(member)
                 if found is None and member.isfile() and wanted(member.name):
                     found = read(tar.extractfile(member), member.size)
-                tar.members.clear()  # a stream keeps every TarInfo it read otherwise
+                # a stream keeps every TarInfo it read otherwise (an attribute the stubs omit)
+                tar.members.clear()  # type: ignore[attr-defined]
     except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as exc:
         raise UnsafeArchive(f"not a readable archive ({exc})") from None
     return found
@@ -146,6 +169,7 @@ def _climbs_out(path: str) -> bool:
 
 # -- zip --------------------------------------------------------------------------------------
 
+
 def open_zip(source: BinaryIO, limits: ArchiveLimits) -> zipfile.ZipFile:
     """The zip archive in source, once its directory and records passed every rule."""
     size = size_of(source)
@@ -153,15 +177,19 @@ def open_zip(source: BinaryIO, limits: ArchiveLimits) -> zipfile.ZipFile:
         if tarfile.is_tarfile(source):
             raise UnsafeArchive("the file is both a zip and a tar archive")
         source.seek(0)
-        end = zipfile._EndRecData(source)  # zipfile's own end-record reader: counts before the directory
-        if end and end[zipfile._ECD_ENTRIES_TOTAL] > limits.members:
-            raise UnsafeArchive(f"the archive has more than {limits.members} members "
-                                f"(setting max_archive_members)")
+        # zipfile's own end-record reader (private, so not in its type stubs): the count
+        # before the directory is parsed
+        end = zipfile._EndRecData(source)  # type: ignore[attr-defined]
+        if end and end[zipfile._ECD_ENTRIES_TOTAL] > limits.members:  # type: ignore[attr-defined]
+            raise UnsafeArchive(
+                f"the archive has more than {limits.members} members (setting max_archive_members)"
+            )
         archive = zipfile.ZipFile(source)
     except (zipfile.BadZipFile, OSError, EOFError) as exc:
         raise UnsafeArchive(f"not a readable archive ({exc})") from None
     try:
-        if end[zipfile._ECD_LOCATION] + zipfile.sizeEndCentDir + len(end[zipfile._ECD_COMMENT]) != size:
+        record_end = end[zipfile._ECD_LOCATION] + zipfile.sizeEndCentDir  # type: ignore[attr-defined]
+        if record_end + len(end[zipfile._ECD_COMMENT]) != size:  # type: ignore[attr-defined]
             raise UnsafeArchive("data after the end of the zip archive")
         _check_zip(archive, source, size, limits)
     except BaseException:
@@ -173,7 +201,9 @@ def open_zip(source: BinaryIO, limits: ArchiveLimits) -> zipfile.ZipFile:
 def _check_zip(archive: zipfile.ZipFile, source: BinaryIO, size: int, limits: ArchiveLimits) -> None:
     infos = archive.infolist()
     if len(infos) > limits.members:
-        raise UnsafeArchive(f"the archive has more than {limits.members} members (setting max_archive_members)")
+        raise UnsafeArchive(
+            f"the archive has more than {limits.members} members (setting max_archive_members)"
+        )
     budget, why = limits.budget(size)
     if sum(info.file_size for info in infos) > budget:
         raise UnsafeArchive(f"the archive {why}")
@@ -186,8 +216,10 @@ def _check_zip(archive: zipfile.ZipFile, source: BinaryIO, size: int, limits: Ar
         if info.flag_bits & _ENCRYPTED_FLAG:
             raise UnsafeArchive(f"member {info.filename!r} is encrypted")
         if info.compress_type not in _ZIP_METHODS:
-            raise UnsafeArchive(f"member {info.filename!r} uses compression method {info.compress_type}; "
-                                "only stored and deflated are accepted")
+            raise UnsafeArchive(
+                f"member {info.filename!r} uses compression method {info.compress_type}; "
+                "only stored and deflated are accepted"
+            )
     _check_local_headers(source, infos, archive.start_dir)
 
 
@@ -199,8 +231,9 @@ def _check_local_headers(source: BinaryIO, infos: list[zipfile.ZipInfo], directo
     for info in sorted(infos, key=lambda i: i.header_offset):
         name = info.filename
         if info.header_offset != expected:
-            raise UnsafeArchive(f"unlisted data before member {name!r} (local headers and central "
-                                "directory disagree)")
+            raise UnsafeArchive(
+                f"unlisted data before member {name!r} (local headers and central directory disagree)"
+            )
         source.seek(expected)
         header = source.read(_LOCAL_HEADER.size)
         if len(header) != _LOCAL_HEADER.size:
@@ -236,5 +269,5 @@ def _zip64_sizes(extra: bytes, compressed: int, unpacked: int) -> tuple[int, int
                 unpacked = values.pop(0)
             if compressed == 0xFFFFFFFF and values:
                 compressed = values.pop(0)
-        extra = extra[4 + length:]
+        extra = extra[4 + length :]
     return compressed, unpacked

@@ -36,9 +36,10 @@ import tempfile
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Callable, Iterator
+from typing import Any, BinaryIO
 
 from privindex.ops.logs import redact_url
 from privindex.upstream.client import (
@@ -174,7 +175,7 @@ class _Transfer:
             return None
         return (self.length - self.written) * elapsed / self.written
 
-    def update(self, **state) -> None:
+    def update(self, **state: Any) -> None:
         with self.changed:
             for name, value in state.items():
                 setattr(self, name, value)
@@ -213,7 +214,7 @@ class Follower:
         assert fh is not None, "prime() first"
         while True:
             with t.changed:
-                t.changed.wait_for(lambda: t.ready > sent or t.done or t.error)
+                t.changed.wait_for(lambda: t.ready > sent or t.done or t.error)  # noqa: B023 (called here, not later)
                 ready, done, error = t.ready, t.done, t.error
             while sent < ready:  # first, so the headers go out with bytes even if it failed
                 data = fh.read(min(READ, ready - sent))
@@ -237,8 +238,16 @@ class Follower:
 
 
 class UpstreamCache:
-    def __init__(self, upstream: Upstream, root: Path, ttl: float, min_age: float, max_bytes: int,
-                 offline: bool = False, workers: int = 1):
+    def __init__(
+        self,
+        upstream: Upstream,
+        root: Path,
+        ttl: float,
+        min_age: float,
+        max_bytes: int,
+        offline: bool = False,
+        workers: int = 1,
+    ):
         self.upstream = upstream
         self.root = root
         self.pages_dir = (root / "pages").resolve()
@@ -301,7 +310,9 @@ class UpstreamCache:
                         continue
                 except (OutsideCache, OSError):
                     pass
-                log.warning("upstream cache: skipping %s/%s (not a file inside the cache)", folder.name, entry.name)
+                log.warning(
+                    "upstream cache: skipping %s/%s (not a file inside the cache)", folder.name, entry.name
+                )
 
     # -- pages ---------------------------------------------------------------------------
 
@@ -364,8 +375,12 @@ class UpstreamCache:
             except UpstreamError as exc:
                 self.on_fetch("page", exc.outcome)
                 if entry is not None and entry.project is not None:
-                    log.warning("upstream failed (%s); serving %s from a page cached %d s ago",
-                                exc, name, time.time() - entry.fetched_at)
+                    log.warning(
+                        "upstream failed (%s); serving %s from a page cached %d s ago",
+                        exc,
+                        name,
+                        time.time() - entry.fetched_at,
+                    )
                     return entry
                 raise
             self.on_fetch("page", "ok" if project is not None else "not_found")
@@ -402,8 +417,9 @@ class UpstreamCache:
             return False
 
     def _update_names(self) -> None:
-        self.names = tuple(sorted((n, e.project.display_name) for n, e in list(self._pages.items())
-                                  if e.project is not None))
+        self.names = tuple(
+            sorted((n, e.project.display_name) for n, e in list(self._pages.items()) if e.project is not None)
+        )
 
     # -- files ---------------------------------------------------------------------------
 
@@ -425,8 +441,9 @@ class UpstreamCache:
         self._touch(rel, path)
         return path
 
-    def open_or_fetch(self, f: UpstreamFile, metadata: bool = False
-                      ) -> tuple[Path | None, int | None, Follower | None]:
+    def open_or_fetch(
+        self, f: UpstreamFile, metadata: bool = False
+    ) -> tuple[Path | None, int | None, Follower | None]:
         """(cached path, None, None) when cached; else (None, size if known, a primed
         Follower) of the file's one download, started here if none is under way. Raises
         Busy when the share of workers is taken (the download is started all the same,
@@ -470,8 +487,12 @@ class UpstreamCache:
             target.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
             transfer = self._transfers[key] = _Transfer(Path(tmp))
-        threading.Thread(target=self._download, args=(f, metadata, key, fd, transfer),
-                         name=f"upstream-download {f.filename}", daemon=True).start()
+        threading.Thread(
+            target=self._download,
+            args=(f, metadata, key, fd, transfer),
+            name=f"upstream-download {f.filename}",
+            daemon=True,
+        ).start()
         return transfer
 
     def _download(self, f: UpstreamFile, metadata: bool, key: str, fd: int, transfer: _Transfer) -> None:
@@ -485,8 +506,9 @@ class UpstreamCache:
         done = mismatch = False
         try:
             with os.fdopen(fd, "wb") as out:
-                length, chunks, response = self.upstream.stream(f.metadata_url if metadata else f.url,
-                                                            None if metadata else f.size)
+                length, chunks, response = self.upstream.stream(
+                    f.metadata_url if metadata else f.url, None if metadata else f.size
+                )
                 transfer.update(length=length)
                 with response:
                     digest = hashlib.sha256()
@@ -503,10 +525,15 @@ class UpstreamCache:
                 os.fsync(out.fileno())
             if digest.hexdigest() != expected:
                 mismatch = True
-                log.error("upstream file %s has sha256 %s, but its page published %s: refused, "
-                          "not cached", redact_url(f.url), digest.hexdigest(), expected)
-                raise UpstreamError(f"{f.filename}: the upstream's bytes do not match its published "
-                                    "sha256; refused")
+                log.error(
+                    "upstream file %s has sha256 %s, but its page published %s: refused, not cached",
+                    redact_url(f.url),
+                    digest.hexdigest(),
+                    expected,
+                )
+                raise UpstreamError(
+                    f"{f.filename}: the upstream's bytes do not match its published sha256; refused"
+                )
             with transfer.changed:
                 os.replace(tmp, target)
                 transfer.update(path=target, ready=size, done=True)
@@ -599,8 +626,10 @@ class UpstreamCache:
                 while chunk := fh.read(1024 * 1024):
                     digest.update(chunk)
             if digest.hexdigest() != path.parent.name:
-                problems.append(f"upstream cache: {path.parent.name}/{path.name} has sha256 "
-                                f"{digest.hexdigest()}; remove it (privindex cache prune --all)")
+                problems.append(
+                    f"upstream cache: {path.parent.name}/{path.name} has sha256 "
+                    f"{digest.hexdigest()}; remove it (privindex cache prune --all)"
+                )
             if report:
                 report(f"checked upstream cache file {path.name}")
         return checked, problems

@@ -28,28 +28,29 @@ import re
 import socket
 import threading
 import time
+from collections.abc import Iterator
 from contextvars import ContextVar
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from html.parser import HTMLParser
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urldefrag, urljoin, urlsplit
 
 from packaging.utils import InvalidSdistFilename, InvalidWheelFilename, canonicalize_name
-from packaging.version import InvalidVersion
+from packaging.version import InvalidVersion, Version
 
 from privindex import __version__
-from privindex.packages.distfile import InvalidDistribution, parse_filename
 from privindex.ops.logs import redact_url
+from privindex.packages.distfile import InvalidDistribution, parse_filename
 
 if TYPE_CHECKING:  # requests is imported when an upstream is set: 30 ms of every start otherwise
     import requests
+    import requests.adapters
 
 log = logging.getLogger(__name__)
 
 PREFIX = ".upstream/"  # file paths under /packages/; a store never lists a dot-folder
-ACCEPT = ("application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html;q=0.2, "
-          "text/html;q=0.1")
+ACCEPT = "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0.1"
 CHUNK = 256 * 1024
 NAME_MAX = 200
 MAX_REDIRECTS = 5
@@ -138,27 +139,40 @@ class UpstreamProject:
     versions: tuple[str, ...]
 
     def to_json(self) -> str:
-        return json.dumps({"name": self.name, "display_name": self.display_name,
-                           "versions": list(self.versions), "files": [asdict(f) for f in self.files]})
+        return json.dumps(
+            {
+                "name": self.name,
+                "display_name": self.display_name,
+                "versions": list(self.versions),
+                "files": [asdict(f) for f in self.files],
+            }
+        )
 
     @classmethod
-    def from_json(cls, text: str) -> "UpstreamProject":
+    def from_json(cls, text: str) -> UpstreamProject:
         """A page cached on disk, validated like a fresh one (the data dir may be older
         than these checks, or edited)."""
         doc = json.loads(text)
         name = doc["name"]
         if not isinstance(name, str) or not valid_name(name) or canonicalize_name(name) != name:
             raise ValueError(f"not a project name: {name!r}")
-        files = [_file(name, f["filename"], f["url"], f["sha256"], **{k: f.get(k) for k in _FACTS})
-                 for f in doc["files"]]
-        return _project(name, doc.get("display_name"), [f for f in files if f is not None], doc.get("versions"))
+        files = [
+            _file(name, f["filename"], f["url"], f["sha256"], **{k: f.get(k) for k in _FACTS})
+            for f in doc["files"]
+        ]
+        return _project(
+            name, doc.get("display_name"), [f for f in files if f is not None], doc.get("versions")
+        )
 
 
 def _origin(url: str) -> tuple[str, str, int]:
     """(scheme, host, port) of a URL, without its credentials; the port filled in."""
     parts = urlsplit(url)
-    return (parts.scheme, (parts.hostname or "").lower(),
-            parts.port or (443 if parts.scheme == "https" else 80))
+    return (
+        parts.scheme,
+        (parts.hostname or "").lower(),
+        parts.port or (443 if parts.scheme == "https" else 80),
+    )
 
 
 def _guarded(connection_class: type, scheme: str, exempt: tuple[str, str, int]) -> type:
@@ -168,8 +182,8 @@ def _guarded(connection_class: type, scheme: str, exempt: tuple[str, str, int]) 
     from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
     from urllib3.util import connection
 
-    class Guarded(connection_class):  # type: ignore[misc, valid-type]
-        def getresponse(self):
+    class Guarded(connection_class):
+        def getresponse(self) -> Any:
             """The response's status and headers, cut off at the fetch's deadline: a
             server sending its headers a byte at a time never waits for a timeout."""
             remaining = _DEADLINE.get() - time.monotonic()
@@ -205,10 +219,13 @@ def _guarded(connection_class: type, scheme: str, exempt: tuple[str, str, int]) 
             error: Exception | None = None
             for address in addresses:
                 try:
-                    return connection.create_connection((address, port), self.timeout,
-                                                        source_address=self.source_address,
-                                                        socket_options=self.socket_options)
-                except socket.timeout:
+                    return connection.create_connection(
+                        (address, port),
+                        self.timeout,
+                        source_address=self.source_address,
+                        socket_options=self.socket_options,
+                    )
+                except TimeoutError:
                     error = ConnectTimeoutError(self, f"connection to {self.host} timed out")
                 except OSError as exc:
                     error = NewConnectionError(self, f"failed to connect: {exc}")
@@ -217,7 +234,7 @@ def _guarded(connection_class: type, scheme: str, exempt: tuple[str, str, int]) 
     return Guarded
 
 
-def _guarded_adapter(exempt: tuple[str, str, int]):
+def _guarded_adapter(exempt: tuple[str, str, int]) -> requests.adapters.HTTPAdapter:
     """A requests adapter whose connections are Guarded. A proxy from the environment
     connects for us: then only an IP address written in the URL can be checked (Upstream._check)."""
     from requests.adapters import HTTPAdapter
@@ -225,14 +242,20 @@ def _guarded_adapter(exempt: tuple[str, str, int]):
     from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
     pools = {
-        "http": type("GuardedHTTPPool", (HTTPConnectionPool,),
-                     {"ConnectionCls": _guarded(HTTPConnection, "http", exempt)}),
-        "https": type("GuardedHTTPSPool", (HTTPSConnectionPool,),
-                      {"ConnectionCls": _guarded(HTTPSConnection, "https", exempt)}),
+        "http": type(
+            "GuardedHTTPPool",
+            (HTTPConnectionPool,),
+            {"ConnectionCls": _guarded(HTTPConnection, "http", exempt)},
+        ),
+        "https": type(
+            "GuardedHTTPSPool",
+            (HTTPSConnectionPool,),
+            {"ConnectionCls": _guarded(HTTPSConnection, "https", exempt)},
+        ),
     }
 
     class GuardedAdapter(HTTPAdapter):
-        def init_poolmanager(self, *args, **kwargs) -> None:
+        def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
             super().init_poolmanager(*args, **kwargs)
             self.poolmanager.pool_classes_by_scheme = pools
 
@@ -279,8 +302,9 @@ class Upstream:
                 return None
             if resp.status_code != 200:
                 raise UpstreamError(f"the upstream answered {resp.status_code} for {redact_url(url)}")
-            body = b"".join(self._body(resp, url, deadline, self.limits.max_page_bytes,
-                                       self.limits.page_deadline))
+            body = b"".join(
+                self._body(resp, url, deadline, self.limits.max_page_bytes, self.limits.page_deadline)
+            )
             kind = resp.headers.get("Content-Type", "").split(";")[0].strip()
             base = resp.url or url
         try:
@@ -288,10 +312,13 @@ class Upstream:
                 return parse_json(name, json.loads(body), base)
             return parse_html(name, body.decode(resp.encoding or "utf-8", "replace"), base)
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise UpstreamError(f"the upstream's page for {name} cannot be read: {type(exc).__name__}") from None
+            raise UpstreamError(
+                f"the upstream's page for {name} cannot be read: {type(exc).__name__}"
+            ) from None
 
-    def stream(self, url: str, size: int | None = None
-               ) -> tuple[int | None, Iterator[bytes], "requests.Response"]:
+    def stream(
+        self, url: str, size: int | None = None
+    ) -> tuple[int | None, Iterator[bytes], requests.Response]:
         """(Content-Length or None, chunks, response to close) of a file on the upstream.
         size is what the page says, if it does: over upstream_max_file_mb, nothing is
         fetched. The chunks raise UpstreamError past the deadline or the size cap."""
@@ -343,7 +370,9 @@ class Upstream:
         if not literal:
             raise self._refuse(url, f"{origin[1]} is not a public address")
 
-    def _open(self, url: str, deadline: float, limit: float, headers: dict | None = None) -> "requests.Response":
+    def _open(
+        self, url: str, deadline: float, limit: float, headers: dict | None = None
+    ) -> requests.Response:
         """A streamed GET of url, following redirects ourselves, each hop checked, all
         by the deadline (time.monotonic(); limit is its length in seconds, for errors)."""
         import requests
@@ -355,8 +384,13 @@ class Upstream:
                 raise _late(url, limit)
             token = _DEADLINE.set(deadline)
             try:
-                resp = self.session.get(url, headers=headers, stream=True, allow_redirects=False,
-                                        timeout=min(self.timeout, remaining))
+                resp = self.session.get(
+                    url,
+                    headers=headers,
+                    stream=True,
+                    allow_redirects=False,
+                    timeout=min(self.timeout, remaining),
+                )
             except RefusedAddress as exc:
                 raise self._refuse(url, str(exc)) from None
             except requests.RequestException as exc:
@@ -371,8 +405,9 @@ class Upstream:
             url = urljoin(url, resp.headers["Location"])
         raise self._refuse(url, f"more than {MAX_REDIRECTS} redirects")
 
-    def _body(self, resp: "requests.Response", url: str, deadline: float, cap: int,
-              limit: float) -> Iterator[bytes]:
+    def _body(
+        self, resp: requests.Response, url: str, deadline: float, cap: int, limit: float
+    ) -> Iterator[bytes]:
         """resp's body as it arrives, decoded in pieces of at most CHUNK bytes (urllib3
         bounds each decompression step, so a compression bomb never fills memory); raises
         UpstreamError past the deadline or past cap bytes after decoding."""
@@ -408,12 +443,15 @@ class Upstream:
 
     def _too_large(self, url: str, cap: int) -> UpstreamError:
         log.warning("refused %s from the upstream: larger than %d bytes", redact_url(url), cap)
-        return UpstreamError(f"{redact_url(url)} is larger than the limit ({cap} bytes); refused", 502, "too_large")
+        return UpstreamError(
+            f"{redact_url(url)} is larger than the limit ({cap} bytes); refused", 502, "too_large"
+        )
 
 
 def _late(url: str, limit: float) -> UpstreamError:
-    return UpstreamError(f"the upstream took longer than {limit:g} s for {redact_url(url)}; cut off",
-                         504, "timeout")
+    return UpstreamError(
+        f"the upstream took longer than {limit:g} s for {redact_url(url)}; cut off", 504, "timeout"
+    )
 
 
 def _as_error(exc: Exception, url: str) -> UpstreamError:
@@ -427,6 +465,7 @@ def _as_error(exc: Exception, url: str) -> UpstreamError:
 
 # -- parsing into our own types ---------------------------------------------------------------
 
+
 def parse_json(name: str, doc: dict, base: str) -> UpstreamProject:
     files = []
     for entry in doc.get("files", []):
@@ -436,11 +475,14 @@ def parse_json(name: str, doc: dict, base: str) -> UpstreamProject:
         hashes = entry.get("hashes")
         url = entry.get("url")
         made = _file(
-            name, entry.get("filename"), urljoin(base, url) if isinstance(url, str) else None,
+            name,
+            entry.get("filename"),
+            urljoin(base, url) if isinstance(url, str) else None,
             hashes.get("sha256") if isinstance(hashes, dict) else None,
             requires_python=entry.get("requires-python"),
             metadata_sha256=metadata.get("sha256") if isinstance(metadata, dict) else None,
-            yanked=bool(yanked), yanked_reason=yanked if isinstance(yanked, str) else "",
+            yanked=bool(yanked),
+            yanked_reason=yanked if isinstance(yanked, str) else "",
             size=entry.get("size"),
             upload_time=_timestamp(upload_time) if isinstance(upload_time, str) else None,
         )
@@ -456,7 +498,7 @@ class _Anchors(HTMLParser):
         self._open: dict[str, str | None] | None = None
         self._text: list[str] = []
 
-    def handle_starttag(self, tag: str, attrs) -> None:
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if tag == "a":
             self._open, self._text = dict(attrs), []
 
@@ -483,11 +525,18 @@ def parse_html(name: str, text: str, base: str) -> UpstreamProject:
         algo, _, digest = fragment.partition("=")
         metadata = attrs.get("data-core-metadata") or attrs.get("data-dist-info-metadata") or ""
         meta_algo, _, meta_digest = metadata.partition("=")
-        made = _file(name, anchor_text or url.rpartition("/")[2], url, digest if algo == "sha256" else None,
-                     requires_python=attrs.get("data-requires-python"),
-                     metadata_sha256=meta_digest if meta_algo == "sha256" else None,
-                     yanked="data-yanked" in attrs, yanked_reason=attrs.get("data-yanked") or "",
-                     size=None, upload_time=None)
+        made = _file(
+            name,
+            anchor_text or url.rpartition("/")[2],
+            url,
+            digest if algo == "sha256" else None,
+            requires_python=attrs.get("data-requires-python"),
+            metadata_sha256=meta_digest if meta_algo == "sha256" else None,
+            yanked="data-yanked" in attrs,
+            yanked_reason=attrs.get("data-yanked") or "",
+            size=None,
+            upload_time=None,
+        )
         if made is not None:
             files.append(made)
     return _project(name, name, files, None)
@@ -499,8 +548,9 @@ _FACTS = ("requires_python", "metadata_sha256", "yanked", "yanked_reason", "size
 def _project(name: str, display_name: object, files: list[UpstreamFile], versions: object) -> UpstreamProject:
     """An UpstreamProject of checked files; the display name only if it is this name's,
     the versions only if they are strings (else those of the files)."""
-    if not (isinstance(display_name, str) and valid_name(display_name)
-            and canonicalize_name(display_name) == name):
+    if not (
+        isinstance(display_name, str) and valid_name(display_name) and canonicalize_name(display_name) == name
+    ):
         display_name = name
     if isinstance(versions, list) and all(isinstance(v, str) and len(v) <= NAME_MAX for v in versions):
         listed = tuple(versions)
@@ -509,17 +559,32 @@ def _project(name: str, display_name: object, files: list[UpstreamFile], version
     return UpstreamProject(name, display_name, tuple(files), listed)
 
 
-def _file(project: str, filename: object, url: object, sha256: object, *, requires_python: object,
-          metadata_sha256: object, yanked: object, yanked_reason: object, size: object,
-          upload_time: object) -> UpstreamFile | None:
+def _file(
+    project: str,
+    filename: object,
+    url: object,
+    sha256: object,
+    *,
+    requires_python: object,
+    metadata_sha256: object,
+    yanked: object,
+    yanked_reason: object,
+    size: object,
+    upload_time: object,
+) -> UpstreamFile | None:
     """An UpstreamFile, or None for what cannot be served safely: no valid sha256 (its
     bytes could not be checked, and it names a folder of the cache), a filename that is
     not a distribution of this project or that holds a path separator, a URL that is not
     http(s). A metadata digest that is not a valid sha256 is dropped (no core-metadata);
     the other facts are kept only if of the right type."""
-    if (not valid_digest(sha256) or not isinstance(filename, str) or filename.startswith(".")
-            or _NOT_IN_FILENAME.search(filename) or not isinstance(url, str)
-            or urlsplit(url).scheme not in ("http", "https")):
+    if (
+        not valid_digest(sha256)
+        or not isinstance(filename, str)
+        or filename.startswith(".")
+        or _NOT_IN_FILENAME.search(filename)
+        or not isinstance(url, str)
+        or urlsplit(url).scheme not in ("http", "https")
+    ):
         return None
     try:
         parsed_name, version = parse_filename(filename)
@@ -528,14 +593,20 @@ def _file(project: str, filename: object, url: object, sha256: object, *, requir
     if canonicalize_name(parsed_name) != project:
         return None
     return UpstreamFile(
-        path=f"{PREFIX}{project}/{filename}", project=project, filename=filename, version=str(version),
-        url=url, sha256=sha256,  # type: ignore[arg-type]
+        path=f"{PREFIX}{project}/{filename}",
+        project=project,
+        filename=filename,
+        version=str(version),
+        url=url,
+        sha256=sha256,  # type: ignore[arg-type]
         requires_python=requires_python if isinstance(requires_python, str) else None,
         metadata_sha256=metadata_sha256 if valid_digest(metadata_sha256) else None,  # type: ignore[arg-type]
-        yanked=yanked is True, yanked_reason=yanked_reason if isinstance(yanked_reason, str) else "",
+        yanked=yanked is True,
+        yanked_reason=yanked_reason if isinstance(yanked_reason, str) else "",
         size=size if isinstance(size, int) and not isinstance(size, bool) and size >= 0 else None,
-        upload_time=float(upload_time) if isinstance(upload_time, (int, float))
-        and not isinstance(upload_time, bool) else None,
+        upload_time=float(upload_time)
+        if isinstance(upload_time, (int, float)) and not isinstance(upload_time, bool)
+        else None,
     )
 
 
@@ -546,7 +617,7 @@ def _timestamp(text: str) -> float | None:
         return None
 
 
-def _version_key(text: str):
+def _version_key(text: str) -> tuple[int, Version | None, str]:
     from privindex.packages.index import parse_version
 
     try:

@@ -7,13 +7,10 @@ from flask_babel import gettext as _
 from flask_babel import ngettext
 from flask_login import login_required, logout_user
 
-from privindex.accounts import api_tokens
-from privindex.packages import projects
-from privindex.accounts import sessions
-from privindex.accounts import second_factors
-from privindex.accounts import users
+from privindex.accounts import api_tokens, second_factors, sessions, users
 from privindex.api.http import audit_context
-from privindex.web import (
+from privindex.packages import projects
+from privindex.web.blueprint import (
     OFFER_SIGN_OUT,
     bp,
     current_session,
@@ -40,6 +37,7 @@ def _factor_changed() -> None:
 
 
 # -- password --------------------------------------------------------------------------------------
+
 
 def _account_page(status: int = 200):
     live = sessions.list_for(me(), session_lifetime())
@@ -115,12 +113,17 @@ def _signed_out():
 
 # -- second factors ------------------------------------------------------------------------------
 
+
 @bp.get("/account/security")
 @login_required
 def security():
-    return render_template("security.html", keys=second_factors.user_keys(me()), has_totp=bool(me().totp_secret),
-                           codes_left=second_factors.unused_recovery_codes(me()),
-                           has_2fa=users.has_second_factor(me()))
+    return render_template(
+        "security.html",
+        keys=second_factors.user_keys(me()),
+        has_totp=bool(me().totp_secret),
+        codes_left=second_factors.unused_recovery_codes(me()),
+        has_2fa=users.has_second_factor(me()),
+    )
 
 
 def _show_codes(codes: list[str] | None, then: str):
@@ -158,8 +161,9 @@ def totp_start():
 
 
 def _totp_page(setup: second_factors.TotpSetup, status: int = 200):
-    return render_template("totp_setup.html", qr=setup.qr_svg, secret=setup.spaced,
-                           replacing=bool(me().totp_secret)), status
+    return render_template(
+        "totp_setup.html", qr=setup.qr_svg, secret=setup.spaced, replacing=bool(me().totp_secret)
+    ), status
 
 
 @bp.post("/account/totp")
@@ -211,8 +215,15 @@ def key_add():
     label = " ".join(str(body.get("label", "")).split())
     conf = settings()
     try:
-        codes = second_factors.enrol_key(me(), session.pop(WEBAUTHN_REGISTER, None), label,
-                                    body.get("credential") or {}, conf.rp_id, conf.origin, ctx())
+        codes = second_factors.enrol_key(
+            me(),
+            session.pop(WEBAUTHN_REGISTER, None),
+            label,
+            body.get("credential") or {},
+            conf.rp_id,
+            conf.origin,
+            ctx(),
+        )
     except (users.AccountError, second_factors.KeyRejected) as exc:
         return jsonify(error=str(exc)), 400
     _factor_changed()
@@ -235,11 +246,16 @@ def key_delete(key_id: int):
 
 # -- tokens ----------------------------------------------------------------------------------------
 
+
 @bp.get("/tokens")
 @login_required
 def tokens():
-    return render_template("tokens.html", tokens=api_tokens.list_tokens(me()), status=api_tokens.token_status,
-                           projects=[p.name for p in projects.list_projects(me())])
+    return render_template(
+        "tokens.html",
+        tokens=api_tokens.list_tokens(me()),
+        status=api_tokens.token_status,
+        projects=[p.name for p in projects.list_projects(me())],
+    )
 
 
 @bp.post("/tokens")
@@ -248,24 +264,40 @@ def tokens():
 def token_create():
     form = request.form
     expires = form.get("expires", "").strip()
-    days = whole_number(expires, 1, api_tokens.MAX_EXPIRY_DAYS, _(
-        "The expiry is a whole number of days from 1 to %(most)d, or empty for never.",
-        most=api_tokens.MAX_EXPIRY_DAYS)) if expires else None
+    days = (
+        whole_number(
+            expires,
+            1,
+            api_tokens.MAX_EXPIRY_DAYS,
+            _(
+                "The expiry is a whole number of days from 1 to %(most)d, or empty for never.",
+                most=api_tokens.MAX_EXPIRY_DAYS,
+            ),
+        )
+        if expires
+        else None
+    )
     try:
         scope = form.getlist("projects") if form.get("scope") == "projects" else []
         if form.get("scope") == "projects" and not scope:
             raise users.AccountError(_("Choose at least one project, or the whole-account scope."))
         token, secret = api_tokens.create_token(
-            me(), ctx(), description=form.get("description", "").strip(), projects=scope,
-            read_only=bool(form.get("read_only")), expires_days=days,
-            require_2fa=settings().require_2fa)
+            me(),
+            ctx(),
+            description=form.get("description", "").strip(),
+            projects=scope,
+            read_only=bool(form.get("read_only")),
+            expires_days=days,
+            require_2fa=settings().require_2fa,
+        )
     except users.AccountError as exc:
         flash(str(exc), "error")
         return redirect(url_for("web.tokens"))
     base = settings().base_url
     netloc_url = base.replace("://", f"://__token__:{secret}@", 1)
-    return render_template("token_created.html", token=token, secret=secret, base=base,
-                           read_url=f"{netloc_url}/simple/")
+    return render_template(
+        "token_created.html", token=token, secret=secret, base=base, read_url=f"{netloc_url}/simple/"
+    )
 
 
 @bp.post("/tokens/<int:token_id>/revoke")

@@ -17,21 +17,29 @@ import json
 import secrets
 import time
 
-from flask import (abort, after_this_request, current_app, flash, jsonify, redirect, render_template, request,
-                   session, url_for)
+from flask import (
+    abort,
+    after_this_request,
+    current_app,
+    flash,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask_babel import gettext as _
 from flask_login import current_user, login_required, login_user, logout_user
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
-from privindex.ops import audit
-from privindex.accounts import sessions
-from privindex.accounts import second_factors
-from privindex.accounts import users
-from privindex.ops.audit import Tag
-from privindex.auth.ratelimit import Limited
+from privindex.accounts import second_factors, sessions, users
 from privindex.api.http import audit_context
+from privindex.auth.ratelimit import Limited
 from privindex.db.models import User
-from privindex.web import (
+from privindex.ops import audit
+from privindex.ops.audit import Tag
+from privindex.web.blueprint import (
     Account,
     bp,
     humanize_wait,
@@ -54,15 +62,18 @@ def _address() -> str:
 
 
 def _devices() -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(current_app.secret_key, salt="privindex-device")
+    secret = current_app.secret_key
+    assert secret, "create_app sets the secret key"
+    return URLSafeTimedSerializer(secret, salt="privindex-device")
 
 
 def _password_attempt(username: str):
     """Reserve a password try: against this browser's own limit when it signed in as
     username before (its device cookie), else against the user's and the address's."""
     try:
-        device = _devices().loads(request.cookies.get(settings().cookie_name(DEVICE_COOKIE), ""),
-                                  max_age=DEVICE_DAYS * 86400)
+        device = _devices().loads(
+            request.cookies.get(settings().cookie_name(DEVICE_COOKIE), ""), max_age=DEVICE_DAYS * 86400
+        )
     except BadSignature:
         device = None
     if isinstance(device, dict) and device.get("user") == username:
@@ -78,8 +89,15 @@ def _remember_device(username: str) -> None:
 
     @after_this_request
     def set_cookie(response):
-        response.set_cookie(conf.cookie_name(DEVICE_COOKIE), value, max_age=DEVICE_DAYS * 86400, path="/",
-                            secure=conf.secure_cookies, httponly=True, samesite="Lax")
+        response.set_cookie(
+            conf.cookie_name(DEVICE_COOKIE),
+            value,
+            max_age=DEVICE_DAYS * 86400,
+            path="/",
+            secure=conf.secure_cookies,
+            httponly=True,
+            samesite="Lax",
+        )
         return response
 
 
@@ -109,8 +127,12 @@ def login_submit():
         return render_template("login.html", username=username, next=next_url), 429
     if not attempt.ok:
         if user is not None:
-            audit.record(Tag.USER_LOGIN_FAILURE, audit_context(), subject=user.username,
-                         reason="disabled" if ok else "invalid_password")
+            audit.record(
+                Tag.USER_LOGIN_FAILURE,
+                audit_context(),
+                subject=user.username,
+                reason="disabled" if ok else "invalid_password",
+            )
         flash(_("Wrong username or password."), "error")
         return render_template("login.html", username=username, next=next_url), 401
     assert user is not None  # the attempt succeeded: the password was this user's
@@ -125,8 +147,9 @@ def _finish_login(user: User, method: str | None, next_url: str = "", label: str
     """Rotate the cookie, open a server-side session, sign in, remember when, audit."""
     session.clear()
     session.permanent = True
-    key = sessions.start(user, request.remote_addr, request.user_agent.string, method or "password",
-                         session_lifetime())
+    key = sessions.start(
+        user, request.remote_addr, request.user_agent.string, method or "password", session_lifetime()
+    )
     login_user(Account(user, key))
     session["auth_at"] = time.time()
     users.record_login(user)
@@ -149,9 +172,12 @@ def two_factor():
         flash(_("Your sign-in has expired. Please start again."), "warning")
         return redirect(url_for("web.login"))
     user = pending.user
-    return render_template("two_factor.html", has_keys=bool(second_factors.user_keys(user)),
-                           has_totp=bool(user.totp_secret),
-                           has_codes=second_factors.unused_recovery_codes(user) > 0)
+    return render_template(
+        "two_factor.html",
+        has_keys=bool(second_factors.user_keys(user)),
+        has_totp=bool(user.totp_secret),
+        has_codes=second_factors.unused_recovery_codes(user) > 0,
+    )
 
 
 def _second_factor(method: str, check) -> object:
@@ -169,7 +195,9 @@ def _second_factor(method: str, check) -> object:
         flash(_locked_message(exc.retry_after), "error")
         return two_factor(), 429
     if not attempt.ok:
-        audit.record(Tag.USER_LOGIN_FAILURE, audit_context(), subject=user.username, reason=f"invalid_{method}")
+        audit.record(
+            Tag.USER_LOGIN_FAILURE, audit_context(), subject=user.username, reason=f"invalid_{method}"
+        )
         flash(_("That code is not valid."), "error")
         return redirect(url_for("web.two_factor"))
     next_url = json.loads(pending.data).get("next", "")
@@ -187,8 +215,10 @@ def login_totp():
 @bp.post("/login/2fa/recovery")
 def login_recovery():
     code = request.form.get("code", "")
-    return _second_factor("recovery_code",
-                          lambda user: second_factors.use_recovery_code(user, code, audit_context().with_actor(user)))
+    return _second_factor(
+        "recovery_code",
+        lambda user: second_factors.use_recovery_code(user, code, audit_context().with_actor(user)),
+    )
 
 
 @bp.post("/login/2fa/webauthn/options")
@@ -215,15 +245,18 @@ def login_key():
     try:
         with limits()["2fa"].attempt(str(user.id), _address()) as attempt:
             try:
-                key = second_factors.verify_key_sign_in(user, challenge, body.get("credential") or {},
-                                                   conf.rp_id, conf.origin, audit_context())
+                key = second_factors.verify_key_sign_in(
+                    user, challenge, body.get("credential") or {}, conf.rp_id, conf.origin, audit_context()
+                )
                 attempt.succeeded()
             except second_factors.KeyRejected:
                 pass
     except Limited as exc:
         return jsonify(error=_locked_message(exc.retry_after)), 429
     if not attempt.ok:
-        audit.record(Tag.USER_LOGIN_FAILURE, audit_context(), subject=user.username, reason="invalid_webauthn")
+        audit.record(
+            Tag.USER_LOGIN_FAILURE, audit_context(), subject=user.username, reason="invalid_webauthn"
+        )
         return jsonify(error=_("The security key was not accepted.")), 400
     next_url = json.loads(pending.data).get("next", "")
     if second_factors.take_pending(session.get(PENDING_LOGIN), "login") is None:
@@ -278,8 +311,12 @@ def reauth_submit():
         login_user(Account(me(), sessions.rotate(current_user.key), current_user.row))
         session["auth_at"] = time.time()
         return redirect(safe_next(next_url))
-    audit.record(Tag.USER_LOGIN_FAILURE, audit_context().with_actor(me()), subject=me().username,
-                 reason="invalid_password_reauth")
+    audit.record(
+        Tag.USER_LOGIN_FAILURE,
+        audit_context().with_actor(me()),
+        subject=me().username,
+        reason="invalid_password_reauth",
+    )
     flash(_("That password is not right."), "error")
     return render_template("reauth.html", next=next_url), 401
 
@@ -290,8 +327,11 @@ def _setup_link(key: str):
 
 
 def _link_gone():
-    return render_template("message.html", title=_("This link is no longer valid"),
-                           message=_("Ask an administrator for a new one.")), 404
+    return render_template(
+        "message.html",
+        title=_("This link is no longer valid"),
+        message=_("Ask an administrator for a new one."),
+    ), 404
 
 
 @bp.get("/setup-password/<key>")

@@ -16,7 +16,7 @@ import pytest
 import requests
 from conftest import add_user, free_port, privindex_cli, start_server, wait_until
 from cryptography.hazmat.primitives.asymmetric import rsa
-from fake_issuer import FakeIssuers, github_claims, gitlab_claims, issuers, issuers_toml, refused  # noqa: F401 (issuers: a fixture)
+from fake_issuer import FakeIssuers, github_claims, gitlab_claims, issuers_toml, refused
 
 AUDIENCE = "privindex-test"
 
@@ -26,12 +26,16 @@ def server(tmp_path_factory, issuers):
     """A server trusting the fake GitLab, GitHub and Forgejo, each with one publisher."""
     base = tmp_path_factory.mktemp("tp-attacks")
     config = base / "privindex.toml"
-    config.write_text(issuers_toml(AUDIENCE, {issuers.url(kind): kind for kind in ("github", "gitlab", "forgejo")}))
+    config.write_text(
+        issuers_toml(AUDIENCE, {issuers.url(kind): kind for kind in ("github", "gitlab", "forgejo")})
+    )
     live = start_server(base / "store", base / "data", config=config)
     add_user(live, "owner", "correct horse battery")
-    for args in (("glpkg", "--gitlab", "grp/glpkg", "--workflow-ref", ".gitlab-ci.yml"),
-                 ("ghpkg", "--github", "acme/ghpkg", "--workflow", "release.yml"),
-                 ("fjpkg", "--forgejo", "team/fjpkg", "--workflow", "release.yml")):
+    for args in (
+        ("glpkg", "--gitlab", "grp/glpkg", "--workflow-ref", ".gitlab-ci.yml"),
+        ("ghpkg", "--github", "acme/ghpkg", "--workflow", "release.yml"),
+        ("fjpkg", "--forgejo", "team/fjpkg", "--workflow", "release.yml"),
+    ):
         privindex_cli(live, "publisher", "add", *args, "--user", "owner", "--config", str(config))
     yield live
     live.stop()
@@ -43,12 +47,18 @@ def mint(server, token: str) -> requests.Response:
 
 def gitlab_uri(issuers, uri: str) -> dict:
     """GitLab claims of a pipeline of grp/glpkg whose ci_config_ref_uri is uri ({host}: the issuer's)."""
-    return {**gitlab_claims("grp/glpkg", host=issuers.host("gitlab")),
-            "ci_config_ref_uri": uri.format(host=issuers.host("gitlab"))}
+    return {
+        **gitlab_claims("grp/glpkg", host=issuers.host("gitlab")),
+        "ci_config_ref_uri": uri.format(host=issuers.host("gitlab")),
+    }
 
 
 def github_ref(job_workflow_ref: str, repository: str = "acme/ghpkg") -> dict:
-    return {**github_claims(repository), "job_workflow_ref": job_workflow_ref, "workflow_ref": job_workflow_ref}
+    return {
+        **github_claims(repository),
+        "job_workflow_ref": job_workflow_ref,
+        "workflow_ref": job_workflow_ref,
+    }
 
 
 GITLAB_LOOKALIKES = {
@@ -71,14 +81,23 @@ GITLAB_LOOKALIKES = {
 
 @pytest.mark.parametrize("case", GITLAB_LOOKALIKES)
 def test_gitlab_look_alike_ci_config_is_refused(server, issuers, case):
-    refused(mint(server, issuers.token("gitlab", aud=AUDIENCE, **gitlab_uri(issuers, GITLAB_LOOKALIKES[case]))),
-            "invalid-publisher", "no trusted publisher matches")
+    refused(
+        mint(server, issuers.token("gitlab", aud=AUDIENCE, **gitlab_uri(issuers, GITLAB_LOOKALIKES[case]))),
+        "invalid-publisher",
+        "no trusted publisher matches",
+    )
 
 
 def test_gitlab_project_path_of_another_project_is_refused(server, issuers):
     for path in ("evil/grp/glpkg", "grp/glpkg-evil", "rp/glpkg"):
-        refused(mint(server, issuers.token("gitlab", aud=AUDIENCE, **gitlab_claims(path, host=issuers.host("gitlab")))),
-                "invalid-publisher", "no trusted publisher matches")
+        refused(
+            mint(
+                server,
+                issuers.token("gitlab", aud=AUDIENCE, **gitlab_claims(path, host=issuers.host("gitlab"))),
+            ),
+            "invalid-publisher",
+            "no trusted publisher matches",
+        )
 
 
 GITHUB_LOOKALIKES = {
@@ -96,31 +115,45 @@ GITHUB_LOOKALIKES = {
 
 @pytest.mark.parametrize("case", GITHUB_LOOKALIKES)
 def test_github_look_alike_workflow_is_refused(server, issuers, case):
-    refused(mint(server, issuers.token("github", aud=AUDIENCE, **github_ref(GITHUB_LOOKALIKES[case]))),
-            "invalid-publisher", "no trusted publisher matches")
+    refused(
+        mint(server, issuers.token("github", aud=AUDIENCE, **github_ref(GITHUB_LOOKALIKES[case]))),
+        "invalid-publisher",
+        "no trusted publisher matches",
+    )
 
 
 def test_forgejo_look_alike_workflow_is_refused(server, issuers):
-    for ref in ("team/fjpkg/.forgejo/workflows/release.yml@refs/tags/v1@x",
-                "evil/team/fjpkg/.forgejo/workflows/release.yml@refs/tags/v1"):
+    for ref in (
+        "team/fjpkg/.forgejo/workflows/release.yml@refs/tags/v1@x",
+        "evil/team/fjpkg/.forgejo/workflows/release.yml@refs/tags/v1",
+    ):
         claims = {**github_claims("team/fjpkg"), "job_workflow_ref": None, "workflow_ref": ref}
-        refused(mint(server, issuers.token("forgejo", aud=AUDIENCE, **claims)), "invalid-publisher",
-                "no trusted publisher matches")
+        refused(
+            mint(server, issuers.token("forgejo", aud=AUDIENCE, **claims)),
+            "invalid-publisher",
+            "no trusted publisher matches",
+        )
 
 
 def test_the_genuine_claims_still_match_in_any_case_of_host_and_project(server, issuers):
     host = issuers.host("gitlab")
-    gitlab = {**gitlab_claims("GRP/glpkg", host=host),
-              "ci_config_ref_uri": f"{host.upper()}/Grp/GLPKG//.gitlab-ci.yml@refs/heads/main"}
+    gitlab = {
+        **gitlab_claims("GRP/glpkg", host=host),
+        "ci_config_ref_uri": f"{host.upper()}/Grp/GLPKG//.gitlab-ci.yml@refs/heads/main",
+    }
     assert mint(server, issuers.token("gitlab", aud=AUDIENCE, **gitlab)).status_code == 200
     github = github_ref("Acme/GHpkg/.github/workflows/release.yml@refs/heads/main", repository="ACME/ghpkg")
     assert mint(server, issuers.token("github", aud=AUDIENCE, **github)).status_code == 200
-    forgejo = {**github_claims("team/fjpkg"), "job_workflow_ref": None,
-               "workflow_ref": "team/fjpkg/.forgejo/workflows/release.yml@refs/tags/v1"}
+    forgejo = {
+        **github_claims("team/fjpkg"),
+        "job_workflow_ref": None,
+        "workflow_ref": "team/fjpkg/.forgejo/workflows/release.yml@refs/tags/v1",
+    }
     assert mint(server, issuers.token("forgejo", aud=AUDIENCE, **forgejo)).status_code == 200
 
 
 # -- an issuer that does not answer, or answers badly ------------------------------------------
+
 
 class SilentIssuer:
     """A loopback socket that accepts connections and never answers; counts them."""
@@ -165,18 +198,23 @@ def stall_server(tmp_path_factory, issuers, silent):
     live = start_server(base / "store", base / "data", config=config, env={"PRIVINDEX_THREADS": "8"})
     live.refusing = refusing
     # the first token imports PyJWT (and cryptography): done here, not in the timed part
-    requests.post(f"{live.url}/_/oidc/mint-token", json={"token": junk_jwt("https://other.example")}, timeout=30)
+    requests.post(
+        f"{live.url}/_/oidc/mint-token", json={"token": junk_jwt("https://other.example")}, timeout=30
+    )
     yield live
     live.stop()
 
 
 def junk_jwt(issuer: str) -> str:
     """A JWT that looks RS256-signed by issuer, with a made-up key id and signature."""
+
     def part(value: dict) -> str:
         return base64.urlsafe_b64encode(json.dumps(value).encode()).rstrip(b"=").decode()
 
-    return f"{part({'alg': 'RS256', 'typ': 'JWT', 'kid': secrets.token_hex(4)})}." \
-           f"{part({'iss': issuer, 'aud': AUDIENCE, 'jti': secrets.token_hex(8)})}.{'A' * 342}"
+    return (
+        f"{part({'alg': 'RS256', 'typ': 'JWT', 'kid': secrets.token_hex(4)})}."
+        f"{part({'iss': issuer, 'aud': AUDIENCE, 'jti': secrets.token_hex(8)})}.{'A' * 342}"
+    )
 
 
 def unavailable(resp: requests.Response, words: str) -> None:
@@ -213,7 +251,9 @@ def test_junk_tokens_for_an_unreachable_issuer_do_not_stall_the_server(stall_ser
     started = time.monotonic()
     unavailable(requests.post(url, json={"token": junk_jwt(issuer)}, timeout=30), reason)
     assert time.monotonic() - started < 0.5
-    problem = requests.post(f"{stall_server.url}/_/pytp/mint-token", json={"token": junk_jwt(issuer)}, timeout=30)
+    problem = requests.post(
+        f"{stall_server.url}/_/pytp/mint-token", json={"token": junk_jwt(issuer)}, timeout=30
+    )
     assert problem.status_code == 503 and problem.json()["status"] == 503 and problem.headers["Retry-After"]
     if which == "silent":
         assert len(silent.connections) == 1  # one discovery request for all the tokens
@@ -232,29 +272,49 @@ def misbehaving(issuers) -> FakeIssuers:
     def document(issuer: str, jwks_uri: str):
         return 200, json.dumps({"issuer": issuer, "jwks_uri": jwks_uri}).encode(), {}
 
-    issuers.answers.update({
-        "/oversized/jwks": (200, json.dumps({"keys": [], "padding": "x" * 2 * 1024 * 1024}).encode(), {}),
-        "/nested/jwks": (200, b"[" * 100_000, {}),
-        "/redirected/.well-known/openid-configuration": (
-            302, b"", {"Location": f"{elsewhere}/.well-known/openid-configuration"}),
-        "/elsewhere/.well-known/openid-configuration": document(issuers.url("redirected"), f"{elsewhere}/jwks"),
-        "/foreign-jwks/.well-known/openid-configuration": document(issuers.url("foreign-jwks"), f"{elsewhere}/jwks"),
-        "/impostor/.well-known/openid-configuration": document(issuers.url("github"), f"{elsewhere}/jwks"),
-        "/elsewhere/jwks": (200, json.dumps({"keys": [{**public, "kid": issuers.kid, "use": "sig"}]}).encode(), {}),
-    })
+    issuers.answers.update(
+        {
+            "/oversized/jwks": (200, json.dumps({"keys": [], "padding": "x" * 2 * 1024 * 1024}).encode(), {}),
+            "/nested/jwks": (200, b"[" * 100_000, {}),
+            "/redirected/.well-known/openid-configuration": (
+                302,
+                b"",
+                {"Location": f"{elsewhere}/.well-known/openid-configuration"},
+            ),
+            "/elsewhere/.well-known/openid-configuration": document(
+                issuers.url("redirected"), f"{elsewhere}/jwks"
+            ),
+            "/foreign-jwks/.well-known/openid-configuration": document(
+                issuers.url("foreign-jwks"), f"{elsewhere}/jwks"
+            ),
+            "/impostor/.well-known/openid-configuration": document(
+                issuers.url("github"), f"{elsewhere}/jwks"
+            ),
+            "/elsewhere/jwks": (
+                200,
+                json.dumps({"keys": [{**public, "kid": issuers.kid, "use": "sig"}]}).encode(),
+                {},
+            ),
+        }
+    )
     return issuers
 
 
-@pytest.mark.parametrize("name, words", [
-    ("oversized", "sent more than 256 KiB"),
-    ("nested", "did not send JSON"),
-    ("redirected", "answered 302"),
-    ("foreign-jwks", "jwks_uri is not on the issuer's host"),
-    ("impostor", "names another issuer"),
-])
+@pytest.mark.parametrize(
+    "name, words",
+    [
+        ("oversized", "sent more than 256 KiB"),
+        ("nested", "did not send JSON"),
+        ("redirected", "answered 302"),
+        ("foreign-jwks", "jwks_uri is not on the issuer's host"),
+        ("impostor", "names another issuer"),
+    ],
+)
 def test_what_a_misbehaving_issuer_sends_is_not_trusted(stall_server, misbehaving, name, words):
     """Oversized or too deeply nested documents, redirects, keys on another host and a
     discovery document naming another issuer are refused (503), so a token signed with the
     attacker's key from there does not verify."""
     token = misbehaving.token(name, aud=AUDIENCE, key=ATTACKER_KEY, **github_claims("acme/ghpkg"))
-    unavailable(requests.post(f"{stall_server.url}/_/oidc/mint-token", json={"token": token}, timeout=30), words)
+    unavailable(
+        requests.post(f"{stall_server.url}/_/oidc/mint-token", json={"token": token}, timeout=30), words
+    )
