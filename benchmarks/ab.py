@@ -32,7 +32,9 @@ import synth  # noqa: E402
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--checkout", action="append", type=Path, required=True, help="two source trees: A, then B")
+    p.add_argument(
+        "--checkout", action="append", type=Path, required=True, help="two source trees: A, then B"
+    )
     p.add_argument("--projects", type=int, default=5000)
     p.add_argument("--rounds", type=int, default=4)
     p.add_argument("--duration", type=float, default=3.0)
@@ -60,20 +62,26 @@ def main() -> int:
         tests = {
             "root": [("/simple/", "")],
             "project": [(f"/simple/{name}/", "") for name in store.projects],
-            "revalidate": [(f"/simple/{name}/", peers.http("GET", f"{servers[1].base}/simple/{name}/")[1]["etag"])
-                           for name in sample],
+            "revalidate": [
+                (f"/simple/{name}/", peers.http("GET", f"{servers[1].base}/simple/{name}/")[1]["etag"])
+                for name in sample
+            ],
             "file_100k": [(f"/packages/{store.file_100k}", "")],
         }
-        print(f"req/s, median of {args.rounds} interleaved runs of {args.duration:g} s; "
-              f"A = {args.checkout[0]}, B = {args.checkout[1]}")
+        print(
+            f"req/s, median of {args.rounds} interleaved runs of {args.duration:g} s; "
+            f"A = {args.checkout[0]}, B = {args.checkout[1]}"
+        )
         for key, items in tests.items():
             paths = loadgen.write_paths(work / f"paths-{key}.txt", items)
             for conns in (int(c) for c in args.connections.split(",")):
                 got: list[list[float]] = [[], []]
                 for round_ in range(args.rounds):
-                    for i in ((0, 1) if round_ % 2 == 0 else (1, 0)):
+                    for i in (0, 1) if round_ % 2 == 0 else (1, 0):
                         loadgen.wait_idle(running[i].pid, 0.5)
-                        got[i].append(loadgen.run_load(servers[i].base, paths, conns, args.duration, "wrk")["rps"])
+                        got[i].append(
+                            loadgen.run_load(servers[i].base, paths, conns, args.duration, "wrk")["rps"]
+                        )
                 a, b = statistics.median(got[0]), statistics.median(got[1])
                 print(f"{key} c={conns}: A {a:.0f} {got[0]}  B {b:.0f} {got[1]}  B/A {b / a:.2f}", flush=True)
     finally:

@@ -23,9 +23,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -34,8 +34,10 @@ import peers  # noqa: E402
 import synth  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
-ROWS = {"one": "nginx -> 1 process, GET /simple/<random project>/",
-        "two": "nginx -> 2 processes (one PostgreSQL), GET /simple/<random project>/"}
+ROWS = {
+    "one": "nginx -> 1 process, GET /simple/<random project>/",
+    "two": "nginx -> 2 processes (one PostgreSQL), GET /simple/<random project>/",
+}
 
 
 def main() -> int:
@@ -53,13 +55,17 @@ def report(figures: dict) -> str:
     if figures.get("skipped"):
         return f"load-balanced rows skipped: {figures['skipped']}"
     conns = figures["connections"]
-    lines = [f"| figure | {' | '.join(f'c={c} req/s, p50/p99 ms' for c in conns)} |",
-             "|---|" + "---|" * len(conns)]
+    lines = [
+        f"| figure | {' | '.join(f'c={c} req/s, p50/p99 ms' for c in conns)} |",
+        "|---|" + "---|" * len(conns),
+    ]
     for key, title in ROWS.items():
         cells = figures["rows"][key]
         lines.append(f"| {title} | {' | '.join(f'{r[0]:.0f}, {r[1]:.1f}/{r[2]:.1f}' for r in cells)} |")
-    ratios = [f"c={c}: {two[0] / one[0]:.2f}x" if one[0] else f"c={c}: n/a"
-              for c, one, two in zip(conns, figures["rows"]["one"], figures["rows"]["two"])]
+    ratios = [
+        f"c={c}: {two[0] / one[0]:.2f}x" if one[0] else f"c={c}: n/a"
+        for c, one, two in zip(conns, figures["rows"]["one"], figures["rows"]["two"])
+    ]
     lines.append(f"\ntwo processes / one process: {', '.join(ratios)} ({os.cpu_count()} CPUs)")
     if figures.get("errors"):
         lines.append(f"note: {figures['errors']} requests failed or got a status other than 200")
@@ -78,8 +84,10 @@ def postgres() -> Iterator[str | None]:
     if os.environ.get("BENCH_DATABASE_URL"):
         yield os.environ["BENCH_DATABASE_URL"]
         return
-    bins = sorted(Path("/usr/lib/postgresql").glob("*/bin"), key=lambda p: [int(x) for x in p.parent.name.split(".")
-                                                                              if x.isdigit()])
+    bins = sorted(
+        Path("/usr/lib/postgresql").glob("*/bin"),
+        key=lambda p: [int(x) for x in p.parent.name.split(".") if x.isdigit()],
+    )
     if not bins:
         yield None
         return
@@ -90,10 +98,28 @@ def postgres() -> Iterator[str | None]:
     port = peers.free_port()
     started = False
     try:
-        _run(str(pg_bin / "initdb"), "-D", str(folder / "data"), "-A", "trust", "-U", "postgres", as_postgres=True)
-        _run(str(pg_bin / "pg_ctl"), "-D", str(folder / "data"), "-l", str(folder / "log"), "-w", "start", "-o",
-             f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c max_connections=100 -c fsync=off",
-             as_postgres=True)
+        _run(
+            str(pg_bin / "initdb"),
+            "-D",
+            str(folder / "data"),
+            "-A",
+            "trust",
+            "-U",
+            "postgres",
+            as_postgres=True,
+        )
+        _run(
+            str(pg_bin / "pg_ctl"),
+            "-D",
+            str(folder / "data"),
+            "-l",
+            str(folder / "log"),
+            "-w",
+            "start",
+            "-o",
+            f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c max_connections=100 -c fsync=off",
+            as_postgres=True,
+        )
         started = True
         yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
     finally:
@@ -120,8 +146,10 @@ def balancer(work: Path, single: str, both: list[str]) -> tuple[peers.Server, in
     """One nginx, two ports: the first proxies to `single`, the second balances over `both`."""
     port_one, port_two = peers.free_port(), peers.free_port()
     user = "user root;\n" if os.geteuid() == 0 else ""
-    temp = "\n".join(f"  {kind}_temp_path {work}/tmp-{kind};"
-                     for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+    temp = "\n".join(
+        f"  {kind}_temp_path {work}/tmp-{kind};"
+        for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+    )
     proxy = """proxy_http_version 1.1; proxy_set_header Connection ""; proxy_set_header Host $http_host;"""
     conf = work / "nginx.conf"
     conf.write_text(f"""{user}daemon off;
@@ -134,13 +162,14 @@ http {{
   keepalive_requests 1000000;
 {temp}
   upstream one {{ server {single}; keepalive 64; }}
-  upstream two {{ {' '.join(f'server {b};' for b in both)} keepalive 64; }}
+  upstream two {{ {" ".join(f"server {b};" for b in both)} keepalive 64; }}
   server {{ listen 127.0.0.1:{port_one}; location / {{ proxy_pass http://one; {proxy} }} }}
   server {{ listen 127.0.0.1:{port_two}; location / {{ proxy_pass http://two; {proxy} }} }}
 }}
 """)
-    server = peers.Server("nginx-lb", ["nginx", "-c", str(conf), "-p", str(work), "-e", str(work / "error.log")],
-                          port_one)
+    server = peers.Server(
+        "nginx-lb", ["nginx", "-c", str(conf), "-p", str(work), "-e", str(work / "error.log")], port_one
+    )
     return server, port_one, port_two
 
 
@@ -152,8 +181,10 @@ def measure(cache: Path, projects: int, duration: float, connections: str) -> di
     conns = [int(c) for c in connections.split(",")]
     with postgres() as admin_url:
         if admin_url is None:
-            return {"skipped": "PostgreSQL is not installed (apt-get install postgresql), "
-                               "nor BENCH_DATABASE_URL set"}
+            return {
+                "skipped": "PostgreSQL is not installed (apt-get install postgresql), "
+                "nor BENCH_DATABASE_URL set"
+            }
         store = synth.build_store(cache, projects, 4, print)
         work = cache / "run-balanced"
         shutil.rmtree(work, ignore_errors=True)
@@ -165,10 +196,15 @@ def measure(cache: Path, projects: int, duration: float, connections: str) -> di
                 server = peers.privindex(store.folder, work / "data", database_url=url)
                 server.root = "/readyz"  # ready: the store indexed (a start indexes in the background)
                 running.append(peers.launch(server, work / f"privindex-{i}.log"))
-            lb, port_one, port_two = balancer(work, *(f"127.0.0.1:{r.server.port}" for r in running[:1]),
-                                              [f"127.0.0.1:{r.server.port}" for r in running])
+            lb, port_one, port_two = balancer(
+                work,
+                *(f"127.0.0.1:{r.server.port}" for r in running[:1]),
+                [f"127.0.0.1:{r.server.port}" for r in running],
+            )
             running.append(peers.launch(lb, work / "nginx.log"))
-            paths = loadgen.write_paths(work / "paths.txt", [(f"/simple/{name}/", "") for name in store.projects])
+            paths = loadgen.write_paths(
+                work / "paths.txt", [(f"/simple/{name}/", "") for name in store.projects]
+            )
             client = "wrk" if loadgen.have_wrk() else "python"
             figures: dict = {"connections": conns, "rows": {}, "client": client}
             for key, port in (("one", port_one), ("two", port_two)):

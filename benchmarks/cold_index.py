@@ -43,7 +43,8 @@ def big_store(cache: Path, files: int, mb: int) -> Path:
         for i in range(files):
             name = f"big-{i:05d}"
             (folder / f"{name.replace('-', '_')}-1.0-py3-none-any.whl").write_bytes(
-                synth.wheel_bytes(name, "1.0", os.urandom(mb * 1024 * 1024)))
+                synth.wheel_bytes(name, "1.0", os.urandom(mb * 1024 * 1024))
+            )
             if i % 100 == 99:
                 print(f"built {i + 1}/{files} files", flush=True)
         old = time.time() - 3600  # settled: not a copy in progress
@@ -75,12 +76,18 @@ def main(argv: list[str] | None = None) -> int:
     start, ready = statistics.median(starts), statistics.median(readies)
     indexing = ready - start  # first answer to every file listed: the reading and hashing
     print(f"store: {args.files} files, {store_mb} MB; cold starts: {args.repeat}, medians")
-    print(f"privindex: first answer {start:.2f} s, every file indexed {ready:.2f} s after start "
-          f"({store_mb / ready:.0f} MB/s from start, {store_mb / indexing:.0f} MB/s from the first answer)")
-    print(f"sha256sum: {hashes['one_core']:.0f} MB/s on one core, {hashes['all_cores']:.0f} MB/s on "
-          f"{os.cpu_count()} cores")
-    print(f"privindex / sha256sum on all cores: {store_mb / ready / hashes['all_cores']:.0%} from start, "
-          f"{store_mb / indexing / hashes['all_cores']:.0%} from the first answer")
+    print(
+        f"privindex: first answer {start:.2f} s, every file indexed {ready:.2f} s after start "
+        f"({store_mb / ready:.0f} MB/s from start, {store_mb / indexing:.0f} MB/s from the first answer)"
+    )
+    print(
+        f"sha256sum: {hashes['one_core']:.0f} MB/s on one core, {hashes['all_cores']:.0f} MB/s on "
+        f"{os.cpu_count()} cores"
+    )
+    print(
+        f"privindex / sha256sum on all cores: {store_mb / ready / hashes['all_cores']:.0%} from start, "
+        f"{store_mb / indexing / hashes['all_cores']:.0%} from the first answer"
+    )
     return 0
 
 

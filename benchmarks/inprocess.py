@@ -87,9 +87,19 @@ def main() -> int:
     for round_ in range(args.rounds):
         order = range(len(args.checkout)) if round_ % 2 == 0 else reversed(range(len(args.checkout)))
         for i in order:
-            proc = subprocess.run([sys.executable, "-c", CHILD, str(args.checkout[i].resolve()), str(store.folder),
-                                   str(args.cache_dir / f"inprocess-{i}"), str(args.requests)],
-                                  capture_output=True, text=True)
+            proc = subprocess.run(
+                [
+                    sys.executable,
+                    "-c",
+                    CHILD,
+                    str(args.checkout[i].resolve()),
+                    str(store.folder),
+                    str(args.cache_dir / f"inprocess-{i}"),
+                    str(args.requests),
+                ],
+                capture_output=True,
+                text=True,
+            )
             if proc.returncode != 0:
                 raise SystemExit(f"{args.checkout[i]}: {proc.stderr[-2000:]}")
             for key, us in json.loads(proc.stdout).items():

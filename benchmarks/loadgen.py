@@ -56,22 +56,35 @@ def write_paths(path: Path, items: list[tuple[str, str]]) -> Path:
     return path
 
 
-def run_load(base: str, paths_file: Path, connections: int, seconds: float, client: str,
-             threads: int = 1) -> dict:
+def run_load(
+    base: str, paths_file: Path, connections: int, seconds: float, client: str, threads: int = 1
+) -> dict:
     """Hammer base+path for `seconds`; returns requests, req/s, p50/p99 ms, MB/s, errors."""
     if client == "wrk":
         return _run_wrk(base, paths_file, connections, seconds, threads)
     return _run_python(base, paths_file, connections, seconds)
 
 
-def _summary(requests: int, duration: float, nbytes: int, p50_ms: float, p99_ms: float,
-             errors: int, bad_status: int, client: str) -> dict:
+def _summary(
+    requests: int,
+    duration: float,
+    nbytes: int,
+    p50_ms: float,
+    p99_ms: float,
+    errors: int,
+    bad_status: int,
+    client: str,
+) -> dict:
     return {
-        "requests": requests, "seconds": round(duration, 3),
+        "requests": requests,
+        "seconds": round(duration, 3),
         "rps": round(requests / duration, 1) if duration else 0.0,
-        "p50_ms": round(p50_ms, 3), "p99_ms": round(p99_ms, 3),
+        "p50_ms": round(p50_ms, 3),
+        "p99_ms": round(p99_ms, 3),
         "mb_per_s": round(nbytes / duration / 1e6, 1) if duration else 0.0,
-        "errors": errors, "bad_status": bad_status, "client": client,
+        "errors": errors,
+        "bad_status": bad_status,
+        "client": client,
     }
 
 
@@ -79,16 +92,35 @@ def _run_wrk(base: str, paths_file: Path, connections: int, seconds: float, thre
     script = paths_file.parent / "random_paths.lua"
     if not script.exists():
         script.write_text(WRK_SCRIPT)
-    cmd = ["wrk", f"-t{min(threads, connections)}", f"-c{connections}",
-           f"-d{max(1, round(seconds))}s", "--timeout", "10s", "--latency",
-           "-s", str(script), base, "--", str(paths_file)]
+    cmd = [
+        "wrk",
+        f"-t{min(threads, connections)}",
+        f"-c{connections}",
+        f"-d{max(1, round(seconds))}s",
+        "--timeout",
+        "10s",
+        "--latency",
+        "-s",
+        str(script),
+        base,
+        "--",
+        str(paths_file),
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60)
     line = next((x for x in proc.stdout.splitlines() if x.startswith("WRKJSON ")), None)
     if line is None:
         raise RuntimeError(f"wrk gave no summary ({proc.returncode}): {proc.stdout}\n{proc.stderr}")
-    s = json.loads(line[len("WRKJSON "):])
-    return _summary(s["requests"], s["duration_us"] / 1e6, s["bytes"], s["p50_us"] / 1e3,
-                    s["p99_us"] / 1e3, s["errors"], s["bad_status"], "wrk")
+    s = json.loads(line[len("WRKJSON ") :])
+    return _summary(
+        s["requests"],
+        s["duration_us"] / 1e6,
+        s["bytes"],
+        s["p50_us"] / 1e3,
+        s["p99_us"] / 1e3,
+        s["errors"],
+        s["bad_status"],
+        "wrk",
+    )
 
 
 def _run_python(base: str, paths_file: Path, connections: int, seconds: float) -> dict:
@@ -134,12 +166,25 @@ def _run_python(base: str, paths_file: Path, connections: int, seconds: float) -
         w.join()
     duration = time.monotonic() - started
     latencies.sort()
-    pct = (lambda q: latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1e3) if latencies else (lambda q: 0.0)
-    return _summary(len(latencies), duration, counts["bytes"], pct(0.50), pct(0.99),
-                    counts["errors"], counts["bad_status"], "python")
+    pct = (
+        (lambda q: latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1e3)
+        if latencies
+        else (lambda q: 0.0)
+    )
+    return _summary(
+        len(latencies),
+        duration,
+        counts["bytes"],
+        pct(0.50),
+        pct(0.99),
+        counts["errors"],
+        counts["bad_status"],
+        "python",
+    )
 
 
 # -- process accounting ----------------------------------------------------------------------
+
 
 def process_tree(pid: int) -> list[int]:
     """pid and all its descendants (nginx workers, pypi-server's children, ...)."""
@@ -188,7 +233,9 @@ def cpu_seconds(pid: int) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
-def wait_idle(pid: int, window: float = 1.0, threshold: float = 0.05, timeout: float = 30.0) -> tuple[float, bool]:
+def wait_idle(
+    pid: int, window: float = 1.0, threshold: float = 0.05, timeout: float = 30.0
+) -> tuple[float, bool]:
     """Wait until the server tree used < threshold of a core over one window; bounded.
 
     A test that starts while the server still digests the previous one's backlog would be

@@ -47,16 +47,21 @@ def main() -> int:
     work.mkdir(parents=True)
     client = "wrk" if loadgen.have_wrk() else "python"
     servers = {
-        "metrics on": peers.launch(peers.privindex(store.folder, work / "on-data", metrics="true"), work / "on.log"),
-        "metrics off": peers.launch(peers.privindex(store.folder, work / "off-data", metrics="false"),
-                                    work / "off.log"),
+        "metrics on": peers.launch(
+            peers.privindex(store.folder, work / "on-data", metrics="true"), work / "on.log"
+        ),
+        "metrics off": peers.launch(
+            peers.privindex(store.folder, work / "off-data", metrics="false"), work / "off.log"
+        ),
     }
     paths = loadgen.write_paths(work / "paths.txt", [(f"/simple/{n}/", "") for n in store.projects])
     try:
         for running in servers.values():  # warm: every page rendered once
             loadgen.run_load(running.server.base, paths, 4, 2, client)
-        print(f"client {client}; {args.projects} projects; {args.rounds} interleaved rounds of "
-              f"{args.duration:g} s per server and connection count\n")
+        print(
+            f"client {client}; {args.projects} projects; {args.rounds} interleaved rounds of "
+            f"{args.duration:g} s per server and connection count\n"
+        )
         print("| connections | metrics off req/s | metrics on req/s | overhead | p50 off / on ms |")
         print("|---|---|---|---|---|")
         for conns in map(int, args.connections.split(",")):
@@ -73,10 +78,14 @@ def main() -> int:
                     rps[name].append(r["rps"])
                     p50[name].append(r["p50_ms"])
             off, on = statistics.median(rps["metrics off"]), statistics.median(rps["metrics on"])
-            print(f"| {conns} | {off:.0f} | {on:.0f} | {(off - on) / off * 100:+.1f}% | "
-                  f"{statistics.median(p50['metrics off']):.2f} / {statistics.median(p50['metrics on']):.2f} |")
-            print(f"|   | runs: {', '.join(f'{x:.0f}' for x in rps['metrics off'])} | "
-                  f"{', '.join(f'{x:.0f}' for x in rps['metrics on'])} | | |")
+            print(
+                f"| {conns} | {off:.0f} | {on:.0f} | {(off - on) / off * 100:+.1f}% | "
+                f"{statistics.median(p50['metrics off']):.2f} / {statistics.median(p50['metrics on']):.2f} |"
+            )
+            print(
+                f"|   | runs: {', '.join(f'{x:.0f}' for x in rps['metrics off'])} | "
+                f"{', '.join(f'{x:.0f}' for x in rps['metrics on'])} | | |"
+            )
     finally:
         for running in servers.values():
             peers.stop(running)
@@ -94,10 +103,18 @@ def in_process(store: synth.SynthStore, work: Path, rounds: int, n: int = 20000)
     shutil.rmtree(work, ignore_errors=True)
     logging.getLogger("privindex.access").setLevel(logging.INFO)  # formatted, written nowhere
     logging.getLogger().addHandler(logging.NullHandler())
-    apps = {on: create_app(Settings(store=store.folder, data_dir=work / str(on), metrics=on)).wsgi_app
-            for on in (False, True)}
-    base = {"REQUEST_METHOD": "GET", "SERVER_NAME": "x", "SERVER_PORT": "80", "wsgi.url_scheme": "http",
-            "REMOTE_ADDR": "127.0.0.1", "HTTP_USER_AGENT": "pip"}
+    apps = {
+        on: create_app(Settings(store=store.folder, data_dir=work / str(on), metrics=on)).wsgi_app
+        for on in (False, True)
+    }
+    base = {
+        "REQUEST_METHOD": "GET",
+        "SERVER_NAME": "x",
+        "SERVER_PORT": "80",
+        "wsgi.url_scheme": "http",
+        "REMOTE_ADDR": "127.0.0.1",
+        "HTTP_USER_AGENT": "pip",
+    }
     paths = [f"/simple/{name}/" for name in store.projects]
 
     def per_request(app, count: int) -> float:
@@ -110,11 +127,13 @@ def in_process(store: synth.SynthStore, work: Path, rounds: int, n: int = 20000)
         per_request(app, 2000)  # every page rendered once
     times: dict[bool, list[float]] = {False: [], True: []}
     for round_ in range(rounds * 2):
-        for on in ((False, True) if round_ % 2 == 0 else (True, False)):
+        for on in (False, True) if round_ % 2 == 0 else (True, False):
             times[on].append(per_request(apps[on], n))
     off, on = statistics.median(times[False]), statistics.median(times[True])
-    print(f"in-process WSGI stack, /simple/<project>/ (cached page): metrics off {off:.1f} us, "
-          f"on {on:.1f} us per request: +{on - off:.1f} us (medians of {rounds * 2} x {n} requests)")
+    print(
+        f"in-process WSGI stack, /simple/<project>/ (cached page): metrics off {off:.1f} us, "
+        f"on {on:.1f} us per request: +{on - off:.1f} us (medians of {rounds * 2} x {n} requests)"
+    )
     return 0
 
 

@@ -39,7 +39,9 @@ VARIANTS = {
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--test", choices=("project", "revalidate", "file_100k", "file_20m", "root"), default="project")
+    p.add_argument(
+        "--test", choices=("project", "revalidate", "file_100k", "file_20m", "root"), default="project"
+    )
     p.add_argument("--connections", default="1,16")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--duration", type=float, default=3.0)
@@ -53,33 +55,45 @@ def main() -> int:
     seed = args.cache_dir / "run" / "privindex-data"
     if seed.is_dir():
         shutil.copytree(seed, work / "data")
-    inner = peers.privindex(store.folder, work / "data", send_files_via="x-accel-redirect", trusted_proxy="127.0.0.1")
+    inner = peers.privindex(
+        store.folder, work / "data", send_files_via="x-accel-redirect", trusted_proxy="127.0.0.1"
+    )
     running = [peers.launch(inner, work / "privindex.log")]
     bases = {}
     try:
         for name, change in VARIANTS.items():
             port = peers.free_port()
-            conf = peers.nginx_http_conf(work / name, change(peers.readme_nginx_config(
-                port, inner.port, store.folder, work / name / "cache")))
-            server = peers.Server(name, ["nginx", "-c", str(conf), "-p", str(work / name),
-                                         "-e", str(work / name / "error.log")], port)
+            conf = peers.nginx_http_conf(
+                work / name,
+                change(peers.readme_nginx_config(port, inner.port, store.folder, work / name / "cache")),
+            )
+            server = peers.Server(
+                name,
+                ["nginx", "-c", str(conf), "-p", str(work / name), "-e", str(work / name / "error.log")],
+                port,
+            )
             running.append(peers.launch(server, work / f"{name}.log"))
             bases[name] = server.base
         if args.test.startswith("file"):
             static = peers.nginx(work / "nginx-static", store.folder, b"", b"")
             running.append(peers.launch(static, work / "nginx-static.log"))
             bases["nginx-static"] = static.base
-        items = {"project": [(f"/simple/{n}/", "") for n in store.projects], "root": [("/simple/", "")],
-                 "file_100k": [(f"/packages/{store.file_100k}", "")],
-                 "file_20m": [(f"/packages/{store.file_20m}", "")]}
+        items = {
+            "project": [(f"/simple/{n}/", "") for n in store.projects],
+            "root": [("/simple/", "")],
+            "file_100k": [(f"/packages/{store.file_100k}", "")],
+            "file_20m": [(f"/packages/{store.file_20m}", "")],
+        }
         if args.test == "revalidate":
-            items["revalidate"] = [(f"/simple/{n}/", peers.http("GET", f"{inner.base}/simple/{n}/")[1]["etag"])
-                                   for n in store.projects[:1000]]
+            items["revalidate"] = [
+                (f"/simple/{n}/", peers.http("GET", f"{inner.base}/simple/{n}/")[1]["etag"])
+                for n in store.projects[:1000]
+            ]
         paths = loadgen.write_paths(work / "paths.txt", items[args.test])
         got: dict[tuple[str, int], list[float]] = {}
         names = list(bases)
         for round_ in range(args.rounds):
-            for name in (names if round_ % 2 == 0 else names[::-1]):
+            for name in names if round_ % 2 == 0 else names[::-1]:
                 for conns in (int(c) for c in args.connections.split(",")):
                     loadgen.wait_idle(running[0].pid, 0.5)
                     run = loadgen.run_load(bases[name], paths, conns, args.duration, "wrk")

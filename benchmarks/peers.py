@@ -11,8 +11,8 @@ import base64
 import json
 import os
 import re
-import shutil
 import shlex
+import shutil
 import signal
 import socket
 import subprocess
@@ -55,8 +55,11 @@ def ensure_venv(cache: Path, name: str, log=print) -> Path:
         log(f"creating the {name} virtualenv in {venv} ...")
         subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
         # pip's machine-wide config (mirrors, certificates) is fine for installing.
-        proc = subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q", *VENVS[name]],
-                              capture_output=True, text=True)
+        proc = subprocess.run(
+            [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", *VENVS[name]],
+            capture_output=True,
+            text=True,
+        )
         if proc.returncode != 0:
             raise RuntimeError(f"installing {VENVS[name]} failed:\n{proc.stdout}{proc.stderr}")
         marker.write_text(wanted)
@@ -69,8 +72,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def http(method: str, url: str, body: bytes | None = None, headers: dict | None = None,
-         timeout: float = 30) -> tuple[int, dict, bytes]:
+def http(
+    method: str, url: str, body: bytes | None = None, headers: dict | None = None, timeout: float = 30
+) -> tuple[int, dict, bytes]:
     """(status, headers with lower-case names, body); HTTP errors are answers, not exceptions."""
     req = urllib.request.Request(url, data=body, method=method, headers=headers or {})
     try:
@@ -81,6 +85,7 @@ def http(method: str, url: str, body: bytes | None = None, headers: dict | None 
 
 
 # -- the servers -------------------------------------------------------------------------------
+
 
 @dataclass
 class Server:
@@ -116,8 +121,14 @@ def launch(server: Server, log_path: Path, timeout: float = 900) -> Running:
     """Start the process and poll its Simple API root until it answers 200."""
     log_file = open(log_path, "ab")
     started = time.monotonic()
-    proc = subprocess.Popen(server.argv, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                            env=server.env or clean_env(), start_new_session=True)
+    proc = subprocess.Popen(
+        server.argv,
+        stdout=log_file,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        env=server.env or clean_env(),
+        start_new_session=True,
+    )
     log_file.close()
     url = server.base + server.root
     while time.monotonic() - started < timeout:
@@ -156,24 +167,68 @@ def privindex(store: Path, data_dir: Path, **settings: str) -> Server:
     port = free_port()
     env = clean_env(PYTHONPATH=str(REPO))  # the checkout, whatever is installed
     env.update({f"PRIVINDEX_{k.upper()}": v for k, v in settings.items()})
-    return Server("privindex", [sys.executable, "-m", "privindex", "serve", "--store", str(store),
-                                "--data-dir", str(data_dir), "--port", str(port)], port, env=env,
-                  ready="/readyz")
+    return Server(
+        "privindex",
+        [
+            sys.executable,
+            "-m",
+            "privindex",
+            "serve",
+            "--store",
+            str(store),
+            "--data-dir",
+            str(data_dir),
+            "--port",
+            str(port),
+        ],
+        port,
+        env=env,
+        ready="/readyz",
+    )
 
 
 def pypiserver(bin_dir: Path, store: Path, backend: str) -> Server:
     port = free_port()
     name = "pypiserver" if backend == "simple-dir" else f"pypiserver-{backend.split('-')[0]}"
-    return Server(name, [str(bin_dir / "pypi-server"), "run", "-p", str(port), "-i", "127.0.0.1",
-                         "--backend", backend, "-a", ".", "-P", ".", "--disable-fallback", str(store)],
-                  port)
+    return Server(
+        name,
+        [
+            str(bin_dir / "pypi-server"),
+            "run",
+            "-p",
+            str(port),
+            "-i",
+            "127.0.0.1",
+            "--backend",
+            backend,
+            "-a",
+            ".",
+            "-P",
+            ".",
+            "--disable-fallback",
+            str(store),
+        ],
+        port,
+    )
 
 
 def devpi(bin_dir: Path, serverdir: Path, index: str = f"{DEVPI_USER}/{DEVPI_INDEX}") -> Server:
     port = free_port()
-    return Server("devpi", [str(bin_dir / "devpi-server"), "--serverdir", str(serverdir),
-                            "--host", "127.0.0.1", "--port", str(port)], port,
-                  root=f"/{index}/+simple/", project=f"/{index}/+simple/{{name}}/")
+    return Server(
+        "devpi",
+        [
+            str(bin_dir / "devpi-server"),
+            "--serverdir",
+            str(serverdir),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        port,
+        root=f"/{index}/+simple/",
+        project=f"/{index}/+simple/{{name}}/",
+    )
 
 
 def nginx(workdir: Path, store: Path, root_page: bytes, project_page: bytes) -> Server:
@@ -186,14 +241,21 @@ def nginx(workdir: Path, store: Path, root_page: bytes, project_page: bytes) -> 
     pages.mkdir(parents=True, exist_ok=True)
     (pages / "root.html").write_bytes(root_page)
     (pages / "project.html").write_bytes(project_page)
-    conf = nginx_http_conf(workdir, f"""  server {{
+    conf = nginx_http_conf(
+        workdir,
+        f"""  server {{
     listen 127.0.0.1:{port};
     location = /simple/ {{ root {pages}; default_type text/html; try_files /root.html =404; }}
     location /simple/ {{ root {pages}; default_type text/html; try_files /project.html =404; }}
     location /packages/ {{ alias {store}/; }}
-  }}""")
-    return Server("nginx", ["nginx", "-c", str(conf), "-p", str(workdir), "-e", str(workdir / "error.log")],
-                  port, notes=["nginx serves one pre-rendered project page for every /simple/<project>/"])
+  }}""",
+    )
+    return Server(
+        "nginx",
+        ["nginx", "-c", str(conf), "-p", str(workdir), "-e", str(workdir / "error.log")],
+        port,
+        notes=["nginx serves one pre-rendered project page for every /simple/<project>/"],
+    )
 
 
 def readme_nginx_config(port: int, upstream_port: int, store: Path, cache_dir: Path) -> str:
@@ -222,8 +284,10 @@ def nginx_http_conf(workdir: Path, servers: str, workers: str = "auto") -> Path:
     workdir.mkdir(parents=True, exist_ok=True)
     conf = workdir / "nginx.conf"
     user = "user root;\n" if os.geteuid() == 0 else ""
-    temp = "\n".join(f"  {kind}_temp_path {workdir}/tmp-{kind};"
-                     for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+    temp = "\n".join(
+        f"  {kind}_temp_path {workdir}/tmp-{kind};"
+        for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+    )
     conf.write_text(f"""{user}daemon off;
 worker_processes {workers};
 pid {workdir}/nginx.pid;
@@ -242,29 +306,44 @@ http {{
     return conf
 
 
-def privindex_behind_nginx(store: Path, data_dir: Path, workdir: Path, send_files_via: str = "x-accel-redirect",
-                           **settings: str) -> Server:
+def privindex_behind_nginx(
+    store: Path, data_dir: Path, workdir: Path, send_files_via: str = "x-accel-redirect", **settings: str
+) -> Server:
     """privindex on a loopback port behind nginx configured as README.md recommends, in one
     process group (a shell running both), so launch/stop/CPU/RSS treat them as one server."""
     inner = privindex(store, data_dir, send_files_via=send_files_via, trusted_proxy="127.0.0.1", **settings)
     port = free_port()
     shutil.rmtree(workdir / "cache", ignore_errors=True)
     conf = nginx_http_conf(workdir, readme_nginx_config(port, inner.port, store, workdir / "cache"))
-    nginx_cmd = " ".join(shlex.quote(a) for a in ["nginx", "-c", str(conf), "-p", str(workdir),
-                                                   "-e", str(workdir / "error.log")])
+    nginx_cmd = " ".join(
+        shlex.quote(a)
+        for a in ["nginx", "-c", str(conf), "-p", str(workdir), "-e", str(workdir / "error.log")]
+    )
     serve_cmd = " ".join(shlex.quote(a) for a in inner.argv)
     name = "privindex-nginx" if send_files_via != "off" else "privindex-nginx-plain"
-    return Server(name, ["sh", "-c", f"{serve_cmd} & {nginx_cmd} & wait"], port, env=inner.env,
-                  notes=[f"privindex (send_files_via={send_files_via}) behind nginx with README.md's config "
-                         "(keepalive upstream, 1 s micro-cache of /simple/, X-Accel-Redirect location)"])
+    return Server(
+        name,
+        ["sh", "-c", f"{serve_cmd} & {nginx_cmd} & wait"],
+        port,
+        env=inner.env,
+        notes=[
+            f"privindex (send_files_via={send_files_via}) behind nginx with README.md's config "
+            "(keepalive upstream, 1 s micro-cache of /simple/, X-Accel-Redirect location)"
+        ],
+    )
 
 
 # -- devpi: upload the store once into a private index, keep the server folder ------------------
 
+
 def devpi_auth_header(base: str, user: str, password: str) -> dict:
     """Log in through devpi's API and return the X-Devpi-Auth header its token makes."""
-    status, _h, body = http("POST", f"{base}/+login", json.dumps({"user": user, "password": password}).encode(),
-                            {"Content-Type": "application/json", "Accept": "application/json"})
+    status, _h, body = http(
+        "POST",
+        f"{base}/+login",
+        json.dumps({"user": user, "password": password}).encode(),
+        {"Content-Type": "application/json", "Accept": "application/json"},
+    )
     if status != 200:
         raise RuntimeError(f"devpi login failed: {status} {body[:300]!r}")
     token = json.loads(body)["result"]["password"]
@@ -274,15 +353,21 @@ def devpi_auth_header(base: str, user: str, password: str) -> dict:
 def devpi_create_index(base: str, index: str = DEVPI_INDEX) -> dict:
     """A user and a private index with no bases (nothing ever goes to PyPI); returns auth."""
     json_headers = {"Content-Type": "application/json", "Accept": "application/json"}
-    status, _h, body = http("PUT", f"{base}/{DEVPI_USER}",
-                            json.dumps({"password": DEVPI_PASSWORD, "email": "bench@example.invalid"}).encode(),
-                            json_headers)
+    status, _h, body = http(
+        "PUT",
+        f"{base}/{DEVPI_USER}",
+        json.dumps({"password": DEVPI_PASSWORD, "email": "bench@example.invalid"}).encode(),
+        json_headers,
+    )
     if status not in (201, 409):
         raise RuntimeError(f"devpi user creation failed: {status} {body[:300]!r}")
     auth = devpi_auth_header(base, DEVPI_USER, DEVPI_PASSWORD)
-    status, _h, body = http("PUT", f"{base}/{DEVPI_USER}/{index}",
-                            json.dumps({"type": "stage", "bases": [], "volatile": True}).encode(),
-                            {**json_headers, **auth})
+    status, _h, body = http(
+        "PUT",
+        f"{base}/{DEVPI_USER}/{index}",
+        json.dumps({"type": "stage", "bases": [], "volatile": True}).encode(),
+        {**json_headers, **auth},
+    )
     if status not in (200, 201, 409):
         raise RuntimeError(f"devpi index creation failed: {status} {body[:300]!r}")
     return auth
@@ -299,21 +384,41 @@ def devpi_upload(base: str, auth: dict, path: Path, index: str = DEVPI_INDEX) ->
     name, version = _name_version(path.name)
     boundary = uuid.uuid4().hex
     parts = []
-    for key, value in ((":action", "file_upload"), ("name", name), ("version", version),
-                       ("protocol_version", "1"), ("requires_python", ">=3.8")):
-        parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{key}"\r\n\r\n{value}\r\n'.encode())
-    parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="content"; filename="{path.name}"\r\n'
-                 f"Content-Type: application/octet-stream\r\n\r\n".encode() + path.read_bytes() + b"\r\n")
+    for key, value in (
+        (":action", "file_upload"),
+        ("name", name),
+        ("version", version),
+        ("protocol_version", "1"),
+        ("requires_python", ">=3.8"),
+    ):
+        parts.append(
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{key}"\r\n\r\n{value}\r\n'.encode()
+        )
+    parts.append(
+        f'--{boundary}\r\nContent-Disposition: form-data; name="content"; filename="{path.name}"\r\n'
+        f"Content-Type: application/octet-stream\r\n\r\n".encode()
+        + path.read_bytes()
+        + b"\r\n"
+    )
     parts.append(f"--{boundary}--\r\n".encode())
-    status, _h, body = http("POST", f"{base}/{DEVPI_USER}/{index}/", b"".join(parts),
-                            {"Content-Type": f"multipart/form-data; boundary={boundary}", **auth}, timeout=120)
+    status, _h, body = http(
+        "POST",
+        f"{base}/{DEVPI_USER}/{index}/",
+        b"".join(parts),
+        {"Content-Type": f"multipart/form-data; boundary={boundary}", **auth},
+        timeout=120,
+    )
     if status != 200:
         raise RuntimeError(f"devpi upload of {path.name} failed: {status} {body[:300]!r}")
 
 
 def devpi_init(bin_dir: Path, serverdir: Path) -> None:
-    subprocess.run([str(bin_dir / "devpi-init"), "--serverdir", str(serverdir), "--no-root-pypi"],
-                   check=True, capture_output=True, env=clean_env())
+    subprocess.run(
+        [str(bin_dir / "devpi-init"), "--serverdir", str(serverdir), "--no-root-pypi"],
+        check=True,
+        capture_output=True,
+        env=clean_env(),
+    )
 
 
 def devpi_loaded(bin_dir: Path, cache: Path, store_folder: Path, key: str, workdir: Path, log=print) -> Path:
@@ -334,7 +439,9 @@ def devpi_loaded(bin_dir: Path, cache: Path, store_folder: Path, key: str, workd
     try:
         auth = devpi_create_index(running.server.base)
         with ThreadPoolExecutor(4) as pool:
-            for done, _ in enumerate(pool.map(lambda p: devpi_upload(running.server.base, auth, p), files), 1):
+            for done, _ in enumerate(
+                pool.map(lambda p: devpi_upload(running.server.base, auth, p), files), 1
+            ):
                 if done % 2000 == 0:
                     log(f"  devpi: {done}/{len(files)} uploaded")
     finally:

@@ -72,34 +72,65 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--projects", type=int, default=5000, help="N synthetic projects [5000]")
     p.add_argument("--versions", type=int, default=4, help="M wheel versions per project [4]")
-    p.add_argument("--only", default=",".join(ALL_SERVERS),
-                   help=f"comma-separated servers to run, in order [{','.join(ALL_SERVERS)}]")
+    p.add_argument(
+        "--only",
+        default=",".join(ALL_SERVERS),
+        help=f"comma-separated servers to run, in order [{','.join(ALL_SERVERS)}]",
+    )
     p.add_argument("--connections", default="1,16,64", help="concurrency levels [1,16,64]")
     p.add_argument("--duration", type=float, default=2.0, help="seconds per measurement [2]")
     p.add_argument("--repeat", type=int, default=3, help="measurements per figure; the median is kept [3]")
-    p.add_argument("--warmup", type=float, default=1.0, help="seconds of unrecorded load before each test [1]")
-    p.add_argument("--idle-window", type=float, default=1.0,
-                   help="before each measurement, wait until the server used < 5%% CPU for this long [1]")
-    p.add_argument("--min-requests", type=int, default=200, help="fewer requests than this: figure marked * [200]")
+    p.add_argument(
+        "--warmup", type=float, default=1.0, help="seconds of unrecorded load before each test [1]"
+    )
+    p.add_argument(
+        "--idle-window",
+        type=float,
+        default=1.0,
+        help="before each measurement, wait until the server used < 5%% CPU for this long [1]",
+    )
+    p.add_argument(
+        "--min-requests", type=int, default=200, help="fewer requests than this: figure marked * [200]"
+    )
     p.add_argument("--pip-runs", type=int, default=3, help="timed `pip download` runs per server [3]")
     p.add_argument("--upload-mb", type=int, default=200, help="size of the twine upload test wheel [200]")
     p.add_argument("--no-upload", action="store_true", help="skip the twine upload test")
     p.add_argument("--python-client", action="store_true", help="use the Python client even if wrk exists")
-    p.add_argument("--wrk-threads", type=int, default=1,
-                   help="wrk threads; 1 leaves the other core to the server [1]")
-    p.add_argument("--profile", action="store_true",
-                   help="py-spy record privindex during each test at the middle concurrency level")
-    p.add_argument("--scale", metavar="N1,N2",
-                   help="privindex alone at each store size (e.g. 20000,500); ratios are first / other")
-    p.add_argument("--smoke", action="store_true",
-                   help="a few seconds: N=20, M=2, privindex alone, short runs, Python client if no wrk")
-    p.add_argument("--cache-dir", type=Path, default=HERE / ".cache", help="stores, venvs, devpi data [.cache]")
-    p.add_argument("--upstream", action="store_true",
-                   help="add the pull-through cache rows (benchmarks/upstream.py) to the report")
-    p.add_argument("--balanced", action="store_true",
-                   help="also two privindex processes on PostgreSQL behind nginx vs one (benchmarks/balanced.py)")
+    p.add_argument(
+        "--wrk-threads", type=int, default=1, help="wrk threads; 1 leaves the other core to the server [1]"
+    )
+    p.add_argument(
+        "--profile",
+        action="store_true",
+        help="py-spy record privindex during each test at the middle concurrency level",
+    )
+    p.add_argument(
+        "--scale",
+        metavar="N1,N2",
+        help="privindex alone at each store size (e.g. 20000,500); ratios are first / other",
+    )
+    p.add_argument(
+        "--smoke",
+        action="store_true",
+        help="a few seconds: N=20, M=2, privindex alone, short runs, Python client if no wrk",
+    )
+    p.add_argument(
+        "--cache-dir", type=Path, default=HERE / ".cache", help="stores, venvs, devpi data [.cache]"
+    )
+    p.add_argument(
+        "--upstream",
+        action="store_true",
+        help="add the pull-through cache rows (benchmarks/upstream.py) to the report",
+    )
+    p.add_argument(
+        "--balanced",
+        action="store_true",
+        help="also two privindex processes on PostgreSQL behind nginx vs one (benchmarks/balanced.py)",
+    )
     p.add_argument("--report", type=Path, metavar="JSON", help="print the table and targets of a saved run")
-    p.add_argument("--out", type=Path, help="JSON results [results/latest.json; scale-latest.json with --scale]")
+    p.add_argument(
+        "--out", type=Path, help="JSON results [results/latest.json; scale-latest.json with --scale]"
+    )
     args = p.parse_args(argv)
     if args.smoke:
         args.projects, args.versions = 20, 2
@@ -118,6 +149,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 # -- one server ------------------------------------------------------------------------------
 
+
 class Context:
     """What every server's run shares: the store, the work folder, the client, the options."""
 
@@ -134,7 +166,9 @@ class Context:
         return self.bins[venv]
 
 
-def make_server(name: str, ctx: Context, data_dir: Path, send_files_via: str = "x-accel-redirect") -> peers.Server:
+def make_server(
+    name: str, ctx: Context, data_dir: Path, send_files_via: str = "x-accel-redirect"
+) -> peers.Server:
     store = ctx.store.folder
     if name == "privindex":
         return peers.privindex(store, data_dir)
@@ -229,15 +263,19 @@ def bench_server(name: str, ctx: Context, label: str | None = None) -> dict:
         result["rss_warm_mb"] = loadgen.memory_mb(live.pid)["rss_mb"]
         if result.get("ready_cold_s"):
             result["index_mb_per_s"] = round(ctx.store_mb / result["ready_cold_s"], 1)
-        log(f"{label}: started in {result.get('start_cold_s', '-')} s cold, {result['start_warm_s']} s warm; "
-            f"RSS {result['rss_warm_mb']} MB")
+        log(
+            f"{label}: started in {result.get('start_cold_s', '-')} s cold, {result['start_warm_s']} s warm; "
+            f"RSS {result['rss_warm_mb']} MB"
+        )
         if args.profile and name == "privindex":
             live.stop()
             profile_startup(server, ctx, label)
             live.start()
         if name == "privindex" and ctx.pages is None:
-            ctx.pages = (peers.http("GET", server.base + server.root)[2],
-                         peers.http("GET", server.base + server.project.format(name=ctx.store.projects[0]))[2])
+            ctx.pages = (
+                peers.http("GET", server.base + server.root)[2],
+                peers.http("GET", server.base + server.project.format(name=ctx.store.projects[0]))[2],
+            )
         result["load"] = load_tests(label, live, ctx, result["notes"])
         if name != "nginx":
             live.settle(args.idle_window, after_saturated=True)
@@ -252,8 +290,10 @@ def bench_server(name: str, ctx: Context, label: str | None = None) -> dict:
     result["peak_rss_mb"] = live.peak_mb
     result["load_avg_after"] = round(os.getloadavg()[0], 1)  # 1-minute load: a busy machine shows here
     if live.restarts:
-        result["notes"].append(f"restarted {live.restarts} times to drop the backlog of saturated runs "
-                               "(its peak RSS is the highest of its processes)")
+        result["notes"].append(
+            f"restarted {live.restarts} times to drop the backlog of saturated runs "
+            "(its peak RSS is the highest of its processes)"
+        )
     if name not in ("nginx", BEHIND_NGINX) and not args.no_upload:  # behind nginx: privindex's upload
         try:
             result["upload"] = upload_test(name, ctx, label)
@@ -277,7 +317,9 @@ def load_tests(label: str, live: Live, ctx: Context, notes: list[str], tests: di
         pass
     elif peers.http("GET", server.base + sample[0][0])[1].get("etag"):
         with ThreadPoolExecutor(8) as pool:
-            etags = list(pool.map(lambda item: peers.http("GET", server.base + item[0])[1].get("etag", ""), sample))
+            etags = list(
+                pool.map(lambda item: peers.http("GET", server.base + item[0])[1].get("etag", ""), sample)
+            )
         paths["revalidate"] = [(p, etag) for (p, _), etag in zip(sample, etags)]
     else:
         paths["revalidate"] = sample
@@ -300,7 +342,9 @@ def load_tests(label: str, live: Live, ctx: Context, notes: list[str], tests: di
             for _ in range(args.repeat):
                 waited = live.settle(args.idle_window, saturated)
                 profiler = maybe_profile(label, key, conns, live.running, ctx)
-                run = loadgen.run_load(server.base, paths_file, conns, args.duration, ctx.client, args.wrk_threads)
+                run = loadgen.run_load(
+                    server.base, paths_file, conns, args.duration, ctx.client, args.wrk_threads
+                )
                 if profiler:
                     profiler.join()
                 run["idle_wait_s"] = waited
@@ -312,9 +356,11 @@ def load_tests(label: str, live: Live, ctx: Context, notes: list[str], tests: di
                     break
             results[key][str(conns)] = r = summarize(runs)
             r["rss_after_mb"] = loadgen.memory_mb(live.pid)["rss_mb"]
-            log(f"{label}: {title} c={conns}: {r['rps']} req/s, p50 {r['p50_ms']} ms, "
+            log(
+                f"{label}: {title} c={conns}: {r['rps']} req/s, p50 {r['p50_ms']} ms, "
                 f"p99 {r['p99_ms']} ms ({r['requests']} requests, {r['errors'] + r['bad_status']} errors, "
-                f"RSS {r['rss_after_mb']} MB)")
+                f"RSS {r['rss_after_mb']} MB)"
+            )
     return results
 
 
@@ -358,9 +404,23 @@ def maybe_profile(label: str, key: str, conns: int, running: peers.Running, ctx:
     if out.exists():
         return None  # one profile per test, not per repeat
     out.parent.mkdir(parents=True, exist_ok=True)
-    cmd = [str(ctx.bin("tools") / "py-spy"), "record", "--pid", str(running.pid), "--duration",
-           str(max(1, round(args.duration))), "--rate", str(PROFILE_RATE), "--format", "raw", "--nonblocking", "--gil",
-           "--output", str(out)]
+    cmd = [
+        str(ctx.bin("tools") / "py-spy"),
+        "record",
+        "--pid",
+        str(running.pid),
+        "--duration",
+        str(max(1, round(args.duration))),
+        "--rate",
+        str(PROFILE_RATE),
+        "--format",
+        "raw",
+        "--nonblocking",
+        "--gil",
+        "--output",
+        str(out),
+    ]
+
     def record() -> None:
         subprocess.run(cmd, capture_output=True)
         if out.exists():
@@ -376,8 +436,21 @@ def profile_startup(server: peers.Server, ctx: Context, label: str) -> None:
     """With --profile, one more warm start under py-spy, stopped once it has answered."""
     out = ctx.args.out.parent / "profiles" / f"{label}-warm-start.txt"
     out.parent.mkdir(parents=True, exist_ok=True)
-    spy = dataclasses.replace(server, argv=[str(ctx.bin("tools") / "py-spy"), "record", "--rate", str(PROFILE_RATE),
-                                            "--format", "raw", "--output", str(out), "--", *server.argv])
+    spy = dataclasses.replace(
+        server,
+        argv=[
+            str(ctx.bin("tools") / "py-spy"),
+            "record",
+            "--rate",
+            str(PROFILE_RATE),
+            "--format",
+            "raw",
+            "--output",
+            str(out),
+            "--",
+            *server.argv,
+        ],
+    )
     running = peers.launch(spy, ctx.workdir / f"{label}-profile.log")
     os.killpg(running.proc.pid, signal.SIGINT)  # privindex stops on it; py-spy then writes
     running.proc.wait(timeout=60)
@@ -407,8 +480,10 @@ def profile_summary(raw: Path, seconds: float, top: int = 25, gil: bool = True) 
         key = where.group(1).split(".")[0] if where else "?"
         package[key] = package.get(key, 0) + n
     if gil:
-        lines = [f"{total} samples of the GIL-holding thread in {seconds} s at {PROFILE_RATE} Hz: "
-                 f"the GIL was held about {100 * total / (PROFILE_RATE * seconds):.0f}% of the time"]
+        lines = [
+            f"{total} samples of the GIL-holding thread in {seconds} s at {PROFILE_RATE} Hz: "
+            f"the GIL was held about {100 * total / (PROFILE_RATE * seconds):.0f}% of the time"
+        ]
     else:
         lines = [f"{total} samples of every thread in {seconds} s at {PROFILE_RATE} Hz"]
     for title, table in (("self, by package", package), ("self", own), ("inclusive", inclusive)):
@@ -419,6 +494,7 @@ def profile_summary(raw: Path, seconds: float, top: int = 25, gil: bool = True) 
 
 
 # -- clients: pip download and twine upload -----------------------------------------------------
+
 
 def pip_python(ctx: Context) -> str:
     """The tools venv's current pip; the smoke run uses this interpreter's pip (no install)."""
@@ -434,9 +510,25 @@ def pip_download(server: peers.Server, ctx: Context) -> dict:
         with tempfile.TemporaryDirectory(dir=ctx.workdir) as target:
             started = time.monotonic()
             proc = subprocess.run(
-                [python, "-m", "pip", "download", "--isolated", "--no-cache-dir",
-                 "--disable-pip-version-check", "--index-url", server.base + server.root, "-d", target,
-                 ctx.store.deps_project], capture_output=True, text=True, env=peers.clean_env(), timeout=300)
+                [
+                    python,
+                    "-m",
+                    "pip",
+                    "download",
+                    "--isolated",
+                    "--no-cache-dir",
+                    "--disable-pip-version-check",
+                    "--index-url",
+                    server.base + server.root,
+                    "-d",
+                    target,
+                    ctx.store.deps_project,
+                ],
+                capture_output=True,
+                text=True,
+                env=peers.clean_env(),
+                timeout=300,
+            )
             elapsed = time.monotonic() - started
             got = len(os.listdir(target))
         if proc.returncode != 0 or got != len(ctx.store.manifest["deps"]) + 1:
@@ -467,18 +559,24 @@ def upload_test(name: str, ctx: Context, label: str) -> dict:
         if token is None:
             return {"skipped": "privindex has no `user`/`token` commands yet (upload issue not merged)"}
         password = token
-        server = peers.privindex(work / "store", work / "data", max_upload_mb=str(ctx.args.upload_mb + 16),
-                                 require_2fa="false")
+        server = peers.privindex(
+            work / "store", work / "data", max_upload_mb=str(ctx.args.upload_mb + 16), require_2fa="false"
+        )
         path = "/legacy/"
     elif name.startswith("pypiserver"):
-        server = peers.pypiserver(ctx.bin("pypiserver"), work / "store",
-                                  "simple-dir" if name == "pypiserver" else "cached-dir")
+        server = peers.pypiserver(
+            ctx.bin("pypiserver"), work / "store", "simple-dir" if name == "pypiserver" else "cached-dir"
+        )
         path = "/"
     elif name == "devpi":
         peers.devpi_init(ctx.bin("devpi"), work / "devpi")
         server = peers.devpi(ctx.bin("devpi"), work / "devpi")
         server.root = "/+api"
-        user, password, path = peers.DEVPI_USER, peers.DEVPI_PASSWORD, f"/{peers.DEVPI_USER}/{peers.DEVPI_INDEX}/"
+        user, password, path = (
+            peers.DEVPI_USER,
+            peers.DEVPI_PASSWORD,
+            f"/{peers.DEVPI_USER}/{peers.DEVPI_INDEX}/",
+        )
     else:
         return {"skipped": f"{name} takes no uploads"}
     running = peers.launch(server, ctx.workdir / f"{label}-upload.log")
@@ -488,13 +586,32 @@ def upload_test(name: str, ctx: Context, label: str) -> dict:
         loadgen.wait_idle(running.pid, window=ctx.args.idle_window)
         before = loadgen.memory_mb(running.pid)
         started = time.monotonic()
-        proc = subprocess.run([*twine, "upload", "--repository-url", server.base + path, "-u", user,
-                               "-p", password, "--disable-progress-bar", "--non-interactive", "--verbose", str(wheel)],
-                              capture_output=True, text=True, env=peers.clean_env(), timeout=600)
+        proc = subprocess.run(
+            [
+                *twine,
+                "upload",
+                "--repository-url",
+                server.base + path,
+                "-u",
+                user,
+                "-p",
+                password,
+                "--disable-progress-bar",
+                "--non-interactive",
+                "--verbose",
+                str(wheel),
+            ],
+            capture_output=True,
+            text=True,
+            env=peers.clean_env(),
+            timeout=600,
+        )
         elapsed = time.monotonic() - started
         after = loadgen.memory_mb(running.pid)
         project = wheel.name.split("-")[0].replace("_", "-")
-        listed = wheel.name in peers.http("GET", server.base + server.project.format(name=project))[2].decode()
+        listed = (
+            wheel.name in peers.http("GET", server.base + server.project.format(name=project))[2].decode()
+        )
     finally:
         peers.stop(running)
     output = proc.stdout + proc.stderr
@@ -504,8 +621,13 @@ def upload_test(name: str, ctx: Context, label: str) -> dict:
         return {"error": f"twine failed ({proc.returncode}): {output[-1500:]}"}
     if not listed:
         return {"error": f"twine succeeded but {wheel.name} is not on the project page"}
-    return {"seconds": round(elapsed, 2), "mb": ctx.args.upload_mb, "rss_before_mb": before["rss_mb"],
-            "peak_rss_mb": after["hwm_mb"], "growth_mb": round(after["hwm_mb"] - before["rss_mb"], 1)}
+    return {
+        "seconds": round(elapsed, 2),
+        "mb": ctx.args.upload_mb,
+        "rss_before_mb": before["rss_mb"],
+        "peak_rss_mb": after["hwm_mb"],
+        "growth_mb": round(after["hwm_mb"] - before["rss_mb"], 1),
+    }
 
 
 def privindex_token(data_dir: Path) -> str | None:
@@ -517,10 +639,13 @@ def privindex_token(data_dir: Path) -> str | None:
     env = peers.clean_env(PYTHONPATH=str(peers.REPO), **PRIVINDEX_UPLOAD_SETTINGS)
     if subprocess.run([*cli, "user", "--help"], capture_output=True, env=env).returncode != 0:
         return None
-    for step, stdin in ((["user", "add", "bench", "--password-stdin"], "bench-password-123\n"),
-                        (["token", "create", "bench"], None)):
-        proc = subprocess.run([*cli, *step, "--data-dir", str(data_dir)], input=stdin,
-                              capture_output=True, text=True, env=env)
+    for step, stdin in (
+        (["user", "add", "bench", "--password-stdin"], "bench-password-123\n"),
+        (["token", "create", "bench"], None),
+    ):
+        proc = subprocess.run(
+            [*cli, *step, "--data-dir", str(data_dir)], input=stdin, capture_output=True, text=True, env=env
+        )
         if proc.returncode != 0:
             raise RuntimeError(f"privindex {' '.join(step)} failed: {proc.stderr.strip()}")
     words = proc.stdout.split()
@@ -528,6 +653,7 @@ def privindex_token(data_dir: Path) -> str | None:
 
 
 # -- the report ---------------------------------------------------------------------------------
+
 
 def rows(results: dict, conns: list[int], min_requests: int) -> list[tuple[str, dict, bool]]:
     """(label, {column: (text, value)}, higher_is_better) for every figure in the table."""
@@ -608,45 +734,82 @@ def targets(results: dict, conns: list[int]) -> list[dict]:
         ratios = [(c, r) for c, r in ratios if r is not None]
         met = min(r for _c, r in ratios) >= threshold if ratios else None
         where = lambda c: f"c={c}" if isinstance(c, int) else c  # noqa: E731  (a row key)
-        detail = ", ".join(f"{where(c)}: {r:.2f}{unit}" if unit == "x" else f"{where(c)}: {r:.0%}" for c, r in ratios)
+        detail = ", ".join(
+            f"{where(c)}: {r:.2f}{unit}" if unit == "x" else f"{where(c)}: {r:.0%}" for c, r in ratios
+        )
         out.append({"target": target, "met": met, "detail": detail or "no figures"})
 
     if pv and peer_loads:
         for key in ("project", "root", "file_100k"):
             best = {c: max(rps(load, key, c) for load in peer_loads) for c in conns}
-            judge(f"{TESTS[key]}: >= 2x best peer req/s",
-                  [(c, rps(pv, key, c) / best[c] if best[c] else None) for c in conns], 2)
+            judge(
+                f"{TESTS[key]}: >= 2x best peer req/s",
+                [(c, rps(pv, key, c) / best[c] if best[c] else None) for c in conns],
+                2,
+            )
     if pv and 16 in conns:
         for key in ("project", "root"):
             p99 = pv[key]["16"]["p99_ms"]
-            out.append({"target": f"{TESTS[key]}: p99 <= 20 ms at 16 connections", "met": p99 <= 20,
-                        "detail": f"{p99} ms"})
+            out.append(
+                {
+                    "target": f"{TESTS[key]}: p99 <= 20 ms at 16 connections",
+                    "met": p99 <= 20,
+                    "detail": f"{p99} ms",
+                }
+            )
     ngx = results.get("nginx", {}).get("load")
     if pv and ngx:
-        judge("20 MB wheel: >= 80% of nginx req/s",
-              [(c, rps(pv, "file_20m", c) / rps(ngx, "file_20m", c) if rps(ngx, "file_20m", c) else None)
-               for c in conns], 0.8, unit="%")
+        judge(
+            "20 MB wheel: >= 80% of nginx req/s",
+            [
+                (c, rps(pv, "file_20m", c) / rps(ngx, "file_20m", c) if rps(ngx, "file_20m", c) else None)
+                for c in conns
+            ],
+            0.8,
+            unit="%",
+        )
     started = results.get("privindex", {})
     if "start_cold_s" in started:
-        out.append({"target": "privindex answers within 1 s of start, cold and warm",
-                    "met": max(started["start_cold_s"], started["start_warm_s"]) < 1,
-                    "detail": f"cold {started['start_cold_s']} s (every file indexed after "
-                              f"{started.get('ready_cold_s')} s), warm {started['start_warm_s']} s"})
+        out.append(
+            {
+                "target": "privindex answers within 1 s of start, cold and warm",
+                "met": max(started["start_cold_s"], started["start_warm_s"]) < 1,
+                "detail": f"cold {started['start_cold_s']} s (every file indexed after "
+                f"{started.get('ready_cold_s')} s), warm {started['start_warm_s']} s",
+            }
+        )
     behind = results.get(BEHIND_NGINX, {}).get("load")
     if behind and ngx:
-        ratio = lambda key, c: (rps(behind, key, c) / rps(ngx, key, c) if rps(ngx, key, c) else None)  # noqa: E731
-        judge(f"{TESTS['file_20m']} behind nginx (X-Accel-Redirect): >= 90% of nginx req/s",
-              [(c, ratio("file_20m", c)) for c in conns if c in (1, 16)], 0.9, unit="%")
+        ratio = lambda key, c: rps(behind, key, c) / rps(ngx, key, c) if rps(ngx, key, c) else None  # noqa: E731
+        judge(
+            f"{TESTS['file_20m']} behind nginx (X-Accel-Redirect): >= 90% of nginx req/s",
+            [(c, ratio("file_20m", c)) for c in conns if c in (1, 16)],
+            0.9,
+            unit="%",
+        )
         if 16 in conns:
-            judge("every row behind nginx at c=16: >= 0.5x nginx req/s",
-                  [(key, ratio(key, 16)) for key in TESTS], 0.5)
+            judge(
+                "every row behind nginx at c=16: >= 0.5x nginx req/s",
+                [(key, ratio(key, 16)) for key in TESTS],
+                0.5,
+            )
     upload = results.get("privindex", {}).get("upload", {})
     if "growth_mb" in upload:
-        out.append({"target": "upload grows privindex RSS by < 64 MB", "met": upload["growth_mb"] < 64,
-                    "detail": f"{upload['growth_mb']} MB for a {upload['mb']} MB wheel"})
+        out.append(
+            {
+                "target": "upload grows privindex RSS by < 64 MB",
+                "met": upload["growth_mb"] < 64,
+                "detail": f"{upload['growth_mb']} MB for a {upload['mb']} MB wheel",
+            }
+        )
     elif upload:
-        out.append({"target": "upload grows privindex RSS by < 64 MB", "met": None,
-                    "detail": upload.get("skipped") or " ".join(upload.get("error", "").split())[-240:]})
+        out.append(
+            {
+                "target": "upload grows privindex RSS by < 64 MB",
+                "met": None,
+                "detail": upload.get("skipped") or " ".join(upload.get("error", "").split())[-240:],
+            }
+        )
     return out
 
 
@@ -655,15 +818,34 @@ def scale_targets(results: dict, conns: list[int]) -> list[dict]:
     out = []
     for c in conns:
         a, b = big["load"]["project"][str(c)]["rps"], small["load"]["project"][str(c)]["rps"]
-        out.append({"target": f"project page req/s at c={c}: {big_label} within 15% of {small_label}",
-                    "met": a >= 0.85 * b, "detail": f"{a} vs {b} ({a / b:.0%})"})
-    out.append({"target": f"RSS under 150 MB at {big_label}", "met": big["peak_rss_mb"] < 150,
-                "detail": f"{big['rss_warm_mb']} MB after start, peak {big['peak_rss_mb']} MB"})
-    out.append({"target": f"warm restart to first answer under 1 s at {big_label}",
-                "met": big["start_warm_s"] < 1, "detail": f"{big['start_warm_s']} s"})
-    out.append({"target": f"cold start to first answer under 1 s at {big_label}",
-                "met": big["start_cold_s"] < 1,
-                "detail": f"{big['start_cold_s']} s; every file indexed after {big.get('ready_cold_s')} s"})
+        out.append(
+            {
+                "target": f"project page req/s at c={c}: {big_label} within 15% of {small_label}",
+                "met": a >= 0.85 * b,
+                "detail": f"{a} vs {b} ({a / b:.0%})",
+            }
+        )
+    out.append(
+        {
+            "target": f"RSS under 150 MB at {big_label}",
+            "met": big["peak_rss_mb"] < 150,
+            "detail": f"{big['rss_warm_mb']} MB after start, peak {big['peak_rss_mb']} MB",
+        }
+    )
+    out.append(
+        {
+            "target": f"warm restart to first answer under 1 s at {big_label}",
+            "met": big["start_warm_s"] < 1,
+            "detail": f"{big['start_warm_s']} s",
+        }
+    )
+    out.append(
+        {
+            "target": f"cold start to first answer under 1 s at {big_label}",
+            "met": big["start_cold_s"] < 1,
+            "detail": f"{big['start_cold_s']} s; every file indexed after {big.get('ready_cold_s')} s",
+        }
+    )
     return out
 
 
@@ -673,8 +855,12 @@ def sha256sum_rates(folder: Path) -> dict:
     out = {"store_mb": round(sum(f.stat().st_size for f in synth.dist_files(folder)) / 1e6, 1)}
     for label, parallel in (("one_core", 1), ("all_cores", os.cpu_count() or 1)):
         started = time.monotonic()
-        subprocess.run(f"find . -type f ! -path './.*' -print0 | xargs -0 -n 500 -P {parallel} sha256sum > /dev/null",
-                       shell=True, cwd=folder, check=True)
+        subprocess.run(
+            f"find . -type f ! -path './.*' -print0 | xargs -0 -n 500 -P {parallel} sha256sum > /dev/null",
+            shell=True,
+            cwd=folder,
+            check=True,
+        )
         out[label] = round(out["store_mb"] / (time.monotonic() - started), 1)
     return out
 
@@ -687,13 +873,18 @@ def versions(ctx: Context) -> dict:
         except (OSError, IndexError, subprocess.TimeoutExpired):
             return None
 
-    out = {"privindex": cmd([sys.executable, "-m", "privindex", "--version"]), "python": sys.version.split()[0],
-           "client": ctx.client}
+    out = {
+        "privindex": cmd([sys.executable, "-m", "privindex", "--version"]),
+        "python": sys.version.split()[0],
+        "client": ctx.client,
+    }
     if ctx.client == "wrk":
         out["wrk"] = cmd(["wrk", "-v"])
-    for name, venv, argv in (("pypiserver", "pypiserver", ["pypi-server", "--version"]),
-                             ("devpi-server", "devpi", ["devpi-server", "--version"]),
-                             ("pip", "tools", ["pip", "--version"])):
+    for name, venv, argv in (
+        ("pypiserver", "pypiserver", ["pypi-server", "--version"]),
+        ("devpi-server", "devpi", ["devpi-server", "--version"]),
+        ("pip", "tools", ["pip", "--version"]),
+    ):
         if name in ctx.bins or venv in ctx.bins:
             out[name] = cmd([str(ctx.bins[venv] / argv[0]), *argv[1:]])
     if {"nginx", BEHIND_NGINX} & set(ctx.args.servers):
@@ -703,9 +894,16 @@ def versions(ctx: Context) -> dict:
 
 def machine() -> dict:
     mem = next((x.split()[1] for x in open("/proc/meminfo") if x.startswith("MemTotal")), "0")
-    model = next((x.split(":", 1)[1].strip() for x in open("/proc/cpuinfo") if x.startswith("model name")), "?")
-    return {"cpus": os.cpu_count(), "cpu": model, "memory_gb": round(int(mem) / 1024 / 1024, 1),
-            "kernel": platform.release(), "load_avg_at_start": os.getloadavg()}
+    model = next(
+        (x.split(":", 1)[1].strip() for x in open("/proc/cpuinfo") if x.startswith("model name")), "?"
+    )
+    return {
+        "cpus": os.cpu_count(),
+        "cpu": model,
+        "memory_gb": round(int(mem) / 1024 / 1024, 1),
+        "kernel": platform.release(),
+        "load_avg_at_start": os.getloadavg(),
+    }
 
 
 def report(data: dict) -> str:
@@ -717,22 +915,30 @@ def report(data: dict) -> str:
     judged = scale_targets(shown, conns) if scale else targets(shown, conns)
     data["targets"] = judged
     first = next(iter(shown), "")
-    lines = [f"privindex benchmarks, {meta['date']}, N={scale or opts['projects']} projects x "
-             f"M={opts['versions']} versions, client {meta['versions'].get('client')}, "
-             f"{opts['duration']:g} s x {opts['repeat']} per figure (median)", "",
-             table(shown, conns, min_requests) if shown else "(no server produced figures)", "",
-             f"(x) = {first} / that column: above 1 is better for req/s, below 1 for ms, s and MB. "
-             f"(x nginx) = {BEHIND_NGINX} / nginx. * = fewer than {min_requests} requests."]
+    lines = [
+        f"privindex benchmarks, {meta['date']}, N={scale or opts['projects']} projects x "
+        f"M={opts['versions']} versions, client {meta['versions'].get('client')}, "
+        f"{opts['duration']:g} s x {opts['repeat']} per figure (median)",
+        "",
+        table(shown, conns, min_requests) if shown else "(no server produced figures)",
+        "",
+        f"(x) = {first} / that column: above 1 is better for req/s, below 1 for ms, s and MB. "
+        f"(x nginx) = {BEHIND_NGINX} / nginx. * = fewer than {min_requests} requests.",
+    ]
     for name, r in results.items():
         for note in r.get("notes", []) + [r.get("error")] + [r.get("upload", {}).get("skipped")]:
             if note:
                 lines.append(f"note: {name}: {note}")
     if data.get("sha256sum"):
         h = data["sha256sum"]
-        rates = ", ".join(f"{name} {r['index_mb_per_s']} MB/s" for name, r in shown.items() if r.get("index_mb_per_s"))
-        lines.append(f"cold indexing ({h['store_mb']} MB of files, start to every file listed): {rates or '-'}; "
-                     f"sha256sum over the same files: {h['one_core']} MB/s on one core, "
-                     f"{h['all_cores']} MB/s on all cores")
+        rates = ", ".join(
+            f"{name} {r['index_mb_per_s']} MB/s" for name, r in shown.items() if r.get("index_mb_per_s")
+        )
+        lines.append(
+            f"cold indexing ({h['store_mb']} MB of files, start to every file listed): {rates or '-'}; "
+            f"sha256sum over the same files: {h['one_core']} MB/s on one core, "
+            f"{h['all_cores']} MB/s on all cores"
+        )
     if judged:
         lines += ["", "targets:"]
         for t in judged:
@@ -741,13 +947,19 @@ def report(data: dict) -> str:
     if data.get("upstream"):
         import upstream
 
-        lines += ["", "pull-through cache (privindex in front of a loopback upstream privindex):",
-                  upstream.report(data["upstream"])]
+        lines += [
+            "",
+            "pull-through cache (privindex in front of a loopback upstream privindex):",
+            upstream.report(data["upstream"]),
+        ]
     if data.get("balanced"):
         import balanced
 
-        lines += ["", "load-balanced (nginx in front of privindex processes sharing one PostgreSQL):",
-                  balanced.report(data["balanced"])]
+        lines += [
+            "",
+            "load-balanced (nginx in front of privindex processes sharing one PostgreSQL):",
+            balanced.report(data["balanced"]),
+        ]
     return "\n".join(lines)
 
 
@@ -762,10 +974,12 @@ def main(argv: list[str] | None = None) -> int:
         print(report(json.loads(args.report.read_text())))
         return 0
     started = time.monotonic()
-    meta = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "command": " ".join(["python", "benchmarks/run.py", *(argv if argv is not None else sys.argv[1:])]),
-            "machine": machine(), "options": {k: (str(v) if isinstance(v, Path) else v)
-                                              for k, v in vars(args).items()}}
+    meta = {
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "command": " ".join(["python", "benchmarks/run.py", *(argv if argv is not None else sys.argv[1:])]),
+        "machine": machine(),
+        "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+    }
     workdir = args.cache_dir / ("run-smoke" if args.smoke else "run")  # logs stay here for a look
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
@@ -790,13 +1004,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.upstream:
         import upstream  # benchmarks/upstream.py: privindex in front of a loopback upstream privindex
 
-        upstream_figures = upstream.measure(args.cache_dir, min(args.projects, 200), args.duration,
-                                            args.connections, 40)
+        upstream_figures = upstream.measure(
+            args.cache_dir, min(args.projects, 200), args.duration, args.connections, 40
+        )
     balanced_figures = None
     if args.balanced:
         import balanced  # benchmarks/balanced.py: nginx in front of two privindex processes on PostgreSQL
 
-        balanced_figures = balanced.measure(args.cache_dir, min(args.projects, 1000), args.duration, args.connections)
+        balanced_figures = balanced.measure(
+            args.cache_dir, min(args.projects, 1000), args.duration, args.connections
+        )
     meta["versions"] = versions(ctx)
     meta["seconds"] = round(time.monotonic() - started, 1)
     data = {"meta": meta, "results": results}

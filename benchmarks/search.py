@@ -20,11 +20,40 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from privindex.packages import releases  # noqa: E402
 from privindex.db.connection import database, open_database  # noqa: E402
+from privindex.packages import releases  # noqa: E402
 
-WORDS = ("http client async parser yaml toml cache queue image audio token auth crypto sql orm "
-         "grpc web flask django test mock plot data frame stream retry logging config cli").split()
+WORDS = [
+    "http",
+    "client",
+    "async",
+    "parser",
+    "yaml",
+    "toml",
+    "cache",
+    "queue",
+    "image",
+    "audio",
+    "token",
+    "auth",
+    "crypto",
+    "sql",
+    "orm",
+    "grpc",
+    "web",
+    "flask",
+    "django",
+    "test",
+    "mock",
+    "plot",
+    "data",
+    "frame",
+    "stream",
+    "retry",
+    "logging",
+    "config",
+    "cli",
+]
 
 
 def main() -> None:
@@ -40,7 +69,9 @@ def main() -> None:
             for i in range(args.projects):
                 name = f"{rng.choice(WORDS)}-{rng.choice(WORDS)}-{i}"
                 summary = " ".join(rng.choice(WORDS) for _ in range(8)).capitalize()
-                raw = f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.{i % 7}\nSummary: {summary}\n".encode()
+                raw = (
+                    f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.{i % 7}\nSummary: {summary}\n".encode()
+                )
                 releases.record(name, f"1.{i % 7}", name, raw)
         print(f"filled {args.projects} projects in {time.perf_counter() - start:.1f} s")
         for query in ("yaml", "http client", "pars", "flask-async", "data frame plot", "zzz-nothing"):
@@ -49,8 +80,10 @@ def main() -> None:
                 t0 = time.perf_counter()
                 found, total = releases.search(query)
                 times.append((time.perf_counter() - t0) * 1000)
-            print(f"search {query!r:22} {total:6d} hits  p50 {statistics.median(times):6.2f} ms"
-                  f"  max {max(times):6.2f} ms")
+            print(
+                f"search {query!r:22} {total:6d} hits  p50 {statistics.median(times):6.2f} ms"
+                f"  max {max(times):6.2f} ms"
+            )
 
 
 if __name__ == "__main__":

@@ -78,9 +78,11 @@ def wheel_bytes(name: str, version: str, payload: bytes = b"", requires: list[st
     members = [
         (f"{module}/__init__.py", f'"""{name} {version}"""\nVERSION = "{version}"\n'.encode()),
         (f"{dist_info}/METADATA", _metadata(name, version, requires)),
-        (f"{dist_info}/WHEEL",
-         b"Wheel-Version: 1.0\nGenerator: privindex-benchmarks\n"
-         b"Root-Is-Purelib: true\nTag: py3-none-any\n"),
+        (
+            f"{dist_info}/WHEEL",
+            b"Wheel-Version: 1.0\nGenerator: privindex-benchmarks\n"
+            b"Root-Is-Purelib: true\nTag: py3-none-any\n",
+        ),
     ]
     if payload:
         members.insert(1, (f"{module}/blob.bin", payload))
@@ -100,8 +102,7 @@ def sdist_bytes(name: str, version: str) -> bytes:
     top = f"{module}-{version}"
     members = [
         (f"{top}/PKG-INFO", _metadata(name, version)),
-        (f"{top}/pyproject.toml",
-         f'[project]\nname = "{name}"\nversion = "{version}"\n'.encode()),
+        (f"{top}/pyproject.toml", f'[project]\nname = "{name}"\nversion = "{version}"\n'.encode()),
         (f"{top}/{module}/__init__.py", f'VERSION = "{version}"\n'.encode()),
     ]
     out = io.BytesIO()
@@ -144,17 +145,25 @@ def build_store(cache: Path, n: int, m: int, log=print) -> SynthStore:
             FILE_20M: rng.randbytes(20 * 1024 * 1024),
         }
         for name, payload in extras.items():
-            (folder / f"{name.replace('-', '_')}-1.0-py3-none-any.whl").write_bytes(wheel_bytes(name, "1.0", payload))
+            (folder / f"{name.replace('-', '_')}-1.0-py3-none-any.whl").write_bytes(
+                wheel_bytes(name, "1.0", payload)
+            )
             count += 1
         deps = [project_name(i) for i in range(1, min(DEPS_COUNT, n) + 1)]
         (folder / f"{DEPS_PROJECT.replace('-', '_')}-1.0-py3-none-any.whl").write_bytes(
-            wheel_bytes(DEPS_PROJECT, "1.0", requires=deps))
+            wheel_bytes(DEPS_PROJECT, "1.0", requires=deps)
+        )
         count += 1
         old = time.time() - 3600  # long settled: no server should think a copy is under way
         for entry in os.scandir(folder):
             os.utime(entry.path, (old, old))
-        manifest = {"projects": n, "versions": m, "files": count, "deps": deps,
-                    "built_seconds": round(time.monotonic() - started, 1)}
+        manifest = {
+            "projects": n,
+            "versions": m,
+            "files": count,
+            "deps": deps,
+            "built_seconds": round(time.monotonic() - started, 1),
+        }
         manifest_path.write_text(json.dumps(manifest, indent=1))  # written last: marks completion
         log(f"built {count} files in {manifest['built_seconds']} s")
     manifest = json.loads(manifest_path.read_text())

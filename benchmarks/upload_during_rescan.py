@@ -34,7 +34,9 @@ HERE = Path(__file__).resolve().parent.parent
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--checkout", type=Path, default=HERE, help="privindex source tree to run [this one]")
     parser.add_argument("--files", type=int, default=5000, help="wheels copied in by hand [5000]")
     args = parser.parse_args()
@@ -48,32 +50,67 @@ def main() -> None:
         source.mkdir()
         for i in range(args.files):
             name = f"hand-{i:05d}"
-            (source / f"hand_{i:05d}-1.0-py3-none-any.whl").write_bytes(synth.wheel_bytes(name, "1.0", payload))
+            (source / f"hand_{i:05d}-1.0-py3-none-any.whl").write_bytes(
+                synth.wheel_bytes(name, "1.0", payload)
+            )
         store, data = work / "store", work / "data"
         store.mkdir()
         env = {k: v for k, v in os.environ.items() if not k.startswith("PRIVINDEX_")}
-        env.update(PYTHONPATH=str(args.checkout), PRIVINDEX_REQUIRE_2FA="false", PRIVINDEX_RESCAN_INTERVAL="1")
+        env.update(
+            PYTHONPATH=str(args.checkout), PRIVINDEX_REQUIRE_2FA="false", PRIVINDEX_RESCAN_INTERVAL="1"
+        )
         cli = [sys.executable, "-m", "privindex"]
         where = ["--store", str(store), "--data-dir", str(data)]
-        subprocess.run([*cli, "user", "add", "bench", "--password-stdin", *where], input="a long password\n",
-                       text=True, env=env, check=True, capture_output=True, cwd=args.checkout)
-        token = subprocess.run([*cli, "token", "create", "bench", *where], text=True, env=env, check=True,
-                               capture_output=True, cwd=args.checkout).stdout.strip()
+        subprocess.run(
+            [*cli, "user", "add", "bench", "--password-stdin", *where],
+            input="a long password\n",
+            text=True,
+            env=env,
+            check=True,
+            capture_output=True,
+            cwd=args.checkout,
+        )
+        token = subprocess.run(
+            [*cli, "token", "create", "bench", *where],
+            text=True,
+            env=env,
+            check=True,
+            capture_output=True,
+            cwd=args.checkout,
+        ).stdout.strip()
         log = open(work / "server.log", "w")
-        proc = subprocess.Popen([*cli, "serve", "--port", "0", *where], stdout=subprocess.PIPE, stderr=log,
-                                text=True, env=env, cwd=args.checkout)  # cwd comes first on sys.path
+        proc = subprocess.Popen(
+            [*cli, "serve", "--port", "0", *where],
+            stdout=subprocess.PIPE,
+            stderr=log,
+            text=True,
+            env=env,
+            cwd=args.checkout,
+        )  # cwd comes first on sys.path
         try:
             url = next(line.split()[2].rstrip("/") for line in proc.stdout if line.startswith("listening on"))
             threading.Thread(target=lambda: proc.stdout.read(), daemon=True).start()
 
             def upload(i: int) -> float:
                 data_bytes = synth.wheel_bytes(f"upl-{i}", "1.0")
-                fields = {":action": "file_upload", "protocol_version": "1", "name": f"upl-{i}",
-                          "version": "1.0", "filetype": "bdist_wheel", "pyversion": "py3",
-                          "metadata_version": "2.1", "sha256_digest": hashlib.sha256(data_bytes).hexdigest()}
+                fields = {
+                    ":action": "file_upload",
+                    "protocol_version": "1",
+                    "name": f"upl-{i}",
+                    "version": "1.0",
+                    "filetype": "bdist_wheel",
+                    "pyversion": "py3",
+                    "metadata_version": "2.1",
+                    "sha256_digest": hashlib.sha256(data_bytes).hexdigest(),
+                }
                 start = time.perf_counter()
-                resp = requests.post(f"{url}/legacy/", data=fields, auth=("__token__", token), timeout=600,
-                                     files={"content": (f"upl_{i}-1.0-py3-none-any.whl", data_bytes)})
+                resp = requests.post(
+                    f"{url}/legacy/",
+                    data=fields,
+                    auth=("__token__", token),
+                    timeout=600,
+                    files={"content": (f"upl_{i}-1.0-py3-none-any.whl", data_bytes)},
+                )
                 assert resp.status_code == 200, resp.text
                 return time.perf_counter() - start
 
@@ -96,9 +133,12 @@ def main() -> None:
             log.close()
         print(f"checkout: {args.checkout}")
         print(f"upload, idle server: median {statistics.median(quiet) * 1000:.0f} ms")
-        print(f"upload during the rescan of {args.files} hand-copied files: {len(latencies)} uploads, "
-              f"median {statistics.median(latencies) * 1000:.0f} ms, max {max(latencies) * 1000:.0f} ms"
-              if latencies else "no upload happened during the rescan")
+        print(
+            f"upload during the rescan of {args.files} hand-copied files: {len(latencies)} uploads, "
+            f"median {statistics.median(latencies) * 1000:.0f} ms, max {max(latencies) * 1000:.0f} ms"
+            if latencies
+            else "no upload happened during the rescan"
+        )
         print(f"copy indexed after {indexed:.1f} s")
         print("latencies (ms):", " ".join(f"{x * 1000:.0f}" for x in latencies))
     finally:
@@ -153,7 +193,11 @@ if __name__ == "__main__":
     if "--in-process" in sys.argv:  # Index.add while Index.refresh hashes a hand copy, no HTTP
         i = sys.argv.index("--in-process")
         checkout = sys.argv[i + 1] if len(sys.argv) > i + 1 else str(HERE)
-        subprocess.run([sys.executable, "-c", IN_PROCESS, "5000", str(Path(__file__).parent)],
-                       env={**os.environ, "PYTHONPATH": checkout}, cwd=checkout, check=True)
+        subprocess.run(
+            [sys.executable, "-c", IN_PROCESS, "5000", str(Path(__file__).parent)],
+            env={**os.environ, "PYTHONPATH": checkout},
+            cwd=checkout,
+            check=True,
+        )
     else:
         main()

@@ -18,8 +18,8 @@ import statistics
 import sys
 import time
 import urllib.request
-from urllib.parse import urljoin
 from pathlib import Path
+from urllib.parse import urljoin
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -51,17 +51,23 @@ def main() -> int:
 def report(figures: dict) -> str:
     """The rows as a Markdown table, then the first-fetch overheads."""
     conns = figures["connections"]
-    lines = [f"| figure | {' | '.join(f'c={c} req/s, p50/p99 ms' for c in conns)} |",
-             "|---|" + "---|" * len(conns)]
+    lines = [
+        f"| figure | {' | '.join(f'c={c} req/s, p50/p99 ms' for c in conns)} |",
+        "|---|" + "---|" * len(conns),
+    ]
     for title, cells in figures["rows"].items():
         lines.append(f"| {title} | {' | '.join(f'{r[0]:.0f}, {r[1]:.1f}/{r[2]:.1f}' for r in cells)} |")
     first = figures["first_fetch_ms"]
-    lines.append(f"\nfirst fetch of a page: {first['page_proxy']:.1f} ms through the proxy vs "
-                 f"{first['page_direct']:.1f} ms upstream directly (overhead "
-                 f"{first['page_proxy'] - first['page_direct']:.1f} ms, median of {first['n']})")
-    lines.append(f"first fetch of a file: {first['file_proxy']:.1f} ms through the proxy vs "
-                 f"{first['file_direct']:.1f} ms upstream directly (overhead "
-                 f"{first['file_proxy'] - first['file_direct']:.1f} ms)")
+    lines.append(
+        f"\nfirst fetch of a page: {first['page_proxy']:.1f} ms through the proxy vs "
+        f"{first['page_direct']:.1f} ms upstream directly (overhead "
+        f"{first['page_proxy'] - first['page_direct']:.1f} ms, median of {first['n']})"
+    )
+    lines.append(
+        f"first fetch of a file: {first['file_proxy']:.1f} ms through the proxy vs "
+        f"{first['file_direct']:.1f} ms upstream directly (overhead "
+        f"{first['file_proxy'] - first['file_direct']:.1f} ms)"
+    )
     return "\n".join(lines)
 
 
@@ -78,8 +84,9 @@ def measure(cache: Path, projects: int, duration: float, connections: str, first
         if f.name.startswith(local.replace("-", "_") + "-"):
             shutil.copy2(f, work / "proxy-store" / f.name)
     up = peers.launch(peers.privindex(store.folder, work / "up-data"), work / "up.log")
-    proxy_server = peers.privindex(work / "proxy-store", work / "proxy-data",
-                                   upstream_url=up.server.base + "/simple/", threads="8")
+    proxy_server = peers.privindex(
+        work / "proxy-store", work / "proxy-data", upstream_url=up.server.base + "/simple/", threads="8"
+    )
     proxy = peers.launch(proxy_server, work / "proxy.log")
     try:
         upstream_name = synth.FILE_100K
@@ -106,7 +113,7 @@ def measure(cache: Path, projects: int, duration: float, connections: str, first
                 cells.append((r["rps"], r["p50_ms"], r["p99_ms"]))
             figures["rows"][title] = cells
         # first fetches: pages and the files they list, proxy (uncached) vs upstream directly
-        names = store.projects[1:1 + first]
+        names = store.projects[1 : 1 + first]
         direct, through, fdirect, fthrough = [], [], [], []
         for name in names:
             direct.append(get(f"{up.server.base}/simple/{name}/"))
@@ -117,8 +124,13 @@ def measure(cache: Path, projects: int, duration: float, connections: str, first
             fdirect.append(get(f"{up.server.base}/packages/{fname}"))
             fthrough.append(get(urljoin(f"{proxy.server.base}/simple/{name}/", href)))
         med = lambda xs: statistics.median(xs) * 1000  # noqa: E731
-        figures["first_fetch_ms"] = {"n": len(names), "page_proxy": med(through), "page_direct": med(direct),
-                                     "file_proxy": med(fthrough), "file_direct": med(fdirect)}
+        figures["first_fetch_ms"] = {
+            "n": len(names),
+            "page_proxy": med(through),
+            "page_direct": med(direct),
+            "file_proxy": med(fthrough),
+            "file_direct": med(fdirect),
+        }
         return figures
     finally:
         peers.stop(proxy)

@@ -6,8 +6,9 @@ import logging
 import signal
 import threading
 import time
+from collections.abc import Callable
 from functools import partial
-from typing import Any, Callable, cast
+from typing import Any, cast
 
 from waitress.channel import HTTPChannel
 from waitress.parser import HTTPRequestParser
@@ -15,11 +16,11 @@ from waitress.server import TcpWSGIServer, create_server
 from waitress.task import WSGITask
 
 from privindex import __version__
-from privindex.ops import logs
 from privindex.accounts import users
 from privindex.app import create_app
 from privindex.config import Settings, replace
 from privindex.db.connection import bound, in_thread
+from privindex.ops import logs
 from privindex.packages.index import Progress
 
 log = logging.getLogger(__name__)
@@ -35,8 +36,11 @@ class _KeepAliveTask(WSGITask):
 
     def build_response_header(self):
         request = cast(HTTPRequestParser, self.request)  # types-waitress has it as an Error
-        self._bodiless_keepalive = (not self.has_body and self.version == "1.1"
-                                    and request.headers.get("CONNECTION", "").lower() != "close")
+        self._bodiless_keepalive = (
+            not self.has_body
+            and self.version == "1.1"
+            and request.headers.get("CONNECTION", "").lower() != "close"
+        )
         try:
             return super().build_response_header()
         finally:
@@ -98,8 +102,9 @@ def upstream_line(settings: Settings, sources) -> str:
     return f"upstream: {url} reachable (names not known here are served from it)"
 
 
-def _watch(catch_up: Callable[[], None], refresh: Callable[[], None], stop: threading.Event,
-           interval: float) -> None:
+def _watch(
+    catch_up: Callable[[], None], refresh: Callable[[], None], stop: threading.Event, interval: float
+) -> None:
     """Index the store against what the database recorded, then Index.watch's loop, around
     a refresh that metrics may time."""
     try:
@@ -143,21 +148,31 @@ def serve(settings: Settings, echo: Callable[..., None]) -> None:
 
     proxy: dict[str, Any] = {}
     if settings.trusted_proxy:
-        proxy = dict(trusted_proxy=settings.trusted_proxy, clear_untrusted_proxy_headers=True,
-                     trusted_proxy_headers="x-forwarded-for x-forwarded-host x-forwarded-proto")
+        proxy = dict(
+            trusted_proxy=settings.trusted_proxy,
+            clear_untrusted_proxy_headers=True,
+            trusted_proxy_headers="x-forwarded-for x-forwarded-host x-forwarded-proto",
+        )
     later = _AppLater()
     try:
         server = create_server(
-            later, host=settings.host, port=settings.port, threads=settings.threads, ident="privindex",
+            later,
+            host=settings.host,
+            port=settings.port,
+            threads=settings.threads,
+            ident="privindex",
             # bind now, listen once the app is built: until then connections are refused
-            _start=False, **proxy,
+            _start=False,
+            **proxy,
             # waitress spools bodies to disk past 512 KiB; let a too-large upload reach the app,
             # which answers with a message twine shows, instead of waitress's bare 413
             max_request_body_size=settings.max_upload_bytes + 16 * 1024 * 1024,
         )
     except OSError as exc:
-        raise CannotListen(f"cannot serve on {settings.host}:{settings.port}: {exc.strerror or exc}; "
-                           "is another server running there? Choose another --port.") from None
+        raise CannotListen(
+            f"cannot serve on {settings.host}:{settings.port}: {exc.strerror or exc}; "
+            "is another server running there? Choose another --port."
+        ) from None
     if not isinstance(server, TcpWSGIServer):  # waitress made one server per address
         server.close()
         raise CannotListen(f"{settings.host} names several addresses; give one (127.0.0.1, say)")
@@ -179,37 +194,49 @@ def serve(settings: Settings, echo: Callable[..., None]) -> None:
         watcher = threading.Thread(  # a new thread has an empty context: give it the app's database
             target=in_thread(app.extensions["privindex"].database, _watch),
             args=(partial(index.catch_up, progress_printer(say)), refresh, stop, settings.rescan_interval),
-            name="store-watcher", daemon=True,
+            name="store-watcher",
+            daemon=True,
         )
         watcher.start()
         sources = app.extensions["privindex"].sources
         if sources.upstream_on:
             database = app.extensions["privindex"].database
             threading.Thread(  # claims and allowances made by the CLI, within a pass
-                target=in_thread(database, _follow_claims), args=(sources, stop, settings.rescan_interval),
-                name="upstream-names", daemon=True).start()
+                target=in_thread(database, _follow_claims),
+                args=(sources, stop, settings.rescan_interval),
+                name="upstream-names",
+                daemon=True,
+            ).start()
             if not settings.upstream_offline:
                 threading.Thread(
-                    target=in_thread(database, _after_catch_up), args=(index, sources.watch_shadowing, stop,
-                                                                       settings.upstream_page_ttl or 600),
-                    name="upstream-shadowing", daemon=True).start()
+                    target=in_thread(database, _after_catch_up),
+                    args=(index, sources.watch_shadowing, stop, settings.upstream_page_ttl or 600),
+                    name="upstream-shadowing",
+                    daemon=True,
+                ).start()
         echo(upstream_line(settings, sources))
         server.accept_connections()
         with bound(app.extensions["privindex"].database):
             first_run = not users.list_users()
         if first_run:
-            echo("no user yet: create the first admin with:  privindex user add NAME --admin "
-                 f"--data-dir {settings.data_dir.absolute()} --store {settings.store.absolute()}")
+            echo(
+                "no user yet: create the first admin with:  privindex user add NAME --admin "
+                f"--data-dir {settings.data_dir.absolute()} --store {settings.store.absolute()}"
+            )
         url = settings.base_url
-        echo(f"privindex {__version__} serving {len(index.project_list())} projects "
-             f"({index.file_count()} files) from {settings.store.absolute()}; "
-             "checking the store against them in the background (/readyz answers 200 when done)")
+        echo(
+            f"privindex {__version__} serving {len(index.project_list())} projects "
+            f"({index.file_count()} files) from {settings.store.absolute()}; "
+            "checking the store against them in the background (/readyz answers 200 when done)"
+        )
         echo(f"listening on http://{settings.host}:{settings.port}/  (public URL {url}/)")
         if settings.read_access == "token":  # private: show where the token goes
             scheme, _sep, host = url.partition("://")
-            echo("install with:  pip install --index-url "
-                 f"{scheme}://__token__:<token>@{host}/simple/ <package>"
-                 "  (a read-only token: privindex token create NAME --read-only)")
+            echo(
+                "install with:  pip install --index-url "
+                f"{scheme}://__token__:<token>@{host}/simple/ <package>"
+                "  (a read-only token: privindex token create NAME --read-only)"
+            )
         else:
             echo(f"install with:  pip install --index-url {url}/simple/ <package>")
         server.run()

@@ -83,17 +83,35 @@ class FakeIssuers:
         entry = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(self.key.public_key()))
         return {"keys": [{**entry, "kid": self.kid, "use": "sig", "alg": "RS256"}]}
 
-    def token(self, issuer: str, *, aud="privindex-test", alg="RS256", kid=None, key=None, headers=None,
-              drop=(), **claims) -> str:
+    def token(
+        self,
+        issuer: str,
+        *,
+        aud="privindex-test",
+        alg="RS256",
+        kid=None,
+        key=None,
+        headers=None,
+        drop=(),
+        **claims,
+    ) -> str:
         """A signed identity token from the issuer named `issuer` (a path prefix), valid now."""
         now = int(time.time())
-        body = {"iss": self.url(issuer), "aud": aud, "iat": now, "nbf": now, "exp": now + 300,
-                "jti": str(uuid.uuid4()), **claims}
+        body = {
+            "iss": self.url(issuer),
+            "aud": aud,
+            "iat": now,
+            "nbf": now,
+            "exp": now + 300,
+            "jti": str(uuid.uuid4()),
+            **claims,
+        }
         for name in drop:
             body.pop(name, None)
         signing_key = key if key is not None else (self.key if alg == "RS256" else None)
-        return jwt.encode(body, signing_key, algorithm=alg,
-                          headers={"kid": kid or self.kid, **(headers or {})})
+        return jwt.encode(
+            body, signing_key, algorithm=alg, headers={"kid": kid or self.kid, **(headers or {})}
+        )
 
     def close(self) -> None:
         self.server.shutdown()
@@ -111,7 +129,8 @@ def issuers():
 def issuers_toml(audience: str, issuers: dict[str, str]) -> str:
     """A config file's Trusted Publishing part: the audience and {issuer url: kind}."""
     return f'oidc_audience = "{audience}"\n' + "".join(
-        f'[[oidc_issuers]]\nurl = "{url}"\nkind = "{kind}"\n' for url, kind in issuers.items())
+        f'[[oidc_issuers]]\nurl = "{url}"\nkind = "{kind}"\n' for url, kind in issuers.items()
+    )
 
 
 def refused(resp, code: str, words: str, status: int = 422) -> None:
@@ -123,16 +142,32 @@ def refused(resp, code: str, words: str, status: int = 422) -> None:
     assert words in body["errors"][0]["description"], body
 
 
-def github_claims(repository: str, workflow: str = "release.yml", ref: str = "refs/heads/main", **more) -> dict:
-    return {"repository": repository, "repository_owner": repository.split("/")[0], "repository_owner_id": "4242",
-            "job_workflow_ref": f"{repository}/.github/workflows/{workflow}@{ref}",
-            "workflow_ref": f"{repository}/.github/workflows/{workflow}@{ref}",
-            "ref": ref, "sha": "0123456789abcdef0123456789abcdef01234567", "run_id": "99", **more}
+def github_claims(
+    repository: str, workflow: str = "release.yml", ref: str = "refs/heads/main", **more
+) -> dict:
+    return {
+        "repository": repository,
+        "repository_owner": repository.split("/")[0],
+        "repository_owner_id": "4242",
+        "job_workflow_ref": f"{repository}/.github/workflows/{workflow}@{ref}",
+        "workflow_ref": f"{repository}/.github/workflows/{workflow}@{ref}",
+        "ref": ref,
+        "sha": "0123456789abcdef0123456789abcdef01234567",
+        "run_id": "99",
+        **more,
+    }
 
 
-def gitlab_claims(project_path: str, ci_file: str = ".gitlab-ci.yml", ref: str = "refs/heads/main", *,
-                  host: str, **more) -> dict:
+def gitlab_claims(
+    project_path: str, ci_file: str = ".gitlab-ci.yml", ref: str = "refs/heads/main", *, host: str, **more
+) -> dict:
     """GitLab's claims for a pipeline of project_path on the GitLab at host (FakeIssuers.host)."""
-    return {"project_path": project_path, "namespace_path": project_path.rpartition("/")[0],
-            "ci_config_ref_uri": f"{host}/{project_path}//{ci_file}@{ref}", "ref": ref.rpartition("/")[2],
-            "sha": "fedcba9876543210fedcba9876543210fedcba98", "pipeline_id": "1234", **more}
+    return {
+        "project_path": project_path,
+        "namespace_path": project_path.rpartition("/")[0],
+        "ci_config_ref_uri": f"{host}/{project_path}//{ci_file}@{ref}",
+        "ref": ref.rpartition("/")[2],
+        "sha": "fedcba9876543210fedcba9876543210fedcba98",
+        "pipeline_id": "1234",
+        **more,
+    }

@@ -14,10 +14,10 @@ import json
 import threading
 import time
 from collections import Counter
-from datetime import datetime, timezone
+from collections.abc import Callable
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Callable
 
 from helpers import V1_JSON
 
@@ -38,11 +38,15 @@ class FakeUpstream:
     def add(self, project: str, path: Path, sha256: str | None = None, uploaded: datetime | None = None):
         data = path.read_bytes()
         self.blobs[path.name] = data
-        self.projects.setdefault(project, []).append({
-            "filename": path.name, "url": f"/files/{path.name}",
-            "hashes": {"sha256": sha256 or hashlib.sha256(data).hexdigest()}, "size": len(data),
-            "upload-time": (uploaded or datetime.now(timezone.utc)).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
-        })
+        self.projects.setdefault(project, []).append(
+            {
+                "filename": path.name,
+                "url": f"/files/{path.name}",
+                "hashes": {"sha256": sha256 or hashlib.sha256(data).hexdigest()},
+                "size": len(data),
+                "upload-time": (uploaded or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            }
+        )
 
     @property
     def origin(self) -> str:
@@ -52,7 +56,7 @@ class FakeUpstream:
     def url(self) -> str:
         return f"{self.origin}/simple/"
 
-    def start(self) -> "FakeUpstream":
+    def start(self) -> FakeUpstream:
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -67,8 +71,9 @@ class FakeUpstream:
                     return
                 parts = self.path.strip("/").split("/")
                 if parts[0] == "simple" and len(parts) == 2 and parts[1] in fake.projects:
-                    body = json.dumps({"meta": {"api-version": "1.1"}, "name": parts[1],
-                                       "files": fake.projects[parts[1]]}).encode()
+                    body = json.dumps(
+                        {"meta": {"api-version": "1.1"}, "name": parts[1], "files": fake.projects[parts[1]]}
+                    ).encode()
                     kind = V1_JSON
                 elif parts[0] == "files" and len(parts) == 2 and parts[1] in fake.blobs:
                     time.sleep(fake.file_delay)  # lets concurrent clients overlap
@@ -87,7 +92,7 @@ class FakeUpstream:
                 for start in range(0, len(body), step):
                     if step < len(body):
                         time.sleep(step / fake.rate)
-                    self.wfile.write(body[start:start + step])
+                    self.wfile.write(body[start : start + step])
                 fake.finished[self.path] += 1
 
         self.server = ThreadingHTTPServer((self.host, 0), Handler)

@@ -54,12 +54,12 @@ def many_members_sdist(folder: Path, name: str, version: str, count: int) -> Pat
     template = bytearray(tarfile.TarInfo(f"{top}/e0000000").tobuf(tarfile.USTAR_FORMAT))
     digits_at = len(top) + 2
     template[148:156] = b" " * 8  # the checksum counts its own field as spaces
-    base = sum(template) - sum(template[digits_at:digits_at + 7])
+    base = sum(template) - sum(template[digits_at : digits_at + 7])
     compressor = gzip.GzipFile(fileobj=(out := io.BytesIO()), mode="wb", compresslevel=6, mtime=0)
     chunk = bytearray()
     for i in range(count):
         digits = b"%07d" % i
-        template[digits_at:digits_at + 7] = digits
+        template[digits_at : digits_at + 7] = digits
         template[148:156] = b"%06o\0 " % (base + sum(digits))
         chunk += template
         if len(chunk) >= MiB:
@@ -78,8 +78,11 @@ def gzip_bomb_sdist(folder: Path, name: str, version: str, unpacked: int) -> Pat
     header = tarfile.TarInfo(f"{top}/bomb.bin")
     header.size = unpacked
     zeros = gzip.compress(b"\0" * MiB, compresslevel=9, mtime=0)
-    parts = [gzip.compress(header.tobuf(tarfile.USTAR_FORMAT), mtime=0), zeros * (unpacked // MiB),
-             gzip.compress(_file(f"{top}/PKG-INFO", pkg_info(name, version)) + _END_OF_TAR, mtime=0)]
+    parts = [
+        gzip.compress(header.tobuf(tarfile.USTAR_FORMAT), mtime=0),
+        zeros * (unpacked // MiB),
+        gzip.compress(_file(f"{top}/PKG-INFO", pkg_info(name, version)) + _END_OF_TAR, mtime=0),
+    ]
     return _write(folder / f"{top}.tar.gz", b"".join(parts))
 
 
@@ -94,8 +97,10 @@ def tar_gz_that_is_a_zip(folder: Path, name: str, version: str) -> Path:
 def zip_bomb_wheel(folder: Path, name: str, version: str, unpacked: int) -> Path:
     """A valid wheel plus a member of `unpacked` zeros, deflated."""
     path = make_wheel(folder, name, version)
-    with zipfile.ZipFile(path, "a", zipfile.ZIP_DEFLATED) as archive, \
-            archive.open(f"{name}/bomb.bin", "w", force_zip64=unpacked >= 2**31) as bomb:
+    with (
+        zipfile.ZipFile(path, "a", zipfile.ZIP_DEFLATED) as archive,
+        archive.open(f"{name}/bomb.bin", "w", force_zip64=unpacked >= 2**31) as bomb,
+    ):
         for _ in range(unpacked // MiB):
             bomb.write(b"\0" * MiB)
     return path
@@ -120,7 +125,7 @@ def wheel_with_another_local_name(folder: Path, name: str, version: str) -> Path
     data = path.read_bytes()
     listed = f"{name}/__init__.py".encode()
     first = data.index(listed)  # the local header comes before the central directory's entry
-    data = data[:first] + f"{name}/__init__.pz".encode() + data[first + len(listed):]
+    data = data[:first] + f"{name}/__init__.pz".encode() + data[first + len(listed) :]
     return _write(path, data)
 
 
@@ -130,9 +135,11 @@ def wheel_needing_a_newer_zip(folder: Path, name: str, version: str) -> Path:
     path = make_wheel(folder, name, version)
     data = bytearray(path.read_bytes())
     at = data.index(b"PK\x01\x02")  # the central directory's first entry
-    while not data[at + 46:at + 46 + int.from_bytes(data[at + 28:at + 30], "little")].endswith(b"/METADATA"):
+    while not data[at + 46 : at + 46 + int.from_bytes(data[at + 28 : at + 30], "little")].endswith(
+        b"/METADATA"
+    ):
         at = data.index(b"PK\x01\x02", at + 4)
-    data[at + 6:at + 8] = (79).to_bytes(2, "little")  # "version needed to extract"
+    data[at + 6 : at + 8] = (79).to_bytes(2, "little")  # "version needed to extract"
     return _write(path, bytes(data))
 
 

@@ -44,11 +44,14 @@ def wheel(srv, name: str, version: str):
 
 def projects(srv) -> dict[str, tuple[str, str, str]]:
     lines = srv.acc.cli("project", "list").stdout.splitlines()
-    return {name: (files, owners, maintainers)
-            for name, files, owners, maintainers in (line.split("\t") for line in lines[1:])}
+    return {
+        name: (files, owners, maintainers)
+        for name, files, owners, maintainers in (line.split("\t") for line in lines[1:])
+    }
 
 
 # -- help and errors ------------------------------------------------------------------------------
+
 
 def command_paths(command: click.Command, path: tuple[str, ...] = ()):
     yield path
@@ -64,8 +67,13 @@ def test_every_command_has_help():
     assert ("token", "create") in paths and ("project", "set-owner") in paths and ("audit",) in paths
 
     def show_help(path):
-        return path, subprocess.run([sys.executable, "-m", "privindex", *path, "--help"], capture_output=True,
-                                    text=True, timeout=60, stdin=subprocess.DEVNULL)
+        return path, subprocess.run(
+            [sys.executable, "-m", "privindex", *path, "--help"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            stdin=subprocess.DEVNULL,
+        )
 
     with ThreadPoolExecutor(4) as pool:
         for path, proc in pool.map(show_help, paths):
@@ -76,27 +84,58 @@ def test_every_command_has_help():
 
 
 ERRORS = {
-    "unknown user": (["token", "create", "nobody"], None, "there is no user 'nobody' (see: privindex user list)"),
+    "unknown user": (
+        ["token", "create", "nobody"],
+        None,
+        "there is no user 'nobody' (see: privindex user list)",
+    ),
     "disable unknown user": (["user", "disable", "nobody"], None, "there is no user 'nobody'"),
     "list tokens of unknown user": (["token", "list", "nobody"], None, "there is no user 'nobody'"),
-    "revoke a token that does not exist": (["token", "revoke", "9999"], None,
-                                           "there is no token 9999 (see: privindex token list)"),
-    "bad username": (["user", "add", "Bad Name!", "--password-stdin"], "a fine password\n",
-                     "a username has 1-50 characters"),
-    "short password": (["user", "add", "shorty", "--password-stdin"], "short\n",
-                       "the password must have at least 8 characters"),
-    "password is the username": (["user", "add", "samename", "--password-stdin"], "SameName\n",
-                                 "the password must not be the username"),
-    "no tty and no --password-stdin": (["user", "add", "notty"], None,
-                                       "no terminal to ask for the password on; pipe it in with --password-stdin"),
-    "user exists": (["user", "add", "ALICE", "--password-stdin"], "a fine password\n",
-                    "the user 'alice' already exists"),
-    "token for someone else's project": (["token", "create", "bob", "--project", "nowhere"], None,
-                                         "'bob' is not an owner or maintainer of a project 'nowhere'"),
-    "maintainer of an unknown project": (["project", "add-maintainer", "nowhere", "bob"], None,
-                                         "there is no project 'nowhere'"),
-    "set-password with a short password": (["user", "set-password", "bob", "--password-stdin"], "2short\n",
-                                           "at least 8 characters"),
+    "revoke a token that does not exist": (
+        ["token", "revoke", "9999"],
+        None,
+        "there is no token 9999 (see: privindex token list)",
+    ),
+    "bad username": (
+        ["user", "add", "Bad Name!", "--password-stdin"],
+        "a fine password\n",
+        "a username has 1-50 characters",
+    ),
+    "short password": (
+        ["user", "add", "shorty", "--password-stdin"],
+        "short\n",
+        "the password must have at least 8 characters",
+    ),
+    "password is the username": (
+        ["user", "add", "samename", "--password-stdin"],
+        "SameName\n",
+        "the password must not be the username",
+    ),
+    "no tty and no --password-stdin": (
+        ["user", "add", "notty"],
+        None,
+        "no terminal to ask for the password on; pipe it in with --password-stdin",
+    ),
+    "user exists": (
+        ["user", "add", "ALICE", "--password-stdin"],
+        "a fine password\n",
+        "the user 'alice' already exists",
+    ),
+    "token for someone else's project": (
+        ["token", "create", "bob", "--project", "nowhere"],
+        None,
+        "'bob' is not an owner or maintainer of a project 'nowhere'",
+    ),
+    "maintainer of an unknown project": (
+        ["project", "add-maintainer", "nowhere", "bob"],
+        None,
+        "there is no project 'nowhere'",
+    ),
+    "set-password with a short password": (
+        ["user", "set-password", "bob", "--password-stdin"],
+        "2short\n",
+        "at least 8 characters",
+    ),
 }
 
 
@@ -115,11 +154,20 @@ def test_errors_are_one_line_without_a_traceback(srv, case):
 
 # -- tokens --------------------------------------------------------------------------------------------------
 
+
 def test_command_substitution_gets_the_token_alone(srv):
-    script = (f'TOKEN=$("{sys.executable}" -m privindex token create alice --description ci '
-              f'--data-dir "{srv.data_dir}" --store "{srv.store}") && printf "%s" "$TOKEN"')
-    proc = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=60,
-                          stdin=subprocess.DEVNULL, env={**os.environ, **NO_2FA, **testdb.env_for(srv.data_dir)})
+    script = (
+        f'TOKEN=$("{sys.executable}" -m privindex token create alice --description ci '
+        f'--data-dir "{srv.data_dir}" --store "{srv.store}") && printf "%s" "$TOKEN"'
+    )
+    proc = subprocess.run(
+        ["bash", "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+        env={**os.environ, **NO_2FA, **testdb.env_for(srv.data_dir)},
+    )
     assert proc.returncode == 0, proc.stderr
     secret = proc.stdout
     srv.acc.secrets.append(secret)
@@ -144,8 +192,17 @@ def test_token_list_shows_prefix_status_and_scope_but_never_the_secret(srv):
     assert out == acc.cli("token", "list", "ALICE").stdout
     assert_no_secrets(acc.secrets, out, acc.cli("token", "list").stdout)
     rows = {int(line.split("\t")[0]): line.split("\t") for line in out.splitlines()[1:]}
-    assert out.splitlines()[0].split("\t") == ["id", "user", "prefix", "status", "scope", "created", "expires",
-                                               "last used", "description"]
+    assert out.splitlines()[0].split("\t") == [
+        "id",
+        "user",
+        "prefix",
+        "status",
+        "scope",
+        "created",
+        "expires",
+        "last used",
+        "description",
+    ]
 
     def row(secret):
         return rows[acc.token_ids[secret]]
@@ -157,8 +214,11 @@ def test_token_list_shows_prefix_status_and_scope_but_never_the_secret(srv):
     assert row(read_only)[3:5] == ["active", "all projects (read-only)"]
     assert row(scoped)[3:5] == ["active", "listed-proj"] and row(scoped)[6] != "-"
     assert row(revoked)[3] == "revoked"
-    revokes = [e for e in audit_json(srv, "--user", "alice")
-               if e["tag"] == "token:revoke" and e["details"]["token"] == acc.token_ids[revoked]]
+    revokes = [
+        e
+        for e in audit_json(srv, "--user", "alice")
+        if e["tag"] == "token:revoke" and e["details"]["token"] == acc.token_ids[revoked]
+    ]
     assert len(revokes) == 1 and revokes[0]["details"]["description"] == "old"
 
 
@@ -170,13 +230,17 @@ def audit_json(srv, *args):
 
 # -- project roles ----------------------------------------------------------------------------------------
 
+
 def test_roles_set_on_the_command_line_decide_who_may_upload(srv):
     acc = srv.acc
     alice, bob = acc.token("alice"), acc.token("bob")
     twine(srv.url, alice, wheel(srv, "role-proj", "1.0"), check=True)
     assert projects(srv)["role-proj"] == ("1", "alice", "-")
     refused = twine(srv.url, bob, wheel(srv, "role-proj", "2.0"))
-    assert refused.returncode != 0 and "The user 'bob' isn't allowed to upload to project 'role-proj'" in refused.output
+    assert (
+        refused.returncode != 0
+        and "The user 'bob' isn't allowed to upload to project 'role-proj'" in refused.output
+    )
 
     acc.cli("project", "add-maintainer", "Role_Proj", "bob")
     assert projects(srv)["role-proj"] == ("1", "alice", "bob")
@@ -195,12 +259,20 @@ def test_roles_set_on_the_command_line_decide_who_may_upload(srv):
     assert len(listed(srv, "role-proj")) == 3
 
     proc = acc.cli("project", "remove-maintainer", "role-proj", "bob", check=False)
-    assert proc.returncode == 1 and proc.stderr == "privindex: error: 'bob' is not a maintainer of 'role-proj'\n"
+    assert (
+        proc.returncode == 1 and proc.stderr == "privindex: error: 'bob' is not a maintainer of 'role-proj'\n"
+    )
 
-    tags = [(e["tag"], e["subject"], e["details"].get("role")) for e in reversed(audit_json(srv, "--project", "role-proj"))]
+    tags = [
+        (e["tag"], e["subject"], e["details"].get("role"))
+        for e in reversed(audit_json(srv, "--project", "role-proj"))
+    ]
     assert [t for t in tags if t[0].startswith("role:")] == [
-        ("role:add", "alice", "owner"), ("role:add", "bob", "maintainer"), ("role:remove", "bob", "maintainer"),
-        ("role:add", "bob", "owner")]
+        ("role:add", "alice", "owner"),
+        ("role:add", "bob", "maintainer"),
+        ("role:remove", "bob", "maintainer"),
+        ("role:add", "bob", "owner"),
+    ]
 
 
 def test_an_ownerless_project_gets_an_owner_from_the_command_line(srv):
@@ -219,8 +291,11 @@ def test_an_ownerless_project_gets_an_owner_from_the_command_line(srv):
     assert len(listed(srv, "hand-dropped")) == 2
     events = list(reversed(audit_json(srv, "--project", "hand-dropped")))
     assert [(e["tag"], e["actor"], e["subject"]) for e in events] == [
-        ("upload:refused", "bob", None), ("project:create", None, "hand-dropped"), ("role:add", None, "bob"),
-        ("file:add", "bob", "hand_dropped-2.0-py3-none-any.whl")]
+        ("upload:refused", "bob", None),
+        ("project:create", None, "hand-dropped"),
+        ("role:add", None, "bob"),
+        ("file:add", "bob", "hand_dropped-2.0-py3-none-any.whl"),
+    ]
 
 
 def test_an_admin_may_scope_a_token_to_an_ownerless_project(srv):
@@ -230,7 +305,10 @@ def test_an_admin_may_scope_a_token_to_an_ownerless_project(srv):
     wait_until(lambda: listed(srv, "admin-scoped"), 10)
     acc.user("chief", admin=True)
     proc = acc.cli("token", "create", "bob", "--project", "admin-scoped", check=False)
-    assert proc.returncode == 1 and "'bob' is not an owner or maintainer of a project 'admin-scoped'" in proc.stderr
+    assert (
+        proc.returncode == 1
+        and "'bob' is not an owner or maintainer of a project 'admin-scoped'" in proc.stderr
+    )
     scoped = acc.token("chief", "--project", "admin-scoped")
     twine(srv.url, scoped, wheel(srv, "admin-scoped", "2.0"), check=True)
     refused = twine(srv.url, scoped, wheel(srv, "elsewhere", "1.0"))
@@ -238,7 +316,9 @@ def test_an_admin_may_scope_a_token_to_an_ownerless_project(srv):
     assert projects(srv)["admin-scoped"] == ("2", "(no owner)", "-")
     # the project row the token needed is on the record like any other
     assert [e["tag"] for e in reversed(audit_json(srv, "--project", "admin-scoped"))] == [
-        "project:create", "file:add"]
+        "project:create",
+        "file:add",
+    ]
 
 
 def test_user_list_shows_flags_and_disable_enable(srv):
@@ -299,8 +379,13 @@ def test_account_changes_never_fail_with_database_is_locked_while_the_server_wri
     """What `user add`, `token create` and `project add-maintainer` do, 300 times, while another
     connection keeps committing (a busy server): each read-then-write change waits its turn."""
     where = testdb.url_for(tmp_path / "data") or str(tmp_path / "privindex.sqlite3")
-    proc = subprocess.run([sys.executable, "-c", BUSY_SCRIPT, where],
-                          capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    proc = subprocess.run(
+        [sys.executable, "-c", BUSY_SCRIPT, where],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == "0 []\n"
 
@@ -308,10 +393,13 @@ def test_account_changes_never_fail_with_database_is_locked_while_the_server_wri
 def test_no_secret_in_database_log_or_audit(srv):
     audit_out = srv.acc.cli("audit", "--json").stdout + srv.acc.cli("audit").stdout
     assert_no_secrets(srv.acc.secrets, testdb.dump(srv.data_dir), srv.log_path, audit_out)
-    assert any(s.startswith("pidx_") for s in srv.acc.secrets) and any(s.startswith("pw-") for s in srv.acc.secrets)
+    assert any(s.startswith("pidx_") for s in srv.acc.secrets) and any(
+        s.startswith("pw-") for s in srv.acc.secrets
+    )
 
 
 # -- a private index: reading needs a token ----------------------------------------------------------------
+
 
 def test_private_index_needs_a_token_to_read(fresh_server, accounts, dists, tmp_path):
     server = fresh_server(env={**NO_2FA, "PRIVINDEX_READ_ACCESS": "token"})
@@ -332,16 +420,35 @@ def test_private_index_needs_a_token_to_read(fresh_server, accounts, dists, tmp_
         assert resp.headers["WWW-Authenticate"] == 'Basic realm="privindex"'
         assert requests.get(url, auth=("__token__", reader), timeout=10).status_code == 200, url
         assert requests.get(url, headers={"Authorization": f"Bearer {reader}"}, timeout=10).status_code == 200
-        for bad in (("__token__", revoked), ("__token__", leaver), ("reader", reader),
-                    ("__token__", "pidx_" + "B" * 43)):
+        for bad in (
+            ("__token__", revoked),
+            ("__token__", leaver),
+            ("reader", reader),
+            ("__token__", "pidx_" + "B" * 43),
+        ):
             assert requests.get(url, auth=bad, timeout=10).status_code == 401, (url, bad[0])
 
     host = server.url.removeprefix("http://")
-    pip("install", "--no-deps", "--index-url", f"http://__token__:{reader}@{host}/simple/",
-        "--target", str(tmp_path / "t"), "alpha==2.0")
+    pip(
+        "install",
+        "--no-deps",
+        "--index-url",
+        f"http://__token__:{reader}@{host}/simple/",
+        "--target",
+        str(tmp_path / "t"),
+        "alpha==2.0",
+    )
     assert (tmp_path / "t" / "alpha-2.0.dist-info").is_dir()
-    anonymous = pip("download", "--no-deps", "--index-url", server.index_url, "-d", str(tmp_path / "d"),
-                    "alpha==2.0", check=False)
+    anonymous = pip(
+        "download",
+        "--no-deps",
+        "--index-url",
+        server.index_url,
+        "-d",
+        str(tmp_path / "d"),
+        "alpha==2.0",
+        check=False,
+    )
     assert anonymous.returncode != 0
     assert not (tmp_path / "d").exists() or not list((tmp_path / "d").iterdir())
 

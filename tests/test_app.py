@@ -8,10 +8,9 @@ import threading
 
 import pytest
 
-from privindex.accounts import api_tokens
-from privindex.ops import audit
-from privindex.accounts import users
+from privindex.accounts import api_tokens, users
 from privindex.db.models import User
+from privindex.ops import audit
 
 PASSWORD = "correct horse battery"
 
@@ -55,8 +54,9 @@ def test_two_apps_answering_from_many_threads_at_once_stay_apart(make_app):
     tokens = {}
     for name, app in apps.items():
         with app.app_context():
-            tokens[name] = api_tokens.create_token(users.create_user(name, PASSWORD, audit.CLI), audit.CLI,
-                                                 require_2fa=False)[1]
+            tokens[name] = api_tokens.create_token(
+                users.create_user(name, PASSWORD, audit.CLI), audit.CLI, require_2fa=False
+            )[1]
     wrong: list[tuple] = []
 
     def hammer(app_name: str, token_name: str, expected: int):
@@ -66,8 +66,10 @@ def test_two_apps_answering_from_many_threads_at_once_stay_apart(make_app):
             if status != expected:
                 wrong.append((app_name, token_name, status))
 
-    threads = [threading.Thread(target=hammer, args=args) for args in
-               [("ann", "ann", 200), ("bob", "bob", 200), ("ann", "bob", 401), ("bob", "ann", 401)] * 2]
+    threads = [
+        threading.Thread(target=hammer, args=args)
+        for args in [("ann", "ann", 200), ("bob", "bob", 200), ("ann", "bob", 401), ("bob", "ann", 401)] * 2
+    ]
     for t in threads:
         t.start()
     for t in threads:

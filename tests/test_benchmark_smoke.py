@@ -18,9 +18,19 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_benchmark_smoke_run_prints_a_table_and_writes_json(tmp_path):
     out = tmp_path / "results.json"
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "run.py"), "--smoke",
-         "--cache-dir", str(tmp_path / "cache"), "--out", str(out)],
-        capture_output=True, text=True, timeout=600, cwd=ROOT,
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "run.py"),
+            "--smoke",
+            "--cache-dir",
+            str(tmp_path / "cache"),
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=ROOT,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
@@ -43,7 +53,15 @@ def test_benchmark_smoke_run_prints_a_table_and_writes_json(tmp_path):
     assert "privindex-nginx" in header and "x nginx" not in header
     behind = json.loads(out.read_text())["results"]["privindex-nginx"]
     assert "error" not in behind, behind
-    for test in ("root", "project", "revalidate", "file_100k", "file_20m", "file_100k_plain", "file_20m_plain"):
+    for test in (
+        "root",
+        "project",
+        "revalidate",
+        "file_100k",
+        "file_20m",
+        "file_100k_plain",
+        "file_20m_plain",
+    ):
         (figures,) = behind["load"][test].values()
         assert figures["rps"] > 0, test
         assert figures["errors"] == figures["bad_status"] == 0, test
@@ -55,9 +73,24 @@ def test_benchmark_smoke_run_prints_a_table_and_writes_json(tmp_path):
 
 def test_upstream_load_benchmark_runs_and_fetches_each_cold_file_once(tmp_path):
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "upstream_load.py"), "--clients", "6", "--files", "2",
-         "--mb", "1", "--rate-mb", "4", "--cache-dir", str(tmp_path)],
-        capture_output=True, text=True, timeout=300, cwd=ROOT,
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "upstream_load.py"),
+            "--clients",
+            "6",
+            "--files",
+            "2",
+            "--mb",
+            "1",
+            "--rate-mb",
+            "4",
+            "--cache-dir",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
     )
     assert "upstream requests per file: [1, 1]" in proc.stdout, proc.stdout + proc.stderr
     assert "file clients: 6 got 200, 6 with the exact bytes" in proc.stdout

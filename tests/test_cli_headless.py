@@ -26,8 +26,9 @@ def srv(tmp_path_factory):
 
 
 def files_of(srv, project: str) -> dict[str, dict]:
-    page = requests.get(f"{srv.url}/simple/{project}/", headers={"Accept": "application/vnd.pypi.simple.v1+json"},
-                        timeout=10).json()
+    page = requests.get(
+        f"{srv.url}/simple/{project}/", headers={"Accept": "application/vnd.pypi.simple.v1+json"}, timeout=10
+    ).json()
     return {f["filename"]: f for f in page["files"]}
 
 
@@ -62,19 +63,29 @@ def test_a_terminal_only_admin_enrols_uploads_yanks_and_deletes(srv, tmp_path):
     for version in ("1.0", "2.0"):
         response = upload(srv.url, token, make_wheel(tmp_path, "headless-app", version))
         assert response.status_code == 200, response.text
-    assert set(files_of(srv, "headless-app")) == {"headless_app-1.0-py3-none-any.whl",
-                                                  "headless_app-2.0-py3-none-any.whl"}
+    assert set(files_of(srv, "headless-app")) == {
+        "headless_app-1.0-py3-none-any.whl",
+        "headless_app-2.0-py3-none-any.whl",
+    }
 
     yank = privindex_cli(srv, "project", "yank", "Headless_App", "2.0", "--reason", "broken build")
     assert "yanked headless_app-2.0-py3-none-any.whl" in yank.stderr
-    wait_for(lambda: files_of(srv, "headless-app")["headless_app-2.0-py3-none-any.whl"].get("yanked")
-             == "broken build", "the yank")
+    wait_for(
+        lambda: (
+            files_of(srv, "headless-app")["headless_app-2.0-py3-none-any.whl"].get("yanked") == "broken build"
+        ),
+        "the yank",
+    )
     privindex_cli(srv, "project", "unyank", "headless-app", "headless_app-2.0-py3-none-any.whl")
-    wait_for(lambda: not files_of(srv, "headless-app")["headless_app-2.0-py3-none-any.whl"].get("yanked"),
-             "the unyank")
+    wait_for(
+        lambda: not files_of(srv, "headless-app")["headless_app-2.0-py3-none-any.whl"].get("yanked"),
+        "the unyank",
+    )
 
     privindex_cli(srv, "project", "delete", "headless-app", "1.0.0", "--yes")  # 1.0.0 is 1.0
-    wait_for(lambda: set(files_of(srv, "headless-app")) == {"headless_app-2.0-py3-none-any.whl"}, "the delete")
+    wait_for(
+        lambda: set(files_of(srv, "headless-app")) == {"headless_app-2.0-py3-none-any.whl"}, "the delete"
+    )
     assert requests.get(f"{srv.url}/projects/headless-app", timeout=10).text.count("headless_app-1.0") == 0
 
     tags = audit_tags(srv, project="headless-app")
@@ -106,7 +117,9 @@ def test_reset_2fa_and_remove_a_user(srv, tmp_path):
     assert upload(srv.url, token, make_wheel(tmp_path, "leavers-lib", "1.1")).status_code == 403
     listing = privindex_cli(srv, "user", "list").stdout
     assert "leaver\tremoved" in listing
-    assert "leaver" not in privindex_cli(srv, "project", "list").stdout.split("leavers-lib")[1].splitlines()[0]
+    assert (
+        "leaver" not in privindex_cli(srv, "project", "list").stdout.split("leavers-lib")[1].splitlines()[0]
+    )
     tags = audit_tags(srv, user="leaver")
     assert "user:remove" in tags and "user:create" in tags  # the trail is kept
     again = privindex_cli(srv, "user", "enable", "leaver", check=False)

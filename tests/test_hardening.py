@@ -61,8 +61,11 @@ def test_failed_login_time_does_not_reveal_whether_the_user_exists(server):
         token_page = client.session.get(f"{server.url}/login", timeout=10).text
         token = token_page.split('name="csrf-token" content="')[1].split('"')[0]
         started = time.perf_counter()
-        resp = client.session.post(f"{server.url}/login", timeout=30,
-                                   data={"csrf_token": token, "username": username, "password": "wrong password"})
+        resp = client.session.post(
+            f"{server.url}/login",
+            timeout=30,
+            data={"csrf_token": token, "username": username, "password": "wrong password"},
+        )
         assert resp.status_code == 401
         return time.perf_counter() - started
 

@@ -35,16 +35,22 @@ def target(tmp_path_factory):
 
 
 def store_snapshot(store: Path) -> dict[str, str]:
-    return {str(p.relative_to(store)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in store.rglob("*") if p.is_file()}
+    return {
+        str(p.relative_to(store)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in store.rglob("*")
+        if p.is_file()
+    }
 
 
 def db_snapshot(data_dir: Path) -> dict[str, list]:
     """Every table but the audit trail and the failed sign-ins counted for the rate limits
     (both grow by design), without the token's last-use time."""
     rows = testdb.rows(data_dir, skip_columns={"last_used_at"})
-    return {table: sorted(found, key=repr) for table, found in rows.items()
-            if table not in ("audit_event", "rate_limit_hit")}
+    return {
+        table: sorted(found, key=repr)
+        for table, found in rows.items()
+        if table not in ("audit_event", "rate_limit_hit")
+    }
 
 
 @pytest.fixture
@@ -60,20 +66,34 @@ def unchanged(target):
 
 # -- the upload endpoint --------------------------------------------------------------------------
 
+
 def form(wheel_bytes: bytes, **overrides) -> dict:
-    fields = {":action": "file_upload", "protocol_version": "1", "name": "victim", "version": "2.0",
-              "filetype": "bdist_wheel", "pyversion": "py3", "metadata_version": "2.1",
-              "sha256_digest": hashlib.sha256(wheel_bytes).hexdigest()}
+    fields = {
+        ":action": "file_upload",
+        "protocol_version": "1",
+        "name": "victim",
+        "version": "2.0",
+        "filetype": "bdist_wheel",
+        "pyversion": "py3",
+        "metadata_version": "2.1",
+        "sha256_digest": hashlib.sha256(wheel_bytes).hexdigest(),
+    }
     fields.update(overrides)
     return {k: v for k, v in fields.items() if v is not None}
 
 
-def wheel_bytes(name="victim", version="2.0", metadata: bytes | None = None, extra: dict | None = None) -> bytes:
+def wheel_bytes(
+    name="victim", version="2.0", metadata: bytes | None = None, extra: dict | None = None
+) -> bytes:
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as z:
         info = f"{name}-{version}.dist-info"
-        z.writestr(f"{info}/METADATA", metadata if metadata is not None
-                   else f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n".encode())
+        z.writestr(
+            f"{info}/METADATA",
+            metadata
+            if metadata is not None
+            else f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n".encode(),
+        )
         z.writestr(f"{info}/WHEEL", "Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py3-none-any\n")
         for member, data in (extra or {}).items():
             z.writestr(member, data)
@@ -82,8 +102,9 @@ def wheel_bytes(name="victim", version="2.0", metadata: bytes | None = None, ext
 
 def post_upload(target, fields, files, auth="token", headers=None):
     token_auth = ("__token__", target.token) if auth == "token" else auth
-    return requests.post(f"{target.url}/legacy/", data=fields, files=files, auth=token_auth,
-                         headers=headers, timeout=60)
+    return requests.post(
+        f"{target.url}/legacy/", data=fields, files=files, auth=token_auth, headers=headers, timeout=60
+    )
 
 
 def refused(resp, status: int, words: str):
@@ -133,13 +154,16 @@ FORM_CASES = [
 
 @pytest.mark.parametrize("overrides, words", FORM_CASES)
 def test_hostile_form_fields(target, unchanged, overrides, words):
-    refused(post_upload(target, form(W, **overrides), {"content": ("victim-2.0-py3-none-any.whl", W)}),
-            400, words)
+    refused(
+        post_upload(target, form(W, **overrides), {"content": ("victim-2.0-py3-none-any.whl", W)}), 400, words
+    )
 
 
 def test_duplicated_form_field(target, unchanged):
     fields = list(form(W).items()) + [("name", "other")]
-    refused(post_upload(target, fields, {"content": ("victim-2.0-py3-none-any.whl", W)}), 400, "more than once")
+    refused(
+        post_upload(target, fields, {"content": ("victim-2.0-py3-none-any.whl", W)}), 400, "more than once"
+    )
 
 
 def test_missing_file(target, unchanged):
@@ -160,8 +184,10 @@ CONTENT_CASES = [
     (wheel_bytes(extra={}, metadata=b"")[:50], "not a readable archive"),  # truncated zip
     (wheel_bytes(name="other"), "metadata names project 'other'"),
     (wheel_bytes(version="9.9"), "metadata gives version '9.9'"),
-    (wheel_bytes(metadata=b"Metadata-Version: 2.1\nName: victim\nVersion: 2.0\nSummary: \xff\xfe\xfa\n"),
-     "not valid UTF-8"),
+    (
+        wheel_bytes(metadata=b"Metadata-Version: 2.1\nName: victim\nVersion: 2.0\nSummary: \xff\xfe\xfa\n"),
+        "not valid UTF-8",
+    ),
 ]
 
 
@@ -177,7 +203,11 @@ def test_wheel_without_metadata(target, unchanged):
     with zipfile.ZipFile(buf, "w") as z:
         z.writestr("victim/__init__.py", "")
     data = buf.getvalue()
-    refused(post_upload(target, form(data), {"content": ("victim-2.0-py3-none-any.whl", data)}), 400, "no METADATA")
+    refused(
+        post_upload(target, form(data), {"content": ("victim-2.0-py3-none-any.whl", data)}),
+        400,
+        "no METADATA",
+    )
 
 
 def test_metadata_compression_bomb(target, unchanged):
@@ -187,8 +217,11 @@ def test_metadata_compression_bomb(target, unchanged):
         z.writestr("victim-2.0.dist-info/METADATA", b"Name: victim\n" + b"\n" * (32 * 1024 * 1024))
     data = buf.getvalue()
     assert len(data) < 1024 * 1024  # 32 MiB of metadata in well under 1 MiB
-    refused(post_upload(target, form(data), {"content": ("victim-2.0-py3-none-any.whl", data)}), 400,
-            "larger than 4 MiB")
+    refused(
+        post_upload(target, form(data), {"content": ("victim-2.0-py3-none-any.whl", data)}),
+        400,
+        "larger than 4 MiB",
+    )
 
 
 def test_oversized_upload_is_413(target, unchanged):
@@ -206,8 +239,12 @@ def test_overwrite_is_refused(target, unchanged):
 def _raw_post(target, body: bytes, content_type: str, extra_headers: dict | None = None):
     conn = http.client.HTTPConnection(target.url.split("//")[1], timeout=30)
     token = base64.b64encode(f"__token__:{target.token}".encode()).decode()
-    headers = {"Content-Type": content_type, "Authorization": f"Basic {token}",
-               "Content-Length": str(len(body)), **(extra_headers or {})}
+    headers = {
+        "Content-Type": content_type,
+        "Authorization": f"Basic {token}",
+        "Content-Length": str(len(body)),
+        **(extra_headers or {}),
+    }
     conn.request("POST", "/legacy/", body=body, headers=headers)
     resp = conn.getresponse()
     result = resp.status, resp.reason, resp.read().decode(errors="replace")
@@ -216,8 +253,9 @@ def _raw_post(target, body: bytes, content_type: str, extra_headers: dict | None
 
 
 def test_truncated_multipart_body(target, unchanged):
-    req = requests.Request("POST", f"{target.url}/legacy/", data=form(W),
-                           files={"content": ("victim-2.0-py3-none-any.whl", W)}).prepare()
+    req = requests.Request(
+        "POST", f"{target.url}/legacy/", data=form(W), files={"content": ("victim-2.0-py3-none-any.whl", W)}
+    ).prepare()
     status, reason, text = _raw_post(target, req.body[: len(req.body) // 2], req.headers["Content-Type"])
     assert 400 <= status < 500, (status, reason, text)
 
@@ -234,6 +272,7 @@ def test_not_multipart_at_all(target, unchanged):
 
 # -- credentials --------------------------------------------------------------------------------
 
+
 def b64(text: str) -> str:
     return base64.b64encode(text.encode()).decode()
 
@@ -249,7 +288,11 @@ AUTH_CASES = [
     (f"Basic {b64('__token__:pidx_short')}", 403, "it is too short (10 characters"),
     (f"Basic {b64('__token__:pidx_' + 'A' * 43)}", 403, "Invalid or non-existent API token"),
     (f"Bearer pidx_{'B' * 43}", 403, "Invalid or non-existent API token"),
-    (f"Basic {b64('mallory:correct horse battery')}", 403, "Username/password authentication is not accepted"),
+    (
+        f"Basic {b64('mallory:correct horse battery')}",
+        403,
+        "Username/password authentication is not accepted",
+    ),
     (f"Basic {b64('__token__:pidx_' + 'A' * 43 + ' ' * 3)}", 403, "it contains a space or line break"),
     (f"Basic {b64('__token__:pidx_' + 'A' * 42 + '!')}", 403, "characters other than A-Z a-z 0-9 _ -"),
     (f"Basic {b64('__token__:pidx_' + 'A' * 200)}", 403, "it is too long (205 characters"),
@@ -258,18 +301,27 @@ AUTH_CASES = [
 
 @pytest.mark.parametrize("header, status, words", AUTH_CASES)
 def test_malformed_credentials(target, unchanged, header, status, words):
-    resp = post_upload(target, form(W), {"content": ("victim-2.0-py3-none-any.whl", W)}, auth=None,
-                       headers={"Authorization": header})
+    resp = post_upload(
+        target,
+        form(W),
+        {"content": ("victim-2.0-py3-none-any.whl", W)},
+        auth=None,
+        headers={"Authorization": header},
+    )
     refused(resp, status, words)
     if status == 401:
         assert resp.headers["WWW-Authenticate"] == 'Basic realm="privindex"'
-    sent = base64.b64decode(header.split()[-1]).decode(errors="replace") if header.startswith("Basic ") and \
-        len(header) > 6 and "!" not in header else header
+    sent = (
+        base64.b64decode(header.split()[-1]).decode(errors="replace")
+        if header.startswith("Basic ") and len(header) > 6 and "!" not in header
+        else header
+    )
     for secret in re.findall(r"pidx_[\w-]{6,}", sent):  # a token sent is never echoed back
         assert secret not in resp.text + resp.reason
 
 
 # -- the simple API and downloads ----------------------------------------------------------------
+
 
 def raw_get(target, path: str, headers: dict | None = None) -> tuple[int, str]:
     conn = http.client.HTTPConnection(target.url.split("//")[1], timeout=30)
@@ -283,23 +335,26 @@ def raw_get(target, path: str, headers: dict | None = None) -> tuple[int, str]:
     return result
 
 
-@pytest.mark.parametrize("path, headers, expected", [
-    ("/simple/%00/", None, 404),
-    ("/simple/../../etc/passwd", None, 404),
-    ("/simple/victim/%2e%2e/", None, 404),
-    ("/simple/" + "x" * 5000 + "/", None, 404),
-    ("/packages/victim/..%2F..%2Fdata%2Fprivindex.sqlite3", None, 404),
-    ("/packages/%c0%ae%c0%ae/%c0%ae%c0%ae/etc/passwd", None, 404),
-    # an invalid ranges-specifier: RFC 9110 14.2 lets a server ignore it (200) or reject
-    # it (416); werkzeug rejects it, which is still a clear 4xx
-    (f"/packages/victim/{GOOD}", {"Range": "bytes=abc"}, 416),
-    (f"/packages/victim/{GOOD}", {"Range": "bytes=50-10"}, 416),
-    (f"/packages/victim/{GOOD}", {"Range": "bytes=999999999-"}, 416),
-    (f"/packages/victim/{GOOD}", {"If-None-Match": "\x7f" * 50}, 400),
-    (f"/packages/victim/{GOOD}", {"If-Modified-Since": "yesterday-ish"}, 200),
-    ("/simple/victim/", {"Accept": "a" * 10000}, 406),
-    ("/simple/victim/", {"Accept": "text/html;q=banana, application/vnd.pypi.simple.v1+json;q=2"}, 200),
-])
+@pytest.mark.parametrize(
+    "path, headers, expected",
+    [
+        ("/simple/%00/", None, 404),
+        ("/simple/../../etc/passwd", None, 404),
+        ("/simple/victim/%2e%2e/", None, 404),
+        ("/simple/" + "x" * 5000 + "/", None, 404),
+        ("/packages/victim/..%2F..%2Fdata%2Fprivindex.sqlite3", None, 404),
+        ("/packages/%c0%ae%c0%ae/%c0%ae%c0%ae/etc/passwd", None, 404),
+        # an invalid ranges-specifier: RFC 9110 14.2 lets a server ignore it (200) or reject
+        # it (416); werkzeug rejects it, which is still a clear 4xx
+        (f"/packages/victim/{GOOD}", {"Range": "bytes=abc"}, 416),
+        (f"/packages/victim/{GOOD}", {"Range": "bytes=50-10"}, 416),
+        (f"/packages/victim/{GOOD}", {"Range": "bytes=999999999-"}, 416),
+        (f"/packages/victim/{GOOD}", {"If-None-Match": "\x7f" * 50}, 400),
+        (f"/packages/victim/{GOOD}", {"If-Modified-Since": "yesterday-ish"}, 200),
+        ("/simple/victim/", {"Accept": "a" * 10000}, 406),
+        ("/simple/victim/", {"Accept": "text/html;q=banana, application/vnd.pypi.simple.v1+json;q=2"}, 200),
+    ],
+)
 def test_hostile_reads(target, unchanged, path, headers, expected):
     status, _text = raw_get(target, path, headers)
     assert status == expected
@@ -312,33 +367,44 @@ def test_oversized_headers_are_refused(target, unchanged):
 
 # -- web forms ------------------------------------------------------------------------------------
 
+
 def test_web_forms(target, unchanged):
     from webclient import WebClient
 
     client = WebClient(target.url)
     assert client.post("/login", {"username": "x" * 10000, "password": "y"}).status_code == 401
     assert client.post("/login", {"username": "mallory\x00", "password": "\x00"}).status_code == 401
-    assert requests.post(f"{target.url}/login", data={"username": "a"}, timeout=10).status_code == 400  # no CSRF
+    assert (
+        requests.post(f"{target.url}/login", data={"username": "a"}, timeout=10).status_code == 400
+    )  # no CSRF
     assert requests.get(f"{target.url}/setup-password/not-a-real-key", timeout=10).status_code == 404
-    resp = client.session.post(f"{target.url}/login/2fa/webauthn", data=b"\xff\xfe not json",
-                               headers={"X-CSRFToken": "bogus"}, timeout=10)
+    resp = client.session.post(
+        f"{target.url}/login/2fa/webauthn",
+        data=b"\xff\xfe not json",
+        headers={"X-CSRFToken": "bogus"},
+        timeout=10,
+    )
     assert resp.status_code == 400
     assert requests.get(f"{target.url}/projects/{'x' * 3000}", timeout=10).status_code == 404
 
 
 # -- the command line -----------------------------------------------------------------------------
 
-@pytest.mark.parametrize("args, stdin, code, words", [
-    (("user", "add", "../evil", "--password-stdin"), "long enough password\n", 1, "a username has"),
-    (("user", "add", "x" * 5000, "--password-stdin"), "long enough password\n", 1, "a username has"),
-    (("user", "add", "eve", "--password-stdin"), "short\n", 1, "at least 8 characters"),
-    (("token", "create", "mallory", "--project", "../etc"), None, 1, "not an owner or maintainer"),
-    (("token", "create", "mallory", "--expires", "0"), None, 2, "0"),
-    (("token", "revoke", "abc"), None, 2, "is not a valid integer"),
-    (("token", "revoke", "999999"), None, 1, "there is no token 999999"),
-    (("audit", "--since", "last tuesday"), None, 2, "last tuesday"),
-    (("project", "set-owner", "no-such-project", "mallory"), None, 1, "there is no project"),
-])
+
+@pytest.mark.parametrize(
+    "args, stdin, code, words",
+    [
+        (("user", "add", "../evil", "--password-stdin"), "long enough password\n", 1, "a username has"),
+        (("user", "add", "x" * 5000, "--password-stdin"), "long enough password\n", 1, "a username has"),
+        (("user", "add", "eve", "--password-stdin"), "short\n", 1, "at least 8 characters"),
+        (("token", "create", "mallory", "--project", "../etc"), None, 1, "not an owner or maintainer"),
+        (("token", "create", "mallory", "--expires", "0"), None, 2, "0"),
+        (("token", "revoke", "abc"), None, 2, "is not a valid integer"),
+        (("token", "revoke", "999999"), None, 1, "there is no token 999999"),
+        (("audit", "--since", "last tuesday"), None, 2, "last tuesday"),
+        (("project", "set-owner", "no-such-project", "mallory"), None, 1, "there is no project"),
+    ],
+)
 def test_hostile_cli(target, unchanged, args, stdin, code, words):
     proc = privindex_cli(target, *args, stdin=stdin, check=False)
     assert proc.returncode == code, proc.stderr

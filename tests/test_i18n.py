@@ -43,9 +43,11 @@ def test_every_marked_message_is_translated(po):
             missing.append(message_id)
             continue
         wanted = set(PLACEHOLDER.findall(key))
-        if any(set(PLACEHOLDER.findall(s)) - wanted or (not isinstance(message_id, tuple)
-                                                         and set(PLACEHOLDER.findall(s)) != wanted)
-               for s in strings):
+        if any(
+            set(PLACEHOLDER.findall(s)) - wanted
+            or (not isinstance(message_id, tuple) and set(PLACEHOLDER.findall(s)) != wanted)
+            for s in strings
+        ):
             broken.append(message_id)
     assert not missing, f"{po.parts[-3]}: untranslated (run the Development commands in README.md): {missing}"
     assert not broken, f"{po.parts[-3]}: placeholders differ from the English: {broken}"
@@ -54,8 +56,13 @@ def test_every_marked_message_is_translated(po):
 @pytest.mark.parametrize("po", CATALOGUES, ids=lambda p: p.parts[-3])
 def test_compiled_catalogues_match_their_sources(po):
     def table(catalog) -> dict:
-        return {(tuple(m.id) if isinstance(m.id, (list, tuple)) else m.id):
-                (tuple(m.string) if isinstance(m.string, (list, tuple)) else m.string) for m in catalog if m.id}
+        return {
+            (tuple(m.id) if isinstance(m.id, (list, tuple)) else m.id): (
+                tuple(m.string) if isinstance(m.string, (list, tuple)) else m.string
+            )
+            for m in catalog
+            if m.id
+        }
 
     source = table(read_po(po.open("rb")))
     compiled = table(read_mo(po.with_suffix(".mo").open("rb")))
@@ -63,8 +70,12 @@ def test_compiled_catalogues_match_their_sources(po):
 
 
 def test_the_wheel_carries_the_catalogues(tmp_path):
-    subprocess.run([sys.executable, "-m", "build", "--no-isolation", "--wheel", "--outdir", str(tmp_path),
-                    str(ROOT)], check=True, capture_output=True, timeout=300)
+    subprocess.run(
+        [sys.executable, "-m", "build", "--no-isolation", "--wheel", "--outdir", str(tmp_path), str(ROOT)],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     (wheel,) = tmp_path.glob("privindex-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     for lang in ("de", "fr"):
@@ -85,12 +96,15 @@ def server(tmp_path_factory):
 
 
 def test_a_german_browser_gets_german_pages(server):
-    page = requests.get(f"{server.url}/projects/sprachen", headers={"Accept-Language": "de-DE,de;q=0.9,en;q=0.5"},
-                        timeout=10).text
+    page = requests.get(
+        f"{server.url}/projects/sprachen", headers={"Accept-Language": "de-DE,de;q=0.9,en;q=0.5"}, timeout=10
+    ).text
     assert '<html lang="de">' in page
     assert "Versionsgeschichte" in page and "Neueste Version" in page and "Installieren" in page
     assert re.search(r"\d{2}\.\d{2}\.\d{4}", page)  # dates as Germans write them
-    english = requests.get(f"{server.url}/projects/sprachen", headers={"Accept-Language": "ja"}, timeout=10).text
+    english = requests.get(
+        f"{server.url}/projects/sprachen", headers={"Accept-Language": "ja"}, timeout=10
+    ).text
     assert "Release history" in english and '<html lang="en">' in english
 
 
@@ -100,9 +114,17 @@ def test_the_language_menu_beats_accept_language(server):
     page = s.get(f"{server.url}/projects", timeout=10).text
     assert "Projekte" in page
     csrf = re.search(r'name="csrf-token" content="([^"]+)"', page).group(1)
-    r = s.post(f"{server.url}/language", data={"csrf_token": csrf, "locale": "fr", "next": "/projects"},
-               headers={"Referer": f"{server.url}/projects"}, timeout=10)
+    r = s.post(
+        f"{server.url}/language",
+        data={"csrf_token": csrf, "locale": "fr", "next": "/projects"},
+        headers={"Referer": f"{server.url}/projects"},
+        timeout=10,
+    )
     assert r.status_code == 200 and "Rechercher des projets par nom ou résumé" in r.text
-    bad = s.post(f"{server.url}/language", data={"csrf_token": csrf, "locale": "xx"},
-                 headers={"Referer": f"{server.url}/projects"}, timeout=10)
+    bad = s.post(
+        f"{server.url}/language",
+        data={"csrf_token": csrf, "locale": "xx"},
+        headers={"Referer": f"{server.url}/projects"},
+        timeout=10,
+    )
     assert bad.status_code == 400

@@ -6,19 +6,24 @@ import random
 import shutil
 import threading
 
+import testdb
 from conftest import populate
 from werkzeug.test import Client
 
 from privindex.app import create_app
 from privindex.config import Settings
-import testdb
 from privindex.db.connection import in_thread
 
 
 def test_reads_stay_consistent_while_files_are_added_discarded_yanked_and_rescanned(tmp_path, dists):
     populate(tmp_path / "store", dists)
-    app = create_app(Settings(store=tmp_path / "store", data_dir=tmp_path / "data",
-                              database_url=testdb.url_for(tmp_path / "data")))
+    app = create_app(
+        Settings(
+            store=tmp_path / "store",
+            data_dir=tmp_path / "data",
+            database_url=testdb.url_for(tmp_path / "data"),
+        )
+    )
     index = app.extensions["privindex"].index
     simple = Client(app)
     originals = list(index.snapshot.files.values())
@@ -35,6 +40,7 @@ def test_reads_stay_consistent_while_files_are_added_discarded_yanked_and_rescan
             except BaseException as exc:  # noqa: BLE001 - any failure is the test's finding
                 errors.append(exc)
                 stop.set()
+
         return threading.Thread(target=in_thread(app.extensions["privindex"].database, run))
 
     def read():
@@ -77,8 +83,14 @@ def test_reads_stay_consistent_while_files_are_added_discarded_yanked_and_rescan
             shutil.copy(dists.one("alpha-1.0-py3-none-any.whl"), extra / "alpha-1.0-py3-none-any.whl")
         index.refresh()
 
-    threads = [guarded(read), guarded(read), guarded(read_http), guarded(churn), guarded(churn),
-               guarded(hand_changes)]
+    threads = [
+        guarded(read),
+        guarded(read),
+        guarded(read_http),
+        guarded(churn),
+        guarded(churn),
+        guarded(hand_changes),
+    ]
     for t in threads:
         t.start()
     stop.wait(1.5)

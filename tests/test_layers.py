@@ -15,7 +15,13 @@ ROOT = Path(__file__).resolve().parent.parent / "privindex"
 LAYERS = {
     "top": ["privindex.app", "privindex.server", "privindex.cli", "privindex.__main__"],
     "faces": ["privindex.api", "privindex.web"],
-    "domains": ["privindex.packages", "privindex.accounts", "privindex.upstream", "privindex.oidc", "privindex.ops"],
+    "domains": [
+        "privindex.packages",
+        "privindex.accounts",
+        "privindex.upstream",
+        "privindex.oidc",
+        "privindex.ops",
+    ],
     "base": ["privindex.db", "privindex.auth", "privindex.config", "privindex.i18n", "privindex"],
 }
 RANK = {prefix: rank for rank, prefixes in enumerate(reversed(LAYERS.values())) for prefix in prefixes}
@@ -49,7 +55,9 @@ def imports(module: str) -> set[str]:
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
             if node.level:
-                base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else []))
+                base = ".".join(
+                    package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else [])
+                )
             found |= {f"{base}.{a.name}" if f"{base}.{a.name}" in MODULES else base for a in node.names}
     return {name for name in found if name in MODULES and name != module}
 
@@ -60,8 +68,9 @@ GRAPH = {module: imports(module) for module in MODULES}
 @pytest.mark.parametrize("module", sorted(MODULES))
 def test_no_module_imports_from_a_higher_layer(module):
     upward = sorted(target for target in GRAPH[module] if rank(target) > rank(module))
-    assert not upward, (f"{module} ({LAYER_NAME[rank(module)]}) imports from a higher layer: "
-                        + ", ".join(f"{t} ({LAYER_NAME[rank(t)]})" for t in upward))
+    assert not upward, f"{module} ({LAYER_NAME[rank(module)]}) imports from a higher layer: " + ", ".join(
+        f"{t} ({LAYER_NAME[rank(t)]})" for t in upward
+    )
 
 
 def test_no_import_circles():
@@ -97,4 +106,6 @@ def test_no_import_circles():
 
 def test_every_package_says_what_lives_there():
     for init in sorted(ROOT.rglob("__init__.py")):
-        assert ast.get_docstring(ast.parse(init.read_text())), f"{init.relative_to(ROOT.parent)} has no docstring"
+        assert ast.get_docstring(ast.parse(init.read_text())), (
+            f"{init.relative_to(ROOT.parent)} has no docstring"
+        )

@@ -32,8 +32,7 @@ def test_mixed_load_loses_nothing(tmp_path):
     token = uploader(server, "loader")
     auth = ("__token__", token)
     for i in range(20):  # something to read from the start
-        assert upload(server.url, token, make_wheel(tmp_path / "seed",
-                                                    f"seed{i}", "1.0")).status_code == 200
+        assert upload(server.url, token, make_wheel(tmp_path / "seed", f"seed{i}", "1.0")).status_code == 200
 
     statuses: Counter = Counter()
     uploaded: dict[str, str] = {}  # filename -> sha256 of what was sent
@@ -52,28 +51,42 @@ def test_mixed_load_loses_nothing(tmp_path):
                 if number < 2:  # two clients install with pip, the heaviest thing users do
                     target = tmp_path / f"pip{number}-{n}"
                     url = server.index_url.replace("http://", f"http://__token__:{token}@")
-                    pip("download", "--no-deps", "--index-url", url, "-d", str(target), f"seed{rng.randrange(20)}")
+                    pip(
+                        "download",
+                        "--no-deps",
+                        "--index-url",
+                        url,
+                        "-d",
+                        str(target),
+                        f"seed{rng.randrange(20)}",
+                    )
                     with lock:
                         statuses["pip-ok"] += 1
                     continue
                 action = rng.random()
                 if action < 0.15:
                     name = f"load{number}-{n}.0-py3-none-any.whl"
-                    wheel = make_wheel(tmp_path / "up", f"load{number}", f"{n}.0",
-                                       payload=os.urandom(rng.randrange(1000, 200_000)))
+                    wheel = make_wheel(
+                        tmp_path / "up",
+                        f"load{number}",
+                        f"{n}.0",
+                        payload=os.urandom(rng.randrange(1000, 200_000)),
+                    )
                     resp = upload(server.url, token, wheel)
                     if resp.status_code == 200:
                         with lock:
                             uploaded[name] = hashlib.sha256(wheel.read_bytes()).hexdigest()
                 elif action < 0.6:
-                    resp = session.get(f"{server.index_url}seed{rng.randrange(20)}/",
-                                       headers={"Accept": V1_JSON}, timeout=60)
+                    resp = session.get(
+                        f"{server.index_url}seed{rng.randrange(20)}/", headers={"Accept": V1_JSON}, timeout=60
+                    )
                 elif action < 0.7:
                     resp = session.get(server.index_url, timeout=60)
                 else:
                     seed = rng.randrange(20)
-                    resp = session.get(f"{server.url}/packages/seed{seed}/seed{seed}-1.0-py3-none-any.whl",
-                                       timeout=60)
+                    resp = session.get(
+                        f"{server.url}/packages/seed{seed}/seed{seed}-1.0-py3-none-any.whl", timeout=60
+                    )
                 with lock:
                     statuses[resp.status_code] += 1
             except Exception as exc:  # recorded, and the test fails below
@@ -95,8 +108,12 @@ def test_mixed_load_loses_nothing(tmp_path):
     session.auth = auth
     for name, sha256 in uploaded.items():
         project = name.split("-")[0]
-        listing = {f["filename"]: f for f in session.get(f"{server.index_url}{project}/", timeout=30,
-                                                         headers={"Accept": V1_JSON}).json()["files"]}
+        listing = {
+            f["filename"]: f
+            for f in session.get(
+                f"{server.index_url}{project}/", timeout=30, headers={"Accept": V1_JSON}
+            ).json()["files"]
+        }
         assert listing[name]["hashes"]["sha256"] == sha256
         body = session.get(f"{server.url}/packages/{project}/{name}", timeout=30).content
         assert hashlib.sha256(body).hexdigest() == sha256

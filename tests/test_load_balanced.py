@@ -21,18 +21,19 @@ from pathlib import Path
 
 import pytest
 import requests
-from urllib3 import encode_multipart_formdata
-
 import testdb
 from conftest import free_port, pip, privindex_cli, run_nginx, start_server, twine, uv, wait_until
 from helpers import listed
+from urllib3 import encode_multipart_formdata
 from webclient import uploader
 from wheels import make_wheel, upload_form
 
 pytestmark = [
     pytest.mark.skipif(shutil.which("nginx") is None, reason="needs Debian's nginx (.ci/run installs it)"),
-    pytest.mark.skipif(not testdb.ON_POSTGRES and os.environ.get("CI") != "true",
-                       reason="needs TEST_PRIVINDEX_DATABASE_URL (PostgreSQL)"),
+    pytest.mark.skipif(
+        not testdb.ON_POSTGRES and os.environ.get("CI") != "true",
+        reason="needs TEST_PRIVINDEX_DATABASE_URL (PostgreSQL)",
+    ),
 ]
 if os.environ.get("CI") == "true" and not testdb.ON_POSTGRES:
     pytestmark = pytest.mark.skip(reason="the PostgreSQL run of .ci/run covers this")
@@ -128,21 +129,40 @@ def test_two_servers_behind_nginx_lose_nothing_when_one_is_killed_mid_upload(clu
     started = time.monotonic()
 
     # twine, pip and uv through the load balancer only
-    small = [make_wheel(tmp_path / "dist", "lb-proj", v, payload=os.urandom(2048)) for v in ("1.0", "1.1", "1.2")]
+    small = [
+        make_wheel(tmp_path / "dist", "lb-proj", v, payload=os.urandom(2048)) for v in ("1.0", "1.1", "1.2")
+    ]
     for wheel in small:
         proc = twine(lb.url, token, wheel)
         assert proc.returncode == 0, proc.output
     # each server lists every upload (whichever server received it) under its digest
     for server in (one, two):
-        wait_until(lambda server=server: {n: f["hashes"]["sha256"] for n, f in listed(server, "lb-proj").items()}
-                   == {w.name: sha256(w.read_bytes()) for w in small}, FOLLOW)
+        wait_until(
+            lambda server=server: (
+                {n: f["hashes"]["sha256"] for n, f in listed(server, "lb-proj").items()}
+                == {w.name: sha256(w.read_bytes()) for w in small}
+            ),
+            FOLLOW,
+        )
     routed = (nginx_dir / "access.log").read_text()
     uploads_to = {line.split()[3] for line in routed.splitlines() if line.startswith("POST /legacy/ 200")}
     assert len(uploads_to) == 2, routed  # round robin: the uploads went to both servers
-    pip("install", "--no-deps", "--index-url", lb.index_url, "--target", str(tmp_path / "pip"), "lb-proj==1.1")
+    pip(
+        "install", "--no-deps", "--index-url", lb.index_url, "--target", str(tmp_path / "pip"), "lb-proj==1.1"
+    )
     assert (tmp_path / "pip" / "lb_proj" / "__init__.py").read_text() == "VERSION = '1.1'\n"
-    uv("pip", "install", "--no-deps", "--index-url", lb.index_url, "--python", sys.executable,
-       "--target", str(tmp_path / "uv"), "lb-proj==1.2")
+    uv(
+        "pip",
+        "install",
+        "--no-deps",
+        "--index-url",
+        lb.index_url,
+        "--python",
+        sys.executable,
+        "--target",
+        str(tmp_path / "uv"),
+        "lb-proj==1.2",
+    )
     assert (tmp_path / "uv" / "lb_proj" / "__init__.py").read_text() == "VERSION = '1.2'\n"
 
     # an 8 MB upload, sent slowly through nginx; kill the server nginx handed it to while
@@ -154,10 +174,14 @@ def test_two_servers_behind_nginx_lose_nothing_when_one_is_killed_mid_upload(clu
     ports = [int(s.url.rsplit(":", 1)[1]) for s in (one, two)]
     wait_until(lambda: sum(map(established, ports)) == 0, 10)  # earlier requests' connections are gone
     client = socket.create_connection(("127.0.0.1", int(lb.url.rsplit(":", 1)[1])), timeout=30)
-    client.sendall((f"POST /legacy/ HTTP/1.1\r\nHost: {lb.url.removeprefix('http://')}\r\n"
-                    f"Authorization: Basic {auth}\r\nContent-Type: {content_type}\r\n"
-                    f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode())
-    client.sendall(body[:len(body) // 2])
+    client.sendall(
+        (
+            f"POST /legacy/ HTTP/1.1\r\nHost: {lb.url.removeprefix('http://')}\r\n"
+            f"Authorization: Basic {auth}\r\nContent-Type: {content_type}\r\n"
+            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+        ).encode()
+    )
+    client.sendall(body[: len(body) // 2])
     wait_until(lambda: sum(map(established, ports)) == 1, 10)  # nginx passes the body on: one server has it
     receiving = one if established(ports[0]) else two
     survivor = two if receiving is one else one
@@ -165,7 +189,7 @@ def test_two_servers_behind_nginx_lose_nothing_when_one_is_killed_mid_upload(clu
     receiving.proc.wait(timeout=10)
     answer = b""
     try:
-        client.sendall(body[len(body) // 2:])
+        client.sendall(body[len(body) // 2 :])
         while chunk := client.recv(65536):
             answer += chunk
     except OSError:
@@ -176,17 +200,26 @@ def test_two_servers_behind_nginx_lose_nothing_when_one_is_killed_mid_upload(clu
     # nginx says so too (once it has logged the request): the upload went to the server
     # killed, and failed there
     killed_at = re.escape(receiving.url.removeprefix("http://"))
-    wait_until(lambda: re.search(rf"^POST /legacy/ 5\d\d {killed_at}$", (nginx_dir / "access.log").read_text(),
-                                 re.M), 10)
+    wait_until(
+        lambda: re.search(
+            rf"^POST /legacy/ 5\d\d {killed_at}$", (nginx_dir / "access.log").read_text(), re.M
+        ),
+        10,
+    )
 
     # nothing lost, nothing partial: through the load balancer, every earlier upload is
     # listed with its hash and its bytes match; the interrupted file is nowhere
     entries = listed(lb, "lb-proj")
-    assert {n: f["hashes"]["sha256"] for n, f in entries.items()} == {w.name: sha256(w.read_bytes()) for w in small}
+    assert {n: f["hashes"]["sha256"] for n, f in entries.items()} == {
+        w.name: sha256(w.read_bytes()) for w in small
+    }
     for wheel in small:
         assert sha256(fetch(lb, entries[wheel.name])) == sha256(wheel.read_bytes())
-    leftovers = [p for p in tmp_path.joinpath("store").rglob("*") if p.is_file()
-                 and (p.name.startswith(TEMP_PREFIX) or p.name == big.name)]
+    leftovers = [
+        p
+        for p in tmp_path.joinpath("store").rglob("*")
+        if p.is_file() and (p.name.startswith(TEMP_PREFIX) or p.name == big.name)
+    ]
     assert leftovers == []
     assert privindex_cli(survivor, "check", check=False).returncode == 0
 
@@ -199,8 +232,13 @@ def test_two_servers_behind_nginx_lose_nothing_when_one_is_killed_mid_upload(clu
     # the killed server, started again (as systemd would), serves it too
     restarted = start_server(receiving.store, receiving.data_dir)
     try:
-        wait_until(lambda: listed(restarted, "lb-proj").get(big.name, {}).get("hashes", {}).get("sha256")
-                   == sha256(content), FOLLOW)
+        wait_until(
+            lambda: (
+                listed(restarted, "lb-proj").get(big.name, {}).get("hashes", {}).get("sha256")
+                == sha256(content)
+            ),
+            FOLLOW,
+        )
         check = privindex_cli(restarted, "check", check=False)
         assert check.returncode == 0, check.stdout + check.stderr
     finally:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import io
-import os
 import logging
+import os
 import re
 import subprocess
 import sys
@@ -16,8 +16,7 @@ from conftest import Accounts, assert_no_secrets, twine
 from webclient import WebClient
 from wheels import make_wheel
 
-from privindex.auth import passwords, recovery, totp
-from privindex.auth import token_format
+from privindex.auth import passwords, recovery, token_format, totp
 from privindex.db.connection import StatementsOnly
 from privindex.ops.logs import REDACTED, RedactSecrets, TextFormatter, redact, redact_request_id
 
@@ -28,7 +27,7 @@ def test_redact_removes_every_kind_of_secret_privindex_makes():
         "token": token_format.generate(),
         "argon2 hash": passwords.hash_password("correct horse battery"),
         "totp secret": secret,
-        "totp secret as shown": " ".join(secret[i:i + 4] for i in range(0, len(secret), 4)),
+        "totp secret as shown": " ".join(secret[i : i + 4] for i in range(0, len(secret), 4)),
         "recovery code": recovery.generate()[0],
         "recovery code typed in capitals": recovery.generate()[0].upper(),
     }
@@ -39,8 +38,10 @@ def test_redact_removes_every_kind_of_secret_privindex_makes():
     assert redact("/login?user=a&password=hunter2&next=/") == f"/login?user=a&password={REDACTED}&next=/"
     assert redact("/simple/?Token=abc") == f"/simple/?Token={REDACTED}"
     # credentials in a URL (an upstream_url with user:password@), up to the last @ of the host part
-    assert redact("cannot reach https://me:pa@ss@mirror.example:8443/simple/ (x@y)") == \
-        f"cannot reach https://{REDACTED}@mirror.example:8443/simple/ (x@y)"
+    assert (
+        redact("cannot reach https://me:pa@ss@mirror.example:8443/simple/ (x@y)")
+        == f"cannot reach https://{REDACTED}@mirror.example:8443/simple/ (x@y)"
+    )
 
 
 def test_redact_leaves_ordinary_text_alone():
@@ -112,10 +113,16 @@ def test_sql_statements_are_logged_without_their_parameters():
 
 
 def test_debug_level_keeps_sql_quiet_unless_log_sql_asks():
-    script = ("import logging, privindex.ops.logs as l; l.configure('debug', {}); "
-              "print(logging.getLogger('peewee').getEffectiveLevel())")
-    levels = [subprocess.run([sys.executable, "-c", script.format(ask)], capture_output=True, text=True,
-                             check=True).stdout.strip() for ask in (False, True)]
+    script = (
+        "import logging, privindex.ops.logs as l; l.configure('debug', {}); "
+        "print(logging.getLogger('peewee').getEffectiveLevel())"
+    )
+    levels = [
+        subprocess.run(
+            [sys.executable, "-c", script.format(ask)], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        for ask in (False, True)
+    ]
     assert levels == [str(logging.INFO), str(logging.DEBUG)]
 
 
@@ -138,18 +145,33 @@ def test_a_debug_server_logs_no_secret(fresh_server, tmp_path):
     token = page.split('id="new-token" value="')[1].split('"')[0]
     assert twine(server.url, token, make_wheel(tmp_path / "dist", "logged", "1.0")).returncode == 0
     with testdb.connect(server.data_dir) as db:
-        hashed, secret = db.execute("SELECT password_hash, totp_secret FROM user WHERE username = 'logger'").fetchone()
+        hashed, secret = db.execute(
+            "SELECT password_hash, totp_secret FROM user WHERE username = 'logger'"
+        ).fetchone()
     assert hashed.startswith("$argon2id$") and secret == app.secret
     server.stop()
 
     log = server.log()
     param = "%s" if testdb.ON_POSTGRES else "?"
-    assert " DEBUG " in log and f'UPDATE "user" SET "password_hash" = {param}' in log  # the worst case was logged
+    assert (
+        " DEBUG " in log and f'UPDATE "user" SET "password_hash" = {param}' in log
+    )  # the worst case was logged
     assert_no_secrets([password, new_password, hashed, secret, *codes, *new_codes, token], server.log_path)
 
 
-@pytest.mark.parametrize("rid", [os.urandom(12).hex(), os.urandom(16).hex(), "2" * 32, "2345672345672345" * 2,
-                                 "pidx_" + "a" * 40, "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", "abc-1", "x" * 128])
+@pytest.mark.parametrize(
+    "rid",
+    [
+        os.urandom(12).hex(),
+        os.urandom(16).hex(),
+        "2" * 32,
+        "2345672345672345" * 2,
+        "pidx_" + "a" * 40,
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567",
+        "abc-1",
+        "x" * 128,
+    ],
+)
 def test_request_ids_skip_the_scan_only_when_no_secret_fits(rid):
     """Hex ids (ours, nginx's $request_id) are logged unscanned; the shortcut must never
     let through what redact would hide (32 digits 2-7 are a TOTP secret's shape)."""

@@ -15,9 +15,10 @@ from webclient import uploader
 from wheels import make_wheel, upload
 
 
-
 def temp_files(store) -> list[str]:
-    return [name for _d, _s, names in os.walk(store) for name in names if name.startswith(".privindex-upload-")]
+    return [
+        name for _d, _s, names in os.walk(store) for name in names if name.startswith(".privindex-upload-")
+    ]
 
 
 def test_sigkill_during_a_large_upload_leaves_nothing_behind(tmp_path):
@@ -25,8 +26,9 @@ def test_sigkill_during_a_large_upload_leaves_nothing_behind(tmp_path):
     token = uploader(server, "crash")
     big = make_wheel(tmp_path, "big", "1.0", payload=os.urandom(90 * 1024 * 1024))
     outcome: list = []
-    thread = threading.Thread(target=lambda: outcome.append(_ignore_errors(upload, server.url, token, big)),
-                              daemon=True)
+    thread = threading.Thread(
+        target=lambda: outcome.append(_ignore_errors(upload, server.url, token, big)), daemon=True
+    )
     thread.start()
     # the body arrives first (waitress spools it), then Werkzeug streams the file into the store
     wait_until(lambda: temp_files(server.store) or outcome, 120, interval=0.002)
@@ -76,8 +78,12 @@ def test_a_server_starting_on_a_shared_store_leaves_another_process_upload_alone
     crashed = store / ".privindex-upload-crashed.tmp"
     crashed.write_bytes(b"left by a crash")
     os.utime(crashed, (time.time() - 60, time.time() - 60))
-    receiving = subprocess.Popen([sys.executable, "-c", RECEIVING, str(store)], stdin=subprocess.PIPE,
-                                 stdout=subprocess.PIPE, text=True)
+    receiving = subprocess.Popen(
+        [sys.executable, "-c", RECEIVING, str(store)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         running = receiving.stdout.readline().strip()
         assert sorted(temp_files(store)) == sorted([crashed.name, running])
@@ -113,8 +119,7 @@ def test_backup_while_serving_and_uploading_then_restore_and_install(tmp_path):
     def keep_uploading():
         n = 0
         while not stop.is_set():
-            wheel = make_wheel(tmp_path / "late", "late", f"{n}.0",
-                               payload=os.urandom(200_000))
+            wheel = make_wheel(tmp_path / "late", "late", f"{n}.0", payload=os.urandom(200_000))
             if upload(server.url, token, wheel).status_code == 200:
                 uploaded.append(wheel.name)
             n += 1
@@ -167,7 +172,9 @@ def test_check_reports_corrupt_missing_and_unindexed_files(fresh_server, dists):
     corrupt.write_bytes(bytes(data))
     os.utime(corrupt, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # silent corruption: same size, same time
     (server.store / "handmade-0.3.tar.gz").unlink()
-    (server.store / "stray-1.0-py3-none-any.whl").write_bytes(dists.one("alpha-1.0-py3-none-any.whl").read_bytes())
+    (server.store / "stray-1.0-py3-none-any.whl").write_bytes(
+        dists.one("alpha-1.0-py3-none-any.whl").read_bytes()
+    )
 
     proc = privindex_cli(server, "check", check=False)
     assert proc.returncode == 1

@@ -11,15 +11,16 @@ import time
 
 import pytest
 import requests
-
 import testdb
 from conftest import privindex_cli, start_server, twine
 from helpers import listed
 from webclient import WebClient, user_with_totp
 from wheels import make_wheel
 
-pytestmark = pytest.mark.skipif(not testdb.ON_POSTGRES and os.environ.get("CI") != "true",
-                                reason="needs TEST_PRIVINDEX_DATABASE_URL (PostgreSQL)")
+pytestmark = pytest.mark.skipif(
+    not testdb.ON_POSTGRES and os.environ.get("CI") != "true",
+    reason="needs TEST_PRIVINDEX_DATABASE_URL (PostgreSQL)",
+)
 if os.environ.get("CI") == "true" and not testdb.ON_POSTGRES:
     pytestmark = pytest.mark.skip(reason="the PostgreSQL run of .ci/run covers this")
 

@@ -19,8 +19,10 @@ LATEST = len(MIGRATIONS)
 pytestmark = testdb.sqlite_only
 
 
-V1_DIST_COLUMNS = ("id, path, project, name, version, size, mtime_ns, sha256, requires_python, metadata, "
-                   "metadata_sha256, upload_time, yanked, yanked_reason")
+V1_DIST_COLUMNS = (
+    "id, path, project, name, version, size, mtime_ns, sha256, requires_python, metadata, "
+    "metadata_sha256, upload_time, yanked, yanked_reason"
+)
 
 
 def dist_rows(path: Path) -> list[tuple]:
@@ -53,12 +55,21 @@ def test_a_version_1_database_is_migrated_in_place_without_losing_a_row(tmp_path
     assert user_version(db) == LATEST > 1
     assert dist_rows(db) == before
     with sqlite3.connect(db) as conn:  # v9: each record names its filename
-        assert conn.execute("SELECT path, filename FROM dist_file").fetchall() == [(r[1], r[1]) for r in before]
+        assert conn.execute("SELECT path, filename FROM dist_file").fetchall() == [
+            (r[1], r[1]) for r in before
+        ]
     assert {"user", "api_token", "project", "project_role", "audit_event"} <= tables(db)
 
     # the upgraded database is fully usable, and opening it again changes nothing
-    run_privindex("user", "add", "carol", "--password-stdin", data_dir=data, store=tmp_path / "store",
-                  input="a long enough password\n")
+    run_privindex(
+        "user",
+        "add",
+        "carol",
+        "--password-stdin",
+        data_dir=data,
+        store=tmp_path / "store",
+        input="a long enough password\n",
+    )
     assert run_privindex("user", "list", data_dir=data, store=tmp_path / "store").stdout.startswith("carol\t")
     assert user_version(db) == LATEST
     assert dist_rows(db) == before

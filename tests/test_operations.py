@@ -20,8 +20,9 @@ def server(tmp_path_factory, dists):
     """One JSON-logging server for the module (2FA off, so a CLI-made token can upload)."""
     base = tmp_path_factory.mktemp("ops")
     populate(base / "store", dists)
-    live = start_server(base / "store", base / "data",
-                        env={"PRIVINDEX_LOG_FORMAT": "json", "PRIVINDEX_REQUIRE_2FA": "false"})
+    live = start_server(
+        base / "store", base / "data", env={"PRIVINDEX_LOG_FORMAT": "json", "PRIVINDEX_REQUIRE_2FA": "false"}
+    )
     yield live
     live.stop()
 
@@ -31,8 +32,11 @@ def scrape(url: str, **kwargs) -> dict[tuple[str, tuple], float]:
     resp = requests.get(f"{url}/metrics", timeout=10, **kwargs)
     assert resp.status_code == 200, resp.text
     assert resp.headers["Content-Type"].startswith("text/plain; version=")
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value
-            for family in text_string_to_metric_families(resp.text) for s in family.samples}
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(resp.text)
+        for s in family.samples
+    }
 
 
 def value(samples: dict, name: str, **labels) -> float:
@@ -64,8 +68,9 @@ def test_every_answer_carries_a_request_id_and_a_sane_one_is_kept(server):
 
 def test_json_logs_one_object_per_line_with_the_request_id_and_no_token(server):
     secret = "pidx_" + "A1b2" * 10
-    resp = requests.get(f"{server.url}/simple/alpha/?token={secret}", headers={"User-Agent": "ops-test/1"},
-                        timeout=10)
+    resp = requests.get(
+        f"{server.url}/simple/alpha/?token={secret}", headers={"User-Agent": "ops-test/1"}, timeout=10
+    )
     rid = resp.headers["X-Request-ID"]
 
     def access_line():
@@ -83,8 +88,12 @@ def test_json_logs_one_object_per_line_with_the_request_id_and_no_token(server):
     assert {"time", "level", "message"} <= set(record)
     # a client may choose a token-shaped request id: it gets it back, the log does not keep it
     chosen = "pidx_" + "B2c3" * 11
-    assert requests.get(f"{server.url}/healthz", headers={"X-Request-ID": chosen},
-                        timeout=10).headers["X-Request-ID"] == chosen
+    assert (
+        requests.get(f"{server.url}/healthz", headers={"X-Request-ID": chosen}, timeout=10).headers[
+            "X-Request-ID"
+        ]
+        == chosen
+    )
     wait_until(lambda: '"request_id": "[redacted]"' in server.log(), 10)
     assert secret not in server.log() and "A1b2A1b2" not in server.log() and "B2c3B2c3" not in server.log()
 
@@ -98,8 +107,11 @@ def test_metrics_move_with_requests_uploads_downloads_and_failures(server, tmp_p
     assert requests.get(f"{server.url}/simple/alpha/", timeout=10).status_code == 200
     wheel = make_wheel(tmp_path, "metered-pkg", "1.0", payload=b"x" * 5000)
     assert twine(server.url, token, wheel).returncode == 0
-    page = requests.get(f"{server.url}/simple/metered-pkg/", timeout=10,
-                        headers={"Accept": "application/vnd.pypi.simple.v1+json"}).json()
+    page = requests.get(
+        f"{server.url}/simple/metered-pkg/",
+        timeout=10,
+        headers={"Accept": "application/vnd.pypi.simple.v1+json"},
+    ).json()
     url = requests.compat.urljoin(f"{server.url}/simple/metered-pkg/", page["files"][0]["url"])
     download = requests.get(url, timeout=10)
     assert download.status_code == 200 and download.content == wheel.read_bytes()
@@ -108,6 +120,7 @@ def test_metrics_move_with_requests_uploads_downloads_and_failures(server, tmp_p
     assert signin.status_code == 401
 
     after = scrape(server.url)
+
     def moved(name, **labels):
         return value(after, name, **labels) - value(before, name, **labels)
 
@@ -121,8 +134,11 @@ def test_metrics_move_with_requests_uploads_downloads_and_failures(server, tmp_p
     assert moved("privindex_uploads_refused_total", status="403") == 1
     assert moved("privindex_auth_failures_total", kind="password", reason="invalid_password") == 1
     assert moved("privindex_http_requests_total", route="upload", status="200") == 1
-    assert moved("privindex_page_cache_lookups_total", result="hit") + \
-        moved("privindex_page_cache_lookups_total", result="miss") >= 1
+    assert (
+        moved("privindex_page_cache_lookups_total", result="hit")
+        + moved("privindex_page_cache_lookups_total", result="miss")
+        >= 1
+    )
     assert value(after, "privindex_index_files") == value(before, "privindex_index_files") + 1
     assert value(after, "privindex_index_bytes") > value(before, "privindex_index_bytes")
     assert value(after, "privindex_store_rescan_duration_seconds_count") >= 1
@@ -131,16 +147,20 @@ def test_metrics_move_with_requests_uploads_downloads_and_failures(server, tmp_p
         requests.get(f"{server.url}/wp-admin-{i}.php", timeout=10)
     names = {labels for (name, labels) in scrape(server.url) if name == "privindex_http_requests_total"}
     assert not any("wp-admin" in str(labels) for labels in names)
-    assert all(dict(labels)["route"] in ("simple_root", "simple_project", "file", "metadata", "upload", "web",
-                                         "health", "other") for labels in names)
+    assert all(
+        dict(labels)["route"]
+        in ("simple_root", "simple_project", "file", "metadata", "upload", "web", "health", "other")
+        for labels in names
+    )
 
 
 def test_backup_and_check_times_reach_the_servers_gauges(server, tmp_path):
     before = scrape(server.url)
     assert value(before, "privindex_last_success_timestamp_seconds", job="backup") == 0
     if not testdb.ON_POSTGRES:  # privindex backup copies SQLite installations (pg_dump otherwise)
-        run_privindex("backup", str(tmp_path / "backup"), data_dir=server.data_dir, store=server.store,
-                      env=server.env)
+        run_privindex(
+            "backup", str(tmp_path / "backup"), data_dir=server.data_dir, store=server.store, env=server.env
+        )
     run_privindex("check", "--quick", data_dir=server.data_dir, store=server.store, env=server.env)
     after = scrape(server.url)
     if not testdb.ON_POSTGRES:
@@ -177,11 +197,11 @@ def test_readiness_fails_when_the_store_cannot_be_written(server):
 
 # -- in-process: who may scrape, and the database check ---------------------------------------
 
+
 def _token(app) -> str:
-    from privindex.accounts import api_tokens
-    from privindex.ops import audit
-    from privindex.accounts import users
+    from privindex.accounts import api_tokens, users
     from privindex.db.connection import bound
+    from privindex.ops import audit
 
     with bound(app.extensions["privindex"].database):
         user = users.create_user("scraper", "a long password for scraper", audit.CLI)
@@ -207,11 +227,15 @@ def test_metrics_access_rules(make_app):
     assert _status(client, "127.0.0.1") == 401  # a private index answers no anonymous scrape
     assert _status(client, "127.0.0.1", _token(private)) == 200
 
-    explicit = make_app("explicit", read_access="token", metrics_access="addresses",
-                        metrics_addresses="10.0.0.0/8")
+    explicit = make_app(
+        "explicit", read_access="token", metrics_access="addresses", metrics_addresses="10.0.0.0/8"
+    )
     assert _status(explicit.test_client(), "10.0.0.7") == 200
     assert _status(explicit.test_client(), "127.0.0.1") == 401
-    assert _status(make_app("open", read_access="token", metrics_access="public").test_client(), "8.8.8.8") == 200
+    assert (
+        _status(make_app("open", read_access="token", metrics_access="public").test_client(), "8.8.8.8")
+        == 200
+    )
     assert make_app("off", metrics=False).test_client().get("/metrics").status_code == 404
 
 
@@ -219,10 +243,18 @@ def test_two_apps_in_one_process_keep_their_own_counts(make_app):
     first, second = make_app("one"), make_app("two")
     for _ in range(3):
         first.test_client().get("/simple/")
+
     def count(app):
-        return value({(s.name, tuple(sorted(s.labels.items()))): s.value for f in
-                      text_string_to_metric_families(app.test_client().get("/metrics").text)
-                      for s in f.samples}, "privindex_http_requests_total", route="simple_root", status="200")
+        return value(
+            {
+                (s.name, tuple(sorted(s.labels.items()))): s.value
+                for f in text_string_to_metric_families(app.test_client().get("/metrics").text)
+                for s in f.samples
+            },
+            "privindex_http_requests_total",
+            route="simple_root",
+            status="200",
+        )
 
     assert (count(first), count(second)) == (3, 0)
 

@@ -8,15 +8,16 @@ import os
 
 import pytest
 import requests
-
 import testdb
 from conftest import privindex_cli, start_server, twine, wait_until
 from helpers import listed
 from webclient import uploader, user_with_totp
 from wheels import make_wheel
 
-pytestmark = pytest.mark.skipif(not testdb.ON_POSTGRES and os.environ.get("CI") != "true",
-                                reason="needs TEST_PRIVINDEX_DATABASE_URL (PostgreSQL)")
+pytestmark = pytest.mark.skipif(
+    not testdb.ON_POSTGRES and os.environ.get("CI") != "true",
+    reason="needs TEST_PRIVINDEX_DATABASE_URL (PostgreSQL)",
+)
 if os.environ.get("CI") == "true" and not testdb.ON_POSTGRES:
     pytestmark = pytest.mark.skip(reason="the PostgreSQL run of .ci/run covers this")
 
@@ -41,8 +42,13 @@ def test_an_upload_yank_delete_and_revocation_through_one_reach_the_other(pair, 
     wheel = make_wheel(tmp_path / "dist", "shared-proj", "1.0")
     assert twine(one.url, token, wheel).returncode == 0
     wait_until(lambda: wheel.name in listed(two, "shared-proj"), FOLLOW)
-    assert requests.get(f"{two.url}/packages/{listed(two, 'shared-proj')[wheel.name]['url'].split('/packages/')[1]}",
-                        timeout=10).content == wheel.read_bytes()
+    assert (
+        requests.get(
+            f"{two.url}/packages/{listed(two, 'shared-proj')[wheel.name]['url'].split('/packages/')[1]}",
+            timeout=10,
+        ).content
+        == wheel.read_bytes()
+    )
 
     web.post(f"/projects/shared-proj/files/{wheel.name}/yank", {"reason": "broken"})
     wait_until(lambda: listed(two, "shared-proj")[wheel.name].get("yanked") == "broken", FOLLOW)
@@ -68,9 +74,14 @@ def test_of_two_uploads_of_one_filename_through_two_servers_one_wins(pair, tmp_p
     from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(2) as pool:
-        results = list(pool.map(lambda args: twine(*args), [(one.url, token, first), (two.url, token, other)]))
+        results = list(
+            pool.map(lambda args: twine(*args), [(one.url, token, first), (two.url, token, other)])
+        )
     assert sorted(r.returncode == 0 for r in results) == [False, True]
     won = first if results[0].returncode == 0 else other
     for server in (one, two):
-        wait_until(lambda server=server: listed(server, "race-proj").get(won.name, {}).get("hashes") is not None, FOLLOW)
+        wait_until(
+            lambda server=server: listed(server, "race-proj").get(won.name, {}).get("hashes") is not None,
+            FOLLOW,
+        )
     assert privindex_cli(one, "check", check=False).returncode == 0

@@ -12,15 +12,18 @@ from packaging.utils import canonicalize_name
 from packaging.version import Version
 from werkzeug.test import Client
 
-from privindex.auth import token_format
 from privindex.api.simple import OFFERS, SimpleAPI, negotiate
-from privindex.packages.store import Store
+from privindex.auth import token_format
 from privindex.packages.distfile import InvalidDistribution, parse_filename
 from privindex.packages.index import EMPTY
+from privindex.packages.store import Store
 
 NAME = st.from_regex(r"[A-Za-z0-9]([A-Za-z0-9._-]{0,30}[A-Za-z0-9])?", fullmatch=True)
-VERSION = st.builds(lambda parts, post: ".".join(map(str, parts)) + (f".post{post}" if post is not None else ""),
-                    st.lists(st.integers(0, 999), min_size=1, max_size=4), st.none() | st.integers(0, 9))
+VERSION = st.builds(
+    lambda parts, post: ".".join(map(str, parts)) + (f".post{post}" if post is not None else ""),
+    st.lists(st.integers(0, 999), min_size=1, max_size=4),
+    st.none() | st.integers(0, 9),
+)
 
 
 class EmptyIndex:
@@ -82,8 +85,10 @@ def test_any_filename_either_parses_or_is_refused_cleanly(filename):
     assert isinstance(version, Version)
 
 
-MEDIA = st.sampled_from([offer for offer, _f, _c in OFFERS] + [
-    "*/*", "text/*", "application/*", "application/json", "text/plain", "image/png"])
+MEDIA = st.sampled_from(
+    [offer for offer, _f, _c in OFFERS]
+    + ["*/*", "text/*", "application/*", "application/json", "text/plain", "image/png"]
+)
 QVALUE = st.one_of(st.none(), st.floats(0, 1).map(lambda q: round(q, 3)))
 
 

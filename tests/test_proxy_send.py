@@ -22,11 +22,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
 import peers  # noqa: E402  (benchmarks/peers.py: the README's nginx config, made concrete)
 
-from privindex.config import ConfigError, Settings  # noqa: E402
 from privindex.api.simple import ProxySend  # noqa: E402
+from privindex.config import ConfigError, Settings  # noqa: E402
 
-needs_nginx = pytest.mark.skipif(shutil.which("nginx") is None and os.environ.get("CI") != "true",
-                                 reason="needs Debian's nginx (.ci/run installs it)")
+needs_nginx = pytest.mark.skipif(
+    shutil.which("nginx") is None and os.environ.get("CI") != "true",
+    reason="needs Debian's nginx (.ci/run installs it)",
+)
 WHEEL = "alpha-2.0-py3-none-any.whl"  # in the store's alpha/ folder (conftest.populate)
 
 
@@ -36,12 +38,15 @@ class Proxied:
     def __init__(self, base: Path, dists, **settings: str):
         populate(base / "store", dists)
         env = {f"PRIVINDEX_{k.upper()}": v for k, v in settings.items()}
-        self.server = start_server(base / "store", base / "data", env={"PRIVINDEX_TRUSTED_PROXY": "127.0.0.1", **env})
+        self.server = start_server(
+            base / "store", base / "data", env={"PRIVINDEX_TRUSTED_PROXY": "127.0.0.1", **env}
+        )
         port = free_port()
         upstream_port = int(self.server.url.rsplit(":", 1)[1])
         work = base / "nginx"
-        conf = peers.nginx_http_conf(work, peers.readme_nginx_config(port, upstream_port, base / "store",
-                                                                       work / "cache"), workers="1")
+        conf = peers.nginx_http_conf(
+            work, peers.readme_nginx_config(port, upstream_port, base / "store", work / "cache"), workers="1"
+        )
         self.nginx = run_nginx(work, conf, port)
         self.url = f"http://127.0.0.1:{port}"
         self.store = base / "store"
@@ -61,7 +66,9 @@ def proxied(tmp_path_factory, dists):
 
 @pytest.fixture(scope="module")
 def private(tmp_path_factory, dists):
-    p = Proxied(tmp_path_factory.mktemp("private"), dists, send_files_via="x-accel-redirect", read_access="token")
+    p = Proxied(
+        tmp_path_factory.mktemp("private"), dists, send_files_via="x-accel-redirect", read_access="token"
+    )
     yield p
     p.close()
 
@@ -73,8 +80,22 @@ def wheel_bytes(p: Proxied) -> bytes:
 @needs_nginx
 def test_pip_installs_through_nginx_with_files_sent_by_nginx(proxied, tmp_path):
     target = tmp_path / "site"
-    run([sys.executable, "-m", "pip", "install", "--isolated", "--no-cache-dir", "--index-url",
-         f"{proxied.url}/simple/", "--target", str(target), "beta-pkg"], env=client_env())
+    run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--isolated",
+            "--no-cache-dir",
+            "--index-url",
+            f"{proxied.url}/simple/",
+            "--target",
+            str(target),
+            "beta-pkg",
+        ],
+        env=client_env(),
+    )
     assert (target / "alpha" / "__init__.py").read_text() == 'VERSION = "2.0"\n'  # a dependency, too
     assert (target / "beta_pkg" / "__init__.py").exists()
 
@@ -97,7 +118,11 @@ def test_privindex_decides_and_names_the_file_nginx_sends_it(proxied):
     assert "X-Accel-Redirect" not in resp.headers
     # the download is counted once, with its bytes, although privindex sent none
     metrics = requests.get(f"{proxied.server.url}/metrics", timeout=10).text
-    sent = next(line for line in metrics.splitlines() if line.startswith('privindex_download_bytes_total{route="file"}'))
+    sent = next(
+        line
+        for line in metrics.splitlines()
+        if line.startswith('privindex_download_bytes_total{route="file"}')
+    )
     assert float(sent.split()[-1]) >= len(body)
 
 
@@ -122,14 +147,19 @@ def test_ranges_conditionals_and_head_through_nginx(proxied):
     assert fresh.status_code == 206 and fresh.content == body[:10]
 
     head = requests.head(url, timeout=10)
-    assert head.status_code == 200 and head.content == b"" and int(head.headers["Content-Length"]) == len(body)
+    assert (
+        head.status_code == 200 and head.content == b"" and int(head.headers["Content-Length"]) == len(body)
+    )
 
 
 @needs_nginx
 def test_the_internal_location_cannot_be_requested(proxied):
     resp = requests.get(f"{proxied.url}/_privindex_files/alpha/{WHEEL}", timeout=10)
     assert resp.status_code == 404 and resp.content != wheel_bytes(proxied)
-    assert requests.get(f"{proxied.url}/packages/../_privindex_files/alpha/{WHEEL}", timeout=10).status_code == 404
+    assert (
+        requests.get(f"{proxied.url}/packages/../_privindex_files/alpha/{WHEEL}", timeout=10).status_code
+        == 404
+    )
     assert requests.get(f"{proxied.url}/packages/alpha/..%2f..%2fetc%2fpasswd", timeout=10).status_code == 404
 
 
@@ -172,7 +202,10 @@ def test_a_private_index_refuses_without_a_token_through_nginx(private):
     page = requests.get(f"{private.url}/simple/alpha/", auth=("__token__", token), timeout=10)
     assert page.status_code == 200
     # with credentials pages bypass the micro-cache: a wrong token is refused at once
-    assert requests.get(f"{private.url}/simple/alpha/", auth=("__token__", token + "x"), timeout=10).status_code == 401
+    assert (
+        requests.get(f"{private.url}/simple/alpha/", auth=("__token__", token + "x"), timeout=10).status_code
+        == 401
+    )
     assert requests.get(url, auth=("__token__", "pidx_" + "A" * 43), timeout=10).status_code == 401
 
 
@@ -180,8 +213,12 @@ def test_with_the_setting_off_privindex_sends_the_bytes(read_server, dists):
     """The default: no header for a proxy, the body itself (Range included)."""
     body = next(p for p in dists.all() if p.name == WHEEL).read_bytes()
     resp = requests.get(f"{read_server.url}/packages/alpha/{WHEEL}", timeout=10)
-    assert resp.content == body and "X-Accel-Redirect" not in resp.headers and "X-Sendfile" not in resp.headers
-    part = requests.get(f"{read_server.url}/packages/alpha/{WHEEL}", headers={"Range": "bytes=0-9"}, timeout=10)
+    assert (
+        resp.content == body and "X-Accel-Redirect" not in resp.headers and "X-Sendfile" not in resp.headers
+    )
+    part = requests.get(
+        f"{read_server.url}/packages/alpha/{WHEEL}", headers={"Range": "bytes=0-9"}, timeout=10
+    )
     assert part.status_code == 206 and part.content == body[:10]
 
 
@@ -199,8 +236,20 @@ def test_x_sendfile_names_the_absolute_path(make_app, tmp_path, dists):
     assert metadata.status_code == 200 and b"Name: alpha" in metadata.data  # always sent by privindex
 
 
-@pytest.mark.parametrize("relpath", ["../etc/passwd", "/etc/passwd", "a/../../b.whl", "a//b.whl", "./a.whl",
-                                     "a\\b.whl", "a\nX-Evil: 1.whl", "a\x00.whl", ""])
+@pytest.mark.parametrize(
+    "relpath",
+    [
+        "../etc/passwd",
+        "/etc/passwd",
+        "a/../../b.whl",
+        "a//b.whl",
+        "./a.whl",
+        "a\\b.whl",
+        "a\nX-Evil: 1.whl",
+        "a\x00.whl",
+        "",
+    ],
+)
 def test_only_plain_relative_paths_are_named_to_the_proxy(relpath):
     assert ProxySend("X-Accel-Redirect", "/_privindex_files/").target(relpath) is None
     assert ProxySend("X-Sendfile", "/srv/packages/").target(relpath) is None
@@ -208,13 +257,25 @@ def test_only_plain_relative_paths_are_named_to_the_proxy(relpath):
 
 def test_names_are_escaped_for_nginx():
     send = ProxySend("X-Accel-Redirect", "/_privindex_files/")
-    assert send.target("pkg/a-1.0+local-py3-none-any.whl") == "/_privindex_files/pkg/a-1.0%2Blocal-py3-none-any.whl"
+    assert (
+        send.target("pkg/a-1.0+local-py3-none-any.whl")
+        == "/_privindex_files/pkg/a-1.0%2Blocal-py3-none-any.whl"
+    )
     assert send.target("b-1.0?x=%41.tar.gz") == "/_privindex_files/b-1.0%3Fx%3D%2541.tar.gz"
-    assert ProxySend("X-Sendfile", "/srv/p/").target("é-1.0.tar.gz") == "/srv/p/é-1.0.tar.gz".encode().decode("latin-1")
+    assert ProxySend("X-Sendfile", "/srv/p/").target("é-1.0.tar.gz") == "/srv/p/é-1.0.tar.gz".encode().decode(
+        "latin-1"
+    )
 
 
-@pytest.mark.parametrize("values", [{"send_files_via": "nginx"}, {"send_files_prefix": "files/"},
-                                    {"send_files_prefix": "/a/../b/"}, {"send_files_prefix": "/a b/"}])
+@pytest.mark.parametrize(
+    "values",
+    [
+        {"send_files_via": "nginx"},
+        {"send_files_prefix": "files/"},
+        {"send_files_prefix": "/a/../b/"},
+        {"send_files_prefix": "/a b/"},
+    ],
+)
 def test_bad_send_files_settings_are_refused(values):
     with pytest.raises(ConfigError, match=next(iter(values))):
         Settings(**values)

@@ -22,7 +22,11 @@ NO_2FA = {"PRIVINDEX_REQUIRE_2FA": "false"}
 
 def listed(server, project: str) -> dict[str, str]:
     resp = requests.get(f"{server.index_url}{project}/", headers={"Accept": V1_JSON}, timeout=10)
-    return {f["filename"]: f["hashes"]["sha256"] for f in resp.json()["files"]} if resp.status_code == 200 else {}
+    return (
+        {f["filename"]: f["hashes"]["sha256"] for f in resp.json()["files"]}
+        if resp.status_code == 200
+        else {}
+    )
 
 
 def audit_tags(server, tag: str) -> list[dict]:
@@ -53,8 +57,16 @@ def uploaded(fresh_server, accounts, tmp_path):
 
 
 def assert_never_installed(server, tmp_path) -> None:
-    proc = pip("install", "--no-deps", "--index-url", server.index_url, "--target", str(tmp_path / "t"),
-               "crash-proj==1.1", check=False)
+    proc = pip(
+        "install",
+        "--no-deps",
+        "--index-url",
+        server.index_url,
+        "--target",
+        str(tmp_path / "t"),
+        "crash-proj==1.1",
+        check=False,
+    )
     assert proc.returncode != 0
     assert not (tmp_path / "t" / "crash_proj").exists()
 
@@ -81,7 +93,8 @@ def test_rewrite_within_the_watch_window_is_withdrawn_not_republished(uploaded, 
 
 
 def test_later_rewrites_keep_the_published_hash_and_are_caught_by_download_and_check(
-        uploaded, accounts, fresh_server, tmp_path):
+    uploaded, accounts, fresh_server, tmp_path
+):
     """After the watch window nothing looks at a file until someone reads it. A rewrite that
     moves the mtime is caught by the first download; one that keeps size and mtime exactly
     is invisible to a stat, so the server cannot notice it without rehashing. What holds
@@ -99,8 +112,16 @@ def test_later_rewrites_keep_the_published_hash_and_are_caught_by_download_and_c
     assert check.returncode == 1
     assert f"crash-proj/{wheel.name}: content does not match" in check.stdout
     assert f"crash-proj/{silent.name}: content does not match" in check.stdout
-    proc = pip("install", "--no-deps", "--index-url", server.index_url, "--target", str(tmp_path / "t"),
-               "crash-proj==1.2", check=False)
+    proc = pip(
+        "install",
+        "--no-deps",
+        "--index-url",
+        server.index_url,
+        "--target",
+        str(tmp_path / "t"),
+        "crash-proj==1.2",
+        check=False,
+    )
     assert proc.returncode != 0 and "hash" in (proc.stdout + proc.stderr).lower()
     # the first download sees that size or mtime moved: refused, and the file is checked again
     assert requests.get(f"{server.url}/packages/crash-proj/{wheel.name}", timeout=10).status_code == 409
@@ -112,7 +133,9 @@ def test_later_rewrites_keep_the_published_hash_and_are_caught_by_download_and_c
     assert listed(again, "crash-proj") == {silent.name: silent_hash}
 
 
-def test_hand_deleted_then_redropped_with_other_bytes_is_withdrawn_identical_bytes_are_served(uploaded, tmp_path):
+def test_hand_deleted_then_redropped_with_other_bytes_is_withdrawn_identical_bytes_are_served(
+    uploaded, tmp_path
+):
     server, wheel, stored, published = uploaded
     stored.unlink()
     wait_until(lambda: listed(server, "crash-proj") == {}, 5)
@@ -134,8 +157,19 @@ def test_admin_replaces_a_file_deliberately(uploaded, tmp_path):
     proc = privindex_cli(server, "file", "replace", wheel.name, str(fixed))
     assert f"{published} -> {new}" in proc.stderr
     wait_until(lambda: listed(server, "crash-proj") == {wheel.name: new}, 5)
-    assert requests.get(f"{server.url}/packages/crash-proj/{wheel.name}", timeout=10).content == fixed.read_bytes()
-    pip("install", "--no-deps", "--index-url", server.index_url, "--target", str(tmp_path / "t"), "crash-proj==1.1")
+    assert (
+        requests.get(f"{server.url}/packages/crash-proj/{wheel.name}", timeout=10).content
+        == fixed.read_bytes()
+    )
+    pip(
+        "install",
+        "--no-deps",
+        "--index-url",
+        server.index_url,
+        "--target",
+        str(tmp_path / "t"),
+        "crash-proj==1.1",
+    )
     [event] = audit_tags(server, "file:replace")
     assert (event["details"]["old_sha256"], event["details"]["sha256"]) == (published, new)
     assert audit_tags(server, "file:changed-on-disk") == []

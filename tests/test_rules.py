@@ -36,7 +36,9 @@ class Browser:
 
     def enrol_totp(self) -> pyotp.TOTP:
         page = self.post("/account/totp/new").text  # starting a set-up writes a row: POST only
-        totp = pyotp.TOTP(re.search(r'<code id="totp-secret">([A-Z2-7 ]+)</code>', page).group(1).replace(" ", ""))
+        totp = pyotp.TOTP(
+            re.search(r'<code id="totp-secret">([A-Z2-7 ]+)</code>', page).group(1).replace(" ", "")
+        )
         resp = self.post("/account/totp", {"code": totp.now()})
         assert resp.status_code == 200 and "recovery" in resp.text.lower()
         return totp
@@ -56,8 +58,11 @@ def new_token(runner, name: str, *options: str) -> str:
 def post_file(client, token: str, wheel):
     form, (filename, content) = upload_form(wheel)
     auth = base64.b64encode(f"__token__:{token}".encode()).decode()
-    return client.post("/legacy/", data={**form, "content": (io.BytesIO(content), filename)},
-                       headers={"Authorization": f"Basic {auth}"})
+    return client.post(
+        "/legacy/",
+        data={**form, "content": (io.BytesIO(content), filename)},
+        headers={"Authorization": f"Basic {auth}"},
+    )
 
 
 def files(client, project: str) -> dict[str, dict]:
@@ -72,10 +77,14 @@ NO_2FA = pytest.mark.app_settings(require_2fa=False)
 def test_the_last_owner_cannot_be_removed(client, runner, tmp_path):
     add_user(runner, "alice")
     add_user(runner, "bob")
-    assert post_file(client, new_token(runner, "alice"), make_wheel(tmp_path, "owned", "1.0")).status_code == 200
+    assert (
+        post_file(client, new_token(runner, "alice"), make_wheel(tmp_path, "owned", "1.0")).status_code == 200
+    )
     alice = Browser(client, "alice")
     resp = alice.post("/projects/owned/roles", {"action": "remove", "username": "alice"})
-    assert "&#39;alice&#39; is the last owner of &#39;owned&#39;; add another owner first" in alice.flashes(resp)
+    assert "&#39;alice&#39; is the last owner of &#39;owned&#39;; add another owner first" in alice.flashes(
+        resp
+    )
     assert runner.invoke("project", "set-owner", "owned", "bob").exit_code == 0
     resp = alice.post("/projects/owned/roles", {"action": "remove", "username": "alice"})
     assert "alice was removed." in alice.flashes(resp)
@@ -157,17 +166,20 @@ def test_search_finds_projects_by_name_and_summary_prefixes(client, runner, tmp_
     tsvector on PostgreSQL): every word typed must match, as a prefix, name or summary."""
     add_user(runner, "alice")
     token = new_token(runner, "alice")
-    for name, summary in (("yamlfast", "A fast YAML parser"), ("webget", "A small HTTP client"),
-                          ("webserve", "A small HTTP server")):
+    for name, summary in (
+        ("yamlfast", "A fast YAML parser"),
+        ("webget", "A small HTTP client"),
+        ("webserve", "A small HTTP server"),
+    ):
         wheel = make_wheel(tmp_path, name, "1.0", headers=f"Summary: {summary}\n")
         assert post_file(client, token, wheel).status_code == 200
 
     def found(q: str) -> set[str]:
         page = client.get("/projects", query_string={"q": q, "all": "1"}).text
-        return {n for n in ("yamlfast", "webget", "webserve") if f"/projects/{n}\"" in page}
+        return {n for n in ("yamlfast", "webget", "webserve") if f'/projects/{n}"' in page}
 
     assert found("yaml") == {"yamlfast"}
     assert found("htt cli") == {"webget"}  # prefixes, all words required
     assert found("web") == {"webget", "webserve"}
     assert found("nothing-like-it") == set()
-    assert client.get("/projects", query_string={"q": "\"*) OR (", "all": "1"}).status_code == 200
+    assert client.get("/projects", query_string={"q": '"*) OR (', "all": "1"}).status_code == 200

@@ -32,9 +32,24 @@ def test_a_busy_port_is_reported_before_the_data_dir_is_created(tmp_path):
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        proc = subprocess.run([sys.executable, "-m", "privindex", "serve", "--port", str(port),
-                               "--store", str(tmp_path / "store"), "--data-dir", str(tmp_path / "data")],
-                              capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "privindex",
+                "serve",
+                "--port",
+                str(port),
+                "--store",
+                str(tmp_path / "store"),
+                "--data-dir",
+                str(tmp_path / "data"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            stdin=subprocess.DEVNULL,
+        )
     assert proc.returncode == 1
     assert f"cannot serve on 127.0.0.1:{port}: Address already in use" in proc.stderr
     assert "Choose another --port" in proc.stderr and "Traceback" not in proc.stderr
@@ -43,7 +58,11 @@ def test_a_busy_port_is_reported_before_the_data_dir_is_created(tmp_path):
 
 
 def test_a_bad_flag_value_is_named_as_the_flag(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "privindex", "serve", "--threads", "0",
-                           "--data-dir", str(tmp_path / "data")], capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "privindex", "serve", "--threads", "0", "--data-dir", str(tmp_path / "data")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 2
     assert "--threads: must be at least 1, got 0" in proc.stderr

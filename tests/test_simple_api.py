@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 import requests
@@ -54,9 +54,12 @@ def test_project_page_describes_every_file_truthfully(url, read_server, dists, a
     if accept == ACCEPT_JSON_ONLY:
         assert page.versions == ["1.0", "2.0"]
         for package in page.packages:
-            assert package.size == next(p for p in dists.files["alpha"] if p.name == package.filename).stat().st_size
+            assert (
+                package.size
+                == next(p for p in dists.files["alpha"] if p.name == package.filename).stat().st_size
+            )
             assert package.upload_time.tzinfo is not None
-            assert package.upload_time <= datetime.now(timezone.utc)
+            assert package.upload_time <= datetime.now(UTC)
 
 
 def test_handmade_sdist_requires_python_is_published_and_escaped(url):
@@ -76,12 +79,15 @@ def test_html_page_carries_pep_629_658_714_attributes(url):
     assert 'data-dist-info-metadata="sha256=' in wheel_line
 
 
-@pytest.mark.parametrize("path, location", [
-    ("/simple", "/simple/"),
-    ("/simple/Beta_Pkg/", "/simple/beta-pkg/"),
-    ("/simple/BETA.pkg", "/simple/beta-pkg/"),
-    ("/simple/alpha", "/simple/alpha/"),
-])
+@pytest.mark.parametrize(
+    "path, location",
+    [
+        ("/simple", "/simple/"),
+        ("/simple/Beta_Pkg/", "/simple/beta-pkg/"),
+        ("/simple/BETA.pkg", "/simple/beta-pkg/"),
+        ("/simple/alpha", "/simple/alpha/"),
+    ],
+)
 def test_non_normalized_urls_redirect_permanently(url, path, location):
     resp = requests.get(url + path, allow_redirects=False, timeout=10)
     assert resp.status_code == 301
@@ -92,18 +98,21 @@ def test_unknown_project_is_404(url):
     assert requests.get(f"{url}/simple/no-such-project/", timeout=10).status_code == 404
 
 
-@pytest.mark.parametrize("accept, expected", [
-    (None, "text/html"),
-    ("*/*", "text/html"),
-    ("text/html", "text/html"),
-    (V1_JSON, V1_JSON),
-    ("application/vnd.pypi.simple.latest+json", V1_JSON),
-    ("application/vnd.pypi.simple.latest+html", V1_HTML),
-    (f"{V1_JSON}, {V1_HTML};q=0.1, text/html;q=0.01", V1_JSON),  # what pip sends
-    (f"{V1_JSON};q=0.2, text/html;q=0.9", "text/html"),
-    (f"{V1_JSON};q=0, */*;q=0.5", "text/html"),
-    (f"text/*;q=0.1, {V1_HTML};q=0.5", V1_HTML),
-])
+@pytest.mark.parametrize(
+    "accept, expected",
+    [
+        (None, "text/html"),
+        ("*/*", "text/html"),
+        ("text/html", "text/html"),
+        (V1_JSON, V1_JSON),
+        ("application/vnd.pypi.simple.latest+json", V1_JSON),
+        ("application/vnd.pypi.simple.latest+html", V1_HTML),
+        (f"{V1_JSON}, {V1_HTML};q=0.1, text/html;q=0.01", V1_JSON),  # what pip sends
+        (f"{V1_JSON};q=0.2, text/html;q=0.9", "text/html"),
+        (f"{V1_JSON};q=0, */*;q=0.5", "text/html"),
+        (f"text/*;q=0.1, {V1_HTML};q=0.5", V1_HTML),
+    ],
+)
 def test_content_negotiation_honours_q_values(url, accept, expected):
     headers = {"Accept": accept} if accept else {}
     if accept is None:
@@ -126,10 +135,14 @@ def test_pages_revalidate_with_strong_etags(url, accept):
     first = requests.get(f"{url}/simple/alpha/", headers={"Accept": accept}, timeout=10)
     etag = first.headers["ETag"]
     assert etag.startswith('"') and not etag.startswith("W/")
-    again = requests.get(f"{url}/simple/alpha/", headers={"Accept": accept, "If-None-Match": etag}, timeout=10)
+    again = requests.get(
+        f"{url}/simple/alpha/", headers={"Accept": accept, "If-None-Match": etag}, timeout=10
+    )
     assert again.status_code == 304
     assert again.content == b""
-    other = requests.get(f"{url}/simple/beta-pkg/", headers={"Accept": accept, "If-None-Match": etag}, timeout=10)
+    other = requests.get(
+        f"{url}/simple/beta-pkg/", headers={"Accept": accept, "If-None-Match": etag}, timeout=10
+    )
     assert other.status_code == 200
 
 
@@ -154,9 +167,12 @@ def test_writes_are_refused_on_the_read_path(url):
 
 # -- package files ------------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def wheel(dists):
-    return dists.files["alpha"][1] if dists.files["alpha"][1].name.endswith(".whl") else dists.files["alpha"][0]
+    return (
+        dists.files["alpha"][1] if dists.files["alpha"][1].name.endswith(".whl") else dists.files["alpha"][0]
+    )
 
 
 @pytest.fixture(scope="module")
@@ -203,9 +219,13 @@ def test_file_conditional_requests(wheel_url):
     first = requests.get(wheel_url, timeout=10)
     by_etag = requests.get(wheel_url, headers={"If-None-Match": first.headers["ETag"]}, timeout=10)
     assert by_etag.status_code == 304 and by_etag.content == b""
-    by_date = requests.get(wheel_url, headers={"If-Modified-Since": first.headers["Last-Modified"]}, timeout=10)
+    by_date = requests.get(
+        wheel_url, headers={"If-Modified-Since": first.headers["Last-Modified"]}, timeout=10
+    )
     assert by_date.status_code == 304
-    changed = requests.get(wheel_url, headers={"If-Modified-Since": "Mon, 01 Jan 2001 00:00:00 GMT"}, timeout=10)
+    changed = requests.get(
+        wheel_url, headers={"If-Modified-Since": "Mon, 01 Jan 2001 00:00:00 GMT"}, timeout=10
+    )
     assert changed.status_code == 200
 
 
@@ -220,19 +240,22 @@ def test_metadata_file_of_an_sdist_does_not_exist(url):
     assert requests.get(f"{url}/packages/handmade-0.3.tar.gz.metadata", timeout=10).status_code == 404
 
 
-@pytest.mark.parametrize("path", [
-    "/packages/../../../../etc/passwd",
-    "/packages/%2e%2e/%2e%2e/etc/passwd",
-    "/packages/..%2F..%2Fetc%2Fpasswd",
-    "/packages/alpha/..%2F..%2Fdata%2Fprivindex.sqlite3",
-    "/packages/..\\..\\etc\\passwd",
-    "/packages//etc/passwd",
-    "/packages/%2Fetc%2Fpasswd",
-    "/packages/alpha/../alpha/",
-    "/packages/README.md",
-    "/packages/",
-    "/packages/alpha",
-])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/packages/../../../../etc/passwd",
+        "/packages/%2e%2e/%2e%2e/etc/passwd",
+        "/packages/..%2F..%2Fetc%2Fpasswd",
+        "/packages/alpha/..%2F..%2Fdata%2Fprivindex.sqlite3",
+        "/packages/..\\..\\etc\\passwd",
+        "/packages//etc/passwd",
+        "/packages/%2Fetc%2Fpasswd",
+        "/packages/alpha/../alpha/",
+        "/packages/README.md",
+        "/packages/",
+        "/packages/alpha",
+    ],
+)
 def test_paths_outside_the_index_are_404(url, path):
     # requests would normalize '..' itself; send the raw path
     with requests.Session() as session:
@@ -296,8 +319,16 @@ def test_big_answers_arrive_whole_to_many_clients_at_once(tmp_path):
             with PyPISimple(f"{server.url}/simple/", accept=accept) as client:
                 assert len(client.get_index_page().projects) == len(names) + 1
             with requests.Session() as session, ThreadPoolExecutor(16) as pool:
-                bodies = list(pool.map(lambda _, accept=accept: session.get(f"{server.url}/simple/", headers={"Accept": accept},
-                                                             timeout=30).content, range(48)))
+                bodies = list(
+                    pool.map(
+                        lambda _, accept=accept: (
+                            session.get(
+                                f"{server.url}/simple/", headers={"Accept": accept}, timeout=30
+                            ).content
+                        ),
+                        range(48),
+                    )
+                )
             assert all(body == one.content for body in bodies)
             head = requests.head(f"{server.url}/simple/", headers={"Accept": accept}, timeout=30)
             assert head.content == b"" and head.headers["Content-Length"] == one.headers["Content-Length"]

@@ -7,31 +7,33 @@ from __future__ import annotations
 import hashlib
 
 import requests
-
 import testdb
 from conftest import start_server, wait_until
 from helpers import listed
 from wheels import make_wheel
 
-from privindex.ops import audit
-from privindex.packages import withdrawal
-from privindex.packages import index as index_module
 from privindex.app import create_app
 from privindex.config import Settings
 from privindex.db.connection import bound
+from privindex.ops import audit
+from privindex.packages import index as index_module
+from privindex.packages import withdrawal
 
 JSON = {"Accept": "application/vnd.pypi.simple.v1+json"}
 
 
 def settings(tmp_path) -> Settings:
-    return Settings(store=tmp_path / "store", data_dir=tmp_path / "data",
-                    database_url=testdb.url_for(tmp_path / "data"))
+    return Settings(
+        store=tmp_path / "store", data_dir=tmp_path / "data", database_url=testdb.url_for(tmp_path / "data")
+    )
 
 
 def page_files(client, project: str) -> dict[str, str]:
     """filename -> sha256 on the project's JSON page ({} when not listed)."""
     page = client.get(f"/simple/{project}/", headers=JSON)
-    return {f["filename"]: f["hashes"]["sha256"] for f in page.json["files"]} if page.status_code == 200 else {}
+    return (
+        {f["filename"]: f["hashes"]["sha256"] for f in page.json["files"]} if page.status_code == 200 else {}
+    )
 
 
 def test_a_start_lists_the_record_at_once_and_never_serves_bytes_changed_while_stopped(tmp_path):
@@ -40,7 +42,9 @@ def test_a_start_lists_the_record_at_once_and_never_serves_bytes_changed_while_s
     changed = make_wheel(store, "changed", "1.0")
     deleted = make_wheel(store, "deleted", "1.0")
     create_app(settings(tmp_path))  # indexes and records all three
-    changed.write_bytes(make_wheel(tmp_path / "other", "changed", "1.0", payload=b"not what was published").read_bytes())
+    changed.write_bytes(
+        make_wheel(tmp_path / "other", "changed", "1.0", payload=b"not what was published").read_bytes()
+    )
     deleted.unlink()
     added = make_wheel(store, "added", "1.0")
 
@@ -114,8 +118,15 @@ def test_pages_fill_in_a_batch_at_a_time_while_the_store_is_read(tmp_path, monke
 
     with bound(app.extensions["privindex"].database):
         index.catch_up(progress)
-    assert seen == [(2, 7, "indexing", 5), (4, 7, "indexing", 3), (6, 7, "indexing", 1), (7, 7, "indexing", 0)]
-    assert {name for p in ("proj0", "proj1", "proj2") for name in page_files(client, p)} == {w.name for w in wheels}
+    assert seen == [
+        (2, 7, "indexing", 5),
+        (4, 7, "indexing", 3),
+        (6, 7, "indexing", 1),
+        (7, 7, "indexing", 0),
+    ]
+    assert {name for p in ("proj0", "proj1", "proj2") for name in page_files(client, p)} == {
+        w.name for w in wheels
+    }
     assert client.get("/readyz").status_code == 200
 
 
@@ -126,7 +137,9 @@ def test_many_new_files_are_read_by_a_process_per_core_with_the_same_facts(tmp_p
     monkeypatch.setattr(index_module, "POOL_THRESHOLD", 4)
     client = create_app(settings(tmp_path)).test_client()
     for w in wheels:
-        assert page_files(client, w.name.split("-")[0]) == {w.name: hashlib.sha256(w.read_bytes()).hexdigest()}
+        assert page_files(client, w.name.split("-")[0]) == {
+            w.name: hashlib.sha256(w.read_bytes()).hexdigest()
+        }
     assert page_files(client, "broken") == {}
 
 

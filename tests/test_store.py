@@ -13,7 +13,6 @@ from conftest import pip, privindex_cli, wait_until
 from helpers import V1_JSON, listed, listed_hashes
 
 
-
 def test_file_dropped_in_appears_and_installs_without_restart(fresh_server, dists, tmp_path):
     server = fresh_server()
     wheel = dists.one("alpha-1.0-py3-none-any.whl")
@@ -25,7 +24,9 @@ def test_file_dropped_in_appears_and_installs_without_restart(fresh_server, dist
     shutil.copy(wheel, newdir / wheel.name)
     took = wait_until(lambda: wheel.name in set(listed(server, "alpha")), 2.5)
     assert took < 2.0
-    pip("install", "--no-deps", "--index-url", server.index_url, "--target", str(tmp_path / "t"), "alpha==1.0")
+    pip(
+        "install", "--no-deps", "--index-url", server.index_url, "--target", str(tmp_path / "t"), "alpha==1.0"
+    )
     assert (tmp_path / "t" / "alpha-1.0.dist-info").is_dir()
 
 
@@ -77,8 +78,12 @@ def test_symlinks_out_of_the_store_are_not_followed(fresh_server, dists, tmp_pat
 def test_restart_does_not_rehash_but_a_file_changed_by_hand_is_withdrawn_until_accepted(fresh_server, dists):
     server = fresh_server()
     assert any("indexing the store: read" in line for line in server.log().splitlines())
-    published = {f["filename"]: f["hashes"]["sha256"] for f in requests.get(
-        f"{server.index_url}alpha/", headers={"Accept": V1_JSON}, timeout=10).json()["files"]}
+    published = {
+        f["filename"]: f["hashes"]["sha256"]
+        for f in requests.get(f"{server.index_url}alpha/", headers={"Accept": V1_JSON}, timeout=10).json()[
+            "files"
+        ]
+    }
     server.stop()
     log_before = len(server.log())
 
@@ -100,17 +105,24 @@ def test_restart_does_not_rehash_but_a_file_changed_by_hand_is_withdrawn_until_a
     assert resp.status_code == 409 and "withdrawn" in resp.text
     assert published[target.name] in resp.text
     check = privindex_cli(third, "check", "--quick", check=False)
-    assert check.returncode == 1 and f"alpha/{target.name}: changed on disk after it was published" in check.stdout
+    assert (
+        check.returncode == 1
+        and f"alpha/{target.name}: changed on disk after it was published" in check.stdout
+    )
 
     # the admin accepts the new bytes: listed again under their own hash, audited
     new_hash = hashlib.sha256(target.read_bytes()).hexdigest()
     privindex_cli(third, "file", "accept", target.name)
     wait_until(lambda: target.name in set(listed(third, "alpha")), 5)
     assert listed_hashes(third, "alpha")[target.name] == new_hash
-    assert requests.get(f"{third.url}/packages/alpha/{target.name}", timeout=10).content == target.read_bytes()
+    assert (
+        requests.get(f"{third.url}/packages/alpha/{target.name}", timeout=10).content == target.read_bytes()
+    )
     events = [json.loads(line) for line in privindex_cli(third, "audit", "--json").stdout.splitlines()]
     assert [(e["tag"], e["subject"]) for e in events] == [
-        ("file:replace", target.name), ("file:changed-on-disk", target.name)]
+        ("file:replace", target.name),
+        ("file:changed-on-disk", target.name),
+    ]
     assert events[0]["details"]["old_sha256"] == published[target.name]
     assert events[0]["details"]["sha256"] == new_hash
     assert privindex_cli(third, "check", check=False).returncode == 0
@@ -128,7 +140,10 @@ def test_yanked_files_are_marked_in_both_formats(tmp_path, dists):
     app = create_app(Settings(store=tmp_path / "store", data_dir=tmp_path / "data"))
     index = app.extensions["privindex"].index
     with app.app_context():  # the app's own database, as inside a request
-        for path, reason in (("alpha/alpha-1.0-py3-none-any.whl", "broken <build>"), ("alpha/alpha-1.0.tar.gz", "")):
+        for path, reason in (
+            ("alpha/alpha-1.0-py3-none-any.whl", "broken <build>"),
+            ("alpha/alpha-1.0.tar.gz", ""),
+        ):
             save_yank(path, True, reason)  # what files.set_yanked does, without an owner to act
             index.set_yanked(path, True, reason)
     client = app.test_client()
@@ -136,12 +151,16 @@ def test_yanked_files_are_marked_in_both_formats(tmp_path, dists):
     assert 'data-yanked="broken &lt;build&gt;">alpha-1.0-py3-none-any.whl' in html
     assert 'data-yanked="">alpha-1.0.tar.gz' in html
     assert "data-yanked" not in next(line for line in html.splitlines() if "alpha-2.0.tar.gz" in line)
-    files = {f["filename"]: f for f in client.get("/simple/alpha/", headers={"Accept": V1_JSON}).json["files"]}
+    files = {
+        f["filename"]: f for f in client.get("/simple/alpha/", headers={"Accept": V1_JSON}).json["files"]
+    }
     assert files["alpha-1.0-py3-none-any.whl"]["yanked"] == "broken <build>"
     assert files["alpha-1.0.tar.gz"]["yanked"] is True
     assert files["alpha-2.0.tar.gz"]["yanked"] is False
     # the yank state is kept in the database: a restart still shows it
     app = create_app(Settings(store=tmp_path / "store", data_dir=tmp_path / "data"))
-    files = {f["filename"]: f for f in app.test_client().get(
-        "/simple/alpha/", headers={"Accept": V1_JSON}).json["files"]}
+    files = {
+        f["filename"]: f
+        for f in app.test_client().get("/simple/alpha/", headers={"Accept": V1_JSON}).json["files"]
+    }
     assert files["alpha-1.0-py3-none-any.whl"]["yanked"] == "broken <build>"

@@ -27,36 +27,66 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 from fake_issuer import REQUEST_TOKEN, FakeIssuers, github_claims
 
-pytestmark = pytest.mark.skipif(shutil.which("nginx") is None,
-                                reason="needs Debian's nginx (.ci/run installs it)")
+pytestmark = pytest.mark.skipif(
+    shutil.which("nginx") is None, reason="needs Debian's nginx (.ci/run installs it)"
+)
 
 
 def make_ca(folder: Path) -> tuple[Path, Path, Path]:
     """A throwaway CA and a certificate for localhost it signed (rustls, in uv, refuses a
     self-signed CA certificate used as the server's own). Returns (ca, cert, key)."""
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
 
     def make(subject: str, issuer_name, signing_key, key, ca: bool) -> x509.Certificate:
-        builder = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
-                   .issuer_name(issuer_name).public_key(key.public_key()).serial_number(x509.random_serial_number())
-                   .not_valid_before(now - datetime.timedelta(minutes=5))
-                   .not_valid_after(now + datetime.timedelta(days=1))
-                   .add_extension(x509.BasicConstraints(ca=ca, path_length=None), True))
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+            .issuer_name(issuer_name)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), True)
+        )
         builder = builder.add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)
-        usage = dict.fromkeys(("content_commitment", "data_encipherment", "key_agreement", "encipher_only",
-                               "decipher_only"), False)
+        usage = dict.fromkeys(
+            ("content_commitment", "data_encipherment", "key_agreement", "encipher_only", "decipher_only"),
+            False,
+        )
         if ca:
-            builder = builder.add_extension(x509.KeyUsage(digital_signature=False, key_encipherment=False,
-                                                          key_cert_sign=True, crl_sign=True, **usage), True)
+            builder = builder.add_extension(
+                x509.KeyUsage(
+                    digital_signature=False,
+                    key_encipherment=False,
+                    key_cert_sign=True,
+                    crl_sign=True,
+                    **usage,
+                ),
+                True,
+            )
         else:  # what strict verifiers (Python 3.13's default context, rustls) want of a server cert
-            builder = (builder
-                       .add_extension(x509.KeyUsage(digital_signature=True, key_encipherment=True,
-                                                    key_cert_sign=False, crl_sign=False, **usage), True)
-                       .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), False)
-                       .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(signing_key.public_key()),
-                                      False)
-                       .add_extension(x509.SubjectAlternativeName(
-                           [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False))
+            builder = (
+                builder.add_extension(
+                    x509.KeyUsage(
+                        digital_signature=True,
+                        key_encipherment=True,
+                        key_cert_sign=False,
+                        crl_sign=False,
+                        **usage,
+                    ),
+                    True,
+                )
+                .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), False)
+                .add_extension(
+                    x509.AuthorityKeyIdentifier.from_issuer_public_key(signing_key.public_key()), False
+                )
+                .add_extension(
+                    x509.SubjectAlternativeName(
+                        [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+                    ),
+                    False,
+                )
+            )
         return builder.sign(signing_key, hashes.SHA256())
 
     ca_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -67,8 +97,11 @@ def make_ca(folder: Path) -> tuple[Path, Path, Path]:
     paths = folder / "ca.pem", folder / "cert.pem", folder / "key.pem"
     paths[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
     paths[1].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    paths[2].write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+    paths[2].write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
     return paths
 
 
@@ -113,12 +146,19 @@ def tls_index(tmp_path_factory):
     ca, cert, key = make_ca(base)
     port = free_port()
     config = base / "privindex.toml"
-    config.write_text(f'public_url = "https://localhost:{port}"\n'
-                      f'[[oidc_issuers]]\nurl = "{issuers.url("github")}"\nkind = "github"\n')
+    config.write_text(
+        f'public_url = "https://localhost:{port}"\n'
+        f'[[oidc_issuers]]\nurl = "{issuers.url("github")}"\nkind = "github"\n'
+    )
     server = start_server(base / "store", base / "data", config=config)
     (base / "nginx").mkdir()
     nginx = start_nginx(base / "nginx", port, server.url, cert, key)
-    server.public, server.cert, server.config, server.issuers = f"https://localhost:{port}", ca, config, issuers
+    server.public, server.cert, server.config, server.issuers = (
+        f"https://localhost:{port}",
+        ca,
+        config,
+        issuers,
+    )
     yield server
     nginx.terminate()
     nginx.wait(timeout=20)
@@ -129,16 +169,43 @@ def tls_index(tmp_path_factory):
 def test_uv_publishes_from_a_github_actions_job_and_pip_installs_it(tls_index, dists, tmp_path):
     server, issuers = tls_index, tls_index.issuers
     add_user(server, "ci", "correct horse battery")
-    privindex_cli(server, "publisher", "add", "alpha", "--github", "acme/widgets", "--workflow", "release.yml",
-                  "--user", "ci", "--config", str(server.config))
+    privindex_cli(
+        server,
+        "publisher",
+        "add",
+        "alpha",
+        "--github",
+        "acme/widgets",
+        "--workflow",
+        "release.yml",
+        "--user",
+        "ci",
+        "--config",
+        str(server.config),
+    )
     issuers.actions_claims = github_claims("acme/widgets")
     files = [str(p) for p in dists.files["alpha"] if "-2.0" in p.name]
-    env = client_env(GITHUB_ACTIONS="true", SSL_CERT_FILE=str(server.cert),
-                     ACTIONS_ID_TOKEN_REQUEST_URL=f"{issuers.url('github')}/actions-token?api-version=2.0",
-                     ACTIONS_ID_TOKEN_REQUEST_TOKEN=REQUEST_TOKEN)
+    env = client_env(
+        GITHUB_ACTIONS="true",
+        SSL_CERT_FILE=str(server.cert),
+        ACTIONS_ID_TOKEN_REQUEST_URL=f"{issuers.url('github')}/actions-token?api-version=2.0",
+        ACTIONS_ID_TOKEN_REQUEST_TOKEN=REQUEST_TOKEN,
+    )
     uv_bin = shutil.which("uv", path=str(Path(sys.executable).parent)) or shutil.which("uv")
-    proc = run([uv_bin, "publish", "--no-config", "--publish-url", f"{server.public}/legacy/",
-                "--trusted-publishing", "always", "-v", *files], env=env)
+    proc = run(
+        [
+            uv_bin,
+            "publish",
+            "--no-config",
+            "--publish-url",
+            f"{server.public}/legacy/",
+            "--trusted-publishing",
+            "always",
+            "-v",
+            *files,
+        ],
+        env=env,
+    )
     output = proc.stdout + proc.stderr
     assert f"{server.public}/_/oidc/audience" in output and f"{server.public}/_/oidc/mint-token" in output
     assert any("audience=localhost" in r for r in issuers.requests)  # uv asked for our audience
@@ -154,7 +221,23 @@ def test_uv_publishes_from_a_github_actions_job_and_pip_installs_it(tls_index, d
     # requests lets REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE (set machine-wide on some hosts) win
     # over pip's --cert; the install must trust our CA through --cert alone
     pip_env = {k: v for k, v in client_env().items() if k not in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")}
-    run([sys.executable, "-m", "pip", "install", "--isolated", "--no-cache-dir", "--index-url",
-         f"{server.public}/simple/", "--cert", str(server.cert), "--no-deps", "--target", str(target), "alpha==2.0"],
-        env=pip_env)
+    run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--isolated",
+            "--no-cache-dir",
+            "--index-url",
+            f"{server.public}/simple/",
+            "--cert",
+            str(server.cert),
+            "--no-deps",
+            "--target",
+            str(target),
+            "alpha==2.0",
+        ],
+        env=pip_env,
+    )
     assert (target / "alpha" / "__init__.py").read_text() == 'VERSION = "2.0"\n'

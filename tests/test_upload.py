@@ -22,13 +22,13 @@ from conftest import Accounts, assert_no_secrets, pip, start_server, twine, wait
 from helpers import listed_hashes
 from wheels import make_wheel, upload
 
-
 # These tests are about tokens, scopes and roles; they run with the second-factor policy
 # off so users can be made with the CLI alone. The policy has its own tests (test_web.py).
 NO_2FA = {"PRIVINDEX_REQUIRE_2FA": "false"}
 
 
 # -- helpers ------------------------------------------------------------------------------------
+
 
 @contextmanager
 def db(server):
@@ -39,14 +39,17 @@ def db(server):
 
 def db_state(server) -> dict[str, int]:
     with db(server) as conn:
-        return {table: conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
-                for table in ("project", "project_role", "dist_file", "api_token", "user")}
+        return {
+            table: conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+            for table in ("project", "project_role", "dist_file", "api_token", "user")
+        }
 
 
 def audit_rows_after(server, last_id: int) -> list[dict]:
     with db(server) as conn:
-        rows = conn.execute("SELECT tag, project, details FROM audit_event WHERE id > ? ORDER BY id",
-                            (last_id,)).fetchall()
+        rows = conn.execute(
+            "SELECT tag, project, details FROM audit_event WHERE id > ? ORDER BY id", (last_id,)
+        ).fetchall()
     return [{"tag": tag, "project": project, **json.loads(details)} for tag, project, details in rows]
 
 
@@ -74,8 +77,9 @@ def leaves_nothing_behind(server, refusals: int, reason: str):
     assert all(reason in e["reason"] for e in events), events
 
 
-def assert_refused(server, path: Path, secret: str, status: int, message: str, username: str = "__token__",
-                   **fields) -> None:
+def assert_refused(
+    server, path: Path, secret: str, status: int, message: str, username: str = "__token__", **fields
+) -> None:
     """twine shows the status and the message; the raw answer has that status and reason."""
     with leaves_nothing_behind(server, refusals=2, reason=message):
         proc = twine(server.url, secret, path, username=username)
@@ -106,11 +110,14 @@ def project_table(accounts: Accounts) -> dict[str, tuple[str, str, str]]:
     """`privindex project list` as project -> (files, owners, maintainers)."""
     lines = accounts.cli("project", "list").stdout.splitlines()
     assert lines[0] == "project\tfiles\towners\tmaintainers"
-    return {name: (files, owners, maintainers)
-            for name, files, owners, maintainers in (line.split("\t") for line in lines[1:])}
+    return {
+        name: (files, owners, maintainers)
+        for name, files, owners, maintainers in (line.split("\t") for line in lines[1:])
+    }
 
 
 # -- one server for the module ----------------------------------------------------------------------
+
 
 class World:
     def __init__(self, server, accounts: Accounts, wheels: Path):
@@ -131,13 +138,17 @@ class World:
 def world(tmp_path_factory) -> World:
     base = tmp_path_factory.mktemp("upload")
     (base / "store").mkdir()
-    server = start_server(base / "store", base / "data",
-                          env={**NO_2FA, "PRIVINDEX_MAX_UPLOAD_MB": "1", "PRIVINDEX_RESCAN_INTERVAL": "0.2"})
+    server = start_server(
+        base / "store",
+        base / "data",
+        env={**NO_2FA, "PRIVINDEX_MAX_UPLOAD_MB": "1", "PRIVINDEX_RESCAN_INTERVAL": "0.2"},
+    )
     yield World(server, Accounts(server.store, server.data_dir, server.env), base / "wheels")
     server.stop()
 
 
 # -- accepted uploads ---------------------------------------------------------------------------------
+
 
 def test_upload_then_pip_install_and_the_uploader_owns_the_project(world, tmp_path):
     server = world.server
@@ -145,7 +156,9 @@ def test_upload_then_pip_install_and_the_uploader_owns_the_project(world, tmp_pa
     proc = twine(server.url, world.alice, wheel, check=True)
     assert "Uploading first_upload-1.0-py3-none-any.whl" in proc.output
     # listed at once after the 200: no waiting for the folder watcher
-    assert listed_hashes(server, "first-upload") == {wheel.name: hashlib.sha256(wheel.read_bytes()).hexdigest()}
+    assert listed_hashes(server, "first-upload") == {
+        wheel.name: hashlib.sha256(wheel.read_bytes()).hexdigest()
+    }
     assert (server.store / "first-upload" / wheel.name).read_bytes() == wheel.read_bytes()
 
     pip("install", "--index-url", server.index_url, "--target", str(tmp_path / "t"), "first-upload==1.0")
@@ -175,7 +188,10 @@ def test_skip_existing_and_identical_reupload(world):
     with leaves_nothing_behind(server, refusals=2, reason="File already exists"):
         proc = twine(server.url, world.alice, changed)
         assert proc.returncode != 0
-        assert "HTTPError: 400 " in proc.output and "File already exists: same_name-1.0-py3-none-any.whl" in proc.output
+        assert (
+            "HTTPError: 400 " in proc.output
+            and "File already exists: same_name-1.0-py3-none-any.whl" in proc.output
+        )
         assert upload(server.url, world.alice, changed).status_code == 400
     # --skip-existing: twine >= 6.2 accepts the flag only for PyPI itself, so ask twine's own
     # decision function whether it would skip on this answer
@@ -184,8 +200,9 @@ def test_skip_existing_and_identical_reupload(world):
 
     answer = upload(server.url, world.alice, changed)
     assert skip_upload(answer, True, PackageFile.from_filename(str(changed), None))
-    assert not skip_upload(upload(server.url, "pidx_" + "C" * 43, changed), True,
-                           PackageFile.from_filename(str(changed), None))
+    assert not skip_upload(
+        upload(server.url, "pidx_" + "C" * 43, changed), True, PackageFile.from_filename(str(changed), None)
+    )
     assert stored.read_bytes() == original.read_bytes()
     assert (stored.stat().st_mtime_ns, listed_hashes(server, "same-name")) == before
 
@@ -193,34 +210,48 @@ def test_skip_existing_and_identical_reupload(world):
 def test_an_sdist_uploads_too(world, dists):
     sdist = dists.one("alpha-1.0.tar.gz")
     twine(world.server.url, world.alice, sdist, check=True)
-    assert listed_hashes(world.server, "alpha") == {sdist.name: hashlib.sha256(sdist.read_bytes()).hexdigest()}
+    assert listed_hashes(world.server, "alpha") == {
+        sdist.name: hashlib.sha256(sdist.read_bytes()).hexdigest()
+    }
 
 
 # -- refusals -------------------------------------------------------------------------------------------
 
+
 def test_unknown_token_is_403(world):
     bogus = "pidx_" + "A" * 43
-    assert_refused(world.server, world.wheel("refuse-unknown"), bogus, 403, "Invalid or non-existent API token")
+    assert_refused(
+        world.server, world.wheel("refuse-unknown"), bogus, 403, "Invalid or non-existent API token"
+    )
 
 
 def test_revoked_token_is_403(world):
     secret = world.accounts.token("alice")
     world.accounts.revoke(secret)
-    assert_refused(world.server, world.wheel("refuse-revoked"), secret, 403, "This API token has been revoked")
+    assert_refused(
+        world.server, world.wheel("refuse-revoked"), secret, 403, "This API token has been revoked"
+    )
 
 
 def test_expired_token_is_403(world):
     secret = world.accounts.token("alice", "--expires", "1")
     with db(world.server) as conn:  # a day passes
-        conn.execute("UPDATE api_token SET expires_at = ? WHERE id = ?",
-                     (time.time() - 60, world.accounts.token_ids[secret]))
+        conn.execute(
+            "UPDATE api_token SET expires_at = ? WHERE id = ?",
+            (time.time() - 60, world.accounts.token_ids[secret]),
+        )
     assert_refused(world.server, world.wheel("refuse-expired"), secret, 403, "This API token has expired")
 
 
 def test_another_users_project_is_403(world):
     twine(world.server.url, world.alice, world.wheel("alices-own"), check=True)
-    assert_refused(world.server, world.wheel("alices-own", "2.0"), world.bob, 403,
-                   "The user 'bob' isn't allowed to upload to project 'alices-own'")
+    assert_refused(
+        world.server,
+        world.wheel("alices-own", "2.0"),
+        world.bob,
+        403,
+        "The user 'bob' isn't allowed to upload to project 'alices-own'",
+    )
 
 
 def test_ownerless_project_is_for_admins_only(world):
@@ -231,8 +262,13 @@ def test_ownerless_project_is_for_admins_only(world):
     wait_until(lambda: dropped.name in listed_hashes(server, "dropped-in"), 10)
     assert project_table(world.accounts)["dropped-in"] == ("1", "(no owner)", "-")
 
-    assert_refused(server, world.wheel("dropped-in", "2.0"), world.bob, 403,
-                   "The project 'dropped-in' has no owner yet; ask an admin to assign one")
+    assert_refused(
+        server,
+        world.wheel("dropped-in", "2.0"),
+        world.bob,
+        403,
+        "The project 'dropped-in' has no owner yet; ask an admin to assign one",
+    )
     twine(server.url, world.root, world.wheel("dropped-in", "2.0"), check=True)
     assert len(listed_hashes(server, "dropped-in")) == 2
     # the admin's upload did not make the admin its owner
@@ -242,8 +278,14 @@ def test_ownerless_project_is_for_admins_only(world):
 def test_username_and_password_are_refused_with_the_token_hint(world):
     password = world.accounts.user("pat")
     wheel = world.wheel("refuse-password")
-    assert_refused(world.server, wheel, password, 403,
-                   "Username/password authentication is not accepted for uploads", username="pat")
+    assert_refused(
+        world.server,
+        wheel,
+        password,
+        403,
+        "Username/password authentication is not accepted for uploads",
+        username="pat",
+    )
     # the answer says what to do instead
     text = upload(world.server.url, None, wheel, auth=("pat", password)).text
     assert "privindex token create" in text and "username __token__" in text
@@ -283,6 +325,7 @@ def test_too_large_is_413(world):
 
 # -- form validation (raw multipart, as a misbehaving client would send it) ------------------------
 
+
 def _not_a_zip(world):
     path = world.wheels / "broken" / "not_a_zip-1.0-py3-none-any.whl"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -295,23 +338,39 @@ def _metadata_names_another_project(world):
 
 
 FORM_CASES = {
-    "name differs from filename": (lambda w: (w.wheel("form-name"), {"name": "other-name"}),
-                                   "Start filename for 'other-name' with 'other_name'"),
-    "version differs from filename": (lambda w: (w.wheel("form-version"), {"version": "2.0"}),
-                                      "Version in filename should be '2.0', not '1.0'"),
-    "invalid version": (lambda w: (w.wheel("form-badversion"), {"version": "one point oh"}),
-                        "'one point oh' is an invalid value for Version"),
-    "bad :action": (lambda w: (w.wheel("form-action"), {":action": "remove_pkg"}),
-                    "Invalid value for :action"),
-    "no digest": (lambda w: (w.wheel("form-nodigest"), {"sha256_digest": None, "blake2_256_digest": None}),
-                  "Include at least one message digest"),
-    "digest mismatch": (lambda w: (w.wheel("form-digest"), {"sha256_digest": "0" * 64}),
-                        "The sha256 digest supplied does not match the uploaded file"),
-    "filetype does not fit the extension": (lambda w: (w.wheel("form-filetype"), {"filetype": "sdist"}),
-                                            "Invalid file extension for sdist"),
+    "name differs from filename": (
+        lambda w: (w.wheel("form-name"), {"name": "other-name"}),
+        "Start filename for 'other-name' with 'other_name'",
+    ),
+    "version differs from filename": (
+        lambda w: (w.wheel("form-version"), {"version": "2.0"}),
+        "Version in filename should be '2.0', not '1.0'",
+    ),
+    "invalid version": (
+        lambda w: (w.wheel("form-badversion"), {"version": "one point oh"}),
+        "'one point oh' is an invalid value for Version",
+    ),
+    "bad :action": (
+        lambda w: (w.wheel("form-action"), {":action": "remove_pkg"}),
+        "Invalid value for :action",
+    ),
+    "no digest": (
+        lambda w: (w.wheel("form-nodigest"), {"sha256_digest": None, "blake2_256_digest": None}),
+        "Include at least one message digest",
+    ),
+    "digest mismatch": (
+        lambda w: (w.wheel("form-digest"), {"sha256_digest": "0" * 64}),
+        "The sha256 digest supplied does not match the uploaded file",
+    ),
+    "filetype does not fit the extension": (
+        lambda w: (w.wheel("form-filetype"), {"filetype": "sdist"}),
+        "Invalid file extension for sdist",
+    ),
     "wheel that is not a zip": (_not_a_zip, "not a readable archive"),
-    "metadata names another project": (_metadata_names_another_project,
-                                       "The file's metadata names project 'somebody-else'"),
+    "metadata names another project": (
+        _metadata_names_another_project,
+        "The file's metadata names project 'somebody-else'",
+    ),
 }
 
 
@@ -328,10 +387,12 @@ def test_invalid_upload_form_is_400_and_leaves_nothing(world, case):
 
 # -- concurrency --------------------------------------------------------------------------------------
 
+
 def test_16_concurrent_uploads_all_land(world):
     server = world.server
-    wheels = ([world.wheel("conc-shared", f"1.{i}") for i in range(8)]
-              + [world.wheel(f"conc-solo-{i}", "1.0") for i in range(8)])
+    wheels = [world.wheel("conc-shared", f"1.{i}") for i in range(8)] + [
+        world.wheel(f"conc-solo-{i}", "1.0") for i in range(8)
+    ]
     with ThreadPoolExecutor(len(wheels)) as pool:
         results = list(pool.map(lambda w: twine(server.url, world.alice, w), wheels))
     assert [r.returncode for r in results] == [0] * 16, [r.output for r in results if r.returncode]
@@ -369,6 +430,7 @@ def test_same_filename_concurrently_exactly_one_wins(world):
 
 # -- overwrite = true -------------------------------------------------------------------------------------
 
+
 def test_overwrite_replaces_the_file_and_is_audited(fresh_server, accounts, tmp_path):
     server = fresh_server(populated=False, env={**NO_2FA, "PRIVINDEX_OVERWRITE": "true"})
     acc = accounts(server)
@@ -386,13 +448,17 @@ def test_overwrite_replaces_the_file_and_is_audited(fresh_server, accounts, tmp_
     events = audit_json(server, "--project", "over-write")
     assert [e["tag"] for e in events] == ["file:overwrite", "file:add", "role:add", "project:create"]
     assert events[0]["details"]["sha256"] == new_hash and events[0]["actor"] == "olga"
-    assert events[0]["details"]["old_sha256"] == events[1]["details"]["sha256"] == hashlib.sha256(
-        first.read_bytes()).hexdigest()
+    assert (
+        events[0]["details"]["old_sha256"]
+        == events[1]["details"]["sha256"]
+        == hashlib.sha256(first.read_bytes()).hexdigest()
+    )
     assert audit_json(server, "--project", "over-write")[0]["tag"] != "file:changed-on-disk"
     assert_no_secrets(acc.secrets, testdb.dump(server.data_dir), server.log_path)
 
 
 # -- the audit trail, and secrets --------------------------------------------------------------------------
+
 
 def test_audit_trail_records_every_act_and_filters(world):
     acc, server = world.accounts, world.server
@@ -408,8 +474,15 @@ def test_audit_trail_records_every_act_and_filters(world):
 
     mine = audit_json(server, "--user", "audra")
     assert [e["tag"] for e in reversed(mine)] == [
-        "user:create", "token:create", "project:create", "role:add", "file:add", "upload:refused",
-        "token:revoke", "user:disable"]
+        "user:create",
+        "token:create",
+        "project:create",
+        "role:add",
+        "file:add",
+        "upload:refused",
+        "token:revoke",
+        "user:disable",
+    ]
     assert all(e["actor"] == "audra" or e["subject"] == "audra" for e in mine)
     by_tag = {e["tag"]: e for e in mine}
     assert by_tag["file:add"]["subject"] == "audited-1.0-py3-none-any.whl"
@@ -423,7 +496,12 @@ def test_audit_trail_records_every_act_and_filters(world):
     project = audit_json(server, "--project", "Audited")
     assert {e["project"] for e in project} == {"audited"}
     assert [e["tag"] for e in reversed(project)] == [
-        "project:create", "role:add", "file:add", "upload:refused", "role:add"]
+        "project:create",
+        "role:add",
+        "file:add",
+        "upload:refused",
+        "role:add",
+    ]
     assert project[0]["subject"] == "bob" and project[0]["details"]["role"] == "maintainer"
 
     since = audit_json(server, "--since", started)
@@ -438,8 +516,9 @@ def test_no_secret_is_stored_logged_or_audited(world):
     not in the audit output, not in the server log. Tokens are stored as SHA-256 only."""
     acc, server = world.accounts, world.server
     audit_out = acc.cli("audit", "--json").stdout + acc.cli("audit").stdout
-    assert_no_secrets(acc.secrets, testdb.dump(server.data_dir), server.log_path, audit_out,
-                      acc.cli("token", "list").stdout)
+    assert_no_secrets(
+        acc.secrets, testdb.dump(server.data_dir), server.log_path, audit_out, acc.cli("token", "list").stdout
+    )
     tokens = [s for s in acc.secrets if s.startswith("pidx_")]
     with db(server) as conn:
         stored = {h for (h,) in conn.execute("SELECT token_hash FROM api_token")}

@@ -12,7 +12,7 @@ import json
 import os
 import shutil
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urljoin
 
@@ -33,6 +33,7 @@ def downloaded(folder: Path) -> set[str]:
 
 
 # -- servers shared by the module ------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def acme(tmp_path_factory) -> dict[str, list[Path]]:
@@ -64,8 +65,13 @@ def proxy(tmp_path_factory, dists, acme, upstream):
     """The team's index: beta-pkg (needs alpha, only upstream) and the private acme-lib 1.0."""
     base = tmp_path_factory.mktemp("proxy")
     _copy(dists.files["beta-pkg"] + acme["1.0"], base / "store")
-    server = start_server(base / "store", base / "data", "--upstream", upstream.index_url,
-                          env={"PRIVINDEX_REQUIRE_2FA": "false"})
+    server = start_server(
+        base / "store",
+        base / "data",
+        "--upstream",
+        upstream.index_url,
+        env={"PRIVINDEX_REQUIRE_2FA": "false"},
+    )
     yield server
     server.stop()
 
@@ -78,6 +84,7 @@ def page(server, name: str) -> dict:
 
 # -- installing through the one URL ----------------------------------------------------------
 
+
 def test_startup_line_says_the_upstream_is_reachable(proxy, upstream):
     assert any(line.startswith(f"upstream: {upstream.index_url} reachable") for line in proxy.banner)
 
@@ -85,19 +92,45 @@ def test_startup_line_says_the_upstream_is_reachable(proxy, upstream):
 def test_a_private_package_whose_dependency_is_only_upstream_installs(proxy, tmp_path):
     pip("install", "--index-url", proxy.index_url, "--target", str(tmp_path / "pip"), "beta-pkg")
     assert installed(tmp_path / "pip") == {"beta_pkg-0.1.dist-info", "alpha-2.0.dist-info"}
-    uv("pip", "install", "--index-url", proxy.index_url, "--python", sys.executable,
-       "--target", str(tmp_path / "uv"), "beta-pkg")
+    uv(
+        "pip",
+        "install",
+        "--index-url",
+        proxy.index_url,
+        "--python",
+        sys.executable,
+        "--target",
+        str(tmp_path / "uv"),
+        "beta-pkg",
+    )
     assert installed(tmp_path / "uv") == {"beta_pkg-0.1.dist-info", "alpha-2.0.dist-info"}
 
 
 def test_a_local_name_hides_the_upstream_completely(proxy, upstream, tmp_path):
     pip("download", "--no-deps", "--index-url", proxy.index_url, "-d", str(tmp_path / "pip"), "acme-lib")
     assert downloaded(tmp_path / "pip") == {"acme_lib-1.0-py3-none-any.whl"}
-    uv("pip", "install", "--index-url", proxy.index_url, "--python", sys.executable,
-       "--target", str(tmp_path / "uv"), "acme-lib")
+    uv(
+        "pip",
+        "install",
+        "--index-url",
+        proxy.index_url,
+        "--python",
+        sys.executable,
+        "--target",
+        str(tmp_path / "uv"),
+        "acme-lib",
+    )
     assert installed(tmp_path / "uv") == {"acme_lib-1.0.dist-info"}
-    proc = pip("download", "--no-deps", "--index-url", proxy.index_url, "-d", str(tmp_path / "no"),
-               "acme-lib==99.0", check=False)
+    proc = pip(
+        "download",
+        "--no-deps",
+        "--index-url",
+        proxy.index_url,
+        "-d",
+        str(tmp_path / "no"),
+        "acme-lib==99.0",
+        check=False,
+    )
     assert proc.returncode != 0 and "from versions: 1.0)" in proc.stderr
     assert not any((tmp_path / "no").glob("*"))
     # in no format, and not by guessing the URL either
@@ -127,9 +160,12 @@ def test_upstream_pages_are_served_faithfully_in_both_formats(proxy, upstream):
             assert hashlib.sha256(metadata).hexdigest() == f["core-metadata"]["sha256"]
     with PyPISimple(proxy.index_url, accept=ACCEPT_HTML_ONLY) as client:
         html_page = client.get_project_page("alpha")
-    assert {(p.filename, p.digests["sha256"], p.requires_python, bool(p.has_metadata)) for p in html_page.packages} == {
+    assert {
+        (p.filename, p.digests["sha256"], p.requires_python, bool(p.has_metadata)) for p in html_page.packages
+    } == {
         (f["filename"], f["hashes"]["sha256"], f["requires-python"], bool(f["core-metadata"]))
-        for f in theirs["files"]}
+        for f in theirs["files"]
+    }
     # the root lists local names and the upstream names cached here, not the upstream's whole list
     root = requests.get(proxy.index_url, headers={"Accept": V1_JSON}, timeout=10).json()
     names = {p["name"] for p in root["projects"]}
@@ -138,11 +174,21 @@ def test_upstream_pages_are_served_faithfully_in_both_formats(proxy, upstream):
 
 
 def test_require_hashes_with_hashes_from_our_pages(proxy, tmp_path):
-    hashes = [f["hashes"]["sha256"] for f in page(proxy, "alpha")["files"] if f["filename"].startswith("alpha-2.0")]
+    hashes = [
+        f["hashes"]["sha256"] for f in page(proxy, "alpha")["files"] if f["filename"].startswith("alpha-2.0")
+    ]
     requirements = tmp_path / "requirements.txt"
     requirements.write_text("alpha==2.0 " + " ".join(f"--hash=sha256:{h}" for h in hashes) + "\n")
-    pip("install", "--require-hashes", "--index-url", proxy.index_url, "--target", str(tmp_path / "t"),
-        "-r", str(requirements))
+    pip(
+        "install",
+        "--require-hashes",
+        "--index-url",
+        proxy.index_url,
+        "--target",
+        str(tmp_path / "t"),
+        "-r",
+        str(requirements),
+    )
     assert installed(tmp_path / "t") == {"alpha-2.0.dist-info"}
 
 
@@ -167,7 +213,10 @@ def test_first_upload_of_an_upstream_name_needs_an_admin_claim(proxy, dists, acc
     wait_until(lambda: requests.get(f"{proxy.index_url}future-only/", timeout=10).status_code == 404, 10)
     assert twine(proxy.url, token, wheel).returncode == 0
     assert set(listed(proxy, "future-only")) == {wheel.name}
-    events = [json.loads(line) for line in acc.cli("audit", "--project", "future-only", "--json").stdout.splitlines()]
+    events = [
+        json.loads(line)
+        for line in acc.cli("audit", "--project", "future-only", "--json").stdout.splitlines()
+    ]
     assert "project:claim" in {e["tag"] for e in events}
 
 
@@ -184,7 +233,10 @@ def test_an_admin_allowance_merges_upstream_files_after_the_local_ones(proxy, tm
     finally:
         acc.cli("project", "allow-upstream", "acme-lib", "--revoke")
     wait_until(lambda: len(listed(proxy, "acme-lib")) == 2, 10)
-    tags = [json.loads(line)["tag"] for line in acc.cli("audit", "--project", "acme-lib", "--json").stdout.splitlines()]
+    tags = [
+        json.loads(line)["tag"]
+        for line in acc.cli("audit", "--project", "acme-lib", "--json").stdout.splitlines()
+    ]
     assert "project:upstream:allow" in tags and "project:upstream:revoke" in tags
 
 
@@ -202,6 +254,7 @@ def test_the_upstream_publishing_a_local_name_is_recorded_once(proxy, accounts):
 
 # -- an upstream the tests control ---------------------------------------------------------------
 
+
 def _wheel(dists, project: str, version: str) -> Path:
     return next(p for p in dists.files[project] if p.name.endswith(".whl") and f"-{version}-" in p.name)
 
@@ -211,7 +264,7 @@ def fake(dists):
     """alpha 1.0 (old) and 2.0 (brand new); beta-pkg published with a wrong sha256;
     future-only (old), for the one test that fetches it."""
     fake = FakeUpstream()
-    old = datetime(2020, 1, 1, tzinfo=timezone.utc)
+    old = datetime(2020, 1, 1, tzinfo=UTC)
     fake.add("alpha", _wheel(dists, "alpha", "1.0"), uploaded=old)
     fake.add("alpha", _wheel(dists, "alpha", "2.0"))
     fake.add("beta-pkg", _wheel(dists, "beta-pkg", "0.1"), sha256="0" * 64, uploaded=old)
@@ -226,8 +279,9 @@ def guarded(tmp_path_factory, fake):
     """A privindex in front of the fake, hiding upstream files younger than a day."""
     base = tmp_path_factory.mktemp("guarded")
     (base / "store").mkdir()
-    server = start_server(base / "store", base / "data", "--upstream", fake.url,
-                          env={"PRIVINDEX_UPSTREAM_MIN_AGE": "86400"})
+    server = start_server(
+        base / "store", base / "data", "--upstream", fake.url, env={"PRIVINDEX_UPSTREAM_MIN_AGE": "86400"}
+    )
     yield server
     server.stop()
 
@@ -240,8 +294,16 @@ def test_min_age_hides_freshly_published_upstream_files(guarded, tmp_path):
 
 
 def test_upstream_bytes_that_do_not_match_their_hash_are_refused_and_not_cached(guarded, fake, tmp_path):
-    proc = pip("download", "--no-deps", "--index-url", guarded.index_url, "-d", str(tmp_path), "beta-pkg",
-               check=False)
+    proc = pip(
+        "download",
+        "--no-deps",
+        "--index-url",
+        guarded.index_url,
+        "-d",
+        str(tmp_path),
+        "beta-pkg",
+        check=False,
+    )
     assert proc.returncode != 0
     assert not (tmp_path / "beta_pkg-0.1-py3-none-any.whl").exists()
     url = f"{guarded.url}/packages/.upstream/beta-pkg/beta_pkg-0.1-py3-none-any.whl"
@@ -256,17 +318,28 @@ def test_a_large_upstream_file_with_bad_bytes_is_cut_short_never_delivered_whole
     # client must get a broken transfer (fewer bytes than announced), never the whole file
     big = tmp_path / "bigpkg-1.0-py3-none-any.whl"
     big.write_bytes(os.urandom(900 * 1024))
-    fake.add("bigpkg", big, sha256="1" * 64, uploaded=datetime(2020, 1, 1, tzinfo=timezone.utc))
+    fake.add("bigpkg", big, sha256="1" * 64, uploaded=datetime(2020, 1, 1, tzinfo=UTC))
     url = f"{guarded.url}/packages/.upstream/bigpkg/{big.name}"
     assert big.name in listed(guarded, "bigpkg")
     received = bytearray()
-    with pytest.raises(requests.exceptions.RequestException), requests.get(url, stream=True, timeout=30) as resp:
+    with (
+        pytest.raises(requests.exceptions.RequestException),
+        requests.get(url, stream=True, timeout=30) as resp,
+    ):
         assert resp.status_code == 200 and int(resp.headers["Content-Length"]) == 900 * 1024
         for chunk in resp.iter_content(64 * 1024):
             received += chunk
     assert len(received) < 900 * 1024
-    proc = pip("download", "--no-deps", "--index-url", guarded.index_url, "-d", str(tmp_path / "dl"), "bigpkg",
-               check=False)
+    proc = pip(
+        "download",
+        "--no-deps",
+        "--index-url",
+        guarded.index_url,
+        "-d",
+        str(tmp_path / "dl"),
+        "bigpkg",
+        check=False,
+    )
     assert proc.returncode != 0 and not (tmp_path / "dl" / big.name).exists()
     assert "bigpkg" not in privindex_cli(guarded, "cache", "list").stdout
 

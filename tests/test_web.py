@@ -50,7 +50,9 @@ def test_session_cookie_flags(web, tmp_path):
     resp = client.post("/login", {"username": "cookies", "password": PASSWORD}, allow_redirects=False)
     cookie = resp.headers["Set-Cookie"]
     assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Secure" not in cookie
-    https = start_server(tmp_path / "s", tmp_path / "d", env={"PRIVINDEX_PUBLIC_URL": "https://pypi.example.test"})
+    https = start_server(
+        tmp_path / "s", tmp_path / "d", env={"PRIVINDEX_PUBLIC_URL": "https://pypi.example.test"}
+    )
     try:
         cookie = requests.get(f"{https.url}/login", timeout=10).headers["Set-Cookie"]
         assert "Secure" in cookie
@@ -124,11 +126,13 @@ def test_password_change_ends_other_sessions(web):
     second.login("twosessions", PASSWORD, totp=totp, at=used_at + 30)
     assert second.get("/tokens").url.endswith("/tokens")
 
-    resp = first.post("/account", {"current": PASSWORD, "password": "a new long password",
-                                   "password2": "a new long password"})
+    resp = first.post(
+        "/account",
+        {"current": PASSWORD, "password": "a new long password", "password2": "a new long password"},
+    )
     assert "Password changed. You are signed out everywhere else." in first.flashes(resp)
     assert first.get("/tokens").url.endswith("/tokens")  # this session goes on
-    assert "/login" in second.get("/tokens").url           # the other one has ended
+    assert "/login" in second.get("/tokens").url  # the other one has ended
     assert "user:password:change" in [e["tag"] for e in events(web, user="twosessions")]
 
 
@@ -136,9 +140,12 @@ def test_webauthn_verify_without_a_challenge_is_refused(web):
     _client, totp, _codes, _at = user_with_totp(web, "nochallenge")
     other = WebClient(web.url)
     other.login("nochallenge", PASSWORD)
-    token = other.session.get(f"{web.url}/login/2fa").text.split('name="csrf-token" content="')[1].split('"')[0]
-    resp = other.session.post(f"{web.url}/login/2fa/webauthn", json={"credential": {}},
-                              headers={"X-CSRFToken": token}, timeout=10)
+    token = (
+        other.session.get(f"{web.url}/login/2fa").text.split('name="csrf-token" content="')[1].split('"')[0]
+    )
+    resp = other.session.post(
+        f"{web.url}/login/2fa/webauthn", json={"credential": {}}, headers={"X-CSRFToken": token}, timeout=10
+    )
     assert resp.status_code == 400
     assert "expired" in resp.json()["error"]
 
@@ -200,10 +207,24 @@ def test_anonymous_visitors_browse_a_public_index_but_not_a_private_one(web, tmp
 
 
 def test_ip_address_as_public_url_is_refused_at_start(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "privindex", "serve", "--port", "0",
-                           "--data-dir", str(tmp_path / "d"), "--store", str(tmp_path / "s")],
-                          env={"PRIVINDEX_PUBLIC_URL": "https://192.168.1.20", "PATH": "/usr/bin:/bin"},
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "privindex",
+            "serve",
+            "--port",
+            "0",
+            "--data-dir",
+            str(tmp_path / "d"),
+            "--store",
+            str(tmp_path / "s"),
+        ],
+        env={"PRIVINDEX_PUBLIC_URL": "https://192.168.1.20", "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 2
     assert "browsers refuse an IP address" in proc.stderr and "Traceback" not in proc.stderr
 

@@ -22,8 +22,16 @@ from wheels import make_wheel
 pytestmark = pytest.mark.browser
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
 SHOTS = ROOT / "test-artifacts" / "screenshots"
 PASSWORD = "correct horse battery"
 
@@ -66,9 +74,19 @@ def page(browser):
 def virtual_key(page) -> tuple[object, str]:
     cdp = page.context.new_cdp_session(page)
     cdp.send("WebAuthn.enable", {"enableUI": False})
-    auth_id = cdp.send("WebAuthn.addVirtualAuthenticator", {"options": {
-        "protocol": "ctap2", "transport": "usb", "hasResidentKey": False, "hasUserVerification": False,
-        "isUserVerified": False, "automaticPresenceSimulation": True}})["authenticatorId"]
+    auth_id = cdp.send(
+        "WebAuthn.addVirtualAuthenticator",
+        {
+            "options": {
+                "protocol": "ctap2",
+                "transport": "usb",
+                "hasResidentKey": False,
+                "hasUserVerification": False,
+                "isUserVerified": False,
+                "automaticPresenceSimulation": True,
+            }
+        },
+    )["authenticatorId"]
     return cdp, auth_id
 
 
@@ -128,7 +146,9 @@ def test_security_key_enrol_sign_out_and_sign_in(page, web):
     page.get_by_role("button", name="Use my security key").click()
     page.wait_for_url(re.compile(r"/projects$"))
     expect(page.get_by_role("button", name="Sign out keyuser")).to_be_visible()
-    sign_count = cdp.send("WebAuthn.getCredentials", {"authenticatorId": auth_id})["credentials"][0]["signCount"]
+    sign_count = cdp.send("WebAuthn.getCredentials", {"authenticatorId": auth_id})["credentials"][0][
+        "signCount"
+    ]
     assert sign_count >= 2  # once at enrolment, once at sign-in
 
     tags = [(e["tag"], e["details"].get("method")) for e in audit_events(web, "keyuser")]
@@ -189,7 +209,9 @@ def test_totp_enrol_sign_in_and_replay_refused(page, web):
     page.get_by_label("6-digit code").fill(next_code)
     page.get_by_role("button", name="Verify").click()
     expect(page.get_by_text("That code is not valid.")).to_be_visible()
-    reasons = [e["details"].get("reason") for e in audit_events(web, "totpuser") if e["tag"] == "user:login:failure"]
+    reasons = [
+        e["details"].get("reason") for e in audit_events(web, "totpuser") if e["tag"] == "user:login:failure"
+    ]
     assert reasons.count("invalid_totp") == 2
 
 
@@ -242,9 +264,24 @@ def test_token_created_in_the_ui_uploads_with_twine(page, web, dists, tmp_path):
     shot(page, "token-created")
 
     wheel = make_wheel(tmp_path, "uiupload", "1.0")
-    proc = run([sys.executable, "-m", "twine", "upload", "--non-interactive", "--disable-progress-bar",
-                "--repository-url", f"{web.url}/legacy/", "-u", "__token__", "-p", token, str(wheel)],
-               check=False)
+    proc = run(
+        [
+            sys.executable,
+            "-m",
+            "twine",
+            "upload",
+            "--non-interactive",
+            "--disable-progress-bar",
+            "--repository-url",
+            f"{web.url}/legacy/",
+            "-u",
+            "__token__",
+            "-p",
+            token,
+            str(wheel),
+        ],
+        check=False,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     listing = requests.get(f"{web.url}/simple/uiupload/", timeout=10).text
     assert wheel.name in listing
@@ -269,7 +306,9 @@ def test_lockout_after_repeated_failures(browser, fresh_server):
             sign_in_password(page, server, "locked", "wrong password!")
             expect(page.get_by_text("Wrong username or password.")).to_be_visible()
         sign_in_password(page, server, "locked")  # even the right password is refused now
-        expect(page.get_by_text(re.compile(r"Too many failed attempts. Try again in [0-9]+ minutes?\."))).to_be_visible()
+        expect(
+            page.get_by_text(re.compile(r"Too many failed attempts. Try again in [0-9]+ minutes?\."))
+        ).to_be_visible()
         assert page.url.endswith("/login")
         shot(page, "lockout")
     finally:

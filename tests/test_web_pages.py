@@ -8,7 +8,6 @@ axe-core comes from npm into tests/node_modules (.ci/run installs it there).
 from __future__ import annotations
 
 import os
-
 import re
 import time
 
@@ -34,9 +33,11 @@ import demo_pkg
 
 <script>document.title = "pwned"</script>
 """
-HEADERS = ("Summary: A package to try the browser with\nDescription-Content-Type: text/markdown\n"
-           "Project-URL: Source, https://example.org/demo\nProject-URL: Evil, javascript:alert(1)\n"
-           "Classifier: Programming Language :: Python :: 3\nClassifier: License :: OSI Approved :: MIT License\n")
+HEADERS = (
+    "Summary: A package to try the browser with\nDescription-Content-Type: text/markdown\n"
+    "Project-URL: Source, https://example.org/demo\nProject-URL: Evil, javascript:alert(1)\n"
+    "Classifier: Programming Language :: Python :: 3\nClassifier: License :: OSI Approved :: MIT License\n"
+)
 
 
 @pytest.fixture(scope="module")
@@ -66,8 +67,10 @@ def check_page(page, name: str, width: int) -> None:
     scroll = page.evaluate("document.documentElement.scrollWidth")
     assert fits, f"{name} at {width} px is {scroll} px wide"
     page.add_script_tag(path=str(AXE))
-    result = page.evaluate("async () => (await axe.run(document)).violations.map("
-                           "v => v.id + ': ' + v.nodes.map(n => n.target.join(' ')).join(', '))")
+    result = page.evaluate(
+        "async () => (await axe.run(document)).violations.map("
+        "v => v.id + ': ' + v.nodes.map(n => n.target.join(' ')).join(', '))"
+    )
     assert result == [], f"{name} at {width} px: {result}"
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / f"{width}-{name}.png"), full_page=True)
@@ -95,10 +98,13 @@ def test_every_page_fits_the_screen_and_passes_axe(browser, site, signed_in, wid
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)
+
     # bypass_csp lets axe be injected; it also means a script that slipped through the
     # description sanitiser would run, which the title check below would see
     def new_page(**kwargs):
-        return browser.new_context(viewport={"width": width, "height": 800}, bypass_csp=True, **kwargs).new_page()
+        return browser.new_context(
+            viewport={"width": width, "height": 800}, bypass_csp=True, **kwargs
+        ).new_page()
 
     o = site.origin
     page = new_page()
@@ -131,15 +137,22 @@ def test_every_page_fits_the_screen_and_passes_axe(browser, site, signed_in, wid
         check_page(page, "project-long-name", width)
         page.goto(f"{o}/projects/demo-pkg/files/demo_pkg-0.9-py3-none-any.whl/delete")
         check_page(page, "confirm-delete", width)
-        for path, name in (("/tokens", "tokens"), ("/account", "account"), ("/account/security", "security"),
-                           ("/audit", "audit"), ("/admin/users", "admin-users")):
+        for path, name in (
+            ("/tokens", "tokens"),
+            ("/account", "account"),
+            ("/account/security", "security"),
+            ("/audit", "audit"),
+            ("/admin/users", "admin-users"),
+        ):
             page.goto(o + path)
             check_page(page, name, width)
         page.goto(f"{o}/audit?user=admin&tag=user:2fa:add")
         expect(page.get_by_text("method: totp").first).to_be_visible()  # words, not JSON
-        csv_export = page.request.get(page.get_by_role("link", name="CSV").get_attribute("href")
-                                      if page.get_by_role("link", name="CSV").get_attribute("href").startswith("http")
-                                      else o + page.get_by_role("link", name="CSV").get_attribute("href"))
+        csv_export = page.request.get(
+            page.get_by_role("link", name="CSV").get_attribute("href")
+            if page.get_by_role("link", name="CSV").get_attribute("href").startswith("http")
+            else o + page.get_by_role("link", name="CSV").get_attribute("href")
+        )
         assert csv_export.ok and csv_export.text().startswith("id,time,tag,actor")
         assert "user:2fa:add" in csv_export.text() and "user:login:success" not in csv_export.text()
         page.goto(f"{o}/tokens")

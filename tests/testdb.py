@@ -11,8 +11,8 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
@@ -75,8 +75,10 @@ def query(data_dir: Path, sql: str, params: tuple = ()) -> list[tuple]:
         try:
             with conn, conn.cursor() as cur:
                 cur.execute(sql.replace("?", "%s"), params)
-                return [tuple(bytes(v) if isinstance(v, memoryview) else v for v in row)
-                        for row in (cur.fetchall() if cur.description else [])]
+                return [
+                    tuple(bytes(v) if isinstance(v, memoryview) else v for v in row)
+                    for row in (cur.fetchall() if cur.description else [])
+                ]
         finally:
             conn.close()
     import sqlite3
@@ -95,8 +97,12 @@ class _Conn:
         if not self.postgres:
             return self.raw.execute(sql, params)
         cur = self.raw.cursor()
-        cur.execute(sql.replace("?", "%s").replace("FROM user ", 'FROM "user" ')
-                    .replace("UPDATE user ", 'UPDATE "user" '), params)
+        cur.execute(
+            sql.replace("?", "%s")
+            .replace("FROM user ", 'FROM "user" ')
+            .replace("UPDATE user ", 'UPDATE "user" '),
+            params,
+        )
         return cur
 
 
@@ -121,9 +127,13 @@ def connect(data_dir: Path) -> Iterator[_Conn]:
 def tables(data_dir: Path) -> list[str]:
     with connect(data_dir) as conn:
         if ON_POSTGRES:
-            return [r[0] for r in conn.execute(
-                "SELECT tablename FROM pg_tables "
-                "WHERE schemaname = 'public' AND tablename <> 'schema_version'")]
+            return [
+                r[0]
+                for r in conn.execute(
+                    "SELECT tablename FROM pg_tables "
+                    "WHERE schemaname = 'public' AND tablename <> 'schema_version'"
+                )
+            ]
         return [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
 
 
@@ -135,8 +145,10 @@ def rows(data_dir: Path, skip_columns: frozenset[str] | set[str] = frozenset()) 
             cur = conn.execute(f'SELECT * FROM "{table}"')
             names = [d[0] for d in cur.description]
             keep = [i for i, n in enumerate(names) if n not in skip_columns]
-            found = [tuple(bytes(row[i]) if isinstance(row[i], memoryview) else row[i] for i in keep)
-                     for row in cur.fetchall()]
+            found = [
+                tuple(bytes(row[i]) if isinstance(row[i], memoryview) else row[i] for i in keep)
+                for row in cur.fetchall()
+            ]
             # by id where there is one; a search index's own tables (FTS5) have none
             order = keep.index(names.index("id")) if "id" in names and "id" not in skip_columns else None
             result[table] = sorted(found, key=(lambda r, i=order: r[i]) if order is not None else repr)

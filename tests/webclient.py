@@ -25,8 +25,9 @@ class WebClient:
         self.last = self.session.get(self.base + path, timeout=30, **kwargs)
         return self.last
 
-    def post(self, path: str, data: dict | None = None, page: str | None = None,
-             **kwargs) -> requests.Response:
+    def post(
+        self, path: str, data: dict | None = None, page: str | None = None, **kwargs
+    ) -> requests.Response:
         """POST a form with the session's CSRF token (taken from page, or from /login,
         which has no side effects)."""
         token = _CSRF.search(page or self.session.get(self.base + "/login", timeout=30).text).group(1)
@@ -34,8 +35,9 @@ class WebClient:
         self.last = self.session.post(self.base + path, data=form, timeout=30, **kwargs)
         return self.last
 
-    def login(self, username: str, password: str, totp: pyotp.TOTP | None = None,
-              at: float | None = None) -> requests.Response:
+    def login(
+        self, username: str, password: str, totp: pyotp.TOTP | None = None, at: float | None = None
+    ) -> requests.Response:
         resp = self.post("/login", {"username": username, "password": password})
         if totp is not None and resp.url.endswith("/login/2fa"):
             resp = self.post("/login/2fa/totp", {"code": totp.at(at or time.time())})
@@ -53,14 +55,17 @@ class WebClient:
 
     def flashes(self, response: requests.Response | None = None) -> list[str]:
         text = (response or self.last).text
-        return [html.unescape(m) for m in re.findall(r'<p class="flash [a-z]+" role="[a-z]+">(.*?)</p>', text)]
+        return [
+            html.unescape(m) for m in re.findall(r'<p class="flash [a-z]+" role="[a-z]+">(.*?)</p>', text)
+        ]
 
 
 PASSWORD = "correct horse battery"  # what every test user signs in with
 
 
-def user_with_totp(server, name: str, admin: bool = False,
-                   password: str = PASSWORD) -> tuple[WebClient, pyotp.TOTP, list[str], float]:
+def user_with_totp(
+    server, name: str, admin: bool = False, password: str = PASSWORD
+) -> tuple[WebClient, pyotp.TOTP, list[str], float]:
     """A user made with the CLI who signed in and enrolled TOTP through the web UI:
     (their signed-in client, their authenticator, the recovery codes shown, when)."""
     from conftest import add_user

@@ -8,9 +8,16 @@ import zipfile
 from pathlib import Path
 
 
-def make_wheel(folder: Path, name: str, version: str, payload: bytes = b"",
-               metadata_name: str | None = None, requires_python: str | None = ">=3.8",
-               headers: str = "", description: str = "") -> Path:
+def make_wheel(
+    folder: Path,
+    name: str,
+    version: str,
+    payload: bytes = b"",
+    metadata_name: str | None = None,
+    requires_python: str | None = ">=3.8",
+    headers: str = "",
+    description: str = "",
+) -> Path:
     """A pure-Python wheel pip can install, written directly into folder: a module,
     METADATA (naming metadata_name if given, to make a lying wheel; more header lines and a
     long description if given), WHEEL and RECORD."""
@@ -26,8 +33,9 @@ def make_wheel(folder: Path, name: str, version: str, payload: bytes = b"",
     files = {
         f"{module}/__init__.py": f"VERSION = {version!r}\n".encode(),
         f"{dist_info}/METADATA": metadata.encode(),
-        f"{dist_info}/WHEEL": (b"Wheel-Version: 1.0\nGenerator: privindex-tests\n"
-                               b"Root-Is-Purelib: true\nTag: py3-none-any\n"),
+        f"{dist_info}/WHEEL": (
+            b"Wheel-Version: 1.0\nGenerator: privindex-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+        ),
     }
     if payload:
         files[f"{module}/payload.bin"] = payload
@@ -46,8 +54,9 @@ def make_wheel(folder: Path, name: str, version: str, payload: bytes = b"",
     return path
 
 
-def upload_form(path: Path, content: bytes | None = None, filename: str | None = None,
-                **fields) -> tuple[dict, tuple[str, bytes]]:
+def upload_form(
+    path: Path, content: bytes | None = None, filename: str | None = None, **fields
+) -> tuple[dict, tuple[str, bytes]]:
     """The multipart form twine sends for path, and its file part (filename, content).
 
     content and filename replace the file's own; fields override the form (None drops a field).
@@ -60,15 +69,32 @@ def upload_form(path: Path, content: bytes | None = None, filename: str | None =
         name, version, _build, _tags = parse_wheel_filename(path.name)
     else:
         name, version = parse_sdist_filename(path.name)
-    form = {":action": "file_upload", "protocol_version": "1", "name": name, "version": str(version),
-            "filetype": "bdist_wheel" if filename.endswith(".whl") else "sdist", "pyversion": "py3",
-            "metadata_version": "2.1", "sha256_digest": hashlib.sha256(content).hexdigest(),
-            "blake2_256_digest": hashlib.blake2b(content, digest_size=32).hexdigest(), **fields}
+    form = {
+        ":action": "file_upload",
+        "protocol_version": "1",
+        "name": name,
+        "version": str(version),
+        "filetype": "bdist_wheel" if filename.endswith(".whl") else "sdist",
+        "pyversion": "py3",
+        "metadata_version": "2.1",
+        "sha256_digest": hashlib.sha256(content).hexdigest(),
+        "blake2_256_digest": hashlib.blake2b(content, digest_size=32).hexdigest(),
+        **fields,
+    }
     return {k: v for k, v in form.items() if v is not None}, (filename, content)
 
 
-def upload(url: str, token: str | None, path: Path, *, content: bytes | None = None,
-           filename: str | None = None, auth=None, timeout: float = 300, **fields):
+def upload(
+    url: str,
+    token: str | None,
+    path: Path,
+    *,
+    content: bytes | None = None,
+    filename: str | None = None,
+    auth=None,
+    timeout: float = 300,
+    **fields,
+):
     """POST a distribution to a live server the way twine does (legacy API, Basic __token__);
     auth replaces the token's credentials."""
     import requests

@@ -16,15 +16,14 @@ from dataclasses import dataclass
 import peewee
 from packaging.utils import canonicalize_name
 
-from privindex.ops import audit
-from privindex.ops import metrics
 from privindex.accounts import permissions
-from privindex.ops.audit import Tag
+from privindex.accounts.users import AccountError, has_second_factor
 from privindex.auth import token_format
 from privindex.db.connection import database
-from privindex.i18n import _
 from privindex.db.models import ApiToken, Project, TokenProject, User
-from privindex.accounts.users import AccountError, has_second_factor
+from privindex.i18n import _
+from privindex.ops import audit, metrics
+from privindex.ops.audit import Tag
 
 LAST_USED_RESOLUTION = 60.0  # seconds; last_used_at is not rewritten on every request
 MAX_EXPIRY_DAYS = 3650  # ten years: a longer life is "never" (empty), and the date stays computable
@@ -50,8 +49,12 @@ class TokenAuth:
         """Normalized names of the projects the token is limited to; None = all the user's."""
         if self.token.all_projects:
             return None
-        return {link.project.name for link in
-                TokenProject.select(TokenProject, Project).join(Project).where(TokenProject.token == self.token)}
+        return {
+            link.project.name
+            for link in TokenProject.select(TokenProject, Project)
+            .join(Project)
+            .where(TokenProject.token == self.token)
+        }
 
 
 class TokenRejected(Exception):
@@ -71,9 +74,15 @@ def _rejected(message: str, reason: str) -> TokenRejected:
     return TokenRejected(message, reason)
 
 
-def create_token(user: User, ctx: audit.Context, description: str = "", projects: Sequence[str] = (),
-                 read_only: bool = False, expires_days: int | None = None,
-                 require_2fa: bool = False) -> tuple[ApiToken, str]:
+def create_token(
+    user: User,
+    ctx: audit.Context,
+    description: str = "",
+    projects: Sequence[str] = (),
+    read_only: bool = False,
+    expires_days: int | None = None,
+    require_2fa: bool = False,
+) -> tuple[ApiToken, str]:
     """Make a token; returns the row and the secret, which is never stored and never shown again.
 
     With require_2fa, a user without a second factor gets read-only tokens only: an upload
@@ -82,13 +91,19 @@ def create_token(user: User, ctx: audit.Context, description: str = "", projects
     if user.is_disabled:
         raise AccountError(_("the user '%(user)s' is disabled", user=user.username))
     if require_2fa and not read_only and not has_second_factor(user):
-        raise AccountError(_("'%(user)s' has no second factor, and this server requires one to upload: "
-                             "sign in to the web UI and add a security key or an authenticator app (or run "
-                             "'privindex user totp NAME' on the server) first "
-                             "(or make a --read-only token)", user=user.username))
+        raise AccountError(
+            _(
+                "'%(user)s' has no second factor, and this server requires one to upload: "
+                "sign in to the web UI and add a security key or an authenticator app (or run "
+                "'privindex user totp NAME' on the server) first "
+                "(or make a --read-only token)",
+                user=user.username,
+            )
+        )
     if expires_days is not None and not 1 <= expires_days <= MAX_EXPIRY_DAYS:
-        raise AccountError(_("a token's expiry is a whole number of days from 1 to %(most)d",
-                             most=MAX_EXPIRY_DAYS))
+        raise AccountError(
+            _("a token's expiry is a whole number of days from 1 to %(most)d", most=MAX_EXPIRY_DAYS)
+        )
     if len(description) > 200:
         raise AccountError(_("a token description has at most 200 characters"))
     names = sorted({canonicalize_name(p) for p in projects})
@@ -101,36 +116,60 @@ def create_token(user: User, ctx: audit.Context, description: str = "", projects
                 project = Project.create(name=name, created_at=time.time())
                 audit.record(Tag.PROJECT_CREATE, ctx, subject=name, project=name)
             if project is None or not (user.is_admin or permissions.user_role(user, project)):
-                raise AccountError(_("'%(user)s' is not an owner or maintainer of a project '%(project)s'; "
-                                     "a token can be limited only to such projects",
-                                     user=user.username, project=name))
+                raise AccountError(
+                    _(
+                        "'%(user)s' is not an owner or maintainer of a project '%(project)s'; "
+                        "a token can be limited only to such projects",
+                        user=user.username,
+                        project=name,
+                    )
+                )
             scoped.append(project)
         now = time.time()
         token = ApiToken.create(
-            user=user, token_hash=token_format.digest(secret), prefix=token_format.display_prefix(secret),
-            description=description, read_only=read_only, all_projects=not scoped, created_at=now,
+            user=user,
+            token_hash=token_format.digest(secret),
+            prefix=token_format.display_prefix(secret),
+            description=description,
+            read_only=read_only,
+            all_projects=not scoped,
+            created_at=now,
             expires_at=now + expires_days * 86400 if expires_days else None,
         )
         for project in scoped:
             TokenProject.create(token=token, project=project)
-        audit.record(Tag.TOKEN_CREATE, ctx, subject=user.username,
-                     token=token.id, description=description, projects=names or "all",
-                     read_only=read_only, expires_days=expires_days)
+        audit.record(
+            Tag.TOKEN_CREATE,
+            ctx,
+            subject=user.username,
+            token=token.id,
+            description=description,
+            projects=names or "all",
+            read_only=read_only,
+            expires_days=expires_days,
+        )
     return token, secret
 
 
-def create_minted_token(user: User, project: Project, publisher_id: int, ci_claims: dict, seconds: int,
-                        ctx: audit.Context) -> tuple[ApiToken, str]:
+def create_minted_token(
+    user: User, project: Project, publisher_id: int, ci_claims: dict, seconds: int, ctx: audit.Context
+) -> tuple[ApiToken, str]:
     """An upload token minted by Trusted Publishing: scoped to one project, expiring in
     `seconds`, linked to its publisher, with the CI claims it was minted for. The caller
     (trusted_publishing.mint) holds the transaction and has checked the rights."""
     secret = token_format.generate()
     now = time.time()
     token = ApiToken.create(
-        user=user, token_hash=token_format.digest(secret), prefix=token_format.display_prefix(secret),
+        user=user,
+        token_hash=token_format.digest(secret),
+        prefix=token_format.display_prefix(secret),
         description=f"Trusted Publishing: {ci_claims.get('repository')} ({project.name})"[:200],
-        read_only=False, all_projects=False, created_at=now, expires_at=now + seconds,
-        publisher=publisher_id, ci_claims=json.dumps(ci_claims, sort_keys=True),
+        read_only=False,
+        all_projects=False,
+        created_at=now,
+        expires_at=now + seconds,
+        publisher=publisher_id,
+        ci_claims=json.dumps(ci_claims, sort_keys=True),
     )
     TokenProject.create(token=token, project=project)
     return token, secret
@@ -148,8 +187,13 @@ def revoke_token(token_id: int, ctx: audit.Context, owner: User | None = None) -
         with database.atomic():
             token.revoked_at = time.time()
             token.save()
-            audit.record(Tag.TOKEN_REVOKE, ctx, subject=token.user.username, token=token.id,
-                         description=token.description)
+            audit.record(
+                Tag.TOKEN_REVOKE,
+                ctx,
+                subject=token.user.username,
+                token=token.id,
+                description=token.description,
+            )
     return token
 
 
@@ -186,8 +230,11 @@ def authenticate_token(secret: str) -> TokenAuth:
         raise _rejected("Invalid or non-existent API token", "unknown")
     status = token_status(token)
     if status != "active":
-        raise _rejected(f"This API token {'has expired' if status == 'expired' else 'has been revoked'}; "
-                            "create a new one", status)
+        raise _rejected(
+            f"This API token {'has expired' if status == 'expired' else 'has been revoked'}; "
+            "create a new one",
+            status,
+        )
     if token.user.is_disabled:
         raise _rejected(f"The account {token.user.username!r} is disabled", "disabled")
     _touch(token)

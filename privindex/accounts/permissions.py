@@ -19,8 +19,10 @@ class UploadDenied(Exception):
 
 def project_exists(name: str) -> bool:
     """A project exists if someone has rights on it or if the store holds files of it."""
-    return (Project.select().where(Project.name == name).exists()
-            or DistFile.select().where(DistFile.project == name).exists())
+    return (
+        Project.select().where(Project.name == name).exists()
+        or DistFile.select().where(DistFile.project == name).exists()
+    )
 
 
 def user_role(user: User, project: Project | None) -> str | None:

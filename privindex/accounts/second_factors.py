@@ -14,15 +14,15 @@ import secrets
 import time
 from dataclasses import dataclass
 
-from privindex.ops import audit
-from privindex.ops.audit import Tag
 from privindex.accounts import sessions
 from privindex.accounts.users import AccountError, second_factor_count
 from privindex.auth import recovery, totp
 from privindex.auth import webauthn as keys
 from privindex.db.connection import database
-from privindex.i18n import _
 from privindex.db.models import PendingAuth, RecoveryCode, SecurityKey, User
+from privindex.i18n import _
+from privindex.ops import audit
+from privindex.ops.audit import Tag
 
 PENDING_SECONDS = 300
 LABEL_MAX = 64
@@ -32,28 +32,46 @@ KeyRejected = keys.KeyRejected  # what a failed security-key ceremony raises; th
 
 # -- pending state --------------------------------------------------------------------------------
 
+
 def _key_hash(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def create_pending(user: User, purpose: str, challenge: bytes | None = None, data: dict | None = None,
-                   seconds: int = PENDING_SECONDS) -> str:
+def create_pending(
+    user: User,
+    purpose: str,
+    challenge: bytes | None = None,
+    data: dict | None = None,
+    seconds: int = PENDING_SECONDS,
+) -> str:
     """Store pending state; returns the key the browser keeps (in its session)."""
     now = time.time()
     PendingAuth.delete().where(PendingAuth.expires_at < now).execute()
     key = secrets.token_urlsafe(32)
-    PendingAuth.create(key_hash=_key_hash(key), user=user, purpose=purpose, challenge=challenge,
-                       data=json.dumps(data or {}), expires_at=now + seconds)
+    PendingAuth.create(
+        key_hash=_key_hash(key),
+        user=user,
+        purpose=purpose,
+        challenge=challenge,
+        data=json.dumps(data or {}),
+        expires_at=now + seconds,
+    )
     return key
 
 
 def peek_pending(key: str | None, purpose: str) -> PendingAuth | None:
     if not key:
         return None
-    return (PendingAuth.select(PendingAuth, User).join(User)
-            .where(PendingAuth.key_hash == _key_hash(key), PendingAuth.purpose == purpose,
-                   PendingAuth.expires_at > time.time())
-            .first())
+    return (
+        PendingAuth.select(PendingAuth, User)
+        .join(User)
+        .where(
+            PendingAuth.key_hash == _key_hash(key),
+            PendingAuth.purpose == purpose,
+            PendingAuth.expires_at > time.time(),
+        )
+        .first()
+    )
 
 
 def take_pending(key: str | None, purpose: str) -> PendingAuth | None:
@@ -72,13 +90,15 @@ def drop_pending(key: str | None) -> None:
 
 # -- what a user has ---------------------------------------------------------------------------
 
+
 def user_keys(user: User) -> list[SecurityKey]:
     return list(SecurityKey.select().where(SecurityKey.user == user).order_by(SecurityKey.created_at))
 
 
 def stored(key: SecurityKey) -> keys.StoredKey:
-    return keys.StoredKey(bytes(key.credential_id), bytes(key.public_key), key.sign_count,
-                          json.loads(key.transports))
+    return keys.StoredKey(
+        bytes(key.credential_id), bytes(key.public_key), key.sign_count, json.loads(key.transports)
+    )
 
 
 def unused_recovery_codes(user: User) -> int:
@@ -87,11 +107,16 @@ def unused_recovery_codes(user: User) -> int:
 
 def _check_can_remove(user: User, require_2fa: bool) -> None:
     if require_2fa and second_factor_count(user) <= 1:
-        raise AccountError(_("this is your last second factor and this server requires one: add "
-                             "another security key or an authenticator app first"))
+        raise AccountError(
+            _(
+                "this is your last second factor and this server requires one: add "
+                "another security key or an authenticator app first"
+            )
+        )
 
 
 # -- recovery codes ------------------------------------------------------------------------------
+
 
 def regenerate_recovery_codes(user: User, ctx: audit.Context) -> list[str]:
     """Replace all the user's recovery codes; returns the new ones, to show once."""
@@ -110,13 +135,15 @@ def use_recovery_code(user: User, code: str, ctx: audit.Context) -> bool:
     digest = recovery.digest(code)
     if digest is None:
         return False
-    used = (RecoveryCode.update(used_at=time.time())
-            .where(RecoveryCode.user == user, RecoveryCode.code_hash == digest,
-                   RecoveryCode.used_at.is_null())
-            .execute())
+    used = (
+        RecoveryCode.update(used_at=time.time())
+        .where(RecoveryCode.user == user, RecoveryCode.code_hash == digest, RecoveryCode.used_at.is_null())
+        .execute()
+    )
     if used == 1:
-        audit.record(Tag.USER_RECOVERY_CODE_USE, ctx, subject=user.username,
-                     remaining=unused_recovery_codes(user))
+        audit.record(
+            Tag.USER_RECOVERY_CODE_USE, ctx, subject=user.username, remaining=unused_recovery_codes(user)
+        )
         return True
     return False
 
@@ -129,6 +156,7 @@ def _first_factor_codes(user: User, ctx: audit.Context) -> list[str] | None:
 
 
 # -- TOTP ----------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class TotpSetup:
@@ -153,7 +181,7 @@ def pending_totp_secret(key: str | None, user: User) -> str | None:
 
 def totp_setup(user: User, secret: str) -> TotpSetup:
     uri = totp.provisioning_uri(secret, user.username)
-    spaced = " ".join(secret[i:i + 4] for i in range(0, len(secret), 4))
+    spaced = " ".join(secret[i : i + 4] for i in range(0, len(secret), 4))
     return TotpSetup(secret, totp.qr_svg(uri), spaced)
 
 
@@ -163,13 +191,18 @@ def enable_totp(user: User, secret: str, code: str, ctx: audit.Context) -> list[
     step = totp.matching_step(secret, code)
     if step is None:
         if totp.out_of_sync(secret, code):
-            raise AccountError(_("that code is for another time: check the clock of the device "
-                                 "running your authenticator app"))
+            raise AccountError(
+                _(
+                    "that code is for another time: check the clock of the device "
+                    "running your authenticator app"
+                )
+            )
         raise AccountError(_("that code is not right; type the 6 digits the app shows now"))
     with database.atomic():
         replaced = bool(User.get_by_id(user.id).totp_secret)
         User.update(totp_secret=secret, totp_last_counter=step, totp_enabled_at=time.time()).where(
-            User.id == user.id).execute()
+            User.id == user.id
+        ).execute()
         user.totp_secret, user.totp_last_counter = secret, step
         audit.record(Tag.USER_2FA_ADD, ctx, subject=user.username, method="totp", replaced=replaced)
         return _first_factor_codes(user, ctx)
@@ -183,10 +216,11 @@ def check_totp(user: User, code: str) -> bool:
     step = totp.matching_step(secret, code)
     if step is None:
         return False
-    accepted = (User.update(totp_last_counter=step)
-                .where(User.id == user.id,
-                       User.totp_last_counter.is_null() | (User.totp_last_counter < step))
-                .execute())
+    accepted = (
+        User.update(totp_last_counter=step)
+        .where(User.id == user.id, User.totp_last_counter.is_null() | (User.totp_last_counter < step))
+        .execute()
+    )
     return accepted == 1
 
 
@@ -197,11 +231,13 @@ def disable_totp(user: User, ctx: audit.Context, require_2fa: bool) -> None:
             raise AccountError(_("no authenticator app is set up"))
         _check_can_remove(user, require_2fa)
         User.update(totp_secret=None, totp_last_counter=None, totp_enabled_at=None).where(
-            User.id == user.id).execute()
+            User.id == user.id
+        ).execute()
         audit.record(Tag.USER_2FA_REMOVE, ctx, subject=user.username, method="totp")
 
 
 # -- security keys -------------------------------------------------------------------------------
+
 
 def clean_label(label: str) -> str:
     label = " ".join((label or "").split())
@@ -215,10 +251,19 @@ def add_key(user: User, label: str, new: keys.NewKey, ctx: audit.Context) -> lis
         if SecurityKey.select().where(SecurityKey.credential_id == new.credential_id).exists():
             raise AccountError(_("this security key is already enrolled"))
         if SecurityKey.select().where(SecurityKey.user == user, SecurityKey.label == label).exists():
-            raise AccountError(_("you already have a key named '%(label)s'; choose another name", label=label))
-        SecurityKey.create(user=user, label=label, credential_id=new.credential_id,
-                           public_key=new.public_key, sign_count=new.sign_count,
-                           transports=json.dumps(new.transports), aaguid=new.aaguid, created_at=time.time())
+            raise AccountError(
+                _("you already have a key named '%(label)s'; choose another name", label=label)
+            )
+        SecurityKey.create(
+            user=user,
+            label=label,
+            credential_id=new.credential_id,
+            public_key=new.public_key,
+            sign_count=new.sign_count,
+            transports=json.dumps(new.transports),
+            aaguid=new.aaguid,
+            created_at=time.time(),
+        )
         audit.record(Tag.USER_2FA_ADD, ctx, subject=user.username, method="webauthn", label=label)
         return _first_factor_codes(user, ctx)
 
@@ -237,13 +282,21 @@ def registration_options(user: User, rp_id: str) -> tuple[dict, str]:
     """WebAuthn options to enrol a new key (the user's keys excluded), and the pending key
     naming the single-use challenge."""
     existing = [stored(k) for k in user_keys(user)]
-    options, challenge = keys.registration_options(rp_id, user.username, bytes(user.webauthn_user_handle),
-                                                   existing)
+    options, challenge = keys.registration_options(
+        rp_id, user.username, bytes(user.webauthn_user_handle), existing
+    )
     return options, create_pending(user, "webauthn-register", challenge=challenge)
 
 
-def enrol_key(user: User, pending_key: str | None, label: str, credential: dict, rp_id: str, origin: str,
-              ctx: audit.Context) -> list[str] | None:
+def enrol_key(
+    user: User,
+    pending_key: str | None,
+    label: str,
+    credential: dict,
+    rp_id: str,
+    origin: str,
+    ctx: audit.Context,
+) -> list[str] | None:
     """Verify a registration against its challenge (spent whatever the outcome) and add the
     key; returns new recovery codes when it is the first second factor. Raises AccountError
     or KeyRejected."""
@@ -262,20 +315,26 @@ def authentication_options(user: User, rp_id: str) -> tuple[dict, str]:
     return options, create_pending(user, "webauthn-login", challenge=challenge)
 
 
-def verify_key_sign_in(user: User, challenge: PendingAuth, credential: dict, rp_id: str, origin: str,
-                       ctx: audit.Context) -> SecurityKey:
+def verify_key_sign_in(
+    user: User, challenge: PendingAuth, credential: dict, rp_id: str, origin: str, ctx: audit.Context
+) -> SecurityKey:
     """The enrolled key that signed the challenge; its counter is stored. Raises KeyRejected;
     a counter that went backwards (a cloned key) is also audited."""
-    key = SecurityKey.get_or_none(SecurityKey.user == user,
-                                  SecurityKey.credential_id == keys.credential_id_of(credential))
+    key = SecurityKey.get_or_none(
+        SecurityKey.user == user, SecurityKey.credential_id == keys.credential_id_of(credential)
+    )
     if key is None:
         raise KeyRejected("this security key is not enrolled for this account")
     try:
-        new_count = keys.verify_authentication(credential, bytes(challenge.challenge), rp_id, origin, stored(key))
+        new_count = keys.verify_authentication(
+            credential, bytes(challenge.challenge), rp_id, origin, stored(key)
+        )
     except keys.SignCountRegression:
         audit.record(Tag.WEBAUTHN_SIGN_COUNT_REGRESSION, ctx, subject=user.username, label=key.label)
         raise
-    SecurityKey.update(sign_count=new_count, last_used_at=time.time()).where(SecurityKey.id == key.id).execute()
+    SecurityKey.update(sign_count=new_count, last_used_at=time.time()).where(
+        SecurityKey.id == key.id
+    ).execute()
     return key
 
 
@@ -285,7 +344,8 @@ def reset(user: User, ctx: audit.Context) -> None:
         SecurityKey.delete().where(SecurityKey.user == user).execute()
         RecoveryCode.delete().where(RecoveryCode.user == user).execute()
         User.update(totp_secret=None, totp_last_counter=None, totp_enabled_at=None).where(
-            User.id == user.id).execute()
+            User.id == user.id
+        ).execute()
         PendingAuth.delete().where(PendingAuth.user == user).execute()
         audit.record(Tag.USER_2FA_RESET, ctx, subject=user.username)
         sessions.end_all(user, ctx, reason="2fa_reset")

@@ -10,13 +10,13 @@ import re
 import secrets
 import time
 
-from privindex.ops import audit
 from privindex.accounts import sessions
-from privindex.ops.audit import Tag
 from privindex.auth import passwords
 from privindex.db.connection import database
-from privindex.i18n import _
 from privindex.db.models import ApiToken, PendingAuth, SecurityKey, User
+from privindex.i18n import _
+from privindex.ops import audit
+from privindex.ops.audit import Tag
 
 USERNAME_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,49}")
 SIGN_IN_PURPOSES = ("login", "webauthn-login")  # pending state a password change makes stale
@@ -29,10 +29,12 @@ class AccountError(Exception):
 def normalize_username(username: str) -> str:
     name = username.strip().lower()
     if not USERNAME_RE.fullmatch(name):
-        raise AccountError(_(
-            "a username has 1-50 characters: letters, digits, '.', '_' or '-', starting with a "
-            "letter or digit"
-        ))
+        raise AccountError(
+            _(
+                "a username has 1-50 characters: letters, digits, '.', '_' or '-', starting with a "
+                "letter or digit"
+            )
+        )
     return name
 
 
@@ -60,7 +62,8 @@ def create_user(username: str, password: str | None, ctx: audit.Context, is_admi
         user = User.create(
             username=name,
             password_hash=passwords.hash_password(password) if password is not None else None,
-            is_admin=is_admin, created_at=time.time(),
+            is_admin=is_admin,
+            created_at=time.time(),
             webauthn_user_handle=secrets.token_bytes(64),
         )
         audit.record(Tag.USER_CREATE, ctx, subject=name, admin=is_admin)
@@ -91,7 +94,9 @@ def set_password(user: User, password: str, ctx: audit.Context, keep_session: in
         User.update(password_hash=passwords.hash_password(password)).where(User.id == user.id).execute()
         audit.record(Tag.USER_PASSWORD_CHANGE, ctx, subject=user.username)
         sessions.end_all(user, ctx, reason="password_change", keep_id=keep_session)
-        PendingAuth.delete().where(PendingAuth.user == user, PendingAuth.purpose.in_(SIGN_IN_PURPOSES)).execute()
+        PendingAuth.delete().where(
+            PendingAuth.user == user, PendingAuth.purpose.in_(SIGN_IN_PURPOSES)
+        ).execute()
 
 
 def set_disabled(user: User, disabled: bool, ctx: audit.Context) -> int:
@@ -101,8 +106,11 @@ def set_disabled(user: User, disabled: bool, ctx: audit.Context) -> int:
     with database.atomic():
         row = User.get_by_id(user.id)
         if row.is_disabled == disabled:  # enabling twice must not revoke an active user's tokens
-            raise AccountError(_("'%(user)s' is already disabled", user=user.username) if disabled
-                               else _("'%(user)s' is not disabled", user=user.username))
+            raise AccountError(
+                _("'%(user)s' is already disabled", user=user.username)
+                if disabled
+                else _("'%(user)s' is not disabled", user=user.username)
+            )
         if disabled:
             User.update(is_disabled=True, disabled_at=time.time()).where(User.id == user.id).execute()
             audit.record(Tag.USER_DISABLE, ctx, subject=user.username)
@@ -111,8 +119,12 @@ def set_disabled(user: User, disabled: bool, ctx: audit.Context) -> int:
             revoked = _revoke_tokens(user, ctx, reason="user_disabled")
         else:
             if row.removed_at is not None:
-                raise AccountError(_("'%(user)s' was removed and cannot be enabled again; add a new user",
-                                     user=user.username))
+                raise AccountError(
+                    _(
+                        "'%(user)s' was removed and cannot be enabled again; add a new user",
+                        user=user.username,
+                    )
+                )
             # tokens still active were issued before the disable (a disabled user gets none)
             _revoke_tokens(user, ctx, reason="user_disabled")
             since = row.disabled_at if row.disabled_at is not None else 0
@@ -132,13 +144,29 @@ def remove_user(user: User, ctx: audit.Context) -> tuple[int, int]:
     from privindex.db.models import Project, ProjectRole, RecoveryCode, SecurityKey
 
     with database.atomic():
-        owned = [r.project.name for r in ProjectRole.select(ProjectRole, Project).join(Project)
-                 .where(ProjectRole.user == user, ProjectRole.role == "owner")]
-        last = sorted(name for name in owned if ProjectRole.select().join(Project).where(
-            Project.name == name, ProjectRole.role == "owner").count() == 1)
+        owned = [
+            r.project.name
+            for r in ProjectRole.select(ProjectRole, Project)
+            .join(Project)
+            .where(ProjectRole.user == user, ProjectRole.role == "owner")
+        ]
+        last = sorted(
+            name
+            for name in owned
+            if ProjectRole.select()
+            .join(Project)
+            .where(Project.name == name, ProjectRole.role == "owner")
+            .count()
+            == 1
+        )
         if last:
-            raise AccountError(_("'%(user)s' is the last owner of %(projects)s; give each another owner "
-                                 "first", user=user.username, projects=", ".join(last)))
+            raise AccountError(
+                _(
+                    "'%(user)s' is the last owner of %(projects)s; give each another owner first",
+                    user=user.username,
+                    projects=", ".join(last),
+                )
+            )
         roles = ProjectRole.delete().where(ProjectRole.user == user).execute()
         sessions.end_all(user, ctx, reason="removed")
         PendingAuth.delete().where(PendingAuth.user == user).execute()
@@ -146,8 +174,15 @@ def remove_user(user: User, ctx: audit.Context) -> tuple[int, int]:
         SecurityKey.delete().where(SecurityKey.user == user).execute()
         RecoveryCode.delete().where(RecoveryCode.user == user).execute()
         now = time.time()
-        User.update(is_disabled=True, disabled_at=now, removed_at=now, password_hash=None, totp_secret=None,
-                    totp_last_counter=None, totp_enabled_at=None).where(User.id == user.id).execute()
+        User.update(
+            is_disabled=True,
+            disabled_at=now,
+            removed_at=now,
+            password_hash=None,
+            totp_secret=None,
+            totp_last_counter=None,
+            totp_enabled_at=None,
+        ).where(User.id == user.id).execute()
         audit.record(Tag.USER_REMOVE, ctx, subject=user.username, tokens_revoked=revoked, roles_removed=roles)
     return revoked, roles
 
@@ -155,12 +190,23 @@ def remove_user(user: User, ctx: audit.Context) -> tuple[int, int]:
 def _revoke_tokens(user: User, ctx: audit.Context, reason: str) -> int:
     """Revoke every token of the user that still works (disabling, removing); each audited."""
     now = time.time()
-    live = list(ApiToken.select().where(ApiToken.user == user, ApiToken.revoked_at.is_null(),
-                                        ApiToken.expires_at.is_null() | (ApiToken.expires_at > now)))
+    live = list(
+        ApiToken.select().where(
+            ApiToken.user == user,
+            ApiToken.revoked_at.is_null(),
+            ApiToken.expires_at.is_null() | (ApiToken.expires_at > now),
+        )
+    )
     for token in live:
         ApiToken.update(revoked_at=now).where(ApiToken.id == token.id).execute()
-        audit.record(Tag.TOKEN_REVOKE, ctx, subject=user.username, token=token.id,
-                     description=token.description, reason=reason)
+        audit.record(
+            Tag.TOKEN_REVOKE,
+            ctx,
+            subject=user.username,
+            token=token.id,
+            description=token.description,
+            reason=reason,
+        )
     return len(live)
 
 

@@ -21,8 +21,8 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, jsonify, request
 
-from privindex.oidc import publishers
 from privindex.api.http import audit_context
+from privindex.oidc import publishers
 from privindex.oidc.publishers import ExchangeRefused
 
 bp = Blueprint("oidc", __name__)
@@ -49,8 +49,9 @@ def audience():
 def discovery(_upload_path: str = ""):
     """PEP 807 (draft) discovery: where to ask for the audience and where to mint."""
     base = _settings().base_url
-    return jsonify({"audience-endpoint": f"{base}/_/pytp/audience",
-                    "token-mint-endpoint": f"{base}/_/pytp/mint-token"})
+    return jsonify(
+        {"audience-endpoint": f"{base}/_/pytp/audience", "token-mint-endpoint": f"{base}/_/pytp/mint-token"}
+    )
 
 
 @bp.post("/_/oidc/mint-token")
@@ -95,8 +96,13 @@ def _refusal(exc: ExchangeRefused, problem: bool):
     errors = [{"code": exc.code, "description": exc.description}]
     status = 422 if exc.retry_after is None else 503
     if problem:  # RFC 9457
-        response = jsonify(type="about:blank", title="Token exchange refused", status=status,
-                           detail=f"{exc.code}: {exc.description}", errors=errors)
+        response = jsonify(
+            type="about:blank",
+            title="Token exchange refused",
+            status=status,
+            detail=f"{exc.code}: {exc.description}",
+            errors=errors,
+        )
         response.mimetype = "application/problem+json"
     else:
         response = jsonify(message="Token request failed", errors=errors)

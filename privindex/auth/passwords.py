@@ -57,7 +57,9 @@ def password_problem(password: str, username: str = "") -> str | None:
         result = zxcvbn(password, user_inputs=[username, "privindex"] if username else ["privindex"])
         if result["score"] < MIN_SCORE:
             why = result["feedback"].get("warning") or _("short, or made of common words, names or dates")
-            return _("this password is too easy to guess (%(why)s). Use a longer one, e.g. three or four "
-                     "unrelated words, or a password manager's random password",
-                     why=why.rstrip(".").lower() if why[:1].isupper() else why.rstrip("."))
+            return _(
+                "this password is too easy to guess (%(why)s). Use a longer one, e.g. three or four "
+                "unrelated words, or a password manager's random password",
+                why=why.rstrip(".").lower() if why[:1].isupper() else why.rstrip("."),
+            )
     return None

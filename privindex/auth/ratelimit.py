@@ -33,8 +33,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 from limits import parse_many
 
@@ -94,21 +94,34 @@ class Limiter:
         return self._wait(self._keys(user, address), time.time())
 
     def _keys(self, user: str, address: str) -> list[tuple[str, str, str]]:
-        return [(kind, f"{self.name}/{kind}",
-                 hmac.new(self._key, ident.encode("utf-8", "replace"), hashlib.sha256).hexdigest())
-                for kind, ident in (("user", user), ("address", address))]
+        return [
+            (
+                kind,
+                f"{self.name}/{kind}",
+                hmac.new(self._key, ident.encode("utf-8", "replace"), hashlib.sha256).hexdigest(),
+            )
+            for kind, ident in (("user", user), ("address", address))
+        ]
 
     def _wait(self, keys, now: float) -> float | None:
         wait = 0.0
         for kind, scope, ident in keys:
-            rows = list(RateLimitHit.select(RateLimitHit.at, RateLimitHit.pending)
-                        .where(RateLimitHit.scope == scope, RateLimitHit.ident == ident,
-                               RateLimitHit.at > now - self._keep[kind]).tuples())
+            rows = list(
+                RateLimitHit.select(RateLimitHit.at, RateLimitHit.pending)
+                .where(
+                    RateLimitHit.scope == scope,
+                    RateLimitHit.ident == ident,
+                    RateLimitHit.at > now - self._keep[kind],
+                )
+                .tuples()
+            )
             for item in self._limits[kind]:
                 period = item.get_expiry()
                 window = [(at, pending) for at, pending in rows if at > now - period]
                 failures = sorted(at for at, pending in window if not pending)
-                if len(failures) >= item.amount:  # full of counted failures: until the oldest that matters leaves
+                if (
+                    len(failures) >= item.amount
+                ):  # full of counted failures: until the oldest that matters leaves
                     wait = max(wait, failures[len(failures) - item.amount] + period - now, 1.0)
                 elif len(window) >= item.amount:  # full only with attempts still being checked
                     wait = max(wait, BUSY_WAIT)
@@ -119,8 +132,14 @@ class Limiter:
             now = time.time()
             self._sweep(now)
             wait = self._wait(keys, now)
-            ids = [] if wait else [RateLimitHit.insert(scope=scope, ident=ident, at=now, pending=True).execute()
-                                   for _kind, scope, ident in keys]
+            ids = (
+                []
+                if wait
+                else [
+                    RateLimitHit.insert(scope=scope, ident=ident, at=now, pending=True).execute()
+                    for _kind, scope, ident in keys
+                ]
+            )
         if wait:
             raise Limited(wait)
         return ids
@@ -139,8 +158,9 @@ class Limiter:
             return
         self._swept = now
         for kind, keep in self._keep.items():
-            RateLimitHit.delete().where(RateLimitHit.scope == f"{self.name}/{kind}",
-                                        RateLimitHit.at <= now - keep).execute()
+            RateLimitHit.delete().where(
+                RateLimitHit.scope == f"{self.name}/{kind}", RateLimitHit.at <= now - keep
+            ).execute()
 
     def _rows(self):
         return RateLimitHit.select().where(RateLimitHit.scope.in_([f"{self.name}/{k}" for k in self._limits]))
@@ -153,7 +173,9 @@ class Limiter:
         return self._rows().where(RateLimitHit.pending == True).count()  # noqa: E712  (SQL, not Python)
 
     def clear(self) -> None:
-        RateLimitHit.delete().where(RateLimitHit.scope.in_([f"{self.name}/{k}" for k in self._limits])).execute()
+        RateLimitHit.delete().where(
+            RateLimitHit.scope.in_([f"{self.name}/{k}" for k in self._limits])
+        ).execute()
 
 
 def login_limiters(key: bytes) -> dict[str, Limiter]:

@@ -19,7 +19,7 @@ def generate() -> list[str]:
 
 
 def _format(hex16: str) -> str:
-    return "-".join(hex16[i:i + 4] for i in range(0, 16, 4))
+    return "-".join(hex16[i : i + 4] for i in range(0, 16, 4))
 
 
 def digest(code: str) -> str | None:

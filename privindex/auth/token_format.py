@@ -58,14 +58,16 @@ def malformed_reason(value: str) -> str | None:
         return None
     if not value.startswith(PREFIX):
         return f"a privindex token starts with '{PREFIX}'"
-    body = value[len(PREFIX):]
+    body = value[len(PREFIX) :]
     if any(ch.isspace() for ch in body):
         return "it contains a space or line break; copy the token again, without them"
     if any(not _BODY_CHAR.fullmatch(ch) for ch in body):
         return "it contains characters other than A-Z a-z 0-9 _ - (after the 'pidx_' prefix)"
     if len(body) < MIN_BODY:
-        return (f"it is too short ({len(value)} characters; a privindex token has at least "
-                f"{len(PREFIX) + MIN_BODY}); was it cut off when copied?")
+        return (
+            f"it is too short ({len(value)} characters; a privindex token has at least "
+            f"{len(PREFIX) + MIN_BODY}); was it cut off when copied?"
+        )
     return f"it is too long ({len(value)} characters; a privindex token has at most {len(PREFIX) + MAX_BODY})"
 
 
@@ -86,8 +88,9 @@ def read_authorization(header: str | None) -> Credentials | None:
         return Credentials(TOKEN_USERNAME, value)
     if scheme.lower() != "basic":
         # never quote what was sent: a bare token without a scheme would land in the logs
-        raise MalformedAuthorization("only the Basic (username __token__) and Bearer authorization "
-                                     "schemes are supported")
+        raise MalformedAuthorization(
+            "only the Basic (username __token__) and Bearer authorization schemes are supported"
+        )
     try:
         decoded = base64.b64decode(value, validate=True).decode("utf-8")
     except (binascii.Error, UnicodeDecodeError, ValueError):

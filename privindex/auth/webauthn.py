@@ -42,23 +42,33 @@ def _descriptors(keys: list[StoredKey]) -> list:
 
     result = []
     for key in keys:
-        transports = [AuthenticatorTransport(t) for t in key.transports
-                      if t in AuthenticatorTransport._value2member_map_]
+        transports = [
+            AuthenticatorTransport(t)
+            for t in key.transports
+            if t in AuthenticatorTransport._value2member_map_
+        ]
         result.append(PublicKeyCredentialDescriptor(id=key.credential_id, transports=transports or None))
     return result
 
 
-def registration_options(rp_id: str, username: str, user_handle: bytes,
-                         existing: list[StoredKey]) -> tuple[dict, bytes]:
+def registration_options(
+    rp_id: str, username: str, user_handle: bytes, existing: list[StoredKey]
+) -> tuple[dict, bytes]:
     """(options for navigator.credentials.create as JSON-ready dict, the challenge)."""
     import webauthn
     from webauthn.helpers import options_to_json_dict
     from webauthn.helpers.structs import (
-        AttestationConveyancePreference, AuthenticatorSelectionCriteria, ResidentKeyRequirement,
+        AttestationConveyancePreference,
+        AuthenticatorSelectionCriteria,
+        ResidentKeyRequirement,
         UserVerificationRequirement,
     )
+
     options = webauthn.generate_registration_options(
-        rp_id=rp_id, rp_name=RP_NAME, user_name=username, user_id=user_handle,
+        rp_id=rp_id,
+        rp_name=RP_NAME,
+        user_name=username,
+        user_id=user_handle,
         attestation=AttestationConveyancePreference.NONE,
         authenticator_selection=AuthenticatorSelectionCriteria(
             resident_key=ResidentKeyRequirement.DISCOURAGED,
@@ -77,14 +87,21 @@ def verify_registration(credential: dict, challenge: bytes, rp_id: str, origin: 
     try:
         parsed = parse_registration_credential_json(json.dumps(credential))
         verified = webauthn.verify_registration_response(
-            credential=parsed, expected_challenge=challenge, expected_rp_id=rp_id,
+            credential=parsed,
+            expected_challenge=challenge,
+            expected_rp_id=rp_id,
             expected_origin=origin,
         )
     except (WebAuthnException, ValueError, TypeError) as exc:
         raise KeyRejected(f"the security key's answer did not verify ({exc})") from None
     transports = [getattr(t, "value", t) for t in (parsed.response.transports or [])]
-    return NewKey(verified.credential_id, verified.credential_public_key, verified.sign_count,
-                  transports, str(verified.aaguid))
+    return NewKey(
+        verified.credential_id,
+        verified.credential_public_key,
+        verified.sign_count,
+        transports,
+        str(verified.aaguid),
+    )
 
 
 def authentication_options(rp_id: str, keys: list[StoredKey]) -> tuple[dict, bytes]:
@@ -93,7 +110,8 @@ def authentication_options(rp_id: str, keys: list[StoredKey]) -> tuple[dict, byt
     from webauthn.helpers.structs import UserVerificationRequirement
 
     options = webauthn.generate_authentication_options(
-        rp_id=rp_id, allow_credentials=_descriptors(keys),
+        rp_id=rp_id,
+        allow_credentials=_descriptors(keys),
         user_verification=UserVerificationRequirement.DISCOURAGED,
     )
     return options_to_json_dict(options), options.challenge
@@ -114,16 +132,18 @@ class SignCountRegression(KeyRejected):
     """The key's counter went backwards: it may have been cloned."""
 
 
-def verify_authentication(credential: dict, challenge: bytes, rp_id: str, origin: str,
-                          key: StoredKey) -> int:
+def verify_authentication(credential: dict, challenge: bytes, rp_id: str, origin: str, key: StoredKey) -> int:
     """Verify a sign-in with key; returns the new sign count to store."""
     import webauthn
     from webauthn.helpers.exceptions import WebAuthnException
 
     try:
         verified = webauthn.verify_authentication_response(
-            credential=json.dumps(credential), expected_challenge=challenge, expected_rp_id=rp_id,
-            expected_origin=origin, credential_public_key=key.public_key,
+            credential=json.dumps(credential),
+            expected_challenge=challenge,
+            expected_rp_id=rp_id,
+            expected_origin=origin,
+            credential_public_key=key.public_key,
             credential_current_sign_count=key.sign_count,
         )
     except WebAuthnException as exc:

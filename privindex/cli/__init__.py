@@ -15,6 +15,17 @@ def main() -> None:
     """privindex: a private Python package index for small teams."""
 
 
-for command in (ops.serve, users.user, tokens.token, projects.project, publishers.publisher, files.file_group,
-                ops.audit_command, cache.cache_group, ops.backup, ops.check, ops.migrate_db):
+for command in (
+    ops.serve,
+    users.user,
+    tokens.token,
+    projects.project,
+    publishers.publisher,
+    files.file_group,
+    ops.audit_command,
+    cache.cache_group,
+    ops.backup,
+    ops.check,
+    ops.migrate_db,
+):
     main.add_command(command)

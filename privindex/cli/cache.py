@@ -31,8 +31,11 @@ def cache_list(settings: Settings) -> None:
     click.echo("file\tbytes\tlast used (UTC)")
     for rel, size, used in cache.listing():
         click.echo(f"{rel}\t{size}\t{day(used)}")
-    click.echo(f"{len(cache.listing())} files, {cache.total_bytes() / 1e6:.1f} MB "
-               f"(limit {settings.upstream_cache_max_gb} GB)", err=True)
+    click.echo(
+        f"{len(cache.listing())} files, {cache.total_bytes() / 1e6:.1f} MB "
+        f"(limit {settings.upstream_cache_max_gb} GB)",
+        err=True,
+    )
 
 
 @cache_group.command("prune")
@@ -42,6 +45,8 @@ def cache_list(settings: Settings) -> None:
 def cache_prune(settings: Settings, max_gb: float | None, everything: bool) -> None:
     """Remove least recently used upstream files until the cache fits."""
     cache = offline_upstream_cache(settings)
-    limit = 0 if everything else int((max_gb if max_gb is not None else settings.upstream_cache_max_gb) * 1024**3)
+    limit = (
+        0 if everything else int((max_gb if max_gb is not None else settings.upstream_cache_max_gb) * 1024**3)
+    )
     removed = cache.prune(limit, report=lambda line: click.echo(line, err=True))
     click.echo(f"removed {removed} files; {cache.total_bytes() / 1e6:.1f} MB left", err=True)

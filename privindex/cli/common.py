@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import functools
 import sys
-from typing import Any, Callable, NoReturn
+from collections.abc import Callable
+from typing import Any, NoReturn
 
 import click
 
@@ -21,12 +22,20 @@ def fail(message: str, code: int = 1) -> NoReturn:
 def settings_options(command: Callable) -> Callable:
     """--config, --store and --data-dir, shared by every command that touches the data."""
 
-    @click.option("--config", "config_path", type=click.Path(dir_okay=False),
-                  help="TOML settings file (also PRIVINDEX_CONFIG). See config.example.toml.")
-    @click.option("--store", type=click.Path(file_okay=False),
-                  help="Package folder [default: ./packages_store].")
-    @click.option("--data-dir", type=click.Path(file_okay=False),
-                  help="Database and caches [default: ./privindex_data].")
+    @click.option(
+        "--config",
+        "config_path",
+        type=click.Path(dir_okay=False),
+        help="TOML settings file (also PRIVINDEX_CONFIG). See config.example.toml.",
+    )
+    @click.option(
+        "--store", type=click.Path(file_okay=False), help="Package folder [default: ./packages_store]."
+    )
+    @click.option(
+        "--data-dir",
+        type=click.Path(file_okay=False),
+        help="Database and caches [default: ./privindex_data].",
+    )
     @functools.wraps(command)
     def wrapper(config_path: str | None, **kwargs: Any):
         overrides = {name: kwargs.pop(name) for name in list(kwargs) if name in SETTING_NAMES}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import click
 
@@ -21,7 +21,9 @@ def project_list() -> None:
 
     click.echo("project\tfiles\towners\tmaintainers")
     for p in projects.list_projects():
-        click.echo(f"{p.name}\t{p.files}\t{','.join(p.owners) or '(no owner)'}\t{','.join(p.maintainers) or '-'}")
+        click.echo(
+            f"{p.name}\t{p.files}\t{','.join(p.owners) or '(no owner)'}\t{','.join(p.maintainers) or '-'}"
+        )
 
 
 def _file_actions(project_name: str, file_or_version: str, act: Callable[[str, str], None]) -> None:
@@ -134,8 +136,10 @@ def project_claim(project_name: str, username: str | None) -> None:
     changed = source_rules.claim(project_name, audit.CLI)
     if username:
         projects.set_role(project_name, username, "owner", audit.CLI)
-    click.echo(f"{project_name} is {'now' if changed else 'already'} claimed here; the upstream is hidden "
-               "for it", err=True)
+    click.echo(
+        f"{project_name} is {'now' if changed else 'already'} claimed here; the upstream is hidden for it",
+        err=True,
+    )
 
 
 @account_command(project, "allow-upstream")
@@ -148,4 +152,6 @@ def project_allow_upstream(project_name: str, revoke: bool) -> None:
 
     changed = source_rules.set_upstream_allowed(project_name, not revoke, audit.CLI)
     state = "hidden" if revoke else "merged after the local files"
-    click.echo(f"{project_name}: the upstream's files are {'now' if changed else 'already'} {state}", err=True)
+    click.echo(
+        f"{project_name}: the upstream's files are {'now' if changed else 'already'} {state}", err=True
+    )

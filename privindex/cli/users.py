@@ -18,8 +18,8 @@ def user() -> None:
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
 def user_add(name: str, admin: bool, password_stdin: bool) -> None:
     """Create a user (asks for the password twice unless it is piped in)."""
-    from privindex.ops import audit
     from privindex.accounts import users
+    from privindex.ops import audit
 
     new = users.create_user(name, read_password(password_stdin), audit.CLI, is_admin=admin)
     click.echo(f"created {'admin ' if admin else ''}user {new.username}", err=True)
@@ -31,19 +31,28 @@ def user_list() -> None:
     from privindex.accounts import users
 
     for u in users.list_users():
-        flags = [f for f, on in (("admin", u.is_admin), ("disabled", u.is_disabled and not u.removed_at),
-                                 ("removed", bool(u.removed_at)),
-                                 ("2fa", users.has_second_factor(u))) if on]
-        click.echo(f"{u.username}\t{','.join(flags) or '-'}\tcreated {day(u.created_at)}"
-                   f"\tlast login {day(u.last_login_at)}")
+        flags = [
+            f
+            for f, on in (
+                ("admin", u.is_admin),
+                ("disabled", u.is_disabled and not u.removed_at),
+                ("removed", bool(u.removed_at)),
+                ("2fa", users.has_second_factor(u)),
+            )
+            if on
+        ]
+        click.echo(
+            f"{u.username}\t{','.join(flags) or '-'}\tcreated {day(u.created_at)}"
+            f"\tlast login {day(u.last_login_at)}"
+        )
 
 
 @account_command(user, "disable")
 @click.argument("name")
 def user_disable(name: str) -> None:
     """Disable a user: their sessions end and their tokens are revoked, for good."""
-    from privindex.ops import audit
     from privindex.accounts import users
+    from privindex.ops import audit
 
     revoked = users.set_disabled(users.get_user(name), True, audit.CLI)
     click.echo(f"disabled {name}; {_tokens_revoked(revoked)}, their web sessions ended", err=True)
@@ -53,13 +62,16 @@ def user_disable(name: str) -> None:
 @click.argument("name")
 def user_enable(name: str) -> None:
     """Enable a disabled user again (tokens revoked by the disable stay revoked)."""
-    from privindex.ops import audit
     from privindex.accounts import users
+    from privindex.ops import audit
 
     revoked = users.set_disabled(users.get_user(name), False, audit.CLI)
     if revoked:
-        click.echo(f"enabled {name}; {_tokens_revoked(revoked)} when it was disabled: issue new ones "
-                   f"(privindex token create {name})", err=True)
+        click.echo(
+            f"enabled {name}; {_tokens_revoked(revoked)} when it was disabled: issue new ones "
+            f"(privindex token create {name})",
+            err=True,
+        )
     else:
         click.echo(f"enabled {name}; it had no API tokens to revoke when it was disabled", err=True)
 
@@ -72,9 +84,8 @@ def _tokens_revoked(count: int) -> str:
 @click.argument("name")
 def user_sign_out(name: str) -> None:
     """End every web session of user NAME at once (a lost laptop, a stolen cookie)."""
+    from privindex.accounts import sessions, users
     from privindex.ops import audit
-    from privindex.accounts import sessions
-    from privindex.accounts import users
 
     ended = sessions.end_all(users.get_user(name), audit.CLI, reason="cli")
     click.echo(f"ended {ended} web session{'' if ended == 1 else 's'} of {name}", err=True)
@@ -87,10 +98,9 @@ def user_totp(name: str) -> None:
     secret), then type the code the app shows. Prints recovery codes once, for a first factor."""
     import segno
 
-    from privindex.ops import audit
-    from privindex.accounts import second_factors
-    from privindex.accounts import users
+    from privindex.accounts import second_factors, users
     from privindex.auth import totp
+    from privindex.ops import audit
 
     target = users.get_user(name)
     secret = totp.new_secret()
@@ -117,13 +127,15 @@ def user_totp(name: str) -> None:
 @click.argument("name")
 def user_reset_2fa(name: str) -> None:
     """Remove every second factor of NAME (a lost phone and lost codes); ends their sessions."""
+    from privindex.accounts import second_factors, users
     from privindex.ops import audit
-    from privindex.accounts import second_factors
-    from privindex.accounts import users
 
     second_factors.reset(users.get_user(name), audit.CLI)
-    click.echo(f"removed every second factor of {name} and ended their web sessions; they can set up "
-               f"new ones after signing in (or: privindex user totp {name})", err=True)
+    click.echo(
+        f"removed every second factor of {name} and ended their web sessions; they can set up "
+        f"new ones after signing in (or: privindex user totp {name})",
+        err=True,
+    )
 
 
 @account_command(user, "remove")
@@ -131,12 +143,15 @@ def user_reset_2fa(name: str) -> None:
 def user_remove(name: str) -> None:
     """Remove NAME for good: refused while they are a project's last owner; their roles go,
     tokens are revoked, sessions end; the audit trail keeps their name."""
-    from privindex.ops import audit
     from privindex.accounts import users
+    from privindex.ops import audit
 
     revoked, roles = users.remove_user(users.get_user(name), audit.CLI)
-    click.echo(f"removed {name}: {_tokens_revoked(revoked)}, {roles} project role{'' if roles == 1 else 's'} "
-               "removed, their web sessions ended; their audit events stay", err=True)
+    click.echo(
+        f"removed {name}: {_tokens_revoked(revoked)}, {roles} project role{'' if roles == 1 else 's'} "
+        "removed, their web sessions ended; their audit events stay",
+        err=True,
+    )
 
 
 @account_command(user, "set-password")
@@ -144,8 +159,8 @@ def user_remove(name: str) -> None:
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
 def user_set_password(name: str, password_stdin: bool) -> None:
     """Set a user's password (ends their web sessions)."""
-    from privindex.ops import audit
     from privindex.accounts import users
+    from privindex.ops import audit
 
     target = users.get_user(name)
     users.set_password(target, read_password(password_stdin), audit.CLI)

@@ -21,8 +21,8 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import logging
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
 from urllib.parse import urlsplit, urlunsplit
 
 import peewee
@@ -69,8 +69,10 @@ class ContextDatabase(peewee.DatabaseProxy):
     def __getattr__(self, attr: str):
         target = self.obj
         if target is None:
-            raise AttributeError("no privindex database is bound here: run inside a request of an app "
-                                 "from create_app, inside db.bound(...), or after open_database()")
+            raise AttributeError(
+                "no privindex database is bound here: run inside a request of an app "
+                "from create_app, inside db.bound(...), or after open_database()"
+            )
         return getattr(target, attr)
 
 
@@ -122,6 +124,7 @@ def in_thread(db: peewee.Database, target: Callable) -> Callable:
             return target(*args, **kwargs)
 
     return run
+
 
 PRAGMAS = {
     "journal_mode": "wal",

@@ -17,8 +17,8 @@ one-row `schema_version` table on PostgreSQL (connection.py).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import peewee
 
@@ -49,19 +49,24 @@ def run(db: peewee.Database, statements: Sequence[Statement], step: str = "") ->
         if isinstance(statement, Dialects):
             text = getattr(statement, which)
             if text is None:
-                raise MissingDialect(f"schema step {step or '?'} has no {which} variant yet; this "
-                                     f"privindex cannot create its schema on {which}")
+                raise MissingDialect(
+                    f"schema step {step or '?'} has no {which} variant yet; this "
+                    f"privindex cannot create its schema on {which}"
+                )
             texts = [text] if isinstance(text, str) else list(text)
         else:
             texts = [statement]
         for sql in texts:
             db.execute_sql(sql)
 
+
 def v1_files(db: peewee.Database) -> None:
     """Persisted per-file facts, so a restart does not rehash the store."""
-    run(db, [
-        Dialects(
-            sqlite="""
+    run(
+        db,
+        [
+            Dialects(
+                sqlite="""
         CREATE TABLE dist_file (
             id INTEGER PRIMARY KEY,
             path TEXT NOT NULL UNIQUE,
@@ -79,7 +84,7 @@ def v1_files(db: peewee.Database) -> None:
             yanked_reason TEXT NOT NULL DEFAULT ''
         )
         """,
-            postgresql="""
+                postgresql="""
         CREATE TABLE dist_file (
             id SERIAL PRIMARY KEY,
             path TEXT NOT NULL UNIQUE,
@@ -96,17 +101,22 @@ def v1_files(db: peewee.Database) -> None:
             yanked BOOLEAN NOT NULL DEFAULT FALSE,
             yanked_reason TEXT NOT NULL DEFAULT ''
         )
-        """),
-        "CREATE INDEX dist_file_project ON dist_file (project)",
-    ], "v1")
+        """,
+            ),
+            "CREATE INDEX dist_file_project ON dist_file (project)",
+        ],
+        "v1",
+    )
 
 
 def v2_accounts(db: peewee.Database) -> None:
     """Users, second factors, API tokens, projects and roles, the audit trail, and the
     short-lived server-side state of sign-ins (pending logins, WebAuthn challenges)."""
-    run(db, [
-        Dialects(
-            sqlite="""CREATE TABLE user (
+    run(
+        db,
+        [
+            Dialects(
+                sqlite="""CREATE TABLE user (
             id INTEGER PRIMARY KEY,
             username TEXT NOT NULL UNIQUE,
             password_hash TEXT,
@@ -120,7 +130,7 @@ def v2_accounts(db: peewee.Database) -> None:
             totp_last_counter INTEGER,
             totp_enabled_at REAL
         )""",
-            postgresql="""CREATE TABLE "user" (
+                postgresql="""CREATE TABLE "user" (
             id SERIAL PRIMARY KEY,
             username TEXT NOT NULL UNIQUE,
             password_hash TEXT,
@@ -133,9 +143,10 @@ def v2_accounts(db: peewee.Database) -> None:
             totp_secret TEXT,
             totp_last_counter BIGINT,
             totp_enabled_at DOUBLE PRECISION
-        )"""),
-        Dialects(
-            sqlite="""CREATE TABLE security_key (
+        )""",
+            ),
+            Dialects(
+                sqlite="""CREATE TABLE security_key (
             id INTEGER PRIMARY KEY,
             user_id INTEGER NOT NULL REFERENCES user (id) ON DELETE CASCADE,
             label TEXT NOT NULL,
@@ -148,7 +159,7 @@ def v2_accounts(db: peewee.Database) -> None:
             last_used_at REAL,
             UNIQUE (user_id, label)
         )""",
-            postgresql="""CREATE TABLE security_key (
+                postgresql="""CREATE TABLE security_key (
             id SERIAL PRIMARY KEY,
             user_id INTEGER NOT NULL REFERENCES "user" (id) ON DELETE CASCADE,
             label TEXT NOT NULL,
@@ -160,51 +171,55 @@ def v2_accounts(db: peewee.Database) -> None:
             created_at DOUBLE PRECISION NOT NULL,
             last_used_at DOUBLE PRECISION,
             UNIQUE (user_id, label)
-        )"""),
-        Dialects(
-            sqlite="""CREATE TABLE recovery_code (
+        )""",
+            ),
+            Dialects(
+                sqlite="""CREATE TABLE recovery_code (
             id INTEGER PRIMARY KEY,
             user_id INTEGER NOT NULL REFERENCES user (id) ON DELETE CASCADE,
             code_hash TEXT NOT NULL,
             created_at REAL NOT NULL,
             used_at REAL
         )""",
-            postgresql="""CREATE TABLE recovery_code (
+                postgresql="""CREATE TABLE recovery_code (
             id SERIAL PRIMARY KEY,
             user_id INTEGER NOT NULL REFERENCES "user" (id) ON DELETE CASCADE,
             code_hash TEXT NOT NULL,
             created_at DOUBLE PRECISION NOT NULL,
             used_at DOUBLE PRECISION
-        )"""),
-        "CREATE INDEX recovery_code_user ON recovery_code (user_id)",
-        Dialects(
-            sqlite="""CREATE TABLE project (
+        )""",
+            ),
+            "CREATE INDEX recovery_code_user ON recovery_code (user_id)",
+            Dialects(
+                sqlite="""CREATE TABLE project (
             id INTEGER PRIMARY KEY,
             name TEXT NOT NULL UNIQUE,
             created_at REAL NOT NULL
         )""",
-            postgresql="""CREATE TABLE project (
+                postgresql="""CREATE TABLE project (
             id SERIAL PRIMARY KEY,
             name TEXT NOT NULL UNIQUE,
             created_at DOUBLE PRECISION NOT NULL
-        )"""),
-        Dialects(
-            sqlite="""CREATE TABLE project_role (
+        )""",
+            ),
+            Dialects(
+                sqlite="""CREATE TABLE project_role (
             id INTEGER PRIMARY KEY,
             project_id INTEGER NOT NULL REFERENCES project (id) ON DELETE CASCADE,
             user_id INTEGER NOT NULL REFERENCES user (id) ON DELETE CASCADE,
             role TEXT NOT NULL CHECK (role IN ('owner', 'maintainer')),
             UNIQUE (project_id, user_id)
         )""",
-            postgresql="""CREATE TABLE project_role (
+                postgresql="""CREATE TABLE project_role (
             id SERIAL PRIMARY KEY,
             project_id INTEGER NOT NULL REFERENCES project (id) ON DELETE CASCADE,
             user_id INTEGER NOT NULL REFERENCES "user" (id) ON DELETE CASCADE,
             role TEXT NOT NULL CHECK (role IN ('owner', 'maintainer')),
             UNIQUE (project_id, user_id)
-        )"""),
-        Dialects(
-            sqlite="""CREATE TABLE api_token (
+        )""",
+            ),
+            Dialects(
+                sqlite="""CREATE TABLE api_token (
             id INTEGER PRIMARY KEY,
             user_id INTEGER NOT NULL REFERENCES user (id) ON DELETE CASCADE,
             token_hash TEXT NOT NULL UNIQUE,
@@ -217,7 +232,7 @@ def v2_accounts(db: peewee.Database) -> None:
             expires_at REAL,
             revoked_at REAL
         )""",
-            postgresql="""CREATE TABLE api_token (
+                postgresql="""CREATE TABLE api_token (
             id SERIAL PRIMARY KEY,
             user_id INTEGER NOT NULL REFERENCES "user" (id) ON DELETE CASCADE,
             token_hash TEXT NOT NULL UNIQUE,
@@ -229,23 +244,25 @@ def v2_accounts(db: peewee.Database) -> None:
             last_used_at DOUBLE PRECISION,
             expires_at DOUBLE PRECISION,
             revoked_at DOUBLE PRECISION
-        )"""),
-        "CREATE INDEX api_token_user ON api_token (user_id)",
-        Dialects(
-            sqlite="""CREATE TABLE token_project (
+        )""",
+            ),
+            "CREATE INDEX api_token_user ON api_token (user_id)",
+            Dialects(
+                sqlite="""CREATE TABLE token_project (
             id INTEGER PRIMARY KEY,
             token_id INTEGER NOT NULL REFERENCES api_token (id) ON DELETE CASCADE,
             project_id INTEGER NOT NULL REFERENCES project (id) ON DELETE CASCADE,
             UNIQUE (token_id, project_id)
         )""",
-            postgresql="""CREATE TABLE token_project (
+                postgresql="""CREATE TABLE token_project (
             id SERIAL PRIMARY KEY,
             token_id INTEGER NOT NULL REFERENCES api_token (id) ON DELETE CASCADE,
             project_id INTEGER NOT NULL REFERENCES project (id) ON DELETE CASCADE,
             UNIQUE (token_id, project_id)
-        )"""),
-        Dialects(
-            sqlite="""CREATE TABLE audit_event (
+        )""",
+            ),
+            Dialects(
+                sqlite="""CREATE TABLE audit_event (
             id INTEGER PRIMARY KEY,
             ts REAL NOT NULL,
             tag TEXT NOT NULL,
@@ -258,7 +275,7 @@ def v2_accounts(db: peewee.Database) -> None:
             token_id INTEGER,
             details TEXT NOT NULL DEFAULT '{}'
         )""",
-            postgresql="""CREATE TABLE audit_event (
+                postgresql="""CREATE TABLE audit_event (
             id SERIAL PRIMARY KEY,
             ts DOUBLE PRECISION NOT NULL,
             tag TEXT NOT NULL,
@@ -270,26 +287,32 @@ def v2_accounts(db: peewee.Database) -> None:
             user_agent TEXT,
             token_id INTEGER,
             details TEXT NOT NULL DEFAULT '{}'
-        )"""),
-        "CREATE INDEX audit_event_ts ON audit_event (ts)",
-        "CREATE INDEX audit_event_actor ON audit_event (actor_id)",
-        "CREATE INDEX audit_event_project ON audit_event (project)",
-        # An audit trail is append-only: the database itself refuses edits and deletions.
-        Dialects(
-            sqlite=["""CREATE TRIGGER audit_event_no_update BEFORE UPDATE ON audit_event
+        )""",
+            ),
+            "CREATE INDEX audit_event_ts ON audit_event (ts)",
+            "CREATE INDEX audit_event_actor ON audit_event (actor_id)",
+            "CREATE INDEX audit_event_project ON audit_event (project)",
+            # An audit trail is append-only: the database itself refuses edits and deletions.
+            Dialects(
+                sqlite=[
+                    """CREATE TRIGGER audit_event_no_update BEFORE UPDATE ON audit_event
            BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END""",
                     """CREATE TRIGGER audit_event_no_delete BEFORE DELETE ON audit_event
-           BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END"""],
-            postgresql=["""CREATE FUNCTION audit_event_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+           BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END""",
+                ],
+                postgresql=[
+                    """CREATE FUNCTION audit_event_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
            BEGIN RAISE EXCEPTION 'the audit trail is append-only'; END $$""",
-                        """CREATE TRIGGER audit_event_no_update BEFORE UPDATE ON audit_event
+                    """CREATE TRIGGER audit_event_no_update BEFORE UPDATE ON audit_event
            FOR EACH ROW EXECUTE FUNCTION audit_event_append_only()""",
-                        """CREATE TRIGGER audit_event_no_delete BEFORE DELETE ON audit_event
+                    """CREATE TRIGGER audit_event_no_delete BEFORE DELETE ON audit_event
            FOR EACH ROW EXECUTE FUNCTION audit_event_append_only()""",
-                        """CREATE TRIGGER audit_event_no_truncate BEFORE TRUNCATE ON audit_event
-           FOR EACH STATEMENT EXECUTE FUNCTION audit_event_append_only()"""]),
-        Dialects(
-            sqlite="""CREATE TABLE pending_auth (
+                    """CREATE TRIGGER audit_event_no_truncate BEFORE TRUNCATE ON audit_event
+           FOR EACH STATEMENT EXECUTE FUNCTION audit_event_append_only()""",
+                ],
+            ),
+            Dialects(
+                sqlite="""CREATE TABLE pending_auth (
             id INTEGER PRIMARY KEY,
             key_hash TEXT NOT NULL UNIQUE,
             user_id INTEGER NOT NULL REFERENCES user (id) ON DELETE CASCADE,
@@ -298,7 +321,7 @@ def v2_accounts(db: peewee.Database) -> None:
             data TEXT NOT NULL DEFAULT '{}',
             expires_at REAL NOT NULL
         )""",
-            postgresql="""CREATE TABLE pending_auth (
+                postgresql="""CREATE TABLE pending_auth (
             id SERIAL PRIMARY KEY,
             key_hash TEXT NOT NULL UNIQUE,
             user_id INTEGER NOT NULL REFERENCES "user" (id) ON DELETE CASCADE,
@@ -306,8 +329,11 @@ def v2_accounts(db: peewee.Database) -> None:
             challenge BYTEA,
             data TEXT NOT NULL DEFAULT '{}',
             expires_at DOUBLE PRECISION NOT NULL
-        )"""),
-    ], "v2")
+        )""",
+            ),
+        ],
+        "v2",
+    )
 
 
 def v3_published_files(db: peewee.Database) -> None:
@@ -317,9 +343,11 @@ def v3_published_files(db: peewee.Database) -> None:
     with every new or changed publication, so a running server finds what a command
     (`privindex file accept|replace`) changed. Existing files are published with the
     digest their upload's audit event recorded, else the one on record."""
-    run(db, [
-        Dialects(
-            sqlite="""CREATE TABLE published_file (
+    run(
+        db,
+        [
+            Dialects(
+                sqlite="""CREATE TABLE published_file (
             id INTEGER PRIMARY KEY,
             filename TEXT NOT NULL UNIQUE,
             project TEXT NOT NULL,
@@ -329,7 +357,7 @@ def v3_published_files(db: peewee.Database) -> None:
             withdrawn_sha256 TEXT,
             withdrawn_at REAL
         )""",
-            postgresql="""CREATE TABLE published_file (
+                postgresql="""CREATE TABLE published_file (
             id SERIAL PRIMARY KEY,
             filename TEXT NOT NULL UNIQUE,
             project TEXT NOT NULL,
@@ -338,10 +366,11 @@ def v3_published_files(db: peewee.Database) -> None:
             revision BIGINT NOT NULL DEFAULT 0,
             withdrawn_sha256 TEXT,
             withdrawn_at DOUBLE PRECISION
-        )"""),
-        "CREATE INDEX published_file_revision ON published_file (revision)",
-        Dialects(
-            sqlite="""INSERT OR IGNORE INTO published_file (filename, project, sha256, published_at)
+        )""",
+            ),
+            "CREATE INDEX published_file_revision ON published_file (revision)",
+            Dialects(
+                sqlite="""INSERT OR IGNORE INTO published_file (filename, project, sha256, published_at)
            WITH named AS (
                SELECT substr(path, length(rtrim(path, replace(path, '/', ''))) + 1) AS filename,
                       project, sha256, upload_time, path
@@ -353,7 +382,7 @@ def v3_published_files(db: peewee.Database) -> None:
                             ORDER BY a.id DESC LIMIT 1), sha256),
                   upload_time
            FROM named ORDER BY path""",
-            postgresql="""INSERT INTO published_file (filename, project, sha256, published_at)
+                postgresql="""INSERT INTO published_file (filename, project, sha256, published_at)
            WITH named AS (
                SELECT regexp_replace(path, '^.*/', '') AS filename, project, sha256, upload_time, path
                FROM dist_file
@@ -364,8 +393,11 @@ def v3_published_files(db: peewee.Database) -> None:
                             ORDER BY a.id DESC LIMIT 1), sha256),
                   upload_time
            FROM named ORDER BY path
-           ON CONFLICT (filename) DO NOTHING"""),
-    ], "v3")
+           ON CONFLICT (filename) DO NOTHING""",
+            ),
+        ],
+        "v3",
+    )
 
 
 def v4_sessions(db: peewee.Database) -> None:
@@ -375,9 +407,11 @@ def v4_sessions(db: peewee.Database) -> None:
     ends it on the server. Users disabled before this version get a disable time, and their
     tokens are revoked (a re-enabled user's old tokens must not come back to life).
     """
-    run(db, [
-        Dialects(
-            sqlite="""CREATE TABLE web_session (
+    run(
+        db,
+        [
+            Dialects(
+                sqlite="""CREATE TABLE web_session (
             id INTEGER PRIMARY KEY,
             key_hash TEXT NOT NULL UNIQUE,
             user_id INTEGER NOT NULL REFERENCES user (id) ON DELETE CASCADE,
@@ -387,7 +421,7 @@ def v4_sessions(db: peewee.Database) -> None:
             user_agent TEXT,
             method TEXT NOT NULL DEFAULT 'password'
         )""",
-            postgresql="""CREATE TABLE web_session (
+                postgresql="""CREATE TABLE web_session (
             id SERIAL PRIMARY KEY,
             key_hash TEXT NOT NULL UNIQUE,
             user_id INTEGER NOT NULL REFERENCES "user" (id) ON DELETE CASCADE,
@@ -396,19 +430,27 @@ def v4_sessions(db: peewee.Database) -> None:
             ip TEXT,
             user_agent TEXT,
             method TEXT NOT NULL DEFAULT 'password'
-        )"""),
-        "CREATE INDEX web_session_user ON web_session (user_id)",
-        Dialects(
-            sqlite=["ALTER TABLE user ADD COLUMN disabled_at REAL",
+        )""",
+            ),
+            "CREATE INDEX web_session_user ON web_session (user_id)",
+            Dialects(
+                sqlite=[
+                    "ALTER TABLE user ADD COLUMN disabled_at REAL",
                     "UPDATE user SET disabled_at = CAST(strftime('%s', 'now') AS REAL) WHERE is_disabled = 1",
                     """UPDATE api_token SET revoked_at = CAST(strftime('%s', 'now') AS REAL)
-           WHERE revoked_at IS NULL AND user_id IN (SELECT id FROM user WHERE is_disabled = 1)"""],
-            postgresql=['ALTER TABLE "user" ADD COLUMN disabled_at DOUBLE PRECISION',
-                        """UPDATE "user" SET disabled_at = extract(epoch FROM now())::DOUBLE PRECISION
+           WHERE revoked_at IS NULL AND user_id IN (SELECT id FROM user WHERE is_disabled = 1)""",
+                ],
+                postgresql=[
+                    'ALTER TABLE "user" ADD COLUMN disabled_at DOUBLE PRECISION',
+                    """UPDATE "user" SET disabled_at = extract(epoch FROM now())::DOUBLE PRECISION
            WHERE is_disabled""",
-                        """UPDATE api_token SET revoked_at = extract(epoch FROM now())::DOUBLE PRECISION
-           WHERE revoked_at IS NULL AND user_id IN (SELECT id FROM "user" WHERE is_disabled)"""]),
-    ], "v4")
+                    """UPDATE api_token SET revoked_at = extract(epoch FROM now())::DOUBLE PRECISION
+           WHERE revoked_at IS NULL AND user_id IN (SELECT id FROM "user" WHERE is_disabled)""",
+                ],
+            ),
+        ],
+        "v4",
+    )
 
 
 def v5_trusted_publishing(db: peewee.Database) -> None:
@@ -416,9 +458,11 @@ def v5_trusted_publishing(db: peewee.Database) -> None:
     project, or to create it: pending, while project_id is NULL), the identity tokens
     already exchanged (each `jti` once, kept until the token expires), and on api_token
     the publisher that minted a token and the CI claims it was minted for."""
-    run(db, [
-        Dialects(
-            sqlite="""CREATE TABLE trusted_publisher (
+    run(
+        db,
+        [
+            Dialects(
+                sqlite="""CREATE TABLE trusted_publisher (
             id INTEGER PRIMARY KEY,
             project_id INTEGER REFERENCES project (id) ON DELETE CASCADE,
             pending_name TEXT,
@@ -432,7 +476,7 @@ def v5_trusted_publishing(db: peewee.Database) -> None:
             created_at REAL NOT NULL,
             CHECK ((project_id IS NULL) <> (pending_name IS NULL))
         )""",
-            postgresql="""CREATE TABLE trusted_publisher (
+                postgresql="""CREATE TABLE trusted_publisher (
             id SERIAL PRIMARY KEY,
             project_id INTEGER REFERENCES project (id) ON DELETE CASCADE,
             pending_name TEXT,
@@ -445,41 +489,53 @@ def v5_trusted_publishing(db: peewee.Database) -> None:
             created_by_id INTEGER NOT NULL REFERENCES "user" (id) ON DELETE CASCADE,
             created_at DOUBLE PRECISION NOT NULL,
             CHECK ((project_id IS NULL) <> (pending_name IS NULL))
-        )"""),
-        "CREATE INDEX trusted_publisher_project ON trusted_publisher (project_id)",
-        "CREATE INDEX trusted_publisher_repository ON trusted_publisher (issuer, repository)",
-        Dialects(
-            sqlite="""CREATE TABLE oidc_token_use (
+        )""",
+            ),
+            "CREATE INDEX trusted_publisher_project ON trusted_publisher (project_id)",
+            "CREATE INDEX trusted_publisher_repository ON trusted_publisher (issuer, repository)",
+            Dialects(
+                sqlite="""CREATE TABLE oidc_token_use (
             id INTEGER PRIMARY KEY,
             issuer TEXT NOT NULL,
             jti TEXT NOT NULL,
             expires_at REAL NOT NULL,
             UNIQUE (issuer, jti)
         )""",
-            postgresql="""CREATE TABLE oidc_token_use (
+                postgresql="""CREATE TABLE oidc_token_use (
             id SERIAL PRIMARY KEY,
             issuer TEXT NOT NULL,
             jti TEXT NOT NULL,
             expires_at DOUBLE PRECISION NOT NULL,
             UNIQUE (issuer, jti)
-        )"""),
-        "CREATE INDEX oidc_token_use_expires ON oidc_token_use (expires_at)",
-        "ALTER TABLE api_token ADD COLUMN publisher_id INTEGER "
-        "REFERENCES trusted_publisher (id) ON DELETE SET NULL",
-        "ALTER TABLE api_token ADD COLUMN ci_claims TEXT",
-    ], "v5")
+        )""",
+            ),
+            "CREATE INDEX oidc_token_use_expires ON oidc_token_use (expires_at)",
+            "ALTER TABLE api_token ADD COLUMN publisher_id INTEGER "
+            "REFERENCES trusted_publisher (id) ON DELETE SET NULL",
+            "ALTER TABLE api_token ADD COLUMN ci_claims TEXT",
+        ],
+        "v5",
+    )
 
 
 def v6_upstream(db: peewee.Database) -> None:
     """The upstream index: whether an admin allowed the upstream's files for a local name
     (merged after the local ones), and when that last changed. The cache itself lives in
     the data dir's upstream/ folder, not in the database."""
-    run(db, [
-        Dialects(sqlite="ALTER TABLE project ADD COLUMN allow_upstream INTEGER NOT NULL DEFAULT 0",
-                 postgresql="ALTER TABLE project ADD COLUMN allow_upstream BOOLEAN NOT NULL DEFAULT FALSE"),
-        Dialects(sqlite="ALTER TABLE project ADD COLUMN upstream_changed_at REAL",
-                 postgresql="ALTER TABLE project ADD COLUMN upstream_changed_at DOUBLE PRECISION"),
-    ], "v6")
+    run(
+        db,
+        [
+            Dialects(
+                sqlite="ALTER TABLE project ADD COLUMN allow_upstream INTEGER NOT NULL DEFAULT 0",
+                postgresql="ALTER TABLE project ADD COLUMN allow_upstream BOOLEAN NOT NULL DEFAULT FALSE",
+            ),
+            Dialects(
+                sqlite="ALTER TABLE project ADD COLUMN upstream_changed_at REAL",
+                postgresql="ALTER TABLE project ADD COLUMN upstream_changed_at DOUBLE PRECISION",
+            ),
+        ],
+        "v6",
+    )
 
 
 def v7_browse(db: peewee.Database) -> None:
@@ -495,8 +551,11 @@ def v7_browse(db: peewee.Database) -> None:
     PostgreSQL the search index is a generated tsvector column with a GIN index instead of
     FTS5 (releases.search asks each in its own language).
     """
-    run(db, [
-        Dialects(sqlite="""CREATE TABLE release (
+    run(
+        db,
+        [
+            Dialects(
+                sqlite="""CREATE TABLE release (
             id INTEGER PRIMARY KEY,
             project TEXT NOT NULL,
             version TEXT NOT NULL,
@@ -509,7 +568,8 @@ def v7_browse(db: peewee.Database) -> None:
             requires_python TEXT,
             recorded_at REAL NOT NULL,
             UNIQUE (project, version)
-        )""", postgresql="""CREATE TABLE release (
+        )""",
+                postgresql="""CREATE TABLE release (
             id SERIAL PRIMARY KEY,
             project TEXT NOT NULL,
             version TEXT NOT NULL,
@@ -522,14 +582,17 @@ def v7_browse(db: peewee.Database) -> None:
             requires_python TEXT,
             recorded_at DOUBLE PRECISION NOT NULL,
             UNIQUE (project, version)
-        )"""),
-        Dialects(sqlite="""CREATE TABLE project_meta (
+        )""",
+            ),
+            Dialects(
+                sqlite="""CREATE TABLE project_meta (
             id INTEGER PRIMARY KEY,
             name TEXT NOT NULL UNIQUE,
             display_name TEXT NOT NULL,
             latest_version TEXT NOT NULL,
             summary TEXT NOT NULL DEFAULT ''
-        )""", postgresql="""CREATE TABLE project_meta (
+        )""",
+                postgresql="""CREATE TABLE project_meta (
             id SERIAL PRIMARY KEY,
             name TEXT NOT NULL UNIQUE,
             display_name TEXT NOT NULL,
@@ -537,29 +600,39 @@ def v7_browse(db: peewee.Database) -> None:
             summary TEXT NOT NULL DEFAULT '',
             search tsvector GENERATED ALWAYS AS
                 (to_tsvector('simple', replace(name, '-', ' ') || ' ' || summary)) STORED
-        )"""),
-        Dialects(sqlite=[
-            """CREATE VIRTUAL TABLE project_search USING fts5(
+        )""",
+            ),
+            Dialects(
+                sqlite=[
+                    """CREATE VIRTUAL TABLE project_search USING fts5(
                 name, summary, content='project_meta', content_rowid='id',
                 tokenize='unicode61 remove_diacritics 2')""",
-            """CREATE TRIGGER project_meta_ai AFTER INSERT ON project_meta BEGIN
+                    """CREATE TRIGGER project_meta_ai AFTER INSERT ON project_meta BEGIN
                 INSERT INTO project_search (rowid, name, summary) VALUES (new.id, new.name, new.summary);
                END""",
-            """CREATE TRIGGER project_meta_ad AFTER DELETE ON project_meta BEGIN
+                    """CREATE TRIGGER project_meta_ad AFTER DELETE ON project_meta BEGIN
                 INSERT INTO project_search (project_search, rowid, name, summary)
                 VALUES ('delete', old.id, old.name, old.summary);
                END""",
-            """CREATE TRIGGER project_meta_au AFTER UPDATE ON project_meta BEGIN
+                    """CREATE TRIGGER project_meta_au AFTER UPDATE ON project_meta BEGIN
                 INSERT INTO project_search (project_search, rowid, name, summary)
                 VALUES ('delete', old.id, old.name, old.summary);
                 INSERT INTO project_search (rowid, name, summary) VALUES (new.id, new.name, new.summary);
                END""",
-        ], postgresql="CREATE INDEX project_meta_search ON project_meta USING GIN (search)"),
-        Dialects(sqlite="ALTER TABLE user ADD COLUMN locale TEXT",
-                 postgresql='ALTER TABLE "user" ADD COLUMN locale TEXT'),
-        Dialects(sqlite="ALTER TABLE user ADD COLUMN removed_at REAL",
-                 postgresql='ALTER TABLE "user" ADD COLUMN removed_at DOUBLE PRECISION'),
-    ], "v7")
+                ],
+                postgresql="CREATE INDEX project_meta_search ON project_meta USING GIN (search)",
+            ),
+            Dialects(
+                sqlite="ALTER TABLE user ADD COLUMN locale TEXT",
+                postgresql='ALTER TABLE "user" ADD COLUMN locale TEXT',
+            ),
+            Dialects(
+                sqlite="ALTER TABLE user ADD COLUMN removed_at REAL",
+                postgresql='ALTER TABLE "user" ADD COLUMN removed_at DOUBLE PRECISION',
+            ),
+        ],
+        "v7",
+    )
 
 
 def v8_change_counter(db: peewee.Database) -> None:
@@ -569,17 +642,29 @@ def v8_change_counter(db: peewee.Database) -> None:
     `PRAGMA data_version` is polled on SQLite (where this step does nothing: SQLite has
     that number already)."""
     tables = ("dist_file", "published_file", "project")
-    run(db, [Dialects(sqlite=[], postgresql=[
-        """CREATE TABLE change_counter (
+    run(
+        db,
+        [
+            Dialects(
+                sqlite=[],
+                postgresql=[
+                    """CREATE TABLE change_counter (
             id INTEGER PRIMARY KEY CHECK (id = 1),
             value BIGINT NOT NULL
         )""",
-        "INSERT INTO change_counter (id, value) VALUES (1, 0)",
-        """CREATE FUNCTION change_counter_bump() RETURNS trigger LANGUAGE plpgsql AS $$
+                    "INSERT INTO change_counter (id, value) VALUES (1, 0)",
+                    """CREATE FUNCTION change_counter_bump() RETURNS trigger LANGUAGE plpgsql AS $$
            BEGIN UPDATE change_counter SET value = value + 1 WHERE id = 1; RETURN NULL; END $$""",
-        *(f"""CREATE TRIGGER {table}_changed AFTER INSERT OR UPDATE OR DELETE ON {table}
-           FOR EACH STATEMENT EXECUTE FUNCTION change_counter_bump()""" for table in tables),
-    ])], "v8")
+                    *(
+                        f"""CREATE TRIGGER {table}_changed AFTER INSERT OR UPDATE OR DELETE ON {table}
+           FOR EACH STATEMENT EXECUTE FUNCTION change_counter_bump()"""
+                        for table in tables
+                    ),
+                ],
+            )
+        ],
+        "v8",
+    )
 
 
 def v9_dist_file_filename(db: peewee.Database) -> None:
@@ -587,12 +672,18 @@ def v9_dist_file_filename(db: peewee.Database) -> None:
     records with their publications on a plain column: the same join on an expression of
     the path cost a third of a warm start at 100,000 files, and joining in Python held
     every publication in memory at once (30 MB that never went back to the system)."""
-    run(db, [
-        "ALTER TABLE dist_file ADD COLUMN filename TEXT NOT NULL DEFAULT ''",
-        Dialects(sqlite="UPDATE dist_file SET filename = "
-                        "substr(path, length(rtrim(path, replace(path, '/', ''))) + 1)",
-                 postgresql="UPDATE dist_file SET filename = regexp_replace(path, '^.*/', '')"),
-    ], "v9")
+    run(
+        db,
+        [
+            "ALTER TABLE dist_file ADD COLUMN filename TEXT NOT NULL DEFAULT ''",
+            Dialects(
+                sqlite="UPDATE dist_file SET filename = "
+                "substr(path, length(rtrim(path, replace(path, '/', ''))) + 1)",
+                postgresql="UPDATE dist_file SET filename = regexp_replace(path, '^.*/', '')",
+            ),
+        ],
+        "v9",
+    )
 
 
 def v10_rate_limits(db: peewee.Database) -> None:
@@ -601,35 +692,57 @@ def v10_rate_limits(db: peewee.Database) -> None:
     `pending` while its check runs (a reservation), then a counted failure, or deleted if
     the check passed. `ident` is an HMAC-SHA-256 of the name or address tried, never the text
     typed. Rows older than the limiter's longest window are deleted as attempts come."""
-    run(db, [
-        Dialects(sqlite="""CREATE TABLE rate_limit_hit (
+    run(
+        db,
+        [
+            Dialects(
+                sqlite="""CREATE TABLE rate_limit_hit (
             id INTEGER PRIMARY KEY,
             scope TEXT NOT NULL,
             ident TEXT NOT NULL,
             at REAL NOT NULL,
             pending INTEGER NOT NULL DEFAULT 1
-        )""", postgresql="""CREATE TABLE rate_limit_hit (
+        )""",
+                postgresql="""CREATE TABLE rate_limit_hit (
             id SERIAL PRIMARY KEY,
             scope TEXT NOT NULL,
             ident TEXT NOT NULL,
             at DOUBLE PRECISION NOT NULL,
             pending BOOLEAN NOT NULL DEFAULT TRUE
-        )"""),
-        "CREATE INDEX rate_limit_hit_key ON rate_limit_hit (scope, ident, at)",
-        "CREATE INDEX rate_limit_hit_at ON rate_limit_hit (scope, at)",
-    ], "v10")
+        )""",
+            ),
+            "CREATE INDEX rate_limit_hit_key ON rate_limit_hit (scope, ident, at)",
+            "CREATE INDEX rate_limit_hit_at ON rate_limit_hit (scope, at)",
+        ],
+        "v10",
+    )
 
 
 def v11_listing_indexes(db: peewee.Database) -> None:
     """Indexes that hold every column the project list needs (Index.load_recorded), so a
     start lists 20,000 projects from 100,000 file records without reading the records
     themselves: 0.09 s instead of 0.4 s. The first replaces the index on project alone."""
-    run(db, [
-        "CREATE INDEX dist_file_listing ON dist_file (project, name, filename, sha256)",
-        "DROP INDEX dist_file_project",
-        "CREATE INDEX published_file_listing ON published_file (filename, sha256, withdrawn_sha256)",
-    ], "v11")
+    run(
+        db,
+        [
+            "CREATE INDEX dist_file_listing ON dist_file (project, name, filename, sha256)",
+            "DROP INDEX dist_file_project",
+            "CREATE INDEX published_file_listing ON published_file (filename, sha256, withdrawn_sha256)",
+        ],
+        "v11",
+    )
 
 
-MIGRATIONS = [v1_files, v2_accounts, v3_published_files, v4_sessions, v5_trusted_publishing, v6_upstream,
-              v7_browse, v8_change_counter, v9_dist_file_filename, v10_rate_limits, v11_listing_indexes]
+MIGRATIONS = [
+    v1_files,
+    v2_accounts,
+    v3_published_files,
+    v4_sessions,
+    v5_trusted_publishing,
+    v6_upstream,
+    v7_browse,
+    v8_change_counter,
+    v9_dist_file_filename,
+    v10_rate_limits,
+    v11_listing_indexes,
+]

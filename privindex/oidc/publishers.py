@@ -23,17 +23,16 @@ from dataclasses import dataclass
 import peewee
 from packaging.utils import InvalidName, canonicalize_name
 
-from privindex.accounts import api_tokens
-from privindex.ops import audit
-from privindex.accounts import permissions
-from privindex.packages import projects
-from privindex.ops.audit import Tag
-from privindex.oidc import identity_tokens
+from privindex.accounts import api_tokens, permissions
+from privindex.accounts.users import AccountError
 from privindex.config import OIDCIssuer, Settings
 from privindex.db.connection import database
-from privindex.i18n import _
 from privindex.db.models import ApiToken, OidcTokenUse, Project, ProjectRole, TrustedPublisher, User
-from privindex.accounts.users import AccountError
+from privindex.i18n import _
+from privindex.oidc import identity_tokens
+from privindex.ops import audit
+from privindex.ops.audit import Tag
+from privindex.packages import projects
 
 TOKEN_SECONDS = 15 * 60
 WORKFLOW_DIRS = {"github": (".github",), "forgejo": (".forgejo", ".github", ".gitea")}
@@ -58,13 +57,21 @@ class Minted:
 
 # -- publishers --------------------------------------------------------------------------------
 
+
 def _issuer(settings: Settings, kind: str, url: str | None) -> OIDCIssuer:
     """The configured issuer of that kind (the only one, or the one named by url)."""
-    candidates = [i for i in settings.oidc_issuers if i.kind == kind and (url is None or i.url == url.rstrip("/"))]
+    candidates = [
+        i for i in settings.oidc_issuers if i.kind == kind and (url is None or i.url == url.rstrip("/"))
+    ]
     if not candidates:
         suffix = " " + url if url else ""
-        raise AccountError(_("no %(kind)s issuer%(url)s is configured (oidc_issuers in the config file)",
-                             kind=kind, url=suffix))
+        raise AccountError(
+            _(
+                "no %(kind)s issuer%(url)s is configured (oidc_issuers in the config file)",
+                kind=kind,
+                url=suffix,
+            )
+        )
     if len(candidates) > 1:
         raise AccountError(_("several %(kind)s issuers are configured: name one with --issuer", kind=kind))
     return candidates[0]
@@ -82,9 +89,18 @@ def _workflow(kind: str, workflow: str) -> str:
     return workflow
 
 
-def add_publisher(settings: Settings, project_name: str, kind: str, repository: str, workflow: str,
-                  creator: User, ctx: audit.Context, environment: str | None = None,
-                  repository_owner_id: str | None = None, issuer_url: str | None = None) -> TrustedPublisher:
+def add_publisher(
+    settings: Settings,
+    project_name: str,
+    kind: str,
+    repository: str,
+    workflow: str,
+    creator: User,
+    ctx: audit.Context,
+    environment: str | None = None,
+    repository_owner_id: str | None = None,
+    issuer_url: str | None = None,
+) -> TrustedPublisher:
     """Trust a CI workflow to upload to a project (or, pending, to create it).
 
     The creator must be an owner (or an admin) of an existing project; for a project that
@@ -107,20 +123,48 @@ def add_publisher(settings: Settings, project_name: str, kind: str, repository: 
         project = Project.get_or_none(Project.name == name)
         if project is None and permissions.project_exists(name):
             if not creator.is_admin:
-                raise AccountError(_("the project '%(project)s' has no owner yet; ask an admin", project=name))
+                raise AccountError(
+                    _("the project '%(project)s' has no owner yet; ask an admin", project=name)
+                )
             project = projects.ensure_project(name, ctx)
-        if (project is None and not creator.is_admin and TrustedPublisher.select().where(
-                TrustedPublisher.pending_name == name, TrustedPublisher.created_by != creator).exists()):
+        if (
+            project is None
+            and not creator.is_admin
+            and TrustedPublisher.select()
+            .where(TrustedPublisher.pending_name == name, TrustedPublisher.created_by != creator)
+            .exists()
+        ):
             raise AccountError(_("another user has a pending publisher for '%(project)s'", project=name))
         if project is not None and not permissions.can_manage(creator, name):
-            raise AccountError(_("only an owner of '%(project)s' (or an admin) may add a publisher", project=name))
+            raise AccountError(
+                _("only an owner of '%(project)s' (or an admin) may add a publisher", project=name)
+            )
         publisher = TrustedPublisher.create(
-            project=project, pending_name=None if project else name, kind=kind, issuer=issuer.url,
-            repository=repository, repository_owner_id=repository_owner_id or None, workflow=workflow,
-            environment=environment, created_by=creator, created_at=time.time())
-        audit.record(Tag.PUBLISHER_ADD, ctx, subject=describe(publisher), project=name, publisher=publisher.id,
-                     kind=kind, issuer=issuer.url, repository=repository, workflow=workflow,
-                     environment=environment, pending=project is None, acts_for=creator.username)
+            project=project,
+            pending_name=None if project else name,
+            kind=kind,
+            issuer=issuer.url,
+            repository=repository,
+            repository_owner_id=repository_owner_id or None,
+            workflow=workflow,
+            environment=environment,
+            created_by=creator,
+            created_at=time.time(),
+        )
+        audit.record(
+            Tag.PUBLISHER_ADD,
+            ctx,
+            subject=describe(publisher),
+            project=name,
+            publisher=publisher.id,
+            kind=kind,
+            issuer=issuer.url,
+            repository=repository,
+            workflow=workflow,
+            environment=environment,
+            pending=project is None,
+            acts_for=creator.username,
+        )
     return publisher
 
 
@@ -131,16 +175,24 @@ def remove_publisher(publisher_id: int, ctx: audit.Context, by: User | None = No
     if publisher is None:
         raise AccountError(_("there is no publisher %(id)s (see: privindex publisher list)", id=publisher_id))
     name = project_of(publisher)
-    if by is not None and not (by.is_admin or (publisher.project is not None and permissions.can_manage(by, name))
-                               or (publisher.project is None and publisher.created_by_id == by.id)):
-        raise AccountError(_("only an owner of '%(project)s' (or an admin) may remove its publishers", project=name))
+    if by is not None and not (
+        by.is_admin
+        or (publisher.project is not None and permissions.can_manage(by, name))
+        or (publisher.project is None and publisher.created_by_id == by.id)
+    ):
+        raise AccountError(
+            _("only an owner of '%(project)s' (or an admin) may remove its publishers", project=name)
+        )
     with database.atomic():
         now = time.time()
-        live = ApiToken.select().where(ApiToken.publisher == publisher, ApiToken.revoked_at.is_null(),
-                                       ApiToken.expires_at > now)
+        live = ApiToken.select().where(
+            ApiToken.publisher == publisher, ApiToken.revoked_at.is_null(), ApiToken.expires_at > now
+        )
         for token in live:
             api_tokens.revoke_token(token.id, ctx)
-        audit.record(Tag.PUBLISHER_REMOVE, ctx, subject=describe(publisher), project=name, publisher=publisher.id)
+        audit.record(
+            Tag.PUBLISHER_REMOVE, ctx, subject=describe(publisher), project=name, publisher=publisher.id
+        )
         publisher.delete_instance()
     return publisher
 
@@ -181,6 +233,7 @@ def recent_ci_publications(project_name: str, limit: int = 10) -> list[dict]:
 
 # -- the exchange ------------------------------------------------------------------------------
 
+
 class Verifier:
     """The configured issuers' keys (cached per server process)."""
 
@@ -195,8 +248,11 @@ class Verifier:
         claimed = identity_tokens.unverified_issuer(token).rstrip("/")
         keys = self._keys.get(claimed)
         if keys is None:
-            raise identity_tokens.TokenInvalid("invalid-token", "the token's issuer is not trusted by this index "
-                                                     "(an admin lists trusted issuers in oidc_issuers)")
+            raise identity_tokens.TokenInvalid(
+                "invalid-token",
+                "the token's issuer is not trusted by this index "
+                "(an admin lists trusted issuers in oidc_issuers)",
+            )
         return claimed, self._kinds[claimed], identity_tokens.verify(token, keys, self.settings.audience)
 
 
@@ -209,14 +265,24 @@ def ci_claims(kind: str, claims: dict) -> dict:
     """The claims that say where a build came from, as recorded with a minted token and its
     uploads: repository, workflow, ref, commit sha, environment, run."""
     if kind == "gitlab":
-        return {"kind": kind, "repository": _text(claims, "project_path"),
-                "workflow": _text(claims, "ci_config_ref_uri"), "ref": _text(claims, "ref"),
-                "sha": _text(claims, "sha"), "environment": _text(claims, "environment"),
-                "run": _text(claims, "pipeline_id")}
-    return {"kind": kind, "repository": _text(claims, "repository"),
-            "workflow": _text(claims, "job_workflow_ref") or _text(claims, "workflow_ref"),
-            "ref": _text(claims, "ref"), "sha": _text(claims, "sha"),
-            "environment": _text(claims, "environment"), "run": _text(claims, "run_id")}
+        return {
+            "kind": kind,
+            "repository": _text(claims, "project_path"),
+            "workflow": _text(claims, "ci_config_ref_uri"),
+            "ref": _text(claims, "ref"),
+            "sha": _text(claims, "sha"),
+            "environment": _text(claims, "environment"),
+            "run": _text(claims, "pipeline_id"),
+        }
+    return {
+        "kind": kind,
+        "repository": _text(claims, "repository"),
+        "workflow": _text(claims, "job_workflow_ref") or _text(claims, "workflow_ref"),
+        "ref": _text(claims, "ref"),
+        "sha": _text(claims, "sha"),
+        "environment": _text(claims, "environment"),
+        "run": _text(claims, "run_id"),
+    }
 
 
 def _before_ref(value: str | None) -> str:
@@ -245,32 +311,51 @@ def matches(publisher: TrustedPublisher, claims: dict) -> bool:
             return False
         project_uri, sep, ci_file = _before_ref(_text(claims, "ci_config_ref_uri")).partition("//")
         host = publisher.issuer.partition("://")[2]
-        return bool(sep) and project_uri.lower() == f"{host}/{repository}".lower() and ci_file == publisher.workflow
+        return (
+            bool(sep)
+            and project_uri.lower() == f"{host}/{repository}".lower()
+            and ci_file == publisher.workflow
+        )
     if (_text(claims, "repository") or "").lower() != repository:
         return False
-    if publisher.repository_owner_id and str(claims.get("repository_owner_id")) != publisher.repository_owner_id:
+    if (
+        publisher.repository_owner_id
+        and str(claims.get("repository_owner_id")) != publisher.repository_owner_id
+    ):
         return False
-    ref = _text(claims, "job_workflow_ref") or (_text(claims, "workflow_ref") if publisher.kind == "forgejo" else None)
+    ref = _text(claims, "job_workflow_ref") or (
+        _text(claims, "workflow_ref") if publisher.kind == "forgejo" else None
+    )
     path = _before_ref(ref)
-    owner_repo, workflow_path = path[:len(repository)], path[len(repository):]
+    owner_repo, workflow_path = path[: len(repository)], path[len(repository) :]
     return owner_repo.lower() == repository and any(
-        workflow_path == f"/{folder}/workflows/{publisher.workflow}" for folder in WORKFLOW_DIRS[publisher.kind])
+        workflow_path == f"/{folder}/workflows/{publisher.workflow}"
+        for folder in WORKFLOW_DIRS[publisher.kind]
+    )
 
 
 def _match(issuer: str, claims: dict) -> TrustedPublisher:
     """The one publisher the claims match; a publisher naming the job's environment wins
     over one that names none (as on PyPI)."""
-    found = [p for p in TrustedPublisher.select().where(TrustedPublisher.issuer == issuer) if matches(p, claims)]
+    found = [
+        p for p in TrustedPublisher.select().where(TrustedPublisher.issuer == issuer) if matches(p, claims)
+    ]
     if len(found) > 1:
         specific = [p for p in found if p.environment is not None]
         found = specific if specific else found
     if not found:
-        raise ExchangeRefused("invalid-publisher", "no trusted publisher matches this repository and workflow "
-                                                   "(and environment); a project owner adds one")
+        raise ExchangeRefused(
+            "invalid-publisher",
+            "no trusted publisher matches this repository and workflow "
+            "(and environment); a project owner adds one",
+        )
     if len(found) > 1:
-        raise ExchangeRefused("invalid-publisher", f"{len(found)} publishers match this workflow "
-                              f"(projects {', '.join(sorted(project_of(p) for p in found))}); a minted token is "
-                              "for one project: give each project its own workflow file or environment")
+        raise ExchangeRefused(
+            "invalid-publisher",
+            f"{len(found)} publishers match this workflow "
+            f"(projects {', '.join(sorted(project_of(p) for p in found))}); a minted token is "
+            "for one project: give each project its own workflow file or environment",
+        )
     return found[0]
 
 
@@ -280,8 +365,9 @@ _jti_lock = threading.Lock()
 def mint(verifier: Verifier, token: str, ctx: audit.Context) -> Minted:
     """Exchange a CI identity token for an upload token; raises ExchangeRefused."""
     if not verifier.settings.oidc_issuers:
-        raise ExchangeRefused("not-enabled", "Trusted Publishing is not enabled on this index "
-                                             "(no oidc_issuers are configured)")
+        raise ExchangeRefused(
+            "not-enabled", "Trusted Publishing is not enabled on this index (no oidc_issuers are configured)"
+        )
     try:
         issuer, kind, claims = verifier.verify(token)
     except identity_tokens.TokenInvalid as exc:
@@ -293,9 +379,13 @@ def mint(verifier: Verifier, token: str, ctx: audit.Context) -> Minted:
         now = time.time()
         OidcTokenUse.delete().where(OidcTokenUse.expires_at < now - identity_tokens.LEEWAY).execute()
         try:
-            OidcTokenUse.create(issuer=issuer, jti=claims["jti"], expires_at=float(claims["exp"]) + identity_tokens.LEEWAY)
+            OidcTokenUse.create(
+                issuer=issuer, jti=claims["jti"], expires_at=float(claims["exp"]) + identity_tokens.LEEWAY
+            )
         except peewee.IntegrityError:
-            raise ExchangeRefused("invalid-token", "this identity token was already exchanged (jti replayed)") from None
+            raise ExchangeRefused(
+                "invalid-token", "this identity token was already exchanged (jti replayed)"
+            ) from None
         publisher = _match(issuer, claims)
         creator = publisher.created_by
         if creator.is_disabled:
@@ -305,22 +395,41 @@ def mint(verifier: Verifier, token: str, ctx: audit.Context) -> Minted:
         if pending:
             name = publisher.pending_name
             if permissions.project_exists(name):
-                raise ExchangeRefused("invalid-pending-publisher", f"the project {name!r} exists already: "
-                                      "its owner must add this publisher to it")
+                raise ExchangeRefused(
+                    "invalid-pending-publisher",
+                    f"the project {name!r} exists already: its owner must add this publisher to it",
+                )
             project = projects.ensure_project(name, ctx)
             ProjectRole.create(project=project, user=creator, role="owner")
-            audit.record(Tag.ROLE_ADD, ctx, subject=creator.username, project=name, role="owner",
-                         publisher=publisher.id)
+            audit.record(
+                Tag.ROLE_ADD,
+                ctx,
+                subject=creator.username,
+                project=name,
+                role="owner",
+                publisher=publisher.id,
+            )
             publisher.project, publisher.pending_name = project, None
             publisher.save()
         name = project_of(publisher)
         if not (creator.is_admin or permissions.user_role(creator, publisher.project)):
-            raise ExchangeRefused("invalid-publisher", f"the user who added this publisher may no longer upload "
-                                                       f"to {name!r}")
-        row, secret = api_tokens.create_minted_token(creator, publisher.project, publisher.id, record,
-                                                     TOKEN_SECONDS, ctx)
-        audit.record(Tag.TOKEN_MINT, ctx, subject=creator.username, project=name, token=row.id,
-                     publisher=publisher.id, pending=pending, expires=int(row.expires_at), ci=record)
+            raise ExchangeRefused(
+                "invalid-publisher", f"the user who added this publisher may no longer upload to {name!r}"
+            )
+        row, secret = api_tokens.create_minted_token(
+            creator, publisher.project, publisher.id, record, TOKEN_SECONDS, ctx
+        )
+        audit.record(
+            Tag.TOKEN_MINT,
+            ctx,
+            subject=creator.username,
+            project=name,
+            token=row.id,
+            publisher=publisher.id,
+            pending=pending,
+            expires=int(row.expires_at),
+            ci=record,
+        )
     return Minted(row, secret, int(row.expires_at), name)
 
 

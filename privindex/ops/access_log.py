@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from privindex.ops.logs import PRE_REDACTED, escape_controls, redact
 from privindex.ops.request_ids import ENVIRON_KEY
@@ -61,7 +62,9 @@ def access_log(app: Callable) -> Callable:
         started = perf_counter()
         status_holder: list[str] = []
 
-        def recording_start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+        def recording_start_response(
+            status: str, headers: list[tuple[str, str]], exc_info: Any = None
+        ) -> Any:
             status_holder.append(status)
             return start_response(status, headers, exc_info)
 
@@ -78,9 +81,15 @@ def access_log(app: Callable) -> Callable:
             agent = clean(environ.get("HTTP_USER_AGENT", "-")[:200])
             line = f'{remote} "{method} {target}" {status} {duration_ms:.1f}ms "{agent}"'
             # the same facts as fields, for log_format = "json" (the text line ignores them)
-            fields = {"method": method, "path": target, "status": int(status) if status.isdigit() else None,
-                      "duration_ms": round(duration_ms, 2), "remote": remote, "user_agent": agent,
-                      "request_id": environ.get(ENVIRON_KEY)}
+            fields = {
+                "method": method,
+                "path": target,
+                "status": int(status) if status.isdigit() else None,
+                "duration_ms": round(duration_ms, 2),
+                "remote": remote,
+                "user_agent": agent,
+                "request_id": environ.get(ENVIRON_KEY),
+            }
             handle(make_record(name, info, "", 0, line, (), None, extra={"http": fields, PRE_REDACTED: True}))
         return result
 

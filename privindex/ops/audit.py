@@ -15,8 +15,9 @@ from typing import Any
 
 import peewee
 
-from privindex.ops import metrics
 from privindex.db.models import AuditEvent, User
+from privindex.ops import metrics
+
 
 class Tag(StrEnum):
     """The audit vocabulary (`noun:verb`), documented with its details in docs/audit.md."""
@@ -70,15 +71,16 @@ class Context:
     token_id: int | None = None
     via: str = "web"
 
-    def with_actor(self, actor: User | None, token_id: int | None = None) -> "Context":
+    def with_actor(self, actor: User | None, token_id: int | None = None) -> Context:
         return Context(actor, self.ip, self.user_agent, token_id, self.via)
 
 
 CLI = Context(via="cli")
 
 
-def record(tag: Tag, ctx: Context, subject: str | None = None, project: str | None = None,
-           **details: Any) -> AuditEvent:
+def record(
+    tag: Tag, ctx: Context, subject: str | None = None, project: str | None = None, **details: Any
+) -> AuditEvent:
     tag = Tag(tag)  # a typo is an error, not a silent new tag
     for key in details:
         if any(word in key.lower() for word in _SECRET_WORDS):
@@ -92,18 +94,27 @@ def record(tag: Tag, ctx: Context, subject: str | None = None, project: str | No
             else:
                 observed.upload_refused(int(details.get("status") or 0))
     return AuditEvent.create(
-        ts=time.time(), tag=tag.value,
+        ts=time.time(),
+        tag=tag.value,
         actor_id=ctx.actor.id if ctx.actor else None,
         actor=ctx.actor.username if ctx.actor else None,
-        subject=subject, project=project, ip=ctx.ip,
+        subject=subject,
+        project=project,
+        ip=ctx.ip,
         user_agent=(ctx.user_agent or None) and ctx.user_agent[:300],
         token_id=ctx.token_id,
         details=json.dumps(details, sort_keys=True, default=str),
     )
 
 
-def query(username: str | None = None, project: str | None = None, since: float | None = None,
-          tag: str | None = None, limit: int | None = None, offset: int = 0) -> peewee.ModelSelect:
+def query(
+    username: str | None = None,
+    project: str | None = None,
+    since: float | None = None,
+    tag: str | None = None,
+    limit: int | None = None,
+    offset: int = 0,
+) -> peewee.ModelSelect:
     """Newest first. `username` matches events the user did or that were done to them."""
     events = AuditEvent.select().order_by(AuditEvent.ts.desc(), AuditEvent.id.desc())
     if username:
@@ -127,7 +138,12 @@ def as_dict(event: AuditEvent) -> dict:
     return {
         "id": event.id,
         "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(event.ts)),
-        "tag": event.tag, "actor": event.actor, "subject": event.subject, "project": event.project,
-        "ip": event.ip, "user_agent": event.user_agent, "token_id": event.token_id,
+        "tag": event.tag,
+        "actor": event.actor,
+        "subject": event.subject,
+        "project": event.project,
+        "ip": event.ip,
+        "user_agent": event.user_agent,
+        "token_id": event.token_id,
         "details": json.loads(event.details),
     }

@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 import peewee
 
@@ -43,11 +44,18 @@ class CopyResult:
 
 def _source_tables(conn: sqlite3.Connection) -> list[str]:
     """Ordinary tables, parents before children; FTS5 tables and their shadow tables left out."""
-    rows = conn.execute("SELECT name, sql FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'").fetchall()
+    rows = conn.execute(
+        "SELECT name, sql FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+    ).fetchall()
     virtual = [name for name, sql in rows if (sql or "").upper().startswith("CREATE VIRTUAL TABLE")]
-    names = sorted(name for name, _sql in rows
-                   if name not in virtual and not any(name.startswith(v + "_") for v in virtual))
-    parents = {name: {r[2] for r in conn.execute(f'PRAGMA foreign_key_list("{name}")')} - {name} for name in names}
+    names = sorted(
+        name
+        for name, _sql in rows
+        if name not in virtual and not any(name.startswith(v + "_") for v in virtual)
+    )
+    parents = {
+        name: {r[2] for r in conn.execute(f'PRAGMA foreign_key_list("{name}")')} - {name} for name in names
+    }
     ordered: list[str] = []
     while len(ordered) < len(names):
         ready = [n for n in names if n not in ordered and parents[n] <= set(ordered)]
@@ -59,8 +67,10 @@ def _source_tables(conn: sqlite3.Connection) -> list[str]:
 
 def _target_columns(cur: cursor) -> dict[str, dict[str, str]]:
     """table -> {column: data type} on PostgreSQL, generated columns left out."""
-    cur.execute("SELECT table_name, column_name, data_type FROM information_schema.columns "
-                "WHERE table_schema = current_schema() AND is_generated = 'NEVER' ORDER BY ordinal_position")
+    cur.execute(
+        "SELECT table_name, column_name, data_type FROM information_schema.columns "
+        "WHERE table_schema = current_schema() AND is_generated = 'NEVER' ORDER BY ordinal_position"
+    )
     result: dict[str, dict[str, str]] = {}
     for table, column, kind in cur.fetchall():
         result.setdefault(table, {})[column] = kind
@@ -83,14 +93,19 @@ def _refuse_if_not_empty(url: str) -> None:
     except Exception as exc:  # peewee.OperationalError: the server's one-line reason
         raise CopyError(f"cannot connect to {redact_url(url)}: {str(exc).strip()}") from None
     try:
-        tables = {r[0] for r in db.execute_sql("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")}
+        tables = {
+            r[0]
+            for r in db.execute_sql("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")
+        }
         if not tables:
             return
         if "schema_version" not in tables:
-            raise CopyError(f"{redact_url(url)} already holds tables that are not privindex's "
-                            f"({', '.join(sorted(tables)[:5])}{', ...' if len(tables) > 5 else ''}); "
-                            "migrate-db copies into an empty database: create one (createdb -O privindex "
-                            "privindex) and give its URL")
+            raise CopyError(
+                f"{redact_url(url)} already holds tables that are not privindex's "
+                f"({', '.join(sorted(tables)[:5])}{', ...' if len(tables) > 5 else ''}); "
+                "migrate-db copies into an empty database: create one (createdb -O privindex "
+                "privindex) and give its URL"
+            )
         migrate(db)  # an empty privindex schema of an older version: bring it up first
         filled = {}
         for table in sorted(tables - PG_ONLY):
@@ -99,9 +114,11 @@ def _refuse_if_not_empty(url: str) -> None:
                 filled[table] = count
         if filled:
             listed = ", ".join(f"{t} {n:,}" for t, n in list(filled.items())[:6])
-            raise CopyError(f"{redact_url(url)} is not empty ({listed}); migrate-db copies into an empty "
-                            "database only, so nothing there is overwritten: give the URL of a new database "
-                            "(createdb -O privindex privindex_new), or drop this one and create it again")
+            raise CopyError(
+                f"{redact_url(url)} is not empty ({listed}); migrate-db copies into an empty "
+                "database only, so nothing there is overwritten: give the URL of a new database "
+                "(createdb -O privindex privindex_new), or drop this one and create it again"
+            )
     finally:
         db.close()
 
@@ -126,14 +143,19 @@ def copy_sqlite_to_postgres(source: Path, url: str, report: Report) -> CopyResul
             columns = _target_columns(cur)
             missing = [t for t in tables if t not in columns]
             if missing:
-                raise CopyError(f"tables {missing} have no counterpart on PostgreSQL; is this privindex "
-                                "older than the one that wrote the SQLite file?")
+                raise CopyError(
+                    f"tables {missing} have no counterpart on PostgreSQL; is this privindex "
+                    "older than the one that wrote the SQLite file?"
+                )
             for table in tables:
                 result.counts[table] = _copy_table(reader, cur, table, columns[table], report)
             for table in tables:
                 if "id" in columns[table]:
-                    cur.execute(f"SELECT setval(pg_get_serial_sequence(%s, 'id'), "
-                                f'COALESCE(MAX(id), 0) + 1, false) FROM "{table}"', (f'"{table}"',))
+                    cur.execute(
+                        f"SELECT setval(pg_get_serial_sequence(%s, 'id'), "
+                        f'COALESCE(MAX(id), 0) + 1, false) FROM "{table}"',
+                        (f'"{table}"',),
+                    )
         _verify(reader, target, result)
     except Exception as exc:
         if isinstance(exc, CopyError):
@@ -141,8 +163,10 @@ def copy_sqlite_to_postgres(source: Path, url: str, report: Report) -> CopyResul
         import psycopg2
 
         if isinstance(exc, (psycopg2.Error, sqlite3.Error)) or type(exc).__module__.startswith("peewee"):
-            raise CopyError(f"the copy failed and was rolled back, the target is as it was: "
-                            f"{str(exc).strip().splitlines()[0]}") from None
+            raise CopyError(
+                f"the copy failed and was rolled back, the target is as it was: "
+                f"{str(exc).strip().splitlines()[0]}"
+            ) from None
         raise
     finally:
         reader.close()
@@ -150,8 +174,9 @@ def copy_sqlite_to_postgres(source: Path, url: str, report: Report) -> CopyResul
     return result
 
 
-def _copy_table(reader: sqlite3.Connection, cur: cursor, table: str, target_columns: dict[str, str],
-                report: Report) -> int:
+def _copy_table(
+    reader: sqlite3.Connection, cur: cursor, table: str, target_columns: dict[str, str], report: Report
+) -> int:
     from psycopg2.extras import execute_values
 
     source_columns = [r[1] for r in reader.execute(f'PRAGMA table_info("{table}")')]
@@ -161,7 +186,9 @@ def _copy_table(reader: sqlite3.Connection, cur: cursor, table: str, target_colu
     names = [c for c in source_columns if c in target_columns]
     convert = [_converter(target_columns[c]) for c in names]
     total = reader.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0]
-    rows = reader.execute(f'SELECT {", ".join(chr(34) + c + chr(34) for c in names)} FROM "{table}" ORDER BY rowid')
+    rows = reader.execute(
+        f'SELECT {", ".join(chr(34) + c + chr(34) for c in names)} FROM "{table}" ORDER BY rowid'
+    )
     quoted = ", ".join(f'"{c}"' for c in names)
     done = 0
     last_said = time.monotonic()
@@ -169,8 +196,12 @@ def _copy_table(reader: sqlite3.Connection, cur: cursor, table: str, target_colu
         batch = rows.fetchmany(BATCH)
         if not batch:
             break
-        execute_values(cur, f'INSERT INTO "{table}" ({quoted}) VALUES %s',
-                       [tuple(f(v) for f, v in zip(convert, row)) for row in batch], page_size=BATCH)
+        execute_values(
+            cur,
+            f'INSERT INTO "{table}" ({quoted}) VALUES %s',
+            [tuple(f(v) for f, v in zip(convert, row)) for row in batch],
+            page_size=BATCH,
+        )
         done += len(batch)
         if time.monotonic() - last_said >= 1.0 and done < total:
             last_said = time.monotonic()

@@ -16,8 +16,7 @@ import re
 import sys
 import time
 
-from privindex.auth import recovery, totp
-from privindex.auth import token_format
+from privindex.auth import recovery, token_format, totp
 from privindex.db.connection import drop_sql_parameters
 from privindex.ops.request_ids import RequestIdFilter
 
@@ -29,23 +28,27 @@ PRE_REDACTED = "privindex_pre_redacted"
 # Each alternative is one kind of secret privindex makes or receives; the group `keep` is a
 # label kept in front of the redaction (`password=[redacted]`). Base32 and the token prefix
 # are case-sensitive, so ordinary words and upper-case names stay readable.
-_SECRETS = re.compile("|".join((
-    # API tokens, whole or cut short (a prefix is enough to look for one elsewhere)
-    rf"(?i:{re.escape(token_format.PREFIX)})[A-Za-z0-9_\-]+",
-    # JWTs (CI identity tokens): base64url JSON header and claims, then a signature
-    r"eyJ[A-Za-z0-9_-]+\.eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*",
-    # argon2 password hashes: $argon2id$v=19$m=...,t=...,p=...$salt$hash
-    r"\$argon2(?:id|i|d)\$[A-Za-z0-9+/=,.$]*",
-    # TOTP secrets: base32, as made (one run) and as shown for typing (groups of four)
-    rf"(?<![A-Za-z0-9])(?:[A-Z2-7]{{{totp.SECRET_LENGTH}}}"
-    rf"|(?:[A-Z2-7]{{4}} ){{{totp.SECRET_LENGTH // 4 - 1}}}[A-Z2-7]{{4}})(?![A-Za-z0-9])",
-    # recovery codes as shown
-    rf"(?<![0-9A-Za-z-]){recovery.SHOWN_PATTERN}(?![0-9A-Za-z-])",
-    # credentials in query strings and forms
-    r"(?i:(?P<keep>(?:password|passwd|token|secret|code)=)[^&\s\"']*)",
-    # credentials in URLs (user:password@ before the host), up to the last @ before the path
-    r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)[^\s/?#@]*(?:@[^\s/?#@]*)*@",
-)))
+_SECRETS = re.compile(
+    "|".join(
+        (
+            # API tokens, whole or cut short (a prefix is enough to look for one elsewhere)
+            rf"(?i:{re.escape(token_format.PREFIX)})[A-Za-z0-9_\-]+",
+            # JWTs (CI identity tokens): base64url JSON header and claims, then a signature
+            r"eyJ[A-Za-z0-9_-]+\.eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*",
+            # argon2 password hashes: $argon2id$v=19$m=...,t=...,p=...$salt$hash
+            r"\$argon2(?:id|i|d)\$[A-Za-z0-9+/=,.$]*",
+            # TOTP secrets: base32, as made (one run) and as shown for typing (groups of four)
+            rf"(?<![A-Za-z0-9])(?:[A-Z2-7]{{{totp.SECRET_LENGTH}}}"
+            rf"|(?:[A-Z2-7]{{4}} ){{{totp.SECRET_LENGTH // 4 - 1}}}[A-Z2-7]{{4}})(?![A-Za-z0-9])",
+            # recovery codes as shown
+            rf"(?<![0-9A-Za-z-]){recovery.SHOWN_PATTERN}(?![0-9A-Za-z-])",
+            # credentials in query strings and forms
+            r"(?i:(?P<keep>(?:password|passwd|token|secret|code)=)[^&\s\"']*)",
+            # credentials in URLs (user:password@ before the host), up to the last @ before the path
+            r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)[^\s/?#@]*(?:@[^\s/?#@]*)*@",
+        )
+    )
+)
 
 
 def redact(text: str) -> str:
@@ -71,7 +74,12 @@ def redact_url(url: str) -> str:
 # the Unicode line separators (str.splitlines and some viewers break lines there too).
 _CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 _ESCAPES = {i: f"\\x{i:02x}" for i in (*range(0x20), *range(0x7F, 0xA0))} | {
-    0x09: "\\t", 0x0A: "\\n", 0x0D: "\\r", 0x2028: "\\u2028", 0x2029: "\\u2029"}
+    0x09: "\\t",
+    0x0A: "\\n",
+    0x0D: "\\r",
+    0x2028: "\\u2028",
+    0x2029: "\\u2029",
+}
 
 
 def escape_controls(text: str) -> str:

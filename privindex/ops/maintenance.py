@@ -16,9 +16,9 @@ import os
 import shutil
 import sqlite3
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from privindex.packages.archives import DEFAULT_LIMITS, ArchiveLimits
 from privindex.packages.distfile import CHUNK, examine, hash_stream
@@ -85,9 +85,11 @@ def backup(database: Path | str, store: Store, dest: Path, report: Report) -> Ba
     if isinstance(database, str):
         from privindex.db.connection import redact_url
 
-        raise MaintenanceError(f"the database is on PostgreSQL ({redact_url(database)}): back it up with "
-                               "pg_dump, and the package folder with any file copy; privindex backup "
-                               "copies an SQLite data dir")
+        raise MaintenanceError(
+            f"the database is on PostgreSQL ({redact_url(database)}): back it up with "
+            "pg_dump, and the package folder with any file copy; privindex backup "
+            "copies an SQLite data dir"
+        )
     if dest.exists() and any(dest.iterdir()):
         raise MaintenanceError(f"{dest} is not empty; give a new folder for the backup")
     if not database.exists():
@@ -101,8 +103,11 @@ def backup(database: Path | str, store: Store, dest: Path, report: Report) -> Ba
     source = sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=30)
     target = sqlite3.connect(copy)
     try:
-        source.backup(target, pages=1024,
-                      progress=lambda _s, left, total: throttle(f"database: {total - left}/{total} pages"))
+        source.backup(
+            target,
+            pages=1024,
+            progress=lambda _s, left, total: throttle(f"database: {total - left}/{total} pages"),
+        )
         target.execute("PRAGMA journal_mode=DELETE")  # one self-contained file
         rows = target.execute("SELECT path, size, mtime_ns, sha256 FROM dist_file").fetchall()
     finally:
@@ -118,8 +123,11 @@ def backup(database: Path | str, store: Store, dest: Path, report: Report) -> Ba
     # Files the snapshot does not list: those dropped in by hand well before it are kept (a
     # restored server indexes them). Recent ones may be uploads still being recorded (a
     # publish is a hard link, which sets ctime), so they belong to the next backup.
-    extra = [p for p, st in _store_files(store).items()
-             if p not in listed and st.st_ctime < snapshot_time - IN_FLIGHT_SECONDS]
+    extra = [
+        p
+        for p, st in _store_files(store).items()
+        if p not in listed and st.st_ctime < snapshot_time - IN_FLIGHT_SECONDS
+    ]
     total = len(rows) + len(extra)
     for path, size, _mtime_ns, sha256 in rows:
         problem = _copy_checked(store.full_path(path), dest / "packages" / path, sha256)
@@ -179,7 +187,9 @@ def _records(database: Path | str, result: CheckResult) -> tuple[list, dict]:
             rows = [tuple(r) for r in db.execute_sql(files_sql).fetchall()]
             published = {f: (sha, w) for f, sha, w in db.execute_sql(published_sql).fetchall()}
         except Exception as exc:  # peewee wraps the driver's errors: say which database, no traceback
-            raise MaintenanceError(f"cannot read the database {describe(database)}: {str(exc).strip()}") from None
+            raise MaintenanceError(
+                f"cannot read the database {describe(database)}: {str(exc).strip()}"
+            ) from None
         finally:
             db.close()
         return rows, published
@@ -191,14 +201,21 @@ def _records(database: Path | str, result: CheckResult) -> tuple[list, dict]:
         if integrity != "ok":
             result.problems.append(f"database: integrity_check says {integrity}")
         rows = reader.execute(files_sql).fetchall()
-        published = {filename: (sha256, withdrawn) for filename, sha256, withdrawn in reader.execute(published_sql)}
+        published = {
+            filename: (sha256, withdrawn) for filename, sha256, withdrawn in reader.execute(published_sql)
+        }
     finally:
         reader.close()
     return rows, published
 
 
-def check(database: Path | str, store: Store, report: Report, rehash: bool = True,
-          limits: ArchiveLimits = DEFAULT_LIMITS) -> CheckResult:
+def check(
+    database: Path | str,
+    store: Store,
+    report: Report,
+    rehash: bool = True,
+    limits: ArchiveLimits = DEFAULT_LIMITS,
+) -> CheckResult:
     """Every published file present with its published hash; nothing unrecorded.
 
     Files are compared with the digest they were published with (never with one re-read
@@ -216,16 +233,19 @@ def check(database: Path | str, store: Store, report: Report, rehash: bool = Tru
         try:
             actual_size = full.stat().st_size
             if withdrawn is not None or recorded != sha256:
-                result.problems.append(f"{path}: changed on disk after it was published (published sha256 "
-                                       f"{sha256}); withdrawn: restore it, or accept it with "
-                                       f"privindex file accept {filename}")
+                result.problems.append(
+                    f"{path}: changed on disk after it was published (published sha256 "
+                    f"{sha256}); withdrawn: restore it, or accept it with "
+                    f"privindex file accept {filename}"
+                )
             elif actual_size != size:
                 result.problems.append(f"{path}: size {actual_size}, recorded {size}")
             elif rehash:
                 with open(full, "rb") as fh:
                     if hash_stream(fh) != sha256:
-                        result.problems.append(f"{path}: content does not match the published sha256 "
-                                               f"{sha256}")
+                        result.problems.append(
+                            f"{path}: content does not match the published sha256 {sha256}"
+                        )
         except FileNotFoundError:
             result.problems.append(f"{path}: missing from the store (is --store right?)")
         result.checked += 1
@@ -241,11 +261,15 @@ def check(database: Path | str, store: Store, report: Report, rehash: bool = Tru
             if isinstance(refused, str):
                 result.problems.append(f"{path}: in the store but not listed: {refused}")
             else:
-                result.problems.append(f"{path}: in the store but not indexed (added while the server "
-                                       "was stopped: start it to index the file)")
+                result.problems.append(
+                    f"{path}: in the store but not indexed (added while the server "
+                    "was stopped: start it to index the file)"
+                )
     for dirpath, _dirs, names in os.walk(store.root):
         for name in names:
             if name.startswith(UPLOAD_PREFIXES) and abandoned_upload(os.path.join(dirpath, name)):
-                result.problems.append(f"{Path(dirpath, name).relative_to(store.root)}: an unfinished "
-                                       "upload (removed when the server next starts)")
+                result.problems.append(
+                    f"{Path(dirpath, name).relative_to(store.root)}: an unfinished "
+                    "upload (removed when the server next starts)"
+                )
     return result

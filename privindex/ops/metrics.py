@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import ipaddress
 import time
+from collections.abc import Callable, Iterable, Iterator
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Protocol
+from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
@@ -40,19 +41,23 @@ class SizedCache(Protocol):
 
     def total_bytes(self) -> int: ...
 
+
 ROUTES = ("simple_root", "simple_project", "file", "metadata", "upload", "web", "health", "other")
 _HEALTH_PATHS = frozenset(("/health", "/healthz", "/readyz", "/metrics"))
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 LOGIN_KINDS = {  # user:login:failure reason -> what failed
-    "invalid_password": "password", "disabled": "password", "invalid_password_reauth": "password",
-    "invalid_totp": "second_factor", "invalid_recovery_code": "second_factor",
+    "invalid_password": "password",
+    "disabled": "password",
+    "invalid_password_reauth": "password",
+    "invalid_totp": "second_factor",
+    "invalid_recovery_code": "second_factor",
     "invalid_webauthn": "second_factor",
 }
 
-_current: ContextVar["Metrics | None"] = ContextVar("privindex_metrics", default=None)
+_current: ContextVar[Metrics | None] = ContextVar("privindex_metrics", default=None)
 
 
-def current() -> "Metrics | None":
+def current() -> Metrics | None:
     """The metrics of the app answering this request; None outside one (the CLI)."""
     return _current.get()
 
@@ -75,37 +80,61 @@ class Metrics:
 
     def __init__(self, index: Indexed, data_dir: Path, upstream_cache: SizedCache | None = None):
         self.registry = r = CollectorRegistry(auto_describe=False)
-        self.requests = Counter("privindex_http_requests", "HTTP requests answered, by route and status",
-                                ["route", "status"], registry=r)
-        self.latency = Histogram("privindex_http_request_duration_seconds",
-                                 "Time to the start of the answer, by route", ["route"],
-                                 buckets=LATENCY_BUCKETS, registry=r)
-        self.downloads = Counter("privindex_downloads", "Package files and metadata files sent (200/206)",
-                                 ["route"], registry=r)
-        self.download_bytes = Counter("privindex_download_bytes", "Bytes of package files sent (Content-Length)",
-                                      ["route"], registry=r)
-        self.uploads = Counter("privindex_uploads", "Uploads published (new or overwriting files)", registry=r)
+        self.requests = Counter(
+            "privindex_http_requests",
+            "HTTP requests answered, by route and status",
+            ["route", "status"],
+            registry=r,
+        )
+        self.latency = Histogram(
+            "privindex_http_request_duration_seconds",
+            "Time to the start of the answer, by route",
+            ["route"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.downloads = Counter(
+            "privindex_downloads", "Package files and metadata files sent (200/206)", ["route"], registry=r
+        )
+        self.download_bytes = Counter(
+            "privindex_download_bytes", "Bytes of package files sent (Content-Length)", ["route"], registry=r
+        )
+        self.uploads = Counter(
+            "privindex_uploads", "Uploads published (new or overwriting files)", registry=r
+        )
         self.upload_bytes = Counter("privindex_upload_bytes", "Bytes of published uploads", registry=r)
-        self.uploads_refused = Counter("privindex_uploads_refused", "Uploads refused, by HTTP status",
-                                       ["status"], registry=r)
-        self.auth_failures = Counter("privindex_auth_failures",
-                                     "Failed sign-ins, second factors and API tokens, by kind and reason",
-                                     ["kind", "reason"], registry=r)
-        self.page_cache = Counter("privindex_page_cache_lookups", "Simple API page cache lookups",
-                                  ["result"], registry=r)
-        self.rescans = Histogram("privindex_store_rescan_duration_seconds",
-                                 "Store watcher passes (count) and how long they took", registry=r,
-                                 buckets=(0.001, 0.01, 0.1, 0.5, 1, 5, 30, 120, 600))
-        self.upstream_fetches = Counter("privindex_upstream_fetches", "Fetches from the upstream index",
-                                        ["kind", "outcome"], registry=r)
+        self.uploads_refused = Counter(
+            "privindex_uploads_refused", "Uploads refused, by HTTP status", ["status"], registry=r
+        )
+        self.auth_failures = Counter(
+            "privindex_auth_failures",
+            "Failed sign-ins, second factors and API tokens, by kind and reason",
+            ["kind", "reason"],
+            registry=r,
+        )
+        self.page_cache = Counter(
+            "privindex_page_cache_lookups", "Simple API page cache lookups", ["result"], registry=r
+        )
+        self.rescans = Histogram(
+            "privindex_store_rescan_duration_seconds",
+            "Store watcher passes (count) and how long they took",
+            registry=r,
+            buckets=(0.001, 0.01, 0.1, 0.5, 1, 5, 30, 120, 600),
+        )
+        self.upstream_fetches = Counter(
+            "privindex_upstream_fetches", "Fetches from the upstream index", ["kind", "outcome"], registry=r
+        )
         r.register(_ScrapeTime(index, data_dir, upstream_cache))
         # (route, status) -> child: 200s made now (every route shows from the start), others
         # at their first use; after that a request costs a dict lookup, not .labels()
         self._children: dict[tuple[str, str], Counter] = {
-            (route, "200"): self.requests.labels(route, "200") for route in ROUTES}
+            (route, "200"): self.requests.labels(route, "200") for route in ROUTES
+        }
         self._latency = {route: self.latency.labels(route) for route in ROUTES}
-        self._downloads = {route: (self.downloads.labels(route), self.download_bytes.labels(route))
-                           for route in ("file", "metadata")}
+        self._downloads = {
+            route: (self.downloads.labels(route), self.download_bytes.labels(route))
+            for route in ("file", "metadata")
+        }
         self.page_hit = self.page_cache.labels("hit").inc
         self.page_miss = self.page_cache.labels("miss").inc
 
@@ -134,6 +163,7 @@ class Metrics:
                 refresh()
             finally:
                 self.rescans.observe(time.perf_counter() - started)
+
         return timed
 
     # -- HTTP ----------------------------------------------------------------------------
@@ -149,7 +179,9 @@ class Metrics:
             route = route_of(environ.get("PATH_INFO", ""))
             seen: list = []
 
-            def recording_start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            def recording_start_response(
+                status: str, headers: list[tuple[str, str]], exc_info: Any = None
+            ) -> Any:
                 seen.append(status)
                 seen.append(headers)
                 return start_response(status, headers, exc_info)
@@ -199,14 +231,22 @@ class _ScrapeTime:
         snapshot = self.index.snapshot
         yield GaugeMetricFamily("privindex_index_projects", "Projects listed", value=len(snapshot.projects))
         yield GaugeMetricFamily("privindex_index_files", "Files listed", value=len(snapshot.files))
-        yield GaugeMetricFamily("privindex_index_bytes", "Bytes of the files listed",
-                                value=sum(f.size or 0 for f in snapshot.files.values()))
+        yield GaugeMetricFamily(
+            "privindex_index_bytes",
+            "Bytes of the files listed",
+            value=sum(f.size or 0 for f in snapshot.files.values()),
+        )
         if self.upstream_cache is not None:
-            yield GaugeMetricFamily("privindex_upstream_cache_bytes", "Bytes of upstream files cached",
-                                    value=self.upstream_cache.total_bytes())
-        last = GaugeMetricFamily("privindex_last_success_timestamp_seconds",
-                                 "When `privindex backup` / `check` last succeeded (Unix time; 0: never)",
-                                 labels=["job"])
+            yield GaugeMetricFamily(
+                "privindex_upstream_cache_bytes",
+                "Bytes of upstream files cached",
+                value=self.upstream_cache.total_bytes(),
+            )
+        last = GaugeMetricFamily(
+            "privindex_last_success_timestamp_seconds",
+            "When `privindex backup` / `check` last succeeded (Unix time; 0: never)",
+            labels=["job"],
+        )
         runs = last_successes(self.data_dir)
         for job in ("backup", "check"):
             last.add_metric([job], runs.get(job, 0.0))
@@ -215,7 +255,10 @@ class _ScrapeTime:
 
 # -- who may read /metrics -----------------------------------------------------------------
 
-def may_read(mode: str, networks: Iterable[Network], environ: dict, has_valid_token: Callable[[dict], bool]) -> bool:
+
+def may_read(
+    mode: str, networks: Iterable[Network], environ: dict, has_valid_token: Callable[[dict], bool]
+) -> bool:
     """metrics_access (Settings.metrics_mode) applied to a request."""
     if mode == "public":
         return True

@@ -12,8 +12,9 @@ from __future__ import annotations
 import logging
 import os
 import re
+from collections.abc import Callable, Iterable
 from contextvars import ContextVar
-from typing import Any, Callable, Iterable
+from typing import Any
 
 HEADER = "X-Request-ID"
 ENVIRON_KEY = "privindex.request_id"

@@ -14,15 +14,15 @@ import contextlib
 import logging
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 from peewee import fn
 
-from privindex.ops import audit
-from privindex.ops.audit import Tag
 from privindex.db.connection import database
 from privindex.db.models import PublishedFile
+from privindex.ops import audit
+from privindex.ops.audit import Tag
 
 log = logging.getLogger(__name__)
 
@@ -70,16 +70,18 @@ def get(filename: str) -> PublishedFile | None:
     return PublishedFile.get_or_none(PublishedFile.filename == filename)
 
 
-def publish(filename: str, project: str, sha256: str, when: float | None = None,
-            row: PublishedFile | None = None) -> PublishedFile:
+def publish(
+    filename: str, project: str, sha256: str, when: float | None = None, row: PublishedFile | None = None
+) -> PublishedFile:
     """Record a (new or replacing) publication; clears any withdrawal, bumps the revision.
     row: the current publication, if the caller has just read it."""
     when = time.time() if when is None else when
     revision = latest_revision() + 1
     row = row or get(filename)
     if row is None:
-        return PublishedFile.create(filename=filename, project=project, sha256=sha256, published_at=when,
-                                    revision=revision)
+        return PublishedFile.create(
+            filename=filename, project=project, sha256=sha256, published_at=when, revision=revision
+        )
     row.project, row.sha256, row.published_at, row.revision = project, sha256, when, revision
     row.withdrawn_sha256 = row.withdrawn_at = None
     row.save()
@@ -109,13 +111,19 @@ def judge(filename: str, project: str, path: str, found_sha256: str, when: float
     """Whether a file found on disk may be served: yes if it carries its published digest
     (or is published now, being new); otherwise it is withdrawn, audited once per
     distinct content found. Plain SQL: a cold start calls this once per file."""
-    row = database.execute_sql("SELECT sha256, published_at, withdrawn_sha256 FROM published_file "
-                               f"WHERE filename = {database.param}", (filename,)).fetchone()
+    row = database.execute_sql(
+        "SELECT sha256, published_at, withdrawn_sha256 FROM published_file "
+        f"WHERE filename = {database.param}",
+        (filename,),
+    ).fetchone()
     if row is None:
         # revision 0: only this server indexes the folder, so no other process needs to follow
         p = database.param
-        database.execute_sql("INSERT INTO published_file (filename, project, sha256, published_at, revision) "
-                             f"VALUES ({p}, {p}, {p}, {p}, 0)", (filename, project, found_sha256, when))
+        database.execute_sql(
+            "INSERT INTO published_file (filename, project, sha256, published_at, revision) "
+            f"VALUES ({p}, {p}, {p}, {p}, 0)",
+            (filename, project, found_sha256, when),
+        )
         return Verdict(True, found_sha256, when)
     sha256, published_at, withdrawn = row
     if sha256 == found_sha256:
@@ -124,12 +132,24 @@ def judge(filename: str, project: str, path: str, found_sha256: str, when: float
             _set_withdrawn(filename, None, None)
         return Verdict(True, sha256, published_at)
     if withdrawn != found_sha256:
-        log.error("%s changed on disk after it was published (sha256 %s, now %s): withdrawn until an "
-                  "admin restores it or accepts the new bytes (privindex file accept %s)",
-                  path, sha256, found_sha256, filename)
+        log.error(
+            "%s changed on disk after it was published (sha256 %s, now %s): withdrawn until an "
+            "admin restores it or accepts the new bytes (privindex file accept %s)",
+            path,
+            sha256,
+            found_sha256,
+            filename,
+        )
         _set_withdrawn(filename, found_sha256, time.time())
-        audit.record(Tag.FILE_CHANGED_ON_DISK, SERVER, subject=filename, project=project, path=path,
-                     published_sha256=sha256, found_sha256=found_sha256)
+        audit.record(
+            Tag.FILE_CHANGED_ON_DISK,
+            SERVER,
+            subject=filename,
+            project=project,
+            path=path,
+            published_sha256=sha256,
+            found_sha256=found_sha256,
+        )
     else:
         log.warning("%s is still withdrawn: its content differs from the published sha256 %s", path, sha256)
     return Verdict(False, sha256, published_at)
@@ -137,4 +157,5 @@ def judge(filename: str, project: str, path: str, found_sha256: str, when: float
 
 def _set_withdrawn(filename: str, sha256: str | None, when: float | None) -> None:
     PublishedFile.update(withdrawn_sha256=sha256, withdrawn_at=when).where(
-        PublishedFile.filename == filename).execute()
+        PublishedFile.filename == filename
+    ).execute()

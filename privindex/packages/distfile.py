@@ -53,9 +53,7 @@ def parse_filename(filename: str) -> tuple[NormalizedName, Version]:
             return parse_sdist_filename(filename)
     except (InvalidWheelFilename, InvalidSdistFilename) as exc:
         raise InvalidDistribution(str(exc)) from None
-    raise InvalidDistribution(
-        f"{filename!r} is not a wheel (.whl) or an sdist (.tar.gz, .zip)"
-    )
+    raise InvalidDistribution(f"{filename!r} is not a wheel (.whl) or an sdist (.tar.gz, .zip)")
 
 
 @dataclass(frozen=True)
@@ -73,8 +71,13 @@ class FileFacts:
     core: bytes | None = None  # the core metadata of any kind of file, for releases.record
 
 
-def read_facts(path: Path, filename: str | None = None, sha256: str | None = None,
-               strict: bool = False, limits: ArchiveLimits = DEFAULT_LIMITS) -> FileFacts:
+def read_facts(
+    path: Path,
+    filename: str | None = None,
+    sha256: str | None = None,
+    strict: bool = False,
+    limits: ArchiveLimits = DEFAULT_LIMITS,
+) -> FileFacts:
     """Hash the file (unless the hash is known) and extract its core metadata, reading
     the file once where it is small. strict (for uploads) also requires the metadata to
     be UTF-8, as the core metadata spec says; files already in the store are served
@@ -97,8 +100,9 @@ def read_facts(path: Path, filename: str | None = None, sha256: str | None = Non
         try:
             raw.decode("utf-8")
         except UnicodeDecodeError as exc:
-            raise InvalidDistribution(f"{filename}: the core metadata is not valid UTF-8 ({exc.reason} "
-                                      f"at byte {exc.start})") from None
+            raise InvalidDistribution(
+                f"{filename}: the core metadata is not valid UTF-8 ({exc.reason} at byte {exc.start})"
+            ) from None
     fields, _unparsed = parse_email(raw)
     is_wheel = filename.endswith(WHEEL_SUFFIX)
     return FileFacts(
@@ -123,8 +127,9 @@ def examine(path: Path, limits: ArchiveLimits = DEFAULT_LIMITS) -> FileFacts | s
         return str(exc)
 
 
-def read_core_metadata(path: Path, filename: str | None = None,
-                       limits: ArchiveLimits = DEFAULT_LIMITS) -> bytes:
+def read_core_metadata(
+    path: Path, filename: str | None = None, limits: ArchiveLimits = DEFAULT_LIMITS
+) -> bytes:
     """Just the core metadata of a file (to fill in what an older version did not keep)."""
     with open(path, "rb") as fh:
         return _core_metadata(fh, filename or path.name, limits)
@@ -142,7 +147,9 @@ def _core_metadata(source: BinaryIO, filename: str, limits: ArchiveLimits) -> by
     the archive passed archives.py's rules."""
     try:
         if filename.endswith(".tar.gz"):
-            found = archives.tar_members(source, limits, lambda name: _is_top_level(name, "PKG-INFO"), _bounded)
+            found = archives.tar_members(
+                source, limits, lambda name: _is_top_level(name, "PKG-INFO"), _bounded
+            )
             if found is None:
                 raise InvalidDistribution(f"{filename}: no PKG-INFO at the top of the sdist")
             return found

@@ -35,12 +35,11 @@ from typing import NamedTuple, TypeAlias, TypeVar
 
 from packaging.version import Version
 
-from privindex.packages import digests
-from privindex.packages import releases
-from privindex.packages.archives import DEFAULT_LIMITS, ArchiveLimits
 from privindex.db.connection import data_version, database
-from privindex.packages.distfile import FileFacts, examine, hash_stream, parse_filename
 from privindex.db.models import DistFile
+from privindex.packages import digests, releases
+from privindex.packages.archives import DEFAULT_LIMITS, ArchiveLimits
+from privindex.packages.distfile import FileFacts, examine, hash_stream, parse_filename
 from privindex.packages.store import Store
 
 log = logging.getLogger(__name__)
@@ -77,20 +76,50 @@ class IndexedFile(NamedTuple):
     facts: bytes  # _NUMBERS, the raw sha256, then the raw sha256 of the metadata if any
 
     @classmethod
-    def make(cls, path: str, project: str, name: str, version: str, size: int, mtime_ns: int,
-             sha256_digest: bytes, requires_python: str | None, metadata_digest: bytes | None,
-             upload_time: float, yanked: bool = False, yanked_reason: str = "") -> "IndexedFile":
-        return cls(path, project, name, version, requires_python, yanked, yanked_reason,
-                   _NUMBERS.pack(size, mtime_ns, upload_time) + sha256_digest + (metadata_digest or b""))
+    def make(
+        cls,
+        path: str,
+        project: str,
+        name: str,
+        version: str,
+        size: int,
+        mtime_ns: int,
+        sha256_digest: bytes,
+        requires_python: str | None,
+        metadata_digest: bytes | None,
+        upload_time: float,
+        yanked: bool = False,
+        yanked_reason: str = "",
+    ) -> IndexedFile:
+        return cls(
+            path,
+            project,
+            name,
+            version,
+            requires_python,
+            yanked,
+            yanked_reason,
+            _NUMBERS.pack(size, mtime_ns, upload_time) + sha256_digest + (metadata_digest or b""),
+        )
 
-    def with_facts(self, size: int | None = None, mtime_ns: int | None = None, upload_time: float | None = None,
-                   sha256_digest: bytes | None = None) -> "IndexedFile":
+    def with_facts(
+        self,
+        size: int | None = None,
+        mtime_ns: int | None = None,
+        upload_time: float | None = None,
+        sha256_digest: bytes | None = None,
+    ) -> IndexedFile:
         """This entry with some of its packed facts changed."""
         old_size, old_mtime, old_upload = _NUMBERS.unpack_from(self.facts)
-        return self._replace(facts=_NUMBERS.pack(
-            old_size if size is None else size, old_mtime if mtime_ns is None else mtime_ns,
-            old_upload if upload_time is None else upload_time)
-            + (sha256_digest or self.sha256_digest) + self.facts[_DIGESTS_AT + 32:])
+        return self._replace(
+            facts=_NUMBERS.pack(
+                old_size if size is None else size,
+                old_mtime if mtime_ns is None else mtime_ns,
+                old_upload if upload_time is None else upload_time,
+            )
+            + (sha256_digest or self.sha256_digest)
+            + self.facts[_DIGESTS_AT + 32 :]
+        )
 
     @property
     def signature(self) -> tuple[int, int]:
@@ -111,15 +140,15 @@ class IndexedFile(NamedTuple):
 
     @property
     def sha256_digest(self) -> bytes:
-        return self.facts[_DIGESTS_AT:_DIGESTS_AT + 32]
+        return self.facts[_DIGESTS_AT : _DIGESTS_AT + 32]
 
     @property
     def sha256(self) -> str:
-        return self.facts[_DIGESTS_AT:_DIGESTS_AT + 32].hex()
+        return self.facts[_DIGESTS_AT : _DIGESTS_AT + 32].hex()
 
     @property
     def metadata_sha256(self) -> str | None:
-        return self.facts[_DIGESTS_AT + 32:].hex() or None
+        return self.facts[_DIGESTS_AT + 32 :].hex() or None
 
     @property
     def filename(self) -> str:
@@ -244,7 +273,9 @@ class Index:
         self._projects: dict[str, Project] = {}
         self._project_list: tuple[tuple[str, str], ...] = ()
         self._shared = False  # whether the snapshot holds _files, _projects and _withdrawn themselves
-        self._project_paths: dict[str, list[str]] = {}  # listed paths per project (lists: a fifth of a set's memory)
+        self._project_paths: dict[
+            str, list[str]
+        ] = {}  # listed paths per project (lists: a fifth of a set's memory)
         # listed and withdrawn files per folder; which ones they are is looked up in _files and
         # _withdrawn only when a folder holds fewer than this (a set of paths per folder
         # held every path a second time: 4 MB at 100,000 files)
@@ -313,7 +344,9 @@ class Index:
                 display[project] = first
                 if first != last:  # names spelled differently across files: the latest's wins
                     mixed.append(project)
-            projects = _FromDatabase(self._recorded_project, len(display), lambda: self._loaded_snapshot().projects)
+            projects = _FromDatabase(
+                self._recorded_project, len(display), lambda: self._loaded_snapshot().projects
+            )
             for project in mixed:
                 found = projects.get(project)
                 if found is None:
@@ -327,11 +360,15 @@ class Index:
                     self.indexing = Indexing(indexed=count)  # until catch_up has compared the disk
 
     def _recorded_project(self, name: str) -> Project | None:
-        listed = [entry for entry, served in self._recorded(_LOAD_SQL + " WHERE d.project = ", name) if served]
+        listed = [
+            entry for entry, served in self._recorded(_LOAD_SQL + " WHERE d.project = ", name) if served
+        ]
         return _build_project(name, listed) if listed else None
 
     def _recorded_file(self, path: str) -> IndexedFile | None:
-        return next((entry for entry, served in self._recorded(_LOAD_SQL + " WHERE d.path = ", path) if served), None)
+        return next(
+            (entry for entry, served in self._recorded(_LOAD_SQL + " WHERE d.path = ", path) if served), None
+        )
 
     @staticmethod
     def _recorded(query: str, key: str) -> Iterator[tuple[IndexedFile, bool]]:
@@ -399,8 +436,10 @@ class Index:
                 self._compare_folder(reldir, files, found)
             with self._lock:
                 found.gone |= self._paths_in({d for d in self._dir_counts if d not in seen_dirs})
-                to_read = [(path, seen, self._known(path) or self._unjudged.get(path))
-                           for path, seen in found.to_read.items()]
+                to_read = [
+                    (path, seen, self._known(path) or self._unjudged.get(path))
+                    for path, seen in found.to_read.items()
+                ]
                 to_judge = found.rejudge
                 on_disk = found.to_read.keys() | {e.path for e in to_judge}
                 stale = [p for p in self._unjudged if p not in on_disk]
@@ -413,8 +452,10 @@ class Index:
             with _readers(len(to_read), self.limits) as read_facts_of:
                 for batch in _chunks(to_read, LOAD_BATCH):
                     read = self._read_many(batch, read_facts_of)
-                    self._settle(self._judge([r for r in read if isinstance(r, tuple)]),  # not None or DROP
-                                 dropped=[p for (p, _st, _k), r in zip(batch, read) if r is DROP])
+                    self._settle(
+                        self._judge([r for r in read if isinstance(r, tuple)]),  # not None or DROP
+                        dropped=[p for (p, _st, _k), r in zip(batch, read) if r is DROP],
+                    )
                     done += len(batch)
                     self.indexing = Indexing(indexed=len(self._files), left=len(to_read) - done)
                     if progress:
@@ -431,8 +472,13 @@ class Index:
             if filled:
                 log.info("read the descriptions of %d release(s) indexed by an older version", filled)
             self.indexing = None
-            log.info("indexed the store: %d files listed, %d read, %d gone, in %.1f s",
-                     len(self._files), len(to_read), len(gone), time.monotonic() - started)
+            log.info(
+                "indexed the store: %d files listed, %d read, %d gone, in %.1f s",
+                len(self._files),
+                len(to_read),
+                len(gone),
+                time.monotonic() - started,
+            )
 
     def _settle(self, outcomes: list[tuple[str, Outcome]], dropped: Iterable[str] = ()) -> None:
         """Apply a batch of catch-up outcomes and publish the projects they touched."""
@@ -449,8 +495,9 @@ class Index:
             found = self._survey()
             for row in digests.changed_since(self._revision):
                 self._revision = max(self._revision, row.revision)
-                found.rejudge += [e for e in self._known_named(row.project, row.filename)
-                                  if e.path not in found.to_read]
+                found.rejudge += [
+                    e for e in self._known_named(row.project, row.filename) if e.path not in found.to_read
+                ]
             while self._suspects:
                 path = self._suspects.pop()
                 try:
@@ -460,7 +507,9 @@ class Index:
             if not (found.to_read or found.rejudge or found.gone):
                 return
             outcomes: list[tuple[str, Outcome]] = []
-            items: list[tuple[str, IndexedFile | None, FileFacts | None]] = [(e.path, e, None) for e in found.rejudge]
+            items: list[tuple[str, IndexedFile | None, FileFacts | None]] = [
+                (e.path, e, None) for e in found.rejudge
+            ]
             with self._lock:
                 to_read = [(path, st, self._known(path)) for path, st in found.to_read.items()]
             with _readers(len(to_read), self.limits) as read_facts_of:
@@ -473,8 +522,11 @@ class Index:
             for batch in _chunks(items, READ_BATCH):
                 outcomes += self._judge(batch)
             with self._lock:
-                changed = {name for p in found.gone
-                           if not self.store.full_path(p).exists() and (name := self._drop(p)) is not None}
+                changed = {
+                    name
+                    for p in found.gone
+                    if not self.store.full_path(p).exists() and (name := self._drop(p)) is not None
+                }
                 changed |= self._apply(outcomes, restat=True)
                 self._publish(changed)
 
@@ -487,8 +539,12 @@ class Index:
             return
         self._data_version = version
         with self._lock:  # read under the lock: our own yank commits, then waits for it to apply
-            yanked = {path: reason for path, reason in
-                      database.execute_sql("SELECT path, yanked_reason FROM dist_file WHERE yanked").fetchall()}
+            yanked = {
+                path: reason
+                for path, reason in database.execute_sql(
+                    "SELECT path, yanked_reason FROM dist_file WHERE yanked"
+                ).fetchall()
+            }
             changed = set()
             for path, entry in list(self._files.items()):
                 want = (path in yanked, yanked.get(path, ""))
@@ -604,14 +660,16 @@ class Index:
             with self._lock:
                 found.gone |= self._paths_in({reldir}) - here
 
-    def _read_many(self, batch: list[tuple[str, Sig, IndexedFile | None]],
-                   read_facts_of: Callable[[list[Path]], list[FileFacts | str]]) -> list[_Read]:
+    def _read_many(
+        self,
+        batch: list[tuple[str, Sig, IndexedFile | None]],
+        read_facts_of: Callable[[list[Path]], list[FileFacts | str]],
+    ) -> list[_Read]:
         """_read for each (path, stat, known entry), the files read by read_facts_of."""
         examined = read_facts_of([self.store.full_path(p) for p, _st, _known in batch])
         return [self._read(p, st, known, facts) for (p, st, known), facts in zip(batch, examined)]
 
-    def _read(self, path: str, seen: Sig, known: IndexedFile | None,
-              facts: FileFacts | str) -> _Read:
+    def _read(self, path: str, seen: Sig, known: IndexedFile | None, facts: FileFacts | str) -> _Read:
         """Judge what reading a file found on disk gave (`examine`: its facts, or why it is
         not a distribution): (path, None, facts) to judge; for a file we knew that is no
         longer a readable distribution (corrupted in place), (path, its entry with the new
@@ -629,7 +687,11 @@ class Index:
                         now = os.fstat(fh.fileno())
                 except OSError:
                     return DROP
-                return path, known.with_facts(size=now.st_size, mtime_ns=now.st_mtime_ns, sha256_digest=digest), None
+                return (
+                    path,
+                    known.with_facts(size=now.st_size, mtime_ns=now.st_mtime_ns, sha256_digest=digest),
+                    None,
+                )
             key = (path, *seen)
             if settled and key not in self._warned:
                 self._warned.add(key)
@@ -640,8 +702,9 @@ class Index:
             return None
         return path, None, facts
 
-    def _judge(self, items: list[tuple[str, IndexedFile | None, FileFacts | None]],
-               restat: bool = True) -> list[tuple[str, Outcome]]:
+    def _judge(
+        self, items: list[tuple[str, IndexedFile | None, FileFacts | None]], restat: bool = True
+    ) -> list[tuple[str, Outcome]]:
         """Record facts read and decide, against the publications, what each file is:
         (path, IndexedFile) to list, or (path, Withdrawn).
 
@@ -672,13 +735,16 @@ class Index:
                     entry = save_facts(path, facts)
                 else:  # rejudged: a command may have yanked it meanwhile
                     row = database.execute_sql(
-                        f"SELECT yanked, yanked_reason FROM dist_file WHERE path = {database.param}", (path,)).fetchone()
+                        f"SELECT yanked, yanked_reason FROM dist_file WHERE path = {database.param}", (path,)
+                    ).fetchone()
                     if row is not None and entry is not None:
                         entry = entry._replace(yanked=bool(row[0]), yanked_reason=row[1])
                 assert entry is not None
                 verdict = digests.judge(entry.filename, entry.project, path, entry.sha256, entry.upload_time)
                 entry = entry.with_facts(upload_time=verdict.published_at)
-                outcomes.append((path, entry if verdict.served else Withdrawn(entry, verdict.published_sha256)))
+                outcomes.append(
+                    (path, entry if verdict.served else Withdrawn(entry, verdict.published_sha256))
+                )
         return outcomes
 
     # -- internals: the working copy (under _lock) --------------------------------------
@@ -794,11 +860,16 @@ class Index:
         """Copy the working dicts the snapshot shares before changing them: copy on write,
         so a resting index holds each dict once (100,000 files: 5 MB less)."""
         if self._shared:
-            self._files, self._projects, self._withdrawn = dict(self._files), dict(self._projects), dict(self._withdrawn)
+            self._files, self._projects, self._withdrawn = (
+                dict(self._files),
+                dict(self._projects),
+                dict(self._withdrawn),
+            )
             self._shared = False
 
 
 # -- the dist_file table: facts per path (the index's persistent cache) ---------------------
+
 
 def save_facts(path: str, facts: FileFacts, unyank: bool = False) -> IndexedFile:
     """Persist a file's facts, keeping its yank state unless unyank (a new publication
@@ -809,25 +880,55 @@ def save_facts(path: str, facts: FileFacts, unyank: bool = False) -> IndexedFile
     than running them."""
     filename = path.rpartition("/")[2]
     project, version = parse_filename(filename)
-    values = (path, filename, project, facts.name, str(version), facts.size, facts.mtime_ns, facts.sha256,
-              facts.requires_python, facts.metadata, facts.metadata_sha256, time.time())
+    values = (
+        path,
+        filename,
+        project,
+        facts.name,
+        str(version),
+        facts.size,
+        facts.mtime_ns,
+        facts.sha256,
+        facts.requires_python,
+        facts.metadata,
+        facts.metadata_sha256,
+        time.time(),
+    )
     row = database.execute_sql(
         "INSERT INTO dist_file (path, filename, project, name, version, size, mtime_ns, sha256, "
-        "requires_python, metadata, metadata_sha256, upload_time) VALUES (" + ", ".join([database.param] * 12) + ") "
+        "requires_python, metadata, metadata_sha256, upload_time) VALUES ("
+        + ", ".join([database.param] * 12)
+        + ") "
         "ON CONFLICT (path) DO UPDATE SET project = excluded.project, name = excluded.name, "
         "version = excluded.version, size = excluded.size, mtime_ns = excluded.mtime_ns, "
         "sha256 = excluded.sha256, requires_python = excluded.requires_python, "
         "metadata = excluded.metadata, metadata_sha256 = excluded.metadata_sha256"
         + (", yanked = FALSE, yanked_reason = ''" if unyank else "")
-        + " RETURNING yanked, yanked_reason, upload_time", values).fetchone()
+        + " RETURNING yanked, yanked_reason, upload_time",
+        values,
+    ).fetchone()
     if facts.core is not None:
         releases.record(project, str(version), facts.name, facts.core)
-    return _entry(path, project, facts.name, str(version), facts.size, facts.mtime_ns, facts.sha256,
-                  facts.requires_python, facts.metadata_sha256, row[2], row[0], row[1])
+    return _entry(
+        path,
+        project,
+        facts.name,
+        str(version),
+        facts.size,
+        facts.mtime_ns,
+        facts.sha256,
+        facts.requires_python,
+        facts.metadata_sha256,
+        row[2],
+        row[0],
+        row[1],
+    )
 
 
 def save_yank(path: str, yanked: bool, reason: str) -> None:
-    DistFile.update(yanked=yanked, yanked_reason=reason if yanked else "").where(DistFile.path == path).execute()
+    DistFile.update(yanked=yanked, yanked_reason=reason if yanked else "").where(
+        DistFile.path == path
+    ).execute()
 
 
 def forget_facts(path: str) -> None:
@@ -847,8 +948,12 @@ def _build_project(name: str, files: Iterable[IndexedFile], rank: Mapping[str, i
         by_filename[filename] = f
     if rank is None:
         rank = _version_ranks({f.version for f in by_filename.values()})
-    ordered = tuple(f for _rank, _filename, f in sorted((rank[f.version], filename, f)
-                                                         for filename, f in by_filename.items()))
+    ordered = tuple(
+        f
+        for _rank, _filename, f in sorted(
+            (rank[f.version], filename, f) for filename, f in by_filename.items()
+        )
+    )
     versions = tuple(sorted({f.version for f in ordered}, key=rank.__getitem__))
     return Project(name=name, display_name=ordered[-1].name, files=ordered, versions=versions)
 
@@ -883,8 +988,11 @@ _ROW_FIELDS = [f for f in DistFile._meta.sorted_fields if f.name not in ("id", "
 # every file record as an index entry (with its publication's time), and whether it is
 # listed at once: it carries its publication's digest, and that is not withdrawn
 _LOAD_SQL = (
-    "SELECT " + ", ".join("COALESCE(p.published_at, d.upload_time)" if f.name == "upload_time"
-                          else f"d.{f.column_name}" for f in _ROW_FIELDS)
+    "SELECT "
+    + ", ".join(
+        "COALESCE(p.published_at, d.upload_time)" if f.name == "upload_time" else f"d.{f.column_name}"
+        for f in _ROW_FIELDS
+    )
     + ", (p.sha256 = d.sha256 AND p.withdrawn_sha256 IS NULL)"
     " FROM dist_file d LEFT JOIN published_file p ON p.filename = d.filename"
 )
@@ -897,22 +1005,42 @@ _LISTING_SQL = (
 )
 
 
-def _entry(path: str, project: str, name: str, version: str, size: int, mtime_ns: int, sha256: str,
-           requires_python: str | None, metadata_sha256: str | None, upload_time: float, yanked: int,
-           yanked_reason: str | None) -> IndexedFile:
+def _entry(
+    path: str,
+    project: str,
+    name: str,
+    version: str,
+    size: int,
+    mtime_ns: int,
+    sha256: str,
+    requires_python: str | None,
+    metadata_sha256: str | None,
+    upload_time: float,
+    yanked: int,
+    yanked_reason: str | None,
+) -> IndexedFile:
     """An index entry from a dist_file row (columns in _ROW_FIELDS order). Names, versions
     and Requires-Python repeat across files: interning keeps one copy of each."""
     intern = sys.intern
     return IndexedFile.make(
-        path, intern(project), intern(name), intern(version), size, mtime_ns, bytes.fromhex(sha256),
+        path,
+        intern(project),
+        intern(name),
+        intern(version),
+        size,
+        mtime_ns,
+        bytes.fromhex(sha256),
         intern(requires_python) if requires_python else requires_python,
         bytes.fromhex(metadata_sha256) if metadata_sha256 else None,
-        upload_time, bool(yanked), yanked_reason or "",
+        upload_time,
+        bool(yanked),
+        yanked_reason or "",
     )
 
 
-def _files_only(entries: Iterable[tuple[str, os.stat_result | None]], subdirs: list[str]
-                ) -> Iterator[tuple[str, os.stat_result]]:
+def _files_only(
+    entries: Iterable[tuple[str, os.stat_result | None]], subdirs: list[str]
+) -> Iterator[tuple[str, os.stat_result]]:
     """Store.entries' files; its subfolders are appended to subdirs."""
     for path, st in entries:
         if st is None:
@@ -936,4 +1064,4 @@ def _dirname(path: str) -> str:
 
 def _chunks(items: list, size: int) -> Iterable[list]:
     for start in range(0, len(items), size):
-        yield items[start:start + size]
+        yield items[start : start + size]

@@ -13,16 +13,16 @@ from dataclasses import dataclass
 from packaging.utils import canonicalize_name
 from peewee import fn
 
-from privindex.ops import audit
-from privindex.packages import releases
-from privindex.ops.audit import Tag
 from privindex.accounts.api_tokens import TokenAuth
 from privindex.accounts.permissions import ROLES, first_upload_owns, project_exists
 from privindex.accounts.users import AccountError, get_user
 from privindex.db.connection import database
-from privindex.i18n import _
-from privindex.packages.index import Index, IndexedFile
 from privindex.db.models import DistFile, Project, ProjectRole, Release, User
+from privindex.i18n import _
+from privindex.ops import audit
+from privindex.ops.audit import Tag
+from privindex.packages import releases
+from privindex.packages.index import Index, IndexedFile
 
 
 @dataclass(frozen=True)
@@ -37,8 +37,13 @@ def list_projects(user: User | None = None, name: str | None = None) -> list[Pro
     """Every project (with rights or with files), sorted; only the user's when user is
     given, only the named one when name is given."""
     roles: dict[str, dict[str, list[str]]] = {}
-    query = (ProjectRole.select(ProjectRole, Project, User).join(Project).switch(ProjectRole).join(User)
-             .order_by(User.username))
+    query = (
+        ProjectRole.select(ProjectRole, Project, User)
+        .join(Project)
+        .switch(ProjectRole)
+        .join(User)
+        .order_by(User.username)
+    )
     counts = DistFile.select(DistFile.project, fn.COUNT(DistFile.id)).group_by(DistFile.project)
     names = Project.select(Project.name)
     if name is not None:
@@ -46,7 +51,9 @@ def list_projects(user: User | None = None, name: str | None = None) -> list[Pro
         counts = counts.where(DistFile.project == name)
         names = names.where(Project.name == name)
     for role in query:
-        roles.setdefault(role.project.name, {"owner": [], "maintainer": []})[role.role].append(role.user.username)
+        roles.setdefault(role.project.name, {"owner": [], "maintainer": []})[role.role].append(
+            role.user.username
+        )
     file_counts = dict(counts.tuples())
     result = []
     for project in sorted(set(file_counts) | {p.name for p in names}):
@@ -92,11 +99,18 @@ def remove_role(project_name: str, username: str, ctx: audit.Context, role: str 
     name = canonicalize_name(project_name)
     user = get_user(username)
     project = Project.get_or_none(Project.name == name)
-    current = ProjectRole.get_or_none(ProjectRole.project == project, ProjectRole.user == user) if project else None
+    current = (
+        ProjectRole.get_or_none(ProjectRole.project == project, ProjectRole.user == user) if project else None
+    )
     if current is None or (role is not None and current.role != role):
-        raise AccountError(_("'%(user)s' is not %(role)s of '%(project)s'", user=user.username,
-                             role=_("a maintainer") if role == "maintainer" else _("an owner") if role
-                             else _("a member"), project=name))
+        raise AccountError(
+            _(
+                "'%(user)s' is not %(role)s of '%(project)s'",
+                user=user.username,
+                role=_("a maintainer") if role == "maintainer" else _("an owner") if role else _("a member"),
+                project=name,
+            )
+        )
     if current.role == "owner" and _owner_count(project) == 1:
         raise AccountError(_LAST_OWNER(user, name))
     with database.atomic():
@@ -105,8 +119,11 @@ def remove_role(project_name: str, username: str, ctx: audit.Context, role: str 
 
 
 def _LAST_OWNER(user: User, name: str) -> str:
-    return _("'%(user)s' is the last owner of '%(project)s'; add another owner first",
-             user=user.username, project=name)
+    return _(
+        "'%(user)s' is the last owner of '%(project)s'; add another owner first",
+        user=user.username,
+        project=name,
+    )
 
 
 def _owner_count(project: Project) -> int:
@@ -133,6 +150,7 @@ def claim_project(auth: TokenAuth, name: str, ctx: audit.Context) -> Project:
 
 # -- browsing: the project list, search, and one project's page ------------------------------
 
+
 @dataclass(frozen=True)
 class Listed:
     name: str  # normalized
@@ -149,7 +167,9 @@ class Listing:
     pages: int
 
 
-def browse(index: Index, user: User | None, query: str, page: int, page_size: int = releases.PAGE_SIZE) -> Listing:
+def browse(
+    index: Index, user: User | None, query: str, page: int, page_size: int = releases.PAGE_SIZE
+) -> Listing:
     """A page of projects, sorted by name: every project (user None) or the user's own,
     or those matching query (name and summary, best first)."""
     offset = (page - 1) * page_size
@@ -161,16 +181,28 @@ def browse(index: Index, user: User | None, query: str, page: int, page_size: in
     if user is None:
         names = sorted(set(snapshot.projects) | {n for (n,) in Project.select(Project.name).tuples()})
     else:
-        names = sorted({r.project.name for r in ProjectRole.select(ProjectRole, Project).join(Project)
-                        .where(ProjectRole.user == user)})
-    chosen = names[offset:offset + page_size]
+        names = sorted(
+            {
+                r.project.name
+                for r in ProjectRole.select(ProjectRole, Project)
+                .join(Project)
+                .where(ProjectRole.user == user)
+            }
+        )
+    chosen = names[offset : offset + page_size]
     meta = releases.summaries(chosen)
     items = []
     for name in chosen:
         m = meta.get(name)
         indexed = snapshot.projects.get(name)
-        items.append(Listed(name, indexed.display_name if indexed else name, m.summary if m else "",
-                            m.latest_version if m else (indexed.versions[-1] if indexed else None)))
+        items.append(
+            Listed(
+                name,
+                indexed.display_name if indexed else name,
+                m.summary if m else "",
+                m.latest_version if m else (indexed.versions[-1] if indexed else None),
+            )
+        )
     return Listing(items, len(names), page, max(1, -(-len(names) // page_size)))
 
 
@@ -216,15 +248,25 @@ def project_page(index: Index, name: str) -> ProjectPage | None:
     views = []
     for version in reversed(indexed.versions if indexed else ()):
         fs = by_version[version]
-        views.append(ReleaseView(
-            version=version, date=min(f.upload_time for f in fs), yanked=all(f.yanked for f in fs),
-            yanked_reason=next((f.yanked_reason for f in fs if f.yanked_reason), ""),
-            files=[FileView(f, uploads.get(f.filename)) for f in fs]))
+        views.append(
+            ReleaseView(
+                version=version,
+                date=min(f.upload_time for f in fs),
+                yanked=all(f.yanked for f in fs),
+                yanked_reason=next((f.yanked_reason for f in fs if f.yanked_reason), ""),
+                files=[FileView(f, uploads.get(f.filename)) for f in fs],
+            )
+        )
     live = [v.version for v in views if not v.yanked] or [v.version for v in views]
     latest_version = max(live, key=releases.rank) if live else None
     latest = kept.get(latest_version) if latest_version else None
     return ProjectPage(
-        name=name, display_name=indexed.display_name if indexed else name, info=info, latest=latest,
-        latest_version=latest_version, releases=views,
+        name=name,
+        display_name=indexed.display_name if indexed else name,
+        info=info,
+        latest=latest,
+        latest_version=latest_version,
+        releases=views,
         urls=[tuple(u) for u in json.loads(latest.urls)] if latest else [],
-        classifiers=json.loads(latest.classifiers) if latest else [])
+        classifiers=json.loads(latest.classifiers) if latest else [],
+    )

@@ -18,20 +18,18 @@ from pathlib import Path
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from privindex.ops import audit
-from privindex.accounts import permissions
-from privindex.packages import projects
-from privindex.packages import digests
-from privindex.accounts import users
+from privindex.accounts import permissions, users
 from privindex.accounts.api_tokens import TokenAuth
-from privindex.packages.archives import DEFAULT_LIMITS, ArchiveLimits
-from privindex.ops.audit import Tag
 from privindex.db.connection import database
+from privindex.db.models import DistFile, PublishedFile
+from privindex.ops import audit
+from privindex.ops.audit import Tag
+from privindex.packages import digests, projects
+from privindex.packages.archives import DEFAULT_LIMITS, ArchiveLimits
 from privindex.packages.distfile import FileFacts, InvalidDistribution, parse_filename, read_facts
 from privindex.packages.index import Index, IndexedFile, save_facts
-from privindex.db.models import DistFile, PublishedFile
-from privindex.upstream.source_rules import Sources, UpstreamClaimed
 from privindex.packages.store import IncomingFile, Store
+from privindex.upstream.source_rules import Sources, UpstreamClaimed
 
 
 class PublishError(Exception):
@@ -48,8 +46,9 @@ class Published:
     entry: IndexedFile | None = None
 
 
-def check_upload(auth: TokenAuth, project: str, require_2fa: bool, account_url: str,
-                 sources: "Sources | None" = None) -> None:
+def check_upload(
+    auth: TokenAuth, project: str, require_2fa: bool, account_url: str, sources: Sources | None = None
+) -> None:
     """May this token upload to the project? Raises permissions.UploadDenied saying why.
 
     The permission rules read the project and its files in one read transaction, so they
@@ -64,7 +63,8 @@ def check_upload(auth: TokenAuth, project: str, require_2fa: bool, account_url: 
         if require_2fa and auth.token.publisher_id is None and not users.has_second_factor(auth.user):
             raise permissions.UploadDenied(
                 f"The account {auth.user.username!r} has no second factor, which this server requires "
-                f"for uploads: sign in at {account_url} and add a security key or an authenticator app")
+                f"for uploads: sign in at {account_url} and add a security key or an authenticator app"
+            )
     if sources is not None:  # after the transaction: it may ask the upstream
         try:
             sources.check_first_upload(project)
@@ -72,9 +72,18 @@ def check_upload(auth: TokenAuth, project: str, require_2fa: bool, account_url: 
             raise permissions.UploadDenied(str(exc)) from None
 
 
-def publish_upload(store: Store, index: Index, auth: TokenAuth, ctx: audit.Context, project: str,
-                   version: Version, filename: str, incoming: IncomingFile, facts: FileFacts,
-                   overwrite: bool) -> Published:
+def publish_upload(
+    store: Store,
+    index: Index,
+    auth: TokenAuth,
+    ctx: audit.Context,
+    project: str,
+    version: Version,
+    filename: str,
+    incoming: IncomingFile,
+    facts: FileFacts,
+    overwrite: bool,
+) -> Published:
     """Publish an uploaded file (already validated) under its filename.
 
     A filename keeps its first publication: the identical bytes again change nothing (or
@@ -100,18 +109,29 @@ def publish_upload(store: Store, index: Index, auth: TokenAuth, ctx: audit.Conte
                 outcome, tag, old = "overwritten", Tag.FILE_OVERWRITE, published.sha256
                 path = _path_of(index, project, filename)
             else:
-                raise AlreadyExists(f"File already exists: {filename}, with other content. A file cannot be "
-                                    "replaced: bump the version (uploading identical files again is fine)")
+                raise AlreadyExists(
+                    f"File already exists: {filename}, with other content. A file cannot be "
+                    "replaced: bump the version (uploading identical files again is fine)"
+                )
             entry = save_facts(path, facts, unyank=outcome != "restored")
             if outcome != "restored":
                 published = digests.publish(filename, project, facts.sha256, now, row=published)
             assert published is not None  # restored: the publication it had
-            details: dict[str, object] = ({"old_sha256": old} if old else {"restored": True} if outcome == "restored"
-                                          else {})
+            details: dict[str, object] = (
+                {"old_sha256": old} if old else {"restored": True} if outcome == "restored" else {}
+            )
             if auth.ci_claims is not None:  # uploaded from CI with a minted token: say from where
                 details["ci"] = {**auth.ci_claims, "publisher": auth.token.publisher_id}
-            audit.record(tag, ctx, subject=filename, project=project, version=str(version),
-                         sha256=published.sha256, size=facts.size, **details)
+            audit.record(
+                tag,
+                ctx,
+                subject=filename,
+                project=project,
+                version=str(version),
+                sha256=published.sha256,
+                size=facts.size,
+                **details,
+            )
             try:
                 store.publish(incoming, path, replace=outcome != "added")
             except FileExistsError:
@@ -126,8 +146,9 @@ def publish_upload(store: Store, index: Index, auth: TokenAuth, ctx: audit.Conte
     return Published(outcome, entry)
 
 
-def accept(store: Store, filename: str, ctx: audit.Context,
-           limits: ArchiveLimits = DEFAULT_LIMITS) -> tuple[str, str]:
+def accept(
+    store: Store, filename: str, ctx: audit.Context, limits: ArchiveLimits = DEFAULT_LIMITS
+) -> tuple[str, str]:
     """Publish the bytes now on disk under filename (after a deliberate change by hand).
     Returns (old, new) sha256; audited as file:replace."""
     published = _published(filename)
@@ -140,13 +161,23 @@ def accept(store: Store, filename: str, ctx: audit.Context,
     with database.atomic():
         save_facts(path, facts)
         digests.publish(filename, published.project, facts.sha256)
-        audit.record(Tag.FILE_REPLACE, ctx, subject=filename, project=published.project, path=path,
-                     old_sha256=published.sha256, sha256=facts.sha256, size=facts.size, how="accept")
+        audit.record(
+            Tag.FILE_REPLACE,
+            ctx,
+            subject=filename,
+            project=published.project,
+            path=path,
+            old_sha256=published.sha256,
+            sha256=facts.sha256,
+            size=facts.size,
+            how="accept",
+        )
     return published.sha256, facts.sha256
 
 
-def replace(store: Store, filename: str, source: Path, ctx: audit.Context,
-            limits: ArchiveLimits = DEFAULT_LIMITS) -> tuple[str, str]:
+def replace(
+    store: Store, filename: str, source: Path, ctx: audit.Context, limits: ArchiveLimits = DEFAULT_LIMITS
+) -> tuple[str, str]:
     """Publish the file at source as the new content of filename, written atomically where
     the old one lies. Returns (old, new) sha256; audited as file:replace."""
     published = _published(filename)
@@ -159,8 +190,9 @@ def replace(store: Store, filename: str, source: Path, ctx: audit.Context,
                 incoming.write(chunk)
         incoming.flush()
         try:
-            facts = read_facts(incoming.path, filename, sha256=incoming.digests()["sha256"], strict=True,
-                               limits=limits)
+            facts = read_facts(
+                incoming.path, filename, sha256=incoming.digests()["sha256"], strict=True, limits=limits
+            )
         except InvalidDistribution as exc:
             raise PublishError(f"{source} is not a valid distribution: {exc}") from None
         try:
@@ -172,8 +204,17 @@ def replace(store: Store, filename: str, source: Path, ctx: audit.Context,
         with database.atomic():
             save_facts(path, facts, unyank=True)
             digests.publish(filename, project, facts.sha256)
-            audit.record(Tag.FILE_REPLACE, ctx, subject=filename, project=project, path=path,
-                         old_sha256=published.sha256, sha256=facts.sha256, size=facts.size, how="replace")
+            audit.record(
+                Tag.FILE_REPLACE,
+                ctx,
+                subject=filename,
+                project=project,
+                path=path,
+                old_sha256=published.sha256,
+                sha256=facts.sha256,
+                size=facts.size,
+                how="replace",
+            )
             store.publish(incoming, path, replace=True)
     finally:
         incoming.close()
@@ -210,9 +251,13 @@ def _stored_path(store: Store, filename: str, missing_ok: bool = False) -> str |
         project, _version = parse_filename(filename)
     except InvalidDistribution as exc:
         raise PublishError(str(exc)) from None
-    recorded = [p for (p,) in DistFile.select(DistFile.path).where(
-        (DistFile.path == filename) | DistFile.path.endswith("/" + filename)).tuples()
-        if p.rpartition("/")[2] == filename]
+    recorded = [
+        p
+        for (p,) in DistFile.select(DistFile.path)
+        .where((DistFile.path == filename) | DistFile.path.endswith("/" + filename))
+        .tuples()
+        if p.rpartition("/")[2] == filename
+    ]
     for path in [*sorted(recorded), f"{project}/{filename}", filename]:
         if os.path.isfile(store.full_path(path)):
             return path

@@ -14,15 +14,15 @@ import json
 import logging
 import re
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable
 
 from packaging.metadata import parse_email
 from packaging.version import InvalidVersion, Version
 
 from privindex.db.connection import database, is_postgres
-from privindex.db.models import AuditEvent, ApiToken, ProjectMeta, Release
+from privindex.db.models import ApiToken, AuditEvent, ProjectMeta, Release
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +57,11 @@ def parse(raw: bytes) -> ReleaseInfo:
         summary=" ".join((fields.get("summary") or "").split())[:512],
         description_html=render_description(description, content_type),
         description_type=content_type.partition(";")[0].strip().lower(),
-        urls=[(label.strip()[:100], url.strip()) for label, url in urls
-              if re.match(r"https?://[^\s]+$", url.strip(), re.IGNORECASE)],
+        urls=[
+            (label.strip()[:100], url.strip())
+            for label, url in urls
+            if re.match(r"https?://[^\s]+$", url.strip(), re.IGNORECASE)
+        ],
         classifiers=[c for c in fields.get("classifiers") or [] if isinstance(c, str)],
         requires_python=fields.get("requires_python") or None,
     )
@@ -107,24 +110,38 @@ def record(project: str, version: str, display_name: str, raw: bytes) -> None:
     queries cost twenty times more than running them (25,000 files: 28 s to 3 s)."""
     p = database.param
     source = hashlib.sha256(raw).hexdigest()
-    kept = database.execute_sql(f"SELECT source_sha256, summary FROM release WHERE project = {p} AND version = {p}",
-                                (project, version)).fetchone()
+    kept = database.execute_sql(
+        f"SELECT source_sha256, summary FROM release WHERE project = {p} AND version = {p}",
+        (project, version),
+    ).fetchone()
     summary = kept[1] if kept else ""
     if kept is None or kept[0] != source:
         info = parse(raw)
-        values = (info.summary, info.description_html, info.description_type, source, json.dumps(info.urls),
-                  json.dumps(info.classifiers), info.requires_python, time.time())
+        values = (
+            info.summary,
+            info.description_html,
+            info.description_type,
+            source,
+            json.dumps(info.urls),
+            json.dumps(info.classifiers),
+            info.requires_python,
+            time.time(),
+        )
         if kept is None:
             database.execute_sql(
                 "INSERT INTO release (summary, description_html, description_type, source_sha256, urls, "
                 "classifiers, requires_python, recorded_at, project, version) "
-                f"VALUES ({', '.join([p] * 10)})", values + (project, version))
+                f"VALUES ({', '.join([p] * 10)})",
+                values + (project, version),
+            )
         else:
             database.execute_sql(
                 f"UPDATE release SET summary = {p}, description_html = {p}, description_type = {p}, "
                 f"source_sha256 = {p}, urls = {p}, classifiers = {p}, requires_python = {p}, "
                 f"recorded_at = {p} "
-                f"WHERE project = {p} AND version = {p}", values + (project, version))
+                f"WHERE project = {p} AND version = {p}",
+                values + (project, version),
+            )
         summary = info.summary
     _note_latest(project, version, display_name, summary)
 
@@ -140,14 +157,21 @@ def rank(version: str) -> tuple[bool, Version]:
 
 def _note_latest(project: str, version: str, display_name: str, summary: str) -> None:
     p = database.param
-    meta = database.execute_sql(f"SELECT latest_version, summary, display_name FROM project_meta WHERE name = {p}",
-                                (project,)).fetchone()
+    meta = database.execute_sql(
+        f"SELECT latest_version, summary, display_name FROM project_meta WHERE name = {p}", (project,)
+    ).fetchone()
     if meta is None:
-        database.execute_sql("INSERT INTO project_meta (name, display_name, latest_version, summary) "
-                             f"VALUES ({p}, {p}, {p}, {p})", (project, display_name, version, summary))
+        database.execute_sql(
+            "INSERT INTO project_meta (name, display_name, latest_version, summary) "
+            f"VALUES ({p}, {p}, {p}, {p})",
+            (project, display_name, version, summary),
+        )
     elif rank(version) >= rank(meta[0]) and tuple(meta) != (version, summary, display_name):
-        database.execute_sql(f"UPDATE project_meta SET latest_version = {p}, summary = {p}, display_name = {p} "
-                             f"WHERE name = {p}", (version, summary, display_name, project))
+        database.execute_sql(
+            f"UPDATE project_meta SET latest_version = {p}, summary = {p}, display_name = {p} "
+            f"WHERE name = {p}",
+            (version, summary, display_name, project),
+        )
 
 
 def files_removed(project: str) -> None:
@@ -163,7 +187,8 @@ def files_removed(project: str) -> None:
     latest = max(versions, key=rank)
     kept = Release.get_or_none(Release.project == project, Release.version == latest)
     ProjectMeta.update(latest_version=latest, summary=kept.summary if kept else "").where(
-        ProjectMeta.name == project).execute()
+        ProjectMeta.name == project
+    ).execute()
 
 
 def backfill(read: Callable[[str], bytes | None]) -> int:
@@ -172,7 +197,8 @@ def backfill(read: Callable[[str], bytes | None]) -> int:
     rows = database.execute_sql(
         "SELECT d.path, d.project, d.version, d.name, d.metadata FROM dist_file d "
         "LEFT JOIN release r ON r.project = d.project AND r.version = d.version "
-        "WHERE r.id IS NULL ORDER BY d.path").fetchall()
+        "WHERE r.id IS NULL ORDER BY d.path"
+    ).fetchall()
     done: set[tuple[str, str]] = set()
     with database.atomic():
         for path, project, version, name, metadata in rows:
@@ -187,6 +213,7 @@ def backfill(read: Callable[[str], bytes | None]) -> int:
 
 
 # -- reading, for pages ---------------------------------------------------------------------
+
 
 def releases(project: str) -> dict[str, Release]:
     return {r.version: r for r in Release.select().where(Release.project == project)}
@@ -211,16 +238,27 @@ def search(text: str, limit: int = PAGE_SIZE, offset: int = 0) -> tuple[list[Pro
         query = " & ".join(f"{w}:*" for w in words)
         where = "FROM project_meta WHERE search @@ to_tsquery('simple', %s)"
         total = database.execute_sql(f"SELECT count(*) {where}", (query,)).fetchone()[0]
-        ids = [row[0] for row in database.execute_sql(
-            f"SELECT id {where} ORDER BY ts_rank(search, to_tsquery('simple', %s)) DESC, name "
-            "LIMIT %s OFFSET %s", (query, query, limit, offset))]
+        ids = [
+            row[0]
+            for row in database.execute_sql(
+                f"SELECT id {where} ORDER BY ts_rank(search, to_tsquery('simple', %s)) DESC, name "
+                "LIMIT %s OFFSET %s",
+                (query, query, limit, offset),
+            )
+        ]
     else:
         query = fts_query(text)
         total = database.execute_sql(
-            "SELECT count(*) FROM project_search WHERE project_search MATCH ?", (query,)).fetchone()[0]
-        ids = [row[0] for row in database.execute_sql(
-            "SELECT rowid FROM project_search WHERE project_search MATCH ? "
-            "ORDER BY bm25(project_search, 10.0, 1.0) LIMIT ? OFFSET ?", (query, limit, offset))]
+            "SELECT count(*) FROM project_search WHERE project_search MATCH ?", (query,)
+        ).fetchone()[0]
+        ids = [
+            row[0]
+            for row in database.execute_sql(
+                "SELECT rowid FROM project_search WHERE project_search MATCH ? "
+                "ORDER BY bm25(project_search, 10.0, 1.0) LIMIT ? OFFSET ?",
+                (query, limit, offset),
+            )
+        ]
     found = {m.id: m for m in ProjectMeta.select().where(ProjectMeta.id.in_(ids))} if ids else {}
     return [found[i] for i in ids if i in found], total
 
@@ -242,11 +280,15 @@ class Upload:
 
 def uploads(project: str) -> dict[str, Upload]:
     """Who put each file of the project there and how, from the audit trail."""
-    events = (AuditEvent.select(AuditEvent.subject, AuditEvent.actor, AuditEvent.token_id, AuditEvent.details,
-                                AuditEvent.ts)
-              .where(AuditEvent.project == project,
-                     AuditEvent.tag.in_(["file:add", "file:overwrite", "file:replace"]))
-              .order_by(AuditEvent.id))
+    events = (
+        AuditEvent.select(
+            AuditEvent.subject, AuditEvent.actor, AuditEvent.token_id, AuditEvent.details, AuditEvent.ts
+        )
+        .where(
+            AuditEvent.project == project, AuditEvent.tag.in_(["file:add", "file:overwrite", "file:replace"])
+        )
+        .order_by(AuditEvent.id)
+    )
     token_ids = set()
     result: dict[str, tuple] = {}
     for e in events:
@@ -254,8 +296,16 @@ def uploads(project: str) -> dict[str, Upload]:
         result[e.subject] = (e.actor, e.token_id, via, e.ts)
         if e.token_id:
             token_ids.add(e.token_id)
-    descriptions = {t.id: t.description for t in ApiToken.select(ApiToken.id, ApiToken.description)
-                    .where(ApiToken.id.in_(list(token_ids)))} if token_ids else {}
+    descriptions = (
+        {
+            t.id: t.description
+            for t in ApiToken.select(ApiToken.id, ApiToken.description).where(
+                ApiToken.id.in_(list(token_ids))
+            )
+        }
+        if token_ids
+        else {}
+    )
     out = {}
     for filename, (actor, token_id, via, ts) in result.items():
         token = descriptions.get(token_id, "") if token_id else None

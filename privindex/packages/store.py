@@ -16,8 +16,9 @@ import secrets
 import stat
 import tempfile
 import weakref
+from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any, Iterator, Protocol
+from typing import IO, Any, Protocol
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +52,6 @@ def is_ignored(name: str) -> bool:
     Anything else that is not a valid distribution gets one warning when it is scanned.
     """
     return name.startswith(".") or name.endswith(TEMP_SUFFIXES) or name.upper().startswith("README")
-
 
 
 class UploadTooLarge(ValueError):
@@ -166,7 +166,9 @@ class Store:
         for reldir, mtime, files in self.walk_streamed(start):
             yield reldir, mtime, dict(files)
 
-    def walk_streamed(self, start: str = "") -> Iterator[tuple[str, int, Iterator[tuple[str, os.stat_result]]]]:
+    def walk_streamed(
+        self, start: str = ""
+    ) -> Iterator[tuple[str, int, Iterator[tuple[str, os.stat_result]]]]:
         """walk(), each folder's files coming one at a time (read them before the next
         folder): a folder of 100,000 files is never held as 100,000 stat results.
 
@@ -183,7 +185,9 @@ class Store:
             seen.add(real)
             subdirs: list[str] = []
 
-            def files(reldir: str = reldir, subdirs: list[str] = subdirs) -> Iterator[tuple[str, os.stat_result]]:
+            def files(
+                reldir: str = reldir, subdirs: list[str] = subdirs
+            ) -> Iterator[tuple[str, os.stat_result]]:
                 for rel, st in self.entries(reldir):
                     if st is None:
                         subdirs.append(rel)
@@ -249,4 +253,3 @@ def _fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-

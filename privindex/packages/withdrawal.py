@@ -12,17 +12,16 @@ from dataclasses import dataclass
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from privindex.ops import audit
-from privindex.packages import digests
-from privindex.packages import releases
-from privindex.ops.audit import Tag
-from privindex.db.connection import database
-from privindex.packages.distfile import SDIST_SUFFIXES, WHEEL_SUFFIX
-from privindex.i18n import _
-from privindex.packages.index import Index, forget_facts, save_yank
-from privindex.db.models import DistFile, User
 from privindex.accounts.permissions import can_manage
 from privindex.accounts.users import AccountError
+from privindex.db.connection import database
+from privindex.db.models import DistFile, User
+from privindex.i18n import _
+from privindex.ops import audit
+from privindex.ops.audit import Tag
+from privindex.packages import digests, releases
+from privindex.packages.distfile import SDIST_SUFFIXES, WHEEL_SUFFIX
+from privindex.packages.index import Index, forget_facts, save_yank
 from privindex.packages.store import Store
 
 REASON_MAX = 200
@@ -47,8 +46,9 @@ def _file(index: Index | None, user: User | None, project_name: str, filename: s
         if found is not None:
             return Target(found.path, found.filename, found.sha256, found.project)
     else:
-        for path, sha256 in DistFile.select(DistFile.path, DistFile.sha256).where(
-                DistFile.project == project_name).tuples():
+        for path, sha256 in (
+            DistFile.select(DistFile.path, DistFile.sha256).where(DistFile.project == project_name).tuples()
+        ):
             if path.rpartition("/")[2] == filename:
                 return Target(path, filename, sha256, project_name)
     raise AccountError(_("there is no file '%(file)s' in '%(project)s'", file=filename, project=project_name))
@@ -58,42 +58,66 @@ def filenames(project_name: str, file_or_version: str) -> list[str]:
     """The files a command means: one filename, or every file of a version (as PEP 440
     compares versions, so 1.0 is 1.0.0). Refuses what matches nothing."""
     project = canonicalize_name(project_name)
-    named = sorted(p.rpartition("/")[2] for (p,) in DistFile.select(DistFile.path).where(
-        DistFile.project == project).tuples())
+    named = sorted(
+        p.rpartition("/")[2]
+        for (p,) in DistFile.select(DistFile.path).where(DistFile.project == project).tuples()
+    )
     if file_or_version.endswith((WHEEL_SUFFIX, *SDIST_SUFFIXES)):
         found = [n for n in named if n == file_or_version]
     else:
         try:
             wanted = Version(file_or_version)
         except InvalidVersion:
-            raise AccountError(_("'%(arg)s' is neither a file name nor a version", arg=file_or_version)) from None
-        found = [p.rpartition("/")[2] for (p, v) in DistFile.select(DistFile.path, DistFile.version).where(
-            DistFile.project == project).tuples() if Version(v) == wanted]
+            raise AccountError(
+                _("'%(arg)s' is neither a file name nor a version", arg=file_or_version)
+            ) from None
+        found = [
+            p.rpartition("/")[2]
+            for (p, v) in DistFile.select(DistFile.path, DistFile.version)
+            .where(DistFile.project == project)
+            .tuples()
+            if Version(v) == wanted
+        ]
     if not found:
-        raise AccountError(_("there is no file '%(file)s' in '%(project)s'", file=file_or_version,
-                             project=project))
+        raise AccountError(
+            _("there is no file '%(file)s' in '%(project)s'", file=file_or_version, project=project)
+        )
     return sorted(set(found))
 
 
-def set_yanked(index: Index | None, user: User | None, project_name: str, filename: str, yanked: bool,
-               reason: str, ctx: audit.Context) -> None:
+def set_yanked(
+    index: Index | None,
+    user: User | None,
+    project_name: str,
+    filename: str,
+    yanked: bool,
+    reason: str,
+    ctx: audit.Context,
+) -> None:
     """Yank or unyank; without an index (a command), a running server learns of it through
     the publication's revision, as it does of `privindex file accept`."""
     target = _file(index, user, project_name, filename)
     reason = " ".join(reason.split())[:REASON_MAX]
     with database.atomic():
         save_yank(target.path, yanked, reason)
-        audit.record(Tag.FILE_YANK if yanked else Tag.FILE_UNYANK, ctx, subject=filename, project=project_name,
-                     reason=reason if yanked else None)
+        audit.record(
+            Tag.FILE_YANK if yanked else Tag.FILE_UNYANK,
+            ctx,
+            subject=filename,
+            project=project_name,
+            reason=reason if yanked else None,
+        )
         if index is None:
             digests.touch(target.filename)
         elif index.set_yanked(target.path, yanked, reason) is None:  # deleted meanwhile: roll back
-            raise AccountError(_("there is no file '%(file)s' in '%(project)s'", file=filename,
-                                 project=project_name))
+            raise AccountError(
+                _("there is no file '%(file)s' in '%(project)s'", file=filename, project=project_name)
+            )
 
 
-def delete(store: Store, index: Index | None, user: User | None, project_name: str, filename: str,
-           ctx: audit.Context) -> None:
+def delete(
+    store: Store, index: Index | None, user: User | None, project_name: str, filename: str, ctx: audit.Context
+) -> None:
     """Delete a file for good; its filename may then be published anew (docs/architecture.md)."""
     target = _file(index, user, project_name, filename)
     with database.atomic():

@@ -19,14 +19,14 @@ import time
 
 from packaging.utils import canonicalize_name
 
+from privindex.db.connection import data_version, database
+from privindex.db.models import AuditEvent, DistFile, Project
 from privindex.ops import audit
 from privindex.ops.audit import Tag
-from privindex.db.connection import data_version, database
-from privindex.packages.index import Index
 from privindex.ops.logs import redact_url
-from privindex.db.models import AuditEvent, DistFile, Project
-from privindex.upstream.client import UpstreamError
+from privindex.packages.index import Index
 from privindex.upstream.cache import NotCached, UpstreamCache
+from privindex.upstream.client import UpstreamError
 
 log = logging.getLogger(__name__)
 
@@ -93,12 +93,16 @@ class Sources:
         try:
             on_upstream = self.cache.has_project(name)
         except UpstreamError as exc:
-            raise UpstreamClaimed(f"{name} cannot be checked against the upstream index ({exc}); try "
-                                  "again later, or an admin can claim it: privindex project claim "
-                                  f"{name}") from None
+            raise UpstreamClaimed(
+                f"{name} cannot be checked against the upstream index ({exc}); try "
+                "again later, or an admin can claim it: privindex project claim "
+                f"{name}"
+            ) from None
         if on_upstream:
-            raise UpstreamClaimed(f"{name} exists on the upstream index; an admin must claim it first "
-                                  f"(privindex project claim {name})")
+            raise UpstreamClaimed(
+                f"{name} exists on the upstream index; an admin must claim it first "
+                f"(privindex project claim {name})"
+            )
 
     # -- shadowing: the upstream starts publishing a name we own ------------------------------
 
@@ -116,8 +120,12 @@ class Sources:
     def check_shadowing(self, stop: threading.Event | None = None) -> list[str]:
         if self.cache is None or self.cache.offline:
             return []
-        recorded = {p for (p,) in AuditEvent.select(AuditEvent.project)
-                    .where(AuditEvent.tag == Tag.UPSTREAM_SHADOWED.value).tuples()}
+        recorded = {
+            p
+            for (p,) in AuditEvent.select(AuditEvent.project)
+            .where(AuditEvent.tag == Tag.UPSTREAM_SHADOWED.value)
+            .tuples()
+        }
         names = (set(self.index.snapshot.projects) | self.claimed) - recorded
         found = []
         for name in sorted(names):
@@ -129,29 +137,45 @@ class Sources:
                 continue
             if project is not None and project.files:
                 with database.atomic():
-                    audit.record(Tag.UPSTREAM_SHADOWED, audit.Context(via="server"), subject=name, project=name,
-                                 upstream=redact_url(self.cache.upstream.project_url(name)),
-                                 upstream_files=len(project.files), allowed=name in self.allowed)
-                log.warning("the upstream now publishes %s, which this index owns: clients still get only "
-                            "the local files (an admin may allow the upstream for it)", name)
+                    audit.record(
+                        Tag.UPSTREAM_SHADOWED,
+                        audit.Context(via="server"),
+                        subject=name,
+                        project=name,
+                        upstream=redact_url(self.cache.upstream.project_url(name)),
+                        upstream_files=len(project.files),
+                        allowed=name in self.allowed,
+                    )
+                log.warning(
+                    "the upstream now publishes %s, which this index owns: clients still get only "
+                    "the local files (an admin may allow the upstream for it)",
+                    name,
+                )
                 found.append(name)
         return found
 
 
 def _has_row_or_files(name: str) -> bool:
     """The database's word, for a name claimed by another process a moment ago."""
-    return (Project.select().where(Project.name == name).exists()
-            or DistFile.select().where(DistFile.project == name).exists())
+    return (
+        Project.select().where(Project.name == name).exists()
+        or DistFile.select().where(DistFile.project == name).exists()
+    )
 
 
 def shadowed_names() -> list[tuple[str, float]]:
     """(name, when) of local names the upstream publishes too, for admins."""
-    rows = (AuditEvent.select(AuditEvent.project, AuditEvent.ts)
-            .where(AuditEvent.tag == Tag.UPSTREAM_SHADOWED.value).order_by(AuditEvent.project).tuples())
+    rows = (
+        AuditEvent.select(AuditEvent.project, AuditEvent.ts)
+        .where(AuditEvent.tag == Tag.UPSTREAM_SHADOWED.value)
+        .order_by(AuditEvent.project)
+        .tuples()
+    )
     return list(rows)
 
 
 # -- admin acts (CLI and web UI), audited -------------------------------------------------------
+
 
 def claim(name: str, ctx: audit.Context) -> bool:
     """Make name local (hide the upstream for it). False if it already was."""
@@ -177,11 +201,23 @@ def set_upstream_allowed(name: str, allowed: bool, ctx: audit.Context) -> bool:
         if bool(project.allow_upstream) == allowed:
             return False
         Project.update(allow_upstream=allowed, upstream_changed_at=time.time()).where(
-            Project.id == project.id).execute()
-        audit.record(Tag.PROJECT_UPSTREAM_ALLOW if allowed else Tag.PROJECT_UPSTREAM_REVOKE, ctx,
-                     subject=name, project=name)
+            Project.id == project.id
+        ).execute()
+        audit.record(
+            Tag.PROJECT_UPSTREAM_ALLOW if allowed else Tag.PROJECT_UPSTREAM_REVOKE,
+            ctx,
+            subject=name,
+            project=name,
+        )
     return True
 
 
-__all__ = ["Source", "Sources", "UpstreamClaimed", "NotCached", "claim", "set_upstream_allowed",
-           "shadowed_names"]
+__all__ = [
+    "Source",
+    "Sources",
+    "UpstreamClaimed",
+    "NotCached",
+    "claim",
+    "set_upstream_allowed",
+    "shadowed_names",
+]

@@ -14,10 +14,9 @@ from flask_babel import ngettext
 from flask_login import login_required
 from packaging.utils import canonicalize_name
 
-from privindex.ops import audit
-from privindex.accounts import second_factors
-from privindex.accounts import users
+from privindex.accounts import second_factors, users
 from privindex.api.http import audit_context
+from privindex.ops import audit
 from privindex.web.blueprint import bp, me, recent_auth, settings, whole_number
 
 SETUP_LINK_DAYS = 7
@@ -37,8 +36,9 @@ def admin_required(view):
 @admin_required
 def admin_users():
     everyone = users.list_users()
-    return render_template("admin_users.html", users=everyone,
-                           two_factor={u.id: users.has_second_factor(u) for u in everyone})
+    return render_template(
+        "admin_users.html", users=everyone, two_factor={u.id: users.has_second_factor(u) for u in everyone}
+    )
 
 
 @bp.post("/admin/users")
@@ -47,8 +47,9 @@ def admin_users():
 def admin_user_create():
     ctx = audit_context().with_actor(me())
     try:
-        user = users.create_user(request.form.get("username", ""), None, ctx,
-                                    is_admin=bool(request.form.get("admin")))
+        user = users.create_user(
+            request.form.get("username", ""), None, ctx, is_admin=bool(request.form.get("admin"))
+        )
     except users.AccountError as exc:
         flash(str(exc), "error")
         return redirect(url_for("web.admin_users"))
@@ -73,13 +74,22 @@ def admin_user_action(username: str):
             raise users.AccountError(_("You cannot do that to your own account here."))
         if action == "disable":
             revoked = users.set_disabled(user, True, ctx)
-            flash(_("%(user)s is disabled.", user=username) + " " + ngettext(
-                "Their web sessions ended and %(num)d API token was revoked.",
-                "Their web sessions ended and %(num)d API tokens were revoked.", revoked), "info")
+            flash(
+                _("%(user)s is disabled.", user=username)
+                + " "
+                + ngettext(
+                    "Their web sessions ended and %(num)d API token was revoked.",
+                    "Their web sessions ended and %(num)d API tokens were revoked.",
+                    revoked,
+                ),
+                "info",
+            )
         elif action == "enable":
             revoked = users.set_disabled(user, False, ctx)
-            flash(_("%(user)s is enabled.", user=username)
-                  + (" " + _enable_note(revoked) if revoked else ""), "info")
+            flash(
+                _("%(user)s is enabled.", user=username) + (" " + _enable_note(revoked) if revoked else ""),
+                "info",
+            )
         elif action == "reset-2fa":
             second_factors.reset(user, ctx)
             flash(_("Every second factor of %(user)s was removed.", user=username), "info")
@@ -93,36 +103,58 @@ def admin_user_action(username: str):
 
 
 def _enable_note(revoked: int) -> str:
-    return ngettext("Its %(num)d API token was revoked; issue new ones.",
-                    "Its %(num)d API tokens were revoked; issue new ones.", revoked)
+    return ngettext(
+        "Its %(num)d API token was revoked; issue new ones.",
+        "Its %(num)d API tokens were revoked; issue new ones.",
+        revoked,
+    )
 
 
 AUDIT_PAGE = 50
 # A cell starting with one of these is a formula to a spreadsheet (OWASP's CSV injection list)
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-EXPORT_FIELDS = ("id", "time", "tag", "actor", "subject", "project", "ip", "user_agent", "token_id", "details")
+EXPORT_FIELDS = (
+    "id",
+    "time",
+    "tag",
+    "actor",
+    "subject",
+    "project",
+    "ip",
+    "user_agent",
+    "token_id",
+    "details",
+)
 
 
 def _audit_filters() -> dict:
     """The filters of the audit pages; everyone but an admin sees only their own events."""
     args = request.args
     username = (args.get("user") or None) if me().is_admin else me().username
-    return dict(username=username.lower() if username else None,
-                project=canonicalize_name(args["project"]) if args.get("project") else None,
-                tag=args.get("tag") or None)
+    return dict(
+        username=username.lower() if username else None,
+        project=canonicalize_name(args["project"]) if args.get("project") else None,
+        tag=args.get("tag") or None,
+    )
 
 
 @bp.get("/audit")
 @login_required
 def audit_log():
-    page = whole_number(request.args.get("page", "1"), 1, 1_000_000,
-                        _("The page number must be a whole number from 1."))
+    page = whole_number(
+        request.args.get("page", "1"), 1, 1_000_000, _("The page number must be a whole number from 1.")
+    )
     filters = _audit_filters()
     total = audit.count(**filters)
     events = audit.query(**filters, limit=AUDIT_PAGE, offset=(page - 1) * AUDIT_PAGE)
     listing = SimpleNamespace(page=page, pages=max(1, -(-total // AUDIT_PAGE)), total=total)
-    return render_template("audit.html", events=[audit.as_dict(e) for e in events], listing=listing,
-                           tags=sorted(audit.Tag), filters=request.args)
+    return render_template(
+        "audit.html",
+        events=[audit.as_dict(e) for e in events],
+        listing=listing,
+        tags=sorted(audit.Tag),
+        filters=request.args,
+    )
 
 
 @bp.get("/audit/export.<fmt>")
@@ -143,8 +175,11 @@ def audit_export(fmt: str):
             row = {**r, "details": json.dumps(r["details"], sort_keys=True)}
             writer.writerow({key: _as_text_cell(value) for key, value in row.items()})
         body, mimetype = out.getvalue(), "text/csv"
-    return Response(body, mimetype=mimetype,
-                    headers={"Content-Disposition": f"attachment; filename=privindex-audit.{fmt}"})
+    return Response(
+        body,
+        mimetype=mimetype,
+        headers={"Content-Disposition": f"attachment; filename=privindex-audit.{fmt}"},
+    )
 
 
 def _as_text_cell(value):

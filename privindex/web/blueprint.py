@@ -17,34 +17,57 @@ from __future__ import annotations
 import functools
 import secrets
 import time
+from collections.abc import Callable
+from datetime import UTC
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Blueprint, Flask, abort, current_app, flash, redirect, render_template, request, session, url_for
-from flask_babel import Babel, format_date, get_locale, format_datetime, format_decimal, ngettext
+from flask import (
+    Blueprint,
+    Flask,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from flask_babel import Babel, format_date, format_datetime, format_decimal, get_locale, ngettext
 from flask_babel import gettext as _
 from flask_login import LoginManager, UserMixin, current_user
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.routing import IntegerConverter
 
-from privindex.accounts import sessions
-from privindex.accounts import users
-from privindex.auth.ratelimit import login_limiters
+from privindex.accounts import sessions, users
 from privindex.api.headers import HSTS, WEB_SECURITY_HEADERS
+from privindex.auth.ratelimit import login_limiters
 from privindex.db.models import User, WebSession
 
 REAUTH_SECONDS = 15 * 60
 # Set in the Flask session after a factor changed: the next page offers "sign out my other sessions".
 OFFER_SIGN_OUT = "offer_sign_out"
 
-bp = Blueprint("web", __name__, template_folder="templates", static_folder="static",
-               static_url_path="/static")
+bp = Blueprint(
+    "web", __name__, template_folder="templates", static_folder="static", static_url_path="/static"
+)
 
 # Pages a signed-in user without a second factor may reach when require_2fa is on.
 ENROLMENT_ENDPOINTS = {
-    "web.security", "web.totp_setup", "web.totp_start", "web.totp_confirm", "web.key_options",
-    "web.key_add", "web.logout", "web.reauth", "web.reauth_submit", "web.recovery_codes", "web.static", "web.language",
+    "web.security",
+    "web.totp_setup",
+    "web.totp_start",
+    "web.totp_confirm",
+    "web.key_options",
+    "web.key_add",
+    "web.logout",
+    "web.reauth",
+    "web.reauth_submit",
+    "web.recovery_codes",
+    "web.static",
+    "web.language",
 }
 
 
@@ -132,18 +155,24 @@ def init_web(app: Flask) -> None:
 
     app.register_blueprint(bp)
     app.context_processor(sign_out_offer)
-    app.jinja_env.globals.update(format_time=format_time, format_date=format_day, format_decimal=format_decimal,
-                                 page_url=page_url,
-                                 languages=LANGUAGES, get_locale=get_locale,
-                                 ngettext=ngettext)
+    app.jinja_env.globals.update(
+        format_time=format_time,
+        format_date=format_day,
+        format_decimal=format_decimal,
+        page_url=page_url,
+        languages=LANGUAGES,
+        get_locale=get_locale,
+        ngettext=ngettext,
+    )
     app.after_request(security_headers)
     if conf.secure_cookies:
         app.after_request(strict_transport_security)
 
     @app.errorhandler(CSRFError)
     def csrf_error(exc):
-        return render_template("message.html", title=_("The form has expired"),
-                               message=_("Reload the page and try again.")), 400
+        return render_template(
+            "message.html", title=_("The form has expired"), message=_("Reload the page and try again.")
+        ), 400
 
 
 LANGUAGES = {"en": "English", "de": "Deutsch", "fr": "Français"}
@@ -185,8 +214,12 @@ def strict_transport_security(response):
 def say_when_a_session_ended():
     """A cookie whose server-side session is gone (timed out, signed out elsewhere, ended by
     an admin): forget it, and say so on the sign-in page the visitor is sent to."""
-    if (request.blueprint == "web" and request.endpoint != "web.static" and "_user_id" in session
-            and not current_user.is_authenticated):
+    if (
+        request.blueprint == "web"
+        and request.endpoint != "web.static"
+        and "_user_id" in session
+        and not current_user.is_authenticated
+    ):
         locale = session.get("locale")
         session.clear()
         if locale:
@@ -207,10 +240,18 @@ def enforce_two_factor_policy():
     """With require_2fa, a user without a second factor may only enrol one."""
     if not current_user.is_authenticated or request.blueprint != "web":
         return None
-    if (settings().require_2fa and request.endpoint not in ENROLMENT_ENDPOINTS
-            and not users.has_second_factor(me())):
-        flash(_("This server requires a second factor. Add a security key or an authenticator app "
-                "to continue."), "warning")
+    if (
+        settings().require_2fa
+        and request.endpoint not in ENROLMENT_ENDPOINTS
+        and not users.has_second_factor(me())
+    ):
+        flash(
+            _(
+                "This server requires a second factor. Add a security key or an authenticator app "
+                "to continue."
+            ),
+            "warning",
+        )
         return redirect(url_for("web.security"))
     return None
 
@@ -262,9 +303,9 @@ def json_object() -> dict:
 def format_time(timestamp: float | None) -> str:
     if not timestamp:
         return _("never")
-    from datetime import datetime, timezone
+    from datetime import datetime
 
-    return format_datetime(datetime.fromtimestamp(timestamp, timezone.utc), "yyyy-MM-dd HH:mm 'UTC'")
+    return format_datetime(datetime.fromtimestamp(timestamp, UTC), "yyyy-MM-dd HH:mm 'UTC'")
 
 
 def page_url(page: int) -> str:
@@ -278,9 +319,9 @@ def page_url(page: int) -> str:
 
 def format_day(timestamp: float) -> str:
     """A date in the reader's language (e.g. 3 Dec 2025, 03.12.2025, 3 déc. 2025)."""
-    from datetime import datetime, timezone
+    from datetime import datetime
 
-    return format_date(datetime.fromtimestamp(timestamp, timezone.utc), "medium")
+    return format_date(datetime.fromtimestamp(timestamp, UTC), "medium")
 
 
 def humanize_wait(seconds: float) -> str:

@@ -9,11 +9,9 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from packaging.utils import canonicalize_name
 
-from privindex.packages import withdrawal
-from privindex.accounts import permissions
-from privindex.packages import projects
-from privindex.accounts import users
+from privindex.accounts import permissions, users
 from privindex.api.http import audit_context
+from privindex.packages import projects, withdrawal
 from privindex.web.blueprint import bp, me, recent_auth, services, settings, whole_number
 from privindex.web.upstream import upstream_known
 
@@ -32,8 +30,9 @@ def projects_page():
     if not _may_browse():
         return redirect(url_for("web.login", next=request.path))
     query = request.args.get("q", "").strip()[:200]
-    page = whole_number(request.args.get("page", "1"), 1, 100_000,
-                        _("The page number must be a whole number from 1."))
+    page = whole_number(
+        request.args.get("page", "1"), 1, 100_000, _("The page number must be a whole number from 1.")
+    )
     # signed-in people start with their own projects; everything is one click away
     show_all = not current_user.is_authenticated or request.args.get("all") == "1" or bool(query)
     listing = projects.browse(services().index, None if show_all else me(), query, page)
@@ -49,17 +48,31 @@ def project_page(name: str):
         return redirect(url_for("web.project_page", name=normalized), 301)
     page = projects.project_page(services().index, normalized)
     if page is None and upstream_known(normalized):  # served from the upstream only
-        page = projects.ProjectPage(name=normalized, display_name=normalized, info=None, latest=None,
-                                    latest_version=None, releases=[], urls=[], classifiers=[])
+        page = projects.ProjectPage(
+            name=normalized,
+            display_name=normalized,
+            info=None,
+            latest=None,
+            latest_version=None,
+            releases=[],
+            urls=[],
+            classifiers=[],
+        )
     if page is None:
         abort(404)
     user = me() if current_user.is_authenticated else None
     conf = settings()
-    return render_template("project.html", name=normalized, p=page, info=page.info,
-                           can_manage=permissions.can_manage(user, normalized),
-                           index_url=conf.base_url + "/simple/", private=conf.read_access == "token",
-                           host=urlsplit(conf.base_url).netloc,
-                           download_base=conf.base_url + "/packages/")
+    return render_template(
+        "project.html",
+        name=normalized,
+        p=page,
+        info=page.info,
+        can_manage=permissions.can_manage(user, normalized),
+        index_url=conf.base_url + "/simple/",
+        private=conf.read_access == "token",
+        host=urlsplit(conf.base_url).netloc,
+        download_base=conf.base_url + "/packages/",
+    )
 
 
 def back_to_project(name: str):
@@ -73,10 +86,19 @@ def back_to_project(name: str):
 def file_yank(name: str, filename: str):
     yank = request.form.get("action") != "unyank"
     try:
-        withdrawal.set_yanked(services().index, me(), name, filename, yank, request.form.get("reason", ""),
-                         audit_context().with_actor(me()))
-        flash(_("%(file)s was yanked.", file=filename) if yank else _("%(file)s was unyanked.", file=filename),
-              "info")
+        withdrawal.set_yanked(
+            services().index,
+            me(),
+            name,
+            filename,
+            yank,
+            request.form.get("reason", ""),
+            audit_context().with_actor(me()),
+        )
+        flash(
+            _("%(file)s was yanked.", file=filename) if yank else _("%(file)s was unyanked.", file=filename),
+            "info",
+        )
     except users.AccountError as exc:
         flash(str(exc), "error")
     return back_to_project(name)
@@ -97,7 +119,9 @@ def file_delete_submit(name: str, filename: str):
         flash(_("Type the file name exactly to confirm."), "error")
         return redirect(url_for("web.file_delete", name=name, filename=filename))
     try:
-        withdrawal.delete(services().store, services().index, me(), name, filename, audit_context().with_actor(me()))
+        withdrawal.delete(
+            services().store, services().index, me(), name, filename, audit_context().with_actor(me())
+        )
         flash(_("%(file)s was deleted.", file=filename), "info")
     except (users.AccountError, OSError) as exc:
         flash(str(exc), "error")

@@ -10,10 +10,9 @@ from flask import abort, current_app, flash, request
 from flask_babel import gettext as _
 from flask_login import login_required
 
-from privindex.accounts import permissions
-from privindex.oidc import publishers
-from privindex.accounts import users
+from privindex.accounts import permissions, users
 from privindex.api.http import audit_context
+from privindex.oidc import publishers
 from privindex.web.blueprint import bp, me, recent_auth, settings
 from privindex.web.projects import back_to_project
 
@@ -46,9 +45,17 @@ def publisher_add(name: str):
         return back_to_project(name)
     try:
         row = publishers.add_publisher(
-            settings(), name, issuer.kind, form.get("repository", ""), form.get("workflow", ""), me(),
-            audit_context().with_actor(me()), environment=form.get("environment"),
-            repository_owner_id=form.get("owner_id", "").strip() or None, issuer_url=issuer.url)
+            settings(),
+            name,
+            issuer.kind,
+            form.get("repository", ""),
+            form.get("workflow", ""),
+            me(),
+            audit_context().with_actor(me()),
+            environment=form.get("environment"),
+            repository_owner_id=form.get("owner_id", "").strip() or None,
+            issuer_url=issuer.url,
+        )
         flash(_("%(publisher)s may now publish this project.", publisher=publishers.describe(row)), "info")
     except users.AccountError as exc:
         flash(str(exc), "error")

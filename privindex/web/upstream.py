@@ -9,11 +9,11 @@ from flask_babel import gettext as _
 from flask_login import current_user
 from packaging.utils import canonicalize_name
 
-from privindex.upstream import source_rules
 from privindex.api.http import audit_context
+from privindex.upstream import source_rules
 from privindex.upstream.source_rules import Source
-from privindex.web.blueprint import bp, me, recent_auth, services
 from privindex.web.admin import admin_required
+from privindex.web.blueprint import bp, me, recent_auth, services
 
 
 @bp.app_context_processor
@@ -31,9 +31,14 @@ def upstream_status(name: str) -> dict | None:
     cached = entry.project if entry is not None else None
     is_admin = current_user.is_authenticated and me().is_admin
     shadowed = dict(source_rules.shadowed_names()).get(name) if is_admin else None
-    return {"kind": kind.value, "cached_files": len(cached.files) if cached else 0,
-            "fetched_at": entry.fetched_at if entry else None, "shadowed_at": shadowed,
-            "is_admin": is_admin, "local": srcs.known_locally(name)}
+    return {
+        "kind": kind.value,
+        "cached_files": len(cached.files) if cached else 0,
+        "fetched_at": entry.fetched_at if entry else None,
+        "shadowed_at": shadowed,
+        "is_admin": is_admin,
+        "local": srcs.known_locally(name),
+    }
 
 
 def upstream_known(name: str) -> bool:
@@ -50,11 +55,15 @@ def upstream_known(name: str) -> bool:
 def admin_upstream():
     srcs = services().sources
     return render_template(
-        "admin_upstream.html", on=srcs.upstream_on,
-        url=srcs.cache.upstream.shown_url if srcs.cache else "", offline=services().settings.upstream_offline,
-        shadowed=source_rules.shadowed_names(), allowed=sorted(srcs.allowed),
+        "admin_upstream.html",
+        on=srcs.upstream_on,
+        url=srcs.cache.upstream.shown_url if srcs.cache else "",
+        offline=services().settings.upstream_offline,
+        shadowed=source_rules.shadowed_names(),
+        allowed=sorted(srcs.allowed),
         cached_projects=len(srcs.cache.names) if srcs.cache else 0,
-        cache_bytes=srcs.cache.total_bytes() if srcs.cache else 0)
+        cache_bytes=srcs.cache.total_bytes() if srcs.cache else 0,
+    )
 
 
 @bp.post("/admin/upstream")
@@ -71,8 +80,12 @@ def admin_upstream_action():
         flash(_("%(name)s is claimed here: the upstream is hidden for it.", name=name), "info")
     elif action in ("allow", "revoke"):
         source_rules.set_upstream_allowed(name, action == "allow", ctx)
-        flash(_("The upstream's files for %(name)s are merged after the local ones.", name=name)
-              if action == "allow" else _("The upstream's files for %(name)s are hidden.", name=name), "info")
+        flash(
+            _("The upstream's files for %(name)s are merged after the local ones.", name=name)
+            if action == "allow"
+            else _("The upstream's files for %(name)s are hidden.", name=name),
+            "info",
+        )
     else:
         flash(_("Unknown action."), "error")
     services().sources.reload()

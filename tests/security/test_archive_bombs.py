@@ -27,8 +27,15 @@ class World:
 def world(tmp_path_factory) -> World:
     base = tmp_path_factory.mktemp("bombs")
     (base / "store").mkdir()
-    server = start_server(base / "store", base / "data", env={
-        **NO_2FA, "PRIVINDEX_RESCAN_INTERVAL": "0.2", "PRIVINDEX_MAX_ARCHIVE_MEMBERS": str(MEMBER_LIMIT)})
+    server = start_server(
+        base / "store",
+        base / "data",
+        env={
+            **NO_2FA,
+            "PRIVINDEX_RESCAN_INTERVAL": "0.2",
+            "PRIVINDEX_MAX_ARCHIVE_MEMBERS": str(MEMBER_LIMIT),
+        },
+    )
     accounts = Accounts(server.store, server.data_dir, server.env)
     accounts.user("alice")
     yield World(server, accounts.token("alice"), base / "files")
@@ -47,11 +54,17 @@ def refused_by_api(world: World, path: Path, reason: str) -> None:
 
 # -- what still goes through -------------------------------------------------------------------------
 
+
 def test_normal_sdists_and_wheels_still_upload(world):
     folder = world.folder / "normal"
-    sdist = hostile.sdist(folder, "fine", "1.0", hostile.member("fine-1.0/setup.py"),
-                          hostile.member("fine-1.0/docs", tarfile.DIRTYPE),
-                          hostile.member("fine-1.0/docs/README", tarfile.SYMTYPE, "../setup.py"))
+    sdist = hostile.sdist(
+        folder,
+        "fine",
+        "1.0",
+        hostile.member("fine-1.0/setup.py"),
+        hostile.member("fine-1.0/docs", tarfile.DIRTYPE),
+        hostile.member("fine-1.0/docs/README", tarfile.SYMTYPE, "../setup.py"),
+    )
     wheel = make_wheel(folder, "fine", "1.0")
     assert twine(world.server.url, world.token, sdist, wheel).returncode == 0
     assert set(listed_hashes(world.server, "fine")) == {sdist.name, wheel.name}
@@ -62,8 +75,14 @@ def test_normal_sdists_and_wheels_still_upload(world):
 ESCAPES = {
     "dotdot": (hostile.member("dotdot-1.0/../../etc/cron.d/x"), "has '..' in its path"),
     "absolute": (hostile.member("/etc/cron.d/x"), "has an absolute path"),
-    "symlink": (hostile.member("symlink-1.0/s", tarfile.SYMTYPE, "../../etc/passwd"), "links outside the archive"),
-    "hardlink": (hostile.member("hardlink-1.0/h", tarfile.LNKTYPE, "/etc/passwd"), "links outside the archive"),
+    "symlink": (
+        hostile.member("symlink-1.0/s", tarfile.SYMTYPE, "../../etc/passwd"),
+        "links outside the archive",
+    ),
+    "hardlink": (
+        hostile.member("hardlink-1.0/h", tarfile.LNKTYPE, "/etc/passwd"),
+        "links outside the archive",
+    ),
     "device": (hostile.member("device-1.0/sda", tarfile.BLKTYPE), "is a device file"),
 }
 
@@ -94,6 +113,7 @@ def test_a_gzip_bomb_sdist_is_refused(world):
 
 # -- wheels ------------------------------------------------------------------------------------------
 
+
 def test_a_zip_bomb_wheel_is_refused(world):
     path = hostile.zip_bomb_wheel(world.folder / "zipbomb", "zipbomb", "1.0", 128 * hostile.MiB)
     refused_by_api(world, path, "unpacks to more than 50 times its size")
@@ -101,13 +121,20 @@ def test_a_zip_bomb_wheel_is_refused(world):
 
 def test_a_wheel_holding_a_name_twice_is_refused(world):
     path = hostile.wheel_with_a_name_twice(world.folder / "twice", "twice", "1.0")
-    assert_refused(world.server, path, world.token, 400, "'twice-1.0.dist-info/METADATA' is in the archive twice")
+    assert_refused(
+        world.server, path, world.token, 400, "'twice-1.0.dist-info/METADATA' is in the archive twice"
+    )
 
 
 def test_a_wheel_whose_local_header_names_another_file_is_refused(world):
     path = hostile.wheel_with_another_local_name(world.folder / "confused", "confused", "1.0")
-    assert_refused(world.server, path, world.token, 400,
-                   "'confused/__init__.py' has another name in its local file header")
+    assert_refused(
+        world.server,
+        path,
+        world.token,
+        400,
+        "'confused/__init__.py' has another name in its local file header",
+    )
 
 
 def test_file_replace_refuses_a_hostile_archive_and_keeps_the_old_file(world, tmp_path):
@@ -116,7 +143,8 @@ def test_file_replace_refuses_a_hostile_archive_and_keeps_the_old_file(world, tm
     assert twine(server.url, world.token, wheel).returncode == 0
     hostile_wheel = hostile.wheel_with_a_name_twice(tmp_path / "bad", "replaced", "1.0")
     proc = Accounts(server.store, server.data_dir, server.env).cli(
-        "file", "replace", wheel.name, str(hostile_wheel), check=False)
+        "file", "replace", wheel.name, str(hostile_wheel), check=False
+    )
     assert proc.returncode == 1
     assert "'replaced-1.0.dist-info/METADATA' is in the archive twice" in proc.stderr
     assert (server.store / "replaced" / wheel.name).read_bytes() == wheel.read_bytes()
@@ -129,12 +157,15 @@ def test_a_wheel_needing_a_newer_zip_version_is_a_400_not_a_500(world):
 
 # -- files dropped into the store by hand ----------------------------------------------------------
 
+
 def test_hostile_files_in_the_store_are_not_listed_and_check_says_why(world, tmp_path):
     server = world.server
     folder = server.store / "dropped"
     dropped = {
         hostile.many_members_sdist(tmp_path, "dropped", "1.0", 20 * MEMBER_LIMIT): "more than 1000 members",
-        hostile.gzip_bomb_sdist(tmp_path, "dropped", "2.0", 256 * hostile.MiB): "unpacks to more than 50 times",
+        hostile.gzip_bomb_sdist(
+            tmp_path, "dropped", "2.0", 256 * hostile.MiB
+        ): "unpacks to more than 50 times",
         hostile.wheel_with_a_name_twice(tmp_path, "dropped", "3.0"): "is in the archive twice",
     }
     good = make_wheel(tmp_path, "dropped", "4.0")

@@ -79,20 +79,31 @@ def test_a_private_index_shows_nothing_without_a_token(server, tmp_path):
         assert resp.status_code == 302 and "/login" in resp.headers["Location"], path
 
 
-@pytest.mark.parametrize("target", ["https://evil.example/", "//evil.example/", "/\\evil.example/",
-                                    "http:evil.example", "javascript:alert(1)"])
+@pytest.mark.parametrize(
+    "target",
+    [
+        "https://evil.example/",
+        "//evil.example/",
+        "/\\evil.example/",
+        "http:evil.example",
+        "javascript:alert(1)",
+    ],
+)
 def test_next_never_leads_off_site(server, target):
     add_user(server, f"hop{abs(hash(target)) % 10**6}", PASSWORD)
     client = WebClient(server.url)
-    resp = client.post("/login", {"username": f"hop{abs(hash(target)) % 10**6}", "password": PASSWORD,
-                                  "next": target}, allow_redirects=False)
+    resp = client.post(
+        "/login",
+        {"username": f"hop{abs(hash(target)) % 10**6}", "password": PASSWORD, "next": target},
+        allow_redirects=False,
+    )
     location = resp.headers["Location"]
     assert location.startswith("/") and not location.startswith("//") and "evil" not in location
 
 
 def test_token_descriptions_are_not_markup(server):
     client, *_ = signed_in(server, "xss")
-    evil = '<script>alert(1)</script><img src=x onerror=alert(2)>'
+    evil = "<script>alert(1)</script><img src=x onerror=alert(2)>"
     client.post("/tokens", {"description": evil}, page=client.get("/tokens").text)
     page = client.get("/tokens").text
     assert "<script>alert" not in page and html.escape(evil) in page
@@ -101,10 +112,13 @@ def test_token_descriptions_are_not_markup(server):
 
 
 def test_weak_passwords_are_refused_with_a_reason(server):
-    proc = privindex_cli(server, "user", "add", "weakling", "--password-stdin", stdin="password1\n", check=False)
+    proc = privindex_cli(
+        server, "user", "add", "weakling", "--password-stdin", stdin="password1\n", check=False
+    )
     assert proc.returncode == 1 and "too easy to guess" in proc.stderr and "words" in proc.stderr
-    proc = privindex_cli(server, "user", "add", "weakling", "--password-stdin",
-                         stdin="privindex2024\n", check=False)
+    proc = privindex_cli(
+        server, "user", "add", "weakling", "--password-stdin", stdin="privindex2024\n", check=False
+    )
     assert proc.returncode == 1 and "too easy to guess" in proc.stderr
     client, *_ = signed_in(server, "changer")
     resp = client.post("/account", {"current": PASSWORD, "password": "changer123", "password2": "changer123"})
@@ -114,7 +128,9 @@ def test_weak_passwords_are_refused_with_a_reason(server):
 
 def test_hsts_only_over_https(server, tmp_path):
     assert "Strict-Transport-Security" not in requests.get(f"{server.url}/login", timeout=10).headers
-    https = start_server(tmp_path / "s", tmp_path / "d", env={"PRIVINDEX_PUBLIC_URL": "https://pypi.example.test"})
+    https = start_server(
+        tmp_path / "s", tmp_path / "d", env={"PRIVINDEX_PUBLIC_URL": "https://pypi.example.test"}
+    )
     try:
         headers = requests.get(f"{https.url}/login", timeout=10).headers
         assert headers["Strict-Transport-Security"] == "max-age=31536000"

@@ -22,21 +22,58 @@ from hypothesis import strategies as st
 from werkzeug.datastructures import MultiDict
 from wheels import make_wheel, upload_form
 
-from privindex.accounts import api_tokens
+from privindex.accounts import api_tokens, users
 from privindex.ops import audit
-from privindex.accounts import users
 
 PASSWORD = "correct horse battery"
 TEMPLATES = Path(__file__).parents[2] / "privindex" / "web" / "templates"
-FIELDS = sorted({*re.findall(r'name="([a-z_0-9:]+)"', "".join(p.read_text() for p in TEMPLATES.glob("*.html"))),
-                 "page", "all", "label", "credential", "key"} - {"csrf_token", "viewport"})
-UPLOAD_FIELDS = (":action", "protocol_version", "name", "version", "filetype", "pyversion", "metadata_version",
-                 "sha256_digest", "blake2_256_digest", "content")
+FIELDS = sorted(
+    {
+        *re.findall(r'name="([a-z_0-9:]+)"', "".join(p.read_text() for p in TEMPLATES.glob("*.html"))),
+        "page",
+        "all",
+        "label",
+        "credential",
+        "key",
+    }
+    - {"csrf_token", "viewport"}
+)
+UPLOAD_FIELDS = (
+    ":action",
+    "protocol_version",
+    "name",
+    "version",
+    "filetype",
+    "pyversion",
+    "metadata_version",
+    "sha256_digest",
+    "blake2_256_digest",
+    "content",
+)
 PROJECT = "fuzzproj"
 
 _text = st.text(st.characters(exclude_categories=("Cs",)), max_size=40)
-EDGES = ["²", "٣", "１", "-1", "0", "9" * 400, "9" * 5000, "NaN", "inf", "1e9", "1.5", " 7 ", "0x10", "+3",
-         "1_000", "", "\x00", "a\nb", "x" * 70_000]  # each tried in every field of every form, then the fuzz
+EDGES = [
+    "²",
+    "٣",
+    "１",
+    "-1",
+    "0",
+    "9" * 400,
+    "9" * 5000,
+    "NaN",
+    "inf",
+    "1e9",
+    "1.5",
+    " 7 ",
+    "0x10",
+    "+3",
+    "1_000",
+    "",
+    "\x00",
+    "a\nb",
+    "x" * 70_000,
+]  # each tried in every field of every form, then the fuzz
 NUMBERISH = st.sampled_from(EDGES)
 VALUES = st.one_of(
     NUMBERISH,
@@ -45,16 +82,38 @@ VALUES = st.one_of(
     st.just(""),
     st.sampled_from([256, 5000, 70_000]).map(lambda n: "x" * n),
     st.integers().map(str),
-    st.sampled_from(["all", "projects", "remove", "disable", "enable", "reset-2fa", "password-link", "unyank",
-                     "owner", "maintainer", "de", "fr", PROJECT, "fuzzproj-1.0-py3-none-any.whl"]),
+    st.sampled_from(
+        [
+            "all",
+            "projects",
+            "remove",
+            "disable",
+            "enable",
+            "reset-2fa",
+            "password-link",
+            "unyank",
+            "owner",
+            "maintainer",
+            "de",
+            "fr",
+            PROJECT,
+            "fuzzproj-1.0-py3-none-any.whl",
+        ]
+    ),
 )
 FORM = st.lists(st.tuples(st.sampled_from(FIELDS), VALUES), max_size=8)  # repeated keys: lists
-JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | _text,
-                    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from(FIELDS) | _text,
-                                                                               inner, max_size=3),
-                    max_leaves=8)
-SEGMENT = st.one_of(st.sampled_from([PROJECT, "fuzzproj-1.0-py3-none-any.whl", "nobody", "x"]),
-                    _text.filter(bool), st.integers(min_value=0, max_value=2**80).map(str))
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | _text,
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from(FIELDS) | _text, inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+SEGMENT = st.one_of(
+    st.sampled_from([PROJECT, "fuzzproj-1.0-py3-none-any.whl", "nobody", "x"]),
+    _text.filter(bool),
+    st.integers(min_value=0, max_value=2**80).map(str),
+)
 
 
 class Session:
@@ -74,8 +133,9 @@ class Session:
         csrf = re.search(r'<meta name="csrf-token" content="([^"]+)">', page).group(1)
         resp = self.client.post("/login", data={"csrf_token": csrf, "username": name, "password": PASSWORD})
         assert resp.status_code == 302, resp.text
-        self.csrf = re.search(r'<meta name="csrf-token" content="([^"]+)">',
-                              self.client.get("/tokens").text).group(1)
+        self.csrf = re.search(
+            r'<meta name="csrf-token" content="([^"]+)">', self.client.get("/tokens").text
+        ).group(1)
 
     def signed_in(self) -> None:
         if self.client.get("/tokens").status_code != 200:
@@ -88,15 +148,22 @@ def app(tmp_path_factory):
     from privindex.config import Settings
 
     base = tmp_path_factory.mktemp("fuzz")
-    app = create_app(Settings(store=base / "store", data_dir=base / "data", require_2fa=False,
-                              database_url=testdb.url_for(base / "data"),
-                              oidc_issuers=({"url": "https://ci.example.test", "kind": "github"},)))
+    app = create_app(
+        Settings(
+            store=base / "store",
+            data_dir=base / "data",
+            require_2fa=False,
+            database_url=testdb.url_for(base / "data"),
+            oidc_issuers=({"url": "https://ci.example.test", "kind": "github"},),
+        )
+    )
     with app.app_context():
         owner = users.create_user("fuzzowner", PASSWORD, audit.CLI, is_admin=True)
         token = api_tokens.create_token(owner, audit.CLI)[1]
     form, (filename, content) = upload_form(make_wheel(base, PROJECT, "1.0"))
-    resp = app.test_client().post("/legacy/", data={**form, "content": (io.BytesIO(content), filename)},
-                                  headers=_basic(token))
+    resp = app.test_client().post(
+        "/legacy/", data={**form, "content": (io.BytesIO(content), filename)}, headers=_basic(token)
+    )
     assert resp.status_code == 200, resp.text
     app.config["fuzz_token"] = token
     app.config["fuzz_wheel"] = base / filename
@@ -113,8 +180,14 @@ def _basic(token: str) -> dict:
 
 
 def _rules(app, method: str) -> list:
-    return sorted((r for r in app.url_map.iter_rules() if method in r.methods and r.endpoint.startswith("web.")
-                   and r.endpoint != "web.static"), key=lambda r: r.rule)
+    return sorted(
+        (
+            r
+            for r in app.url_map.iter_rules()
+            if method in r.methods and r.endpoint.startswith("web.") and r.endpoint != "web.static"
+        ),
+        key=lambda r: r.rule,
+    )
 
 
 def _path(rule, segments: list[str]) -> str:
@@ -134,9 +207,16 @@ EXAMPLES = 12  # per route: every route, for a minute or two in all
 
 
 def fuzz(examples: int):
-    return settings(max_examples=examples, deadline=None, derandomize=True,
-                    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
-                                           HealthCheck.data_too_large])
+    return settings(
+        max_examples=examples,
+        deadline=None,
+        derandomize=True,
+        suppress_health_check=[
+            HealthCheck.function_scoped_fixture,
+            HealthCheck.too_slow,
+            HealthCheck.data_too_large,
+        ],
+    )
 
 
 def test_every_web_form_answers_any_values_without_a_500(app, web):
@@ -147,12 +227,19 @@ def test_every_web_form_answers_any_values_without_a_500(app, web):
             web.signed_in()
             form = MultiDict([("csrf_token", web.csrf), *((field, edge) for field in FIELDS)])
             path = _path(rule, [edge or "x"] * 3)
-            _no_500(web.client.post(path, data=form, environ_base={"REMOTE_ADDR": "10.9.9.9"}),
-                    f"POST {path} every field {edge[:20]!r}")
+            _no_500(
+                web.client.post(path, data=form, environ_base={"REMOTE_ADDR": "10.9.9.9"}),
+                f"POST {path} every field {edge[:20]!r}",
+            )
 
         @fuzz(EXAMPLES)
-        @given(rule=st.just(rule), segments=st.lists(SEGMENT, min_size=3, max_size=3), form=FORM,
-               body=st.none() | JSON, address=st.integers(1, 250))
+        @given(
+            rule=st.just(rule),
+            segments=st.lists(SEGMENT, min_size=3, max_size=3),
+            form=FORM,
+            body=st.none() | JSON,
+            address=st.integers(1, 250),
+        )
         def post(rule, segments, form, body, address):
             web.signed_in()
             path = _path(rule, segments)
@@ -161,7 +248,9 @@ def test_every_web_form_answers_any_values_without_a_500(app, web):
                 form = MultiDict([("csrf_token", web.csrf), *form])
                 resp = web.client.post(path, data=form, environ_base=environ)
             else:
-                resp = web.client.post(path, json=body, headers={"X-CSRFToken": web.csrf}, environ_base=environ)
+                resp = web.client.post(
+                    path, json=body, headers={"X-CSRFToken": web.csrf}, environ_base=environ
+                )
             _no_500(resp, f"POST {path} {form if body is None else body!r}")
 
         post()
@@ -190,12 +279,17 @@ def test_the_upload_form_answers_any_values_without_a_500(app, field):
     form, (filename, content) = upload_form(app.config["fuzz_wheel"])
     for edge in EDGES:
         sent = MultiDict([*{**form, field: edge}.items(), ("content", (io.BytesIO(content), filename))])
-        _no_500(app.test_client().post("/legacy/", data=sent, headers=_basic(app.config["fuzz_token"])),
-                f"upload {field}={edge[:20]!r}")
+        _no_500(
+            app.test_client().post("/legacy/", data=sent, headers=_basic(app.config["fuzz_token"])),
+            f"upload {field}={edge[:20]!r}",
+        )
 
     @fuzz(30)
-    @given(value=NUMBERISH | VALUES, others=st.lists(st.tuples(st.sampled_from(UPLOAD_FIELDS), VALUES), max_size=2),
-           drop=st.booleans())
+    @given(
+        value=NUMBERISH | VALUES,
+        others=st.lists(st.tuples(st.sampled_from(UPLOAD_FIELDS), VALUES), max_size=2),
+        drop=st.booleans(),
+    )
     def upload(value, others, drop):
         fields = [(field, value), *others]
         sent = [(k, v) for k, v in form.items() if k not in dict(fields)]
@@ -204,7 +298,9 @@ def test_the_upload_form_answers_any_values_without_a_500(app, field):
         if field != "content" or not drop:
             file_name = next((v for k, v in fields if k == "content"), filename)
             sent.append(("content", (io.BytesIO(content), file_name)))
-        resp = app.test_client().post("/legacy/", data=MultiDict(sent), headers=_basic(app.config["fuzz_token"]))
+        resp = app.test_client().post(
+            "/legacy/", data=MultiDict(sent), headers=_basic(app.config["fuzz_token"])
+        )
         _no_500(resp, f"upload {fields!r}{' (dropped)' if drop else ''}")
         assert resp.status_code in (200, 400, 403, 409, 413), resp.text
 

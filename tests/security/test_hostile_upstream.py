@@ -58,6 +58,7 @@ def cache_files(server) -> list[str]:
 
 # -- servers shared by the module ------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def hostile():
     fake = FakeUpstream().start()
@@ -91,8 +92,10 @@ def cache(tmp_path_factory, hostile):
 
 # -- digests and filenames -----------------------------------------------------------------------
 
+
 def test_a_path_like_sha256_is_left_out_and_nothing_outside_the_cache_is_served_or_pruned(
-        hostile, cache, outside):
+    hostile, cache, outside
+):
     files_dir = Path(cache.data_dir) / "upstream" / "files"
     rel = os.path.relpath(outside, files_dir)
     padding = 64 - len(rel)
@@ -121,17 +124,33 @@ def test_a_cached_page_on_disk_is_checked_like_a_fresh_one(hostile, outside, tmp
     digest: read at start, it goes through the same validation, and the file is left out."""
     canary = outside / "ondisk-1.0-py3-none-any.whl"
     canary.write_bytes(b"canary: read from outside the cache")
-    stored = {"path": f".upstream/ondisk/{canary.name}", "project": "ondisk", "filename": canary.name,
-              "version": "1.0", "url": f"{hostile.origin}/files/{canary.name}", "sha256": str(outside),
-              "requires_python": None, "metadata_sha256": None, "yanked": False, "yanked_reason": "",
-              "size": None, "upload_time": None}
+    stored = {
+        "path": f".upstream/ondisk/{canary.name}",
+        "project": "ondisk",
+        "filename": canary.name,
+        "version": "1.0",
+        "url": f"{hostile.origin}/files/{canary.name}",
+        "sha256": str(outside),
+        "requires_python": None,
+        "metadata_sha256": None,
+        "yanked": False,
+        "yanked_reason": "",
+        "size": None,
+        "upload_time": None,
+    }
     pages = tmp_path / "data" / "upstream" / "pages"
     pages.mkdir(parents=True)
-    (pages / "ondisk.json").write_text(json.dumps(
-        {"name": "ondisk", "display_name": "ondisk", "versions": ["1.0"], "files": [stored]}))
+    (pages / "ondisk.json").write_text(
+        json.dumps({"name": "ondisk", "display_name": "ondisk", "versions": ["1.0"], "files": [stored]})
+    )
     (tmp_path / "store").mkdir()
-    server = start_server(tmp_path / "store", tmp_path / "data", "--upstream", hostile.url,
-                          env={"PRIVINDEX_UPSTREAM_OFFLINE": "true"})
+    server = start_server(
+        tmp_path / "store",
+        tmp_path / "data",
+        "--upstream",
+        hostile.url,
+        env={"PRIVINDEX_UPSTREAM_OFFLINE": "true"},
+    )
     try:
         assert listed(server, "ondisk") == {}
         assert get(server, f"/packages/.upstream/ondisk/{canary.name}").status_code == 404
@@ -145,10 +164,16 @@ def test_a_metadata_digest_that_is_a_path_or_html_is_dropped_and_the_file_kept(h
     stolen.write_text("Metadata-Version: 2.1\nName: stolen\nVersion: 1.0\n")
     html = '"><base href="http://evil.invalid/"><a x="'
     hostile.projects["meta"] = [
-        entry("meta-1.0-py3-none-any.whl", "/files/meta-1.0-py3-none-any.whl",
-              **{"core-metadata": {"sha256": str(outside)}}),
-        entry("meta-2.0-py3-none-any.whl", "/files/meta-2.0-py3-none-any.whl",
-              **{"core-metadata": {"sha256": html}, "requires-python": '">=3"><script>x</script>'}),
+        entry(
+            "meta-1.0-py3-none-any.whl",
+            "/files/meta-1.0-py3-none-any.whl",
+            **{"core-metadata": {"sha256": str(outside)}},
+        ),
+        entry(
+            "meta-2.0-py3-none-any.whl",
+            "/files/meta-2.0-py3-none-any.whl",
+            **{"core-metadata": {"sha256": html}, "requires-python": '">=3"><script>x</script>'},
+        ),
     ]
     page = get(cache, "/simple/meta/").text
     assert "<base" not in page and "<script" not in page and "evil.invalid" not in page
@@ -162,7 +187,10 @@ def test_a_metadata_digest_that_is_a_path_or_html_is_dropped_and_the_file_kept(h
 
 # -- where files may come from -----------------------------------------------------------------------
 
-def test_file_urls_off_the_upstream_to_private_addresses_are_refused_before_any_byte(hostile, elsewhere, cache):
+
+def test_file_urls_off_the_upstream_to_private_addresses_are_refused_before_any_byte(
+    hostile, elsewhere, cache
+):
     other_port, other_ip = elsewhere
     port = other_port.server.server_address[1]
     urls = {
@@ -199,7 +227,9 @@ def test_file_urls_off_the_upstream_to_private_addresses_are_refused_before_any_
         assert resp.text.startswith("refused to fetch") and resp.text.count("\n") == 1, resp.text
         assert time.monotonic() - started < 2
     assert sum(other_port.requests.values()) == sum(other_ip.requests.values()) == 0
-    assert hostile.requests["/hop/ssrf-1.6-py3-none-any.whl"] == 1  # its own origin: asked, then the hop refused
+    assert (
+        hostile.requests["/hop/ssrf-1.6-py3-none-any.whl"] == 1
+    )  # its own origin: asked, then the hop refused
     assert cache.log().count("refused to fetch") >= 7
     metrics = get(cache, "/metrics").text
     assert 'privindex_upstream_fetches_total{kind="file",outcome="refused"} 7.0' in metrics
@@ -223,6 +253,7 @@ def test_an_https_upstreams_files_stay_on_https_and_file_hosts_narrow_where_file
 
 
 # -- limits -----------------------------------------------------------------------------------------
+
 
 def test_a_compression_bomb_page_is_cut_off_after_decompression(hostile, cache):
     doc = {"meta": {"api-version": "1.1"}, "name": "bomb", "files": [], "padding": " " * (8 * 1024 * 1024)}
@@ -288,13 +319,16 @@ def test_an_endless_slow_page_is_cut_off_at_its_deadline(hostile, cache, name, r
 
 def test_an_endless_slow_file_is_cut_off_at_its_deadline_and_nothing_is_cached(hostile, cache):
     hostile.routes["/files/slowfile-1.0-py3-none-any.whl"] = trickle
-    hostile.projects["slowfile"] = [entry("slowfile-1.0-py3-none-any.whl", "/files/slowfile-1.0-py3-none-any.whl")]
+    hostile.projects["slowfile"] = [
+        entry("slowfile-1.0-py3-none-any.whl", "/files/slowfile-1.0-py3-none-any.whl")
+    ]
     assert listed(cache, "slowfile")
     started = time.monotonic()
     received = b""
     try:
-        with requests.get(f"{cache.url}/packages/.upstream/slowfile/slowfile-1.0-py3-none-any.whl",
-                          stream=True, timeout=60) as resp:
+        with requests.get(
+            f"{cache.url}/packages/.upstream/slowfile/slowfile-1.0-py3-none-any.whl", stream=True, timeout=60
+        ) as resp:
             for chunk in resp.iter_content(1024):
                 received += chunk
     except requests.RequestException:
@@ -335,8 +369,9 @@ def test_files_over_the_cap_are_refused(hostile, cache):
     # only the stream says so: cut off there
     received = b""
     try:
-        with requests.get(f"{cache.url}/packages/.upstream/big/big-3.0-py3-none-any.whl", stream=True,
-                          timeout=30) as resp:
+        with requests.get(
+            f"{cache.url}/packages/.upstream/big/big-3.0-py3-none-any.whl", stream=True, timeout=30
+        ) as resp:
             for chunk in resp.iter_content(64 * 1024):
                 received += chunk
     except requests.RequestException:
@@ -348,11 +383,20 @@ def test_files_over_the_cap_are_refused(hostile, cache):
 
 # -- names ------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("path", [
-    "/simple/http:/", "/simple/" + "a" * 201 + "/", "/simple/-leading/", "/simple/trailing./",
-    "/simple/white%20space/", "/simple/%2e%2e/", "/packages/.upstream/-x-/x-1.0.tar.gz",
-    "/packages/.upstream/" + "b" * 201 + "/" + "b" * 201 + "-1.0.tar.gz",
-])
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/simple/http:/",
+        "/simple/" + "a" * 201 + "/",
+        "/simple/-leading/",
+        "/simple/trailing./",
+        "/simple/white%20space/",
+        "/simple/%2e%2e/",
+        "/packages/.upstream/-x-/x-1.0.tar.gz",
+        "/packages/.upstream/" + "b" * 201 + "/" + "b" * 201 + "-1.0.tar.gz",
+    ],
+)
 def test_junk_names_are_404_without_asking_the_upstream(hostile, cache, path):
     before = sum(hostile.requests.values())
     assert get(cache, path).status_code == 404
@@ -365,8 +409,9 @@ def test_no_such_project_answers_are_kept_in_a_bounded_lru(hostile, tmp_path, mo
     from privindex.upstream.client import Upstream
 
     monkeypatch.setattr(upstream_cache, "NEGATIVE_MAX", 3)
-    cache = upstream_cache.UpstreamCache(Upstream(hostile.url, 2.0), tmp_path, ttl=600, min_age=0,
-                                         max_bytes=1024**2)
+    cache = upstream_cache.UpstreamCache(
+        Upstream(hostile.url, 2.0), tmp_path, ttl=600, min_age=0, max_bytes=1024**2
+    )
     names = [f"nothing-{i}" for i in range(10)]
     for name in names:
         assert cache.project(name) is None
@@ -377,6 +422,7 @@ def test_no_such_project_answers_are_kept_in_a_bounded_lru(hostile, tmp_path, mo
 
 # -- credentials in the configured URL ---------------------------------------------------------------
 
+
 def test_credentials_in_the_upstream_url_are_used_but_never_shown(hostile, tmp_path):
     password = "Upstream-Pa55word-never-shown"
     url = f"http://mirror-user:{password}@127.0.0.1:{hostile.server.server_address[1]}/simple/"
@@ -385,15 +431,20 @@ def test_credentials_in_the_upstream_url_are_used_but_never_shown(hostile, tmp_p
         handler.send_error(500)
 
     hostile.routes["/simple/broken/"] = broken
-    hostile.projects["creds"] = [entry("creds-1.0-py3-none-any.whl", "/files/missing.whl"),
-                                 entry("creds-2.0-py3-none-any.whl", "http://10.9.8.7/creds-2.0-py3-none-any.whl")]
+    hostile.projects["creds"] = [
+        entry("creds-1.0-py3-none-any.whl", "/files/missing.whl"),
+        entry("creds-2.0-py3-none-any.whl", "http://10.9.8.7/creds-2.0-py3-none-any.whl"),
+    ]
     (tmp_path / "store").mkdir()
     server = start_server(tmp_path / "store", tmp_path / "data", "--upstream", url, env=LIMITS)
     try:
-        seen = [get(server, "/simple/broken/"), get(server, "/simple/creds/"),
-                get(server, "/packages/.upstream/creds/creds-1.0-py3-none-any.whl"),
-                get(server, "/packages/.upstream/creds/creds-2.0-py3-none-any.whl"),
-                get(server, "/metrics")]
+        seen = [
+            get(server, "/simple/broken/"),
+            get(server, "/simple/creds/"),
+            get(server, "/packages/.upstream/creds/creds-1.0-py3-none-any.whl"),
+            get(server, "/packages/.upstream/creds/creds-2.0-py3-none-any.whl"),
+            get(server, "/metrics"),
+        ]
         assert [r.status_code for r in seen] == [502, 200, 502, 502, 200]
         admin, _totp, _codes, _t = user_with_totp(server, "root", admin=True)
         page = admin.get("/admin/upstream")

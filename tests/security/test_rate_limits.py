@@ -47,8 +47,13 @@ def flood(server, client: WebClient | None, path: str, form: dict) -> list[int]:
     cookies = client.session.cookies.get_dict() if client else page.cookies.get_dict()
 
     def one(_i: int) -> int:
-        return requests.post(f"{server.url}{path}", data={"csrf_token": token, **form}, cookies=cookies,
-                             timeout=60, allow_redirects=False).status_code
+        return requests.post(
+            f"{server.url}{path}",
+            data={"csrf_token": token, **form},
+            cookies=cookies,
+            timeout=60,
+            allow_redirects=False,
+        ).status_code
 
     with ThreadPoolExecutor(THREADS) as pool:
         return list(pool.map(one, range(ATTEMPTS)))
@@ -57,24 +62,36 @@ def flood(server, client: WebClient | None, path: str, form: dict) -> list[int]:
 def test_concurrent_wrong_totp_codes_get_at_most_five_checks(server, pending):
     client, totp, _codes = pending["totpflood"]
     statuses = flood(server, client, "/login/2fa/totp", {"code": wrong_totp(totp)})
-    checked = len([e for e in events(server, "totpflood", "user:login:failure")
-                   if e["details"]["reason"] == "invalid_totp"])
+    checked = len(
+        [
+            e
+            for e in events(server, "totpflood", "user:login:failure")
+            if e["details"]["reason"] == "invalid_totp"
+        ]
+    )
     print(f"TOTP: {checked} checked, {statuses.count(429)} refused with 429 of {ATTEMPTS}")
     assert 1 <= checked <= 5
     assert statuses.count(302) == checked and statuses.count(429) == ATTEMPTS - checked
     # and the right code is refused too, for now: the user sees why
     resp = client.post("/login/2fa/totp", {"code": totp.now()}, page=client.get("/login/2fa").text)
     assert resp.status_code == 429
-    assert any(re.fullmatch(r"Too many failed attempts\. Try again in \d+ minutes?\.", f)
-               for f in client.flashes(resp))
+    assert any(
+        re.fullmatch(r"Too many failed attempts\. Try again in \d+ minutes?\.", f)
+        for f in client.flashes(resp)
+    )
 
 
 def test_concurrent_wrong_recovery_codes_get_at_most_five_checks(server, pending):
     client, _totp, codes = pending["codeflood"]
     wrong = "0000-0000-0000-0000" if "0000-0000-0000-0000" not in codes else "1111-1111-1111-1111"
     statuses = flood(server, client, "/login/2fa/recovery", {"code": wrong})
-    checked = len([e for e in events(server, "codeflood", "user:login:failure")
-                   if e["details"]["reason"] == "invalid_recovery_code"])
+    checked = len(
+        [
+            e
+            for e in events(server, "codeflood", "user:login:failure")
+            if e["details"]["reason"] == "invalid_recovery_code"
+        ]
+    )
     print(f"recovery codes: {checked} checked, {statuses.count(429)} refused with 429 of {ATTEMPTS}")
     assert 1 <= checked <= 5
     assert statuses.count(429) == ATTEMPTS - checked
@@ -91,7 +108,9 @@ def test_concurrent_wrong_passwords_get_at_most_ten_checks(server, pending):
     assert resp.status_code == 429 and "Too many failed attempts" in resp.text
 
 
-@pytest.mark.skipif(not testdb.ON_POSTGRES, reason="several servers share limits through one PostgreSQL database")
+@pytest.mark.skipif(
+    not testdb.ON_POSTGRES, reason="several servers share limits through one PostgreSQL database"
+)
 def test_wrong_passwords_spread_over_two_servers_get_ten_checks_in_total(tmp_path):
     """Two servers on one database count one set of attempts: 48 concurrent wrong passwords
     for one user, every other one through the second server, are checked exactly 10 times
@@ -101,20 +120,28 @@ def test_wrong_passwords_spread_over_two_servers_get_ten_checks_in_total(tmp_pat
     try:
         add_user(one, "twoflood", PASSWORD)
         pages = [requests.get(f"{s.url}/login", timeout=10) for s in (one, two)]
-        forms = [(s.url, _CSRF.search(p.text).group(1), p.cookies.get_dict()) for s, p in zip((one, two), pages)]
+        forms = [
+            (s.url, _CSRF.search(p.text).group(1), p.cookies.get_dict()) for s, p in zip((one, two), pages)
+        ]
 
         def attempt(i: int) -> tuple[int, int]:
             url, token, cookies = forms[i % 2]
-            return i % 2, requests.post(f"{url}/login", data={"csrf_token": token, "username": "twoflood",
-                                                              "password": "not the password at all"},
-                                        cookies=cookies, timeout=60, allow_redirects=False).status_code
+            return i % 2, requests.post(
+                f"{url}/login",
+                data={"csrf_token": token, "username": "twoflood", "password": "not the password at all"},
+                cookies=cookies,
+                timeout=60,
+                allow_redirects=False,
+            ).status_code
 
         with ThreadPoolExecutor(THREADS) as pool:
             results = list(pool.map(attempt, range(ATTEMPTS)))
         statuses = [status for _server, status in results]
         checked = len(events(one, "twoflood", "user:login:failure"))
-        print(f"two servers: {checked} checked, {statuses.count(429)} refused with 429 of {ATTEMPTS}; "
-              f"checked per server: {[sum(1 for s, st in results if s == k and st == 401) for k in (0, 1)]}")
+        print(
+            f"two servers: {checked} checked, {statuses.count(429)} refused with 429 of {ATTEMPTS}; "
+            f"checked per server: {[sum(1 for s, st in results if s == k and st == 401) for k in (0, 1)]}"
+        )
         assert checked == 10
         assert statuses.count(401) == 10 and statuses.count(429) == ATTEMPTS - 10
         assert {st for s, st in results if s == 1} >= {429}  # the second server did refuse some
@@ -173,13 +200,11 @@ def test_a_success_gives_its_reservation_back_and_an_error_counts_as_a_failure(a
             attempt.succeeded()
     assert limiter.size() == 0 and limiter.retry_after("ann", "198.51.100.1") is None
     for _ in range(2):
-        with pytest.raises(RuntimeError):
-            with limiter.attempt("ann", "198.51.100.1"):
-                raise RuntimeError("the check itself failed")
+        with pytest.raises(RuntimeError), limiter.attempt("ann", "198.51.100.1"):
+            raise RuntimeError("the check itself failed")
     assert 290 < limiter.retry_after("ann", "198.51.100.1") <= 300
-    with pytest.raises(Limited):
-        with limiter.attempt("ann", "198.51.100.2"):
-            pass
+    with pytest.raises(Limited), limiter.attempt("ann", "198.51.100.2"):
+        pass
     assert limiter.in_flight() == 0
     # what was typed is not stored, only its hash
     from privindex.db.connection import database

@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import re
 
+import pytest
 import requests
 from conftest import populate, start_server
 from redteam import PASSWORD, db_rows, signed_in, signed_in_as, store_files
 from safe_rules import post_rules
 from webclient import _CSRF, WebClient
-
-import pytest
 
 
 @pytest.fixture(scope="module")
@@ -37,12 +36,30 @@ def test_head_and_get_never_change_anything(server):
     token_id = re.findall(r"/tokens/(\d+)/revoke", admin.get("/tokens").text)[0]
     session_id = re.findall(r"/account/sessions/(\d+)/end", admin.get("/account").text)[0]
     assert "pidx_" in token_page
-    values = {"name": "alpha", "filename": filename, "username": "victim", "key": setup_key,
-              "key_id": "1", "token_id": token_id, "session_id": session_id, "publisher_id": "1"}
+    values = {
+        "name": "alpha",
+        "filename": filename,
+        "username": "victim",
+        "key": setup_key,
+        "key_id": "1",
+        "token_id": token_id,
+        "session_id": session_id,
+        "publisher_id": "1",
+    }
     csrf = _CSRF.search(security).group(1)
-    body = {"csrf_token": csrf, "username": "root", "password": PASSWORD, "password2": PASSWORD,
-            "current": PASSWORD, "confirm": filename, "action": "disable", "code": totp.now(),
-            "description": "sneaky", "role": "owner", "next": "/tokens"}
+    body = {
+        "csrf_token": csrf,
+        "username": "root",
+        "password": PASSWORD,
+        "password2": PASSWORD,
+        "current": PASSWORD,
+        "confirm": filename,
+        "action": "disable",
+        "code": totp.now(),
+        "description": "sneaky",
+        "role": "owner",
+        "next": "/tokens",
+    }
 
     before = (db_rows(server), store_files(server))
     rules = post_rules(server)
@@ -66,7 +83,10 @@ def test_head_login_with_a_form_does_not_sign_in(server):
     client = WebClient(server.url)
     page = client.get("/login").text
     token = _CSRF.search(page).group(1)
-    client.session.head(f"{server.url}/login", data={"csrf_token": token, "username": "headless",
-                                                    "password": PASSWORD}, timeout=10)
+    client.session.head(
+        f"{server.url}/login",
+        data={"csrf_token": token, "username": "headless", "password": PASSWORD},
+        timeout=10,
+    )
     assert not signed_in_as(client, server)
     assert "/login" in client.get("/tokens").url

@@ -53,7 +53,7 @@ def test_account_page_lists_sessions_and_ends_one(server):
     assert "SecondLaptop/1.0" in page and "(this browser)" in page
     ids = re.findall(r"/account/sessions/(\d+)/end", page)
     assert len(ids) == 2
-    other = next(i for i in ids if f'sessions/{i}/end' in page.split("SecondLaptop/1.0", 1)[1][:600])
+    other = next(i for i in ids if f"sessions/{i}/end" in page.split("SecondLaptop/1.0", 1)[1][:600])
     first.post(f"/account/sessions/{other}/end", page=page)
     assert not signed_in_as(second, server) and signed_in_as(first, server)
     revoked = events(server, "twodevices", "user:session:revoked")
@@ -74,17 +74,28 @@ def test_sign_out_everywhere_and_from_the_cli(server):
     out = privindex_cli(server, "user", "sign-out", "everywhere")
     assert "ended 1 web session of everywhere" in out.stderr
     assert not signed_in_as(third, server)
-    assert [e["details"]["via"] for e in events(server, "everywhere", "user:session:revoked")][:2] == ["cli", "web"]
+    assert [e["details"]["via"] for e in events(server, "everywhere", "user:session:revoked")][:2] == [
+        "cli",
+        "web",
+    ]
 
 
 def test_idle_and_old_sessions_end(server):
     client, *_ = signed_in(server, "sleepy")
-    db(server, "UPDATE web_session SET last_seen_at = ? WHERE user_id = "
-               "(SELECT id FROM user WHERE username = 'sleepy')", time.time() - 121 * 60)
+    db(
+        server,
+        "UPDATE web_session SET last_seen_at = ? WHERE user_id = "
+        "(SELECT id FROM user WHERE username = 'sleepy')",
+        time.time() - 121 * 60,
+    )
     assert not signed_in_as(client, server)  # session_idle_minutes = 120
     client, *_ = signed_in(server, "marathon")
-    db(server, "UPDATE web_session SET created_at = ? WHERE user_id = "
-               "(SELECT id FROM user WHERE username = 'marathon')", time.time() - 12 * 3600 - 1)
+    db(
+        server,
+        "UPDATE web_session SET created_at = ? WHERE user_id = "
+        "(SELECT id FROM user WHERE username = 'marathon')",
+        time.time() - 12 * 3600 - 1,
+    )
     assert not signed_in_as(client, server)  # 12 h whatever the activity
 
 
@@ -99,10 +110,17 @@ def test_cookies_from_before_server_side_sessions_stop_working(server):
     signed_in(server, "oldcookie")
     app = Flask("t")
     app.secret_key = secret_key(server.data_dir)
-    forged = SecureCookieSessionInterface().get_signing_serializer(app).dumps(
-        {"_user_id": "1:1", "_fresh": True, "auth_at": time.time()})
-    resp = requests.get(f"{server.url}/account/security", cookies={"privindex_session": forged},
-                        timeout=10, allow_redirects=False)
+    forged = (
+        SecureCookieSessionInterface()
+        .get_signing_serializer(app)
+        .dumps({"_user_id": "1:1", "_fresh": True, "auth_at": time.time()})
+    )
+    resp = requests.get(
+        f"{server.url}/account/security",
+        cookies={"privindex_session": forged},
+        timeout=10,
+        allow_redirects=False,
+    )
     assert resp.status_code == 302 and "/login" in resp.headers["Location"]
 
 

@@ -61,22 +61,37 @@ def set_cookies(resp: requests.Response) -> dict[str, tuple[str, set[str]]]:
 
 # -- 1. the __Host- prefix over https ------------------------------------------------------------
 
+
 def test_cookies_have_the_host_prefix_behind_an_https_proxy(tmp_path):
     """public_url https:// behind a trusted proxy (X-Forwarded-Proto: https, as the README's
     nginx sends): every cookie is __Host-, Secure, Path=/, without Domain; and the
     browser's next request, carrying the session cookie, is signed in."""
-    srv = start_server(tmp_path / "store", tmp_path / "data", env={
-        "PRIVINDEX_PUBLIC_URL": "https://pypi.example.lan", "PRIVINDEX_TRUSTED_PROXY": "127.0.0.1",
-        "PRIVINDEX_REQUIRE_2FA": "false"})
+    srv = start_server(
+        tmp_path / "store",
+        tmp_path / "data",
+        env={
+            "PRIVINDEX_PUBLIC_URL": "https://pypi.example.lan",
+            "PRIVINDEX_TRUSTED_PROXY": "127.0.0.1",
+            "PRIVINDEX_REQUIRE_2FA": "false",
+        },
+    )
     try:
         add_user(srv, "tls", PASSWORD)
-        proxied = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "pypi.example.lan",
-                   "X-Forwarded-For": "192.0.2.7", "Referer": "https://pypi.example.lan/login"}
+        proxied = {
+            "X-Forwarded-Proto": "https",
+            "X-Forwarded-Host": "pypi.example.lan",
+            "X-Forwarded-For": "192.0.2.7",
+            "Referer": "https://pypi.example.lan/login",
+        }
         page = requests.get(f"{srv.url}/login", headers=proxied, timeout=10)
         csrf = re.search(r'name="csrf-token" content="([^"]+)"', page.text).group(1)
-        signed = requests.post(f"{srv.url}/login", timeout=10, allow_redirects=False,
-                               headers={**proxied, "Cookie": set_cookies(page)["__Host-privindex_session"][0]},
-                               data={"csrf_token": csrf, "username": "tls", "password": PASSWORD})
+        signed = requests.post(
+            f"{srv.url}/login",
+            timeout=10,
+            allow_redirects=False,
+            headers={**proxied, "Cookie": set_cookies(page)["__Host-privindex_session"][0]},
+            data={"csrf_token": csrf, "username": "tls", "password": PASSWORD},
+        )
         assert signed.status_code == 302
         made = {**set_cookies(page), **set_cookies(signed)}
         assert set(made) == {"__Host-privindex_session", "__Host-privindex_device"}
@@ -84,13 +99,24 @@ def test_cookies_have_the_host_prefix_behind_an_https_proxy(tmp_path):
             assert {"secure", "path=/", "httponly", "samesite=lax"} <= attrs
             assert not any(a.startswith("domain") for a in attrs)
         session = made["__Host-privindex_session"][0]
-        account = requests.get(f"{srv.url}/account/security", headers={**proxied, "Cookie": session},
-                               timeout=10, allow_redirects=False)
+        account = requests.get(
+            f"{srv.url}/account/security",
+            headers={**proxied, "Cookie": session},
+            timeout=10,
+            allow_redirects=False,
+        )
         assert account.status_code == 200
         # the bare name is not the session cookie here
         bare = session.replace("__Host-", "", 1)
-        assert requests.get(f"{srv.url}/account/security", headers={**proxied, "Cookie": bare},
-                            timeout=10, allow_redirects=False).status_code == 302
+        assert (
+            requests.get(
+                f"{srv.url}/account/security",
+                headers={**proxied, "Cookie": bare},
+                timeout=10,
+                allow_redirects=False,
+            ).status_code
+            == 302
+        )
     finally:
         srv.stop()
 
@@ -111,13 +137,23 @@ def test_plain_http_on_localhost_keeps_cookies_browsers_accept(server):
 
 # -- 2. a factor change offers "sign out my other sessions" --------------------------------------
 
+
 def add_key_row(server, name: str) -> int:
     """A security key for the user, written where the browser ceremony would put it (the
     ceremony itself is test_web_browser.py's)."""
-    db(server, "INSERT INTO security_key (user_id, label, credential_id, public_key, sign_count, transports, "
-               "aaguid, created_at) VALUES (?, ?, ?, ?, 0, '[]', '', ?)",
-       user_id(server, name), "spare key", f"cred-{name}".encode(), b"pk", time.time())
-    return testdb.query(server.data_dir, "SELECT id FROM security_key WHERE user_id = ?", (user_id(server, name),))[0][0]
+    db(
+        server,
+        "INSERT INTO security_key (user_id, label, credential_id, public_key, sign_count, transports, "
+        "aaguid, created_at) VALUES (?, ?, ?, ?, 0, '[]', '', ?)",
+        user_id(server, name),
+        "spare key",
+        f"cred-{name}".encode(),
+        b"pk",
+        time.time(),
+    )
+    return testdb.query(
+        server.data_dir, "SELECT id FROM security_key WHERE user_id = ?", (user_id(server, name),)
+    )[0][0]
 
 
 def regenerate_codes(client, server, name):
@@ -139,8 +175,9 @@ def remove_key(client, server, name):
     return client.post(f"/account/keys/{key}/delete", page=client.get("/account/security").text)
 
 
-@pytest.mark.parametrize("change", [regenerate_codes, replace_totp, remove_totp, remove_key],
-                         ids=lambda f: f.__name__)
+@pytest.mark.parametrize(
+    "change", [regenerate_codes, replace_totp, remove_totp, remove_key], ids=lambda f: f.__name__
+)
 def test_a_factor_change_offers_to_end_the_other_sessions(server, change):
     name = change.__name__.replace("_", "")
     here, _totp, codes, _at = signed_in(server, name)
@@ -175,8 +212,9 @@ def test_a_password_change_ends_the_other_sessions_at_once(server):
     elsewhere.login("newpass", PASSWORD, totp=totp, at=used_at + 30)
     assert signed_in_as(elsewhere, server)
     new = "a much longer passphrase 2026"
-    resp = here.post("/account", {"current": PASSWORD, "password": new, "password2": new},
-                     page=here.get("/account").text)
+    resp = here.post(
+        "/account", {"current": PASSWORD, "password": new, "password2": new}, page=here.get("/account").text
+    )
     assert "Password changed. You are signed out everywhere else." in here.flashes(resp)
     assert not signed_in_as(elsewhere, server) and signed_in_as(here, server)
 
@@ -198,16 +236,29 @@ def test_typing_the_password_again_gives_the_session_a_new_key(server):
     resp = client.post("/reauth", {"password": PASSWORD, "next": "/account"}, page=client.get("/reauth").text)
     assert resp.url.endswith("/account") and resp.status_code == 200
     assert signed_in_as(client, server) and not signed_in_as(copy, server)
-    assert len(testdb.query(server.data_dir, "SELECT id FROM web_session WHERE user_id = ?",
-                            (user_id(server, "reauther"),))) == 1  # the same session, not a second one
+    assert (
+        len(
+            testdb.query(
+                server.data_dir,
+                "SELECT id FROM web_session WHERE user_id = ?",
+                (user_id(server, "reauther"),),
+            )
+        )
+        == 1
+    )  # the same session, not a second one
 
 
 # -- 3. lifetimes -----------------------------------------------------------------------------------
 
+
 def test_an_hour_idle_ends_a_session_and_the_sign_in_page_says_so(server):
     client, *_ = signed_in(server, "idler")
-    db(server, "UPDATE web_session SET last_seen_at = ? WHERE user_id = ?", time.time() - 61 * 60,
-       user_id(server, "idler"))
+    db(
+        server,
+        "UPDATE web_session SET last_seen_at = ? WHERE user_id = ?",
+        time.time() - 61 * 60,
+        user_id(server, "idler"),
+    )
     resp = client.get("/account")
     assert resp.url.split("?")[0].endswith("/login") and ENDED in client.flashes(resp)
     assert ENDED not in client.get("/login").text  # said once
@@ -219,8 +270,11 @@ def test_a_fresh_visitor_is_not_told_a_session_ended(server):
 
 
 def test_session_max_hours_ends_a_session_however_active(tmp_path):
-    srv = start_server(tmp_path / "store", tmp_path / "data", env={
-        "PRIVINDEX_SESSION_MAX_HOURS": "2", "PRIVINDEX_SESSION_IDLE_MINUTES": "30"})
+    srv = start_server(
+        tmp_path / "store",
+        tmp_path / "data",
+        env={"PRIVINDEX_SESSION_MAX_HOURS": "2", "PRIVINDEX_SESSION_IDLE_MINUTES": "30"},
+    )
     try:
         client, *_ = signed_in(srv, "longday")
         uid = user_id(srv, "longday")
@@ -235,12 +289,17 @@ def test_session_max_hours_ends_a_session_however_active(tmp_path):
         srv.stop()
 
 
-@pytest.mark.parametrize("environ, message", [
-    ({"PRIVINDEX_SESSION_MAX_HOURS": "25"}, "PRIVINDEX_SESSION_MAX_HOURS: must be 1 to 24, got 25"),
-    ({"PRIVINDEX_SESSION_MAX_HOURS": "0"}, "PRIVINDEX_SESSION_MAX_HOURS: must be 1 to 24, got 0"),
-    ({"PRIVINDEX_SESSION_MAX_HOURS": "2", "PRIVINDEX_SESSION_IDLE_MINUTES": "121"},
-     "PRIVINDEX_SESSION_IDLE_MINUTES: must be 1 to 120 (session_max_hours), got 121"),
-])
+@pytest.mark.parametrize(
+    "environ, message",
+    [
+        ({"PRIVINDEX_SESSION_MAX_HOURS": "25"}, "PRIVINDEX_SESSION_MAX_HOURS: must be 1 to 24, got 25"),
+        ({"PRIVINDEX_SESSION_MAX_HOURS": "0"}, "PRIVINDEX_SESSION_MAX_HOURS: must be 1 to 24, got 0"),
+        (
+            {"PRIVINDEX_SESSION_MAX_HOURS": "2", "PRIVINDEX_SESSION_IDLE_MINUTES": "121"},
+            "PRIVINDEX_SESSION_IDLE_MINUTES: must be 1 to 120 (session_max_hours), got 121",
+        ),
+    ],
+)
 def test_session_limits_are_checked(environ, message):
     with pytest.raises(ConfigError) as err:
         load_settings(environ=environ)
@@ -253,6 +312,7 @@ def test_defaults_meet_aal2():
 
 
 # -- 4. no lock-out by a stranger ---------------------------------------------------------------
+
 
 @pytest.fixture
 def own_server(tmp_path):
@@ -293,6 +353,7 @@ def test_a_device_cookie_helps_only_the_user_it_names(own_server):
 
 
 # -- in a real browser: adding a security key ----------------------------------------------------
+
 
 @pytest.mark.browser
 def test_adding_a_key_in_the_browser_offers_to_end_the_other_sessions(browser, server):  # noqa: F811
