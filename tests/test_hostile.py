@@ -351,7 +351,7 @@ def raw_get(target, path: str, headers: dict | None = None) -> tuple[int, str]:
         (f"/packages/victim/{GOOD}", {"Range": "bytes=999999999-"}, 416),
         (f"/packages/victim/{GOOD}", {"If-None-Match": "\x7f" * 50}, 400),
         (f"/packages/victim/{GOOD}", {"If-Modified-Since": "yesterday-ish"}, 200),
-        ("/simple/victim/", {"Accept": "a" * 10000}, 406),
+        ("/simple/victim/", {"Accept": "a" * 10000}, 431),  # longer than any real client sends
         ("/simple/victim/", {"Accept": "text/html;q=banana, application/vnd.pypi.simple.v1+json;q=2"}, 200),
     ],
 )
