@@ -153,6 +153,7 @@ def make_upstream_cache(settings: Settings):
         max_bytes=int(settings.upstream_cache_max_gb * 1024**3),
         offline=settings.upstream_offline,
         workers=settings.upstream_worker_share,
+        page_memory_bytes=settings.upstream_page_memory_mb * 1024**2,
     )
 
 

@@ -141,7 +141,7 @@ class UpstreamFile:
         return self.url + ".metadata"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, weakref_slot=True)  # the Simple API's page cache holds it weakly
 class UpstreamProject:
     name: str  # normalized
     display_name: str
