@@ -66,9 +66,12 @@ def create_app(settings: Settings, progress: Progress | None = None, index_later
     app.extensions["privindex"] = services
     _bind_to_app_contexts(app, db)
 
+    read_guard = token_reader if settings.read_access == "token" else None
+    app.extensions["privindex_read_guard"] = read_guard  # /readyz's counts: only for readers
+
     @app.get("/health")
     def health():
-        if settings.read_access == "token" and not token_reader(request.environ):
+        if read_guard is not None and not read_guard(request.environ):
             return jsonify(status="ok")  # a private index tells strangers neither its size nor its version
         return jsonify(
             status="ok",
@@ -86,7 +89,6 @@ def create_app(settings: Settings, progress: Progress | None = None, index_later
     app.extensions["privindex_oidc"] = publishers.Verifier(settings)
     init_web(app)
 
-    read_guard = token_reader if settings.read_access == "token" else None
     simple_api = SimpleAPI(
         index,
         page_cache_size=settings.page_cache_size,
@@ -151,6 +153,7 @@ def make_upstream_cache(settings: Settings):
         max_bytes=int(settings.upstream_cache_max_gb * 1024**3),
         offline=settings.upstream_offline,
         workers=settings.upstream_worker_share,
+        page_memory_bytes=settings.upstream_page_memory_mb * 1024**2,
     )
 
 

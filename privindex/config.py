@@ -130,6 +130,7 @@ class Settings:
     upstream_file_deadline: float = 1800.0
     upstream_max_page_mb: int = 20
     upstream_max_file_mb: int = 2000
+    upstream_page_memory_mb: int = 16  # upstream pages held in memory (their JSON size); the rest on disk
     upstream_file_hosts: str = ""
     upstream_workers: int = 0  # 0: threads // 2, at least 1
 
@@ -215,6 +216,7 @@ class Settings:
             "upstream_file_deadline",
             "upstream_max_page_mb",
             "upstream_max_file_mb",
+            "upstream_page_memory_mb",
         ):
             if getattr(self, name) <= 0:
                 raise _bad(name, f"must be positive, got {getattr(self, name)}")

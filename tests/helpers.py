@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import requests
 
 V1_JSON = "application/vnd.pypi.simple.v1+json"
@@ -20,3 +22,9 @@ def listed(server, project: str) -> dict[str, dict]:
 def listed_hashes(server, project: str) -> dict[str, str]:
     """filename -> sha256 of what /simple/<project>/ lists right now."""
     return {name: f["hashes"]["sha256"] for name, f in listed(server, project).items()}
+
+
+def rss_kb(server) -> int:
+    """The live server process's resident memory (VmRSS), in KiB."""
+    status = Path(f"/proc/{server.proc.pid}/status").read_text()
+    return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:")))

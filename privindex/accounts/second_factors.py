@@ -125,19 +125,26 @@ def regenerate_recovery_codes(user: User, ctx: audit.Context) -> list[str]:
     with database.atomic():
         had = RecoveryCode.delete().where(RecoveryCode.user == user).execute()
         RecoveryCode.insert_many(
-            [{"user": user, "code_hash": recovery.digest(c), "created_at": now} for c in codes]
+            [{"user": user, "code_hash": recovery.stored_form(c), "created_at": now} for c in codes]
         ).execute()
         audit.record(Tag.USER_RECOVERY_CODES_GENERATE, ctx, subject=user.username, replaced=bool(had))
     return codes
 
 
 def use_recovery_code(user: User, code: str, ctx: audit.Context) -> bool:
-    digest = recovery.digest(code)
-    if digest is None:
+    """Burn the unused code that matches (each hash is salted: checked one by one)."""
+    cleaned = recovery.clean(code)
+    if cleaned is None:
         return False
-    used = (
+    unused = RecoveryCode.select(RecoveryCode.id, RecoveryCode.code_hash).where(
+        RecoveryCode.user == user, RecoveryCode.used_at.is_null()
+    )
+    match = next((row.id for row in unused if recovery.matches(cleaned, row.code_hash)), None)
+    if match is None:
+        return False
+    used = (  # conditional: of two sign-ins racing with one code, one wins
         RecoveryCode.update(used_at=time.time())
-        .where(RecoveryCode.user == user, RecoveryCode.code_hash == digest, RecoveryCode.used_at.is_null())
+        .where(RecoveryCode.id == match, RecoveryCode.used_at.is_null())
         .execute()
     )
     if used == 1:

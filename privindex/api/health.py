@@ -10,7 +10,8 @@ what failed. While the store is still being indexed after a start (Index.catch_u
 pages already list what the database recorded, and fill in as files are read), /readyz
 answers 503 with how far it is, so a load balancer sends requests to a caught-up peer;
 /health (version and counts; on a private index only to a request with a token, app.py)
-answers 200 and says the same.
+answers 200 and says the same. On a private index (`read_access = "token"`) the counts
+go only to a request with a valid token; anyone else gets the status and the problem names.
 
 Anyone may ask, so the probes tell and cost nothing: /readyz names each problem without
 the driver's or the system's words (host, user, paths: those go to the log), and the
@@ -25,7 +26,7 @@ import tempfile
 import threading
 import time
 
-from flask import Blueprint, current_app, jsonify
+from flask import Blueprint, current_app, jsonify, request
 
 from privindex.db.connection import database
 from privindex.packages.store import UPLOAD_TEMP_PREFIX
@@ -92,6 +93,13 @@ def indexing_report(index) -> dict:
     return {"indexing": {"files_indexed": state.indexed, "files_left": state.left}}
 
 
+def may_read(environ: dict) -> bool:
+    """Whether this request may see the index's counts: anyone on a public index, a valid
+    token on a private one (app.py puts its read guard in the extensions)."""
+    guard = current_app.extensions.get("privindex_read_guard")
+    return guard is None or guard(environ)
+
+
 @bp.get("/healthz")
 def healthz():
     return jsonify(status="ok")
@@ -106,13 +114,16 @@ def _add_store_probe(state) -> None:
 def readyz():
     services = current_app.extensions["privindex"]
     store_probe = current_app.extensions["privindex_store_probe"]
-    problems = [p for p in (database_problem(), store_probe.problem()) if p]
+    db_problem = database_problem()
+    problems = [p for p in (db_problem, store_probe.problem()) if p]
     indexing = indexing_report(services.index)
+    # a private index's counts need a token, and a token is checked in the database
+    shown = indexing if indexing and not db_problem and may_read(request.environ) else {}
     if problems:
-        response = jsonify(status="unavailable", problems=problems, **indexing)
+        response = jsonify(status="unavailable", problems=problems, **shown)
         response.status_code = 503
     elif indexing:
-        response = jsonify(status="indexing", **indexing)
+        response = jsonify(status="indexing", **shown)
         response.status_code = 503
     else:
         response = jsonify(status="ready")

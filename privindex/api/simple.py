@@ -15,6 +15,7 @@ import logging
 import os
 import re
 import threading
+import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -107,7 +108,7 @@ _canonical = _cached_when_short(canonicalize_name, maxsize=8192, longest=256)
 
 @dataclass(frozen=True)
 class Page:
-    source: object  # the Project or project-list snapshot it was rendered from
+    source: object  # the Project or project-list snapshot it was rendered from (_held_lightly)
     body: bytes
     etag: str
 
@@ -372,7 +373,7 @@ class SimpleAPI:
             body = render_project(merged, fmt)
         else:
             body = render_project(source, fmt)  # type: ignore[arg-type]
-        page = Page(source, body, f'"{hashlib.sha256(body).hexdigest()[:32]}-{fmt}"')
+        page = Page(_held_lightly(source), body, f'"{hashlib.sha256(body).hexdigest()[:32]}-{fmt}"')
         if self._cache_size and len(body) <= PAGE_CACHE_BYTES:
             with self._cache_lock:
                 replaced = self._pages.pop(key, None)
@@ -559,12 +560,24 @@ class _Parts(tuple):
     """A page made from several sources (a merged page, the root with upstream names)."""
 
 
+def _held_lightly(source: object) -> object:
+    """What a cached page keeps of its sources: an upstream page only by a weak reference
+    (the upstream cache alone decides how many stay in memory), anything else itself."""
+    if isinstance(source, UpstreamProject):
+        return weakref.ref(source)
+    if isinstance(source, _Parts):
+        return _Parts(_held_lightly(part) for part in source)
+    return source
+
+
 def _same(cached: object, current: object) -> bool:
     """Whether a cached page was rendered from exactly these objects (identity, per part)."""
+    if isinstance(cached, weakref.ref):
+        cached = cached()  # None once the upstream cache let that page go: render again
     if cached is current:
         return True
     if isinstance(current, _Parts) and isinstance(cached, _Parts) and len(cached) == len(current):
-        return all(a is b for a, b in zip(cached, current))
+        return all(_same(a, b) for a, b in zip(cached, current))
     return False
 
 

@@ -1,5 +1,6 @@
 """Passwords: argon2id hashing through passlib's CryptContext (from the libpass distribution),
-and the strength rule for new passwords through zxcvbn.
+and the strength rule for new passwords through zxcvbn. Also the salted hash of the random
+secrets people keep (recovery codes): argon2id too, lighter.
 
 CryptContext gives verify_and_update, so hashes made with older parameters are upgraded
 on the next successful sign-in without a migration. zxcvbn runs offline (its word lists
@@ -21,6 +22,12 @@ JUDGED_LENGTH = 100  # zxcvbn's time grows with length; past this, a password is
 
 _context = CryptContext(schemes=["argon2"], deprecated="auto")
 _dummy_hash: str | None = None
+# Random secrets people keep (recovery codes, 64 bits) need the salt and the hash, not the
+# cost: guessing one is 2^63 tries however cheap each is. OWASP's lightest argon2id profile
+# (12 MiB, 3 passes, 1 lane) keeps a sign-in that checks all 8 codes at a fraction of a second.
+_secret_context = CryptContext(
+    schemes=["argon2"], argon2__memory_cost=12288, argon2__time_cost=3, argon2__parallelism=1
+)
 
 
 def hash_password(password: str) -> str:
@@ -33,6 +40,15 @@ def verify_password(password: str, password_hash: str | None) -> tuple[bool, str
         waste_time(password)
         return False, None
     return _context.verify_and_update(password, password_hash)
+
+
+def hash_random_secret(secret: str) -> str:
+    """A salted argon2id hash of a random secret (ASVS 6.5.2's "approved password hash")."""
+    return _secret_context.hash(secret)
+
+
+def verify_random_secret(secret: str, secret_hash: str) -> bool:
+    return _secret_context.verify(secret, secret_hash)
 
 
 def waste_time(password: str) -> None:

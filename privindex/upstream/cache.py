@@ -1,8 +1,12 @@
 """The pull-through cache of the upstream: project pages and files, in the data dir.
 
-Pages: kept in memory and on disk (`pages/<name>.json`, our own form), fresh for
-`upstream_page_ttl`; an older page is served (and logged) when the upstream fails, so
-installs keep working while it is down; a name never fetched then gives 502/504.
+Pages: on disk (`pages/<name>.json`, our own form), fresh for `upstream_page_ttl`; an
+older page is served (and logged) when the upstream fails, so installs keep working while
+it is down; a name never fetched then gives 502/504. Anyone may ask for any name the
+upstream has, so only the most recently used pages are held in memory (`PageMemory`, an
+LRU bounded by `upstream_page_memory_mb` and `PAGES_IN_MEMORY`); another is read back from
+disk, checked like a fresh one, when asked for. The names and display names of all cached
+pages stay in memory for /simple/ (`names`), a few dozen bytes each.
 
 Files: content-addressed, `files/<sha256>/<filename>` (and `<filename>.metadata` under the
 metadata's digest), so `privindex check` can verify each one by its folder name. A cold
@@ -57,6 +61,7 @@ log = logging.getLogger(__name__)
 TOUCH_EVERY = 60.0  # seconds between mtime updates of a cached file in use
 NEGATIVE_TTL_MAX = 600.0
 NEGATIVE_MAX = 4096  # "no such project" answers remembered (any name may be asked for)
+PAGES_IN_MEMORY = 2048  # upstream pages held in memory at most, however small
 READ = 256 * 1024  # bytes a follower reads from the growing file at a time
 
 
@@ -138,6 +143,50 @@ class _Flights:
 class Entry:
     project: UpstreamProject | None  # None: the upstream has no such project
     fetched_at: float  # time.time()
+
+
+@dataclass
+class _Held:
+    """A page held in memory: its entry, its size on disk (what the bound counts), and the
+    page as clients see it, made once per fetch (pages are cached by identity)."""
+
+    entry: Entry
+    size: int
+    shown: UpstreamProject | None = None
+
+
+class PageMemory:
+    """The upstream pages held in memory: least recently used first out, past max_entries
+    or max_bytes (the newest page always stays, however big)."""
+
+    def __init__(self, max_entries: int, max_bytes: int):
+        self.max_entries, self.max_bytes = max_entries, max_bytes
+        self._held: OrderedDict[str, _Held] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def get(self, name: str) -> _Held | None:
+        with self._lock:
+            held = self._held.get(name)
+            if held is not None:
+                self._held.move_to_end(name)
+            return held
+
+    def put(self, name: str, held: _Held) -> None:
+        with self._lock:
+            old = self._held.pop(name, None)
+            self._bytes += held.size - (old.size if old else 0)
+            self._held[name] = held
+            while len(self._held) > 1 and (
+                len(self._held) > self.max_entries or self._bytes > self.max_bytes
+            ):
+                self._bytes -= self._held.popitem(last=False)[1].size
+
+    def pop(self, name: str) -> None:
+        with self._lock:
+            old = self._held.pop(name, None)
+            if old is not None:
+                self._bytes -= old.size
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
@@ -247,16 +296,18 @@ class UpstreamCache:
         max_bytes: int,
         offline: bool = False,
         workers: int = 1,
+        page_memory_bytes: int = 16 * 1024**2,
     ):
         self.upstream = upstream
         self.root = root
         self.pages_dir = (root / "pages").resolve()
         self.files_dir = (root / "files").resolve()
         self.ttl, self.min_age, self.max_bytes, self.offline = ttl, min_age, max_bytes, offline
-        self._pages: dict[str, Entry] = {}  # projects the upstream has
+        self._pages = PageMemory(PAGES_IN_MEMORY, page_memory_bytes)  # projects the upstream has
+        self._on_disk: dict[str, str] = {}  # name -> display name of every page cached on disk
+        self._on_disk_lock = threading.Lock()
         self._missing: OrderedDict[str, Entry] = OrderedDict()  # names it has not: an LRU
         self._missing_lock = threading.Lock()
-        self._filtered: dict[str, tuple[UpstreamProject, UpstreamProject]] = {}  # name -> (raw, shown)
         self._page_flights = _Flights()
         self.share = WorkerShare(workers)
         # Downloads go on without their clients (a retry finds them further along), so a
@@ -278,15 +329,12 @@ class UpstreamCache:
         """Pages and files already cached (a restart keeps serving them, offline too)."""
         for folder in (self.pages_dir, self.files_dir):
             folder.mkdir(parents=True, exist_ok=True)
-        for page in self.pages_dir.glob("*.json"):
-            try:
-                path = _inside(self.pages_dir, page.name)
-                project = UpstreamProject.from_json(path.read_text())
-                if project.name != page.stem:
-                    raise ValueError(f"it holds the page of {project.name}")
-                self._pages[page.stem] = Entry(project, path.stat().st_mtime)
-            except (OSError, ValueError, KeyError, TypeError, AttributeError, OutsideCache) as exc:
-                log.warning("ignoring unreadable cached upstream page %s: %s", page.name, exc)
+        pages = sorted(self.pages_dir.glob("*.json"), key=lambda p: p.lstat().st_mtime)
+        for page in pages:  # the newest stay in memory
+            held = self._read_page(page.stem)
+            if held is not None and held.entry.project is not None:
+                self._pages.put(page.stem, held)
+                self._on_disk[page.stem] = held.entry.project.display_name
         found = []
         for path, st in self._cached_files():
             found.append((st.st_mtime, path.relative_to(self.files_dir).as_posix(), st.st_size))
@@ -316,8 +364,33 @@ class UpstreamCache:
 
     # -- pages ---------------------------------------------------------------------------
 
+    def _read_page(self, name: str) -> _Held | None:
+        """A page cached on disk, checked like a fresh one; None (logged) if unreadable."""
+        try:
+            path = _inside(self.pages_dir, f"{name}.json")
+            text = path.read_text()
+            project = UpstreamProject.from_json(text)
+            if project.name != name:
+                raise ValueError(f"it holds the page of {project.name}")
+            return _Held(Entry(project, path.stat().st_mtime), len(text))
+        except (OSError, ValueError, KeyError, TypeError, AttributeError, OutsideCache) as exc:
+            log.warning("ignoring unreadable cached upstream page %s.json: %s", name, exc)
+            return None
+
+    def _held(self, name: str) -> _Held | None:
+        """The page in memory, else read back from disk (and held again)."""
+        held = self._pages.get(name)
+        if held is None and name in self._on_disk:
+            held = self._read_page(name)
+            if held is None:
+                self._set_on_disk(name, None)
+            else:
+                self._pages.put(name, held)
+        return held
+
     def cached_entry(self, name: str) -> Entry | None:
-        return self._pages.get(name) or self._missing.get(name)
+        held = self._held(name)
+        return held.entry if held is not None else self._missing.get(name)
 
     def project(self, name: str) -> UpstreamProject | None:
         """The upstream's page for name as clients see it (min-age applied), fetched if
@@ -329,11 +402,12 @@ class UpstreamCache:
         entry = self._fresh_entry(name)
         if entry.project is None:
             return None
-        raw, shown = self._filtered.get(name, (None, None))
-        if raw is not entry.project:  # one filtered object per fetch: pages cache by identity
-            shown = age_filter(entry.project, self.min_age)
-            self._filtered[name] = (entry.project, shown)
-        return shown
+        held = self._pages.get(name)
+        if held is None or held.entry is not entry:  # pushed out meanwhile: filter this once
+            return age_filter(entry.project, self.min_age)
+        if held.shown is None:  # one filtered object per fetch: pages cache by identity
+            held.shown = age_filter(entry.project, self.min_age)
+        return held.shown
 
     def _fresh_entry(self, name: str) -> Entry:
         entry = self.cached_entry(name)
@@ -386,15 +460,16 @@ class UpstreamCache:
             self.on_fetch("page", "ok" if project is not None else "not_found")
             entry = Entry(project, time.time())
             if project is None:  # gone (or never there): forget any page, remember the answer
-                if self._pages.pop(name, None) is not None:
-                    self._update_names()
+                self._pages.pop(name)
+                self._set_on_disk(name, None)
                 self._remember_missing(name, entry)
                 return entry
-            _write_atomic(_inside(self.pages_dir, f"{name}.json"), project.to_json().encode())
-            self._pages[name] = entry
+            page = project.to_json().encode()
+            _write_atomic(_inside(self.pages_dir, f"{name}.json"), page)
+            self._pages.put(name, _Held(entry, len(page)))
+            self._set_on_disk(name, project.display_name)
             with self._missing_lock:
                 self._missing.pop(name, None)
-            self._update_names()
             return entry
         finally:
             self._page_flights.land(name)
@@ -416,10 +491,20 @@ class UpstreamCache:
         except NotCached:
             return False
 
+    def _set_on_disk(self, name: str, display_name: str | None) -> None:
+        """Record that name's page is on disk (None: no longer), and list the names again
+        for /simple/ if that changed them."""
+        with self._on_disk_lock:
+            if self._on_disk.get(name) == display_name:
+                return
+            if display_name is None:
+                del self._on_disk[name]
+            else:
+                self._on_disk[name] = display_name
+            self._update_names()
+
     def _update_names(self) -> None:
-        self.names = tuple(
-            sorted((n, e.project.display_name) for n, e in list(self._pages.items()) if e.project is not None)
-        )
+        self.names = tuple(sorted(self._on_disk.items()))
 
     # -- files ---------------------------------------------------------------------------
 

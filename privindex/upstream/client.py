@@ -3,11 +3,12 @@ pages parsed into our own types.
 
 The upstream is a trust boundary (SECURITY.md, "The upstream is a trust boundary"): what it
 says reaches the rest of privindex only through this module, validated. Names are PEP 508
-project names of at most 200 characters, digests exactly 64 lower-case hex characters,
-filenames distribution filenames of the project (no path separators), file URLs http(s);
-what fails is dropped (a file without a valid sha256) or left out (an invalid metadata
-digest: the file is kept without core-metadata). A page is fetched as PEP 691 JSON when
-the upstream offers it, else as PEP 503 HTML (the standard library's HTML parser).
+project names of at most 200 characters; digests exactly 64 hex characters (either case:
+hex case means nothing, so a mirror's upper case is kept, lower-cased); filenames
+distribution filenames of the project (no path separators); file URLs http(s). What fails
+is dropped (a file without a valid sha256) or left out (an invalid metadata digest: the
+file is kept without core-metadata). A page is fetched as PEP 691 JSON when the upstream
+offers it, else as PEP 503 HTML (the standard library's HTML parser).
 
 Fetching: every URL, and every redirect hop (followed here, a bounded number), must be on
 the upstream's own origin or on a public address (checked on the addresses the host
@@ -57,6 +58,7 @@ MAX_REDIRECTS = 5
 _REDIRECTS = (301, 302, 303, 307, 308)
 _NAME = re.compile(r"[A-Z0-9]|[A-Z0-9][A-Z0-9._-]*[A-Z0-9]", re.IGNORECASE)  # PEP 508
 _DIGEST = re.compile(r"[0-9a-f]{64}")
+_ANY_CASE_DIGEST = re.compile(r"[0-9a-fA-F]{64}")
 _NOT_IN_FILENAME = re.compile(r"[/\\\x00-\x1f\x7f]")
 _DEADLINE: ContextVar[float] = ContextVar("upstream_deadline", default=float("inf"))  # set by _open
 
@@ -70,6 +72,14 @@ def valid_name(name: str) -> bool:
 def valid_digest(value: object) -> bool:
     """Exactly 64 lower-case hex characters: a sha256, and safe as a folder name."""
     return isinstance(value, str) and _DIGEST.fullmatch(value) is not None
+
+
+def normal_digest(value: object) -> str | None:
+    """A sha256 as the upstream sent it (64 hex characters, any case) in lower case, the
+    one form used from here on; None for anything else."""
+    if isinstance(value, str) and _ANY_CASE_DIGEST.fullmatch(value):
+        return value.lower()
+    return None
 
 
 def public_address(address: str) -> bool:
@@ -131,7 +141,7 @@ class UpstreamFile:
         return self.url + ".metadata"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, weakref_slot=True)  # the Simple API's page cache holds it weakly
 class UpstreamProject:
     name: str  # normalized
     display_name: str
@@ -577,8 +587,9 @@ def _file(
     not a distribution of this project or that holds a path separator, a URL that is not
     http(s). A metadata digest that is not a valid sha256 is dropped (no core-metadata);
     the other facts are kept only if of the right type."""
+    sha256, metadata_sha256 = normal_digest(sha256), normal_digest(metadata_sha256)
     if (
-        not valid_digest(sha256)
+        sha256 is None
         or not isinstance(filename, str)
         or filename.startswith(".")
         or _NOT_IN_FILENAME.search(filename)
@@ -598,9 +609,9 @@ def _file(
         filename=filename,
         version=str(version),
         url=url,
-        sha256=sha256,  # type: ignore[arg-type]
+        sha256=sha256,
         requires_python=requires_python if isinstance(requires_python, str) else None,
-        metadata_sha256=metadata_sha256 if valid_digest(metadata_sha256) else None,  # type: ignore[arg-type]
+        metadata_sha256=metadata_sha256,
         yanked=yanked is True,
         yanked_reason=yanked_reason if isinstance(yanked_reason, str) else "",
         size=size if isinstance(size, int) and not isinstance(size, bool) and size >= 0 else None,

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 from conftest import add_user, privindex_cli, start_server, wait_until
+from helpers import rss_kb
 from redteam import PASSWORD
 from webclient import WebClient
 
@@ -29,11 +30,6 @@ def server(tmp_path_factory):
     )
     yield srv
     srv.stop()
-
-
-def rss_kb(server) -> int:
-    status = Path(f"/proc/{server.proc.pid}/status").read_text()
-    return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:")))
 
 
 def raw_request(server, request: bytes) -> bytes:

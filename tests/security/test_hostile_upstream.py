@@ -106,7 +106,7 @@ def test_a_path_like_sha256_is_left_out_and_nothing_outside_the_cache_is_served_
     hostile.blobs["victim-2.0-py3-none-any.whl"] = BLOB
     hostile.projects["victim"] = [
         entry(canary.name, "/files/victim-1.0-py3-none-any.whl", sha256=digest),
-        entry("victim-1.0.tar.gz", "/files/victim-1.0.tar.gz", sha256=BLOB_SHA.upper()),
+        entry("victim-1.0.tar.gz", "/files/victim-1.0.tar.gz", sha256=BLOB_SHA[:63] + "/"),
         entry("victim-2.0-py3-none-any.whl", "/files/victim-2.0-py3-none-any.whl"),
     ]
     assert set(listed(cache, "victim")) == {"victim-2.0-py3-none-any.whl"}
@@ -116,6 +116,37 @@ def test_a_path_like_sha256_is_left_out_and_nothing_outside_the_cache_is_served_
     privindex_cli(cache, "cache", "prune", "--all")
     assert canary.read_bytes() == b"canary: not the cache's"
     assert sorted(p.name for p in outside.iterdir()) == [canary.name]
+    assert_healthy(cache)
+
+
+def test_upper_case_digests_are_kept_in_lower_case_and_near_misses_still_dropped(hostile, cache):
+    """Hex case means nothing, and a mirror may send upper case: such a file is listed with
+    its digest in lower case and served verified; anything but 64 hex characters is dropped."""
+    meta = b"Metadata-Version: 2.1\nName: shout\nVersion: 1.0\n"
+    hostile.blobs["shout-1.0-py3-none-any.whl"] = BLOB
+    hostile.blobs["shout-1.0-py3-none-any.whl.metadata"] = meta
+    meta_sha = hashlib.sha256(meta).hexdigest()
+    hostile.projects["shout"] = [
+        entry(
+            "shout-1.0-py3-none-any.whl",
+            "/files/shout-1.0-py3-none-any.whl",
+            sha256=BLOB_SHA.upper(),
+            **{"core-metadata": {"sha256": meta_sha.upper()}},
+        ),
+        entry("shout-1.1.tar.gz", "/files/shout-1.1.tar.gz", sha256=BLOB_SHA[:32] + BLOB_SHA[32:].upper()),
+        entry("shout-2.0.tar.gz", "/files/shout-2.0.tar.gz", sha256=BLOB_SHA.upper()[:63]),
+        entry("shout-2.1.tar.gz", "/files/shout-2.1.tar.gz", sha256=BLOB_SHA.upper() + "A"),
+        entry("shout-2.2.tar.gz", "/files/shout-2.2.tar.gz", sha256="G" + BLOB_SHA.upper()[1:]),
+        entry("shout-2.3.tar.gz", "/files/shout-2.3.tar.gz", sha256="\uff21" + BLOB_SHA.upper()[1:]),
+    ]
+    files = listed(cache, "shout")
+    assert set(files) == {"shout-1.0-py3-none-any.whl", "shout-1.1.tar.gz"}
+    assert {f["hashes"]["sha256"] for f in files.values()} == {BLOB_SHA}
+    assert files["shout-1.0-py3-none-any.whl"]["core-metadata"] == {"sha256": meta_sha}
+    wheel = get(cache, "/packages/.upstream/shout/shout-1.0-py3-none-any.whl")
+    assert wheel.status_code == 200 and wheel.content == BLOB
+    assert get(cache, "/packages/.upstream/shout/shout-1.0-py3-none-any.whl.metadata").content == meta
+    assert get(cache, "/packages/.upstream/shout/shout-2.0.tar.gz").status_code == 404
     assert_healthy(cache)
 
 
