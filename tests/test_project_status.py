@@ -13,6 +13,7 @@ import requests
 from conftest import Accounts, pip, privindex_cli, start_server, twine, uv, wait_until
 from fake_upstream import FakeUpstream
 from helpers import V1_JSON
+from webclient import WebClient
 from wheels import make_wheel
 
 NO_2FA = {"PRIVINDEX_REQUIRE_2FA": "false"}
@@ -25,8 +26,8 @@ def world(tmp_path_factory):
     (base / "store").mkdir()
     server = start_server(base / "store", base / "data", env=NO_2FA)
     accounts = Accounts(server.store, server.data_dir, server.env)
-    accounts.user("alice")
-    accounts.user("root", admin=True)
+    passwords = {name: accounts.user(name, admin=name == "root") for name in ("alice", "bob", "root")}
+    server.passwords = passwords  # for the web UI's sign-in
     yield server, accounts.token("alice"), base / "wheels"
     server.stop()
 
@@ -41,6 +42,12 @@ def set_status(server, name: str, status: str, *reason: str) -> None:
     """The operator's command, then wait until the running server shows it."""
     privindex_cli(server, "project", "status", name, status, *(("--reason", reason[0]) if reason else ()))
     wait_until(lambda: json_page(server, name)["project-status"]["status"] == status, 10)
+
+
+def status_options(page: str) -> list[str]:
+    """The statuses the project page offers the signed-in user."""
+    select = re.search(r'<select id="status" name="status">(.*?)</select>', page, re.S)
+    return re.findall(r'<option value="([a-z]+)"', select.group(1)) if select else []
 
 
 def install(server, target, name: str, check: bool = True):
@@ -271,3 +278,43 @@ def test_the_cached_page_follows_a_status_change(tmp_path, dists):
         assert again.status_code == 200 and "alpha-2.0" not in again.text
     finally:
         server.stop()
+
+
+def test_the_project_page_shows_the_status_and_owners_and_admins_change_it_after_a_confirmation(world):
+    server, alice, wheels = world
+    twine(server.url, alice, make_wheel(wheels, "web-lib", "1.0"), check=True)
+    owner, admin, other = (WebClient(server.url) for _ in range(3))
+    for client, name in ((owner, "alice"), (admin, "root"), (other, "bob")):
+        client.login(name, server.passwords[name])
+
+    page = owner.get("/projects/web-lib").text
+    assert status_options(page) == ["active", "archived", "deprecated"]
+    confirm = owner.post("/projects/web-lib/status", {"status": "archived", "reason": "done"}, page=page)
+    assert "Archive web-lib?" in confirm.text and "Uploads to it are refused" in confirm.text
+    assert json_page(server, "web-lib")["project-status"] == {"status": "active"}  # nothing yet
+    done = owner.post(
+        "/projects/web-lib/status",
+        {"status": "archived", "reason": "done", "confirm": "web-lib"},
+        page=confirm.text,
+    )
+    assert owner.flashes(done) == ["web-lib is now archived."]
+    assert json_page(server, "web-lib")["project-status"] == {
+        "status": "archived",
+        "reason": "done",
+    }  # at once
+
+    seen = other.get("/projects/web-lib").text
+    assert "This project is archived: it takes no new uploads" in seen and "Reason: done" in seen
+    assert 'name="status"' not in seen  # bob may not change it
+
+    refused = owner.post(
+        "/projects/web-lib/status", {"status": "quarantined", "confirm": "web-lib"}, page=page
+    )
+    assert owner.flashes(refused) == ["only an admin may quarantine a project or lift a quarantine"]
+    page = admin.get("/projects/web-lib").text
+    assert "quarantined" in status_options(page)
+    confirm = admin.post("/projects/web-lib/status", {"status": "quarantined"}, page=page)
+    assert "Quarantine web-lib?" in confirm.text and "its files will not be downloadable" in confirm.text
+    admin.post("/projects/web-lib/status", {"status": "quarantined", "confirm": "web-lib"}, page=confirm.text)
+    assert json_page(server, "web-lib")["files"] == []
+    assert 'name="status"' not in owner.get("/projects/web-lib").text  # the owner cannot lift it
