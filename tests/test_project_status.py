@@ -50,10 +50,10 @@ def status_options(page: str) -> list[str]:
     return re.findall(r'<option value="([a-z]+)"', select.group(1)) if select else []
 
 
-def install(server, target, name: str, check: bool = True):
-    return pip(
-        "install", "--no-deps", "--index-url", server.index_url, "--target", str(target), name, check=check
-    )
+def install(server, target, name: str, check: bool = True, tool=pip):
+    """pip (or uv: tool=uv) install name into target from the server."""
+    args = ("install", "--no-deps", "--index-url", server.index_url, "--target", str(target), name)
+    return pip(*args, check=check) if tool is pip else uv("pip", *args, check=check)
 
 
 def test_a_quarantined_project_lists_no_files_serves_none_and_pip_and_uv_cannot_install_it(world, tmp_path):
@@ -80,17 +80,7 @@ def test_a_quarantined_project_lists_no_files_serves_none_and_pip_and_uv_cannot_
 
     proc = install(server, tmp_path / "after", "haunted", check=False)
     assert proc.returncode != 0 and "No matching distribution found for haunted" in proc.stderr
-    proc = uv(
-        "pip",
-        "install",
-        "--no-deps",
-        "--index-url",
-        server.index_url,
-        "--target",
-        str(tmp_path / "uv"),
-        "haunted",
-        check=False,
-    )
+    proc = install(server, tmp_path / "uv", "haunted", check=False, tool=uv)
     assert proc.returncode != 0 and "haunted" in proc.stderr and not (tmp_path / "uv" / "haunted").exists()
 
     set_status(server, "haunted", "active")  # the admin lifts it: installable again
@@ -122,16 +112,7 @@ def test_an_archived_project_still_installs_and_a_deprecated_one_takes_uploads(w
     twine(server.url, alice, make_wheel(wheels, "old-lib", "1.0"), check=True)
     set_status(server, "old-lib", "archived")
     install(server, tmp_path / "pip", "old-lib")
-    uv(
-        "pip",
-        "install",
-        "--no-deps",
-        "--index-url",
-        server.index_url,
-        "--target",
-        str(tmp_path / "uv"),
-        "old-lib",
-    )
+    install(server, tmp_path / "uv", "old-lib", tool=uv)
     assert (tmp_path / "uv" / "old_lib" / "__init__.py").exists()
     html = requests.get(f"{server.index_url}old-lib/", timeout=10).text
     assert '<meta name="pypi:project-status" content="archived">' in html and "old_lib-1.0" in html
@@ -179,7 +160,7 @@ def test_a_quarantined_upstream_project_is_never_served_from_the_cache(tmp_path,
         store, tmp_path / "data", "--upstream", fake.url, env={**NO_2FA, "PRIVINDEX_UPSTREAM_PAGE_TTL": "0"}
     )
     try:
-        pip("download", "--no-deps", "--index-url", server.index_url, "-d", str(tmp_path / "one"), "shady")
+        install(server, tmp_path / "one", "shady")
         file_url = requests.compat.urljoin(
             f"{server.index_url}shady/", json_page(server, "shady")["files"][0]["url"]
         )
@@ -192,16 +173,7 @@ def test_a_quarantined_upstream_project_is_never_served_from_the_cache(tmp_path,
         )
         resp = requests.get(file_url, timeout=10)
         assert resp.status_code == 404 and "quarantined" in resp.text
-        proc = pip(
-            "download",
-            "--no-deps",
-            "--index-url",
-            server.index_url,
-            "-d",
-            str(tmp_path / "two"),
-            "shady",
-            check=False,
-        )
+        proc = install(server, tmp_path / "two", "shady", check=False)
         assert proc.returncode != 0 and "No matching distribution found for shady" in proc.stderr
 
         fake.statuses["shady"] = {"status": "no-such-status"}  # unknown: active, as the PEP reads
