@@ -56,7 +56,8 @@ ACTIVE = ProjectStatus(Status.ACTIVE)
 
 
 def _clean_reason(reason: str) -> str:
-    """One line of at most REASON_MAX characters: it goes into meta tags and headers of pages."""
+    """One line of at most REASON_MAX characters: it goes into meta tags and into the status
+    line of a refused upload."""
     return escape_controls(" ".join(reason.split()))[:REASON_MAX]
 
 
@@ -77,7 +78,8 @@ def from_index(status: object, reason: object = None) -> ProjectStatus:
 
 
 def parse(status: str, reason: str = "") -> ProjectStatus:
-    """What an owner or admin typed, or a row: refused with a message if not a status."""
+    """What an owner or admin chose (web form, CLI): refused with a message if it is not one
+    of the four statuses or the reason is too long."""
     try:
         marker = Status(status.strip().lower())
     except ValueError:
