@@ -289,4 +289,6 @@ def test_the_project_page_shows_the_status_and_owners_and_admins_change_it_after
     assert "Quarantine web-lib?" in confirm.text and "its files will not be downloadable" in confirm.text
     admin.post("/projects/web-lib/status", {"status": "quarantined", "confirm": "web-lib"}, page=confirm.text)
     assert json_page(server, "web-lib")["files"] == []
-    assert 'name="status"' not in owner.get("/projects/web-lib").text  # the owner cannot lift it
+    quarantined = owner.get("/projects/web-lib").text
+    assert 'name="status"' not in quarantined  # the owner cannot lift it
+    assert "web_lib-1.0-py3-none-any.whl" in quarantined and "/packages/web-lib/" not in quarantined  # named
