@@ -274,6 +274,14 @@ def test_the_project_page_shows_the_status_and_owners_and_admins_change_it_after
         "status": "archived",
         "reason": "done",
     }  # at once
+    audit = privindex_cli(server, "audit", "--project", "web-lib", "--json").stdout.splitlines()
+    event = next(json.loads(line) for line in audit if '"project:status"' in line)
+    assert event["actor"] == "alice" and event["details"] == {
+        "status": "archived",
+        "old_status": "active",
+        "reason": "done",
+        "via": "web",
+    }
 
     seen = other.get("/projects/web-lib").text
     assert "This project is archived: it takes no new uploads" in seen and "Reason: done" in seen
