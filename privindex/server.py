@@ -131,7 +131,7 @@ def _follow_claims(sources, stop: threading.Event, interval: float) -> None:
         try:
             sources.reload(force=False)
         except Exception:  # keep following
-            log.exception("reading the claimed project names failed")
+            log.exception("reading the claimed project names and statuses failed")
 
 
 def _stop_serving(_signum, _frame):
@@ -199,21 +199,20 @@ def serve(settings: Settings, echo: Callable[..., None]) -> None:
         )
         watcher.start()
         sources = app.extensions["privindex"].sources
-        if sources.upstream_on:
-            database = app.extensions["privindex"].database
-            threading.Thread(  # claims and allowances made by the CLI, within a pass
-                target=in_thread(database, _follow_claims),
-                args=(sources, stop, settings.rescan_interval),
-                name="upstream-names",
+        database = app.extensions["privindex"].database
+        threading.Thread(  # claims, allowances and statuses set by the CLI, within a pass
+            target=in_thread(database, _follow_claims),
+            args=(sources, stop, settings.rescan_interval),
+            name="project-names",
+            daemon=True,
+        ).start()
+        if sources.upstream_on and not settings.upstream_offline:
+            threading.Thread(
+                target=in_thread(database, _after_catch_up),
+                args=(index, sources.watch_shadowing, stop, settings.upstream_page_ttl or 600),
+                name="upstream-shadowing",
                 daemon=True,
             ).start()
-            if not settings.upstream_offline:
-                threading.Thread(
-                    target=in_thread(database, _after_catch_up),
-                    args=(index, sources.watch_shadowing, stop, settings.upstream_page_ttl or 600),
-                    name="upstream-shadowing",
-                    daemon=True,
-                ).start()
         echo(upstream_line(settings, sources))
         server.accept_connections()
         with bound(app.extensions["privindex"].database):

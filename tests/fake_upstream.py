@@ -26,6 +26,7 @@ class FakeUpstream:
     def __init__(self, host: str = "127.0.0.1"):
         self.host = host
         self.projects: dict[str, list[dict]] = {}
+        self.statuses: dict[str, dict] = {}  # project -> its PEP 792 "project-status" object
         self.blobs: dict[str, bytes] = {}
         self.routes: dict[str, Callable[[BaseHTTPRequestHandler], None]] = {}  # path -> answer
         self.requests: Counter[str] = Counter()
@@ -71,9 +72,11 @@ class FakeUpstream:
                     return
                 parts = self.path.strip("/").split("/")
                 if parts[0] == "simple" and len(parts) == 2 and parts[1] in fake.projects:
-                    body = json.dumps(
-                        {"meta": {"api-version": "1.1"}, "name": parts[1], "files": fake.projects[parts[1]]}
-                    ).encode()
+                    doc = {"meta": {"api-version": "1.1"}, "name": parts[1], "files": fake.projects[parts[1]]}
+                    if parts[1] in fake.statuses:
+                        doc["meta"]["api-version"] = "1.4"
+                        doc["project-status"] = fake.statuses[parts[1]]
+                    body = json.dumps(doc).encode()
                     kind = V1_JSON
                 elif parts[0] == "files" and len(parts) == 2 and parts[1] in fake.blobs:
                     time.sleep(fake.file_delay)  # lets concurrent clients overlap

@@ -23,6 +23,8 @@ from fake_upstream import FakeUpstream
 from helpers import V1_JSON, listed
 from pypi_simple import ACCEPT_HTML_ONLY, PyPISimple
 
+from privindex.api.simple import API_VERSION
+
 
 def installed(target: Path) -> set[str]:
     return {p.name for p in target.iterdir() if p.name.endswith(".dist-info")}
@@ -145,7 +147,7 @@ def test_a_local_name_hides_the_upstream_completely(proxy, upstream, tmp_path):
 def test_upstream_pages_are_served_faithfully_in_both_formats(proxy, upstream):
     ours, theirs = page(proxy, "alpha"), page(upstream, "alpha")
     assert ours["versions"] == theirs["versions"] == ["1.0", "2.0"]
-    assert ours["meta"]["api-version"] == "1.1"
+    assert ours["meta"]["api-version"] == API_VERSION
     by_name = {f["filename"]: f for f in theirs["files"]}
     assert {f["filename"] for f in ours["files"]} == set(by_name)
     for f in ours["files"]:

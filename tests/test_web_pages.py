@@ -12,7 +12,7 @@ import re
 import time
 
 import pytest
-from conftest import ROOT, add_user, enrol_totp_cli
+from conftest import ROOT, add_user, enrol_totp_cli, privindex_cli
 from playwright.sync_api import expect
 from test_web_browser import PASSWORD, SHOTS, browser, enrol_totp, sign_in_password  # noqa: F401
 from wheels import make_wheel
@@ -42,8 +42,8 @@ HEADERS = (
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
-    """A server with a described project (a long filename included), an admin with an
-    authenticator app, and a token that uploaded a file."""
+    """A server with a described project (a long filename included), an archived one, an
+    admin with an authenticator app, and a token that uploaded a file."""
     from conftest import start_server
 
     base = tmp_path_factory.mktemp("pages")
@@ -52,7 +52,10 @@ def site(tmp_path_factory):
     make_wheel(store, "demo-pkg", "1.0", headers=HEADERS, description=README)
     make_wheel(store, "demo-pkg", "0.9", headers="Summary: older\n")
     make_wheel(store, "a-project-with-a-rather-long-name-for-small-screens", "2024.12.31.post1")
+    make_wheel(store, "old-demo", "1.0")
     server = start_server(store, base / "data")
+    reason = "superseded by demo-pkg, which does the same with fewer dependencies and a longer name"
+    privindex_cli(server, "project", "status", "old-demo", "archived", "--reason", reason)
     server.origin = server.url.replace("127.0.0.1", "localhost")
     add_user(server, "admin", PASSWORD, admin=True)
     server.totp, server.codes, _out = enrol_totp_cli(server, "admin")
@@ -137,6 +140,13 @@ def test_every_page_fits_the_screen_and_passes_axe(browser, site, signed_in, wid
         check_page(page, "project-long-name", width)
         page.goto(f"{o}/projects/demo-pkg/files/demo_pkg-0.9-py3-none-any.whl/delete")
         check_page(page, "confirm-delete", width)
+        page.goto(f"{o}/projects/old-demo")
+        expect(page.get_by_text("This project is archived: it takes no new uploads")).to_be_visible()
+        check_page(page, "project-archived", width)
+        page.get_by_label("Status", exact=True).select_option("quarantined")
+        page.get_by_role("button", name="Change the status").click()
+        expect(page.get_by_role("heading", name="Quarantine old-demo?")).to_be_visible()
+        check_page(page, "confirm-status", width)
         for path, name in (
             ("/tokens", "tokens"),
             ("/account", "account"),

@@ -66,3 +66,16 @@ def first_upload_owns(name: str) -> bool:
     """Whether claiming a new project makes the uploader its owner (not when files were
     already there: such a project waits for an admin)."""
     return not DistFile.select().where(DistFile.project == name).exists()
+
+
+# PEP 792 statuses an owner may move a project between; quarantine is an admin's alone,
+# set and lifted (the statuses are plain strings here: packages/project_status.py has them).
+OWNER_STATUSES = ("active", "archived", "deprecated")
+
+
+def can_set_status(user: User, project_name: str, current: str, new: str) -> bool:
+    """Admins may set any status; owners may archive, deprecate and make active again, but
+    never quarantine a project nor lift a quarantine."""
+    if user.is_admin:
+        return True
+    return current in OWNER_STATUSES and new in OWNER_STATUSES and can_manage(user, project_name)

@@ -4,7 +4,8 @@ pip and uv ask for /simple/<project>/ once per dependency of every install, so t
 bypass Flask's routing and request objects: a request is a dict lookup in the Index, an
 identity check on a cached rendered page, and a write. Standards served: PEP 503 (HTML),
 PEP 629 (repository-version meta), PEP 592 (yanked), PEP 658/714 (core metadata files),
-PEP 691 (JSON, content negotiation), PEP 700 (versions, size, upload-time).
+PEP 691 (JSON, content negotiation), PEP 700 (versions, size, upload-time), PEP 792
+(project status: a quarantined project lists and serves no files).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from werkzeug.wsgi import wrap_file
 
 from privindex.api.headers import PAGE_SECURITY_HEADERS
 from privindex.packages.index import Index, IndexedFile, Project, parse_version
+from privindex.packages.project_status import ACTIVE, ProjectStatus
 from privindex.upstream.cache import Busy, NotCached
 from privindex.upstream.client import PREFIX as UPSTREAM_PREFIX
 from privindex.upstream.client import UpstreamError, UpstreamFile, UpstreamProject, valid_name
@@ -42,7 +44,7 @@ from privindex.upstream.source_rules import Source, Sources
 
 log = logging.getLogger(__name__)
 
-API_VERSION = "1.1"
+API_VERSION = "1.4"  # PEP 792's; 1.2 (PEP 708) and 1.3 (PEP 740) add only optional keys
 V1_HTML = "application/vnd.pypi.simple.v1+html"
 V1_JSON = "application/vnd.pypi.simple.v1+json"
 # What a client may ask for -> (page format, the Content-Type we answer with).
@@ -111,6 +113,7 @@ class Page:
     source: object  # the Project or project-list snapshot it was rendered from (_held_lightly)
     body: bytes
     etag: str
+    status: ProjectStatus = ACTIVE  # the local status it was rendered with (an identity check too)
 
 
 def _upload_time(timestamp: float) -> str:
@@ -130,10 +133,12 @@ def render_root(projects: Iterable[tuple[str, str]], fmt: str) -> bytes:
     return _html("Simple index", links)
 
 
-def render_project(project: Project, fmt: str) -> bytes:
+def render_project(project: Project, fmt: str, status: ProjectStatus = ACTIVE) -> bytes:
+    """The project's page; a quarantined project's lists no files (PEP 792)."""
+    listed = project.files if status.offers_files else ()
     if fmt == "json":
         files = []
-        for f in project.files:
+        for f in listed:
             entry: dict = {"filename": f.filename, "url": file_url(f), "hashes": {"sha256": f.sha256}}
             if f.requires_python:
                 entry["requires-python"] = f.requires_python
@@ -147,13 +152,17 @@ def render_project(project: Project, fmt: str) -> bytes:
             files.append(entry)
         doc = {
             "meta": {"api-version": API_VERSION},
+            "project-status": {
+                "status": status.status.value,
+                **({"reason": status.reason} if status.reason else {}),
+            },
             "name": project.name,
             "versions": list(project.versions),
             "files": files,
         }
         return json.dumps(doc, separators=(",", ":")).encode()
     links = []
-    for f in project.files:  # every value escaped, local or upstream: none may end its attribute
+    for f in listed:  # every value escaped, local or upstream: none may end its attribute
         attrs = ""
         if f.requires_python:
             attrs += f' data-requires-python="{escape(f.requires_python)}"'
@@ -164,7 +173,17 @@ def render_project(project: Project, fmt: str) -> bytes:
             attrs += f' data-yanked="{escape(f.yanked_reason)}"'
         href = escape(f"{file_url(f)}#sha256={f.sha256}")
         links.append(f'    <a href="{href}"{attrs}>{escape(f.filename)}</a><br>\n')
-    return _html(f"Links for {escape(project.display_name)}", "".join(links))
+    return _html(f"Links for {escape(project.display_name)}", "".join(links), _status_meta(status))
+
+
+def _status_meta(status: ProjectStatus) -> str:
+    """PEP 792's meta tags, left out for a plain active project (as the PEP allows)."""
+    if status is ACTIVE:
+        return ""
+    tags = f'    <meta name="pypi:project-status" content="{status.status.value}">\n'
+    if status.reason:
+        tags += f'    <meta name="pypi:project-status-reason" content="{escape(status.reason)}">\n'
+    return tags
 
 
 def merge(local: Project, upstream: UpstreamProject) -> Project:
@@ -183,10 +202,10 @@ def _sortable_version(text: str):
         return (1, None, text)
 
 
-def _html(title: str, body: str) -> bytes:
+def _html(title: str, body: str, meta: str = "") -> bytes:
     return (
         "<!DOCTYPE html>\n<html>\n  <head>\n"
-        f'    <meta name="pypi:repository-version" content="{API_VERSION}">\n'
+        f'    <meta name="pypi:repository-version" content="{API_VERSION}">\n{meta}'
         f"    <title>{title}</title>\n  </head>\n  <body>\n    <h1>{title}</h1>\n"
         f"{body}  </body>\n</html>\n"
     ).encode()
@@ -343,6 +362,7 @@ class SimpleAPI:
         """The rendered page, from the cache while its source objects are the current ones.
         A local name never reaches the upstream code (sources decides from memory)."""
         source: object
+        status = ACTIVE
         if name is None:
             source = self.index.project_list()
             if self.cache is not None:
@@ -351,15 +371,18 @@ class SimpleAPI:
             kind = self.sources.source(name)
             if kind is Source.LOCAL:
                 source = self.index.project(name)
+                status = self.sources.status(name)
             elif kind is Source.UPSTREAM:
                 source = self.cache.project(name)  # type: ignore[union-attr]
+                status = source.status if source is not None else ACTIVE
             else:
                 source = _Parts((self.index.project(name), self._allowed_upstream(name)))
+                status = self.sources.status(name)
         if source is None:
             return None
         key = (name, fmt)
         page = self._pages.get(key)
-        if page is not None and _same(page.source, source):
+        if page is not None and page.status is status and _same(page.source, source):
             self.on_page_hit()
             return page
         self.on_page_miss()
@@ -370,10 +393,10 @@ class SimpleAPI:
             merged = merge(local, upstream) if local and upstream else local or upstream
             if merged is None:
                 return None
-            body = render_project(merged, fmt)
+            body = render_project(merged, fmt, status)
         else:
-            body = render_project(source, fmt)  # type: ignore[arg-type]
-        page = Page(_held_lightly(source), body, f'"{hashlib.sha256(body).hexdigest()[:32]}-{fmt}"')
+            body = render_project(source, fmt, status)  # type: ignore[arg-type]
+        page = Page(_held_lightly(source), body, f'"{hashlib.sha256(body).hexdigest()[:32]}-{fmt}"', status)
         if self._cache_size and len(body) <= PAGE_CACHE_BYTES:
             with self._cache_lock:
                 replaced = self._pages.pop(key, None)
@@ -387,12 +410,14 @@ class SimpleAPI:
         return page
 
     def _allowed_upstream(self, name: str) -> UpstreamProject | None:
-        """The upstream's part of a merged page; if the upstream fails, the local part alone."""
+        """The upstream's part of a merged page; if the upstream fails, the local part alone,
+        and so when the upstream quarantined the name (PEP 792)."""
         try:
-            return self.cache.project(name)  # type: ignore[union-attr]
+            upstream = self.cache.project(name)  # type: ignore[union-attr]
         except (UpstreamError, NotCached) as exc:
             log.warning("serving %s without its allowed upstream files: %s", name, exc)
             return None
+        return upstream if upstream is None or upstream.status.offers_files else None
 
     def _root_names(self, source) -> list[tuple[str, str]]:
         """Local projects, and upstream projects already cached here (never the upstream's
@@ -414,6 +439,8 @@ class SimpleAPI:
         snapshot = self.index.snapshot
         indexed = snapshot.files.get(relpath)
         if indexed is not None:
+            if not self.sources.status(indexed.project).offers_files:
+                return _quarantined(start_response, indexed.project)
             full_path = os.path.join(self._store_root, indexed.path)  # a str: pathlib costs per request
             send = self.proxy_send
             target = send.target(indexed.path) if send is not None else None
@@ -465,6 +492,8 @@ class SimpleAPI:
             )
         if relpath.endswith(".metadata"):
             dist = snapshot.files.get(relpath[: -len(".metadata")])
+            if dist is not None and not self.sources.status(dist.project).offers_files:
+                return _quarantined(start_response, dist.project)
             if dist is not None and dist.metadata_sha256:
                 data = self.index.core_metadata(dist.path)
                 if data is not None:
@@ -500,6 +529,8 @@ class SimpleAPI:
         kind = self.sources.source(project)
         if kind is Source.LOCAL:
             return _not_found(start_response)  # a name known here never serves upstream files
+        if not self.sources.status(project).offers_files:
+            return _quarantined(start_response, project)
         metadata = filename.endswith(".metadata")
         dist_name = filename[: -len(".metadata")] if metadata else filename
         if kind is Source.MERGED:
@@ -508,6 +539,8 @@ class SimpleAPI:
                 return _not_found(start_response)  # the local file of that name wins
         try:
             upstream = self.cache.project(project)  # type: ignore[union-attr]
+            if upstream is not None and not upstream.status.offers_files:  # even if its bytes are cached
+                return _quarantined(start_response, project)
             found = next((f for f in upstream.files if f.filename == dist_name), None) if upstream else None
             if found is None or (metadata and not found.metadata_sha256):
                 return _not_found(start_response)
@@ -748,6 +781,15 @@ def _plain(start_response: StartResponse, status: str, text: str, extra=()) -> l
         status, [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body))), *extra]
     )
     return [body]
+
+
+def _quarantined(start_response: StartResponse, project: str) -> list[bytes]:
+    return _plain(
+        start_response,
+        "404 Not Found",
+        f"The project {project} is quarantined: its files are not served.\n",
+        [("Cache-Control", "no-store")],
+    )
 
 
 def _not_found(start_response: StartResponse) -> list[bytes]:

@@ -1,4 +1,4 @@
-"""`privindex project ...`: roles, yank, unyank, delete, claim and the upstream allowance."""
+"""`privindex project ...`: roles, yank, unyank, delete, claim, the upstream allowance, status."""
 
 from __future__ import annotations
 
@@ -155,3 +155,23 @@ def project_allow_upstream(project_name: str, revoke: bool) -> None:
     click.echo(
         f"{project_name}: the upstream's files are {'now' if changed else 'already'} {state}", err=True
     )
+
+
+@account_command(project, "status")
+@click.argument("project_name", metavar="PROJECT")
+@click.argument("status", type=click.Choice(["active", "archived", "deprecated", "quarantined"]))
+@click.option("--reason", default="", help="Why, shown with the status on its pages (PEP 792).")
+def project_status(project_name: str, status: str, reason: str) -> None:
+    """Mark PROJECT active, archived (no uploads), deprecated or quarantined (no uploads, no
+    files served). A running server follows within a rescan interval."""
+    from privindex.ops import audit
+    from privindex.packages import project_status as statuses
+
+    changed = statuses.set_status(project_name, statuses.parse(status, reason), audit.CLI)
+    click.echo(f"{project_name} is {'now' if changed else 'already'} {status}", err=True)
+    if status == "quarantined":
+        click.echo(
+            "its pages list no files and its files are not served; lift it with: "
+            f"privindex project status {project_name} active",
+            err=True,
+        )

@@ -733,6 +733,19 @@ def v11_listing_indexes(db: peewee.Database) -> None:
     )
 
 
+def v12_project_status(db: peewee.Database) -> None:
+    """PEP 792 project status markers: `active` (what every existing project is),
+    `archived`, `quarantined` or `deprecated`, and the free-text reason shown with it."""
+    run(
+        db,
+        [
+            "ALTER TABLE project ADD COLUMN status TEXT NOT NULL DEFAULT 'active'",
+            "ALTER TABLE project ADD COLUMN status_reason TEXT NOT NULL DEFAULT ''",
+        ],
+        "v13",
+    )
+
+
 MIGRATIONS = [
     v1_files,
     v2_accounts,
@@ -745,4 +758,5 @@ MIGRATIONS = [
     v9_dist_file_filename,
     v10_rate_limits,
     v11_listing_indexes,
+    v12_project_status,
 ]

@@ -96,6 +96,8 @@ class Project(BaseModel):
     created_at = peewee.FloatField()
     allow_upstream = peewee.BooleanField(default=False)  # merge the upstream's files (v5)
     upstream_changed_at = peewee.FloatField(null=True)
+    status = peewee.TextField(default="active")  # PEP 792 (v13): packages/project_status.py
+    status_reason = peewee.TextField(default="")
 
 
 class ProjectRole(BaseModel):

@@ -55,6 +55,7 @@ class Tag(StrEnum):
     PROJECT_CLAIM = "project:claim"
     PROJECT_UPSTREAM_ALLOW = "project:upstream:allow"
     PROJECT_UPSTREAM_REVOKE = "project:upstream:revoke"
+    PROJECT_STATUS = "project:status"
     UPSTREAM_SHADOWED = "upstream:shadowed"
 
 

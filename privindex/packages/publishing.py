@@ -24,7 +24,7 @@ from privindex.db.connection import database
 from privindex.db.models import DistFile, PublishedFile
 from privindex.ops import audit
 from privindex.ops.audit import Tag
-from privindex.packages import digests, projects
+from privindex.packages import digests, project_status, projects
 from privindex.packages.archives import DEFAULT_LIMITS, ArchiveLimits
 from privindex.packages.distfile import FileFacts, InvalidDistribution, parse_filename, read_facts
 from privindex.packages.index import Index, IndexedFile, save_facts
@@ -60,6 +60,7 @@ def check_upload(
     (upstream/source_rules.py)."""
     with database.atomic(lock_type="DEFERRED"):
         auth.check_upload(project)
+        project_status.check_takes_uploads(project)  # archived, quarantined: PEP 792
         if require_2fa and auth.token.publisher_id is None and not users.has_second_factor(auth.user):
             raise permissions.UploadDenied(
                 f"The account {auth.user.username!r} has no second factor, which this server requires "
@@ -98,6 +99,7 @@ def publish_upload(
     linked = False
     try:
         with digests.publishers.writing(), database.atomic():
+            project_status.check_takes_uploads(project)  # again: a status set since check_upload
             projects.claim_project(auth, project, ctx)
             published = digests.get(filename)
             if published is None:

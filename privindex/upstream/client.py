@@ -42,7 +42,9 @@ from packaging.version import InvalidVersion, Version
 
 from privindex import __version__
 from privindex.ops.logs import redact_url
+from privindex.packages import project_status
 from privindex.packages.distfile import InvalidDistribution, parse_filename
+from privindex.packages.project_status import ProjectStatus
 
 if TYPE_CHECKING:  # requests is imported when an upstream is set: 30 ms of every start otherwise
     import requests
@@ -147,6 +149,7 @@ class UpstreamProject:
     display_name: str
     files: tuple[UpstreamFile, ...]
     versions: tuple[str, ...]
+    status: ProjectStatus = project_status.ACTIVE  # PEP 792, as the upstream marks it
 
     def to_json(self) -> str:
         return json.dumps(
@@ -155,6 +158,7 @@ class UpstreamProject:
                 "display_name": self.display_name,
                 "versions": list(self.versions),
                 "files": [asdict(f) for f in self.files],
+                "status": {"status": self.status.status.value, "reason": self.status.reason},
             }
         )
 
@@ -171,7 +175,11 @@ class UpstreamProject:
             for f in doc["files"]
         ]
         return _project(
-            name, doc.get("display_name"), [f for f in files if f is not None], doc.get("versions")
+            name,
+            doc.get("display_name"),
+            [f for f in files if f is not None],
+            doc.get("versions"),
+            doc.get("status"),
         )
 
 
@@ -498,7 +506,7 @@ def parse_json(name: str, doc: dict, base: str) -> UpstreamProject:
         )
         if made is not None:
             files.append(made)
-    return _project(name, doc.get("name"), files, doc.get("versions"))
+    return _project(name, doc.get("name"), files, doc.get("versions"), doc.get("project-status"))
 
 
 class _Anchors(HTMLParser):
@@ -507,10 +515,16 @@ class _Anchors(HTMLParser):
         self.anchors: list[tuple[dict[str, str | None], str]] = []
         self._open: dict[str, str | None] | None = None
         self._text: list[str] = []
+        self.meta: dict[str, str | None] = {}  # the first of each <meta name=...>
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if tag == "a":
             self._open, self._text = dict(attrs), []
+        elif tag == "meta":
+            found = dict(attrs)
+            name = found.get("name")
+            if name is not None:
+                self.meta.setdefault(name, found.get("content"))
 
     def handle_data(self, data: str) -> None:
         if self._open is not None:
@@ -549,15 +563,22 @@ def parse_html(name: str, text: str, base: str) -> UpstreamProject:
         )
         if made is not None:
             files.append(made)
-    return _project(name, name, files, None)
+    status = {
+        "status": parser.meta.get("pypi:project-status"),
+        "reason": parser.meta.get("pypi:project-status-reason"),
+    }
+    return _project(name, name, files, None, status)
 
 
 _FACTS = ("requires_python", "metadata_sha256", "yanked", "yanked_reason", "size", "upload_time")
 
 
-def _project(name: str, display_name: object, files: list[UpstreamFile], versions: object) -> UpstreamProject:
+def _project(
+    name: str, display_name: object, files: list[UpstreamFile], versions: object, status: object = None
+) -> UpstreamProject:
     """An UpstreamProject of checked files; the display name only if it is this name's,
-    the versions only if they are strings (else those of the files)."""
+    the versions only if they are strings (else those of the files); the PEP 792 status
+    (`{"status": ..., "reason": ...}`) as project_status.from_index reads it."""
     if not (
         isinstance(display_name, str) and valid_name(display_name) and canonicalize_name(display_name) == name
     ):
@@ -566,7 +587,12 @@ def _project(name: str, display_name: object, files: list[UpstreamFile], version
         listed = tuple(versions)
     else:
         listed = tuple(sorted({f.version for f in files}, key=_version_key))
-    return UpstreamProject(name, display_name, tuple(files), listed)
+    marked = (
+        project_status.from_index(status.get("status"), status.get("reason"))
+        if isinstance(status, dict)
+        else project_status.ACTIVE
+    )
+    return UpstreamProject(name, display_name, tuple(files), listed, marked)
 
 
 def _file(

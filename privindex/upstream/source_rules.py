@@ -24,7 +24,9 @@ from privindex.db.models import AuditEvent, DistFile, Project
 from privindex.ops import audit
 from privindex.ops.audit import Tag
 from privindex.ops.logs import redact_url
+from privindex.packages import project_status
 from privindex.packages.index import Index
+from privindex.packages.project_status import ProjectStatus
 from privindex.upstream.cache import NotCached, UpstreamCache
 from privindex.upstream.client import UpstreamError
 
@@ -53,6 +55,7 @@ class Sources:
         self.cache = cache
         self.claimed: frozenset[str] = frozenset()
         self.allowed: frozenset[str] = frozenset()
+        self.statuses: dict[str, ProjectStatus] = {}  # local names not plainly active (PEP 792)
         self._data_version: int | None = None
 
     @property
@@ -68,6 +71,13 @@ class Sources:
                 return
             self._data_version = version
         self.claimed, self.allowed = claimed_names()
+        statuses = project_status.non_active()
+        # an unchanged status keeps its object: cached pages are valid while it is theirs
+        self.statuses = {n: s if self.statuses.get(n) != s else self.statuses[n] for n, s in statuses.items()}
+
+    def status(self, name: str) -> ProjectStatus:
+        """A local name's status, from memory (upstream names carry theirs on their page)."""
+        return self.statuses.get(name, project_status.ACTIVE)
 
     def source(self, name: str) -> Source:
         """From memory only: the hot path of every page and download."""

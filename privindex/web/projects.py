@@ -1,4 +1,4 @@
-"""Project pages: the list, one project's files, yank/delete, and its maintainers."""
+"""Project pages: the list, one project's files, yank/delete, its maintainers, its status."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from packaging.utils import canonicalize_name
 
 from privindex.accounts import permissions, users
 from privindex.api.http import audit_context
-from privindex.packages import projects, withdrawal
+from privindex.packages import project_status, projects, withdrawal
 from privindex.web.blueprint import bp, me, recent_auth, services, settings, whole_number
 from privindex.web.upstream import upstream_known
 
@@ -62,6 +62,7 @@ def project_page(name: str):
         abort(404)
     user = me() if current_user.is_authenticated else None
     conf = settings()
+    status = project_status.current(normalized)
     return render_template(
         "project.html",
         name=normalized,
@@ -72,7 +73,22 @@ def project_page(name: str):
         private=conf.read_access == "token",
         host=urlsplit(conf.base_url).netloc,
         download_base=conf.base_url + "/packages/",
+        status=status,
+        status_labels=status_labels(),
+        status_choices=_status_choices(user, normalized, status) if page.info is not None else [],
+        status_reason_max=project_status.REASON_MAX,
     )
+
+
+def _status_choices(user, name: str, status: project_status.ProjectStatus) -> list[str]:
+    """The statuses this user may set here (the current one first among them), none if only it."""
+    if user is None:
+        return []
+    return [
+        s.value
+        for s in project_status.Status
+        if s is status.status or permissions.can_set_status(user, name, status.status.value, s.value)
+    ]
 
 
 def back_to_project(name: str):
@@ -143,6 +159,41 @@ def project_roles(name: str):
         else:
             projects.set_role(name, username, role, audit_context().with_actor(me()))
             flash(_("%(user)s is now %(role)s.", user=username, role=role), "info")
+    except users.AccountError as exc:
+        flash(str(exc), "error")
+    return back_to_project(name)
+
+
+def status_labels() -> dict[str, str]:
+    return {
+        "active": _("active"),
+        "archived": _("archived"),
+        "deprecated": _("deprecated"),
+        "quarantined": _("quarantined"),
+    }
+
+
+# Statuses whose consequence the user confirms on a page of its own, naming the project.
+_CONFIRMED = ("archived", "quarantined")
+
+
+@bp.post("/projects/<name>/status", endpoint="project_status")
+@login_required
+@recent_auth
+def project_status_submit(name: str):
+    wanted, reason = request.form.get("status", ""), request.form.get("reason", "")
+    try:
+        new = project_status.parse(wanted, reason)
+        if new.status.value in _CONFIRMED and request.form.get("confirm") != name:
+            return render_template(
+                "confirm_status.html", name=name, status=new.status.value, reason=new.reason
+            )
+        if project_status.set_status(name, new, audit_context().with_actor(me())):
+            services().sources.reload()
+        flash(
+            _("%(project)s is now %(status)s.", project=name, status=status_labels()[new.status.value]),
+            "info",
+        )
     except users.AccountError as exc:
         flash(str(exc), "error")
     return back_to_project(name)
