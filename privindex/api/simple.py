@@ -175,6 +175,44 @@ def merge(local: Project, upstream: UpstreamProject) -> Project:
     return Project(local.name, local.display_name, local.files + extra, tuple(versions))  # type: ignore[operator]
 
 
+def resolve(source: object) -> Project | UpstreamProject | None:
+    """The project a source from SimpleAPI.project_source stands for (a merged name's two
+    parts merged; either alone when the other is missing)."""
+    if isinstance(source, _Parts):
+        local, upstream = source
+        return merge(local, upstream) if local and upstream else local or upstream
+    return source  # type: ignore[return-value]
+
+
+class PageCache:
+    """Rendered answers by key, each valid while its source objects are the current ones;
+    bounded in entries (page_cache_size) and in bytes (PAGE_CACHE_BYTES), oldest out first."""
+
+    def __init__(self, size: int):
+        self._pages: dict[object, Page] = {}
+        self._size = size
+        self._bytes = 0  # the cached bodies' total
+        self._lock = threading.Lock()
+
+    def get(self, key: object, source: object) -> Page | None:
+        page = self._pages.get(key)
+        return page if page is not None and _same(page.source, source) else None
+
+    def put(self, key: object, page: Page) -> None:
+        body = page.body
+        if not self._size or len(body) > PAGE_CACHE_BYTES:
+            return
+        with self._lock:
+            replaced = self._pages.pop(key, None)
+            self._bytes -= len(replaced.body) if replaced else 0
+            while self._pages and (
+                len(self._pages) >= self._size or self._bytes + len(body) > PAGE_CACHE_BYTES
+            ):
+                self._bytes -= len(self._pages.pop(next(iter(self._pages))).body)
+            self._pages[key] = page
+            self._bytes += len(body)
+
+
 def _sortable_version(text: str):
     try:
         return (0, parse_version(text), text)
@@ -249,10 +287,7 @@ class SimpleAPI:
         self.read_guard = read_guard
         self.sources = sources if sources is not None else Sources(index, None)
         self.cache = self.sources.cache
-        self._pages: dict[tuple[str | None, str], Page] = {}
-        self._cache_size = page_cache_size
-        self._page_bytes = 0  # the cached bodies' total, at most PAGE_CACHE_BYTES
-        self._cache_lock = threading.Lock()
+        self._pages = PageCache(page_cache_size)
         # page cache hits and misses, for metrics (set by create_app); no-ops otherwise
         self.on_page_hit: Callable[[], None] = _nothing
         self.on_page_miss: Callable[[], None] = _nothing
@@ -347,43 +382,35 @@ class SimpleAPI:
             if self.cache is not None:
                 source = _Parts((source, self.cache.names, self.sources.claimed))
         else:
-            kind = self.sources.source(name)
-            if kind is Source.LOCAL:
-                source = self.index.project(name)
-            elif kind is Source.UPSTREAM:
-                source = self.cache.project(name)  # type: ignore[union-attr]
-            else:
-                source = _Parts((self.index.project(name), self._allowed_upstream(name)))
+            source = self.project_source(name)
         if source is None:
             return None
         key = (name, fmt)
-        page = self._pages.get(key)
-        if page is not None and _same(page.source, source):
+        page = self._pages.get(key, source)
+        if page is not None:
             self.on_page_hit()
             return page
         self.on_page_miss()
         if name is None:
             body = render_root(self._root_names(source), fmt)
-        elif isinstance(source, _Parts):
-            local, upstream = source
-            merged = merge(local, upstream) if local and upstream else local or upstream
-            if merged is None:
-                return None
-            body = render_project(merged, fmt)
         else:
-            body = render_project(source, fmt)  # type: ignore[arg-type]
+            project = resolve(source)
+            if project is None:
+                return None
+            body = render_project(project, fmt)  # type: ignore[arg-type]  # an UpstreamProject is shaped alike
         page = Page(source, body, f'"{hashlib.sha256(body).hexdigest()[:32]}-{fmt}"')
-        if self._cache_size and len(body) <= PAGE_CACHE_BYTES:
-            with self._cache_lock:
-                replaced = self._pages.pop(key, None)
-                self._page_bytes -= len(replaced.body) if replaced else 0
-                while self._pages and (
-                    len(self._pages) >= self._cache_size or self._page_bytes + len(body) > PAGE_CACHE_BYTES
-                ):
-                    self._page_bytes -= len(self._pages.pop(next(iter(self._pages))).body)
-                self._pages[key] = page
-                self._page_bytes += len(body)
+        self._pages.put(key, page)
         return page
+
+    def project_source(self, name: str) -> object | None:
+        """What a project's answers are made from, for `resolve` and the cache's identity
+        check: the local Project, the cached upstream page, or both (_Parts) for a merged name."""
+        kind = self.sources.source(name)
+        if kind is Source.LOCAL:
+            return self.index.project(name)
+        if kind is Source.UPSTREAM:
+            return self.cache.project(name)  # type: ignore[union-attr]
+        return _Parts((self.index.project(name), self._allowed_upstream(name)))
 
     def _allowed_upstream(self, name: str) -> UpstreamProject | None:
         """The upstream's part of a merged page; if the upstream fails, the local part alone."""
