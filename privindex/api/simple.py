@@ -4,7 +4,8 @@ pip and uv ask for /simple/<project>/ once per dependency of every install, so t
 bypass Flask's routing and request objects: a request is a dict lookup in the Index, an
 identity check on a cached rendered page, and a write. Standards served: PEP 503 (HTML),
 PEP 629 (repository-version meta), PEP 592 (yanked), PEP 658/714 (core metadata files),
-PEP 691 (JSON, content negotiation), PEP 700 (versions, size, upload-time).
+PEP 691 (JSON, content negotiation), PEP 700 (versions, size, upload-time), PEP 740
+(provenance of cached upstream files that have one).
 """
 
 from __future__ import annotations
@@ -34,14 +35,14 @@ from werkzeug.wsgi import wrap_file
 
 from privindex.api.headers import PAGE_SECURITY_HEADERS
 from privindex.packages.index import Index, IndexedFile, Project, parse_version
-from privindex.upstream.cache import Busy, NotCached
+from privindex.upstream.cache import PROVENANCE_SUFFIX, Busy, NotCached
 from privindex.upstream.client import PREFIX as UPSTREAM_PREFIX
 from privindex.upstream.client import UpstreamError, UpstreamFile, UpstreamProject, valid_name
 from privindex.upstream.source_rules import Source, Sources
 
 log = logging.getLogger(__name__)
 
-API_VERSION = "1.1"
+API_VERSION = "1.3"  # 1.3: PEP 740 provenance (of cached upstream files)
 V1_HTML = "application/vnd.pypi.simple.v1+html"
 V1_JSON = "application/vnd.pypi.simple.v1+json"
 # What a client may ask for -> (page format, the Content-Type we answer with).
@@ -143,6 +144,8 @@ def render_project(project: Project, fmt: str) -> bytes:
                 entry["size"] = f.size
             if f.upload_time is not None:
                 entry["upload-time"] = _upload_time(f.upload_time)
+            if getattr(f, "provenance_url", None):  # an upstream file's (IndexedFile has none)
+                entry["provenance"] = file_url(f) + PROVENANCE_SUFFIX
             files.append(entry)
         doc = {
             "meta": {"api-version": API_VERSION},
@@ -161,6 +164,8 @@ def render_project(project: Project, fmt: str) -> bytes:
             attrs += f' data-dist-info-metadata="{digest}" data-core-metadata="{digest}"'
         if f.yanked:
             attrs += f' data-yanked="{escape(f.yanked_reason)}"'
+        if getattr(f, "provenance_url", None):
+            attrs += f' data-provenance="{escape(file_url(f) + PROVENANCE_SUFFIX)}"'
         href = escape(f"{file_url(f)}#sha256={f.sha256}")
         links.append(f'    <a href="{href}"{attrs}>{escape(f.filename)}</a><br>\n')
     return _html(f"Links for {escape(project.display_name)}", "".join(links))
@@ -527,7 +532,10 @@ class SimpleAPI:
         if kind is Source.LOCAL:
             return _not_found(start_response)  # a name known here never serves upstream files
         metadata = filename.endswith(".metadata")
-        dist_name = filename[: -len(".metadata")] if metadata else filename
+        provenance = filename.endswith(PROVENANCE_SUFFIX)
+        dist_name = (
+            filename.removesuffix(".metadata") if metadata else filename.removesuffix(PROVENANCE_SUFFIX)
+        )
         if kind is Source.MERGED:
             local = self.index.project(project)
             if local is not None and any(f.filename == dist_name for f in local.files):
@@ -537,11 +545,26 @@ class SimpleAPI:
             found = next((f for f in upstream.files if f.filename == dist_name), None) if upstream else None
             if found is None or (metadata and not found.metadata_sha256):
                 return _not_found(start_response)
+            if provenance:
+                return self._send_provenance(environ, start_response, found)
             return self._send_upstream(environ, start_response, found, metadata)
         except UpstreamError as exc:
             return _upstream_failed(start_response, exc)
         except NotCached as exc:
             return _plain(start_response, "404 Not Found", f"{exc}.\n")
+
+    def _send_provenance(
+        self, environ: dict, start_response: StartResponse, f: UpstreamFile
+    ) -> Iterable[bytes]:
+        if f.provenance_url is None:
+            return _not_found(start_response)
+        path = self.cache.provenance(f)  # type: ignore[union-attr]
+        try:
+            data, mtime = path.read_bytes(), path.stat().st_mtime
+        except OSError:  # pruned meanwhile
+            return _not_found(start_response)
+        etag = hashlib.sha256(data).hexdigest()
+        return _send(environ, start_response, BytesIO(data), len(data), mtime, etag, "application/json")
 
     def _send_upstream(
         self, environ: dict, start_response: StartResponse, f: UpstreamFile, metadata: bool
