@@ -30,24 +30,20 @@ from packaging.utils import (
     parse_wheel_filename,
 )
 
-from privindex.api.headers import PAGE_SECURITY_HEADERS
 from privindex.api.simple import (
-    PAGE_CACHE_CONTROL,
     Page,
     PageCache,
     SimpleAPI,
-    _etag_matches,
     _not_found,
-    _plain,
     _redirect,
-    _upstream_failed,
+    readable_path,
     resolve,
+    send_page,
 )
 from privindex.ops import audit
 from privindex.packages import releases
 from privindex.packages.index import IndexedFile, Project
-from privindex.upstream.cache import NotCached
-from privindex.upstream.client import UpstreamError, UpstreamProject, valid_name
+from privindex.upstream.client import UpstreamProject, valid_name
 
 PREFIX = "/pypi/"
 CONTENT_TYPE = "application/json"
@@ -64,25 +60,9 @@ class JsonAPI:
         self._answers = PageCache(page_cache_size)
 
     def __call__(self, environ: dict, start_response: StartResponse) -> Iterable[bytes]:
-        if environ["REQUEST_METHOD"] not in ("GET", "HEAD"):
-            return _plain(
-                start_response,
-                "405 Method Not Allowed",
-                "Only GET and HEAD are allowed here.\n",
-                [("Allow", "GET, HEAD")],
-            )
-        guard = self.simple.read_guard
-        if guard is not None and not guard(environ):
-            return _plain(
-                start_response,
-                "401 Unauthorized",
-                "This index is private: use an API token as the password (user __token__).\n",
-                [("WWW-Authenticate", 'Basic realm="privindex"')],
-            )
-        try:
-            path = environ.get("PATH_INFO", "").encode("latin-1").decode("utf-8")
-        except UnicodeError:
-            return _not_found(start_response)
+        path = readable_path(environ, self.simple.read_guard)
+        if not isinstance(path, str):
+            return path(start_response)
         parts = path[len(PREFIX) :].removesuffix("/").split("/")  # .../json/ too, as some clients ask
         if len(parts) not in (2, 3) or parts[-1] != "json" or not valid_name(parts[0]):
             return _not_found(start_response)
@@ -94,25 +74,12 @@ class JsonAPI:
                 start_response, f"{environ.get('SCRIPT_NAME', '')}{PREFIX}{quote(normalized)}/{rest}"
             )
         base = self.public_url or application_uri(environ).rstrip("/")
-        try:
-            answer = self._answer(base, normalized, version)
-        except UpstreamError as exc:
-            return _upstream_failed(start_response, exc)
-        except NotCached as exc:
-            return _plain(start_response, "404 Not Found", f"{exc}.\n")
-        if answer is None:
-            return _not_found(start_response)
-        headers = [
-            ("Content-Type", CONTENT_TYPE),
-            ("ETag", answer.etag),
-            ("Cache-Control", PAGE_CACHE_CONTROL),
-            *PAGE_SECURITY_HEADERS,
-        ]
-        if _etag_matches(environ.get("HTTP_IF_NONE_MATCH"), answer.etag):
-            start_response("304 Not Modified", headers)
-            return []
-        start_response("200 OK", [*headers, ("Content-Length", str(len(answer.body)))])
-        return [] if environ["REQUEST_METHOD"] == "HEAD" else [answer.body]
+        return send_page(
+            environ,
+            start_response,
+            lambda: self._answer(base, normalized, version),
+            [("Content-Type", CONTENT_TYPE)],
+        )
 
     def _answer(self, base: str, name: str, version: str | None) -> Page | None:
         source = self.simple.project_source(name)

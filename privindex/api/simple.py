@@ -298,25 +298,9 @@ class SimpleAPI:
         self.on_page_miss: Callable[[], None] = _nothing
 
     def __call__(self, environ: dict, start_response: StartResponse) -> Iterable[bytes]:
-        method = environ["REQUEST_METHOD"]
-        if method not in ("GET", "HEAD"):
-            return _plain(
-                start_response,
-                "405 Method Not Allowed",
-                "Only GET and HEAD are allowed here.\n",
-                [("Allow", "GET, HEAD")],
-            )
-        if self.read_guard is not None and not self.read_guard(environ):
-            return _plain(
-                start_response,
-                "401 Unauthorized",
-                "This index is private: use an API token as the password (user __token__).\n",
-                [("WWW-Authenticate", 'Basic realm="privindex"')],
-            )
-        try:
-            path = environ.get("PATH_INFO", "").encode("latin-1").decode("utf-8")
-        except UnicodeError:
-            return _not_found(start_response)
+        path = readable_path(environ, self.read_guard)
+        if not isinstance(path, str):
+            return path(start_response)
         if path.startswith("/packages/"):
             return self._file(environ, start_response, path[len("/packages/") :])
         return self._simple(environ, start_response, path)
@@ -354,29 +338,12 @@ class SimpleAPI:
                 [("Vary", "Accept")],
             )
         fmt, content_type = chosen
-        try:
-            page = self._page(name, fmt)
-        except UpstreamError as exc:
-            return _upstream_failed(start_response, exc)
-        except NotCached as exc:
-            return _plain(start_response, "404 Not Found", f"{exc}.\n")
-        if page is None:
-            return _not_found(start_response)
-        headers = [
-            ("Content-Type", content_type),
-            ("Vary", "Accept"),
-            ("ETag", page.etag),
-            ("Cache-Control", PAGE_CACHE_CONTROL),
-            *PAGE_SECURITY_HEADERS,
-        ]
-        if _etag_matches(environ.get("HTTP_IF_NONE_MATCH"), page.etag):
-            start_response("304 Not Modified", headers)
-            return []
-        headers.append(("Content-Length", str(len(page.body))))
-        start_response("200 OK", headers)
-        if environ["REQUEST_METHOD"] == "HEAD":
-            return []
-        return _shared_body(environ, page.body)
+        return send_page(
+            environ,
+            start_response,
+            lambda: self._page(name, fmt),
+            [("Content-Type", content_type), ("Vary", "Accept")],
+        )
 
     def _page(self, name: str | None, fmt: str) -> Page | None:
         """The rendered page, from the cache while its source objects are the current ones.
@@ -599,6 +566,59 @@ class SimpleAPI:
             headers.append(("Content-Length", str(size)))
         start_response("200 OK", headers)
         return follower  # type: ignore[return-value]
+
+
+def send_page(
+    environ: dict,
+    start_response: StartResponse,
+    make: Callable[[], Page | None],
+    headers: list[tuple[str, str]],
+) -> Iterable[bytes]:
+    """A page from make (cached or rendered), 304 when the client holds it, or why there is
+    none: 404, or the upstream's failure (502, 503, 504)."""
+    try:
+        page = make()
+    except UpstreamError as exc:
+        return _upstream_failed(start_response, exc)
+    except NotCached as exc:
+        return _plain(start_response, "404 Not Found", f"{exc}.\n")
+    if page is None:
+        return _not_found(start_response)
+    headers = [*headers, ("ETag", page.etag), ("Cache-Control", PAGE_CACHE_CONTROL), *PAGE_SECURITY_HEADERS]
+    if _etag_matches(environ.get("HTTP_IF_NONE_MATCH"), page.etag):
+        start_response("304 Not Modified", headers)
+        return []
+    headers.append(("Content-Length", str(len(page.body))))
+    start_response("200 OK", headers)
+    if environ["REQUEST_METHOD"] == "HEAD":
+        return []
+    return _shared_body(environ, page.body)
+
+
+def readable_path(
+    environ: dict, read_guard: ReadGuard | None
+) -> str | Callable[[StartResponse], list[bytes]]:
+    """The decoded path of a read the machine faces answer, or the refusal to send: 405 for
+    other methods than GET and HEAD, 401 for a private index without a token, 404 for a
+    path that is not UTF-8."""
+    if environ["REQUEST_METHOD"] not in ("GET", "HEAD"):
+        return lambda start_response: _plain(
+            start_response,
+            "405 Method Not Allowed",
+            "Only GET and HEAD are allowed here.\n",
+            [("Allow", "GET, HEAD")],
+        )
+    if read_guard is not None and not read_guard(environ):
+        return lambda start_response: _plain(
+            start_response,
+            "401 Unauthorized",
+            "This index is private: use an API token as the password (user __token__).\n",
+            [("WWW-Authenticate", 'Basic realm="privindex"')],
+        )
+    try:
+        return environ.get("PATH_INFO", "").encode("latin-1").decode("utf-8")
+    except UnicodeError:
+        return _not_found
 
 
 def _nothing() -> None:
