@@ -139,3 +139,27 @@ def test_an_upstream_only_name_is_answered_from_its_cached_page(tmp_path, fake):
         assert fake.requests["/simple/remote-lib/"] == 1  # one page fetch for every answer
     finally:
         server.stop()
+
+
+def test_a_merged_name_lists_local_and_allowed_upstream_releases(tmp_path, fake, accounts):
+    make_wheel(tmp_path / "store", "shared-lib", "1.0", headers="Summary: ours\n")
+    theirs = make_wheel(tmp_path / "up", "shared-lib", "2.0")
+    fake.add("shared-lib", theirs)
+    server = start_server(tmp_path / "store", tmp_path / "data", "--upstream", fake.url)
+    try:
+        with consumer(server) as client:
+            local = client.get_metadata("shared-lib")
+            assert sorted(local.releases) == ["1.0"] and local.info["summary"] == "ours"  # local wins
+            accounts(server).cli("project", "allow-upstream", "shared-lib")
+            wait_until(lambda: "2.0" in client.get_metadata("shared-lib").releases, 10)
+            merged = client.get_metadata("shared-lib")
+            assert (
+                merged.info["version"] == "2.0" and merged.info["summary"] is None
+            )  # upstream's: no metadata
+            assert client.get_metadata("shared-lib", "1.0").info["summary"] == "ours"
+            (entry,) = merged.releases["2.0"]
+            body = client.download_file(entry["url"]).content
+        assert hashlib.sha256(body).hexdigest() == entry["digests"]["sha256"]
+        assert body == theirs.read_bytes()
+    finally:
+        server.stop()
