@@ -163,3 +163,21 @@ def test_a_merged_name_lists_local_and_allowed_upstream_releases(tmp_path, fake,
         assert body == theirs.read_bytes()
     finally:
         server.stop()
+
+
+def test_answers_are_rendered_once_per_change(app, client, monkeypatch):
+    from privindex.api import json_api
+
+    services = app.extensions["privindex"]
+    make_wheel(services.store.root, "delta", "1.0")
+    services.index.load()
+    rendered = []
+    real = json_api.releases.json_info
+    monkeypatch.setattr(json_api.releases, "json_info", lambda raw: rendered.append(1) or real(raw))
+    for _ in range(3):
+        assert client.get("/pypi/delta/json").json["info"]["version"] == "1.0"
+    assert len(rendered) == 1
+    make_wheel(services.store.root, "delta", "2.0")
+    services.index.load()
+    assert client.get("/pypi/delta/json").json["info"]["version"] == "2.0"
+    assert len(rendered) == 2

@@ -72,10 +72,15 @@ def test_provenance_is_listed_fetched_once_cached_and_checked(tmp_path, fake, pr
         wheel.name.replace("remote_lib", "Remote_Lib"), sha256
     )  # a spelling that parses the same
     upstream_path = offer(fake, wheel, body)
+    plain = make_wheel(tmp_path / "up", "remote-lib", "0.9")  # listed without provenance
+    fake.add("remote-lib", plain)
 
     doc = requests.get(f"{proxy.index_url}remote-lib/", headers={"Accept": V1_JSON}, timeout=10).json()
     assert doc["meta"]["api-version"] == "1.3"
-    (entry,) = doc["files"]
+    entry, without = doc["files"]
+    assert "provenance" not in without
+    none_here = f"{proxy.url}/packages/.upstream/remote-lib/{plain.name}.provenance"
+    assert requests.get(none_here, timeout=10).status_code == 404
     assert entry["provenance"] == f"../../packages/.upstream/remote-lib/{wheel.name}.provenance"
     html = requests.get(f"{proxy.index_url}remote-lib/", timeout=10).text
     assert f'data-provenance="../../packages/.upstream/remote-lib/{wheel.name}.provenance"' in html
@@ -135,13 +140,3 @@ def test_a_provenance_url_on_a_private_address_is_never_fetched(tmp_path, fake, 
         assert not elsewhere.requests
     finally:
         elsewhere.stop()
-
-
-def test_a_file_without_provenance_has_none(tmp_path, fake, proxy):
-    fake.add("remote-lib", make_wheel(tmp_path / "up", "remote-lib", "1.0"))
-    (entry,) = listed(proxy, "remote-lib").values()
-    assert "provenance" not in entry
-    resp = requests.get(
-        f"{proxy.url}/packages/.upstream/remote-lib/{entry['filename']}.provenance", timeout=10
-    )
-    assert resp.status_code == 404
