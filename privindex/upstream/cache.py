@@ -441,7 +441,7 @@ class UpstreamCache:
             path = self.path(rel)
         except OutsideCache:
             return None
-        return path if self.cached_path(rel, path) else None
+        return path if self._present(rel, path) else None
 
     def provenance(self, f: UpstreamFile) -> Path:
         """f's provenance object (PEP 740), cached beside f under f's digest (the page gives
@@ -449,36 +449,40 @@ class UpstreamCache:
         client.py when missing, one fetch at a time, within the workers' share."""
         rel = f"{f.sha256}/{f.filename}{PROVENANCE_SUFFIX}"
         path = self.path(rel)
-        if self.cached_path(rel, path):
+        if self._present(rel, path):
             return path
         if self.offline:
             raise NotCached(f"the provenance of {f.filename} is not cached, and the upstream is offline")
         self.share.take()
         try:
-            flight = self._provenance_flights.lead(rel)
-            if flight is None:  # someone is fetching it: wait for theirs
+            if self._provenance_flights.lead(rel) is None:  # someone is fetching it: wait for theirs
                 event = self._provenance_flights.waiter(rel)
                 if event is not None:
                     event.wait(self.upstream.limits.page_deadline + self.upstream.timeout)
-                if self.cached_path(rel, path):
+                if self._present(rel, path):
                     return path
                 raise UpstreamError(f"the provenance of {f.filename} could not be fetched", 502)
             try:
                 data = self.upstream.fetch_provenance(f)
                 self.on_fetch("provenance", "ok")
+                _write_atomic(path, data)
             except UpstreamError as exc:
                 self.on_fetch("provenance", exc.outcome)
                 raise
-            _write_atomic(path, data)
+            except OSError as exc:  # the data dir: full, read-only
+                log.error("could not cache the upstream provenance %s: %s", rel, exc)
+                raise UpstreamError(f"the provenance of {f.filename} could not be cached here") from None
+            finally:
+                self._provenance_flights.land(rel)
             with self._lru_lock:
                 self._lru[rel] = (len(data), time.time())
             log.info("cached upstream provenance %s (%d bytes)", rel, len(data))
             return path
         finally:
-            self._provenance_flights.land(rel)
             self.share.give()
 
-    def cached_path(self, rel: str, path: Path) -> bool:
+    def _present(self, rel: str, path: Path) -> bool:
+        """Whether the cached file is there; its use is noted for the LRU if so."""
         if not path.is_file():
             return False
         self._touch(rel, path)
