@@ -671,7 +671,7 @@ def check_provenance(data: bytes, filename: str, sha256: str) -> None:
     bundles = doc.get("attestation_bundles")
     if doc.get("version") != 1 or not isinstance(bundles, list) or not bundles:
         raise ValueError("not a version 1 provenance object with attestation bundles")
-    for bundle in map(_object, bundles, ["attestation bundle"] * len(bundles)):
+    for bundle in (_object(item, "attestation bundle") for item in bundles):
         attestations = bundle.get("attestations")
         if (
             not isinstance(bundle.get("publisher"), dict)
@@ -679,7 +679,7 @@ def check_provenance(data: bytes, filename: str, sha256: str) -> None:
             or not attestations
         ):
             raise ValueError("a bundle without a publisher or attestations")
-        for attestation in map(_object, attestations, ["attestation"] * len(attestations)):
+        for attestation in (_object(item, "attestation") for item in attestations):
             envelope = _object(attestation.get("envelope"), "envelope")
             if attestation.get("version") != 1 or not isinstance(envelope.get("statement"), str):
                 raise ValueError("not a version 1 attestation")
