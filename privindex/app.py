@@ -14,6 +14,8 @@ from privindex.accounts.api_tokens import TokenRejected, authenticate_token
 from privindex.api import exchange, upload
 from privindex.api.health import bp as health_bp
 from privindex.api.health import indexing_report
+from privindex.api.json_api import PREFIX as JSON_PREFIX
+from privindex.api.json_api import JsonAPI
 from privindex.api.simple import ProxySend, SimpleAPI
 from privindex.api.upload import UploadRequest
 from privindex.auth.token_format import MalformedAuthorization, read_authorization
@@ -96,7 +98,8 @@ def create_app(settings: Settings, progress: Progress | None = None, index_later
         sources=sources,
         proxy_send=ProxySend.from_settings(settings.send_files_via, settings.send_files_prefix, store.root),
     )
-    routed = _route_read_path(simple_api, app.wsgi_app)
+    json_api = JsonAPI(simple_api, settings.page_cache_size, settings.public_url)
+    routed = _route_read_path(simple_api, json_api, app.wsgi_app)
     if settings.metrics:
         metrics = Metrics(index, settings.data_dir, sources.cache)
         app.extensions["privindex_metrics"] = metrics
@@ -185,12 +188,16 @@ def token_reader(environ: dict) -> bool:
         return False
 
 
-def _route_read_path(fast: Callable, flask_app: Callable) -> Callable:
-    """Send the hot read URLs to the plain-WSGI Simple API, the rest to Flask."""
+def _route_read_path(fast: Callable, json_api: Callable, flask_app: Callable) -> Callable:
+    """Send the hot read URLs to the plain-WSGI Simple API, the JSON API's to its own plain
+    WSGI app, the rest to Flask."""
 
     def dispatch(environ: dict, start_response: Callable) -> Iterable[bytes]:
-        if environ.get("PATH_INFO", "").startswith(FAST_PREFIXES):
+        path = environ.get("PATH_INFO", "")
+        if path.startswith(FAST_PREFIXES):
             return fast(environ, start_response)
+        if path.startswith(JSON_PREFIX):
+            return json_api(environ, start_response)
         return flask_app(environ, start_response)
 
     return dispatch

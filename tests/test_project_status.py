@@ -16,6 +16,8 @@ from helpers import V1_JSON
 from webclient import WebClient
 from wheels import make_wheel
 
+from privindex.api.simple import API_VERSION
+
 NO_2FA = {"PRIVINDEX_REQUIRE_2FA": "false"}
 
 
@@ -60,7 +62,7 @@ def test_a_quarantined_project_lists_no_files_serves_none_and_pip_and_uv_cannot_
     server, alice, wheels = world
     twine(server.url, alice, make_wheel(wheels, "haunted", "1.0"), check=True)
     page = json_page(server, "haunted")
-    assert page["meta"]["api-version"] == "1.4" and page["project-status"] == {"status": "active"}
+    assert page["meta"]["api-version"] == API_VERSION and page["project-status"] == {"status": "active"}
     file_url = requests.compat.urljoin(f"{server.index_url}haunted/", page["files"][0]["url"])
     install(server, tmp_path / "before", "haunted")
 
@@ -70,13 +72,14 @@ def test_a_quarantined_project_lists_no_files_serves_none_and_pip_and_uv_cannot_
     assert page["project-status"] == {"status": "quarantined", "reason": "malware found in 1.0"}
     assert page["files"] == [] and page["versions"] == ["1.0"]
     html = requests.get(f"{server.index_url}haunted/", timeout=10).text
-    assert '<meta name="pypi:repository-version" content="1.4">' in html
+    assert f'<meta name="pypi:repository-version" content="{API_VERSION}">' in html
     assert '<meta name="pypi:project-status" content="quarantined">' in html
     assert '<meta name="pypi:project-status-reason" content="malware found in 1.0">' in html
     assert "<a " not in html
     for url in (file_url, file_url + ".metadata"):
         resp = requests.get(url, timeout=10)
         assert resp.status_code == 404 and "haunted is quarantined" in resp.text
+    assert requests.get(f"{server.url}/pypi/haunted/json", timeout=10).status_code == 404  # no JSON answer
 
     proc = install(server, tmp_path / "after", "haunted", check=False)
     assert proc.returncode != 0 and "No matching distribution found for haunted" in proc.stderr
@@ -89,6 +92,7 @@ def test_a_quarantined_project_lists_no_files_serves_none_and_pip_and_uv_cannot_
     )
     install(server, tmp_path / "lifted", "haunted")
     assert (tmp_path / "lifted" / "haunted" / "__init__.py").exists()
+    assert requests.get(f"{server.url}/pypi/haunted/json", timeout=10).json()["info"]["version"] == "1.0"
 
 
 @pytest.mark.parametrize("status", ["archived", "quarantined"])

@@ -4,8 +4,9 @@ pip and uv ask for /simple/<project>/ once per dependency of every install, so t
 bypass Flask's routing and request objects: a request is a dict lookup in the Index, an
 identity check on a cached rendered page, and a write. Standards served: PEP 503 (HTML),
 PEP 629 (repository-version meta), PEP 592 (yanked), PEP 658/714 (core metadata files),
-PEP 691 (JSON, content negotiation), PEP 700 (versions, size, upload-time), PEP 792
-(project status: a quarantined project lists and serves no files).
+PEP 691 (JSON, content negotiation), PEP 700 (versions, size, upload-time), PEP 740
+(provenance of cached upstream files that have one), PEP 792 (project status: a
+quarantined project lists and serves no files).
 """
 
 from __future__ import annotations
@@ -37,14 +38,14 @@ from werkzeug.wsgi import wrap_file
 from privindex.api.headers import PAGE_SECURITY_HEADERS
 from privindex.packages.index import Index, IndexedFile, Project, parse_version
 from privindex.packages.project_status import ACTIVE, ProjectStatus
-from privindex.upstream.cache import Busy, NotCached
+from privindex.upstream.cache import PROVENANCE_SUFFIX, Busy, NotCached
 from privindex.upstream.client import PREFIX as UPSTREAM_PREFIX
 from privindex.upstream.client import UpstreamError, UpstreamFile, UpstreamProject, valid_name
 from privindex.upstream.source_rules import Source, Sources
 
 log = logging.getLogger(__name__)
 
-API_VERSION = "1.4"  # PEP 792's; 1.2 (PEP 708) and 1.3 (PEP 740) add only optional keys
+API_VERSION = "1.4"  # PEP 792's; 1.2 (PEP 708) adds only optional keys, 1.3 is PEP 740's provenance
 V1_HTML = "application/vnd.pypi.simple.v1+html"
 V1_JSON = "application/vnd.pypi.simple.v1+json"
 # What a client may ask for -> (page format, the Content-Type we answer with).
@@ -149,6 +150,8 @@ def render_project(project: Project, fmt: str, status: ProjectStatus = ACTIVE) -
                 entry["size"] = f.size
             if f.upload_time is not None:
                 entry["upload-time"] = _upload_time(f.upload_time)
+            if getattr(f, "provenance_url", None):  # an upstream file's (IndexedFile has none)
+                entry["provenance"] = file_url(f) + PROVENANCE_SUFFIX
             files.append(entry)
         doc = {
             "meta": {"api-version": API_VERSION},
@@ -171,6 +174,8 @@ def render_project(project: Project, fmt: str, status: ProjectStatus = ACTIVE) -
             attrs += f' data-dist-info-metadata="{digest}" data-core-metadata="{digest}"'
         if f.yanked:
             attrs += f' data-yanked="{escape(f.yanked_reason)}"'
+        if getattr(f, "provenance_url", None):
+            attrs += f' data-provenance="{escape(file_url(f) + PROVENANCE_SUFFIX)}"'
         href = escape(f"{file_url(f)}#sha256={f.sha256}")
         links.append(f'    <a href="{href}"{attrs}>{escape(f.filename)}</a><br>\n')
     return _html(f"Links for {escape(project.display_name)}", "".join(links), _status_meta(status))
@@ -193,6 +198,45 @@ def merge(local: Project, upstream: UpstreamProject) -> Project:
     extra = tuple(f for f in upstream.files if f.filename not in names)
     versions = sorted(set(local.versions) | set(upstream.versions), key=_sortable_version)
     return Project(local.name, local.display_name, local.files + extra, tuple(versions))  # type: ignore[operator]
+
+
+def resolve(source: object) -> Project | UpstreamProject | None:
+    """The project a source from SimpleAPI.project_source stands for (a merged name's two
+    parts merged; either alone when the other is missing)."""
+    if isinstance(source, _Parts):
+        local, upstream = source
+        return merge(local, upstream) if local and upstream else local or upstream
+    return source  # type: ignore[return-value]
+
+
+class PageCache:
+    """Rendered answers by key, each valid while its source objects are the current ones;
+    bounded in entries (page_cache_size) and in bytes (PAGE_CACHE_BYTES), oldest out first."""
+
+    def __init__(self, size: int):
+        self._pages: dict[object, Page] = {}
+        self._size = size
+        self._bytes = 0  # the cached bodies' total
+        self._lock = threading.Lock()
+
+    def get(self, key: object, source: object, status: ProjectStatus = ACTIVE) -> Page | None:
+        page = self._pages.get(key)
+        valid = page is not None and page.status is status and _same(page.source, source)
+        return page if valid else None
+
+    def put(self, key: object, page: Page) -> None:
+        body = page.body
+        if not self._size or len(body) > PAGE_CACHE_BYTES:
+            return
+        with self._lock:
+            replaced = self._pages.pop(key, None)
+            self._bytes -= len(replaced.body) if replaced else 0
+            while self._pages and (
+                len(self._pages) >= self._size or self._bytes + len(body) > PAGE_CACHE_BYTES
+            ):
+                self._bytes -= len(self._pages.pop(next(iter(self._pages))).body)
+            self._pages[key] = page
+            self._bytes += len(body)
 
 
 def _sortable_version(text: str):
@@ -269,34 +313,15 @@ class SimpleAPI:
         self.read_guard = read_guard
         self.sources = sources if sources is not None else Sources(index, None)
         self.cache = self.sources.cache
-        self._pages: dict[tuple[str | None, str], Page] = {}
-        self._cache_size = page_cache_size
-        self._page_bytes = 0  # the cached bodies' total, at most PAGE_CACHE_BYTES
-        self._cache_lock = threading.Lock()
+        self._pages = PageCache(page_cache_size)
         # page cache hits and misses, for metrics (set by create_app); no-ops otherwise
         self.on_page_hit: Callable[[], None] = _nothing
         self.on_page_miss: Callable[[], None] = _nothing
 
     def __call__(self, environ: dict, start_response: StartResponse) -> Iterable[bytes]:
-        method = environ["REQUEST_METHOD"]
-        if method not in ("GET", "HEAD"):
-            return _plain(
-                start_response,
-                "405 Method Not Allowed",
-                "Only GET and HEAD are allowed here.\n",
-                [("Allow", "GET, HEAD")],
-            )
-        if self.read_guard is not None and not self.read_guard(environ):
-            return _plain(
-                start_response,
-                "401 Unauthorized",
-                "This index is private: use an API token as the password (user __token__).\n",
-                [("WWW-Authenticate", 'Basic realm="privindex"')],
-            )
-        try:
-            path = environ.get("PATH_INFO", "").encode("latin-1").decode("utf-8")
-        except UnicodeError:
-            return _not_found(start_response)
+        path = readable_path(environ, self.read_guard)
+        if not isinstance(path, str):
+            return path(start_response)
         if path.startswith("/packages/"):
             return self._file(environ, start_response, path[len("/packages/") :])
         return self._simple(environ, start_response, path)
@@ -334,29 +359,12 @@ class SimpleAPI:
                 [("Vary", "Accept")],
             )
         fmt, content_type = chosen
-        try:
-            page = self._page(name, fmt)
-        except UpstreamError as exc:
-            return _upstream_failed(start_response, exc)
-        except NotCached as exc:
-            return _plain(start_response, "404 Not Found", f"{exc}.\n")
-        if page is None:
-            return _not_found(start_response)
-        headers = [
-            ("Content-Type", content_type),
-            ("Vary", "Accept"),
-            ("ETag", page.etag),
-            ("Cache-Control", PAGE_CACHE_CONTROL),
-            *PAGE_SECURITY_HEADERS,
-        ]
-        if _etag_matches(environ.get("HTTP_IF_NONE_MATCH"), page.etag):
-            start_response("304 Not Modified", headers)
-            return []
-        headers.append(("Content-Length", str(len(page.body))))
-        start_response("200 OK", headers)
-        if environ["REQUEST_METHOD"] == "HEAD":
-            return []
-        return _shared_body(environ, page.body)
+        return send_page(
+            environ,
+            start_response,
+            lambda: self._page(name, fmt),
+            [("Content-Type", content_type), ("Vary", "Accept")],
+        )
 
     def _page(self, name: str | None, fmt: str) -> Page | None:
         """The rendered page, from the cache while its source objects are the current ones.
@@ -368,46 +376,43 @@ class SimpleAPI:
             if self.cache is not None:
                 source = _Parts((source, self.cache.names, self.sources.claimed))
         else:
-            kind = self.sources.source(name)
-            if kind is Source.LOCAL:
-                source = self.index.project(name)
-                status = self.sources.status(name)
-            elif kind is Source.UPSTREAM:
-                source = self.cache.project(name)  # type: ignore[union-attr]
-                status = source.status if source is not None else ACTIVE
-            else:
-                source = _Parts((self.index.project(name), self._allowed_upstream(name)))
-                status = self.sources.status(name)
+            source = self.project_source(name)
+            status = self.status_of(name, source)
         if source is None:
             return None
         key = (name, fmt)
-        page = self._pages.get(key)
-        if page is not None and page.status is status and _same(page.source, source):
+        page = self._pages.get(key, source, status)
+        if page is not None:
             self.on_page_hit()
             return page
         self.on_page_miss()
         if name is None:
             body = render_root(self._root_names(source), fmt)
-        elif isinstance(source, _Parts):
-            local, upstream = source
-            merged = merge(local, upstream) if local and upstream else local or upstream
-            if merged is None:
-                return None
-            body = render_project(merged, fmt, status)
         else:
-            body = render_project(source, fmt, status)  # type: ignore[arg-type]
+            project = resolve(source)
+            if project is None:
+                return None
+            body = render_project(project, fmt, status)  # type: ignore[arg-type]  # an UpstreamProject is shaped alike
         page = Page(_held_lightly(source), body, f'"{hashlib.sha256(body).hexdigest()[:32]}-{fmt}"', status)
-        if self._cache_size and len(body) <= PAGE_CACHE_BYTES:
-            with self._cache_lock:
-                replaced = self._pages.pop(key, None)
-                self._page_bytes -= len(replaced.body) if replaced else 0
-                while self._pages and (
-                    len(self._pages) >= self._cache_size or self._page_bytes + len(body) > PAGE_CACHE_BYTES
-                ):
-                    self._page_bytes -= len(self._pages.pop(next(iter(self._pages))).body)
-                self._pages[key] = page
-                self._page_bytes += len(body)
+        self._pages.put(key, page)
         return page
+
+    def project_source(self, name: str) -> object | None:
+        """What a project's answers are made from, for `resolve` and the cache's identity
+        check: the local Project, the cached upstream page, or both (_Parts) for a merged name."""
+        kind = self.sources.source(name)
+        if kind is Source.LOCAL:
+            return self.index.project(name)
+        if kind is Source.UPSTREAM:
+            return self.cache.project(name)  # type: ignore[union-attr]
+        return _Parts((self.index.project(name), self._allowed_upstream(name)))
+
+    def status_of(self, name: str, source: object) -> ProjectStatus:
+        """The PEP 792 status a project's answers carry: the upstream's for an upstream-only
+        name, ours (from memory) for a local or merged one."""
+        if isinstance(source, UpstreamProject):
+            return source.status
+        return self.sources.status(name)
 
     def _allowed_upstream(self, name: str) -> UpstreamProject | None:
         """The upstream's part of a merged page; if the upstream fails, the local part alone,
@@ -532,7 +537,10 @@ class SimpleAPI:
         if not self.sources.status(project).offers_files:
             return _quarantined(start_response, project)
         metadata = filename.endswith(".metadata")
-        dist_name = filename[: -len(".metadata")] if metadata else filename
+        provenance = filename.endswith(PROVENANCE_SUFFIX)
+        dist_name = (
+            filename.removesuffix(".metadata") if metadata else filename.removesuffix(PROVENANCE_SUFFIX)
+        )
         if kind is Source.MERGED:
             local = self.index.project(project)
             if local is not None and any(f.filename == dist_name for f in local.files):
@@ -544,11 +552,26 @@ class SimpleAPI:
             found = next((f for f in upstream.files if f.filename == dist_name), None) if upstream else None
             if found is None or (metadata and not found.metadata_sha256):
                 return _not_found(start_response)
+            if provenance:
+                return self._send_provenance(environ, start_response, found)
             return self._send_upstream(environ, start_response, found, metadata)
         except UpstreamError as exc:
             return _upstream_failed(start_response, exc)
         except NotCached as exc:
             return _plain(start_response, "404 Not Found", f"{exc}.\n")
+
+    def _send_provenance(
+        self, environ: dict, start_response: StartResponse, f: UpstreamFile
+    ) -> Iterable[bytes]:
+        if f.provenance_url is None:
+            return _not_found(start_response)
+        path = self.cache.provenance(f)  # type: ignore[union-attr]
+        try:
+            data, mtime = path.read_bytes(), path.stat().st_mtime
+        except OSError:  # pruned meanwhile
+            return _not_found(start_response)
+        etag = hashlib.sha256(data).hexdigest()
+        return _send(environ, start_response, BytesIO(data), len(data), mtime, etag, "application/json")
 
     def _send_upstream(
         self, environ: dict, start_response: StartResponse, f: UpstreamFile, metadata: bool
@@ -583,6 +606,59 @@ class SimpleAPI:
             headers.append(("Content-Length", str(size)))
         start_response("200 OK", headers)
         return follower  # type: ignore[return-value]
+
+
+def send_page(
+    environ: dict,
+    start_response: StartResponse,
+    make: Callable[[], Page | None],
+    headers: list[tuple[str, str]],
+) -> Iterable[bytes]:
+    """A page from make (cached or rendered), 304 when the client holds it, or why there is
+    none: 404, or the upstream's failure (502, 503, 504)."""
+    try:
+        page = make()
+    except UpstreamError as exc:
+        return _upstream_failed(start_response, exc)
+    except NotCached as exc:
+        return _plain(start_response, "404 Not Found", f"{exc}.\n")
+    if page is None:
+        return _not_found(start_response)
+    headers = [*headers, ("ETag", page.etag), ("Cache-Control", PAGE_CACHE_CONTROL), *PAGE_SECURITY_HEADERS]
+    if _etag_matches(environ.get("HTTP_IF_NONE_MATCH"), page.etag):
+        start_response("304 Not Modified", headers)
+        return []
+    headers.append(("Content-Length", str(len(page.body))))
+    start_response("200 OK", headers)
+    if environ["REQUEST_METHOD"] == "HEAD":
+        return []
+    return _shared_body(environ, page.body)
+
+
+def readable_path(
+    environ: dict, read_guard: ReadGuard | None
+) -> str | Callable[[StartResponse], list[bytes]]:
+    """The decoded path of a read the machine faces answer, or the refusal to send: 405 for
+    other methods than GET and HEAD, 401 for a private index without a token, 404 for a
+    path that is not UTF-8."""
+    if environ["REQUEST_METHOD"] not in ("GET", "HEAD"):
+        return lambda start_response: _plain(
+            start_response,
+            "405 Method Not Allowed",
+            "Only GET and HEAD are allowed here.\n",
+            [("Allow", "GET, HEAD")],
+        )
+    if read_guard is not None and not read_guard(environ):
+        return lambda start_response: _plain(
+            start_response,
+            "401 Unauthorized",
+            "This index is private: use an API token as the password (user __token__).\n",
+            [("WWW-Authenticate", 'Basic realm="privindex"')],
+        )
+    try:
+        return environ.get("PATH_INFO", "").encode("latin-1").decode("utf-8")
+    except UnicodeError:
+        return _not_found
 
 
 def _nothing() -> None:

@@ -135,6 +135,12 @@ def count(username: str | None = None, project: str | None = None, tag: str | No
     return query(username=username, project=project, tag=tag).order_by().count()
 
 
+def last_id(project: str) -> int:
+    """The id of the project's latest event, 0 if none: the JSON API's `last_serial`, which
+    grows with every recorded change to the project, as the public index's journal serial does."""
+    return AuditEvent.select(peewee.fn.MAX(AuditEvent.id)).where(AuditEvent.project == project).scalar() or 0
+
+
 def as_dict(event: AuditEvent) -> dict:
     return {
         "id": event.id,

@@ -323,3 +323,34 @@ def read_from(store_root: Path) -> Callable[[str], bytes | None]:
             return None
 
     return read
+
+
+def json_info(raw: bytes | None) -> dict:
+    """The fields of the JSON API's `info` that a release's core metadata gives, as the
+    public index spells them (raw values: a JSON reader renders nothing); all empty when
+    no metadata is at hand (a name only the upstream has: its pages carry none)."""
+    fields: dict = parse_email(raw)[0] if raw else {}  # type: ignore[assignment]
+    keywords = fields.get("keywords")
+    platforms = fields.get("platforms")
+    return {
+        "author": fields.get("author"),
+        "author_email": fields.get("author_email"),
+        "classifiers": fields.get("classifiers") or [],
+        "description": fields.get("description") or "",
+        "description_content_type": fields.get("description_content_type"),
+        "download_url": fields.get("download_url"),
+        "dynamic": fields.get("dynamic"),
+        "home_page": fields.get("home_page"),
+        "keywords": ",".join(keywords) if keywords else None,
+        "license": fields.get("license"),
+        "license_expression": fields.get("license_expression"),
+        "license_files": fields.get("license_files"),
+        "maintainer": fields.get("maintainer"),
+        "maintainer_email": fields.get("maintainer_email"),
+        "platform": ",".join(platforms) if platforms else None,
+        "project_urls": fields.get("project_urls") or None,
+        "provides_extra": fields.get("provides_extra"),
+        "requires_dist": fields.get("requires_dist"),
+        "requires_python": fields.get("requires_python"),
+        "summary": fields.get("summary"),
+    }

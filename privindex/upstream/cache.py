@@ -9,7 +9,9 @@ disk, checked like a fresh one, when asked for. The names and display names of a
 pages stay in memory for /simple/ (`names`), a few dozen bytes each.
 
 Files: content-addressed, `files/<sha256>/<filename>` (and `<filename>.metadata` under the
-metadata's digest), so `privindex check` can verify each one by its folder name. A cold
+metadata's digest), so `privindex check` can verify each one by its folder name. A PEP 740
+provenance object has no digest of its own on the page: it lies beside its file as
+`<filename>.provenance`, checked on the way in and by `check` to be about that file. A cold
 file is fetched once, by a background thread (never a waitress worker), into a temp file
 in its folder; every client of it follows that growing file (the last piece waits for the
 digest). The file is renamed into place (after fsync) only if its sha256 is the one the
@@ -52,6 +54,7 @@ from privindex.upstream.client import (
     UpstreamFile,
     UpstreamProject,
     age_filter,
+    check_provenance,
     valid_digest,
     valid_name,
 )
@@ -62,6 +65,7 @@ TOUCH_EVERY = 60.0  # seconds between mtime updates of a cached file in use
 NEGATIVE_TTL_MAX = 600.0
 NEGATIVE_MAX = 4096  # "no such project" answers remembered (any name may be asked for)
 PAGES_IN_MEMORY = 2048  # upstream pages held in memory at most, however small
+PROVENANCE_SUFFIX = ".provenance"
 READ = 256 * 1024  # bytes a follower reads from the growing file at a time
 
 
@@ -309,6 +313,7 @@ class UpstreamCache:
         self._missing: OrderedDict[str, Entry] = OrderedDict()  # names it has not: an LRU
         self._missing_lock = threading.Lock()
         self._page_flights = _Flights()
+        self._provenance_flights = _Flights()
         self.share = WorkerShare(workers)
         # Downloads go on without their clients (a retry finds them further along), so a
         # few abandoned ones must not block new files; twice the share still bounds the
@@ -521,10 +526,52 @@ class UpstreamCache:
             path = self.path(rel)
         except OutsideCache:
             return None
+        return path if self._present(rel, path) else None
+
+    def provenance(self, f: UpstreamFile) -> Path:
+        """f's provenance object (PEP 740), cached beside f under f's digest (the page gives
+        none for it; check() checks it is about that file again); fetched and checked by
+        client.py when missing, one fetch at a time, within the workers' share."""
+        rel = f"{f.sha256}/{f.filename}{PROVENANCE_SUFFIX}"
+        path = self.path(rel)
+        if self._present(rel, path):
+            return path
+        if self.offline:
+            raise NotCached(f"the provenance of {f.filename} is not cached, and the upstream is offline")
+        self.share.take()
+        try:
+            if self._provenance_flights.lead(rel) is None:  # someone is fetching it: wait for theirs
+                event = self._provenance_flights.waiter(rel)
+                if event is not None:
+                    event.wait(self.upstream.limits.page_deadline + self.upstream.timeout)
+                if self._present(rel, path):
+                    return path
+                raise UpstreamError(f"the provenance of {f.filename} could not be fetched", 502)
+            try:
+                data = self.upstream.fetch_provenance(f)
+                self.on_fetch("provenance", "ok")
+                _write_atomic(path, data)
+            except UpstreamError as exc:
+                self.on_fetch("provenance", exc.outcome)
+                raise
+            except OSError as exc:  # the data dir: full, read-only
+                log.error("could not cache the upstream provenance %s: %s", rel, exc)
+                raise UpstreamError(f"the provenance of {f.filename} could not be cached here") from None
+            finally:
+                self._provenance_flights.land(rel)
+            with self._lru_lock:
+                self._lru[rel] = (len(data), time.time())
+            log.info("cached upstream provenance %s (%d bytes)", rel, len(data))
+            return path
+        finally:
+            self.share.give()
+
+    def _present(self, rel: str, path: Path) -> bool:
+        """Whether the cached file is there; its use is noted for the LRU if so."""
         if not path.is_file():
-            return None
+            return False
         self._touch(rel, path)
-        return path
+        return True
 
     def open_or_fetch(
         self, f: UpstreamFile, metadata: bool = False
@@ -706,6 +753,17 @@ class UpstreamCache:
         problems, checked = [], 0
         for path, _st in self._cached_files():
             checked += 1
+            if path.name.endswith(PROVENANCE_SUFFIX):  # filed under its file's digest
+                try:
+                    check_provenance(
+                        path.read_bytes(), path.name[: -len(PROVENANCE_SUFFIX)], path.parent.name
+                    )
+                except ValueError as exc:
+                    problems.append(
+                        f"upstream cache: {path.parent.name}/{path.name} is not that file's provenance "
+                        f"({exc}); remove it (privindex cache prune --all)"
+                    )
+                continue
             digest = hashlib.sha256()
             with open(path, "rb") as fh:
                 while chunk := fh.read(1024 * 1024):

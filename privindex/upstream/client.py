@@ -22,6 +22,7 @@ CA bundles and connection pooling; it is the one module that speaks to the upstr
 
 from __future__ import annotations
 
+import base64
 import ipaddress
 import json
 import logging
@@ -34,10 +35,16 @@ from contextvars import ContextVar
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from html.parser import HTMLParser
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 from urllib.parse import urldefrag, urljoin, urlsplit
 
-from packaging.utils import InvalidSdistFilename, InvalidWheelFilename, canonicalize_name
+from packaging.utils import (
+    InvalidSdistFilename,
+    InvalidWheelFilename,
+    canonicalize_name,
+    parse_sdist_filename,
+    parse_wheel_filename,
+)
 from packaging.version import InvalidVersion, Version
 
 from privindex import __version__
@@ -137,6 +144,7 @@ class UpstreamFile:
     yanked_reason: str
     size: int | None
     upload_time: float | None
+    provenance_url: str | None = None  # PEP 740: its attestations, on the upstream
 
     @property
     def metadata_url(self) -> str:
@@ -357,6 +365,24 @@ class Upstream:
             length = None  # the length of the encoded body, not of what we pass on
         return length, self._body(resp, url, deadline, cap, limit), resp
 
+    def fetch_provenance(self, f: UpstreamFile) -> bytes:
+        """f's provenance object (PEP 740), fetched under the rules of every fetch and
+        checked against f (check_provenance); UpstreamError if it fails either."""
+        url = f.provenance_url
+        assert url is not None
+        limit = self.limits.page_deadline
+        deadline = time.monotonic() + limit
+        resp = self._open(url, deadline, limit, {"Accept": "application/json"})
+        with resp:
+            if resp.status_code != 200:
+                raise UpstreamError(f"the upstream answered {resp.status_code} for {redact_url(url)}")
+            data = b"".join(self._body(resp, url, deadline, PROVENANCE_MAX, limit))
+        try:
+            check_provenance(data, f.filename, f.sha256)
+        except ValueError as exc:  # JSON, base64 and filename errors included
+            raise self._refuse(url, f"not a provenance of {f.filename}: {exc}") from None
+        return data
+
     def reachable(self) -> str | None:
         """None if the upstream answers its root URL, else why not (for the start-up line)."""
         try:
@@ -503,6 +529,9 @@ def parse_json(name: str, doc: dict, base: str) -> UpstreamProject:
             yanked_reason=yanked if isinstance(yanked, str) else "",
             size=entry.get("size"),
             upload_time=_timestamp(upload_time) if isinstance(upload_time, str) else None,
+            provenance_url=urljoin(base, provenance)
+            if isinstance(provenance := entry.get("provenance"), str)
+            else None,
         )
         if made is not None:
             files.append(made)
@@ -560,6 +589,9 @@ def parse_html(name: str, text: str, base: str) -> UpstreamProject:
             yanked_reason=attrs.get("data-yanked") or "",
             size=None,
             upload_time=None,
+            provenance_url=urljoin(base, provenance)
+            if (provenance := attrs.get("data-provenance"))
+            else None,
         )
         if made is not None:
             files.append(made)
@@ -570,7 +602,15 @@ def parse_html(name: str, text: str, base: str) -> UpstreamProject:
     return _project(name, name, files, None, status)
 
 
-_FACTS = ("requires_python", "metadata_sha256", "yanked", "yanked_reason", "size", "upload_time")
+_FACTS = (
+    "requires_python",
+    "metadata_sha256",
+    "yanked",
+    "yanked_reason",
+    "size",
+    "upload_time",
+    "provenance_url",
+)
 
 
 def _project(
@@ -607,20 +647,21 @@ def _file(
     yanked_reason: object,
     size: object,
     upload_time: object,
+    provenance_url: object,
 ) -> UpstreamFile | None:
     """An UpstreamFile, or None for what cannot be served safely: no valid sha256 (its
     bytes could not be checked, and it names a folder of the cache), a filename that is
     not a distribution of this project or that holds a path separator, a URL that is not
-    http(s). A metadata digest that is not a valid sha256 is dropped (no core-metadata);
-    the other facts are kept only if of the right type."""
+    http(s). A metadata digest that is not a valid sha256 is dropped (no core-metadata), so
+    is a provenance URL that is not http(s) (no provenance); the other facts are kept only
+    if of the right type."""
     sha256, metadata_sha256 = normal_digest(sha256), normal_digest(metadata_sha256)
     if (
         sha256 is None
         or not isinstance(filename, str)
         or filename.startswith(".")
         or _NOT_IN_FILENAME.search(filename)
-        or not isinstance(url, str)
-        or urlsplit(url).scheme not in ("http", "https")
+        or not _http_url(url)
     ):
         return None
     try:
@@ -644,7 +685,71 @@ def _file(
         upload_time=float(upload_time)
         if isinstance(upload_time, (int, float)) and not isinstance(upload_time, bool)
         else None,
+        provenance_url=provenance_url if _http_url(provenance_url) else None,
     )
+
+
+def _http_url(url: object) -> TypeGuard[str]:
+    return isinstance(url, str) and urlsplit(url).scheme in ("http", "https")
+
+
+# PEP 740's provenance object: one file's attestations, at most this big (Warehouse's hold a
+# few per file, about 5 KB each)
+PROVENANCE_MAX = 1024 * 1024
+STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
+
+
+def check_provenance(data: bytes, filename: str, sha256: str) -> None:
+    """Refuse (ValueError) a provenance object that is not PEP 740's shape or whose
+    attestations are not about this file: each statement's one subject must name filename
+    (compared parsed, as the PEP says) with the sha256 the page gives for it. Signatures
+    are not checked here (SECURITY.md, "Provenance")."""
+    doc = _object(json.loads(data), "provenance object")
+    bundles = doc.get("attestation_bundles")
+    if doc.get("version") != 1 or not isinstance(bundles, list) or not bundles:
+        raise ValueError("not a version 1 provenance object with attestation bundles")
+    for bundle in (_object(item, "attestation bundle") for item in bundles):
+        attestations = bundle.get("attestations")
+        if (
+            not isinstance(bundle.get("publisher"), dict)
+            or not isinstance(attestations, list)
+            or not attestations
+        ):
+            raise ValueError("a bundle without a publisher or attestations")
+        for attestation in (_object(item, "attestation") for item in attestations):
+            envelope = _object(attestation.get("envelope"), "envelope")
+            if attestation.get("version") != 1 or not isinstance(envelope.get("statement"), str):
+                raise ValueError("not a version 1 attestation")
+            statement = _object(
+                json.loads(base64.b64decode(envelope["statement"], validate=True)), "statement"
+            )
+            subjects = statement.get("subject")
+            if (
+                statement.get("_type") != STATEMENT_TYPE
+                or not isinstance(subjects, list)
+                or len(subjects) != 1
+            ):
+                raise ValueError("not an in-toto v1 statement about one subject")
+            subject = _object(subjects[0], "subject")
+            if _object(subject.get("digest"), "digest").get("sha256") != sha256:
+                raise ValueError("an attestation about other bytes than the file's")
+            if not isinstance(subject.get("name"), str) or not _same_file(subject["name"], filename):
+                raise ValueError("an attestation about another file")
+
+
+def _object(value: object, what: str) -> dict:
+    if not isinstance(value, dict):
+        raise ValueError(f"the {what} is not a JSON object")
+    return value
+
+
+def _same_file(subject: str, filename: str) -> bool:
+    """Whether a statement's subject names filename: both parsed, so a normalized spelling
+    of the same wheel or sdist counts (PEP 740)."""
+    if filename.endswith(".whl"):
+        return subject.endswith(".whl") and parse_wheel_filename(subject) == parse_wheel_filename(filename)
+    kind = ".zip" if filename.endswith(".zip") else ".tar.gz"  # _file took only distributions
+    return subject.endswith(kind) and parse_sdist_filename(subject) == parse_sdist_filename(filename)
 
 
 def _timestamp(text: str) -> float | None:

@@ -1,0 +1,144 @@
+"""PEP 740 provenance of files cached from an upstream: listed on our pages, fetched once
+under the upstream rules, checked to be about the file, cached and served, checked again by
+`privindex check`.
+
+The provenance objects here have PEP 740's shape and real in-toto statements, but their
+signatures and certificates are placeholders: making a Sigstore-rooted attestation needs
+the network (an OIDC identity and Fulcio), and privindex does not verify the signatures of
+upstream provenance (SECURITY.md, "Provenance"), so nothing here pretends it does.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+import requests
+from conftest import pip, privindex_cli, start_server
+from fake_upstream import FakeUpstream
+from helpers import V1_JSON, listed
+from wheels import make_wheel
+
+from privindex.api.simple import API_VERSION
+
+
+def provenance(filename: str, sha256: str) -> bytes:
+    statement = {
+        "_type": "https://in-toto.io/Statement/v1",
+        "subject": [{"name": filename, "digest": {"sha256": sha256}}],
+        "predicateType": "https://docs.pypi.org/attestations/publish/v1",
+        "predicate": None,
+    }
+    attestation = {
+        "version": 1,
+        "verification_material": {"certificate": "placeholder", "transparency_entries": []},
+        "envelope": {
+            "statement": base64.b64encode(json.dumps(statement).encode()).decode(),
+            "signature": base64.b64encode(b"placeholder").decode(),
+        },
+    }
+    bundle = {"publisher": {"kind": "GitHub", "repository": "acme/remote-lib"}, "attestations": [attestation]}
+    return json.dumps({"version": 1, "attestation_bundles": [bundle]}).encode()
+
+
+@pytest.fixture
+def fake():
+    upstream = FakeUpstream().start()
+    yield upstream
+    upstream.stop()
+
+
+def offer(fake: FakeUpstream, wheel: Path, body: bytes, url: str | None = None) -> str:
+    """The wheel on the fake upstream, its page naming a provenance file with body."""
+    fake.add("remote-lib", wheel)
+    name = wheel.name + ".provenance"
+    fake.blobs[name] = body
+    fake.projects["remote-lib"][-1]["provenance"] = url or f"/files/{name}"
+    return f"/files/{name}"
+
+
+@pytest.fixture
+def proxy(tmp_path, fake):
+    server = start_server(tmp_path / "store", tmp_path / "data", "--upstream", fake.url)
+    yield server
+    server.stop()
+
+
+def test_provenance_is_listed_fetched_once_cached_and_checked(tmp_path, fake, proxy):
+    wheel = make_wheel(tmp_path / "up", "remote-lib", "1.0")
+    sha256 = hashlib.sha256(wheel.read_bytes()).hexdigest()
+    body = provenance(
+        wheel.name.replace("remote_lib", "Remote_Lib"), sha256
+    )  # a spelling that parses the same
+    upstream_path = offer(fake, wheel, body)
+    plain = make_wheel(tmp_path / "up", "remote-lib", "0.9")  # listed without provenance
+    fake.add("remote-lib", plain)
+
+    doc = requests.get(f"{proxy.index_url}remote-lib/", headers={"Accept": V1_JSON}, timeout=10).json()
+    assert doc["meta"]["api-version"] == API_VERSION
+    entry, without = doc["files"]
+    assert "provenance" not in without
+    none_here = f"{proxy.url}/packages/.upstream/remote-lib/{plain.name}.provenance"
+    assert requests.get(none_here, timeout=10).status_code == 404
+    assert entry["provenance"] == f"../../packages/.upstream/remote-lib/{wheel.name}.provenance"
+    html = requests.get(f"{proxy.index_url}remote-lib/", timeout=10).text
+    assert f'data-provenance="../../packages/.upstream/remote-lib/{wheel.name}.provenance"' in html
+    url = requests.compat.urljoin(f"{proxy.index_url}remote-lib/", entry["provenance"])
+    for _ in range(3):
+        resp = requests.get(url, timeout=10)
+        assert resp.status_code == 200 and resp.content == body
+        assert resp.headers["Content-Type"] == "application/json"
+    assert fake.requests[upstream_path] == 1  # fetched once, then served from the cache
+    cached = proxy.data_dir / "upstream" / "files" / sha256 / f"{wheel.name}.provenance"
+    assert cached.read_bytes() == body
+
+    target = tmp_path / "pip-target"  # pip reads a 1.3 page with provenance as before
+    pip("install", "--index-url", proxy.index_url, "--target", str(target), "remote-lib==1.0")
+    assert (target / "remote_lib" / "__init__.py").exists()
+
+    assert privindex_cli(proxy, "check", check=False).returncode == 0
+    cached.write_bytes(provenance(wheel.name, "0" * 64))  # now about other bytes
+    checked = privindex_cli(proxy, "check", check=False)
+    assert (
+        checked.returncode == 1 and f"{wheel.name}.provenance is not that file's provenance" in checked.stdout
+    )
+
+
+@pytest.mark.parametrize(
+    "about",
+    [
+        pytest.param(lambda wheel, sha: provenance(wheel.name, "f" * 64), id="other-bytes"),
+        pytest.param(lambda wheel, sha: provenance("remote_lib-2.0-py3-none-any.whl", sha), id="other-file"),
+        pytest.param(lambda wheel, sha: b'{"version": 2, "attestation_bundles": []}', id="not-pep-740"),
+        pytest.param(lambda wheel, sha: b"\xff not json", id="not-json"),
+    ],
+)
+def test_a_provenance_that_is_not_about_the_file_is_refused_and_not_kept(tmp_path, fake, proxy, about):
+    wheel = make_wheel(tmp_path / "up", "remote-lib", "1.0")
+    sha256 = hashlib.sha256(wheel.read_bytes()).hexdigest()
+    offer(fake, wheel, about(wheel, sha256))
+    url = f"{proxy.url}/packages/.upstream/remote-lib/{wheel.name}.provenance"
+    assert listed(proxy, "remote-lib")[wheel.name]["provenance"]
+    resp = requests.get(url, timeout=10)
+    assert resp.status_code == 502
+    assert f"not a provenance of {wheel.name}" in resp.text and resp.text.count("\n") == 1
+    assert not (proxy.data_dir / "upstream" / "files" / sha256 / f"{wheel.name}.provenance").exists()
+    download = requests.get(f"{proxy.url}/packages/.upstream/remote-lib/{wheel.name}", timeout=10)
+    assert download.status_code == 200 and hashlib.sha256(download.content).hexdigest() == sha256
+
+
+def test_a_provenance_url_on_a_private_address_is_never_fetched(tmp_path, fake, proxy):
+    elsewhere = FakeUpstream().start()  # another loopback server: not the upstream's origin
+    try:
+        wheel = make_wheel(tmp_path / "up", "remote-lib", "1.0")
+        body = provenance(wheel.name, hashlib.sha256(wheel.read_bytes()).hexdigest())
+        elsewhere.blobs[wheel.name + ".provenance"] = body
+        offer(fake, wheel, body, url=f"{elsewhere.origin}/files/{wheel.name}.provenance")
+        resp = requests.get(f"{proxy.url}/packages/.upstream/remote-lib/{wheel.name}.provenance", timeout=10)
+        assert resp.status_code == 502 and "not a public address" in resp.text
+        assert not elsewhere.requests
+    finally:
+        elsewhere.stop()
