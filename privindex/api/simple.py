@@ -4,7 +4,8 @@ pip and uv ask for /simple/<project>/ once per dependency of every install, so t
 bypass Flask's routing and request objects: a request is a dict lookup in the Index, an
 identity check on a cached rendered page, and a write. Standards served: PEP 503 (HTML),
 PEP 629 (repository-version meta), PEP 592 (yanked), PEP 658/714 (core metadata files),
-PEP 691 (JSON, content negotiation), PEP 700 (versions, size, upload-time).
+PEP 691 (JSON, content negotiation), PEP 700 (versions, size, upload-time), PEP 752
+(the JSON project page's `namespaces`, from source_rules' NamespaceRules in memory).
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ from privindex.upstream.source_rules import Source, Sources
 
 log = logging.getLogger(__name__)
 
-API_VERSION = "1.1"
+API_VERSION = "1.5"  # PEP 752 namespaces (1.5)
 V1_HTML = "application/vnd.pypi.simple.v1+html"
 V1_JSON = "application/vnd.pypi.simple.v1+json"
 # What a client may ask for -> (page format, the Content-Type we answer with).
@@ -110,6 +111,7 @@ class Page:
     source: object  # the Project or project-list snapshot it was rendered from
     body: bytes
     etag: str
+    namespaces: object = None  # the NamespaceRules it was rendered with
 
 
 def _upload_time(timestamp: float) -> str:
@@ -129,7 +131,7 @@ def render_root(projects: Iterable[tuple[str, str]], fmt: str) -> bytes:
     return _html("Simple index", links)
 
 
-def render_project(project: Project, fmt: str) -> bytes:
+def render_project(project: Project, fmt: str, namespaces: list[dict] | None = None) -> bytes:
     if fmt == "json":
         files = []
         for f in project.files:
@@ -149,6 +151,7 @@ def render_project(project: Project, fmt: str) -> bytes:
             "name": project.name,
             "versions": list(project.versions),
             "files": files,
+            "namespaces": namespaces,
         }
         return json.dumps(doc, separators=(",", ":")).encode()
     links = []
@@ -358,7 +361,8 @@ class SimpleAPI:
             return None
         key = (name, fmt)
         page = self._pages.get(key)
-        if page is not None and _same(page.source, source):
+        rules = self.sources.namespaces
+        if page is not None and _same(page.source, source) and page.namespaces is rules:
             self.on_page_hit()
             return page
         self.on_page_miss()
@@ -369,10 +373,10 @@ class SimpleAPI:
             merged = merge(local, upstream) if local and upstream else local or upstream
             if merged is None:
                 return None
-            body = render_project(merged, fmt)
+            body = render_project(merged, fmt, rules.api_entries(name))
         else:
-            body = render_project(source, fmt)  # type: ignore[arg-type]
-        page = Page(source, body, f'"{hashlib.sha256(body).hexdigest()[:32]}-{fmt}"')
+            body = render_project(source, fmt, rules.api_entries(name))  # type: ignore[arg-type]
+        page = Page(source, body, f'"{hashlib.sha256(body).hexdigest()[:32]}-{fmt}"', rules)
         if self._cache_size and len(body) <= PAGE_CACHE_BYTES:
             with self._cache_lock:
                 replaced = self._pages.pop(key, None)
@@ -401,7 +405,7 @@ class SimpleAPI:
         local, upstream, claimed = source
         names = dict(local)
         for n, display in upstream:
-            if n not in names and n not in claimed:
+            if n not in names and n not in claimed and not self.sources.namespaces.covers(n):
                 names[n] = display
         return sorted(names.items())
 

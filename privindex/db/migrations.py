@@ -733,6 +733,47 @@ def v11_listing_indexes(db: peewee.Database) -> None:
     )
 
 
+def v14_namespaces(db: peewee.Database) -> None:
+    """PEP 752 namespace grants: a normalized prefix that makes every name under it local
+    (upstream/source_rules.py) and reserves new projects under it for its owners
+    (accounts/permissions.py), unless `open`. Owners are users; a grant's history is in the
+    audit trail, so a revoke deletes its rows."""
+    run(
+        db,
+        [
+            Dialects(
+                sqlite="""CREATE TABLE namespace (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE,
+            open INTEGER NOT NULL DEFAULT 0,
+            created_at REAL NOT NULL
+        )""",
+                postgresql="""CREATE TABLE namespace (
+            id SERIAL PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE,
+            open BOOLEAN NOT NULL DEFAULT FALSE,
+            created_at DOUBLE PRECISION NOT NULL
+        )""",
+            ),
+            Dialects(
+                sqlite="""CREATE TABLE namespace_owner (
+            id INTEGER PRIMARY KEY,
+            namespace_id INTEGER NOT NULL REFERENCES namespace (id) ON DELETE CASCADE,
+            user_id INTEGER NOT NULL REFERENCES user (id) ON DELETE CASCADE
+        )""",
+                postgresql="""CREATE TABLE namespace_owner (
+            id SERIAL PRIMARY KEY,
+            namespace_id INTEGER NOT NULL REFERENCES namespace (id) ON DELETE CASCADE,
+            user_id INTEGER NOT NULL REFERENCES "user" (id) ON DELETE CASCADE
+        )""",
+            ),
+            "CREATE UNIQUE INDEX namespace_owner_pair ON namespace_owner (namespace_id, user_id)",
+            "CREATE INDEX namespace_owner_user ON namespace_owner (user_id)",
+        ],
+        "v14",
+    )
+
+
 MIGRATIONS = [
     v1_files,
     v2_accounts,
@@ -745,4 +786,5 @@ MIGRATIONS = [
     v9_dist_file_filename,
     v10_rate_limits,
     v11_listing_indexes,
+    v14_namespaces,  # number given by the lead; renumbered at merge
 ]

@@ -4,10 +4,13 @@ One answer per normalized name, decided here and nowhere else; the read path and
 upload path both ask. A name this index knows (files in the index, or a `project` row:
 claimed by an upload, a token scope or an admin, kept when its last file goes) hides the
 upstream completely, unless an admin allowed the upstream for it (`project.allow_upstream`),
-then local files come first. Any other name is served from the upstream.
+then local files come first. A name under a granted PEP 752 namespace (`acme`, `acme-*`) is
+local by rule, before any upload: its upstream files are never served, which closes
+dependency confusion by prefix (an admin's allowance for one name still merges it). Any
+other name is served from the upstream.
 
 The read path must not query the database: `Sources` keeps the claimed and allowed names
-in memory, reloaded after our own changes and by the store watcher (for the CLI's).
+and the namespace grants in memory, reloaded after our own changes and by the store watcher (for the CLI's).
 """
 
 from __future__ import annotations
@@ -16,11 +19,13 @@ import enum
 import logging
 import threading
 import time
+from dataclasses import dataclass
 
 from packaging.utils import canonicalize_name
 
+from privindex.accounts import namespaces
 from privindex.db.connection import data_version, database
-from privindex.db.models import AuditEvent, DistFile, Project
+from privindex.db.models import AuditEvent, DistFile, Project, ProjectRole, User
 from privindex.ops import audit
 from privindex.ops.audit import Tag
 from privindex.ops.logs import redact_url
@@ -47,12 +52,52 @@ def claimed_names() -> tuple[frozenset[str], frozenset[str]]:
     return frozenset(n for n, _a in rows), frozenset(n for n, a in rows if a)
 
 
+@dataclass(frozen=True)
+class NamespaceRules:
+    """The granted namespaces, and which (namespace, project) pairs have a project owner
+    among the grant's owners (PEP 752's `owned`), as one immutable value: replaced, never
+    changed, so a page rendered with it stays valid while it is the current one."""
+
+    granted: frozenset[str] = frozenset()
+    owned: frozenset[tuple[str, str]] = frozenset()
+
+    def covers(self, name: str) -> bool:
+        return bool(self.granted) and bool(namespaces.covering(name, self.granted))
+
+    def api_entries(self, name: str) -> list[dict] | None:
+        """PEP 752's `namespaces` value for a project detail page: null outside every grant."""
+        found = namespaces.covering(name, self.granted) if self.granted else []
+        return [{"name": n, "owned": (n, name) in self.owned} for n in found] or None
+
+
+def namespace_rules() -> NamespaceRules:
+    grants = namespaces.list_grants()
+    if not grants:
+        return NamespaceRules()
+    granted = {g.name: g for g in grants}
+    owners = (
+        Project.select(Project.name, User.username)
+        .join(ProjectRole)
+        .join(User)
+        .where(ProjectRole.role == "owner")
+        .tuples()
+    )
+    owned = {
+        (n, project)
+        for project, username in owners
+        for n in namespaces.covering(project, granted)
+        if username in granted[n].owners
+    }
+    return NamespaceRules(frozenset(granted), frozenset(owned))
+
+
 class Sources:
     def __init__(self, index: Index, cache: UpstreamCache | None):
         self.index = index
         self.cache = cache
         self.claimed: frozenset[str] = frozenset()
         self.allowed: frozenset[str] = frozenset()
+        self.namespaces = NamespaceRules()
         self._data_version: int | None = None
 
     @property
@@ -68,6 +113,9 @@ class Sources:
                 return
             self._data_version = version
         self.claimed, self.allowed = claimed_names()
+        rules = namespace_rules()
+        if rules != self.namespaces:  # a new value only when it changed: pages stay cached
+            self.namespaces = rules
 
     def source(self, name: str) -> Source:
         """From memory only: the hot path of every page and download."""
@@ -75,12 +123,17 @@ class Sources:
             return Source.LOCAL
         if name in self.allowed:
             return Source.MERGED
-        if name in self.claimed or self.index.snapshot.projects.get(name) is not None:
+        if self.known_locally(name):
             return Source.LOCAL
         return Source.UPSTREAM
 
     def known_locally(self, name: str) -> bool:
-        return name in self.claimed or self.index.snapshot.projects.get(name) is not None
+        """Claimed, listed, or under a granted namespace (local by rule)."""
+        return (
+            name in self.claimed
+            or self.index.snapshot.projects.get(name) is not None
+            or self.namespaces.covers(name)
+        )
 
     # -- the upload guard ------------------------------------------------------------------
 
@@ -213,6 +266,7 @@ def set_upstream_allowed(name: str, allowed: bool, ctx: audit.Context) -> bool:
 
 
 __all__ = [
+    "NamespaceRules",
     "Source",
     "Sources",
     "UpstreamClaimed",
