@@ -737,7 +737,8 @@ def v14_namespaces(db: peewee.Database) -> None:
     """PEP 752 namespace grants: a normalized prefix that makes every name under it local
     (upstream/source_rules.py) and reserves new projects under it for its owners
     (accounts/permissions.py), unless `open`. Owners are users; a grant's history is in the
-    audit trail, so a revoke deletes its rows."""
+    audit trail, so a revoke deletes its rows. On PostgreSQL the grants and project roles
+    (PEP 752's `owned`) bump change_counter like the tables of v8, so every server follows."""
     run(
         db,
         [
@@ -769,6 +770,14 @@ def v14_namespaces(db: peewee.Database) -> None:
             ),
             "CREATE UNIQUE INDEX namespace_owner_pair ON namespace_owner (namespace_id, user_id)",
             "CREATE INDEX namespace_owner_user ON namespace_owner (user_id)",
+            Dialects(
+                sqlite=[],
+                postgresql=[
+                    f"""CREATE TRIGGER {table}_changed AFTER INSERT OR UPDATE OR DELETE ON {table}
+           FOR EACH STATEMENT EXECUTE FUNCTION change_counter_bump()"""
+                    for table in ("namespace", "namespace_owner", "project_role")
+                ],
+            ),
         ],
         "v14",
     )
