@@ -160,6 +160,23 @@ def test_revoking_a_grant_gives_unclaimed_names_back_to_the_upstream(team, upstr
     assert missing.returncode == 1 and "there is no namespace 'gizmo'" in missing.stderr
 
 
+def test_the_namespace_list_and_detail_say_what_is_granted(team, accounts):
+    acc = accounts(team)
+    acc.user("tess")
+    acc.cli("namespace", "grant", "tools", "--owner", "tess")
+    acc.cli("namespace", "grant", "tools-cli-extra", "--owner", "tess")
+
+    def get(path: str) -> requests.Response:
+        return requests.get(f"{team.url}/simple/{path}", timeout=10)
+
+    wait_until(lambda: {"name": "tools-cli-extra"} in get("namespaces").json(), 10)  # the watcher reloads
+    assert {"name": "tools"} in get("namespaces").json()
+    assert get("namespace/tools").json() == {"name": "tools", "parent": None, "children": ["tools-cli-extra"]}
+    detail = get("namespace/Tools.CLI_extra").json()
+    assert detail == {"name": "tools-cli-extra", "parent": "tools", "children": []}
+    assert get("namespace/tools-cli").status_code == 404  # covered, but not a grant
+
+
 # -- the rules, without a server ------------------------------------------------------------------
 
 

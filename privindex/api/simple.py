@@ -288,6 +288,8 @@ class SimpleAPI:
 
     def _simple(self, environ: dict, start_response: StartResponse, path: str) -> Iterable[bytes]:
         prefix = environ.get("SCRIPT_NAME", "")
+        if path == "/simple/namespaces" or path.startswith("/simple/namespace/"):
+            return self._namespaces(environ, start_response, path)
         if path in ("/simple", "/simple/"):
             if path == "/simple":
                 return _redirect(start_response, f"{prefix}/simple/")
@@ -340,6 +342,28 @@ class SimpleAPI:
         if environ["REQUEST_METHOD"] == "HEAD":
             return []
         return _shared_body(environ, page.body)
+
+    def _namespaces(self, environ: dict, start_response: StartResponse, path: str) -> Iterable[bytes]:
+        """PEP 752's namespace list and detail, relative to the Simple API's root like a
+        project page (no project URL ends without a slash, nor holds one inside: no clash)."""
+        rules = self.sources.namespaces
+        if path == "/simple/namespaces":
+            doc: object = rules.api_list()
+        else:
+            doc = rules.api_detail(_canonical(path[len("/simple/namespace/") :]))
+            if doc is None:
+                return _not_found(start_response)
+        body = json.dumps(doc, separators=(",", ":")).encode()
+        start_response(
+            "200 OK",
+            [
+                ("Content-Type", "application/json"),
+                ("Content-Length", str(len(body))),
+                ("Cache-Control", PAGE_CACHE_CONTROL),
+                *PAGE_SECURITY_HEADERS,
+            ],
+        )
+        return [] if environ["REQUEST_METHOD"] == "HEAD" else [body]
 
     def _page(self, name: str | None, fmt: str) -> Page | None:
         """The rendered page, from the cache while its source objects are the current ones.

@@ -69,6 +69,22 @@ class NamespaceRules:
         found = namespaces.covering(name, self.granted) if self.granted else []
         return [{"name": n, "owned": (n, name) in self.owned} for n in found] or None
 
+    def api_list(self) -> list[dict]:
+        """PEP 752's namespace list."""
+        return [{"name": n} for n in sorted(self.granted)]
+
+    def api_detail(self, name: str) -> dict | None:
+        """PEP 752's namespace detail: the nearest granted parent and the direct children."""
+        if name not in self.granted:
+            return None
+
+        def parent(n: str) -> str | None:
+            above = namespaces.covering(n, self.granted)[:-1]
+            return above[-1] if above else None
+
+        children = sorted(n for n in self.granted if n != name and parent(n) == name)
+        return {"name": name, "parent": parent(name), "children": children}
+
 
 def namespace_rules() -> NamespaceRules:
     grants = namespaces.list_grants()
