@@ -206,3 +206,28 @@ def test_grants_are_normalized_and_may_not_take_names_from_another_owner(runner)
     assert bad.exit_code == 1 and "not a valid project name" in bad.output
     with pytest.raises(AccountError):
         namespaces.normalize("no spaces")
+
+
+def test_a_pending_publisher_cannot_create_a_project_in_someone_elses_namespace(make_app):
+    """Trusted Publishing's pending publishers create projects too: the same rule applies."""
+    from privindex.accounts import users
+    from privindex.config import OIDCIssuer
+    from privindex.db.connection import bound
+    from privindex.oidc import publishers
+    from privindex.ops import audit
+
+    app = make_app(oidc_issuers=(OIDCIssuer("https://gitlab.example.test", "gitlab"),))
+    settings = app.extensions["privindex"].settings
+    with bound(app.extensions["privindex"].database):
+        alice = users.create_user("alice", "correct horse battery", audit.CLI)
+        mallory = users.create_user("mallory", "correct horse battery", audit.CLI)
+        namespaces.grant("acme", ["alice"], False, audit.CLI)
+
+        def add(user, name):
+            return publishers.add_publisher(
+                settings, name, "gitlab", "team/tool", ".gitlab-ci.yml", user, audit.CLI
+            )
+
+        with pytest.raises(AccountError, match="'acme-tool' is in the namespace 'acme', reserved for alice"):
+            add(mallory, "acme-tool")
+        assert add(alice, "acme-tool").pending_name == "acme-tool"

@@ -27,7 +27,7 @@ def test_root_page_lists_every_project_in_both_formats(url, accept):
     with PyPISimple(f"{url}/simple/", accept=accept) as client:
         page = client.get_index_page()
     assert sorted(page.projects) == ["Beta_Pkg", "alpha", "future-only", "handmade"]
-    assert page.repository_version == "1.1"
+    assert page.repository_version == "1.5"
 
 
 @pytest.mark.parametrize("accept", [ACCEPT_JSON_ONLY, ACCEPT_HTML_ONLY])
@@ -72,7 +72,7 @@ def test_handmade_sdist_requires_python_is_published_and_escaped(url):
 
 def test_html_page_carries_pep_629_658_714_attributes(url):
     html = requests.get(f"{url}/simple/beta-pkg/", timeout=10).text
-    assert '<meta name="pypi:repository-version" content="1.1">' in html
+    assert '<meta name="pypi:repository-version" content="1.5">' in html
     wheel_line = next(line for line in html.splitlines() if ".whl" in line)
     assert "#sha256=" in wheel_line
     assert 'data-core-metadata="sha256=' in wheel_line

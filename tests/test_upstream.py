@@ -145,7 +145,7 @@ def test_a_local_name_hides_the_upstream_completely(proxy, upstream, tmp_path):
 def test_upstream_pages_are_served_faithfully_in_both_formats(proxy, upstream):
     ours, theirs = page(proxy, "alpha"), page(upstream, "alpha")
     assert ours["versions"] == theirs["versions"] == ["1.0", "2.0"]
-    assert ours["meta"]["api-version"] == "1.1"
+    assert ours["meta"]["api-version"] == "1.5"
     by_name = {f["filename"]: f for f in theirs["files"]}
     assert {f["filename"] for f in ours["files"]} == set(by_name)
     for f in ours["files"]:
