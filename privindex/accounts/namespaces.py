@@ -14,7 +14,7 @@ upstream closed for a prefix without choosing who may create projects under it.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Container, Iterable
 from dataclasses import dataclass
 
 import peewee
@@ -45,10 +45,9 @@ def normalize(text: str) -> str:
         ) from None
 
 
-def covering(name: str, granted: Iterable[str]) -> list[str]:
-    """The granted namespaces a normalized project name falls under, shortest first: its
-    `-`-separated prefixes that are granted (one set lookup each)."""
-    granted = granted if isinstance(granted, (set, frozenset, dict)) else set(granted)
+def covering(name: str, granted: Container[str]) -> list[str]:
+    """The granted namespaces (a set, or a dict by name) a normalized project name falls
+    under, shortest first: its `-`-separated prefixes that are granted, one lookup each."""
     parts = name.split("-")
     prefixes = ("-".join(parts[: i + 1]) for i in range(len(parts)))
     return [p for p in prefixes if p in granted]

@@ -10,7 +10,8 @@ dependency confusion by prefix (an admin's allowance for one name still merges i
 other name is served from the upstream.
 
 The read path must not query the database: `Sources` keeps the claimed and allowed names
-and the namespace grants in memory, reloaded after our own changes and by the store watcher (for the CLI's).
+and the namespace grants in memory, reloaded after our own changes and by the store
+watcher (for the CLI's).
 """
 
 from __future__ import annotations
