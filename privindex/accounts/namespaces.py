@@ -14,7 +14,7 @@ upstream closed for a prefix without choosing who may create projects under it.
 from __future__ import annotations
 
 import time
-from collections.abc import Container, Iterable
+from collections.abc import Container, Iterable, Iterator
 from dataclasses import dataclass
 
 import peewee
@@ -48,9 +48,16 @@ def normalize(text: str) -> str:
 def covering(name: str, granted: Container[str]) -> list[str]:
     """The granted namespaces (a set, or a dict by name) a normalized project name falls
     under, shortest first: its `-`-separated prefixes that are granted, one lookup each."""
-    parts = name.split("-")
-    prefixes = ("-".join(parts[: i + 1]) for i in range(len(parts)))
-    return [p for p in prefixes if p in granted]
+    return [prefix for prefix in prefixes(name) if prefix in granted]
+
+
+def prefixes(name: str) -> Iterator[str]:
+    """`a-b-c` -> `a`, `a-b`, `a-b-c`: every namespace that could cover the name."""
+    end = name.find("-")
+    while end != -1:
+        yield name[:end]
+        end = name.find("-", end + 1)
+    yield name
 
 
 def overlaps(a: str, b: str) -> bool:

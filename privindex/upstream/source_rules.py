@@ -63,7 +63,16 @@ class NamespaceRules:
     owned: frozenset[tuple[str, str]] = frozenset()
 
     def covers(self, name: str) -> bool:
-        return bool(self.granted) and bool(namespaces.covering(name, self.granted))
+        """Whether a name is under a grant: on the read path, so it stops at the first."""
+        granted = self.granted
+        if not granted:
+            return False
+        end = name.find("-")
+        while end != -1:  # namespaces.prefixes, inlined: no generator per request
+            if name[:end] in granted:
+                return True
+            end = name.find("-", end + 1)
+        return name in granted
 
     def api_entries(self, name: str) -> list[dict] | None:
         """PEP 752's `namespaces` value for a project detail page: null outside every grant."""
