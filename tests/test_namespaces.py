@@ -80,10 +80,12 @@ def test_a_granted_prefix_closes_the_upstream_before_any_local_upload(team, upst
     # before the grant: the name is the upstream's, and pip takes the attacker's release
     assert pip_download(team, tmp_path / "before", "acme-newthing").returncode == 0
     assert {p.name for p in (tmp_path / "before").iterdir()} == {"acme_newthing-6.6.6-py3-none-any.whl"}
+    assert "acme-newthing" in requests.get(team.index_url, timeout=10).text  # cached, so listed
 
     granted = acc.cli("namespace", "grant", "Acme", "--owner", "alice")
     assert "namespace acme granted to alice" in granted.stderr
     wait_until(lambda: page(team, "acme-newthing").status_code == 404, 10)
+    assert "acme-newthing" not in requests.get(team.index_url, timeout=10).text
     refused = pip_download(team, tmp_path / "pip", "acme-newthing")
     assert refused.returncode != 0 and "No matching distribution found for acme-newthing" in refused.stderr
     assert not (tmp_path / "pip").exists() or not any((tmp_path / "pip").iterdir())
