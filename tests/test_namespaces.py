@@ -204,6 +204,12 @@ def test_grants_are_normalized_and_may_not_take_names_from_another_owner(runner)
     assert (
         runner.invoke("namespace", "grant", "acme", "--owner", "alice").exit_code == 0
     )  # the same owner may
+    claimed = runner.invoke("project", "claim", "acme-tools-x", "--owner", "bob")  # an admin's claim
+    assert (
+        claimed.exit_code == 1
+        and "'acme-tools-x' is in the namespace 'acme', reserved for alice" in claimed.output
+    )
+    assert runner.invoke("project", "claim", "acme-tools-x", "--owner", "alice").exit_code == 0
     bad = runner.invoke("namespace", "grant", "acme_", "--owner", "alice")
     assert bad.exit_code == 1 and "not a valid project name" in bad.output
     with pytest.raises(AccountError):

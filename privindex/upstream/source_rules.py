@@ -167,7 +167,12 @@ class Sources:
         """Refuse the first upload to a name the upstream serves (outside any transaction:
         it may ask the upstream). A name known here, or claimed by an admin, passes. When the
         upstream cannot be asked, refuse (fail closed): a retry or an admin's claim helps."""
-        if self.cache is None or self.known_locally(name) or _has_row_or_files(name):
+        if (
+            self.cache is None
+            or self.known_locally(name)
+            or _has_row_or_files(name)
+            or namespaces.grants_for(name)  # granted a moment ago, not yet in memory
+        ):
             return
         try:
             on_upstream = self.cache.has_project(name)
