@@ -198,3 +198,34 @@ def test_sign_in_with_the_keyboard_alone(browser, site):  # noqa: F811
         expect(page.get_by_role("button", name="Sign out admin")).to_be_visible()
     finally:
         page.close()
+
+
+@pytest.mark.parametrize("width", [390, 1280])
+def test_an_admin_grants_and_revokes_a_namespace_in_the_browser(browser, site, signed_in, width):  # noqa: F811
+    """The namespaces page (grant, list, revoke) and the project page's namespace line."""
+    if not AXE.exists():
+        pytest.skip(f"{AXE} is missing")
+    o = site.origin
+    page = browser.new_context(
+        viewport={"width": width, "height": 800}, bypass_csp=True, storage_state=signed_in
+    ).new_page()
+    try:
+        page.goto(f"{o}/admin/namespaces")
+        expect(page.get_by_text("No namespace is granted.")).to_be_visible()
+        page.get_by_label("Prefix").fill("Demo")
+        page.get_by_label("Owners (usernames, separated by spaces or commas)").fill("admin")
+        page.get_by_role("button", name="Grant", exact=True).click()
+        expect(
+            page.get_by_text("The namespace demo is granted: names under it are local now.")
+        ).to_be_visible()
+        expect(page.locator("tbody tr").first).to_contain_text("demo")
+        check_page(page, "admin-namespaces", width)
+        page.goto(f"{o}/projects/demo-pkg")
+        expect(page.get_by_text("In namespace demo (owned by admin)")).to_be_visible()
+        check_page(page, "project-in-namespace", width)
+        page.goto(f"{o}/admin/namespaces")
+        page.get_by_role("button", name="Revoke").click()
+        expect(page.get_by_text("The namespace demo is revoked.")).to_be_visible()
+        expect(page.get_by_text("No namespace is granted.")).to_be_visible()
+    finally:
+        page.context.close()

@@ -8,6 +8,7 @@ an admin assigns one.
 
 from __future__ import annotations
 
+from privindex.accounts import namespaces
 from privindex.db.models import DistFile, Project, ProjectRole, User
 
 ROLES = ("owner", "maintainer")
@@ -15,6 +16,10 @@ ROLES = ("owner", "maintainer")
 
 class UploadDenied(Exception):
     """The token may not upload to this project; the message says why and what to do."""
+
+
+class NamespaceReserved(UploadDenied):
+    """A new project under a namespace the user has no grant for (PEP 752: 409 Conflict)."""
 
 
 def project_exists(name: str) -> bool:
@@ -57,9 +62,23 @@ def check_upload(user: User, read_only: bool, scope: set[str] | None, name: str)
     if project is None:
         if DistFile.select().where(DistFile.project == name).exists():
             raise UploadDenied(f"The project {name!r} has no owner yet; ask an admin to assign one")
+        check_namespace(user, name)
         return
     if not user_role(user, project):
         raise UploadDenied(f"The user {user.username!r} isn't allowed to upload to project {name!r}")
+
+
+def check_namespace(user: User, name: str) -> None:
+    """Raise NamespaceReserved unless `user` may create the project `name`: under a
+    restricted namespace only its owners (and admins) may; projects that already exist
+    keep their own roles, so this is asked of new names only."""
+    refused = namespaces.may_create_under(user, name)
+    if refused:
+        grant = refused[0]
+        raise NamespaceReserved(
+            f"{name!r} is in the namespace {grant.name!r}, reserved for {', '.join(grant.owners)}; "
+            "ask one of them or an admin to create the project, or to share the namespace"
+        )
 
 
 def first_upload_owns(name: str) -> bool:

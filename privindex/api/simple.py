@@ -5,7 +5,8 @@ bypass Flask's routing and request objects: a request is a dict lookup in the In
 identity check on a cached rendered page, and a write. Standards served: PEP 503 (HTML),
 PEP 629 (repository-version meta), PEP 592 (yanked), PEP 658/714 (core metadata files),
 PEP 691 (JSON, content negotiation), PEP 700 (versions, size, upload-time), PEP 740
-(provenance of cached upstream files that have one), PEP 792 (project status: a
+(provenance of cached upstream files that have one), PEP 752 (the JSON project page's
+`namespaces`, from source_rules' NamespaceRules in memory), PEP 792 (project status: a
 quarantined project lists and serves no files).
 """
 
@@ -45,7 +46,7 @@ from privindex.upstream.source_rules import Source, Sources
 
 log = logging.getLogger(__name__)
 
-API_VERSION = "1.4"  # PEP 792's; 1.2 (PEP 708) adds only optional keys, 1.3 is PEP 740's provenance
+API_VERSION = "1.5"  # PEP 752's; 1.2 (PEP 708) adds only optional keys, 1.3 PEP 740, 1.4 PEP 792
 V1_HTML = "application/vnd.pypi.simple.v1+html"
 V1_JSON = "application/vnd.pypi.simple.v1+json"
 # What a client may ask for -> (page format, the Content-Type we answer with).
@@ -115,6 +116,7 @@ class Page:
     body: bytes
     etag: str
     status: ProjectStatus = ACTIVE  # the local status it was rendered with (an identity check too)
+    namespaces: object = None  # the NamespaceRules it was rendered with (an identity check too)
 
 
 def _upload_time(timestamp: float) -> str:
@@ -134,7 +136,9 @@ def render_root(projects: Iterable[tuple[str, str]], fmt: str) -> bytes:
     return _html("Simple index", links)
 
 
-def render_project(project: Project, fmt: str, status: ProjectStatus = ACTIVE) -> bytes:
+def render_project(
+    project: Project, fmt: str, status: ProjectStatus = ACTIVE, namespaces: list[dict] | None = None
+) -> bytes:
     """The project's page; a quarantined project's lists no files (PEP 792)."""
     listed = project.files if status.offers_files else ()
     if fmt == "json":
@@ -162,6 +166,7 @@ def render_project(project: Project, fmt: str, status: ProjectStatus = ACTIVE) -
             "name": project.name,
             "versions": list(project.versions),
             "files": files,
+            "namespaces": namespaces,
         }
         return json.dumps(doc, separators=(",", ":")).encode()
     links = []
@@ -219,9 +224,16 @@ class PageCache:
         self._bytes = 0  # the cached bodies' total
         self._lock = threading.Lock()
 
-    def get(self, key: object, source: object, status: ProjectStatus = ACTIVE) -> Page | None:
+    def get(
+        self, key: object, source: object, status: ProjectStatus = ACTIVE, namespaces: object = None
+    ) -> Page | None:
         page = self._pages.get(key)
-        valid = page is not None and page.status is status and _same(page.source, source)
+        valid = (
+            page is not None
+            and page.status is status
+            and page.namespaces is namespaces
+            and _same(page.source, source)
+        )
         return page if valid else None
 
     def put(self, key: object, page: Page) -> None:
@@ -330,6 +342,8 @@ class SimpleAPI:
 
     def _simple(self, environ: dict, start_response: StartResponse, path: str) -> Iterable[bytes]:
         prefix = environ.get("SCRIPT_NAME", "")
+        if path == "/simple/namespaces" or path.startswith("/simple/namespace/"):
+            return self._namespaces(environ, start_response, path)
         if path in ("/simple", "/simple/"):
             if path == "/simple":
                 return _redirect(start_response, f"{prefix}/simple/")
@@ -366,6 +380,28 @@ class SimpleAPI:
             [("Content-Type", content_type), ("Vary", "Accept")],
         )
 
+    def _namespaces(self, environ: dict, start_response: StartResponse, path: str) -> Iterable[bytes]:
+        """PEP 752's namespace list and detail, relative to the Simple API's root like a
+        project page (no project URL ends without a slash, nor holds one inside: no clash)."""
+        rules = self.sources.namespaces
+        if path == "/simple/namespaces":
+            doc: object = rules.api_list()
+        else:
+            doc = rules.api_detail(_canonical(path[len("/simple/namespace/") :]))
+            if doc is None:
+                return _not_found(start_response)
+        body = json.dumps(doc, separators=(",", ":")).encode()
+        start_response(
+            "200 OK",
+            [
+                ("Content-Type", "application/json"),
+                ("Content-Length", str(len(body))),
+                ("Cache-Control", PAGE_CACHE_CONTROL),
+                *PAGE_SECURITY_HEADERS,
+            ],
+        )
+        return [] if environ["REQUEST_METHOD"] == "HEAD" else [body]
+
     def _page(self, name: str | None, fmt: str) -> Page | None:
         """The rendered page, from the cache while its source objects are the current ones.
         A local name never reaches the upstream code (sources decides from memory)."""
@@ -381,7 +417,8 @@ class SimpleAPI:
         if source is None:
             return None
         key = (name, fmt)
-        page = self._pages.get(key, source, status)
+        rules = self.sources.namespaces
+        page = self._pages.get(key, source, status, rules)
         if page is not None:
             self.on_page_hit()
             return page
@@ -392,8 +429,9 @@ class SimpleAPI:
             project = resolve(source)
             if project is None:
                 return None
-            body = render_project(project, fmt, status)  # type: ignore[arg-type]  # an UpstreamProject is shaped alike
-        page = Page(_held_lightly(source), body, f'"{hashlib.sha256(body).hexdigest()[:32]}-{fmt}"', status)
+            body = render_project(project, fmt, status, rules.api_entries(name))  # type: ignore[arg-type]
+        etag = f'"{hashlib.sha256(body).hexdigest()[:32]}-{fmt}"'
+        page = Page(_held_lightly(source), body, etag, status, rules)
         self._pages.put(key, page)
         return page
 
@@ -432,7 +470,7 @@ class SimpleAPI:
         local, upstream, claimed = source
         names = dict(local)
         for n, display in upstream:
-            if n not in names and n not in claimed:
+            if n not in names and n not in claimed and not self.sources.namespaces.covers(n):
                 names[n] = display
         return sorted(names.items())
 

@@ -19,7 +19,7 @@ from packaging.version import InvalidVersion, Version
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from privindex.accounts import api_tokens
-from privindex.accounts.permissions import UploadDenied
+from privindex.accounts.permissions import NamespaceReserved, UploadDenied
 from privindex.api.http import audit_context, plain_response
 from privindex.auth import token_format
 from privindex.ops import audit, metrics
@@ -128,7 +128,7 @@ def _accept(auth: api_tokens.TokenAuth, ctx: audit.Context):
             sources=services.sources,
         )
     except UploadDenied as exc:
-        raise Refused(403, str(exc), form.project) from None
+        raise Refused(_denied_status(exc), str(exc), form.project) from None
     facts = _check_file(form)
     try:
         published = publishing.publish_upload(
@@ -144,7 +144,7 @@ def _accept(auth: api_tokens.TokenAuth, ctx: audit.Context):
             overwrite=services.settings.overwrite,
         )
     except UploadDenied as exc:
-        raise Refused(403, str(exc), form.project) from None
+        raise Refused(_denied_status(exc), str(exc), form.project) from None
     except publishing.AlreadyExists as exc:
         raise Refused(400, str(exc), form.project) from None
     if published.outcome == "identical":
@@ -153,6 +153,11 @@ def _accept(auth: api_tokens.TokenAuth, ctx: audit.Context):
     if observed is not None:
         observed.uploaded(facts.size)
     return plain_response(200, "OK")
+
+
+def _denied_status(exc: UploadDenied) -> int:
+    """403, but 409 Conflict for a name in someone else's namespace, as PEP 752 requires."""
+    return 409 if isinstance(exc, NamespaceReserved) else 403
 
 
 def _read_form() -> UploadForm:

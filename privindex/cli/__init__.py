@@ -6,7 +6,7 @@ from __future__ import annotations
 import click
 
 from privindex import __version__
-from privindex.cli import cache, files, ops, projects, publishers, tokens, users
+from privindex.cli import cache, files, namespaces, ops, projects, publishers, tokens, users
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -20,6 +20,7 @@ for command in (
     users.user,
     tokens.token,
     projects.project,
+    namespaces.namespace,
     publishers.publisher,
     files.file_group,
     ops.audit_command,

@@ -129,10 +129,18 @@ def project_set_owner(project_name: str, username: str) -> None:
 @click.option("--owner", "username", help="Make this user its owner (who may then upload).")
 def project_claim(project_name: str, username: str | None) -> None:
     """Make PROJECT_NAME local: the upstream index is hidden for it from now on."""
+    from packaging.utils import canonicalize_name
+
+    from privindex.accounts import permissions, users
     from privindex.ops import audit
     from privindex.packages import projects
     from privindex.upstream import source_rules
 
+    if username and not permissions.project_exists(canonicalize_name(project_name)):
+        try:  # the new owner, not the admin, is who creates it under a namespace
+            permissions.check_namespace(users.get_user(username), canonicalize_name(project_name))
+        except permissions.NamespaceReserved as exc:
+            raise users.AccountError(str(exc)) from None
     changed = source_rules.claim(project_name, audit.CLI)
     if username:
         projects.set_role(project_name, username, "owner", audit.CLI)

@@ -742,6 +742,56 @@ def v12_project_status(db: peewee.Database) -> None:
             "ALTER TABLE project ADD COLUMN status TEXT NOT NULL DEFAULT 'active'",
             "ALTER TABLE project ADD COLUMN status_reason TEXT NOT NULL DEFAULT ''",
         ],
+        "v12",
+    )
+
+
+def v13_namespaces(db: peewee.Database) -> None:
+    """PEP 752 namespace grants: a normalized prefix that makes every name under it local
+    (upstream/source_rules.py) and reserves new projects under it for its owners
+    (accounts/permissions.py), unless `open`. Owners are users; a grant's history is in the
+    audit trail, so a revoke deletes its rows. On PostgreSQL the grants and project roles
+    (PEP 752's `owned`) bump change_counter like the tables of v8, so every server follows."""
+    run(
+        db,
+        [
+            Dialects(
+                sqlite="""CREATE TABLE namespace (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE,
+            open INTEGER NOT NULL DEFAULT 0,
+            created_at REAL NOT NULL
+        )""",
+                postgresql="""CREATE TABLE namespace (
+            id SERIAL PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE,
+            open BOOLEAN NOT NULL DEFAULT FALSE,
+            created_at DOUBLE PRECISION NOT NULL
+        )""",
+            ),
+            Dialects(
+                sqlite="""CREATE TABLE namespace_owner (
+            id INTEGER PRIMARY KEY,
+            namespace_id INTEGER NOT NULL REFERENCES namespace (id) ON DELETE CASCADE,
+            user_id INTEGER NOT NULL REFERENCES user (id) ON DELETE CASCADE
+        )""",
+                postgresql="""CREATE TABLE namespace_owner (
+            id SERIAL PRIMARY KEY,
+            namespace_id INTEGER NOT NULL REFERENCES namespace (id) ON DELETE CASCADE,
+            user_id INTEGER NOT NULL REFERENCES "user" (id) ON DELETE CASCADE
+        )""",
+            ),
+            "CREATE UNIQUE INDEX namespace_owner_pair ON namespace_owner (namespace_id, user_id)",
+            "CREATE INDEX namespace_owner_user ON namespace_owner (user_id)",
+            Dialects(
+                sqlite=[],
+                postgresql=[
+                    f"""CREATE TRIGGER {table}_changed AFTER INSERT OR UPDATE OR DELETE ON {table}
+           FOR EACH STATEMENT EXECUTE FUNCTION change_counter_bump()"""
+                    for table in ("namespace", "namespace_owner", "project_role")
+                ],
+            ),
+        ],
         "v13",
     )
 
@@ -759,4 +809,5 @@ MIGRATIONS = [
     v10_rate_limits,
     v11_listing_indexes,
     v12_project_status,
+    v13_namespaces,
 ]

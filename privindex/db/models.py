@@ -106,6 +106,19 @@ class ProjectRole(BaseModel):
     role = peewee.TextField()  # 'owner' or 'maintainer'
 
 
+class Namespace(BaseModel):
+    """A PEP 752 namespace grant (v14): the prefix and its `-` children are local by rule."""
+
+    name = peewee.TextField(unique=True)  # normalized
+    open = peewee.BooleanField(default=False)  # anyone may create projects under it
+    created_at = peewee.FloatField()
+
+
+class NamespaceOwner(BaseModel):
+    namespace = peewee.ForeignKeyField(Namespace, backref="owners", on_delete="CASCADE")
+    user = peewee.ForeignKeyField(User, backref="namespaces", on_delete="CASCADE")
+
+
 class ApiToken(BaseModel):
     """Only the SHA-256 of the token is stored; prefix is what lists show."""
 

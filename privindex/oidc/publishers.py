@@ -135,6 +135,11 @@ def add_publisher(
             .exists()
         ):
             raise AccountError(_("another user has a pending publisher for '%(project)s'", project=name))
+        if project is None:
+            try:
+                permissions.check_namespace(creator, name)
+            except permissions.NamespaceReserved as exc:
+                raise AccountError(str(exc)) from None
         if project is not None and not permissions.can_manage(creator, name):
             raise AccountError(
                 _("only an owner of '%(project)s' (or an admin) may add a publisher", project=name)
@@ -399,6 +404,10 @@ def mint(verifier: Verifier, token: str, ctx: audit.Context) -> Minted:
                     "invalid-pending-publisher",
                     f"the project {name!r} exists already: its owner must add this publisher to it",
                 )
+            try:  # a namespace granted since the publisher was added
+                permissions.check_namespace(creator, name)
+            except permissions.NamespaceReserved as exc:
+                raise ExchangeRefused("invalid-pending-publisher", str(exc)) from None
             project = projects.ensure_project(name, ctx)
             ProjectRole.create(project=project, user=creator, role="owner")
             audit.record(

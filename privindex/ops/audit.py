@@ -57,6 +57,8 @@ class Tag(StrEnum):
     PROJECT_UPSTREAM_REVOKE = "project:upstream:revoke"
     PROJECT_STATUS = "project:status"
     UPSTREAM_SHADOWED = "upstream:shadowed"
+    NAMESPACE_GRANT = "namespace:grant"
+    NAMESPACE_REVOKE = "namespace:revoke"
 
 
 _SECRET_WORDS = ("password", "secret", "token_value", "code", "otp", "totp")

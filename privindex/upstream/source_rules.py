@@ -4,10 +4,14 @@ One answer per normalized name, decided here and nowhere else; the read path and
 upload path both ask. A name this index knows (files in the index, or a `project` row:
 claimed by an upload, a token scope or an admin, kept when its last file goes) hides the
 upstream completely, unless an admin allowed the upstream for it (`project.allow_upstream`),
-then local files come first. Any other name is served from the upstream.
+then local files come first. A name under a granted PEP 752 namespace (`acme`, `acme-*`) is
+local by rule, before any upload: its upstream files are never served, which closes
+dependency confusion by prefix (an admin's allowance for one name still merges it). Any
+other name is served from the upstream.
 
 The read path must not query the database: `Sources` keeps the claimed and allowed names
-in memory, reloaded after our own changes and by the store watcher (for the CLI's).
+and the namespace grants in memory, reloaded after our own changes and by the store
+watcher (for the CLI's).
 """
 
 from __future__ import annotations
@@ -16,11 +20,13 @@ import enum
 import logging
 import threading
 import time
+from dataclasses import dataclass
 
 from packaging.utils import canonicalize_name
 
+from privindex.accounts import namespaces
 from privindex.db.connection import data_version, database
-from privindex.db.models import AuditEvent, DistFile, Project
+from privindex.db.models import AuditEvent, DistFile, Project, ProjectRole, User
 from privindex.ops import audit
 from privindex.ops.audit import Tag
 from privindex.ops.logs import redact_url
@@ -49,6 +55,70 @@ def claimed_names() -> tuple[frozenset[str], frozenset[str]]:
     return frozenset(n for n, _a in rows), frozenset(n for n, a in rows if a)
 
 
+@dataclass(frozen=True)
+class NamespaceRules:
+    """The granted namespaces, and which (namespace, project) pairs have a project owner
+    among the grant's owners (PEP 752's `owned`), as one immutable value: replaced, never
+    changed, so a page rendered with it stays valid while it is the current one."""
+
+    granted: frozenset[str] = frozenset()
+    owned: frozenset[tuple[str, str]] = frozenset()
+
+    def covers(self, name: str) -> bool:
+        """Whether a name is under a grant: on the read path, so it stops at the first."""
+        granted = self.granted
+        if not granted:
+            return False
+        end = name.find("-")
+        while end != -1:  # namespaces.prefixes, inlined: no generator per request
+            if name[:end] in granted:
+                return True
+            end = name.find("-", end + 1)
+        return name in granted
+
+    def api_entries(self, name: str) -> list[dict] | None:
+        """PEP 752's `namespaces` value for a project detail page: null outside every grant."""
+        found = namespaces.covering(name, self.granted) if self.granted else []
+        return [{"name": n, "owned": (n, name) in self.owned} for n in found] or None
+
+    def api_list(self) -> list[dict]:
+        """PEP 752's namespace list."""
+        return [{"name": n} for n in sorted(self.granted)]
+
+    def api_detail(self, name: str) -> dict | None:
+        """PEP 752's namespace detail: the nearest granted parent and the direct children."""
+        if name not in self.granted:
+            return None
+
+        def parent(n: str) -> str | None:
+            above = namespaces.covering(n, self.granted)[:-1]
+            return above[-1] if above else None
+
+        children = sorted(n for n in self.granted if n != name and parent(n) == name)
+        return {"name": name, "parent": parent(name), "children": children}
+
+
+def namespace_rules() -> NamespaceRules:
+    grants = namespaces.list_grants()
+    if not grants:
+        return NamespaceRules()
+    granted = {g.name: g for g in grants}
+    owners = (
+        Project.select(Project.name, User.username)
+        .join(ProjectRole)
+        .join(User)
+        .where(ProjectRole.role == "owner")
+        .tuples()
+    )
+    owned = {
+        (n, project)
+        for project, username in owners
+        for n in namespaces.covering(project, granted)
+        if username in granted[n].owners
+    }
+    return NamespaceRules(frozenset(granted), frozenset(owned))
+
+
 class Sources:
     def __init__(self, index: Index, cache: UpstreamCache | None):
         self.index = index
@@ -56,6 +126,7 @@ class Sources:
         self.claimed: frozenset[str] = frozenset()
         self.allowed: frozenset[str] = frozenset()
         self.statuses: dict[str, ProjectStatus] = {}  # local names not plainly active (PEP 792)
+        self.namespaces = NamespaceRules()
         self._data_version: int | None = None
 
     @property
@@ -74,6 +145,9 @@ class Sources:
         statuses = project_status.non_active()
         # an unchanged status keeps its object: cached pages are valid while it is theirs
         self.statuses = {n: s if self.statuses.get(n) != s else self.statuses[n] for n, s in statuses.items()}
+        rules = namespace_rules()
+        if rules != self.namespaces:  # a new value only when it changed: pages stay cached
+            self.namespaces = rules
 
     def status(self, name: str) -> ProjectStatus:
         """A local name's status, from memory (upstream names carry theirs on their page)."""
@@ -85,12 +159,17 @@ class Sources:
             return Source.LOCAL
         if name in self.allowed:
             return Source.MERGED
-        if name in self.claimed or self.index.snapshot.projects.get(name) is not None:
+        if self.known_locally(name):
             return Source.LOCAL
         return Source.UPSTREAM
 
     def known_locally(self, name: str) -> bool:
-        return name in self.claimed or self.index.snapshot.projects.get(name) is not None
+        """Claimed, listed, or under a granted namespace (local by rule)."""
+        return (
+            name in self.claimed
+            or self.index.snapshot.projects.get(name) is not None
+            or self.namespaces.covers(name)
+        )
 
     # -- the upload guard ------------------------------------------------------------------
 
@@ -98,7 +177,12 @@ class Sources:
         """Refuse the first upload to a name the upstream serves (outside any transaction:
         it may ask the upstream). A name known here, or claimed by an admin, passes. When the
         upstream cannot be asked, refuse (fail closed): a retry or an admin's claim helps."""
-        if self.cache is None or self.known_locally(name) or _has_row_or_files(name):
+        if (
+            self.cache is None
+            or self.known_locally(name)
+            or _has_row_or_files(name)
+            or namespaces.grants_for(name)  # granted a moment ago, not yet in memory
+        ):
             return
         try:
             on_upstream = self.cache.has_project(name)
@@ -223,6 +307,7 @@ def set_upstream_allowed(name: str, allowed: bool, ctx: audit.Context) -> bool:
 
 
 __all__ = [
+    "NamespaceRules",
     "Source",
     "Sources",
     "UpstreamClaimed",

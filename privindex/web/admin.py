@@ -1,4 +1,5 @@
-"""Admin pages (users) and the audit log (everyone sees their own events, admins all)."""
+"""Admin pages (users, namespaces) and the audit log (everyone sees their own events,
+admins all)."""
 
 from __future__ import annotations
 
@@ -14,10 +15,10 @@ from flask_babel import ngettext
 from flask_login import login_required
 from packaging.utils import canonicalize_name
 
-from privindex.accounts import second_factors, users
+from privindex.accounts import namespaces, second_factors, users
 from privindex.api.http import audit_context
 from privindex.ops import audit
-from privindex.web.blueprint import bp, me, recent_auth, settings, whole_number
+from privindex.web.blueprint import bp, me, recent_auth, services, settings, whole_number
 
 SETUP_LINK_DAYS = 7
 
@@ -108,6 +109,46 @@ def _enable_note(revoked: int) -> str:
         "Its %(num)d API tokens were revoked; issue new ones.",
         revoked,
     )
+
+
+@bp.get("/admin/namespaces")
+@admin_required
+def admin_namespaces():
+    return render_template("admin_namespaces.html", grants=namespaces.list_grants())
+
+
+@bp.post("/admin/namespaces")
+@admin_required
+@recent_auth
+def admin_namespace_grant():
+    owners = request.form.get("owners", "").replace(",", " ").split()
+    try:
+        grant = namespaces.grant(
+            request.form.get("name", "").strip(),
+            owners,
+            bool(request.form.get("open")),
+            audit_context().with_actor(me()),
+        )
+    except users.AccountError as exc:
+        flash(str(exc), "error")
+    else:
+        services().sources.reload()  # local by rule from the next request on
+        flash(_("The namespace %(name)s is granted: names under it are local now.", name=grant.name), "info")
+    return redirect(url_for("web.admin_namespaces"))
+
+
+@bp.post("/admin/namespaces/<name>/revoke")
+@admin_required
+@recent_auth
+def admin_namespace_revoke(name: str):
+    try:
+        namespaces.revoke(name, audit_context().with_actor(me()))
+    except users.AccountError as exc:
+        flash(str(exc), "error")
+    else:
+        services().sources.reload()
+        flash(_("The namespace %(name)s is revoked.", name=name), "info")
+    return redirect(url_for("web.admin_namespaces"))
 
 
 AUDIT_PAGE = 50

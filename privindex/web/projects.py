@@ -9,7 +9,7 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from packaging.utils import canonicalize_name
 
-from privindex.accounts import permissions, users
+from privindex.accounts import namespaces, permissions, users
 from privindex.api.http import audit_context
 from privindex.packages import project_status, projects, withdrawal
 from privindex.web.blueprint import bp, me, recent_auth, services, settings, whole_number
@@ -69,6 +69,7 @@ def project_page(name: str):
         p=page,
         info=page.info,
         can_manage=permissions.can_manage(user, normalized),
+        namespaces=namespaces.grants_for(normalized),
         index_url=conf.base_url + "/simple/",
         private=conf.read_access == "token",
         host=urlsplit(conf.base_url).netloc,
