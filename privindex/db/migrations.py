@@ -733,6 +733,53 @@ def v11_listing_indexes(db: peewee.Database) -> None:
     )
 
 
+def v16_retention(db: peewee.Database) -> None:
+    """Retention and the cooldown's exemptions (issue 27). `retention_policy`: a project's
+    overrides of the index-wide policy (NULL: the setting). `retention_run`: one row per run
+    that deleted, summed for /metrics whichever process ran it. `retention_schedule`: the one
+    row whose conditional UPDATE elects the process that runs a scheduled round.
+    `upstream_exemption`: names an admin lets past upstream_min_age (until: NULL for good)."""
+    run(
+        db,
+        [
+            """CREATE TABLE retention_policy (
+            project TEXT PRIMARY KEY,
+            keep_prereleases INTEGER,
+            dev_max_days INTEGER
+        )""",
+            Dialects(
+                sqlite="""CREATE TABLE retention_run (
+            id INTEGER PRIMARY KEY,
+            at REAL NOT NULL,
+            files INTEGER NOT NULL,
+            bytes INTEGER NOT NULL,
+            via TEXT NOT NULL
+        )""",
+                postgresql="""CREATE TABLE retention_run (
+            id SERIAL PRIMARY KEY,
+            at DOUBLE PRECISION NOT NULL,
+            files INTEGER NOT NULL,
+            bytes BIGINT NOT NULL,
+            via TEXT NOT NULL
+        )""",
+            ),
+            Dialects(
+                sqlite="CREATE TABLE retention_schedule (id INTEGER PRIMARY KEY, next_run REAL NOT NULL)",
+                postgresql="CREATE TABLE retention_schedule "
+                "(id INTEGER PRIMARY KEY, next_run DOUBLE PRECISION NOT NULL)",
+            ),
+            "INSERT INTO retention_schedule (id, next_run) VALUES (1, 0)",
+            Dialects(
+                sqlite="CREATE TABLE upstream_exemption "
+                "(name TEXT PRIMARY KEY, until REAL, created_at REAL NOT NULL)",
+                postgresql="CREATE TABLE upstream_exemption "
+                "(name TEXT PRIMARY KEY, until DOUBLE PRECISION, created_at DOUBLE PRECISION NOT NULL)",
+            ),
+        ],
+        "v16",
+    )
+
+
 MIGRATIONS = [
     v1_files,
     v2_accounts,
@@ -745,4 +792,5 @@ MIGRATIONS = [
     v9_dist_file_filename,
     v10_rate_limits,
     v11_listing_indexes,
+    v16_retention,  # 16 once 12-15 are merged (the lead renumbers)
 ]

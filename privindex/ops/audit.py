@@ -55,6 +55,9 @@ class Tag(StrEnum):
     PROJECT_CLAIM = "project:claim"
     PROJECT_UPSTREAM_ALLOW = "project:upstream:allow"
     PROJECT_UPSTREAM_REVOKE = "project:upstream:revoke"
+    PROJECT_RETENTION_SET = "project:retention:set"
+    UPSTREAM_EXEMPT = "upstream:exempt"
+    UPSTREAM_UNEXEMPT = "upstream:unexempt"
     UPSTREAM_SHADOWED = "upstream:shadowed"
 
 
