@@ -8,12 +8,12 @@ import os
 import re
 
 import requests
+from conftest import pip, privindex_cli, twine, wait_until
+from helpers import listed
+from wheels import make_wheel
 
 from privindex.config import Settings
 from privindex.packages.retention import Policy, doomed
-from tests.conftest import pip, privindex_cli, twine, wait_until
-from tests.helpers import listed
-from tests.wheels import make_wheel
 
 DAY = 86400.0
 
@@ -122,3 +122,17 @@ def test_an_upload_past_the_project_quota_is_refused_saying_what_is_left(tmp_pat
     assert re.search(r"0\.4 MiB is left", refused.output), refused.output
     assert set(listed(server, "bulky")) == {first.name}  # nothing of the refused file
     assert not list(server.store.rglob("bulky-1.1*"))
+
+
+def test_the_server_runs_the_policy_on_its_schedule(tmp_path, fresh_server):
+    store = tmp_path / "store"
+    wheels = [make_wheel(store / "sched", "sched", v) for v in ("1.0", "2.0a1", "2.0a2")]
+    server = fresh_server(
+        populated=False,
+        env={"PRIVINDEX_RETENTION_KEEP_PRERELEASES": "1", "PRIVINDEX_RETENTION_INTERVAL_HOURS": "0.001"},
+    )
+    wait_until(lambda: set(listed(server, "sched")) == {wheels[0].name, wheels[2].name}, timeout=30)
+    assert not wheels[1].exists()
+    [event] = _events(server, "file:delete")
+    assert event["details"]["via"] == "retention-schedule" and event["subject"] == wheels[1].name
+    assert _freed_bytes(server) > 0

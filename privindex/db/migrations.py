@@ -775,6 +775,12 @@ def v16_retention(db: peewee.Database) -> None:
                 postgresql="CREATE TABLE upstream_exemption "
                 "(name TEXT PRIMARY KEY, until DOUBLE PRECISION, created_at DOUBLE PRECISION NOT NULL)",
             ),
+            Dialects(  # servers keep the exemptions in memory: a change is a change (see v8)
+                sqlite=[],
+                postgresql="""CREATE TRIGGER upstream_exemption_changed
+           AFTER INSERT OR UPDATE OR DELETE ON upstream_exemption
+           FOR EACH STATEMENT EXECUTE FUNCTION change_counter_bump()""",
+            ),
         ],
         "v16",
     )

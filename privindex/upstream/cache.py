@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from privindex.ops.logs import redact_url
+from privindex.upstream import cooldown
 from privindex.upstream.client import (
     Upstream,
     UpstreamError,
@@ -256,7 +257,8 @@ class UpstreamCache:
         self._pages: dict[str, Entry] = {}  # projects the upstream has
         self._missing: OrderedDict[str, Entry] = OrderedDict()  # names it has not: an LRU
         self._missing_lock = threading.Lock()
-        self._filtered: dict[str, tuple[UpstreamProject, UpstreamProject]] = {}  # name -> (raw, shown)
+        self._filtered: dict[str, tuple[UpstreamProject, bool, UpstreamProject]] = {}  # (raw, exempt, shown)
+        self.exemptions: cooldown.Exemptions = {}  # past the cooldown: kept by Sources.reload
         self._page_flights = _Flights()
         self.share = WorkerShare(workers)
         # Downloads go on without their clients (a retry finds them further along), so a
@@ -329,11 +331,20 @@ class UpstreamCache:
         entry = self._fresh_entry(name)
         if entry.project is None:
             return None
-        raw, shown = self._filtered.get(name, (None, None))
-        if raw is not entry.project:  # one filtered object per fetch: pages cache by identity
-            shown = age_filter(entry.project, self.min_age)
-            self._filtered[name] = (entry.project, shown)
+        exempt = cooldown.is_exempt(self.exemptions, name, time.time())
+        raw, was_exempt, shown = self._filtered.get(name, (None, False, None))
+        if raw is not entry.project or was_exempt != exempt:  # one object per fetch: pages cache by identity
+            shown = entry.project if exempt else age_filter(entry.project, self.min_age)
+            self._filtered[name] = (entry.project, exempt, shown)
         return shown
+
+    def hidden_by_cooldown(self, name: str) -> list[cooldown.Hidden]:
+        """What the cooldown hides of the cached page for name now (never fetches)."""
+        entry = self.cached_entry(name)
+        now = time.time()
+        if entry is None or entry.project is None or cooldown.is_exempt(self.exemptions, name, now):
+            return []
+        return cooldown.hidden(entry.project, self.min_age, now)
 
     def _fresh_entry(self, name: str) -> Entry:
         entry = self.cached_entry(name)

@@ -25,6 +25,7 @@ from privindex.ops import audit
 from privindex.ops.audit import Tag
 from privindex.ops.logs import redact_url
 from privindex.packages.index import Index
+from privindex.upstream import cooldown
 from privindex.upstream.cache import NotCached, UpstreamCache
 from privindex.upstream.client import UpstreamError
 
@@ -68,6 +69,8 @@ class Sources:
                 return
             self._data_version = version
         self.claimed, self.allowed = claimed_names()
+        if self.cache is not None:  # the cooldown's exemptions change as rarely, by the same hands
+            self.cache.exemptions = cooldown.load()
 
     def source(self, name: str) -> Source:
         """From memory only: the hot path of every page and download."""
