@@ -12,6 +12,7 @@ import requests
 from conftest import pip, privindex_cli, start_server, wait_until
 from fake_upstream import FakeUpstream
 from helpers import V1_JSON, listed
+from test_web_browser import browser  # noqa: F401
 from wheels import make_wheel
 
 OLD = datetime(2020, 1, 1, tzinfo=UTC)
@@ -74,3 +75,19 @@ def test_the_project_page_says_which_newer_versions_the_cooldown_hides(guarded):
     html = requests.get(f"{guarded.url}/projects/patched", timeout=10).text
     assert "Newer upstream versions hidden by the cooldown" in html
     assert "1.1" in html and "visible from" in html
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("width", [390, 1280])
+def test_the_cooldown_note_fits_the_screen_and_passes_axe(guarded, browser, width):  # noqa: F811
+    from test_web_pages import AXE, check_page
+
+    if not AXE.exists():
+        pytest.skip(f"{AXE} is missing (cd tests && npm install axe-core)")
+    listed(guarded, "patched")
+    page = browser.new_context(viewport={"width": width, "height": 800}, bypass_csp=True).new_page()
+    try:
+        page.goto(f"{guarded.url}/projects/patched")
+        check_page(page, "project-upstream-cooldown", width)
+    finally:
+        page.context.close()

@@ -10,6 +10,7 @@ import re
 import requests
 from conftest import pip, privindex_cli, twine, wait_until
 from helpers import listed
+from webclient import user_with_totp
 from wheels import make_wheel
 
 from privindex.config import Settings
@@ -136,3 +137,28 @@ def test_the_server_runs_the_policy_on_its_schedule(tmp_path, fresh_server):
     [event] = _events(server, "file:delete")
     assert event["details"]["via"] == "retention-schedule" and event["subject"] == wheels[1].name
     assert _freed_bytes(server) > 0
+
+
+def test_an_owner_sets_the_projects_rules_on_its_page_and_a_stranger_cannot(tmp_path, fresh_server):
+    store = tmp_path / "store"
+    for v in ("1.0", "2.0a1", "2.0a2"):
+        make_wheel(store / "owned", "owned", v)
+    server = fresh_server(populated=False)
+    owner, _totp, _codes, _at = user_with_totp(server, "olga")
+    stranger, _totp, _codes, _at = user_with_totp(server, "sam")
+    privindex_cli(server, "project", "set-owner", "owned", "olga")
+
+    page = owner.get("/projects/owned").text
+    assert 'name="keep_prereleases"' in page
+    owner.post("/projects/owned/retention", {"keep_prereleases": "x"}, page=page)
+    assert owner.flashes() == ["A retention rule is a whole number, 0 (off) or more, or empty."]
+    owner.post("/projects/owned/retention", {"keep_prereleases": "1", "dev_max_days": ""}, page=page)
+    assert owner.flashes() == ["The retention rules of owned were saved."]
+    assert "2.0a1" in privindex_cli(server, "retention", "run", "--dry-run").stdout
+
+    page = stranger.get("/projects/owned").text
+    assert 'name="keep_prereleases"' not in page
+    stranger.post("/projects/owned/retention", {"keep_prereleases": "0"}, page=page)
+    assert stranger.flashes() == ["only an owner of the project or an admin may do that"]
+    [event] = _events(server, "project:retention:set")
+    assert event["actor"] == "olga" and event["details"]["dev_max_days"] is None

@@ -66,5 +66,5 @@ def retention_set(
     settings = click.get_current_context().obj
     if inherit == (keep_prereleases is not None or dev_max_days is not None):
         raise click.UsageError("give --keep-prereleases and/or --dev-max-days, or --inherit")
-    service.set_policy(project_name, keep_prereleases, dev_max_days, audit.CLI)
+    service.set_policy(None, project_name, keep_prereleases, dev_max_days, audit.CLI)
     click.echo(f"{project_name}: {service.policy_for(settings, project_name)}", err=True)

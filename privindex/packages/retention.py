@@ -17,10 +17,18 @@ from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 from peewee import JOIN, fn
 
+from privindex.accounts.permissions import can_manage
 from privindex.accounts.users import AccountError
 from privindex.config import Settings
 from privindex.db.connection import database
-from privindex.db.models import DistFile, PublishedFile, RetentionPolicy, RetentionRun, RetentionSchedule
+from privindex.db.models import (
+    DistFile,
+    PublishedFile,
+    RetentionPolicy,
+    RetentionRun,
+    RetentionSchedule,
+    User,
+)
 from privindex.i18n import _
 from privindex.ops import audit
 from privindex.packages import withdrawal
@@ -67,24 +75,36 @@ class Report:
 
 def policy_for(settings: Settings, project: str) -> Policy:
     """The index-wide settings with the project's overrides."""
+    keep, days = overrides(project)
+    return Policy(
+        settings.retention_keep_prereleases if keep is None else keep,
+        settings.retention_dev_max_days if days is None else days,
+    )
+
+
+def overrides(project: str) -> tuple[int | None, int | None]:
+    """The project's own (keep_prereleases, dev_max_days); None: the index-wide setting."""
     row = RetentionPolicy.get_or_none(RetentionPolicy.project == canonicalize_name(project))
-    keep, days = settings.retention_keep_prereleases, settings.retention_dev_max_days
-    if row is not None:
-        keep = keep if row.keep_prereleases is None else row.keep_prereleases
-        days = days if row.dev_max_days is None else row.dev_max_days
-    return Policy(keep, days)
+    return (row.keep_prereleases, row.dev_max_days) if row is not None else (None, None)
 
 
 def set_policy(
-    project: str, keep_prereleases: int | None, dev_max_days: int | None, ctx: audit.Context
+    user: User | None,
+    project: str,
+    keep_prereleases: int | None,
+    dev_max_days: int | None,
+    ctx: audit.Context,
 ) -> None:
-    """A project's overrides (None: the index-wide setting); audited."""
+    """A project's overrides (None: the index-wide setting), by an owner or an admin (user
+    None: the operator at the command line); audited."""
     name = canonicalize_name(project)
+    if user is not None and not can_manage(user, name):
+        raise AccountError(_("only an owner of the project or an admin may do that"))
     for value in (keep_prereleases, dev_max_days):
         if value is not None and value < 0:
             raise AccountError(_("a retention rule is 0 (off) or more"))
     if not DistFile.select().where(DistFile.project == name).exists():
-        raise AccountError(_("there is no project '%(project)s'", project=name))
+        raise AccountError(_("there is no project '%(project)s' (see: privindex project list)", project=name))
     with database.atomic():
         RetentionPolicy.delete().where(RetentionPolicy.project == name).execute()
         if keep_prereleases is not None or dev_max_days is not None:
