@@ -75,7 +75,11 @@ class Report:
 
 def policy_for(settings: Settings, project: str) -> Policy:
     """The index-wide settings with the project's overrides."""
-    keep, days = overrides(project)
+    return _with_overrides(settings, overrides(project))
+
+
+def _with_overrides(settings: Settings, own: tuple[int | None, int | None]) -> Policy:
+    keep, days = own
     return Policy(
         settings.retention_keep_prereleases if keep is None else keep,
         settings.retention_dev_max_days if days is None else days,
@@ -167,10 +171,18 @@ def plan(settings: Settings, now: float | None = None) -> list[Doomed]:
     )
     for project, filename, version, size, uploaded in rows:
         files.setdefault(project, []).append((filename, version, size, uploaded))
+    own = {
+        name: (keep, days)
+        for name, keep, days in RetentionPolicy.select(
+            RetentionPolicy.project, RetentionPolicy.keep_prereleases, RetentionPolicy.dev_max_days
+        ).tuples()
+    }  # one query, not one per project
     return [
         file
         for project in sorted(files)
-        for file in doomed(files[project], project, policy_for(settings, project), now)
+        for file in doomed(
+            files[project], project, _with_overrides(settings, own.get(project, (None, None))), now
+        )
     ]
 
 
