@@ -65,8 +65,10 @@ def test_an_exempted_name_gets_its_fresh_version_at_once_and_loses_it_when_unexe
     assert ("upstream:exempt", "patched") in tags and ("upstream:unexempt", "patched") in tags
 
 
-def test_an_exemption_past_its_date_no_longer_applies(guarded):
-    privindex_cli(guarded, "cache", "exempt", "patched", "--until", "2001-01-01")
+def test_an_exemption_ending_in_the_past_is_refused(guarded):
+    refused = privindex_cli(guarded, "cache", "exempt", "patched", "--until", "2001-01-01", check=False)
+    assert refused.returncode == 1
+    assert "--until 2001-01-01 00:00 is in the past; give a later date" in refused.stderr
     assert set(listed(guarded, "patched")) == {"patched-1.0-py3-none-any.whl"}
 
 
@@ -91,3 +93,11 @@ def test_the_cooldown_note_fits_the_screen_and_passes_axe(guarded, browser, widt
         check_page(page, "project-upstream-cooldown", width)
     finally:
         page.context.close()
+
+
+def test_an_exemption_lapses_at_its_date():
+    from privindex.upstream.cooldown import is_exempt
+
+    exemptions = {"until-100": 100.0, "for-good": None}
+    assert is_exempt(exemptions, "until-100", 99.0) and not is_exempt(exemptions, "until-100", 100.0)
+    assert is_exempt(exemptions, "for-good", 1e12) and not is_exempt(exemptions, "other", 0.0)

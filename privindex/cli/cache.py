@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from privindex.cli.common import account_command, day, settings_options
+from privindex.cli.common import account_command, day, fail, settings_options
 from privindex.config import Settings
 
 
@@ -63,15 +63,17 @@ def cache_exempt(name: str, until) -> None:
     """Let NAME's newest upstream versions through at once, past upstream_min_age (a
     security fix, say). A running server follows within a pass; audited."""
     import calendar
+    import time
 
     from privindex.ops import audit
     from privindex.upstream import cooldown
 
     ends = calendar.timegm(until.timetuple()) if until else None
+    if ends is not None and ends <= time.time():
+        fail(f"--until {day(ends)} is in the past; give a later date, or none for good")
     normalized = cooldown.exempt(name, ends, audit.CLI)
-    click.echo(
-        f"{normalized}: past the cooldown {'until ' + day(ends) + ' UTC' if ends else 'for good'}", err=True
-    )
+    how_long = f"until {day(ends)} UTC" if ends else "for good"
+    click.echo(f"{normalized}: past the cooldown {how_long}", err=True)
 
 
 @account_command(cache_group, "unexempt")

@@ -25,13 +25,13 @@ def retention_run(dry_run: bool) -> None:
     from privindex.packages.store import Store
 
     settings = click.get_current_context().obj
+    files = service.plan(settings)
     if dry_run:
-        report = service.run(settings, Store(settings.store), None, "retention-cli", dry_run=True)
+        report = service.Report(files)
     else:
-        planned = len(service.plan(settings))
-        with click.progressbar(length=planned, label="deleting", file=sys.stderr) as bar:
-            report = service.run(
-                settings,
+        with click.progressbar(length=len(files), label="deleting", file=sys.stderr) as bar:
+            report = service.delete(
+                files,
                 Store(settings.store),
                 None,
                 "retention-cli",

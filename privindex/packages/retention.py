@@ -66,7 +66,6 @@ class Doomed:
 @dataclass(frozen=True)
 class Report:
     files: list[Doomed]
-    dry_run: bool
 
     @property
     def bytes(self) -> int:
@@ -186,40 +185,29 @@ def plan(settings: Settings, now: float | None = None) -> list[Doomed]:
     ]
 
 
-def run(
-    settings: Settings,
-    store: Store,
-    index: Index | None,
-    via: str,
-    dry_run: bool = False,
-    progress: Progress | None = None,
+def run(settings: Settings, store: Store, index: Index | None, via: str) -> Report:
+    """Delete what the policies let go now (the server's schedule)."""
+    return delete(plan(settings), store, index, via)
+
+
+def delete(
+    files: list[Doomed], store: Store, index: Index | None, via: str, progress: Progress | None = None
 ) -> Report:
-    """Delete what the policies let go (nothing with dry_run) and say what went. index None:
-    a command, which a running server follows through its folder. A file deleted meanwhile
-    by someone else is skipped."""
-    files = plan(settings)
-    if dry_run:
-        return Report(files, dry_run=True)
+    """Delete the files a plan named and say what went. index None: a command, which a
+    running server follows through its folder. A file deleted meanwhile is skipped."""
     ctx = audit.Context(via=via)
     gone: list[Doomed] = []
     for done, file in enumerate(files, 1):
         try:
             withdrawal.delete(
-                store,
-                index,
-                None,
-                file.project,
-                file.filename,
-                ctx,
-                policy="retention",
-                reason=file.reason,
+                store, index, None, file.project, file.filename, ctx, policy="retention", reason=file.reason
             )
             gone.append(file)
         except AccountError:  # no longer there
             pass
         if progress is not None:
             progress(done, len(files))
-    report = Report(gone, dry_run=False)
+    report = Report(gone)
     if gone:
         RetentionRun.create(at=time.time(), files=len(gone), bytes=report.bytes, via=via)
     return report
