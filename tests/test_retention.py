@@ -159,3 +159,12 @@ def test_an_owner_sets_the_projects_rules_on_its_page_and_a_stranger_cannot(tmp_
     assert stranger.flashes() == ["only an owner of the project or an admin may do that"]
     [event] = _events(server, "project:retention:set")
     assert event["actor"] == "olga" and event["details"]["dev_max_days"] is None
+
+
+def test_of_several_processes_one_takes_each_scheduled_round(app):
+    from privindex.packages.retention import take_scheduled_round
+
+    assert take_scheduled_round(3600, now=1000.0)
+    assert not take_scheduled_round(3600, now=1000.0)  # a second process, at the same moment
+    assert not take_scheduled_round(3600, now=4599.0)
+    assert take_scheduled_round(3600, now=4600.0)
