@@ -737,7 +737,8 @@ def v16_retention(db: peewee.Database) -> None:
     """Retention and the cooldown's exemptions (issue 27). `retention_policy`: a project's
     overrides of the index-wide policy (NULL: the setting). `retention_run`: one row per run
     that deleted, summed for /metrics whichever process ran it. `retention_schedule`: the one
-    row whose conditional UPDATE elects the process that runs a scheduled round.
+    row (made by the first round: an empty table keeps `migrate-db`'s target empty) whose
+    conditional UPDATE elects the process that runs a scheduled round.
     `upstream_exemption`: names an admin lets past upstream_min_age (until: NULL for good)."""
     run(
         db,
@@ -768,7 +769,6 @@ def v16_retention(db: peewee.Database) -> None:
                 postgresql="CREATE TABLE retention_schedule "
                 "(id INTEGER PRIMARY KEY, next_run DOUBLE PRECISION NOT NULL)",
             ),
-            "INSERT INTO retention_schedule (id, next_run) VALUES (1, 0)",
             Dialects(
                 sqlite="CREATE TABLE upstream_exemption "
                 "(name TEXT PRIMARY KEY, until REAL, created_at REAL NOT NULL)",

@@ -214,12 +214,20 @@ def delete(
 
 
 def take_scheduled_round(interval: float, now: float | None = None) -> bool:
-    """Whether this process runs the round due now: one conditional UPDATE moves the next
-    round on, so of several processes sharing the database exactly one gets True."""
+    """Whether this process runs the round due now: one conditional UPDATE (or, the first
+    time, one INSERT) moves the next round on, so of several processes sharing the database
+    exactly one gets True."""
     now = time.time() if now is None else now
     taken = (
         RetentionSchedule.update(next_run=now + interval)
         .where((RetentionSchedule.id == 1) & (RetentionSchedule.next_run <= now))
         .execute()
     )
-    return taken == 1
+    if taken:
+        return True
+    first = database.execute_sql(  # the very first round: whoever inserts the row takes it
+        f"INSERT INTO retention_schedule (id, next_run) VALUES (1, {database.param}) "
+        "ON CONFLICT (id) DO NOTHING",
+        (now + interval,),
+    )
+    return first.rowcount == 1
