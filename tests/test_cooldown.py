@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 import pytest
 import requests
-from conftest import pip, privindex_cli, start_server, wait_until
+from conftest import pip, privindex_cli, start_server, uv, wait_until
 from fake_upstream import FakeUpstream
 from helpers import V1_JSON, listed
 from test_web_browser import browser  # noqa: F401
@@ -56,6 +56,19 @@ def test_an_exempted_name_gets_its_fresh_version_at_once_and_loses_it_when_unexe
 
     page = requests.get(f"{guarded.index_url}patched/", headers={"Accept": V1_JSON}, timeout=10).json()
     assert all(f.get("upload-time") for f in page["files"])  # what uv's exclude-newer reads
+    pinned = tmp_path / "uv"
+    uv(
+        "pip",
+        "install",
+        "--index-url",
+        guarded.index_url,
+        "--target",
+        str(pinned),
+        "--exclude-newer",
+        "2021-01-01T00:00:00Z",
+        "patched",
+    )
+    assert "'1.0'" in (pinned / "patched" / "__init__.py").read_text()  # the client's own cut still holds
 
     privindex_cli(guarded, "cache", "unexempt", "patched")
     wait_until(lambda: set(listed(guarded, "patched")) == {"patched-1.0-py3-none-any.whl"}, timeout=10)
