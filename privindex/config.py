@@ -133,6 +133,10 @@ class Settings:
     upstream_page_memory_mb: int = 16  # upstream pages held in memory (their JSON size); the rest on disk
     upstream_file_hosts: str = ""
     upstream_workers: int = 0  # 0: threads // 2, at least 1
+    retention_keep_prereleases: int = 0  # 0: keep every pre-release and dev release
+    retention_dev_max_days: int = 0  # 0: dev releases never age out
+    retention_interval_hours: float = 0.0  # 0: no scheduled run inside the server
+    max_project_mb: int = 0  # 0: no per-project quota
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "oidc_issuers", _issuers(self.oidc_issuers))
@@ -235,6 +239,13 @@ class Settings:
                 f"must be 0 (threads // 2) or 1 to threads - 1 ({self.threads - 1}), "
                 f"so local pages always have a worker, got {self.upstream_workers}",
             )
+        for name in ("retention_keep_prereleases", "retention_dev_max_days", "max_project_mb"):
+            if getattr(self, name) < 0:
+                raise _bad(name, f"must be 0 (off) or more, got {getattr(self, name)}")
+        if self.retention_interval_hours < 0:
+            raise _bad(
+                "retention_interval_hours", f"must be 0 (off) or more, got {self.retention_interval_hours}"
+            )
         if self.upstream_ca_bundle and not Path(self.upstream_ca_bundle).is_file():
             raise _bad("upstream_ca_bundle", f"{self.upstream_ca_bundle} is not a file")
         if self.public_url:
@@ -331,6 +342,10 @@ class Settings:
     @property
     def max_upload_bytes(self) -> int:
         return self.max_upload_mb * 1024 * 1024
+
+    @property
+    def max_project_bytes(self) -> int:
+        return self.max_project_mb * 1024 * 1024
 
 
 def _is_ip_address(host: str) -> bool:

@@ -21,6 +21,7 @@ from privindex.app import create_app
 from privindex.config import Settings, replace
 from privindex.db.connection import bound, in_thread
 from privindex.ops import logs
+from privindex.packages import retention
 from privindex.packages.index import Progress
 
 log = logging.getLogger(__name__)
@@ -134,6 +135,20 @@ def _follow_claims(sources, stop: threading.Event, interval: float) -> None:
             log.exception("reading the claimed project names and statuses failed")
 
 
+def _retention_rounds(settings: Settings, store, index, stop: threading.Event) -> None:
+    """The scheduled retention run (retention_interval_hours): one round at a time in this
+    thread, so it never overlaps itself; of several processes on one database, the one whose
+    conditional UPDATE takes the round runs it (retention.take_scheduled_round)."""
+    interval = settings.retention_interval_hours * 3600
+    while not stop.wait(min(interval, 60.0)):
+        try:
+            if retention.take_scheduled_round(interval):
+                report = retention.run(settings, store, index, "retention-schedule")
+                log.info("retention: deleted %d files, freed %d bytes", len(report.files), report.bytes)
+        except Exception:  # the next round may succeed
+            log.exception("the scheduled retention run failed")
+
+
 def _stop_serving(_signum, _frame):
     raise KeyboardInterrupt
 
@@ -198,6 +213,13 @@ def serve(settings: Settings, echo: Callable[..., None]) -> None:
             daemon=True,
         )
         watcher.start()
+        if settings.retention_interval_hours:
+            threading.Thread(
+                target=in_thread(app.extensions["privindex"].database, _retention_rounds),
+                args=(settings, app.extensions["privindex"].store, index, stop),
+                name="retention",
+                daemon=True,
+            ).start()
         sources = app.extensions["privindex"].sources
         database = app.extensions["privindex"].database
         threading.Thread(  # claims, allowances and statuses set by the CLI, within a pass

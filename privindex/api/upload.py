@@ -142,10 +142,11 @@ def _accept(auth: api_tokens.TokenAuth, ctx: audit.Context):
             form.incoming,
             facts,
             overwrite=services.settings.overwrite,
+            max_project_bytes=settings.max_project_bytes,
         )
     except UploadDenied as exc:
         raise Refused(_denied_status(exc), str(exc), form.project) from None
-    except publishing.AlreadyExists as exc:
+    except (publishing.AlreadyExists, publishing.QuotaExceeded) as exc:
         raise Refused(400, str(exc), form.project) from None
     if published.outcome == "identical":
         return plain_response(200, "OK, the identical file is already there; nothing changed")

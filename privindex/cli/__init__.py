@@ -6,7 +6,7 @@ from __future__ import annotations
 import click
 
 from privindex import __version__
-from privindex.cli import cache, files, namespaces, ops, projects, publishers, tokens, users
+from privindex.cli import cache, files, namespaces, ops, projects, publishers, retention, tokens, users
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -25,6 +25,7 @@ for command in (
     files.file_group,
     ops.audit_command,
     cache.cache_group,
+    retention.retention,
     ops.backup,
     ops.check,
     ops.migrate_db,

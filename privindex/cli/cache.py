@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from privindex.cli.common import day, settings_options
+from privindex.cli.common import account_command, day, fail, settings_options
 from privindex.config import Settings
 
 
@@ -50,3 +50,40 @@ def cache_prune(settings: Settings, max_gb: float | None, everything: bool) -> N
     )
     removed = cache.prune(limit, report=lambda line: click.echo(line, err=True))
     click.echo(f"removed {removed} files; {cache.total_bytes() / 1e6:.1f} MB left", err=True)
+
+
+@account_command(cache_group, "exempt")
+@click.argument("name")
+@click.option(
+    "--until",
+    type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"]),
+    help="UTC date (YYYY-MM-DD[THH:MM:SS]) the exemption ends [default: never].",
+)
+def cache_exempt(name: str, until) -> None:
+    """Let NAME's newest upstream versions through at once, past upstream_min_age (a
+    security fix, say). A running server follows within a pass; audited."""
+    import calendar
+    import time
+
+    from privindex.ops import audit
+    from privindex.upstream import cooldown
+
+    ends = calendar.timegm(until.timetuple()) if until else None
+    if ends is not None and ends <= time.time():
+        fail(f"--until {day(ends)} is in the past; give a later date, or none for good")
+    normalized = cooldown.exempt(name, ends, audit.CLI)
+    how_long = f"until {day(ends)} UTC" if ends else "for good"
+    click.echo(f"{normalized}: past the cooldown {how_long}", err=True)
+
+
+@account_command(cache_group, "unexempt")
+@click.argument("name")
+def cache_unexempt(name: str) -> None:
+    """The cooldown (upstream_min_age) applies to NAME again."""
+    from privindex.ops import audit
+    from privindex.upstream import cooldown
+
+    if not cooldown.unexempt(name, audit.CLI):
+        click.echo(f"{name} had no exemption; nothing changed", err=True)
+    else:
+        click.echo(f"{name}: the cooldown applies again", err=True)

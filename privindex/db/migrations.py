@@ -796,6 +796,59 @@ def v13_namespaces(db: peewee.Database) -> None:
     )
 
 
+def v14_retention(db: peewee.Database) -> None:
+    """Retention and the cooldown's exemptions (issue 27). `retention_policy`: a project's
+    overrides of the index-wide policy (NULL: the setting). `retention_run`: one row per run
+    that deleted, summed for /metrics whichever process ran it. `retention_schedule`: the one
+    row (made by the first round: an empty table keeps `migrate-db`'s target empty) whose
+    conditional UPDATE elects the process that runs a scheduled round.
+    `upstream_exemption`: names an admin lets past upstream_min_age (until: NULL for good)."""
+    run(
+        db,
+        [
+            """CREATE TABLE retention_policy (
+            project TEXT PRIMARY KEY,
+            keep_prereleases INTEGER,
+            dev_max_days INTEGER
+        )""",
+            Dialects(
+                sqlite="""CREATE TABLE retention_run (
+            id INTEGER PRIMARY KEY,
+            at REAL NOT NULL,
+            files INTEGER NOT NULL,
+            bytes INTEGER NOT NULL,
+            via TEXT NOT NULL
+        )""",
+                postgresql="""CREATE TABLE retention_run (
+            id SERIAL PRIMARY KEY,
+            at DOUBLE PRECISION NOT NULL,
+            files INTEGER NOT NULL,
+            bytes BIGINT NOT NULL,
+            via TEXT NOT NULL
+        )""",
+            ),
+            Dialects(
+                sqlite="CREATE TABLE retention_schedule (id INTEGER PRIMARY KEY, next_run REAL NOT NULL)",
+                postgresql="CREATE TABLE retention_schedule "
+                "(id INTEGER PRIMARY KEY, next_run DOUBLE PRECISION NOT NULL)",
+            ),
+            Dialects(
+                sqlite="CREATE TABLE upstream_exemption "
+                "(name TEXT PRIMARY KEY, until REAL, created_at REAL NOT NULL)",
+                postgresql="CREATE TABLE upstream_exemption "
+                "(name TEXT PRIMARY KEY, until DOUBLE PRECISION, created_at DOUBLE PRECISION NOT NULL)",
+            ),
+            Dialects(  # servers keep the exemptions in memory: a change is a change (see v8)
+                sqlite=[],
+                postgresql="""CREATE TRIGGER upstream_exemption_changed
+           AFTER INSERT OR UPDATE OR DELETE ON upstream_exemption
+           FOR EACH STATEMENT EXECUTE FUNCTION change_counter_bump()""",
+            ),
+        ],
+        "v14",
+    )
+
+
 MIGRATIONS = [
     v1_files,
     v2_accounts,
@@ -810,4 +863,5 @@ MIGRATIONS = [
     v11_listing_indexes,
     v12_project_status,
     v13_namespaces,
+    v14_retention,
 ]

@@ -236,3 +236,34 @@ class RateLimitHit(BaseModel):
     ident = peewee.TextField()
     at = peewee.FloatField()
     pending = peewee.BooleanField(default=True)
+
+
+class RetentionPolicy(BaseModel):
+    """A project's overrides of the index-wide retention settings (NULL: the setting)."""
+
+    project = peewee.TextField(primary_key=True)  # normalized
+    keep_prereleases = peewee.IntegerField(null=True)
+    dev_max_days = peewee.IntegerField(null=True)
+
+
+class RetentionRun(BaseModel):
+    """A retention run that deleted files: summed for /metrics."""
+
+    at = peewee.FloatField()
+    files = peewee.IntegerField()
+    bytes = peewee.BigIntegerField()
+    via = peewee.TextField()
+
+
+class RetentionSchedule(BaseModel):
+    """One row: when the next scheduled retention round is due (any process may take it)."""
+
+    next_run = peewee.FloatField()
+
+
+class UpstreamExemption(BaseModel):
+    """A name an admin lets past the upstream cooldown (upstream_min_age), until a time or for good."""
+
+    name = peewee.TextField(primary_key=True)  # normalized
+    until = peewee.FloatField(null=True)
+    created_at = peewee.FloatField()

@@ -21,9 +21,12 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Protocol
 
+from peewee import fn
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from privindex.db.models import RetentionRun
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -225,7 +228,7 @@ class _ScrapeTime:
     def __init__(self, index: Indexed, data_dir: Path, upstream_cache: SizedCache | None):
         self.index, self.data_dir, self.upstream_cache = index, data_dir, upstream_cache
 
-    def collect(self) -> Iterator[GaugeMetricFamily]:
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         from privindex.ops.maintenance import last_successes
 
         snapshot = self.index.snapshot
@@ -251,6 +254,15 @@ class _ScrapeTime:
         for job in ("backup", "check"):
             last.add_metric([job], runs.get(job, 0.0))
         yield last
+        files, size = RetentionRun.select(fn.SUM(RetentionRun.files), fn.SUM(RetentionRun.bytes)).scalar(
+            as_tuple=True
+        )  # every process's runs, the command's too: read from the database
+        yield CounterMetricFamily(
+            "privindex_retention_deleted_files", "Files the retention policy deleted", value=files or 0
+        )
+        yield CounterMetricFamily(
+            "privindex_retention_freed_bytes", "Bytes the retention policy freed", value=size or 0
+        )
 
 
 # -- who may read /metrics -----------------------------------------------------------------

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
+from peewee import fn
 
 from privindex.accounts import permissions, users
 from privindex.accounts.api_tokens import TokenAuth
@@ -38,6 +39,10 @@ class PublishError(Exception):
 
 class AlreadyExists(PublishError):
     """The filename is published with other content (or another upload was first)."""
+
+
+class QuotaExceeded(PublishError):
+    """The file would take the project past max_project_mb."""
 
 
 @dataclass(frozen=True)
@@ -84,13 +89,15 @@ def publish_upload(
     incoming: IncomingFile,
     facts: FileFacts,
     overwrite: bool,
+    max_project_bytes: int = 0,
 ) -> Published:
     """Publish an uploaded file (already validated) under its filename.
 
     A filename keeps its first publication: the identical bytes again change nothing (or
     put a file deleted by hand back); other bytes are refused unless `overwrite` is on,
     when they become a new publication, audited as file:overwrite with both digests.
-    Raises permissions.UploadDenied or AlreadyExists.
+    Raises permissions.UploadDenied, AlreadyExists or QuotaExceeded (max_project_bytes:
+    the project's files may not add up to more; 0: no quota).
     """
     listed = _listed(index, project, filename)
     if listed is not None and listed.sha256 == facts.sha256:
@@ -115,6 +122,8 @@ def publish_upload(
                     f"File already exists: {filename}, with other content. A file cannot be "
                     "replaced: bump the version (uploading identical files again is fine)"
                 )
+            if max_project_bytes:  # in the writers' transaction: two uploads cannot both fit
+                _check_quota(project, path, facts.size, max_project_bytes)
             entry = save_facts(path, facts, unyank=outcome != "restored")
             if outcome != "restored":
                 published = digests.publish(filename, project, facts.sha256, now, row=published)
@@ -221,6 +230,21 @@ def replace(
     finally:
         incoming.close()
     return published.sha256, facts.sha256
+
+
+def _check_quota(project: str, path: str, size: int, limit: int) -> None:
+    used = (
+        DistFile.select(fn.COALESCE(fn.SUM(DistFile.size), 0))
+        .where((DistFile.project == project) & (DistFile.path != path))  # an overwrite frees its own
+        .scalar()
+    )
+    if used + size > limit:
+        mib = 1024 * 1024
+        raise QuotaExceeded(
+            f"Project size too large: {project!r} may hold {limit / mib:.1f} MiB (setting "
+            f"max_project_mb), {max(limit - used, 0) / mib:.1f} MiB is left and this file is "
+            f"{size / mib:.1f} MiB. Delete old releases (privindex retention) or ask an admin"
+        )
 
 
 def _listed(index: Index, project: str, filename: str) -> IndexedFile | None:

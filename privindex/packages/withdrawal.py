@@ -116,15 +116,24 @@ def set_yanked(
 
 
 def delete(
-    store: Store, index: Index | None, user: User | None, project_name: str, filename: str, ctx: audit.Context
+    store: Store,
+    index: Index | None,
+    user: User | None,
+    project_name: str,
+    filename: str,
+    ctx: audit.Context,
+    **details: object,
 ) -> None:
-    """Delete a file for good; its filename may then be published anew (docs/architecture.md)."""
+    """Delete a file for good; its filename may then be published anew (docs/architecture.md).
+    details go into the audit event (retention says which policy deleted it)."""
     target = _file(index, user, project_name, filename)
     with database.atomic():
         forget_facts(target.path)
         digests.forget(target.filename)
         releases.files_removed(target.project)
-        audit.record(Tag.FILE_DELETE, ctx, subject=filename, project=project_name, sha256=target.sha256)
+        audit.record(
+            Tag.FILE_DELETE, ctx, subject=filename, project=project_name, sha256=target.sha256, **details
+        )
         with contextlib.suppress(FileNotFoundError):  # deleted by hand meanwhile: the same end
             store.remove(target.path)
     if index is not None:  # else a running server sees the file gone from its folder

@@ -48,6 +48,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from privindex.ops.logs import redact_url
+from privindex.upstream import cooldown
 from privindex.upstream.client import (
     Upstream,
     UpstreamError,
@@ -312,6 +313,7 @@ class UpstreamCache:
         self._on_disk_lock = threading.Lock()
         self._missing: OrderedDict[str, Entry] = OrderedDict()  # names it has not: an LRU
         self._missing_lock = threading.Lock()
+        self.exemptions: cooldown.Exemptions = {}  # past the cooldown: kept by Sources.reload
         self._page_flights = _Flights()
         self._provenance_flights = _Flights()
         self.share = WorkerShare(workers)
@@ -398,7 +400,7 @@ class UpstreamCache:
         return held.entry if held is not None else self._missing.get(name)
 
     def project(self, name: str) -> UpstreamProject | None:
-        """The upstream's page for name as clients see it (min-age applied), fetched if
+        """The upstream's page for name as clients see it (min-age applied unless exempted), fetched if
         not fresh; None if the upstream has no such project, or name is no valid project
         name (then nothing is asked). Raises UpstreamError when the upstream fails and
         nothing is cached, NotCached when offline and nothing is cached."""
@@ -407,12 +409,22 @@ class UpstreamCache:
         entry = self._fresh_entry(name)
         if entry.project is None:
             return None
+        if cooldown.is_exempt(self.exemptions, name, time.time()):
+            return entry.project  # let past the cooldown: the page as fetched (one object per fetch)
         held = self._pages.get(name)
         if held is None or held.entry is not entry:  # pushed out meanwhile: filter this once
             return age_filter(entry.project, self.min_age)
         if held.shown is None:  # one filtered object per fetch: pages cache by identity
             held.shown = age_filter(entry.project, self.min_age)
         return held.shown
+
+    def hidden_by_cooldown(self, name: str) -> list[cooldown.Hidden]:
+        """What the cooldown hides of the cached page for name now (never fetches)."""
+        entry = self.cached_entry(name)
+        now = time.time()
+        if entry is None or entry.project is None or cooldown.is_exempt(self.exemptions, name, now):
+            return []
+        return cooldown.hidden(entry.project, self.min_age, now)
 
     def _fresh_entry(self, name: str) -> Entry:
         entry = self.cached_entry(name)

@@ -33,6 +33,7 @@ from privindex.ops.logs import redact_url
 from privindex.packages import project_status
 from privindex.packages.index import Index
 from privindex.packages.project_status import ProjectStatus
+from privindex.upstream import cooldown
 from privindex.upstream.cache import NotCached, UpstreamCache
 from privindex.upstream.client import UpstreamError
 
@@ -148,6 +149,8 @@ class Sources:
         rules = namespace_rules()
         if rules != self.namespaces:  # a new value only when it changed: pages stay cached
             self.namespaces = rules
+        if self.cache is not None:  # the cooldown's exemptions change as rarely, by the same hands
+            self.cache.exemptions = cooldown.load()
 
     def status(self, name: str) -> ProjectStatus:
         """A local name's status, from memory (upstream names carry theirs on their page)."""

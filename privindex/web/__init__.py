@@ -3,7 +3,15 @@ headers, `init_web`) and one module of views per page family, each adding its ro
 
 from __future__ import annotations
 
-from privindex.web import account, admin, projects, publishers, signin, upstream  # noqa: F401  (their routes)
+from privindex.web import (  # noqa: F401  (their routes)
+    account,
+    admin,
+    projects,
+    publishers,
+    retention,
+    signin,
+    upstream,
+)
 from privindex.web.blueprint import init_web
 
 __all__ = ["init_web"]

@@ -38,6 +38,7 @@ def upstream_status(name: str) -> dict | None:
         "shadowed_at": shadowed,
         "is_admin": is_admin,
         "local": srcs.known_locally(name),
+        "hidden": srcs.cache.hidden_by_cooldown(name) if kind is not Source.LOCAL else [],
     }
 
 
