@@ -52,6 +52,8 @@ def test_a_local_project_reads_like_the_public_index(read_server, dists):
             client.get_metadata("alpha", "3.0")
         with pytest.raises(InvalidRequirement):
             client.get_metadata("no-such-project")
+    too_long = requests.get(f"{read_server.url}/pypi/alpha/{'9' * 5000}/json", timeout=10)
+    assert too_long.status_code == 404  # past Python's digit limit: no such version, not a 500
 
 
 def test_an_sdist_only_release_has_its_metadata_read_from_the_sdist(read_server):

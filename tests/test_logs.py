@@ -37,6 +37,8 @@ def test_redact_removes_every_kind_of_secret_privindex_makes():
             assert value not in clean and REDACTED in clean, (kind, clean)
     assert redact("/login?user=a&password=hunter2&next=/") == f"/login?user=a&password={REDACTED}&next=/"
     assert redact("/simple/?Token=abc") == f"/simple/?Token={REDACTED}"
+    # a set-password link's key (valid for days: whoever reads the log could set the password)
+    assert redact('"GET /setup-password/x3Q_-9aZk2 HTTP/1.1"') == f'"GET /setup-password/{REDACTED} HTTP/1.1"'
     # credentials in a URL (an upstream_url with user:password@), up to the last @ of the host part
     assert (
         redact("cannot reach https://me:pa@ss@mirror.example:8443/simple/ (x@y)")

@@ -36,6 +36,7 @@ from privindex.api.simple import (
     SimpleAPI,
     _not_found,
     _redirect,
+    held_lightly,
     readable_path,
     resolve,
     send_page,
@@ -96,7 +97,7 @@ class JsonAPI:
         if doc is None:
             return None
         body = json.dumps(doc, separators=(",", ":")).encode()
-        answer = Page(source, body, f'"{hashlib.sha256(body).hexdigest()[:32]}-pypi"')
+        answer = Page(held_lightly(source), body, f'"{hashlib.sha256(body).hexdigest()[:32]}-pypi"')
         self._answers.put(key, answer)
         return answer
 
@@ -159,7 +160,12 @@ def _latest(by_version: dict[str, list]) -> str | None:
 
 
 def _same_version(listed: str, asked: str) -> bool:
-    return listed == asked or canonicalize_version(listed) == canonicalize_version(asked)
+    if listed == asked:
+        return True
+    try:
+        return canonicalize_version(listed) == canonicalize_version(asked)
+    except ValueError:  # e.g. a number past Python's digit limit: no version of ours
+        return False
 
 
 def _file(base: str, f) -> dict:

@@ -112,7 +112,7 @@ _canonical = _cached_when_short(canonicalize_name, maxsize=8192, longest=256)
 
 @dataclass(frozen=True)
 class Page:
-    source: object  # the Project or project-list snapshot it was rendered from (_held_lightly)
+    source: object  # the Project or project-list snapshot it was rendered from (held_lightly)
     body: bytes
     etag: str
     status: ProjectStatus = ACTIVE  # the local status it was rendered with (an identity check too)
@@ -431,7 +431,7 @@ class SimpleAPI:
                 return None
             body = render_project(project, fmt, status, rules.api_entries(name))  # type: ignore[arg-type]
         etag = f'"{hashlib.sha256(body).hexdigest()[:32]}-{fmt}"'
-        page = Page(_held_lightly(source), body, etag, status, rules)
+        page = Page(held_lightly(source), body, etag, status, rules)
         self._pages.put(key, page)
         return page
 
@@ -707,13 +707,13 @@ class _Parts(tuple):
     """A page made from several sources (a merged page, the root with upstream names)."""
 
 
-def _held_lightly(source: object) -> object:
+def held_lightly(source: object) -> object:
     """What a cached page keeps of its sources: an upstream page only by a weak reference
     (the upstream cache alone decides how many stay in memory), anything else itself."""
     if isinstance(source, UpstreamProject):
         return weakref.ref(source)
     if isinstance(source, _Parts):
-        return _Parts(_held_lightly(part) for part in source)
+        return _Parts(held_lightly(part) for part in source)
     return source
 
 
@@ -728,11 +728,14 @@ def _same(cached: object, current: object) -> bool:
     return False
 
 
+_UPSTREAM_STATUS = {503: "503 Service Unavailable", 504: "504 Gateway Timeout"}
+
+
 def _upstream_failed(start_response: StartResponse, exc: UpstreamError) -> list[bytes]:
     if isinstance(exc, Busy):  # the share of workers for the upstream is taken: pip and uv retry
         status, retry_after = "503 Service Unavailable", exc.retry_after
     else:
-        status, retry_after = ("504 Gateway Timeout" if exc.status == 504 else "502 Bad Gateway"), 30
+        status, retry_after = _UPSTREAM_STATUS.get(exc.status, "502 Bad Gateway"), 30
     return _plain(
         start_response, status, f"{exc}\n", [("Cache-Control", "no-store"), ("Retry-After", str(retry_after))]
     )

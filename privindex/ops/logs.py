@@ -44,6 +44,8 @@ _SECRETS = re.compile(
             rf"(?<![0-9A-Za-z-]){recovery.SHOWN_PATTERN}(?![0-9A-Za-z-])",
             # credentials in query strings and forms
             r"(?i:(?P<keep>(?:password|passwd|token|secret|code)=)[^&\s\"']*)",
+            # the key of a set-password link (an admin's invitation or reset: valid for days)
+            r"(?P<path>/setup-password/)[A-Za-z0-9_-]+",
             # credentials in URLs (user:password@ before the host), up to the last @ before the path
             r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)[^\s/?#@]*(?:@[^\s/?#@]*)*@",
         )
@@ -59,7 +61,7 @@ def redact(text: str) -> str:
 def _replacement(m: re.Match) -> str:
     if m.group("scheme"):
         return f"{m.group('scheme')}{REDACTED}@"
-    return (m.group("keep") or "") + REDACTED
+    return (m.group("keep") or m.group("path") or "") + REDACTED
 
 
 def redact_url(url: str) -> str:

@@ -628,15 +628,28 @@ class UpstreamCache:
             if len(self._transfers) >= self._downloads_max:
                 raise Busy()
             target = self.path(key)  # OutsideCache: refused before anything is asked or written
-            target.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+            try:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+            except OSError as exc:  # our disk, not the upstream: a clear 503, never a 500
+                log.error("cannot write to the upstream cache at %s: %s", target.parent, exc)
+                raise UpstreamError("the upstream cache cannot be written to; try again later", 503) from None
             transfer = self._transfers[key] = _Transfer(Path(tmp))
-        threading.Thread(
-            target=self._download,
-            args=(f, metadata, key, fd, transfer),
-            name=f"upstream-download {f.filename}",
-            daemon=True,
-        ).start()
+        try:
+            threading.Thread(
+                target=self._download,
+                args=(f, metadata, key, fd, transfer),
+                name=f"upstream-download {f.filename}",
+                daemon=True,
+            ).start()
+        except RuntimeError:  # no thread to be had: no follower may wait for one that never runs
+            os.close(fd)
+            os.unlink(tmp)
+            with self._transfers_lock:
+                self._transfers.pop(key, None)
+            error = UpstreamError("too busy to start a download; try again", 503)
+            transfer.update(path=None, error=error)
+            raise error from None
         return transfer
 
     def _download(self, f: UpstreamFile, metadata: bool, key: str, fd: int, transfer: _Transfer) -> None:

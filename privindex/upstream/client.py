@@ -23,6 +23,7 @@ CA bundles and connection pooling; it is the one module that speaks to the upstr
 from __future__ import annotations
 
 import base64
+import codecs
 import ipaddress
 import json
 import logging
@@ -223,10 +224,20 @@ def _guarded(connection_class: type, scheme: str, exempt: tuple[str, str, int]) 
             finally:
                 timer.cancel()
 
+        # The connected socket (TLS-wrapped for https), kept: http.client drops `sock` once
+        # a response will close the connection, while the body is still read through it.
+        kept_sock: socket.socket | None = None
+
+        def connect(self) -> None:
+            super().connect()
+            self.kept_sock = self.sock
+
         def _cut(self) -> None:
-            if self.sock is not None:
+            """End whatever a read on this connection waits for (past the deadline)."""
+            sock = self.sock or self.kept_sock
+            if sock is not None:
                 try:
-                    self.sock.shutdown(socket.SHUT_RDWR)
+                    sock.shutdown(socket.SHUT_RDWR)
                 except OSError:
                     pass
 
@@ -336,8 +347,8 @@ class Upstream:
         try:
             if kind.endswith("+json") or kind == "application/json":
                 return parse_json(name, json.loads(body), base)
-            return parse_html(name, body.decode(resp.encoding or "utf-8", "replace"), base)
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            return parse_html(name, body.decode(_known_codec(resp.encoding), "replace"), base)
+        except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
             raise UpstreamError(
                 f"the upstream's page for {name} cannot be read: {type(exc).__name__}"
             ) from None
@@ -379,7 +390,7 @@ class Upstream:
             data = b"".join(self._body(resp, url, deadline, PROVENANCE_MAX, limit))
         try:
             check_provenance(data, f.filename, f.sha256)
-        except ValueError as exc:  # JSON, base64 and filename errors included
+        except (ValueError, RecursionError) as exc:  # JSON, base64 and filename errors included
             raise self._refuse(url, f"not a provenance of {f.filename}: {exc}") from None
         return data
 
@@ -459,13 +470,26 @@ class Upstream:
 
         size = 0
         connection = getattr(resp.raw, "connection", None)
+
+        # Past the deadline the socket is shut, whatever a read waits for: urllib3's read1
+        # keeps reading while a compressed body decodes to nothing (a byte at a time, each
+        # inside the socket timeout), so checking the clock between reads is not enough.
+        timer = threading.Timer(
+            max(deadline - time.monotonic(), 0.0), getattr(connection, "_cut", lambda: None)
+        )
+        timer.daemon = True
+        timer.start()
         try:
             while True:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     raise _late(url, limit)
-                if connection is not None and connection.sock is not None:
-                    connection.sock.settimeout(min(self.timeout, remaining))  # each wait ends by the deadline
+                sock = getattr(connection, "sock", None) or getattr(connection, "kept_sock", None)
+                if sock is not None:
+                    try:
+                        sock.settimeout(min(self.timeout, remaining))  # each wait ends by the deadline
+                    except OSError:  # closed already: the body is read from the buffer
+                        pass
                 try:
                     chunk = resp.raw.read1(CHUNK, decode_content=True)
                 except (Urllib3Error, OSError) as exc:
@@ -473,12 +497,15 @@ class Upstream:
                         raise _late(url, limit) from None
                     raise _as_error(exc, url) from None
                 if not chunk:
+                    if time.monotonic() >= deadline:  # cut off, not ended: never a short body
+                        raise _late(url, limit)
                     return
                 size += len(chunk)
                 if size > cap:
                     raise self._too_large(url, cap)
                 yield chunk
         finally:
+            timer.cancel()
             resp.close()
 
     def _refuse(self, url: str, reason: str) -> UpstreamError:
@@ -490,6 +517,15 @@ class Upstream:
         return UpstreamError(
             f"{redact_url(url)} is larger than the limit ({cap} bytes); refused", 502, "too_large"
         )
+
+
+def _known_codec(name: str | None) -> str:
+    """The charset an upstream page names, if Python knows it; else UTF-8 (with "replace":
+    a page in an unknown encoding is read as well as it can be, never a 500)."""
+    try:
+        return codecs.lookup(name).name if name else "utf-8"
+    except LookupError:
+        return "utf-8"
 
 
 def _late(url: str, limit: float) -> UpstreamError:
@@ -775,4 +811,4 @@ def age_filter(project: UpstreamProject, min_age: float, now: float | None = Non
     cutoff = (now or time.time()) - min_age
     kept = tuple(f for f in project.files if f.upload_time is not None and f.upload_time <= cutoff)
     versions = tuple(v for v in project.versions if any(f.version == v for f in kept))
-    return UpstreamProject(project.name, project.display_name, kept, versions)
+    return UpstreamProject(project.name, project.display_name, kept, versions, project.status)

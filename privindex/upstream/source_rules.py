@@ -137,11 +137,11 @@ class Sources:
     def reload(self, force: bool = True) -> None:
         """Read the claimed and allowed names again (cheap: one small query). The watcher
         calls it every pass with force=False: skipped unless another connection committed."""
+        version = None
         if not force:
             version = data_version()
             if version is not None and version == self._data_version:
                 return
-            self._data_version = version
         self.claimed, self.allowed = claimed_names()
         statuses = project_status.non_active()
         # an unchanged status keeps its object: cached pages are valid while it is theirs
@@ -151,6 +151,8 @@ class Sources:
             self.namespaces = rules
         if self.cache is not None:  # the cooldown's exemptions change as rarely, by the same hands
             self.cache.exemptions = cooldown.load()
+        if version is not None:  # only once everything was read: a failed pass is tried again
+            self._data_version = version
 
     def status(self, name: str) -> ProjectStatus:
         """A local name's status, from memory (upstream names carry theirs on their page)."""

@@ -307,6 +307,41 @@ def test_a_compression_bomb_page_is_cut_off_after_decompression(hostile, cache):
     assert_healthy(cache)
 
 
+@pytest.mark.parametrize(
+    "name, content_type, body",
+    [
+        ("bogus-charset", "text/html; charset=x-no-such-charset", b'<a href="/files/x.whl">x</a>'),
+        ("deep-json", V1_JSON, b"[" * 200_000),
+    ],
+)
+def test_a_page_in_an_unknown_charset_or_nested_too_deep_is_answered_not_a_500(
+    hostile, cache, name, content_type, body
+):
+    def answer(handler) -> None:
+        handler.send_response(200)
+        handler.send_header("Content-Type", content_type)
+        handler.send_header("Content-Length", str(len(body)))
+        handler.end_headers()
+        handler.wfile.write(body)
+
+    hostile.routes[f"/simple/{name}/"] = answer
+    resp = get(cache, f"/simple/{name}/", headers={"Accept": V1_JSON})
+    assert resp.status_code in (200, 502), resp.text  # read as well as it can be, or refused
+    assert resp.status_code == (502 if name == "deep-json" else 200)
+    assert_healthy(cache)
+
+
+def test_the_cooldown_keeps_the_upstreams_project_status():
+    from privindex.upstream.client import age_filter, parse_json
+
+    page = parse_json(
+        "held",
+        {"project-status": {"status": "quarantined"}, "files": [entry("held-1.0-py3-none-any.whl", "/f")]},
+        "http://127.0.0.1:1/simple/held/",
+    )
+    assert age_filter(page, 86400).status.status.value == "quarantined"
+
+
 def drip(handler) -> None:
     """A byte every half second, for as long as anyone listens (a minute at most)."""
     for _ in range(120):
@@ -333,7 +368,28 @@ def trickle_headers(handler) -> None:
     drip(handler)
 
 
-@pytest.mark.parametrize("name, route", [("slow", trickle), ("slow-headers", trickle_headers)])
+def trickle_gzip(handler) -> None:
+    """A gzip body that decodes to nothing for ever: empty stored deflate blocks, a byte
+    every half second (each read returns, but decoding never yields a byte)."""
+    handler.send_response(200)
+    handler.send_header("Content-Type", V1_JSON)
+    handler.send_header("Content-Encoding", "gzip")
+    handler.end_headers()
+    handler.wfile.write(b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff")  # a gzip header
+    handler.wfile.flush()
+    for _ in range(24):
+        for byte in b"\x00\x00\x00\xff\xff":  # one empty, non-final stored block
+            try:
+                handler.wfile.write(bytes([byte]))
+                handler.wfile.flush()
+            except OSError:
+                return
+            time.sleep(0.5)
+
+
+@pytest.mark.parametrize(
+    "name, route", [("slow", trickle), ("slow-headers", trickle_headers), ("slow-gzip", trickle_gzip)]
+)
 def test_an_endless_slow_page_is_cut_off_at_its_deadline(hostile, cache, name, route):
     hostile.routes[f"/simple/{name}/"] = route
     answer: list = []
