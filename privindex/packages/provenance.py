@@ -29,7 +29,7 @@ def check_provenance(data: bytes, filename: str, sha256: str) -> None:
     attestations are not about this file: each statement's one subject must name filename
     (compared parsed, as the PEP says) with the sha256 the page gives for it. Signatures
     are not checked here (SECURITY.md, "Provenance")."""
-    doc = _object(json.loads(data), "provenance object")
+    doc = _object(_json(data), "provenance object")
     bundles = doc.get("attestation_bundles")
     if doc.get("version") != 1 or not isinstance(bundles, list) or not bundles:
         raise ValueError("not a version 1 provenance object with attestation bundles")
@@ -45,9 +45,7 @@ def check_provenance(data: bytes, filename: str, sha256: str) -> None:
             envelope = _object(attestation.get("envelope"), "envelope")
             if attestation.get("version") != 1 or not isinstance(envelope.get("statement"), str):
                 raise ValueError("not a version 1 attestation")
-            statement = _object(
-                json.loads(base64.b64decode(envelope["statement"], validate=True)), "statement"
-            )
+            statement = _object(_json(base64.b64decode(envelope["statement"], validate=True)), "statement")
             subjects = statement.get("subject")
             if (
                 statement.get("_type") != STATEMENT_TYPE
@@ -62,6 +60,14 @@ def check_provenance(data: bytes, filename: str, sha256: str) -> None:
                 raise ValueError("an attestation about another file")
 
 
+def _json(data: bytes | str) -> object:
+    """json.loads, with nesting too deep for the parser refused like any other bad JSON."""
+    try:
+        return json.loads(data)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
+
+
 def _object(value: object, what: str) -> dict:
     if not isinstance(value, dict):
         raise ValueError(f"the {what} is not a JSON object")
@@ -73,7 +79,7 @@ def _same_file(subject: str, filename: str) -> bool:
     of the same wheel or sdist counts (PEP 740)."""
     if filename.endswith(".whl"):
         return subject.endswith(".whl") and parse_wheel_filename(subject) == parse_wheel_filename(filename)
-    kind = ".zip" if filename.endswith(".zip") else ".tar.gz"  # _file took only distributions
+    kind = ".zip" if filename.endswith(".zip") else ".tar.gz"  # filename is a distribution's
     return subject.endswith(kind) and parse_sdist_filename(subject) == parse_sdist_filename(filename)
 
 
@@ -83,7 +89,7 @@ def from_upload(attestations: str, filename: str, sha256: str, publisher: dict) 
     if len(attestations) > PROVENANCE_MAX:
         raise ValueError(f"the attestations are larger than {PROVENANCE_MAX // 1024} KiB")
     try:
-        items = json.loads(attestations)
+        items = _json(attestations)
     except ValueError:
         raise ValueError("the attestations are not JSON") from None
     if not isinstance(items, list) or not items:
