@@ -244,6 +244,16 @@ def test_an_upload_with_attestations_serves_its_provenance(tmp_path, attesting, 
     pip("install", "--index-url", attesting.index_url, "--target", str(target), "attested==1.0")
     assert (target / "attested" / "__init__.py").exists()
 
+    backup = tmp_path / "backup"  # a backup keeps it; check checks it is about the file
+    privindex_cli(attesting, "backup", str(backup))
+    assert (backup / "packages" / "attested" / stored.name).read_bytes() == stored.read_bytes()
+    assert privindex_cli(attesting, "check", check=False).returncode == 0
+    kept = stored.read_bytes()
+    stored.write_bytes(provenance(wheel.name, "0" * 64))
+    checked = privindex_cli(attesting, "check", check=False)
+    assert checked.returncode == 1 and f"{stored.name}: not that file's provenance" in checked.stdout
+    stored.write_bytes(kept)
+
     privindex_cli(attesting, "project", "delete", "attested", wheel.name, "--yes")
     assert not stored.exists()  # its provenance went with it
     wait_until(lambda: wheel.name not in listed(attesting, "attested"), timeout=10)
