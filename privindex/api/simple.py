@@ -19,7 +19,7 @@ import os
 import re
 import threading
 import weakref
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Container, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -39,7 +39,8 @@ from werkzeug.wsgi import wrap_file
 from privindex.api.headers import PAGE_SECURITY_HEADERS
 from privindex.packages.index import Index, IndexedFile, Project, parse_version
 from privindex.packages.project_status import ACTIVE, ProjectStatus
-from privindex.upstream.cache import PROVENANCE_SUFFIX, Busy, NotCached
+from privindex.packages.provenance import SUFFIX as PROVENANCE_SUFFIX
+from privindex.upstream.cache import Busy, NotCached
 from privindex.upstream.client import PREFIX as UPSTREAM_PREFIX
 from privindex.upstream.client import UpstreamError, UpstreamFile, UpstreamProject, valid_name
 from privindex.upstream.source_rules import Source, Sources
@@ -137,10 +138,21 @@ def render_root(projects: Iterable[tuple[str, str]], fmt: str) -> bytes:
 
 
 def render_project(
-    project: Project, fmt: str, status: ProjectStatus = ACTIVE, namespaces: list[dict] | None = None
+    project: Project,
+    fmt: str,
+    status: ProjectStatus = ACTIVE,
+    namespaces: list[dict] | None = None,
+    attested: Container[str] = (),
 ) -> bytes:
-    """The project's page; a quarantined project's lists no files (PEP 792)."""
+    """The project's page; a quarantined project's lists no files (PEP 792). A file has a
+    provenance URL (PEP 740) if the upstream lists one or its path is in attested (local
+    files uploaded with attestations)."""
     listed = project.files if status.offers_files else ()
+
+    def provenance_url(f: IndexedFile) -> str | None:
+        has = getattr(f, "provenance_url", None) or f.path in attested
+        return file_url(f) + PROVENANCE_SUFFIX if has else None
+
     if fmt == "json":
         files = []
         for f in listed:
@@ -154,8 +166,8 @@ def render_project(
                 entry["size"] = f.size
             if f.upload_time is not None:
                 entry["upload-time"] = _upload_time(f.upload_time)
-            if getattr(f, "provenance_url", None):  # an upstream file's (IndexedFile has none)
-                entry["provenance"] = file_url(f) + PROVENANCE_SUFFIX
+            if provenance := provenance_url(f):
+                entry["provenance"] = provenance
             files.append(entry)
         doc = {
             "meta": {"api-version": API_VERSION},
@@ -179,8 +191,8 @@ def render_project(
             attrs += f' data-dist-info-metadata="{digest}" data-core-metadata="{digest}"'
         if f.yanked:
             attrs += f' data-yanked="{escape(f.yanked_reason)}"'
-        if getattr(f, "provenance_url", None):
-            attrs += f' data-provenance="{escape(file_url(f) + PROVENANCE_SUFFIX)}"'
+        if provenance := provenance_url(f):
+            attrs += f' data-provenance="{escape(provenance)}"'
         href = escape(f"{file_url(f)}#sha256={f.sha256}")
         links.append(f'    <a href="{href}"{attrs}>{escape(f.filename)}</a><br>\n')
     return _html(f"Links for {escape(project.display_name)}", "".join(links), _status_meta(status))
@@ -429,11 +441,21 @@ class SimpleAPI:
             project = resolve(source)
             if project is None:
                 return None
-            body = render_project(project, fmt, status, rules.api_entries(name))  # type: ignore[arg-type]
+            attested = self._attested(project.files)
+            body = render_project(project, fmt, status, rules.api_entries(name), attested)  # type: ignore[arg-type]
         etag = f'"{hashlib.sha256(body).hexdigest()[:32]}-{fmt}"'
         page = Page(held_lightly(source), body, etag, status, rules)
         self._pages.put(key, page)
         return page
+
+    def _attested(self, files: Iterable[object]) -> set[str]:
+        """The paths of the local files that have a provenance object beside them."""
+        root = self._store_root
+        return {
+            f.path
+            for f in files
+            if isinstance(f, IndexedFile) and os.path.isfile(os.path.join(root, f.path + PROVENANCE_SUFFIX))
+        }
 
     def project_source(self, name: str) -> object | None:
         """What a project's answers are made from, for `resolve` and the cache's identity
@@ -533,6 +555,8 @@ class SimpleAPI:
                 f"{withdrawn.found.sha256}). An admin must restore it or accept the new content.\n",
                 [("Cache-Control", "no-store")],
             )
+        if relpath.endswith(PROVENANCE_SUFFIX):
+            return self._local_provenance(environ, start_response, relpath)
         if relpath.endswith(".metadata"):
             dist = snapshot.files.get(relpath[: -len(".metadata")])
             if dist is not None and not self.sources.status(dist.project).offers_files:
@@ -550,6 +574,17 @@ class SimpleAPI:
                         "text/plain; charset=utf-8",
                     )
         return _not_found(start_response)
+
+    def _local_provenance(
+        self, environ: dict, start_response: StartResponse, relpath: str
+    ) -> Iterable[bytes]:
+        """A listed local file's provenance object, as uploaded with it (PEP 740)."""
+        dist = self.index.snapshot.files.get(relpath.removesuffix(PROVENANCE_SUFFIX))
+        if dist is None:
+            return _not_found(start_response)
+        if not self.sources.status(dist.project).offers_files:
+            return _quarantined(start_response, dist.project)
+        return _send_provenance_file(environ, start_response, os.path.join(self._store_root, relpath))
 
     def _changed(self, start_response: StartResponse, indexed: IndexedFile) -> list[bytes]:
         """Not the bytes that were hashed: never served unverified; the watcher rereads it."""
@@ -603,13 +638,7 @@ class SimpleAPI:
     ) -> Iterable[bytes]:
         if f.provenance_url is None:
             return _not_found(start_response)
-        path = self.cache.provenance(f)  # type: ignore[union-attr]
-        try:
-            data, mtime = path.read_bytes(), path.stat().st_mtime
-        except OSError:  # pruned meanwhile
-            return _not_found(start_response)
-        etag = hashlib.sha256(data).hexdigest()
-        return _send(environ, start_response, BytesIO(data), len(data), mtime, etag, "application/json")
+        return _send_provenance_file(environ, start_response, self.cache.provenance(f))  # type: ignore[union-attr]
 
     def _send_upstream(
         self, environ: dict, start_response: StartResponse, f: UpstreamFile, metadata: bool
@@ -811,6 +840,19 @@ def _hand_off(
     environ[SENT_BYTES] = sent
     start_response(status, [*headers, (header, target), ("Content-Length", "0")])
     return []
+
+
+def _send_provenance_file(
+    environ: dict, start_response: StartResponse, path: str | os.PathLike
+) -> Iterable[bytes]:
+    """A provenance object (small JSON), read whole; 404 if it is gone (pruned, deleted)."""
+    try:
+        with open(path, "rb") as fh:
+            data, mtime = fh.read(), os.fstat(fh.fileno()).st_mtime
+    except OSError:
+        return _not_found(start_response)
+    etag = hashlib.sha256(data).hexdigest()
+    return _send(environ, start_response, BytesIO(data), len(data), mtime, etag, "application/json")
 
 
 def _send(

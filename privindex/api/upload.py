@@ -22,9 +22,10 @@ from privindex.accounts import api_tokens
 from privindex.accounts.permissions import NamespaceReserved, UploadDenied
 from privindex.api.http import audit_context, plain_response
 from privindex.auth import token_format
+from privindex.oidc import publishers
 from privindex.ops import audit, metrics
 from privindex.ops.audit import Tag
-from privindex.packages import publishing
+from privindex.packages import provenance, publishing
 from privindex.packages.archives import ArchiveLimits
 from privindex.packages.distfile import InvalidDistribution, parse_filename, read_facts
 from privindex.packages.store import IncomingFile, UploadTooLarge
@@ -113,6 +114,7 @@ class UploadForm:
     filename: str
     incoming: IncomingFile
     digests: dict[str, str]
+    attestations: str  # PEP 740: a JSON list, as twine --attestations sends it; "" if none
 
 
 def _accept(auth: api_tokens.TokenAuth, ctx: audit.Context):
@@ -130,6 +132,7 @@ def _accept(auth: api_tokens.TokenAuth, ctx: audit.Context):
     except UploadDenied as exc:
         raise Refused(_denied_status(exc), str(exc), form.project) from None
     facts = _check_file(form)
+    attested = _provenance(auth, form) if form.attestations else None
     try:
         published = publishing.publish_upload(
             services.store,
@@ -143,6 +146,7 @@ def _accept(auth: api_tokens.TokenAuth, ctx: audit.Context):
             facts,
             overwrite=services.settings.overwrite,
             max_project_bytes=settings.max_project_bytes,
+            provenance=attested,
         )
     except UploadDenied as exc:
         raise Refused(_denied_status(exc), str(exc), form.project) from None
@@ -244,7 +248,21 @@ def _read_form() -> UploadForm:
                 "(was it changed or truncated on the way?)",
                 project,
             )
-    return UploadForm(project, version, filename, incoming, actual)
+    return UploadForm(project, version, filename, incoming, actual, single("attestations"))
+
+
+def _provenance(auth: api_tokens.TokenAuth, form: UploadForm) -> bytes:
+    """The upload's attestations as a PEP 740 provenance object under its Trusted Publisher:
+    as on PyPI, only an upload with a token minted by Trusted Publishing may carry them, since
+    the publisher is who the attestations must come from."""
+    publisher_id = auth.token.publisher_id
+    publisher = publishers.attestation_identity(publisher_id) if publisher_id is not None else None
+    if publisher is None:
+        raise Refused(400, "Attestations are only supported when using Trusted Publishing", form.project)
+    try:
+        return provenance.from_upload(form.attestations, form.filename, form.digests["sha256"], publisher)
+    except ValueError as exc:
+        raise Refused(400, f"Invalid attestations for {form.filename}: {exc}", form.project) from None
 
 
 # The platform tags wheels are built for; anything else (say "any.tar.gz", which packaging

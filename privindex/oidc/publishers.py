@@ -224,6 +224,26 @@ def describe(publisher: TrustedPublisher) -> str:
     return text + (f" (environment {publisher.environment})" if publisher.environment else "")
 
 
+# PEP 740's publisher kinds, as Warehouse spells them in provenance objects
+ATTESTATION_KINDS = {"github": "GitHub", "gitlab": "GitLab", "forgejo": "Forgejo"}
+
+
+def attestation_identity(publisher_id: int) -> dict | None:
+    """The publisher object of a PEP 740 attestation bundle for uploads made with a token
+    minted by that publisher (Warehouse's shape: GitLab names the CI file `workflow_filepath`);
+    None if the publisher was removed meanwhile."""
+    publisher = TrustedPublisher.get_or_none(TrustedPublisher.id == publisher_id)
+    if publisher is None:
+        return None
+    workflow_key = "workflow_filepath" if publisher.kind == "gitlab" else "workflow"
+    return {
+        "kind": ATTESTATION_KINDS.get(publisher.kind, publisher.kind),
+        "repository": publisher.repository,
+        workflow_key: publisher.workflow,
+        "environment": publisher.environment,
+    }
+
+
 def recent_ci_publications(project_name: str, limit: int = 10) -> list[dict]:
     """The project's latest uploads made with minted tokens, with their CI claims."""
     found = []

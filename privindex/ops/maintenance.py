@@ -4,8 +4,8 @@ A backup is a folder with `data/` (a consistent copy of the database, made with 
 online backup API, and the session key) and `packages/` (the store). The database copy
 comes first: every file it lists is then copied and checked against its recorded hash, so
 the pair is consistent even while uploads arrive (uploads appear by atomic rename, so a
-half-written file is never seen). Copies keep their mtimes, so a restored server does
-not rehash anything.
+half-written file is never seen), with the PEP 740 provenance object beside it if it has
+one. Copies keep their mtimes, so a restored server does not rehash anything.
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ from pathlib import Path
 
 from privindex.packages.archives import DEFAULT_LIMITS, ArchiveLimits
 from privindex.packages.distfile import CHUNK, examine, hash_stream
+from privindex.packages.provenance import SUFFIX as PROVENANCE_SUFFIX
+from privindex.packages.provenance import check_provenance
 from privindex.packages.store import UPLOAD_PREFIXES, Store, abandoned_upload
 
 Report = Callable[[str], None]
@@ -136,6 +138,9 @@ def backup(database: Path | str, store: Store, dest: Path, report: Report) -> Ba
         else:
             result.files += 1
             result.bytes += size
+            attested = store.full_path(path + PROVENANCE_SUFFIX)
+            if attested.exists():  # its PEP 740 provenance goes with it (the store walk skips it)
+                _copy_checked(attested, dest / "packages" / (path + PROVENANCE_SUFFIX), None)
         throttle(f"packages: {result.files}/{total} files, {result.bytes / 1e6:.1f} MB")
     for path in extra:
         if _copy_checked(store.full_path(path), dest / "packages" / path, None) is None:
@@ -161,6 +166,17 @@ def _copy_checked(source: Path, target: Path, sha256: str | None) -> str | None:
         return "missing from the store (deleted meanwhile, or is --store wrong?)"
     if sha256 is not None and digest.hexdigest() != sha256:
         return "its content does not match the recorded hash (changed on disk?)"
+    return None
+
+
+def _provenance_problem(path: Path, filename: str, sha256: str) -> str | None:
+    """What is wrong with the provenance object beside a published file, if it has one."""
+    try:
+        check_provenance(path.read_bytes(), filename, sha256)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        return f"not that file's provenance ({exc}); remove it"
     return None
 
 
@@ -248,6 +264,8 @@ def check(
                         )
         except FileNotFoundError:
             result.problems.append(f"{path}: missing from the store (is --store right?)")
+        if problem := _provenance_problem(store.full_path(path + PROVENANCE_SUFFIX), filename, sha256):
+            result.problems.append(f"{path}{PROVENANCE_SUFFIX}: {problem}")
         result.checked += 1
         throttle(f"checked {result.checked}/{len(rows)} files")
     throttle(f"checked {result.checked}/{len(rows)} files", final=True)

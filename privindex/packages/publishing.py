@@ -29,6 +29,7 @@ from privindex.packages import digests, project_status, projects
 from privindex.packages.archives import DEFAULT_LIMITS, ArchiveLimits
 from privindex.packages.distfile import FileFacts, InvalidDistribution, parse_filename, read_facts
 from privindex.packages.index import Index, IndexedFile, save_facts
+from privindex.packages.provenance import SUFFIX as PROVENANCE_SUFFIX
 from privindex.packages.store import IncomingFile, Store
 from privindex.upstream.source_rules import Sources, UpstreamClaimed
 
@@ -90,8 +91,10 @@ def publish_upload(
     facts: FileFacts,
     overwrite: bool,
     max_project_bytes: int = 0,
+    provenance: bytes | None = None,
 ) -> Published:
-    """Publish an uploaded file (already validated) under its filename.
+    """Publish an uploaded file (already validated) under its filename, with its PEP 740
+    provenance object if the upload carried attestations (packages/provenance.py).
 
     A filename keeps its first publication: the identical bytes again change nothing (or
     put a file deleted by hand back); other bytes are refused unless `overwrite` is on,
@@ -103,7 +106,7 @@ def publish_upload(
     if listed is not None and listed.sha256 == facts.sha256:
         return Published("identical", listed)
     now = time.time()
-    linked = False
+    linked = wrote = False
     try:
         with digests.publishers.writing(), database.atomic():
             project_status.check_takes_uploads(project)  # again: a status set since check_upload
@@ -133,6 +136,8 @@ def publish_upload(
             )
             if auth.ci_claims is not None:  # uploaded from CI with a minted token: say from where
                 details["ci"] = {**auth.ci_claims, "publisher": auth.token.publisher_id}
+            if provenance is not None:
+                details["provenance"] = True
             audit.record(
                 tag,
                 ctx,
@@ -143,12 +148,19 @@ def publish_upload(
                 size=facts.size,
                 **details,
             )
+            if provenance is not None:
+                store.write(path + PROVENANCE_SUFFIX, provenance)
+                wrote = outcome == "added"
+            elif outcome == "overwritten":  # the old bytes' attestations are not about the new ones
+                store.remove(path + PROVENANCE_SUFFIX, missing_ok=True)
             try:
                 store.publish(incoming, path, replace=outcome != "added")
             except FileExistsError:
                 raise AlreadyExists(f"File already exists: {filename} (another upload was first)") from None
             linked = outcome == "added"
     except BaseException:
+        if wrote:  # nothing of a refused or failed upload stays behind
+            store.remove(path + PROVENANCE_SUFFIX, missing_ok=True)
         if linked:  # the commit failed after the file appeared: take it back
             store.remove(path)
         raise
@@ -183,6 +195,7 @@ def accept(
             size=facts.size,
             how="accept",
         )
+        store.remove(path + PROVENANCE_SUFFIX, missing_ok=True)
     return published.sha256, facts.sha256
 
 
@@ -226,6 +239,7 @@ def replace(
                 size=facts.size,
                 how="replace",
             )
+            store.remove(path + PROVENANCE_SUFFIX, missing_ok=True)
             store.publish(incoming, path, replace=True)
     finally:
         incoming.close()

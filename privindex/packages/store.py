@@ -20,6 +20,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any, Protocol
 
+from privindex.packages.provenance import SUFFIX as PROVENANCE_SUFFIX
+
 log = logging.getLogger(__name__)
 
 TEMP_SUFFIXES = (".tmp", ".part", ".partial", ".crdownload", ".swp", "~")
@@ -47,11 +49,17 @@ def abandoned_upload(path: Path | str) -> bool:
 
 
 def is_ignored(name: str) -> bool:
-    """Hidden files, temporary files and READMEs are passed over without a warning.
+    """Hidden files, temporary files, READMEs and the provenance objects beside their files
+    are passed over without a warning.
 
     Anything else that is not a valid distribution gets one warning when it is scanned.
     """
-    return name.startswith(".") or name.endswith(TEMP_SUFFIXES) or name.upper().startswith("README")
+    return (
+        name.startswith(".")
+        or name.endswith(TEMP_SUFFIXES)
+        or name.endswith(PROVENANCE_SUFFIX)
+        or name.upper().startswith("README")
+    )
 
 
 class UploadTooLarge(ValueError):
@@ -227,8 +235,30 @@ class Store:
             os.link(incoming.path, target)
         _fsync_dir(target.parent)
 
-    def remove(self, relpath: str) -> None:
-        os.unlink(self.full_path(relpath))
+    def write(self, relpath: str, data: bytes) -> None:
+        """Put small data at relpath atomically and durably (temp file, fsync, rename)."""
+        target = self.full_path(relpath)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = target.parent / f"{UPLOAD_TEMP_PREFIX}{secrets.token_hex(8)}.tmp"
+        try:
+            with open(staging, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fchmod(fh.fileno(), 0o644)
+                os.fsync(fh.fileno())
+            os.replace(staging, target)
+        except BaseException:
+            staging.unlink(missing_ok=True)
+            raise
+        _fsync_dir(target.parent)
+
+    def remove(self, relpath: str, missing_ok: bool = False) -> None:
+        try:
+            os.unlink(self.full_path(relpath))
+        except FileNotFoundError:
+            if not missing_ok:
+                raise
+            return
         _fsync_dir(self.full_path(relpath).parent)
 
     def remove_stale_temp_files(self, before: float) -> int:

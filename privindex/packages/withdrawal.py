@@ -6,7 +6,6 @@ deleting removes it from the store for good.
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 
 from packaging.utils import canonicalize_name
@@ -22,6 +21,7 @@ from privindex.ops.audit import Tag
 from privindex.packages import digests, releases
 from privindex.packages.distfile import SDIST_SUFFIXES, WHEEL_SUFFIX
 from privindex.packages.index import Index, forget_facts, save_yank
+from privindex.packages.provenance import SUFFIX as PROVENANCE_SUFFIX
 from privindex.packages.store import Store
 
 REASON_MAX = 200
@@ -134,7 +134,7 @@ def delete(
         audit.record(
             Tag.FILE_DELETE, ctx, subject=filename, project=project_name, sha256=target.sha256, **details
         )
-        with contextlib.suppress(FileNotFoundError):  # deleted by hand meanwhile: the same end
-            store.remove(target.path)
+        store.remove(target.path + PROVENANCE_SUFFIX, missing_ok=True)  # its attestations go with it
+        store.remove(target.path, missing_ok=True)  # deleted by hand meanwhile: the same end
     if index is not None:  # else a running server sees the file gone from its folder
         index.discard(target.path)

@@ -48,6 +48,8 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from privindex.ops.logs import redact_url
+from privindex.packages.provenance import SUFFIX as PROVENANCE_SUFFIX
+from privindex.packages.provenance import check_provenance
 from privindex.upstream import cooldown
 from privindex.upstream.client import (
     Upstream,
@@ -55,7 +57,6 @@ from privindex.upstream.client import (
     UpstreamFile,
     UpstreamProject,
     age_filter,
-    check_provenance,
     valid_digest,
     valid_name,
 )
@@ -66,7 +67,6 @@ TOUCH_EVERY = 60.0  # seconds between mtime updates of a cached file in use
 NEGATIVE_TTL_MAX = 600.0
 NEGATIVE_MAX = 4096  # "no such project" answers remembered (any name may be asked for)
 PAGES_IN_MEMORY = 2048  # upstream pages held in memory at most, however small
-PROVENANCE_SUFFIX = ".provenance"
 READ = 256 * 1024  # bytes a follower reads from the growing file at a time
 
 

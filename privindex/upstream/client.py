@@ -22,7 +22,6 @@ CA bundles and connection pooling; it is the one module that speaks to the upstr
 
 from __future__ import annotations
 
-import base64
 import codecs
 import ipaddress
 import json
@@ -43,8 +42,6 @@ from packaging.utils import (
     InvalidSdistFilename,
     InvalidWheelFilename,
     canonicalize_name,
-    parse_sdist_filename,
-    parse_wheel_filename,
 )
 from packaging.version import InvalidVersion, Version
 
@@ -53,6 +50,7 @@ from privindex.ops.logs import redact_url
 from privindex.packages import project_status
 from privindex.packages.distfile import InvalidDistribution, parse_filename
 from privindex.packages.project_status import ProjectStatus
+from privindex.packages.provenance import PROVENANCE_MAX, check_provenance
 
 if TYPE_CHECKING:  # requests is imported when an upstream is set: 30 ms of every start otherwise
     import requests
@@ -727,65 +725,6 @@ def _file(
 
 def _http_url(url: object) -> TypeGuard[str]:
     return isinstance(url, str) and urlsplit(url).scheme in ("http", "https")
-
-
-# PEP 740's provenance object: one file's attestations, at most this big (Warehouse's hold a
-# few per file, about 5 KB each)
-PROVENANCE_MAX = 1024 * 1024
-STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
-
-
-def check_provenance(data: bytes, filename: str, sha256: str) -> None:
-    """Refuse (ValueError) a provenance object that is not PEP 740's shape or whose
-    attestations are not about this file: each statement's one subject must name filename
-    (compared parsed, as the PEP says) with the sha256 the page gives for it. Signatures
-    are not checked here (SECURITY.md, "Provenance")."""
-    doc = _object(json.loads(data), "provenance object")
-    bundles = doc.get("attestation_bundles")
-    if doc.get("version") != 1 or not isinstance(bundles, list) or not bundles:
-        raise ValueError("not a version 1 provenance object with attestation bundles")
-    for bundle in (_object(item, "attestation bundle") for item in bundles):
-        attestations = bundle.get("attestations")
-        if (
-            not isinstance(bundle.get("publisher"), dict)
-            or not isinstance(attestations, list)
-            or not attestations
-        ):
-            raise ValueError("a bundle without a publisher or attestations")
-        for attestation in (_object(item, "attestation") for item in attestations):
-            envelope = _object(attestation.get("envelope"), "envelope")
-            if attestation.get("version") != 1 or not isinstance(envelope.get("statement"), str):
-                raise ValueError("not a version 1 attestation")
-            statement = _object(
-                json.loads(base64.b64decode(envelope["statement"], validate=True)), "statement"
-            )
-            subjects = statement.get("subject")
-            if (
-                statement.get("_type") != STATEMENT_TYPE
-                or not isinstance(subjects, list)
-                or len(subjects) != 1
-            ):
-                raise ValueError("not an in-toto v1 statement about one subject")
-            subject = _object(subjects[0], "subject")
-            if _object(subject.get("digest"), "digest").get("sha256") != sha256:
-                raise ValueError("an attestation about other bytes than the file's")
-            if not isinstance(subject.get("name"), str) or not _same_file(subject["name"], filename):
-                raise ValueError("an attestation about another file")
-
-
-def _object(value: object, what: str) -> dict:
-    if not isinstance(value, dict):
-        raise ValueError(f"the {what} is not a JSON object")
-    return value
-
-
-def _same_file(subject: str, filename: str) -> bool:
-    """Whether a statement's subject names filename: both parsed, so a normalized spelling
-    of the same wheel or sdist counts (PEP 740)."""
-    if filename.endswith(".whl"):
-        return subject.endswith(".whl") and parse_wheel_filename(subject) == parse_wheel_filename(filename)
-    kind = ".zip" if filename.endswith(".zip") else ".tar.gz"  # _file took only distributions
-    return subject.endswith(kind) and parse_sdist_filename(subject) == parse_sdist_filename(filename)
 
 
 def _timestamp(text: str) -> float | None:
