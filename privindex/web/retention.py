@@ -39,7 +39,7 @@ def _rule(field: str) -> int | None:
     text = request.form.get(field, "").strip()
     if not text:
         return None
-    if not text.isdigit() or len(text) > 6:
+    if not (text.isascii() and text.isdigit()) or len(text) > 6:  # "²" passes isdigit, not int()
         raise users.AccountError(_("A retention rule is a whole number, 0 (off) or more, or empty."))
     return int(text)
 
