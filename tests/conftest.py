@@ -223,11 +223,15 @@ def start_server(
     env: dict | None = None,
     config: Path | None = None,
     indexed: bool = True,
+    make_store: bool = True,
 ) -> LiveServer:
     """A server answering on a free port; with indexed, once it has also caught up with the
-    store (files dropped in before the start are listed)."""
+    store (files dropped in before the start are listed). With make_store the store folder
+    is made first, as an operator does (serve refuses a --store that does not exist)."""
     log_path = data_dir.parent / f"{data_dir.name}-server.log"
     data_dir.parent.mkdir(parents=True, exist_ok=True)
+    if make_store:
+        store.mkdir(parents=True, exist_ok=True)
     cmd = [
         sys.executable,
         "-m",
