@@ -12,6 +12,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.slow  # runs the benchmark scripts, which start servers
+
 ROOT = Path(__file__).resolve().parent.parent
 
 

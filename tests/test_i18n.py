@@ -69,6 +69,7 @@ def test_compiled_catalogues_match_their_sources(po):
     assert compiled == source, f"{po.with_suffix('.mo')} is stale: pybabel compile -d privindex/translations"
 
 
+@pytest.mark.slow  # builds the wheel
 def test_the_wheel_carries_the_catalogues(tmp_path):
     subprocess.run(
         [sys.executable, "-m", "build", "--no-isolation", "--wheel", "--outdir", str(tmp_path), str(ROOT)],

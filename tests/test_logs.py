@@ -126,6 +126,7 @@ def test_debug_level_keeps_sql_quiet_unless_log_sql_asks():
     assert levels == [str(logging.INFO), str(logging.DEBUG)]
 
 
+@pytest.mark.slow  # a debug server of its own, twine
 def test_a_debug_server_logs_no_secret(fresh_server, tmp_path):
     """Sign-in, password change, TOTP set-up, recovery codes, a token and an upload, with
     log_level=debug and SQL statements on: the whole server log holds none of the secrets."""

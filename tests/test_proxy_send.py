@@ -78,6 +78,7 @@ def wheel_bytes(p: Proxied) -> bytes:
 
 
 @needs_nginx
+@pytest.mark.slow  # nginx in front of a real server
 def test_pip_installs_through_nginx_with_files_sent_by_nginx(proxied, tmp_path):
     target = tmp_path / "site"
     run(
@@ -101,6 +102,7 @@ def test_pip_installs_through_nginx_with_files_sent_by_nginx(proxied, tmp_path):
 
 
 @needs_nginx
+@pytest.mark.slow  # nginx in front of a real server
 def test_privindex_decides_and_names_the_file_nginx_sends_it(proxied):
     # privindex itself answers with the headers, an empty body and the internal URI ...
     direct = requests.get(f"{proxied.server.url}/packages/alpha/{WHEEL}", timeout=10)
@@ -127,6 +129,7 @@ def test_privindex_decides_and_names_the_file_nginx_sends_it(proxied):
 
 
 @needs_nginx
+@pytest.mark.slow  # nginx in front of a real server
 def test_ranges_conditionals_and_head_through_nginx(proxied):
     url, body = f"{proxied.url}/packages/alpha/{WHEEL}", wheel_bytes(proxied)
     part = requests.get(url, headers={"Range": "bytes=10-109"}, timeout=10)
@@ -153,6 +156,7 @@ def test_ranges_conditionals_and_head_through_nginx(proxied):
 
 
 @needs_nginx
+@pytest.mark.slow  # nginx in front of a real server
 def test_the_internal_location_cannot_be_requested(proxied):
     resp = requests.get(f"{proxied.url}/_privindex_files/alpha/{WHEEL}", timeout=10)
     assert resp.status_code == 404 and resp.content != wheel_bytes(proxied)
@@ -164,6 +168,7 @@ def test_the_internal_location_cannot_be_requested(proxied):
 
 
 @needs_nginx
+@pytest.mark.slow  # nginx in front of a real server
 def test_pages_come_from_the_micro_cache_and_revalidate(proxied):
     url = f"{proxied.url}/simple/alpha/"
     first = requests.get(url, timeout=10)
@@ -177,6 +182,7 @@ def test_pages_come_from_the_micro_cache_and_revalidate(proxied):
 
 
 @needs_nginx
+@pytest.mark.slow  # nginx in front of a real server
 def test_a_file_changed_on_disk_is_refused_through_nginx(proxied):
     target = proxied.store / "handmade-0.3.tar.gz"
     url = f"{proxied.url}/packages/handmade-0.3.tar.gz"
@@ -189,6 +195,7 @@ def test_a_file_changed_on_disk_is_refused_through_nginx(proxied):
 
 
 @needs_nginx
+@pytest.mark.slow  # nginx in front of a real server
 def test_a_private_index_refuses_without_a_token_through_nginx(private):
     url = f"{private.url}/packages/alpha/{WHEEL}"
     refused = requests.get(url, timeout=10)

@@ -294,6 +294,7 @@ def test_revalidation_keeps_the_connection_open(url):
     conn.close()
 
 
+@pytest.mark.slow  # many clients on a server of its own
 def test_big_answers_arrive_whole_to_many_clients_at_once(tmp_path):
     """The project list past 64 KB goes to waitress as a file over the cached page (one copy
     for every connection, not one each), and files are read a megabyte at a time: every
