@@ -155,7 +155,7 @@ def _built_dists(request, tmp_path_factory) -> Path:
     a minute on a busy machine, and a rerun of the fast loop should not wait for it."""
     recipe = (SOURCE_PROJECTS, importlib.metadata.version("setuptools"), inspect.getsource(build_project))
     key = hashlib.sha256(repr(recipe).encode() + inspect.getsource(make_handmade_sdist).encode()).hexdigest()
-    cache = request.config.cache  # None with -p no:cacheprovider
+    cache = getattr(request.config, "cache", None)  # none with -p no:cacheprovider
     kept = cache.mkdir("dists") / key[:16] if cache is not None else None
     if kept is not None and kept.is_dir():
         return kept

@@ -14,7 +14,10 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.slow  # runs the benchmark scripts, which start servers
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.database_neutral,
+]  # the benchmark scripts, their servers
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -14,6 +14,8 @@ from conftest import ROOT, start_server
 
 from privindex.config import ConfigError, Settings, load_settings
 
+pytestmark = pytest.mark.database_neutral  # what it checks is the same on any database
+
 
 def test_layers_defaults_then_file_then_environment_then_flags(tmp_path):
     config = tmp_path / "privindex.toml"

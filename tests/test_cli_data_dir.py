@@ -13,6 +13,8 @@ from conftest import client_env, http_status, run, start_server
 
 from privindex.cli import main
 
+pytestmark = pytest.mark.database_neutral  # what it checks is the same on any database
+
 
 @pytest.fixture
 def elsewhere(tmp_path, monkeypatch):

@@ -10,7 +10,10 @@ import requests
 from conftest import pip, uv
 from helpers import installed
 
-pytestmark = pytest.mark.slow  # the point is pip and uv themselves
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.database_neutral,
+]  # pip and uv themselves
 
 
 def test_pip_install_resolves_a_dependency_from_the_index(read_server, tmp_path):

@@ -16,6 +16,8 @@ from babel.messages.mofile import read_mo
 from babel.messages.pofile import read_po
 from conftest import ROOT
 
+pytestmark = pytest.mark.database_neutral  # what it checks is the same on any database
+
 CATALOGUES = sorted((ROOT / "privindex" / "translations").glob("*/LC_MESSAGES/messages.po"))
 PLACEHOLDER = re.compile(r"%\((\w+)\)[sd]")
 

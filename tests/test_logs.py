@@ -20,6 +20,8 @@ from privindex.auth import passwords, recovery, token_format, totp
 from privindex.db.connection import StatementsOnly
 from privindex.ops.logs import REDACTED, RedactSecrets, TextFormatter, redact, redact_request_id
 
+pytestmark = pytest.mark.database_neutral  # what it checks is the same on any database
+
 
 def test_redact_removes_every_kind_of_secret_privindex_makes():
     secret = totp.new_secret()

@@ -18,6 +18,8 @@ import pytest
 import requests
 from conftest import Accounts, client_env, free_port, populate, run, run_nginx, start_server
 
+pytestmark = pytest.mark.database_neutral  # what it checks is the same on any database
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
 import peers  # noqa: E402  (benchmarks/peers.py: the README's nginx config, made concrete)

@@ -14,6 +14,8 @@ from helpers import V1_JSON
 from pypi_simple import ACCEPT_HTML_ONLY, ACCEPT_JSON_ONLY, PyPISimple
 from wheels import make_wheel
 
+pytestmark = pytest.mark.database_neutral  # what it checks is the same on any database
+
 V1_HTML = "application/vnd.pypi.simple.v1+html"
 
 

@@ -23,6 +23,8 @@ from fake_upstream import FakeUpstream
 from helpers import V1_JSON, installed, listed
 from pypi_simple import ACCEPT_HTML_ONLY, PyPISimple
 
+pytestmark = pytest.mark.database_neutral  # what it checks is the same on any database
+
 
 def downloaded(folder: Path) -> set[str]:
     return {p.name for p in folder.iterdir()}

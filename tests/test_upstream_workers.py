@@ -24,6 +24,8 @@ from conftest import build_project, pip, start_server, uv, wait_until
 from fake_upstream import FakeUpstream
 from helpers import listed
 
+pytestmark = pytest.mark.database_neutral  # what it checks is the same on any database
+
 OLD = datetime(2020, 1, 1, tzinfo=UTC)
 SIZE = 2 * 1024 * 1024
 RATE = 512 * 1024  # bytes/s: a cold file takes 4 s to come from the upstream

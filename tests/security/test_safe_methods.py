@@ -15,6 +15,8 @@ from redteam import PASSWORD, db_rows, signed_in, signed_in_as
 from safe_rules import post_rules
 from webclient import _CSRF, WebClient
 
+pytestmark = pytest.mark.slow  # a red-team run against a live server, accounts made by the real CLI
+
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, dists):
