@@ -149,6 +149,7 @@ def test_environment_variables_reach_serve(tmp_path):
     assert "PRIVINDEX_THREADS: must be at least 1, got 0" in proc.stderr
 
 
+@pytest.mark.slow  # two real serve processes
 def test_port_in_use_is_a_clear_error(tmp_path):
     server = start_server(tmp_path / "store", tmp_path / "data")
     port = server.url.rsplit(":", 1)[1]

@@ -89,6 +89,7 @@ def files_left(proxy, sha256: str) -> list[str]:
     return sorted(os.listdir(folder)) if folder.exists() else []
 
 
+@pytest.mark.slow  # a crowd of clients on a live server
 def test_clients_past_the_share_get_503_at_once_while_healthz_and_local_pages_and_files_answer(proxy, fake):
     url, other = file_url(proxy, fake, "cold-a"), file_url(proxy, fake, "cold-e")
     streams = [requests.get(url, stream=True, timeout=10) for _ in range(4)]  # as many as threads
@@ -188,6 +189,7 @@ def test_bytes_that_do_not_match_end_every_stream_short_and_leave_nothing(proxy,
 
 
 @pytest.mark.parametrize("client, project", [("pip", "alpha"), ("uv", "gamma")])
+@pytest.mark.slow  # pip and uv themselves
 def test_pip_and_uv_install_a_cold_package_while_the_share_is_taken(proxy, fake, tmp_path, client, project):
     busy_url = file_url(proxy, fake, f"busy-{client}")
     holders = [requests.get(busy_url, stream=True, timeout=10) for _ in range(2)]
