@@ -1,7 +1,10 @@
-"""Shared fixtures: real distributions built for the session, and live servers.
+"""Shared fixtures: real distributions built for the session, live servers, in-process apps.
 
 Every server under test is a real `privindex serve` process listening on a free
-127.0.0.1 port; clients (pip, uv, twine, pypi-simple) talk to it over HTTP.
+127.0.0.1 port; clients (pip, uv, twine, pypi-simple) talk to it over HTTP. Rules that
+need no real client use the `app`, `client` and `runner` fixtures at the end instead.
+A test whose point is a real client or process is marked `slow`, so the fast loop
+(`-m "not slow and not browser"`) stays quick; pyproject.toml lists the markers.
 """
 
 from __future__ import annotations
