@@ -11,6 +11,7 @@ import os
 import shutil
 
 import pytest
+import testdb
 from conftest import populate
 from helpers import files, new_token, post_file
 from packaging.utils import canonicalize_name
@@ -118,6 +119,7 @@ def test_hidden_temporary_and_escaping_files_are_not_served(make_app, dists, tmp
     assert client.get("/packages/escape-1.0-py3-none-any.whl").status_code == 404
 
 
+@testdb.sqlite_only  # on PostgreSQL, backup says to use pg_dump (test_maintenance)
 def test_backup_copies_what_check_then_finds_whole(app, runner, dists, tmp_path):
     store = app.extensions["privindex"].settings.store
     populate(store, dists)
