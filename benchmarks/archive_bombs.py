@@ -113,6 +113,8 @@ def _through_a_server(args, env: dict, work: Path, files: dict[str, Path]) -> No
     cli = [sys.executable, "-m", "privindex"]
     where = ["--store", str(work / "store"), "--data-dir", str(work / "data")]
     run = dict(text=True, env=env, check=True, capture_output=True, cwd=args.checkout)
+    for folder in ("store", "data"):  # a fresh installation: the CLI acts only on folders that exist
+        (work / folder).mkdir(parents=True, exist_ok=True)
     subprocess.run(
         [*cli, "user", "add", "bench", "--password-stdin", *where], input="a long password\n", **run
     )

@@ -639,6 +639,7 @@ def privindex_token(data_dir: Path) -> str | None:
     env = peers.clean_env(PYTHONPATH=str(peers.REPO), **PRIVINDEX_UPLOAD_SETTINGS)
     if subprocess.run([*cli, "user", "--help"], capture_output=True, env=env).returncode != 0:
         return None
+    data_dir.mkdir(parents=True, exist_ok=True)  # the CLI acts only on a data dir that exists
     for step, stdin in (
         (["user", "add", "bench", "--password-stdin"], "bench-password-123\n"),
         (["token", "create", "bench"], None),

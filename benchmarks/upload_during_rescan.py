@@ -55,6 +55,7 @@ def main() -> None:
             )
         store, data = work / "store", work / "data"
         store.mkdir()
+        data.mkdir()  # a fresh installation: the CLI acts only on a data dir that exists
         env = {k: v for k, v in os.environ.items() if not k.startswith("PRIVINDEX_")}
         env.update(
             PYTHONPATH=str(args.checkout), PRIVINDEX_REQUIRE_2FA="false", PRIVINDEX_RESCAN_INTERVAL="1"

@@ -153,7 +153,10 @@ def _stop_serving(_signum, _frame):
     raise KeyboardInterrupt
 
 
-def serve(settings: Settings, echo: Callable[..., None]) -> None:
+def serve(settings: Settings, echo: Callable[..., None], create_store: bool = True) -> None:
+    """Serve until SIGINT/SIGTERM. Without create_store, a store folder that does not exist
+    is an error (a mistyped --store would otherwise serve an empty index), reported after
+    the port is bound so a busy port is named first, and before anything is created."""
     configure_logging(settings.log_level, settings.log_sql, settings.log_format)
     # Our own handlers, whatever was inherited: a server started in the background by a
     # script (or under nohup from one) inherits SIGINT as ignored, and Python then installs
@@ -191,6 +194,12 @@ def serve(settings: Settings, echo: Callable[..., None]) -> None:
     if not isinstance(server, TcpWSGIServer):  # waitress made one server per address
         server.close()
         raise CannotListen(f"{settings.host} names several addresses; give one (127.0.0.1, say)")
+    if not create_store and not settings.store.is_dir():
+        server.close()
+        raise RuntimeError(
+            f"the store {settings.store.absolute()} does not exist; check --store, or create it "
+            f"(mkdir -p {settings.store}, or serve with --create)"
+        )
     server.channel_class = _Channel
     settings = replace(settings, port=int(server.getsockname()[1]))  # what waitress's effective_port holds
 

@@ -1,11 +1,17 @@
-"""Shared fixtures: real distributions built for the session, and live servers.
+"""Shared fixtures: real distributions built for the session, live servers, in-process apps.
 
 Every server under test is a real `privindex serve` process listening on a free
-127.0.0.1 port; clients (pip, uv, twine, pypi-simple) talk to it over HTTP.
+127.0.0.1 port; clients (pip, uv, twine, pypi-simple) talk to it over HTTP. Rules that
+need no real client use the `app`, `client` and `runner` fixtures at the end instead.
+A test whose point is a real client or process is marked `slow`, so the fast loop
+(`-m "not slow and not browser"`) stays quick; pyproject.toml lists the markers.
 """
 
 from __future__ import annotations
 
+import hashlib
+import importlib.metadata
+import inspect
 import io
 import json
 import os
@@ -27,7 +33,8 @@ import testdb
 from fake_issuer import issuers  # noqa: F401 (a fixture: the fake OIDC issuers, for every test module)
 
 ROOT = Path(__file__).resolve().parent.parent
-
+sys.path.insert(0, str(ROOT / "benchmarks"))
+import peers  # noqa: E402  (benchmarks/peers.py: nginx configs, shared with the benchmarks)
 
 # -- clients --------------------------------------------------------------------------------
 
@@ -145,13 +152,35 @@ def make_handmade_sdist(out: Path) -> Path:
     return path
 
 
-@pytest.fixture(scope="session")
-def dists(tmp_path_factory) -> Dists:
-    out = tmp_path_factory.mktemp("dists")
+def _built_dists(request, tmp_path_factory) -> Path:
+    """The folder of SOURCE_PROJECTS built (and the hand-made sdist). Kept in pytest's cache
+    (.pytest_cache), named by everything that goes into the files: setuptools takes most of
+    a minute on a busy machine, and a rerun of the fast loop should not wait for it."""
+    recipe = (SOURCE_PROJECTS, importlib.metadata.version("setuptools"), inspect.getsource(build_project))
+    key = hashlib.sha256(repr(recipe).encode() + inspect.getsource(make_handmade_sdist).encode()).hexdigest()
+    cache = getattr(request.config, "cache", None)  # none with -p no:cacheprovider
+    kept = cache.mkdir("dists") / key[:16] if cache is not None else None
+    if kept is not None and kept.is_dir():
+        return kept
+    out = tmp_path_factory.mktemp("dists-built")
     work = tmp_path_factory.mktemp("src")
     for name, version, rp, deps in SOURCE_PROJECTS.values():
         build_project(work, out, name, version, rp, deps)
     make_handmade_sdist(out)
+    if kept is not None:  # whole or not at all: another session may be reading it
+        partial = kept.with_name(f"{kept.name}.{os.getpid()}.tmp")
+        shutil.copytree(out, partial)
+        try:
+            partial.rename(kept)
+        except OSError:  # another session kept the same files first
+            shutil.rmtree(partial)
+    return out
+
+
+@pytest.fixture(scope="session")
+def dists(request, tmp_path_factory) -> Dists:
+    out = tmp_path_factory.mktemp("dists")
+    shutil.copytree(_built_dists(request, tmp_path_factory), out, dirs_exist_ok=True)
     result = Dists(out)
     for path in sorted(out.iterdir()):
         project = path.name.split("-")[0].lower().replace("_", "-")
@@ -223,11 +252,15 @@ def start_server(
     env: dict | None = None,
     config: Path | None = None,
     indexed: bool = True,
+    make_store: bool = True,
 ) -> LiveServer:
     """A server answering on a free port; with indexed, once it has also caught up with the
-    store (files dropped in before the start are listed)."""
+    store (files dropped in before the start are listed). With make_store the store folder
+    is made first, as an operator does (serve refuses a --store that does not exist)."""
     log_path = data_dir.parent / f"{data_dir.name}-server.log"
     data_dir.parent.mkdir(parents=True, exist_ok=True)
+    if make_store:
+        store.mkdir(parents=True, exist_ok=True)
     cmd = [
         sys.executable,
         "-m",
@@ -314,6 +347,12 @@ def run_nginx(folder: Path, conf: Path, port: int, *args: str) -> subprocess.Pop
 
     wait_until(listening, 20)
     return proc
+
+
+def nginx_conf(folder: Path, http: str) -> Path:
+    """folder/nginx.conf around http (upstream and server blocks): benchmarks/peers.py's
+    skeleton (one worker, foreground, pid, error log and temp paths in folder)."""
+    return peers.nginx_http_conf(folder, http, workers="1")
 
 
 def wait_until(predicate, timeout: float, interval: float = 0.05) -> float:
@@ -494,6 +533,11 @@ def add_user(server: LiveServer, name: str, password: str, admin: bool = False) 
     )
 
 
+def audit_json(server, *args: str) -> list[dict]:
+    """`privindex audit --json ARGS` on a server's data: the events, newest first."""
+    return [json.loads(line) for line in privindex_cli(server, "audit", "--json", *args).stdout.splitlines()]
+
+
 # == in-process apps (flaskr style) ==============================================================
 # For rules that need no real client: create_app on the test's own folders, Flask's test client,
 # and the click CLI through CliRunner. The real pip/uv/twine/browser tests above stay the contract.
@@ -555,6 +599,11 @@ class AppRunner:
         return CliRunner().invoke(
             main, [*args, "--data-dir", str(s.data_dir), "--store", str(s.store)], input=input, env=env
         )
+
+    def add_user(self, name: str, *options: str, password: str) -> None:
+        """`privindex user add NAME OPTIONS` with the password on stdin; fails the test if refused."""
+        result = self.invoke("user", "add", name, "--password-stdin", *options, input=password + "\n")
+        assert result.exit_code == 0, result.output
 
 
 @pytest.fixture

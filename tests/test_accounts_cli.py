@@ -14,9 +14,11 @@ import click
 import pytest
 import requests
 import testdb
-from conftest import Accounts, assert_no_secrets, pip, start_server, twine, wait_until
+from conftest import Accounts, assert_no_secrets, audit_json, pip, start_server, twine, wait_until
 from helpers import listed
 from wheels import make_wheel
+
+pytestmark = pytest.mark.slow  # the real CLI in processes beside a real server; twine and pip
 
 TOKEN_RE = re.compile(r"pidx_[A-Za-z0-9_-]{43}")
 
@@ -220,12 +222,6 @@ def test_token_list_shows_prefix_status_and_scope_but_never_the_secret(srv):
         if e["tag"] == "token:revoke" and e["details"]["token"] == acc.token_ids[revoked]
     ]
     assert len(revokes) == 1 and revokes[0]["details"]["description"] == "old"
-
-
-def audit_json(srv, *args):
-    import json
-
-    return [json.loads(line) for line in srv.acc.cli("audit", "--json", *args).stdout.splitlines()]
 
 
 # -- project roles ----------------------------------------------------------------------------------------

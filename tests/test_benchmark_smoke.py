@@ -12,6 +12,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.database_neutral,
+]  # the benchmark scripts, their servers
+
 ROOT = Path(__file__).resolve().parent.parent
 
 

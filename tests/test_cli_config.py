@@ -14,6 +14,8 @@ from conftest import ROOT, start_server
 
 from privindex.config import ConfigError, Settings, load_settings
 
+pytestmark = pytest.mark.database_neutral  # what it checks is the same on any database
+
 
 def test_layers_defaults_then_file_then_environment_then_flags(tmp_path):
     config = tmp_path / "privindex.toml"
@@ -147,6 +149,7 @@ def test_environment_variables_reach_serve(tmp_path):
     assert "PRIVINDEX_THREADS: must be at least 1, got 0" in proc.stderr
 
 
+@pytest.mark.slow  # two real serve processes
 def test_port_in_use_is_a_clear_error(tmp_path):
     server = start_server(tmp_path / "store", tmp_path / "data")
     port = server.url.rsplit(":", 1)[1]

@@ -11,6 +11,8 @@ import requests
 from conftest import add_user, enrol_totp_cli, privindex_cli
 from wheels import make_wheel, upload
 
+pytestmark = pytest.mark.slow  # a terminal-only admin: the real CLI in processes, twine, pip
+
 PASSWORD = "correct horse battery"
 
 

@@ -5,12 +5,15 @@ from __future__ import annotations
 import hashlib
 import sys
 
+import pytest
 import requests
 from conftest import pip, uv
+from helpers import installed
 
-
-def installed(target) -> set[str]:
-    return {p.name for p in target.iterdir() if p.name.endswith(".dist-info")}
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.database_neutral,
+]  # pip and uv themselves
 
 
 def test_pip_install_resolves_a_dependency_from_the_index(read_server, tmp_path):

@@ -10,6 +10,8 @@ import requests
 from conftest import add_user, start_server, wait_until
 from webclient import WebClient
 
+pytestmark = pytest.mark.database_neutral  # what it checks is the same on any database
+
 PASSWORD = "correct horse battery"
 
 

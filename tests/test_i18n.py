@@ -16,6 +16,8 @@ from babel.messages.mofile import read_mo
 from babel.messages.pofile import read_po
 from conftest import ROOT
 
+pytestmark = pytest.mark.database_neutral  # what it checks is the same on any database
+
 CATALOGUES = sorted((ROOT / "privindex" / "translations").glob("*/LC_MESSAGES/messages.po"))
 PLACEHOLDER = re.compile(r"%\((\w+)\)[sd]")
 
@@ -69,6 +71,7 @@ def test_compiled_catalogues_match_their_sources(po):
     assert compiled == source, f"{po.with_suffix('.mo')} is stale: pybabel compile -d privindex/translations"
 
 
+@pytest.mark.slow  # builds the wheel
 def test_the_wheel_carries_the_catalogues(tmp_path):
     subprocess.run(
         [sys.executable, "-m", "build", "--no-isolation", "--wheel", "--outdir", str(tmp_path), str(ROOT)],

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.database_neutral  # what it checks is the same on any database
+
 ROOT = Path(__file__).resolve().parent.parent / "privindex"
 
 # Highest first; a package or module is placed by the longest prefix listed.

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 import requests
 import testdb
-from conftest import free_port, pip, privindex_cli, run_nginx, start_server, twine, uv, wait_until
+from conftest import free_port, nginx_conf, pip, privindex_cli, run_nginx, start_server, twine, uv, wait_until
 from helpers import listed
 from urllib3 import encode_multipart_formdata
 from webclient import uploader
@@ -36,7 +36,8 @@ pytestmark = [
     ),
 ]
 if os.environ.get("CI") == "true" and not testdb.ON_POSTGRES:
-    pytestmark = pytest.mark.skip(reason="the PostgreSQL run of .ci/run covers this")
+    pytestmark = [pytest.mark.skip(reason="the PostgreSQL run of .ci/run covers this")]
+pytestmark = [*pytestmark, pytest.mark.slow]  # two servers behind nginx, one killed; pip, uv, twine
 
 FOLLOW = 2.0  # seconds: a server lists what another published within a watcher pass or two
 TEMP_PREFIX = ".privindex-upload-"
@@ -46,40 +47,26 @@ def start_nginx(folder: Path, port: int, upstreams: list[str]) -> subprocess.Pop
     """nginx balancing over upstreams (host:port), round robin; a dead one is skipped for
     30 s after a failed connection. Request bodies are passed on as they arrive
     (proxy_request_buffering off), so an upload is in the server while the client sends."""
-    (folder / "tmp").mkdir(parents=True)
     servers = "\n".join(f"server {u} max_fails=1 fail_timeout=30s;" for u in upstreams)
-    conf = folder / "nginx.conf"
-    conf.write_text(f"""
-        {"user root;" if os.geteuid() == 0 else ""}
-        worker_processes 1;
-        pid {folder}/nginx.pid;
-        error_log {folder}/error.log;
-        events {{ worker_connections 256; }}
-        http {{
-            log_format lb '$request_method $uri $status $upstream_addr';
+    http = f"""
+        log_format lb '$request_method $uri $status $upstream_addr';
+        upstream privindex {{
+            {servers}
+        }}
+        server {{
+            listen 127.0.0.1:{port};
             access_log {folder}/access.log lb;
-            client_body_temp_path {folder}/tmp/body;
-            proxy_temp_path {folder}/tmp/proxy;
-            fastcgi_temp_path {folder}/tmp/fastcgi;
-            uwsgi_temp_path {folder}/tmp/uwsgi;
-            scgi_temp_path {folder}/tmp/scgi;
-            upstream privindex {{
-                {servers}
-            }}
-            server {{
-                listen 127.0.0.1:{port};
-                client_max_body_size 200m;
-                location / {{
-                    proxy_pass http://privindex;
-                    proxy_request_buffering off;
-                    proxy_set_header Host $http_host;
-                    proxy_set_header X-Forwarded-For $remote_addr;
-                    proxy_set_header X-Forwarded-Proto $scheme;
-                }}
+            client_max_body_size 200m;
+            location / {{
+                proxy_pass http://privindex;
+                proxy_request_buffering off;
+                proxy_set_header Host $http_host;
+                proxy_set_header X-Forwarded-For $remote_addr;
+                proxy_set_header X-Forwarded-Proto $scheme;
             }}
         }}
-        """)
-    return run_nginx(folder, conf, port, "-g", "daemon off;")
+        """
+    return run_nginx(folder, nginx_conf(folder, http), port)
 
 
 class Balanced:

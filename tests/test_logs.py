@@ -20,6 +20,8 @@ from privindex.auth import passwords, recovery, token_format, totp
 from privindex.db.connection import StatementsOnly
 from privindex.ops.logs import REDACTED, RedactSecrets, TextFormatter, redact, redact_request_id
 
+pytestmark = pytest.mark.database_neutral  # what it checks is the same on any database
+
 
 def test_redact_removes_every_kind_of_secret_privindex_makes():
     secret = totp.new_secret()
@@ -128,6 +130,7 @@ def test_debug_level_keeps_sql_quiet_unless_log_sql_asks():
     assert levels == [str(logging.INFO), str(logging.DEBUG)]
 
 
+@pytest.mark.slow  # a debug server of its own, twine
 def test_a_debug_server_logs_no_secret(fresh_server, tmp_path):
     """Sign-in, password change, TOTP set-up, recovery codes, a token and an upload, with
     log_level=debug and SQL statements on: the whole server log holds none of the secrets."""

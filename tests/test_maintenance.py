@@ -7,12 +7,15 @@ import os
 import signal
 import threading
 
+import pytest
 import requests
 import testdb
 from conftest import pip, privindex_cli, start_server, wait_until
 from helpers import listed
 from webclient import uploader
 from wheels import make_wheel, upload
+
+pytestmark = pytest.mark.slow  # kills, restarts and backs up real servers; pip installs the restore
 
 
 def temp_files(store) -> list[str]:

@@ -23,6 +23,7 @@ pytestmark = pytest.mark.skipif(
 )
 if os.environ.get("CI") == "true" and not testdb.ON_POSTGRES:
     pytestmark = pytest.mark.skip(reason="the PostgreSQL run of .ci/run covers this")
+pytestmark = [pytestmark, pytest.mark.slow]  # servers on SQLite and PostgreSQL, the real CLI
 
 SQLITE = {"PRIVINDEX_DATABASE_URL": ""}  # overrides the test database: this installation is SQLite's
 

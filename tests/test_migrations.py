@@ -7,6 +7,7 @@ import shutil
 import sqlite3
 from pathlib import Path
 
+import pytest
 import testdb
 from conftest import run_privindex, start_server
 
@@ -16,7 +17,7 @@ FIXTURE = Path(__file__).parent / "fixtures" / "schema-v1.sqlite3"
 LATEST = len(MIGRATIONS)
 
 # These upgrade a frozen SQLite file; PostgreSQL's schema steps: tests/test_postgres.py
-pytestmark = testdb.sqlite_only
+pytestmark = [testdb.sqlite_only, pytest.mark.slow]  # old databases upgraded by a real server start
 
 
 V1_DIST_COLUMNS = (

@@ -14,6 +14,8 @@ from conftest import free_port, run_privindex
 from privindex.db.connection import connect, schema_version
 from privindex.db.migrations import MIGRATIONS, Dialects, MissingDialect, run
 
+pytestmark = pytest.mark.slow  # PostgreSQL processes and the real CLI
+
 needs_postgres = pytest.mark.skipif(not testdb.ON_POSTGRES, reason="needs TEST_PRIVINDEX_DATABASE_URL")
 
 

@@ -20,6 +20,7 @@ pytestmark = pytest.mark.skipif(
 )
 if os.environ.get("CI") == "true" and not testdb.ON_POSTGRES:
     pytestmark = pytest.mark.skip(reason="the PostgreSQL run of .ci/run covers this")
+pytestmark = [pytestmark, pytest.mark.slow]  # two real server processes on one database
 
 FOLLOW = 2.0  # seconds: the promise (a watcher pass is 1 s)
 

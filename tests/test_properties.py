@@ -18,6 +18,8 @@ from privindex.packages.distfile import InvalidDistribution, parse_filename
 from privindex.packages.index import EMPTY
 from privindex.packages.store import Store
 
+pytestmark = pytest.mark.database_neutral  # what it checks is the same on any database
+
 NAME = st.from_regex(r"[A-Za-z0-9]([A-Za-z0-9._-]{0,30}[A-Za-z0-9])?", fullmatch=True)
 VERSION = st.builds(
     lambda parts, post: ".".join(map(str, parts)) + (f".post{post}" if post is not None else ""),

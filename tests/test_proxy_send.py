@@ -18,6 +18,8 @@ import pytest
 import requests
 from conftest import Accounts, client_env, free_port, populate, run, run_nginx, start_server
 
+pytestmark = pytest.mark.database_neutral  # what it checks is the same on any database
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
 import peers  # noqa: E402  (benchmarks/peers.py: the README's nginx config, made concrete)
@@ -78,6 +80,7 @@ def wheel_bytes(p: Proxied) -> bytes:
 
 
 @needs_nginx
+@pytest.mark.slow  # nginx in front of a real server
 def test_pip_installs_through_nginx_with_files_sent_by_nginx(proxied, tmp_path):
     target = tmp_path / "site"
     run(
@@ -101,6 +104,7 @@ def test_pip_installs_through_nginx_with_files_sent_by_nginx(proxied, tmp_path):
 
 
 @needs_nginx
+@pytest.mark.slow  # nginx in front of a real server
 def test_privindex_decides_and_names_the_file_nginx_sends_it(proxied):
     # privindex itself answers with the headers, an empty body and the internal URI ...
     direct = requests.get(f"{proxied.server.url}/packages/alpha/{WHEEL}", timeout=10)
@@ -127,6 +131,7 @@ def test_privindex_decides_and_names_the_file_nginx_sends_it(proxied):
 
 
 @needs_nginx
+@pytest.mark.slow  # nginx in front of a real server
 def test_ranges_conditionals_and_head_through_nginx(proxied):
     url, body = f"{proxied.url}/packages/alpha/{WHEEL}", wheel_bytes(proxied)
     part = requests.get(url, headers={"Range": "bytes=10-109"}, timeout=10)
@@ -153,6 +158,7 @@ def test_ranges_conditionals_and_head_through_nginx(proxied):
 
 
 @needs_nginx
+@pytest.mark.slow  # nginx in front of a real server
 def test_the_internal_location_cannot_be_requested(proxied):
     resp = requests.get(f"{proxied.url}/_privindex_files/alpha/{WHEEL}", timeout=10)
     assert resp.status_code == 404 and resp.content != wheel_bytes(proxied)
@@ -164,6 +170,7 @@ def test_the_internal_location_cannot_be_requested(proxied):
 
 
 @needs_nginx
+@pytest.mark.slow  # nginx in front of a real server
 def test_pages_come_from_the_micro_cache_and_revalidate(proxied):
     url = f"{proxied.url}/simple/alpha/"
     first = requests.get(url, timeout=10)
@@ -177,6 +184,7 @@ def test_pages_come_from_the_micro_cache_and_revalidate(proxied):
 
 
 @needs_nginx
+@pytest.mark.slow  # nginx in front of a real server
 def test_a_file_changed_on_disk_is_refused_through_nginx(proxied):
     target = proxied.store / "handmade-0.3.tar.gz"
     url = f"{proxied.url}/packages/handmade-0.3.tar.gz"
@@ -189,6 +197,7 @@ def test_a_file_changed_on_disk_is_refused_through_nginx(proxied):
 
 
 @needs_nginx
+@pytest.mark.slow  # nginx in front of a real server
 def test_a_private_index_refuses_without_a_token_through_nginx(private):
     url = f"{private.url}/packages/alpha/{WHEEL}"
     refused = requests.get(url, timeout=10)

@@ -4,34 +4,26 @@ upload, at every timing, against a real server, with twine, pip and `privindex c
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import shutil
 import time
 
 import pytest
 import requests
-from conftest import pip, privindex_cli, twine, wait_until
+from conftest import audit_json, pip, privindex_cli, twine, wait_until
+from helpers import listed_hashes as listed
 from wheels import make_wheel
 
 from privindex.packages.index import WATCH_NEW_SECONDS as WATCHED
+
+pytestmark = pytest.mark.slow  # crashes and restarts real servers; pip and twine
 
 V1_JSON = "application/vnd.pypi.simple.v1+json"
 NO_2FA = {"PRIVINDEX_REQUIRE_2FA": "false"}
 
 
-def listed(server, project: str) -> dict[str, str]:
-    resp = requests.get(f"{server.index_url}{project}/", headers={"Accept": V1_JSON}, timeout=10)
-    return (
-        {f["filename"]: f["hashes"]["sha256"] for f in resp.json()["files"]}
-        if resp.status_code == 200
-        else {}
-    )
-
-
 def audit_tags(server, tag: str) -> list[dict]:
-    events = [json.loads(line) for line in privindex_cli(server, "audit", "--json").stdout.splitlines()]
-    return [e for e in events if e["tag"] == tag]
+    return [e for e in audit_json(server) if e["tag"] == tag]
 
 
 def corrupt_in_place(path, keep_mtime: bool = False) -> None:

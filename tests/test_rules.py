@@ -4,14 +4,12 @@ see these rules; pip, uv, twine and the browser keep their own tests against liv
 
 from __future__ import annotations
 
-import base64
-import io
 import re
 
 import pyotp
 import pytest
-from helpers import V1_JSON
-from wheels import make_wheel, upload_form
+from helpers import files, new_token, post_file
+from wheels import make_wheel
 
 PASSWORD = "correct horse battery"
 
@@ -44,39 +42,13 @@ class Browser:
         return totp
 
 
-def add_user(runner, name: str, *options: str) -> None:
-    result = runner.invoke("user", "add", name, "--password-stdin", *options, input=PASSWORD + "\n")
-    assert result.exit_code == 0, result.output
-
-
-def new_token(runner, name: str, *options: str) -> str:
-    result = runner.invoke("token", "create", name, *options)
-    assert result.exit_code == 0, result.output
-    return result.stdout.strip()
-
-
-def post_file(client, token: str, wheel):
-    form, (filename, content) = upload_form(wheel)
-    auth = base64.b64encode(f"__token__:{token}".encode()).decode()
-    return client.post(
-        "/legacy/",
-        data={**form, "content": (io.BytesIO(content), filename)},
-        headers={"Authorization": f"Basic {auth}"},
-    )
-
-
-def files(client, project: str) -> dict[str, dict]:
-    resp = client.get(f"/simple/{project}/", headers={"Accept": V1_JSON})
-    return {f["filename"]: f for f in resp.json["files"]} if resp.status_code == 200 else {}
-
-
 NO_2FA = pytest.mark.app_settings(require_2fa=False)
 
 
 @NO_2FA
 def test_the_last_owner_cannot_be_removed(client, runner, tmp_path):
-    add_user(runner, "alice")
-    add_user(runner, "bob")
+    runner.add_user("alice", password=PASSWORD)
+    runner.add_user("bob", password=PASSWORD)
     assert (
         post_file(client, new_token(runner, "alice"), make_wheel(tmp_path, "owned", "1.0")).status_code == 200
     )
@@ -93,7 +65,7 @@ def test_the_last_owner_cannot_be_removed(client, runner, tmp_path):
 
 @NO_2FA
 def test_a_project_scoped_token_uploads_only_to_its_project(client, runner, tmp_path):
-    add_user(runner, "alice")
+    runner.add_user("alice", password=PASSWORD)
     alice = new_token(runner, "alice")
     for name in ("scope-mine", "scope-other"):
         assert post_file(client, alice, make_wheel(tmp_path / name, name, "1.0")).status_code == 200
@@ -107,14 +79,14 @@ def test_a_project_scoped_token_uploads_only_to_its_project(client, runner, tmp_
 
 @NO_2FA
 def test_a_read_only_token_reads_but_does_not_upload(client, runner, tmp_path):
-    add_user(runner, "alice")
+    runner.add_user("alice", password=PASSWORD)
     resp = post_file(client, new_token(runner, "alice", "--read-only"), make_wheel(tmp_path, "ro", "1.0"))
     assert resp.status_code == 403 and "This API token is read-only" in resp.text
     assert files(client, "ro") == {}
 
 
 def test_the_last_second_factor_cannot_be_removed_while_2fa_is_required(client, runner):
-    add_user(runner, "lastfactor")
+    runner.add_user("lastfactor", password=PASSWORD)
     browser = Browser(client, "lastfactor")
     browser.enrol_totp()
     resp = browser.post("/account/totp/delete")
@@ -124,8 +96,8 @@ def test_the_last_second_factor_cannot_be_removed_while_2fa_is_required(client, 
 
 @NO_2FA
 def test_an_owner_yanks_unyanks_and_deletes_a_file(app, client, runner, tmp_path):
-    add_user(runner, "owner1")
-    add_user(runner, "other")
+    runner.add_user("owner1", password=PASSWORD)
+    runner.add_user("other", password=PASSWORD)
     token = new_token(runner, "owner1")
     for version in ("1.0", "2.0"):
         assert post_file(client, token, make_wheel(tmp_path, "yankme", version)).status_code == 200
@@ -155,7 +127,7 @@ def test_the_runner_and_the_app_share_one_data_dir(app, runner):
     """The fixtures themselves: what the CLI writes, the app's services read at once."""
     from privindex.accounts import users
 
-    add_user(runner, "shared")
+    runner.add_user("shared", password=PASSWORD)
     assert users.get_user("shared").username == "shared"
     assert runner.invoke("user", "add", "shared", "--password-stdin", input=PASSWORD + "\n").exit_code == 1
 
@@ -164,7 +136,7 @@ def test_the_runner_and_the_app_share_one_data_dir(app, runner):
 def test_search_finds_projects_by_name_and_summary_prefixes(client, runner, tmp_path):
     """The project search, on whichever database the suite runs (FTS5 on SQLite, a
     tsvector on PostgreSQL): every word typed must match, as a prefix, name or summary."""
-    add_user(runner, "alice")
+    runner.add_user("alice", password=PASSWORD)
     token = new_token(runner, "alice")
     for name, summary in (
         ("yamlfast", "A fast YAML parser"),

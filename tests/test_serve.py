@@ -7,7 +7,13 @@ import socket
 import subprocess
 import sys
 
+import pytest
 from conftest import start_server
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.database_neutral,
+]  # the real serve process
 
 
 def test_kill_int_stops_a_server_that_inherited_sigint_as_ignored(tmp_path):

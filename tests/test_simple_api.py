@@ -16,6 +16,8 @@ from wheels import make_wheel
 
 from privindex.api.simple import API_VERSION
 
+pytestmark = pytest.mark.database_neutral  # what it checks is the same on any database
+
 V1_HTML = "application/vnd.pypi.simple.v1+html"
 
 
@@ -296,6 +298,7 @@ def test_revalidation_keeps_the_connection_open(url):
     conn.close()
 
 
+@pytest.mark.slow  # many clients on a server of its own
 def test_big_answers_arrive_whole_to_many_clients_at_once(tmp_path):
     """The project list past 64 KB goes to waitress as a file over the cached page (one copy
     for every connection, not one each), and files are read a megabyte at a time: every

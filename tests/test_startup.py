@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 
+import pytest
 import requests
 import testdb
 from conftest import start_server, wait_until
@@ -143,6 +144,7 @@ def test_many_new_files_are_read_by_a_process_per_core_with_the_same_facts(tmp_p
     assert page_files(client, "broken") == {}
 
 
+@pytest.mark.slow  # a server of its own
 def test_a_server_on_an_unindexed_store_answers_and_reports_its_progress(tmp_path):
     store = tmp_path / "store"
     wheels = [make_wheel(store, f"cold{i}", "1.0") for i in range(300)]

@@ -8,11 +8,13 @@ import os
 import shutil
 import time
 
+import pytest
 import requests
 from conftest import pip, privindex_cli, wait_until
 from helpers import V1_JSON, listed, listed_hashes
 
 
+@pytest.mark.slow  # a server of its own
 def test_file_dropped_in_appears_and_installs_without_restart(fresh_server, dists, tmp_path):
     server = fresh_server()
     wheel = dists.one("alpha-1.0-py3-none-any.whl")
@@ -30,6 +32,7 @@ def test_file_dropped_in_appears_and_installs_without_restart(fresh_server, dist
     assert (tmp_path / "t" / "alpha-1.0.dist-info").is_dir()
 
 
+@pytest.mark.slow  # a server of its own
 def test_deleted_project_disappears(fresh_server):
     server = fresh_server()
     shutil.rmtree(server.store / "alpha")
@@ -38,6 +41,7 @@ def test_deleted_project_disappears(fresh_server):
     assert "alpha" not in {p["name"] for p in root["projects"]}
 
 
+@pytest.mark.slow  # a server of its own
 def test_hidden_temporary_and_invalid_files_are_not_served(fresh_server, dists):
     server = fresh_server()
     wheel = dists.one("alpha-2.0-py3-none-any.whl")
@@ -57,6 +61,7 @@ def test_hidden_temporary_and_invalid_files_are_not_served(fresh_server, dists):
     assert "hidden" not in log and ".part" not in log
 
 
+@pytest.mark.slow  # a server of its own
 def test_symlinks_out_of_the_store_are_not_followed(fresh_server, dists, tmp_path):
     outside = tmp_path / "outside"
     outside.mkdir()
@@ -75,6 +80,7 @@ def test_symlinks_out_of_the_store_are_not_followed(fresh_server, dists, tmp_pat
     assert "symlink leads outside the store" in server.log()
 
 
+@pytest.mark.slow  # a server of its own
 def test_restart_does_not_rehash_but_a_file_changed_by_hand_is_withdrawn_until_accepted(fresh_server, dists):
     server = fresh_server()
     assert any("indexing the store: read" in line for line in server.log().splitlines())

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from privindex.auth import token_format
+
+pytestmark = pytest.mark.database_neutral  # what it checks is the same on any database
 
 BODY = st.text(st.sampled_from("abcXYZ019_-!é =/\n"), max_size=140)
 

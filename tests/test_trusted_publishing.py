@@ -138,6 +138,7 @@ def test_bad_payloads_are_4xx_never_500(server):
     assert problem.json()["status"] == 422 and problem.json()["errors"][0]["code"] == "invalid-payload"
 
 
+@pytest.mark.slow  # twine with the minted token
 def test_minted_token_publishes_one_project_from_ci_and_is_audited(server, issuers, widgets, dists):
     # require_2fa is on: ci-owner, without a second factor, may not even make an upload token
     assert "second factor" in cli(server, "token", "create", "ci-owner", check=False).stderr

@@ -13,23 +13,23 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import json
-import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from conftest import add_user, client_env, free_port, privindex_cli, run, run_nginx, start_server
+from conftest import add_user, client_env, free_port, nginx_conf, privindex_cli, run, run_nginx, start_server
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 from fake_issuer import REQUEST_TOKEN, FakeIssuers, github_claims
 
-pytestmark = pytest.mark.skipif(
-    shutil.which("nginx") is None, reason="needs Debian's nginx (.ci/run installs it)"
-)
+pytestmark = [
+    pytest.mark.skipif(shutil.which("nginx") is None, reason="needs Debian's nginx (.ci/run installs it)"),
+    pytest.mark.slow,  # uv publish through nginx with TLS
+]
 
 
 def make_ca(folder: Path) -> tuple[Path, Path, Path]:
@@ -106,37 +106,21 @@ def make_ca(folder: Path) -> tuple[Path, Path, Path]:
 
 
 def start_nginx(folder: Path, port: int, upstream: str, cert: Path, key: Path) -> subprocess.Popen:
-    (folder / "tmp").mkdir()
-    conf = folder / "nginx.conf"
-    conf.write_text(f"""
-        daemon off;
-        {"user root;" if os.geteuid() == 0 else ""}
-        worker_processes 1;
-        pid {folder}/nginx.pid;
-        error_log {folder}/error.log;
-        events {{ worker_connections 64; }}
-        http {{
-            access_log off;
-            client_body_temp_path {folder}/tmp/body;
-            proxy_temp_path {folder}/tmp/proxy;
-            fastcgi_temp_path {folder}/tmp/fastcgi;
-            uwsgi_temp_path {folder}/tmp/uwsgi;
-            scgi_temp_path {folder}/tmp/scgi;
-            server {{
-                listen 127.0.0.1:{port} ssl;
-                ssl_certificate {cert};
-                ssl_certificate_key {key};
-                client_max_body_size 200m;
-                location / {{
-                    proxy_pass {upstream};
-                    proxy_set_header Host $http_host;
-                    proxy_set_header X-Forwarded-For $remote_addr;
-                    proxy_set_header X-Forwarded-Proto https;
-                }}
+    http = f"""
+        server {{
+            listen 127.0.0.1:{port} ssl;
+            ssl_certificate {cert};
+            ssl_certificate_key {key};
+            client_max_body_size 200m;
+            location / {{
+                proxy_pass {upstream};
+                proxy_set_header Host $http_host;
+                proxy_set_header X-Forwarded-For $remote_addr;
+                proxy_set_header X-Forwarded-Proto https;
             }}
         }}
-        """)
-    return run_nginx(folder, conf, port)
+        """
+    return run_nginx(folder, nginx_conf(folder, http), port)
 
 
 @pytest.fixture(scope="module")

@@ -18,9 +18,11 @@ from pathlib import Path
 import pytest
 import requests
 import testdb
-from conftest import Accounts, assert_no_secrets, pip, start_server, twine, wait_until
-from helpers import listed_hashes
+from conftest import Accounts, assert_no_secrets, audit_json, pip, start_server, twine, wait_until
+from helpers import listed_hashes, store_files
 from wheels import make_wheel, upload
+
+pytestmark = pytest.mark.slow  # the point is twine (and pip) against a real server
 
 # These tests are about tokens, scopes and roles; they run with the second-factor policy
 # off so users can be made with the CLI alone. The policy has its own tests (test_web.py).
@@ -56,11 +58,6 @@ def audit_rows_after(server, last_id: int) -> list[dict]:
 def last_audit_id(server) -> int:
     with db(server) as conn:
         return conn.execute("SELECT coalesce(max(id), 0) FROM audit_event").fetchone()[0]
-
-
-def store_files(server) -> set[str]:
-    """Every file under the store, hidden ones (upload temp files) included."""
-    return {str(p.relative_to(server.store)) for p in server.store.rglob("*") if p.is_file()}
 
 
 @contextmanager
@@ -99,11 +96,6 @@ def assert_clean_log(server) -> None:
     assert "database is locked" not in log
     assert "Traceback" not in log and "Exception on" not in log
     assert not re.search(r'"(GET|POST|HEAD) [^"]*" 5\d\d ', log)
-
-
-def audit_json(server, *args: str) -> list[dict]:
-    proc = Accounts(server.store, server.data_dir, server.env).cli("audit", "--json", *args)
-    return [json.loads(line) for line in proc.stdout.splitlines()]
 
 
 def project_table(accounts: Accounts) -> dict[str, tuple[str, str, str]]:

@@ -20,14 +20,12 @@ import pytest
 import requests
 from conftest import build_project, pip, privindex_cli, start_server, twine, uv, wait_until
 from fake_upstream import FakeUpstream
-from helpers import V1_JSON, listed
+from helpers import V1_JSON, installed, listed
 from pypi_simple import ACCEPT_HTML_ONLY, PyPISimple
 
 from privindex.api.simple import API_VERSION
 
-
-def installed(target: Path) -> set[str]:
-    return {p.name for p in target.iterdir() if p.name.endswith(".dist-info")}
+pytestmark = pytest.mark.database_neutral  # what it checks is the same on any database
 
 
 def downloaded(folder: Path) -> set[str]:
@@ -87,10 +85,12 @@ def page(server, name: str) -> dict:
 # -- installing through the one URL ----------------------------------------------------------
 
 
+@pytest.mark.slow  # real servers in front of a fake upstream; pip, twine
 def test_startup_line_says_the_upstream_is_reachable(proxy, upstream):
     assert any(line.startswith(f"upstream: {upstream.index_url} reachable") for line in proxy.banner)
 
 
+@pytest.mark.slow  # real servers in front of a fake upstream; pip, twine
 def test_a_private_package_whose_dependency_is_only_upstream_installs(proxy, tmp_path):
     pip("install", "--index-url", proxy.index_url, "--target", str(tmp_path / "pip"), "beta-pkg")
     assert installed(tmp_path / "pip") == {"beta_pkg-0.1.dist-info", "alpha-2.0.dist-info"}
@@ -108,6 +108,7 @@ def test_a_private_package_whose_dependency_is_only_upstream_installs(proxy, tmp
     assert installed(tmp_path / "uv") == {"beta_pkg-0.1.dist-info", "alpha-2.0.dist-info"}
 
 
+@pytest.mark.slow  # real servers in front of a fake upstream; pip, twine
 def test_a_local_name_hides_the_upstream_completely(proxy, upstream, tmp_path):
     pip("download", "--no-deps", "--index-url", proxy.index_url, "-d", str(tmp_path / "pip"), "acme-lib")
     assert downloaded(tmp_path / "pip") == {"acme_lib-1.0-py3-none-any.whl"}
@@ -144,6 +145,7 @@ def test_a_local_name_hides_the_upstream_completely(proxy, upstream, tmp_path):
     assert "acme_lib-99.0" in requests.get(f"{upstream.index_url}acme-lib/", timeout=10).text  # it is there
 
 
+@pytest.mark.slow  # real servers in front of a fake upstream; pip, twine
 def test_upstream_pages_are_served_faithfully_in_both_formats(proxy, upstream):
     ours, theirs = page(proxy, "alpha"), page(upstream, "alpha")
     assert ours["versions"] == theirs["versions"] == ["1.0", "2.0"]
@@ -175,6 +177,7 @@ def test_upstream_pages_are_served_faithfully_in_both_formats(proxy, upstream):
     assert requests.get(f"{proxy.index_url}no-such-project-anywhere/", timeout=10).status_code == 404
 
 
+@pytest.mark.slow  # real servers in front of a fake upstream; pip, twine
 def test_require_hashes_with_hashes_from_our_pages(proxy, tmp_path):
     hashes = [
         f["hashes"]["sha256"] for f in page(proxy, "alpha")["files"] if f["filename"].startswith("alpha-2.0")
@@ -194,6 +197,7 @@ def test_require_hashes_with_hashes_from_our_pages(proxy, tmp_path):
     assert installed(tmp_path / "t") == {"alpha-2.0.dist-info"}
 
 
+@pytest.mark.slow  # real servers in front of a fake upstream; pip, twine
 def test_cached_files_are_listed_and_checked(proxy):
     requests.get(f"{proxy.url}/packages/.upstream/alpha/alpha-1.0.tar.gz", timeout=30).raise_for_status()
     listing = privindex_cli(proxy, "cache", "list").stdout
@@ -201,6 +205,7 @@ def test_cached_files_are_listed_and_checked(proxy):
     assert "all " in privindex_cli(proxy, "check").stderr
 
 
+@pytest.mark.slow  # real servers in front of a fake upstream; pip, twine
 def test_first_upload_of_an_upstream_name_needs_an_admin_claim(proxy, dists, accounts):
     acc = accounts(proxy)
     acc.user("carol")
@@ -222,6 +227,7 @@ def test_first_upload_of_an_upstream_name_needs_an_admin_claim(proxy, dists, acc
     assert "project:claim" in {e["tag"] for e in events}
 
 
+@pytest.mark.slow  # real servers in front of a fake upstream; pip, twine
 def test_an_admin_allowance_merges_upstream_files_after_the_local_ones(proxy, tmp_path, accounts):
     acc = accounts(proxy)
     try:
@@ -242,6 +248,7 @@ def test_an_admin_allowance_merges_upstream_files_after_the_local_ones(proxy, tm
     assert "project:upstream:allow" in tags and "project:upstream:revoke" in tags
 
 
+@pytest.mark.slow  # real servers in front of a fake upstream; pip, twine
 def test_the_upstream_publishing_a_local_name_is_recorded_once(proxy, accounts):
     acc = accounts(proxy)
 
@@ -288,6 +295,7 @@ def guarded(tmp_path_factory, fake):
     server.stop()
 
 
+@pytest.mark.slow  # real servers in front of a fake upstream; pip, twine
 def test_min_age_hides_freshly_published_upstream_files(guarded, tmp_path):
     assert set(listed(guarded, "alpha")) == {"alpha-1.0-py3-none-any.whl"}
     assert page(guarded, "alpha")["versions"] == ["1.0"]
@@ -295,6 +303,7 @@ def test_min_age_hides_freshly_published_upstream_files(guarded, tmp_path):
     assert downloaded(tmp_path) == {"alpha-1.0-py3-none-any.whl"}
 
 
+@pytest.mark.slow  # real servers in front of a fake upstream; pip, twine
 def test_upstream_bytes_that_do_not_match_their_hash_are_refused_and_not_cached(guarded, fake, tmp_path):
     proc = pip(
         "download",
@@ -315,6 +324,7 @@ def test_upstream_bytes_that_do_not_match_their_hash_are_refused_and_not_cached(
     assert "but its page published" in guarded.log()
 
 
+@pytest.mark.slow  # real servers in front of a fake upstream; pip, twine
 def test_a_large_upstream_file_with_bad_bytes_is_cut_short_never_delivered_whole(guarded, fake, tmp_path):
     # several chunks: the answer has started before the digest can be checked, so the
     # client must get a broken transfer (fewer bytes than announced), never the whole file
@@ -346,6 +356,7 @@ def test_a_large_upstream_file_with_bad_bytes_is_cut_short_never_delivered_whole
     assert "bigpkg" not in privindex_cli(guarded, "cache", "list").stdout
 
 
+@pytest.mark.slow  # real servers in front of a fake upstream; pip, twine
 def test_upstream_down_serves_the_cache_and_offline_makes_no_connections(tmp_path, dists):
     fake = FakeUpstream()
     fake.add("alpha", _wheel(dists, "alpha", "2.0"))

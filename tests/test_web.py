@@ -44,6 +44,7 @@ def test_html_pages_carry_security_headers(web):
     assert resp.headers["X-Frame-Options"] == "DENY"
 
 
+@pytest.mark.slow  # a second server of its own
 def test_session_cookie_flags(web, tmp_path):
     client = WebClient(web.url)
     add_user(web, "cookies", PASSWORD)
@@ -195,6 +196,7 @@ def test_audit_page_shows_own_events_and_admins_see_all(web):
     assert "user:2fa:add" in page and "boss3" not in page.split("<tbody>")[1]
 
 
+@pytest.mark.slow  # a second server of its own
 def test_anonymous_visitors_browse_a_public_index_but_not_a_private_one(web, tmp_path):
     assert "alpha" in requests.get(f"{web.url}/projects", timeout=10).text
     assert "alpha-2.0-py3-none-any.whl" in requests.get(f"{web.url}/projects/alpha", timeout=10).text
@@ -206,6 +208,7 @@ def test_anonymous_visitors_browse_a_public_index_but_not_a_private_one(web, tmp
         private.stop()
 
 
+@pytest.mark.slow  # a second server of its own
 def test_ip_address_as_public_url_is_refused_at_start(tmp_path):
     proc = subprocess.run(
         [

@@ -19,8 +19,9 @@ def fail(message: str, code: int = 1) -> NoReturn:
     sys.exit(code)
 
 
-def settings_options(command: Callable) -> Callable:
-    """--config, --store and --data-dir, shared by every command that touches the data."""
+def settings_options(command: Callable, *, may_create_data: bool = False) -> Callable:
+    """--config, --store and --data-dir, shared by every command that touches the data. Only
+    a command that may_create_data (serve) runs on a data dir that does not exist yet."""
 
     @click.option(
         "--config",
@@ -39,9 +40,29 @@ def settings_options(command: Callable) -> Callable:
     @functools.wraps(command)
     def wrapper(config_path: str | None, **kwargs: Any):
         overrides = {name: kwargs.pop(name) for name in list(kwargs) if name in SETTING_NAMES}
-        return command(load(overrides, config_path), **kwargs)
+        settings = load(overrides, config_path)
+        if not may_create_data:
+            require_data_dir(settings)
+        return command(settings, **kwargs)
 
     return wrapper
+
+
+def is_default(settings: Settings, name: str) -> bool:
+    return bool(getattr(settings, name) == Settings.__dataclass_fields__[name].default)
+
+
+def require_data_dir(settings: Settings) -> None:
+    """Run from the wrong folder, a command must not make an empty ./privindex_data and act
+    on it (a user added there is not the server's): say where it looked and how to point."""
+    if settings.database_url or settings.data_dir.is_dir():  # PostgreSQL holds the data
+        return
+    which = " (the default, in the current folder)" if is_default(settings, "data_dir") else ""
+    fail(
+        f"no data dir at {settings.data_dir.absolute()}{which}; point at the server's with "
+        "--data-dir PATH (or PRIVINDEX_DATA_DIR, or data_dir in the --config file), "
+        "or run `privindex serve` once to create it"
+    )
 
 
 def load(overrides: dict[str, Any], config_path: str | None = None) -> Settings:

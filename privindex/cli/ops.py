@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import sys
 from pathlib import Path
 
 import click
 
 from privindex.cli.cache import offline_upstream_cache
-from privindex.cli.common import fail, open_data, settings_options
+from privindex.cli.common import fail, is_default, open_data, settings_options
 from privindex.config import Settings
 from privindex.packages.archives import ArchiveLimits
 
@@ -28,13 +29,14 @@ from privindex.packages.archives import ArchiveLimits
     type=click.Choice(["off", "x-accel-redirect", "x-sendfile"]),
     help="Let the reverse proxy send package files (nginx: x-accel-redirect) [default: off].",
 )
-@settings_options
-def serve(settings: Settings) -> None:
+@click.option("--create", is_flag=True, help="Create the --store folder if it does not exist.")
+@functools.partial(settings_options, may_create_data=True)
+def serve(settings: Settings, create: bool) -> None:
     """Serve the package folder as a simple index (Ctrl-C stops)."""
     from privindex.server import serve as run
 
     try:
-        run(settings, echo=click.echo)
+        run(settings, echo=click.echo, create_store=create or is_default(settings, "store"))
     except OSError as exc:
         fail(f"cannot serve the store {settings.store} with data in {settings.data_dir}: {exc}")
     except RuntimeError as exc:  # including server.CannotListen

@@ -23,10 +23,6 @@ def db_rows(server) -> dict[str, list[tuple]]:
     return testdb.rows(Path(server.data_dir), skip_columns=VOLATILE)
 
 
-def store_files(server) -> list[str]:
-    return sorted(str(p.relative_to(server.store)) for p in Path(server.store).rglob("*") if p.is_file())
-
-
 def events(server, user: str, tag: str | None = None) -> list[dict]:
     out = privindex_cli(server, "audit", "--user", user, "--json").stdout
     rows = [json.loads(line) for line in out.splitlines()]

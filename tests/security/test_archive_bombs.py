@@ -15,6 +15,8 @@ from helpers import listed_hashes
 from test_upload import NO_2FA, assert_clean_log, assert_refused, leaves_nothing_behind
 from wheels import make_wheel, upload
 
+pytestmark = pytest.mark.database_neutral  # what it checks is the same on any database
+
 MEMBER_LIMIT = 1000  # the server's max_archive_members here: a flood test needs few members
 
 

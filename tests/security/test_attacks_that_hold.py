@@ -14,6 +14,8 @@ from safe_rules import post_rules
 from webclient import WebClient
 from wheels import make_wheel
 
+pytestmark = pytest.mark.slow  # a red-team run against a live server, accounts made by the real CLI
+
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):

@@ -25,6 +25,8 @@ from wheels import make_wheel, upload_form
 from privindex.accounts import api_tokens, users
 from privindex.ops import audit
 
+pytestmark = pytest.mark.slow  # hypothesis over every form: a minute or more
+
 PASSWORD = "correct horse battery"
 TEMPLATES = Path(__file__).parents[2] / "privindex" / "web" / "templates"
 FIELDS = sorted(

@@ -47,6 +47,7 @@ def raw_request(server, request: bytes) -> bytes:
 # -- 4. caches keyed by what clients send are bounded in bytes ----------------------------------
 
 
+@pytest.mark.slow  # a thousand requests to a live server
 def test_a_thousand_distinct_long_keys_pin_no_memory(server):
     token = privindex_cli(
         server, "token", "create", add_or_get(server, "memreader"), "--read-only"

@@ -25,6 +25,8 @@ from fake_upstream import FakeUpstream
 from helpers import V1_JSON, listed
 from webclient import user_with_totp
 
+pytestmark = pytest.mark.database_neutral  # what it checks is the same on any database
+
 LIMITS = {  # small, so each breach shows in seconds
     "PRIVINDEX_UPSTREAM_TIMEOUT": "2",
     "PRIVINDEX_UPSTREAM_PAGE_DEADLINE": "3",

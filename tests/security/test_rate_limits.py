@@ -59,6 +59,7 @@ def flood(server, client: WebClient | None, path: str, form: dict) -> list[int]:
         return list(pool.map(one, range(ATTEMPTS)))
 
 
+@pytest.mark.slow  # concurrent clients on live servers
 def test_concurrent_wrong_totp_codes_get_at_most_five_checks(server, pending):
     client, totp, _codes = pending["totpflood"]
     statuses = flood(server, client, "/login/2fa/totp", {"code": wrong_totp(totp)})
@@ -81,6 +82,7 @@ def test_concurrent_wrong_totp_codes_get_at_most_five_checks(server, pending):
     )
 
 
+@pytest.mark.slow  # concurrent clients on live servers
 def test_concurrent_wrong_recovery_codes_get_at_most_five_checks(server, pending):
     client, _totp, codes = pending["codeflood"]
     wrong = "0000-0000-0000-0000" if "0000-0000-0000-0000" not in codes else "1111-1111-1111-1111"
@@ -97,6 +99,7 @@ def test_concurrent_wrong_recovery_codes_get_at_most_five_checks(server, pending
     assert statuses.count(429) == ATTEMPTS - checked
 
 
+@pytest.mark.slow  # concurrent clients on live servers
 def test_concurrent_wrong_passwords_get_at_most_ten_checks(server, pending):
     add_user(server, "pwflood", PASSWORD)
     statuses = flood(server, None, "/login", {"username": "pwflood", "password": "not the password at all"})
@@ -111,6 +114,7 @@ def test_concurrent_wrong_passwords_get_at_most_ten_checks(server, pending):
 @pytest.mark.skipif(
     not testdb.ON_POSTGRES, reason="several servers share limits through one PostgreSQL database"
 )
+@pytest.mark.slow  # concurrent clients on live servers
 def test_wrong_passwords_spread_over_two_servers_get_ten_checks_in_total(tmp_path):
     """Two servers on one database count one set of attempts: 48 concurrent wrong passwords
     for one user, every other one through the second server, are checked exactly 10 times

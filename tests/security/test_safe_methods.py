@@ -10,9 +10,12 @@ import re
 import pytest
 import requests
 from conftest import populate, start_server
-from redteam import PASSWORD, db_rows, signed_in, signed_in_as, store_files
+from helpers import store_files
+from redteam import PASSWORD, db_rows, signed_in, signed_in_as
 from safe_rules import post_rules
 from webclient import _CSRF, WebClient
+
+pytestmark = pytest.mark.slow  # a red-team run against a live server, accounts made by the real CLI
 
 
 @pytest.fixture(scope="module")

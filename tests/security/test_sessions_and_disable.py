@@ -14,6 +14,8 @@ from conftest import privindex_cli, start_server
 from redteam import PASSWORD, events, signed_in, signed_in_as
 from webclient import WebClient
 
+pytestmark = pytest.mark.slow  # a red-team run against a live server, accounts made by the real CLI
+
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):

@@ -22,6 +22,8 @@ from webclient import WebClient
 
 from privindex.config import ConfigError, load_settings
 
+pytestmark = pytest.mark.slow  # a red-team run against a live server, accounts made by the real CLI
+
 OFFER = "Sign out my other sessions"
 ENDED = "Your session has ended. Please sign in again."
 

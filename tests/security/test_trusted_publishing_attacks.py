@@ -225,6 +225,7 @@ def unavailable(resp: requests.Response, words: str) -> None:
 
 
 @pytest.mark.parametrize("which", ["silent", "refusing"])
+@pytest.mark.slow  # a stalling issuer and a server of its own
 def test_junk_tokens_for_an_unreachable_issuer_do_not_stall_the_server(stall_server, silent, which):
     issuer = silent.url if which == "silent" else stall_server.refusing
     url = f"{stall_server.url}/_/oidc/mint-token"
@@ -310,6 +311,7 @@ def misbehaving(issuers) -> FakeIssuers:
         ("impostor", "names another issuer"),
     ],
 )
+@pytest.mark.slow  # a stalling issuer and a server of its own
 def test_what_a_misbehaving_issuer_sends_is_not_trusted(stall_server, misbehaving, name, words):
     """Oversized or too deeply nested documents, redirects, keys on another host and a
     discovery document naming another issuer are refused (503), so a token signed with the
