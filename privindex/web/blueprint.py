@@ -211,6 +211,20 @@ def strict_transport_security(response):
 
 
 @bp.before_app_request
+def refuse_nul_characters():
+    """A NUL in the path, the query or a form field is never meant: refused here, before
+    any lookup (PostgreSQL refuses it in any string, which would be a 500 deep inside)."""
+    values = [request.path, *request.args.values()]
+    if request.method == "POST" and request.mimetype in (
+        "application/x-www-form-urlencoded",
+        "multipart/form-data",
+    ):
+        values += request.form.values()
+    if any("\x00" in value for value in values):
+        abort(400, _("The request holds a NUL character."))
+
+
+@bp.before_app_request
 def say_when_a_session_ended():
     """A cookie whose server-side session is gone (timed out, signed out elsewhere, ended by
     an admin): forget it, and say so on the sign-in page the visitor is sent to."""

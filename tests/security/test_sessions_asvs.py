@@ -43,7 +43,7 @@ def db(server, sql: str, *args) -> None:
 
 
 def user_id(server, name: str) -> int:
-    return testdb.query(server.data_dir, "SELECT id FROM user WHERE username = ?", (name,))[0][0]
+    return testdb.query(server.data_dir, 'SELECT id FROM "user" WHERE username = ?', (name,))[0][0]
 
 
 def cookie_parts(set_cookie: str) -> tuple[str, set[str]]:
