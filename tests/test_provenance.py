@@ -21,6 +21,7 @@ from urllib.parse import urljoin
 
 import pytest
 import requests
+import testdb
 from conftest import add_user, enrol_totp_cli, pip, privindex_cli, start_server, twine, wait_until
 from fake_issuer import github_claims, issuers_toml
 from fake_upstream import FakeUpstream
@@ -244,9 +245,10 @@ def test_an_upload_with_attestations_serves_its_provenance(tmp_path, attesting, 
     pip("install", "--index-url", attesting.index_url, "--target", str(target), "attested==1.0")
     assert (target / "attested" / "__init__.py").exists()
 
-    backup = tmp_path / "backup"  # a backup keeps it; check checks it is about the file
-    privindex_cli(attesting, "backup", str(backup))
-    assert (backup / "packages" / "attested" / stored.name).read_bytes() == stored.read_bytes()
+    if not testdb.ON_POSTGRES:  # a backup keeps it (on PostgreSQL, backup says to use pg_dump)
+        backup = tmp_path / "backup"
+        privindex_cli(attesting, "backup", str(backup))
+        assert (backup / "packages" / "attested" / stored.name).read_bytes() == stored.read_bytes()
     assert privindex_cli(attesting, "check", check=False).returncode == 0
     kept = stored.read_bytes()
     stored.write_bytes(provenance(wheel.name, "0" * 64))
