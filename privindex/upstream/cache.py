@@ -241,10 +241,10 @@ class Follower:
     a WSGI body. It holds a worker of the share until close() (the server calls it, also
     when the client goes away; the download goes on for the others)."""
 
-    def __init__(self, transfer: _Transfer, give_back: Callable[[], None]):
+    def __init__(self, transfer: _Transfer, give_back: Callable[[], None], fh: BinaryIO):
         self._transfer = transfer
         self._give_back: Callable[[], None] | None = give_back
-        self._file: BinaryIO | None = None
+        self._file: BinaryIO | None = fh  # opened while the download was registered (_transfer)
         self.size: int | None = None  # the Content-Length announced, if any
 
     def prime(self) -> None:
@@ -254,11 +254,6 @@ class Follower:
             t.changed.wait_for(lambda: t.ready or t.done or t.error)
             if t.error is not None:
                 raise t.error
-            assert t.path is not None  # it is None only after a failure
-            try:
-                self._file = open(t.path, "rb")  # kept open across the rename
-            except OSError:  # pruned the moment it landed
-                raise UpstreamError("the file left the cache as it landed; try again") from None
 
     def __iter__(self) -> Iterator[bytes]:
         """The ready bytes as they come. A failed download ends the stream short: quietly
@@ -599,14 +594,16 @@ class UpstreamCache:
             return path, None, None
         if self.offline:
             raise NotCached(f"{f.filename} is not cached, and the upstream is offline")
-        transfer = self._transfer(f, metadata)
-        if isinstance(transfer, Path):  # it landed meanwhile
-            return transfer, None, None
+        joined = self._transfer(f, metadata)
+        if isinstance(joined, Path):  # it landed meanwhile
+            return joined, None, None
+        transfer, fh = joined
         try:
             self.share.take()
         except Busy:
+            fh.close()
             raise Busy(transfer.seconds_left()) from None  # the retry then finds it cached
-        follower = Follower(transfer, self.share.give)
+        follower = Follower(transfer, self.share.give, fh)
         try:
             follower.prime()
         except BaseException:
@@ -615,13 +612,19 @@ class UpstreamCache:
         follower.size = transfer.length if transfer.length is not None else (None if metadata else f.size)
         return None, follower.size, follower
 
-    def _transfer(self, f: UpstreamFile, metadata: bool) -> _Transfer | Path:
-        """The download of f under way, or a new one; the cached path if it just landed."""
+    def _transfer(self, f: UpstreamFile, metadata: bool) -> tuple[_Transfer, BinaryIO] | Path:
+        """The download of f under way, or a new one, with its file opened for this client;
+        the cached path if it just landed. The file is opened while the download is still
+        registered: a download prunes the cache only after it unregisters, so a client that
+        joined it can never find its file pruned before it opened it."""
         key = self.relpath(f, metadata)
         with self._transfers_lock:
             transfer = self._transfers.get(key)
             if transfer is not None:
-                return transfer
+                with transfer.changed:  # the temp file, or its final name once renamed
+                    if transfer.error is not None or transfer.path is None:
+                        raise transfer.error or UpstreamError(f"{f.filename} could not be fetched")
+                    return transfer, open(transfer.path, "rb")
             path = self.cached(f, metadata)  # a download removes itself only after the rename
             if path is not None:
                 return path
@@ -635,6 +638,7 @@ class UpstreamCache:
                 log.error("cannot write to the upstream cache at %s: %s", target.parent, exc)
                 raise UpstreamError("the upstream cache cannot be written to; try again later", 503) from None
             transfer = self._transfers[key] = _Transfer(Path(tmp))
+            fh = open(tmp, "rb")
         try:
             threading.Thread(
                 target=self._download,
@@ -644,13 +648,14 @@ class UpstreamCache:
             ).start()
         except RuntimeError:  # no thread to be had: no follower may wait for one that never runs
             os.close(fd)
+            fh.close()
             os.unlink(tmp)
             with self._transfers_lock:
                 self._transfers.pop(key, None)
             error = UpstreamError("too busy to start a download; try again", 503)
             transfer.update(path=None, error=error)
             raise error from None
-        return transfer
+        return transfer, fh
 
     def _download(self, f: UpstreamFile, metadata: bool, key: str, fd: int, transfer: _Transfer) -> None:
         """The download thread: the upstream's bytes into the temp file, each piece made
