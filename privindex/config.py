@@ -119,6 +119,8 @@ class Settings:
     metrics_addresses: str = "127.0.0.1/32, ::1/128"
     oidc_audience: str = ""
     oidc_issuers: tuple[OIDCIssuer, ...] = ()
+    attestation_trusted_root: str = ""  # "": the Sigstore trust root the sigstore package ships
+    namespace_max_depth: int = 2  # PEP 752: hyphens a granted namespace may have
     upstream_url: str = ""
     upstream_page_ttl: float = 600.0
     upstream_timeout: float = 10.0
@@ -246,6 +248,18 @@ class Settings:
             raise _bad(
                 "retention_interval_hours", f"must be 0 (off) or more, got {self.retention_interval_hours}"
             )
+        if self.namespace_max_depth < 0:
+            raise _bad("namespace_max_depth", f"must be 0 or more, got {self.namespace_max_depth}")
+        if self.attestation_trusted_root:
+            from privindex.auth.attestations import check_trusted_root
+
+            try:
+                check_trusted_root(self.attestation_trusted_root)
+            except ValueError as exc:
+                raise _bad(
+                    "attestation_trusted_root",
+                    f"{self.attestation_trusted_root} is not a Sigstore trusted_root.json ({exc})",
+                ) from None
         if self.upstream_ca_bundle and not Path(self.upstream_ca_bundle).is_file():
             raise _bad("upstream_ca_bundle", f"{self.upstream_ca_bundle} is not a file")
         if self.public_url:

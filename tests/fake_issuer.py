@@ -15,6 +15,7 @@ import threading
 import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import jwt
@@ -126,10 +127,12 @@ def issuers():
     fake.close()
 
 
-def issuers_toml(audience: str, issuers: dict[str, str]) -> str:
-    """A config file's Trusted Publishing part: the audience and {issuer url: kind}."""
+def issuers_toml(audience: str, issuers: dict[str, str], jwks_file: Path | None = None) -> str:
+    """A config file's Trusted Publishing part: the audience and {issuer url: kind}; with
+    jwks_file (FakeIssuers.jwks written out), the issuers may have any URL, a real CI's too."""
+    keys = f'jwks_file = "{jwks_file}"\n' if jwks_file else ""
     return f'oidc_audience = "{audience}"\n' + "".join(
-        f'[[oidc_issuers]]\nurl = "{url}"\nkind = "{kind}"\n' for url, kind in issuers.items()
+        f'[[oidc_issuers]]\nurl = "{url}"\nkind = "{kind}"\n{keys}' for url, kind in issuers.items()
     )
 
 

@@ -1,13 +1,14 @@
 """PEP 740 provenance: of files cached from an upstream (listed on our pages, fetched once
 under the upstream rules, checked to be about the file, cached and served, checked again by
 `privindex check`), and of uploads that carry attestations (twine --attestations with a
-Trusted Publishing token: checked to be about the file, stored beside it with the
-publisher, served, deleted with it).
+Trusted Publishing token: checked to be about the file and verified, offline, to be signed
+through Sigstore by the publisher's CI; stored beside the file with the publisher, served,
+deleted with it).
 
-The provenance objects here have PEP 740's shape and real in-toto statements, but their
-signatures and certificates are placeholders: making a Sigstore-rooted attestation needs
-the network (an OIDC identity and Fulcio), and privindex does not verify the signatures of
-provenance (SECURITY.md, "Provenance"), so nothing here pretends it does.
+The upstream's provenance objects here have PEP 740's shape and real in-toto statements, but
+placeholder signatures: privindex passes an upstream's on as served (SECURITY.md,
+"Provenance"). The uploaded ones are real: made by GitHub Actions and GitLab CI through
+Sigstore's public good instance (tests/fixtures/attestations/README.md).
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urljoin
 
@@ -23,7 +23,7 @@ import pytest
 import requests
 import testdb
 from conftest import add_user, enrol_totp_cli, pip, privindex_cli, start_server, twine, wait_until
-from fake_issuer import github_claims, issuers_toml
+from fake_issuer import github_claims, gitlab_claims, issuers_toml
 from fake_upstream import FakeUpstream
 from helpers import V1_JSON, listed
 from wheels import make_wheel
@@ -159,72 +159,106 @@ def test_a_provenance_url_on_a_private_address_is_never_fetched(tmp_path, fake, 
 
 
 # == uploads with attestations (twine --attestations) =============================================
+# Real attestations, made by real CI through Sigstore's public good instance (tests/fixtures/
+# attestations/README.md): verified offline against the uploading Trusted Publisher.
 
 AUDIENCE = "privindex-test"
+GITHUB = "https://token.actions.githubusercontent.com"  # GitHub Actions' issuer, keys from a file
+GITLAB = "https://gitlab.com"
+ASSETS = Path(__file__).parent / "fixtures" / "attestations"
+GITHUB_SDIST = ASSETS / "pypi_attestations-0.0.19.tar.gz"  # trailofbits/pypi-attestations, release.yml
+GITLAB_SDIST = ASSETS / "gitlab_oidc_project-0.0.3.tar.gz"  # facutuesca/gitlab-oidc-project
 
 
 @pytest.fixture(scope="module")
 def attesting(tmp_path_factory, issuers):
-    """A server with a GitHub issuer and a publisher: acme/attested's release.yml publishes
-    attested."""
+    """A server trusting GitHub Actions, gitlab.com and a self-hosted GitHub (the loopback
+    issuer), with each asset's CI repository as its project's publisher."""
     base = tmp_path_factory.mktemp("attesting")
+    jwks = base / "jwks.json"
+    jwks.write_text(json.dumps(issuers.jwks()))
     config = base / "privindex.toml"
-    config.write_text(issuers_toml(AUDIENCE, {issuers.url("github"): "github"}))
+    kinds = {GITHUB: "github", GITLAB: "gitlab", issuers.url("github"): "github"}
+    config.write_text(issuers_toml(AUDIENCE, kinds, jwks_file=jwks))
     server = start_server(base / "store", base / "data", config=config)
     add_user(server, "ci-owner", "correct horse battery")
     server.config = config
-    privindex_cli(
-        server,
-        "publisher",
-        "add",
-        "attested",
-        "--github",
-        "acme/attested",
-        "--workflow",
-        "release.yml",
-        "--user",
-        "ci-owner",
-        "--config",
-        str(config),
-    )
+    for project in ("pypi-attestations", "gitlab-oidc-project"):  # so each may have several publishers
+        privindex_cli(server, "project", "claim", project, "--owner", "ci-owner")
+    for project, kind, repository, workflow, issuer in [
+        ("pypi-attestations", "--github", "trailofbits/pypi-attestations", "release.yml", GITHUB),
+        ("pypi-attestations", "--github", "acme/impostor", "release.yml", GITHUB),
+        (
+            "pypi-attestations",
+            "--github",
+            "trailofbits/pypi-attestations",
+            "release.yml",
+            issuers.url("github"),
+        ),
+        ("gitlab-oidc-project", "--gitlab", "facutuesca/gitlab-oidc-project", ".gitlab-ci.yml", GITLAB),
+    ]:
+        privindex_cli(
+            server, "publisher", "add", project, kind, repository, "--workflow", workflow,
+            "--issuer", issuer, "--user", "ci-owner", "--config", str(config),
+        )  # fmt: skip
     yield server
     server.stop()
 
 
-def minted(server, issuers) -> str:
-    identity = issuers.token("github", aud=AUDIENCE, **github_claims("acme/attested"))
+def minted(server, issuers, repository: str = "trailofbits/pypi-attestations", iss: str = GITHUB) -> str:
+    """An upload token minted for a GitHub Actions run of repository (at issuer iss)."""
+    identity = issuers.token("github", aud=AUDIENCE, iss=iss, **github_claims(repository))
+    return _exchange(server, identity)
+
+
+def _exchange(server, identity: str) -> str:
     resp = requests.post(f"{server.url}/_/oidc/mint-token", json={"token": identity}, timeout=10)
     assert resp.status_code == 200, resp.text
     return resp.json()["token"]
 
 
-def attested_wheel(
-    folder: Path, version: str, about: Callable[[str, str], dict] | None = None
-) -> tuple[Path, Path]:
-    """A wheel of attested and its attestation file as twine finds it (`<dist>.publish.attestation`),
-    about the wheel unless `about(filename, sha256)` says otherwise."""
-    wheel = make_wheel(folder, "attested", version)
-    sha256 = hashlib.sha256(wheel.read_bytes()).hexdigest()
-    statement = (about or attestation)(wheel.name, sha256)
-    path = wheel.parent / f"{wheel.name}.publish.attestation"
-    path.write_text(json.dumps(statement))
-    return wheel, path
+def attested(folder: Path, sdist: Path, attestation: bytes | None = None) -> tuple[Path, Path]:
+    """A copy of sdist and its attestation file, as twine finds it (`<dist>.publish.attestation`):
+    the real one unless given."""
+    copy = folder / sdist.name
+    copy.write_bytes(sdist.read_bytes())
+    path = folder / f"{sdist.name}.publish.attestation"
+    path.write_bytes(attestation or Path(f"{sdist}.publish.attestation").read_bytes())
+    return copy, path
 
 
-def test_an_upload_with_attestations_serves_its_provenance(tmp_path, attesting, issuers):
-    wheel, attestation_file = attested_wheel(tmp_path, "1.0")
+def verified_by_a_client(served: bytes, filename: str, sha256: str, monkeypatch, tmp_path) -> list:
+    """What a consumer sees in served provenance: pypi-attestations' own verification of each
+    attestation against its bundle's publisher (offline, with sigstore's trust root)."""
+    from pypi_attestations import Distribution, Provenance
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # sigstore copies its root there
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    dist = Distribution(name=filename, digest=sha256)
+    return [
+        attestation.verify(bundle.publisher, dist, offline=True)[0]
+        for bundle in Provenance.model_validate_json(served).attestation_bundles
+        for attestation in bundle.attestations
+    ]
+
+
+def test_a_github_attestation_of_the_publishers_repository_is_stored_and_served(
+    tmp_path, attesting, issuers, monkeypatch
+):
+    sdist, attestation_file = attested(tmp_path, GITHUB_SDIST)
     upload = twine(
-        attesting.url, minted(attesting, issuers), wheel, attestation_file, extra=("--attestations",)
+        attesting.url, minted(attesting, issuers), sdist, attestation_file, extra=("--attestations",)
     )
     assert upload.returncode == 0, upload.output
 
-    entry = listed(attesting, "attested")[wheel.name]
-    assert entry["provenance"] == f"../../packages/attested/{wheel.name}.provenance"
-    html = requests.get(f"{attesting.index_url}attested/", timeout=10).text
-    assert f'data-provenance="../../packages/attested/{wheel.name}.provenance"' in html
-    resp = requests.get(urljoin(f"{attesting.index_url}attested/", entry["provenance"]), timeout=10)
+    entry = listed(attesting, "pypi-attestations")[sdist.name]
+    assert entry["provenance"] == f"../../packages/pypi-attestations/{sdist.name}.provenance"
+    html = requests.get(f"{attesting.index_url}pypi-attestations/", timeout=10).text
+    assert f'data-provenance="../../packages/pypi-attestations/{sdist.name}.provenance"' in html
+    url = urljoin(f"{attesting.index_url}pypi-attestations/", entry["provenance"])
+    resp = requests.get(url, timeout=10)
     assert resp.status_code == 200 and resp.headers["Content-Type"] == "application/json"
-    stored = attesting.store / "attested" / f"{wheel.name}.provenance"
+    stored = attesting.store / "pypi-attestations" / f"{sdist.name}.provenance"
     assert resp.content == stored.read_bytes()  # byte for byte what was stored with the file
     assert json.loads(resp.content) == {  # PEP 740's shape: the publisher from the minted token
         "version": 1,
@@ -232,7 +266,7 @@ def test_an_upload_with_attestations_serves_its_provenance(tmp_path, attesting, 
             {
                 "publisher": {
                     "kind": "GitHub",
-                    "repository": "acme/attested",
+                    "repository": "trailofbits/pypi-attestations",
                     "workflow": "release.yml",
                     "environment": None,
                 },
@@ -240,59 +274,96 @@ def test_an_upload_with_attestations_serves_its_provenance(tmp_path, attesting, 
             }
         ],
     }
-
-    target = tmp_path / "pip-target"  # and the file installs as ever
-    pip("install", "--index-url", attesting.index_url, "--target", str(target), "attested==1.0")
-    assert (target / "attested" / "__init__.py").exists()
+    sha256 = hashlib.sha256(sdist.read_bytes()).hexdigest()
+    assert entry["hashes"]["sha256"] == sha256
+    assert verified_by_a_client(resp.content, sdist.name, sha256, monkeypatch, tmp_path) == [
+        "https://docs.pypi.org/attestations/publish/v1"
+    ]
+    file = requests.get(urljoin(f"{attesting.index_url}pypi-attestations/", entry["url"]), timeout=10)
+    assert file.content == GITHUB_SDIST.read_bytes()  # and the file is served as ever
 
     if not testdb.ON_POSTGRES:  # a backup keeps it (on PostgreSQL, backup says to use pg_dump)
         backup = tmp_path / "backup"
         privindex_cli(attesting, "backup", str(backup))
-        assert (backup / "packages" / "attested" / stored.name).read_bytes() == stored.read_bytes()
+        assert (backup / "packages" / "pypi-attestations" / stored.name).read_bytes() == stored.read_bytes()
     assert privindex_cli(attesting, "check", check=False).returncode == 0
     kept = stored.read_bytes()
-    stored.write_bytes(provenance(wheel.name, "0" * 64))
+    stored.write_bytes(provenance(sdist.name, "0" * 64))
     checked = privindex_cli(attesting, "check", check=False)
     assert checked.returncode == 1 and f"{stored.name}: not that file's provenance" in checked.stdout
     stored.write_bytes(kept)
 
-    privindex_cli(attesting, "project", "delete", "attested", wheel.name, "--yes")
+    privindex_cli(attesting, "project", "delete", "pypi-attestations", sdist.name, "--yes")
     assert not stored.exists()  # its provenance went with it
-    wait_until(lambda: wheel.name not in listed(attesting, "attested"), timeout=10)
-    assert (
-        requests.get(urljoin(f"{attesting.index_url}attested/", entry["provenance"]), timeout=10).status_code
-        == 404
-    )
+    wait_until(lambda: sdist.name not in listed(attesting, "pypi-attestations"), timeout=10)
+    assert requests.get(url, timeout=10).status_code == 404
+
+
+def test_a_gitlab_attestation_of_the_publishers_project_is_stored(tmp_path, attesting, issuers):
+    sdist, attestation_file = attested(tmp_path, GITLAB_SDIST)
+    claims = gitlab_claims("facutuesca/gitlab-oidc-project", host="gitlab.com")
+    token = _exchange(attesting, issuers.token("gitlab", aud=AUDIENCE, iss=GITLAB, **claims))
+    upload = twine(attesting.url, token, sdist, attestation_file, extra=("--attestations",))
+    assert upload.returncode == 0, upload.output
+    assert "provenance" in listed(attesting, "gitlab-oidc-project")[sdist.name]
+
+
+def tampered(attestation: bytes) -> bytes:
+    """The real attestation with its statement's predicate changed, its subject left alone: only
+    the signature can tell."""
+    doc = json.loads(attestation)
+    statement = json.loads(base64.b64decode(doc["envelope"]["statement"]))
+    statement["predicate"] = {"builder": "someone else"}
+    doc["envelope"]["statement"] = base64.b64encode(json.dumps(statement).encode()).decode()
+    return json.dumps(doc).encode()
+
+
+REAL = Path(f"{GITHUB_SDIST}.publish.attestation").read_bytes()
+GITLABS = Path(f"{GITLAB_SDIST}.publish.attestation").read_bytes()
 
 
 @pytest.mark.parametrize(
-    "about, reason",
+    "attestation, repository, iss, reason",
     [
-        pytest.param(lambda name, sha: attestation(name, "0" * 64), "about other bytes", id="other-digest"),
         pytest.param(
-            lambda name, sha: attestation(name.replace("attested-", "attested-9."), sha),
-            "about another file",
-            id="other-file",
+            tampered(REAL),
+            None,
+            GITHUB,
+            "attestation 1 does not verify: DSSE: invalid signature",
+            id="tampered",
         ),
-        pytest.param(lambda name, sha: {"version": 2}, "the envelope is not a JSON object", id="not-pep-740"),
+        pytest.param(GITLABS, None, GITHUB, "an attestation about other bytes", id="another-file"),
+        pytest.param(
+            REAL,
+            "acme/impostor",
+            GITHUB,
+            "attestation 1 does not verify: Certificate's OIDCSourceRepositoryURI does not match",
+            id="another-repository",
+        ),
+        pytest.param(
+            None, None, "self-hosted", "cannot be verified: Sigstore's public instance", id="self-hosted"
+        ),
+        pytest.param(b'{"version": 2}', None, GITHUB, "the envelope is not a JSON object", id="not-pep-740"),
     ],
 )
-def test_attestations_not_about_the_file_are_refused_and_nothing_is_stored(
-    tmp_path, attesting, issuers, about, reason
+def test_attestations_that_do_not_verify_are_refused_and_nothing_is_stored(
+    tmp_path, attesting, issuers, attestation, repository, iss, reason
 ):
-    wheel, attestation_file = attested_wheel(tmp_path, "2.0", about)
-    upload = twine(
-        attesting.url, minted(attesting, issuers), wheel, attestation_file, extra=("--attestations",)
-    )
+    sdist, attestation_file = attested(tmp_path, GITHUB_SDIST, attestation)
+    iss = issuers.url("github") if iss == "self-hosted" else iss
+    token = minted(attesting, issuers, repository or "trailofbits/pypi-attestations", iss)
+    upload = twine(attesting.url, token, sdist, attestation_file, extra=("--attestations",))
     assert upload.returncode != 0 and "400" in upload.output, upload.output
-    assert f"Invalid attestations for {wheel.name}: " in upload.output, upload.output
+    assert f"Invalid attestations for {sdist.name}: " in upload.output, upload.output
     assert reason in upload.output, upload.output
-    assert wheel.name not in listed(attesting, "attested")
-    assert not list((attesting.store / "attested").glob("attested-2.0*"))  # no file, no provenance
+    assert sdist.name not in listed(attesting, "pypi-attestations")
+    assert not list((attesting.store / "pypi-attestations").glob(f"{sdist.name}*"))  # no file, no provenance
 
 
 def test_attestations_need_trusted_publishing(tmp_path, attesting):
-    wheel, attestation_file = attested_wheel(tmp_path, "3.0")
+    wheel = make_wheel(tmp_path, "attested", "3.0")
+    attestation_file = tmp_path / f"{wheel.name}.publish.attestation"
+    attestation_file.write_bytes(REAL)
     enrol_totp_cli(attesting, "ci-owner")  # the server requires a second factor for plain tokens
     token = privindex_cli(attesting, "token", "create", "ci-owner").stdout.strip()
     upload = twine(attesting.url, token, wheel, attestation_file, extra=("--attestations",))

@@ -252,15 +252,20 @@ def _read_form() -> UploadForm:
 
 
 def _provenance(auth: api_tokens.TokenAuth, form: UploadForm) -> bytes:
-    """The upload's attestations as a PEP 740 provenance object under its Trusted Publisher:
-    as on PyPI, only an upload with a token minted by Trusted Publishing may carry them, since
-    the publisher is who the attestations must come from."""
+    """The upload's attestations as a PEP 740 provenance object under its Trusted Publisher,
+    each verified to be signed by that publisher's CI: as on PyPI, only an upload with a
+    token minted by Trusted Publishing may carry them, since the publisher is who the
+    attestations must come from."""
     publisher_id = auth.token.publisher_id
-    publisher = publishers.attestation_identity(publisher_id) if publisher_id is not None else None
-    if publisher is None:
+    found = publishers.attestation_identity(publisher_id) if publisher_id is not None else None
+    if found is None:
         raise Refused(400, "Attestations are only supported when using Trusted Publishing", form.project)
+    issuer, publisher = found
+    trusted_root = current_app.extensions["privindex"].settings.attestation_trusted_root
     try:
-        return provenance.from_upload(form.attestations, form.filename, form.digests["sha256"], publisher)
+        return provenance.from_upload(
+            form.attestations, form.filename, form.digests["sha256"], issuer, publisher, trusted_root
+        )
     except ValueError as exc:
         raise Refused(400, f"Invalid attestations for {form.filename}: {exc}", form.project) from None
 

@@ -228,15 +228,15 @@ def describe(publisher: TrustedPublisher) -> str:
 ATTESTATION_KINDS = {"github": "GitHub", "gitlab": "GitLab", "forgejo": "Forgejo"}
 
 
-def attestation_identity(publisher_id: int) -> dict | None:
-    """The publisher object of a PEP 740 attestation bundle for uploads made with a token
-    minted by that publisher (Warehouse's shape: GitLab names the CI file `workflow_filepath`);
-    None if the publisher was removed meanwhile."""
+def attestation_identity(publisher_id: int) -> tuple[str, dict] | None:
+    """The issuer and the publisher object of a PEP 740 attestation bundle for uploads made
+    with a token minted by that publisher (Warehouse's shape: GitLab names the CI file
+    `workflow_filepath`); None if the publisher was removed meanwhile."""
     publisher = TrustedPublisher.get_or_none(TrustedPublisher.id == publisher_id)
     if publisher is None:
         return None
     workflow_key = "workflow_filepath" if publisher.kind == "gitlab" else "workflow"
-    return {
+    return publisher.issuer, {
         "kind": ATTESTATION_KINDS.get(publisher.kind, publisher.kind),
         "repository": publisher.repository,
         workflow_key: publisher.workflow,

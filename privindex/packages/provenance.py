@@ -3,7 +3,9 @@
 One shape check for both ways a provenance object reaches privindex: fetched with a file
 cached from an upstream (upstream/client.py), or built from an upload's `attestations`
 field and its Trusted Publisher (`from_upload`). Either way each statement must be about
-the file's name and the sha256 privindex computed. Signatures are not checked here
+the file's name and the sha256 privindex computed. An upload's attestations are verified
+too: signed through Sigstore's public good instance by its publisher's CI identity
+(auth/attestations.py, offline); an upstream's are passed on as the upstream served them
 (SECURITY.md, "Provenance"). A local file's provenance lies beside it in the store as
 `<filename>.provenance` (SUFFIX), written and removed with the file (packages/publishing.py,
 packages/withdrawal.py).
@@ -15,6 +17,8 @@ import base64
 import json
 
 from packaging.utils import parse_sdist_filename, parse_wheel_filename
+
+from privindex.auth import attestations as sigstore_attestations
 
 SUFFIX = ".provenance"
 
@@ -28,7 +32,7 @@ def check_provenance(data: bytes, filename: str, sha256: str) -> None:
     """Refuse (ValueError) a provenance object that is not PEP 740's shape or whose
     attestations are not about this file: each statement's one subject must name filename
     (compared parsed, as the PEP says) with the sha256 the page gives for it. Signatures
-    are not checked here (SECURITY.md, "Provenance")."""
+    are not checked here: `from_upload` does that for uploads (SECURITY.md, "Provenance")."""
     doc = _object(_json(data), "provenance object")
     bundles = doc.get("attestation_bundles")
     if doc.get("version") != 1 or not isinstance(bundles, list) or not bundles:
@@ -83,9 +87,18 @@ def _same_file(subject: str, filename: str) -> bool:
     return subject.endswith(kind) and parse_sdist_filename(subject) == parse_sdist_filename(filename)
 
 
-def from_upload(attestations: str, filename: str, sha256: str, publisher: dict) -> bytes:
+def from_upload(
+    attestations: str, filename: str, sha256: str, issuer: str, publisher: dict, trusted_root: str = ""
+) -> bytes:
     """The provenance object (JSON bytes) for an upload's `attestations` field (twine sends a
-    JSON list of PEP 740 attestation objects) made by publisher; ValueError saying why not."""
+    JSON list of PEP 740 attestation objects), each about the file and signed by publisher's
+    CI identity (publisher: its PEP 740 object; issuer: the OIDC issuer its tokens come
+    from); ValueError saying why not.
+
+    A publisher on a CI the public good instance does not certify (a self-hosted GitLab,
+    GitHub Enterprise Server, Forgejo) is refused rather than passed on unverified: its
+    CI cannot have signed them there, and a provenance object nobody could verify would
+    still look, to whoever reads it, like a claim that its publisher built the file."""
     if len(attestations) > PROVENANCE_MAX:
         raise ValueError(f"the attestations are larger than {PROVENANCE_MAX // 1024} KiB")
     try:
@@ -97,4 +110,14 @@ def from_upload(attestations: str, filename: str, sha256: str, publisher: dict) 
     doc = {"version": 1, "attestation_bundles": [{"publisher": publisher, "attestations": items}]}
     data = json.dumps(doc, separators=(",", ":")).encode()
     check_provenance(data, filename, sha256)
+    if sigstore_attestations.SIGSTORE_ISSUERS.get(publisher["kind"]) != issuer:
+        raise ValueError(
+            f"attestations from the CI at {issuer} cannot be verified: Sigstore's public instance "
+            "certifies only GitHub Actions and GitLab.com identities (upload without --attestations)"
+        )
+    for number, item in enumerate(items, 1):
+        try:
+            sigstore_attestations.verify(item, publisher, trusted_root)
+        except sigstore_attestations.AttestationInvalid as exc:
+            raise ValueError(f"attestation {number} does not verify: {exc}") from None
     return data
