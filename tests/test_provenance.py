@@ -29,6 +29,7 @@ from helpers import V1_JSON, listed
 from wheels import make_wheel
 
 from privindex.api.simple import API_VERSION
+from privindex.config import ConfigError, load_settings
 
 
 def attestation(filename: str, sha256: str) -> dict:
@@ -172,14 +173,19 @@ GITLAB_SDIST = ASSETS / "gitlab_oidc_project-0.0.3.tar.gz"  # facutuesca/gitlab-
 
 @pytest.fixture(scope="module")
 def attesting(tmp_path_factory, issuers):
+    server = attesting_server(tmp_path_factory.mktemp("attesting"), issuers)
+    yield server
+    server.stop()
+
+
+def attesting_server(base: Path, issuers, settings: str = ""):
     """A server trusting GitHub Actions, gitlab.com and a self-hosted GitHub (the loopback
     issuer), with each asset's CI repository as its project's publisher."""
-    base = tmp_path_factory.mktemp("attesting")
     jwks = base / "jwks.json"
     jwks.write_text(json.dumps(issuers.jwks()))
     config = base / "privindex.toml"
     kinds = {GITHUB: "github", GITLAB: "gitlab", issuers.url("github"): "github"}
-    config.write_text(issuers_toml(AUDIENCE, kinds, jwks_file=jwks))
+    config.write_text(settings + issuers_toml(AUDIENCE, kinds, jwks_file=jwks))
     server = start_server(base / "store", base / "data", config=config)
     add_user(server, "ci-owner", "correct horse battery")
     server.config = config
@@ -201,8 +207,7 @@ def attesting(tmp_path_factory, issuers):
             server, "publisher", "add", project, kind, repository, "--workflow", workflow,
             "--issuer", issuer, "--user", "ci-owner", "--config", str(config),
         )  # fmt: skip
-    yield server
-    server.stop()
+    return server
 
 
 def minted(server, issuers, repository: str = "trailofbits/pypi-attestations", iss: str = GITHUB) -> str:
@@ -375,3 +380,45 @@ def test_attestations_need_trusted_publishing(tmp_path, attesting):
     plain = twine(attesting.url, token, wheel)  # the same file without them is fine
     assert plain.returncode == 0, plain.output
     assert "provenance" not in listed(attesting, "attested")[wheel.name]
+
+
+def sigstore_trust_root(instance: str) -> Path:
+    """A trusted_root.json the sigstore package ships: "sigstore.dev" (the public good
+    instance) or "sigstage.dev" (its staging instance, other keys)."""
+    from importlib import resources
+
+    return Path(
+        str(
+            resources.files("sigstore._store")
+            / f"https%3A%2F%2Ftuf-repo-cdn.{instance}"
+            / "trusted_root.json"
+        )
+    )
+
+
+def test_attestation_trusted_root_is_the_trust_root_attestations_must_chain_to(tmp_path, issuers):
+    rotated = tmp_path / "trusted_root.json"  # as if the keys had rotated to other ones
+    rotated.write_bytes(sigstore_trust_root("sigstage.dev").read_bytes())
+    server = attesting_server(tmp_path, issuers, f'attestation_trusted_root = "{rotated}"\n')
+    try:
+        sdist, attestation_file = attested(tmp_path, GITHUB_SDIST)
+        token = minted(server, issuers)
+        upload = twine(server.url, token, sdist, attestation_file, extra=("--attestations",))
+        assert upload.returncode != 0 and "400" in upload.output, upload.output
+        assert "attestation 1 does not verify: " in upload.output, upload.output
+        assert not list((server.store / "pypi-attestations").glob(f"{sdist.name}*"))
+    finally:
+        server.stop()
+
+
+def test_attestation_trusted_root_must_be_a_trust_root(tmp_path):
+    assert load_settings(overrides={"attestation_trusted_root": str(sigstore_trust_root("sigstore.dev"))})
+    for content in (b"{}", b"not json"):
+        (tmp_path / "root.json").write_bytes(content)
+        with pytest.raises(
+            ConfigError,
+            match=r"^--attestation-trusted-root: .*root.json is not a Sigstore trusted_root.json \(",
+        ):
+            load_settings(overrides={"attestation_trusted_root": str(tmp_path / "root.json")})
+    with pytest.raises(ConfigError, match=r"^--attestation-trusted-root: .*missing.json is not a Sigstore"):
+        load_settings(overrides={"attestation_trusted_root": str(tmp_path / "missing.json")})

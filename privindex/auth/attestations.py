@@ -79,8 +79,8 @@ def check_trusted_root(path: str) -> None:
     """Raise ValueError unless path holds a trust root sigstore can use (for config.py)."""
     try:
         _verifier(path)
-    except Exception as exc:  # whatever sigstore or the JSON parser says
-        raise ValueError(_one_line(str(exc)) or type(exc).__name__) from None
+    except Exception as exc:  # whatever sigstore or the JSON parser says: its first line
+        raise ValueError(_one_line(str(exc).partition("\n")[0]) or type(exc).__name__) from None
 
 
 def _first_error(exc: ValidationError) -> str:
