@@ -173,9 +173,18 @@ def test_the_namespace_list_and_detail_say_what_is_granted(team, accounts):
 
     wait_until(lambda: {"name": "tools-cli-extra"} in get("namespaces").json(), 10)  # the watcher reloads
     assert {"name": "tools"} in get("namespaces").json()
-    assert get("namespace/tools").json() == {"name": "tools", "parent": None, "children": ["tools-cli-extra"]}
+    assert get("namespace/tools").json() == {
+        "name": "tools",
+        "parent": None,
+        "children": ["tools-cli-extra"],
+        "owner": "tess",  # PEP 752's optional key: the owner users, as the project page names them
+    }
     detail = get("namespace/Tools.CLI_extra").json()
-    assert detail == {"name": "tools-cli-extra", "parent": "tools", "children": []}
+    assert detail == {"name": "tools-cli-extra", "parent": "tools", "children": [], "owner": "tess"}
+    acc.user("tom")
+    acc.cli("namespace", "grant", "kits", "--owner", "tom", "--owner", "tess")
+    wait_until(lambda: get("namespace/kits").status_code == 200, 10)
+    assert get("namespace/kits").json()["owner"] == "tess, tom"
     assert get("namespace/tools-cli").status_code == 404  # covered, but not a grant
 
 
@@ -216,6 +225,31 @@ def test_grants_are_normalized_and_may_not_take_names_from_another_owner(runner)
         namespaces.normalize("no spaces")
 
 
+def test_a_namespace_deeper_than_namespace_max_depth_is_not_granted(runner, tmp_path):
+    """PEP 752: an index SHOULD limit the hyphens in a namespace (namespace_max_depth, 2)."""
+    runner.invoke("user", "add", "alice", "--password-stdin", input="correct horse battery staple 1\n")
+    deep = runner.invoke("namespace", "grant", "Acme.Data.Tools-CLI", "--owner", "alice")
+    assert deep.exit_code == 1, deep.output
+    assert (
+        "'acme-data-tools-cli' has 3 hyphens, and a namespace may have at most 2 (namespace_max_depth)"
+        in deep.output
+    )
+    assert runner.invoke("namespace", "list").output.strip() == "namespace\taccess\towners"  # none
+    assert runner.invoke("namespace", "grant", "acme-data-tools", "--owner", "alice").exit_code == 0
+
+    flat = tmp_path / "flat.toml"
+    flat.write_text("namespace_max_depth = 0\n")
+    one_word = runner.invoke("namespace", "grant", "beta-tools", "--owner", "alice", "--config", str(flat))
+    assert one_word.exit_code == 1 and "at most 0 (namespace_max_depth)" in one_word.output
+    assert (
+        runner.invoke("namespace", "grant", "beta", "--owner", "alice", "--config", str(flat)).exit_code == 0
+    )
+    negative = tmp_path / "negative.toml"
+    negative.write_text("namespace_max_depth = -1\n")
+    refused = runner.invoke("namespace", "list", "--config", str(negative))
+    assert refused.exit_code != 0 and "namespace_max_depth: must be 0 or more, got -1" in refused.output
+
+
 def test_a_pending_publisher_cannot_create_a_project_in_someone_elses_namespace(make_app):
     """Trusted Publishing's pending publishers create projects too: the same rule applies."""
     from privindex.accounts import users
@@ -229,7 +263,7 @@ def test_a_pending_publisher_cannot_create_a_project_in_someone_elses_namespace(
     with bound(app.extensions["privindex"].database):
         alice = users.create_user("alice", "correct horse battery", audit.CLI)
         mallory = users.create_user("mallory", "correct horse battery", audit.CLI)
-        namespaces.grant("acme", ["alice"], False, audit.CLI)
+        namespaces.grant("acme", ["alice"], False, audit.CLI, settings.namespace_max_depth)
 
         def add(user, name):
             return publishers.add_publisher(

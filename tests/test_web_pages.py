@@ -212,6 +212,14 @@ def test_an_admin_grants_and_revokes_a_namespace_in_the_browser(browser, site, s
     try:
         page.goto(f"{o}/admin/namespaces")
         expect(page.get_by_text("No namespace is granted.")).to_be_visible()
+        page.get_by_label("Prefix").fill("demo-a-b-c")  # deeper than namespace_max_depth (2)
+        page.get_by_label("Owners (usernames, separated by spaces or commas)").fill("admin")
+        page.get_by_role("button", name="Grant", exact=True).click()
+        expect(
+            page.get_by_text("'demo-a-b-c' has 3 hyphens, and a namespace may have at most 2")
+        ).to_be_visible()
+        expect(page.get_by_text("No namespace is granted.")).to_be_visible()
+        check_page(page, "admin-namespaces-too-deep", width)
         page.get_by_label("Prefix").fill("Demo")
         page.get_by_label("Owners (usernames, separated by spaces or commas)").fill("admin")
         page.get_by_role("button", name="Grant", exact=True).click()

@@ -6,7 +6,8 @@ grant is local by rule, its upstream files never served (upstream/source_rules.p
 memory), and only the grant's owners may create projects under it (permissions.py), unless
 the grant is open. The PEP's owner is "an entity"; privindex has users, not organizations,
 so a grant has one or more owner users (a team grants to each of its uploaders). Projects
-that existed before the grant keep their owners and uploads, as the PEP recommends.
+that existed before the grant keep their owners and uploads, and a namespace has at most
+`namespace_max_depth` hyphens, as the PEP recommends.
 Open grants are privindex's own: the PEP's final text dropped them, but a team may want the
 upstream closed for a prefix without choosing who may create projects under it.
 """
@@ -87,10 +88,22 @@ def grants_for(name: str) -> list[Grant]:
     return [every[n] for n in covering(name, every)]
 
 
-def grant(prefix: str, usernames: Iterable[str], is_open: bool, ctx: audit.Context) -> Grant:
-    """Grant a namespace to users. Refused if it overlaps a grant whose owners do not
-    include all of them (PEP 752: only the owner of `foo-bar` may be granted `foo`)."""
+def grant(prefix: str, usernames: Iterable[str], is_open: bool, ctx: audit.Context, max_depth: int) -> Grant:
+    """Grant a namespace to users. Refused if it has more hyphens than max_depth (the
+    setting namespace_max_depth; PEP 752 says an index SHOULD limit the depth) or overlaps a
+    grant whose owners do not include all of them (PEP 752: only the owner of `foo-bar` may
+    be granted `foo`)."""
     name = normalize(prefix)
+    if name.count("-") > max_depth:
+        raise AccountError(
+            _(
+                "'%(name)s' has %(depth)d hyphens, and a namespace may have at most %(limit)d "
+                "(namespace_max_depth): grant a shorter prefix",
+                name=name,
+                depth=name.count("-"),
+                limit=max_depth,
+            )
+        )
     owners = sorted({get_user(u).username for u in usernames})
     if not owners:
         raise AccountError(_("a namespace needs at least one owner (--owner USERNAME)"))

@@ -23,7 +23,8 @@ def namespace_grant(prefix: str, owners: tuple[str, ...], is_open: bool) -> None
     from privindex.accounts import namespaces
     from privindex.ops import audit
 
-    grant = namespaces.grant(prefix, owners, is_open, audit.CLI)
+    settings = click.get_current_context().obj
+    grant = namespaces.grant(prefix, owners, is_open, audit.CLI, settings.namespace_max_depth)
     who = (
         "anyone may create projects" if grant.open else f"only {', '.join(grant.owners)} may create projects"
     )

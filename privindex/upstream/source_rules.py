@@ -20,7 +20,7 @@ import enum
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from packaging.utils import canonicalize_name
 
@@ -64,6 +64,7 @@ class NamespaceRules:
 
     granted: frozenset[str] = frozenset()
     owned: frozenset[tuple[str, str]] = frozenset()
+    owners: dict[str, str] = field(default_factory=dict, hash=False)  # namespace -> "alice, bob"
 
     def covers(self, name: str) -> bool:
         """Whether a name is under a grant: on the read path, so it stops at the first."""
@@ -87,7 +88,8 @@ class NamespaceRules:
         return [{"name": n} for n in sorted(self.granted)]
 
     def api_detail(self, name: str) -> dict | None:
-        """PEP 752's namespace detail: the nearest granted parent and the direct children."""
+        """PEP 752's namespace detail: the nearest granted parent, the direct children, and
+        the optional `owner`: the grant's owner users as the project page names them."""
         if name not in self.granted:
             return None
 
@@ -96,7 +98,10 @@ class NamespaceRules:
             return above[-1] if above else None
 
         children = sorted(n for n in self.granted if n != name and parent(n) == name)
-        return {"name": name, "parent": parent(name), "children": children}
+        detail: dict = {"name": name, "parent": parent(name), "children": children}
+        if self.owners.get(name):
+            detail["owner"] = self.owners[name]
+        return detail
 
 
 def namespace_rules() -> NamespaceRules:
@@ -117,7 +122,7 @@ def namespace_rules() -> NamespaceRules:
         for n in namespaces.covering(project, granted)
         if username in granted[n].owners
     }
-    return NamespaceRules(frozenset(granted), frozenset(owned))
+    return NamespaceRules(frozenset(granted), frozenset(owned), {g.name: ", ".join(g.owners) for g in grants})
 
 
 class Sources:

@@ -128,6 +128,7 @@ def admin_namespace_grant():
             owners,
             bool(request.form.get("open")),
             audit_context().with_actor(me()),
+            services().settings.namespace_max_depth,
         )
     except users.AccountError as exc:
         flash(str(exc), "error")
