@@ -148,7 +148,7 @@ def test_german_readers_see_the_events_in_german(app, client):
     users.create_user("chef", PASSWORD, audit.CLI, is_admin=True)
     sign_in(client, "chef")
     page = client.get("/audit?tag=user:create", headers={"Accept-Language": "de"}).text
-    assert "Benutzer chef angelegt." in page
+    assert "Administrator chef angelegt." in page
     assert "Created the user" not in page
     page = client.get("/audit?tag=user:login:success", headers={"Accept-Language": "fr"}).text
     assert "chef s’est connecté avec un mot de passe." in page
