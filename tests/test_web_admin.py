@@ -12,6 +12,7 @@ import pytest
 from conftest import pip, privindex_cli, start_server, twine
 from fake_upstream import FakeUpstream
 from test_app import PASSWORD, sign_in
+from test_web_browser import browser  # noqa: F401 (the chromium fixture)
 from webclient import user_with_totp
 
 from privindex.accounts import users
@@ -181,3 +182,57 @@ def test_filtering_20000_events_by_token_uses_an_index(app):
         plan = " ".join(r[0] for r in database.execute_sql("EXPLAIN " + sql, params))
         assert "audit_event_token" in plan or "Index" in plan, plan
     assert audit.count(token_ids=[7]) == 400
+
+
+@pytest.mark.browser
+@pytest.mark.slow  # a server in front of a fake upstream, twine, chromium
+def test_the_admin_pages_fit_phones_and_desktops_and_pass_axe(tmp_path, dists, browser):  # noqa: F811
+    """The upstream page (cache, an error, a refused name) and the audit log (an upload with
+    its token) at 390 and 1280 px, in English and German: no sideways scroll, axe-core finds
+    nothing; screenshots in test-artifacts/screenshots/."""
+    from conftest import add_user, enrol_totp_cli
+    from playwright.sync_api import expect
+    from test_web_browser import sign_in_password
+    from test_web_pages import AXE, check_page
+    from web_pages import ADMIN_PAGES
+
+    if not AXE.exists():
+        pytest.skip(f"{AXE} is missing: .ci/run installs it (cd tests && npm install axe-core)")
+    fake = FakeUpstream()
+    fake.add("alpha", _wheel(dists, "alpha", "2.0"))
+    fake.start()
+    env = {"PRIVINDEX_UPSTREAM_PAGE_TTL": "0"}
+    server = start_server(tmp_path / "store", tmp_path / "data", "--upstream", fake.url, env=env)
+    try:
+        pip("download", "--no-deps", "--index-url", server.index_url, "-d", str(tmp_path / "dl"), "alpha")
+        user_with_totp(server, "carol")
+        token = privindex_cli(server, "token", "create", "carol", "--description", "ci-upload").stdout.strip()
+        assert twine(server.url, token, _wheel(dists, "beta-pkg", "0.1")).returncode == 0
+        fake.stop()
+        assert twine(server.url, token, _wheel(dists, "alpha", "1.0")).returncode != 0  # refused
+        add_user(server, "admin", PASSWORD, admin=True)
+        _totp, codes, _out = enrol_totp_cli(server, "admin")
+        server.origin = server.url
+        for width, code in ((390, codes[0]), (1280, codes[1])):
+            context = browser.new_context(viewport={"width": width, "height": 800}, bypass_csp=True)
+            page = context.new_page()
+            sign_in_password(page, server, "admin")
+            page.get_by_label("One of the recovery codes you saved").fill(code)
+            page.get_by_role("button", name="Use recovery code").click()
+            page.wait_for_url(re.compile(r"/projects$"))
+            for path, name in ADMIN_PAGES:
+                page.goto(server.url + path)
+                check_page(page, name, width)
+            page.goto(server.url + "/audit?tag=file:add")
+            expect(page.get_by_text("With the API token “ci-upload”")).to_be_visible()
+            page.get_by_label("Language").select_option("de")
+            page.get_by_role("button", name="Change language").click()
+            for path, name in ADMIN_PAGES[:1] + ADMIN_PAGES[2:3]:
+                page.goto(server.url + path)
+                check_page(page, f"de-{name}", width)
+            expect(page.get_by_text("Administrator admin angelegt.")).to_be_visible()
+            page.get_by_label("Sprache").select_option("en")
+            page.get_by_role("button", name="Sprache wechseln").click()
+            context.close()
+    finally:
+        server.stop()
