@@ -236,3 +236,24 @@ def test_the_admin_pages_fit_phones_and_desktops_and_pass_axe(tmp_path, dists, b
             context.close()
     finally:
         server.stop()
+
+
+@pytest.mark.app_settings(require_2fa=False)
+def test_the_namespace_page_never_sends_an_admin_to_the_command_line(app, client, runner):
+    users.create_user("boss", PASSWORD, audit.CLI, is_admin=True)
+    sign_in(client, "boss")
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/admin/namespaces").text).group(1)
+    for owners, said in (("ghost", "there is no user &#39;ghost&#39;"), ("", "needs at least one owner")):
+        form = {"csrf_token": csrf, "name": "acme", "owners": owners}
+        page = client.post("/admin/namespaces", data=form, follow_redirects=True).text
+        assert said in page and "privindex" not in page.split("<main")[1].split("</main>")[0]
+    client.post("/admin/namespaces", data={"csrf_token": csrf, "name": "acme", "owners": "boss"})
+    page = client.post(
+        "/admin/namespaces",
+        data={"csrf_token": csrf, "name": "acme", "owners": "boss"},
+        follow_redirects=True,
+    ).text
+    assert "already granted" in page and "privindex namespace list" not in page
+    # the command line keeps its hint
+    result = runner.invoke("namespace", "grant", "acme", "--owner", "boss")
+    assert "already granted (see: privindex namespace list)" in result.output
