@@ -164,8 +164,7 @@ def test_every_audit_tag_has_a_sentence_and_a_name():
 
 @pytest.mark.app_settings(require_2fa=False)
 def test_filtering_20000_events_by_token_uses_an_index(app):
-    from privindex.db.connection import database
-    from privindex.db.migrations import dialect
+    from privindex.db.connection import database, is_postgres
 
     now = time.time()
     with database.atomic():
@@ -174,13 +173,13 @@ def test_filtering_20000_events_by_token_uses_an_index(app):
         ).execute()
     query = audit.query(token_ids=[7], limit=50)
     sql, params = query.sql()
-    if dialect(database) == "sqlite":
+    if not is_postgres(database):
         plan = " ".join(str(row) for row in database.execute_sql("EXPLAIN QUERY PLAN " + sql, params))
         assert "audit_event_token" in plan, plan
     else:
         database.execute_sql("ANALYZE audit_event")
         plan = " ".join(r[0] for r in database.execute_sql("EXPLAIN " + sql, params))
-        assert "audit_event_token" in plan or "Index" in plan, plan
+        assert "audit_event_token" in plan, plan
     assert audit.count(token_ids=[7]) == 400
 
 
