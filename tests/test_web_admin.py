@@ -256,3 +256,27 @@ def test_the_namespace_page_never_sends_an_admin_to_the_command_line(app, client
     # the command line keeps its hint
     result = runner.invoke("namespace", "grant", "acme", "--owner", "boss")
     assert "already granted (see: privindex namespace list)" in result.output
+
+
+def test_cached_upstream_names_are_listed_for_search_until_a_name_is_local(make_app, dists):
+    """Sources.cached_upstream_names: what the projects list searches beside local projects."""
+    from privindex.db.connection import bound
+    from privindex.upstream import source_rules
+
+    fake = FakeUpstream()
+    fake.add("alpha", _wheel(dists, "alpha", "2.0"))
+    fake.add("beta-pkg", _wheel(dists, "beta-pkg", "0.1"))
+    fake.start()
+    try:
+        app = make_app(upstream_url=fake.url)
+        sources = app.extensions["privindex"].sources
+        with bound(app.extensions["privindex"].database):
+            assert sources.cached_upstream_names() == []  # nothing fetched: nothing listed
+            sources.cache.project("alpha")
+            sources.cache.project("beta-pkg")
+            assert sources.cached_upstream_names() == [("alpha", "alpha"), ("beta-pkg", "beta-pkg")]
+            source_rules.claim("beta-pkg", audit.CLI)
+            sources.reload()
+            assert sources.cached_upstream_names() == [("alpha", "alpha")]
+    finally:
+        fake.stop()
