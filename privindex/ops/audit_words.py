@@ -4,7 +4,7 @@
 Sentences leave out who acted and when (the log shows both in their own columns) and name
 the object: "Revoked the API token “ci-upload” (id 4) of alice." Detail codes that are
 words to a program (`invalid_totp`, `sign_out_everywhere`) become words to a person here.
-A tag added to `audit.Tag` without a sentence fails tests/test_audit_words.py.
+A tag added to `audit.Tag` without a sentence fails tests/test_web_admin.py.
 """
 
 from __future__ import annotations
