@@ -204,6 +204,27 @@ def list_tokens(user: User | None = None) -> list[ApiToken]:
     return list(query)
 
 
+def matching_ids(text: str) -> list[int]:
+    """The ids of the tokens a person means by text: its id (`12`, `#12`) or its description
+    (any case), revoked ones too: the audit log filters on them."""
+    text = text.strip()
+    number = text.removeprefix("#")
+    by_description = peewee.fn.LOWER(ApiToken.description) == text.lower()
+    if number.isascii() and number.isdigit() and len(number) < 12:
+        by_description |= ApiToken.id == int(number)
+    return [row.id for row in ApiToken.select(ApiToken.id).where(by_description)]
+
+
+def descriptions(ids: set[int]) -> dict[int, str]:
+    """id -> description of the given tokens, for the audit log (one query per page)."""
+    if not ids:
+        return {}
+    return {
+        row.id: row.description
+        for row in ApiToken.select(ApiToken.id, ApiToken.description).where(ApiToken.id.in_(ids))
+    }
+
+
 def token_status(token: ApiToken, now: float | None = None) -> str:
     now = time.time() if now is None else now
     if token.revoked_at is not None:

@@ -106,15 +106,13 @@ def grant(prefix: str, usernames: Iterable[str], is_open: bool, ctx: audit.Conte
         )
     owners = sorted({get_user(u).username for u in usernames})
     if not owners:
-        raise AccountError(_("a namespace needs at least one owner (--owner USERNAME)"))
+        raise AccountError(_("a namespace needs at least one owner"), "--owner USERNAME")
     with database.atomic():
         for existing in list_grants():
             if existing.name == name:
                 raise AccountError(
-                    _(
-                        "the namespace '%(name)s' is already granted (see: privindex namespace list)",
-                        name=name,
-                    )
+                    _("the namespace '%(name)s' is already granted", name=name),
+                    "see: privindex namespace list",
                 )
             if overlaps(name, existing.name) and not set(owners) <= set(existing.owners):
                 raise AccountError(
@@ -140,7 +138,7 @@ def revoke(prefix: str, ctx: audit.Context) -> None:
         row = Namespace.get_or_none(Namespace.name == name)
         if row is None:
             raise AccountError(
-                _("there is no namespace '%(name)s' (see: privindex namespace list)", name=name)
+                _("there is no namespace '%(name)s'", name=name), "see: privindex namespace list"
             )
         owners = sorted(
             u

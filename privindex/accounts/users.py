@@ -23,7 +23,16 @@ SIGN_IN_PURPOSES = ("login", "webauthn-login")  # pending state a password chang
 
 
 class AccountError(Exception):
-    """A request about accounts that cannot be done; the message says what to do."""
+    """A request about accounts that cannot be done; the message says what to do. A web
+    page shows the message alone; the CLI adds `cli_hint` (a command to run next), which
+    would send a web user to a terminal for what the page beside it shows."""
+
+    def __init__(self, message: str, cli_hint: str = ""):
+        super().__init__(message)
+        self.cli_hint = cli_hint
+
+    def for_cli(self) -> str:
+        return f"{self} ({self.cli_hint})" if self.cli_hint else str(self)
 
 
 def normalize_username(username: str) -> str:
@@ -48,7 +57,7 @@ def find_user(username: str) -> User | None:
 def get_user(username: str) -> User:
     user = find_user(username)
     if user is None:
-        raise AccountError(_("there is no user '%(user)s' (see: privindex user list)", user=username))
+        raise AccountError(_("there is no user '%(user)s'", user=username), "see: privindex user list")
     return user
 
 

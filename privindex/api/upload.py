@@ -29,6 +29,7 @@ from privindex.packages import provenance, publishing
 from privindex.packages.archives import ArchiveLimits
 from privindex.packages.distfile import InvalidDistribution, parse_filename, read_facts
 from privindex.packages.store import IncomingFile, UploadTooLarge
+from privindex.upstream import source_rules
 
 bp = Blueprint("upload", __name__)
 
@@ -41,9 +42,9 @@ TOKEN_HINT = (
 
 
 class Refused(Exception):
-    def __init__(self, status: int, message: str, project: str | None = None):
+    def __init__(self, status: int, message: str, project: str | None = None, rule: str | None = None):
         super().__init__(message)
-        self.status, self.message, self.project = status, message, project
+        self.status, self.message, self.project, self.rule = status, message, project, rule
 
 
 FORM_OVERHEAD = 1024 * 1024  # the upload's other fields
@@ -87,7 +88,10 @@ def upload():
         ctx = ctx.with_actor(auth.user, auth.token.id)
         return _accept(auth, ctx)
     except Refused as exc:
-        audit.record(Tag.UPLOAD_REFUSED, ctx, project=exc.project, reason=exc.message, status=exc.status)
+        rule = {"rule": exc.rule} if exc.rule else {}
+        audit.record(
+            Tag.UPLOAD_REFUSED, ctx, project=exc.project, reason=exc.message, status=exc.status, **rule
+        )
         headers = {"WWW-Authenticate": 'Basic realm="privindex"'} if exc.status == 401 else None
         return plain_response(exc.status, exc.message, headers)
 
@@ -130,7 +134,8 @@ def _accept(auth: api_tokens.TokenAuth, ctx: audit.Context):
             sources=services.sources,
         )
     except UploadDenied as exc:
-        raise Refused(_denied_status(exc), str(exc), form.project) from None
+        rule = source_rules.REFUSED_RULE if isinstance(exc, source_rules.UpstreamClaimed) else None
+        raise Refused(_denied_status(exc), str(exc), form.project, rule) from None
     facts = _check_file(form)
     attested = _provenance(auth, form) if form.attestations else None
     try:

@@ -96,7 +96,7 @@ def account_command(group: click.Group, *args, **kwargs) -> Callable:
                 try:
                     return fn(**params)
                 except AccountError as exc:
-                    fail(str(exc))
+                    fail(exc.for_cli())
 
         return group.command(*args, **kwargs)(settings_options(wrapper))
 

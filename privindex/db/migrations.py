@@ -849,6 +849,12 @@ def v14_retention(db: peewee.Database) -> None:
     )
 
 
+def v18_audit_token_index(db: peewee.Database) -> None:
+    """The audit log filters on the API token that acted: an index on (token_id, ts) counts
+    and pages a token's events without reading the whole trail (20,000 rows and more)."""
+    run(db, ["CREATE INDEX audit_event_token ON audit_event (token_id, ts)"], "v18")
+
+
 MIGRATIONS = [
     v1_files,
     v2_accounts,
@@ -864,4 +870,5 @@ MIGRATIONS = [
     v12_project_status,
     v13_namespaces,
     v14_retention,
+    v18_audit_token_index,  # v15-v17 are other branches'; the lead renumbers at merge
 ]

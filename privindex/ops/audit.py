@@ -120,8 +120,12 @@ def query(
     tag: str | None = None,
     limit: int | None = None,
     offset: int = 0,
+    token_ids: list[int] | None = None,
+    before: float | None = None,
 ) -> peewee.ModelSelect:
-    """Newest first. `username` matches events the user did or that were done to them."""
+    """Newest first. `username` matches events the user did or that were done to them;
+    `token_ids` the events done with one of those API tokens ([]: none); `since` and
+    `before` bound the time (`before` excluded)."""
     events = AuditEvent.select().order_by(AuditEvent.ts.desc(), AuditEvent.id.desc())
     if username:
         events = events.where((AuditEvent.actor == username) | (AuditEvent.subject == username))
@@ -129,15 +133,20 @@ def query(
         events = events.where(AuditEvent.project == project)
     if since is not None:
         events = events.where(AuditEvent.ts >= since)
+    if before is not None:
+        events = events.where(AuditEvent.ts < before)
     if tag:
         events = events.where(AuditEvent.tag.startswith(tag))
+    if token_ids is not None:
+        events = events.where(AuditEvent.token_id.in_(token_ids))
     if limit:
         events = events.limit(limit).offset(offset)
     return events
 
 
-def count(username: str | None = None, project: str | None = None, tag: str | None = None) -> int:
-    return query(username=username, project=project, tag=tag).order_by().count()
+def count(**filters: Any) -> int:
+    """How many events query(**filters) finds."""
+    return query(**filters).order_by().count()
 
 
 def last_id(project: str) -> int:

@@ -31,7 +31,7 @@ from privindex.packages.distfile import FileFacts, InvalidDistribution, parse_fi
 from privindex.packages.index import Index, IndexedFile, save_facts
 from privindex.packages.provenance import SUFFIX as PROVENANCE_SUFFIX
 from privindex.packages.store import IncomingFile, Store
-from privindex.upstream.source_rules import Sources, UpstreamClaimed
+from privindex.upstream.source_rules import Sources
 
 
 class PublishError(Exception):
@@ -73,10 +73,7 @@ def check_upload(
                 f"for uploads: sign in at {account_url} and add a security key or an authenticator app"
             )
     if sources is not None:  # after the transaction: it may ask the upstream
-        try:
-            sources.check_first_upload(project)
-        except UpstreamClaimed as exc:
-            raise permissions.UploadDenied(str(exc)) from None
+        sources.check_first_upload(project)  # UpstreamClaimed is an UploadDenied
 
 
 def publish_upload(
@@ -134,6 +131,7 @@ def publish_upload(
             details: dict[str, object] = (
                 {"old_sha256": old} if old else {"restored": True} if outcome == "restored" else {}
             )
+            details["token_description"] = auth.token.description  # which token (its id: token_id)
             if auth.ci_claims is not None:  # uploaded from CI with a minted token: say from where
                 details["ci"] = {**auth.ci_claims, "publisher": auth.token.publisher_id}
             if provenance is not None:

@@ -60,6 +60,7 @@ from privindex.upstream.client import (
     valid_digest,
     valid_name,
 )
+from privindex.upstream.reachability import Reachability
 
 log = logging.getLogger(__name__)
 
@@ -323,6 +324,7 @@ class UpstreamCache:
         self.names: tuple[tuple[str, str], ...] = ()  # cached upstream projects, for /simple/
         # (kind "page"/"file", outcome) of each fetch from the upstream, for metrics
         self.on_fetch: Callable[[str, str], None] = lambda kind, outcome: None
+        self.reachability = Reachability(root / "reachability.json", _write_atomic)
         self._load()
 
     # -- start ---------------------------------------------------------------------------
@@ -460,6 +462,7 @@ class UpstreamCache:
                 project = self.upstream.fetch_project(name)
             except UpstreamError as exc:
                 self.on_fetch("page", exc.outcome)
+                self.reachability.failed(str(exc))
                 if entry is not None and entry.project is not None:
                     log.warning(
                         "upstream failed (%s); serving %s from a page cached %d s ago",
@@ -470,6 +473,7 @@ class UpstreamCache:
                     return entry
                 raise
             self.on_fetch("page", "ok" if project is not None else "not_found")
+            self.reachability.succeeded()
             entry = Entry(project, time.time())
             if project is None:  # gone (or never there): forget any page, remember the answer
                 self._pages.pop(name)
@@ -701,6 +705,7 @@ class UpstreamCache:
                 transfer.update(path=target, ready=size, done=True)
             done = True
             self.on_fetch("file", "ok")
+            self.reachability.succeeded()
             with self._lru_lock:
                 self._lru[key] = (size, time.time())
             log.info("cached upstream file %s (%d bytes)", key, size)
@@ -711,6 +716,7 @@ class UpstreamCache:
                 exc = UpstreamError(f"{f.filename} could not be fetched from the upstream")
             elif not mismatch:  # its clients' streams end short: the reason is said here, once
                 log.warning("upstream file %s not cached: %s", key, exc)
+            self.reachability.failed(str(exc))
             with transfer.changed:
                 try:
                     os.unlink(tmp)
@@ -744,6 +750,11 @@ class UpstreamCache:
     def total_bytes(self) -> int:
         with self._lru_lock:
             return sum(size for size, _t in self._lru.values())
+
+    def size(self) -> tuple[int, int]:
+        """(files, bytes) of the cached files, as the LRU holds them (kept in step with the disk)."""
+        with self._lru_lock:
+            return len(self._lru), sum(size for size, _t in self._lru.values())
 
     def prune(self, max_bytes: int | None = None, report: Callable[[str], None] | None = None) -> int:
         """Remove least recently used files until the cache fits; how many were removed."""

@@ -22,9 +22,11 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+import peewee
 from packaging.utils import canonicalize_name
 
 from privindex.accounts import namespaces
+from privindex.accounts.permissions import UploadDenied
 from privindex.db.connection import data_version, database
 from privindex.db.models import AuditEvent, DistFile, Project, ProjectRole, User
 from privindex.ops import audit
@@ -40,14 +42,18 @@ from privindex.upstream.client import UpstreamError
 log = logging.getLogger(__name__)
 
 
+REFUSED_RULE = "upstream"  # the upload:refused detail `rule` of the upload guard
+
+
 class Source(enum.Enum):
     LOCAL = "local"  # this index only; the upstream is hidden
     UPSTREAM = "upstream"  # not known here: the upstream's page
     MERGED = "merged"  # an admin allowed the upstream: local files first, then the upstream's
 
 
-class UpstreamClaimed(Exception):
-    """A first upload to a name the upstream serves; the message says what to do."""
+class UpstreamClaimed(UploadDenied):
+    """A first upload to a name the upstream serves; the message says what to do. Its
+    `upload:refused` event carries `rule: upstream`, which `refused_names` lists."""
 
 
 def claimed_names() -> tuple[frozenset[str], frozenset[str]]:
@@ -181,6 +187,14 @@ class Sources:
             or self.namespaces.covers(name)
         )
 
+    def cached_upstream_names(self) -> list[tuple[str, str]]:
+        """(normalized name, display name), sorted, of every upstream project whose page is
+        cached here and which this index serves from the upstream (not a local name): what
+        the projects list searches beside the local projects. From memory; nothing is fetched."""
+        if self.cache is None:
+            return []
+        return [(name, shown) for name, shown in self.cache.names if not self.known_locally(name)]
+
     # -- the upload guard ------------------------------------------------------------------
 
     def check_first_upload(self, name: str) -> None:
@@ -267,6 +281,25 @@ def _has_row_or_files(name: str) -> bool:
     )
 
 
+def refused_names() -> list[tuple[str, float, int]]:
+    """(name, last time, how many) of first uploads the upstream guard refused, for admins:
+    the names a team tried to publish that the public index already has (an admin may claim
+    them). A name that is local by now is left out."""
+    last = peewee.fn.MAX(AuditEvent.ts)
+    rows = (
+        AuditEvent.select(AuditEvent.project, last, peewee.fn.COUNT(AuditEvent.id))
+        .where(
+            (AuditEvent.tag == Tag.UPLOAD_REFUSED.value)
+            & AuditEvent.details.contains(f'"rule": "{REFUSED_RULE}"')
+            & AuditEvent.project.is_null(False)
+        )
+        .group_by(AuditEvent.project)
+        .order_by(last.desc())
+        .tuples()
+    )
+    return [(name, ts, n) for name, ts, n in rows if not _has_row_or_files(name)]
+
+
 def shadowed_names() -> list[tuple[str, float]]:
     """(name, when) of local names the upstream publishes too, for admins."""
     rows = (
@@ -324,5 +357,6 @@ __all__ = [
     "NotCached",
     "claim",
     "set_upstream_allowed",
+    "refused_names",
     "shadowed_names",
 ]

@@ -1,9 +1,10 @@
 """Admin pages (users, namespaces) and the audit log (everyone sees their own events,
-admins all)."""
+admins all; in words, with the API token that acted, filtered by the URL's arguments)."""
 
 from __future__ import annotations
 
 import csv
+import datetime
 import functools
 import io
 import json
@@ -15,9 +16,9 @@ from flask_babel import ngettext
 from flask_login import login_required
 from packaging.utils import canonicalize_name
 
-from privindex.accounts import namespaces, second_factors, users
+from privindex.accounts import api_tokens, namespaces, second_factors, users
 from privindex.api.http import audit_context
-from privindex.ops import audit
+from privindex.ops import audit, audit_words
 from privindex.web.blueprint import bp, me, recent_auth, services, settings, whole_number
 
 SETUP_LINK_DAYS = 7
@@ -170,14 +171,32 @@ EXPORT_FIELDS = (
 
 
 def _audit_filters() -> dict:
-    """The filters of the audit pages; everyone but an admin sees only their own events."""
+    """The filters of the audit pages, from the URL; everyone but an admin sees only their
+    own events. Dates are whole UTC days, both ends included."""
     args = request.args
     username = (args.get("user") or None) if me().is_admin else me().username
+    token = args.get("token", "").strip()
+    since = _day(args.get("from", ""), _("The start date must be a date like 2026-12-31."))
+    until = _day(args.get("to", ""), _("The end date must be a date like 2026-12-31."))
     return dict(
         username=username.lower() if username else None,
         project=canonicalize_name(args["project"]) if args.get("project") else None,
         tag=args.get("tag") or None,
+        token_ids=api_tokens.matching_ids(token) if token else None,
+        since=since,
+        before=until + 86400 if until is not None else None,
     )
+
+
+def _day(text: str, message: str) -> float | None:
+    """A YYYY-MM-DD date (an <input type=date>'s value) as the UTC midnight that starts it."""
+    if not text.strip():
+        return None
+    try:
+        day = datetime.date.fromisoformat(text.strip())
+    except ValueError:
+        abort(400, message)
+    return datetime.datetime.combine(day, datetime.time(), datetime.UTC).timestamp()
 
 
 @bp.get("/audit")
@@ -188,14 +207,22 @@ def audit_log():
     )
     filters = _audit_filters()
     total = audit.count(**filters)
-    events = audit.query(**filters, limit=AUDIT_PAGE, offset=(page - 1) * AUDIT_PAGE)
+    rows = [
+        audit.as_dict(e) for e in audit.query(**filters, limit=AUDIT_PAGE, offset=(page - 1) * AUDIT_PAGE)
+    ]
+    tokens = api_tokens.descriptions({r["token_id"] for r in rows if r["token_id"]})
+    for r in rows:
+        r["sentence"] = audit_words.sentence(r["tag"], r["subject"], r["project"], r["details"])
+        if r["token_id"]:
+            r["token"] = r["details"].get("token_description") or tokens.get(r["token_id"], "")
     listing = SimpleNamespace(page=page, pages=max(1, -(-total // AUDIT_PAGE)), total=total)
     return render_template(
         "audit.html",
-        events=[audit.as_dict(e) for e in events],
+        events=rows,
         listing=listing,
-        tags=sorted(audit.Tag),
+        tags=[(tag.value, audit_words.tag_name(tag)) for tag in audit.Tag],
         filters=request.args,
+        filtered=any(value for key, value in request.args.items() if key != "page"),
     )
 
 

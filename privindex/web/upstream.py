@@ -1,6 +1,7 @@
 """The upstream index in the web UI: a project's source (the `_upstream_status.html`
-partial, through a template global) and a small admin page (shadowed names, claim,
-allow or stop allowing the upstream; each act audited by upstream/source_rules.py)."""
+partial, through a template global) and the admins' page (whether the upstream answers,
+the cache's size, shadowed and refused names; claim, allow or stop allowing the upstream,
+each act audited by upstream/source_rules.py)."""
 
 from __future__ import annotations
 
@@ -54,16 +55,24 @@ def upstream_known(name: str) -> bool:
 @bp.get("/admin/upstream")
 @admin_required
 def admin_upstream():
+    """Whether the upstream answers, what its cache holds, and the names the source rules
+    decide against it (shadowed: local names it publishes too; refused: first uploads the
+    upload guard turned away)."""
     srcs = services().sources
+    cache = srcs.cache
+    files, size = cache.size() if cache else (0, 0)
     return render_template(
         "admin_upstream.html",
         on=srcs.upstream_on,
-        url=srcs.cache.upstream.shown_url if srcs.cache else "",
+        url=cache.upstream.shown_url if cache else "",
         offline=services().settings.upstream_offline,
+        reach=cache.reachability.current() if cache else None,
         shadowed=source_rules.shadowed_names(),
+        refused=source_rules.refused_names() if cache else [],
         allowed=sorted(srcs.allowed),
-        cached_projects=len(srcs.cache.names) if srcs.cache else 0,
-        cache_bytes=srcs.cache.total_bytes() if srcs.cache else 0,
+        cached_projects=len(cache.names) if cache else 0,
+        cache_files=files,
+        cache_bytes=size,
     )
 
 
