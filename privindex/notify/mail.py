@@ -207,4 +207,9 @@ def _tls_advice(server: SmtpServer, exc: ssl.SSLError) -> str:
             f"the certificate of {server.host} is not trusted ({exc.verify_message}); "
             "if it is signed by your own CA, give its certificate as smtp_ca_bundle"
         )
-    return f"TLS with {server.host}:{server.port} failed ({exc.reason or exc})"
+    hint = (
+        "; if the server starts plain and offers STARTTLS (usually port 587), use smtp:// in smtp_url"
+        if server.scheme == "smtps"
+        else ""
+    )
+    return f"TLS with {server.host}:{server.port} failed ({exc.reason or exc}){hint}"
