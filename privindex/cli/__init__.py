@@ -6,7 +6,19 @@ from __future__ import annotations
 import click
 
 from privindex import __version__
-from privindex.cli import cache, files, mail, namespaces, ops, projects, publishers, retention, tokens, users
+from privindex.cli import (
+    cache,
+    files,
+    mail,
+    namespaces,
+    ops,
+    projects,
+    publishers,
+    retention,
+    tokens,
+    users,
+    webhooks,
+)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -27,6 +39,7 @@ for command in (
     cache.cache_group,
     retention.retention,
     mail.mail_group,
+    webhooks.webhook,
     ops.backup,
     ops.check,
     ops.migrate_db,
