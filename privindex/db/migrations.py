@@ -854,7 +854,8 @@ def v15_notify(db: peewee.Database) -> None:
     written in the transaction of the action they announce and sent by a background thread
     with retries; `dedupe_key` (unique) makes an enqueue idempotent, `ref` names what a
     delivery belongs to (a webhook) so its log can be listed. `webhook`: a project's hooks
-    (project NULL: index-wide); the secret is kept because it signs every delivery."""
+    (project NULL: index-wide); the secret is kept because it signs every delivery. Its ids
+    are never reused (AUTOINCREMENT on SQLite, as SERIAL is): a delivery names its hook by id."""
     run(
         db,
         [
@@ -894,7 +895,7 @@ def v15_notify(db: peewee.Database) -> None:
             "CREATE INDEX outbox_ref ON outbox (ref, created_at)",
             Dialects(
                 sqlite="""CREATE TABLE webhook (
-            id INTEGER PRIMARY KEY,
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
             project TEXT,
             url TEXT NOT NULL,
             secret TEXT NOT NULL,

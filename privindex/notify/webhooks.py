@@ -112,8 +112,8 @@ def add(
             if project is None
             else _("only an owner of the project or an admin may do that")
         )
-    url = check_target(url, allowed_hosts)
     chosen = parse_events(events)
+    url = check_target(url, allowed_hosts)
     secret = secrets.token_urlsafe(32)
     with database.atomic():
         if hooks_of(project).count() >= MAX_HOOKS:
@@ -131,11 +131,12 @@ def add(
 
 
 def remove(hook_id: int, ctx: audit.Context) -> Webhook:
-    """Remove a hook; its pending deliveries then fail (nothing left to sign with)."""
+    """Remove a hook with its deliveries, pending ones included (its log goes with it)."""
     with database.atomic():
         hook = Webhook.get_or_none(Webhook.id == hook_id)
         if hook is None or not _may_manage(ctx.actor, hook.project):
             raise AccountError(_("there is no such webhook"))
+        OutboxItem.delete().where(OutboxItem.ref == ref(hook_id)).execute()
         hook.delete_instance()
         audit.record(
             audit.Tag.WEBHOOK_REMOVE, ctx, subject=str(hook_id), project=hook.project, url=shown_url(hook.url)
