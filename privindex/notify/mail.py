@@ -37,10 +37,6 @@ def configure(settings: Settings) -> None:
         outbox.unregister_sender("mail")
 
 
-def mail_on() -> bool:
-    return _mail_on
-
-
 def enqueue_mail(to: str, subject: str, text: str, html: str | None) -> None:
     """Queue a message in the caller's transaction; nothing when mail is off (no smtp_url)."""
     if _mail_on:

@@ -30,7 +30,6 @@ from privindex.ops import audit, logs
 log = logging.getLogger(__name__)
 
 KINDS = ("mail", "webhook")
-STATUSES = ("pending", "sent", "failed")
 LEASE_SECONDS = 300.0  # a claimed row is left alone this long: longer than any send may take
 KEEP_SENT_SECONDS = 30 * 86400  # sent rows are the webhooks' delivery log for this long
 MAX_ERROR_CHARS = 500
@@ -65,10 +64,6 @@ def register_sender(kind: str, send: Send, *, forget_after_send: tuple[str, ...]
 
 def unregister_sender(kind: str) -> None:
     _senders.pop(kind, None)
-
-
-def has_sender(kind: str) -> bool:
-    return kind in _senders
 
 
 def enqueue(kind: str, payload: dict, *, key: str | None = None, ref: str | None = None) -> None:

@@ -111,8 +111,12 @@ class WebhookSender:
                 f"refused: {exc}; an admin may allow the host (webhook_allowed_hosts)"
             ) from None
         except requests.RequestException as exc:
-            late = time.monotonic() >= deadline
-            reason = f"no answer within {self.timeout:g} s" if late else type(exc).__name__
+            if time.monotonic() >= deadline or isinstance(exc, requests.Timeout):
+                reason = f"no answer within {self.timeout:g} s"
+            elif isinstance(exc, requests.ConnectionError):
+                reason = "cannot connect (is it up, and reachable from this server?)"
+            else:  # its text would name the whole URL
+                reason = type(exc).__name__
             raise RuntimeError(f"{where}: {reason}") from None
         if 200 <= resp.status_code < 300:
             return f"HTTP {resp.status_code}"
