@@ -21,6 +21,7 @@ from privindex.api.upload import UploadRequest
 from privindex.auth.token_format import MalformedAuthorization, read_authorization
 from privindex.config import Settings
 from privindex.db.connection import bind, bind_to_requests, bound, connect, unbind
+from privindex.notify import mail, webhook_sender
 from privindex.oidc import publishers
 from privindex.ops.access_log import access_log
 from privindex.ops.metrics import Metrics, may_read
@@ -64,6 +65,8 @@ def create_app(settings: Settings, progress: Progress | None = None, index_later
             index.load(progress)
         sources = Sources(index, make_upstream_cache(settings))
         sources.reload()
+    mail.configure(settings)  # the outbox's senders in this process
+    webhook_sender.configure(settings)
     services = Services(settings=settings, store=store, index=index, database=db, sources=sources)
     app.extensions["privindex"] = services
     _bind_to_app_contexts(app, db)

@@ -10,8 +10,6 @@ mints at `/_/oidc/mint-token`, uploads with `__token__`, and burns the token at
 
 from __future__ import annotations
 
-import datetime
-import ipaddress
 import json
 import shutil
 import subprocess
@@ -20,89 +18,13 @@ from pathlib import Path
 
 import pytest
 from conftest import add_user, client_env, free_port, nginx_conf, privindex_cli, run, run_nginx, start_server
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
 from fake_issuer import REQUEST_TOKEN, FakeIssuers, github_claims
+from helpers import make_ca
 
 pytestmark = [
     pytest.mark.skipif(shutil.which("nginx") is None, reason="needs Debian's nginx (.ci/run installs it)"),
     pytest.mark.slow,  # uv publish through nginx with TLS
 ]
-
-
-def make_ca(folder: Path) -> tuple[Path, Path, Path]:
-    """A throwaway CA and a certificate for localhost it signed (rustls, in uv, refuses a
-    self-signed CA certificate used as the server's own). Returns (ca, cert, key)."""
-    now = datetime.datetime.now(datetime.UTC)
-
-    def make(subject: str, issuer_name, signing_key, key, ca: bool) -> x509.Certificate:
-        builder = (
-            x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
-            .issuer_name(issuer_name)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), True)
-        )
-        builder = builder.add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)
-        usage = dict.fromkeys(
-            ("content_commitment", "data_encipherment", "key_agreement", "encipher_only", "decipher_only"),
-            False,
-        )
-        if ca:
-            builder = builder.add_extension(
-                x509.KeyUsage(
-                    digital_signature=False,
-                    key_encipherment=False,
-                    key_cert_sign=True,
-                    crl_sign=True,
-                    **usage,
-                ),
-                True,
-            )
-        else:  # what strict verifiers (Python 3.13's default context, rustls) want of a server cert
-            builder = (
-                builder.add_extension(
-                    x509.KeyUsage(
-                        digital_signature=True,
-                        key_encipherment=True,
-                        key_cert_sign=False,
-                        crl_sign=False,
-                        **usage,
-                    ),
-                    True,
-                )
-                .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), False)
-                .add_extension(
-                    x509.AuthorityKeyIdentifier.from_issuer_public_key(signing_key.public_key()), False
-                )
-                .add_extension(
-                    x509.SubjectAlternativeName(
-                        [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-                    ),
-                    False,
-                )
-            )
-        return builder.sign(signing_key, hashes.SHA256())
-
-    ca_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "privindex test CA")])
-    ca = make("privindex test CA", ca_name, ca_key, ca_key, True)
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    cert = make("localhost", ca_name, ca_key, key, False)
-    paths = folder / "ca.pem", folder / "cert.pem", folder / "key.pem"
-    paths[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
-    paths[1].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    paths[2].write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-    )
-    return paths
 
 
 def start_nginx(folder: Path, port: int, upstream: str, cert: Path, key: Path) -> subprocess.Popen:

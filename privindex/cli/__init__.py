@@ -6,7 +6,19 @@ from __future__ import annotations
 import click
 
 from privindex import __version__
-from privindex.cli import cache, files, namespaces, ops, projects, publishers, retention, tokens, users
+from privindex.cli import (
+    cache,
+    files,
+    mail,
+    namespaces,
+    ops,
+    projects,
+    publishers,
+    retention,
+    tokens,
+    users,
+    webhooks,
+)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -26,6 +38,8 @@ for command in (
     ops.audit_command,
     cache.cache_group,
     retention.retention,
+    mail.mail_group,
+    webhooks.webhook,
     ops.backup,
     ops.check,
     ops.migrate_db,

@@ -80,6 +80,9 @@ def open_data(settings: Settings):
         db = connect(settings.database)
     except (RuntimeError, OSError, ValueError) as exc:
         fail(f"cannot open the database {describe(settings.database)}: {exc}")
+    from privindex.notify import mail
+
+    mail.configure(settings)  # notices of what the command does are queued for the server to send
     return bound(db)
 
 

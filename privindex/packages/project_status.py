@@ -21,6 +21,7 @@ from privindex.accounts.users import AccountError
 from privindex.db.connection import database
 from privindex.db.models import Project
 from privindex.i18n import _
+from privindex.notify import events
 from privindex.ops import audit
 from privindex.ops.audit import Tag
 from privindex.ops.logs import escape_controls
@@ -152,6 +153,14 @@ def set_status(name: str, new: ProjectStatus, ctx: audit.Context) -> bool:
             ctx,
             subject=name,
             project=name,
+            status=new.status.value,
+            old_status=old.status.value,
+            reason=new.reason,
+        )
+        events.emit(
+            "project.status_changed",
+            name,
+            ctx,
             status=new.status.value,
             old_status=old.status.value,
             reason=new.reason,

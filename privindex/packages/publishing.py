@@ -23,6 +23,7 @@ from privindex.accounts import permissions, users
 from privindex.accounts.api_tokens import TokenAuth
 from privindex.db.connection import database
 from privindex.db.models import DistFile, PublishedFile
+from privindex.notify import events
 from privindex.ops import audit
 from privindex.ops.audit import Tag
 from privindex.packages import digests, project_status, projects
@@ -124,6 +125,7 @@ def publish_upload(
                 )
             if max_project_bytes:  # in the writers' transaction: two uploads cannot both fit
                 _check_quota(project, path, facts.size, max_project_bytes)
+            new_release = outcome == "added" and not _has_release(project, version)
             entry = save_facts(path, facts, unyank=outcome != "restored")
             if outcome != "restored":
                 published = digests.publish(filename, project, facts.sha256, now, row=published)
@@ -146,6 +148,10 @@ def publish_upload(
                 size=facts.size,
                 **details,
             )
+            about = dict(filename=filename, version=str(version), sha256=published.sha256, size=facts.size)
+            if new_release:
+                events.emit("release.published", project, ctx, version=str(version))
+            events.emit("file.uploaded", project, ctx, **about)
             if provenance is not None:
                 store.write(path + PROVENANCE_SUFFIX, provenance)
                 wrote = outcome == "added"
@@ -242,6 +248,18 @@ def replace(
     finally:
         incoming.close()
     return published.sha256, facts.sha256
+
+
+def _has_release(project: str, version: Version) -> bool:
+    """Whether the project has a file of this version already (a first one publishes the release)."""
+    recorded = DistFile.select(DistFile.version).where(DistFile.project == project).distinct()
+    for (text,) in recorded.tuples():
+        try:
+            if Version(text) == version:
+                return True
+        except InvalidVersion:
+            continue
+    return False
 
 
 def _check_quota(project: str, path: str, size: int, limit: int) -> None:

@@ -16,6 +16,7 @@ from privindex.accounts.users import AccountError
 from privindex.db.connection import database
 from privindex.db.models import DistFile, User
 from privindex.i18n import _
+from privindex.notify import events
 from privindex.ops import audit
 from privindex.ops.audit import Tag
 from privindex.packages import digests, releases
@@ -107,6 +108,8 @@ def set_yanked(
             project=project_name,
             reason=reason if yanked else None,
         )
+        if yanked:
+            events.emit("file.yanked", target.project, ctx, filename=filename, reason=reason)
         if index is None:
             digests.touch(target.filename)
         elif index.set_yanked(target.path, yanked, reason) is None:  # deleted meanwhile: roll back
@@ -134,6 +137,7 @@ def delete(
         audit.record(
             Tag.FILE_DELETE, ctx, subject=filename, project=project_name, sha256=target.sha256, **details
         )
+        events.emit("file.deleted", target.project, ctx, filename=filename, sha256=target.sha256)
         store.remove(target.path + PROVENANCE_SUFFIX, missing_ok=True)  # its attestations go with it
         store.remove(target.path, missing_ok=True)  # deleted by hand meanwhile: the same end
     if index is not None:  # else a running server sees the file gone from its folder

@@ -30,7 +30,8 @@ import re
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import asdict, dataclass
 from datetime import datetime
@@ -200,10 +201,21 @@ def _origin(url: str) -> tuple[str, str, int]:
     )
 
 
-def _guarded(connection_class: type, scheme: str, exempt: tuple[str, str, int]) -> type:
-    """connection_class, connecting only to public addresses, except to exempt (the
-    upstream's own origin). The host is resolved here and every address checked before
-    connecting to one of the checked addresses: no second lookup to rebind."""
+@contextmanager
+def by_deadline(deadline: float) -> Iterator[None]:
+    """Guarded connections made and answered inside end by deadline (time.monotonic()):
+    a server sending its headers a byte at a time never waits for a timeout."""
+    token = _DEADLINE.set(deadline)
+    try:
+        yield
+    finally:
+        _DEADLINE.reset(token)
+
+
+def _guarded(connection_class: type, scheme: str, exempt: Callable[[tuple[str, str, int]], bool]) -> type:
+    """connection_class, connecting only to public addresses, except to an origin exempt
+    says yes to (the upstream's own). The host is resolved here and every address checked
+    before connecting to one of the checked addresses: no second lookup to rebind."""
     from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
     from urllib3.util import connection
 
@@ -241,7 +253,7 @@ def _guarded(connection_class: type, scheme: str, exempt: tuple[str, str, int]) 
 
         def _new_conn(self) -> socket.socket:
             port = int(self.port or self.default_port)
-            if (scheme, self.host.lower(), port) == exempt:
+            if exempt((scheme, self.host.lower(), port)):
                 return super()._new_conn()
             try:
                 infos = socket.getaddrinfo(self._dns_host, port, type=socket.SOCK_STREAM)
@@ -269,9 +281,11 @@ def _guarded(connection_class: type, scheme: str, exempt: tuple[str, str, int]) 
     return Guarded
 
 
-def _guarded_adapter(exempt: tuple[str, str, int]) -> requests.adapters.HTTPAdapter:
-    """A requests adapter whose connections are Guarded. A proxy from the environment
-    connects for us: then only an IP address written in the URL can be checked (Upstream._check)."""
+def guarded_adapter(exempt: Callable[[tuple[str, str, int]], bool]) -> requests.adapters.HTTPAdapter:
+    """A requests adapter whose connections are Guarded (public addresses only, but for the
+    (scheme, host, port) origins exempt allows); webhooks (notify/webhook_sender.py) use it
+    too. A proxy from the environment connects for us: then only an IP address written in
+    the URL can be checked (Upstream._check)."""
     from requests.adapters import HTTPAdapter
     from urllib3.connection import HTTPConnection, HTTPSConnection
     from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
@@ -310,7 +324,7 @@ class Upstream:
 
         self.session = requests.Session()  # trust_env: HTTPS_PROXY, NO_PROXY, REQUESTS_CA_BUNDLE
         self.session.headers["User-Agent"] = f"privindex/{__version__} (pull-through cache)"
-        adapter = _guarded_adapter(self.origin)
+        adapter = guarded_adapter(lambda origin: origin == self.origin)
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
         if ca_bundle:
@@ -435,23 +449,21 @@ class Upstream:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise _late(url, limit)
-            token = _DEADLINE.set(deadline)
             try:
-                resp = self.session.get(
-                    url,
-                    headers=headers,
-                    stream=True,
-                    allow_redirects=False,
-                    timeout=min(self.timeout, remaining),
-                )
+                with by_deadline(deadline):
+                    resp = self.session.get(
+                        url,
+                        headers=headers,
+                        stream=True,
+                        allow_redirects=False,
+                        timeout=min(self.timeout, remaining),
+                    )
             except RefusedAddress as exc:
                 raise self._refuse(url, str(exc)) from None
             except requests.RequestException as exc:
                 if time.monotonic() >= deadline:
                     raise _late(url, limit) from None
                 raise _as_error(exc, url) from None
-            finally:
-                _DEADLINE.reset(token)
             if resp.status_code not in _REDIRECTS or not resp.headers.get("Location"):
                 return resp
             resp.close()

@@ -11,6 +11,7 @@ from privindex.web import (  # noqa: F401  (their routes)
     retention,
     signin,
     upstream,
+    webhooks,
 )
 from privindex.web.blueprint import init_web
 
