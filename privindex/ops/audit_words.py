@@ -212,6 +212,14 @@ _SENTENCES: dict[Tag, Callable[[Facts], str]] = {
         owners=", ".join(f["owners"] or ()),
     ),
     Tag.NAMESPACE_REVOKE: lambda f: _("Revoked the namespace %(name)s.", name=f["subject"]),
+    Tag.WEBHOOK_ADD: lambda f: _(
+        "Added the webhook %(hook)s to %(url)s for %(project)s.",
+        hook=f["subject"],
+        url=f["url"],
+        project=f["project"] or _("the whole index"),
+    ),
+    Tag.WEBHOOK_REMOVE: lambda f: _("Removed the webhook %(hook)s.", hook=f["subject"]),
+    Tag.OUTBOX_SEND_AGAIN: lambda f: _("Queued delivery %(item)s to be sent again.", item=f["subject"]),
 }
 
 
@@ -228,8 +236,9 @@ def sentence(tag: str, subject: str | None, project: str | None, details: Mappin
 
 
 def tag_name(tag: Tag) -> str:
-    """A short name for the event filter."""
-    return _TAG_NAMES[tag]()
+    """A short name for the event filter; a tag without one (from a newer privindex) as itself."""
+    name = _TAG_NAMES.get(tag)
+    return name() if name else tag.value
 
 
 _TAG_NAMES: dict[Tag, Callable[[], str]] = {
@@ -273,4 +282,7 @@ _TAG_NAMES: dict[Tag, Callable[[], str]] = {
     Tag.UPSTREAM_SHADOWED: lambda: _("Name shadowed upstream"),
     Tag.NAMESPACE_GRANT: lambda: _("Namespace granted"),
     Tag.NAMESPACE_REVOKE: lambda: _("Namespace revoked"),
+    Tag.WEBHOOK_ADD: lambda: _("Webhook added"),
+    Tag.WEBHOOK_REMOVE: lambda: _("Webhook removed"),
+    Tag.OUTBOX_SEND_AGAIN: lambda: _("Delivery sent again"),
 }
