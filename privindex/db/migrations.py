@@ -849,6 +849,17 @@ def v14_retention(db: peewee.Database) -> None:
     )
 
 
+def v17_readme_headings(db: peewee.Database) -> None:
+    """README headings one level down from their own, not two (releases._fit_page): the
+    descriptions kept so far move up a level (h3 -> h2 ... h6 -> h5; what were h5 and h6
+    before both became h6, so both are h5 now). Plain REPLACE, the same in both dialects;
+    a lower number first, so nothing moves twice."""
+    html = "description_html"
+    for level in range(3, 7):
+        html = f"REPLACE(REPLACE({html}, '<h{level}', '<h{level - 1}'), '</h{level}>', '</h{level - 1}>')"
+    run(db, [f"UPDATE release SET description_html = {html}"], "v17")
+
+
 MIGRATIONS = [
     v1_files,
     v2_accounts,
@@ -864,4 +875,5 @@ MIGRATIONS = [
     v12_project_status,
     v13_namespaces,
     v14_retention,
+    v17_readme_headings,
 ]

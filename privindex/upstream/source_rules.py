@@ -176,6 +176,14 @@ class Sources:
             or self.namespaces.covers(name)
         )
 
+    def upstream_only_names(self) -> list[tuple[str, str]]:
+        """(normalized, display name) of the cached upstream projects that are served from
+        the upstream here (not local, not merged): what the project search adds to the
+        local names, from memory."""
+        if self.cache is None:
+            return []
+        return [(n, d) for n, d in self.cache.names if self.source(n) is Source.UPSTREAM]
+
     # -- the upload guard ------------------------------------------------------------------
 
     def check_first_upload(self, name: str) -> None:
