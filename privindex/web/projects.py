@@ -147,12 +147,10 @@ def project_page(name: str):
     page = _project(normalized)
     context = _context(normalized, page)
     tab = request.args.get("tab", "history" if page.upstream else "description")
-    if (
-        tab not in TABS
-        or (tab == "settings" and not context["may_settings"])
-        or (tab == "description" and page.upstream)  # the upstream's pages carry none
-    ):
+    if tab not in TABS or (tab == "description" and page.upstream):  # upstream pages carry none
         abort(404)
+    if tab == "settings" and not context["may_settings"]:  # e.g. one who just left the project
+        return redirect(url_for("web.project_page", name=normalized))
     return _answer(render_template("project.html", tab=tab, **context))
 
 
@@ -272,8 +270,10 @@ def _status_choices(user, name: str, status: project_status.ProjectStatus) -> li
 
 
 def back_to_project(name: str, tab: str = "settings"):
-    """Where every project action answers: the project's page (the tab its form is on),
-    with its flash message."""
+    """Where every project action answers: the project's page (the tab its form is on,
+    unless the settings are no longer the user's to see), with its flash message."""
+    if tab == "settings" and not (me().is_admin or permissions.can_manage(me(), name)):
+        tab = "description"
     return redirect(url_for("web.project_page", name=name, tab=tab))
 
 

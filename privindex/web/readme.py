@@ -58,7 +58,8 @@ def _replacement(tag: str, attrs: dict[str, str | None], mode: str, in_link: boo
     src = (attrs.get("src") or "").strip()
     alt = " ".join((attrs.get("alt") or "").split()) or urlsplit(src).path.rpartition("/")[2] or src
     if urlsplit(src).scheme != "https" or mode == "hide":
-        return f'<span class="readme-image-note">[{escape(_("Image left out: %(image)s", image=alt))}]</span>'
+        note = escape(_("Image left out: %(image)s", image=alt))
+        return f'<span class="readme-image-note">[{note}]</span>'
     if mode == "show":
         return tag
     label = escape(_("Image: %(image)s", image=alt))
