@@ -259,8 +259,9 @@ def test_the_list_shows_all_projects_first_sorts_and_forgives_a_typo(site):
     by_name = re.findall(r'<h2><a href="/projects/([^"]+)">', listing)
     assert by_name == sorted(by_name)
     web.get("/projects/acme-lib")  # nothing changes by looking
-    found = web.get("/projects?q=widgts").text
-    assert 'href="/projects/acme-widgets"' in found
+    for typo in ("widgts", "wigdets", "acme-wdigets"):  # a letter missing, two swapped
+        assert 'href="/projects/acme-widgets"' in web.get(f"/projects?q={typo}").text, typo
+    assert 'href="/projects/acme-widgets"' not in web.get("/projects?q=wgdts").text  # two typos
     marked = web.get("/projects?q=widgets").text
     assert "acme-<mark>widgets</mark>" in marked.lower()
     assert "Widgets &lt;b&gt;for&lt;/b&gt; teams" in marked.replace("<mark>", "").replace("</mark>", "")
@@ -276,3 +277,37 @@ def test_a_user_with_no_projects_sees_how_to_upload_the_first(site):
     assert "You have 0 projects." in words and "Upload your first project" in words
     assert f"twine upload --repository-url {site.url}/legacy/ -u __token__ dist/*" in words
     assert "No projects here yet" not in words
+
+
+def _described_project(app) -> None:
+    """acme-widgets 1.0 with the README above, in an in-process app's store and index."""
+    store = app.extensions["privindex"].settings.store
+    store.mkdir(parents=True, exist_ok=True)
+    make_wheel(store, "acme-widgets", "1.0", headers=HEADERS, description=README)
+    app.extensions["privindex"].index.refresh()
+
+
+@pytest.mark.app_settings(readme_images="show")
+def test_readme_images_shown_when_the_setting_says_so_and_the_policy_lets_them_load(app, client):
+    _described_project(app)
+    page = client.get("/projects/acme-widgets")
+    assert re.search(r'<img [^>]*src="https://ci\.example/badge\.svg"', page.text)
+    assert "[Image left out: local picture]" in page.text  # a relative address cannot load here
+    assert "img-src 'self' data: https:;" in page.headers["Content-Security-Policy"]
+    assert "img-src 'self' data:;" in client.get("/projects").headers["Content-Security-Policy"]
+
+
+@pytest.mark.app_settings(readme_images="hide")
+def test_readme_images_hidden_leave_a_note_in_their_place(app, client):
+    _described_project(app)
+    page = client.get("/projects/acme-widgets")
+    assert "[Image left out: build status]" in page.text and "[Image left out: coverage]" in page.text
+    assert "ci.example/badge.svg" not in page.text and "<img" not in page.text
+    assert "img-src 'self' data:;" in page.headers["Content-Security-Policy"]
+
+
+def test_readme_images_setting_is_checked_and_named(tmp_path):
+    from privindex.config import ConfigError, Settings
+
+    with pytest.raises(ConfigError, match="readme_images"):
+        Settings(readme_images="always")

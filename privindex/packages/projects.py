@@ -15,7 +15,7 @@ from typing import Protocol
 
 from packaging.utils import canonicalize_name
 from peewee import fn
-from rapidfuzz.distance import Levenshtein
+from rapidfuzz.distance import OSA
 
 from privindex.accounts.api_tokens import TokenAuth
 from privindex.accounts.permissions import ROLES, first_upload_owns, project_exists
@@ -174,7 +174,7 @@ class Listing:
 
 
 SORTS = ("name", "updated")  # and, for a search, "relevance" (best match first)
-# A search word this long or longer also finds names one edit away ('widgts': 'widgets').
+# A search word this long or longer also finds names one typo away ('widgts', 'wigdets': 'widgets').
 FUZZY_MIN = 4
 
 
@@ -232,7 +232,8 @@ def browse(
 def _search(snapshot: Snapshot, query: str, upstream: dict[str, str]) -> dict[str, str]:
     """Matching names, best first, each with its display name if the upstream serves it
     ("" for a local one): local word-prefix matches (releases.search), then names within
-    one edit of a search word (rapidfuzz's Levenshtein, in memory), then upstream names
+    one typo of a search word (rapidfuzz's optimal string alignment distance: a letter
+    missing, extra, wrong, or two swapped; in memory), then upstream names
     holding the query."""
     found, _total = releases.search(query, limit=1000)
     names: dict[str, str] = {m.name: "" for m in found}
@@ -246,13 +247,13 @@ def _search(snapshot: Snapshot, query: str, upstream: dict[str, str]) -> dict[st
 
 
 def _one_typo_away(words: Sequence[str], name: str) -> bool:
-    """Whether each long-enough search word is within one edit of the name or of one of
+    """Whether each long-enough search word is one typo from the name or from one of
     its dash-separated parts (and there is at least one such word)."""
     long_words = [w for w in words if len(w) >= FUZZY_MIN]
     if not long_words:
         return False
     parts = [name, *name.split("-")]
-    return all(any(Levenshtein.distance(w, p, score_cutoff=1) <= 1 for p in parts) for w in long_words)
+    return all(any(OSA.distance(w, p, score_cutoff=1) <= 1 for p in parts) for w in long_words)
 
 
 class ReleaseFile(Protocol):
