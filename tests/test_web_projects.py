@@ -17,6 +17,8 @@ import pytest
 import requests
 from conftest import add_user, audit_json, privindex_cli, start_server, wait_until
 from fake_upstream import FakeUpstream
+from playwright.sync_api import expect
+from test_web_browser import browser  # noqa: F401
 from webclient import WebClient
 from wheels import make_wheel
 
@@ -311,3 +313,46 @@ def test_readme_images_setting_is_checked_and_named(tmp_path):
 
     with pytest.raises(ConfigError, match="readme_images"):
         Settings(readme_images="always")
+
+
+@pytest.mark.browser
+def test_in_a_browser_the_install_line_copies_and_a_release_yank_stays_where_it_was(site, browser):  # noqa: F811
+    make_wheel(site.store / "acme-widgets", "acme-widgets", "0.5", headers=HEADERS, description=README)
+    context = browser.new_context(
+        viewport={"width": 1280, "height": 600}, permissions=["clipboard-read", "clipboard-write"]
+    )
+    page = context.new_page()
+    try:
+        page.goto(f"{site.url}/login")
+        page.get_by_label("Username").fill("admin")
+        page.get_by_label("Password").fill(PASSWORD)
+        page.get_by_role("button", name="Sign in").click()
+        page.wait_for_url(re.compile(r"/projects$"))
+
+        page.goto(f"{site.url}/projects/acme-widgets")
+        page.get_by_role("button", name="Copy the pip command for acme-widgets").click()
+        copied = page.evaluate("navigator.clipboard.readText()")
+        host = site.url.removeprefix("http://")
+        assert copied == f"pip install --index-url http://__token__:YOUR-TOKEN@{host}/simple/ acme-widgets"
+
+        wait_until(
+            lambda: "/projects/acme-widgets/0.5" in requests_page(page, "/projects/acme-widgets?tab=history"),
+            20,
+        )
+        page.goto(f"{site.url}/projects/acme-widgets?tab=history")
+        release = page.locator('[id="release-0.5"]')
+        release.get_by_label("Reason for yanking 0.5 of acme-widgets").fill("a test build")
+        release.get_by_role("button", name="Yank 0.5 of acme-widgets").click()
+        page.wait_for_url(re.compile(r"\?tab=history#release-0\.5$"))
+        expect(release.get_by_text("yanked", exact=True)).to_be_visible()
+        assert page.evaluate("window.scrollY") > 0  # not back at the top
+        box = release.bounding_box()
+        assert 0 <= box["y"] < 600, box  # the release acted on is on the screen
+        expect(release.get_by_role("button", name="Unyank 0.5 of acme-widgets")).to_be_in_viewport()
+    finally:
+        context.close()
+
+
+def requests_page(page, path: str) -> str:
+    """A page's HTML fetched with the browser's cookies (no navigation)."""
+    return page.request.get(page.url.split("/projects")[0] + path).text()

@@ -11,10 +11,12 @@ import re
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Protocol
 
 from packaging.utils import canonicalize_name
 from peewee import fn
+from rapidfuzz import process
 from rapidfuzz.distance import OSA
 
 from privindex.accounts.api_tokens import TokenAuth
@@ -231,29 +233,57 @@ def browse(
 
 def _search(snapshot: Snapshot, query: str, upstream: dict[str, str]) -> dict[str, str]:
     """Matching names, best first, each with its display name if the upstream serves it
-    ("" for a local one): local word-prefix matches (releases.search), then names within
-    one typo of a search word (rapidfuzz's optimal string alignment distance: a letter
-    missing, extra, wrong, or two swapped; in memory), then upstream names
-    holding the query."""
+    ("" for a local one): local word-prefix matches (releases.search), then names one
+    typo from the search words (`typo_matches`), then upstream names holding the query."""
     found, _total = releases.search(query, limit=1000)
     names: dict[str, str] = {m.name: "" for m in found}
     words = [canonicalize_name(w) for w in re.findall(r"[\w.-]+", query.lower())[:10]]
-    pool = {n: "" for n, _display in snapshot.project_list} | upstream
+    pool = tuple(n for n, _display in snapshot.project_list) + tuple(upstream)
+    for name in sorted(typo_matches(words, pool)):
+        names.setdefault(name, upstream.get(name, ""))
     needle = canonicalize_name(query)
-    for name, display in pool.items():
-        if name not in names and (display and needle in name or _one_typo_away(words, name)):
-            names[name] = display
+    for name, display in upstream.items():
+        if needle in name:
+            names.setdefault(name, display)
     return names
 
 
-def _one_typo_away(words: Sequence[str], name: str) -> bool:
-    """Whether each long-enough search word is one typo from the name or from one of
-    its dash-separated parts (and there is at least one such word)."""
+def typo_matches(words: Sequence[str], pool: tuple[str, ...]) -> set[str]:
+    """The names of pool for which every search word of FUZZY_MIN letters or more is one
+    typo (a letter missing, extra or wrong, or two swapped: rapidfuzz's optimal string
+    alignment distance) from the name or from one of its dash-separated parts; none when
+    no word is that long. rapidfuzz compares a word with every part at once, in C++."""
     long_words = [w for w in words if len(w) >= FUZZY_MIN]
     if not long_words:
-        return False
-    parts = [name, *name.split("-")]
-    return all(any(OSA.distance(w, p, score_cutoff=1) <= 1 for p in parts) for w in long_words)
+        return set()
+    by_length = _parts(pool)
+    found: set[str] | None = None
+    for word in long_words:
+        hits = set()
+        for length in (len(word) - 1, len(word), len(word) + 1):  # one typo changes it by one at most
+            parts, owners = by_length.get(length, ((), ()))
+            for _part, _distance, i in process.extract(
+                word, parts, scorer=OSA.distance, score_cutoff=1, limit=None
+            ):
+                hits.update(owners[i])
+        found = hits if found is None else found & hits
+    return found or set()
+
+
+@lru_cache(maxsize=4)  # the names change only when a project or a cached page comes or goes
+def _parts(pool: tuple[str, ...]) -> dict[int, tuple[list[str], list[list[str]]]]:
+    """Every name and every dash-separated part of one, each with the names that have it,
+    by length."""
+    owners: dict[str, list[str]] = {}
+    for name in pool:
+        for part in {name, *name.split("-")}:
+            owners.setdefault(part, []).append(name)
+    by_length: dict[int, tuple[list[str], list[list[str]]]] = {}
+    for part, names in owners.items():
+        parts, their = by_length.setdefault(len(part), ([], []))
+        parts.append(part)
+        their.append(names)
+    return by_length
 
 
 class ReleaseFile(Protocol):
