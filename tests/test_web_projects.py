@@ -232,6 +232,16 @@ def test_allowing_the_upstream_is_never_primary_and_goes_through_a_confirmation(
     assert "Allow the upstream's files for acme-lib?" in words
     assert "This reopens dependency confusion for acme-lib" in words
     assert signed_in(site, "newbie").get(html.unescape(link.group(1))).status_code == 403
+    assert 'aria-label="Allow the upstream\'s files for acme-lib">Yes, allow them</button>' in confirm
+    allowed = web.post(
+        "/admin/upstream", {"name": "acme-lib", "action": "allow", "back": "project"}, page=confirm
+    )
+    assert "The upstream's files for acme-lib are merged after the local ones." in web.flashes(allowed)
+    assert (
+        "the upstream's files are listed after the local ones"
+        in web.get("/projects/acme-lib?tab=history").text
+    )
+    web.post("/admin/upstream", {"name": "acme-lib", "action": "revoke", "back": "project"}, page=confirm)
 
 
 def test_an_upstream_only_project_says_so_lists_its_versions_and_is_found(site, fake):
