@@ -5,6 +5,7 @@ release), its maintainers, its status."""
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from flask import abort, flash, make_response, redirect, render_template, request, url_for
@@ -16,6 +17,7 @@ from packaging.version import InvalidVersion
 
 from privindex.accounts import namespaces, permissions, users
 from privindex.api.http import audit_context
+from privindex.ops import audit
 from privindex.packages import project_status, projects, releases, withdrawal
 from privindex.web.blueprint import bp, me, recent_auth, services, settings, whole_number
 from privindex.web.readme import fit_images
@@ -192,23 +194,27 @@ def _back(name: str, version: str):
 @login_required
 @recent_auth
 def release_yank(name: str, version: str):
+    def act(yank: bool, reason: str, ctx: audit.Context) -> None:
+        withdrawal.set_release_yanked(services().index, me(), name, version, yank, reason, ctx)
+
+    return _yank_form(
+        name,
+        version,
+        act,
+        _("%(version)s of %(project)s was yanked.", version=version, project=name),
+        _("%(version)s of %(project)s was unyanked.", version=version, project=name),
+    )
+
+
+def _yank_form(
+    name: str, version: str, act: Callable[[bool, str, audit.Context], None], yanked: str, unyanked: str
+):
+    """A yank or unyank form (of a file or a release) carried out, said, and answered back
+    where it was posted from."""
     yank = request.form.get("action") != "unyank"
     try:
-        withdrawal.set_release_yanked(
-            services().index,
-            me(),
-            name,
-            version,
-            yank,
-            request.form.get("reason", ""),
-            audit_context().with_actor(me()),
-        )
-        flash(
-            _("%(version)s of %(project)s was yanked.", version=version, project=name)
-            if yank
-            else _("%(version)s of %(project)s was unyanked.", version=version, project=name),
-            "info",
-        )
+        act(yank, request.form.get("reason", ""), audit_context().with_actor(me()))
+        flash(yanked if yank else unyanked, "info")
     except users.AccountError as exc:
         flash(str(exc), "error")
     return _back(name, version)
@@ -281,24 +287,16 @@ def back_to_project(name: str, tab: str = "settings"):
 @login_required
 @recent_auth
 def file_yank(name: str, filename: str):
-    yank = request.form.get("action") != "unyank"
-    try:
-        withdrawal.set_yanked(
-            services().index,
-            me(),
-            name,
-            filename,
-            yank,
-            request.form.get("reason", ""),
-            audit_context().with_actor(me()),
-        )
-        flash(
-            _("%(file)s was yanked.", file=filename) if yank else _("%(file)s was unyanked.", file=filename),
-            "info",
-        )
-    except users.AccountError as exc:
-        flash(str(exc), "error")
-    return _back(name, request.form.get("version", ""))
+    def act(yank: bool, reason: str, ctx: audit.Context) -> None:
+        withdrawal.set_yanked(services().index, me(), name, filename, yank, reason, ctx)
+
+    return _yank_form(
+        name,
+        request.form.get("version", ""),
+        act,
+        _("%(file)s was yanked.", file=filename),
+        _("%(file)s was unyanked.", file=filename),
+    )
 
 
 @bp.get("/projects/<name>/files/<filename>/delete")
