@@ -199,6 +199,13 @@ def test_whole_release_yank_with_a_reason_returns_to_the_release(site):
         allow_redirects=False,
     )
     assert off_site.headers["Location"].endswith("/projects/acme-widgets?tab=history#release-1.0")
+    another = web.post(
+        "/projects/acme-widgets/1.0/yank",
+        {"reason": "x", "back": "/projects/acme-widgets-evil/1.0"},
+        page=page,
+        allow_redirects=False,
+    )
+    assert another.headers["Location"].endswith("/projects/acme-widgets?tab=history#release-1.0")
 
 
 def test_deleting_a_release_takes_its_name_and_version_typed(site):
@@ -207,6 +214,7 @@ def test_deleting_a_release_takes_its_name_and_version_typed(site):
     wait_until(lambda: "/projects/acme-lib/0.1" in web.get("/projects/acme-lib?tab=history").text, 20)
     history = web.get("/projects/acme-lib?tab=history").text
     assert 'aria-label="Delete 0.1 of acme-lib"' in history
+    assert web.get("/projects/acme-lib/7.7/delete").status_code == 404
     confirm = web.get("/projects/acme-lib/0.1/delete").text
     assert "Type “acme-lib 0.1” to confirm" in html.unescape(confirm)
     wrong = web.post("/projects/acme-lib/0.1/delete", {"confirm": "acme-lib"}, page=confirm)

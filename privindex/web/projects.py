@@ -142,7 +142,7 @@ def _answer(body: str):
 @bp.get("/projects/<name>")
 def project_page(name: str):
     if not _may_browse():
-        return redirect(url_for("web.login", next=request.full_path))
+        return redirect(url_for("web.login", next=request.full_path.rstrip("?")))
     normalized = canonicalize_name(name)
     if normalized != name:
         return redirect(url_for("web.project_page", name=normalized, tab=request.args.get("tab")), 301)
@@ -180,9 +180,7 @@ def _back(name: str, version: str):
     """Back where the form was (the project's page, a tab of it, or the version's page),
     at the release acted on; anything else the form says is ignored."""
     back = request.form.get("back", "")
-    if not re.fullmatch(r"/projects/[a-z0-9-]+(/[\w.!+-]+)?(\?tab=[a-z]+)?", back) or not back.startswith(
-        f"/projects/{name}"
-    ):
+    if not re.fullmatch(rf"/projects/{re.escape(name)}(/[\w.!+-]+)?(\?tab=[a-z]+)?", back):
         back = url_for("web.project_page", name=name, tab="history")
     else:
         back = request.script_root + back
@@ -224,6 +222,10 @@ def _yank_form(
 @login_required
 @recent_auth
 def release_delete(name: str, version: str):
+    try:
+        withdrawal.filenames(name, version)
+    except users.AccountError:
+        abort(404)
     return render_template("confirm_delete.html", name=name, version=version, filename=None)
 
 
