@@ -101,6 +101,7 @@ class Settings:
     send_files_via: str = "off"
     send_files_prefix: str = "/_privindex_files/"
     read_access: str = "public"
+    readme_images: str = "link"  # external images in a README: "hide", "link" or "show"
     require_2fa: bool = True
     session_idle_minutes: int = 60
     session_max_hours: int = 12
@@ -157,6 +158,8 @@ class Settings:
             raise _bad("threads", f"must be at least 1, got {self.threads}")
         if self.read_access not in ("public", "token"):
             raise _bad("read_access", f"must be 'public' or 'token', got {self.read_access!r}")
+        if self.readme_images not in ("hide", "link", "show"):
+            raise _bad("readme_images", f"must be 'hide', 'link' or 'show', got {self.readme_images!r}")
         if not 1 <= self.session_max_hours <= 24:  # NIST SP 800-63B-4, AAL2: sign in again within 24 h
             raise _bad("session_max_hours", f"must be 1 to 24, got {self.session_max_hours}")
         if not 1 <= self.session_idle_minutes <= self.session_max_hours * 60:

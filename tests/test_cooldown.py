@@ -87,7 +87,7 @@ def test_an_exemption_ending_in_the_past_is_refused(guarded):
 
 def test_the_project_page_says_which_newer_versions_the_cooldown_hides(guarded):
     listed(guarded, "patched")  # pip's first read caches the page
-    html = requests.get(f"{guarded.url}/projects/patched", timeout=10).text
+    html = requests.get(f"{guarded.url}/projects/patched?tab=history", timeout=10).text
     assert "Newer upstream versions hidden by the cooldown" in html
     assert "1.1" in html and "visible from" in html
 
@@ -102,7 +102,7 @@ def test_the_cooldown_note_fits_the_screen_and_passes_axe(guarded, browser, widt
     listed(guarded, "patched")
     page = browser.new_context(viewport={"width": width, "height": 800}, bypass_csp=True).new_page()
     try:
-        page.goto(f"{guarded.url}/projects/patched")
+        page.goto(f"{guarded.url}/projects/patched?tab=history")
         check_page(page, "project-upstream-cooldown", width)
     finally:
         page.context.close()

@@ -100,7 +100,9 @@ def server(tmp_path_factory):
 
 def test_a_german_browser_gets_german_pages(server):
     page = requests.get(
-        f"{server.url}/projects/sprachen", headers={"Accept-Language": "de-DE,de;q=0.9,en;q=0.5"}, timeout=10
+        f"{server.url}/projects/sprachen?tab=history",
+        headers={"Accept-Language": "de-DE,de;q=0.9,en;q=0.5"},
+        timeout=10,
     ).text
     assert '<html lang="de">' in page
     assert "Versionsgeschichte" in page and "Neueste Version" in page and "Installieren" in page

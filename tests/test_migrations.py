@@ -108,3 +108,27 @@ def test_a_database_from_a_newer_privindex_is_refused(tmp_path):
     assert user_version(db) == LATEST + 1
     assert dist_rows(db) == before
     assert tables(db) == {"dist_file"}
+
+
+def test_readme_headings_kept_two_levels_down_move_up_one(tmp_path):
+    """v17: descriptions rendered when a README's h1 became h3 now have it as h2 (what
+    releases._fit_page makes today), h6 as h5, and nothing else changes."""
+    import peewee
+
+    from privindex.db.migrations import v17_readme_headings
+
+    db = peewee.SqliteDatabase(str(tmp_path / "old.sqlite3"))
+    with db.atomic():
+        for step in MIGRATIONS[: MIGRATIONS.index(v17_readme_headings)]:
+            step(db)
+        db.execute_sql(
+            "INSERT INTO release (project, version, summary, description_html, description_type, "
+            "source_sha256, urls, classifiers, requires_python, recorded_at) "
+            "VALUES ('p', '1.0', '', ?, 'text/markdown', '', '[]', '[]', NULL, 0)",
+            ('<h3 id="a">Title</h3><p>&lt;h3 stays text</p><h4>Part</h4><h6>Small</h6><header>x</header>',),
+        )
+        v17_readme_headings(db)
+    (html,) = db.execute_sql("SELECT description_html FROM release").fetchone()
+    assert (
+        html == '<h2 id="a">Title</h2><p>&lt;h3 stays text</p><h3>Part</h3><h5>Small</h5><header>x</header>'
+    )

@@ -263,7 +263,7 @@ def test_the_project_page_shows_the_status_and_owners_and_admins_change_it_after
     for client, name in ((owner, "alice"), (admin, "root"), (other, "bob")):
         client.login(name, server.passwords[name])
 
-    page = owner.get("/projects/web-lib").text
+    page = owner.get("/projects/web-lib?tab=settings").text
     assert status_options(page) == ["active", "archived", "deprecated"]
     confirm = owner.post("/projects/web-lib/status", {"status": "archived", "reason": "done"}, page=page)
     assert "Archive web-lib?" in confirm.text and "Uploads to it are refused" in confirm.text
@@ -295,12 +295,12 @@ def test_the_project_page_shows_the_status_and_owners_and_admins_change_it_after
         "/projects/web-lib/status", {"status": "quarantined", "confirm": "web-lib"}, page=page
     )
     assert owner.flashes(refused) == ["only an admin may quarantine a project or lift a quarantine"]
-    page = admin.get("/projects/web-lib").text
+    page = admin.get("/projects/web-lib?tab=settings").text
     assert "quarantined" in status_options(page)
     confirm = admin.post("/projects/web-lib/status", {"status": "quarantined"}, page=page)
     assert "Quarantine web-lib?" in confirm.text and "its files will not be downloadable" in confirm.text
     admin.post("/projects/web-lib/status", {"status": "quarantined", "confirm": "web-lib"}, page=confirm.text)
     assert json_page(server, "web-lib")["files"] == []
-    quarantined = owner.get("/projects/web-lib").text
+    quarantined = owner.get("/projects/web-lib?tab=files").text
     assert 'name="status"' not in quarantined  # the owner cannot lift it
     assert "web_lib-1.0-py3-none-any.whl" in quarantined and "/packages/web-lib/" not in quarantined  # named

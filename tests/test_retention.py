@@ -145,7 +145,7 @@ def test_an_owner_sets_the_projects_rules_on_its_page_and_a_stranger_cannot(tmp_
     stranger, _totp, _codes, _at = user_with_totp(server, "sam")
     privindex_cli(server, "project", "set-owner", "owned", "olga")
 
-    page = owner.get("/projects/owned").text
+    page = owner.get("/projects/owned?tab=settings").text
     assert 'name="keep_prereleases"' in page
     owner.post("/projects/owned/retention", {"keep_prereleases": "x"}, page=page)
     assert owner.flashes() == ["A retention rule is a whole number, 0 (off) or more, or empty."]

@@ -162,7 +162,7 @@ def test_minted_token_publishes_one_project_from_ci_and_is_audited(server, issue
     ci = added["details"]["ci"]
     assert (ci["repository"], ci["ref"], ci["sha"]) == ("acme/widgets", "refs/heads/main", widgets["sha"])
     assert ci["workflow"] == "acme/widgets/.github/workflows/release.yml@refs/heads/main"
-    page = requests.get(f"{server.url}/projects/alpha", timeout=10).text
+    page = requests.get(f"{server.url}/projects/alpha?tab=history", timeout=10).text
     assert "Published from CI" in page and "acme/widgets" in page and widgets["sha"][:12] in page
     tokens = cli(server, "token", "list", "ci-owner").stdout
     assert "Trusted Publishing: acme/widgets (alpha)" in tokens
@@ -377,7 +377,7 @@ def test_owners_add_and_remove_publishers_on_the_project_page(make_app):
         return client, re.search(r'<meta name="csrf-token" content="([^"]+)">', page).group(1)
 
     client, csrf = signed_in("owner")
-    page = client.get("/projects/tool").text
+    page = client.get("/projects/tool?tab=settings").text
     assert "Trusted publishers" in page and "https://gitlab.example.test" in page
     client.post(
         "/projects/tool/publishers",
@@ -388,12 +388,12 @@ def test_owners_add_and_remove_publishers_on_the_project_page(make_app):
             "workflow": ".gitlab-ci.yml",
         },
     )
-    page = client.get("/projects/tool").text
+    page = client.get("/projects/tool?tab=settings").text
     assert "<strong>team/tool</strong>" in page and "acts for owner" in page
     publisher_id = re.search(r"/projects/tool/publishers/(\d+)/remove", page).group(1)
 
     other, other_csrf = signed_in("other")
-    assert "Trusted publishers" not in other.get("/projects/tool").text
+    assert "Trusted publishers" not in other.get("/projects/tool?tab=settings", follow_redirects=True).text
     assert (
         other.post(
             "/projects/tool/publishers",
@@ -407,9 +407,9 @@ def test_owners_add_and_remove_publishers_on_the_project_page(make_app):
         == 403
     )
     other.post(f"/projects/tool/publishers/{publisher_id}/remove", data={"csrf_token": other_csrf})
-    assert "<strong>team/tool</strong>" in client.get("/projects/tool").text  # still there
+    assert "<strong>team/tool</strong>" in client.get("/projects/tool?tab=settings").text  # still there
     client.post(f"/projects/tool/publishers/{publisher_id}/remove", data={"csrf_token": csrf})
-    assert "No trusted publishers." in client.get("/projects/tool").text
+    assert "No trusted publishers." in client.get("/projects/tool?tab=settings").text
 
 
 def test_jwts_are_redacted_from_logs(issuers):

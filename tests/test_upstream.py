@@ -395,6 +395,12 @@ def test_the_project_page_says_where_a_name_comes_from(app, client):
     source_rules.claim("claimed-here", audit.CLI)
     source_rules.set_upstream_allowed("merged-here", True, audit.CLI)
     app.extensions["privindex"].sources.reload()
-    assert "Local: clients get only the files of this index" in client.get("/projects/claimed-here").text
-    assert "the upstream's files are listed after the local ones" in client.get("/projects/merged-here").text
+    assert (
+        "Local: clients get only the files of this index"
+        in client.get("/projects/claimed-here?tab=history").text
+    )
+    assert (
+        "the upstream's files are listed after the local ones"
+        in client.get("/projects/merged-here?tab=history").text
+    )
     assert client.get("/projects/never-seen").status_code == 404

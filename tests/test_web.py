@@ -199,7 +199,9 @@ def test_audit_page_shows_own_events_and_admins_see_all(web):
 @pytest.mark.slow  # a second server of its own
 def test_anonymous_visitors_browse_a_public_index_but_not_a_private_one(web, tmp_path):
     assert "alpha" in requests.get(f"{web.url}/projects", timeout=10).text
-    assert "alpha-2.0-py3-none-any.whl" in requests.get(f"{web.url}/projects/alpha", timeout=10).text
+    assert (
+        "alpha-2.0-py3-none-any.whl" in requests.get(f"{web.url}/projects/alpha?tab=files", timeout=10).text
+    )
     private = start_server(tmp_path / "s", tmp_path / "d", env={"PRIVINDEX_READ_ACCESS": "token"})
     try:
         resp = requests.get(f"{private.url}/projects", timeout=10)

@@ -258,8 +258,8 @@ def test_the_namespace_page_never_sends_an_admin_to_the_command_line(app, client
     assert "already granted (see: privindex namespace list)" in result.output
 
 
-def test_cached_upstream_names_are_listed_for_search_until_a_name_is_local(make_app, dists):
-    """Sources.cached_upstream_names: what the projects list searches beside local projects."""
+def test_upstream_only_names_are_listed_for_search_until_a_name_is_local(make_app, dists):
+    """Sources.upstream_only_names: what the projects list searches beside local projects."""
     from privindex.db.connection import bound
     from privindex.upstream import source_rules
 
@@ -271,12 +271,12 @@ def test_cached_upstream_names_are_listed_for_search_until_a_name_is_local(make_
         app = make_app(upstream_url=fake.url)
         sources = app.extensions["privindex"].sources
         with bound(app.extensions["privindex"].database):
-            assert sources.cached_upstream_names() == []  # nothing fetched: nothing listed
+            assert sources.upstream_only_names() == []  # nothing fetched: nothing listed
             sources.cache.project("alpha")
             sources.cache.project("beta-pkg")
-            assert sources.cached_upstream_names() == [("alpha", "alpha"), ("beta-pkg", "beta-pkg")]
+            assert sources.upstream_only_names() == [("alpha", "alpha"), ("beta-pkg", "beta-pkg")]
             source_rules.claim("beta-pkg", audit.CLI)
             sources.reload()
-            assert sources.cached_upstream_names() == [("alpha", "alpha")]
+            assert sources.upstream_only_names() == [("alpha", "alpha")]
     finally:
         fake.stop()

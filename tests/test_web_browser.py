@@ -286,9 +286,9 @@ def test_token_created_in_the_ui_uploads_with_twine(page, web, dists, tmp_path):
     listing = requests.get(f"{web.url}/simple/uiupload/", timeout=10).text
     assert wheel.name in listing
 
-    page.goto(f"{web.origin}/projects/uiupload")
+    page.goto(f"{web.origin}/projects/uiupload?tab=files")
     expect(page.get_by_role("link", name=wheel.name, exact=True)).to_be_visible()
-    expect(page.get_by_text("uploaded by uploader with the token “laptop twine”")).to_be_visible()
+    expect(page.get_by_text("by uploader with the token “laptop twine”")).to_be_visible()
     shot(page, "project")
     page.goto(f"{web.origin}/tokens")
     expect(page.get_by_role("cell", name="laptop twine", exact=True)).to_be_visible()

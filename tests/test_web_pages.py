@@ -143,6 +143,7 @@ def test_every_page_fits_the_screen_and_passes_axe(browser, site, signed_in, wid
         page.goto(f"{o}/projects/old-demo")
         expect(page.get_by_text("This project is archived: it takes no new uploads")).to_be_visible()
         check_page(page, "project-archived", width)
+        page.goto(f"{o}/projects/old-demo?tab=settings")
         page.get_by_label("Status", exact=True).select_option("quarantined")
         page.get_by_role("button", name="Change the status").click()
         expect(page.get_by_role("heading", name="Quarantine old-demo?")).to_be_visible()

@@ -915,6 +915,19 @@ def v15_notify(db: peewee.Database) -> None:
         ],
         "v15",
     )
+
+
+def v17_readme_headings(db: peewee.Database) -> None:
+    """README headings one level down from their own, not two (releases._fit_page): the
+    descriptions kept so far move up a level (h3 -> h2 ... h6 -> h5; what were h5 and h6
+    before both became h6, so both are h5 now). Plain REPLACE, the same in both dialects;
+    a lower number first, so nothing moves twice."""
+    html = "description_html"
+    for level in range(3, 7):
+        html = f"REPLACE(REPLACE({html}, '<h{level}', '<h{level - 1}'), '</h{level}>', '</h{level - 1}>')"
+    run(db, [f"UPDATE release SET description_html = {html}"], "v17")
+
+
 def v18_audit_token_index(db: peewee.Database) -> None:
     """The audit log filters on the API token that acted: an index on (token_id, ts) counts
     and pages a token's events without reading the whole trail (20,000 rows and more)."""
@@ -937,5 +950,6 @@ MIGRATIONS = [
     v13_namespaces,
     v14_retention,
     v15_notify,
-    v18_audit_token_index,  # v15-v17 are other branches'; the lead renumbers at merge
+    v17_readme_headings,
+    v18_audit_token_index,
 ]

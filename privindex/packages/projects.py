@@ -7,11 +7,17 @@ accounts/permissions.py.
 from __future__ import annotations
 
 import json
+import re
 import time
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
+from typing import Protocol
 
 from packaging.utils import canonicalize_name
 from peewee import fn
+from rapidfuzz import process
+from rapidfuzz.distance import OSA
 
 from privindex.accounts.api_tokens import TokenAuth
 from privindex.accounts.permissions import ROLES, first_upload_owns, project_exists
@@ -22,7 +28,7 @@ from privindex.i18n import _
 from privindex.ops import audit
 from privindex.ops.audit import Tag
 from privindex.packages import releases
-from privindex.packages.index import Index, IndexedFile
+from privindex.packages.index import Index, Snapshot, parse_version
 
 
 @dataclass(frozen=True)
@@ -157,6 +163,8 @@ class Listed:
     display_name: str
     summary: str
     latest_version: str | None
+    last_upload: float | None  # None: no file here (a row only, or an upstream name)
+    upstream: bool = False  # served from the upstream index, cached here
 
 
 @dataclass(frozen=True)
@@ -167,55 +175,143 @@ class Listing:
     pages: int
 
 
+SORTS = ("name", "updated")  # and, for a search, "relevance" (best match first)
+# A search word this long or longer also finds names one typo away ('widgts', 'wigdets': 'widgets').
+FUZZY_MIN = 4
+
+
 def browse(
-    index: Index, user: User | None, query: str, page: int, page_size: int = releases.PAGE_SIZE
+    index: Index,
+    user: User | None,
+    query: str,
+    page: int,
+    sort: str = "name",
+    upstream_names: Iterable[tuple[str, str]] = (),
+    page_size: int = releases.PAGE_SIZE,
 ) -> Listing:
-    """A page of projects, sorted by name: every project (user None) or the user's own,
-    or those matching query (name and summary, best first)."""
-    offset = (page - 1) * page_size
+    """A page of projects: every project (user None) or the user's own, or those matching
+    query (local names and summaries by word prefix, best first, then names one typo away
+    and the upstream's cached names), sorted by name, by last upload, or by relevance."""
     snapshot = index.snapshot
     if query:
-        found, total = releases.search(query, page_size, offset)
-        items = [Listed(m.name, m.display_name, m.summary, m.latest_version) for m in found]
-        return Listing(items, total, page, max(1, -(-total // page_size)))
-    if user is None:
-        names = sorted(set(snapshot.projects) | {n for (n,) in Project.select(Project.name).tuples()})
+        names = _search(snapshot, query, dict(upstream_names))
+    elif user is None:
+        names = {
+            n: "" for n in set(snapshot.projects) | {n for (n,) in Project.select(Project.name).tuples()}
+        }
     else:
-        names = sorted(
-            {
-                r.project.name
-                for r in ProjectRole.select(ProjectRole, Project)
-                .join(Project)
-                .where(ProjectRole.user == user)
-            }
-        )
-    chosen = names[offset : offset + page_size]
+        names = {
+            r.project.name: ""
+            for r in ProjectRole.select(ProjectRole, Project).join(Project).where(ProjectRole.user == user)
+        }
+    last = {n: max((f.upload_time for f in p.files), default=None) for n, p in snapshot.projects.items()}
+    order = list(names)  # a search's names come best first
+    if sort == "updated":
+        order.sort(key=lambda n: (-(last.get(n) or 0), n))
+    elif sort == "name" or not query:
+        order.sort()
+    offset = (page - 1) * page_size
+    chosen = order[offset : offset + page_size]
     meta = releases.summaries(chosen)
     items = []
     for name in chosen:
         m = meta.get(name)
         indexed = snapshot.projects.get(name)
+        upstream_display = names[name]
         items.append(
             Listed(
                 name,
-                indexed.display_name if indexed else name,
+                indexed.display_name if indexed else (m.display_name if m else upstream_display or name),
                 m.summary if m else "",
                 m.latest_version if m else (indexed.versions[-1] if indexed else None),
+                last.get(name),
+                upstream=bool(upstream_display) and indexed is None,
             )
         )
-    return Listing(items, len(names), page, max(1, -(-len(names) // page_size)))
+    return Listing(items, len(order), page, max(1, -(-len(order) // page_size)))
+
+
+def _search(snapshot: Snapshot, query: str, upstream: dict[str, str]) -> dict[str, str]:
+    """Matching names, best first, each with its display name if the upstream serves it
+    ("" for a local one): local word-prefix matches (releases.search), then names one
+    typo from the search words (`typo_matches`), then upstream names holding the query."""
+    found, _total = releases.search(query, limit=1000)
+    names: dict[str, str] = {m.name: "" for m in found}
+    words = [canonicalize_name(w) for w in re.findall(r"[\w.-]+", query.lower())[:10]]
+    pool = tuple(n for n, _display in snapshot.project_list) + tuple(upstream)
+    for name in sorted(typo_matches(words, pool)):
+        names.setdefault(name, upstream.get(name, ""))
+    needle = canonicalize_name(query)
+    for name, display in upstream.items():
+        if needle in name:
+            names.setdefault(name, display)
+    return names
+
+
+def typo_matches(words: Sequence[str], pool: tuple[str, ...]) -> set[str]:
+    """The names of pool for which every search word of FUZZY_MIN letters or more is one
+    typo (a letter missing, extra or wrong, or two swapped: rapidfuzz's optimal string
+    alignment distance) from the name or from one of its dash-separated parts; none when
+    no word is that long. rapidfuzz compares a word with every part at once, in C++."""
+    long_words = [w for w in words if len(w) >= FUZZY_MIN]
+    if not long_words:
+        return set()
+    by_length = _parts(pool)
+    found: set[str] | None = None
+    for word in long_words:
+        hits = set()
+        for length in (len(word) - 1, len(word), len(word) + 1):  # one typo changes it by one at most
+            parts, owners = by_length.get(length, ((), ()))
+            for _part, _distance, i in process.extract(
+                word, parts, scorer=OSA.distance, score_cutoff=1, limit=None
+            ):
+                hits.update(owners[i])
+        found = hits if found is None else found & hits
+    return found or set()
+
+
+@lru_cache(maxsize=4)  # the names change only when a project or a cached page comes or goes
+def _parts(pool: tuple[str, ...]) -> dict[int, tuple[list[str], list[list[str]]]]:
+    """Every name and every dash-separated part of one, each with the names that have it,
+    by length."""
+    owners: dict[str, list[str]] = {}
+    for name in pool:
+        for part in {name, *name.split("-")}:
+            owners.setdefault(part, []).append(name)
+    by_length: dict[int, tuple[list[str], list[list[str]]]] = {}
+    for part, names in owners.items():
+        parts, their = by_length.setdefault(len(part), ([], []))
+        parts.append(part)
+        their.append(names)
+    return by_length
+
+
+class ReleaseFile(Protocol):
+    """What a release's file view reads: an index.IndexedFile, or an upstream/client.py
+    UpstreamFile for a name served from the upstream (not imported: it imports us)."""
+
+    @property
+    def filename(self) -> str: ...
+    @property
+    def version(self) -> str: ...
+    @property
+    def upload_time(self) -> float | None: ...
+    @property
+    def yanked(self) -> bool: ...
+    @property
+    def yanked_reason(self) -> str: ...
 
 
 @dataclass(frozen=True)
 class FileView:
-    file: IndexedFile
+    file: ReleaseFile
     upload: releases.Upload | None
 
 
 @dataclass(frozen=True)
 class ReleaseView:
     version: str
-    date: float
+    date: float | None  # None: an upstream page that gives no upload times
     yanked: bool  # every file of it is yanked
     yanked_reason: str
     files: list[FileView]
@@ -231,6 +327,45 @@ class ProjectPage:
     releases: list[ReleaseView]  # newest first
     urls: list[tuple[str, str]]
     classifiers: list[str]
+    upstream: bool = False  # served from the upstream index, cached here: no rows of ours
+
+    def release(self, version: str) -> ReleaseView | None:
+        """The release of that version, as PEP 440 compares them (1.0 is 1.0.0)."""
+        wanted = parse_version(version)
+        return next((r for r in self.releases if parse_version(r.version) == wanted), None)
+
+
+def release_views(
+    files: Iterable[ReleaseFile],
+    versions: Iterable[str],
+    uploads: dict[str, releases.Upload],
+) -> list[ReleaseView]:
+    """Files grouped by release, newest first (versions come oldest first)."""
+    by_version: dict[str, list[ReleaseFile]] = {}
+    for f in files:
+        by_version.setdefault(f.version, []).append(f)
+    views = []
+    for version in reversed(tuple(versions)):
+        fs = by_version.get(version, [])
+        if not fs:
+            continue
+        times = [f.upload_time for f in fs if f.upload_time is not None]
+        views.append(
+            ReleaseView(
+                version=version,
+                date=min(times) if times else None,
+                yanked=all(f.yanked for f in fs),
+                yanked_reason=next((f.yanked_reason for f in fs if f.yanked_reason), ""),
+                files=[FileView(f, uploads.get(f.filename)) for f in fs],
+            )
+        )
+    return views
+
+
+def _latest(views: list[ReleaseView]) -> str | None:
+    """The newest final release not yanked (as the public index shows it)."""
+    live = [v.version for v in views if not v.yanked] or [v.version for v in views]
+    return max(live, key=releases.rank) if live else None
 
 
 def project_page(index: Index, name: str) -> ProjectPage | None:
@@ -241,24 +376,10 @@ def project_page(index: Index, name: str) -> ProjectPage | None:
     if info is None and indexed is None:
         return None
     kept = releases.releases(name)
-    uploads = releases.uploads(name)
-    by_version: dict[str, list[IndexedFile]] = {}
-    for f in indexed.files if indexed else ():
-        by_version.setdefault(f.version, []).append(f)
-    views = []
-    for version in reversed(indexed.versions if indexed else ()):
-        fs = by_version[version]
-        views.append(
-            ReleaseView(
-                version=version,
-                date=min(f.upload_time for f in fs),
-                yanked=all(f.yanked for f in fs),
-                yanked_reason=next((f.yanked_reason for f in fs if f.yanked_reason), ""),
-                files=[FileView(f, uploads.get(f.filename)) for f in fs],
-            )
-        )
-    live = [v.version for v in views if not v.yanked] or [v.version for v in views]
-    latest_version = max(live, key=releases.rank) if live else None
+    views = release_views(
+        indexed.files if indexed else (), indexed.versions if indexed else (), releases.uploads(name)
+    )
+    latest_version = _latest(views)
     latest = kept.get(latest_version) if latest_version else None
     return ProjectPage(
         name=name,
@@ -269,4 +390,23 @@ def project_page(index: Index, name: str) -> ProjectPage | None:
         releases=views,
         urls=[tuple(u) for u in json.loads(latest.urls)] if latest else [],
         classifiers=json.loads(latest.classifiers) if latest else [],
+    )
+
+
+def upstream_page(
+    name: str, display_name: str, files: Iterable[ReleaseFile], versions: Iterable[str]
+) -> ProjectPage:
+    """The page of a name served from the upstream index, from its cached page: versions
+    and files only (the upstream's pages carry no descriptions, and nobody here owns it)."""
+    views = release_views(files, versions, {})
+    return ProjectPage(
+        name=name,
+        display_name=display_name,
+        info=None,
+        latest=None,
+        latest_version=_latest(views),
+        releases=views,
+        urls=[],
+        classifiers=[],
+        upstream=True,
     )

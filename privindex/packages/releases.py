@@ -94,11 +94,12 @@ def render_description(text: str, content_type: str) -> str:
 
 def _fit_page(html: str) -> str:
     """Fit sanitised description HTML into a project page: its headings go under the
-    page's own (h1 -> h3), the empty anchor links the renderers add to headings (links
+    page's own, each one level down (a README's h1 under the page's h1, its h2 under the
+    page's section headings, and so on), the empty anchor links the renderers add to headings (links
     without a name for a screen reader) go, code blocks can be scrolled with the keyboard,
     and `<pre lang="python">` (not a language tag) becomes data-lang."""
     html = re.sub(r'<a [^>]*href="#[^"]*"[^>]*></a>', "", html)
-    html = re.sub(r"<(/?)h([1-6])\b", lambda m: f"<{m.group(1)}h{min(int(m.group(2)) + 2, 6)}", html)
+    html = re.sub(r"<(/?)h([1-6])\b", lambda m: f"<{m.group(1)}h{min(int(m.group(2)) + 1, 6)}", html)
     html = re.sub(r'<pre lang="', '<pre data-lang="', html)
     return re.sub(r"<pre\b", '<pre tabindex="0"', html)
 
@@ -217,6 +218,11 @@ def backfill(read: Callable[[str], bytes | None]) -> int:
 
 def releases(project: str) -> dict[str, Release]:
     return {r.version: r for r in Release.select().where(Release.project == project)}
+
+
+def release(project: str, version: str) -> Release | None:
+    """What one version says about itself (its description), None if nothing was kept."""
+    return Release.get_or_none(Release.project == project, Release.version == version)
 
 
 def summaries(names: Iterable[str]) -> dict[str, ProjectMeta]:

@@ -142,3 +142,34 @@ def delete(
         store.remove(target.path, missing_ok=True)  # deleted by hand meanwhile: the same end
     if index is not None:  # else a running server sees the file gone from its folder
         index.discard(target.path)
+
+
+def set_release_yanked(
+    index: Index,
+    user: User,
+    project_name: str,
+    version: str,
+    yanked: bool,
+    reason: str,
+    ctx: audit.Context,
+) -> list[str]:
+    """Yank or unyank every file of a release (as PEP 440 compares versions), one audited
+    yank per file, as the public index yanks a release; returns their names."""
+    if not can_manage(user, project_name):
+        raise AccountError(_("only an owner of the project or an admin may do that"))
+    names = filenames(project_name, version)
+    for filename in names:
+        set_yanked(index, user, project_name, filename, yanked, reason, ctx)
+    return names
+
+
+def delete_release(
+    store: Store, index: Index, user: User, project_name: str, version: str, ctx: audit.Context
+) -> list[str]:
+    """Delete every file of a release for good, each audited; returns their names."""
+    if not can_manage(user, project_name):
+        raise AccountError(_("only an owner of the project or an admin may do that"))
+    names = filenames(project_name, version)
+    for filename in names:
+        delete(store, index, user, project_name, filename, ctx)
+    return names

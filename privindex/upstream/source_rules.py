@@ -187,13 +187,13 @@ class Sources:
             or self.namespaces.covers(name)
         )
 
-    def cached_upstream_names(self) -> list[tuple[str, str]]:
-        """(normalized name, display name), sorted, of every upstream project whose page is
-        cached here and which this index serves from the upstream (not a local name): what
-        the projects list searches beside the local projects. From memory; nothing is fetched."""
+    def upstream_only_names(self) -> list[tuple[str, str]]:
+        """(normalized, display name) of the cached upstream projects that are served from
+        the upstream here (not local, not merged): what the project search adds to the
+        local names, from memory."""
         if self.cache is None:
             return []
-        return [(name, shown) for name, shown in self.cache.names if not self.known_locally(name)]
+        return [(n, d) for n, d in self.cache.names if self.source(n) is Source.UPSTREAM]
 
     # -- the upload guard ------------------------------------------------------------------
 

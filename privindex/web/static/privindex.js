@@ -109,12 +109,12 @@ async function enrolKey(form) {
 }
 
 function copyFrom(button) {
-  const source = document.getElementById(button.dataset.copy);
-  const text = source.value !== undefined ? source.value : source.textContent;
+  const source = document.getElementById(button.dataset.copy);  // else data-copy is the text
+  const text = !source ? button.dataset.copy : source.value !== undefined ? source.value : source.textContent;
   navigator.clipboard.writeText(text).then(() => {
     button.textContent = "✓";
   }, () => {
-    if (source.select) source.select();
+    if (source && source.select) source.select();
   });
 }
 
