@@ -166,7 +166,10 @@ function toggleTheme(button) {
 function labelThemeButton(button) {
   const dark = document.documentElement.dataset.theme === "dark" ||
     (!document.documentElement.dataset.theme && matchMedia("(prefers-color-scheme: dark)").matches);
-  button.textContent = dark ? button.dataset.light : button.dataset.dark;
+  const label = dark ? button.dataset.light : button.dataset.dark;
+  button.textContent = dark ? "\u2600" : "\u263E";  // sun, moon: the theme a click gives
+  button.setAttribute("aria-label", label);
+  button.title = label;
 }
 
 function wireMenu(button) {
