@@ -295,6 +295,7 @@ def test_the_narrow_header_is_one_row_and_its_menu_opens(browser, site):  # noqa
         page.goto(f"{site.origin}/projects")
         header = page.locator("header.top").bounding_box()
         assert header["height"] < 60, f"the 390 px header is {header['height']} px high"
+        expect(page.locator("header .who")).to_have_text("Signed in as admin")  # in the one row
         nav = page.get_by_role("navigation", name="Main")
         expect(nav).to_be_hidden()
         menu = page.get_by_role("button", name="Menu")
@@ -303,6 +304,8 @@ def test_the_narrow_header_is_one_row_and_its_menu_opens(browser, site):  # noqa
         for entry in ("Users", "Upstream", "Namespaces", "Audit log"):
             expect(nav.get_by_role("link", name=entry, exact=True)).to_be_visible()
         expect(nav.get_by_role("button", name="Sign out admin")).to_be_visible()
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SHOTS / "admin-menu-open-390-light-en.png"))
         page.keyboard.press("Escape")
         expect(nav).to_be_hidden()
     finally:
