@@ -330,15 +330,21 @@ def test_the_theme_toggle_is_remembered(browser, site):  # noqa: F811
         context.close()
 
 
-def test_clicking_a_sha256_throws_nothing(browser, site):  # noqa: F811
+def test_clicking_a_sha256_throws_nothing_and_its_copy_button_copies_it(browser, site):  # noqa: F811
     context = browser.new_context(storage_state=site.states["alice"])
+    context.grant_permissions(["clipboard-read", "clipboard-write"], origin=site.origin)
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     try:
         page.goto(f"{site.origin}/projects/demo-pkg")
-        page.locator("code.hash").first.click()
-        page.wait_for_timeout(200)
+        digest = page.locator("code.hash").first
+        digest.click()
+        page.get_by_role("button", name=re.compile("Copy the SHA-256 of demo_pkg-1.0")).click()
+        expect(page.get_by_role("button", name=re.compile("Copy the SHA-256 of demo_pkg-1.0"))).to_have_text(
+            "Copied"
+        )
+        assert page.evaluate("navigator.clipboard.readText()") == digest.inner_text().strip()
         assert errors == []
     finally:
         context.close()

@@ -146,26 +146,29 @@ function copyText(button) {
 function copyFrom(button) {
   const {text, source} = copyText(button);
   const done = () => {
-    const label = button.textContent;
+    if (!button.dataset.label) button.dataset.label = button.textContent;
     button.textContent = button.dataset.copied || "✓";
-    setTimeout(() => { button.textContent = label; }, 2000);
+    setTimeout(() => { button.textContent = button.dataset.label; }, 2000);
   };
   if (!navigator.clipboard) { if (source && source.select) source.select(); return; }
   navigator.clipboard.writeText(text).then(done, () => { if (source && source.select) source.select(); });
 }
 
+// The theme on screen: the toggle's saved choice, else the system's.
+function isDark() {
+  const chosen = document.documentElement.dataset.theme;
+  return chosen ? chosen === "dark" : matchMedia("(prefers-color-scheme: dark)").matches;
+}
+
 function toggleTheme(button) {
-  const dark = document.documentElement.dataset.theme === "dark" ||
-    (!document.documentElement.dataset.theme && matchMedia("(prefers-color-scheme: dark)").matches);
-  const next = dark ? "light" : "dark";
+  const next = isDark() ? "light" : "dark";
   applyTheme(next);
   try { localStorage.setItem(THEME_KEY, next); } catch (e) { /* private mode: this page only */ }
   labelThemeButton(button);
 }
 
 function labelThemeButton(button) {
-  const dark = document.documentElement.dataset.theme === "dark" ||
-    (!document.documentElement.dataset.theme && matchMedia("(prefers-color-scheme: dark)").matches);
+  const dark = isDark();
   const label = dark ? button.dataset.light : button.dataset.dark;
   button.textContent = dark ? "\u2600" : "\u263E";  // sun, moon: the theme a click gives
   button.setAttribute("aria-label", label);
