@@ -65,6 +65,23 @@ def _token_created(page: Page, origin: str) -> None:
     page.wait_for_load_state("load")
 
 
+def _setup_link(page: Page, origin: str) -> None:
+    """An admin makes a user: the page with the one-time set-password link."""
+    page.goto(f"{origin}/admin/users")
+    form = page.locator("form[action$='/admin/users']")
+    form.locator("input[name=username]").fill(f"newcomer-{os.urandom(3).hex()}")
+    form.locator("button[type=submit]").click()
+    page.wait_for_load_state("load")
+
+
+def _confirm_status(page: Page, origin: str) -> None:
+    page.goto(f"{origin}/projects/old-demo")
+    form = page.locator("form:has(select[name=status])")
+    form.locator("select[name=status]").select_option("quarantined")
+    form.locator("button[type=submit]").click()
+    page.wait_for_load_state("load")
+
+
 # The pages: one line each. Other engineers add theirs here.
 PAGES = [
     P("projects", "anonymous", "/projects"),
@@ -94,6 +111,8 @@ PAGES = [
     P("audit", "admin", "/audit"),
     P("audit-page-3", "admin", "/audit?page=3"),
     P("admin-users", "admin", "/admin/users"),
+    P("setup-link", "admin", step=_setup_link),
+    P("confirm-status", "admin", step=_confirm_status),
     P("admin-upstream", "admin", "/admin/upstream"),
     P("admin-namespaces", "admin", "/admin/namespaces"),
 ]
