@@ -171,7 +171,10 @@ def init_web(app: Flask) -> None:
     @app.errorhandler(CSRFError)
     def csrf_error(exc):
         return render_template(
-            "message.html", title=_("The form has expired"), message=_("Reload the page and try again.")
+            "error.html",
+            code=400,
+            title=_("The form has expired"),
+            message=_("Reload the page and try again."),
         ), 400
 
 

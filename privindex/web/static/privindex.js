@@ -1,5 +1,21 @@
-// privindex: the only script. Security keys (WebAuthn) need it; everything else works without.
+// privindex: the only script. Security keys (WebAuthn) need it; everything else works without
+// (copy buttons, the theme toggle and the narrow-screen menu are enhancements).
+// Loaded in <head> without defer, so the saved theme applies before the first paint.
 "use strict";
+
+const THEME_KEY = "privindex-theme";
+
+function savedTheme() {
+  try { return localStorage.getItem(THEME_KEY); } catch (e) { return null; }
+}
+
+function applyTheme(theme) {
+  if (theme === "dark" || theme === "light") document.documentElement.dataset.theme = theme;
+  else delete document.documentElement.dataset.theme;
+}
+
+document.documentElement.classList.add("js");
+applyTheme(savedTheme());
 
 const b64uToBuf = (s) => {
   s = s.replace(/-/g, "+").replace(/_/g, "/");
@@ -58,8 +74,16 @@ function showError(scope, message) {
 
 function needsSecureContext(scope) {
   if (window.PublicKeyCredential && navigator.credentials) return false;
-  showError(scope, "This browser cannot use security keys on this page: it needs HTTPS or http://localhost.");
+  showError(scope, scope.dataset.insecure ||
+    "This browser cannot use security keys on this page: it needs HTTPS or http://localhost.");
   return true;
+}
+
+// The browser's own errors (cancelled, refused, timed out: NotAllowedError and friends) are
+// raw English; the page carries a translated sentence for them. The server's are translated.
+function keyErrorMessage(scope, error) {
+  if (error instanceof DOMException && scope.dataset.refused) return scope.dataset.refused;
+  return error.message;
 }
 
 async function signInWithKey(button) {
@@ -72,7 +96,9 @@ async function signInWithKey(button) {
     const result = await postJSON(button.dataset.verify, {credential: credentialJSON(credential)});
     window.location.assign(result.redirect);
   } catch (error) {
-    showError(scope, error.message);
+    showError(scope, keyErrorMessage(scope, error));
+    const others = scope.querySelector(".other-ways");
+    if (others) others.hidden = false;
     button.disabled = false;
   }
 }
@@ -103,18 +129,64 @@ async function enrolKey(form) {
       window.location.assign(result.redirect);
     }
   } catch (error) {
-    showError(form, error.message);
+    showError(form, keyErrorMessage(form, error));
     button.disabled = false;
   }
 }
 
+// A copy button: `<button class="copy" data-copy="TEXT">` copies TEXT; an older
+// `<button data-copy="ID">` (no class copy) copies the value or text of the element ID.
+function copyText(button) {
+  if (button.classList.contains("copy")) return {text: button.dataset.copy, source: null};
+  const source = document.getElementById(button.dataset.copy);
+  if (!source) return {text: button.dataset.copy, source: null};
+  return {text: source.value !== undefined ? source.value : source.textContent.trim(), source};
+}
+
 function copyFrom(button) {
-  const source = document.getElementById(button.dataset.copy);  // else data-copy is the text
-  const text = !source ? button.dataset.copy : source.value !== undefined ? source.value : source.textContent;
-  navigator.clipboard.writeText(text).then(() => {
-    button.textContent = "✓";
-  }, () => {
-    if (source && source.select) source.select();
+  const {text, source} = copyText(button);
+  const done = () => {
+    if (!button.dataset.label) button.dataset.label = button.textContent;
+    button.textContent = button.dataset.copied || "✓";
+    setTimeout(() => { button.textContent = button.dataset.label; }, 2000);
+  };
+  if (!navigator.clipboard) { if (source && source.select) source.select(); return; }
+  navigator.clipboard.writeText(text).then(done, () => { if (source && source.select) source.select(); });
+}
+
+// The theme on screen: the toggle's saved choice, else the system's.
+function isDark() {
+  const chosen = document.documentElement.dataset.theme;
+  return chosen ? chosen === "dark" : matchMedia("(prefers-color-scheme: dark)").matches;
+}
+
+function toggleTheme(button) {
+  const next = isDark() ? "light" : "dark";
+  applyTheme(next);
+  try { localStorage.setItem(THEME_KEY, next); } catch (e) { /* private mode: this page only */ }
+  labelThemeButton(button);
+}
+
+function labelThemeButton(button) {
+  const dark = isDark();
+  const label = dark ? button.dataset.light : button.dataset.dark;
+  button.textContent = dark ? "\u2600" : "\u263E";  // sun, moon: the theme a click gives
+  button.setAttribute("aria-label", label);
+  button.title = label;
+}
+
+function wireMenu(button) {
+  const header = button.closest("header");
+  button.addEventListener("click", () => {
+    const open = header.classList.toggle("open");
+    button.setAttribute("aria-expanded", String(open));
+  });
+  document.addEventListener("keydown", (event) => {
+    if (event.key === "Escape" && header.classList.contains("open")) {
+      header.classList.remove("open");
+      button.setAttribute("aria-expanded", "false");
+      button.focus();
+    }
   });
 }
 
@@ -123,8 +195,16 @@ document.addEventListener("DOMContentLoaded", () => {
   if (keyLogin) keyLogin.addEventListener("click", () => signInWithKey(keyLogin));
   const enrol = document.getElementById("key-enrol-form");
   if (enrol) enrol.addEventListener("submit", (event) => { event.preventDefault(); enrolKey(enrol); });
-  document.querySelectorAll("[data-copy]").forEach((button) =>
+  document.querySelectorAll("button[data-copy]").forEach((button) =>
     button.addEventListener("click", () => copyFrom(button)));
+  const theme = document.querySelector(".theme-toggle");
+  if (theme) {
+    labelThemeButton(theme);
+    theme.hidden = false;
+    theme.addEventListener("click", () => toggleTheme(theme));
+  }
+  const menu = document.querySelector(".menu-toggle");
+  if (menu) wireMenu(menu);
 });
 
 // Copy buttons: a progressive enhancement for `<code data-copy="Copy">`; without script the
@@ -134,7 +214,7 @@ document.addEventListener("DOMContentLoaded", () => {
   for (const code of document.querySelectorAll("code[data-copy]")) {
     const button = document.createElement("button");
     button.type = "button";
-    button.className = "copy";
+    button.className = "copy secondary";
     button.textContent = code.dataset.copy;
     button.setAttribute("aria-label", code.dataset.copyLabel || code.dataset.copy);
     button.addEventListener("click", async () => {
