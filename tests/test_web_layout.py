@@ -115,6 +115,21 @@ PAGES = [
     P("confirm-status", "admin", step=_confirm_status),
     P("admin-upstream", "admin", "/admin/upstream"),
     P("admin-namespaces", "admin", "/admin/namespaces"),
+    P("audit-filtered", "admin", "/audit?tag=file:add&from=2026-01-01"),
+    P("admin-webhooks", "admin", "/admin/webhooks"),
+    P("admin-outbox", "admin", "/admin/outbox"),
+    P("projects-updated", "user", "/projects?sort=updated"),
+    P("projects-mine", "user", "/projects?mine=1"),
+    P("search-typo", "user", "/projects?q=dmeo-pkg"),
+    P("project-history", "user", "/projects/demo-pkg?tab=history"),
+    P("project-files", "user", "/projects/demo-pkg?tab=files"),
+    P("project-version", "user", "/projects/demo-pkg/0.9"),
+    P("project-owned-settings", "user", "/projects/alice-tools?tab=settings"),
+    P("project-upstream-only-version", "user", f"/projects/{UPSTREAM_ONLY}/3.2.1"),
+    P("project-settings", "admin", "/projects/demo-pkg?tab=settings"),
+    P("project-version-admin", "admin", "/projects/demo-pkg/1.0"),
+    P("confirm-delete-release", "admin", "/projects/demo-pkg/0.9/delete"),
+    P("confirm-allow-upstream", "admin", "/projects/demo-pkg/upstream/allow"),
 ]
 
 README = "\n\n".join(
