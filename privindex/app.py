@@ -21,6 +21,7 @@ from privindex.api.upload import UploadRequest
 from privindex.auth.token_format import MalformedAuthorization, read_authorization
 from privindex.config import Settings
 from privindex.db.connection import bind, bind_to_requests, bound, connect, unbind
+from privindex.notify import notices
 from privindex.oidc import publishers
 from privindex.ops.access_log import access_log
 from privindex.ops.metrics import Metrics, may_read
@@ -66,6 +67,7 @@ def create_app(settings: Settings, progress: Progress | None = None, index_later
         sources.reload()
     services = Services(settings=settings, store=store, index=index, database=db, sources=sources)
     app.extensions["privindex"] = services
+    app.extensions["privindex_notices"] = notices.attach(db, settings)  # None without mail
     _bind_to_app_contexts(app, db)
 
     read_guard = token_reader if settings.read_access == "token" else None

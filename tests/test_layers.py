@@ -23,6 +23,7 @@ LAYERS = {
         "privindex.upstream",
         "privindex.oidc",
         "privindex.ops",
+        "privindex.notify",
     ],
     "base": ["privindex.db", "privindex.auth", "privindex.config", "privindex.i18n", "privindex"],
 }

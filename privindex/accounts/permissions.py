@@ -22,6 +22,10 @@ class NamespaceReserved(UploadDenied):
     """A new project under a namespace the user has no grant for (PEP 752: 409 Conflict)."""
 
 
+class UpstreamName(UploadDenied):
+    """A first upload to a name the public index has (the admins hear of it)."""
+
+
 def project_exists(name: str) -> bool:
     """A project exists if someone has rights on it or if the store holds files of it."""
     return (

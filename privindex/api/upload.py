@@ -19,7 +19,7 @@ from packaging.version import InvalidVersion, Version
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from privindex.accounts import api_tokens
-from privindex.accounts.permissions import NamespaceReserved, UploadDenied
+from privindex.accounts.permissions import NamespaceReserved, UploadDenied, UpstreamName
 from privindex.api.http import audit_context, plain_response
 from privindex.auth import token_format
 from privindex.oidc import publishers
@@ -41,9 +41,9 @@ TOKEN_HINT = (
 
 
 class Refused(Exception):
-    def __init__(self, status: int, message: str, project: str | None = None):
+    def __init__(self, status: int, message: str, project: str | None = None, why: str = ""):
         super().__init__(message)
-        self.status, self.message, self.project = status, message, project
+        self.status, self.message, self.project, self.why = status, message, project, why
 
 
 FORM_OVERHEAD = 1024 * 1024  # the upload's other fields
@@ -87,7 +87,10 @@ def upload():
         ctx = ctx.with_actor(auth.user, auth.token.id)
         return _accept(auth, ctx)
     except Refused as exc:
-        audit.record(Tag.UPLOAD_REFUSED, ctx, project=exc.project, reason=exc.message, status=exc.status)
+        why = {"why": exc.why} if exc.why else {}  # "upstream": the admins hear of it (notify/notices.py)
+        audit.record(
+            Tag.UPLOAD_REFUSED, ctx, project=exc.project, reason=exc.message, status=exc.status, **why
+        )
         headers = {"WWW-Authenticate": 'Basic realm="privindex"'} if exc.status == 401 else None
         return plain_response(exc.status, exc.message, headers)
 
@@ -129,6 +132,8 @@ def _accept(auth: api_tokens.TokenAuth, ctx: audit.Context):
             account_url=f"{settings.base_url}/account/security",
             sources=services.sources,
         )
+    except UpstreamName as exc:
+        raise Refused(403, str(exc), form.project, why="upstream") from None
     except UploadDenied as exc:
         raise Refused(_denied_status(exc), str(exc), form.project) from None
     facts = _check_file(form)

@@ -849,6 +849,71 @@ def v14_retention(db: peewee.Database) -> None:
     )
 
 
+def v16_email_addresses(db: peewee.Database) -> None:
+    """Issue 28: people hear about their account and projects. `email_address`: a user's
+    addresses (lower case, each on one account only, so a reset link finds one account),
+    one primary, `verified_at` set when its link was followed (the links themselves are
+    `pending_auth` rows). `known_device`: the SHA-256 of the device ids (a random id in a
+    signed cookie) a user has signed in from, so a sign-in from a new one is noticed.
+    `project_subscription`: a user's choice to hear of a project's uploads, yanks and
+    deletions, where it differs from the default (on for owners, off for maintainers)."""
+    run(
+        db,
+        [
+            Dialects(
+                sqlite="""CREATE TABLE email_address (
+            id INTEGER PRIMARY KEY,
+            user_id INTEGER NOT NULL REFERENCES user (id) ON DELETE CASCADE,
+            address TEXT NOT NULL UNIQUE,
+            is_primary INTEGER NOT NULL DEFAULT 0,
+            verified_at REAL,
+            created_at REAL NOT NULL
+        )""",
+                postgresql="""CREATE TABLE email_address (
+            id SERIAL PRIMARY KEY,
+            user_id INTEGER NOT NULL REFERENCES "user" (id) ON DELETE CASCADE,
+            address TEXT NOT NULL UNIQUE,
+            is_primary BOOLEAN NOT NULL DEFAULT FALSE,
+            verified_at DOUBLE PRECISION,
+            created_at DOUBLE PRECISION NOT NULL
+        )""",
+            ),
+            "CREATE INDEX email_address_user ON email_address (user_id)",
+            Dialects(
+                sqlite="""CREATE TABLE known_device (
+            id INTEGER PRIMARY KEY,
+            user_id INTEGER NOT NULL REFERENCES user (id) ON DELETE CASCADE,
+            device_hash TEXT NOT NULL,
+            first_seen_at REAL NOT NULL
+        )""",
+                postgresql="""CREATE TABLE known_device (
+            id SERIAL PRIMARY KEY,
+            user_id INTEGER NOT NULL REFERENCES "user" (id) ON DELETE CASCADE,
+            device_hash TEXT NOT NULL,
+            first_seen_at DOUBLE PRECISION NOT NULL
+        )""",
+            ),
+            "CREATE UNIQUE INDEX known_device_pair ON known_device (user_id, device_hash)",
+            Dialects(
+                sqlite="""CREATE TABLE project_subscription (
+            id INTEGER PRIMARY KEY,
+            user_id INTEGER NOT NULL REFERENCES user (id) ON DELETE CASCADE,
+            project_id INTEGER NOT NULL REFERENCES project (id) ON DELETE CASCADE,
+            enabled INTEGER NOT NULL
+        )""",
+                postgresql="""CREATE TABLE project_subscription (
+            id SERIAL PRIMARY KEY,
+            user_id INTEGER NOT NULL REFERENCES "user" (id) ON DELETE CASCADE,
+            project_id INTEGER NOT NULL REFERENCES project (id) ON DELETE CASCADE,
+            enabled BOOLEAN NOT NULL
+        )""",
+            ),
+            "CREATE UNIQUE INDEX project_subscription_pair ON project_subscription (user_id, project_id)",
+        ],
+        "v16",
+    )
+
+
 MIGRATIONS = [
     v1_files,
     v2_accounts,
@@ -864,4 +929,5 @@ MIGRATIONS = [
     v12_project_status,
     v13_namespaces,
     v14_retention,
+    v16_email_addresses,  # v15 is notify-core's outbox
 ]

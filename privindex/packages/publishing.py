@@ -76,7 +76,7 @@ def check_upload(
         try:
             sources.check_first_upload(project)
         except UpstreamClaimed as exc:
-            raise permissions.UploadDenied(str(exc)) from None
+            raise permissions.UpstreamName(str(exc)) from None
 
 
 def publish_upload(

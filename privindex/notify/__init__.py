@@ -1,0 +1,1 @@
+"""Notifications: the persistent outbox, mail over SMTP, signed webhooks."""
