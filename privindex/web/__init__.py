@@ -6,6 +6,8 @@ from __future__ import annotations
 from privindex.web import (  # noqa: F401  (their routes)
     account,
     admin,
+    emails,
+    password_reset,
     projects,
     publishers,
     retention,
