@@ -21,7 +21,7 @@ from privindex.api.upload import UploadRequest
 from privindex.auth.token_format import MalformedAuthorization, read_authorization
 from privindex.config import Settings
 from privindex.db.connection import bind, bind_to_requests, bound, connect, unbind
-from privindex.notify import notices
+from privindex.notify import mail, notices
 from privindex.oidc import publishers
 from privindex.ops.access_log import access_log
 from privindex.ops.metrics import Metrics, may_read
@@ -65,6 +65,7 @@ def create_app(settings: Settings, progress: Progress | None = None, index_later
             index.load(progress)
         sources = Sources(index, make_upstream_cache(settings))
         sources.reload()
+    mail.configure(settings)  # the outbox's senders in this process
     services = Services(settings=settings, store=store, index=index, database=db, sources=sources)
     app.extensions["privindex"] = services
     app.extensions["privindex_notices"] = notices.attach(db, settings)  # None without mail

@@ -138,6 +138,15 @@ class Settings:
     retention_dev_max_days: int = 0  # 0: dev releases never age out
     retention_interval_hours: float = 0.0  # 0: no scheduled run inside the server
     max_project_mb: int = 0  # 0: no per-project quota
+    smtp_url: str = ""  # "": no mail
+    smtp_ca_bundle: str = ""
+    mail_from: str = ""
+    outbox_poll_seconds: float = 2.0
+    outbox_retry_base_seconds: float = 30.0
+    outbox_retry_max_seconds: float = 3600.0
+    outbox_max_attempts: int = 12
+    webhook_allowed_hosts: str = ""
+    webhook_timeout: float = 10.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "oidc_issuers", _issuers(self.oidc_issuers))
@@ -247,6 +256,7 @@ class Settings:
             raise _bad(
                 "retention_interval_hours", f"must be 0 (off) or more, got {self.retention_interval_hours}"
             )
+        self._check_notify()
         if self.upstream_ca_bundle and not Path(self.upstream_ca_bundle).is_file():
             raise _bad("upstream_ca_bundle", f"{self.upstream_ca_bundle} is not a file")
         if self.public_url:
@@ -261,6 +271,49 @@ class Settings:
                     "(LAN DNS or /etc/hosts, e.g. https://pypi.example.lan behind an HTTPS reverse "
                     "proxy), or use http://localhost:<port> on this machine",
                 )
+
+    def _check_notify(self) -> None:
+        """The mail and webhook settings (privindex.notify)."""
+        if self.smtp_url:
+            parts = urlsplit(self.smtp_url)
+            if parts.scheme not in SMTP_SCHEMES or not parts.hostname:
+                raise _bad(
+                    "smtp_url",
+                    "must look like smtp://user:password@host:587 (STARTTLS), smtps://...:465 "
+                    "(TLS) or smtp+plain://127.0.0.1:25 (no TLS: loopback only), got a URL "
+                    f"starting {self.smtp_url.partition(':')[0]!r}",
+                )
+            if parts.scheme == "smtp+plain" and not _is_loopback(parts.hostname):
+                raise _bad(
+                    "smtp_url",
+                    f"smtp+plain:// (no TLS) is for a mail server on this machine only, not {parts.hostname}",
+                )
+            if "@" not in self.mail_from:
+                raise _bad(
+                    "mail_from",
+                    "must be an address like privindex@example.org when smtp_url is set, "
+                    f"got {self.mail_from!r}",
+                )
+        if self.smtp_ca_bundle and not Path(self.smtp_ca_bundle).is_file():
+            raise _bad("smtp_ca_bundle", f"{self.smtp_ca_bundle} is not a file")
+        for name in ("outbox_poll_seconds", "outbox_retry_base_seconds", "webhook_timeout"):
+            if getattr(self, name) <= 0:
+                raise _bad(name, f"must be positive, got {getattr(self, name)}")
+        if self.outbox_retry_max_seconds < self.outbox_retry_base_seconds:
+            raise _bad(
+                "outbox_retry_max_seconds",
+                f"must be at least outbox_retry_base_seconds ({self.outbox_retry_base_seconds}), "
+                f"got {self.outbox_retry_max_seconds}",
+            )
+        if self.outbox_max_attempts < 1:
+            raise _bad("outbox_max_attempts", f"must be at least 1, got {self.outbox_max_attempts}")
+
+    @property
+    def webhook_allowed_host_names(self) -> tuple[str, ...]:
+        """webhook_allowed_hosts parsed: comma- or space-separated host names, lower case."""
+        return tuple(
+            part.lower().strip("[]") for part in self.webhook_allowed_hosts.replace(",", " ").split()
+        )
 
     @property
     def upstream_file_host_names(self) -> tuple[str, ...]:
@@ -352,6 +405,16 @@ class Settings:
     @property
     def max_project_bytes(self) -> int:
         return self.max_project_mb * 1024 * 1024
+
+
+SMTP_SCHEMES = ("smtp", "smtps", "smtp+plain")
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return host.lower() == "localhost"
 
 
 def _is_ip_address(host: str) -> bool:

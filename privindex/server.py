@@ -20,6 +20,7 @@ from privindex.accounts import users
 from privindex.app import create_app
 from privindex.config import Settings, replace
 from privindex.db.connection import bound, in_thread
+from privindex.notify import outbox
 from privindex.ops import logs
 from privindex.packages import retention
 from privindex.packages.index import Progress
@@ -205,6 +206,7 @@ def serve(settings: Settings, echo: Callable[..., None], create_store: bool = Tr
 
     stop = threading.Event()
     watcher: threading.Thread | None = None
+    sender: threading.Thread | None = None
     try:
         # stderr is the log: with JSON logs, progress goes through logging like everything else
         say = log.info if settings.log_format == "json" else (lambda line: echo(line, err=True))
@@ -231,6 +233,13 @@ def serve(settings: Settings, echo: Callable[..., None], create_store: bool = Tr
             ).start()
         sources = app.extensions["privindex"].sources
         database = app.extensions["privindex"].database
+        sender = threading.Thread(  # mail and webhooks, from the outbox (privindex.notify.outbox)
+            target=in_thread(database, outbox.run_sender),
+            args=(settings, stop),
+            name="outbox-sender",
+            daemon=True,
+        )
+        sender.start()
         threading.Thread(  # claims, allowances and statuses set by the CLI, within a pass
             target=in_thread(database, _follow_claims),
             args=(sources, stop, settings.rescan_interval),
@@ -275,6 +284,7 @@ def serve(settings: Settings, echo: Callable[..., None], create_store: bool = Tr
     finally:
         stop.set()
         server.close()
-        if watcher is not None:
-            watcher.join(timeout=5)
+        for thread in (watcher, sender):  # the sender finishes the delivery it is making
+            if thread is not None:
+                thread.join(timeout=5)
     echo("privindex stopped")  # not after a failure: that is reported instead

@@ -849,6 +849,73 @@ def v14_retention(db: peewee.Database) -> None:
     )
 
 
+def v15_notify(db: peewee.Database) -> None:
+    """Notifications (issue 28). `outbox`: deliveries waiting to go out (mail, webhooks),
+    written in the transaction of the action they announce and sent by a background thread
+    with retries; `dedupe_key` (unique) makes an enqueue idempotent, `ref` names what a
+    delivery belongs to (a webhook) so its log can be listed. `webhook`: a project's hooks
+    (project NULL: index-wide); the secret is kept because it signs every delivery."""
+    run(
+        db,
+        [
+            Dialects(
+                sqlite="""CREATE TABLE outbox (
+            id INTEGER PRIMARY KEY,
+            kind TEXT NOT NULL,
+            payload TEXT NOT NULL,
+            dedupe_key TEXT UNIQUE,
+            ref TEXT,
+            status TEXT NOT NULL DEFAULT 'pending',
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at REAL NOT NULL,
+            last_error TEXT,
+            outcome TEXT,
+            duration REAL,
+            created_at REAL NOT NULL,
+            sent_at REAL
+        )""",
+                postgresql="""CREATE TABLE outbox (
+            id SERIAL PRIMARY KEY,
+            kind TEXT NOT NULL,
+            payload TEXT NOT NULL,
+            dedupe_key TEXT UNIQUE,
+            ref TEXT,
+            status TEXT NOT NULL DEFAULT 'pending',
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at DOUBLE PRECISION NOT NULL,
+            last_error TEXT,
+            outcome TEXT,
+            duration DOUBLE PRECISION,
+            created_at DOUBLE PRECISION NOT NULL,
+            sent_at DOUBLE PRECISION
+        )""",
+            ),
+            "CREATE INDEX outbox_due ON outbox (status, next_attempt_at)",
+            "CREATE INDEX outbox_ref ON outbox (ref, created_at)",
+            Dialects(
+                sqlite="""CREATE TABLE webhook (
+            id INTEGER PRIMARY KEY,
+            project TEXT,
+            url TEXT NOT NULL,
+            secret TEXT NOT NULL,
+            events TEXT NOT NULL,
+            created_at REAL NOT NULL
+        )""",
+                postgresql="""CREATE TABLE webhook (
+            id SERIAL PRIMARY KEY,
+            project TEXT,
+            url TEXT NOT NULL,
+            secret TEXT NOT NULL,
+            events TEXT NOT NULL,
+            created_at DOUBLE PRECISION NOT NULL
+        )""",
+            ),
+            "CREATE INDEX webhook_project ON webhook (project)",
+        ],
+        "v15",
+    )
+
+
 def v16_email_addresses(db: peewee.Database) -> None:
     """Issue 28: people hear about their account and projects. `email_address`: a user's
     addresses (lower case, each on one account only, so a reset link finds one account),
@@ -929,5 +996,6 @@ MIGRATIONS = [
     v12_project_status,
     v13_namespaces,
     v14_retention,
-    v16_email_addresses,  # v15 is notify-core's outbox
+    v15_notify,
+    v16_email_addresses,
 ]

@@ -269,6 +269,36 @@ class UpstreamExemption(BaseModel):
     created_at = peewee.FloatField()
 
 
+class OutboxItem(BaseModel):
+    """A delivery waiting to go out, sent, or given up on (privindex.notify.outbox)."""
+
+    kind = peewee.TextField()  # 'mail' | 'webhook'
+    payload = peewee.TextField()  # JSON, what the kind's sender needs
+    dedupe_key = peewee.TextField(null=True, unique=True)
+    ref = peewee.TextField(null=True)  # what it belongs to ('webhook:<id>'), for its log
+    status = peewee.TextField(default="pending")  # pending | sent | failed
+    attempts = peewee.IntegerField(default=0)
+    next_attempt_at = peewee.FloatField()
+    last_error = peewee.TextField(null=True)
+    outcome = peewee.TextField(null=True)  # what the target answered last ('HTTP 204')
+    duration = peewee.FloatField(null=True)  # seconds the last attempt took
+    created_at = peewee.FloatField()
+    sent_at = peewee.FloatField(null=True)
+
+    class Meta:
+        table_name = "outbox"
+
+
+class Webhook(BaseModel):
+    """A webhook: a project's (project set) or index-wide (None), for some events."""
+
+    project = peewee.TextField(null=True)  # normalized name
+    url = peewee.TextField()
+    secret = peewee.TextField()  # signs each delivery, so it is kept (SECURITY.md)
+    events = peewee.TextField()  # space-separated event names
+    created_at = peewee.FloatField()
+
+
 class EmailAddress(BaseModel):
     """A user's email address (v16); the primary verified one receives notices."""
 

@@ -71,6 +71,9 @@ class Tag(StrEnum):
     UPSTREAM_SHADOWED = "upstream:shadowed"
     NAMESPACE_GRANT = "namespace:grant"
     NAMESPACE_REVOKE = "namespace:revoke"
+    OUTBOX_SEND_AGAIN = "outbox:send-again"
+    WEBHOOK_ADD = "webhook:add"
+    WEBHOOK_REMOVE = "webhook:remove"
 
 
 _SECRET_WORDS = ("password", "secret", "token_value", "code", "otp", "totp")

@@ -26,7 +26,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from privindex.db.models import RetentionRun
+from privindex.db.models import OutboxItem, RetentionRun
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -263,6 +263,23 @@ class _ScrapeTime:
         yield CounterMetricFamily(
             "privindex_retention_freed_bytes", "Bytes the retention policy freed", value=size or 0
         )
+        yield _outbox_gauge()
+
+
+def _outbox_gauge() -> GaugeMetricFamily:
+    """Outbox rows by kind and status (pending, sent, failed), every process's: from the database."""
+    gauge = GaugeMetricFamily(
+        "privindex_outbox_deliveries",
+        "Deliveries in the outbox (mail, webhook) by status",
+        labels=["kind", "status"],
+    )
+    found = {(kind, status): 0 for kind in ("mail", "webhook") for status in ("pending", "sent", "failed")}
+    rows = OutboxItem.select(OutboxItem.kind, OutboxItem.status, fn.COUNT(OutboxItem.id))
+    for kind, status, number in rows.group_by(OutboxItem.kind, OutboxItem.status).tuples():
+        found[(kind, status)] = number
+    for (kind, status), number in sorted(found.items()):
+        gauge.add_metric([kind, status], number)
+    return gauge
 
 
 # -- who may read /metrics -----------------------------------------------------------------
