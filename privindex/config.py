@@ -331,7 +331,7 @@ class Settings:
     @property
     def verified_email_required(self) -> bool:
         """A verified primary address before a second factor: only with mail to verify it."""
-        return self.require_verified_email and bool(getattr(self, "smtp_url", ""))
+        return self.require_verified_email and bool(self.smtp_url)
 
     @property
     def rp_id(self) -> str:

@@ -210,19 +210,30 @@ class Notices:
         fields = defaultdict(str, user=user.username, address=address)
         self._mail(user, address, notice, fields, advice=LINK_ADVICE, link=link)
 
-    def _mail(self, user: User, address: str, notice: Notice, fields: dict, **context: str) -> None:
+    def _mail(
+        self,
+        user: User,
+        address: str,
+        notice: Notice,
+        fields: dict,
+        advice: str,
+        link: str = "",
+        when: str = "",
+        where: str = "",
+    ) -> None:
         locale = locale_of(user)
         gettext = _translations(locale).gettext
-        values = dict(
-            {"link": "", "when": "", "where": ""},
-            **context,
-            subject=gettext(notice.subject),
-            summary=gettext(notice.summary) % fields,
-            advice=gettext(context["advice"]) if context.get("advice") else "",
-            user=user.username,
-            site=self.settings.base_url,
-            account_url=self.settings.base_url + "/account",
-        )
+        values = {
+            "subject": gettext(notice.subject),
+            "summary": gettext(notice.summary) % fields,
+            "advice": gettext(advice) if advice else "",
+            "link": link,
+            "when": when,
+            "where": where,
+            "user": user.username,
+            "site": self.settings.base_url,
+            "account_url": self.settings.base_url + "/account",
+        }
         env = _templates(locale)
         mail.enqueue_mail(
             address,
@@ -270,7 +281,7 @@ def _owners(project: str) -> list[User]:
 
 def attach(db: peewee.Database, settings: Settings) -> Notices | None:
     """Send db's notices while settings have mail on; returns the Notices (None: no mail)."""
-    if not getattr(settings, "smtp_url", ""):
+    if not settings.smtp_url:
         return None
     notices = Notices(settings)
     audit.listen(db, notices.on_event)

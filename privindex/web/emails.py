@@ -45,7 +45,9 @@ def send_verification(user: User, address_id: int) -> None:
 
 
 def _back():
-    return redirect(url_for("web.account") + "#emails")
+    """To the account page, or to the security page while require_2fa keeps the user there."""
+    enrolling = settings().require_2fa and not users.has_second_factor(me())
+    return redirect(url_for("web.security" if enrolling else "web.account") + "#emails")
 
 
 @bp.post("/account/emails")
