@@ -16,8 +16,10 @@ from urllib.parse import urlsplit
 
 import pytest
 from aiosmtpd.controller import Controller
-from conftest import add_user, assert_no_secrets, free_port, privindex_cli, start_server
+from conftest import add_user, assert_no_secrets, free_port, privindex_cli, start_server, twine, wait_until
+from fake_upstream import FakeUpstream
 from webclient import PASSWORD, WebClient
+from wheels import make_wheel
 
 NEW_PASSWORD = "a brand new horse staple"
 LINK = re.compile(r"(http://\S+/(?:verify-email|reset-password)/\S+)")
@@ -212,3 +214,61 @@ def test_notices_arrive_in_the_users_language(server, mailbox):
     notice = mailbox.wait_for("bruno@example.org", "deaktiviert")
     assert "Kommandozeile" in text_of(notice), "from where: the command line, in German"
     assert "bruno" in html_of(notice)
+
+
+def test_project_notices_reach_owners_and_subscribed_maintainers_and_admins_hear_of_upstream_names(
+    tmp_path, mailbox, accounts
+):
+    public = FakeUpstream()
+    public.add("taken", make_wheel(tmp_path / "public", "taken", "1.0"))
+    public.start()
+    live = start_server(
+        tmp_path / "store",
+        tmp_path / "data",
+        "--upstream",
+        public.url,
+        env={
+            "PRIVINDEX_SMTP_URL": f"smtp+plain://127.0.0.1:{mailbox.controller.port}",
+            "PRIVINDEX_MAIL_FROM": "privindex@example.org",
+            "PRIVINDEX_OUTBOX_POLL_SECONDS": "0.2",
+            "PRIVINDEX_REQUIRE_2FA": "false",
+        },
+    )
+    try:
+        acc = accounts(live)
+        passwords = {}
+        for name, admin in (("olga", False), ("mia", False), ("root", True)):
+            passwords[name] = acc.user(name, admin=admin)
+            acc.cli("user", "email", name, f"{name}@example.org", "--verified")
+        token = acc.token("olga")
+        wheels = tmp_path / "wheels"
+        assert twine(live.url, token, make_wheel(wheels, "mine", "1.0")).returncode == 0
+        acc.cli("project", "add-maintainer", "mine", "mia")
+        told = text_of(mailbox.wait_for("olga@example.org", "New upload to mine"))
+        assert "mine-1.0-py3-none-any.whl was uploaded to mine" in told
+
+        # mia, a maintainer, hears nothing until she subscribes on her account page
+        mia = WebClient(live.url)
+        mia.login("mia", passwords["mia"])
+        page = mia.get("/account").text
+        assert 'name="project" value="mine">' in page, "a maintainer's box starts unticked"
+        assert twine(live.url, token, make_wheel(wheels, "mine", "2.0")).returncode == 0
+        wait_until(
+            lambda: mailbox.subjects("olga@example.org").count("[privindex] New upload to mine") == 2, 30
+        )
+        mia.post("/account/notices", {"project": "mine"}, page=page)
+        assert twine(live.url, token, make_wheel(wheels, "mine", "3.0")).returncode == 0
+        assert "mine-3.0-py3-none-any.whl" in text_of(
+            mailbox.wait_for("mia@example.org", "New upload to mine")
+        )
+        assert mailbox.subjects("mia@example.org").count("[privindex] New upload to mine") == 1
+
+        refused = twine(live.url, token, make_wheel(wheels, "taken", "2.0"))
+        assert refused.returncode != 0
+        told = text_of(mailbox.wait_for("root@example.org", "the name is the public index's"))
+        assert "privindex project claim taken" in told
+        assert "olga@example.org" not in [m["To"] for m in mailbox.messages if "public index" in m["Subject"]]
+        assert_no_secrets([token, *acc.secrets], *(m.as_bytes() for m in mailbox.messages))
+    finally:
+        live.stop()
+        public.stop()

@@ -50,8 +50,8 @@ def N_(message: str) -> str:
 
 @dataclass(frozen=True)
 class Notice:
-    subject: str
-    summary: str  # %(name)s fields from the event: user, project, file and its details
+    subject: str  # both: %(name)s fields from the event: user, project, file and its details
+    summary: str
     security: bool = True  # ends with "if this was not you"
 
 
@@ -118,9 +118,15 @@ NOTICES: dict[Tag, Notice] = {
         N_("A Trusted Publisher was removed"),
         N_("A Trusted Publisher (%(repository)s, %(workflow)s) may no longer publish %(project)s."),
     ),
-    Tag.FILE_ADD: Notice(N_("New upload"), N_("%(file)s was uploaded to %(project)s."), security=False),
-    Tag.FILE_YANK: Notice(N_("File yanked"), N_("%(file)s of %(project)s was yanked."), security=False),
-    Tag.FILE_DELETE: Notice(N_("File deleted"), N_("%(file)s of %(project)s was deleted."), security=False),
+    Tag.FILE_ADD: Notice(
+        N_("New upload to %(project)s"), N_("%(file)s was uploaded to %(project)s."), security=False
+    ),
+    Tag.FILE_YANK: Notice(
+        N_("A file of %(project)s was yanked"), N_("%(file)s of %(project)s was yanked."), security=False
+    ),
+    Tag.FILE_DELETE: Notice(
+        N_("A file of %(project)s was deleted"), N_("%(file)s of %(project)s was deleted."), security=False
+    ),
     Tag.UPLOAD_REFUSED: Notice(
         N_("An upload was refused: the name is the public index's"),
         N_(
@@ -224,7 +230,7 @@ class Notices:
         locale = locale_of(user)
         gettext = _translations(locale).gettext
         values = {
-            "subject": gettext(notice.subject),
+            "subject": gettext(notice.subject) % fields,
             "summary": gettext(notice.summary) % fields,
             "advice": gettext(advice) if advice else "",
             "link": link,
