@@ -185,7 +185,7 @@ def token_reader(environ: dict) -> bool:
         credentials = read_authorization(environ.get("HTTP_AUTHORIZATION"))
         if credentials is None or not credentials.is_token:
             return False
-        authenticate_token(credentials.secret)
+        authenticate_token(credentials.secret, environ.get("REMOTE_ADDR"))
         return True
     except (MalformedAuthorization, TokenRejected):
         return False

@@ -263,6 +263,15 @@ def test_project_notices_reach_owners_and_subscribed_maintainers_and_admins_hear
         )
         assert mailbox.subjects("mia@example.org").count("[privindex] New upload to mine") == 1
 
+        created = text_of(mailbox.wait_for("olga@example.org", "An API token was created"))
+        assert "upload to every project" in created and "the command line on the server" in created
+        first_use = text_of(mailbox.wait_for("olga@example.org", "An API token was used from a new address"))
+        assert "used from 127.0.0.1 for the first time" in first_use
+        assert (
+            mailbox.subjects("olga@example.org").count("[privindex] An API token was used from a new address")
+            == 1
+        )
+
         refused = twine(live.url, token, make_wheel(wheels, "taken", "2.0"))
         assert refused.returncode != 0
         told = text_of(mailbox.wait_for("root@example.org", "the name is the public index's"))

@@ -923,7 +923,9 @@ def v16_email_addresses(db: peewee.Database) -> None:
     `pending_auth` rows). `known_device`: the SHA-256 of the device ids (a random id in a
     signed cookie) a user has signed in from, so a sign-in from a new one is noticed.
     `project_subscription`: a user's choice to hear of a project's uploads, yanks and
-    deletions, where it differs from the default (on for owners, off for maintainers)."""
+    deletions, where it differs from the default (on for owners, off for maintainers).
+    `token_address`: the client addresses each API token was used from, so its first use
+    from a new one is told."""
     run(
         db,
         [
@@ -976,6 +978,21 @@ def v16_email_addresses(db: peewee.Database) -> None:
         )""",
             ),
             "CREATE UNIQUE INDEX project_subscription_pair ON project_subscription (user_id, project_id)",
+            Dialects(
+                sqlite="""CREATE TABLE token_address (
+            id INTEGER PRIMARY KEY,
+            token_id INTEGER NOT NULL REFERENCES api_token (id) ON DELETE CASCADE,
+            address TEXT NOT NULL,
+            first_seen_at REAL NOT NULL
+        )""",
+                postgresql="""CREATE TABLE token_address (
+            id SERIAL PRIMARY KEY,
+            token_id INTEGER NOT NULL REFERENCES api_token (id) ON DELETE CASCADE,
+            address TEXT NOT NULL,
+            first_seen_at DOUBLE PRECISION NOT NULL
+        )""",
+            ),
+            "CREATE UNIQUE INDEX token_address_pair ON token_address (token_id, address)",
         ],
         "v16",
     )

@@ -324,3 +324,11 @@ class ProjectSubscription(BaseModel):
     user = peewee.ForeignKeyField(User, on_delete="CASCADE")
     project = peewee.ForeignKeyField(Project, on_delete="CASCADE")
     enabled = peewee.BooleanField()
+
+
+class TokenAddress(BaseModel):
+    """A client address an API token was used from (v16): a new one is audited and told."""
+
+    token = peewee.ForeignKeyField(ApiToken, on_delete="CASCADE")
+    address = peewee.TextField()
+    first_seen_at = peewee.FloatField()

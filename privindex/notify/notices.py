@@ -96,6 +96,13 @@ NOTICES: dict[Tag, Notice] = {
         N_("An API token was created"),
         N_("An API token (%(description)s) was created for your account %(user)s; it may %(scope)s."),
     ),
+    Tag.TOKEN_NEW_ADDRESS: Notice(
+        N_("An API token was used from a new address"),
+        N_(
+            "Your API token (%(description)s) of the account %(user)s was used from %(address)s "
+            "for the first time."
+        ),
+    ),
     Tag.USER_LOGIN_SUCCESS: Notice(
         N_("Sign-in from a new device"),
         N_("Your account %(user)s was signed in to from a browser it was not used from before."),
@@ -252,6 +259,7 @@ class Notices:
         gettext = _translations(locale).gettext
         fields: dict = defaultdict(str, {k: v for k, v in details.items() if isinstance(v, str | int)})
         fields.update(user=user.username, project=event.project or "", file=event.subject or "")
+        fields.setdefault("address", event.ip or "")
         if Tag(event.tag) is Tag.TOKEN_CREATE:
             fields["scope"] = _scope(details, gettext)
         return fields

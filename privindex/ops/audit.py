@@ -48,6 +48,7 @@ class Tag(StrEnum):
     TOKEN_CREATE = "token:create"
     TOKEN_REVOKE = "token:revoke"
     TOKEN_MINT = "token:mint"
+    TOKEN_NEW_ADDRESS = "token:new-address"
     PUBLISHER_ADD = "publisher:add"
     PUBLISHER_REMOVE = "publisher:remove"
     PROJECT_CREATE = "project:create"
