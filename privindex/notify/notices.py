@@ -18,7 +18,6 @@ Without `smtp_url` nothing is written: a LAN without mail works as before.
 from __future__ import annotations
 
 import json
-import logging
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -36,8 +35,6 @@ from privindex.db.models import AuditEvent, Project, ProjectRole, User
 from privindex.notify import mail, subscriptions
 from privindex.ops import audit
 from privindex.ops.audit import Tag
-
-log = logging.getLogger(__name__)
 
 TRANSLATIONS = Path(__file__).resolve().parent.parent / "translations"
 LANGUAGES = ("en", "de", "fr")
@@ -74,11 +71,11 @@ NOTICES: dict[Tag, Notice] = {
     ),
     Tag.USER_2FA_ADD: Notice(
         N_("A second factor was added to your account"),
-        N_("A second factor (%(method)s %(label)s) was added to your account %(user)s."),
+        N_("A second factor (%(factor)s) was added to your account %(user)s."),
     ),
     Tag.USER_2FA_REMOVE: Notice(
         N_("A second factor was removed from your account"),
-        N_("A second factor (%(method)s %(label)s) was removed from your account %(user)s."),
+        N_("A second factor (%(factor)s) was removed from your account %(user)s."),
     ),
     Tag.USER_2FA_RESET: Notice(
         N_("Your second factors were reset"),
@@ -260,6 +257,7 @@ class Notices:
         fields: dict = defaultdict(str, {k: v for k, v in details.items() if isinstance(v, str | int)})
         fields.update(user=user.username, project=event.project or "", file=event.subject or "")
         fields.setdefault("address", event.ip or "")
+        fields["factor"] = " ".join(str(details[k]) for k in ("method", "label") if details.get(k))
         if Tag(event.tag) is Tag.TOKEN_CREATE:
             fields["scope"] = _scope(details, gettext)
         return fields
