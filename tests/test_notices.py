@@ -114,6 +114,8 @@ def test_verify_an_address_then_a_second_factor_then_reset_the_password_by_mail(
     refused = alice.post("/account/totp/new", page=security.text)
     assert 'id="totp-secret"' not in refused.text
 
+    add_user(server, "mallory", PASSWORD)  # an unproven claim on alice's address blocks no one
+    privindex_cli(server, "user", "email", "mallory", "alice@example.org")
     added = alice.post("/account/emails", {"address": "Alice@Example.org"}, page=security.text)
     assert alice.flashes(added) == ["We sent a link to alice@example.org: follow it to verify the address."]
     verify = mailbox.wait_for("alice@example.org", "Verify your email address")

@@ -1,6 +1,7 @@
 """A user's email addresses: add, verify, make primary, remove; each change audited.
 
-An address belongs to one account (so a password-reset link finds exactly one), is kept in
+An address belongs to one account (so a password-reset link finds exactly one; an unverified
+one moves to the next account that adds it, so no one can block another's address), is kept in
 lower case, and counts only once its owner followed the link mailed to it: a
 `pending_auth` row found by the SHA-256 of the link's key, single-use, expiring
 (second_factors' pending state). Notices go to the primary address once it is verified.
@@ -76,7 +77,14 @@ def add_address(user: User, text: str, ctx: audit.Context, verified: bool = Fals
     with database.atomic():
         existing = EmailAddress.get_or_none(EmailAddress.address == address)
         if existing is not None and existing.user_id != user.id:
-            raise AccountError(_("this address belongs to another account"))
+            if existing.verified_at is not None:
+                raise AccountError(_("this address belongs to another account"))
+            # an unproven claim blocks no one: whoever follows a link first owns the address
+            EmailAddress.delete().where(EmailAddress.id == existing.id).execute()
+            audit.record(
+                Tag.USER_EMAIL_REMOVE, ctx, subject=existing.user.username, address=address, reason="claimed"
+            )
+            existing = None
         if existing is None:
             if EmailAddress.select().where(EmailAddress.user == user).count() >= MAX_ADDRESSES:
                 raise AccountError(_("an account has at most %(n)d addresses", n=MAX_ADDRESSES))
