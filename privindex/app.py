@@ -21,7 +21,7 @@ from privindex.api.upload import UploadRequest
 from privindex.auth.token_format import MalformedAuthorization, read_authorization
 from privindex.config import Settings
 from privindex.db.connection import bind, bind_to_requests, bound, connect, unbind
-from privindex.notify import mail, webhook_sender
+from privindex.notify import mail, notices, webhook_sender
 from privindex.oidc import publishers
 from privindex.ops.access_log import access_log
 from privindex.ops.metrics import Metrics, may_read
@@ -69,6 +69,7 @@ def create_app(settings: Settings, progress: Progress | None = None, index_later
     webhook_sender.configure(settings)
     services = Services(settings=settings, store=store, index=index, database=db, sources=sources)
     app.extensions["privindex"] = services
+    app.extensions["privindex_notices"] = notices.attach(db, settings)  # None without mail
     _bind_to_app_contexts(app, db)
 
     read_guard = token_reader if settings.read_access == "token" else None
@@ -185,7 +186,7 @@ def token_reader(environ: dict) -> bool:
         credentials = read_authorization(environ.get("HTTP_AUTHORIZATION"))
         if credentials is None or not credentials.is_token:
             return False
-        authenticate_token(credentials.secret)
+        authenticate_token(credentials.secret, environ.get("REMOTE_ADDR"))
         return True
     except (MalformedAuthorization, TokenRejected):
         return False

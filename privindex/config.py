@@ -103,6 +103,7 @@ class Settings:
     read_access: str = "public"
     readme_images: str = "link"  # external images in a README: "hide", "link" or "show"
     require_2fa: bool = True
+    require_verified_email: bool = True  # applies while smtp_url is set (verified_email_required)
     session_idle_minutes: int = 60
     session_max_hours: int = 12
     max_upload_mb: int = 100
@@ -343,6 +344,11 @@ class Settings:
             return self.public_url.rstrip("/")
         host = "localhost" if self.host in ("127.0.0.1", "0.0.0.0", "::", "::1") else self.host
         return f"http://{host}:{self.port}"
+
+    @property
+    def verified_email_required(self) -> bool:
+        """A verified primary address before a second factor: only with mail to verify it."""
+        return self.require_verified_email and bool(self.smtp_url)
 
     @property
     def rp_id(self) -> str:

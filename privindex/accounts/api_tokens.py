@@ -20,7 +20,7 @@ from privindex.accounts import permissions
 from privindex.accounts.users import AccountError, has_second_factor
 from privindex.auth import token_format
 from privindex.db.connection import database
-from privindex.db.models import ApiToken, Project, TokenProject, User
+from privindex.db.models import ApiToken, Project, TokenAddress, TokenProject, User
 from privindex.i18n import _
 from privindex.ops import audit, metrics
 from privindex.ops.audit import Tag
@@ -238,8 +238,9 @@ _last_used_written: dict[int, float] = {}
 _last_used_lock = threading.Lock()
 
 
-def authenticate_token(secret: str) -> TokenAuth:
-    """The token's row and user, or TokenRejected saying why (without echoing the token)."""
+def authenticate_token(secret: str, address: str | None = None) -> TokenAuth:
+    """The token's row and user, or TokenRejected saying why (without echoing the token).
+    address: the client's, whose first use with this token is recorded and told."""
     if not token_format.looks_like_token(secret):
         raise _rejected(f"Invalid API token: {token_format.malformed_reason(secret)}", "malformed")
     wanted = token_format.digest(secret)
@@ -259,7 +260,36 @@ def authenticate_token(secret: str) -> TokenAuth:
     if token.user.is_disabled:
         raise _rejected(f"The account {token.user.username!r} is disabled", "disabled")
     _touch(token)
+    if address and token.publisher_id is None:
+        _note_address(token, address)
     return TokenAuth(token, token.user)
+
+
+_addresses_on_record: set[tuple[int, str]] = set()  # per process: (token id, address)
+
+
+def _note_address(token: ApiToken, address: str) -> None:
+    """A token's first use from an address is recorded and audited as token:new-address (so
+    its owner is told). Not for minted tokens: CI runners come from ever new addresses, and
+    such a token lives 15 minutes. After the first sight, a process asks its memory only."""
+    if (token.id, address) in _addresses_on_record:
+        return
+    try:
+        with database.atomic():
+            known = TokenAddress.select().where(TokenAddress.token == token, TokenAddress.address == address)
+            if not known.exists():
+                TokenAddress.create(token=token, address=address, first_seen_at=time.time())
+                ctx = audit.Context(actor=token.user, ip=address, token_id=token.id, via="token")
+                audit.record(
+                    Tag.TOKEN_NEW_ADDRESS,
+                    ctx,
+                    subject=token.user.username,
+                    token=token.id,
+                    description=token.description,
+                )
+    except peewee.OperationalError:  # a busy database must not fail the request: next time
+        return
+    _addresses_on_record.add((token.id, address))
 
 
 def _touch(token: ApiToken) -> None:

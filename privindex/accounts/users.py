@@ -19,7 +19,8 @@ from privindex.ops import audit
 from privindex.ops.audit import Tag
 
 USERNAME_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,49}")
-SIGN_IN_PURPOSES = ("login", "webauthn-login")  # pending state a password change makes stale
+# pending state a password change makes stale: half-finished sign-ins, unused reset links
+SIGN_IN_PURPOSES = ("login", "webauthn-login", "password-reset")
 
 
 class AccountError(Exception):
@@ -94,14 +95,21 @@ def record_login(user: User) -> None:
     user.last_login_at = now
 
 
-def set_password(user: User, password: str, ctx: audit.Context, keep_session: int | None = None) -> None:
+def set_password(
+    user: User,
+    password: str,
+    ctx: audit.Context,
+    keep_session: int | None = None,
+    tag: Tag = Tag.USER_PASSWORD_CHANGE,
+) -> None:
     """Set a new password; every web session of the user ends except keep_session (the one
-    that changed it), and half-finished sign-ins with the old password are dropped."""
+    that changed it), and half-finished sign-ins with the old password are dropped.
+    tag: user:password:reset when a reset link set it."""
     if problem := passwords.password_problem(password, user.username):
         raise AccountError(problem)
     with database.atomic():
         User.update(password_hash=passwords.hash_password(password)).where(User.id == user.id).execute()
-        audit.record(Tag.USER_PASSWORD_CHANGE, ctx, subject=user.username)
+        audit.record(tag, ctx, subject=user.username)
         sessions.end_all(user, ctx, reason="password_change", keep_id=keep_session)
         PendingAuth.delete().where(
             PendingAuth.user == user, PendingAuth.purpose.in_(SIGN_IN_PURPOSES)

@@ -106,7 +106,7 @@ def _authenticate(header: str | None) -> api_tokens.TokenAuth:
     if not credentials.is_token:
         raise Refused(403, f"Username/password authentication is not accepted for uploads. {TOKEN_HINT}")
     try:
-        return api_tokens.authenticate_token(credentials.secret)
+        return api_tokens.authenticate_token(credentials.secret, request.remote_addr)
     except api_tokens.TokenRejected as exc:
         raise Refused(403, str(exc)) from None
 

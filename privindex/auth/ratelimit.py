@@ -46,6 +46,9 @@ PASSWORD_PER_USER = "10 per 5 minutes"
 PASSWORD_PER_ADDRESS = "10 per 5 minutes"
 TWO_FACTOR_PER_USER = "5 per 5 minutes; 20 per hour; 50 per day"
 TWO_FACTOR_PER_ADDRESS = "10 per 5 minutes; 50 per hour"
+# "Forgot password" requests: every request counts (a link mailed is never given back).
+RESET_PER_ACCOUNT = "3 per hour"
+RESET_PER_ADDRESS = "10 per hour"
 BUSY_WAIT = 60.0  # seconds suggested when only attempts still running fill the limit
 
 
@@ -183,4 +186,5 @@ def login_limiters(key: bytes) -> dict[str, Limiter]:
     return {
         "password": Limiter("password", PASSWORD_PER_USER, PASSWORD_PER_ADDRESS, key),
         "2fa": Limiter("2fa", TWO_FACTOR_PER_USER, TWO_FACTOR_PER_ADDRESS, key),
+        "reset": Limiter("reset", RESET_PER_ACCOUNT, RESET_PER_ADDRESS, key),
     }

@@ -75,14 +75,14 @@ def load(overrides: dict[str, Any], config_path: str | None = None) -> Settings:
 def open_data(settings: Settings):
     """The data dir's database, bound for the rest of the command (see db/connection.py)."""
     from privindex.db.connection import bound, connect, describe
+    from privindex.notify import mail, notices
 
     try:
         db = connect(settings.database)
     except (RuntimeError, OSError, ValueError) as exc:
         fail(f"cannot open the database {describe(settings.database)}: {exc}")
-    from privindex.notify import mail
-
-    mail.configure(settings)  # notices of what the command does are queued for the server to send
+    mail.configure(settings)  # queued here, sent by the server's sender thread
+    notices.attach(db, settings)  # an admin's change by command is told like one on the web
     return bound(db)
 
 

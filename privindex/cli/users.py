@@ -1,4 +1,4 @@
-"""`privindex user ...`: create, list, disable, enable, sign out, second factors, remove, passwords."""
+"""`privindex user ...`: create, list, disable, enable, sign out, email, second factors, remove, passwords."""
 
 from __future__ import annotations
 
@@ -121,6 +121,30 @@ def user_totp(name: str) -> None:
         click.echo("Recovery codes (each works once; shown only now, keep them somewhere safe):", err=True)
         for c in codes:
             click.echo(c)
+
+
+@account_command(user, "email")
+@click.argument("name")
+@click.argument("address")
+@click.option("--verified", is_flag=True, help="You vouch for it: verified, and made primary.")
+def user_email(name: str, address: str, verified: bool) -> None:
+    """Give NAME the email ADDRESS (where security notices and reset links go)."""
+    from privindex.accounts import emails, users
+    from privindex.ops import audit
+
+    target = users.get_user(name)
+    row = emails.add_address(target, address, audit.CLI, verified=verified)
+    if verified:
+        if not row.is_primary:
+            emails.make_primary(target, row.id, audit.CLI)
+        click.echo(f"{row.address} is the verified primary address of {target.username}", err=True)
+    else:
+        click.echo(
+            f"added {row.address} to {target.username}, not verified: they send themselves a link "
+            f"from their account page, or you vouch for it: privindex user email {target.username} "
+            f"{row.address} --verified",
+            err=True,
+        )
 
 
 @account_command(user, "reset-2fa")

@@ -917,6 +917,88 @@ def v15_notify(db: peewee.Database) -> None:
     )
 
 
+def v16_email_addresses(db: peewee.Database) -> None:
+    """Issue 28: people hear about their account and projects. `email_address`: a user's
+    addresses (lower case, each on one account only, so a reset link finds one account),
+    one primary, `verified_at` set when its link was followed (the links themselves are
+    `pending_auth` rows). `known_device`: the SHA-256 of the device ids (a random id in a
+    signed cookie) a user has signed in from, so a sign-in from a new one is noticed.
+    `project_subscription`: a user's choice to hear of a project's uploads, yanks and
+    deletions, where it differs from the default (on for owners, off for maintainers).
+    `token_address`: the client addresses each API token was used from, so its first use
+    from a new one is told."""
+    run(
+        db,
+        [
+            Dialects(
+                sqlite="""CREATE TABLE email_address (
+            id INTEGER PRIMARY KEY,
+            user_id INTEGER NOT NULL REFERENCES user (id) ON DELETE CASCADE,
+            address TEXT NOT NULL UNIQUE,
+            is_primary INTEGER NOT NULL DEFAULT 0,
+            verified_at REAL,
+            created_at REAL NOT NULL
+        )""",
+                postgresql="""CREATE TABLE email_address (
+            id SERIAL PRIMARY KEY,
+            user_id INTEGER NOT NULL REFERENCES "user" (id) ON DELETE CASCADE,
+            address TEXT NOT NULL UNIQUE,
+            is_primary BOOLEAN NOT NULL DEFAULT FALSE,
+            verified_at DOUBLE PRECISION,
+            created_at DOUBLE PRECISION NOT NULL
+        )""",
+            ),
+            "CREATE INDEX email_address_user ON email_address (user_id)",
+            Dialects(
+                sqlite="""CREATE TABLE known_device (
+            id INTEGER PRIMARY KEY,
+            user_id INTEGER NOT NULL REFERENCES user (id) ON DELETE CASCADE,
+            device_hash TEXT NOT NULL,
+            first_seen_at REAL NOT NULL
+        )""",
+                postgresql="""CREATE TABLE known_device (
+            id SERIAL PRIMARY KEY,
+            user_id INTEGER NOT NULL REFERENCES "user" (id) ON DELETE CASCADE,
+            device_hash TEXT NOT NULL,
+            first_seen_at DOUBLE PRECISION NOT NULL
+        )""",
+            ),
+            "CREATE UNIQUE INDEX known_device_pair ON known_device (user_id, device_hash)",
+            Dialects(
+                sqlite="""CREATE TABLE project_subscription (
+            id INTEGER PRIMARY KEY,
+            user_id INTEGER NOT NULL REFERENCES user (id) ON DELETE CASCADE,
+            project_id INTEGER NOT NULL REFERENCES project (id) ON DELETE CASCADE,
+            enabled INTEGER NOT NULL
+        )""",
+                postgresql="""CREATE TABLE project_subscription (
+            id SERIAL PRIMARY KEY,
+            user_id INTEGER NOT NULL REFERENCES "user" (id) ON DELETE CASCADE,
+            project_id INTEGER NOT NULL REFERENCES project (id) ON DELETE CASCADE,
+            enabled BOOLEAN NOT NULL
+        )""",
+            ),
+            "CREATE UNIQUE INDEX project_subscription_pair ON project_subscription (user_id, project_id)",
+            Dialects(
+                sqlite="""CREATE TABLE token_address (
+            id INTEGER PRIMARY KEY,
+            token_id INTEGER NOT NULL REFERENCES api_token (id) ON DELETE CASCADE,
+            address TEXT NOT NULL,
+            first_seen_at REAL NOT NULL
+        )""",
+                postgresql="""CREATE TABLE token_address (
+            id SERIAL PRIMARY KEY,
+            token_id INTEGER NOT NULL REFERENCES api_token (id) ON DELETE CASCADE,
+            address TEXT NOT NULL,
+            first_seen_at DOUBLE PRECISION NOT NULL
+        )""",
+            ),
+            "CREATE UNIQUE INDEX token_address_pair ON token_address (token_id, address)",
+        ],
+        "v16",
+    )
+
+
 def v17_readme_headings(db: peewee.Database) -> None:
     """README headings one level down from their own, not two (releases._fit_page): the
     descriptions kept so far move up a level (h3 -> h2 ... h6 -> h5; what were h5 and h6
@@ -950,6 +1032,7 @@ MIGRATIONS = [
     v13_namespaces,
     v14_retention,
     v15_notify,
+    v16_email_addresses,
     v17_readme_headings,
     v18_audit_token_index,
 ]

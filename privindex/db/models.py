@@ -297,3 +297,38 @@ class Webhook(BaseModel):
     secret = peewee.TextField()  # signs each delivery, so it is kept (SECURITY.md)
     events = peewee.TextField()  # space-separated event names
     created_at = peewee.FloatField()
+
+
+class EmailAddress(BaseModel):
+    """A user's email address (v16); the primary verified one receives notices."""
+
+    user = peewee.ForeignKeyField(User, backref="email_addresses", on_delete="CASCADE")
+    address = peewee.TextField(unique=True)  # lower case
+    is_primary = peewee.BooleanField(default=False)
+    verified_at = peewee.FloatField(null=True)
+    created_at = peewee.FloatField()
+
+
+class KnownDevice(BaseModel):
+    """A device (the id in its signed device cookie, hashed) a user has signed in from (v16)."""
+
+    user = peewee.ForeignKeyField(User, on_delete="CASCADE")
+    device_hash = peewee.TextField()
+    first_seen_at = peewee.FloatField()
+
+
+class ProjectSubscription(BaseModel):
+    """A user's choice about a project's upload, yank and delete notices, where it differs
+    from the default (on for owners, off for maintainers) (v16)."""
+
+    user = peewee.ForeignKeyField(User, on_delete="CASCADE")
+    project = peewee.ForeignKeyField(Project, on_delete="CASCADE")
+    enabled = peewee.BooleanField()
+
+
+class TokenAddress(BaseModel):
+    """A client address an API token was used from (v16): a new one is audited and told."""
+
+    token = peewee.ForeignKeyField(ApiToken, on_delete="CASCADE")
+    address = peewee.TextField()
+    first_seen_at = peewee.FloatField()

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import json
 import time
+import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
 import peewee
 
+from privindex.db.connection import database
 from privindex.db.models import AuditEvent, User
 from privindex.ops import metrics
 
@@ -35,10 +38,17 @@ class Tag(StrEnum):
     USER_2FA_RESET = "user:2fa:reset"
     USER_RECOVERY_CODES_GENERATE = "user:recovery-codes:generate"
     USER_RECOVERY_CODE_USE = "user:recovery-code:use"
+    USER_EMAIL_ADD = "user:email:add"
+    USER_EMAIL_VERIFY = "user:email:verify"
+    USER_EMAIL_PRIMARY = "user:email:primary"
+    USER_EMAIL_REMOVE = "user:email:remove"
+    USER_PASSWORD_RESET_REQUEST = "user:password:reset-request"
+    USER_PASSWORD_RESET = "user:password:reset"
     WEBAUTHN_SIGN_COUNT_REGRESSION = "webauthn:sign-count-regression"
     TOKEN_CREATE = "token:create"
     TOKEN_REVOKE = "token:revoke"
     TOKEN_MINT = "token:mint"
+    TOKEN_NEW_ADDRESS = "token:new-address"
     PUBLISHER_ADD = "publisher:add"
     PUBLISHER_REMOVE = "publisher:remove"
     PROJECT_CREATE = "project:create"
@@ -87,6 +97,17 @@ class Context:
 CLI = Context(via="cli")
 
 
+Listener = Callable[[AuditEvent], None]
+_listeners: weakref.WeakKeyDictionary[peewee.Database, list[Listener]] = weakref.WeakKeyDictionary()
+
+
+def listen(db: peewee.Database, listener: Listener) -> None:
+    """Call listener with every event recorded in db, inside the transaction that records it
+    (so what it writes, such as a notice in the outbox, commits or rolls back with the event).
+    Per database, because one process holds many apps (the tests build many)."""
+    _listeners.setdefault(db, []).append(listener)
+
+
 def record(
     tag: Tag, ctx: Context, subject: str | None = None, project: str | None = None, **details: Any
 ) -> AuditEvent:
@@ -102,7 +123,7 @@ def record(
                 observed.login_failed(str(details.get("reason", "unknown")))
             else:
                 observed.upload_refused(int(details.get("status") or 0))
-    return AuditEvent.create(
+    event = AuditEvent.create(
         ts=time.time(),
         tag=tag.value,
         actor_id=ctx.actor.id if ctx.actor else None,
@@ -114,6 +135,10 @@ def record(
         token_id=ctx.token_id,
         details=json.dumps(details, sort_keys=True, default=str),
     )
+    bound = database.obj
+    for listener in _listeners.get(bound, []) if bound is not None else []:
+        listener(event)
+    return event
 
 
 def query(

@@ -6,7 +6,9 @@ from __future__ import annotations
 from privindex.web import (  # noqa: F401  (their routes)
     account,
     admin,
+    emails,
     errors,
+    password_reset,
     projects,
     publishers,
     retention,

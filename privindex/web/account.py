@@ -7,7 +7,7 @@ from flask_babel import gettext as _
 from flask_babel import ngettext
 from flask_login import login_required, logout_user
 
-from privindex.accounts import api_tokens, second_factors, sessions, users
+from privindex.accounts import api_tokens, emails, second_factors, sessions, users
 from privindex.api.http import audit_context
 from privindex.packages import projects
 from privindex.web.blueprint import (
@@ -123,7 +123,13 @@ def security():
         has_totp=bool(me().totp_secret),
         codes_left=second_factors.unused_recovery_codes(me()),
         has_2fa=users.has_second_factor(me()),
+        needs_email=_needs_email(),
     )
+
+
+def _needs_email() -> bool:
+    """require_verified_email (with mail on): no second factor before a verified primary address."""
+    return settings().verified_email_required and emails.primary_verified(me()) is None
 
 
 def _show_codes(codes: list[str] | None, then: str):
@@ -155,6 +161,8 @@ def totp_setup():
 @login_required
 @recent_auth
 def totp_start():
+    if _needs_email():
+        return redirect(url_for("web.security"))
     second_factors.drop_pending(session.get(TOTP_SETUP))
     session[TOTP_SETUP], setup = second_factors.start_totp_setup(me())
     return _totp_page(setup)
@@ -202,6 +210,8 @@ def totp_delete():
 @login_required
 @recent_auth
 def key_options():
+    if _needs_email():
+        return jsonify(error=_("Verify your primary email address first.")), 403
     second_factors.drop_pending(session.get(WEBAUTHN_REGISTER))
     options, session[WEBAUTHN_REGISTER] = second_factors.registration_options(me(), settings().rp_id)
     return jsonify(options)

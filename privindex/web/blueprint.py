@@ -68,6 +68,10 @@ ENROLMENT_ENDPOINTS = {
     "web.recovery_codes",
     "web.static",
     "web.language",
+    "web.email_add",  # require_verified_email: a verified address comes first
+    "web.email_send",
+    "web.email_primary",
+    "web.email_remove",
 }
 
 

@@ -33,7 +33,7 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required, login_user, logout_user
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
-from privindex.accounts import second_factors, sessions, users
+from privindex.accounts import devices, second_factors, sessions, users
 from privindex.api.http import audit_context
 from privindex.auth.ratelimit import Limited
 from privindex.db.models import User
@@ -67,24 +67,34 @@ def _devices() -> URLSafeTimedSerializer:
     return URLSafeTimedSerializer(secret, salt="privindex-device")
 
 
-def _password_attempt(username: str):
-    """Reserve a password try: against this browser's own limit when it signed in as
-    username before (its device cookie), else against the user's and the address's."""
+def _device_id(username: str) -> str | None:
+    """The id of this browser, from its device cookie, if it signed in as username before."""
     try:
         device = _devices().loads(
             request.cookies.get(settings().cookie_name(DEVICE_COOKIE), ""), max_age=DEVICE_DAYS * 86400
         )
     except BadSignature:
-        device = None
-    if isinstance(device, dict) and device.get("user") == username:
-        ident = "device:" + str(device.get("nonce"))
+        return None
+    if isinstance(device, dict) and device.get("user") == username and device.get("nonce"):
+        return str(device["nonce"])
+    return None
+
+
+def _password_attempt(username: str):
+    """Reserve a password try: against this browser's own limit when it signed in as
+    username before (its device cookie), else against the user's and the address's."""
+    device_id = _device_id(username)
+    if device_id is not None:
+        ident = "device:" + device_id
         return limits()["password"].attempt(f"{username}\0{ident}", ident)
     return limits()["password"].attempt(username, _address())
 
 
-def _remember_device(username: str) -> None:
-    """After a full sign-in: the device cookie (a random nonce and the name, signed)."""
-    value = _devices().dumps({"user": username, "nonce": secrets.token_urlsafe(16)})
+def _remember_device(username: str) -> str:
+    """After a full sign-in: the device cookie (a random id and the name, signed), keeping
+    the id this browser already had for username. Returns the id."""
+    device_id = _device_id(username) or secrets.token_urlsafe(16)
+    value = _devices().dumps({"user": username, "nonce": device_id})
     conf = settings()
 
     @after_this_request
@@ -99,6 +109,8 @@ def _remember_device(username: str) -> None:
             samesite="Lax",
         )
         return response
+
+    return device_id
 
 
 def _locked_message(wait: float) -> str:
@@ -153,8 +165,9 @@ def _finish_login(user: User, method: str | None, next_url: str = "", label: str
     login_user(Account(user, key))
     session["auth_at"] = time.time()
     users.record_login(user)
-    _remember_device(user.username)
-    details = {"method": method or "password"}
+    details: dict = {"method": method or "password"}
+    if devices.is_new(user, _remember_device(user.username)):
+        details["new_device"] = True
     if label:
         details["label"] = label
     audit.record(Tag.USER_LOGIN_SUCCESS, audit_context().with_actor(user), subject=user.username, **details)

@@ -48,6 +48,7 @@ def test_head_and_get_never_change_anything(server):
         "token_id": token_id,
         "session_id": session_id,
         "publisher_id": "1",
+        "address_id": "1",
     }
     csrf = _CSRF.search(security).group(1)
     body = {

@@ -1,0 +1,89 @@
+"""Password reset by email: "Forgot password?" on the sign-in page, and the link's page.
+
+The form's answer is the same whether or not an account matches (nor does it take longer
+in a way worth measuring: both paths read the database, only one queues a mail). Requests
+are limited per account (or per text typed, when none matches) and per client address by
+the sign-in limiter "reset"; every request counts. The reset itself is
+accounts/password_reset.py: it signs no one in, so the second factor is still asked.
+"""
+
+from __future__ import annotations
+
+from flask import abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+
+from privindex.accounts import password_reset, users
+from privindex.api.http import audit_context
+from privindex.auth.ratelimit import Limited
+from privindex.web.blueprint import bp, humanize_wait, limits, settings
+from privindex.web.emails import notices
+
+
+@bp.get("/forgot-password")
+def forgot_password():
+    if notices() is None:
+        abort(404)
+    return render_template("forgot_password.html")
+
+
+@bp.post("/forgot-password")
+def forgot_password_submit():
+    sender = notices()
+    if sender is None:
+        abort(404)
+    typed = (request.form.get("account") or "").strip()[:320]
+    user = password_reset.account_for(typed)
+    try:
+        with limits()["reset"].attempt(user.username if user else typed.lower(), request.remote_addr or "-"):
+            link = password_reset.request_link(user, audit_context()) if user else None
+    except Limited as exc:
+        flash(_("Too many requests. Try again in %(wait)s.", wait=humanize_wait(exc.retry_after)), "error")
+        return render_template("forgot_password.html"), 429
+    if link is not None:
+        url = settings().base_url + url_for("web.reset_password", key=link.key)
+        sender.send_link(link.user, link.address, "reset", url)
+    return render_template(
+        "message.html",
+        title=_("Check your mail"),
+        message=_(
+            "If an account with a verified address matches, we sent a link there. It works once, "
+            "for 30 minutes."
+        ),
+    )
+
+
+def _link_gone():
+    return render_template(
+        "message.html",
+        title=_("This link is no longer valid"),
+        message=_("It was used already or has expired. Ask for a new one on the sign-in page."),
+    ), 404
+
+
+@bp.get("/reset-password/<key>")
+def reset_password(key: str):
+    user = password_reset.link_user(key)
+    if user is None:
+        return _link_gone()
+    return render_template("setup_password.html", username=user.username)
+
+
+@bp.post("/reset-password/<key>")
+def reset_password_submit(key: str):
+    user = password_reset.link_user(key)
+    if user is None:
+        return _link_gone()
+    password = request.form.get("password") or ""
+    if password != request.form.get("password2"):
+        flash(_("The two passwords differ."), "error")
+    else:
+        try:
+            password_reset.reset(key, password, audit_context())
+        except users.AccountError as exc:
+            if password_reset.link_user(key) is None:
+                return _link_gone()
+            flash(str(exc), "error")
+        else:
+            flash(_("Your password is changed and you are signed out everywhere. Sign in now."), "info")
+            return redirect(url_for("web.login"))
+    return render_template("setup_password.html", username=user.username), 400
