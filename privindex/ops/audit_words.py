@@ -220,6 +220,27 @@ _SENTENCES: dict[Tag, Callable[[Facts], str]] = {
     ),
     Tag.WEBHOOK_REMOVE: lambda f: _("Removed the webhook %(hook)s.", hook=f["subject"]),
     Tag.OUTBOX_SEND_AGAIN: lambda f: _("Queued delivery %(item)s to be sent again.", item=f["subject"]),
+    Tag.USER_EMAIL_ADD: lambda f: _(
+        "Added the address %(address)s to %(user)s.", address=f["address"], user=f["subject"]
+    ),
+    Tag.USER_EMAIL_VERIFY: lambda f: _(
+        "Verified the address %(address)s of %(user)s.", address=f["address"], user=f["subject"]
+    ),
+    Tag.USER_EMAIL_PRIMARY: lambda f: _(
+        "%(address)s is now the primary address of %(user)s.", address=f["address"], user=f["subject"]
+    ),
+    Tag.USER_EMAIL_REMOVE: lambda f: _(
+        "Removed the address %(address)s from %(user)s.", address=f["address"], user=f["subject"]
+    ),
+    Tag.USER_PASSWORD_RESET_REQUEST: lambda f: _(
+        "Mailed a password reset link for %(user)s to %(address)s.", user=f["subject"], address=f["address"]
+    ),
+    Tag.USER_PASSWORD_RESET: lambda f: _(
+        "Reset the password of %(user)s by a mailed link.", user=f["subject"]
+    ),
+    Tag.TOKEN_NEW_ADDRESS: lambda f: _(
+        "The API token “%(description)s” was used from a new address.", description=f["description"]
+    ),
 }
 
 
@@ -285,4 +306,11 @@ _TAG_NAMES: dict[Tag, Callable[[], str]] = {
     Tag.WEBHOOK_ADD: lambda: _("Webhook added"),
     Tag.WEBHOOK_REMOVE: lambda: _("Webhook removed"),
     Tag.OUTBOX_SEND_AGAIN: lambda: _("Delivery sent again"),
+    Tag.USER_EMAIL_ADD: lambda: _("Email address added"),
+    Tag.USER_EMAIL_VERIFY: lambda: _("Email address verified"),
+    Tag.USER_EMAIL_PRIMARY: lambda: _("Primary email address changed"),
+    Tag.USER_EMAIL_REMOVE: lambda: _("Email address removed"),
+    Tag.USER_PASSWORD_RESET_REQUEST: lambda: _("Password reset requested"),
+    Tag.USER_PASSWORD_RESET: lambda: _("Password reset"),
+    Tag.TOKEN_NEW_ADDRESS: lambda: _("API token used from a new address"),
 }
