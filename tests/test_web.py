@@ -10,7 +10,7 @@ import time
 import pytest
 import requests
 from conftest import add_user, privindex_cli, start_server
-from webclient import PASSWORD, WebClient, user_with_totp
+from webclient import PASSWORD, WebClient, age_sign_in, user_with_totp
 
 
 @pytest.fixture(scope="module")
@@ -96,20 +96,7 @@ def test_second_factor_failures_lock_out(web):
 
 def test_reauthentication_is_asked_for_sensitive_actions(web):
     client, _totp, _codes, _at = user_with_totp(web, "reauth")
-    # pretend the sign-in happened 20 minutes ago by editing the signed session in-process
-    from flask import Flask
-    from flask.sessions import SecureCookieSessionInterface
-
-    from privindex.web.blueprint import secret_key
-
-    app = Flask("t")
-    app.secret_key = secret_key(web.data_dir)
-    serializer = SecureCookieSessionInterface().get_signing_serializer(app)
-    session = serializer.loads(client.session.cookies["privindex_session"])
-    session["auth_at"] = time.time() - 20 * 60
-    for cookie in client.session.cookies:
-        if cookie.name == "privindex_session":
-            cookie.value = serializer.dumps(session)
+    age_sign_in(client, web)
 
     resp = client.get("/tokens")
     assert resp.url.endswith("/tokens")  # looking is fine
