@@ -82,7 +82,7 @@ def test_after_the_password_re_check_the_revoke_is_carried_out(web, tmp_path):  
     age_sign_in(client, web)
 
     page = client.post(f"/tokens/{token_id}/revoke", {"confirmed": "1"}, page=tokens_page)
-    assert "Confirm your password" in page.text and "carried out once" in page.text
+    assert "Confirm your password" in page.text and "goes on from where it stopped" in page.text
     assert upload(web.url, secret, make_wheel(tmp_path, "resumed-pkg", "1.0")).status_code == 200
 
     wrong = client.post(
@@ -137,10 +137,13 @@ def test_admin_ends_sessions_toggles_admin_and_removes_a_user_audited(web):  # n
     target, *_ = user_with_totp(web, "deputy")
     privindex_cli(web, "token", "create", "deputy")
     users_page = admin.get("/admin/users").text
-    assert 'aria-label="Remove deputy"' in users_page and 'aria-label="Make deputy an admin"' in users_page
+    assert (
+        'aria-label="Remove deputy"' in users_page
+        and 'aria-label="Grant admin rights to deputy"' in users_page
+    )
 
     page = admin.post("/admin/users/deputy", {"action": "end-sessions"}, page=users_page)
-    assert "End every session of deputy" in page.text
+    assert "End sessions of deputy" in page.text
     assert target.get("/tokens").url.endswith("/tokens")  # nothing happened yet
     done = admin.post("/admin/users/deputy", hidden_fields(page.text, "/admin/users/deputy"), page=page.text)
     assert "1 session of deputy was ended." in admin.flashes(done)
@@ -182,4 +185,4 @@ def test_the_session_list_names_browser_and_system(web):  # noqa: F811
     assert ">Firefox on Windows</span> <strong>(this browser)</strong>" in page
     assert ">Python Requests</span>" in page  # the other session, signed in by requests
     assert 'aria-label="Sign out of this browser"' in page
-    assert 'aria-label="End the session on Python Requests"' in page
+    assert 'aria-label="End session on Python Requests"' in page

@@ -72,9 +72,9 @@ def hidden_fields(page: str, action: str) -> dict[str, str]:
     return {n: html.unescape(v) for n, v in _HIDDEN.findall(form.group(1)) if n != "csrf_token"}
 
 
-def age_sign_in(client: WebClient, server, minutes: int = 20) -> None:
-    """Pretend the client signed in `minutes` ago (so the password re-check is due), by
-    editing its signed session cookie with the server's key."""
+def aged_session(cookie: str, server, minutes: int = 20) -> str:
+    """A session cookie's value, re-signed with the server's key as if its sign-in were
+    `minutes` old (so the password re-check is due)."""
     from flask import Flask
     from flask.sessions import SecureCookieSessionInterface
 
@@ -84,11 +84,16 @@ def age_sign_in(client: WebClient, server, minutes: int = 20) -> None:
     app.secret_key = secret_key(server.data_dir)
     serializer = SecureCookieSessionInterface().get_signing_serializer(app)
     assert serializer is not None
-    session = serializer.loads(client.session.cookies["privindex_session"])
+    session = serializer.loads(cookie)
     session["auth_at"] = time.time() - minutes * 60
+    return serializer.dumps(session)
+
+
+def age_sign_in(client: WebClient, server, minutes: int = 20) -> None:
+    """Pretend the client signed in `minutes` ago."""
     for cookie in client.session.cookies:
         if cookie.name == "privindex_session":
-            cookie.value = serializer.dumps(session)
+            cookie.value = aged_session(cookie.value, server, minutes)
 
 
 def user_with_totp(

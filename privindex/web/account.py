@@ -85,7 +85,7 @@ def session_end(session_id: int):
         page = confirm.ask(
             _("Sign out of this browser")
             if here
-            else _("End the session on %(device)s", device=devices.describe(row.user_agent)),
+            else _("End session on %(device)s", device=devices.describe(row.user_agent)),
             _("That browser is signed out at once; signing in again needs the password."),
             url_for("web.account"),
         )

@@ -85,7 +85,7 @@ DANGEROUS = {
         lambda: _("They are signed out everywhere and every API token of theirs is revoked, for good."),
     ),
     "reset-2fa": (
-        lambda name: _("Reset the second factors of %(user)s", user=name),
+        lambda name: _("Reset second factors of %(user)s", user=name),
         lambda: _(
             "Their security keys, authenticator app and recovery codes are removed and their "
             "sessions end; they set up a new second factor at their next sign-in."
@@ -100,15 +100,15 @@ DANGEROUS = {
         ),
     ),
     "end-sessions": (
-        lambda name: _("End every session of %(user)s", user=name),
+        lambda name: _("End sessions of %(user)s", user=name),
         lambda: _("Every browser they are signed in on is signed out at once."),
     ),
     "make-admin": (
-        lambda name: _("Make %(user)s an admin", user=name),
+        lambda name: _("Grant admin rights to %(user)s", user=name),
         lambda: _("They may then manage every user and every project."),
     ),
     "revoke-admin": (
-        lambda name: _("Take admin rights from %(user)s", user=name),
+        lambda name: _("Revoke admin rights of %(user)s", user=name),
         lambda: _("They keep their own projects, but can no longer manage users or other projects."),
     ),
 }
