@@ -94,9 +94,25 @@ def test_an_admin_confirms_by_name_and_the_sessions_name_the_browser(page, web):
     check_page(page, "flows-account", page.width)
     page.goto(f"{web.origin}/account/security")
     check_page(page, "flows-security", page.width)
+    page.get_by_role("button", name="Make new recovery codes").click()
+    page.wait_for_url(re.compile(r"/account/recovery-codes/new$"))
+    check_page(page, "flows-recovery-codes", page.width)
+    with page.expect_download() as download:
+        page.get_by_role("link", name="Download the recovery codes").click()
+    saved = open(download.value.path()).read().split()
+    assert len(saved) == 8 and saved != codes
+    page.reload()  # shown once: the reload makes no new codes and shows none
+    page.wait_for_url(re.compile(r"/account/security$"))
+    expect(page.get_by_text("8 unused recovery codes left.")).to_be_visible()
+    assert not any(code in page.content() for code in saved)
 
     page.goto(f"{web.origin}/admin/users")
     check_page(page, "flows-admin-users", page.width)
+    page.get_by_role("button", name=f"Password link for {target}").click()
+    page.wait_for_url(re.compile(r"/admin/users/setup-link$"))
+    assert "/setup-password/" in page.get_by_role("textbox", name="Link").input_value()
+    check_page(page, "flows-setup-link", page.width)
+    page.get_by_role("link", name="Back to users").click()
     page.get_by_role("button", name=f"Remove {target}").click()
     expect(page.get_by_role("heading", name=f"Remove {target}")).to_be_visible()
     expect(page.get_by_text("the name cannot be taken again")).to_be_visible()
