@@ -100,6 +100,21 @@ def test_after_the_password_re_check_the_revoke_is_carried_out(web, tmp_path):  
     assert len(revoked) == 1
 
 
+def test_a_click_interrupted_by_the_re_check_goes_on_to_its_confirmation(web):  # noqa: F811
+    client, *_ = user_with_totp(web, "clicker")
+    new_token(client, "nightly")
+    (token_id,) = token_ids(client)
+    age_sign_in(client, web)
+    page = client.post(f"/tokens/{token_id}/revoke", page=client.get("/tokens").text)
+    page = client.post(
+        "/reauth", {**hidden_fields(page.text, "/reauth"), "password": PASSWORD}, page=page.text
+    )
+    assert "<h1>Revoke token nightly</h1>" in page.text
+    assert PASSWORD not in page.text  # the re-check's password is never written back
+    assert set(hidden_fields(page.text, f"/tokens/{token_id}/revoke")) == {"confirmed"}
+    assert token_ids(client) == [token_id]  # nothing yet: the confirmation comes first
+
+
 def test_a_resumed_form_is_refused_without_its_own_csrf_check(web):  # noqa: F811
     """The re-check replays through the view: a forged resume without a valid CSRF token
     is refused like any other POST."""

@@ -74,6 +74,7 @@ def test_a_token_is_shown_once_and_the_recheck_carries_out_its_revoke(page, web,
     # the click that was interrupted goes on: to the confirmation, by name
     expect(page.get_by_role("heading", name=f"Revoke token {name}")).to_be_visible()
     check_page(page, "flows-confirm-revoke", page.width)
+    assert PASSWORD not in page.content()
     page.get_by_role("button", name=f"Revoke token {name}").click()
     page.wait_for_url(re.compile(r"/tokens$"))
     expect(page.get_by_text("The token was revoked.")).to_be_visible()

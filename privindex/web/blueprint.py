@@ -46,13 +46,11 @@ from privindex.accounts import sessions, users
 from privindex.api.headers import HSTS, WEB_SECURITY_HEADERS
 from privindex.auth.ratelimit import login_limiters
 from privindex.db.models import User, WebSession
-from privindex.web.confirm import form_fields
+from privindex.web.confirm import SECRET_FIELDS, form_fields
 
 REAUTH_SECONDS = 15 * 60
 # How long a form interrupted by the password re-check may still be sent again.
 RESUME_SECONDS = 10 * 60
-# Form fields never carried through the re-check page (the user types them again).
-SECRET_FIELDS = ("password", "password2", "current", "code")
 # The re-check form's own fields, never taken from the form it carries.
 REAUTH_OWN = ("csrf_token", "next", "resume", "password")
 # Set in the Flask session after a factor changed: the next page offers "sign out my other sessions".

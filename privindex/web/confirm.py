@@ -10,8 +10,11 @@ from collections.abc import Collection
 from flask import render_template, request
 from flask.typing import ResponseReturnValue
 
-# Fields the confirmation page never replays: the CSRF token is the page's own, fresh one.
-NOT_REPLAYED = {"csrf_token", "confirmed"}
+# Form fields never written back into a page (the user types them again).
+SECRET_FIELDS = ("password", "password2", "current", "code")
+# Fields the confirmation page never replays: the CSRF token is the page's own, fresh one,
+# and a form resumed after the password re-check arrives with the re-check's own fields.
+NOT_REPLAYED = {"csrf_token", "confirmed", "next", "resume", *SECRET_FIELDS}
 
 
 def form_fields(leave_out: Collection[str] = ("csrf_token",)) -> list[tuple[str, str]]:
