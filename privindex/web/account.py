@@ -145,8 +145,7 @@ def _show_codes(codes: list[str] | None):
     """Recovery codes are shown on the next GET, once (post/redirect/get)."""
     if not codes:
         return redirect(url_for("web.security"))
-    shown_once.keep("recovery-codes", {"codes": codes})
-    return redirect(url_for("web.recovery_codes_new"))
+    return shown_once.keep("recovery-codes", {"codes": codes}, "web.recovery_codes_new")
 
 
 @bp.get("/account/recovery-codes/new")
@@ -154,8 +153,9 @@ def _show_codes(codes: list[str] | None):
 def recovery_codes_new():
     kept = shown_once.take("recovery-codes")
     if kept is None:
-        flash(_("Recovery codes are shown only once. If you did not save them, make new ones."), "info")
-        return redirect(url_for("web.security"))
+        return shown_once.gone(
+            _("Recovery codes are shown only once. If you did not save them, make new ones."), "web.security"
+        )
     return render_template("recovery_codes.html", codes=kept["codes"])
 
 
@@ -342,8 +342,7 @@ def token_create():
     except users.AccountError as exc:
         flash(str(exc), "error")
         return redirect(url_for("web.tokens"))
-    shown_once.keep("token", {"secret": secret, "description": token.description})
-    return redirect(url_for("web.token_created"))
+    return shown_once.keep("token", {"secret": secret, "description": token.description}, "web.token_created")
 
 
 @bp.get("/tokens/new")
@@ -352,10 +351,10 @@ def token_created():
     """The new token, once: a reload finds it gone and makes no other."""
     kept = shown_once.take("token")
     if kept is None:
-        flash(
-            _("A new token is shown only once. If you did not copy it, revoke it and make a new one."), "info"
+        return shown_once.gone(
+            _("A new token is shown only once. If you did not copy it, revoke it and make a new one."),
+            "web.tokens",
         )
-        return redirect(url_for("web.tokens"))
     base = settings().base_url
     netloc_url = base.replace("://", f"://__token__:{kept['secret']}@", 1)
     return render_template(

@@ -62,8 +62,7 @@ def _setup_link(user):
     """A one-time link for user, shown to the admin on the next GET, once (a reload makes none)."""
     key = second_factors.create_pending(user, "password-setup", seconds=SETUP_LINK_DAYS * 86400)
     link = settings().base_url + url_for("web.setup_password", key=key)
-    shown_once.keep("setup-link", {"username": user.username, "link": link})
-    return redirect(url_for("web.admin_setup_link"))
+    return shown_once.keep("setup-link", {"username": user.username, "link": link}, "web.admin_setup_link")
 
 
 @bp.get("/admin/users/setup-link")
@@ -71,8 +70,10 @@ def _setup_link(user):
 def admin_setup_link():
     kept = shown_once.take("setup-link")
     if kept is None:
-        flash(_("A password link is shown only once. Make a new one if it was not handed over."), "info")
-        return redirect(url_for("web.admin_users"))
+        return shown_once.gone(
+            _("A password link is shown only once. Make a new one if it was not handed over."),
+            "web.admin_users",
+        )
     return render_template(
         "setup_link.html", username=kept["username"], link=kept["link"], days=SETUP_LINK_DAYS
     )

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import json
 
-from flask import session
+from flask import flash, redirect, session, url_for
+from werkzeug.wrappers import Response
 
 from privindex.accounts import second_factors
 from privindex.web.blueprint import me
@@ -16,10 +17,11 @@ from privindex.web.blueprint import me
 SECONDS = 5 * 60
 
 
-def keep(kind: str, data: dict) -> None:
-    """Hold data for the next GET of this kind's page (an older one is dropped)."""
+def keep(kind: str, data: dict, page: str) -> Response:
+    """Hold data for the next GET of this kind, and redirect to that page (an endpoint)."""
     second_factors.drop_pending(session.get(_name(kind)))
     session[_name(kind)] = second_factors.create_pending(me(), _name(kind), data=data, seconds=SECONDS)
+    return redirect(url_for(page))
 
 
 def take(kind: str) -> dict | None:
@@ -28,6 +30,12 @@ def take(kind: str) -> dict | None:
     if pending is None or pending.user_id != me().id:
         return None
     return json.loads(pending.data)
+
+
+def gone(message: str, back: str) -> Response:
+    """The answer to a reload: nothing to show again, said on the page it came from."""
+    flash(message, "info")
+    return redirect(url_for(back))
 
 
 def _name(kind: str) -> str:
