@@ -115,6 +115,31 @@ def test_a_click_interrupted_by_the_re_check_goes_on_to_its_confirmation(web):  
     assert token_ids(client) == [token_id]  # nothing yet: the confirmation comes first
 
 
+def test_a_stale_or_forged_resume_is_not_carried_out(web):  # noqa: F811
+    """A re-check form older than 10 minutes, or whose address is not signed by this
+    server, signs the password in but carries nothing out, and says so."""
+    from itsdangerous import TimestampSigner, URLSafeTimedSerializer
+
+    from privindex.web.blueprint import secret_key
+
+    class Earlier(TimestampSigner):
+        def get_timestamp(self) -> int:
+            return super().get_timestamp() - 11 * 60
+
+    client, *_ = user_with_totp(web, "latecomer")
+    new_token(client, "keep it")
+    (token_id,) = token_ids(client)
+    path = f"/tokens/{token_id}/revoke"
+    stale = URLSafeTimedSerializer(secret_key(web.data_dir), salt="reauth-resume", signer=Earlier).dumps(path)
+    forged = URLSafeTimedSerializer(b"not the key", salt="reauth-resume").dumps(path)
+    for resume in (stale, forged):
+        age_sign_in(client, web)
+        form = {"password": PASSWORD, "next": "/tokens", "resume": resume, "confirmed": "1"}
+        resp = client.post("/reauth", form, page=client.get("/tokens").text)
+        assert resp.url.endswith("/tokens") and token_ids(client) == [token_id]
+        assert "That was more than 10 minutes ago: please do it again." in client.flashes(resp)
+
+
 def test_a_resumed_form_is_refused_without_its_own_csrf_check(web):  # noqa: F811
     """The re-check replays through the view: a forged resume without a valid CSRF token
     is refused like any other POST."""

@@ -23,14 +23,13 @@ def form_fields(leave_out: Collection[str] = ("csrf_token",)) -> list[tuple[str,
     return [(name, value) for name, values in pairs if name not in leave_out for value in values]
 
 
-def ask(button: str, consequence: str, back: str, title: str | None = None) -> ResponseReturnValue | None:
+def ask(button: str, consequence: str, back: str) -> ResponseReturnValue | None:
     """None once the user has confirmed; else the confirmation page. `button` names the
     action and its object ("Revoke token ci-upload"), `back` is where Cancel goes."""
     if request.form.get("confirmed") == "1":
         return None
     return render_template(
         "confirm.html",
-        title=title or button,
         button=button,
         consequence=consequence,
         action=request.path,
