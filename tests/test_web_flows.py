@@ -4,6 +4,7 @@ secret once (a reload makes nothing), an admin's user actions, and readable devi
 
 from __future__ import annotations
 
+import json
 import re
 
 from conftest import audit_json, privindex_cli
@@ -226,3 +227,19 @@ def test_the_session_list_names_browser_and_system(web):  # noqa: F811
     assert ">Python Requests</span>" in page  # the other session, signed in by requests
     assert 'aria-label="Sign out of this browser"' in page
     assert 'aria-label="End session on Python Requests"' in page
+
+
+def test_the_cli_grants_and_revokes_admin_as_the_web_does(runner):
+    """`privindex user admin` (the web's "Grant admin"), audited alike; the last admin stays."""
+    runner.add_user("root", "--admin", password=PASSWORD)
+    runner.add_user("helper", password=PASSWORD)
+    assert runner.invoke("user", "admin", "helper").exit_code == 0
+    assert "helper\tadmin" in runner.invoke("user", "list").output
+    assert runner.invoke("user", "admin", "helper", "--revoke").exit_code == 0
+    last = runner.invoke("user", "admin", "root", "--revoke")
+    assert last.exit_code == 1 and "'root' is the last admin; make another admin first" in last.output
+    tags = [
+        json.loads(line)["tag"]
+        for line in runner.invoke("audit", "--user", "helper", "--json").output.splitlines()
+    ]
+    assert "user:admin:grant" in tags and "user:admin:revoke" in tags
