@@ -124,3 +124,25 @@ def test_an_admin_confirms_by_name_and_the_sessions_name_the_browser(page, web):
     page.get_by_role("button", name=f"Remove {target}").click()
     expect(page.get_by_text(f"{target} is removed.")).to_be_visible()
     expect(page.get_by_role("button", name=f"Remove {target}")).to_have_count(0)
+
+
+def test_the_flow_pages_in_german(page, web):  # noqa: F811
+    """The same pages in German: longer words, the same checks (and the accessible names
+    still contain the visible labels)."""
+    admin = f"deadmin{page.width}"
+    add_user(web, admin, PASSWORD, admin=True)
+    add_user(web, f"kollege{page.width}", PASSWORD)
+    sign_in_password(page, web, admin)
+    enrol_totp(page)
+    page.get_by_label("Language").select_option("de")
+    page.get_by_role("button", name="Change language").click()
+    for name, path in [("account", "/account"), ("security", "/account/security"), ("tokens", "/tokens")]:
+        page.goto(f"{web.origin}{path}")
+        check_page(page, f"flows-de-{name}", page.width)
+    page.goto(f"{web.origin}/admin/users")
+    check_page(page, "flows-de-admin-users", page.width)
+    page.get_by_role("button", name=f"Zweite Faktoren zurücksetzen: kollege{page.width}").click()
+    expect(
+        page.get_by_role("heading", name=f"Zweite Faktoren zurücksetzen: kollege{page.width}")
+    ).to_be_visible()
+    check_page(page, "flows-de-confirm", page.width)
