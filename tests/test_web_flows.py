@@ -243,3 +243,19 @@ def test_the_cli_grants_and_revokes_admin_as_the_web_does(runner):
         for line in runner.invoke("audit", "--user", "helper", "--json").output.splitlines()
     ]
     assert "user:admin:grant" in tags and "user:admin:revoke" in tags
+
+
+def test_devices_are_named_in_words_whatever_the_user_agent(app):
+    from privindex.web.devices import describe
+
+    with app.test_request_context():
+        assert (
+            describe(
+                "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605.1.15 "
+                "(KHTML, like Gecko) Version/17.1 Mobile/15E148 Safari/604.1"
+            )
+            == "Safari on iOS"
+        )
+        assert describe(FIREFOX) == "Firefox on Windows"
+        assert describe("curl/8.5.0") == "curl"
+        assert describe(None) == describe("") == describe("\x00garbage" * 500) == "unknown device"

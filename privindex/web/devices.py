@@ -23,7 +23,8 @@ def _parts(user_agent: str) -> tuple[str | None, str | None]:
 
 
 def describe(user_agent: str | None) -> str:
-    """ "Firefox on Windows", "Safari on iOS", "curl", or "unknown device"."""
+    """The browser and the system in words ("Firefox on Windows", "Safari on iOS"), either
+    alone when the other is unknown ("curl"), else "unknown device"."""
     browser, system = _parts(user_agent[:1000]) if user_agent else (None, None)
     if browser and system:
         return _("%(browser)s on %(system)s", browser=browser, system=system)
