@@ -147,7 +147,7 @@ def test_a_debug_server_logs_no_secret(fresh_server, tmp_path):
     new_codes = re.findall(r"<li><code>([0-9a-f-]{19})</code></li>", resp.text)
     assert len(new_codes) == recovery.COUNT
     page = client.post("/tokens", {"description": "ci", "scope": "user"}).text
-    token = page.split('id="new-token" value="')[1].split('"')[0]
+    token = page.split('id="new-token" class="mono-break" value="')[1].split('"')[0]
     assert twine(server.url, token, make_wheel(tmp_path / "dist", "logged", "1.0")).returncode == 0
     with testdb.connect(server.data_dir) as db:
         hashed, secret = db.execute(

@@ -10,7 +10,7 @@ import time
 import pytest
 import requests
 from conftest import add_user, privindex_cli, start_server
-from webclient import PASSWORD, WebClient, user_with_totp
+from webclient import PASSWORD, WebClient, age_sign_in, user_with_totp
 
 
 @pytest.fixture(scope="module")
@@ -96,20 +96,7 @@ def test_second_factor_failures_lock_out(web):
 
 def test_reauthentication_is_asked_for_sensitive_actions(web):
     client, _totp, _codes, _at = user_with_totp(web, "reauth")
-    # pretend the sign-in happened 20 minutes ago by editing the signed session in-process
-    from flask import Flask
-    from flask.sessions import SecureCookieSessionInterface
-
-    from privindex.web.blueprint import secret_key
-
-    app = Flask("t")
-    app.secret_key = secret_key(web.data_dir)
-    serializer = SecureCookieSessionInterface().get_signing_serializer(app)
-    session = serializer.loads(client.session.cookies["privindex_session"])
-    session["auth_at"] = time.time() - 20 * 60
-    for cookie in client.session.cookies:
-        if cookie.name == "privindex_session":
-            cookie.value = serializer.dumps(session)
+    age_sign_in(client, web)
 
     resp = client.get("/tokens")
     assert resp.url.endswith("/tokens")  # looking is fine
@@ -154,7 +141,7 @@ def test_webauthn_verify_without_a_challenge_is_refused(web):
 def test_admin_creates_a_user_who_sets_a_password_through_a_one_time_link(web):
     admin, _totp, _codes, _at = user_with_totp(web, "boss", admin=True)
     resp = admin.post("/admin/users", {"username": "newbie"})
-    link = resp.text.split('id="setup-link" value="')[1].split('"')[0]
+    link = resp.text.split('id="setup-link" class="mono-break" value="')[1].split('"')[0]
     assert link.startswith("http://localhost:")
     path = link.split(str(web.url.rsplit(":", 1)[1]), 1)[1]
 
@@ -166,7 +153,7 @@ def test_admin_creates_a_user_who_sets_a_password_through_a_one_time_link(web):
     assert newbie.get(path).status_code == 404  # the link works once
     assert newbie.login("newbie", "newbie password").url.endswith("/account/security")
 
-    resp = admin.post("/admin/users/newbie", {"action": "disable"})
+    resp = admin.post("/admin/users/newbie", {"action": "disable", "confirmed": "1"})
     assert any(f.startswith("newbie is disabled.") for f in admin.flashes(resp))
     assert "/login" in newbie.get("/account/security").url  # the session ended at once
     assert newbie.login("newbie", "newbie password").status_code == 401
@@ -175,7 +162,7 @@ def test_admin_creates_a_user_who_sets_a_password_through_a_one_time_link(web):
 def test_admin_can_reset_a_users_second_factors(web):
     _user, _totp, _codes, _at = user_with_totp(web, "lostphone")
     admin, *_ = user_with_totp(web, "boss2", admin=True)
-    resp = admin.post("/admin/users/lostphone", {"action": "reset-2fa"})
+    resp = admin.post("/admin/users/lostphone", {"action": "reset-2fa", "confirmed": "1"})
     assert "Every second factor of lostphone was removed." in admin.flashes(resp)
     again = WebClient(web.url)
     assert again.login("lostphone", PASSWORD).url.endswith("/account/security")
@@ -247,7 +234,7 @@ def test_upload_tokens_need_a_second_factor(web, tmp_path):
     wheel = make_wheel(tmp_path, "policy-check", "1.0")
     assert upload(web.url, token, wheel).status_code == 200
     admin, *_ = user_with_totp(web, "boss4", admin=True)
-    admin.post("/admin/users/losesfactor", {"action": "reset-2fa"})
+    admin.post("/admin/users/losesfactor", {"action": "reset-2fa", "confirmed": "1"})
     resp = upload(web.url, token, make_wheel(tmp_path, "policy-check", "2.0"))
     assert resp.status_code == 403
     assert "has no second factor" in resp.reason and "/account/security" in resp.reason

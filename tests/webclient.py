@@ -61,6 +61,39 @@ class WebClient:
 
 
 PASSWORD = "correct horse battery"  # what every test user signs in with
+_HIDDEN = re.compile(r'<input type="hidden" name="([^"]+)" value="([^"]*)">')
+
+
+def hidden_fields(page: str, action: str) -> dict[str, str]:
+    """The hidden inputs of the page's form posting to action (a confirmation's or a
+    re-check's replayed form), the CSRF token left out (WebClient.post sends its own)."""
+    form = re.search(rf'<form method="post" action="{re.escape(action)}"[^>]*>(.*?)</form>', page, re.S)
+    assert form is not None, f"no form posting to {action}"
+    return {n: html.unescape(v) for n, v in _HIDDEN.findall(form.group(1)) if n != "csrf_token"}
+
+
+def aged_session(cookie: str, server, minutes: int = 20) -> str:
+    """A session cookie's value, re-signed with the server's key as if its sign-in were
+    `minutes` old (so the password re-check is due)."""
+    from flask import Flask
+    from flask.sessions import SecureCookieSessionInterface
+
+    from privindex.web.blueprint import secret_key
+
+    app = Flask("t")
+    app.secret_key = secret_key(server.data_dir)
+    serializer = SecureCookieSessionInterface().get_signing_serializer(app)
+    assert serializer is not None
+    session = serializer.loads(cookie)
+    session["auth_at"] = time.time() - minutes * 60
+    return serializer.dumps(session)
+
+
+def age_sign_in(client: WebClient, server, minutes: int = 20) -> None:
+    """Pretend the client signed in `minutes` ago."""
+    for cookie in client.session.cookies:
+        if cookie.name == "privindex_session":
+            cookie.value = aged_session(cookie.value, server, minutes)
 
 
 def user_with_totp(

@@ -152,6 +152,29 @@ def set_disabled(user: User, disabled: bool, ctx: audit.Context) -> int:
     return revoked
 
 
+def set_admin(user: User, is_admin: bool, ctx: audit.Context) -> None:
+    """Make a user an admin or take it back; the last active admin stays one, so someone
+    can still manage users from the web."""
+    with database.atomic():
+        row = User.get_by_id(user.id)
+        if row.removed_at is not None or row.is_disabled:
+            raise AccountError(_("'%(user)s' is disabled; enable them first", user=user.username))
+        if row.is_admin == is_admin:
+            raise AccountError(
+                _("'%(user)s' is already an admin", user=user.username)
+                if is_admin
+                else _("'%(user)s' is not an admin", user=user.username)
+            )
+        admins = User.select().where(User.is_admin, ~User.is_disabled).count()
+        if not is_admin and admins <= 1:
+            raise AccountError(
+                _("'%(user)s' is the last admin; make another admin first", user=user.username)
+            )
+        User.update(is_admin=is_admin).where(User.id == user.id).execute()
+        audit.record(Tag.USER_ADMIN_GRANT if is_admin else Tag.USER_ADMIN_REVOKE, ctx, subject=user.username)
+    user.is_admin = is_admin
+
+
 def remove_user(user: User, ctx: audit.Context) -> tuple[int, int]:
     """Remove a user for good. Refused while they are the last owner of a project (give it
     another owner first); their roles go, their tokens are revoked (each audited), their

@@ -1,4 +1,5 @@
-"""`privindex user ...`: create, list, disable, enable, sign out, email, second factors, remove, passwords."""
+"""`privindex user ...`: create, list, disable, enable, admin, sign out, email, second factors,
+remove, passwords."""
 
 from __future__ import annotations
 
@@ -74,6 +75,18 @@ def user_enable(name: str) -> None:
         )
     else:
         click.echo(f"enabled {name}; it had no API tokens to revoke when it was disabled", err=True)
+
+
+@account_command(user, "admin")
+@click.argument("name")
+@click.option("--revoke", is_flag=True, help="Take the admin rights back instead.")
+def user_admin(name: str, revoke: bool) -> None:
+    """Make user NAME an admin (every project and user), or take it back with --revoke."""
+    from privindex.accounts import users
+    from privindex.ops import audit
+
+    users.set_admin(users.get_user(name), not revoke, audit.CLI)
+    click.echo(f"{name} is no longer an admin" if revoke else f"{name} is an admin now", err=True)
 
 
 def _tokens_revoked(count: int) -> str:

@@ -29,6 +29,8 @@ class Tag(StrEnum):
     USER_DISABLE = "user:disable"
     USER_ENABLE = "user:enable"
     USER_REMOVE = "user:remove"
+    USER_ADMIN_GRANT = "user:admin:grant"
+    USER_ADMIN_REVOKE = "user:admin:revoke"
     USER_PASSWORD_CHANGE = "user:password:change"
     USER_LOGIN_SUCCESS = "user:login:success"
     USER_LOGIN_FAILURE = "user:login:failure"

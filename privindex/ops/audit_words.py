@@ -241,6 +241,8 @@ _SENTENCES: dict[Tag, Callable[[Facts], str]] = {
     Tag.TOKEN_NEW_ADDRESS: lambda f: _(
         "The API token “%(description)s” was used from a new address.", description=f["description"]
     ),
+    Tag.USER_ADMIN_GRANT: lambda f: _("Made %(user)s an administrator.", user=f["subject"]),
+    Tag.USER_ADMIN_REVOKE: lambda f: _("%(user)s is no longer an administrator.", user=f["subject"]),
 }
 
 
@@ -313,4 +315,6 @@ _TAG_NAMES: dict[Tag, Callable[[], str]] = {
     Tag.USER_PASSWORD_RESET_REQUEST: lambda: _("Password reset requested"),
     Tag.USER_PASSWORD_RESET: lambda: _("Password reset"),
     Tag.TOKEN_NEW_ADDRESS: lambda: _("API token used from a new address"),
+    Tag.USER_ADMIN_GRANT: lambda: _("Administrator rights given"),
+    Tag.USER_ADMIN_REVOKE: lambda: _("Administrator rights taken away"),
 }

@@ -10,6 +10,7 @@ from flask_login import login_required, logout_user
 from privindex.accounts import api_tokens, emails, second_factors, sessions, users
 from privindex.api.http import audit_context
 from privindex.packages import projects
+from privindex.web import confirm, devices, shown_once
 from privindex.web.blueprint import (
     OFFER_SIGN_OUT,
     bp,
@@ -41,7 +42,9 @@ def _factor_changed() -> None:
 
 def _account_page(status: int = 200):
     live = sessions.list_for(me(), session_lifetime())
-    return render_template("account.html", sessions=live, current_id=current_session().id), status
+    return render_template(
+        "account.html", sessions=live, current_id=current_session().id, device=devices.describe
+    ), status
 
 
 @bp.get("/account")
@@ -76,7 +79,19 @@ def account_password():
 @recent_auth
 def session_end(session_id: int):
     """End one of my sessions (a lost laptop, a shared computer); ending this one signs out."""
-    if not sessions.end_one(me(), session_id, ctx()):
+    row = next((s for s in sessions.list_for(me(), session_lifetime()) if s.id == session_id), None)
+    if row is not None:
+        here = session_id == current_session().id
+        page = confirm.ask(
+            _("Sign out of this browser")
+            if here
+            else _("End session on %(device)s", device=devices.describe(row.user_agent)),
+            _("That browser is signed out at once; signing in again needs the password."),
+            url_for("web.account"),
+        )
+        if page is not None:
+            return page
+    if row is None or not sessions.end_one(me(), session_id, ctx()):
         flash(_("That session had already ended."), "info")
         return redirect(url_for("web.account"))
     if session_id == current_session().id:
@@ -132,10 +147,22 @@ def _needs_email() -> bool:
     return settings().verified_email_required and emails.primary_verified(me()) is None
 
 
-def _show_codes(codes: list[str] | None, then: str):
-    if codes:
-        return render_template("recovery_codes.html", codes=codes)
-    return redirect(url_for(then))
+def _show_codes(codes: list[str] | None):
+    """Recovery codes are shown on the next GET, once (post/redirect/get)."""
+    if not codes:
+        return redirect(url_for("web.security"))
+    return shown_once.keep("recovery-codes", {"codes": codes}, "web.recovery_codes_new")
+
+
+@bp.get("/account/recovery-codes/new")
+@login_required
+def recovery_codes_new():
+    kept = shown_once.take("recovery-codes")
+    if kept is None:
+        return shown_once.gone(
+            _("Recovery codes are shown only once. If you did not save them, make new ones."), "web.security"
+        )
+    return render_template("recovery_codes.html", codes=kept["codes"])
 
 
 @bp.post("/account/recovery-codes")
@@ -147,7 +174,7 @@ def recovery_codes():
         return redirect(url_for("web.security"))
     codes = second_factors.regenerate_recovery_codes(me(), ctx())
     _factor_changed()
-    return _show_codes(codes, "web.security")
+    return _show_codes(codes)
 
 
 @bp.get("/account/totp")
@@ -190,13 +217,20 @@ def totp_confirm():
     second_factors.drop_pending(session.pop(TOTP_SETUP, None))
     _factor_changed()
     flash(_("Your authenticator app is set up."), "info")
-    return _show_codes(codes, "web.security")
+    return _show_codes(codes)
 
 
 @bp.post("/account/totp/delete")
 @login_required
 @recent_auth
 def totp_delete():
+    page = confirm.ask(
+        _("Remove the authenticator app"),
+        _("Its codes stop working at once; sign in with another second factor from then on."),
+        url_for("web.security"),
+    )
+    if page is not None:
+        return page
     try:
         second_factors.disable_totp(me(), ctx(), settings().require_2fa)
         _factor_changed()
@@ -245,6 +279,15 @@ def key_add():
 @login_required
 @recent_auth
 def key_delete(key_id: int):
+    key = next((k for k in second_factors.user_keys(me()) if k.id == key_id), None)
+    if key is not None:
+        page = confirm.ask(
+            _("Remove the security key %(label)s", label=key.label),
+            _("This key can no longer sign you in."),
+            url_for("web.security"),
+        )
+        if page is not None:
+            return page
     try:
         second_factors.remove_key(me(), key_id, ctx(), settings().require_2fa)
         _factor_changed()
@@ -257,11 +300,17 @@ def key_delete(key_id: int):
 # -- tokens ----------------------------------------------------------------------------------------
 
 
+def token_name(token) -> str:
+    """How a token is named on buttons: its description, else its visible prefix."""
+    return token.description or f"{token.prefix}…"
+
+
 @bp.get("/tokens")
 @login_required
 def tokens():
     return render_template(
         "tokens.html",
+        token_name=token_name,
         tokens=api_tokens.list_tokens(me()),
         status=api_tokens.token_status,
         projects=[p.name for p in projects.list_projects(me())],
@@ -303,10 +352,27 @@ def token_create():
     except users.AccountError as exc:
         flash(str(exc), "error")
         return redirect(url_for("web.tokens"))
+    return shown_once.keep("token", {"secret": secret, "description": token.description}, "web.token_created")
+
+
+@bp.get("/tokens/new")
+@login_required
+def token_created():
+    """The new token, once: a reload finds it gone and makes no other."""
+    kept = shown_once.take("token")
+    if kept is None:
+        return shown_once.gone(
+            _("A new token is shown only once. If you did not copy it, revoke it and make a new one."),
+            "web.tokens",
+        )
     base = settings().base_url
-    netloc_url = base.replace("://", f"://__token__:{secret}@", 1)
+    netloc_url = base.replace("://", f"://__token__:{kept['secret']}@", 1)
     return render_template(
-        "token_created.html", token=token, secret=secret, base=base, read_url=f"{netloc_url}/simple/"
+        "token_created.html",
+        secret=kept["secret"],
+        description=kept["description"],
+        base=base,
+        read_url=f"{netloc_url}/simple/",
     )
 
 
@@ -314,6 +380,15 @@ def token_create():
 @login_required
 @recent_auth
 def token_revoke(token_id: int):
+    token = next((t for t in api_tokens.list_tokens(me()) if t.id == token_id), None)
+    if token is not None:
+        page = confirm.ask(
+            _("Revoke token %(name)s", name=token_name(token)),
+            _("Anything that uploads or installs with this token is refused from now on."),
+            url_for("web.tokens"),
+        )
+        if page is not None:
+            return page
     try:
         api_tokens.revoke_token(token_id, ctx(), owner=me())
         flash(_("The token was revoked."), "info")

@@ -16,9 +16,10 @@ from flask_babel import ngettext
 from flask_login import login_required
 from packaging.utils import canonicalize_name
 
-from privindex.accounts import api_tokens, namespaces, second_factors, users
+from privindex.accounts import api_tokens, namespaces, second_factors, sessions, users
 from privindex.api.http import audit_context
 from privindex.ops import audit, audit_words
+from privindex.web import confirm, shown_once
 from privindex.web.blueprint import bp, me, recent_auth, services, settings, whole_number
 
 SETUP_LINK_DAYS = 7
@@ -59,9 +60,61 @@ def admin_user_create():
 
 
 def _setup_link(user):
+    """A one-time link for user, shown to the admin on the next GET, once (a reload makes none)."""
     key = second_factors.create_pending(user, "password-setup", seconds=SETUP_LINK_DAYS * 86400)
     link = settings().base_url + url_for("web.setup_password", key=key)
-    return render_template("setup_link.html", user=user, link=link, days=SETUP_LINK_DAYS)
+    return shown_once.keep("setup-link", {"username": user.username, "link": link}, "web.admin_setup_link")
+
+
+@bp.get("/admin/users/setup-link")
+@admin_required
+def admin_setup_link():
+    kept = shown_once.take("setup-link")
+    if kept is None:
+        return shown_once.gone(
+            _("A password link is shown only once. Make a new one if it was not handed over."),
+            "web.admin_users",
+        )
+    return render_template(
+        "setup_link.html", username=kept["username"], link=kept["link"], days=SETUP_LINK_DAYS
+    )
+
+
+# action -> (button naming the user, consequence); each is confirmed on a page of its own
+DANGEROUS = {
+    "disable": (
+        lambda name: _("Disable %(user)s", user=name),
+        lambda: _("They are signed out everywhere and every API token of theirs is revoked, for good."),
+    ),
+    "reset-2fa": (
+        lambda name: _("Reset second factors of %(user)s", user=name),
+        lambda: _(
+            "Their security keys, authenticator app and recovery codes are removed and their "
+            "sessions end; they set up a new second factor at their next sign-in."
+        ),
+    ),
+    "remove": (
+        lambda name: _("Remove %(user)s", user=name),
+        lambda: _(
+            "For good: their project roles go, their API tokens are revoked, their sessions end "
+            "and their second factors and password are deleted. Their audit events stay, and "
+            "the name cannot be taken again."
+        ),
+    ),
+    "end-sessions": (
+        lambda name: _("End sessions of %(user)s", user=name),
+        lambda: _("Every browser they are signed in on is signed out at once."),
+    ),
+    "make-admin": (
+        lambda name: _("Grant admin rights to %(user)s", user=name),
+        lambda: _("They may then manage every user and every project."),
+    ),
+    "revoke-admin": (
+        lambda name: _("Revoke admin rights of %(user)s", user=name),
+        lambda: _("They keep their own projects, but can no longer manage users or other projects."),
+    ),
+}
+NOT_ON_ONESELF = {"disable", "reset-2fa", "remove", "end-sessions", "make-admin", "revoke-admin"}
 
 
 @bp.post("/admin/users/<username>")
@@ -69,39 +122,69 @@ def _setup_link(user):
 @recent_auth
 def admin_user_action(username: str):
     ctx = audit_context().with_actor(me())
-    action = request.form.get("action")
+    action = request.form.get("action", "")
+    if action not in DANGEROUS and action not in ("enable", "password-link"):
+        abort(400, _("Unknown action."))
     try:
         user = users.get_user(username)
-        if user.id == me().id and action in ("disable", "reset-2fa"):
+        if user.id == me().id and action in NOT_ON_ONESELF:
             raise users.AccountError(_("You cannot do that to your own account here."))
-        if action == "disable":
-            revoked = users.set_disabled(user, True, ctx)
-            flash(
-                _("%(user)s is disabled.", user=username)
-                + " "
-                + ngettext(
-                    "Their web sessions ended and %(num)d API token was revoked.",
-                    "Their web sessions ended and %(num)d API tokens were revoked.",
-                    revoked,
-                ),
-                "info",
-            )
-        elif action == "enable":
-            revoked = users.set_disabled(user, False, ctx)
-            flash(
-                _("%(user)s is enabled.", user=username) + (" " + _enable_note(revoked) if revoked else ""),
-                "info",
-            )
-        elif action == "reset-2fa":
-            second_factors.reset(user, ctx)
-            flash(_("Every second factor of %(user)s was removed.", user=username), "info")
-        elif action == "password-link":
+        if action in DANGEROUS:
+            button, consequence = DANGEROUS[action]
+            page = confirm.ask(button(user.username), consequence(), url_for("web.admin_users"))
+            if page is not None:
+                return page
+        if action == "password-link":
             return _setup_link(user)
-        else:
-            abort(400)
+        flash(_do(action, user, ctx), "info")
     except users.AccountError as exc:
         flash(str(exc), "error")
     return redirect(url_for("web.admin_users"))
+
+
+def _do(action: str, user, ctx) -> str:
+    """Carry out a confirmed action on user; what to tell the admin."""
+    name = user.username
+    if action == "disable":
+        revoked = users.set_disabled(user, True, ctx)
+        return (
+            _("%(user)s is disabled.", user=name)
+            + " "
+            + ngettext(
+                "Their web sessions ended and %(num)d API token was revoked.",
+                "Their web sessions ended and %(num)d API tokens were revoked.",
+                revoked,
+            )
+        )
+    if action == "enable":
+        revoked = users.set_disabled(user, False, ctx)
+        return _("%(user)s is enabled.", user=name) + (" " + _enable_note(revoked) if revoked else "")
+    if action == "reset-2fa":
+        second_factors.reset(user, ctx)
+        return _("Every second factor of %(user)s was removed.", user=name)
+    if action == "remove":
+        revoked, roles = users.remove_user(user, ctx)
+        return _("%(user)s is removed.", user=name) + " " + _removed_note(revoked, roles)
+    if action == "end-sessions":
+        ended = sessions.end_all(user, ctx, reason="admin")
+        return ngettext(
+            "%(num)d session of %(user)s was ended.",
+            "%(num)d sessions of %(user)s were ended.",
+            ended,
+            user=name,
+        )
+    users.set_admin(user, action == "make-admin", ctx)
+    return (
+        _("%(user)s is an admin now.", user=name)
+        if action == "make-admin"
+        else _("%(user)s is no longer an admin.", user=name)
+    )
+
+
+def _removed_note(revoked: int, roles: int) -> str:
+    return ngettext("%(num)d API token was revoked", "%(num)d API tokens were revoked", revoked) + ngettext(
+        ", %(num)d project role removed.", ", %(num)d project roles removed.", roles
+    )
 
 
 def _enable_note(revoked: int) -> str:

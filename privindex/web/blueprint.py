@@ -39,14 +39,20 @@ from flask_babel import Babel, format_date, format_datetime, format_decimal, get
 from flask_babel import gettext as _
 from flask_login import LoginManager, UserMixin, current_user
 from flask_wtf.csrf import CSRFError, CSRFProtect
+from itsdangerous import BadData, URLSafeTimedSerializer
 from werkzeug.routing import IntegerConverter
 
 from privindex.accounts import sessions, users
 from privindex.api.headers import HSTS, WEB_SECURITY_HEADERS
 from privindex.auth.ratelimit import login_limiters
 from privindex.db.models import User, WebSession
+from privindex.web.confirm import SECRET_FIELDS, form_fields
 
 REAUTH_SECONDS = 15 * 60
+# How long a form interrupted by the password re-check may still be sent again.
+RESUME_SECONDS = 10 * 60
+# The re-check form's own fields, never taken from the form it carries.
+REAUTH_OWN = ("csrf_token", "next", "resume", "password")
 # Set in the Flask session after a factor changed: the next page offers "sign out my other sessions".
 OFFER_SIGN_OUT = "offer_sign_out"
 
@@ -153,6 +159,7 @@ def init_web(app: Flask) -> None:
     manager.user_loader(load_account)
     manager.login_view = "web.login"
     manager.login_message = None
+    manager.unauthorized_handler(sign_in_first)
     app.extensions["privindex_limits"] = login_limiters(app.secret_key)
 
     app.url_map.converters["int"] = RowId
@@ -245,6 +252,13 @@ def say_when_a_session_ended():
         flash(_("Your session has ended. Please sign in again."), "info")
 
 
+def sign_in_first():
+    """Signed out (or the session ended): the sign-in page, then back to the page the
+    visitor was on; after a form, the page that sent it (a POST address is no page)."""
+    target = request.url if request.method == "GET" else request.referrer
+    return redirect(url_for("web.login", next=safe_next(target)))
+
+
 def sign_out_offer() -> dict:
     """After a factor changed, the next page a user sees offers to end their other sessions
     (once; only when there are some)."""
@@ -275,16 +289,42 @@ def enforce_two_factor_policy():
 
 
 def recent_auth(view: Callable) -> Callable:
-    """Ask for the password again when the last authentication is older than 15 minutes."""
+    """Ask for the password again when the last authentication is older than 15 minutes.
+
+    A form sent meanwhile is not lost: the re-check page carries its fields as hidden
+    inputs (the secrets excepted) and, once the password is right, the browser sends them
+    again to the same address (a 307 keeps the method and the body), so the action runs
+    through its view as any other POST, its CSRF check included. Nothing is kept on the
+    server; the address rides along signed and expires after RESUME_SECONDS."""
 
     @functools.wraps(view)
     def wrapper(*args, **kwargs):
-        if time.time() - session.get("auth_at", 0) > REAUTH_SECONDS:
-            target = request.url if request.method == "GET" else request.referrer
-            return redirect(url_for("web.reauth", next=safe_next(target)))
-        return view(*args, **kwargs)
+        if time.time() - session.get("auth_at", 0) <= REAUTH_SECONDS:
+            return view(*args, **kwargs)
+        if request.method == "GET":
+            return redirect(url_for("web.reauth", next=safe_next(request.url)))
+        back = safe_next(request.referrer)
+        if request.is_json or any(request.form.get(name) for name in SECRET_FIELDS):
+            # a fetch() cannot be resumed, and passwords never go back into a page
+            return redirect(url_for("web.reauth", next=back))
+        return render_template(
+            "reauth.html", next=back, resume=_resumes().dumps(request.path), fields=form_fields(REAUTH_OWN)
+        )
 
     return wrapper
+
+
+def resumed_path(token: str) -> str | None:
+    """The address a re-check resumes, if its signed token is this server's and fresh."""
+    try:
+        path = _resumes().loads(token, max_age=RESUME_SECONDS)
+    except BadData:
+        return None
+    return path if isinstance(path, str) and safe_next(path, "") == path else None
+
+
+def _resumes() -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt="reauth-resume")
 
 
 def safe_next(target: str | None, default: str | None = None) -> str:

@@ -40,16 +40,19 @@ from privindex.db.models import User
 from privindex.ops import audit
 from privindex.ops.audit import Tag
 from privindex.web.blueprint import (
+    REAUTH_OWN,
     Account,
     bp,
     humanize_wait,
     json_object,
     limits,
     me,
+    resumed_path,
     safe_next,
     session_lifetime,
     settings,
 )
+from privindex.web.confirm import form_fields
 
 PENDING_LOGIN = "pending_login"
 WEBAUTHN_LOGIN = "webauthn_login"
@@ -312,17 +315,26 @@ def reauth():
 @bp.post("/reauth")
 @login_required
 def reauth_submit():
+    """The password again; then the form that was interrupted is sent again (see
+    `recent_auth`), or the page the user came from is shown."""
     next_url = request.form.get("next", "")
+    resume = request.form.get("resume", "")
+    again = {"next": next_url, "resume": resume, "fields": form_fields(REAUTH_OWN) if resume else []}
     try:
         with _password_attempt(me().username) as attempt:
             if users.check_password(me(), request.form.get("password") or ""):
                 attempt.succeeded()
     except Limited as exc:
         flash(_locked_message(exc.retry_after), "error")
-        return render_template("reauth.html", next=next_url), 429
+        return render_template("reauth.html", **again), 429
     if attempt.ok:
         login_user(Account(me(), sessions.rotate(current_user.key), current_user.row))
         session["auth_at"] = time.time()
+        path = resumed_path(resume) if resume else None
+        if path is not None:
+            return redirect(path, code=307)
+        if resume:
+            flash(_("That was more than 10 minutes ago: please do it again."), "warning")
         return redirect(safe_next(next_url))
     audit.record(
         Tag.USER_LOGIN_FAILURE,
@@ -331,7 +343,7 @@ def reauth_submit():
         reason="invalid_password_reauth",
     )
     flash(_("That password is not right."), "error")
-    return render_template("reauth.html", next=next_url), 401
+    return render_template("reauth.html", **again), 401
 
 
 def _setup_link(key: str):

@@ -56,7 +56,7 @@ def test_account_page_lists_sessions_and_ends_one(server):
     ids = re.findall(r"/account/sessions/(\d+)/end", page)
     assert len(ids) == 2
     other = next(i for i in ids if f"sessions/{i}/end" in page.split("SecondLaptop/1.0", 1)[1][:600])
-    first.post(f"/account/sessions/{other}/end", page=page)
+    first.post(f"/account/sessions/{other}/end", {"confirmed": "1"}, page=page)
     assert not signed_in_as(second, server) and signed_in_as(first, server)
     revoked = events(server, "twodevices", "user:session:revoked")
     assert len(revoked) == 1 and revoked[0]["actor"] == "twodevices"
@@ -155,6 +155,6 @@ def test_re_enabling_does_not_revive_tokens_sessions_or_links(server):
     assert revokes and revokes[0]["details"]["reason"] == "user_disabled"
 
     # the web says so too (for the token issued after re-enabling)
-    resp = admin.post("/admin/users/leaver", {"action": "disable"})
+    resp = admin.post("/admin/users/leaver", {"action": "disable", "confirmed": "1"})
     resp = admin.post("/admin/users/leaver", {"action": "enable"})
     assert "leaver is enabled. Its 1 API token was revoked; issue new ones." in admin.flashes(resp)
