@@ -241,8 +241,18 @@ def test_allowing_the_upstream_is_never_primary_and_goes_through_a_confirmation(
     assert "This reopens dependency confusion for acme-lib" in words
     assert signed_in(site, "newbie").get(html.unescape(link.group(1))).status_code == 403
     assert 'aria-label="Allow the upstream\'s files for acme-lib">Yes, allow them</button>' in confirm
+    assert 'name="confirmed" value="1"' in confirm  # this page is the confirmation
+    # the admin page's own allow button asks first, naming the project; nothing changes yet
+    asked = web.post("/admin/upstream", {"name": "acme-lib", "action": "allow"}, page=confirm)
+    assert "This reopens dependency confusion for acme-lib" in text(asked.text)
+    assert (
+        "the upstream's files are listed after the local ones"
+        not in web.get("/projects/acme-lib?tab=history").text
+    )
     allowed = web.post(
-        "/admin/upstream", {"name": "acme-lib", "action": "allow", "back": "project"}, page=confirm
+        "/admin/upstream",
+        {"name": "acme-lib", "action": "allow", "back": "project", "confirmed": "1"},
+        page=confirm,
     )
     assert "The upstream's files for acme-lib are merged after the local ones." in web.flashes(allowed)
     assert (

@@ -13,6 +13,7 @@ from packaging.utils import canonicalize_name
 from privindex.api.http import audit_context
 from privindex.upstream import source_rules
 from privindex.upstream.source_rules import Source
+from privindex.web import confirm
 from privindex.web.admin import admin_required
 from privindex.web.blueprint import bp, me, recent_auth, services
 
@@ -89,6 +90,18 @@ def admin_upstream_action():
         source_rules.claim(name, ctx)
         flash(_("%(name)s is claimed here: the upstream is hidden for it.", name=name), "info")
     elif action in ("allow", "revoke"):
+        if action == "allow" and (
+            page := confirm.ask(
+                _("Allow the upstream's files for %(project)s", project=name),
+                _(
+                    "This reopens dependency confusion for %(project)s: whoever publishes %(project)s "
+                    "on the upstream index can then have their files installed by your team.",
+                    project=name,
+                ),
+                url_for("web.admin_upstream"),
+            )
+        ):
+            return page
         source_rules.set_upstream_allowed(name, action == "allow", ctx)
         flash(
             _("The upstream's files for %(name)s are merged after the local ones.", name=name)
