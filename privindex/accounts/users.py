@@ -52,7 +52,10 @@ def get_user(username: str) -> User:
     return user
 
 
-def create_user(username: str, password: str | None, ctx: audit.Context, is_admin: bool = False) -> User:
+def create_user(
+    username: str, password: str | None, ctx: audit.Context, is_admin: bool = False, via: str | None = None
+) -> User:
+    """A new user; via: the identity provider that made it (sign-in through it, no password)."""
     name = normalize_username(username)
     if password is not None and (problem := passwords.password_problem(password, name)):
         raise AccountError(problem)
@@ -66,7 +69,7 @@ def create_user(username: str, password: str | None, ctx: audit.Context, is_admi
             created_at=time.time(),
             webauthn_user_handle=secrets.token_bytes(64),
         )
-        audit.record(Tag.USER_CREATE, ctx, subject=name, admin=is_admin)
+        audit.record(Tag.USER_CREATE, ctx, subject=name, admin=is_admin, **({"provider": via} if via else {}))
     return user
 
 

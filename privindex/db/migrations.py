@@ -849,6 +849,43 @@ def v14_retention(db: peewee.Database) -> None:
     )
 
 
+def v21_sso_links(db: peewee.Database) -> None:
+    """Sign-in through an identity provider (oidc/sso.py): `sso_link` ties a provider's
+    subject (issuer + `sub`, which never changes, unlike a name or an email) to one user.
+    `user.email`: the address a user is known by, from the provider for users it created
+    or set by an admin; an unlinked user whose email the provider verifies may link."""
+    run(
+        db,
+        [
+            Dialects(
+                sqlite="""CREATE TABLE sso_link (
+            id INTEGER PRIMARY KEY,
+            issuer TEXT NOT NULL,
+            subject TEXT NOT NULL,
+            user_id INTEGER NOT NULL REFERENCES user (id) ON DELETE CASCADE,
+            created_at REAL NOT NULL,
+            last_login_at REAL
+        )""",
+                postgresql="""CREATE TABLE sso_link (
+            id SERIAL PRIMARY KEY,
+            issuer TEXT NOT NULL,
+            subject TEXT NOT NULL,
+            user_id INTEGER NOT NULL REFERENCES "user" (id) ON DELETE CASCADE,
+            created_at DOUBLE PRECISION NOT NULL,
+            last_login_at DOUBLE PRECISION
+        )""",
+            ),
+            "CREATE UNIQUE INDEX sso_link_subject ON sso_link (issuer, subject)",
+            "CREATE INDEX sso_link_user ON sso_link (user_id)",
+            Dialects(
+                sqlite="ALTER TABLE user ADD COLUMN email TEXT",
+                postgresql='ALTER TABLE "user" ADD COLUMN email TEXT',
+            ),
+        ],
+        "v21",
+    )
+
+
 MIGRATIONS = [
     v1_files,
     v2_accounts,
@@ -864,4 +901,5 @@ MIGRATIONS = [
     v12_project_status,
     v13_namespaces,
     v14_retention,
+    v21_sso_links,  # v21 by the lead's numbering (v15-v20 come from parallel branches)
 ]

@@ -66,6 +66,17 @@ class User(BaseModel):
     disabled_at = peewee.FloatField(null=True)
     locale = peewee.TextField(null=True)  # the language the user chose; None: the browser's
     removed_at = peewee.FloatField(null=True)  # removed: kept for the audit trail, never enabled again
+    email = peewee.TextField(null=True)  # lower-case; from the identity provider or an admin
+
+
+class SsoLink(BaseModel):
+    """An identity provider's subject (issuer + `sub`) signing in as one user."""
+
+    issuer = peewee.TextField()
+    subject = peewee.TextField()
+    user = peewee.ForeignKeyField(User, backref="sso_links", on_delete="CASCADE")
+    created_at = peewee.FloatField()
+    last_login_at = peewee.FloatField(null=True)
 
 
 class SecurityKey(BaseModel):

@@ -10,6 +10,7 @@ from privindex.web import (  # noqa: F401  (their routes)
     publishers,
     retention,
     signin,
+    sso,
     upstream,
 )
 from privindex.web.blueprint import init_web

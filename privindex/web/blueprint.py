@@ -255,6 +255,7 @@ def enforce_two_factor_policy():
         settings().require_2fa
         and request.endpoint not in ENROLMENT_ENDPOINTS
         and not users.has_second_factor(me())
+        and not session.get("provider_mfa")  # the identity provider's MFA counted (web/sso.py)
     ):
         flash(
             _(

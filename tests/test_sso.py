@@ -1,0 +1,175 @@
+"""Sign-in through the team's identity provider, end to end: a real OpenID provider on
+loopback (the certified oidc-provider package, tests/oidc_provider.mjs), a real
+`privindex serve`, and headless chromium following the real redirects (authorization code
+flow with PKCE, state and nonce)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+import pytest
+from conftest import ROOT, audit_json, free_port, start_server, wait_until
+from test_web_browser import browser, page  # noqa: F401  (the fixtures)
+
+pytestmark = pytest.mark.browser
+
+NODE_MODULES = ROOT / "tests" / "node_modules"
+SHOTS = ROOT / "test-artifacts" / "screenshots"
+ISSUER_ACCOUNTS = {
+    "alice": {
+        "email": "alice@team.example",
+        "email_verified": True,
+        "groups": ["developers"],
+        "amr": ["pwd", "mfa"],
+    },
+    "bob": {"email": "bob@team.example", "email_verified": True, "groups": ["developers"], "amr": ["pwd"]},
+    "carol": {
+        "email": "carol@team.example",
+        "email_verified": True,
+        "groups": ["sales"],
+        "amr": ["pwd", "mfa"],
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def sso(tmp_path_factory):
+    """The provider and a privindex that trusts it (required group `developers`, the
+    provider's MFA trusted): (server, accounts file)."""
+    if not (NODE_MODULES / "oidc-provider").is_dir() or not shutil.which("node"):
+        pytest.fail("oidc-provider is missing: cd tests && npm install --no-save axe-core@4 oidc-provider@8")
+    base = tmp_path_factory.mktemp("sso")
+    accounts = base / "accounts.json"
+    accounts.write_text(json.dumps(ISSUER_ACCOUNTS))
+    op_port, port = free_port(), free_port()
+    provider = subprocess.Popen(
+        [
+            "node",
+            "oidc_provider.mjs",
+            str(op_port),
+            f"http://localhost:{port}/login/sso/callback",
+            str(accounts),
+        ],
+        cwd=ROOT / "tests",
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert provider.stdout.readline().strip() == "listening"
+        config = base / "privindex.toml"
+        config.write_text(
+            f"""[[sso_providers]]
+issuer = "http://127.0.0.1:{op_port}"
+client_id = "privindex"
+client_secret = "privindex-secret"
+label = "Team ID"
+required_groups = ["developers"]
+trust_provider_mfa = true
+"""
+        )
+        server = start_server(base / "store", base / "data", "--port", str(port), config=config)
+        server.origin = f"http://localhost:{port}"
+        yield server, accounts
+        server.stop()
+    finally:
+        provider.terminate()
+        provider.wait(10)
+
+
+def sign_in_through_provider(tab, server, name: str) -> None:
+    tab.goto(server.origin + "/login")
+    tab.get_by_role("link", name="Sign in with Team ID").click()
+    tab.fill("#login", name)
+    tab.get_by_role("button", name="Sign in to Team ID").click()
+    tab.wait_for_load_state()
+
+
+def test_first_sign_in_creates_the_user_and_trusts_the_providers_mfa(sso, page):  # noqa: F811
+    server, _ = sso
+    sign_in_through_provider(page, server, "alice")
+    assert urlsplit(page.url).path != "/login"
+    assert "/account/security" not in page.url  # the provider's MFA counts: no enrolment demanded
+    assert page.get_by_role("button", name="Sign out").count() == 1
+    assert "alice" in page.content()
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    events = audit_json(server, "--user", "alice")
+    tags = [e["tag"] for e in events]
+    assert "user:create" in tags and "user:sso:link" in tags
+    login = next(e for e in events if e["tag"] == "user:login:success")
+    assert login["details"]["method"] == "sso"
+    assert "privindex-secret" not in server.log_path.read_text()
+
+
+def test_without_the_providers_mfa_privindex_asks_for_its_own_second_factor(sso, page):  # noqa: F811
+    server, _ = sso
+    sign_in_through_provider(page, server, "bob")
+    assert "/security" in page.url
+    assert "requires a second factor" in page.content()
+    page.goto(server.origin + "/projects")
+    assert "/security" in page.url  # nothing else until bob enrols one
+
+
+def test_a_person_outside_the_required_groups_is_refused_in_their_language(sso, browser):  # noqa: F811
+    server, accounts = sso
+    context = browser.new_context(locale="de-DE")
+    tab = context.new_page()
+    sign_in_through_provider(tab, server, "carol")
+    assert urlsplit(tab.url).path == "/login/sso/callback"
+    assert "nicht in einer Gruppe" in tab.content()
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    for width in (390, 1280):
+        tab.set_viewport_size({"width": width, "height": 900})
+        tab.screenshot(path=SHOTS / f"sso-refused-{width}.png", full_page=True)
+    context.close()
+    assert not [e for e in audit_json(server) if e["tag"] == "user:create" and e.get("subject") == "carol"]
+
+
+def test_a_person_removed_from_the_group_is_refused_at_next_sign_in(sso, browser):  # noqa: F811
+    server, accounts = sso
+    context = browser.new_context()
+    tab = context.new_page()
+    sign_in_through_provider(tab, server, "alice")
+    assert tab.get_by_role("button", name="Sign out").count() == 1
+    context.close()
+    people = json.loads(accounts.read_text())
+    people["alice"]["groups"] = ["former-staff"]
+    accounts.write_text(json.dumps(people))
+    try:
+        context = browser.new_context()
+        tab = context.new_page()
+        sign_in_through_provider(tab, server, "alice")
+        assert "not in a group this index admits" in tab.content()
+        assert tab.get_by_role("button", name="Sign out").count() == 0
+        context.close()
+    finally:
+        accounts.write_text(json.dumps(ISSUER_ACCOUNTS))
+
+
+def test_a_callback_with_a_wrong_state_is_refused(sso, page):  # noqa: F811
+    server, _ = sso
+    callbacks: list[str] = []
+
+    def hold(route):
+        callbacks.append(route.request.url)
+        route.abort()
+
+    page.route("**/login/sso/callback*", hold)
+    page.goto(server.origin + "/login")
+    page.get_by_role("link", name="Sign in with Team ID").click()
+    page.fill("#login", "alice")
+    page.get_by_role("button", name="Sign in to Team ID").click()
+    wait_until(lambda: callbacks, 10)
+    page.unroute("**/login/sso/callback*")
+    parts = urlsplit(callbacks[0])
+    query = {k: v[0] for k, v in parse_qs(parts.query).items()}
+    assert query["code"] and query["state"]
+    forged = {**query, "state": query["state"][::-1]}
+    response = page.goto(f"{server.origin}{parts.path}?{urlencode(forged)}")
+    assert response.status == 403
+    assert "was not started here" in page.content()
+    assert page.get_by_role("button", name="Sign out").count() == 0
+    refused = [e for e in audit_json(server) if e["tag"] == "user:login:failure"]
+    assert refused[0]["details"]["reason"] == "sso_state"
