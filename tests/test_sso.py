@@ -13,13 +13,14 @@ from urllib.parse import parse_qs, urlencode, urljoin, urlsplit
 
 import pytest
 import requests
-from conftest import ROOT, audit_json, free_port, start_server
+from conftest import ROOT, add_user, audit_json, enrol_totp_cli, free_port, privindex_cli, start_server
 from test_web_browser import browser, page  # noqa: F401  (the fixtures)
 
 pytestmark = pytest.mark.browser
 
 NODE_MODULES = ROOT / "tests" / "node_modules"
 SHOTS = ROOT / "test-artifacts" / "screenshots"
+PASSWORD = "correct horse battery"
 ISSUER_ACCOUNTS = {
     "alice": {
         "email": "alice@team.example",
@@ -28,6 +29,13 @@ ISSUER_ACCOUNTS = {
         "amr": ["pwd", "mfa"],
     },
     "bob": {"email": "bob@team.example", "email_verified": True, "groups": ["developers"], "amr": ["pwd"]},
+    "dave-at-team": {
+        "email": "Dave@team.example",
+        "email_verified": True,
+        "groups": ["developers"],
+        "amr": ["mfa"],
+    },
+    "erin": {"email": "erin@team.example", "email_verified": True, "groups": ["developers"], "amr": ["otp"]},
     "carol": {
         "email": "carol@team.example",
         "email_verified": True,
@@ -146,8 +154,62 @@ def test_a_person_removed_from_the_group_is_refused_at_next_sign_in(sso, browser
         assert "not in a group this index admits" in tab.content()
         assert tab.get_by_role("button", name="Sign out").count() == 0
         context.close()
+        failures = [e for e in audit_json(server, "--user", "alice") if e["tag"] == "user:login:failure"]
+        assert failures[0]["details"]["reason"] == "sso_group"
     finally:
         accounts.write_text(json.dumps(ISSUER_ACCOUNTS))
+
+
+def test_a_user_disabled_here_is_refused_at_sign_in_and_loses_their_tokens(sso, browser):  # noqa: F811
+    server, _ = sso
+    context = browser.new_context()
+    tab = context.new_page()
+    sign_in_through_provider(tab, server, "erin")
+    assert tab.get_by_role("button", name="Sign out").count() == 1
+    context.close()
+    privindex_cli(server, "token", "create", "erin", "--read-only")
+    privindex_cli(server, "user", "disable", "erin")
+    context = browser.new_context()
+    tab = context.new_page()
+    sign_in_through_provider(tab, server, "erin")
+    assert "This account is disabled." in tab.content()
+    assert tab.get_by_role("button", name="Sign out").count() == 0
+    context.close()
+    events = audit_json(server, "--user", "erin")
+    assert [e for e in events if e["tag"] == "token:revoke"]
+    assert [e for e in events if e["tag"] == "user:login:failure" and e["details"]["reason"] == "disabled"]
+
+
+def test_an_existing_account_links_only_after_its_owner_proves_it(sso, page):  # noqa: F811
+    """dave has a password, TOTP and the address the provider verifies: the provider's MFA
+    does not stand in for proving the account here, so password and code are asked first."""
+    server, _ = sso
+    add_user(server, "dave", PASSWORD)
+    privindex_cli(server, "user", "email", "dave", "dave@team.example")
+    _totp, codes, _out = enrol_totp_cli(server, "dave")
+    sign_in_through_provider(page, server, "dave-at-team")
+    assert urlsplit(page.url).path == "/login/sso/link"
+    assert "dave" in page.content()
+    page.fill("#password", "not dave's password")
+    page.get_by_role("button", name="Link and sign in").click()
+    assert "That password is not right." in page.content()
+    assert not [e for e in audit_json(server, "--user", "dave") if e["tag"] == "user:sso:link"]
+    page.fill("#password", PASSWORD)
+    page.get_by_role("button", name="Link and sign in").click()
+    assert urlsplit(page.url).path == "/login/2fa"
+    page.fill("#recovery-code", codes[0])  # the TOTP code of now was spent by the enrolment
+    page.get_by_role("button", name="Use recovery code").click()
+    assert page.get_by_role("button", name="Sign out").count() == 1
+    assert [e for e in audit_json(server, "--user", "dave") if e["tag"] == "user:sso:link"]
+    page.get_by_role("button", name="Sign out").click()
+    page.goto(server.origin + "/login")  # the provider remembers dave: no form this time
+    page.get_by_role("link", name="Sign in with Team ID").click()
+    page.wait_for_url(lambda url: url.startswith(server.origin) and "/login" not in url)
+    assert page.get_by_role("button", name="Sign out").count() == 1  # linked: the provider's MFA counts
+    assert page.get_by_role("button", name="Sign out").count() == 1
+    assert "dave-at-team" not in [
+        line.split("\t")[0] for line in privindex_cli(server, "user", "list").stdout.splitlines()
+    ]
 
 
 def test_a_callback_with_a_wrong_state_is_refused(sso):

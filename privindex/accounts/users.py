@@ -102,6 +102,21 @@ def set_password(user: User, password: str, ctx: audit.Context, keep_session: in
         ).execute()
 
 
+def set_email(user: User, email: str, ctx: audit.Context) -> str:
+    """The address a user is known by: an identity provider that verifies it may link to
+    this account once its owner proves it (oidc/sso.py). One user per address."""
+    email = email.strip().lower()
+    if not re.fullmatch(r"[^@\s]{1,64}@[^@\s]+\.[^@\s]+", email) or len(email) > 254:
+        raise AccountError(_("'%(email)s' is not an email address", email=email[:80]))
+    with database.atomic():
+        if User.select().where(User.email == email, User.id != user.id).exists():
+            raise AccountError(_("another user has the email address '%(email)s'", email=email))
+        User.update(email=email).where(User.id == user.id).execute()
+        audit.record(Tag.USER_EMAIL_SET, ctx, subject=user.username, email=email)
+    user.email = email
+    return email
+
+
 def set_disabled(user: User, disabled: bool, ctx: audit.Context) -> int:
     """Disable or enable. Disabling is final for credentials: the user's sessions, pending
     sign-ins, set-up links and API tokens all end (tokens are revoked, audited), so enabling

@@ -1,4 +1,5 @@
-"""`privindex user ...`: create, list, disable, enable, sign out, second factors, remove, passwords."""
+"""`privindex user ...`: create, list, email, disable, enable, sign out, second factors, remove,
+passwords."""
 
 from __future__ import annotations
 
@@ -45,6 +46,19 @@ def user_list() -> None:
             f"{u.username}\t{','.join(flags) or '-'}\tcreated {day(u.created_at)}"
             f"\tlast login {day(u.last_login_at)}"
         )
+
+
+@account_command(user, "email")
+@click.argument("name")
+@click.argument("address")
+def user_email(name: str, address: str) -> None:
+    """Set a user's email address: sign-in through an identity provider that verifies it
+    may then link to this account, once its owner proves it (password, second factor)."""
+    from privindex.accounts import users
+    from privindex.ops import audit
+
+    email = users.set_email(users.get_user(name), address, audit.CLI)
+    click.echo(f"{name}'s email address is {email}", err=True)
 
 
 @account_command(user, "disable")

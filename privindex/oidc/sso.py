@@ -42,11 +42,12 @@ FLOW_SECONDS = 600  # a sign-in must come back from the provider within ten minu
 
 class SignInRefused(Exception):
     """The provider's answer does not let this person in. reason is the audit trail's word,
-    str(exc) the one-line message for the person (translated, no secrets)."""
+    str(exc) the one-line message for the person (translated, no secrets); username: the
+    user here the provider's subject is linked to, if any."""
 
-    def __init__(self, reason: str, message: str):
+    def __init__(self, reason: str, message: str, username: str | None = None):
         super().__init__(message)
-        self.reason = reason
+        self.reason, self.username = reason, username
 
 
 @dataclass(frozen=True)
@@ -162,7 +163,12 @@ def finish(
         raise SignInRefused("sso_token", _("The identity provider's answer does not verify.")) from exc
     if not hmac.compare_digest(str(claims["nonce"]).encode(), str(flow["nonce"]).encode()):
         raise SignInRefused("sso_nonce", _("The identity provider's answer does not verify."))
-    admit(provider, claims)
+    try:
+        admit(provider, claims)
+    except SignInRefused as exc:
+        link = _link_of(provider, claims)
+        exc.username = link.user.username if link else None
+        raise
     return provider, _who(provider, claims, ctx)
 
 
@@ -210,17 +216,17 @@ def provider_mfa(provider: SSOProvider, claims: dict) -> bool:
 def _who(provider: SSOProvider, claims: dict, ctx: audit.Context) -> Outcome:
     subject = str(claims["sub"])
     mfa = provider_mfa(provider, claims)
-    link = SsoLink.get_or_none(SsoLink.issuer == provider.issuer, SsoLink.subject == subject)
+    link = _link_of(provider, claims)
     if link is not None:
         if link.user.is_disabled:
-            raise SignInRefused("disabled", _("This account is disabled."))
+            raise SignInRefused("disabled", _("This account is disabled."), link.user.username)
         SsoLink.update(last_login_at=time.time()).where(SsoLink.id == link.id).execute()
         return Outcome(claims, user=link.user, provider_mfa=mfa)
     email = verified_email(claims)
     existing = User.get_or_none(User.email == email, User.removed_at.is_null()) if email else None
     if existing is not None:
         if existing.is_disabled:
-            raise SignInRefused("disabled", _("This account is disabled."))
+            raise SignInRefused("disabled", _("This account is disabled."), existing.username)
         return Outcome(claims, link_to=existing, provider_mfa=mfa)
     with database.atomic():
         user = users.create_user(_free_username(provider, claims), None, ctx, via=provider.issuer)
@@ -228,6 +234,10 @@ def _who(provider: SSOProvider, claims: dict, ctx: audit.Context) -> Outcome:
             User.update(email=email).where(User.id == user.id).execute()
         _link(provider.issuer, subject, user, ctx)
     return Outcome(claims, user=User.get_by_id(user.id), provider_mfa=mfa)
+
+
+def _link_of(provider: SSOProvider, claims: dict) -> SsoLink | None:
+    return SsoLink.get_or_none(SsoLink.issuer == provider.issuer, SsoLink.subject == str(claims["sub"]))
 
 
 def _free_username(provider: SSOProvider, claims: dict) -> str:

@@ -67,7 +67,7 @@ def sso_callback():
             providers(), flow, request.args.to_dict(), _redirect_uri(), audit_context()
         )
     except sso.SignInRefused as exc:
-        audit.record(Tag.USER_LOGIN_FAILURE, audit_context(), reason=exc.reason)
+        audit.record(Tag.USER_LOGIN_FAILURE, audit_context(), subject=exc.username, reason=exc.reason)
         flash(str(exc), "error")
         return render_template("login.html", next=""), 403
     except (identity_tokens.KeysUnavailable, identity_tokens.FetchFailed) as exc:
