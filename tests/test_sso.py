@@ -104,7 +104,6 @@ def test_first_sign_in_creates_the_user_and_trusts_the_providers_mfa(sso, page):
     assert "/account/security" not in page.url  # the provider's MFA counts: no enrolment demanded
     assert page.get_by_role("button", name="Sign out").count() == 1
     assert "alice" in page.content()
-    SHOTS.mkdir(parents=True, exist_ok=True)
     events = audit_json(server, "--user", "alice")
     tags = [e["tag"] for e in events]
     assert "user:create" in tags and "user:sso:link" in tags
@@ -184,12 +183,16 @@ def test_an_existing_account_links_only_after_its_owner_proves_it(sso, page):  #
     """dave has a password, TOTP and the address the provider verifies: the provider's MFA
     does not stand in for proving the account here, so password and code are asked first."""
     server, _ = sso
+    SHOTS.mkdir(parents=True, exist_ok=True)
     add_user(server, "dave", PASSWORD)
     privindex_cli(server, "user", "email", "dave", "dave@team.example")
     _totp, codes, _out = enrol_totp_cli(server, "dave")
     sign_in_through_provider(page, server, "dave-at-team")
     assert urlsplit(page.url).path == "/login/sso/link"
     assert "dave" in page.content()
+    for width in (390, 1280):
+        page.set_viewport_size({"width": width, "height": 900})
+        page.screenshot(path=SHOTS / f"sso-link-{width}.png", full_page=True)
     page.fill("#password", "not dave's password")
     page.get_by_role("button", name="Link and sign in").click()
     assert "That password is not right." in page.content()
