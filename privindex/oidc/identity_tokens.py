@@ -99,7 +99,12 @@ class _Fetch:
 
 
 class FetchFailed(Exception):
-    """A fetch from an issuer failed; the message is one line, safe to show."""
+    """A fetch from an issuer failed; the message is one line, safe to show. status: the
+    HTTP status the issuer answered with, if it answered."""
+
+    def __init__(self, message: str, status: int | None = None):
+        super().__init__(message)
+        self.status = status
 
 
 class IssuerKeys:
@@ -237,7 +242,7 @@ def fetch_json(url: str, deadline: float, form: dict[str, str] | None = None, au
                     raise TimeoutError
     except urllib.error.HTTPError as exc:
         exc.close()
-        raise FetchFailed(f"{url} answered {exc.code}") from None
+        raise FetchFailed(f"{url} answered {exc.code}", exc.code) from None
     except (OSError, http.client.HTTPException) as exc:
         reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc  # URLError wraps the cause
         if isinstance(reason, TimeoutError):

@@ -143,17 +143,22 @@ def finish(
     if args.get("error") or not args.get("code"):
         raise SignInRefused("sso_denied", _("The identity provider did not sign you in."))
     keys = providers.keys(provider)
-    answer = identity_tokens.fetch_json(
-        _endpoint(keys.discovery(), "token_endpoint", provider.issuer),
-        time.monotonic() + identity_tokens.FETCH_DEADLINE,
-        form={
-            "grant_type": "authorization_code",
-            "code": args["code"],
-            "redirect_uri": redirect_uri,
-            "code_verifier": flow["verifier"],
-        },
-        auth=_basic(provider),
-    )
+    try:
+        answer = identity_tokens.fetch_json(
+            _endpoint(keys.discovery(), "token_endpoint", provider.issuer),
+            time.monotonic() + identity_tokens.FETCH_DEADLINE,
+            form={
+                "grant_type": "authorization_code",
+                "code": args["code"],
+                "redirect_uri": redirect_uri,
+                "code_verifier": flow["verifier"],
+            },
+            auth=_basic(provider),
+        )
+    except identity_tokens.FetchFailed as exc:
+        if exc.status is not None and 400 <= exc.status < 500:  # a spent or foreign code, a wrong verifier
+            raise SignInRefused("sso_code", _("The identity provider did not sign you in.")) from exc
+        raise
     id_token = answer.get("id_token") if isinstance(answer, dict) else None
     if not isinstance(id_token, str):
         raise identity_tokens.FetchFailed(f"the token endpoint of {provider.issuer} sent no ID token")
