@@ -97,6 +97,16 @@ def sign_in_through_provider(tab, server, name: str, button: str = "Sign in with
     tab.wait_for_load_state()
 
 
+def sign_in_fresh(browser, server, name: str) -> tuple[bool, str]:  # noqa: F811
+    """Sign in through the provider from a new browser profile: (signed in here?, the page)."""
+    context = browser.new_context()
+    tab = context.new_page()
+    sign_in_through_provider(tab, server, name)
+    signed_in, content = tab.get_by_role("button", name="Sign out").count() == 1, tab.content()
+    context.close()
+    return signed_in, content
+
+
 def test_first_sign_in_creates_the_user_and_trusts_the_providers_mfa(sso, page):  # noqa: F811
     server, _ = sso
     sign_in_through_provider(page, server, "alice")
@@ -138,21 +148,13 @@ def test_a_person_outside_the_required_groups_is_refused_in_their_language(sso, 
 
 def test_a_person_removed_from_the_group_is_refused_at_next_sign_in(sso, browser):  # noqa: F811
     server, accounts = sso
-    context = browser.new_context()
-    tab = context.new_page()
-    sign_in_through_provider(tab, server, "alice")
-    assert tab.get_by_role("button", name="Sign out").count() == 1
-    context.close()
+    assert sign_in_fresh(browser, server, "alice")[0]
     people = json.loads(accounts.read_text())
     people["alice"]["groups"] = ["former-staff"]
     accounts.write_text(json.dumps(people))
     try:
-        context = browser.new_context()
-        tab = context.new_page()
-        sign_in_through_provider(tab, server, "alice")
-        assert "not in a group this index admits" in tab.content()
-        assert tab.get_by_role("button", name="Sign out").count() == 0
-        context.close()
+        signed_in, content = sign_in_fresh(browser, server, "alice")
+        assert not signed_in and "not in a group this index admits" in content
         failures = [e for e in audit_json(server, "--user", "alice") if e["tag"] == "user:login:failure"]
         assert failures[0]["details"]["reason"] == "sso_group"
     finally:
@@ -161,19 +163,11 @@ def test_a_person_removed_from_the_group_is_refused_at_next_sign_in(sso, browser
 
 def test_a_user_disabled_here_is_refused_at_sign_in_and_loses_their_tokens(sso, browser):  # noqa: F811
     server, _ = sso
-    context = browser.new_context()
-    tab = context.new_page()
-    sign_in_through_provider(tab, server, "erin")
-    assert tab.get_by_role("button", name="Sign out").count() == 1
-    context.close()
+    assert sign_in_fresh(browser, server, "erin")[0]
     privindex_cli(server, "token", "create", "erin", "--read-only")
     privindex_cli(server, "user", "disable", "erin")
-    context = browser.new_context()
-    tab = context.new_page()
-    sign_in_through_provider(tab, server, "erin")
-    assert "This account is disabled." in tab.content()
-    assert tab.get_by_role("button", name="Sign out").count() == 0
-    context.close()
+    signed_in, content = sign_in_fresh(browser, server, "erin")
+    assert not signed_in and "This account is disabled." in content
     events = audit_json(server, "--user", "erin")
     assert [e for e in events if e["tag"] == "token:revoke"]
     assert [e for e in events if e["tag"] == "user:login:failure" and e["details"]["reason"] == "disabled"]

@@ -234,7 +234,7 @@ def _who(provider: SSOProvider, claims: dict, ctx: audit.Context) -> Outcome:
             raise SignInRefused("disabled", _("This account is disabled."), existing.username)
         return Outcome(claims, link_to=existing, provider_mfa=mfa)
     with database.atomic():
-        user = users.create_user(_free_username(provider, claims), None, ctx, via=provider.issuer)
+        user = users.create_user(_free_username(provider, claims), None, ctx, provider=provider.issuer)
         if email and not User.select().where(User.email == email).exists():
             User.update(email=email).where(User.id == user.id).execute()
         _link(provider.issuer, subject, user, ctx)
