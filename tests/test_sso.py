@@ -36,6 +36,12 @@ ISSUER_ACCOUNTS = {
         "amr": ["mfa"],
     },
     "erin": {"email": "erin@team.example", "email_verified": True, "groups": ["developers"], "amr": ["otp"]},
+    "frank": {
+        "email": "frank@team.example",
+        "email_verified": True,
+        "groups": ["developers"],
+        "amr": ["mfa"],
+    },
     "carol": {
         "email": "carol@team.example",
         "email_verified": True,
@@ -207,6 +213,25 @@ def test_an_existing_account_links_only_after_its_owner_proves_it(sso, page):  #
     assert "dave-at-team" not in [
         line.split("\t")[0] for line in privindex_cli(server, "user", "list").stdout.splitlines()
     ]
+
+
+def test_a_user_the_provider_made_confirms_a_sensitive_action_through_it(sso, page):  # noqa: F811
+    """alice has no password here: the reauth page sends her to the provider, which must
+    authenticate her again (prompt=login); signing in there as someone else confirms nothing."""
+    server, _ = sso
+    sign_in_through_provider(page, server, "alice")
+    page.goto(server.origin + "/reauth?next=/tokens")
+    page.get_by_role("link", name="Confirm with Team ID").click()
+    page.fill("#login", "frank")  # the provider asks again, whatever its session
+    page.get_by_role("button", name="Sign in to Team ID").click()
+    page.wait_for_load_state()
+    assert "You signed in at the identity provider as someone else." in page.content()
+    assert "frank" not in privindex_cli(server, "user", "list").stdout  # no user made, nothing linked
+    page.goto(server.origin + "/reauth?next=/tokens")
+    page.get_by_role("link", name="Confirm with Team ID").click()
+    page.fill("#login", "alice")
+    page.get_by_role("button", name="Sign in to Team ID").click()
+    page.wait_for_url(lambda url: urlsplit(url).path == "/tokens")
 
 
 def test_a_callback_with_a_wrong_state_is_refused(sso):

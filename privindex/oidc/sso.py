@@ -92,8 +92,16 @@ def _endpoint(discovery: dict, name: str, issuer: str) -> str:
     return url
 
 
-def begin(providers: Providers, provider: SSOProvider, redirect_uri: str, next_url: str) -> Flow:
-    """A new sign-in; raises identity_tokens.KeysUnavailable while the provider cannot be had."""
+def begin(
+    providers: Providers,
+    provider: SSOProvider,
+    redirect_uri: str,
+    next_url: str,
+    reauth_of: User | None = None,
+) -> Flow:
+    """A new sign-in; with reauth_of, a signed-in user confirming it is them (the provider
+    is asked to authenticate them again: prompt=login, max_age=0). Raises
+    identity_tokens.KeysUnavailable while the provider cannot be had."""
     discovery = providers.keys(provider).discovery()
     state, nonce, verifier = (secrets.token_urlsafe(32) for _ in range(3))
     challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
@@ -107,6 +115,7 @@ def begin(providers: Providers, provider: SSOProvider, redirect_uri: str, next_u
             "nonce": nonce,
             "code_challenge": challenge,
             "code_challenge_method": "S256",
+            **({"prompt": "login", "max_age": "0"} if reauth_of is not None else {}),
         }
     )
     url = _endpoint(discovery, "authorization_endpoint", provider.issuer)
@@ -119,6 +128,7 @@ def begin(providers: Providers, provider: SSOProvider, redirect_uri: str, next_u
             "verifier": verifier,
             "next": next_url,
             "at": time.time(),
+            **({"reauth_of": reauth_of.id} if reauth_of is not None else {}),
         },
     )
 
@@ -174,6 +184,10 @@ def finish(
         link = _link_of(provider, claims)
         exc.username = link.user.username if link else None
         raise
+    if "reauth_of" in flow:  # the same person again, never a new user or a link
+        link = _link_of(provider, claims)
+        if link is None or link.user_id != flow["reauth_of"]:
+            raise SignInRefused("sso_reauth", _("You signed in at the identity provider as someone else."))
     return provider, _who(provider, claims, ctx)
 
 
@@ -239,6 +253,12 @@ def _who(provider: SSOProvider, claims: dict, ctx: audit.Context) -> Outcome:
             User.update(email=email).where(User.id == user.id).execute()
         _link(provider.issuer, subject, user, ctx)
     return Outcome(claims, user=User.get_by_id(user.id), provider_mfa=mfa)
+
+
+def reauth_provider(providers: Providers, user: User) -> SSOProvider | None:
+    """The configured provider user is linked to, to confirm a sensitive action through."""
+    issuers = [link.issuer for link in SsoLink.select().where(SsoLink.user == user)]
+    return next((p for p in providers.all if p.issuer in issuers), None)
 
 
 def _link_of(provider: SSOProvider, claims: dict) -> SsoLink | None:

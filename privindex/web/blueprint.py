@@ -65,6 +65,8 @@ ENROLMENT_ENDPOINTS = {
     "web.logout",
     "web.reauth",
     "web.reauth_submit",
+    "web.sso_reauth",  # a user the identity provider made confirms through it (web/sso.py)
+    "web.sso_callback",
     "web.recovery_codes",
     "web.static",
     "web.language",

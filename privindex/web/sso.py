@@ -10,15 +10,16 @@ import time
 
 from flask import current_app, flash, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
+from flask_login import current_user, login_required, login_user
 
-from privindex.accounts import second_factors, users
+from privindex.accounts import second_factors, sessions, users
 from privindex.api.http import audit_context
 from privindex.auth.ratelimit import Limited
 from privindex.db.models import User
 from privindex.oidc import identity_tokens, sso
 from privindex.ops import audit
 from privindex.ops.audit import Tag
-from privindex.web.blueprint import bp, settings
+from privindex.web.blueprint import Account, bp, me, safe_next, settings
 from privindex.web.signin import PENDING_LOGIN, _finish_login, _locked_message, _password_attempt
 
 FLOW = "sso_flow"  # the started sign-in (state, nonce, PKCE verifier), in the signed session
@@ -34,6 +35,13 @@ def providers() -> sso.Providers:
 def sso_buttons() -> list[tuple[int, str]]:
     """(index, label) of each provider, for the sign-in page's "Sign in with" buttons."""
     return list(enumerate(p.label for p in providers().all))
+
+
+@bp.app_template_global()
+def sso_reauth_label() -> str:
+    """The label of the provider the signed-in user may confirm a sensitive action through."""
+    provider = sso.reauth_provider(providers(), me()) if current_user.is_authenticated else None
+    return provider.label if provider else ""
 
 
 def _redirect_uri() -> str:
@@ -73,6 +81,8 @@ def sso_callback():
     except (identity_tokens.KeysUnavailable, identity_tokens.FetchFailed) as exc:
         return _unavailable(exc)
     next_url = str((flow or {}).get("next", ""))
+    if "reauth_of" in (flow or {}):
+        return _reauthenticated(flow, next_url)
     if outcome.link_to is not None:
         session[LINK] = {
             "issuer": provider.issuer,
@@ -84,6 +94,34 @@ def sso_callback():
         return redirect(url_for("web.sso_link"))
     assert outcome.user is not None
     return _second_step(outcome.user, outcome.provider_mfa, next_url, provider.label)
+
+
+@bp.get("/reauth/sso")
+@login_required
+def sso_reauth():
+    """Confirm a sensitive action through the identity provider, for a user linked to one
+    (a user it made has no password to re-enter)."""
+    provider = sso.reauth_provider(providers(), me())
+    next_url = request.args.get("next", "")
+    if provider is None:
+        return redirect(url_for("web.reauth", next=next_url))
+    try:
+        flow = sso.begin(providers(), provider, _redirect_uri(), next_url, reauth_of=me())
+    except (identity_tokens.KeysUnavailable, identity_tokens.FetchFailed) as exc:
+        return _unavailable(exc)
+    session[FLOW] = flow.state
+    return redirect(flow.url)
+
+
+def _reauthenticated(flow: dict, next_url: str):
+    """The provider confirmed the signed-in user again: a fresh authentication time, as the
+    password does on the reauth page."""
+    if not current_user.is_authenticated or me().id != flow["reauth_of"]:
+        flash(_("Your sign-in has expired. Please start again."), "warning")
+        return redirect(url_for("web.login"))
+    login_user(Account(me(), sessions.rotate(current_user.key), current_user.row))
+    session["auth_at"] = time.time()
+    return redirect(safe_next(next_url))
 
 
 def _second_step(user: User, provider_mfa: bool, next_url: str, label: str, link: dict | None = None):
