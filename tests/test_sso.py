@@ -221,6 +221,10 @@ def test_a_user_the_provider_made_confirms_a_sensitive_action_through_it(sso, pa
     server, _ = sso
     sign_in_through_provider(page, server, "alice")
     page.goto(server.origin + "/reauth?next=/tokens")
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    for width in (390, 1280):
+        page.set_viewport_size({"width": width, "height": 900})
+        page.screenshot(path=SHOTS / f"sso-reauth-{width}.png", full_page=True)
     page.get_by_role("link", name="Confirm with Team ID").click()
     page.fill("#login", "frank")  # the provider asks again, whatever its session
     page.get_by_role("button", name="Sign in to Team ID").click()
