@@ -22,7 +22,7 @@ from privindex.auth.token_format import MalformedAuthorization, read_authorizati
 from privindex.config import Settings
 from privindex.db.connection import bind, bind_to_requests, bound, connect, unbind
 from privindex.notify import mail, notices, webhook_sender
-from privindex.oidc import publishers
+from privindex.oidc import publishers, sso
 from privindex.ops.access_log import access_log
 from privindex.ops.metrics import Metrics, may_read
 from privindex.ops.request_ids import request_ids
@@ -93,6 +93,7 @@ def create_app(settings: Settings, progress: Progress | None = None, index_later
     # web UI's from CSRF; these POSTs are authenticated by the JWT they carry, not a cookie
     app.register_blueprint(exchange.bp)
     app.extensions["privindex_oidc"] = publishers.Verifier(settings)
+    app.extensions["privindex_sso"] = sso.Providers(settings)
     init_web(app)
 
     simple_api = SimpleAPI(

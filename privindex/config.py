@@ -55,6 +55,85 @@ class OIDCIssuer:
     jwks_file: Path | None = None
 
 
+def _issuer_url(name: str, url: str) -> str:
+    """An OpenID issuer without its trailing slash: https, or http on a loopback host (tests)."""
+    url = url.rstrip("/")
+    parts = urlsplit(url)
+    loopback = parts.hostname in ("localhost", "127.0.0.1", "::1")
+    if not parts.hostname or parts.scheme != "https" and not (parts.scheme == "http" and loopback):
+        raise _bad(name, f"issuer {url!r} must be an https:// URL (http only on loopback, for tests)")
+    return url
+
+
+@dataclass(frozen=True)
+class SSOProvider:
+    """An identity provider people sign in through (OpenID Connect, code flow with PKCE).
+
+    allowed_domains and required_groups are checked at every sign-in; trust_provider_mfa
+    lets the provider's `amr` (mfa, hwk, otp) or `acr` (when acr is set) stand for the
+    second factor.
+    """
+
+    issuer: str
+    client_id: str
+    client_secret: str = dataclasses.field(repr=False)  # never in a log line or a traceback
+    label: str
+    username_claim: str = "preferred_username"
+    allowed_domains: tuple[str, ...] = ()
+    required_groups: tuple[str, ...] = ()
+    groups_claim: str = "groups"
+    trust_provider_mfa: bool = False
+    acr: str = ""
+
+
+_SSO_STRINGS = ("issuer", "client_id", "client_secret", "label", "username_claim", "groups_claim", "acr")
+_SSO_LISTS = ("allowed_domains", "required_groups")
+
+
+def _sso_providers(value: Any) -> tuple[SSOProvider, ...]:
+    """The TOML array of tables `[[sso_providers]]` as SSOProvider values, checked."""
+    name = "sso_providers"
+    if not isinstance(value, (list, tuple)):
+        raise _bad(name, "expected an array of tables ([[sso_providers]] issuer = ..., client_id = ...)")
+    providers: list[SSOProvider] = []
+    for i, entry in enumerate(value):
+        if isinstance(entry, SSOProvider):
+            entry = dataclasses.asdict(entry)
+        if not isinstance(entry, dict):
+            raise _bad(name, f"entry {i + 1} is not a table")
+        unknown = set(entry) - {f.name for f in fields(SSOProvider)}
+        if unknown:
+            raise _bad(name, f"entry {i + 1} has unknown key(s) {', '.join(sorted(unknown))}")
+        for key in ("issuer", "client_id", "client_secret", "label"):
+            if not entry.get(key):
+                raise _bad(name, f"entry {i + 1} needs {key}")
+        for key in _SSO_STRINGS:
+            if key in entry and not isinstance(entry[key], str):
+                raise _bad(name, f"entry {i + 1}: {key} must be a string")
+        for key in _SSO_LISTS:
+            if key in entry and (
+                not isinstance(entry[key], (list, tuple))
+                or not all(isinstance(v, str) and v for v in entry[key])
+            ):
+                raise _bad(name, f"entry {i + 1}: {key} must be a list of strings")
+        if not isinstance(entry.get("trust_provider_mfa", False), bool):
+            raise _bad(name, f"entry {i + 1}: trust_provider_mfa must be true or false")
+        issuer = _issuer_url(name, entry["issuer"])
+        if any(p.issuer == issuer for p in providers):
+            raise _bad(name, f"issuer {issuer!r} is listed twice")
+        providers.append(
+            SSOProvider(
+                **{
+                    **entry,
+                    "issuer": issuer,
+                    "allowed_domains": tuple(d.lower().lstrip("@") for d in entry.get("allowed_domains", ())),
+                    "required_groups": tuple(entry.get("required_groups", ())),
+                }
+            )
+        )
+    return tuple(providers)
+
+
 def _issuers(value: Any) -> tuple[OIDCIssuer, ...]:
     """The TOML array of tables `[[oidc_issuers]]` as OIDCIssuer values, checked."""
     name = "oidc_issuers"
@@ -72,11 +151,7 @@ def _issuers(value: Any) -> tuple[OIDCIssuer, ...]:
         url, kind, jwks = entry.get("url"), entry.get("kind"), entry.get("jwks_file")
         if not isinstance(url, str) or not url:
             raise _bad(name, f'entry {i + 1} needs url = "https://..." (the issuer)')
-        url = url.rstrip("/")
-        parts = urlsplit(url)
-        loopback = parts.hostname in ("localhost", "127.0.0.1", "::1")
-        if not parts.hostname or parts.scheme != "https" and not (parts.scheme == "http" and loopback):
-            raise _bad(name, f"issuer {url!r} must be an https:// URL (http only on loopback, for tests)")
+        url = _issuer_url(name, url)
         if kind not in ISSUER_KINDS:
             raise _bad(name, f"issuer {url!r}: kind must be one of {', '.join(ISSUER_KINDS)}, got {kind!r}")
         if url in seen:
@@ -121,6 +196,7 @@ class Settings:
     metrics_addresses: str = "127.0.0.1/32, ::1/128"
     oidc_audience: str = ""
     oidc_issuers: tuple[OIDCIssuer, ...] = ()
+    sso_providers: tuple[SSOProvider, ...] = ()
     attestation_trusted_root: str = ""  # "": the Sigstore trust root the sigstore package ships
     namespace_max_depth: int = 2  # PEP 752: hyphens a granted namespace may have
     upstream_url: str = ""
@@ -153,6 +229,7 @@ class Settings:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "oidc_issuers", _issuers(self.oidc_issuers))
+        object.__setattr__(self, "sso_providers", _sso_providers(self.sso_providers))
         if not 0 <= self.port <= 65535:
             raise _bad("port", f"{self.port} is not a TCP port (0-65535)")
         if self.threads < 1:
@@ -443,6 +520,7 @@ def _is_ip_address(host: str) -> bool:
 
 
 _FIELDS = {f.name: f for f in fields(Settings)}
+_TABLES = {"oidc_issuers": _issuers, "sso_providers": _sso_providers}
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
@@ -470,14 +548,14 @@ def _coerce(name: str, value: Any, from_text: bool, given_as: str | None = None)
         elif kind == "Path":
             if isinstance(value, (str, Path)) and str(value):
                 return Path(value).expanduser()
-        elif name == "oidc_issuers":
+        elif name in _TABLES:
             if from_text:  # a list of tables has no sensible one-line spelling
                 raise ConfigError(
-                    f"{given_as or name}: set oidc_issuers in the config file "
-                    "([[oidc_issuers]] tables); it has no environment variable or flag",
+                    f"{given_as or name}: set {name} in the config file "
+                    f"([[{name}]] tables); it has no environment variable or flag",
                     name,
                 )
-            return _issuers(value)
+            return _TABLES[name](value)
         elif isinstance(value, str):
             return value
     except ValueError:

@@ -62,7 +62,15 @@ def get_user(username: str) -> User:
     return user
 
 
-def create_user(username: str, password: str | None, ctx: audit.Context, is_admin: bool = False) -> User:
+def create_user(
+    username: str,
+    password: str | None,
+    ctx: audit.Context,
+    is_admin: bool = False,
+    provider: str | None = None,
+) -> User:
+    """A new user; provider: the identity provider (issuer) that made it, for a user who signs
+    in through it and has no password."""
     name = normalize_username(username)
     if password is not None and (problem := passwords.password_problem(password, name)):
         raise AccountError(problem)
@@ -76,7 +84,9 @@ def create_user(username: str, password: str | None, ctx: audit.Context, is_admi
             created_at=time.time(),
             webauthn_user_handle=secrets.token_bytes(64),
         )
-        audit.record(Tag.USER_CREATE, ctx, subject=name, admin=is_admin)
+        audit.record(
+            Tag.USER_CREATE, ctx, subject=name, admin=is_admin, **({"provider": provider} if provider else {})
+        )
     return user
 
 

@@ -1016,6 +1016,39 @@ def v18_audit_token_index(db: peewee.Database) -> None:
     run(db, ["CREATE INDEX audit_event_token ON audit_event (token_id, ts)"], "v18")
 
 
+def v19_sso_links(db: peewee.Database) -> None:
+    """Sign-in through an identity provider (oidc/sso.py): `sso_link` ties a provider's
+    subject (issuer + `sub`, which never changes, unlike a name or an email) to one user.
+    The addresses a provider verifies are kept as the user's verified email addresses
+    (v16's `email_address`), which is also what an unlinked user is found by to link."""
+    run(
+        db,
+        [
+            Dialects(
+                sqlite="""CREATE TABLE sso_link (
+            id INTEGER PRIMARY KEY,
+            issuer TEXT NOT NULL,
+            subject TEXT NOT NULL,
+            user_id INTEGER NOT NULL REFERENCES user (id) ON DELETE CASCADE,
+            created_at REAL NOT NULL,
+            last_login_at REAL
+        )""",
+                postgresql="""CREATE TABLE sso_link (
+            id SERIAL PRIMARY KEY,
+            issuer TEXT NOT NULL,
+            subject TEXT NOT NULL,
+            user_id INTEGER NOT NULL REFERENCES "user" (id) ON DELETE CASCADE,
+            created_at DOUBLE PRECISION NOT NULL,
+            last_login_at DOUBLE PRECISION
+        )""",
+            ),
+            "CREATE UNIQUE INDEX sso_link_subject ON sso_link (issuer, subject)",
+            "CREATE INDEX sso_link_user ON sso_link (user_id)",
+        ],
+        "v19",
+    )
+
+
 MIGRATIONS = [
     v1_files,
     v2_accounts,
@@ -1035,4 +1068,5 @@ MIGRATIONS = [
     v16_email_addresses,
     v17_readme_headings,
     v18_audit_token_index,
+    v19_sso_links,
 ]

@@ -68,6 +68,16 @@ class User(BaseModel):
     removed_at = peewee.FloatField(null=True)  # removed: kept for the audit trail, never enabled again
 
 
+class SsoLink(BaseModel):
+    """An identity provider's subject (issuer + `sub`) signing in as one user."""
+
+    issuer = peewee.TextField()
+    subject = peewee.TextField()
+    user = peewee.ForeignKeyField(User, backref="sso_links", on_delete="CASCADE")
+    created_at = peewee.FloatField()
+    last_login_at = peewee.FloatField(null=True)
+
+
 class SecurityKey(BaseModel):
     user = peewee.ForeignKeyField(User, backref="security_keys", on_delete="CASCADE")
     label = peewee.TextField()

@@ -1,2 +1,3 @@
-"""Trusted Publishing's identities: CI identity tokens verified with PyJWT (identity_tokens.py),
-and the trusted publishers per project, their matching and the minted tokens (publishers.py)."""
+"""OpenID identities: tokens verified with PyJWT after discovery and JWKS (identity_tokens.py,
+shared by both uses), Trusted Publishing's publishers per project, their matching and the
+minted tokens (publishers.py), and sign-in through a team's identity provider (sso.py)."""

@@ -1,9 +1,12 @@
-"""Verifying CI identity tokens (OIDC JWTs): the one module that knows PyJWT.
+"""Verifying OpenID tokens (JWTs): the one module that knows PyJWT and fetches issuers'
+discovery documents and keys, for Trusted Publishing's CI identity tokens (publishers.py)
+and for the ID tokens of sign-in through an identity provider (sso.py).
 
 A token is accepted only when it is RS256-signed by a key of a configured issuer and its
 `iss`, `aud` (exactly one audience), `exp`, `iat` and `nbf` check out, with a small
-leeway for clock skew. Keys come from the issuer's OIDC discovery document
-(`/.well-known/openid-configuration` -> `jwks_uri`), or from a pinned JWKS file.
+leeway for clock skew, and it has the claims its caller requires. Keys come from the
+issuer's OIDC discovery document (`/.well-known/openid-configuration` -> `jwks_uri`), or
+from a pinned JWKS file; the discovery document is kept for the sign-in's endpoints.
 
 Fetching keys never holds up the server: it runs in a thread of its own, within one
 overall deadline, and at most once a minute per issuer (the first time, when a token
@@ -13,7 +16,7 @@ otherwise, and while a failed fetch waits for its retry, it is refused at once w
 KeysUnavailable (503, Retry-After). The issuer's answers are untrusted: size-capped,
 fetched without following redirects, the discovery document must name the issuer and its
 jwks_uri must be on the issuer's scheme, host and port. The rules about what a verified
-token may do live in publishers.py.
+token may do live in publishers.py and sso.py.
 """
 
 from __future__ import annotations
@@ -25,16 +28,19 @@ import math
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
 if TYPE_CHECKING:
     import jwt
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 ALGORITHMS = ["RS256"]  # what GitHub, GitLab and Forgejo sign with; never HS256 or none
 LEEWAY = 30  # seconds of clock skew tolerated on exp, iat and nbf
@@ -43,6 +49,7 @@ FETCH_DEADLINE = 5.0  # seconds for discovery and JWKS together
 REQUEST_WAIT = 0.5  # seconds after a fetch began during which requests wait for it
 MAX_DOCUMENT = 256 * 1024  # bytes; GitHub's and GitLab's documents are a few KiB
 CHUNK = 16 * 1024
+CI_CLAIMS = ("iss", "aud", "exp", "iat", "nbf", "jti")  # what a CI identity token must carry
 
 
 class TokenInvalid(Exception):
@@ -91,33 +98,61 @@ class _Fetch:
     error: str | None = None
 
 
-class _Unreadable(Exception):
-    """A key fetch failed; the message is one line, safe to show."""
+class FetchFailed(Exception):
+    """A fetch from an issuer failed; the message is one line, safe to show. status: the
+    HTTP status the issuer answered with, if it answered."""
+
+    def __init__(self, message: str, status: int | None = None):
+        super().__init__(message)
+        self.status = status
 
 
 class IssuerKeys:
-    """The public keys of one issuer: discovered (or read from a pinned file) and cached."""
+    """The public keys of one issuer: discovered (or read from a pinned file) and cached,
+    with its discovery document."""
 
     def __init__(self, issuer: str, jwks_file: Path | None = None):
         self.issuer = issuer.rstrip("/")
         self.jwks_file = jwks_file
         self._keys: dict[str, jwt.PyJWK] = {}  # the last keys fetched; kept when a later fetch fails
+        self._discovery: dict | None = None  # the last discovery document fetched
         self._fetch: _Fetch | None = None  # the latest attempt
         self._lock = threading.Lock()  # guards _keys and _fetch; never held while fetching
 
     def key(self, kid: str | None) -> jwt.PyJWK:
+        """The key named kid; raises TokenInvalid when the issuer does not publish it."""
+        key = self._wait_for(lambda: self._keys.get(kid) if kid is not None else None)
+        if key is None:
+            raise TokenInvalid(
+                "invalid-token", "the token is signed with a key the issuer does not publish (unknown kid)"
+            )
+        return key
+
+    def discovery(self) -> dict:
+        """The issuer's discovery document (fetched like the keys, and with them). A person
+        is waiting for it to sign in: the request waits for the whole fetch."""
+        document = self._wait_for(lambda: self._discovery, FETCH_DEADLINE)
+        if document is None:  # pragma: no cover - a fetch that succeeds sets it
+            raise KeysUnavailable(f"issuer {self.issuer} has no discovery document", REFRESH_INTERVAL)
+        return document
+
+    def _wait_for(self, lookup: Callable[[], T | None], wait: float = REQUEST_WAIT) -> T | None:
+        """What lookup finds, fetching first when it finds nothing (at most once a minute)
+        and waiting for the fetch up to wait seconds after it began; None when a completed
+        fetch did not provide it. Raises KeysUnavailable while the issuer cannot be had."""
         with self._lock:
-            if kid in self._keys:
-                return self._keys[kid]
+            if (found := lookup()) is not None:
+                return found
             fetch = self._fetch
             if fetch is None or time.monotonic() - fetch.started >= REFRESH_INTERVAL:
                 fetch = self._fetch = _Fetch(
                     time.monotonic()
                 )  # none yet, or the issuer may have rotated its keys
                 threading.Thread(target=self._run, args=(fetch,), name="oidc-keys", daemon=True).start()
-        fetch.done.wait(max(0.0, fetch.started + REQUEST_WAIT - time.monotonic()))
-        if kid in self._keys:
-            return self._keys[kid]
+        fetch.done.wait(max(0.0, fetch.started + wait - time.monotonic()))
+        with self._lock:
+            if (found := lookup()) is not None:
+                return found
         now = time.monotonic()
         if not fetch.done.is_set() and now < fetch.started + FETCH_DEADLINE:
             raise KeysUnavailable(
@@ -130,41 +165,40 @@ class IssuerKeys:
                 f"({fetch.error or 'no answer in time'}); try again later",
                 fetch.started + REFRESH_INTERVAL - now,
             )
-        raise TokenInvalid(
-            "invalid-token", "the token is signed with a key the issuer does not publish (unknown kid)"
-        )
+        return None
 
     def _run(self, fetch: _Fetch) -> None:
         try:
-            keys = self._load(fetch.started + FETCH_DEADLINE)
-        except _Unreadable as exc:
+            keys, discovery = self._load(fetch.started + FETCH_DEADLINE)
+        except FetchFailed as exc:
             fetch.error = str(exc)
-            log.warning("Trusted Publishing: the keys of issuer %s cannot be fetched: %s", self.issuer, exc)
+            log.warning("OpenID: the keys of issuer %s cannot be fetched: %s", self.issuer, exc)
         except Exception as exc:  # a bug here must not pass for a fetch that found no keys
             fetch.error = f"unexpected {type(exc).__name__}"
-            log.exception("Trusted Publishing: fetching the keys of issuer %s failed", self.issuer)
+            log.exception("OpenID: fetching the keys of issuer %s failed", self.issuer)
         else:
             with self._lock:
-                self._keys = keys
+                self._keys, self._discovery = keys, discovery
         finally:
             fetch.done.set()
 
-    def _load(self, deadline: float) -> dict[str, jwt.PyJWK]:
+    def _load(self, deadline: float) -> tuple[dict[str, jwt.PyJWK], dict | None]:
         import jwt
 
+        config = None
         if self.jwks_file is not None:
             try:
                 document = json.loads(Path(self.jwks_file).read_text())
             except (OSError, ValueError) as exc:
-                raise _Unreadable(f"{self.jwks_file}: {type(exc).__name__}") from None
+                raise FetchFailed(f"{self.jwks_file}: {type(exc).__name__}") from None
         else:
-            config = _fetch_json(f"{self.issuer}/.well-known/openid-configuration", deadline)
+            config = fetch_json(f"{self.issuer}/.well-known/openid-configuration", deadline)
             if not isinstance(config, dict) or str(config.get("issuer", "")).rstrip("/") != self.issuer:
-                raise _Unreadable("its discovery document names another issuer")
+                raise FetchFailed("its discovery document names another issuer")
             jwks_uri = config.get("jwks_uri")
             if not isinstance(jwks_uri, str) or _origin(jwks_uri) != _origin(self.issuer):
-                raise _Unreadable("its discovery document's jwks_uri is not on the issuer's host")
-            document = _fetch_json(jwks_uri, deadline)
+                raise FetchFailed("its discovery document's jwks_uri is not on the issuer's host")
+            document = fetch_json(jwks_uri, deadline)
         keys = {}
         try:
             for entry in document.get("keys", []):
@@ -172,8 +206,8 @@ class IssuerKeys:
                     continue
                 keys[entry["kid"]] = jwt.PyJWK(entry, algorithm="RS256")
         except (AttributeError, TypeError, ValueError, jwt.PyJWTError) as exc:
-            raise _Unreadable(f"its JWKS cannot be read ({type(exc).__name__})") from None
-        return keys
+            raise FetchFailed(f"its JWKS cannot be read ({type(exc).__name__})") from None
+        return keys, config
 
 
 def _origin(url: str) -> tuple:
@@ -189,37 +223,41 @@ class _NoRedirects(urllib.request.HTTPRedirectHandler):
 _opener = urllib.request.build_opener(_NoRedirects)
 
 
-def _fetch_json(url: str, deadline: float) -> Any:
-    """The JSON document at url, read whole before the deadline and within MAX_DOCUMENT."""
-    request = urllib.request.Request(
-        url, headers={"Accept": "application/json", "User-Agent": "privindex-oidc"}
-    )
+def fetch_json(url: str, deadline: float, form: dict[str, str] | None = None, auth: str = "") -> Any:
+    """The JSON document at url, read whole before the deadline and within MAX_DOCUMENT;
+    with form, POSTed as application/x-www-form-urlencoded (auth: an Authorization value)."""
+    headers = {"Accept": "application/json", "User-Agent": "privindex-oidc"}
+    if auth:
+        headers["Authorization"] = auth
+    data = urllib.parse.urlencode(form).encode() if form is not None else None
+    request = urllib.request.Request(url, data=data, headers=headers)
     body = bytearray()
     try:
         with _opener.open(request, timeout=max(0.01, deadline - time.monotonic())) as response:  # noqa: S310
             while chunk := response.read1(CHUNK):
                 body += chunk
                 if len(body) > MAX_DOCUMENT:
-                    raise _Unreadable(f"{url} sent more than {MAX_DOCUMENT // 1024} KiB")
+                    raise FetchFailed(f"{url} sent more than {MAX_DOCUMENT // 1024} KiB")
                 if time.monotonic() > deadline:
                     raise TimeoutError
     except urllib.error.HTTPError as exc:
         exc.close()
-        raise _Unreadable(f"{url} answered {exc.code}") from None
+        raise FetchFailed(f"{url} answered {exc.code}", exc.code) from None
     except (OSError, http.client.HTTPException) as exc:
         reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc  # URLError wraps the cause
         if isinstance(reason, TimeoutError):
-            raise _Unreadable(f"{url} did not answer within {FETCH_DEADLINE:g} s") from None
+            raise FetchFailed(f"{url} did not answer within {FETCH_DEADLINE:g} s") from None
         detail = getattr(reason, "strerror", None) or str(reason) or type(reason).__name__
-        raise _Unreadable(f"cannot reach {url} ({detail})") from None
+        raise FetchFailed(f"cannot reach {url} ({detail})") from None
     try:
         return json.loads(body)
     except (ValueError, RecursionError):  # RecursionError: nested too deep
-        raise _Unreadable(f"{url} did not send JSON") from None
+        raise FetchFailed(f"{url} did not send JSON") from None
 
 
-def verify(token: str, keys: IssuerKeys, audience: str) -> dict:
-    """The token's claims, once its signature and registered claims check out."""
+def verify(token: str, keys: IssuerKeys, audience: str, require: tuple[str, ...] = CI_CLAIMS) -> dict:
+    """The token's claims, once its signature and registered claims check out and it has
+    every claim in require."""
     import jwt
 
     try:
@@ -236,7 +274,7 @@ def verify(token: str, keys: IssuerKeys, audience: str) -> dict:
             issuer=keys.issuer,
             leeway=LEEWAY,
             options={
-                "require": ["iss", "aud", "exp", "iat", "nbf", "jti"],
+                "require": list(require),
                 "verify_nbf": True,
                 "verify_iat": True,
             },
@@ -261,6 +299,6 @@ def verify(token: str, keys: IssuerKeys, audience: str) -> dict:
     aud = claims["aud"]
     if not isinstance(aud, str) and not (isinstance(aud, list) and len(aud) == 1):
         raise TokenInvalid("invalid-token", "the token must name exactly one audience")
-    if not isinstance(claims["jti"], str) or not 0 < len(claims["jti"]) <= 256:
+    if "jti" in require and (not isinstance(claims["jti"], str) or not 0 < len(claims["jti"]) <= 256):
         raise TokenInvalid("invalid-token", "the token's jti is not a short string")
     return claims

@@ -243,6 +243,9 @@ _SENTENCES: dict[Tag, Callable[[Facts], str]] = {
     ),
     Tag.USER_ADMIN_GRANT: lambda f: _("Made %(user)s an administrator.", user=f["subject"]),
     Tag.USER_ADMIN_REVOKE: lambda f: _("%(user)s is no longer an administrator.", user=f["subject"]),
+    Tag.USER_SSO_LINK: lambda f: _(
+        "Linked %(user)s to the identity provider %(issuer)s.", user=f["subject"], issuer=f["issuer"]
+    ),
 }
 
 
@@ -317,4 +320,5 @@ _TAG_NAMES: dict[Tag, Callable[[], str]] = {
     Tag.TOKEN_NEW_ADDRESS: lambda: _("API token used from a new address"),
     Tag.USER_ADMIN_GRANT: lambda: _("Administrator rights given"),
     Tag.USER_ADMIN_REVOKE: lambda: _("Administrator rights taken away"),
+    Tag.USER_SSO_LINK: lambda: _("Identity provider linked"),
 }

@@ -13,6 +13,7 @@ from privindex.web import (  # noqa: F401  (their routes)
     publishers,
     retention,
     signin,
+    sso,
     upstream,
     webhooks,
 )

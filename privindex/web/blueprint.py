@@ -71,6 +71,8 @@ ENROLMENT_ENDPOINTS = {
     "web.logout",
     "web.reauth",
     "web.reauth_submit",
+    "web.sso_reauth",  # a user the identity provider made confirms through it (web/sso.py)
+    "web.sso_callback",
     "web.recovery_codes",
     "web.static",
     "web.language",
@@ -276,6 +278,7 @@ def enforce_two_factor_policy():
         settings().require_2fa
         and request.endpoint not in ENROLMENT_ENDPOINTS
         and not users.has_second_factor(me())
+        and not session.get("provider_mfa")  # the identity provider's MFA counted (web/sso.py)
     ):
         flash(
             _(

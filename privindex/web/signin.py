@@ -37,6 +37,7 @@ from privindex.accounts import devices, second_factors, sessions, users
 from privindex.api.http import audit_context
 from privindex.auth.ratelimit import Limited
 from privindex.db.models import User
+from privindex.oidc import sso
 from privindex.ops import audit
 from privindex.ops.audit import Tag
 from privindex.web.blueprint import (
@@ -158,8 +159,13 @@ def login_submit():
     return _finish_login(user, method=None, next_url=next_url)
 
 
-def _finish_login(user: User, method: str | None, next_url: str = "", label: str | None = None):
-    """Rotate the cookie, open a server-side session, sign in, remember when, audit."""
+def _finish_login(
+    user: User, method: str | None, next_url: str = "", label: str | None = None, sso_link: dict | None = None
+):
+    """Rotate the cookie, open a server-side session, sign in, remember when, audit; with
+    sso_link, the owner has just proved the account: link the identity provider's subject."""
+    if sso_link:
+        sso.link(str(sso_link["issuer"]), str(sso_link["subject"]), user, audit_context().with_actor(user))
     session.clear()
     session.permanent = True
     key = sessions.start(
@@ -216,10 +222,10 @@ def _second_factor(method: str, check) -> object:
         )
         flash(_("That code is not valid."), "error")
         return redirect(url_for("web.two_factor"))
-    next_url = json.loads(pending.data).get("next", "")
+    data = json.loads(pending.data)
     if second_factors.take_pending(session.get(PENDING_LOGIN), "login") is None:
         return redirect(url_for("web.login"))
-    return _finish_login(user, method, next_url)
+    return _finish_login(user, method, data.get("next", ""), sso_link=data.get("sso_link"))
 
 
 @bp.post("/login/2fa/totp")
@@ -274,11 +280,13 @@ def login_key():
             Tag.USER_LOGIN_FAILURE, audit_context(), subject=user.username, reason="invalid_webauthn"
         )
         return jsonify(error=_("The security key was not accepted.")), 400
-    next_url = json.loads(pending.data).get("next", "")
+    data = json.loads(pending.data)
     if second_factors.take_pending(session.get(PENDING_LOGIN), "login") is None:
         return jsonify(error=_("Your sign-in has expired. Please start again.")), 400
     assert key is not None  # the attempt succeeded: the key was verified
-    response = _finish_login(user, "webauthn", next_url, label=key.label)
+    response = _finish_login(
+        user, "webauthn", data.get("next", ""), label=key.label, sso_link=data.get("sso_link")
+    )
     return jsonify(redirect=response.location)
 
 

@@ -1,0 +1,100 @@
+"""The rules of sign-in through an identity provider that need no browser: the config's
+checks, the provider's groups, domains and MFA claims, the names first sign-ins make, and
+which address finds an account to link. The flow itself runs in chromium against a real provider in
+test_sso.py."""
+
+from __future__ import annotations
+
+import pytest
+
+from privindex.config import ConfigError, Settings, SSOProvider, load_settings
+from privindex.oidc import sso
+
+PROVIDER = {
+    "issuer": "https://id.example.com/",
+    "client_id": "pi",
+    "client_secret": "s3cret-value",
+    "label": "Team ID",
+}
+
+
+def provider(**extra) -> SSOProvider:
+    return Settings(sso_providers=[{**PROVIDER, **extra}]).sso_providers[0]
+
+
+def test_a_provider_is_read_from_the_config_file_and_its_secret_stays_out_of_repr(tmp_path):
+    config = tmp_path / "privindex.toml"
+    config.write_text(
+        '[[sso_providers]]\nissuer = "https://id.example.com/"\nclient_id = "pi"\n'
+        'client_secret = "s3cret-value"\nlabel = "Team ID"\nallowed_domains = ["@Example.com"]\n'
+    )
+    settings = load_settings(config, environ={})
+    (read,) = settings.sso_providers
+    assert read.issuer == "https://id.example.com" and read.allowed_domains == ("example.com",)
+    assert "s3cret-value" not in repr(settings)
+
+
+@pytest.mark.parametrize(
+    ("entry", "says"),
+    [
+        ({**PROVIDER, "issuer": "http://id.example.com"}, "must be an https:// URL"),
+        ({k: v for k, v in PROVIDER.items() if k != "client_secret"}, "needs client_secret"),
+        ({**PROVIDER, "required_groups": "developers"}, "required_groups must be a list of strings"),
+        ({**PROVIDER, "trust_provider_mfa": "yes"}, "trust_provider_mfa must be true or false"),
+        ({**PROVIDER, "scopes": ["openid"]}, "unknown key(s) scopes"),
+    ],
+)
+def test_a_bad_provider_entry_is_refused_naming_the_key(entry, says):
+    with pytest.raises(ConfigError, match="^sso_providers: ") as refused:
+        Settings(sso_providers=[entry])
+    assert says in str(refused.value)
+
+
+def test_providers_cannot_be_set_from_the_environment():
+    with pytest.raises(ConfigError, match="PRIVINDEX_SSO_PROVIDERS: set sso_providers in the config file"):
+        load_settings(environ={"PRIVINDEX_SSO_PROVIDERS": "x"})
+
+
+def test_an_http_issuer_is_accepted_on_loopback_only():
+    assert provider(issuer="http://127.0.0.1:9000").issuer == "http://127.0.0.1:9000"
+
+
+def test_groups_and_domains_are_checked_and_an_unverified_email_does_not_count():
+    rules = provider(required_groups=["developers"], allowed_domains=["example.com"])
+    sso.admit(rules, {"groups": ["developers"], "email": "a@example.com", "email_verified": True})
+    with pytest.raises(sso.SignInRefused) as refused:
+        sso.admit(rules, {"groups": ["sales"], "email": "a@example.com", "email_verified": True})
+    assert refused.value.reason == "sso_group"
+    with pytest.raises(sso.SignInRefused) as refused:
+        sso.admit(rules, {"groups": ["developers"], "email": "a@example.com", "email_verified": False})
+    assert refused.value.reason == "sso_domain"
+    with pytest.raises(sso.SignInRefused):
+        sso.admit(rules, {"groups": ["developers"], "email": "a@elsewhere.example", "email_verified": True})
+
+
+def test_the_providers_mfa_counts_only_when_trusted():
+    claims = {"amr": ["pwd", "hwk"], "acr": "gold"}
+    assert not sso.provider_mfa(provider(), claims)
+    assert sso.provider_mfa(provider(trust_provider_mfa=True), claims)
+    assert not sso.provider_mfa(provider(trust_provider_mfa=True), {"amr": ["pwd"]})
+    assert sso.provider_mfa(provider(trust_provider_mfa=True, acr="gold"), {"amr": ["pwd"], "acr": "gold"})
+
+
+def test_a_first_sign_in_makes_a_valid_unused_username(app, runner):
+    runner.add_user("ann-lee", password="correct horse battery")
+    rules = provider()
+    assert sso._free_username(rules, {"preferred_username": "Ann Lee"}) == "ann-lee-2"
+    assert sso._free_username(rules, {"email": "__x@example.com"}) == "x"
+    assert sso._free_username(rules, {}) == "user"
+
+
+def test_only_a_verified_address_finds_the_account_a_provider_may_link_to(app, runner):
+    """oidc/sso.py offers linking to the account whose VERIFIED address the provider names:
+    an address someone merely typed in proves nothing."""
+    from privindex.accounts import emails
+
+    runner.add_user("ann", password="correct horse battery")
+    assert runner.invoke("user", "email", "ann", "Ann@Example.com").exit_code == 0
+    assert emails.find_by_address("ann@example.com") is None
+    assert runner.invoke("user", "email", "ann", "ann@example.com", "--verified").exit_code == 0
+    assert emails.find_by_address("ANN@example.com").user.username == "ann"
