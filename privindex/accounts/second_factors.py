@@ -33,7 +33,7 @@ KeyRejected = keys.KeyRejected  # what a failed security-key ceremony raises; th
 # -- pending state --------------------------------------------------------------------------------
 
 
-def _key_hash(key: str) -> str:
+def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
@@ -49,7 +49,7 @@ def create_pending(
     PendingAuth.delete().where(PendingAuth.expires_at < now).execute()
     key = secrets.token_urlsafe(32)
     PendingAuth.create(
-        key_hash=_key_hash(key),
+        key_hash=hash_key(key),
         user=user,
         purpose=purpose,
         challenge=challenge,
@@ -66,7 +66,7 @@ def peek_pending(key: str | None, purpose: str) -> PendingAuth | None:
         PendingAuth.select(PendingAuth, User)
         .join(User)
         .where(
-            PendingAuth.key_hash == _key_hash(key),
+            PendingAuth.key_hash == hash_key(key),
             PendingAuth.purpose == purpose,
             PendingAuth.expires_at > time.time(),
         )
@@ -85,7 +85,7 @@ def take_pending(key: str | None, purpose: str) -> PendingAuth | None:
 
 def drop_pending(key: str | None) -> None:
     if key:
-        PendingAuth.delete().where(PendingAuth.key_hash == _key_hash(key)).execute()
+        PendingAuth.delete().where(PendingAuth.key_hash == hash_key(key)).execute()
 
 
 # -- what a user has ---------------------------------------------------------------------------
@@ -253,7 +253,11 @@ def clean_label(label: str) -> str:
     return label
 
 
-def add_key(user: User, label: str, new: keys.NewKey, ctx: audit.Context) -> list[str] | None:
+def add_key(
+    user: User, label: str, new: keys.NewKey, ctx: audit.Context, discoverable: bool = False
+) -> list[str] | None:
+    """Enrol a key (a passkey when discoverable); returns new recovery codes when it is the
+    user's first second factor."""
     with database.atomic():
         if SecurityKey.select().where(SecurityKey.credential_id == new.credential_id).exists():
             raise AccountError(_("this security key is already enrolled"))
@@ -270,8 +274,10 @@ def add_key(user: User, label: str, new: keys.NewKey, ctx: audit.Context) -> lis
             transports=json.dumps(new.transports),
             aaguid=new.aaguid,
             created_at=time.time(),
+            discoverable=discoverable,
         )
-        audit.record(Tag.USER_2FA_ADD, ctx, subject=user.username, method="webauthn", label=label)
+        method = "passkey" if discoverable else "webauthn"
+        audit.record(Tag.USER_2FA_ADD, ctx, subject=user.username, method=method, label=label)
         return _first_factor_codes(user, ctx)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from privindex.web import (  # noqa: F401  (their routes)
     account,
     admin,
+    passkeys,
     projects,
     publishers,
     retention,
