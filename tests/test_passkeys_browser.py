@@ -90,3 +90,35 @@ def test_a_security_key_registered_again_becomes_a_passkey(page, web):
     page.get_by_role("button", name="Sign in with a passkey").click()
     page.wait_for_url(re.compile(r"/projects$"))
     expect(page.get_by_role("button", name="Sign out turner")).to_be_visible()
+
+
+# Headless chromium reports no conditional mediation (no autofill UI), so this stands in for
+# the browser's chooser: it says conditional mediation is available, records the request,
+# and answers it as a user picking the passkey in the username field's list would.
+CHOOSER = """
+PublicKeyCredential.isConditionalMediationAvailable = async () => true;
+const realGet = navigator.credentials.get.bind(navigator.credentials);
+navigator.credentials.get = (options) => {
+  if (options.mediation !== "conditional") return realGet(options);
+  console.log("conditional request, allowCredentials: " + options.publicKey.allowCredentials.length);
+  const {mediation, ...picked} = options;
+  return realGet(picked);
+};
+"""
+
+
+def test_the_browsers_passkey_chooser_on_the_username_field_signs_in(page, web):
+    add_user(web, "chooser", PASSWORD)
+    virtual_key(page, **PASSKEY_CAPABLE)
+    sign_in_password(page, web, "chooser")
+    enrol_passkey(page, "Phone")
+    page.get_by_role("link", name="I have saved them").click()
+    sign_out(page)
+
+    page.add_init_script(CHOOSER)
+    logged: list[str] = []
+    page.on("console", lambda message: logged.append(message.text))
+    page.goto(f"{web.origin}/login")  # nothing clicked: the chooser's pick signs in
+    page.wait_for_url(re.compile(r"/projects$"))
+    expect(page.get_by_role("button", name="Sign out chooser")).to_be_visible()
+    assert "conditional request, allowCredentials: 0" in logged
