@@ -51,17 +51,11 @@ class SoftKey:
             bytes(16) + len(self.credential_id).to_bytes(2, "big") + self.credential_id + cbor2.dumps(cose)
         )
         attestation = cbor2.dumps({"fmt": "none", "attStmt": {}, "authData": self._auth_data(attested)})
-        return {
-            "id": b64u(self.credential_id),
-            "rawId": b64u(self.credential_id),
-            "type": "public-key",
-            "clientExtensionResults": {},
-            "response": {
-                "clientDataJSON": b64u(self._client_data("webauthn.create", options)),
-                "attestationObject": b64u(attestation),
-                "transports": ["usb"],
-            },
-        }
+        return self._credential(
+            clientDataJSON=b64u(self._client_data("webauthn.create", options)),
+            attestationObject=b64u(attestation),
+            transports=["usb"],
+        )
 
     def sign_in(self, options: dict, user_handle: bytes | None = None) -> dict:
         """The credential JSON navigator.credentials.get would give (user_handle: another claim)."""
@@ -71,15 +65,20 @@ class SoftKey:
         signature = self.private.sign(
             auth_data + hashlib.sha256(client_data).digest(), ec.ECDSA(hashes.SHA256())
         )
+        return self._credential(
+            clientDataJSON=b64u(client_data),
+            authenticatorData=b64u(auth_data),
+            signature=b64u(signature),
+            userHandle=b64u(self.user_handle if user_handle is None else user_handle),
+        )
+
+    def _credential(self, **response: object) -> dict:
+        """The PublicKeyCredential's JSON form (its toJSON())."""
+        credential_id = b64u(self.credential_id)
         return {
-            "id": b64u(self.credential_id),
-            "rawId": b64u(self.credential_id),
+            "id": credential_id,
+            "rawId": credential_id,
             "type": "public-key",
             "clientExtensionResults": {},
-            "response": {
-                "clientDataJSON": b64u(client_data),
-                "authenticatorData": b64u(auth_data),
-                "signature": b64u(signature),
-                "userHandle": b64u(self.user_handle if user_handle is None else user_handle),
-            },
+            "response": response,
         }

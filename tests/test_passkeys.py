@@ -25,7 +25,7 @@ def conf(app):
 def _user_with_passkey(conf, name: str = "alice") -> tuple[object, SoftKey]:
     user = users.create_user(name, PASSWORD, audit.CLI)
     key = SoftKey(conf.rp_id, conf.origin)
-    options, pending = passkeys.registration_options(user, conf.rp_id)
+    options, pending = second_factors.registration_options(user, conf.rp_id, passkey=True)
     assert options["authenticatorSelection"]["residentKey"] == "required"
     assert options["authenticatorSelection"]["userVerification"] == "required"
     passkeys.enrol(user, pending, "laptop", key.register(options), conf.rp_id, conf.origin, audit.CLI)
@@ -103,7 +103,7 @@ def test_a_challenge_signs_in_once(client, conf):
 def test_a_key_without_user_verification_cannot_be_registered_as_a_passkey(conf):
     user = users.create_user("bob", PASSWORD, audit.CLI)
     key = SoftKey(conf.rp_id, conf.origin, uv=False)
-    options, pending = passkeys.registration_options(user, conf.rp_id)
+    options, pending = second_factors.registration_options(user, conf.rp_id, passkey=True)
     with pytest.raises(second_factors.KeyRejected, match="cannot be a passkey"):
         passkeys.enrol(user, pending, "old key", key.register(options), conf.rp_id, conf.origin, audit.CLI)
     assert second_factors.user_keys(user) == []
@@ -117,7 +117,7 @@ def test_a_security_key_signs_in_alone_only_once_registered_again_as_a_passkey(c
     assert _sign_in(client, key).status_code == 400  # a second factor only
 
     (old,) = second_factors.user_keys(user)
-    options, pending = passkeys.registration_options(user, conf.rp_id)
+    options, pending = second_factors.registration_options(user, conf.rp_id, passkey=True)
     assert options["excludeCredentials"] == []  # the plain key may be registered again
     passkey = SoftKey(conf.rp_id, conf.origin)
     passkeys.enrol(

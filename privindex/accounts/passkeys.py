@@ -22,11 +22,9 @@ from privindex.accounts.second_factors import (
     KeyRejected,
     add_key,
     clean_label,
-    create_pending,
     hash_key,
     stored,
-    take_pending,
-    user_keys,
+    take_registration_challenge,
 )
 from privindex.accounts.users import AccountError
 from privindex.auth import webauthn as keys
@@ -35,8 +33,6 @@ from privindex.db.models import PasskeyChallenge, SecurityKey, User
 from privindex.i18n import _
 from privindex.ops import audit
 from privindex.ops.audit import Tag
-
-REGISTER = "passkey-register"
 
 
 class PasskeyRefused(KeyRejected):
@@ -50,17 +46,6 @@ class PasskeyRefused(KeyRejected):
 # -- registration ---------------------------------------------------------------------------------
 
 
-def registration_options(user: User, rp_id: str) -> tuple[dict, str]:
-    """Options to register a passkey (resident key and user verification required), and the
-    pending key naming the single-use challenge. Only existing passkeys are excluded: a
-    plain key may be registered again to become one."""
-    existing = [stored(k) for k in user_keys(user) if k.discoverable]
-    options, challenge = keys.registration_options(
-        rp_id, user.username, bytes(user.webauthn_user_handle), existing, passkey=True
-    )
-    return options, create_pending(user, REGISTER, challenge=challenge)
-
-
 def enrol(
     user: User,
     pending_key: str | None,
@@ -71,12 +56,11 @@ def enrol(
     ctx: audit.Context,
     replace: int | None = None,
 ) -> list[str] | None:
-    """Verify a passkey registration (spent whatever the outcome; UV required) and add it,
+    """Verify a passkey registration (options from second_factors.registration_options
+    with passkey=True; its challenge spent whatever the outcome; UV required) and add it,
     or turn the user's key `replace` into it. Returns new recovery codes when it is the
     first second factor. Raises AccountError or KeyRejected."""
-    challenge = take_pending(pending_key, REGISTER)
-    if challenge is None or challenge.user_id != user.id:
-        raise AccountError(_("The enrolment has expired; try again."))
+    challenge = take_registration_challenge(user, pending_key, passkey=True)
     old = None
     if replace is not None:
         old = SecurityKey.get_or_none(SecurityKey.id == replace, SecurityKey.user == user)
@@ -85,7 +69,7 @@ def enrol(
     else:
         label = clean_label(label)
     try:
-        new = keys.verify_registration(credential, bytes(challenge.challenge), rp_id, origin, require_uv=True)
+        new = keys.verify_registration(credential, challenge, rp_id, origin, require_uv=True)
     except KeyRejected:
         raise KeyRejected(
             _(

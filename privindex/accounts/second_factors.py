@@ -291,14 +291,24 @@ def remove_key(user: User, key_id: int, ctx: audit.Context, require_2fa: bool) -
         audit.record(Tag.USER_2FA_REMOVE, ctx, subject=user.username, method="webauthn", label=key.label)
 
 
-def registration_options(user: User, rp_id: str) -> tuple[dict, str]:
+def registration_options(user: User, rp_id: str, passkey: bool = False) -> tuple[dict, str]:
     """WebAuthn options to enrol a new key (the user's keys excluded), and the pending key
-    naming the single-use challenge."""
-    existing = [stored(k) for k in user_keys(user)]
+    naming the single-use challenge. A passkey (resident key and user verification
+    required) excludes only existing passkeys: a plain key may be registered again as one."""
+    existing = [stored(k) for k in user_keys(user) if k.discoverable or not passkey]
     options, challenge = keys.registration_options(
-        rp_id, user.username, bytes(user.webauthn_user_handle), existing
+        rp_id, user.username, bytes(user.webauthn_user_handle), existing, passkey=passkey
     )
-    return options, create_pending(user, "webauthn-register", challenge=challenge)
+    purpose = "passkey-register" if passkey else "webauthn-register"
+    return options, create_pending(user, purpose, challenge=challenge)
+
+
+def take_registration_challenge(user: User, pending_key: str | None, passkey: bool = False) -> bytes:
+    """The challenge registration_options made for user, spent whatever the outcome."""
+    challenge = take_pending(pending_key, "passkey-register" if passkey else "webauthn-register")
+    if challenge is None or challenge.user_id != user.id:
+        raise AccountError(_("The enrolment has expired; try again."))
+    return bytes(challenge.challenge)
 
 
 def enrol_key(
@@ -313,11 +323,9 @@ def enrol_key(
     """Verify a registration against its challenge (spent whatever the outcome) and add the
     key; returns new recovery codes when it is the first second factor. Raises AccountError
     or KeyRejected."""
-    challenge = take_pending(pending_key, "webauthn-register")
-    if challenge is None or challenge.user_id != user.id:
-        raise AccountError(_("The enrolment has expired; try again."))
+    challenge = take_registration_challenge(user, pending_key)
     label = clean_label(label)
-    new = keys.verify_registration(credential, bytes(challenge.challenge), rp_id, origin)
+    new = keys.verify_registration(credential, challenge, rp_id, origin)
     return add_key(user, label, new, ctx)
 
 

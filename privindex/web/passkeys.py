@@ -20,7 +20,9 @@ PASSKEY_REGISTER = "passkey_register"
 @recent_auth
 def passkey_options():
     second_factors.drop_pending(session.get(PASSKEY_REGISTER))
-    options, session[PASSKEY_REGISTER] = passkeys.registration_options(me(), settings().rp_id)
+    options, session[PASSKEY_REGISTER] = second_factors.registration_options(
+        me(), settings().rp_id, passkey=True
+    )
     return jsonify(options)
 
 
