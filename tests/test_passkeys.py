@@ -126,3 +126,13 @@ def test_a_security_key_signs_in_alone_only_once_registered_again_as_a_passkey(c
     (turned,) = second_factors.user_keys(user)
     assert (turned.id, turned.label, turned.discoverable) == (old.id, "blue", True)
     assert _sign_in(client, passkey).status_code == 200 and _signed_in(client)
+
+
+def test_turning_a_key_that_is_not_there_into_a_passkey_is_a_400(client, conf):
+    _user, key = _user_with_passkey(conf)
+    assert _sign_in(client, key).status_code == 200
+    headers = _csrf(client)
+    for replace in ["9" * 30, "-1", "x", 12345]:
+        client.post("/account/passkeys/options", headers=headers)
+        resp = client.post("/account/passkeys", json={"replace": replace, "credential": {}}, headers=headers)
+        assert resp.status_code == 400, replace

@@ -10,7 +10,15 @@ from flask_login import login_required
 
 from privindex.accounts import passkeys, second_factors, users
 from privindex.api.http import audit_context
-from privindex.web.blueprint import OFFER_SIGN_OUT, bp, json_object, me, recent_auth, settings
+from privindex.web.blueprint import (
+    OFFER_SIGN_OUT,
+    bp,
+    json_object,
+    me,
+    recent_auth,
+    settings,
+    whole_number,
+)
 
 PASSKEY_REGISTER = "passkey_register"
 
@@ -33,8 +41,8 @@ def passkey_add():
     """A new passkey, or (with `replace`, a key's id) a security key turned into one."""
     body = json_object()
     replace = body.get("replace")
-    if replace is not None and not (isinstance(replace, int) or str(replace).isdigit()):
-        return jsonify(error=_("there is no such security key")), 400
+    if replace is not None:  # a row id: a number PostgreSQL's INTEGER holds, else 400
+        replace = whole_number(str(replace), 1, 2**31 - 1, _("there is no such security key"))
     label = " ".join(str(body.get("label", "")).split())
     conf = settings()
     try:
@@ -46,7 +54,7 @@ def passkey_add():
             conf.rp_id,
             conf.origin,
             audit_context().with_actor(me()),
-            replace=None if replace is None else int(replace),
+            replace=replace,
         )
     except (users.AccountError, second_factors.KeyRejected) as exc:
         return jsonify(error=str(exc)), 400
