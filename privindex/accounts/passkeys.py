@@ -70,7 +70,9 @@ def enrol(
         label = clean_label(label)
     try:
         new = keys.verify_registration(credential, challenge, rp_id, origin, require_uv=True)
-    except KeyRejected:
+    except KeyRejected as exc:
+        if "user verification" not in str(exc).lower():
+            raise
         raise KeyRejected(
             _(
                 "This key did not check a PIN or fingerprint, so it cannot be a passkey. "
