@@ -71,7 +71,8 @@ def page(browser):
     context.close()
 
 
-def virtual_key(page) -> tuple[object, str]:
+def virtual_key(page, **options: bool) -> tuple[object, str]:
+    """A CTAP2 key without resident keys or user verification unless options say so."""
     cdp = page.context.new_cdp_session(page)
     cdp.send("WebAuthn.enable", {"enableUI": False})
     auth_id = cdp.send(
@@ -84,6 +85,7 @@ def virtual_key(page) -> tuple[object, str]:
                 "hasUserVerification": False,
                 "isUserVerified": False,
                 "automaticPresenceSimulation": True,
+                **options,
             }
         },
     )["authenticatorId"]
@@ -99,7 +101,7 @@ def sign_in_password(page, web, username: str, password: str = PASSWORD) -> None
     page.goto(f"{web.origin}/login")
     page.get_by_label("Username").fill(username)
     page.get_by_label("Password").fill(password)
-    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("button", name="Sign in", exact=True).click()
 
 
 def sign_out(page) -> None:

@@ -33,7 +33,7 @@ KeyRejected = keys.KeyRejected  # what a failed security-key ceremony raises; th
 # -- pending state --------------------------------------------------------------------------------
 
 
-def _key_hash(key: str) -> str:
+def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
@@ -49,7 +49,7 @@ def create_pending(
     PendingAuth.delete().where(PendingAuth.expires_at < now).execute()
     key = secrets.token_urlsafe(32)
     PendingAuth.create(
-        key_hash=_key_hash(key),
+        key_hash=hash_key(key),
         user=user,
         purpose=purpose,
         challenge=challenge,
@@ -66,7 +66,7 @@ def peek_pending(key: str | None, purpose: str) -> PendingAuth | None:
         PendingAuth.select(PendingAuth, User)
         .join(User)
         .where(
-            PendingAuth.key_hash == _key_hash(key),
+            PendingAuth.key_hash == hash_key(key),
             PendingAuth.purpose == purpose,
             PendingAuth.expires_at > time.time(),
         )
@@ -85,7 +85,7 @@ def take_pending(key: str | None, purpose: str) -> PendingAuth | None:
 
 def drop_pending(key: str | None) -> None:
     if key:
-        PendingAuth.delete().where(PendingAuth.key_hash == _key_hash(key)).execute()
+        PendingAuth.delete().where(PendingAuth.key_hash == hash_key(key)).execute()
 
 
 # -- what a user has ---------------------------------------------------------------------------
@@ -253,7 +253,11 @@ def clean_label(label: str) -> str:
     return label
 
 
-def add_key(user: User, label: str, new: keys.NewKey, ctx: audit.Context) -> list[str] | None:
+def add_key(
+    user: User, label: str, new: keys.NewKey, ctx: audit.Context, discoverable: bool = False
+) -> list[str] | None:
+    """Enrol a key (a passkey when discoverable); returns new recovery codes when it is the
+    user's first second factor."""
     with database.atomic():
         if SecurityKey.select().where(SecurityKey.credential_id == new.credential_id).exists():
             raise AccountError(_("this security key is already enrolled"))
@@ -270,8 +274,10 @@ def add_key(user: User, label: str, new: keys.NewKey, ctx: audit.Context) -> lis
             transports=json.dumps(new.transports),
             aaguid=new.aaguid,
             created_at=time.time(),
+            discoverable=discoverable,
         )
-        audit.record(Tag.USER_2FA_ADD, ctx, subject=user.username, method="webauthn", label=label)
+        method = "passkey" if discoverable else "webauthn"
+        audit.record(Tag.USER_2FA_ADD, ctx, subject=user.username, method=method, label=label)
         return _first_factor_codes(user, ctx)
 
 
@@ -285,14 +291,24 @@ def remove_key(user: User, key_id: int, ctx: audit.Context, require_2fa: bool) -
         audit.record(Tag.USER_2FA_REMOVE, ctx, subject=user.username, method="webauthn", label=key.label)
 
 
-def registration_options(user: User, rp_id: str) -> tuple[dict, str]:
+def registration_options(user: User, rp_id: str, passkey: bool = False) -> tuple[dict, str]:
     """WebAuthn options to enrol a new key (the user's keys excluded), and the pending key
-    naming the single-use challenge."""
-    existing = [stored(k) for k in user_keys(user)]
+    naming the single-use challenge. A passkey (resident key and user verification
+    required) excludes only existing passkeys: a plain key may be registered again as one."""
+    existing = [stored(k) for k in user_keys(user) if k.discoverable or not passkey]
     options, challenge = keys.registration_options(
-        rp_id, user.username, bytes(user.webauthn_user_handle), existing
+        rp_id, user.username, bytes(user.webauthn_user_handle), existing, passkey=passkey
     )
-    return options, create_pending(user, "webauthn-register", challenge=challenge)
+    purpose = "passkey-register" if passkey else "webauthn-register"
+    return options, create_pending(user, purpose, challenge=challenge)
+
+
+def take_registration_challenge(user: User, pending_key: str | None, passkey: bool = False) -> bytes:
+    """The challenge registration_options made for user, spent whatever the outcome."""
+    challenge = take_pending(pending_key, "passkey-register" if passkey else "webauthn-register")
+    if challenge is None or challenge.user_id != user.id:
+        raise AccountError(_("The enrolment has expired; try again."))
+    return bytes(challenge.challenge)
 
 
 def enrol_key(
@@ -307,11 +323,9 @@ def enrol_key(
     """Verify a registration against its challenge (spent whatever the outcome) and add the
     key; returns new recovery codes when it is the first second factor. Raises AccountError
     or KeyRejected."""
-    challenge = take_pending(pending_key, "webauthn-register")
-    if challenge is None or challenge.user_id != user.id:
-        raise AccountError(_("The enrolment has expired; try again."))
+    challenge = take_registration_challenge(user, pending_key)
     label = clean_label(label)
-    new = keys.verify_registration(credential, bytes(challenge.challenge), rp_id, origin)
+    new = keys.verify_registration(credential, challenge, rp_id, origin)
     return add_key(user, label, new, ctx)
 
 

@@ -1049,6 +1049,34 @@ def v19_sso_links(db: peewee.Database) -> None:
     )
 
 
+def v20_passkeys(db: peewee.Database) -> None:
+    """Passkeys (issue 29): `security_key.discoverable` marks a credential the key keeps on
+    itself with user verification, so it signs in alone. `passkey_challenge`: a sign-in
+    ceremony's single-use challenge before anyone is known (pending_auth needs a user)."""
+    run(
+        db,
+        [
+            Dialects(
+                sqlite="ALTER TABLE security_key ADD COLUMN discoverable INTEGER NOT NULL DEFAULT 0",
+                postgresql="ALTER TABLE security_key ADD COLUMN discoverable BOOLEAN NOT NULL DEFAULT FALSE",
+            ),
+            Dialects(
+                sqlite="""CREATE TABLE passkey_challenge (
+            key_hash TEXT PRIMARY KEY,
+            challenge BLOB NOT NULL,
+            expires_at REAL NOT NULL
+        )""",
+                postgresql="""CREATE TABLE passkey_challenge (
+            key_hash TEXT PRIMARY KEY,
+            challenge BYTEA NOT NULL,
+            expires_at DOUBLE PRECISION NOT NULL
+        )""",
+            ),
+        ],
+        "v20",
+    )
+
+
 MIGRATIONS = [
     v1_files,
     v2_accounts,
@@ -1069,4 +1097,5 @@ MIGRATIONS = [
     v17_readme_headings,
     v18_audit_token_index,
     v19_sso_links,
+    v20_passkeys,
 ]

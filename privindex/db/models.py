@@ -88,6 +88,7 @@ class SecurityKey(BaseModel):
     aaguid = peewee.TextField(default="")
     created_at = peewee.FloatField()
     last_used_at = peewee.FloatField(null=True)
+    discoverable = peewee.BooleanField(default=False)  # a passkey: signs in alone (v20)
 
 
 class RecoveryCode(BaseModel):
@@ -197,6 +198,15 @@ class PendingAuth(BaseModel):
     purpose = peewee.TextField()
     challenge = peewee.BlobField(null=True)
     data = peewee.TextField(default="{}")
+    expires_at = peewee.FloatField()
+
+
+class PasskeyChallenge(BaseModel):
+    """A passkey sign-in's single-use challenge, made before anyone is known; found by the
+    hash of a random key the browser holds, like PendingAuth."""
+
+    key_hash = peewee.TextField(primary_key=True)
+    challenge = peewee.BlobField()
     expires_at = peewee.FloatField()
 
 

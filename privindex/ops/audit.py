@@ -35,6 +35,7 @@ class Tag(StrEnum):
     USER_LOGIN_SUCCESS = "user:login:success"
     USER_LOGIN_FAILURE = "user:login:failure"
     USER_SSO_LINK = "user:sso:link"
+    USER_LOGIN_PASSKEY = "user:login:passkey"
     USER_SESSION_REVOKED = "user:session:revoked"
     USER_2FA_ADD = "user:2fa:add"
     USER_2FA_REMOVE = "user:2fa:remove"

@@ -246,6 +246,9 @@ _SENTENCES: dict[Tag, Callable[[Facts], str]] = {
     Tag.USER_SSO_LINK: lambda f: _(
         "Linked %(user)s to the identity provider %(issuer)s.", user=f["subject"], issuer=f["issuer"]
     ),
+    Tag.USER_LOGIN_PASSKEY: lambda f: _(
+        "%(user)s signed in with the passkey “%(label)s”.", user=f["subject"], label=f["label"]
+    ),
 }
 
 
@@ -321,4 +324,5 @@ _TAG_NAMES: dict[Tag, Callable[[], str]] = {
     Tag.USER_ADMIN_GRANT: lambda: _("Administrator rights given"),
     Tag.USER_ADMIN_REVOKE: lambda: _("Administrator rights taken away"),
     Tag.USER_SSO_LINK: lambda: _("Identity provider linked"),
+    Tag.USER_LOGIN_PASSKEY: lambda: _("Passkey sign-in"),
 }

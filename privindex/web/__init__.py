@@ -9,6 +9,7 @@ from privindex.web import (  # noqa: F401  (their routes)
     emails,
     errors,
     password_reset,
+    passkeys,
     projects,
     publishers,
     retention,

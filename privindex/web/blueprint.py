@@ -68,6 +68,8 @@ ENROLMENT_ENDPOINTS = {
     "web.totp_confirm",
     "web.key_options",
     "web.key_add",
+    "web.passkey_options",
+    "web.passkey_add",
     "web.logout",
     "web.reauth",
     "web.reauth_submit",

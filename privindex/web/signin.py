@@ -1,4 +1,5 @@
-"""Sign-in: password first, then a security key, a TOTP code or a recovery code.
+"""Sign-in: password first, then a security key, a TOTP code or a recovery code; or a
+passkey alone (accounts/passkeys.py), which counts as both factors.
 
 Failed passwords and failed second factors are rate-limited per user and per IP (only
 failures count; each try reserves its slot before the check, so concurrency cannot exceed
@@ -33,7 +34,7 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required, login_user, logout_user
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
-from privindex.accounts import devices, second_factors, sessions, users
+from privindex.accounts import devices, passkeys, second_factors, sessions, users
 from privindex.api.http import audit_context
 from privindex.auth.ratelimit import Limited
 from privindex.db.models import User
@@ -57,6 +58,7 @@ from privindex.web.confirm import form_fields
 
 PENDING_LOGIN = "pending_login"
 WEBAUTHN_LOGIN = "webauthn_login"
+PASSKEY_LOGIN = "passkey_login"
 DEVICE_COOKIE = "privindex_device"
 DEVICE_DAYS = 30
 
@@ -179,7 +181,8 @@ def _finish_login(
         details["new_device"] = True
     if label:
         details["label"] = label
-    audit.record(Tag.USER_LOGIN_SUCCESS, audit_context().with_actor(user), subject=user.username, **details)
+    tag = Tag.USER_LOGIN_PASSKEY if method == "passkey" else Tag.USER_LOGIN_SUCCESS
+    audit.record(tag, audit_context().with_actor(user), subject=user.username, **details)
     return redirect(safe_next(next_url))
 
 
@@ -287,6 +290,50 @@ def login_key():
     response = _finish_login(
         user, "webauthn", data.get("next", ""), label=key.label, sso_link=data.get("sso_link")
     )
+    return jsonify(redirect=response.location)
+
+
+@bp.post("/login/passkey/options")
+def login_passkey_options():
+    """Options for a passkey sign-in: no one is known yet, so no allowCredentials."""
+    passkeys.drop_challenge(session.get(PASSKEY_LOGIN))
+    options, session[PASSKEY_LOGIN] = passkeys.sign_in_options(settings().rp_id)
+    return jsonify(options)
+
+
+@bp.post("/login/passkey")
+def login_passkey():
+    """A passkey alone signs in: the user is the one whose passkey signed, with UV."""
+    challenge = passkeys.take_challenge(session.pop(PASSKEY_LOGIN, None))  # spent by this try
+    if challenge is None:
+        return jsonify(error=_("Your sign-in has expired. Please start again.")), 400
+    body = json_object()
+    credential = body.get("credential") or {}
+    conf = settings()
+    claimed = passkeys.claimed_user(credential)
+    key, refused = None, None
+    try:
+        with limits()["2fa"].attempt(str(claimed.id) if claimed else "passkey", _address()) as attempt:
+            try:
+                key = passkeys.verify_sign_in(
+                    claimed, challenge, credential, conf.rp_id, conf.origin, audit_context()
+                )
+                attempt.succeeded()
+            except second_factors.KeyRejected as exc:
+                refused = exc
+    except Limited as exc:
+        return jsonify(error=_locked_message(exc.retry_after)), 429
+    if key is None or claimed is None:
+        reason = getattr(refused, "reason", "invalid_passkey")
+        audit.record(
+            Tag.USER_LOGIN_FAILURE,
+            audit_context(),
+            subject=claimed.username if claimed else None,
+            reason=reason,
+        )
+        message = str(refused) if isinstance(refused, passkeys.PasskeyRefused) else ""
+        return jsonify(error=message or _("The passkey was not accepted.")), 400
+    response = _finish_login(claimed, "passkey", request.args.get("next", ""), label=key.label)
     return jsonify(redirect=response.location)
 
 

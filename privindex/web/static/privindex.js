@@ -110,8 +110,8 @@ async function enrolKey(form) {
   try {
     const options = await postJSON(form.dataset.options);
     const credential = await navigator.credentials.create({publicKey: creationOptions(options)});
-    const result = await postJSON(form.dataset.verify,
-      {label: form.elements.label.value, credential: credentialJSON(credential)});
+    const result = await postJSON(form.dataset.verify, {label: (form.elements.label || {}).value,
+      replace: form.dataset.replace, credential: credentialJSON(credential)});
     if (result.codes && result.codes.length) {
       const panel = document.getElementById("recovery-codes-js");
       const list = panel.querySelector("ul");
@@ -128,8 +128,8 @@ async function enrolKey(form) {
     } else {
       window.location.assign(result.redirect);
     }
-  } catch (error) {
-    showError(form, keyErrorMessage(form, error));
+  } catch (error) {  // a passkey form says what a key the browser refused lacks
+    showError(form, (error instanceof DOMException && form.dataset.lacks) || keyErrorMessage(form, error));
     button.disabled = false;
   }
 }
@@ -193,8 +193,8 @@ function wireMenu(button) {
 document.addEventListener("DOMContentLoaded", () => {
   const keyLogin = document.getElementById("key-login");
   if (keyLogin) keyLogin.addEventListener("click", () => signInWithKey(keyLogin));
-  const enrol = document.getElementById("key-enrol-form");
-  if (enrol) enrol.addEventListener("submit", (event) => { event.preventDefault(); enrolKey(enrol); });
+  document.querySelectorAll("#key-enrol-form, form.passkey-enrol").forEach((form) =>
+    form.addEventListener("submit", (event) => { event.preventDefault(); enrolKey(form); }));
   document.querySelectorAll("button[data-copy]").forEach((button) =>
     button.addEventListener("click", () => copyFrom(button)));
   const theme = document.querySelector(".theme-toggle");
