@@ -1,4 +1,6 @@
-"""The web UI's rules, checked over HTTP against a live server (no browser needed)."""
+"""The web UI's rules, checked over HTTP (no browser needed): in-process (conftest's
+AppServer: the app behind requests, the CLI through click's runner), and against live
+servers where the point is the process (cookies over https, start-up refusals)."""
 
 from __future__ import annotations
 
@@ -6,22 +8,20 @@ import json
 import subprocess
 import sys
 import time
+from urllib.parse import urlsplit
 
 import pytest
 import requests
-from conftest import add_user, privindex_cli, start_server
+from conftest import add_user, app_server, populate, privindex_cli, start_server
 from webclient import PASSWORD, WebClient, user_with_totp
 
 
 @pytest.fixture(scope="module")
 def web(tmp_path_factory, dists):
-    from conftest import populate
-
     base = tmp_path_factory.mktemp("webui")
     populate(base / "store", dists)
-    server = start_server(base / "store", base / "data")
-    yield server
-    server.stop()
+    with app_server(base / "store", base / "data") as server:
+        yield server
 
 
 def events(web, **filters) -> list[dict]:
@@ -156,7 +156,7 @@ def test_admin_creates_a_user_who_sets_a_password_through_a_one_time_link(web):
     resp = admin.post("/admin/users", {"username": "newbie"})
     link = resp.text.split('id="setup-link" value="')[1].split('"')[0]
     assert link.startswith("http://localhost:")
-    path = link.split(str(web.url.rsplit(":", 1)[1]), 1)[1]
+    path = urlsplit(link).path
 
     newbie = WebClient(web.url)
     page = newbie.get(path)
