@@ -81,6 +81,7 @@ def proxy(tmp_path, fake):
     server.stop()
 
 
+@pytest.mark.slow  # pip installs through the cache
 def test_provenance_is_listed_fetched_once_cached_and_checked(tmp_path, fake, proxy):
     wheel = make_wheel(tmp_path / "up", "remote-lib", "1.0")
     sha256 = hashlib.sha256(wheel.read_bytes()).hexdigest()
@@ -211,6 +212,7 @@ def attested_wheel(
     return wheel, path
 
 
+@pytest.mark.slow  # twine --attestations, then pip
 def test_an_upload_with_attestations_serves_its_provenance(tmp_path, attesting, issuers):
     wheel, attestation_file = attested_wheel(tmp_path, "1.0")
     upload = twine(
