@@ -283,6 +283,14 @@ def _no_server_outlives_the_session():
     testdb.drop_all()
 
 
+def serve_command(store: Path, data_dir: Path, *args: str, port: int | str = 0) -> list[str]:
+    """`python -m privindex serve` on store and data_dir, on port (0: a free one)."""
+    return [
+        *[sys.executable, "-m", "privindex", "serve", "--port", str(port)],
+        *["--store", str(store), "--data-dir", str(data_dir), *args],
+    ]
+
+
 def start_server(
     store: Path,
     data_dir: Path,
@@ -299,19 +307,7 @@ def start_server(
     data_dir.parent.mkdir(parents=True, exist_ok=True)
     if make_store:
         store.mkdir(parents=True, exist_ok=True)
-    cmd = [
-        sys.executable,
-        "-m",
-        "privindex",
-        "serve",
-        "--port",
-        "0",
-        "--store",
-        str(store),
-        "--data-dir",
-        str(data_dir),
-        *args,
-    ]
+    cmd = serve_command(store, data_dir, *args)
     if config:
         cmd += ["--config", str(config)]
     base_env = {k: v for k, v in os.environ.items() if not k.startswith("PRIVINDEX_")}

@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import time
 from urllib.parse import urlsplit
 
 import pytest
 import requests
-from conftest import add_user, app_server, populate, privindex_cli, start_server
+from conftest import add_user, app_server, populate, privindex_cli, serve_command, start_server
 from webclient import PASSWORD, WebClient, user_with_totp
 
 
@@ -211,18 +210,7 @@ def test_anonymous_visitors_browse_a_public_index_but_not_a_private_one(web, tmp
 @pytest.mark.slow  # a second server of its own
 def test_ip_address_as_public_url_is_refused_at_start(tmp_path):
     proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "privindex",
-            "serve",
-            "--port",
-            "0",
-            "--data-dir",
-            str(tmp_path / "d"),
-            "--store",
-            str(tmp_path / "s"),
-        ],
+        serve_command(tmp_path / "s", tmp_path / "d"),
         env={"PRIVINDEX_PUBLIC_URL": "https://192.168.1.20", "PATH": "/usr/bin:/bin"},
         capture_output=True,
         text=True,
