@@ -402,11 +402,21 @@ def wait_until(predicate, timeout: float, interval: float = 0.05) -> float:
 @pytest.fixture(scope="session")
 def read_server(tmp_path_factory, dists) -> LiveServer:
     """A server over a store holding every test distribution; tests must not change it."""
-    base = tmp_path_factory.mktemp("read-server")
-    populate(base / "store", dists)
-    server = start_server(base / "store", base / "data")
-    yield server
-    server.stop()
+    with served(tmp_path_factory.mktemp("read-server"), dists=dists) as server:
+        yield server
+
+
+@contextlib.contextmanager
+def served(base: Path, *args: str, dists: Dists | None = None, **kwargs) -> Iterator[LiveServer]:
+    """start_server on base/store (holding dists, if given) and base/data, for the with
+    block: a module-scoped server fixture is `with served(...) as server: yield server`."""
+    if dists is not None:
+        populate(base / "store", dists)
+    server = start_server(base / "store", base / "data", *args, **kwargs)
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture
