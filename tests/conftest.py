@@ -31,6 +31,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import hypothesis
 import pytest
 import testdb
 from fake_issuer import issuers  # noqa: F401 (a fixture: the fake OIDC issuers, for every test module)
@@ -52,19 +53,30 @@ TIMING_MODULES = {
 beside each other (other workers still run beside them: their margins allow for that)."""
 
 
-def pytest_xdist_make_scheduler(config, log):
+# Hypothesis fails an example that takes over 200 ms ("DeadlineExceeded"), a time no
+# property test asserts: with workers side by side on 2 shared cores a token check can take
+# 300 ms. What the properties assert is unchanged; a test may still set its own deadline.
+hypothesis.settings.register_profile("shared-cores", deadline=None)
+hypothesis.settings.load_profile("shared-cores")
+
+
+class ModulesOnOneWorker:
     """Each module's tests run on one worker, in order, so its module-scoped servers start
     once and a test that checks what the ones before it left (a log without 5xx) sees them
     (xdist's --dist loadfile); the TIMING_MODULES run as one group. (Our own, because
-    xdist 3.8's `xdist_group` marks do nothing under pytest 9.2.)"""
-    from xdist.scheduler import LoadScopeScheduling
+    xdist 3.8's `xdist_group` marks do nothing under pytest 9.2.) A plugin registered only
+    where xdist is, so `-p no:xdist` still runs."""
 
-    class ByModule(LoadScopeScheduling):
-        def _split_scope(self, nodeid: str) -> str:
-            module = nodeid.split("::", 1)[0]
-            return "timing" if module in TIMING_MODULES else module
+    @staticmethod
+    def pytest_xdist_make_scheduler(config, log):
+        from xdist.scheduler import LoadScopeScheduling
 
-    return ByModule(config, log)
+        class ByModule(LoadScopeScheduling):
+            def _split_scope(self, nodeid: str) -> str:
+                module = nodeid.split("::", 1)[0]
+                return "timing" if module in TIMING_MODULES else module
+
+        return ByModule(config, log)
 
 
 # -- clients --------------------------------------------------------------------------------
@@ -592,6 +604,8 @@ def audit_json(server, *args: str) -> list[dict]:
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "app_settings(**values): Settings for the `app` fixture")
+    if config.pluginmanager.hasplugin("xdist"):
+        config.pluginmanager.register(ModulesOnOneWorker())
 
 
 @pytest.fixture
