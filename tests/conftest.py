@@ -2,7 +2,9 @@
 
 Every server under test is a real `privindex serve` process listening on a free
 127.0.0.1 port; clients (pip, uv, twine, pypi-simple) talk to it over HTTP. Rules that
-need no real client use the `app`, `client` and `runner` fixtures at the end instead.
+need no real client use the `app`, `client` and `runner` fixtures at the end instead, or
+an `app_server` (the live-server helpers, in-process). Under pytest-xdist (`-n 4`) each
+module runs on one worker and the TIMING_MODULES share one.
 A test whose point is a real client or process is marked `slow`, so the fast loop
 (`-m "not slow and not browser"`) stays quick; pyproject.toml lists the markers.
 """
