@@ -2,13 +2,17 @@
 
 Every server under test is a real `privindex serve` process listening on a free
 127.0.0.1 port; clients (pip, uv, twine, pypi-simple) talk to it over HTTP. Rules that
-need no real client use the `app`, `client` and `runner` fixtures at the end instead.
+need no real client use the `app`, `client` and `runner` fixtures at the end instead, or
+an `app_server` (the live-server helpers, in-process). Under pytest-xdist (`-n 4`) each
+module runs on one worker and the TIMING_MODULES share one.
 A test whose point is a real client or process is marked `slow`, so the fast loop
 (`-m "not slow and not browser"`) stays quick; pyproject.toml lists the markers.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import importlib.metadata
 import inspect
@@ -25,9 +29,11 @@ import textwrap
 import threading
 import time
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import hypothesis
 import pytest
 import testdb
 from fake_issuer import issuers  # noqa: F401 (a fixture: the fake OIDC issuers, for every test module)
@@ -35,6 +41,45 @@ from fake_issuer import issuers  # noqa: F401 (a fixture: the fake OIDC issuers,
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
 import peers  # noqa: E402  (benchmarks/peers.py: nginx configs, shared with the benchmarks)
+
+# -- parallel runs (pytest-xdist: `-n 4`) ------------------------------------------------------
+
+TIMING_MODULES = {
+    "tests/test_hardening.py",  # the failed-login time compares two medians
+    "tests/test_load.py",  # a load run
+    "tests/test_load_balanced.py",  # a load run, with a time limit
+    "tests/test_store.py",  # a dropped file is listed within 2 s
+    "tests/security/test_hostile_upstream.py",  # deadlines; /healthz answers within 1 s meanwhile
+}
+"""Modules whose assertions are times: they run one after another on one worker, never
+beside each other (other workers still run beside them: their margins allow for that)."""
+
+
+# Hypothesis fails an example that takes over 200 ms ("DeadlineExceeded"), a time no
+# property test asserts: with workers side by side on 2 shared cores a token check can take
+# 300 ms. What the properties assert is unchanged; a test may still set its own deadline.
+hypothesis.settings.register_profile("shared-cores", deadline=None)
+hypothesis.settings.load_profile("shared-cores")
+
+
+class ModulesOnOneWorker:
+    """Each module's tests run on one worker, in order, so its module-scoped servers start
+    once and a test that checks what the ones before it left (a log without 5xx) sees them
+    (xdist's --dist loadfile); the TIMING_MODULES run as one group. (Our own, because
+    xdist 3.8's `xdist_group` marks do nothing under pytest 9.2.) A plugin registered only
+    where xdist is, so `-p no:xdist` still runs."""
+
+    @staticmethod
+    def pytest_xdist_make_scheduler(config, log):
+        from xdist.scheduler import LoadScopeScheduling
+
+        class ByModule(LoadScopeScheduling):
+            def _split_scope(self, nodeid: str) -> str:
+                module = nodeid.split("::", 1)[0]
+                return "timing" if module in TIMING_MODULES else module
+
+        return ByModule(config, log)
+
 
 # -- clients --------------------------------------------------------------------------------
 
@@ -152,29 +197,36 @@ def make_handmade_sdist(out: Path) -> Path:
     return path
 
 
-def _built_dists(request, tmp_path_factory) -> Path:
-    """The folder of SOURCE_PROJECTS built (and the hand-made sdist). Kept in pytest's cache
-    (.pytest_cache), named by everything that goes into the files: setuptools takes most of
-    a minute on a busy machine, and a rerun of the fast loop should not wait for it."""
-    recipe = (SOURCE_PROJECTS, importlib.metadata.version("setuptools"), inspect.getsource(build_project))
-    key = hashlib.sha256(repr(recipe).encode() + inspect.getsource(make_handmade_sdist).encode()).hexdigest()
-    cache = getattr(request.config, "cache", None)  # none with -p no:cacheprovider
-    kept = cache.mkdir("dists") / key[:16] if cache is not None else None
-    if kept is not None and kept.is_dir():
-        return kept
+def _build_dists(tmp_path_factory) -> Path:
+    """SOURCE_PROJECTS built (and the hand-made sdist), into a new folder."""
     out = tmp_path_factory.mktemp("dists-built")
     work = tmp_path_factory.mktemp("src")
     for name, version, rp, deps in SOURCE_PROJECTS.values():
         build_project(work, out, name, version, rp, deps)
     make_handmade_sdist(out)
-    if kept is not None:  # whole or not at all: another session may be reading it
-        partial = kept.with_name(f"{kept.name}.{os.getpid()}.tmp")
-        shutil.copytree(out, partial)
-        try:
-            partial.rename(kept)
-        except OSError:  # another session kept the same files first
-            shutil.rmtree(partial)
     return out
+
+
+def _built_dists(request, tmp_path_factory) -> Path:
+    """The folder of SOURCE_PROJECTS built (and the hand-made sdist). Kept in pytest's cache
+    (.pytest_cache), named by everything that goes into the files: setuptools takes most of
+    a minute on a busy machine, and a rerun of the fast loop should not wait for it. Under
+    a lock: of xdist's workers (or sessions side by side) the first builds, the others wait
+    and read what it kept."""
+    recipe = (SOURCE_PROJECTS, importlib.metadata.version("setuptools"), inspect.getsource(build_project))
+    key = hashlib.sha256(repr(recipe).encode() + inspect.getsource(make_handmade_sdist).encode()).hexdigest()
+    cache = getattr(request.config, "cache", None)  # none with -p no:cacheprovider
+    if cache is None:
+        return _build_dists(tmp_path_factory)
+    kept = cache.mkdir("dists") / key[:16]
+    with open(kept.with_name(f"{kept.name}.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not kept.is_dir():  # whole or not at all: a session without the lock may be reading it
+            out = _build_dists(tmp_path_factory)
+            partial = kept.with_name(f"{kept.name}.{os.getpid()}.tmp")
+            shutil.copytree(out, partial)
+            partial.rename(kept)
+    return kept
 
 
 @pytest.fixture(scope="session")
@@ -245,6 +297,14 @@ def _no_server_outlives_the_session():
     testdb.drop_all()
 
 
+def serve_command(store: Path, data_dir: Path, *args: str, port: int | str = 0) -> list[str]:
+    """`python -m privindex serve` on store and data_dir, on port (0: a free one)."""
+    return [
+        *[sys.executable, "-m", "privindex", "serve", "--port", str(port)],
+        *["--store", str(store), "--data-dir", str(data_dir), *args],
+    ]
+
+
 def start_server(
     store: Path,
     data_dir: Path,
@@ -261,19 +321,7 @@ def start_server(
     data_dir.parent.mkdir(parents=True, exist_ok=True)
     if make_store:
         store.mkdir(parents=True, exist_ok=True)
-    cmd = [
-        sys.executable,
-        "-m",
-        "privindex",
-        "serve",
-        "--port",
-        "0",
-        "--store",
-        str(store),
-        "--data-dir",
-        str(data_dir),
-        *args,
-    ]
+    cmd = serve_command(store, data_dir, *args)
     if config:
         cmd += ["--config", str(config)]
     base_env = {k: v for k, v in os.environ.items() if not k.startswith("PRIVINDEX_")}
@@ -368,11 +416,21 @@ def wait_until(predicate, timeout: float, interval: float = 0.05) -> float:
 @pytest.fixture(scope="session")
 def read_server(tmp_path_factory, dists) -> LiveServer:
     """A server over a store holding every test distribution; tests must not change it."""
-    base = tmp_path_factory.mktemp("read-server")
-    populate(base / "store", dists)
-    server = start_server(base / "store", base / "data")
-    yield server
-    server.stop()
+    with served(tmp_path_factory.mktemp("read-server"), dists=dists) as server:
+        yield server
+
+
+@contextlib.contextmanager
+def served(base: Path, *args: str, dists: Dists | None = None, **kwargs) -> Iterator[LiveServer]:
+    """start_server on base/store (holding dists, if given) and base/data, for the with
+    block: a module-scoped server fixture is `with served(...) as server: yield server`."""
+    if dists is not None:
+        populate(base / "store", dists)
+    server = start_server(base / "store", base / "data", *args, **kwargs)
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture
@@ -510,7 +568,10 @@ def privindex_cli(
     server, *args: str, stdin: str | None = None, check: bool = True, env: dict | None = None
 ) -> subprocess.CompletedProcess:
     """run_privindex on a server's (or a backup's: anything with .store and .data_dir) data,
-    with the settings the server was started with, as an operator's shell would have."""
+    with the settings the server was started with, as an operator's shell would have.
+    On an AppServer, in-process (click's runner), as its requests are."""
+    if isinstance(server, AppServer):
+        return server.cli(*args, input=stdin, check=check, env=env)
     return run_privindex(
         *args,
         data_dir=server.data_dir,
@@ -545,6 +606,8 @@ def audit_json(server, *args: str) -> list[dict]:
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "app_settings(**values): Settings for the `app` fixture")
+    if config.pluginmanager.hasplugin("xdist"):
+        config.pluginmanager.register(ModulesOnOneWorker())
 
 
 @pytest.fixture
@@ -586,16 +649,18 @@ class AppRunner:
     def __init__(self, app):
         self.settings = app.extensions["privindex"].settings
 
-    def invoke(self, *args: str, input: str | None = None):
+    def invoke(self, *args: str, input: str | None = None, env: dict | None = None):
         from click.testing import CliRunner
 
         from privindex.cli import main
 
         s = self.settings
+        extra = env or {}
         env = {k: None for k in os.environ if k.startswith("PRIVINDEX_")}
         env.update(PRIVINDEX_REQUIRE_2FA=str(s.require_2fa).lower(), PRIVINDEX_READ_ACCESS=s.read_access)
         if s.database_url:
             env.update(PRIVINDEX_DATABASE_URL=s.database_url)
+        env.update(extra)
         return CliRunner().invoke(
             main, [*args, "--data-dir", str(s.data_dir), "--store", str(s.store)], input=input, env=env
         )
@@ -646,3 +711,67 @@ def enrol_totp_cli(server, name: str):
     assert proc.returncode == 0, err
     codes = re.findall(r"^[0-9a-f]{4}(?:-[0-9a-f]{4}){3}$", out, re.M)
     return totp, codes, uri + "\n" + out + err
+
+
+# -- a live server's stand-in, in-process ------------------------------------------------------
+
+
+@dataclass
+class AppServer:
+    """For tests whose point is the web UI's or the API's rules, not the server process:
+    create_app on its own store and data dir, reached by requests (WebClient, helpers.listed,
+    wheels.upload) at its .url through wsgi-intercept, with the CLI helpers (privindex_cli,
+    add_user, audit_json, webclient.user_with_totp) run in-process by click's runner. The
+    same calls as against a LiveServer, without a process start or a CLI process per call."""
+
+    app: object
+    url: str
+    store: Path
+    data_dir: Path
+    env: dict = field(default_factory=dict)
+
+    @property
+    def index_url(self) -> str:
+        return f"{self.url}/simple/"
+
+    def cli(
+        self, *args: str, input: str | None = None, check: bool = True, env: dict | None = None
+    ) -> subprocess.CompletedProcess:
+        """`privindex ARGS` on this app's data, as privindex_cli answers (stdout, stderr, code)."""
+        result = AppRunner(self.app).invoke(*args, input=input, env={**self.env, **(env or {})})
+        if check and result.exit_code != 0:
+            raise AssertionError(f"privindex {args} failed ({result.exit_code}):\n{result.output}") from (
+                result.exception if not isinstance(result.exception, SystemExit) else None
+            )
+        return subprocess.CompletedProcess(
+            ["privindex", *args], result.exit_code, result.stdout, result.stderr
+        )
+
+
+_intercepting = 0  # AppServers open: requests goes through wsgi-intercept while there are any
+
+
+@contextlib.contextmanager
+def app_server(store: Path, data_dir: Path, **values) -> Iterator[AppServer]:
+    """An AppServer on store and data_dir with Settings(**values), for the with block."""
+    global _intercepting
+    from wsgi_intercept import add_wsgi_intercept, remove_wsgi_intercept, requests_intercept
+
+    from privindex.app import create_app
+    from privindex.config import Settings
+
+    values.setdefault("database_url", testdb.url_for(data_dir))
+    store.mkdir(parents=True, exist_ok=True)
+    app = create_app(Settings(store=store, data_dir=data_dir, **values))
+    host = f"app-{os.urandom(4).hex()}.test"
+    if _intercepting == 0:
+        requests_intercept.install()
+    _intercepting += 1
+    add_wsgi_intercept(host, 80, lambda: app)
+    try:
+        yield AppServer(app, f"http://{host}", store, data_dir)
+    finally:
+        remove_wsgi_intercept(host, 80)
+        _intercepting -= 1
+        if _intercepting == 0:
+            requests_intercept.uninstall()

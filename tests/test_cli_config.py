@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from conftest import ROOT, start_server
+from conftest import ROOT, serve_command, start_server
 
 from privindex.config import ConfigError, Settings, load_settings
 
@@ -155,18 +155,7 @@ def test_port_in_use_is_a_clear_error(tmp_path):
     port = server.url.rsplit(":", 1)[1]
     try:
         proc = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "privindex",
-                "serve",
-                "--port",
-                port,
-                "--store",
-                str(tmp_path / "store"),
-                "--data-dir",
-                str(tmp_path / "data2"),
-            ],
+            serve_command(tmp_path / "store", tmp_path / "data2", port=port),
             capture_output=True,
             text=True,
             timeout=60,

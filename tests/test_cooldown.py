@@ -46,6 +46,7 @@ def _installed(server, target) -> str:
     return (target / "patched" / "__init__.py").read_text()
 
 
+@pytest.mark.slow  # what uv resolves
 def test_an_exempted_name_gets_its_fresh_version_at_once_and_loses_it_when_unexempted(guarded, tmp_path):
     assert "'1.0'" in _installed(guarded, tmp_path / "before")  # 1.1 is three days from showing
 

@@ -7,7 +7,7 @@ import time
 
 import pytest
 import requests
-from conftest import add_user, start_server, wait_until
+from conftest import add_user, served, wait_until
 from webclient import WebClient
 
 pytestmark = pytest.mark.database_neutral  # what it checks is the same on any database
@@ -17,10 +17,8 @@ PASSWORD = "correct horse battery"
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    base = tmp_path_factory.mktemp("hardening")
-    server = start_server(base / "store", base / "data")
-    yield server
-    server.stop()
+    with served(tmp_path_factory.mktemp("hardening")) as server:
+        yield server
 
 
 def test_tokens_in_urls_are_redacted_from_the_access_log(server):

@@ -167,8 +167,9 @@ def test_a_debug_server_logs_no_secret(fresh_server, tmp_path):
 @pytest.mark.parametrize(
     "rid",
     [
-        os.urandom(12).hex(),
-        os.urandom(16).hex(),
+        # random ones named, so xdist's workers collect the same ids
+        pytest.param(os.urandom(12).hex(), id="random-24-hex"),
+        pytest.param(os.urandom(16).hex(), id="random-32-hex"),
         "2" * 32,
         "2345672345672345" * 2,
         "pidx_" + "a" * 40,

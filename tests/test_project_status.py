@@ -58,6 +58,7 @@ def install(server, target, name: str, check: bool = True, tool=pip):
     return pip(*args, check=check) if tool is pip else uv("pip", *args, check=check)
 
 
+@pytest.mark.slow  # pip, uv and twine
 def test_a_quarantined_project_lists_no_files_serves_none_and_pip_and_uv_cannot_install_it(world, tmp_path):
     server, alice, wheels = world
     twine(server.url, alice, make_wheel(wheels, "haunted", "1.0"), check=True)
@@ -95,6 +96,7 @@ def test_a_quarantined_project_lists_no_files_serves_none_and_pip_and_uv_cannot_
     assert requests.get(f"{server.url}/pypi/haunted/json", timeout=10).json()["info"]["version"] == "1.0"
 
 
+@pytest.mark.slow  # what twine says
 @pytest.mark.parametrize("status", ["archived", "quarantined"])
 def test_twine_upload_to_an_archived_or_quarantined_project_is_refused_and_lists_nothing(world, status):
     server, alice, wheels = world
@@ -111,6 +113,7 @@ def test_twine_upload_to_an_archived_or_quarantined_project_is_refused_and_lists
     assert refused and status in refused[0]["details"]["reason"]
 
 
+@pytest.mark.slow  # pip installs, twine uploads
 def test_an_archived_project_still_installs_and_a_deprecated_one_takes_uploads(world, tmp_path):
     server, alice, wheels = world
     twine(server.url, alice, make_wheel(wheels, "old-lib", "1.0"), check=True)

@@ -82,6 +82,7 @@ def proxy(tmp_path, fake):
     server.stop()
 
 
+@pytest.mark.slow  # pip installs through the cache
 def test_provenance_is_listed_fetched_once_cached_and_checked(tmp_path, fake, proxy):
     wheel = make_wheel(tmp_path / "up", "remote-lib", "1.0")
     sha256 = hashlib.sha256(wheel.read_bytes()).hexdigest()

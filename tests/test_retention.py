@@ -32,6 +32,7 @@ def _freed_bytes(server) -> float:
     return float(found.group(1))
 
 
+@pytest.mark.slow  # pip installs what remains
 def test_a_run_deletes_old_prereleases_audits_them_and_pip_installs_what_remains(tmp_path, fresh_server):
     store = tmp_path / "store"
     versions = ["0.9", "1.0", "1.1a1", "1.1b1", "1.1rc1", "1.2.dev1"]
@@ -104,6 +105,7 @@ def test_settings_refuse_negative_rules_by_name(key):
         Settings(**{key: -1})
 
 
+@pytest.mark.slow  # what twine says
 def test_an_upload_past_the_project_quota_is_refused_saying_what_is_left(tmp_path, fresh_server, accounts):
     server = fresh_server(
         populated=False, env={"PRIVINDEX_MAX_PROJECT_MB": "1", "PRIVINDEX_REQUIRE_2FA": "false"}
@@ -122,6 +124,7 @@ def test_an_upload_past_the_project_quota_is_refused_saying_what_is_left(tmp_pat
     assert not list(server.store.rglob("bulky-1.1*"))
 
 
+@pytest.mark.slow  # the server process's schedule
 def test_the_server_runs_the_policy_on_its_schedule(tmp_path, fresh_server):
     store = tmp_path / "store"
     wheels = [make_wheel(store / "sched", "sched", v) for v in ("1.0", "2.0a1", "2.0a2")]

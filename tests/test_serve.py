@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import start_server
+from conftest import serve_command, start_server
 
 pytestmark = [
     pytest.mark.slow,
@@ -39,18 +39,7 @@ def test_a_busy_port_is_reported_before_the_data_dir_is_created(tmp_path):
         busy.listen()
         port = busy.getsockname()[1]
         proc = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "privindex",
-                "serve",
-                "--port",
-                str(port),
-                "--store",
-                str(tmp_path / "store"),
-                "--data-dir",
-                str(tmp_path / "data"),
-            ],
+            serve_command(tmp_path / "store", tmp_path / "data", port=port),
             capture_output=True,
             text=True,
             timeout=60,

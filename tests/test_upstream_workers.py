@@ -24,7 +24,10 @@ from conftest import build_project, pip, start_server, uv, wait_until
 from fake_upstream import FakeUpstream
 from helpers import listed
 
-pytestmark = pytest.mark.database_neutral  # what it checks is the same on any database
+pytestmark = [
+    pytest.mark.database_neutral,  # what it checks is the same on any database
+    pytest.mark.slow,  # the point is the server process: its threads streaming one download to many
+]
 
 OLD = datetime(2020, 1, 1, tzinfo=UTC)
 SIZE = 2 * 1024 * 1024
@@ -89,7 +92,6 @@ def files_left(proxy, sha256: str) -> list[str]:
     return sorted(os.listdir(folder)) if folder.exists() else []
 
 
-@pytest.mark.slow  # a crowd of clients on a live server
 def test_clients_past_the_share_get_503_at_once_while_healthz_and_local_pages_and_files_answer(proxy, fake):
     url, other = file_url(proxy, fake, "cold-a"), file_url(proxy, fake, "cold-e")
     streams = [requests.get(url, stream=True, timeout=10) for _ in range(4)]  # as many as threads
@@ -189,7 +191,6 @@ def test_bytes_that_do_not_match_end_every_stream_short_and_leave_nothing(proxy,
 
 
 @pytest.mark.parametrize("client, project", [("pip", "alpha"), ("uv", "gamma")])
-@pytest.mark.slow  # pip and uv themselves
 def test_pip_and_uv_install_a_cold_package_while_the_share_is_taken(proxy, fake, tmp_path, client, project):
     busy_url = file_url(proxy, fake, f"busy-{client}")
     holders = [requests.get(busy_url, stream=True, timeout=10) for _ in range(2)]

@@ -1,27 +1,26 @@
-"""The web UI's rules, checked over HTTP against a live server (no browser needed)."""
+"""The web UI's rules, checked over HTTP (no browser needed): in-process (conftest's
+AppServer: the app behind requests, the CLI through click's runner), and against live
+servers where the point is the process (cookies over https, start-up refusals)."""
 
 from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import time
+from urllib.parse import urlsplit
 
 import pytest
 import requests
-from conftest import add_user, privindex_cli, start_server
+from conftest import add_user, app_server, populate, privindex_cli, serve_command, start_server
 from webclient import PASSWORD, WebClient, age_sign_in, user_with_totp
 
 
 @pytest.fixture(scope="module")
 def web(tmp_path_factory, dists):
-    from conftest import populate
-
     base = tmp_path_factory.mktemp("webui")
     populate(base / "store", dists)
-    server = start_server(base / "store", base / "data")
-    yield server
-    server.stop()
+    with app_server(base / "store", base / "data") as server:
+        yield server
 
 
 def events(web, **filters) -> list[dict]:
@@ -143,7 +142,7 @@ def test_admin_creates_a_user_who_sets_a_password_through_a_one_time_link(web):
     resp = admin.post("/admin/users", {"username": "newbie"})
     link = resp.text.split('id="setup-link" class="mono-break" value="')[1].split('"')[0]
     assert link.startswith("http://localhost:")
-    path = link.split(str(web.url.rsplit(":", 1)[1]), 1)[1]
+    path = urlsplit(link).path
 
     newbie = WebClient(web.url)
     page = newbie.get(path)
@@ -200,18 +199,7 @@ def test_anonymous_visitors_browse_a_public_index_but_not_a_private_one(web, tmp
 @pytest.mark.slow  # a second server of its own
 def test_ip_address_as_public_url_is_refused_at_start(tmp_path):
     proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "privindex",
-            "serve",
-            "--port",
-            "0",
-            "--data-dir",
-            str(tmp_path / "d"),
-            "--store",
-            str(tmp_path / "s"),
-        ],
+        serve_command(tmp_path / "s", tmp_path / "d"),
         env={"PRIVINDEX_PUBLIC_URL": "https://192.168.1.20", "PATH": "/usr/bin:/bin"},
         capture_output=True,
         text=True,

@@ -3,7 +3,10 @@ with TEST_PRIVINDEX_DATABASE_URL=postgresql://user@host:port/postgres, a fresh P
 database per data dir (created on first use, dropped at the end of the session).
 
 The database is named after the data dir, so a server, the CLI run on its data and a
-restart of it all meet the same database, just as they meet the same SQLite file.
+restart of it all meet the same database, just as they meet the same SQLite file. The name
+also carries the xdist worker and a token of this session, so workers side by side and a
+later session on the same temp paths (after one that died before dropping its databases)
+never meet each other's databases.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -20,6 +24,7 @@ import pytest
 ADMIN_URL = os.environ.get("TEST_PRIVINDEX_DATABASE_URL", "")
 ON_POSTGRES = bool(ADMIN_URL)
 _created: set[str] = set()
+_SESSION = f"{os.environ.get('PYTEST_XDIST_WORKER', 'main')}_{secrets.token_hex(3)}"
 
 sqlite_only = pytest.mark.skipif(ON_POSTGRES, reason="reads or copies the SQLite file itself")
 
@@ -36,7 +41,7 @@ def url_for(data_dir: Path) -> str:
     """The PostgreSQL URL of data_dir's database, created if new ('' on SQLite)."""
     if not ON_POSTGRES:
         return ""
-    name = "pidx_" + hashlib.sha1(str(Path(data_dir).resolve()).encode()).hexdigest()[:24]
+    name = f"pidx_{_SESSION}_" + hashlib.sha1(str(Path(data_dir).resolve()).encode()).hexdigest()[:24]
     if name not in _created:
         conn = _admin()
         try:

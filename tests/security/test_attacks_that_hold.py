@@ -8,7 +8,7 @@ import html
 
 import pytest
 import requests
-from conftest import add_user, privindex_cli, start_server, twine
+from conftest import add_user, privindex_cli, served, start_server, twine
 from redteam import PASSWORD, signed_in, signed_in_as
 from safe_rules import post_rules
 from webclient import WebClient
@@ -19,10 +19,8 @@ pytestmark = pytest.mark.slow  # a red-team run against a live server, accounts 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    base = tmp_path_factory.mktemp("attacks")
-    srv = start_server(base / "store", base / "data", env={"PRIVINDEX_READ_ACCESS": "token"})
-    yield srv
-    srv.stop()
+    with served(tmp_path_factory.mktemp("attacks"), env={"PRIVINDEX_READ_ACCESS": "token"}) as srv:
+        yield srv
 
 
 def test_every_cookie_authenticated_post_needs_the_csrf_token(server):

@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 import testdb
-from conftest import add_user, start_server
+from conftest import add_user, served, start_server
 from redteam import PASSWORD, events, signed_in, wrong_totp
 from webclient import _CSRF, WebClient
 
@@ -20,10 +20,8 @@ ATTEMPTS, THREADS = 48, 16
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, dists):
-    base = tmp_path_factory.mktemp("limits")
-    srv = start_server(base / "store", base / "data")
-    yield srv
-    srv.stop()
+    with served(tmp_path_factory.mktemp("limits")) as srv:
+        yield srv
 
 
 @pytest.fixture(scope="module")

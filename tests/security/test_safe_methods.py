@@ -9,7 +9,7 @@ import re
 
 import pytest
 import requests
-from conftest import populate, start_server
+from conftest import served
 from helpers import store_files
 from redteam import PASSWORD, db_rows, signed_in, signed_in_as
 from safe_rules import post_rules
@@ -20,11 +20,8 @@ pytestmark = pytest.mark.slow  # a red-team run against a live server, accounts 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, dists):
-    base = tmp_path_factory.mktemp("safe-methods")
-    populate(base / "store", dists)
-    srv = start_server(base / "store", base / "data")
-    yield srv
-    srv.stop()
+    with served(tmp_path_factory.mktemp("safe-methods"), dists=dists) as srv:
+        yield srv
 
 
 def test_head_and_get_never_change_anything(server):

@@ -10,7 +10,7 @@ import time
 import pytest
 import requests
 import testdb
-from conftest import privindex_cli, start_server
+from conftest import privindex_cli, served
 from redteam import PASSWORD, events, signed_in, signed_in_as
 from webclient import WebClient
 
@@ -19,10 +19,8 @@ pytestmark = pytest.mark.slow  # a red-team run against a live server, accounts 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    base = tmp_path_factory.mktemp("sessions")
-    srv = start_server(base / "store", base / "data", env={"PRIVINDEX_READ_ACCESS": "token"})
-    yield srv
-    srv.stop()
+    with served(tmp_path_factory.mktemp("sessions"), env={"PRIVINDEX_READ_ACCESS": "token"}) as srv:
+        yield srv
 
 
 def copy_of(client: WebClient, server) -> WebClient:

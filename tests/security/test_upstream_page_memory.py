@@ -14,6 +14,8 @@ from conftest import start_server
 from fake_upstream import FakeUpstream
 from helpers import V1_JSON, listed, rss_kb
 
+pytestmark = pytest.mark.slow  # the point is the server process: its resident memory
+
 NAMES, FILES = 240, 400  # pages of about 70 KB of JSON each, about 17 MB in all
 BLOB = b"a wheel's bytes\n"
 BLOB_SHA = hashlib.sha256(BLOB).hexdigest()
