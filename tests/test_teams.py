@@ -10,15 +10,17 @@ with twine and a signed-in web session; the CLI is the real one.
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from conftest import add_user, start_server, twine
+from test_app import sign_in
 from webclient import PASSWORD, WebClient
 from wheels import make_wheel
 
 from privindex.accounts import namespaces, permissions, teams, users
 from privindex.accounts.users import AccountError
-from privindex.db.models import AuditEvent, Project
+from privindex.db.models import AuditEvent, Project, Team
 from privindex.ops import audit
 from privindex.packages import projects
 
@@ -238,7 +240,7 @@ def test_removed_from_the_team_the_members_token_and_web_session_are_refused_at_
     web.post("/projects/incident/1.1/yank", yank, page=web.get("/projects/incident").text)
     assert "only an owner of the project or an admin may do that" in web.flashes()
     events = [json.loads(line) for line in acc.cli("audit", "--json").stdout.splitlines()]
-    assert [e["tag"] for e in events if e["tag"].startswith("team:")] == [
+    assert [e["tag"] for e in events if e["tag"].startswith("team:")][::-1] == [  # newest first
         "team:create",
         "team:role:grant",
         "team:member:add",
@@ -256,3 +258,89 @@ def test_the_cli_says_what_to_do_next_on_errors(site, accounts):
     acc.cli("team", "create", "docs")
     neither = acc.cli("team", "grant", "docs", "--role", "owner", check=False)
     assert "give a project or a namespace (PROJECT or --namespace PREFIX)" in neither.stderr
+
+
+# -- the web pages, through the Flask client -------------------------------------------------
+
+
+def csrf(page: str) -> str:
+    return re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+
+
+def main_text(page: str) -> str:
+    return page.split("<main")[1].split("</main>")[0]
+
+
+@pytest.mark.app_settings(require_2fa=False)
+def test_the_admin_teams_page_creates_a_team_adds_members_and_gives_roles(app, client):
+    users.create_user("boss", PASSWORD, audit.CLI, is_admin=True)
+    users.create_user("carol", PASSWORD, audit.CLI)
+    projects.ensure_project("widgets", audit.CLI)
+    sign_in(client, "boss")
+    page = client.get("/admin/teams").text
+    assert "No team yet." in page and 'href="/admin/teams"' in page  # in the admin menu
+    token = csrf(page)
+
+    def post(path: str, **form: str) -> str:
+        return client.post(path, data={"csrf_token": token, **form}, follow_redirects=True).text
+
+    assert "The team core is created" in post("/admin/teams", name="Core", description="the core crew")
+    assert "carol joined the team core." in post(
+        "/teams/members", team="core", username="carol", action="add"
+    )
+    page = post("/teams/roles", team="core", project="Widgets", role="owner", action="grant")
+    assert "The team core is now owner." in page
+    shown = main_text(page)
+    assert "the core crew" in shown and "carol" in shown and 'href="/projects/widgets"' in shown
+    assert permissions.can_manage(users.get_user("carol"), "widgets")
+    # bad input: one line in the page, nothing changed, never a command-line hint
+    for form, said in [
+        ({"team": "core", "username": "ghost", "action": "add"}, "there is no user &#39;ghost&#39;"),
+        ({"team": "ghosts", "username": "carol", "action": "add"}, "there is no team &#39;ghosts&#39;"),
+    ]:
+        page = post("/teams/members", **form)
+        assert said in page and "privindex" not in main_text(page)
+    page = post("/teams/roles", team="core", project="nope", role="owner", action="grant")
+    assert "there is no project &#39;nope&#39;" in page
+    assert "The team core no longer has a role there." in post(
+        "/teams/roles", team="core", project="widgets", action="revoke"
+    )
+    assert not permissions.can_manage(users.get_user("carol"), "widgets")
+    assert "The team core is deleted" in post("/teams/delete", team="core")
+    assert "No team yet." in client.get("/admin/teams").text
+
+
+@pytest.mark.app_settings(require_2fa=False)
+def test_an_owner_manages_the_teams_of_a_project_in_its_settings_and_readers_see_them(app, client):
+    users.create_user("olga", PASSWORD, audit.CLI)
+    users.create_user("carol", PASSWORD, audit.CLI)
+    projects.ensure_project("widgets", audit.CLI)
+    projects.set_role("widgets", "olga", "owner", audit.CLI)
+    sign_in(client, "olga")
+    assert client.get("/admin/teams").status_code == 403
+    page = client.get("/projects/widgets?tab=settings").text
+    assert 'id="teams-h"' in page
+    token = csrf(page)
+
+    def post(path: str, **form: str) -> str:
+        return client.post(path, data={"csrf_token": token, **form}, follow_redirects=True).text
+
+    page = post("/projects/widgets/teams", name="widget-crew", description="", role="maintainer")
+    assert "The team widget-crew is created with a role on widgets." in page
+    page = post("/teams/members", team="widget-crew", username="carol", action="add", from_project="widgets")
+    assert "carol joined the team widget-crew." in page
+    assert "maintained by team widget-crew (maintainer)" in page
+    assert permissions.user_role(users.get_user("carol"), Project.get(name="widgets")) == "maintainer"
+    # a team of someone else's project is not hers to change
+    teams.create_team("ops", "", audit.CLI)
+    teams.grant("ops", "owner", audit.CLI, namespace=None, project="widgets")
+    projects.ensure_project("gadgets", audit.CLI)
+    teams.grant("ops", "owner", audit.CLI, project="gadgets")
+    page = post("/teams/members", team="ops", username="carol", action="add", from_project="widgets")
+    assert "only an admin or an owner of the team&#39;s projects may do this" in page
+    assert teams.describe(Team.get(name="ops")).members == ()
+    # a reader (signed out) sees the teams beside the project's people, no settings
+    client.post("/logout", data={"csrf_token": token})
+    page = client.get("/projects/widgets").text
+    assert "maintained by team widget-crew (maintainer)" in page and "maintained by team ops (owner)" in page
+    assert 'id="teams-h"' not in client.get("/projects/widgets?tab=settings").text

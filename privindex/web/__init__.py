@@ -11,6 +11,7 @@ from privindex.web import (  # noqa: F401  (their routes)
     publishers,
     retention,
     signin,
+    teams,
     upstream,
     webhooks,
 )
