@@ -308,6 +308,9 @@ def test_the_admin_teams_page_creates_a_team_adds_members_and_gives_roles(app, c
     assert not permissions.can_manage(users.get_user("carol"), "widgets")
     assert "The team core is deleted" in post("/teams/delete", team="core")
     assert "No team yet." in client.get("/admin/teams").text
+    assert "Noch kein Team." in client.get("/admin/teams", headers={"Accept-Language": "de"}).text
+    page = client.get("/audit?tag=team:delete", headers={"Accept-Language": "fr"}).text
+    assert "Équipe core supprimée." in page
 
 
 @pytest.mark.app_settings(require_2fa=False)

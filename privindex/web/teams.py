@@ -148,7 +148,8 @@ def team_roles():
             flash(_("The team %(team)s no longer has a role there.", team=team), "info")
         else:
             teams.grant(team, role, _ctx(), **target)
-            flash(_("The team %(team)s is now %(role)s.", team=team, role=role), "info")
+            label = _("owner") if role == "owner" else _("maintainer")
+            flash(_("The team %(team)s is now %(role)s.", team=team, role=label), "info")
     except users.AccountError as exc:
         flash(str(exc), "error")
     return _back()
