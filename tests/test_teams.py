@@ -132,6 +132,7 @@ def test_a_team_role_on_a_namespace_lets_members_create_and_act_on_projects_unde
     projects.ensure_project("acme-lib", audit.CLI)
     permissions.check_upload(carol, read_only=False, scope=None, name="acme-lib")  # an existing one
     assert not permissions.can_manage(carol, "acme-lib")
+    assert permissions.projects_with_role(carol) == {"acme-lib"}  # her "My projects"
     projects.ensure_project("acmecorp", audit.CLI)  # not under acme
     with pytest.raises(permissions.UploadDenied):
         permissions.check_upload(carol, read_only=False, scope=None, name="acmecorp")

@@ -12,6 +12,8 @@ owner: only admins may upload to it until an admin assigns one.
 
 from __future__ import annotations
 
+import peewee
+
 from privindex.accounts import namespaces
 from privindex.db.models import DistFile, Namespace, Project, ProjectRole, TeamMember, TeamRole, User
 
@@ -59,6 +61,31 @@ def team_roles(user: User, name: str) -> list[str]:
         )
         .tuples()
     ]
+
+
+def projects_with_role(user: User) -> set[str]:
+    """The names of the projects the user holds a role on, their own or through a team
+    (on the project, or on a namespace over it): the user's own list of projects."""
+    names = {
+        n for (n,) in ProjectRole.select(Project.name).join(Project).where(ProjectRole.user == user).tuples()
+    }
+    held = (
+        TeamRole.select(Project.name, Namespace.name)
+        .join(TeamMember, on=(TeamMember.team == TeamRole.team))
+        .switch(TeamRole)
+        .join(Project, peewee.JOIN.LEFT_OUTER)
+        .switch(TeamRole)
+        .join(Namespace, peewee.JOIN.LEFT_OUTER)
+        .where(TeamMember.user == user)
+        .tuples()
+    )
+    for project, namespace in held:
+        if project:
+            names.add(project)
+        else:
+            under = (Project.name == namespace) | Project.name.startswith(namespace + "-")
+            names |= {n for (n,) in Project.select(Project.name).where(under).tuples()}
+    return names
 
 
 def can_manage(user: User | None, project_name: str) -> bool:
