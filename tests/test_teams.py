@@ -176,6 +176,7 @@ def test_bad_requests_say_why_and_change_nothing(people):
     for attempt, message in [
         (lambda: teams.create_team("Core", "", as_user(admin)), "already exists"),
         (lambda: teams.create_team("no spaces", "", as_user(admin)), "a team name has"),
+        (lambda: teams.create_team("long", "x" * 501, as_user(admin)), "at most 500 characters"),
         (lambda: teams.add_member("core", "nobody", as_user(admin)), "there is no user"),
         (lambda: teams.add_member("nope", "carol", as_user(admin)), "there is no team"),
         (lambda: teams.remove_member("core", "carol", as_user(admin)), "not a member"),

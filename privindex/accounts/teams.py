@@ -27,6 +27,7 @@ from privindex.ops import audit
 from privindex.ops.audit import Tag
 
 TEAM_NAME_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,49}")
+DESCRIPTION_MAX = 500
 
 
 @dataclass(frozen=True)
@@ -137,6 +138,8 @@ def create_team_for_project(name: str, description: str, project: str, role: str
 
 def _create(name: str, description: str, ctx: audit.Context) -> Team:
     team_name = normalize_team_name(name)
+    if len(description) > DESCRIPTION_MAX:
+        raise AccountError(_("a team description has at most %(most)d characters", most=DESCRIPTION_MAX))
     with database.atomic():
         if Team.select().where(Team.name == team_name).exists():
             raise AccountError(
@@ -192,7 +195,36 @@ def remove_member(name: str, username: str, ctx: audit.Context) -> None:
         audit.record(Tag.TEAM_MEMBER_REMOVE, ctx, subject=user.username, team=team.name)
 
 
-def _target(project: str | None, namespace: str | None) -> tuple[Project | None, Namespace | None]:
+@dataclass(frozen=True)
+class _Place:
+    """A team and where a role of it is (one project or one namespace), checked to exist and
+    to be the actor's to change."""
+
+    team: Team
+    project: Project | None
+    namespace: Namespace | None
+
+    @property
+    def name(self) -> str:
+        return self.project.name if self.project else self.namespace.name if self.namespace else ""
+
+    def current(self) -> TeamRole | None:
+        where = TeamRole.project == self.project if self.project else TeamRole.namespace == self.namespace
+        return TeamRole.get_or_none(TeamRole.team == self.team, where)
+
+    def record(self, tag: Tag, ctx: audit.Context, role: str) -> None:
+        audit.record(
+            tag,
+            ctx,
+            subject=self.team.name,
+            project=self.project.name if self.project else None,
+            namespace=self.namespace.name if self.namespace else None,
+            role=role,
+        )
+
+
+def _place(name: str, project: str | None, namespace: str | None, ctx: audit.Context) -> _Place:
+    team = get_team(name)
     if (project is None) == (namespace is None):
         raise AccountError(_("give a project or a namespace"), "PROJECT or --namespace PREFIX")
     if project is not None:
@@ -201,20 +233,16 @@ def _target(project: str | None, namespace: str | None) -> tuple[Project | None,
             raise AccountError(
                 _("there is no project '%(project)s'", project=project), "see: privindex project list"
             )
-        return row, None
+        # admins on anything; owners on their projects, never on a namespace
+        _require(ctx.actor, bool(ctx.actor and permissions.can_manage(ctx.actor, row.name)))
+        return _Place(team, row, None)
     ns = Namespace.get_or_none(Namespace.name == namespaces.normalize(namespace or ""))
     if ns is None:
         raise AccountError(
             _("there is no namespace '%(name)s'", name=namespace), "see: privindex namespace list"
         )
-    return None, ns
-
-
-def _may_grant(user: User | None, project: Project | None) -> bool:
-    """Admins on anything; owners on their projects (never on a namespace)."""
-    if user is None or user.is_admin:
-        return True
-    return project is not None and permissions.can_manage(user, project.name)
+    _require(ctx.actor, bool(ctx.actor and ctx.actor.is_admin))
+    return _Place(team, None, ns)
 
 
 def grant(
@@ -223,51 +251,27 @@ def grant(
     """Give the team `role` on a project or a namespace (changing the role it has there)."""
     if role not in permissions.ROLES:
         raise AccountError(_("a role is one of: %(roles)s", roles=", ".join(permissions.ROLES)))
-    team = get_team(name)
-    project_row, ns_row = _target(project, namespace)
-    _require(ctx.actor, _may_grant(ctx.actor, project_row))
-    where = TeamRole.project == project_row if project_row else TeamRole.namespace == ns_row
+    place = _place(name, project, namespace, ctx)
     with database.atomic():
-        current = TeamRole.get_or_none(TeamRole.team == team, where)
+        current = place.current()
         if current is not None and current.role == role:
             return
         if current is not None:
             current.role = role
             current.save()
         else:
-            TeamRole.create(team=team, project=project_row, namespace=ns_row, role=role)
-        audit.record(
-            Tag.TEAM_ROLE_GRANT,
-            ctx,
-            subject=team.name,
-            project=project_row.name if project_row else None,
-            namespace=ns_row.name if ns_row else None,
-            role=role,
-        )
+            TeamRole.create(team=place.team, project=place.project, namespace=place.namespace, role=role)
+        place.record(Tag.TEAM_ROLE_GRANT, ctx, role)
 
 
 def revoke(name: str, ctx: audit.Context, project: str | None = None, namespace: str | None = None) -> None:
     """Take the team's role on a project or a namespace: its members lose it at once."""
-    team = get_team(name)
-    project_row, ns_row = _target(project, namespace)
-    _require(ctx.actor, _may_grant(ctx.actor, project_row))
-    where = TeamRole.project == project_row if project_row else TeamRole.namespace == ns_row
+    place = _place(name, project, namespace, ctx)
     with database.atomic():
-        current = TeamRole.get_or_none(TeamRole.team == team, where)
+        current = place.current()
         if current is None:
             raise AccountError(
-                _(
-                    "the team '%(team)s' has no role on '%(target)s'",
-                    team=team.name,
-                    target=project_row.name if project_row else (ns_row.name if ns_row else ""),
-                )
+                _("the team '%(team)s' has no role on '%(target)s'", team=place.team.name, target=place.name)
             )
         current.delete_instance()
-        audit.record(
-            Tag.TEAM_ROLE_REVOKE,
-            ctx,
-            subject=team.name,
-            project=project_row.name if project_row else None,
-            namespace=ns_row.name if ns_row else None,
-            role=current.role,
-        )
+        place.record(Tag.TEAM_ROLE_REVOKE, ctx, current.role)
