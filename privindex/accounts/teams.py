@@ -11,7 +11,6 @@ Every change is audited.
 
 from __future__ import annotations
 
-import re
 import time
 from dataclasses import dataclass
 
@@ -19,14 +18,13 @@ import peewee
 from packaging.utils import canonicalize_name
 
 from privindex.accounts import namespaces, permissions
-from privindex.accounts.users import AccountError, get_user
+from privindex.accounts.users import USERNAME_RE, AccountError, get_user
 from privindex.db.connection import database
 from privindex.db.models import Namespace, Project, Team, TeamMember, TeamRole, User
 from privindex.i18n import _
 from privindex.ops import audit
 from privindex.ops.audit import Tag
 
-TEAM_NAME_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,49}")
 DESCRIPTION_MAX = 500
 
 
@@ -52,7 +50,7 @@ class TeamView:
 
 def normalize_team_name(text: str) -> str:
     name = text.strip().lower()
-    if not TEAM_NAME_RE.fullmatch(name):
+    if not USERNAME_RE.fullmatch(name):  # the same rule as usernames
         raise AccountError(
             _(
                 "a team name has 1-50 characters: letters, digits, '.', '_' or '-', starting with a "
