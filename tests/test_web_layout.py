@@ -115,6 +115,7 @@ PAGES = [
     P("confirm-status", "admin", step=_confirm_status),
     P("admin-upstream", "admin", "/admin/upstream"),
     P("admin-namespaces", "admin", "/admin/namespaces"),
+    P("admin-teams", "admin", "/admin/teams"),
     P("audit-filtered", "admin", "/audit?tag=file:add&from=2026-01-01"),
     P("admin-webhooks", "admin", "/admin/webhooks"),
     P("admin-outbox", "admin", "/admin/outbox"),
@@ -189,6 +190,9 @@ def site(tmp_path_factory, browser):  # noqa: F811
     upload = accounts.token("alice", "--description", "ci upload for alice-tools")
     accounts.token("alice", "--description", "read-only mirror", "--read-only")
     twine(server.url, upload, make_wheel(base / "up", "alice-tools", "0.1"), check=True)
+    accounts.cli("team", "create", "release-crew", "--description", "the people who ship alice-tools")
+    accounts.cli("team", "add", "release-crew", "alice")
+    accounts.cli("team", "grant", "release-crew", "alice-tools", "--role", "maintainer")
     _seed_audit(server.data_dir, 220)
 
     states = {}

@@ -9,6 +9,7 @@ an upstream that stopped answering, a refused upload, a token's upload.
 ADMIN_PAGES = [
     ("/admin/upstream", "admin-upstream"),
     ("/admin/namespaces", "admin-namespaces"),
+    ("/admin/teams", "admin-teams"),
     ("/audit", "audit"),
     ("/audit?tag=file:add&token=ci-upload&from=2026-01-01", "audit-filtered"),
 ]

@@ -5,9 +5,9 @@ A grant for `acme` covers the project `acme` and every normalized name that star
 grant is local by rule, its upstream files never served (upstream/source_rules.py, from
 memory), and only the grant's owners may create projects under it (permissions.py), unless
 the grant is open. The PEP's owner is "an entity"; privindex has users, not organizations,
-so a grant has one or more owner users (a team grants to each of its uploaders). Projects
-that existed before the grant keep their owners and uploads, and a namespace has at most
-`namespace_max_depth` hyphens, as the PEP recommends.
+so a grant has one or more owner users, and a team may hold a role on it (accounts/teams.py).
+Projects that existed before the grant keep their owners and uploads, and a namespace has
+at most `namespace_max_depth` hyphens, as the PEP recommends.
 Open grants are privindex's own: the PEP's final text dropped them, but a team may want the
 upstream closed for a prefix without choosing who may create projects under it.
 """

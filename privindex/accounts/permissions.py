@@ -1,17 +1,24 @@
 """Who may do what to a project: the one place for these rules.
 
 Roles are 'owner' (manage files and roles) and 'maintainer' (upload). Admins may do
-everything. A token may upload only within its scope and never when read-only. A project that
-exists only as files dropped into the store has no owner: only admins may upload to it until
-an admin assigns one.
+everything. A user holds a role on a project directly or through a team they are a member
+of (accounts/teams.py): the team's role on the project, or on a namespace grant covering the
+project's name; the highest of these counts. The rows are read on every question, so a
+member removed from a team (or a role taken from it) loses the rights at once, in open web
+sessions and for existing API tokens alike. A token may upload only within its scope and
+never when read-only. A project that exists only as files dropped into the store has no
+owner: only admins may upload to it until an admin assigns one.
 """
 
 from __future__ import annotations
 
+import peewee
+
 from privindex.accounts import namespaces
-from privindex.db.models import DistFile, Project, ProjectRole, User
+from privindex.db.models import DistFile, Namespace, Project, ProjectRole, TeamMember, TeamRole, User
 
 ROLES = ("owner", "maintainer")
+_RANK = {"maintainer": 1, "owner": 2}
 
 
 class UploadDenied(Exception):
@@ -31,10 +38,54 @@ def project_exists(name: str) -> bool:
 
 
 def user_role(user: User, project: Project | None) -> str | None:
+    """The user's highest role on the project: their own, or a team's they are a member of."""
     if project is None:
         return None
-    role = ProjectRole.get_or_none(ProjectRole.project == project, ProjectRole.user == user)
-    return role.role if role else None
+    own = ProjectRole.get_or_none(ProjectRole.project == project, ProjectRole.user == user)
+    roles = [own.role] if own else []
+    roles += team_roles(user, project.name)
+    return max(roles, key=_RANK.__getitem__, default=None)
+
+
+def team_roles(user: User, name: str) -> list[str]:
+    """The roles the user's teams hold on the project `name` or on a namespace covering it."""
+    covering = Namespace.select(Namespace.id).where(Namespace.name.in_(list(namespaces.prefixes(name))))
+    project = Project.select(Project.id).where(Project.name == name)
+    return [
+        role
+        for (role,) in TeamRole.select(TeamRole.role)
+        .join(TeamMember, on=(TeamMember.team == TeamRole.team))
+        .where(
+            TeamMember.user == user,
+            (TeamRole.project.in_(project)) | (TeamRole.namespace.in_(covering)),
+        )
+        .tuples()
+    ]
+
+
+def projects_with_role(user: User) -> set[str]:
+    """The names of the projects the user holds a role on, their own or through a team
+    (on the project, or on a namespace over it): the user's own list of projects."""
+    names = {
+        n for (n,) in ProjectRole.select(Project.name).join(Project).where(ProjectRole.user == user).tuples()
+    }
+    held = (
+        TeamRole.select(Project.name, Namespace.name)
+        .join(TeamMember, on=(TeamMember.team == TeamRole.team))
+        .switch(TeamRole)
+        .join(Project, peewee.JOIN.LEFT_OUTER)
+        .switch(TeamRole)
+        .join(Namespace, peewee.JOIN.LEFT_OUTER)
+        .where(TeamMember.user == user)
+        .tuples()
+    )
+    for project, namespace in held:
+        if project:
+            names.add(project)
+        else:
+            under = (Project.name == namespace) | Project.name.startswith(namespace + "-")
+            names |= {n for (n,) in Project.select(Project.name).where(under).tuples()}
+    return names
 
 
 def can_manage(user: User | None, project_name: str) -> bool:
@@ -70,15 +121,28 @@ def check_upload(user: User, read_only: bool, scope: set[str] | None, name: str)
 
 def check_namespace(user: User, name: str) -> None:
     """Raise NamespaceReserved unless `user` may create the project `name`: under a
-    restricted namespace only its owners (and admins) may; projects that already exist
-    keep their own roles, so this is asked of new names only."""
-    refused = namespaces.may_create_under(user, name)
+    restricted namespace only its owners, members of a team with a role on it (and admins)
+    may; projects that already exist keep their own roles, so this is asked of new names
+    only."""
+    refused = [g for g in namespaces.may_create_under(user, name) if not _team_holds(user, g.name)]
     if refused:
         grant = refused[0]
         raise NamespaceReserved(
             f"{name!r} is in the namespace {grant.name!r}, reserved for {', '.join(grant.owners)}; "
             "ask one of them or an admin to create the project, or to share the namespace"
         )
+
+
+def _team_holds(user: User, namespace: str) -> bool:
+    """Whether one of the user's teams has a role on the namespace grant `namespace`."""
+    return (
+        TeamRole.select()
+        .join(TeamMember, on=(TeamMember.team == TeamRole.team))
+        .switch(TeamRole)
+        .join(Namespace)
+        .where(TeamMember.user == user, Namespace.name == namespace)
+        .exists()
+    )
 
 
 def first_upload_owns(name: str) -> bool:

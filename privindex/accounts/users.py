@@ -191,7 +191,7 @@ def remove_user(user: User, ctx: audit.Context) -> tuple[int, int]:
     sessions end and their second factors and password are deleted. The row stays, disabled
     and marked removed: the audit trail refers to it, and the name cannot be taken by
     someone else. Returns (tokens revoked, roles removed)."""
-    from privindex.db.models import Project, ProjectRole, RecoveryCode, SecurityKey
+    from privindex.db.models import Project, ProjectRole, RecoveryCode, SecurityKey, TeamMember
 
     with database.atomic():
         owned = [
@@ -218,6 +218,7 @@ def remove_user(user: User, ctx: audit.Context) -> tuple[int, int]:
                 )
             )
         roles = ProjectRole.delete().where(ProjectRole.user == user).execute()
+        TeamMember.delete().where(TeamMember.user == user).execute()
         sessions.end_all(user, ctx, reason="removed")
         PendingAuth.delete().where(PendingAuth.user == user).execute()
         revoked = _revoke_tokens(user, ctx, reason="user_removed")

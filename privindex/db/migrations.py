@@ -1077,6 +1077,82 @@ def v20_passkeys(db: peewee.Database) -> None:
     )
 
 
+def v21_teams(db: peewee.Database) -> None:
+    """Teams (issue 29): a named group of users that holds roles the way a user does, on a
+    project (`owner` or `maintainer`) or on a namespace grant (its members may create
+    projects under it). A member's rights come from the rows, read on every request, so
+    removing a member or a role takes effect at once. Exactly one of project_id and
+    namespace_id is set on a role; a team holds one role per project and per namespace.
+    On PostgreSQL the tables bump change_counter like those of v13, so every server follows."""
+    run(
+        db,
+        [
+            Dialects(
+                sqlite="""CREATE TABLE team (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE,
+            description TEXT NOT NULL DEFAULT '',
+            created_at REAL NOT NULL
+        )""",
+                postgresql="""CREATE TABLE team (
+            id SERIAL PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE,
+            description TEXT NOT NULL DEFAULT '',
+            created_at DOUBLE PRECISION NOT NULL
+        )""",
+            ),
+            Dialects(
+                sqlite="""CREATE TABLE team_member (
+            id INTEGER PRIMARY KEY,
+            team_id INTEGER NOT NULL REFERENCES team (id) ON DELETE CASCADE,
+            user_id INTEGER NOT NULL REFERENCES user (id) ON DELETE CASCADE,
+            UNIQUE (team_id, user_id)
+        )""",
+                postgresql="""CREATE TABLE team_member (
+            id SERIAL PRIMARY KEY,
+            team_id INTEGER NOT NULL REFERENCES team (id) ON DELETE CASCADE,
+            user_id INTEGER NOT NULL REFERENCES "user" (id) ON DELETE CASCADE,
+            UNIQUE (team_id, user_id)
+        )""",
+            ),
+            "CREATE INDEX team_member_user ON team_member (user_id)",
+            Dialects(
+                sqlite="""CREATE TABLE team_role (
+            id INTEGER PRIMARY KEY,
+            team_id INTEGER NOT NULL REFERENCES team (id) ON DELETE CASCADE,
+            project_id INTEGER REFERENCES project (id) ON DELETE CASCADE,
+            namespace_id INTEGER REFERENCES namespace (id) ON DELETE CASCADE,
+            role TEXT NOT NULL CHECK (role IN ('owner', 'maintainer')),
+            CHECK ((project_id IS NULL) <> (namespace_id IS NULL)),
+            UNIQUE (team_id, project_id),
+            UNIQUE (team_id, namespace_id)
+        )""",
+                postgresql="""CREATE TABLE team_role (
+            id SERIAL PRIMARY KEY,
+            team_id INTEGER NOT NULL REFERENCES team (id) ON DELETE CASCADE,
+            project_id INTEGER REFERENCES project (id) ON DELETE CASCADE,
+            namespace_id INTEGER REFERENCES namespace (id) ON DELETE CASCADE,
+            role TEXT NOT NULL CHECK (role IN ('owner', 'maintainer')),
+            CHECK ((project_id IS NULL) <> (namespace_id IS NULL)),
+            UNIQUE (team_id, project_id),
+            UNIQUE (team_id, namespace_id)
+        )""",
+            ),
+            "CREATE INDEX team_role_project ON team_role (project_id)",
+            "CREATE INDEX team_role_namespace ON team_role (namespace_id)",
+            Dialects(
+                sqlite=[],
+                postgresql=[
+                    f"""CREATE TRIGGER {table}_changed AFTER INSERT OR UPDATE OR DELETE ON {table}
+           FOR EACH STATEMENT EXECUTE FUNCTION change_counter_bump()"""
+                    for table in ("team", "team_member", "team_role")
+                ],
+            ),
+        ],
+        "v21",
+    )
+
+
 MIGRATIONS = [
     v1_files,
     v2_accounts,
@@ -1098,4 +1174,5 @@ MIGRATIONS = [
     v18_audit_token_index,
     v19_sso_links,
     v20_passkeys,
+    v21_teams,
 ]

@@ -130,6 +130,28 @@ class NamespaceOwner(BaseModel):
     user = peewee.ForeignKeyField(User, backref="namespaces", on_delete="CASCADE")
 
 
+class Team(BaseModel):
+    """A group of users holding roles on projects and namespaces (v22): accounts/teams.py."""
+
+    name = peewee.TextField(unique=True)  # lower-case, like usernames
+    description = peewee.TextField(default="")
+    created_at = peewee.FloatField()
+
+
+class TeamMember(BaseModel):
+    team = peewee.ForeignKeyField(Team, backref="members", on_delete="CASCADE")
+    user = peewee.ForeignKeyField(User, backref="teams", on_delete="CASCADE")
+
+
+class TeamRole(BaseModel):
+    """A team's role on one project or on one namespace grant (exactly one is set)."""
+
+    team = peewee.ForeignKeyField(Team, backref="roles", on_delete="CASCADE")
+    project = peewee.ForeignKeyField(Project, null=True, backref="team_roles", on_delete="CASCADE")
+    namespace = peewee.ForeignKeyField(Namespace, null=True, backref="team_roles", on_delete="CASCADE")
+    role = peewee.TextField()  # 'owner' or 'maintainer'
+
+
 class ApiToken(BaseModel):
     """Only the SHA-256 of the token is stored; prefix is what lists show."""
 

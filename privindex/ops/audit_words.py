@@ -212,6 +212,26 @@ _SENTENCES: dict[Tag, Callable[[Facts], str]] = {
         owners=", ".join(f["owners"] or ()),
     ),
     Tag.NAMESPACE_REVOKE: lambda f: _("Revoked the namespace %(name)s.", name=f["subject"]),
+    Tag.TEAM_CREATE: lambda f: _("Created the team %(team)s.", team=f["subject"]),
+    Tag.TEAM_DELETE: lambda f: _("Deleted the team %(team)s.", team=f["subject"]),
+    Tag.TEAM_MEMBER_ADD: lambda f: _(
+        "Added %(user)s to the team %(team)s.", user=f["subject"], team=f["team"]
+    ),
+    Tag.TEAM_MEMBER_REMOVE: lambda f: _(
+        "Removed %(user)s from the team %(team)s.", user=f["subject"], team=f["team"]
+    ),
+    Tag.TEAM_ROLE_GRANT: lambda f: _(
+        "Gave the team %(team)s the role %(role)s on %(target)s.",
+        team=f["subject"],
+        role=f["role"],
+        target=f["project"] or f["namespace"],
+    ),
+    Tag.TEAM_ROLE_REVOKE: lambda f: _(
+        "Took the role %(role)s on %(target)s from the team %(team)s.",
+        team=f["subject"],
+        role=f["role"],
+        target=f["project"] or f["namespace"],
+    ),
     Tag.WEBHOOK_ADD: lambda f: _(
         "Added the webhook %(hook)s to %(url)s for %(project)s.",
         hook=f["subject"],
@@ -311,6 +331,12 @@ _TAG_NAMES: dict[Tag, Callable[[], str]] = {
     Tag.UPSTREAM_SHADOWED: lambda: _("Name shadowed upstream"),
     Tag.NAMESPACE_GRANT: lambda: _("Namespace granted"),
     Tag.NAMESPACE_REVOKE: lambda: _("Namespace revoked"),
+    Tag.TEAM_CREATE: lambda: _("Team created"),
+    Tag.TEAM_DELETE: lambda: _("Team deleted"),
+    Tag.TEAM_MEMBER_ADD: lambda: _("Team member added"),
+    Tag.TEAM_MEMBER_REMOVE: lambda: _("Team member removed"),
+    Tag.TEAM_ROLE_GRANT: lambda: _("Team role granted"),
+    Tag.TEAM_ROLE_REVOKE: lambda: _("Team role revoked"),
     Tag.WEBHOOK_ADD: lambda: _("Webhook added"),
     Tag.WEBHOOK_REMOVE: lambda: _("Webhook removed"),
     Tag.OUTBOX_SEND_AGAIN: lambda: _("Delivery sent again"),

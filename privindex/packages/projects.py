@@ -20,7 +20,7 @@ from rapidfuzz import process
 from rapidfuzz.distance import OSA
 
 from privindex.accounts.api_tokens import TokenAuth
-from privindex.accounts.permissions import ROLES, first_upload_owns, project_exists
+from privindex.accounts.permissions import ROLES, first_upload_owns, project_exists, projects_with_role
 from privindex.accounts.users import AccountError, get_user
 from privindex.db.connection import database
 from privindex.db.models import DistFile, Project, ProjectRole, Release, User
@@ -200,10 +200,7 @@ def browse(
             n: "" for n in set(snapshot.projects) | {n for (n,) in Project.select(Project.name).tuples()}
         }
     else:
-        names = {
-            r.project.name: ""
-            for r in ProjectRole.select(ProjectRole, Project).join(Project).where(ProjectRole.user == user)
-        }
+        names = dict.fromkeys(projects_with_role(user), "")
     last = {n: max((f.upload_time for f in p.files), default=None) for n, p in snapshot.projects.items()}
     order = list(names)  # a search's names come best first
     if sort == "updated":

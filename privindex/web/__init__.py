@@ -15,6 +15,7 @@ from privindex.web import (  # noqa: F401  (their routes)
     retention,
     signin,
     sso,
+    teams,
     upstream,
     webhooks,
 )
