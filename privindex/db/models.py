@@ -131,7 +131,7 @@ class NamespaceOwner(BaseModel):
 
 
 class Team(BaseModel):
-    """A group of users holding roles on projects and namespaces (v22): accounts/teams.py."""
+    """A group of users holding roles on projects and namespaces (v21): accounts/teams.py."""
 
     name = peewee.TextField(unique=True)  # lower-case, like usernames
     description = peewee.TextField(default="")
