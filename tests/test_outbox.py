@@ -116,6 +116,30 @@ def test_a_kind_without_a_sender_waits(app, sent):
     assert OutboxItem.get().status == "pending"
 
 
+def test_a_malformed_row_fails_with_a_clear_error_and_the_sender_goes_on(app, sent):
+    got, _fail = sent
+    mails: list[dict] = []
+    outbox.register_sender("mail", mails.append)
+    try:
+        OutboxItem.insert_many(
+            [
+                dict(kind=kind, payload=payload, next_attempt_at=0, created_at=0)
+                for kind, payload in (("mail", "not json{"), ("pigeon", "{}"), ("webhook", "[1]"))
+            ]
+        ).execute()
+        outbox.enqueue("mail", {"to": "a@example.org"})
+        outbox.enqueue("webhook", {"n": 1})
+        while outbox.deliver_due(settings(app)):
+            pass
+    finally:
+        outbox.unregister_sender("mail")
+    assert mails == [{"to": "a@example.org"}] and got == [{"n": 1}]
+    failed = {row.kind: row.last_error for row in OutboxItem.select().where(OutboxItem.status == "failed")}
+    assert failed["mail"].startswith("the payload is not JSON")
+    assert failed["pigeon"] == "unknown kind 'pigeon': this version sends mail, webhook"
+    assert failed["webhook"] == "the payload is not a JSON object"
+
+
 def test_two_senders_never_claim_the_same_row(app):
     for n in range(40):
         outbox.enqueue("webhook", {"n": n})

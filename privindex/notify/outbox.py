@@ -8,7 +8,9 @@ due row with a single UPDATE (on PostgreSQL its row is picked `FOR UPDATE SKIP L
 several processes share the work; SQLite's single writer makes the same statement a claim),
 which moves the row's next attempt a lease ahead; the kind's sender then runs outside any
 transaction, and the outcome is recorded: sent, or tried again after an exponential
-back-off, or failed after `outbox_max_attempts` (an admin may send it again). A process that
+back-off, or failed after `outbox_max_attempts` (an admin may send it again). A malformed
+row (a kind this version does not know, a payload that is not a JSON object) fails at once
+with the reason, and the sender goes on with the next. A process that
 dies mid-send leaves the row to be claimed again when the lease ends: delivery is at least
 once (webhook receivers deduplicate by `X-Privindex-Delivery`).
 """
@@ -38,7 +40,8 @@ Send = Callable[[dict], str | None]  # raises to retry; may return what the targ
 
 
 class Undeliverable(Exception):
-    """A delivery that can never succeed (its webhook was removed): failed at once."""
+    """A delivery that can never succeed (its webhook was removed, its row is malformed):
+    failed at once."""
 
 
 class OutboxError(Exception):
@@ -97,18 +100,20 @@ def backoff(settings: Settings, attempts: int) -> float:
 
 
 def claim(kinds: tuple[str, ...], now: float | None = None) -> OutboxItem | None:
-    """The next due row of one of kinds, claimed for LEASE_SECONDS (attempts counted), or None."""
-    if not kinds:
-        return None
+    """The next due row of one of kinds, or of a kind this version does not know (so it
+    can be failed, not left waiting forever), claimed for LEASE_SECONDS (attempts
+    counted), or None."""
     now = time.time() if now is None else now
     p = database.param
     skip_locked = " FOR UPDATE SKIP LOCKED" if is_postgres(database) else ""
+    wanted = f"kind NOT IN ({', '.join([p] * len(KINDS))})"
+    if kinds:
+        wanted = f"(kind IN ({', '.join([p] * len(kinds))}) OR {wanted})"
     rows = database.execute_sql(
         f"UPDATE outbox SET attempts = attempts + 1, next_attempt_at = {p} WHERE id = ("
-        f"SELECT id FROM outbox WHERE status = 'pending' AND next_attempt_at <= {p} "
-        f"AND kind IN ({', '.join([p] * len(kinds))}) "
+        f"SELECT id FROM outbox WHERE status = 'pending' AND next_attempt_at <= {p} AND {wanted} "
         f"ORDER BY next_attempt_at, id LIMIT 1{skip_locked}) RETURNING id",
-        (now + LEASE_SECONDS, now, *kinds),
+        (now + LEASE_SECONDS, now, *kinds, *KINDS),
     ).fetchall()
     return OutboxItem.get_or_none(OutboxItem.id == rows[0][0]) if rows else None
 
@@ -118,10 +123,12 @@ def deliver_due(settings: Settings) -> bool:
     item = claim(tuple(_senders))
     if item is None:
         return False
-    sender = _senders[item.kind]
+    sender = _senders.get(item.kind)
     started = time.monotonic()
     try:
-        outcome = sender.send(json.loads(item.payload))
+        if sender is None:
+            raise Undeliverable(f"unknown kind {item.kind!r}: this version sends {', '.join(KINDS)}")
+        outcome = sender.send(_payload(item))
     except Exception as exc:  # any failure is recorded; the next try may succeed
         duration = time.monotonic() - started
         error = logs.redact(str(exc) or type(exc).__name__)[:MAX_ERROR_CHARS]
@@ -142,7 +149,7 @@ def deliver_due(settings: Settings) -> bool:
             duration=duration,
         ).where(OutboxItem.id == item.id).execute()
         return True
-    payload = json.loads(item.payload)
+    payload = _payload(item)
     for key in sender.forget_after_send:
         payload.pop(key, None)
     OutboxItem.update(
@@ -154,6 +161,17 @@ def deliver_due(settings: Settings) -> bool:
         payload=json.dumps(payload, sort_keys=True, separators=(",", ":")),
     ).where(OutboxItem.id == item.id).execute()
     return True
+
+
+def _payload(item: OutboxItem) -> dict:
+    """The row's payload; a malformed one (a row not written by `enqueue`) is undeliverable."""
+    try:
+        payload = json.loads(item.payload)
+    except ValueError as exc:
+        raise Undeliverable(f"the payload is not JSON ({exc})") from None
+    if not isinstance(payload, dict):
+        raise Undeliverable("the payload is not a JSON object")
+    return payload
 
 
 def prune(now: float | None = None) -> int:
