@@ -1,7 +1,8 @@
 """A real SMTP server on loopback for the tests (aiosmtpd): STARTTLS required, with a
 certificate from a throwaway CA (helpers.make_ca), and AUTH with one user name and password,
 allowed only after STARTTLS. It keeps what it receives, refuses recipients at `refused.example`,
-and can be stopped and started again on the same port (a mail server down, then back)."""
+and can be stopped and started again on the same port (a mail server down, then back).
+`mail_env` is the environment that points a privindex at it."""
 
 from __future__ import annotations
 
@@ -77,3 +78,29 @@ class FakeSmtp:
             if not self.received.wait_for(lambda: len(self.messages) >= count, timeout):
                 raise AssertionError(f"{len(self.messages)} messages arrived, expected {count}")
             return list(self.messages)
+
+    def wait_for_mail(self, to: str, subject: str, timeout: float = 30) -> email.message.EmailMessage:
+        """The first mail to `to` whose subject contains `subject`, waiting for it to arrive."""
+
+        def found():
+            return next((m for m in self.messages if m["To"] == to and subject in m["Subject"]), None)
+
+        with self.received:
+            if not self.received.wait_for(found, timeout):
+                got = [(m["To"], m["Subject"]) for m in self.messages]
+                raise AssertionError(f"no mail to {to} about {subject!r}; arrived: {got}")
+            return found()  # type: ignore[return-value]
+
+    def subjects(self, to: str) -> list[str]:
+        with self.received:
+            return [m["Subject"] for m in self.messages if m["To"] == to]
+
+
+def mail_env(smtp: FakeSmtp, url: str | None = None, **extra: str) -> dict[str, str]:
+    """A privindex's environment for mail through smtp (trusting its CA)."""
+    return {
+        "PRIVINDEX_SMTP_URL": url or smtp.url(),
+        "PRIVINDEX_SMTP_CA_BUNDLE": str(smtp.ca),
+        "PRIVINDEX_MAIL_FROM": "privindex@index.example",
+        **extra,
+    }

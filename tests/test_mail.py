@@ -9,7 +9,7 @@ import urllib.request
 
 import pytest
 from conftest import assert_no_secrets, free_port, run_privindex, wait_until
-from fake_smtp import PASSWORD, USER, FakeSmtp
+from fake_smtp import PASSWORD, USER, FakeSmtp, mail_env
 
 pytestmark = pytest.mark.slow  # the real CLI and servers
 
@@ -19,15 +19,6 @@ def smtp(tmp_path):
     server = FakeSmtp(tmp_path).start()
     yield server
     server.stop()
-
-
-def mail_env(smtp: FakeSmtp, url: str | None = None, **extra: str) -> dict[str, str]:
-    return {
-        "PRIVINDEX_SMTP_URL": url or smtp.url(),
-        "PRIVINDEX_SMTP_CA_BUNDLE": str(smtp.ca),
-        "PRIVINDEX_MAIL_FROM": "privindex@index.example",
-        **extra,
-    }
 
 
 def mail_test(tmp_path, env: dict, address: str = "ada@example.org", *more: str):

@@ -84,6 +84,8 @@ def add_address(user: User, text: str, ctx: audit.Context, verified: bool = Fals
             audit.record(
                 Tag.USER_EMAIL_REMOVE, ctx, subject=existing.user.username, address=address, reason="claimed"
             )
+            if existing.is_primary:
+                _promote_oldest_verified(existing.user, ctx)
             existing = None
         if existing is None:
             if EmailAddress.select().where(EmailAddress.user == user).count() >= MAX_ADDRESSES:
@@ -104,6 +106,22 @@ def _mark_verified(row: EmailAddress, ctx: audit.Context) -> None:
     row.verified_at = time.time()
     EmailAddress.update(verified_at=row.verified_at).where(EmailAddress.id == row.id).execute()
     audit.record(Tag.USER_EMAIL_VERIFY, ctx, subject=row.user.username, address=row.address)
+
+
+def _promote_oldest_verified(user: User, ctx: audit.Context) -> None:
+    """A user who lost their primary address: their oldest verified one, if any, is primary
+    now, so their notices still reach them."""
+    oldest = (
+        EmailAddress.select()
+        .where(EmailAddress.user == user, EmailAddress.verified_at.is_null(False))
+        .order_by(EmailAddress.created_at, EmailAddress.id)
+        .first()
+    )
+    if oldest is not None:
+        EmailAddress.update(is_primary=True).where(EmailAddress.id == oldest.id).execute()
+        audit.record(
+            Tag.USER_EMAIL_PRIMARY, ctx, subject=user.username, address=oldest.address, reason="claimed"
+        )
 
 
 def _own(user: User, address_id: int) -> EmailAddress:

@@ -37,10 +37,11 @@ def configure(settings: Settings) -> None:
         outbox.unregister_sender("mail")
 
 
-def enqueue_mail(to: str, subject: str, text: str, html: str | None) -> None:
-    """Queue a message in the caller's transaction; nothing when mail is off (no smtp_url)."""
+def enqueue_mail(to: str, subject: str, text: str, html: str | None, key: str | None = None) -> None:
+    """Queue a message in the caller's transaction; nothing when mail is off (no smtp_url).
+    key: a message with the same key is queued once (outbox.enqueue)."""
     if _mail_on:
-        outbox.enqueue("mail", {"to": to, "subject": subject, "text": text, "html": html})
+        outbox.enqueue("mail", {"to": to, "subject": subject, "text": text, "html": html}, key=key)
 
 
 class MailError(Exception):

@@ -11,8 +11,9 @@ never carries a secret: it is made from the audit event, which cannot hold one.
 Who hears: a user's own events go to their primary verified address; a Trusted
 Publisher's change to the project's owners; uploads, yanks and deletions to the project's
 subscribers (notify/subscriptions.py); an upload refused because the name is the public
-index's to the admins. Links (verify an address, reset a password) are mailed by `send_link`.
-Without `smtp_url` nothing is written: a LAN without mail works as before.
+index's to the admins, once a day per name (a retrying CI job must not flood them). Links
+(verify an address, reset a password) are mailed by `send_link`. Without `smtp_url`
+nothing is written: a LAN without mail works as before.
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ class Notice:
     subject: str  # both: %(name)s fields from the event: user, project, file and its details
     summary: str
     security: bool = True  # ends with "if this was not you"
+    daily: bool = False  # one mail per project, recipient and (UTC) day
 
 
 SECURITY_ADVICE = N_(
@@ -139,6 +141,7 @@ NOTICES: dict[Tag, Notice] = {
             "that name. If it should be local, claim it: privindex project claim %(project)s"
         ),
         security=False,
+        daily=True,
     ),
 }
 
@@ -213,7 +216,11 @@ class Notices:
         advice = (
             SECURITY_ADVICE if notice.security else ADMIN_ADVICE if event.subject == user.username else ""
         )
-        self._mail(user, address, notice, fields, advice=advice, when=when, where=where)
+        key = None
+        if notice.daily:
+            day = datetime.fromtimestamp(event.ts, UTC).date().isoformat()
+            key = f"{event.tag}:{event.project}:{day}:{address}"
+        self._mail(user, address, notice, fields, advice=advice, when=when, where=where, key=key)
 
     def send_link(self, user: User, address: str, which: str, link: str) -> None:
         """Mail a verification ("verify") or password reset ("reset") link to address."""
@@ -231,6 +238,7 @@ class Notices:
         link: str = "",
         when: str = "",
         where: str = "",
+        key: str | None = None,
     ) -> None:
         locale = locale_of(user)
         gettext = _translations(locale).gettext
@@ -251,6 +259,7 @@ class Notices:
             f"[privindex] {values['subject']}",
             env.get_template("notice.txt").render(values),
             env.get_template("notice.html").render(values),
+            key=key,
         )
 
     def _fields(self, user: User, event: AuditEvent, details: dict, locale: str) -> dict:
