@@ -1,7 +1,7 @@
 """Webhooks and the outbox in a real browser at 390 and 1280 px (no horizontal scrolling,
 no axe-core violations, screenshots in test-artifacts/screenshots/): an owner adds a hook on
-the project's page and copies its secret once, sees its delivery log, an admin sees a failed
-delivery on /admin/outbox and sends it again; and, over plain HTTP, who may not."""
+the project's page and copies its secret once, sees its delivery log, an admin finds a failed
+delivery on the Outbox page of the admin menu and sends it again; and, over plain HTTP, who may not."""
 
 from __future__ import annotations
 
@@ -50,7 +50,7 @@ def test_an_owner_adds_a_hook_sees_its_log_and_an_admin_sends_a_failed_one_again
     try:
         sign_in_password(page, site, "admin")
         page.wait_for_url(re.compile(r"/projects$"))
-        page.goto(f"{o}/projects/demo-pkg")
+        page.goto(f"{o}/projects/demo-pkg?tab=settings")
         section = page.locator("#webhooks")
         section.get_by_label("Payload URL (http or https)").fill(receiver.url)
         section.get_by_role("checkbox", name="file.uploaded").uncheck()
@@ -64,7 +64,7 @@ def test_an_owner_adds_a_hook_sees_its_log_and_an_admin_sends_a_failed_one_again
         privindex_cli(site, "project", "yank", "demo-pkg", version, "--reason", "broken build")
         [got] = receiver.wait_for(1)
         assert got.genuine and got.json["event"] == "file.yanked"
-        page.goto(f"{o}/projects/demo-pkg")
+        page.goto(f"{o}/projects/demo-pkg?tab=settings")
         hook = page.locator("#webhooks .webhook").last
         wait_until(lambda: "delivered" in (page.reload() and hook.inner_text()), 10)
         expect(hook.get_by_role("cell", name="HTTP 204")).to_have_count(1)
@@ -74,7 +74,10 @@ def test_an_owner_adds_a_hook_sees_its_log_and_an_admin_sends_a_failed_one_again
         receiver.answers = [500]
         privindex_cli(site, "project", "delete", "demo-pkg", "1.2" if width == 390 else "1.3", "--yes")
         receiver.wait_for(2)
-        page.goto(f"{o}/admin/outbox")
+        if width == 390:
+            page.get_by_role("button", name="Menu").click()
+        page.get_by_role("navigation", name="Main").get_by_role("link", name="Outbox", exact=True).click()
+        page.wait_for_url(re.compile(r"/admin/outbox$"))
         row = page.locator("tbody tr", has_text="file.deleted")
         wait_until(lambda: "failed" in (page.reload() and row.inner_text()), 10)
         expect(row).to_contain_text("HTTP 500")
@@ -90,7 +93,7 @@ def test_an_owner_adds_a_hook_sees_its_log_and_an_admin_sends_a_failed_one_again
         page.get_by_role("link", name="Outbox: deliveries waiting or failed").click()
         expect(page.get_by_text("Nothing is waiting.")).to_be_visible()
 
-        page.goto(f"{o}/projects/demo-pkg")
+        page.goto(f"{o}/projects/demo-pkg?tab=settings")
         page.locator("#webhooks").get_by_role("button", name=re.compile("Remove webhook")).first.click()
         expect(
             page.get_by_text(re.compile(r"The webhook to http://127\.0\.0\.1:\d+/… is removed\."))
