@@ -154,10 +154,11 @@ def login_submit():
         flash(_("Wrong username or password."), "error")
         return render_template("login.html", username=username, next=next_url), 401
     assert user is not None  # the attempt succeeded: the password was this user's
-    if users.has_second_factor(user):
+    if users.has_own_second_factor(user):
         second_factors.drop_pending(session.get(PENDING_LOGIN))
         session[PENDING_LOGIN] = second_factors.create_pending(user, "login", data={"next": next_url})
         return redirect(url_for("web.two_factor"))
+    users.forget_provider_mfa(user)  # a password alone: the provider's MFA no longer stands for one
     return _finish_login(user, method=None, next_url=next_url)
 
 
@@ -167,7 +168,13 @@ def _finish_login(
     """Rotate the cookie, open a server-side session, sign in, remember when, audit; with
     sso_link, the owner has just proved the account: link the identity provider's subject."""
     if sso_link:
-        sso.link(str(sso_link["issuer"]), str(sso_link["subject"]), user, audit_context().with_actor(user))
+        sso.link(
+            str(sso_link["issuer"]),
+            str(sso_link["subject"]),
+            user,
+            audit_context().with_actor(user),
+            provider_mfa=bool(sso_link.get("mfa")),
+        )
     session.clear()
     session.permanent = True
     key = sessions.start(
