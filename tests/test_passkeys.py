@@ -11,7 +11,8 @@ import pytest
 from soft_key import SoftKey
 
 from privindex.accounts import passkeys, second_factors, users
-from privindex.db.models import AuditEvent
+from privindex.auth import ratelimit
+from privindex.db.models import AuditEvent, PasskeyChallenge
 from privindex.ops import audit
 
 PASSWORD = "correct horse battery"
@@ -98,6 +99,21 @@ def test_a_challenge_signs_in_once(client, conf):
     client.post("/logout", headers=headers)
     again = client.post("/login/passkey", json={"credential": answer}, headers=_csrf(client))
     assert again.status_code == 400 and "expired" in again.get_json()["error"]
+
+
+def test_passkey_options_are_limited_per_client_address(client, conf):
+    """Each call writes a challenge row before anyone is known: past the limit, a 429 that
+    writes none, and other addresses are not held back."""
+    headers = _csrf(client)
+    allowed = int(ratelimit.PASSKEY_OPTIONS_PER_ADDRESS.split()[0])
+    for _ in range(allowed):
+        assert client.post("/login/passkey/options", headers=headers).status_code == 200
+    rows = PasskeyChallenge.select().count()
+    refused = client.post("/login/passkey/options", headers=headers)
+    assert refused.status_code == 429 and "Too many requests" in refused.get_json()["error"]
+    assert PasskeyChallenge.select().count() == rows
+    other = client.post("/login/passkey/options", headers=headers, environ_base={"REMOTE_ADDR": "10.0.0.7"})
+    assert other.status_code == 200
 
 
 def test_a_key_without_user_verification_cannot_be_registered_as_a_passkey(conf):

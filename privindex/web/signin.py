@@ -302,9 +302,16 @@ def login_key():
 
 @bp.post("/login/passkey/options")
 def login_passkey_options():
-    """Options for a passkey sign-in: no one is known yet, so no allowCredentials."""
-    passkeys.drop_challenge(session.get(PASSKEY_LOGIN))
-    options, session[PASSKEY_LOGIN] = passkeys.sign_in_options(settings().rp_id)
+    """Options for a passkey sign-in: no one is known yet, so no allowCredentials. Each
+    writes a challenge row, so each counts against the client address's limit."""
+    try:
+        with limits()["passkey-options"].attempt(_address(), _address()):  # never given back
+            passkeys.drop_challenge(session.get(PASSKEY_LOGIN))
+            options, session[PASSKEY_LOGIN] = passkeys.sign_in_options(settings().rp_id)
+    except Limited as exc:
+        return jsonify(
+            error=_("Too many requests. Try again in %(wait)s.", wait=humanize_wait(exc.retry_after))
+        ), 429
     return jsonify(options)
 
 
