@@ -59,6 +59,7 @@ from privindex.web.confirm import form_fields
 PENDING_LOGIN = "pending_login"
 WEBAUTHN_LOGIN = "webauthn_login"
 PASSKEY_LOGIN = "passkey_login"
+PASSKEY_REAUTH = "passkey_reauth"  # the pending key of a re-check's passkey challenge
 DEVICE_COOKIE = "privindex_device"
 DEVICE_DAYS = 30
 
@@ -375,24 +376,63 @@ def language():
     return redirect(safe_next(request.form.get("next") or request.referrer))
 
 
+@bp.app_template_global()
+def passkey_reauth() -> bool:
+    """Whether the re-check page offers "Confirm with a passkey" (the user has one)."""
+    return current_user.is_authenticated and passkeys.has_passkey(me())
+
+
 @bp.get("/reauth")
 @login_required
 def reauth():
     return render_template("reauth.html", next=request.args.get("next", ""))
 
 
+@bp.post("/reauth/passkey/options")
+@login_required
+def reauth_passkey_options():
+    """Options to confirm with one of the user's passkeys; the answer comes back in the
+    re-check form's `passkey` field."""
+    second_factors.drop_pending(session.get(PASSKEY_REAUTH))
+    options, session[PASSKEY_REAUTH] = passkeys.reauth_options(me(), settings().rp_id)
+    return jsonify(options)
+
+
+def _reauth_check(attempt) -> None:
+    """The password or, when the form carries one, the passkey's answer: attempt succeeds
+    only if it is right."""
+    answer = request.form.get("passkey")
+    if not answer:
+        if users.check_password(me(), request.form.get("password") or ""):
+            attempt.succeeded()
+        return
+    try:
+        credential = json.loads(answer)
+        conf = settings()
+        passkeys.verify_reauth(
+            me(), session.pop(PASSKEY_REAUTH, None), credential, conf.rp_id, conf.origin, audit_context()
+        )
+    except (ValueError, second_factors.KeyRejected):
+        return
+    attempt.succeeded()
+
+
 @bp.post("/reauth")
 @login_required
 def reauth_submit():
-    """The password again; then the form that was interrupted is sent again (see
-    `recent_auth`), or the page the user came from is shown."""
+    """The password (or a passkey) again; then the form that was interrupted is sent again
+    (see `recent_auth`), or the page the user came from is shown."""
     next_url = request.form.get("next", "")
     resume = request.form.get("resume", "")
     again = {"next": next_url, "resume": resume, "fields": form_fields(REAUTH_OWN) if resume else []}
+    by_passkey = bool(request.form.get("passkey"))
     try:
-        with _password_attempt(me().username) as attempt:
-            if users.check_password(me(), request.form.get("password") or ""):
-                attempt.succeeded()
+        if by_passkey:
+            reserved = limits()["2fa"].attempt(str(me().id), _address())
+        else:
+            reserved = _password_attempt(me().username)
+        with reserved as attempt:
+            _reauth_check(attempt)
     except Limited as exc:
         flash(_locked_message(exc.retry_after), "error")
         return render_template("reauth.html", **again), 429
@@ -409,9 +449,9 @@ def reauth_submit():
         Tag.USER_LOGIN_FAILURE,
         audit_context().with_actor(me()),
         subject=me().username,
-        reason="invalid_password_reauth",
+        reason="invalid_passkey_reauth" if by_passkey else "invalid_password_reauth",
     )
-    flash(_("That password is not right."), "error")
+    flash(_("The passkey was not accepted.") if by_passkey else _("That password is not right."), "error")
     return render_template("reauth.html", **again), 401
 
 

@@ -103,6 +103,24 @@ async function signInWithKey(button) {
   }
 }
 
+// The re-check of a sensitive action with a passkey: its answer goes into the re-check
+// form, which is sent as with a password (and so resumes the interrupted form the same way).
+async function confirmWithPasskey(button) {
+  const scope = button.closest("section");
+  if (needsSecureContext(scope)) return;
+  button.disabled = true;
+  try {
+    const options = await postJSON(button.dataset.options);
+    const credential = await navigator.credentials.get({publicKey: requestOptions(options)});
+    const form = document.getElementById("reauth-form");
+    form.elements.passkey.value = JSON.stringify(credentialJSON(credential));
+    form.submit();
+  } catch (error) {
+    showError(scope, keyErrorMessage(scope, error));
+    button.disabled = false;
+  }
+}
+
 async function enrolKey(form) {
   if (needsSecureContext(form)) return;
   const button = form.querySelector("button");
@@ -193,6 +211,8 @@ function wireMenu(button) {
 document.addEventListener("DOMContentLoaded", () => {
   const keyLogin = document.getElementById("key-login");
   if (keyLogin) keyLogin.addEventListener("click", () => signInWithKey(keyLogin));
+  const passkeyConfirm = document.getElementById("passkey-confirm");
+  if (passkeyConfirm) passkeyConfirm.addEventListener("click", () => confirmWithPasskey(passkeyConfirm));
   document.querySelectorAll("#key-enrol-form, form.passkey-enrol").forEach((form) =>
     form.addEventListener("submit", (event) => { event.preventDefault(); enrolKey(form); }));
   document.querySelectorAll("button[data-copy]").forEach((button) =>
