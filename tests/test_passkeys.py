@@ -5,6 +5,7 @@ The real ceremony in chromium: tests/test_passkeys_browser.py."""
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -152,3 +153,32 @@ def test_turning_a_key_that_is_not_there_into_a_passkey_is_a_400(client, conf):
         client.post("/account/passkeys/options", headers=headers)
         resp = client.post("/account/passkeys", json={"replace": replace, "credential": {}}, headers=headers)
         assert resp.status_code == 400, replace
+
+
+def test_the_recheck_takes_only_the_users_own_passkey_with_user_verification(client, conf):
+    """The 15-minute re-check with a passkey: another user's passkey, or an answer without
+    user verification, is refused (401, audited); the user's own passes it."""
+    _alice, key = _user_with_passkey(conf)
+    _bob, bobs_key = _user_with_passkey(conf, "bob")
+    assert _sign_in(client, key).status_code == 200
+    with client.session_transaction() as session:
+        session["auth_at"] = 0  # signed in long ago: the re-check is due
+    page = client.get("/reauth?next=/tokens").get_data(as_text=True)
+    assert "Confirm with a passkey" in page
+    token = re.search(r'name="csrf-token" content="([^"]+)"', page).group(1)
+
+    def confirm(signer: SoftKey):
+        options = client.post("/reauth/passkey/options", headers={"X-CSRFToken": token}).get_json()
+        assert options["userVerification"] == "required" and len(options["allowCredentials"]) == 1
+        answer = json.dumps(signer.sign_in(options))
+        return client.post("/reauth", data={"csrf_token": token, "next": "/tokens", "passkey": answer})
+
+    assert confirm(bobs_key).status_code == 401
+    key.uv = False
+    refused = confirm(key)
+    assert refused.status_code == 401 and "The passkey was not accepted." in refused.get_data(as_text=True)
+    key.uv = True
+    passed = confirm(key)
+    assert passed.status_code == 302 and passed.headers["Location"].endswith("/tokens")
+    reasons = [f for f in _failures() if "invalid_passkey_reauth" in f]
+    assert len(reasons) == 2

@@ -36,7 +36,7 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from privindex.accounts import devices, passkeys, second_factors, sessions, users
 from privindex.api.http import audit_context
-from privindex.auth.ratelimit import Limited
+from privindex.auth.ratelimit import Attempt, Limited
 from privindex.db.models import User
 from privindex.oidc import sso
 from privindex.ops import audit
@@ -398,21 +398,25 @@ def reauth_passkey_options():
     return jsonify(options)
 
 
-def _reauth_check(attempt) -> None:
-    """The password or, when the form carries one, the passkey's answer: attempt succeeds
-    only if it is right."""
+def _reauth_check(attempt: Attempt) -> None:
+    """The password or, when the form carries one, the passkey's answer (its challenge
+    spent either way): attempt succeeds only if it is right."""
     answer = request.form.get("passkey")
     if not answer:
         if users.check_password(me(), request.form.get("password") or ""):
             attempt.succeeded()
         return
+    pending_key = session.pop(PASSKEY_REAUTH, None)
     try:
         credential = json.loads(answer)
-        conf = settings()
-        passkeys.verify_reauth(
-            me(), session.pop(PASSKEY_REAUTH, None), credential, conf.rp_id, conf.origin, audit_context()
-        )
-    except (ValueError, second_factors.KeyRejected):
+    except ValueError:
+        return
+    if not isinstance(credential, dict):
+        return
+    conf = settings()
+    try:
+        passkeys.verify_reauth(me(), pending_key, credential, conf.rp_id, conf.origin, audit_context())
+    except second_factors.KeyRejected:
         return
     attempt.succeeded()
 
