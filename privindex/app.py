@@ -65,6 +65,7 @@ def create_app(settings: Settings, progress: Progress | None = None, index_later
             index.load(progress)
         sources = Sources(index, make_upstream_cache(settings))
         sources.reload()
+        sso.forget_untrusted_mfa(settings.sso_providers)
     mail.configure(settings)  # the outbox's senders in this process
     webhook_sender.configure(settings)
     services = Services(settings=settings, store=store, index=index, database=db, sources=sources)

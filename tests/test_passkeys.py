@@ -5,13 +5,15 @@ The real ceremony in chromium: tests/test_passkeys_browser.py."""
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
 from soft_key import SoftKey
 
 from privindex.accounts import passkeys, second_factors, users
-from privindex.db.models import AuditEvent
+from privindex.auth import ratelimit
+from privindex.db.models import AuditEvent, PasskeyChallenge
 from privindex.ops import audit
 
 PASSWORD = "correct horse battery"
@@ -100,6 +102,21 @@ def test_a_challenge_signs_in_once(client, conf):
     assert again.status_code == 400 and "expired" in again.get_json()["error"]
 
 
+def test_passkey_options_are_limited_per_client_address(client, conf):
+    """Each call writes a challenge row before anyone is known: past the limit, a 429 that
+    writes none, and other addresses are not held back."""
+    headers = _csrf(client)
+    allowed = int(ratelimit.PASSKEY_OPTIONS_PER_ADDRESS.split()[0])
+    for _ in range(allowed):
+        assert client.post("/login/passkey/options", headers=headers).status_code == 200
+    rows = PasskeyChallenge.select().count()
+    refused = client.post("/login/passkey/options", headers=headers)
+    assert refused.status_code == 429 and "Too many requests" in refused.get_json()["error"]
+    assert PasskeyChallenge.select().count() == rows
+    other = client.post("/login/passkey/options", headers=headers, environ_base={"REMOTE_ADDR": "10.0.0.7"})
+    assert other.status_code == 200
+
+
 def test_a_key_without_user_verification_cannot_be_registered_as_a_passkey(conf):
     user = users.create_user("bob", PASSWORD, audit.CLI)
     key = SoftKey(conf.rp_id, conf.origin, uv=False)
@@ -136,3 +153,32 @@ def test_turning_a_key_that_is_not_there_into_a_passkey_is_a_400(client, conf):
         client.post("/account/passkeys/options", headers=headers)
         resp = client.post("/account/passkeys", json={"replace": replace, "credential": {}}, headers=headers)
         assert resp.status_code == 400, replace
+
+
+def test_the_recheck_takes_only_the_users_own_passkey_with_user_verification(client, conf):
+    """The 15-minute re-check with a passkey: another user's passkey, or an answer without
+    user verification, is refused (401, audited); the user's own passes it."""
+    _alice, key = _user_with_passkey(conf)
+    _bob, bobs_key = _user_with_passkey(conf, "bob")
+    assert _sign_in(client, key).status_code == 200
+    with client.session_transaction() as session:
+        session["auth_at"] = 0  # signed in long ago: the re-check is due
+    page = client.get("/reauth?next=/tokens").get_data(as_text=True)
+    assert "Confirm with a passkey" in page
+    token = re.search(r'name="csrf-token" content="([^"]+)"', page).group(1)
+
+    def confirm(signer: SoftKey):
+        options = client.post("/reauth/passkey/options", headers={"X-CSRFToken": token}).get_json()
+        assert options["userVerification"] == "required" and len(options["allowCredentials"]) == 1
+        answer = json.dumps(signer.sign_in(options))
+        return client.post("/reauth", data={"csrf_token": token, "next": "/tokens", "passkey": answer})
+
+    assert confirm(bobs_key).status_code == 401
+    key.uv = False
+    refused = confirm(key)
+    assert refused.status_code == 401 and "The passkey was not accepted." in refused.get_data(as_text=True)
+    key.uv = True
+    passed = confirm(key)
+    assert passed.status_code == 302 and passed.headers["Location"].endswith("/tokens")
+    reasons = [f for f in _failures() if "invalid_passkey_reauth" in f]
+    assert len(reasons) == 2

@@ -12,6 +12,7 @@ import test_web_browser
 from conftest import add_user
 from playwright.sync_api import expect
 from test_web_browser import PASSWORD, audit_events, shot, sign_in_password, sign_out, virtual_key
+from test_web_flows_browser import age_browser_sign_in
 
 browser, page, web = test_web_browser.browser, test_web_browser.page, test_web_browser.web  # its fixtures
 
@@ -122,3 +123,31 @@ def test_the_browsers_passkey_chooser_on_the_username_field_signs_in(page, web):
     page.wait_for_url(re.compile(r"/projects$"))
     expect(page.get_by_role("button", name="Sign out chooser")).to_be_visible()
     assert "conditional request, allowCredentials: 0" in logged
+
+
+def test_the_recheck_of_a_sensitive_action_is_passed_with_a_passkey(page, web):
+    """Revoking a token 20 minutes after signing in asks again: "Confirm with a passkey"
+    (a UV assertion of one of the user's passkeys) passes it, no password typed, and the
+    interrupted revoke goes on."""
+    add_user(web, "rechecker", PASSWORD)
+    virtual_key(page, **PASSKEY_CAPABLE)
+    sign_in_password(page, web, "rechecker")
+    enrol_passkey(page, "Laptop passkey")
+    page.get_by_role("link", name="I have saved them").click()
+    page.goto(f"{web.origin}/tokens")
+    page.get_by_label("Description (what is it for?)").fill("nightly")
+    page.get_by_role("button", name="Create token").click()
+    page.wait_for_url(re.compile(r"/tokens/new$"))
+    page.goto(f"{web.origin}/tokens")
+
+    age_browser_sign_in(page, web)
+    page.get_by_role("button", name="Revoke token nightly").click()
+    expect(page.get_by_role("heading", name="Confirm your password")).to_be_visible()
+    shots(page, "reauth-with-passkey")
+    page.get_by_role("button", name="Confirm with a passkey").click()
+    expect(page.get_by_role("heading", name="Revoke token nightly")).to_be_visible()  # resumed
+    page.get_by_role("button", name="Revoke token nightly").click()
+    page.wait_for_url(re.compile(r"/tokens$"))
+    expect(page.get_by_text("The token was revoked.")).to_be_visible()
+    tags = [e["tag"] for e in audit_events(web, "rechecker")]
+    assert "token:revoke" in tags and "user:login:failure" not in tags

@@ -13,8 +13,9 @@ from urllib.parse import parse_qs, urlencode, urljoin, urlsplit
 
 import pytest
 import requests
-from conftest import ROOT, add_user, audit_json, enrol_totp_cli, free_port, privindex_cli, start_server
+from conftest import ROOT, add_user, audit_json, enrol_totp_cli, free_port, privindex_cli, start_server, twine
 from test_web_browser import browser, page  # noqa: F401  (the fixtures)
+from wheels import make_wheel
 
 pytestmark = pytest.mark.browser
 
@@ -42,6 +43,7 @@ ISSUER_ACCOUNTS = {
         "groups": ["developers"],
         "amr": ["mfa"],
     },
+    "gina": {"email": "gina@team.example", "email_verified": True, "groups": ["developers"], "amr": ["mfa"]},
     "carol": {
         "email": "carol@team.example",
         "email_verified": True,
@@ -96,7 +98,9 @@ trust_provider_mfa = true
 
 
 def sign_in_through_provider(tab, server, name: str, button: str = "Sign in with Team ID") -> None:
-    tab.goto(server.origin + "/login")
+    # networkidle: the passkey options the page asks for must not answer after the redirect
+    # out, with a session cookie that lacks the started flow
+    tab.goto(server.origin + "/login", wait_until="networkidle")
     tab.get_by_role("link", name=button).click()
     tab.fill("#login", name)
     tab.get_by_role("button", name="Sign in to Team ID").click()
@@ -135,6 +139,35 @@ def test_without_the_providers_mfa_privindex_asks_for_its_own_second_factor(sso,
     assert "requires a second factor" in page.content()
     page.goto(server.origin + "/projects")
     assert "/security" in page.url  # nothing else until bob enrols one
+
+
+def test_the_providers_mfa_counts_for_upload_tokens_until_a_sign_in_without_it(
+    sso,
+    page,  # noqa: F811
+    browser,  # noqa: F811
+    tmp_path,
+):
+    """gina's only second factor is the provider's (trusted) MFA: under require_2fa she
+    creates an upload token in the web UI and twine uploads with it. Once she signs in
+    without the provider's MFA, it stands for nothing: the token no longer uploads."""
+    server, accounts = sso
+    sign_in_through_provider(page, server, "gina")
+    page.goto(server.origin + "/tokens")
+    page.get_by_label("Description (what is it for?)").fill("release")
+    page.get_by_role("button", name="Create token").click()
+    page.wait_for_url(re.compile(r"/tokens/new$"))
+    secret = page.get_by_label("Token", exact=True).input_value()
+    first = twine(server.url, secret, make_wheel(tmp_path, "gina-tool", "1.0"))
+    assert first.returncode == 0, first.output
+    people = json.loads(accounts.read_text())
+    people["gina"]["amr"] = ["pwd"]
+    accounts.write_text(json.dumps(people))
+    try:
+        assert "requires a second factor" in sign_in_fresh(browser, server, "gina")[1]  # to enrol one
+    finally:
+        accounts.write_text(json.dumps(ISSUER_ACCOUNTS))
+    second = twine(server.url, secret, make_wheel(tmp_path, "gina-tool", "1.1"))
+    assert second.returncode != 0 and "second factor" in second.output
 
 
 def test_a_person_outside_the_required_groups_is_refused_in_their_language(sso, browser):  # noqa: F811
@@ -205,7 +238,9 @@ def test_an_existing_account_links_only_after_its_owner_proves_it(sso, page):  #
     assert page.get_by_role("button", name="Sign out").count() == 1
     assert [e for e in audit_json(server, "--user", "dave") if e["tag"] == "user:sso:link"]
     page.get_by_role("button", name="Sign out").click()
-    page.goto(server.origin + "/login")  # the provider remembers dave: no form this time
+    page.goto(
+        server.origin + "/login", wait_until="networkidle"
+    )  # the provider remembers dave: no form this time
     page.get_by_role("link", name="Sign in with Team ID").click()
     page.wait_for_url(lambda url: url.startswith(server.origin) and "/login" not in url)
     assert page.get_by_role("button", name="Sign out").count() == 1  # linked: the provider's MFA counts

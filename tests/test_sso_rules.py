@@ -5,10 +5,15 @@ test_sso.py."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
+from privindex.accounts import users
 from privindex.config import ConfigError, Settings, SSOProvider, load_settings
+from privindex.db.connection import bound
 from privindex.oidc import sso
+from privindex.ops import audit
 
 PROVIDER = {
     "issuer": "https://id.example.com/",
@@ -98,3 +103,26 @@ def test_only_a_verified_address_finds_the_account_a_provider_may_link_to(app, r
     assert emails.find_by_address("ann@example.com") is None
     assert runner.invoke("user", "email", "ann", "ann@example.com", "--verified").exit_code == 0
     assert emails.find_by_address("ANN@example.com").user.username == "ann"
+
+
+def test_the_providers_mfa_stands_for_a_second_factor_only_while_trusted_and_last_used(make_app):
+    """The stored fact that the last sign-in through the provider carried MFA is the user's
+    second factor for tokens and uploads, until a sign-in with a password alone or a start
+    where the provider is no longer trusted for its MFA."""
+    app = make_app(sso_providers=[{**PROVIDER, "trust_provider_mfa": True}])
+    with bound(app.extensions["privindex"].database):
+        gus = users.create_user("gus", "correct horse battery", audit.CLI)
+        sso.link(PROVIDER["issuer"], "sub-gus", gus, audit.CLI, provider_mfa=True)
+        assert users.has_second_factor(gus) and not users.has_own_second_factor(gus)
+        client = app.test_client()
+        page = client.get("/login").get_data(as_text=True)
+        token = re.search(r'name="csrf-token" content="([^"]+)"', page).group(1)
+        form = {"username": "gus", "password": "correct horse battery", "csrf_token": token}
+        assert client.post("/login", data=form).status_code == 302
+        assert not users.has_second_factor(gus)  # a password alone carried no MFA
+        sso.link(PROVIDER["issuer"], "sub-gus-2", gus, audit.CLI, provider_mfa=True)
+        assert users.has_second_factor(gus)
+
+    restarted = make_app(sso_providers=[PROVIDER])  # the same database, trust_provider_mfa off
+    with bound(restarted.extensions["privindex"].database):
+        assert not users.has_second_factor(gus)

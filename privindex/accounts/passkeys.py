@@ -7,6 +7,10 @@ user by the user handle the key stored at registration; that claim is only trust
 signature verifies against that user's stored passkey, with the authenticator's
 user-verified (UV) flag set: without it the key proved possession only, one factor.
 
+A signed-in user with a passkey confirms a sensitive action with it (`reauth_options`,
+`verify_reauth`): the same UV assertion, of one of their own passkeys, the challenge kept
+as their pending state.
+
 A key enrolled as a plain second factor becomes a passkey by being registered again as one
 (`enrol`, `replace=` its id): its row keeps its name and takes the new credential.
 """
@@ -17,13 +21,17 @@ import json
 import secrets
 import time
 
+import peewee
+
 from privindex.accounts.second_factors import (
     PENDING_SECONDS,
     KeyRejected,
     add_key,
     clean_label,
+    create_pending,
     hash_key,
     stored,
+    take_pending,
     take_registration_challenge,
 )
 from privindex.accounts.users import AccountError
@@ -176,6 +184,37 @@ def verify_sign_in(
         SecurityKey.id == key.id
     ).execute()
     return key
+
+
+def _passkeys_of(user: User) -> peewee.ModelSelect:
+    return SecurityKey.select().where(
+        SecurityKey.user == user,
+        SecurityKey.discoverable == True,  # noqa: E712 (peewee builds SQL from ==)
+    )
+
+
+def has_passkey(user: User) -> bool:
+    return _passkeys_of(user).exists()
+
+
+def reauth_options(user: User, rp_id: str) -> tuple[dict, str]:
+    """Options for a signed-in user to confirm it is them with one of their passkeys (UV
+    required), and the pending key naming the single-use challenge."""
+    options, challenge = keys.authentication_options(
+        rp_id, [stored(k) for k in _passkeys_of(user)], require_uv=True
+    )
+    return options, create_pending(user, "passkey-reauth", challenge=challenge)
+
+
+def verify_reauth(
+    user: User, pending_key: str | None, credential: dict, rp_id: str, origin: str, ctx: audit.Context
+) -> SecurityKey:
+    """The user's passkey that signed the challenge of reauth_options (spent whatever the
+    outcome) with user verification. Raises PasskeyRefused or KeyRejected."""
+    pending = take_pending(pending_key, "passkey-reauth")
+    if pending is None or pending.user_id != user.id:
+        raise PasskeyRefused(_("The confirmation has expired; try again."), "expired")
+    return verify_sign_in(user, bytes(pending.challenge), credential, rp_id, origin, ctx)
 
 
 def drop_challenge(key: str | None) -> None:

@@ -13,7 +13,7 @@ import time
 from privindex.accounts import sessions
 from privindex.auth import passwords
 from privindex.db.connection import database
-from privindex.db.models import ApiToken, PendingAuth, SecurityKey, User
+from privindex.db.models import ApiToken, PendingAuth, SecurityKey, SsoLink, User
 from privindex.i18n import _
 from privindex.ops import audit
 from privindex.ops.audit import Tag
@@ -276,6 +276,21 @@ def second_factor_count(user: User) -> int:
     return (1 if user.totp_secret else 0) + SecurityKey.select().where(SecurityKey.user == user).count()
 
 
-def has_second_factor(user: User) -> bool:
-    """The one answer to "has a second factor", for sign-in, uploads, tokens and lists."""
+def has_own_second_factor(user: User) -> bool:
+    """Whether privindex itself can ask the user for a second factor (a TOTP app, a key)."""
     return bool(user.totp_secret) or SecurityKey.select().where(SecurityKey.user == user).exists()
+
+
+def has_second_factor(user: User) -> bool:
+    """The one answer to "has a second factor", for uploads, tokens, the policy and lists:
+    privindex's own, or the identity provider's MFA when the provider is trusted for it
+    (trust_provider_mfa) and the user's last sign-in through it carried it (oidc/sso.py)."""
+    return (
+        has_own_second_factor(user)
+        or SsoLink.select().where(SsoLink.user == user, SsoLink.provider_mfa == True).exists()  # noqa: E712
+    )
+
+
+def forget_provider_mfa(user: User) -> None:
+    """A sign-in without the provider's MFA: it no longer stands for the second factor."""
+    SsoLink.update(provider_mfa=False).where(SsoLink.user == user).execute()

@@ -49,6 +49,9 @@ TWO_FACTOR_PER_ADDRESS = "10 per 5 minutes; 50 per hour"
 # "Forgot password" requests: every request counts (a link mailed is never given back).
 RESET_PER_ACCOUNT = "3 per hour"
 RESET_PER_ADDRESS = "10 per hour"
+# Passkey sign-in options: asked before anyone is known, each writes a challenge row; every
+# request counts. Pages ask once on load and once per try, so a person never meets it.
+PASSKEY_OPTIONS_PER_ADDRESS = "30 per minute; 300 per hour"
 BUSY_WAIT = 60.0  # seconds suggested when only attempts still running fill the limit
 
 
@@ -187,4 +190,7 @@ def login_limiters(key: bytes) -> dict[str, Limiter]:
         "password": Limiter("password", PASSWORD_PER_USER, PASSWORD_PER_ADDRESS, key),
         "2fa": Limiter("2fa", TWO_FACTOR_PER_USER, TWO_FACTOR_PER_ADDRESS, key),
         "reset": Limiter("reset", RESET_PER_ACCOUNT, RESET_PER_ADDRESS, key),
+        "passkey-options": Limiter(
+            "passkey-options", PASSKEY_OPTIONS_PER_ADDRESS, PASSKEY_OPTIONS_PER_ADDRESS, key
+        ),
     }

@@ -113,9 +113,11 @@ def verify_registration(
     )
 
 
-def authentication_options(rp_id: str, keys: list[StoredKey] | None) -> tuple[dict, bytes]:
+def authentication_options(
+    rp_id: str, keys: list[StoredKey] | None, require_uv: bool = False
+) -> tuple[dict, bytes]:
     """keys None: a passkey sign-in (empty allowCredentials, so the browser offers every
-    passkey it has for rp_id; user verification required)."""
+    passkey it has for rp_id; user verification required, as with require_uv)."""
     import webauthn
     from webauthn.helpers import options_to_json_dict
     from webauthn.helpers.structs import UserVerificationRequirement
@@ -124,7 +126,9 @@ def authentication_options(rp_id: str, keys: list[StoredKey] | None) -> tuple[di
         rp_id=rp_id,
         allow_credentials=[] if keys is None else _descriptors(keys),
         user_verification=(
-            UserVerificationRequirement.REQUIRED if keys is None else UserVerificationRequirement.DISCOURAGED
+            UserVerificationRequirement.REQUIRED
+            if keys is None or require_uv
+            else UserVerificationRequirement.DISCOURAGED
         ),
     )
     return options_to_json_dict(options), options.challenge

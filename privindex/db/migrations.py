@@ -1153,6 +1153,22 @@ def v21_teams(db: peewee.Database) -> None:
     )
 
 
+def v22_sso_link_mfa(db: peewee.Database) -> None:
+    """Whether a user's last sign-in through a provider that trusts its MFA carried it
+    (issue 29): then the provider's MFA is the user's second factor for tokens and uploads
+    too, until a sign-in without it."""
+    run(
+        db,
+        [
+            Dialects(
+                sqlite="ALTER TABLE sso_link ADD COLUMN provider_mfa INTEGER NOT NULL DEFAULT 0",
+                postgresql="ALTER TABLE sso_link ADD COLUMN provider_mfa BOOLEAN NOT NULL DEFAULT FALSE",
+            ),
+        ],
+        "v22",
+    )
+
+
 MIGRATIONS = [
     v1_files,
     v2_accounts,
@@ -1175,4 +1191,5 @@ MIGRATIONS = [
     v19_sso_links,
     v20_passkeys,
     v21_teams,
+    v22_sso_link_mfa,
 ]

@@ -76,6 +76,7 @@ class SsoLink(BaseModel):
     user = peewee.ForeignKeyField(User, backref="sso_links", on_delete="CASCADE")
     created_at = peewee.FloatField()
     last_login_at = peewee.FloatField(null=True)
+    provider_mfa = peewee.BooleanField(default=False)  # the last sign-in through it carried trusted MFA
 
 
 class SecurityKey(BaseModel):

@@ -13,6 +13,10 @@ A provider's subject (issuer + `sub`) is linked to one user. The first sign-in c
 user, unless a user has the email the provider verified: that account is linked only after
 its owner proves it here (password and second factor, through the ordinary sign-in), so
 a provider cannot take over an account by asserting an address.
+
+The provider's MFA (`provider_mfa`) counts as the second factor only for a provider the
+admin trusts for it: for this sign-in, and, remembered on the `sso_link` row until a sign-in
+without it, for the user's tokens and uploads (accounts/users.py `has_second_factor`).
 """
 
 from __future__ import annotations
@@ -239,7 +243,7 @@ def _who(provider: SSOProvider, claims: dict, ctx: audit.Context) -> Outcome:
     if link is not None:
         if link.user.is_disabled:
             raise SignInRefused("disabled", _("This account is disabled."), link.user.username)
-        SsoLink.update(last_login_at=time.time()).where(SsoLink.id == link.id).execute()
+        SsoLink.update(last_login_at=time.time(), provider_mfa=mfa).where(SsoLink.id == link.id).execute()
         return Outcome(claims, user=link.user, provider_mfa=mfa)
     email = verified_email(claims)
     proven = emails.find_by_address(email) if email else None
@@ -252,7 +256,7 @@ def _who(provider: SSOProvider, claims: dict, ctx: audit.Context) -> Outcome:
         user = users.create_user(_free_username(provider, claims), None, ctx, provider=provider.issuer)
         if email and proven is None:  # the provider verified it: notices and resets may use it
             emails.add_address(user, email, ctx, verified=True)
-        _link(provider.issuer, subject, user, ctx)
+        _link(provider.issuer, subject, user, ctx, mfa)
     return Outcome(claims, user=User.get_by_id(user.id), provider_mfa=mfa)
 
 
@@ -280,15 +284,32 @@ def _free_username(provider: SSOProvider, claims: dict) -> str:
     return name
 
 
-def _link(issuer: str, subject: str, user: User, ctx: audit.Context) -> None:
+def _link(issuer: str, subject: str, user: User, ctx: audit.Context, provider_mfa: bool) -> None:
+    now = time.time()
     SsoLink.create(
-        issuer=issuer, subject=subject, user=user, created_at=time.time(), last_login_at=time.time()
+        issuer=issuer,
+        subject=subject,
+        user=user,
+        created_at=now,
+        last_login_at=now,
+        provider_mfa=provider_mfa,
     )
     audit.record(Tag.USER_SSO_LINK, ctx, subject=user.username, issuer=issuer)
 
 
-def link(issuer: str, subject: str, user: User, ctx: audit.Context) -> None:
-    """Link a provider's subject to user, once its owner proved the account here."""
+def link(issuer: str, subject: str, user: User, ctx: audit.Context, provider_mfa: bool = False) -> None:
+    """Link a provider's subject to user, once its owner proved the account here;
+    provider_mfa: the provider's sign-in carried MFA it is trusted for."""
     with database.atomic():
         if not SsoLink.select().where(SsoLink.issuer == issuer, SsoLink.subject == subject).exists():
-            _link(issuer, subject, user, ctx)
+            _link(issuer, subject, user, ctx, provider_mfa)
+
+
+def forget_untrusted_mfa(providers: tuple[SSOProvider, ...]) -> None:
+    """At start: a provider no longer trusted for its MFA (or no longer configured) stops
+    standing for its users' second factor at once, not at their next sign-in."""
+    trusted = [p.issuer for p in providers if p.trust_provider_mfa]
+    SsoLink.update(provider_mfa=False).where(
+        SsoLink.provider_mfa == True,  # noqa: E712 (peewee builds SQL from ==)
+        SsoLink.issuer.not_in(trusted),
+    ).execute()

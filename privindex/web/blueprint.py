@@ -52,7 +52,7 @@ REAUTH_SECONDS = 15 * 60
 # How long a form interrupted by the password re-check may still be sent again.
 RESUME_SECONDS = 10 * 60
 # The re-check form's own fields, never taken from the form it carries.
-REAUTH_OWN = ("csrf_token", "next", "resume", "password")
+REAUTH_OWN = ("csrf_token", "next", "resume", "password", "passkey")
 # Set in the Flask session after a factor changed: the next page offers "sign out my other sessions".
 OFFER_SIGN_OUT = "offer_sign_out"
 

@@ -36,7 +36,7 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from privindex.accounts import devices, passkeys, second_factors, sessions, users
 from privindex.api.http import audit_context
-from privindex.auth.ratelimit import Limited
+from privindex.auth.ratelimit import Attempt, Limited
 from privindex.db.models import User
 from privindex.oidc import sso
 from privindex.ops import audit
@@ -59,6 +59,7 @@ from privindex.web.confirm import form_fields
 PENDING_LOGIN = "pending_login"
 WEBAUTHN_LOGIN = "webauthn_login"
 PASSKEY_LOGIN = "passkey_login"
+PASSKEY_REAUTH = "passkey_reauth"  # the pending key of a re-check's passkey challenge
 DEVICE_COOKIE = "privindex_device"
 DEVICE_DAYS = 30
 
@@ -154,10 +155,11 @@ def login_submit():
         flash(_("Wrong username or password."), "error")
         return render_template("login.html", username=username, next=next_url), 401
     assert user is not None  # the attempt succeeded: the password was this user's
-    if users.has_second_factor(user):
+    if users.has_own_second_factor(user):
         second_factors.drop_pending(session.get(PENDING_LOGIN))
         session[PENDING_LOGIN] = second_factors.create_pending(user, "login", data={"next": next_url})
         return redirect(url_for("web.two_factor"))
+    users.forget_provider_mfa(user)  # a password alone: the provider's MFA no longer stands for one
     return _finish_login(user, method=None, next_url=next_url)
 
 
@@ -167,7 +169,13 @@ def _finish_login(
     """Rotate the cookie, open a server-side session, sign in, remember when, audit; with
     sso_link, the owner has just proved the account: link the identity provider's subject."""
     if sso_link:
-        sso.link(str(sso_link["issuer"]), str(sso_link["subject"]), user, audit_context().with_actor(user))
+        sso.link(
+            str(sso_link["issuer"]),
+            str(sso_link["subject"]),
+            user,
+            audit_context().with_actor(user),
+            provider_mfa=bool(sso_link.get("mfa")),
+        )
     session.clear()
     session.permanent = True
     key = sessions.start(
@@ -295,9 +303,16 @@ def login_key():
 
 @bp.post("/login/passkey/options")
 def login_passkey_options():
-    """Options for a passkey sign-in: no one is known yet, so no allowCredentials."""
-    passkeys.drop_challenge(session.get(PASSKEY_LOGIN))
-    options, session[PASSKEY_LOGIN] = passkeys.sign_in_options(settings().rp_id)
+    """Options for a passkey sign-in: no one is known yet, so no allowCredentials. Each
+    writes a challenge row, so each counts against the client address's limit."""
+    try:
+        with limits()["passkey-options"].attempt(_address(), _address()):  # never given back
+            passkeys.drop_challenge(session.get(PASSKEY_LOGIN))
+            options, session[PASSKEY_LOGIN] = passkeys.sign_in_options(settings().rp_id)
+    except Limited as exc:
+        return jsonify(
+            error=_("Too many requests. Try again in %(wait)s.", wait=humanize_wait(exc.retry_after))
+        ), 429
     return jsonify(options)
 
 
@@ -361,24 +376,67 @@ def language():
     return redirect(safe_next(request.form.get("next") or request.referrer))
 
 
+@bp.app_template_global()
+def passkey_reauth() -> bool:
+    """Whether the re-check page offers "Confirm with a passkey" (the user has one)."""
+    return current_user.is_authenticated and passkeys.has_passkey(me())
+
+
 @bp.get("/reauth")
 @login_required
 def reauth():
     return render_template("reauth.html", next=request.args.get("next", ""))
 
 
+@bp.post("/reauth/passkey/options")
+@login_required
+def reauth_passkey_options():
+    """Options to confirm with one of the user's passkeys; the answer comes back in the
+    re-check form's `passkey` field."""
+    second_factors.drop_pending(session.get(PASSKEY_REAUTH))
+    options, session[PASSKEY_REAUTH] = passkeys.reauth_options(me(), settings().rp_id)
+    return jsonify(options)
+
+
+def _reauth_check(attempt: Attempt) -> None:
+    """The password or, when the form carries one, the passkey's answer (its challenge
+    spent either way): attempt succeeds only if it is right."""
+    answer = request.form.get("passkey")
+    if not answer:
+        if users.check_password(me(), request.form.get("password") or ""):
+            attempt.succeeded()
+        return
+    pending_key = session.pop(PASSKEY_REAUTH, None)
+    try:
+        credential = json.loads(answer)
+    except ValueError:
+        return
+    if not isinstance(credential, dict):
+        return
+    conf = settings()
+    try:
+        passkeys.verify_reauth(me(), pending_key, credential, conf.rp_id, conf.origin, audit_context())
+    except second_factors.KeyRejected:
+        return
+    attempt.succeeded()
+
+
 @bp.post("/reauth")
 @login_required
 def reauth_submit():
-    """The password again; then the form that was interrupted is sent again (see
-    `recent_auth`), or the page the user came from is shown."""
+    """The password (or a passkey) again; then the form that was interrupted is sent again
+    (see `recent_auth`), or the page the user came from is shown."""
     next_url = request.form.get("next", "")
     resume = request.form.get("resume", "")
     again = {"next": next_url, "resume": resume, "fields": form_fields(REAUTH_OWN) if resume else []}
+    by_passkey = bool(request.form.get("passkey"))
     try:
-        with _password_attempt(me().username) as attempt:
-            if users.check_password(me(), request.form.get("password") or ""):
-                attempt.succeeded()
+        if by_passkey:
+            reserved = limits()["2fa"].attempt(str(me().id), _address())
+        else:
+            reserved = _password_attempt(me().username)
+        with reserved as attempt:
+            _reauth_check(attempt)
     except Limited as exc:
         flash(_locked_message(exc.retry_after), "error")
         return render_template("reauth.html", **again), 429
@@ -395,9 +453,9 @@ def reauth_submit():
         Tag.USER_LOGIN_FAILURE,
         audit_context().with_actor(me()),
         subject=me().username,
-        reason="invalid_password_reauth",
+        reason="invalid_passkey_reauth" if by_passkey else "invalid_password_reauth",
     )
-    flash(_("That password is not right."), "error")
+    flash(_("The passkey was not accepted.") if by_passkey else _("That password is not right."), "error")
     return render_template("reauth.html", **again), 401
 
 

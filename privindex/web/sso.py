@@ -88,6 +88,7 @@ def sso_callback():
             "issuer": provider.issuer,
             "subject": str(outcome.claims["sub"]),
             "user": outcome.link_to.id,
+            "mfa": outcome.provider_mfa,
             "next": next_url,
             "at": time.time(),
         }
@@ -127,7 +128,7 @@ def _reauthenticated(flow: dict, next_url: str):
 def _second_step(user: User, provider_mfa: bool, next_url: str, label: str, link: dict | None = None):
     """After the provider (and, to link, the password): privindex's own second factor,
     unless the provider's counts."""
-    if not provider_mfa and users.has_second_factor(user):
+    if not provider_mfa and users.has_own_second_factor(user):
         second_factors.drop_pending(session.get(PENDING_LOGIN))
         data = {"next": next_url, **({"sso_link": link} if link else {})}
         session[PENDING_LOGIN] = second_factors.create_pending(user, "login", data=data)
@@ -172,5 +173,5 @@ def sso_link():
         flash(_("That password is not right."), "error")
         return render_template("sso_link.html", username=user.username, label=label), 401
     session.pop(LINK, None)
-    link = {"issuer": waiting["issuer"], "subject": waiting["subject"]}
+    link = {"issuer": waiting["issuer"], "subject": waiting["subject"], "mfa": bool(waiting.get("mfa"))}
     return _second_step(user, False, str(waiting.get("next", "")), label, link=link)

@@ -86,21 +86,39 @@ function keyErrorMessage(scope, error) {
   return error.message;
 }
 
-async function signInWithKey(button) {
+// Ask the browser for a key's answer to the options at button.dataset.options, and hand it
+// to deliver; what fails is said in the button's section.
+async function useKey(button, deliver) {
   const scope = button.closest("section");
   if (needsSecureContext(scope)) return;
   button.disabled = true;
   try {
     const options = await postJSON(button.dataset.options);
     const credential = await navigator.credentials.get({publicKey: requestOptions(options)});
-    const result = await postJSON(button.dataset.verify, {credential: credentialJSON(credential)});
-    window.location.assign(result.redirect);
+    await deliver(credentialJSON(credential));
   } catch (error) {
     showError(scope, keyErrorMessage(scope, error));
     const others = scope.querySelector(".other-ways");
     if (others) others.hidden = false;
     button.disabled = false;
   }
+}
+
+function signInWithKey(button) {
+  return useKey(button, async (credential) => {
+    const result = await postJSON(button.dataset.verify, {credential});
+    window.location.assign(result.redirect);
+  });
+}
+
+// The re-check of a sensitive action with a passkey: its answer goes into the re-check
+// form, which is sent as with a password (and so resumes the interrupted form the same way).
+function confirmWithPasskey(button) {
+  return useKey(button, (credential) => {
+    const form = document.getElementById("reauth-form");
+    form.elements.passkey.value = JSON.stringify(credential);
+    form.submit();
+  });
 }
 
 async function enrolKey(form) {
@@ -193,6 +211,8 @@ function wireMenu(button) {
 document.addEventListener("DOMContentLoaded", () => {
   const keyLogin = document.getElementById("key-login");
   if (keyLogin) keyLogin.addEventListener("click", () => signInWithKey(keyLogin));
+  const passkeyConfirm = document.getElementById("passkey-confirm");
+  if (passkeyConfirm) passkeyConfirm.addEventListener("click", () => confirmWithPasskey(passkeyConfirm));
   document.querySelectorAll("#key-enrol-form, form.passkey-enrol").forEach((form) =>
     form.addEventListener("submit", (event) => { event.preventDefault(); enrolKey(form); }));
   document.querySelectorAll("button[data-copy]").forEach((button) =>
