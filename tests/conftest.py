@@ -728,11 +728,15 @@ class AppServer:
     url: str
     store: Path
     data_dir: Path
+    log_path: Path  # what it logged, as a live server's stderr would have it
     env: dict = field(default_factory=dict)
 
     @property
     def index_url(self) -> str:
         return f"{self.url}/simple/"
+
+    def log(self) -> str:
+        return self.log_path.read_text()
 
     def cli(
         self, *args: str, input: str | None = None, check: bool = True, env: dict | None = None
@@ -762,16 +766,45 @@ def app_server(store: Path, data_dir: Path, **values) -> Iterator[AppServer]:
 
     values.setdefault("database_url", testdb.url_for(data_dir))
     store.mkdir(parents=True, exist_ok=True)
-    app = create_app(Settings(store=store, data_dir=data_dir, **values))
+    settings = Settings(store=store, data_dir=data_dir, **values)
+    app = create_app(settings)
     host = f"app-{os.urandom(4).hex()}.test"
     if _intercepting == 0:
         requests_intercept.install()
     _intercepting += 1
     add_wsgi_intercept(host, 80, lambda: app)
+    log_path = data_dir.parent / f"{data_dir.name}-server.log"
     try:
-        yield AppServer(app, f"http://{host}", store, data_dir)
+        with _logging_to(log_path, settings.log_level, settings.log_format):
+            yield AppServer(app, f"http://{host}", store, data_dir, log_path)
     finally:
         remove_wsgi_intercept(host, 80)
         _intercepting -= 1
         if _intercepting == 0:
             requests_intercept.uninstall()
+
+
+@contextlib.contextmanager
+def _logging_to(path: Path, level: str, fmt: str) -> Iterator[None]:
+    """privindex's log records (the access log's too) into path, through the formatter and
+    filters `serve` puts on its stderr (privindex.ops.logs.configure): the redaction and
+    the request ids a log check looks at are the real ones. Records of every AppServer
+    open at the time go to each one's file."""
+    import logging
+
+    from privindex.ops.logs import JsonFormatter, RedactSecrets, RequestIdFilter, TextFormatter
+
+    handler = logging.FileHandler(path)
+    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    handler.addFilter(RedactSecrets())
+    handler.addFilter(RequestIdFilter())
+    logger = logging.getLogger("privindex")
+    was = logger.level
+    logger.setLevel(level.upper())
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(was)
+        handler.close()
