@@ -510,14 +510,17 @@ def run_privindex(
 
 
 class Accounts:
-    """Users and tokens made with the real CLI on a server's data dir; remembers every secret."""
+    """Users and tokens made with the real CLI on a server's data dir; remembers every secret.
+    On an AppServer's (app), in-process, as privindex_cli runs it."""
 
-    def __init__(self, store: Path, data_dir: Path, env: dict | None = None):
-        self.store, self.data_dir, self.env = store, data_dir, env
+    def __init__(self, store: Path, data_dir: Path, env: dict | None = None, app: AppServer | None = None):
+        self.store, self.data_dir, self.env, self.app = store, data_dir, env, app
         self.secrets: list[str] = []
         self.token_ids: dict[str, int] = {}
 
     def cli(self, *args: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
+        if self.app is not None:
+            return self.app.cli(*args, input=input, check=check)
         return run_privindex(
             *args, data_dir=self.data_dir, store=self.store, input=input, check=check, env=self.env
         )
@@ -543,8 +546,10 @@ class Accounts:
 
 @pytest.fixture
 def accounts():
-    """accounts(server) -> Accounts on that server's data dir."""
-    return lambda server: Accounts(server.store, server.data_dir, server.env)
+    """accounts(server) -> Accounts on that server's data dir (a LiveServer's or an AppServer's)."""
+    return lambda server: Accounts(
+        server.store, server.data_dir, server.env, server if isinstance(server, AppServer) else None
+    )
 
 
 def assert_no_secrets(secrets: list[str], *sources: Path | str | bytes) -> None:
