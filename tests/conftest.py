@@ -451,6 +451,21 @@ def fresh_server(tmp_path, dists):
         server.stop()
 
 
+@pytest.fixture
+def fresh_app(tmp_path, dists):
+    """fresh_server's in-process twin: make(populated=True, **settings) -> an AppServer of the
+    test's own, over tmp_path/store (populated unless told not to), for the with block."""
+    with contextlib.ExitStack() as stack:
+
+        def make(populated: bool = True, **values) -> AppServer:
+            store = tmp_path / "store"
+            if populated and not store.exists():
+                populate(store, dists)
+            return stack.enter_context(app_server(store, tmp_path / "data", **values))
+
+        yield make
+
+
 # -- uploads and accounts (through the real clients and the real CLI) ----------------------------
 
 
