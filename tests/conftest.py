@@ -451,6 +451,21 @@ def fresh_server(tmp_path, dists):
         server.stop()
 
 
+@pytest.fixture
+def fresh_app(tmp_path, dists):
+    """fresh_server's in-process twin: make(populated=True, **settings) -> an AppServer of the
+    test's own, over tmp_path/store (populated unless told not to), for the with block."""
+    with contextlib.ExitStack() as stack:
+
+        def make(populated: bool = True, **values) -> AppServer:
+            store = tmp_path / "store"
+            if populated and not store.exists():
+                populate(store, dists)
+            return stack.enter_context(app_server(store, tmp_path / "data", **values))
+
+        yield make
+
+
 # -- uploads and accounts (through the real clients and the real CLI) ----------------------------
 
 
@@ -510,14 +525,17 @@ def run_privindex(
 
 
 class Accounts:
-    """Users and tokens made with the real CLI on a server's data dir; remembers every secret."""
+    """Users and tokens made with the real CLI on a server's data dir; remembers every secret.
+    On an AppServer's (app), in-process, as privindex_cli runs it."""
 
-    def __init__(self, store: Path, data_dir: Path, env: dict | None = None):
-        self.store, self.data_dir, self.env = store, data_dir, env
+    def __init__(self, store: Path, data_dir: Path, env: dict | None = None, app: AppServer | None = None):
+        self.store, self.data_dir, self.env, self.app = store, data_dir, env, app
         self.secrets: list[str] = []
         self.token_ids: dict[str, int] = {}
 
     def cli(self, *args: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
+        if self.app is not None:
+            return self.app.cli(*args, input=input, check=check)
         return run_privindex(
             *args, data_dir=self.data_dir, store=self.store, input=input, check=check, env=self.env
         )
@@ -543,8 +561,10 @@ class Accounts:
 
 @pytest.fixture
 def accounts():
-    """accounts(server) -> Accounts on that server's data dir."""
-    return lambda server: Accounts(server.store, server.data_dir, server.env)
+    """accounts(server) -> Accounts on that server's data dir (a LiveServer's or an AppServer's)."""
+    return lambda server: Accounts(
+        server.store, server.data_dir, server.env, server if isinstance(server, AppServer) else None
+    )
 
 
 def assert_no_secrets(secrets: list[str], *sources: Path | str | bytes) -> None:
@@ -728,11 +748,15 @@ class AppServer:
     url: str
     store: Path
     data_dir: Path
+    log_path: Path  # what it logged, as a live server's stderr would have it
     env: dict = field(default_factory=dict)
 
     @property
     def index_url(self) -> str:
         return f"{self.url}/simple/"
+
+    def log(self) -> str:
+        return self.log_path.read_text()
 
     def cli(
         self, *args: str, input: str | None = None, check: bool = True, env: dict | None = None
@@ -762,16 +786,45 @@ def app_server(store: Path, data_dir: Path, **values) -> Iterator[AppServer]:
 
     values.setdefault("database_url", testdb.url_for(data_dir))
     store.mkdir(parents=True, exist_ok=True)
-    app = create_app(Settings(store=store, data_dir=data_dir, **values))
+    settings = Settings(store=store, data_dir=data_dir, **values)
+    app = create_app(settings)
     host = f"app-{os.urandom(4).hex()}.test"
     if _intercepting == 0:
         requests_intercept.install()
     _intercepting += 1
     add_wsgi_intercept(host, 80, lambda: app)
+    log_path = data_dir.parent / f"{data_dir.name}-server.log"
     try:
-        yield AppServer(app, f"http://{host}", store, data_dir)
+        with _logging_to(log_path, settings.log_level, settings.log_format):
+            yield AppServer(app, f"http://{host}", store, data_dir, log_path)
     finally:
         remove_wsgi_intercept(host, 80)
         _intercepting -= 1
         if _intercepting == 0:
             requests_intercept.uninstall()
+
+
+@contextlib.contextmanager
+def _logging_to(path: Path, level: str, fmt: str) -> Iterator[None]:
+    """privindex's log records (the access log's too) into path, through the formatter and
+    filters `serve` puts on its stderr (privindex.ops.logs.configure): the redaction and
+    the request ids a log check looks at are the real ones. Records of every AppServer
+    open at the time go to each one's file."""
+    import logging
+
+    from privindex.ops.logs import JsonFormatter, RedactSecrets, RequestIdFilter, TextFormatter
+
+    handler = logging.FileHandler(path)
+    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    handler.addFilter(RedactSecrets())
+    handler.addFilter(RequestIdFilter())
+    logger = logging.getLogger("privindex")
+    was = logger.level
+    logger.setLevel(level.upper())
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(was)
+        handler.close()

@@ -1,5 +1,6 @@
 """The JSON API tools read (/pypi/<name>/json), driven by a real consumer: the `pypi-json`
-client from the public index, pointed at a real `privindex serve`."""
+client from the public index, pointed at a real `privindex serve`, or at the app in-process
+(conftest's AppServer) where the point is the answers, not the process."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import hashlib
 
 import pytest
 import requests
-from conftest import privindex_cli, start_server, twine, wait_until
+from conftest import app_server, populate, privindex_cli, start_server, twine, wait_until
 from fake_upstream import FakeUpstream
 from packaging.requirements import InvalidRequirement
 from pypi_json import PyPIJSON
@@ -64,6 +65,7 @@ def test_an_sdist_only_release_has_its_metadata_read_from_the_sdist(read_server)
     assert handmade.urls[0]["python_version"] == "source"
 
 
+# live: the server process's store watcher is what follows the CLI's yank
 def test_answers_follow_uploads_and_yanks_and_revalidate(fresh_server, accounts, tmp_path):
     server = fresh_server(env={"PRIVINDEX_REQUIRE_2FA": "false"})
     people = accounts(server)
@@ -102,17 +104,18 @@ def test_answers_follow_uploads_and_yanks_and_revalidate(fresh_server, accounts,
     assert requests.get(url, headers={"If-None-Match": etag}, timeout=10).status_code == 200
 
 
-def test_a_private_index_answers_only_with_a_token(tmp_path, dists, accounts, fresh_server):
-    server = fresh_server(env={"PRIVINDEX_READ_ACCESS": "token"})
-    people = accounts(server)
-    people.user("ann")
-    token = people.token("ann", "--read-only")
-    with consumer(server) as client, pytest.raises(requests.HTTPError, match="401"):
-        client.get_metadata("alpha")
-    resp = requests.get(f"{server.url}/pypi/no-such-name/json", timeout=10)
-    assert resp.status_code == 401  # a stranger learns nothing, not even which names exist
-    with consumer(server, token) as client:
-        assert str(client.get_metadata("alpha").version) == "2.0"
+def test_a_private_index_answers_only_with_a_token(tmp_path, dists, accounts):
+    populate(tmp_path / "store", dists)
+    with app_server(tmp_path / "store", tmp_path / "data", read_access="token") as server:
+        people = accounts(server)
+        people.user("ann")
+        token = people.token("ann", "--read-only")
+        with consumer(server) as client, pytest.raises(requests.HTTPError, match="401"):
+            client.get_metadata("alpha")
+        resp = requests.get(f"{server.url}/pypi/no-such-name/json", timeout=10)
+        assert resp.status_code == 401  # a stranger learns nothing, not even which names exist
+        with consumer(server, token) as client:
+            assert str(client.get_metadata("alpha").version) == "2.0"
 
 
 @pytest.fixture
@@ -125,8 +128,7 @@ def fake():
 def test_an_upstream_only_name_is_answered_from_its_cached_page(tmp_path, fake):
     wheel = make_wheel(tmp_path / "up", "remote-lib", "1.4", requires_python=">=3.10")
     fake.add("remote-lib", wheel)
-    server = start_server(tmp_path / "store", tmp_path / "data", "--upstream", fake.url)
-    try:
+    with app_server(tmp_path / "store", tmp_path / "data", upstream_url=fake.url) as server:
         with consumer(server) as client:
             remote = client.get_metadata("remote-lib")
             again = client.get_metadata("remote-lib", "1.4")
@@ -139,10 +141,9 @@ def test_an_upstream_only_name_is_answered_from_its_cached_page(tmp_path, fake):
         assert hashlib.sha256(body).hexdigest() == entry["digests"]["sha256"]
         assert again.urls == remote.urls
         assert fake.requests["/simple/remote-lib/"] == 1  # one page fetch for every answer
-    finally:
-        server.stop()
 
 
+# live: the server process's watcher reloads the source rules the CLI changed
 def test_a_merged_name_lists_local_and_allowed_upstream_releases(tmp_path, fake, accounts):
     make_wheel(tmp_path / "store", "shared-lib", "1.0", headers="Summary: ours\n")
     theirs = make_wheel(tmp_path / "up", "shared-lib", "2.0")

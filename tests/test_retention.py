@@ -1,5 +1,6 @@
 """Retention (issue 27, item 5): policies that delete old pre-releases and dev releases to free
-disk, through the real CLI against a real server's store; and the per-project quota, with twine."""
+disk, through the CLI against a server's store (in-process, conftest's AppServer, where the point
+is the rules); and the per-project quota, with twine."""
 
 from __future__ import annotations
 
@@ -70,11 +71,11 @@ def test_a_run_deletes_old_prereleases_audits_them_and_pip_installs_what_remains
     )
 
 
-def test_a_project_override_takes_precedence_and_is_audited(tmp_path, fresh_server):
+def test_a_project_override_takes_precedence_and_is_audited(tmp_path, fresh_app):
     store = tmp_path / "store"
     for v in ("1.0", "2.0a1", "2.0a2"):
         make_wheel(store / "tuned", "tuned", v)
-    server = fresh_server(populated=False)
+    server = fresh_app(populated=False)
     assert privindex_cli(server, "retention", "run", "--dry-run").stdout == ""  # index-wide: off
     privindex_cli(server, "retention", "set", "tuned", "--keep-prereleases", "1")
     assert "2.0a1" in privindex_cli(server, "retention", "run", "--dry-run").stdout
@@ -139,11 +140,11 @@ def test_the_server_runs_the_policy_on_its_schedule(tmp_path, fresh_server):
     assert _freed_bytes(server) > 0
 
 
-def test_an_owner_sets_the_projects_rules_on_its_page_and_a_stranger_cannot(tmp_path, fresh_server):
+def test_an_owner_sets_the_projects_rules_on_its_page_and_a_stranger_cannot(tmp_path, fresh_app):
     store = tmp_path / "store"
     for v in ("1.0", "2.0a1", "2.0a2"):
         make_wheel(store / "owned", "owned", v)
-    server = fresh_server(populated=False)
+    server = fresh_app(populated=False)
     owner, _totp, _codes, _at = user_with_totp(server, "olga")
     stranger, _totp, _codes, _at = user_with_totp(server, "sam")
     privindex_cli(server, "project", "set-owner", "owned", "olga")

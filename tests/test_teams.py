@@ -13,10 +13,10 @@ import json
 import re
 
 import pytest
-from conftest import add_user, start_server, twine
+from conftest import add_user, app_server
 from test_app import sign_in
 from webclient import PASSWORD, WebClient
-from wheels import make_wheel
+from wheels import make_wheel, upload
 
 from privindex.accounts import namespaces, permissions, teams, users
 from privindex.accounts.users import AccountError
@@ -206,11 +206,10 @@ def test_removing_a_user_takes_them_out_of_their_teams(people):
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
     base = tmp_path_factory.mktemp("teams")
-    server = start_server(base / "store", base / "data", env={"PRIVINDEX_REQUIRE_2FA": "false"})
-    add_user(server, "olga", PASSWORD)
-    add_user(server, "carol", PASSWORD)
-    yield server
-    server.stop()
+    with app_server(base / "store", base / "data", require_2fa=False) as server:  # the rules, in-process
+        add_user(server, "olga", PASSWORD)
+        add_user(server, "carol", PASSWORD)
+        yield server
 
 
 def test_removed_from_the_team_the_members_token_and_web_session_are_refused_at_once(
@@ -218,14 +217,14 @@ def test_removed_from_the_team_the_members_token_and_web_session_are_refused_at_
 ):
     acc = accounts(site)
     first = make_wheel(tmp_path, "incident", "1.0")
-    assert twine(site.url, acc.token("olga"), first).returncode == 0
+    assert upload(site.url, acc.token("olga"), first).status_code == 200
     acc.cli("team", "create", "release-crew", "--description", "people who ship incident")
     acc.cli("team", "grant", "release-crew", "incident", "--role", "owner")
     acc.cli("team", "add", "release-crew", "carol")
     # carol's token scoped to the project, and her web session, both work through the team
     token = acc.token("carol", "--project", "incident")
-    uploaded = twine(site.url, token, make_wheel(tmp_path, "incident", "1.1"))
-    assert uploaded.returncode == 0, uploaded.output
+    uploaded = upload(site.url, token, make_wheel(tmp_path, "incident", "1.1"))
+    assert uploaded.status_code == 200, uploaded.text
     web = WebClient(site.url)
     assert web.login("carol", PASSWORD).ok
     page = web.get("/projects/incident").text
@@ -236,9 +235,9 @@ def test_removed_from_the_team_the_members_token_and_web_session_are_refused_at_
 
     removed = acc.cli("team", "remove", "release-crew", "carol")
     assert "no longer count for them" in removed.stderr
-    refused = twine(site.url, token, make_wheel(tmp_path, "incident", "1.2"))
-    assert refused.returncode != 0
-    assert "isn't allowed to upload to project 'incident'" in refused.output
+    refused = upload(site.url, token, make_wheel(tmp_path, "incident", "1.2"))
+    assert refused.status_code >= 400
+    assert "isn't allowed to upload to project 'incident'" in refused.reason + refused.text
     web.post("/projects/incident/1.1/yank", yank, page=web.get("/projects/incident").text)
     assert "only an owner of the project or an admin may do that" in web.flashes()
     events = [json.loads(line) for line in acc.cli("audit", "--json").stdout.splitlines()]

@@ -1,34 +1,58 @@
-"""Trusted Publishing against a live server and a fake OIDC issuer on loopback: the
-exchange's refusals (each with its error code), publishers per project, minted tokens
-(scope, expiry, 2FA, audit), and no secret in the logs or the audit trail."""
+"""Trusted Publishing against the app in-process (conftest's AppServer: requests and the
+CLI as against a live server) and a fake OIDC issuer on loopback: the exchange's refusals
+(each with its error code), publishers per project, minted tokens (scope, expiry, 2FA,
+audit), and no secret in the logs or the audit trail. twine with a minted token runs
+against a live server."""
 
 from __future__ import annotations
 
 import json
 import time
+from urllib.parse import urlsplit
 
 import pytest
 import requests
-from conftest import add_user, privindex_cli, start_server, twine
+from conftest import add_user, app_server, privindex_cli, served, twine
 from cryptography.hazmat.primitives.asymmetric import rsa
 from fake_issuer import github_claims, gitlab_claims, issuers_toml, refused
+from wheels import upload
 
 AUDIENCE = "privindex-test"
 SECRETS: list[str] = []  # every JWT and minted token of the module, checked against the logs
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory, issuers):
-    base = tmp_path_factory.mktemp("oidc")
+def issuers_config(base, issuers):
+    """base/privindex.toml trusting the fake GitHub, GitLab and Forgejo issuers."""
     config = base / "privindex.toml"
     config.write_text(
         issuers_toml(AUDIENCE, {issuers.url(kind): kind for kind in ("github", "gitlab", "forgejo")})
     )
-    live = start_server(base / "store", base / "data", config=config)
-    add_user(live, "ci-owner", "correct horse battery")
-    live.config = config
-    yield live
-    live.stop()
+    return config
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, issuers):
+    from privindex.config import load_settings
+
+    base = tmp_path_factory.mktemp("oidc")
+    config = issuers_config(base, issuers)
+    trust = load_settings(config, environ={})
+    with app_server(
+        base / "store", base / "data", oidc_audience=trust.oidc_audience, oidc_issuers=trust.oidc_issuers
+    ) as app:
+        add_user(app, "ci-owner", "correct horse battery")
+        app.config = config
+        yield app
+
+
+@pytest.fixture
+def live(tmp_path, issuers):
+    """A live server with the same issuers, for twine."""
+    config = issuers_config(tmp_path, issuers)
+    with served(tmp_path, config=config) as server:
+        add_user(server, "ci-owner", "correct horse battery")
+        server.config = config
+        yield server
 
 
 def cli(server, *args, check=True):
@@ -37,6 +61,10 @@ def cli(server, *args, check=True):
 
 @pytest.fixture(scope="module")
 def widgets(server):
+    return trust_widgets(server)
+
+
+def trust_widgets(server) -> dict:
     """A pending GitHub publisher: acme/widgets' release.yml may create and publish alpha."""
     cli(
         server,
@@ -72,7 +100,8 @@ def test_audience_and_discovery_are_plain_reads(server):
     assert requests.get(f"{server.url}/_/oidc/audience", timeout=10).json() == {"audience": AUDIENCE}
     found = requests.get(f"{server.url}/.well-known/pytp/legacy/", timeout=10).json()
     assert found["audience-endpoint"].endswith("/_/pytp/audience")
-    assert requests.get(found["audience-endpoint"], timeout=10).json() == {"audience": AUDIENCE}
+    audience_path = urlsplit(found["audience-endpoint"]).path  # on the public URL's host
+    assert requests.get(f"{server.url}{audience_path}", timeout=10).json() == {"audience": AUDIENCE}
     for method in ("GET", "HEAD"):  # only POST exchanges anything
         assert requests.request(method, f"{server.url}/_/oidc/mint-token", timeout=10).status_code == 405
 
@@ -139,7 +168,8 @@ def test_bad_payloads_are_4xx_never_500(server):
 
 
 @pytest.mark.slow  # twine with the minted token
-def test_minted_token_publishes_one_project_from_ci_and_is_audited(server, issuers, widgets, dists):
+def test_minted_token_publishes_one_project_from_ci_and_is_audited(live, issuers, dists):
+    server, widgets = live, trust_widgets(live)
     # require_2fa is on: ci-owner, without a second factor, may not even make an upload token
     assert "second factor" in cli(server, "token", "create", "ci-owner", check=False).stderr
     identity = issuers.token("github", aud=AUDIENCE, environment="release", **widgets)
@@ -204,7 +234,7 @@ def test_gitlab_publisher_matches_project_path_ci_file_and_environment(server, i
     )
     resp = mint(server, issuers.token("gitlab", aud=AUDIENCE, environment="production", **claims))
     assert resp.status_code == 200, resp.text
-    assert twine(server.url, resp.json()["token"], dists.one("handmade-0.3.tar.gz")).returncode == 0
+    assert upload(server.url, resp.json()["token"], dists.one("handmade-0.3.tar.gz")).status_code == 200
 
 
 def test_forgejo_publisher_follows_githubs_contract(server, issuers):
@@ -265,8 +295,8 @@ def test_removing_a_publisher_revokes_its_tokens_and_only_owners_may_add(server,
     assert stranger.returncode == 1 and "only an owner" in stranger.stderr
     cli(server, "publisher", "remove", listed[1].split("\t")[0])
     assert cli(server, "publisher", "list", "beta-pkg").stdout.count("\n") == 1
-    late = twine(server.url, token, dists.one("beta_pkg-0.1.tar.gz"))
-    assert late.returncode != 0 and "revoked" in late.output
+    late = upload(server.url, token, dists.one("beta_pkg-0.1.tar.gz"))
+    assert late.status_code >= 400 and "revoked" in late.reason + late.text
     assert events(server, project="beta-pkg")[0]["tag"] == "publisher:remove"
 
 

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 import pytest
 import requests
-from conftest import add_user, privindex_cli, start_server, wait_until
+from conftest import add_user, app_server, privindex_cli, start_server, wait_until
 from helpers import rss_kb
 from redteam import PASSWORD
 from webclient import WebClient
@@ -21,8 +21,18 @@ from webclient import WebClient
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    """A private index with a text log; 2FA off so an admin signs in with a password."""
+    """A private index; 2FA off so an admin signs in with a password. In-process (conftest's
+    AppServer): the rules below are the app's."""
     base = tmp_path_factory.mktemp("round2")
+    with app_server(base / "store", base / "data", read_access="token", require_2fa=False) as srv:
+        yield srv
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory):
+    """The same private index on a live server with a text log, for what waitress lets
+    through and what the process keeps in memory."""
+    base = tmp_path_factory.mktemp("round2-live")
     srv = start_server(
         base / "store",
         base / "data",
@@ -48,7 +58,8 @@ def raw_request(server, request: bytes) -> bytes:
 
 
 @pytest.mark.slow  # a thousand requests to a live server
-def test_a_thousand_distinct_long_keys_pin_no_memory(server):
+def test_a_thousand_distinct_long_keys_pin_no_memory(live):
+    server = live
     token = privindex_cli(
         server, "token", "create", add_or_get(server, "memreader"), "--read-only"
     ).stdout.strip()
@@ -99,7 +110,8 @@ def test_an_absurd_accept_header_is_refused_and_a_real_one_negotiates(server):
 # -- 5. a client cannot forge a log line ------------------------------------------------------
 
 
-def test_control_characters_from_a_client_cannot_forge_log_lines(server):
+def test_control_characters_from_a_client_cannot_forge_log_lines(live):
+    server = live  # raw bytes through waitress, into the log the process writes
     forged = b'127.0.0.1 "GET /forged" 200 0.1ms "evil"'
     path = b"/simple/x%0a" + forged.replace(b" ", b"%20").replace(b'"', b"%22") + b"%00%1b%0d/"
     answer = raw_request(
@@ -181,17 +193,14 @@ def test_readiness_writes_at_most_one_probe_a_second(tmp_path):
         quiet.stop()
 
 
-def test_readiness_names_problems_without_the_reasons(tmp_path):
-    srv = start_server(tmp_path / "store", tmp_path / "data")
-    try:
-        srv.store.rename(tmp_path / "away")
-        srv.store.write_text("not a folder")
-        wait_until(lambda: requests.get(f"{srv.url}/readyz", timeout=10).status_code == 503, 5)
-        resp = requests.get(f"{srv.url}/readyz", timeout=10)
-        assert resp.json() == {"status": "unavailable", "problems": ["store not writable"]}
-        assert "Not a directory" in srv.log()  # the reason is for the operator
-    finally:
-        srv.stop()
+def test_readiness_names_problems_without_the_reasons(fresh_app):
+    srv = fresh_app(populated=False)
+    srv.store.rename(srv.store.with_name("away"))
+    srv.store.write_text("not a folder")
+    wait_until(lambda: requests.get(f"{srv.url}/readyz", timeout=10).status_code == 503, 5)
+    resp = requests.get(f"{srv.url}/readyz", timeout=10)
+    assert resp.json() == {"status": "unavailable", "problems": ["store not writable"]}
+    assert "Not a directory" in srv.log()  # the reason is for the operator
 
 
 @pytest.mark.parametrize("expires", ["²", "-1", "9" * 400, "NaN", "1e3", "٣", "0", "3651", "1.5"])
