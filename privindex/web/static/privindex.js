@@ -202,6 +202,8 @@ document.addEventListener("DOMContentLoaded", () => {
     labelThemeButton(theme);
     theme.hidden = false;
     theme.addEventListener("click", () => toggleTheme(theme));
+    // the system's theme can change while the page is open (evening mode): relabel
+    matchMedia("(prefers-color-scheme: dark)").addEventListener("change", () => labelThemeButton(theme));
   }
   const menu = document.querySelector(".menu-toggle");
   if (menu) wireMenu(menu);
