@@ -23,6 +23,7 @@ import pytest
 import testdb
 from conftest import ROOT, Accounts, enrol_totp_cli, start_server, twine
 from fake_upstream import FakeUpstream
+from helpers import listed
 from playwright.sync_api import Page, expect
 from test_web_browser import PASSWORD, browser, virtual_key  # noqa: F401
 from test_web_pages import AXE
@@ -192,7 +193,8 @@ def _seed(data_dir, audit_rows: int) -> str:
 def site(tmp_path_factory, browser):  # noqa: F811
     """The seeded server: several projects (a long README, a long name, an archived one, one
     owned by alice, one the upstream alone serves), tokens, a security key, 200+ audit rows,
-    a team, a password-reset link, mail and an SSO provider configured,
+    a team, a password-reset link, an unverified address whose mail waits in the outbox,
+    mail and an SSO provider configured,
     several sessions; and the signed-in browser state of alice (user) and admin."""
     base = tmp_path_factory.mktemp("layout")
     upstream = FakeUpstream()
@@ -226,6 +228,7 @@ def site(tmp_path_factory, browser):  # noqa: F811
     accounts.cli("team", "create", "release-crew", "--description", "the people who ship alice-tools")
     accounts.cli("team", "add", "release-crew", "alice")
     accounts.cli("team", "grant", "release-crew", "alice-tools", "--role", "maintainer")
+    assert listed(server, UPSTREAM_ONLY), "the upstream-only project is fetched, so cached here"
     SEEDED["reset key"] = _seed(server.data_dir, 220)
 
     states = {}
@@ -237,6 +240,11 @@ def site(tmp_path_factory, browser):  # noqa: F811
             page.locator("#recovery-code").fill(code)
             page.locator("form[action$='/recovery'] button").click()
             page.wait_for_url(re.compile(r"/projects"))
+        if user == "alice":  # an address to verify: its mail waits in the outbox (no mail server)
+            page.goto(f"{server.origin}/account")
+            page.locator("#new-address").fill("alice@example.org")
+            page.locator("#new-address").press("Enter")
+            page.wait_for_load_state("load")
         if user == "admin":  # a security key in the list
             virtual_key(page)
             page.goto(f"{server.origin}/account/security")
@@ -417,7 +425,7 @@ def test_clicking_a_sha256_throws_nothing_and_its_copy_button_copies_it(browser,
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     try:
         page.goto(f"{site.origin}/projects/demo-pkg?tab=files")  # hashes live on the Files tab
-        digest = page.locator("code.hash").first
+        digest = page.locator("td[data-label='SHA-256'] code").first
         digest.click()
         page.get_by_role("button", name=re.compile("Copy the SHA-256 of demo_pkg-1.0")).click()
         expect(page.get_by_role("button", name=re.compile("Copy the SHA-256 of demo_pkg-1.0"))).to_have_text(

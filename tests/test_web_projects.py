@@ -357,7 +357,7 @@ def test_in_a_browser_the_install_line_copies_and_a_release_yank_stays_where_it_
         page.goto(f"{site.url}/login")
         page.get_by_label("Username").fill("admin")
         page.get_by_label("Password").fill(PASSWORD)
-        page.get_by_role("button", name="Sign in").click()
+        page.get_by_role("button", name="Sign in", exact=True).click()
         page.wait_for_url(re.compile(r"/projects$"))
 
         page.goto(f"{site.url}/projects/acme-widgets")
