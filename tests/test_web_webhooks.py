@@ -50,7 +50,7 @@ def test_an_owner_adds_a_hook_sees_its_log_and_an_admin_sends_a_failed_one_again
     try:
         sign_in_password(page, site, "admin")
         page.wait_for_url(re.compile(r"/projects$"))
-        page.goto(f"{o}/projects/demo-pkg")
+        page.goto(f"{o}/projects/demo-pkg?tab=settings")  # webhooks live on the Settings tab
         section = page.locator("#webhooks")
         section.get_by_label("Payload URL (http or https)").fill(receiver.url)
         section.get_by_role("checkbox", name="file.uploaded").uncheck()
@@ -64,7 +64,7 @@ def test_an_owner_adds_a_hook_sees_its_log_and_an_admin_sends_a_failed_one_again
         privindex_cli(site, "project", "yank", "demo-pkg", version, "--reason", "broken build")
         [got] = receiver.wait_for(1)
         assert got.genuine and got.json["event"] == "file.yanked"
-        page.goto(f"{o}/projects/demo-pkg")
+        page.goto(f"{o}/projects/demo-pkg?tab=settings")  # webhooks live on the Settings tab
         hook = page.locator("#webhooks .webhook").last
         wait_until(lambda: "delivered" in (page.reload() and hook.inner_text()), 10)
         expect(hook.get_by_role("cell", name="HTTP 204")).to_have_count(1)
@@ -90,7 +90,7 @@ def test_an_owner_adds_a_hook_sees_its_log_and_an_admin_sends_a_failed_one_again
         page.get_by_role("link", name="Outbox: deliveries waiting or failed").click()
         expect(page.get_by_text("Nothing is waiting.")).to_be_visible()
 
-        page.goto(f"{o}/projects/demo-pkg")
+        page.goto(f"{o}/projects/demo-pkg?tab=settings")  # webhooks live on the Settings tab
         page.locator("#webhooks").get_by_role("button", name=re.compile("Remove webhook")).first.click()
         expect(
             page.get_by_text(re.compile(r"The webhook to http://127\.0\.0\.1:\d+/… is removed\."))
