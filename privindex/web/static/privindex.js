@@ -147,7 +147,7 @@ function copyFrom(button) {
   const {text, source} = copyText(button);
   const done = () => {
     if (!button.dataset.label) button.dataset.label = button.textContent;
-    button.textContent = button.dataset.copied || "✓";
+    button.textContent = button.dataset.copied || document.body.dataset.copied || "✓";  // "Copied", translated
     setTimeout(() => { button.textContent = button.dataset.label; }, 2000);
   };
   if (!navigator.clipboard) { if (source && source.select) source.select(); return; }
