@@ -226,7 +226,7 @@ def test_the_admin_pages_fit_phones_and_desktops_and_pass_axe(tmp_path, dists, b
             expect(page.get_by_text("With the API token “ci-upload”")).to_be_visible()
             page.get_by_label("Language").select_option("de")
             page.get_by_role("button", name="Change language").click()
-            for path, name in ADMIN_PAGES[:1] + ADMIN_PAGES[2:3]:
+            for path, name in (p for p in ADMIN_PAGES if p[1] in ("admin-upstream", "audit")):
                 page.goto(server.url + path)
                 check_page(page, f"de-{name}", width)
             expect(page.get_by_text("Administrator admin angelegt.")).to_be_visible()

@@ -22,12 +22,15 @@ class Facts(dict):
         return ""
 
 
-def _method(code: object) -> str:
+def sign_in_method(code: object) -> str:
+    """How a session was opened, in words (the audit log's sentences, the account's sessions)."""
     return {
         "password": _("a password"),
         "totp": _("an authenticator app"),
         "webauthn": _("a security key"),
         "recovery_code": _("a recovery code"),
+        "passkey": _("a passkey"),
+        "sso": _("single sign-on"),
     }.get(str(code), str(code))
 
 
@@ -86,7 +89,7 @@ _SENTENCES: dict[Tag, Callable[[Facts], str]] = {
     Tag.USER_REMOVE: lambda f: _("Removed the user %(user)s.", user=f["subject"]),
     Tag.USER_PASSWORD_CHANGE: lambda f: _("Set a new password for %(user)s.", user=f["subject"]),
     Tag.USER_LOGIN_SUCCESS: lambda f: _(
-        "%(user)s signed in with %(method)s.", user=f["subject"], method=_method(f["method"])
+        "%(user)s signed in with %(method)s.", user=f["subject"], method=sign_in_method(f["method"])
     ),
     Tag.USER_LOGIN_FAILURE: lambda f: _(
         "A sign-in as %(user)s failed: %(reason)s.", user=f["subject"], reason=_login_failure(f["reason"])
@@ -98,11 +101,13 @@ _SENTENCES: dict[Tag, Callable[[Facts], str]] = {
         reason=_session_end(f["reason"]),
     ),
     Tag.USER_2FA_ADD: lambda f: _(
-        "Added %(method)s as a second factor of %(user)s.", method=_method(f["method"]), user=f["subject"]
+        "Added %(method)s as a second factor of %(user)s.",
+        method=sign_in_method(f["method"]),
+        user=f["subject"],
     ),
     Tag.USER_2FA_REMOVE: lambda f: _(
         "Removed %(method)s from the second factors of %(user)s.",
-        method=_method(f["method"]),
+        method=sign_in_method(f["method"]),
         user=f["subject"],
     ),
     Tag.USER_2FA_RESET: lambda f: _("Removed every second factor of %(user)s.", user=f["subject"]),

@@ -9,6 +9,7 @@ from flask_login import login_required, logout_user
 
 from privindex.accounts import api_tokens, emails, second_factors, sessions, users
 from privindex.api.http import audit_context
+from privindex.ops import audit_words
 from privindex.packages import projects
 from privindex.web import confirm, devices, shown_once
 from privindex.web.blueprint import (
@@ -43,7 +44,11 @@ def _factor_changed() -> None:
 def _account_page(status: int = 200):
     live = sessions.list_for(me(), session_lifetime())
     return render_template(
-        "account.html", sessions=live, current_id=current_session().id, device=devices.describe
+        "account.html",
+        sessions=live,
+        current_id=current_session().id,
+        device=devices.describe,
+        way=audit_words.sign_in_method,
     ), status
 
 

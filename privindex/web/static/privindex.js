@@ -165,7 +165,7 @@ function copyFrom(button) {
   const {text, source} = copyText(button);
   const done = () => {
     if (!button.dataset.label) button.dataset.label = button.textContent;
-    button.textContent = button.dataset.copied || "✓";
+    button.textContent = button.dataset.copied || document.body.dataset.copied || "✓";  // "Copied", translated
     setTimeout(() => { button.textContent = button.dataset.label; }, 2000);
   };
   if (!navigator.clipboard) { if (source && source.select) source.select(); return; }
@@ -222,6 +222,8 @@ document.addEventListener("DOMContentLoaded", () => {
     labelThemeButton(theme);
     theme.hidden = false;
     theme.addEventListener("click", () => toggleTheme(theme));
+    // the system's theme can change while the page is open (evening mode): relabel
+    matchMedia("(prefers-color-scheme: dark)").addEventListener("change", () => labelThemeButton(theme));
   }
   const menu = document.querySelector(".menu-toggle");
   if (menu) wireMenu(menu);
