@@ -13,7 +13,7 @@ from privindex.api.http import audit_context
 from privindex.db.models import User
 from privindex.notify import subscriptions
 from privindex.notify.notices import Notices
-from privindex.web.blueprint import bp, me, settings
+from privindex.web.blueprint import bp, me, recent_auth, settings
 
 
 def notices() -> Notices | None:
@@ -52,6 +52,7 @@ def _back():
 
 @bp.post("/account/emails")
 @login_required
+@recent_auth
 def email_add():
     if notices() is None:
         abort(404)
@@ -65,6 +66,7 @@ def email_add():
 
 @bp.post("/account/emails/<int:address_id>/send")
 @login_required
+@recent_auth
 def email_send(address_id: int):
     try:
         send_verification(me(), address_id)
@@ -75,6 +77,7 @@ def email_send(address_id: int):
 
 @bp.post("/account/emails/<int:address_id>/primary")
 @login_required
+@recent_auth
 def email_primary(address_id: int):
     try:
         emails.make_primary(me(), address_id, _ctx())
@@ -85,6 +88,7 @@ def email_primary(address_id: int):
 
 @bp.post("/account/emails/<int:address_id>/remove")
 @login_required
+@recent_auth
 def email_remove(address_id: int):
     try:
         emails.remove(me(), address_id, _ctx())
