@@ -9,6 +9,8 @@ accounts/password_reset.py: it signs no one in, so the second factor is still as
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
@@ -73,17 +75,34 @@ def reset_password_submit(key: str):
     user = password_reset.link_user(key)
     if user is None:
         return _link_gone()
+
+    def reset(password: str) -> str | None:
+        try:
+            password_reset.reset(key, password, audit_context())
+        except users.AccountError:
+            if password_reset.link_user(key) is None:
+                return None  # used meanwhile, or expired
+            raise
+        return _("Your password is changed and you are signed out everywhere. Sign in now.")
+
+    return set_password_form(user.username, reset, _link_gone)
+
+
+def set_password_form(username: str, apply: Callable[[str], str | None], gone: Callable):
+    """The POST of a set-password link's page (a mailed reset link, an admin's set-up link):
+    the two passwords must match; apply(password) sets it and says what the sign-in page
+    shows, or returns None when the link is gone. An AccountError is shown on the form."""
     password = request.form.get("password") or ""
     if password != request.form.get("password2"):
         flash(_("The two passwords differ."), "error")
     else:
         try:
-            password_reset.reset(key, password, audit_context())
+            done = apply(password)
         except users.AccountError as exc:
-            if password_reset.link_user(key) is None:
-                return _link_gone()
             flash(str(exc), "error")
         else:
-            flash(_("Your password is changed and you are signed out everywhere. Sign in now."), "info")
+            if done is None:
+                return gone()
+            flash(done, "info")
             return redirect(url_for("web.login"))
-    return render_template("setup_password.html", username=user.username), 400
+    return render_template("setup_password.html", username=username), 400
