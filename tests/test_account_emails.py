@@ -71,3 +71,18 @@ def test_adding_promoting_and_removing_an_address_is_told_to_the_previous_primar
     client.post(f"/account/emails/{address_id('old@example.org')}/remove")
     removed = mails()[-1]
     assert removed["to"] == "new@example.org" and "old@example.org was removed" in removed["text"]
+
+
+@pytest.mark.app_settings(**MAIL_ON)
+def test_verification_mails_are_limited_per_account_and_per_address(app):
+    client = signed_in(app, "m", address=None)
+    assert client.post("/account/emails", data={"address": "target@victim.example"}).status_code == 302
+    target = address_id("target@victim.example")
+    answers = [client.post(f"/account/emails/{target}/send").status_code for _ in range(5)]
+    assert answers == [302] * 4 + [429]  # the add's mail was the first of 5 per hour
+    assert len([m for m in mails() if m["to"] == "target@victim.example"]) == 5
+
+    # another account cannot take over the flood: the address has had its 5
+    other = signed_in(app, "n", address=None)
+    assert other.post("/account/emails", data={"address": "target@victim.example"}).status_code == 429
+    assert len([m for m in mails() if m["to"] == "target@victim.example"]) == 5

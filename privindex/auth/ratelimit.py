@@ -49,6 +49,10 @@ TWO_FACTOR_PER_ADDRESS = "10 per 5 minutes; 50 per hour"
 # "Forgot password" requests: every request counts (a link mailed is never given back).
 RESET_PER_ACCOUNT = "3 per hour"
 RESET_PER_ADDRESS = "10 per hour"
+# Verification links mailed from the account page: per account and per address mailed to,
+# so a session cannot flood someone's mailbox (every mail counts).
+VERIFY_PER_ACCOUNT = "5 per hour"
+VERIFY_PER_ADDRESS = "5 per hour"
 BUSY_WAIT = 60.0  # seconds suggested when only attempts still running fill the limit
 
 
@@ -182,9 +186,11 @@ class Limiter:
 
 
 def login_limiters(key: bytes) -> dict[str, Limiter]:
-    """The sign-in limiters; key: the secret every process sharing the database shares."""
+    """The sign-in limiters, and the verification mails'; key: the secret every process
+    sharing the database shares."""
     return {
         "password": Limiter("password", PASSWORD_PER_USER, PASSWORD_PER_ADDRESS, key),
         "2fa": Limiter("2fa", TWO_FACTOR_PER_USER, TWO_FACTOR_PER_ADDRESS, key),
         "reset": Limiter("reset", RESET_PER_ACCOUNT, RESET_PER_ADDRESS, key),
+        "verify": Limiter("verify", VERIFY_PER_ACCOUNT, VERIFY_PER_ADDRESS, key),
     }
