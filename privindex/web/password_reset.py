@@ -2,8 +2,9 @@
 
 The form's answer is the same whether or not an account matches (nor does it take longer
 in a way worth measuring: both paths read the database, only one queues a mail). Requests
-are limited per account (or per text typed, when none matches) and per client address by
-the sign-in limiter "reset"; every request counts. The reset itself is
+are limited per text typed (case and spaces aside; so an account named by its username
+and by each verified address has that many buckets, a bounded few) and per client address
+by the sign-in limiter "reset"; every request counts. The reset itself is
 accounts/password_reset.py: it signs no one in, so the second factor is still asked.
 """
 
@@ -36,7 +37,9 @@ def forgot_password_submit():
     typed = (request.form.get("account") or "").strip()[:320]
     user = password_reset.account_for(typed)
     try:
-        with limits()["reset"].attempt(user.username if user else typed.lower(), request.remote_addr or "-"):
+        # keyed by the text as typed on both paths: a bucket tells nothing of whether an
+        # account matched (a username and each of its addresses are separate buckets)
+        with limits()["reset"].attempt(" ".join(typed.lower().split()), request.remote_addr or "-"):
             link = password_reset.request_link(user, audit_context()) if user else None
     except Limited as exc:
         flash(_("Too many requests. Try again in %(wait)s.", wait=humanize_wait(exc.retry_after)), "error")
