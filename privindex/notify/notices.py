@@ -29,9 +29,9 @@ import peewee
 from babel.dates import format_datetime
 from babel.support import NullTranslations, Translations
 
-from privindex.accounts import emails
+from privindex.accounts import emails, permissions
 from privindex.config import Settings
-from privindex.db.models import AuditEvent, Project, ProjectRole, User
+from privindex.db.models import AuditEvent, User
 from privindex.notify import mail, subscriptions
 from privindex.ops import audit
 from privindex.ops.audit import Tag
@@ -303,12 +303,7 @@ def _scope(details: dict, gettext) -> str:
 
 
 def _owners(project: str) -> list[User]:
-    return list(
-        User.select()
-        .join(ProjectRole)
-        .join(Project)
-        .where(Project.name == project, ProjectRole.role == "owner")
-    )
+    return [user for user, role in permissions.role_holders(project) if role == "owner"]
 
 
 def attach(db: peewee.Database, settings: Settings) -> Notices | None:
