@@ -41,6 +41,8 @@ def test_redact_removes_every_kind_of_secret_privindex_makes():
     assert redact("/simple/?Token=abc") == f"/simple/?Token={REDACTED}"
     # a set-password link's key (valid for days: whoever reads the log could set the password)
     assert redact('"GET /setup-password/x3Q_-9aZk2 HTTP/1.1"') == f'"GET /setup-password/{REDACTED} HTTP/1.1"'
+    assert redact("POST /reset-password/x3Q_-9aZk2") == f"POST /reset-password/{REDACTED}"
+    assert redact("GET /verify-email/x3Q_-9aZk2?a=1") == f"GET /verify-email/{REDACTED}?a=1"
     # credentials in a URL (an upstream_url with user:password@), up to the last @ of the host part
     assert (
         redact("cannot reach https://me:pa@ss@mirror.example:8443/simple/ (x@y)")

@@ -134,6 +134,9 @@ def test_a_reset_link_older_than_30_minutes_is_refused(server, mailbox):
     assert not WebClient(server.url).login("carol", PASSWORD).url.endswith("/login"), (
         "the password is unchanged"
     )
+    key = path.rsplit("/", 1)[1]
+    assert key not in server.log(), "the access log line of the reset page holds no key"
+    assert "GET /reset-password/[redacted]" in server.log()
 
 
 def age_reset_links(server, seconds: float) -> None:

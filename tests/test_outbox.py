@@ -5,6 +5,7 @@ The real parts (a mail server, a webhook receiver, a restart): tests/test_notify
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 
@@ -157,3 +158,28 @@ def test_two_senders_never_claim_the_same_row(app):
     for thread in threads:
         thread.join()
     assert sorted(claimed) == sorted(row.id for row in OutboxItem.select())
+
+
+def test_a_mail_failed_for_good_forgets_its_text_and_keeps_whom_and_what_for_the_admin(app):
+    def refuse(payload: dict) -> None:
+        raise outbox.Undeliverable("550 no such mailbox")
+
+    outbox.register_sender("mail", refuse, forget_after_send=("text", "html"))
+    try:
+        outbox.enqueue(
+            "mail",
+            {
+                "to": "a@example.org",
+                "subject": "Reset your password",
+                "text": "https://x/r/SECRET",
+                "html": "SECRET",
+            },
+        )
+        assert outbox.deliver_due(settings(app))
+    finally:
+        outbox.unregister_sender("mail")
+    mail = OutboxItem.get(OutboxItem.kind == "mail")
+    assert mail.status == "failed" and "SECRET" not in mail.payload
+    assert json.loads(mail.payload) == {"to": "a@example.org", "subject": "Reset your password"}
+    with pytest.raises(outbox.OutboxError, match="failed mail's text is not kept"):
+        outbox.send_again(mail.id, audit.CLI)

@@ -74,6 +74,7 @@ def find_by_address(text: str) -> EmailAddress | None:
 def add_address(user: User, text: str, ctx: audit.Context, verified: bool = False) -> EmailAddress:
     """Add an address (the first one becomes primary). verified: an admin vouches for it."""
     address = normalize_address(text)
+    previous = primary_verified(user)
     with database.atomic():
         existing = EmailAddress.get_or_none(EmailAddress.address == address)
         if existing is not None and existing.user_id != user.id:
@@ -94,7 +95,7 @@ def add_address(user: User, text: str, ctx: audit.Context, verified: bool = Fals
             existing = EmailAddress.create(
                 user=user, address=address, is_primary=first, created_at=time.time()
             )
-            audit.record(Tag.USER_EMAIL_ADD, ctx, subject=user.username, address=address)
+            audit.record(Tag.USER_EMAIL_ADD, ctx, subject=user.username, address=address, previous=previous)
         elif not verified:
             raise AccountError(_("you have added this address already"))
         if verified and existing.verified_at is None:
@@ -162,18 +163,24 @@ def make_primary(user: User, address_id: int, ctx: audit.Context) -> None:
     row = _own(user, address_id)
     if row.verified_at is None:
         raise AccountError(_("verify this address before making it primary"))
+    previous = primary_verified(user)
     with database.atomic():
         EmailAddress.update(is_primary=False).where(EmailAddress.user == user).execute()
         EmailAddress.update(is_primary=True).where(EmailAddress.id == row.id).execute()
-        audit.record(Tag.USER_EMAIL_PRIMARY, ctx, subject=user.username, address=row.address)
+        audit.record(
+            Tag.USER_EMAIL_PRIMARY, ctx, subject=user.username, address=row.address, previous=previous
+        )
 
 
 def remove(user: User, address_id: int, ctx: audit.Context) -> None:
     """Remove an address; the primary one only while it is the last."""
     row = _own(user, address_id)
+    previous = primary_verified(user)
     with database.atomic():
         others = EmailAddress.select().where(EmailAddress.user == user, EmailAddress.id != row.id).exists()
         if row.is_primary and others:
             raise AccountError(_("make another address primary before removing this one"))
         EmailAddress.delete().where(EmailAddress.id == row.id).execute()
-        audit.record(Tag.USER_EMAIL_REMOVE, ctx, subject=user.username, address=row.address)
+        audit.record(
+            Tag.USER_EMAIL_REMOVE, ctx, subject=user.username, address=row.address, previous=previous
+        )

@@ -63,6 +63,23 @@ def team_roles(user: User, name: str) -> list[str]:
     ]
 
 
+def role_holders(name: str) -> list[tuple[User, str]]:
+    """Who holds a role on the project `name`, their own or through a team, with the
+    highest (project notices go by it), in the order of their user ids."""
+    project = Project.get_or_none(Project.name == name)
+    if project is None:
+        return []
+    covering = Namespace.select(Namespace.id).where(Namespace.name.in_(list(namespaces.prefixes(name))))
+    own = ProjectRole.select(ProjectRole.user).where(ProjectRole.project == project)
+    teamed = (
+        TeamMember.select(TeamMember.user)
+        .join(TeamRole, on=(TeamRole.team == TeamMember.team))
+        .where((TeamRole.project == project) | (TeamRole.namespace.in_(covering)))
+    )
+    holders = User.select().where(User.id.in_(own) | User.id.in_(teamed)).order_by(User.id)
+    return [(user, role) for user in holders if (role := user_role(user, project))]
+
+
 def projects_with_role(user: User) -> set[str]:
     """The names of the projects the user holds a role on, their own or through a team
     (on the project, or on a namespace over it): the user's own list of projects."""

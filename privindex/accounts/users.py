@@ -188,10 +188,20 @@ def set_admin(user: User, is_admin: bool, ctx: audit.Context) -> None:
 def remove_user(user: User, ctx: audit.Context) -> tuple[int, int]:
     """Remove a user for good. Refused while they are the last owner of a project (give it
     another owner first); their roles go, their tokens are revoked (each audited), their
-    sessions end and their second factors and password are deleted. The row stays, disabled
-    and marked removed: the audit trail refers to it, and the name cannot be taken by
-    someone else. Returns (tokens revoked, roles removed)."""
-    from privindex.db.models import Project, ProjectRole, RecoveryCode, SecurityKey, TeamMember
+    sessions end and their second factors, password, email addresses and identity provider
+    links are deleted (another account may take the addresses; the provider's subject signs
+    in as a new user). The row stays, disabled and marked removed: the audit trail refers
+    to it, and the name cannot be taken by someone else. Returns (tokens revoked, roles
+    removed)."""
+    from privindex.db.models import (
+        EmailAddress,
+        Project,
+        ProjectRole,
+        RecoveryCode,
+        SecurityKey,
+        SsoLink,
+        TeamMember,
+    )
 
     with database.atomic():
         owned = [
@@ -224,6 +234,8 @@ def remove_user(user: User, ctx: audit.Context) -> tuple[int, int]:
         revoked = _revoke_tokens(user, ctx, reason="user_removed")
         SecurityKey.delete().where(SecurityKey.user == user).execute()
         RecoveryCode.delete().where(RecoveryCode.user == user).execute()
+        EmailAddress.delete().where(EmailAddress.user == user).execute()
+        SsoLink.delete().where(SsoLink.user == user).execute()
         now = time.time()
         User.update(
             is_disabled=True,

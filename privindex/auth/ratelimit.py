@@ -52,6 +52,10 @@ RESET_PER_ADDRESS = "10 per hour"
 # Passkey sign-in options: asked before anyone is known, each writes a challenge row; every
 # request counts. Pages ask once on load and once per try, so a person never meets it.
 PASSKEY_OPTIONS_PER_ADDRESS = "30 per minute; 300 per hour"
+# Verification links mailed from the account page: per account and per address mailed to,
+# so a session cannot flood someone's mailbox (every mail counts).
+VERIFY_PER_ACCOUNT = "5 per hour"
+VERIFY_PER_ADDRESS = "5 per hour"
 BUSY_WAIT = 60.0  # seconds suggested when only attempts still running fill the limit
 
 
@@ -185,7 +189,8 @@ class Limiter:
 
 
 def login_limiters(key: bytes) -> dict[str, Limiter]:
-    """The sign-in limiters; key: the secret every process sharing the database shares."""
+    """The sign-in limiters, and the verification mails'; key: the secret every process
+    sharing the database shares."""
     return {
         "password": Limiter("password", PASSWORD_PER_USER, PASSWORD_PER_ADDRESS, key),
         "2fa": Limiter("2fa", TWO_FACTOR_PER_USER, TWO_FACTOR_PER_ADDRESS, key),
@@ -193,4 +198,5 @@ def login_limiters(key: bytes) -> dict[str, Limiter]:
         "passkey-options": Limiter(
             "passkey-options", PASSKEY_OPTIONS_PER_ADDRESS, PASSKEY_OPTIONS_PER_ADDRESS, key
         ),
+        "verify": Limiter("verify", VERIFY_PER_ACCOUNT, VERIFY_PER_ADDRESS, key),
     }

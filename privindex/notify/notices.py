@@ -30,9 +30,9 @@ import peewee
 from babel.dates import format_datetime
 from babel.support import NullTranslations, Translations
 
-from privindex.accounts import emails
+from privindex.accounts import emails, permissions
 from privindex.config import Settings
-from privindex.db.models import AuditEvent, Project, ProjectRole, User
+from privindex.db.models import AuditEvent, User
 from privindex.notify import mail, subscriptions
 from privindex.ops import audit
 from privindex.ops.audit import Tag
@@ -83,6 +83,19 @@ NOTICES: dict[Tag, Notice] = {
     Tag.USER_2FA_RESET: Notice(
         N_("Your second factors were reset"),
         N_("An administrator removed every second factor of your account %(user)s."),
+    ),
+    # these go to the primary address as it was before the change (see Notices.on_event)
+    Tag.USER_EMAIL_ADD: Notice(
+        N_("An email address was added to your account"),
+        N_("The address %(address)s was added to your account %(user)s."),
+    ),
+    Tag.USER_EMAIL_PRIMARY: Notice(
+        N_("Your primary email address was changed"),
+        N_("Notices and password reset links for your account %(user)s now go to %(address)s."),
+    ),
+    Tag.USER_EMAIL_REMOVE: Notice(
+        N_("An email address was removed from your account"),
+        N_("The address %(address)s was removed from your account %(user)s."),
     ),
     Tag.USER_RECOVERY_CODES_GENERATE: Notice(
         N_("New recovery codes were made"),
@@ -145,6 +158,8 @@ NOTICES: dict[Tag, Notice] = {
     ),
 }
 
+EMAIL_TAGS = {Tag.USER_EMAIL_ADD, Tag.USER_EMAIL_PRIMARY, Tag.USER_EMAIL_REMOVE}
+
 VERIFY = Notice(
     N_("Verify your email address"),
     N_("Follow this link within 48 hours to confirm that %(address)s belongs to your account %(user)s:"),
@@ -189,7 +204,11 @@ class Notices:
             return
         details = json.loads(event.details or "{}")
         for user in self._recipients(event, details):
-            address = emails.primary_verified(user)
+            # an address change is told where notices went before it: a session taken
+            # over must not be able to move them away unnoticed
+            address = (
+                details.get("previous") if Tag(event.tag) in EMAIL_TAGS else emails.primary_verified(user)
+            )
             if address:
                 self._send(user, address, notice, event, details)
 
@@ -293,12 +312,7 @@ def _scope(details: dict, gettext) -> str:
 
 
 def _owners(project: str) -> list[User]:
-    return list(
-        User.select()
-        .join(ProjectRole)
-        .join(Project)
-        .where(Project.name == project, ProjectRole.role == "owner")
-    )
+    return [user for user, role in permissions.role_holders(project) if role == "owner"]
 
 
 def attach(db: peewee.Database, settings: Settings) -> Notices | None:

@@ -60,7 +60,8 @@ _senders: dict[str, _Sender] = {}
 def register_sender(kind: str, send: Send, *, forget_after_send: tuple[str, ...] = ()) -> None:
     """The function that delivers `kind` in this process (one per kind; the last wins). A
     row of a kind without a sender waits. forget_after_send: payload keys dropped once
-    sent (a mail's text may carry a single-use link; only the recipient should keep it)."""
+    sent or failed for good (a mail's text may carry a single-use link; only the recipient
+    should ever hold it, and a failed one is not kept for an admin to read either)."""
     _check_kind(kind)
     _senders[kind] = _Sender(send, forget_after_send)
 
@@ -147,18 +148,16 @@ def deliver_due(settings: Settings) -> bool:
             last_error=error,
             outcome=None,
             duration=duration,
+            payload=_forget(sender, item.payload) if final else item.payload,
         ).where(OutboxItem.id == item.id).execute()
         return True
-    payload = _payload(item)
-    for key in sender.forget_after_send:
-        payload.pop(key, None)
     OutboxItem.update(
         status="sent",
         sent_at=time.time(),
         last_error=None,
         outcome=outcome,
         duration=time.monotonic() - started,
-        payload=json.dumps(payload, sort_keys=True, separators=(",", ":")),
+        payload=_forget(sender, item.payload),
     ).where(OutboxItem.id == item.id).execute()
     return True
 
@@ -172,6 +171,19 @@ def _payload(item: OutboxItem) -> dict:
     if not isinstance(payload, dict):
         raise Undeliverable("the payload is not a JSON object")
     return payload
+
+
+def _forget(sender: _Sender | None, payload: str) -> str:
+    """The payload without the keys its sender forgets once done with a row (a malformed
+    row, or one of an unknown kind, is kept as it came, for the admin to read)."""
+    try:
+        data = json.loads(payload)
+    except ValueError:
+        return payload
+    if sender is None or not isinstance(data, dict):
+        return payload
+    kept = {k: v for k, v in data.items() if k not in sender.forget_after_send}
+    return json.dumps(kept, sort_keys=True, separators=(",", ":"))
 
 
 def prune(now: float | None = None) -> int:
@@ -201,13 +213,15 @@ def run_sender(settings: Settings, stop: threading.Event) -> None:
 
 def send_again(item_id: int, ctx: audit.Context) -> OutboxItem:
     """An admin's (or a hook owner's) "send again": the delivery is due now, with a fresh
-    series of attempts. A sent mail cannot be (its text was forgotten)."""
+    series of attempts. A mail sent or failed for good cannot be (its text was forgotten)."""
     with database.atomic():
         item = OutboxItem.get_or_none(OutboxItem.id == item_id)
         if item is None:
             raise OutboxError(f"no delivery {item_id}")
-        if item.status == "sent" and item.kind == "mail":
-            raise OutboxError(f"delivery {item_id} was sent, and a sent mail's text is not kept")
+        if item.kind == "mail" and "text" not in json.loads(item.payload):
+            raise OutboxError(
+                f"delivery {item_id} was {item.status}, and a {item.status} mail's text is not kept"
+            )
         OutboxItem.update(status="pending", attempts=0, next_attempt_at=time.time()).where(
             OutboxItem.id == item_id
         ).execute()

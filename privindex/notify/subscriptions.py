@@ -1,11 +1,13 @@
 """Who hears of a project's uploads, yanks and deletions: its owners unless they opt out,
-its maintainers if they opt in. A row is kept only where a choice differs from that default."""
+its maintainers if they opt in. A role held through a team counts as one held directly
+(accounts/permissions.py). A row is kept only where a choice differs from that default."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from privindex.db.models import Project, ProjectRole, ProjectSubscription, User
+from privindex.accounts import permissions
+from privindex.db.models import Project, ProjectSubscription, User
 
 
 @dataclass(frozen=True)
@@ -25,43 +27,37 @@ def choices(user: User) -> list[Choice]:
         row.project_id: row.enabled
         for row in ProjectSubscription.select().where(ProjectSubscription.user == user)
     }
-    roles = (
-        ProjectRole.select(ProjectRole, Project)
-        .join(Project)
-        .where(ProjectRole.user == user)
-        .order_by(Project.name)
-    )
-    return [Choice(r.project.name, r.role, chosen.get(r.project.id, _default(r.role))) for r in roles]
+    result = []
+    for project in (
+        Project.select().where(Project.name.in_(permissions.projects_with_role(user))).order_by(Project.name)
+    ):
+        role = permissions.user_role(user, project)
+        if role is not None:
+            result.append(Choice(project.name, role, chosen.get(project.id, _default(role))))
+    return result
 
 
 def set_subscribed(user: User, project: str, subscribed: bool) -> None:
     """Record the user's choice for a project they have a role on (others are ignored)."""
-    role = (
-        ProjectRole.select(ProjectRole, Project)
-        .join(Project)
-        .where(ProjectRole.user == user, Project.name == project)
-        .first()
-    )
-    if role is None:
+    row = Project.get_or_none(Project.name == project)
+    role = permissions.user_role(user, row)
+    if row is None or role is None:
         return
     ProjectSubscription.delete().where(
-        ProjectSubscription.user == user, ProjectSubscription.project == role.project
+        ProjectSubscription.user == user, ProjectSubscription.project == row
     ).execute()
-    if subscribed != _default(role.role):
-        ProjectSubscription.create(user=user, project=role.project, enabled=subscribed)
+    if subscribed != _default(role):
+        ProjectSubscription.create(user=user, project=row, enabled=subscribed)
 
 
 def subscribers(project: str) -> list[User]:
     """The users who hear of this project's uploads, yanks and deletions."""
-    roles = (
-        ProjectRole.select(ProjectRole, User, Project)
-        .join(User)
-        .switch(ProjectRole)
-        .join(Project)
-        .where(Project.name == project, User.is_disabled == False)  # noqa: E712
-    )
     chosen = {
         row.user_id: row.enabled
         for row in ProjectSubscription.select().join(Project).where(Project.name == project)
     }
-    return [r.user for r in roles if chosen.get(r.user.id, _default(r.role))]
+    return [
+        user
+        for user, role in permissions.role_holders(project)
+        if not user.is_disabled and chosen.get(user.id, _default(role))
+    ]

@@ -44,8 +44,9 @@ _SECRETS = re.compile(
             rf"(?<![0-9A-Za-z-]){recovery.SHOWN_PATTERN}(?![0-9A-Za-z-])",
             # credentials in query strings and forms
             r"(?i:(?P<keep>(?:password|passwd|token|secret|code)=)[^&\s\"']*)",
-            # the key of a set-password link (an admin's invitation or reset: valid for days)
-            r"(?P<path>/setup-password/)[A-Za-z0-9_-]+",
+            # the key of a mailed or handed-out link: set-password (an admin's invitation,
+            # valid for days), reset-password and verify-email
+            r"(?P<path>/(?:setup-password|reset-password|verify-email)/)[A-Za-z0-9_-]+",
             # credentials in URLs (user:password@ before the host), up to the last @ before the path
             r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)[^\s/?#@]*(?:@[^\s/?#@]*)*@",
         )

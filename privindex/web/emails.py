@@ -10,10 +10,11 @@ from flask_login import login_required
 
 from privindex.accounts import emails, users
 from privindex.api.http import audit_context
+from privindex.auth.ratelimit import Limited
 from privindex.db.models import User
 from privindex.notify import subscriptions
 from privindex.notify.notices import Notices
-from privindex.web.blueprint import bp, me, settings
+from privindex.web.blueprint import bp, humanize_wait, limits, me, recent_auth, settings
 
 
 def notices() -> Notices | None:
@@ -38,10 +39,18 @@ def send_verification(user: User, address_id: int) -> None:
     sender = notices()
     if sender is None:
         abort(404)
-    key = emails.verification_key(user, address_id)
-    row = next(a for a in emails.addresses(user) if a.id == address_id)
+    row = next((a for a in emails.addresses(user) if a.id == address_id), None)
+    # every mail counts, per account and per address mailed to (an unknown id: on the account)
+    with limits()["verify"].attempt(user.username, row.address if row else ""):
+        key = emails.verification_key(user, address_id)
+    assert row is not None  # verification_key refused an address that is not the user's
     sender.send_link(user, row.address, "verify", settings().base_url + url_for("web.email_verify", key=key))
     flash(_("We sent a link to %(address)s: follow it to verify the address.", address=row.address), "info")
+
+
+def _too_many(exc: Limited):
+    message = _("Too many requests. Try again in %(wait)s.", wait=humanize_wait(exc.retry_after))
+    return render_template("message.html", title=_("Too many attempts"), message=message), 429
 
 
 def _back():
@@ -52,6 +61,7 @@ def _back():
 
 @bp.post("/account/emails")
 @login_required
+@recent_auth
 def email_add():
     if notices() is None:
         abort(404)
@@ -60,21 +70,27 @@ def email_add():
         send_verification(me(), row.id)
     except users.AccountError as exc:
         flash(str(exc), "error")
+    except Limited as exc:
+        return _too_many(exc)
     return _back()
 
 
 @bp.post("/account/emails/<int:address_id>/send")
 @login_required
+@recent_auth
 def email_send(address_id: int):
     try:
         send_verification(me(), address_id)
     except users.AccountError as exc:
         flash(str(exc), "error")
+    except Limited as exc:
+        return _too_many(exc)
     return _back()
 
 
 @bp.post("/account/emails/<int:address_id>/primary")
 @login_required
+@recent_auth
 def email_primary(address_id: int):
     try:
         emails.make_primary(me(), address_id, _ctx())
@@ -85,6 +101,7 @@ def email_primary(address_id: int):
 
 @bp.post("/account/emails/<int:address_id>/remove")
 @login_required
+@recent_auth
 def email_remove(address_id: int):
     try:
         emails.remove(me(), address_id, _ctx())

@@ -55,6 +55,7 @@ from privindex.web.blueprint import (
     settings,
 )
 from privindex.web.confirm import form_fields
+from privindex.web.password_reset import set_password_form
 
 PENDING_LOGIN = "pending_login"
 WEBAUTHN_LOGIN = "webauthn_login"
@@ -486,17 +487,11 @@ def setup_password_submit(key: str):
     pending = _setup_link(key)
     if pending is None:
         return _link_gone()
-    password = request.form.get("password") or ""
-    if password != request.form.get("password2"):
-        flash(_("The two passwords differ."), "error")
-    else:
-        try:
-            users.set_password(pending.user, password, audit_context().with_actor(pending.user))
-        except users.AccountError as exc:
-            flash(str(exc), "error")
-        else:
-            if second_factors.take_pending(key, "password-setup") is None:
-                return _link_gone()
-            flash(_("Your password is set. Sign in now."), "info")
-            return redirect(url_for("web.login"))
-    return render_template("setup_password.html", username=pending.user.username), 400
+
+    def set_up(password: str) -> str | None:
+        users.set_password(pending.user, password, audit_context().with_actor(pending.user))
+        if second_factors.take_pending(key, "password-setup") is None:
+            return None
+        return _("Your password is set. Sign in now.")
+
+    return set_password_form(pending.user.username, set_up, _link_gone)
