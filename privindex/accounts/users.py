@@ -13,7 +13,7 @@ import time
 from privindex.accounts import sessions
 from privindex.auth import passwords
 from privindex.db.connection import database
-from privindex.db.models import ApiToken, PendingAuth, SecurityKey, User
+from privindex.db.models import ApiToken, PendingAuth, SecurityKey, SsoLink, User
 from privindex.i18n import _
 from privindex.ops import audit
 from privindex.ops.audit import Tag
@@ -97,6 +97,16 @@ def check_password(user: User | None, password: str) -> bool:
     if ok and new_hash and user is not None:
         User.update(password_hash=new_hash).where(User.id == user.id).execute()
     return ok
+
+
+def provider_only(user: User) -> str | None:
+    """The issuer of the identity provider a user without a password of their own signs in
+    through (made by the provider, or linked before setting one); else None. Such a user gets
+    no password by reset and no password sign-in: that would skip the provider's checks."""
+    if user.password_hash is not None:
+        return None
+    link = SsoLink.select(SsoLink.issuer).where(SsoLink.user == user).first()
+    return link.issuer if link else None
 
 
 def record_login(user: User) -> None:
