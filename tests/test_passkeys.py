@@ -136,3 +136,17 @@ def test_turning_a_key_that_is_not_there_into_a_passkey_is_a_400(client, conf):
         client.post("/account/passkeys/options", headers=headers)
         resp = client.post("/account/passkeys", json={"replace": replace, "credential": {}}, headers=headers)
         assert resp.status_code == 400, replace
+
+
+@pytest.mark.app_settings(require_2fa=True, smtp_url="smtp://127.0.0.1:1", mail_from="pidx@example.org")
+def test_no_passkey_before_a_verified_primary_address(app):
+    """As for TOTP and security keys: a second factor comes after a verified address."""
+    password = "correct horse battery staple 42"
+    users.create_user("newbie", password, audit.CLI)
+    app.config["WTF_CSRF_ENABLED"] = False
+    client = app.test_client()
+    assert client.post("/login", data={"username": "newbie", "password": password}).status_code == 302
+    for path in ("/account/passkeys/options", "/account/passkeys"):
+        refused = client.post(path, json={})
+        assert refused.status_code == 403
+        assert refused.get_json()["error"] == "Verify your primary email address first."
