@@ -35,6 +35,22 @@ def _bad(field: str, detail: str) -> ConfigError:
     return ConfigError(f"{field}: {detail}", field)
 
 
+def _host_and_port(entry: str) -> tuple[str, int | None]:
+    """`host`, `host:port`, `[v6]`, `[v6]:port` or a bare IPv6 address, for webhook_allowed_hosts."""
+    if entry.startswith("["):
+        host, _, rest = entry[1:].partition("]")
+        port = rest.removeprefix(":") if rest.startswith(":") else None
+        if rest and port is None:
+            raise _bad("webhook_allowed_hosts", f"{entry!r} is not host or host:port")
+    elif entry.count(":") == 1:
+        host, port = entry.split(":")
+    else:
+        host, port = entry, None
+    if not host or (port is not None and not (port.isdigit() and 1 <= int(port) <= 65535)):
+        raise _bad("webhook_allowed_hosts", f"{entry!r} is not host or host:port (a port is 1-65535)")
+    return host.lower(), int(port) if port is not None else None
+
+
 ISSUER_KINDS = ("gitlab", "github", "forgejo")
 METRICS_ACCESS = ("", "public", "token", "addresses")
 SEND_FILES_VIA = ("off", "x-accel-redirect", "x-sendfile")
@@ -234,6 +250,7 @@ class Settings:
             raise _bad("port", f"{self.port} is not a TCP port (0-65535)")
         if self.threads < 1:
             raise _bad("threads", f"must be at least 1, got {self.threads}")
+        self.webhook_allowed_host_names  # noqa: B018  (its errors name the key at start)
         if self.read_access not in ("public", "token"):
             raise _bad("read_access", f"must be 'public' or 'token', got {self.read_access!r}")
         if self.readme_images not in ("hide", "link", "show"):
@@ -403,11 +420,11 @@ class Settings:
             raise _bad("outbox_max_attempts", f"must be at least 1, got {self.outbox_max_attempts}")
 
     @property
-    def webhook_allowed_host_names(self) -> tuple[str, ...]:
-        """webhook_allowed_hosts parsed: comma- or space-separated host names, lower case."""
-        return tuple(
-            part.lower().strip("[]") for part in self.webhook_allowed_hosts.replace(",", " ").split()
-        )
+    def webhook_allowed_host_names(self) -> tuple[tuple[str, int | None], ...]:
+        """webhook_allowed_hosts parsed: comma- or space-separated `host` or `host:port`
+        entries as (host in lower case, port); a bare host (port None) allows its URL
+        scheme's default port only, so allowing a host opens no other service on it."""
+        return tuple(_host_and_port(part) for part in self.webhook_allowed_hosts.replace(",", " ").split())
 
     @property
     def upstream_file_host_names(self) -> tuple[str, ...]:

@@ -26,9 +26,9 @@ class Received:
 
 
 class FakeReceiver:
-    def __init__(self, secret: str = ""):
+    def __init__(self, secret: str = "", port: int = 0):
         self.secret = secret
-        self.answers: list[int | tuple[int, dict[str, str]]] = []
+        self.answers: list[int | tuple] = []  # status, or (status, headers[, body])
         self.received: list[Received] = []
         self.arrived = threading.Condition()
         receiver = self
@@ -42,18 +42,23 @@ class FakeReceiver:
                 expected = "sha256=" + hmac.new(receiver.secret.encode(), body, hashlib.sha256).hexdigest()
                 genuine = hmac.compare_digest(expected, self.headers.get("X-Privindex-Signature", ""))
                 answer = receiver.answers.pop(0) if receiver.answers else 204
-                status, headers = answer if isinstance(answer, tuple) else (answer, {})
+                status, headers, text = (*answer, b"")[:3] if isinstance(answer, tuple) else (answer, {}, b"")
                 with receiver.arrived:  # before answering: the next delivery comes after it
                     receiver.received.append(Received(dict(self.headers), body, genuine, status))
                     receiver.arrived.notify_all()
                 self.send_response(status)
                 for name, value in headers.items():
                     self.send_header(name, value)
-                self.send_header("Content-Length", "0")
+                self.send_header("Content-Length", str(len(text)))
                 self.end_headers()
+                self.wfile.write(text)
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @property
+    def port(self) -> int:
+        return self.server.server_address[1]
 
     @property
     def url(self) -> str:

@@ -182,3 +182,17 @@ def test_the_recheck_takes_only_the_users_own_passkey_with_user_verification(cli
     assert passed.status_code == 302 and passed.headers["Location"].endswith("/tokens")
     reasons = [f for f in _failures() if "invalid_passkey_reauth" in f]
     assert len(reasons) == 2
+
+
+@pytest.mark.app_settings(require_2fa=True, smtp_url="smtp://127.0.0.1:1", mail_from="pidx@example.org")
+def test_no_passkey_before_a_verified_primary_address(app):
+    """As for TOTP and security keys: a second factor comes after a verified address."""
+    password = "correct horse battery staple 42"
+    users.create_user("newbie", password, audit.CLI)
+    app.config["WTF_CSRF_ENABLED"] = False
+    client = app.test_client()
+    assert client.post("/login", data={"username": "newbie", "password": password}).status_code == 302
+    for path in ("/account/passkeys/options", "/account/passkeys"):
+        refused = client.post(path, json={})
+        assert refused.status_code == 403
+        assert refused.get_json()["error"] == "Verify your primary email address first."

@@ -126,3 +126,42 @@ def test_the_providers_mfa_stands_for_a_second_factor_only_while_trusted_and_las
     restarted = make_app(sso_providers=[PROVIDER])  # the same database, trust_provider_mfa off
     with bound(restarted.extensions["privindex"].database):
         assert not users.has_second_factor(gus)
+
+
+@pytest.mark.app_settings(
+    require_2fa=False, smtp_url="smtp://127.0.0.1:1", mail_from="pidx@example.org", sso_providers=[PROVIDER]
+)
+def test_a_user_the_provider_made_gets_no_password_by_reset_nor_signs_in_with_one(app):
+    """Else a local password would skip the provider's group and domain checks."""
+    import json
+    import re
+    import time
+
+    from privindex.accounts import emails, users
+    from privindex.db.models import OutboxItem, SsoLink
+    from privindex.ops import audit
+
+    def linked(name: str, password: str | None) -> None:
+        user = users.create_user(name, password, audit.CLI)
+        emails.add_address(user, f"{name}@corp.example", audit.CLI, verified=True)
+        SsoLink.create(issuer=PROVIDER["issuer"], subject=name, user=user, created_at=time.time())
+
+    def reset_links() -> list[str]:
+        texts = [json.loads(i.payload)["text"] for i in OutboxItem.select() if i.kind == "mail"]
+        return [m.group(1) for t in texts if (m := re.search(r"/reset-password/([A-Za-z0-9_-]+)", t))]
+
+    linked("sam", None)  # made by the provider
+    linked("pat", "pat's own old password")  # had a password before linking: keeps it
+    app.config["WTF_CSRF_ENABLED"] = False
+    client = app.test_client()
+    for account in ("sam@corp.example", "sam"):
+        answer = client.post("/forgot-password", data={"account": account})
+        assert answer.status_code == 200 and "Check your mail" in answer.get_data(as_text=True)
+    assert reset_links() == []
+    refused = client.post("/login", data={"username": "sam", "password": "any password at all"})
+    assert refused.status_code == 401 and "Sign in with Team ID" in refused.get_data(as_text=True)
+
+    client.post("/forgot-password", data={"account": "pat"})
+    assert len(reset_links()) == 1
+    signed_in = client.post("/login", data={"username": "pat", "password": "pat's own old password"})
+    assert signed_in.status_code == 302

@@ -169,6 +169,29 @@ def test_owners_manage_teams_of_their_projects_only_and_never_namespaces(people)
     assert permissions.user_role(carol, Project.get(name="gadgets")) == "maintainer"
 
 
+def test_an_owner_cannot_grant_a_role_to_a_team_she_does_not_manage(people):
+    admin, owner, carol = people
+    # an admin's team, made for a namespace but without a role yet: olga may not give it one
+    # (she would join it next and inherit what the admin grants it)
+    teams.create_team("platform", "", as_user(admin))
+    with pytest.raises(AccountError, match="only an admin"):
+        teams.grant("platform", "maintainer", as_user(owner), project="widgets")
+    with pytest.raises(AccountError, match="only an admin"):
+        teams.add_member("platform", "olga", as_user(owner))
+    # nor to another owner's team: its owner would lose it
+    users.create_user("bert", None, audit.CLI)
+    projects.ensure_project("bproj", audit.CLI)
+    projects.set_role("bproj", "bert", "owner", audit.CLI)
+    teams.create_team_for_project("widget-crew", "", "widgets", "maintainer", as_user(owner))
+    with pytest.raises(AccountError, match="only an admin"):
+        teams.grant("widget-crew", "maintainer", as_user(users.get_user("bert")), project="bproj")
+    teams.add_member("widget-crew", "carol", as_user(owner))  # still hers
+    assert [r.target for r in teams.describe(teams.get_team("platform")).roles] == []
+    # admins are unaffected; an owner may still take any team off her project
+    teams.grant("platform", "maintainer", as_user(admin), project="widgets")
+    teams.revoke("platform", as_user(owner), project="widgets")
+
+
 def test_bad_requests_say_why_and_change_nothing(people):
     admin, *_ = people
     teams.create_team("core", "", as_user(admin))

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 
+import pytest
 from conftest import audit_json, privindex_cli
 from test_web import web  # noqa: F401  (the module's live server)
 from webclient import PASSWORD, WebClient, age_sign_in, hidden_fields, user_with_totp
@@ -259,3 +260,23 @@ def test_devices_are_named_in_words_whatever_the_user_agent(app):
         assert describe(FIREFOX) == "Firefox on Windows"
         assert describe("curl/8.5.0") == "curl"
         assert describe(None) == describe("") == describe("\x00garbage" * 500) == "unknown device"
+
+
+@pytest.mark.app_settings(require_2fa=False)
+def test_a_shown_once_secret_is_never_in_the_database_in_clear(app):
+    """The pending row holds ciphertext; its key is in the browser's session alone."""
+    from privindex.accounts import users
+    from privindex.db.models import PendingAuth
+    from privindex.ops import audit
+
+    users.create_user("tokenmaker", PASSWORD, audit.CLI)
+    app.config["WTF_CSRF_ENABLED"] = False
+    client = app.test_client()
+    client.post("/login", data={"username": "tokenmaker", "password": PASSWORD})
+    made = client.post("/tokens", data={"description": "ci", "scope": "user"})
+    assert made.status_code == 302 and made.headers["Location"].endswith("/tokens/new")
+    held = [row.data for row in PendingAuth.select() if row.purpose == "shown-once:token"]
+    assert len(held) == 1 and "pidx_" not in held[0] and '"ci"' not in held[0]
+    page = client.get("/tokens/new").get_data(as_text=True)
+    assert re.search(r'value="pidx_[^"]+"', page)
+    assert client.get("/tokens/new").status_code == 302  # once

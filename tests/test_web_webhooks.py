@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from conftest import add_user, privindex_cli, start_server, wait_until
+from conftest import add_user, free_port, privindex_cli, start_server, wait_until
 from fake_receiver import FakeReceiver
 from playwright.sync_api import expect
 from test_web_browser import PASSWORD, browser, sign_in_password  # noqa: F401
@@ -26,14 +26,16 @@ def site(tmp_path_factory):
     store.mkdir()
     for version in ("1.0", "1.1", "1.2", "1.3"):
         make_wheel(store, "demo-pkg", version)
+    receiver_port = free_port()  # the receivers' (a bare host would allow port 80 only)
     env = {
         "PRIVINDEX_REQUIRE_2FA": "false",
-        "PRIVINDEX_WEBHOOK_ALLOWED_HOSTS": "127.0.0.1",
+        "PRIVINDEX_WEBHOOK_ALLOWED_HOSTS": f"127.0.0.1:{receiver_port}",
         "PRIVINDEX_OUTBOX_POLL_SECONDS": "0.2",
         "PRIVINDEX_OUTBOX_MAX_ATTEMPTS": "1",
     }
     server = start_server(store, base / "data", env=env)
     server.origin = server.url.replace("127.0.0.1", "localhost")
+    server.receiver_port = receiver_port
     add_user(server, "admin", PASSWORD, admin=True)
     add_user(server, "bob", PASSWORD)
     yield server
@@ -44,7 +46,7 @@ def site(tmp_path_factory):
 def test_an_owner_adds_a_hook_sees_its_log_and_an_admin_sends_a_failed_one_again(browser, site, width):  # noqa: F811
     if not AXE.exists():
         pytest.skip(f"{AXE} is missing")
-    receiver = FakeReceiver()
+    receiver = FakeReceiver(port=site.receiver_port)
     o = site.origin
     page = browser.new_context(viewport={"width": width, "height": 800}, bypass_csp=True).new_page()
     try:

@@ -22,7 +22,11 @@ FAST = {
     "PRIVINDEX_WEBHOOK_TIMEOUT": "3",
     "PRIVINDEX_REQUIRE_2FA": "false",  # uploads with a plain token
 }
-ALLOW_LOOPBACK = {**FAST, "PRIVINDEX_WEBHOOK_ALLOWED_HOSTS": "127.0.0.1"}
+
+
+def allow(*receivers: FakeReceiver) -> dict[str, str]:
+    """FAST, with the receivers' loopback host:port allowed (a bare host is port 80 only)."""
+    return {**FAST, "PRIVINDEX_WEBHOOK_ALLOWED_HOSTS": " ".join(f"127.0.0.1:{r.port}" for r in receivers)}
 
 
 @pytest.fixture
@@ -46,12 +50,12 @@ def uploader(server, accounts) -> str:
 def test_uploads_yanks_deletes_and_status_changes_reach_a_project_hook_signed(
     fresh_server, accounts, receiver, tmp_path
 ):
-    server = fresh_server(populated=False, env=ALLOW_LOOPBACK)
+    other_hook = FakeReceiver()  # another project's hook hears nothing of demo
+    server = fresh_server(populated=False, env=allow(receiver, other_hook))
     token = uploader(server, accounts)
     first = make_wheel(tmp_path, "demo", "1.0")
     assert twine(server.url, token, first).returncode == 0  # before the hook: nothing to send
     receiver.secret = add_hook(server, receiver.url, "--project", "Demo")
-    other_hook = FakeReceiver()  # another project's hook hears nothing of demo
     other_hook.secret = add_hook(server, other_hook.url, "--project", "other")
 
     wheel = make_wheel(tmp_path, "demo", "2.0")
@@ -87,7 +91,7 @@ def test_uploads_yanks_deletes_and_status_changes_reach_a_project_hook_signed(
 def test_a_target_that_fails_three_times_gets_the_delivery_after_a_restart(
     fresh_server, accounts, receiver, tmp_path
 ):
-    env = {**ALLOW_LOOPBACK, "PRIVINDEX_PUBLIC_URL": "http://index.example.test"}  # the port changes
+    env = {**allow(receiver), "PRIVINDEX_PUBLIC_URL": "http://index.example.test"}  # the port changes
     server = fresh_server(populated=False, env=env)
     token = uploader(server, accounts)
     receiver.secret = add_hook(server, receiver.url, "--event", "file.uploaded")
@@ -127,8 +131,18 @@ def test_a_webhook_into_the_lan_is_refused_unless_an_admin_allows_the_host(
 
     # allowed when added, no longer allowed by the server that delivers: refused in the
     # connection, and not tried again
+    # a bare host allows its default port only: not the receiver's
+    bare = privindex_cli(
+        server,
+        "webhook",
+        "add",
+        receiver.url,
+        env={"PRIVINDEX_WEBHOOK_ALLOWED_HOSTS": "127.0.0.1"},
+        check=False,
+    )
+    assert bare.returncode == 1 and "not a public address" in bare.stderr
     receiver.secret = privindex_cli(
-        server, "webhook", "add", receiver.url, env={"PRIVINDEX_WEBHOOK_ALLOWED_HOSTS": "127.0.0.1"}
+        server, "webhook", "add", receiver.url, env=allow(receiver)
     ).stdout.strip()
     token = uploader(server, accounts)
     assert twine(server.url, token, make_wheel(tmp_path, "demo", "1.0")).returncode == 0
@@ -138,7 +152,7 @@ def test_a_webhook_into_the_lan_is_refused_unless_an_admin_allows_the_host(
 
 
 def test_a_redirect_is_not_followed(fresh_server, accounts, receiver, tmp_path):
-    server = fresh_server(populated=False, env={**ALLOW_LOOPBACK, "PRIVINDEX_OUTBOX_MAX_ATTEMPTS": "1"})
+    server = fresh_server(populated=False, env={**allow(receiver), "PRIVINDEX_OUTBOX_MAX_ATTEMPTS": "1"})
     receiver.secret = add_hook(server, receiver.url, "--event", "file.uploaded")
     receiver.answers = [(307, {"Location": "http://10.0.0.1/internal"})]
     token = uploader(server, accounts)
@@ -149,3 +163,19 @@ def test_a_redirect_is_not_followed(fresh_server, accounts, receiver, tmp_path):
         with sqlite3.connect(server.data_dir / "privindex.sqlite3") as db:
             [(error,)] = db.execute("SELECT last_error FROM outbox").fetchall()
         assert error.startswith("HTTP 307: redirects are not followed (to 10.0.0.1)")
+
+
+@pytest.mark.skipif(testdb.ON_POSTGRES, reason="reads the SQLite outbox")
+def test_the_answer_of_an_allowed_private_host_is_not_kept_in_the_delivery_log(
+    fresh_server, accounts, receiver, tmp_path
+):
+    server = fresh_server(populated=False, env={**allow(receiver), "PRIVINDEX_OUTBOX_MAX_ATTEMPTS": "1"})
+    receiver.secret = add_hook(server, receiver.url, "--event", "file.uploaded")
+    receiver.answers = [(500, {}, b"Traceback: db password=hunter2 at /srv/internal")]
+    token = uploader(server, accounts)
+    assert twine(server.url, token, make_wheel(tmp_path, "demo", "1.0")).returncode == 0
+    wait_until(lambda: 'kind="webhook",status="failed"} 1.0' in metrics(server), 15)
+    with sqlite3.connect(server.data_dir / "privindex.sqlite3") as db:
+        [(error,)] = db.execute("SELECT last_error FROM outbox").fetchall()
+    assert error == "HTTP 500"
+    assert "hunter2" not in server.log()

@@ -31,10 +31,13 @@ class ResetLink:
 
 def account_for(text: str) -> User | None:
     """The enabled account a "forgot password" form names (a verified address, or a username
-    whose primary address is verified), for the rate limit and the link."""
+    whose primary address is verified), for the rate limit and the link. A user who signs in
+    only through an identity provider has none to reset (answered as an unknown account)."""
     row = emails.find_by_address(text) if "@" in text else None
     user = row.user if row else users.find_user(text)
-    return user if user is not None and not user.is_disabled else None
+    if user is None or user.is_disabled or users.provider_only(user):
+        return None
+    return user
 
 
 def request_link(user: User, ctx: audit.Context) -> ResetLink | None:
@@ -50,7 +53,9 @@ def request_link(user: User, ctx: audit.Context) -> ResetLink | None:
 def link_user(key: str) -> User | None:
     """Whose link this is, while it is valid (it stays valid until used)."""
     pending = second_factors.peek_pending(key, PURPOSE)
-    return pending.user if pending is not None and not pending.user.is_disabled else None
+    if pending is None or pending.user.is_disabled or users.provider_only(pending.user):
+        return None
+    return pending.user
 
 
 def reset(key: str, password: str, ctx: audit.Context) -> User:

@@ -130,7 +130,8 @@ def create_team_for_project(name: str, description: str, project: str, role: str
     _require(ctx.actor, permissions.can_manage(ctx.actor, canonicalize_name(project)))
     with database.atomic():
         team = _create(name, description, ctx)
-        grant(team.name, role, ctx, project=project)
+        # the team is new and hers: the rule of grant() (a team she manages already) cannot hold yet
+        _set_role(_place(team.name, project, None, ctx), role, ctx)
     return team
 
 
@@ -247,9 +248,17 @@ def grant(
     name: str, role: str, ctx: audit.Context, project: str | None = None, namespace: str | None = None
 ) -> None:
     """Give the team `role` on a project or a namespace (changing the role it has there)."""
+    place = _place(name, project, namespace, ctx)
+    # An owner grants only to a team she manages already: else she could give an admin's empty
+    # team a role, join it and inherit what the admin grants it later, or take another owner's
+    # team out of their hands.
+    _require(ctx.actor, may_manage(ctx.actor, place.team))
+    _set_role(place, role, ctx)
+
+
+def _set_role(place: _Place, role: str, ctx: audit.Context) -> None:
     if role not in permissions.ROLES:
         raise AccountError(_("a role is one of: %(roles)s", roles=", ".join(permissions.ROLES)))
-    place = _place(name, project, namespace, ctx)
     with database.atomic():
         current = place.current()
         if current is not None and current.role == role:

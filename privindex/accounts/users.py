@@ -99,6 +99,16 @@ def check_password(user: User | None, password: str) -> bool:
     return ok
 
 
+def provider_only(user: User) -> str | None:
+    """The issuer of the identity provider a user without a password of their own signs in
+    through (made by the provider, or linked before setting one); else None. Such a user gets
+    no password by reset and no password sign-in: that would skip the provider's checks."""
+    if user.password_hash is not None:
+        return None
+    link = SsoLink.select(SsoLink.issuer).where(SsoLink.user == user).first()
+    return link.issuer if link else None
+
+
 def record_login(user: User) -> None:
     now = time.time()
     User.update(last_login_at=now).where(User.id == user.id).execute()

@@ -6,8 +6,9 @@ with the hook's secret: `X-Privindex-Signature: sha256=<hex HMAC-SHA256 of the b
 `X-Privindex-Delivery` names the delivery (the same on every retry: receivers deduplicate
 by it). The POST goes through upstream/client.py's guarded connections: only public
 addresses, checked on what the host resolves to inside the connection, unless an admin
-allowed the host (webhook_allowed_hosts); no proxy from the environment (it would connect
-for us, past that check); redirects are not followed; the whole try ends within
+allowed the host and port (webhook_allowed_hosts: then only the status of an answer is
+logged, never its text); no proxy from the environment (it would connect for us, past
+that check); redirects are not followed; the whole try ends within
 webhook_timeout and at most MAX_ANSWER bytes of the answer are read. 2xx is delivered;
 anything else raises, and the outbox tries again later.
 """
@@ -26,7 +27,7 @@ from privindex import __version__
 from privindex.config import Settings
 from privindex.db.models import Webhook
 from privindex.notify import outbox
-from privindex.notify.webhooks import shown_url
+from privindex.notify.webhooks import allowed, shown_url
 from privindex.ops.logs import escape_controls
 from privindex.upstream.client import RefusedAddress, by_deadline, guarded_adapter
 
@@ -73,7 +74,7 @@ class WebhookSender:
 
             session = requests.Session()
             session.trust_env = False  # no proxy: it would connect past the address check
-            adapter = guarded_adapter(lambda origin: origin[1] in self.allowed)
+            adapter = guarded_adapter(lambda origin: allowed(*origin, self.allowed))
             session.mount("http://", adapter)
             session.mount("https://", adapter)
             self._session = session
@@ -126,6 +127,10 @@ class WebhookSender:
                 f"HTTP {resp.status_code}: redirects are not followed (to {target.netloc or 'nowhere'}); "
                 "give the final URL"
             )
+        parts = urlsplit(hook.url)
+        if allowed(parts.scheme, parts.hostname or "", parts.port, self.allowed):
+            # a private service's answer is not for the delivery log: its status only
+            raise RuntimeError(f"HTTP {resp.status_code}")
         said = escape_controls(answer[:200].decode("utf-8", "replace")).strip()
         raise RuntimeError(f"HTTP {resp.status_code}" + (f": {said}" if said else ""))
 

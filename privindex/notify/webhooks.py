@@ -40,11 +40,18 @@ def shown_url(url: str) -> str:
     return f"{parts.scheme}://{host}{port}{rest}"
 
 
-def allowed(host: str, allowed_hosts: Iterable[str]) -> bool:
-    return host.lower().strip("[]") in tuple(allowed_hosts)
+def allowed(
+    scheme: str, host: str, port: int | None, allowed_hosts: Iterable[tuple[str, int | None]]
+) -> bool:
+    """Whether webhook_allowed_hosts names this origin: its host with its port, or the host
+    alone when the port is the scheme's default."""
+    default = 443 if scheme == "https" else 80
+    port = port or default
+    host = host.lower().strip("[]")
+    return any(h == host and (p or default) == port for h, p in allowed_hosts)
 
 
-def check_target(url: str, allowed_hosts: Iterable[str]) -> str:
+def check_target(url: str, allowed_hosts: Iterable[tuple[str, int | None]]) -> str:
     """The URL if a webhook may go there: http(s), no user:password, a host that resolves
     to public addresses only, unless an admin allowed the host (webhook_allowed_hosts).
     The same rule holds at each delivery, inside the connection (upstream/client.py)."""
@@ -58,7 +65,7 @@ def check_target(url: str, allowed_hosts: Iterable[str]) -> str:
         port = parts.port or (443 if parts.scheme == "https" else 80)
     except ValueError:
         raise AccountError(_("a webhook URL must be http:// or https:// with a host name")) from None
-    if allowed(parts.hostname, allowed_hosts):
+    if allowed(parts.scheme, parts.hostname, port, allowed_hosts):
         return url
     try:
         addresses = {info[4][0] for info in socket.getaddrinfo(parts.hostname, port, type=socket.SOCK_STREAM)}
@@ -102,7 +109,11 @@ def _may_manage(user: User | None, project: str | None) -> bool:
 
 
 def add(
-    project: str | None, url: str, events: Iterable[str], allowed_hosts: Iterable[str], ctx: audit.Context
+    project: str | None,
+    url: str,
+    events: Iterable[str],
+    allowed_hosts: Iterable[tuple[str, int | None]],
+    ctx: audit.Context,
 ) -> tuple[Webhook, str]:
     """A new hook and its secret (shown once). project None: index-wide (admins only)."""
     project = canonicalize_name(project) if project else None

@@ -98,24 +98,33 @@ def set_yanked(
     """Yank or unyank; without an index (a command), a running server learns of it through
     the publication's revision, as it does of `privindex file accept`."""
     target = _file(index, user, project_name, filename)
-    reason = " ".join(reason.split())[:REASON_MAX]
+    reason = _reason(reason)
     with database.atomic():
-        save_yank(target.path, yanked, reason)
-        audit.record(
-            Tag.FILE_YANK if yanked else Tag.FILE_UNYANK,
-            ctx,
-            subject=filename,
-            project=project_name,
-            reason=reason if yanked else None,
-        )
-        if yanked:
-            events.emit("file.yanked", target.project, ctx, filename=filename, reason=reason)
+        _record_yank(target, project_name, yanked, reason, ctx)
         if index is None:
             digests.touch(target.filename)
         elif index.set_yanked(target.path, yanked, reason) is None:  # deleted meanwhile: roll back
             raise AccountError(
                 _("there is no file '%(file)s' in '%(project)s'", file=filename, project=project_name)
             )
+
+
+def _reason(reason: str) -> str:
+    return " ".join(reason.split())[:REASON_MAX]
+
+
+def _record_yank(target: Target, project_name: str, yanked: bool, reason: str, ctx: audit.Context) -> None:
+    """A yank's rows, audit event and webhook event, in the caller's transaction."""
+    save_yank(target.path, yanked, reason)
+    audit.record(
+        Tag.FILE_YANK if yanked else Tag.FILE_UNYANK,
+        ctx,
+        subject=target.filename,
+        project=project_name,
+        reason=reason if yanked else None,
+    )
+    if yanked:
+        events.emit("file.yanked", target.project, ctx, filename=target.filename, reason=reason)
 
 
 def delete(
@@ -131,15 +140,26 @@ def delete(
     details go into the audit event (retention says which policy deleted it)."""
     target = _file(index, user, project_name, filename)
     with database.atomic():
-        forget_facts(target.path)
-        digests.forget(target.filename)
-        releases.files_removed(target.project)
-        audit.record(
-            Tag.FILE_DELETE, ctx, subject=filename, project=project_name, sha256=target.sha256, **details
-        )
-        events.emit("file.deleted", target.project, ctx, filename=filename, sha256=target.sha256)
-        store.remove(target.path + PROVENANCE_SUFFIX, missing_ok=True)  # its attestations go with it
-        store.remove(target.path, missing_ok=True)  # deleted by hand meanwhile: the same end
+        _forget(target, project_name, ctx, **details)
+    _remove(store, index, target)
+
+
+def _forget(target: Target, project_name: str, ctx: audit.Context, **details: object) -> None:
+    """A deletion's database part, audit and webhook events, in the caller's transaction."""
+    forget_facts(target.path)
+    digests.forget(target.filename)
+    releases.files_removed(target.project)
+    audit.record(
+        Tag.FILE_DELETE, ctx, subject=target.filename, project=project_name, sha256=target.sha256, **details
+    )
+    events.emit("file.deleted", target.project, ctx, filename=target.filename, sha256=target.sha256)
+
+
+def _remove(store: Store, index: Index | None, target: Target) -> None:
+    """A deleted file off the disk, once the database has forgotten it: a failure leaves a
+    file no row names (harmless), never a row naming a file that is gone."""
+    store.remove(target.path + PROVENANCE_SUFFIX, missing_ok=True)  # its attestations go with it
+    store.remove(target.path, missing_ok=True)  # deleted by hand meanwhile: the same end
     if index is not None:  # else a running server sees the file gone from its folder
         index.discard(target.path)
 
@@ -154,22 +174,33 @@ def set_release_yanked(
     ctx: audit.Context,
 ) -> list[str]:
     """Yank or unyank every file of a release (as PEP 440 compares versions), one audited
-    yank per file, as the public index yanks a release; returns their names."""
-    if not can_manage(user, project_name):
-        raise AccountError(_("only an owner of the project or an admin may do that"))
-    names = filenames(project_name, version)
-    for filename in names:
-        set_yanked(index, user, project_name, filename, yanked, reason, ctx)
-    return names
+    yank per file, as the public index yanks a release, all in one transaction: a failure
+    part-way yanks none. Returns their names."""
+    targets = _release(index, user, project_name, version)
+    reason = _reason(reason)
+    with database.atomic():
+        for target in targets:
+            _record_yank(target, project_name, yanked, reason, ctx)
+    for target in targets:  # the served index, once the database holds it
+        index.set_yanked(target.path, yanked, reason)
+    return [t.filename for t in targets]
 
 
 def delete_release(
     store: Store, index: Index, user: User, project_name: str, version: str, ctx: audit.Context
 ) -> list[str]:
-    """Delete every file of a release for good, each audited; returns their names."""
+    """Delete every file of a release for good, each audited, in one transaction; the files
+    leave the disk after it commits. Returns their names."""
+    targets = _release(index, user, project_name, version)
+    with database.atomic():
+        for target in targets:
+            _forget(target, project_name, ctx)
+    for target in targets:
+        _remove(store, index, target)
+    return [t.filename for t in targets]
+
+
+def _release(index: Index, user: User, project_name: str, version: str) -> list[Target]:
     if not can_manage(user, project_name):
         raise AccountError(_("only an owner of the project or an admin may do that"))
-    names = filenames(project_name, version)
-    for filename in names:
-        delete(store, index, user, project_name, filename, ctx)
-    return names
+    return [_file(index, user, project_name, name) for name in filenames(project_name, version)]

@@ -143,11 +143,11 @@ def security():
         has_totp=bool(me().totp_secret),
         codes_left=second_factors.unused_recovery_codes(me()),
         has_2fa=users.has_second_factor(me()),
-        needs_email=_needs_email(),
+        needs_email=needs_email(),
     )
 
 
-def _needs_email() -> bool:
+def needs_email() -> bool:
     """require_verified_email (with mail on): no second factor before a verified primary address."""
     return settings().verified_email_required and emails.primary_verified(me()) is None
 
@@ -193,7 +193,7 @@ def totp_setup():
 @login_required
 @recent_auth
 def totp_start():
-    if _needs_email():
+    if needs_email():
         return redirect(url_for("web.security"))
     second_factors.drop_pending(session.get(TOTP_SETUP))
     session[TOTP_SETUP], setup = second_factors.start_totp_setup(me())
@@ -249,7 +249,7 @@ def totp_delete():
 @login_required
 @recent_auth
 def key_options():
-    if _needs_email():
+    if needs_email():
         return jsonify(error=_("Verify your primary email address first.")), 403
     second_factors.drop_pending(session.get(WEBAUTHN_REGISTER))
     options, session[WEBAUTHN_REGISTER] = second_factors.registration_options(me(), settings().rp_id)

@@ -10,6 +10,7 @@ from flask_login import login_required
 
 from privindex.accounts import passkeys, second_factors, users
 from privindex.api.http import audit_context
+from privindex.web.account import needs_email
 from privindex.web.blueprint import (
     OFFER_SIGN_OUT,
     bp,
@@ -27,6 +28,8 @@ PASSKEY_REGISTER = "passkey_register"
 @login_required
 @recent_auth
 def passkey_options():
+    if needs_email():
+        return jsonify(error=_("Verify your primary email address first.")), 403
     second_factors.drop_pending(session.get(PASSKEY_REGISTER))
     options, session[PASSKEY_REGISTER] = second_factors.registration_options(
         me(), settings().rp_id, passkey=True
@@ -39,6 +42,8 @@ def passkey_options():
 @recent_auth
 def passkey_add():
     """A new passkey, or (with `replace`, a key's id) a security key turned into one."""
+    if needs_email():
+        return jsonify(error=_("Verify your primary email address first.")), 403
     body = json_object()
     replace = body.get("replace")
     if replace is not None:  # a row id: a number PostgreSQL's INTEGER holds, else 400

@@ -153,7 +153,11 @@ def login_submit():
                 subject=user.username,
                 reason="disabled" if ok else "invalid_password",
             )
-        flash(_("Wrong username or password."), "error")
+        issuer = users.provider_only(user) if user is not None else None
+        label = next((p.label for p in settings().sso_providers if p.issuer == issuer), issuer)
+        flash(
+            _("Sign in with %(label)s", label=label) if label else _("Wrong username or password."), "error"
+        )
         return render_template("login.html", username=username, next=next_url), 401
     assert user is not None  # the attempt succeeded: the password was this user's
     if users.has_own_second_factor(user):

@@ -30,7 +30,7 @@ def project_teams(name: str) -> list[teams.TeamRoleView]:
 
 def team_settings(name: str) -> dict | None:
     """What an owner's settings card shows: the project's teams (those whose members this
-    user may change marked), the names of every team (to give one a role); None for
+    user may change marked), the names of the teams they may give a role; None for
     someone who may not change them."""
     if not current_user.is_authenticated or not permissions.can_manage(me(), name):
         return None
@@ -41,7 +41,8 @@ def team_settings(name: str) -> dict | None:
         shown.append(
             {"role": role, "members": teams.describe(team).members, "manage": teams.may_manage(me(), team)}
         )
-    return {"teams": shown, "all": [t.name for t in Team.select(Team.name).order_by(Team.name)]}
+    grantable = [t.name for t in Team.select().order_by(Team.name) if teams.may_manage(me(), t)]
+    return {"teams": shown, "all": grantable}
 
 
 def _back():
