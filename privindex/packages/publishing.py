@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from packaging.utils import canonicalize_name
-from packaging.version import InvalidVersion, Version
+from packaging.version import Version
 from peewee import fn
 
 from privindex.accounts import permissions, users
@@ -225,7 +225,7 @@ def replace(
             raise PublishError(f"{source} is not a valid distribution: {exc}") from None
         try:
             same = Version(facts.version or "") == version
-        except InvalidVersion:
+        except ValueError:  # InvalidVersion, or a number of over 4,300 digits that int() refuses
             same = False
         if canonicalize_name(facts.name) != project or not same:
             raise PublishError(f"{source} holds {facts.name} {facts.version}, not what {filename} names")
@@ -257,7 +257,7 @@ def _has_release(project: str, version: Version) -> bool:
         try:
             if Version(text) == version:
                 return True
-        except InvalidVersion:
+        except ValueError:  # InvalidVersion, or a number of over 4,300 digits that int() refuses
             continue
     return False
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from packaging.metadata import parse_email
-from packaging.version import InvalidVersion, Version
+from packaging.version import Version
 
 from privindex.db.connection import database, is_postgres
 from privindex.db.models import ApiToken, AuditEvent, ProjectMeta, Release
@@ -151,7 +151,7 @@ def rank(version: str) -> tuple[bool, Version]:
     """Finals before pre-releases, as PyPI shows the latest version."""
     try:
         parsed = Version(version)
-    except InvalidVersion:
+    except ValueError:  # InvalidVersion, or a number of over 4,300 digits that int() refuses
         return False, Version("0")
     return not (parsed.is_prerelease or parsed.is_devrelease), parsed
 

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 
 from packaging.utils import canonicalize_name
-from packaging.version import InvalidVersion, Version
+from packaging.version import Version
 from peewee import JOIN, fn
 
 from privindex.accounts.permissions import can_manage
@@ -129,7 +129,7 @@ def doomed(
     for filename, text, size, uploaded in files:
         try:
             by_version.setdefault(Version(text), []).append((filename, size, uploaded))
-        except InvalidVersion:  # not PEP 440: no rule can place it, so it stays
+        except ValueError:  # not PEP 440 (or past int()'s digit limit): no rule places it, it stays
             continue
     if not by_version:
         return []

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from packaging.utils import canonicalize_name
-from packaging.version import InvalidVersion, Version
+from packaging.version import Version
 
 from privindex.accounts.permissions import can_manage
 from privindex.accounts.users import AccountError
@@ -68,7 +68,7 @@ def filenames(project_name: str, file_or_version: str) -> list[str]:
     else:
         try:
             wanted = Version(file_or_version)
-        except InvalidVersion:
+        except ValueError:  # InvalidVersion, or a number of over 4,300 digits that int() refuses
             raise AccountError(
                 _("'%(arg)s' is neither a file name nor a version", arg=file_or_version)
             ) from None

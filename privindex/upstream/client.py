@@ -751,7 +751,7 @@ def _version_key(text: str) -> tuple[int, Version | None, str]:
 
     try:
         return (0, parse_version(text), "")
-    except InvalidVersion:
+    except ValueError:  # InvalidVersion, or a number of over 4,300 digits that int() refuses
         return (1, None, text)
 
 

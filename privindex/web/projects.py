@@ -13,7 +13,6 @@ from flask_babel import gettext as _
 from flask_babel import ngettext
 from flask_login import current_user, login_required
 from packaging.utils import canonicalize_name
-from packaging.version import InvalidVersion
 
 from privindex.accounts import namespaces, permissions, users
 from privindex.api.http import audit_context
@@ -164,7 +163,7 @@ def project_version(name: str, version: str):
     page = _project(normalized)
     try:
         release = page.release(version)
-    except InvalidVersion:
+    except ValueError:  # InvalidVersion, or a number of over 4,300 digits that int() refuses
         abort(404)
     if release is None:
         abort(404)

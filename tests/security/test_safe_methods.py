@@ -46,6 +46,12 @@ def test_head_and_get_never_change_anything(server):
         "session_id": session_id,
         "publisher_id": "1",
         "address_id": "1",
+        "item_id": "1",
+        "hook_id": "1",
+        "delivery_id": "1",
+        "number": "1",
+        "version": "1.0",
+        "fmt": "csv",
     }
     csrf = _CSRF.search(security).group(1)
     body = {
