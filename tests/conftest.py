@@ -727,7 +727,12 @@ def enrol_totp_cli(server, name: str):
     uri = proc.stdout.readline().strip()
     secret = re.search(r"secret=([A-Z2-7]+)", uri).group(1)
     totp = pyotp.TOTP(secret)
-    out, err = proc.communicate(totp.now() + "\n", timeout=60)
+    # Not communicate(): it reads the pipe's descriptor, past what readline() has already
+    # buffered (the QR code, when it arrived with the URI); the text stream keeps both.
+    proc.stdin.write(totp.now() + "\n")
+    proc.stdin.close()
+    out, err = proc.stdout.read(), proc.stderr.read()  # stderr is a few lines: no pipe fills
+    proc.wait(timeout=60)
     assert proc.returncode == 0, err
     codes = re.findall(r"^[0-9a-f]{4}(?:-[0-9a-f]{4}){3}$", out, re.M)
     return totp, codes, uri + "\n" + out + err
