@@ -258,10 +258,15 @@ def nginx(workdir: Path, store: Path, root_page: bytes, project_page: bytes) -> 
     )
 
 
-def readme_nginx_config(port: int, upstream_port: int, store: Path, cache_dir: Path) -> str:
+def readme_nginx_config(
+    port: int, upstream_port: int, store: Path, cache_dir: Path, static_dir: Path | None = None
+) -> str:
     """The README's recommended nginx server (its `<!-- nginx-config -->` block) with this
-    machine's ports and folders, and plain HTTP on loopback instead of TLS. Fails loudly if
-    the README changed shape, so the benchmark and the tests never measure another config."""
+    machine's ports and folders, and plain HTTP on loopback instead of TLS. static_dir is
+    privindex's `<data_dir>/static` (None: a folder that does not exist, so every file goes
+    to privindex). Fails loudly if the README changed shape, so the benchmark and the tests
+    never measure another config."""
+    static_dir = static_dir or cache_dir / "no-static-folder"
     text = (REPO / "README.md").read_text()
     block = text.split("<!-- nginx-config -->", 1)[1].split("```nginx\n", 1)[1].split("```", 1)[0]
     changes = [
@@ -270,6 +275,7 @@ def readme_nginx_config(port: int, upstream_port: int, store: Path, cache_dir: P
         (r"server 127\.0\.0\.1:8080;", f"server 127.0.0.1:{upstream_port};"),
         (r"/var/cache/nginx/privindex", str(cache_dir)),
         (r"alias /srv/packages/;", f"alias {store.resolve()}/;"),
+        (r"root /var/lib/privindex/static;", f"root {static_dir.resolve()};"),
     ]
     for pattern, replacement in changes:
         block, n = re.subn(pattern, lambda _m, new=replacement: new, block)
@@ -314,7 +320,9 @@ def privindex_behind_nginx(
     inner = privindex(store, data_dir, send_files_via=send_files_via, trusted_proxy="127.0.0.1", **settings)
     port = free_port()
     shutil.rmtree(workdir / "cache", ignore_errors=True)
-    conf = nginx_http_conf(workdir, readme_nginx_config(port, inner.port, store, workdir / "cache"))
+    conf = nginx_http_conf(
+        workdir, readme_nginx_config(port, inner.port, store, workdir / "cache", data_dir / "static")
+    )
     nginx_cmd = " ".join(
         shlex.quote(a)
         for a in ["nginx", "-c", str(conf), "-p", str(workdir), "-e", str(workdir / "error.log")]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -20,12 +21,13 @@ from privindex.api.simple import ProxySend, SimpleAPI
 from privindex.api.upload import UploadRequest
 from privindex.auth.token_format import MalformedAuthorization, read_authorization
 from privindex.config import Settings
-from privindex.db.connection import bind, bind_to_requests, bound, connect, unbind
+from privindex.db.connection import bind, bind_to_requests, bound, connect, in_thread, unbind
 from privindex.notify import mail, notices, webhook_sender
 from privindex.oidc import publishers, sso
 from privindex.ops.access_log import access_log
 from privindex.ops.metrics import Metrics, may_read
 from privindex.ops.request_ids import request_ids
+from privindex.packages import serving_tree
 from privindex.packages.archives import ArchiveLimits
 from privindex.packages.index import Index, Progress
 from privindex.packages.store import Store
@@ -66,6 +68,7 @@ def create_app(settings: Settings, progress: Progress | None = None, index_later
         sources = Sources(index, make_upstream_cache(settings))
         sources.reload()
         sso.forget_untrusted_mfa(settings.sso_providers)
+    _keep_serving_tree(settings, index, sources, db)
     mail.configure(settings)  # the outbox's senders in this process
     webhook_sender.configure(settings)
     services = Services(settings=settings, store=store, index=index, database=db, sources=sources)
@@ -118,6 +121,27 @@ def create_app(settings: Settings, progress: Progress | None = None, index_later
         db, request_ids(access_log(routed))
     )
     return app
+
+
+def _keep_serving_tree(settings: Settings, index: Index, sources: Sources, db: peewee.Database) -> None:
+    """static_files: the tree of hard links nginx sends files from, kept by a thread of its
+    own that the index and the statuses tell of each change; without it, no tree is left."""
+    if not settings.static_files:
+        serving_tree.remove_tree(settings.data_dir)
+        return
+    folder = serving_tree.tree_folder(settings.data_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    problem = serving_tree.filesystem_problem(store_root=index.store.root, data_dir=folder)
+    if problem:
+        log.error("%s", problem)
+        serving_tree.remove_tree(settings.data_dir)
+        return
+    tree = serving_tree.ServingTree(index, folder, lambda name: sources.status(name).offers_files)
+    index.listeners.append(tree.changed)
+    sources.status_listeners.append(tree.changed)
+    threading.Thread(
+        target=in_thread(db, tree.run), args=(threading.Event(),), name="serving-tree", daemon=True
+    ).start()
 
 
 def _add_metrics_view(app: Flask, metrics: Metrics, settings: Settings) -> None:

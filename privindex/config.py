@@ -191,6 +191,7 @@ class Settings:
     trusted_proxy: str = ""
     send_files_via: str = "off"
     send_files_prefix: str = "/_privindex_files/"
+    static_files: bool = False  # keep <data_dir>/static/packages/, hard links nginx sends
     read_access: str = "public"
     readme_images: str = "link"  # external images in a README: "hide", "link" or "show"
     require_2fa: bool = True
@@ -253,6 +254,13 @@ class Settings:
         self.webhook_allowed_host_names  # noqa: B018  (its errors name the key at start)
         if self.read_access not in ("public", "token"):
             raise _bad("read_access", f"must be 'public' or 'token', got {self.read_access!r}")
+        if self.static_files and self.read_access == "token":
+            raise _bad(
+                "static_files",
+                "the serving tree has no read check, so a private index (read_access = 'token') "
+                "cannot use it: leave static_files off (files go through privindex, or nginx "
+                "with send_files_via = 'x-accel-redirect')",
+            )
         if self.readme_images not in ("hide", "link", "show"):
             raise _bad("readme_images", f"must be 'hide', 'link' or 'show', got {self.readme_images!r}")
         if not 1 <= self.session_max_hours <= 24:  # NIST SP 800-63B-4, AAL2: sign in again within 24 h

@@ -139,6 +139,11 @@ def check(settings: Settings, quick: bool) -> None:
         cached, cache_problems = offline_upstream_cache(settings).check()
         problems += cache_problems
         checked += cached
+    if settings.static_files:
+        from privindex.packages.serving_tree import filesystem_problem
+
+        if fs_problem := filesystem_problem(settings.store, settings.data_dir):
+            problems.append(fs_problem)
     for problem in problems:
         click.echo(f"problem: {problem}")
     if problems:

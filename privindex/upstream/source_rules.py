@@ -20,6 +20,7 @@ import enum
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import peewee
@@ -140,6 +141,7 @@ class Sources:
         self.statuses: dict[str, ProjectStatus] = {}  # local names not plainly active (PEP 792)
         self.namespaces = NamespaceRules()
         self._data_version: int | None = None
+        self.status_listeners: list[Callable[[list[str]], None]] = []  # told the names whose status changed
 
     @property
     def upstream_on(self) -> bool:
@@ -155,8 +157,13 @@ class Sources:
                 return
         self.claimed, self.allowed = claimed_names()
         statuses = project_status.non_active()
+        old = self.statuses
         # an unchanged status keeps its object: cached pages are valid while it is theirs
-        self.statuses = {n: s if self.statuses.get(n) != s else self.statuses[n] for n, s in statuses.items()}
+        self.statuses = {n: s if old.get(n) != s else old[n] for n, s in statuses.items()}
+        moved = [n for n in old.keys() | statuses.keys() if old.get(n) != statuses.get(n)]
+        if moved:
+            for listener in self.status_listeners:
+                listener(moved)
         rules = namespace_rules()
         if rules != self.namespaces:  # a new value only when it changed: pages stay cached
             self.namespaces = rules
