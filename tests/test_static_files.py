@@ -127,6 +127,22 @@ def test_a_file_changed_in_the_store_leaves_the_tree_and_privindex_refuses_it(tr
     assert resp.status_code == 409 and "withdrawn" in resp.text
 
 
+def test_a_file_rewritten_in_place_unnoticed_by_privindex_leaves_the_tree(tree):
+    """No download reaches privindex when nginx sends the file: the tree's own sweep finds
+    the moved size and mtime, removes the link and has the index read the file again."""
+    target = tree.store / "alpha" / "alpha-1.0-py3-none-any.whl"
+    folder_mtime = target.parent.stat().st_mtime_ns
+    data = bytearray(target.read_bytes())
+    data[-1] ^= 0xFF
+    target.write_bytes(bytes(data))
+    os.utime(target.parent, ns=(folder_mtime, folder_mtime))  # nothing for the watcher to see
+    tree_is(tree, "gamma-1.0-py3-none-any.whl")
+    with tree.app.app_context():
+        services(tree).index.refresh()  # the watcher's next pass reads what the tree reported
+    resp = requests.get(f"{tree.url}/packages/alpha/{target.name}", timeout=10)
+    assert resp.status_code == 409 and "withdrawn" in resp.text
+
+
 def test_a_file_dropped_in_by_hand_is_linked_once_verified_and_symlinks_never(tree, tmp_path):
     dropped = make_wheel(tree.store / "alpha", "alpha", "3.0")
     outside = make_wheel(tmp_path / "elsewhere", "delta", "1.0")

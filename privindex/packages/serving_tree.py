@@ -32,6 +32,10 @@ from privindex.packages.index import Index, IndexedFile, Project
 log = logging.getLogger(__name__)
 
 TEMP_PREFIX = ".privindex-link-"
+# Idle, the tree thread stats this many links every SWEEP_EVERY seconds (100,000 files: a
+# sweep every 100 s, at a few ms of CPU a second)
+SWEEP_FILES = 500
+SWEEP_EVERY = 0.5
 
 
 def tree_folder(data_dir: Path) -> Path:
@@ -74,6 +78,7 @@ class ServingTree:
         self._wake = threading.Condition()
         self._pending: set[str] = set()
         self._shown: dict[str, Project] = {}  # what the tree holds, per project (the tree thread's)
+        self._sweeping: list[str] = []  # paths of links still to stat in this sweep
         self.enabled = True
 
     # -- told by the index and the statuses (cheap: under their locks) ---------------------
@@ -95,9 +100,11 @@ class ServingTree:
         self.reconcile(link=True)
         while not stop.is_set():
             with self._wake:
-                while not self._pending and not stop.is_set():
-                    self._wake.wait(0.5)
+                if not self._pending:
+                    self._wake.wait(SWEEP_EVERY)
                 names, self._pending = self._pending, set()
+            if not names:
+                self._sweep()
             for name in names:
                 try:
                     self.sync(name)
@@ -142,6 +149,25 @@ class ServingTree:
             self._shown[name] = project
             for f in project.files:
                 self._link(f)
+
+    def _sweep(self) -> None:
+        """Stat the next SWEEP_FILES links: a file rewritten in place changes the tree's
+        bytes too (one inode), and nginx never tells privindex of the download that would
+        have found it. A link whose size or mtime moved is removed and the index reads the
+        file again (withdrawn: privindex answers 409 from then on)."""
+        if not self._sweeping:
+            self._sweeping = [f.path for project in self._shown.values() for f in project.files]
+        batch, self._sweeping = self._sweeping[-SWEEP_FILES:], self._sweeping[:-SWEEP_FILES]
+        files = self.index.snapshot.files
+        for path in batch:
+            entry = files.get(path)
+            try:
+                st = os.lstat(self.folder / path)
+            except FileNotFoundError:
+                continue
+            if entry is None or (st.st_size, st.st_mtime_ns) != entry.signature:
+                self._unlink(path)
+                self.index.suspect(path)
 
     # -- one file -------------------------------------------------------------------------
 
