@@ -93,28 +93,37 @@ class ServingTree:
     def run(self, stop: threading.Event) -> None:
         """Prune links the index does not vouch for at once, rebuild the tree once the index
         has caught up with the store, then follow the changes announced."""
-        self.folder.mkdir(parents=True, exist_ok=True)
-        self.reconcile(link=False)
+        self._tried(self.reconcile, False)
         while self.index.indexing is not None and not stop.wait(0.1):
             pass
-        self.reconcile(link=True)
+        while not self._tried(self.reconcile, True) and not stop.wait(SWEEP_EVERY):
+            pass
+        failed: set[str] = set()
         while not stop.is_set():
             with self._wake:
                 if not self._pending:
                     self._wake.wait(SWEEP_EVERY)
-                names, self._pending = self._pending, set()
+                names, self._pending = self._pending | failed, set()
             if not names:
-                self._sweep()
-            for name in names:
-                try:
-                    self.sync(name)
-                except OSError as exc:
-                    log.error("serving tree: cannot update %s's links: %s", name, exc)
+                self._tried(self._sweep)
+            failed = {name for name in names if not self._tried(self.sync, name)}  # again in a while
+
+    @staticmethod
+    def _tried(step: Callable[..., None], *args: object) -> bool:
+        """Run a step of the tree's work; a failure is logged and tried again later (a link
+        left in place would go on serving a file privindex withdrew)."""
+        try:
+            step(*args)
+            return True
+        except Exception:
+            log.exception("serving tree: %s%r failed; trying again", step.__name__, args)
+            return False
 
     def reconcile(self, link: bool) -> None:
         """Remove every link the index does not list as served (or whose file changed); with
         link, also link every served file. The start-up pass: the index's own record
         replaces what an earlier run left."""
+        self.folder.mkdir(parents=True, exist_ok=True)
         with self._wake:
             self._pending.clear()  # this pass covers them
         shown = {name: p for name, p in self.index.snapshot.projects.items() if self.offers_files(name)}
