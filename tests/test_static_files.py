@@ -46,12 +46,12 @@ NO_2FA = {"require_2fa": False}
 
 
 def in_tree(server) -> dict[str, int]:
-    """Path in the tree -> inode, for every file the tree holds (temp links included)."""
+    """Path in the tree -> inode, for every file the tree holds (temp links and symlinks included)."""
     folder = tree_folder(server.data_dir)
     return {
         str(p.relative_to(folder)): p.stat(follow_symlinks=False).st_ino
         for p in folder.rglob("*")
-        if not p.is_dir()
+        if p.is_symlink() or not p.is_dir()
     }
 
 
@@ -163,6 +163,7 @@ def test_a_start_removes_links_not_listed_and_relinks_a_changed_inode(tmp_path, 
     (folder / "alpha" / "gone-1.0-py3-none-any.whl").write_bytes(b"left from an earlier run")
     (folder / "alpha" / ".privindex-link-0123").write_bytes(b"a crash between link and rename")
     shutil.copy(alpha, folder / "alpha" / alpha.name)  # the same bytes, another inode
+    (folder / "planted").symlink_to(tmp_path / "store")  # nginx must never follow one
     server = fresh_app(populated=False, static_files=True)
     tree_is(server, f"alpha/{alpha.name}")
 

@@ -129,7 +129,8 @@ class ServingTree:
         shown = {name: p for name, p in self.index.snapshot.projects.items() if self.offers_files(name)}
         wanted = {f.path: f for project in shown.values() for f in project.files}
         removed = 0
-        for dirpath, _dirs, names in os.walk(self.folder):
+        for dirpath, dirs, names in os.walk(self.folder):  # never into a symlinked folder
+            names += [d for d in dirs if os.path.islink(os.path.join(dirpath, d))]
             for name in names:
                 full = os.path.join(dirpath, name)
                 path = os.path.relpath(full, self.folder)
@@ -213,16 +214,19 @@ class ServingTree:
         try:
             os.link(source, temp, follow_symlinks=False)
         except OSError as exc:
-            if exc.errno in (errno.EXDEV, errno.EPERM):  # another mount; fs.protected_hardlinks
+            if exc.errno == errno.EXDEV:  # one device, two mounts (a bind mount): no link works
                 self.enabled = False
+                shutil.rmtree(self.folder, ignore_errors=True)
                 log.error(
-                    "static_files: cannot hard-link %s into %s (%s): the serving tree is off, "
-                    "privindex sends every file. Put the store and the data dir on one filesystem, "
-                    "owned by privindex's user",
+                    "static_files: cannot hard-link %s into %s (%s): the serving tree is off and "
+                    "removed, privindex sends every file. Put the store and the data dir on one mount",
                     entry.path,
                     self.folder,
                     exc.strerror,
                 )
+                return 0
+            if exc.errno == errno.EPERM:  # fs.protected_hardlinks: a file another user owns
+                log.warning("serving tree: may not hard-link %s (%s); privindex sends it", entry.path, exc)
                 return 0
             raise
         made = os.lstat(temp)
