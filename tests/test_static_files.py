@@ -14,6 +14,7 @@ import os
 import shutil
 import sys
 from pathlib import Path
+from urllib.parse import urljoin, urlsplit
 
 import pytest
 import requests
@@ -27,6 +28,7 @@ from conftest import (
     start_server,
     wait_until,
 )
+from helpers import V1_JSON
 from wheels import make_wheel, upload
 
 from privindex.config import ConfigError, Settings
@@ -188,6 +190,7 @@ class Proxied:
         store = base / "store"
         make_wheel(store / "alpha", "alpha", "1.0", payload=os.urandom(100_000))
         make_wheel(store, "gamma", "1.0")
+        make_wheel(store / "epsilon", "epsilon", "1.0+cpu.local")  # a '+' the URL escapes
         self.server = start_server(
             store,
             base / "data",
@@ -201,7 +204,12 @@ class Proxied:
         self.nginx = run_nginx(work, peers.nginx_http_conf(work, config, workers="1"), port)
         self.url = f"http://127.0.0.1:{port}"
         self.store = store
-        tree_is(self.server, "alpha/alpha-1.0-py3-none-any.whl", "gamma-1.0-py3-none-any.whl")
+        tree_is(
+            self.server,
+            "alpha/alpha-1.0-py3-none-any.whl",
+            "gamma-1.0-py3-none-any.whl",
+            "epsilon/epsilon-1.0+cpu.local-py3-none-any.whl",
+        )
 
     def close(self) -> None:
         self.nginx.terminate()
@@ -247,6 +255,13 @@ def test_pip_installs_bytes_nginx_sent_from_the_tree(proxied, tmp_path):
     again = requests.get(f"{proxied.url}{path}", headers={"If-None-Match": etag}, timeout=10)
     assert again.status_code == 304
     assert asked_privindex(proxied, path) == 0
+
+    page = requests.get(f"{proxied.url}/simple/epsilon/", headers={"Accept": V1_JSON}, timeout=10).json()
+    url = page["files"][0]["url"]  # as pip and uv follow it: the '+' percent-escaped
+    assert "%2B" in url
+    escaped = requests.get(urljoin(f"{proxied.url}/simple/epsilon/", url), timeout=10)
+    assert escaped.status_code == 200 and escaped.content[:2] == b"PK"
+    assert asked_privindex(proxied, urlsplit(urljoin("/simple/epsilon/", url)).path) == 0
 
 
 @needs_nginx
