@@ -55,6 +55,8 @@ def create_app(settings: Settings, progress: Progress | None = None, index_later
     recorded is listed, and the caller runs index.catch_up() in the background."""
     app = Flask(__name__, static_folder=None)  # the web blueprint serves its own
     app.request_class = UploadRequest  # sets the body size limits, per endpoint
+    for warning in settings.warnings():
+        log.warning("%s", warning)
 
     db = connect(settings.database)
     store = Store(settings.store)

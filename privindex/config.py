@@ -427,6 +427,17 @@ class Settings:
         if self.outbox_max_attempts < 1:
             raise _bad("outbox_max_attempts", f"must be at least 1, got {self.outbox_max_attempts}")
 
+    def warnings(self) -> list[str]:
+        """Settings that work but are likely a mistake: logged at start and shown by
+        `privindex check`, never refused (a deployment relying on them keeps working)."""
+        return [
+            f"sso_providers: {p.label!r} ({p.issuer}) sets neither allowed_domains nor "
+            "required_groups, so anyone this provider knows can create an account here; "
+            "set one of them unless that is what you want"
+            for p in self.sso_providers
+            if not p.allowed_domains and not p.required_groups
+        ]
+
     @property
     def webhook_allowed_host_names(self) -> tuple[tuple[str, int | None], ...]:
         """webhook_allowed_hosts parsed: comma- or space-separated `host` or `host:port`

@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from conftest import app_server
 
 from privindex.accounts import users
 from privindex.config import ConfigError, Settings, SSOProvider, load_settings
@@ -58,6 +59,24 @@ def test_a_bad_provider_entry_is_refused_naming_the_key(entry, says):
 def test_providers_cannot_be_set_from_the_environment():
     with pytest.raises(ConfigError, match="PRIVINDEX_SSO_PROVIDERS: set sso_providers in the config file"):
         load_settings(environ={"PRIVINDEX_SSO_PROVIDERS": "x"})
+
+
+def test_a_provider_open_to_anyone_it_knows_is_warned_of_at_start_and_by_check(tmp_path, caplog):
+    config = tmp_path / "privindex.toml"
+    config.write_text(
+        '[[sso_providers]]\nissuer = "https://id.example.com/"\nclient_id = "pi"\n'
+        'client_secret = "s3cret-value"\nlabel = "Open ID"\n\n'
+        '[[sso_providers]]\nissuer = "https://corp.example.com/"\nclient_id = "pi"\n'
+        'client_secret = "s3cret-value"\nlabel = "Corp"\nrequired_groups = ["developers"]\n'
+    )
+    providers = load_settings(config, environ={}).sso_providers
+    with app_server(tmp_path / "store", tmp_path / "data", sso_providers=providers) as server:
+        warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+        checked = server.cli("check", "--config", str(config))  # exit 0: a warning fails nothing
+    assert len(warned) == 1 and "'Open ID' (https://id.example.com) sets neither allowed_domains" in warned[0]
+    assert "anyone this provider knows can create an account" in warned[0]
+    assert checked.stdout.count("warning: sso_providers: 'Open ID'") == 1 and "'Corp'" not in checked.stdout
+    assert "s3cret-value" not in caplog.text + checked.stdout + checked.stderr
 
 
 def test_an_http_issuer_is_accepted_on_loopback_only():

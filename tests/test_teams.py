@@ -18,7 +18,7 @@ from test_app import sign_in
 from webclient import PASSWORD, WebClient
 from wheels import make_wheel, upload
 
-from privindex.accounts import namespaces, permissions, teams, users
+from privindex.accounts import namespaces, permissions, removal, teams, users
 from privindex.accounts.users import AccountError
 from privindex.db.models import AuditEvent, Project, Team
 from privindex.ops import audit
@@ -219,7 +219,7 @@ def test_removing_a_user_takes_them_out_of_their_teams(people):
     admin, _, carol = people
     teams.create_team("core", "", as_user(admin))
     teams.add_member("core", "carol", as_user(admin))
-    users.remove_user(carol, audit.CLI)
+    removal.remove_user(carol, audit.CLI)
     assert teams.list_teams()[0].members == ()
 
 

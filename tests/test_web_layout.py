@@ -399,6 +399,52 @@ def test_the_narrow_header_is_one_row_and_its_menu_opens(browser, site):  # noqa
         context.close()
 
 
+URL_LINES = """() => {
+  const out = [];
+  for (const code of document.querySelectorAll(".install-line code")) {
+    const walk = document.createTreeWalker(code, NodeFilter.SHOW_TEXT);
+    for (let node = walk.nextNode(); node; node = walk.nextNode()) {
+      const m = /https?:\\/\\/\\S+/.exec(node.data);
+      if (!m) continue;
+      const range = document.createRange();
+      range.setStart(node, m.index);
+      range.setEnd(node, m.index + m[0].length);
+      out.push(new Set([...range.getClientRects()].map((r) => Math.round(r.top))).size);
+    }
+  }
+  return out;
+}"""
+
+
+def test_german_project_tabs_keep_one_row_and_the_install_url_one_line_at_390_px(browser, site):  # noqa: F811
+    """German's four project tabs are wider than a phone: they stay one row that scrolls,
+    with the current one in view; the install commands break between words, never inside
+    the index URL (a reader copying it by hand would miss half of it)."""
+    context = browser.new_context(
+        viewport={"width": 390, "height": 900},
+        locale="de",
+        extra_http_headers={"Accept-Language": "de"},
+        storage_state=site.states["alice"],
+    )
+    page = context.new_page()
+    try:
+        page.goto(f"{site.origin}/projects/alice-tools?tab=settings")
+        tabs = page.locator("nav.tabs a")
+        expect(tabs).to_have_count(4)
+        tops = {round(tabs.nth(i).bounding_box()["y"]) for i in range(4)}
+        assert len(tops) == 1, f"the tabs take {len(tops)} rows"
+        nav, current = page.locator("nav.tabs").bounding_box(), page.locator("nav.tabs [aria-current=page]")
+        expect(current).to_have_text("Einstellungen")
+        box = current.bounding_box()
+        assert nav["x"] <= box["x"] and box["x"] + box["width"] <= nav["x"] + nav["width"] + 1
+        assert page.evaluate(URL_LINES) == [1, 1], "an install line breaks inside the index URL"
+        assert not page.evaluate("document.documentElement.scrollWidth > window.innerWidth")
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SHOTS / "user-project-owned-settings-tabs-390-light-de.png"))
+    finally:
+        context.close()
+
+
 def test_the_theme_toggle_is_remembered(browser, site):  # noqa: F811
     context = browser.new_context(color_scheme="light")
     page = context.new_page()

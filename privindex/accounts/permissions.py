@@ -105,6 +105,18 @@ def projects_with_role(user: User) -> set[str]:
     return names
 
 
+def sole_owned(user: User) -> list[str]:
+    """The projects that would be left without an owner if `user` went: they own it (their
+    own role or a team's) and nobody else does, directly or as another member of an owning
+    team. Warehouse's rule: a project keeps at least one owner."""
+    return sorted(
+        name
+        for name in projects_with_role(user)
+        if user_role(user, Project.get(Project.name == name)) == "owner"
+        and not any(role == "owner" and holder.id != user.id for holder, role in role_holders(name))
+    )
+
+
 def can_manage(user: User | None, project_name: str) -> bool:
     """Owners and admins may yank and delete files and change roles."""
     if user is None:

@@ -153,7 +153,7 @@ def set_disabled(user: User, disabled: bool, ctx: audit.Context) -> int:
             audit.record(Tag.USER_DISABLE, ctx, subject=user.username)
             sessions.end_all(user, ctx, reason="disabled")
             PendingAuth.delete().where(PendingAuth.user == user).execute()
-            revoked = _revoke_tokens(user, ctx, reason="user_disabled")
+            revoked = revoke_tokens(user, ctx, reason="user_disabled")
         else:
             if row.removed_at is not None:
                 raise AccountError(
@@ -163,7 +163,7 @@ def set_disabled(user: User, disabled: bool, ctx: audit.Context) -> int:
                     )
                 )
             # tokens still active were issued before the disable (a disabled user gets none)
-            _revoke_tokens(user, ctx, reason="user_disabled")
+            revoke_tokens(user, ctx, reason="user_disabled")
             since = row.disabled_at if row.disabled_at is not None else 0
             revoked = ApiToken.select().where(ApiToken.user == user, ApiToken.revoked_at >= since).count()
             User.update(is_disabled=False).where(User.id == user.id).execute()
@@ -195,72 +195,7 @@ def set_admin(user: User, is_admin: bool, ctx: audit.Context) -> None:
     user.is_admin = is_admin
 
 
-def remove_user(user: User, ctx: audit.Context) -> tuple[int, int]:
-    """Remove a user for good. Refused while they are the last owner of a project (give it
-    another owner first); their roles go, their tokens are revoked (each audited), their
-    sessions end and their second factors, password, email addresses and identity provider
-    links are deleted (another account may take the addresses; the provider's subject signs
-    in as a new user). The row stays, disabled and marked removed: the audit trail refers
-    to it, and the name cannot be taken by someone else. Returns (tokens revoked, roles
-    removed)."""
-    from privindex.db.models import (
-        EmailAddress,
-        Project,
-        ProjectRole,
-        RecoveryCode,
-        SecurityKey,
-        SsoLink,
-        TeamMember,
-    )
-
-    with database.atomic():
-        owned = [
-            r.project.name
-            for r in ProjectRole.select(ProjectRole, Project)
-            .join(Project)
-            .where(ProjectRole.user == user, ProjectRole.role == "owner")
-        ]
-        last = sorted(
-            name
-            for name in owned
-            if ProjectRole.select()
-            .join(Project)
-            .where(Project.name == name, ProjectRole.role == "owner")
-            .count()
-            == 1
-        )
-        if last:
-            raise AccountError(
-                _(
-                    "'%(user)s' is the last owner of %(projects)s; give each another owner first",
-                    user=user.username,
-                    projects=", ".join(last),
-                )
-            )
-        roles = ProjectRole.delete().where(ProjectRole.user == user).execute()
-        TeamMember.delete().where(TeamMember.user == user).execute()
-        sessions.end_all(user, ctx, reason="removed")
-        PendingAuth.delete().where(PendingAuth.user == user).execute()
-        revoked = _revoke_tokens(user, ctx, reason="user_removed")
-        SecurityKey.delete().where(SecurityKey.user == user).execute()
-        RecoveryCode.delete().where(RecoveryCode.user == user).execute()
-        EmailAddress.delete().where(EmailAddress.user == user).execute()
-        SsoLink.delete().where(SsoLink.user == user).execute()
-        now = time.time()
-        User.update(
-            is_disabled=True,
-            disabled_at=now,
-            removed_at=now,
-            password_hash=None,
-            totp_secret=None,
-            totp_last_counter=None,
-            totp_enabled_at=None,
-        ).where(User.id == user.id).execute()
-        audit.record(Tag.USER_REMOVE, ctx, subject=user.username, tokens_revoked=revoked, roles_removed=roles)
-    return revoked, roles
-
-
-def _revoke_tokens(user: User, ctx: audit.Context, reason: str) -> int:
+def revoke_tokens(user: User, ctx: audit.Context, reason: str) -> int:
     """Revoke every token of the user that still works (disabling, removing); each audited."""
     now = time.time()
     live = list(

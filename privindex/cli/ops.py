@@ -116,9 +116,10 @@ def backup(settings: Settings, dest: Path) -> None:
 @settings_options
 @click.option("--quick", is_flag=True, help="Compare sizes only; do not re-read every file.")
 def check(settings: Settings, quick: bool) -> None:
-    """Verify every file against its recorded hash; report missing and unindexed files.
+    """Verify every file against its recorded hash; report missing and unindexed files,
+    and settings that are likely a mistake (warnings).
 
-    Exits with 1 if anything is wrong.
+    Exits with 1 if a file is wrong; warnings alone do not fail.
     """
     from privindex.ops.maintenance import MaintenanceError, record_success
     from privindex.ops.maintenance import check as run_check
@@ -146,6 +147,8 @@ def check(settings: Settings, quick: bool) -> None:
             problems.append(fs_problem)
     for problem in problems:
         click.echo(f"problem: {problem}")
+    for warning in settings.warnings():  # reported, but they fail nothing
+        click.echo(f"warning: {warning}")
     if problems:
         click.echo(f"{len(problems)} problem(s) in {checked} files", err=True)
         sys.exit(1)

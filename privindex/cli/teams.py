@@ -3,6 +3,8 @@ revoke, list). The command line acts as an admin."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import click
 
 from privindex.cli.common import account_command
@@ -62,10 +64,19 @@ def team_remove(name: str, username: str) -> None:
     click.echo(f"{username} removed from team {name}; the team's roles no longer count for them", err=True)
 
 
+def _team_and_place(command: Callable[..., None]) -> Callable[..., None]:
+    """NAME, then PROJECT or --namespace PREFIX: where `grant` and `revoke` act."""
+    for param in (
+        click.option("--namespace", help="A namespace grant (PEP 752) instead of a project."),
+        click.argument("project", required=False),
+        click.argument("name"),
+    ):  # innermost first, as stacked decorators apply
+        command = param(command)
+    return command
+
+
 @account_command(team, "grant")
-@click.argument("name")
-@click.argument("project", required=False)
-@click.option("--namespace", help="A namespace grant (PEP 752) instead of a project.")
+@_team_and_place
 @click.option("--role", type=click.Choice(["owner", "maintainer"]), required=True)
 def team_grant(name: str, project: str | None, namespace: str | None, role: str) -> None:
     """Give the team NAME a role on PROJECT (or on --namespace PREFIX)."""
@@ -77,9 +88,7 @@ def team_grant(name: str, project: str | None, namespace: str | None, role: str)
 
 
 @account_command(team, "revoke")
-@click.argument("name")
-@click.argument("project", required=False)
-@click.option("--namespace", help="A namespace grant (PEP 752) instead of a project.")
+@_team_and_place
 def team_revoke(name: str, project: str | None, namespace: str | None) -> None:
     """Take the team NAME's role on PROJECT (or on --namespace PREFIX)."""
     from privindex.accounts import teams

@@ -178,12 +178,12 @@ def user_reset_2fa(name: str) -> None:
 @account_command(user, "remove")
 @click.argument("name")
 def user_remove(name: str) -> None:
-    """Remove NAME for good: refused while they are a project's last owner; their roles go,
+    """Remove NAME for good: refused while a project would be left without an owner; their roles go,
     tokens are revoked, sessions end; the audit trail keeps their name."""
-    from privindex.accounts import users
+    from privindex.accounts import removal, users
     from privindex.ops import audit
 
-    revoked, roles = users.remove_user(users.get_user(name), audit.CLI)
+    revoked, roles = removal.remove_user(users.get_user(name), audit.CLI)
     click.echo(
         f"removed {name}: {_tokens_revoked(revoked)}, {roles} project role{'' if roles == 1 else 's'} "
         "removed, their web sessions ended; their audit events stay",

@@ -16,7 +16,7 @@ from flask_babel import ngettext
 from flask_login import login_required
 from packaging.utils import canonicalize_name
 
-from privindex.accounts import api_tokens, namespaces, second_factors, sessions, users
+from privindex.accounts import api_tokens, namespaces, removal, second_factors, sessions, users
 from privindex.api.http import audit_context
 from privindex.ops import audit, audit_words
 from privindex.web import confirm, shown_once
@@ -163,7 +163,7 @@ def _do(action: str, user, ctx) -> str:
         second_factors.reset(user, ctx)
         return _("Every second factor of %(user)s was removed.", user=name)
     if action == "remove":
-        revoked, roles = users.remove_user(user, ctx)
+        revoked, roles = removal.remove_user(user, ctx)
         return _("%(user)s is removed.", user=name) + " " + _removed_note(revoked, roles)
     if action == "end-sessions":
         ended = sessions.end_all(user, ctx, reason="admin")

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import time
 
-from flask import current_app, flash, redirect, render_template, request, session, url_for
+from flask import after_this_request, current_app, flash, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required, login_user
+from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from privindex.accounts import second_factors, sessions, users
 from privindex.api.http import audit_context
@@ -22,7 +23,10 @@ from privindex.ops.audit import Tag
 from privindex.web.blueprint import Account, bp, me, safe_next, settings
 from privindex.web.signin import PENDING_LOGIN, _finish_login, _locked_message, _password_attempt
 
-FLOW = "sso_flow"  # the started sign-in (state, nonce, PKCE verifier), in the signed session
+# The started sign-in (state, nonce, PKCE verifier), signed, in a cookie of its own: any answer
+# meanwhile rewrites the whole session cookie (the sign-in page's passkey options, asked for as
+# it loads, may answer after the redirect out), and would drop a flow kept there.
+FLOW_COOKIE = "privindex_sso"
 LINK = "sso_link"  # the provider's subject waiting for the owner of an existing account
 PROVIDER_MFA = "provider_mfa"  # this session's second factor was the provider's
 
@@ -63,13 +67,48 @@ def sso_start(number: int):
         flow = sso.begin(providers(), providers().all[number], _redirect_uri(), request.args.get("next", ""))
     except (identity_tokens.KeysUnavailable, identity_tokens.FetchFailed) as exc:
         return _unavailable(exc)
-    session[FLOW] = flow.state
-    return redirect(flow.url)
+    return _go_to_provider(flow)
+
+
+def _flows() -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt="privindex-sso-flow")
+
+
+def _go_to_provider(flow: sso.Flow):
+    conf = settings()
+    response = redirect(flow.url)
+    response.set_cookie(
+        conf.cookie_name(FLOW_COOKIE),
+        _flows().dumps(flow.state),
+        max_age=int(sso.FLOW_SECONDS),
+        path="/",
+        secure=conf.secure_cookies,
+        httponly=True,
+        samesite="Lax",  # sent on the provider's top-level redirect back
+    )
+    return response
+
+
+def _take_flow() -> dict | None:
+    """The started sign-in, once: its cookie goes with this answer."""
+    conf = settings()
+    name = conf.cookie_name(FLOW_COOKIE)
+
+    @after_this_request
+    def forget(response):
+        response.delete_cookie(name, path="/", secure=conf.secure_cookies, httponly=True, samesite="Lax")
+        return response
+
+    try:
+        flow = _flows().loads(request.cookies.get(name, ""), max_age=sso.FLOW_SECONDS)
+    except BadSignature:
+        return None
+    return flow if isinstance(flow, dict) else None
 
 
 @bp.get("/login/sso/callback")
 def sso_callback():
-    flow = session.pop(FLOW, None)
+    flow = _take_flow()
     try:
         provider, outcome = sso.finish(
             providers(), flow, request.args.to_dict(), _redirect_uri(), audit_context()
@@ -80,8 +119,9 @@ def sso_callback():
         return render_template("login.html", next=""), 403
     except (identity_tokens.KeysUnavailable, identity_tokens.FetchFailed) as exc:
         return _unavailable(exc)
-    next_url = str((flow or {}).get("next", ""))
-    if "reauth_of" in (flow or {}):
+    assert flow is not None  # finish refuses a sign-in without one
+    next_url = str(flow.get("next", ""))
+    if "reauth_of" in flow:
         return _reauthenticated(flow, next_url)
     if outcome.link_to is not None:
         session[LINK] = {
@@ -110,8 +150,7 @@ def sso_reauth():
         flow = sso.begin(providers(), provider, _redirect_uri(), next_url, reauth_of=me())
     except (identity_tokens.KeysUnavailable, identity_tokens.FetchFailed) as exc:
         return _unavailable(exc)
-    session[FLOW] = flow.state
-    return redirect(flow.url)
+    return _go_to_provider(flow)
 
 
 def _reauthenticated(flow: dict, next_url: str):

@@ -227,7 +227,16 @@ document.addEventListener("DOMContentLoaded", () => {
   }
   const menu = document.querySelector(".menu-toggle");
   if (menu) wireMenu(menu);
+  document.querySelectorAll("nav.tabs").forEach(showCurrentTab);
 });
+
+// A tab row that scrolls sideways (narrow screens) starts with the current tab in view.
+function showCurrentTab(nav) {
+  const current = nav.querySelector("[aria-current=page]");
+  if (!current) return;
+  const overflow = current.getBoundingClientRect().right - nav.getBoundingClientRect().right;
+  if (overflow > 0) nav.scrollLeft += overflow;
+}
 
 // Copy buttons: a progressive enhancement for `<code data-copy="Copy">`; without script the
 // text is still there to select.
