@@ -26,6 +26,7 @@ from conftest import add_user, enrol_totp_cli, pip, privindex_cli, start_server,
 from fake_issuer import github_claims, gitlab_claims, issuers_toml
 from fake_upstream import FakeUpstream
 from helpers import V1_JSON, listed
+from pypi_attestations import AttestationType
 from wheels import make_wheel
 
 from privindex.api.simple import API_VERSION
@@ -38,7 +39,7 @@ def attestation(filename: str, sha256: str) -> dict:
     statement = {
         "_type": "https://in-toto.io/Statement/v1",
         "subject": [{"name": filename, "digest": {"sha256": sha256}}],
-        "predicateType": "https://docs.pypi.org/attestations/publish/v1",
+        "predicateType": AttestationType.PYPI_PUBLISH_V1.value,
         "predicate": None,
     }
     return {
@@ -283,7 +284,7 @@ def test_a_github_attestation_of_the_publishers_repository_is_stored_and_served(
     sha256 = hashlib.sha256(sdist.read_bytes()).hexdigest()
     assert entry["hashes"]["sha256"] == sha256
     assert verified_by_a_client(resp.content, sdist.name, sha256, monkeypatch, tmp_path) == [
-        "https://docs.pypi.org/attestations/publish/v1"
+        AttestationType.PYPI_PUBLISH_V1.value
     ]
     file = requests.get(urljoin(f"{attesting.index_url}pypi-attestations/", entry["url"]), timeout=10)
     assert file.content == GITHUB_SDIST.read_bytes()  # and the file is served as ever
