@@ -13,18 +13,15 @@ from __future__ import annotations
 
 import hashlib
 import os
-import socket
-import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import pytest
 import requests
 from conftest import start_server, wait_until
 from fake_upstream import FakeUpstream
-from helpers import listed
+from helpers import SlowReader, listed
 from wheels import make_wheel
 
 pytestmark = [
@@ -34,34 +31,6 @@ pytestmark = [
 
 BIG = 40 * 1024 * 1024
 OLD = datetime(2020, 1, 1, tzinfo=UTC)
-
-
-class SlowReader(threading.Thread):
-    """GET path over a socket with a 4 KB receive buffer, reading `rate` bytes a second."""
-
-    def __init__(self, base: str, path: str, headers: str = "", rate: int = 256 * 1024):
-        super().__init__(daemon=True)
-        self.address = urlsplit(base).netloc.split(":")
-        self.request = f"GET {path} HTTP/1.1\r\nHost: privindex\r\n{headers}\r\n".encode()
-        self.rate, self.received = rate, 0
-        self.status = b""
-        self.started_answer = threading.Event()
-        self.stop = threading.Event()
-
-    def run(self) -> None:
-        with socket.socket() as sock:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-            sock.connect((self.address[0], int(self.address[1])))
-            sock.sendall(self.request)
-            while not self.stop.is_set():
-                data = sock.recv(16 * 1024)
-                if not data:
-                    return
-                if not self.status:
-                    self.status = data.split(b"\r\n", 1)[0]
-                    self.started_answer.set()
-                self.received += len(data)
-                time.sleep(len(data) / self.rate)
 
 
 def _big_wheel(folder: Path, name: str) -> Path:
