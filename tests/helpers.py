@@ -43,8 +43,12 @@ class SlowReader(threading.Thread):
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.rcvbuf)
             sock.connect(self.address)
             sock.sendall(self.request)
+            sock.settimeout(0.5)  # to see stop while no answer comes
             while not self.stop.is_set():
-                data = sock.recv(16 * 1024)
+                try:
+                    data = sock.recv(16 * 1024)
+                except TimeoutError:
+                    continue
                 if not data:
                     return
                 if not self.status:

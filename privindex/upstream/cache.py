@@ -30,7 +30,9 @@ cache, can never reach outside it. "No such project" answers are kept in a bound
 
 Workers: at most `upstream_workers` waitress workers wait on the upstream at once (page
 fetches and clients following a download alike); past that a request is refused at once
-with Busy (503), so local pages and /healthz always find a free worker.
+with Busy (503), so local pages and /healthz always find a free worker. A follower that
+may (`stop_when_landed`) stops once its file landed and leaves the rest to the server's
+file wrapper (`take_rest`), so a slow client holds its worker only while the file comes.
 """
 
 from __future__ import annotations
@@ -286,10 +288,9 @@ class Follower:
     def take_rest(self) -> BinaryIO | None:
         """Once the download landed (verified, in place), the file positioned after the
         bytes sent so far, now the caller's to send and close; None before that."""
-        fh, self._file = self._file, None
-        if fh is not None and not self._transfer.done:
-            self._file = fh
+        if not self._transfer.done:
             return None
+        fh, self._file = self._file, None
         return fh
 
     def close(self) -> None:
