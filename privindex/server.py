@@ -10,6 +10,7 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any, cast
 
+from waitress.buffers import ReadOnlyFileBasedBuffer
 from waitress.channel import HTTPChannel
 from waitress.parser import HTTPRequestParser
 from waitress.server import TcpWSGIServer, create_server
@@ -17,6 +18,7 @@ from waitress.task import WSGITask
 
 from privindex import __version__
 from privindex.accounts import users
+from privindex.api.simple import FILE_TAIL
 from privindex.app import create_app
 from privindex.config import Settings, replace
 from privindex.db.connection import bound, in_thread
@@ -32,9 +34,31 @@ class _KeepAliveTask(WSGITask):
     """waitress 3.0.2 closes an HTTP/1.1 connection after any answer without a
     Content-Length, bodiless 304s and 204s included; pip revalidating pages then pays for
     a new connection each time. Keep the connection for those (the client may still ask
-    to close)."""
+    to close).
+
+    A wsgi.file_wrapper is also taken in the middle of a body (FILE_TAIL): waitress sends
+    it from its main loop as it sends one returned as the whole body, so the worker is
+    free at once however slowly the client reads (a cold upstream file's rest once its
+    download landed)."""
 
     _bodiless_keepalive = False
+
+    def get_environment(self):
+        environ = super().get_environment()
+        environ[FILE_TAIL] = True
+        return environ
+
+    def write(self, data):
+        if not isinstance(data, ReadOnlyFileBasedBuffer):
+            return super().write(data)
+        if self.content_length is None or self.chunked_response:  # the wrapper must not be chunked
+            for chunk in data:
+                super().write(cast(bytes, chunk))
+            data.close()
+            return
+        super().write(b"")  # the headers, if they have not gone yet
+        self.content_bytes_written += data.prepare(self.content_length - self.content_bytes_written)
+        self.channel.write_soon(data)  # type: ignore[arg-type]  # waitress's own path does the same
 
     def build_response_header(self):
         request = cast(HTTPRequestParser, self.request)  # types-waitress has it as an Error

@@ -6,7 +6,11 @@ import base64
 import datetime
 import io
 import ipaddress
+import socket
+import threading
+import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import requests
 from cryptography import x509
@@ -16,6 +20,42 @@ from cryptography.x509.oid import NameOID
 from wheels import upload_form
 
 V1_JSON = "application/vnd.pypi.simple.v1+json"
+
+
+class SlowReader(threading.Thread):
+    """A client on a slow link: GET path over a socket with a small receive buffer, reading
+    `rate` bytes a second until the answer ends or stop is set (tests/test_slow_clients.py,
+    benchmarks/slow_clients.py)."""
+
+    def __init__(self, base: str, path: str, headers: str = "", rate: int = 256 * 1024, rcvbuf: int = 4096):
+        super().__init__(daemon=True)
+        host, port = urlsplit(base).netloc.split(":")
+        self.address = (host, int(port))
+        self.request = f"GET {path} HTTP/1.1\r\nHost: privindex\r\n{headers}\r\n".encode()
+        self.rate, self.rcvbuf = rate, rcvbuf
+        self.received = 0  # bytes, headers included
+        self.status = b""  # the status line
+        self.started_answer = threading.Event()
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        with socket.socket() as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.rcvbuf)
+            sock.connect(self.address)
+            sock.sendall(self.request)
+            sock.settimeout(0.5)  # to see stop while no answer comes
+            while not self.stop.is_set():
+                try:
+                    data = sock.recv(16 * 1024)
+                except TimeoutError:
+                    continue
+                if not data:
+                    return
+                if not self.status:
+                    self.status = data.split(b"\r\n", 1)[0]
+                    self.started_answer.set()
+                self.received += len(data)
+                time.sleep(len(data) / self.rate)
 
 
 def listed(server, project: str) -> dict[str, dict]:

@@ -102,3 +102,20 @@ def test_upstream_load_benchmark_runs_and_fetches_each_cold_file_once(tmp_path):
     assert "upstream requests per file: [1, 1]" in proc.stdout, proc.stdout + proc.stderr
     assert "file clients: 6 got 200, 6 with the exact bytes" in proc.stdout
     assert ", 0 did not," in proc.stdout  # every local page answered
+
+
+def test_slow_clients_benchmark_runs_and_every_slow_client_is_answered(tmp_path):
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "slow_clients.py"),
+            *["--mb", "2", "--files", "1", "--local-clients", "2", "--upstream-clients", "2"],
+            *["--seconds", "2", "--page-rate", "10", "--cache-dir", str(tmp_path)],
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+    )
+    assert "4 of 4 answered" in proc.stdout, proc.stdout + proc.stderr
+    assert "| 4 slow clients |" in proc.stdout and "| no slow clients |" in proc.stdout

@@ -19,7 +19,7 @@ import os
 import re
 import threading
 import weakref
-from collections.abc import Callable, Container, Iterable
+from collections.abc import Callable, Container, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -40,7 +40,7 @@ from privindex.api.headers import PAGE_SECURITY_HEADERS
 from privindex.packages.index import Index, IndexedFile, Project, parse_version
 from privindex.packages.project_status import ACTIVE, ProjectStatus
 from privindex.packages.provenance import SUFFIX as PROVENANCE_SUFFIX
-from privindex.upstream.cache import Busy, NotCached
+from privindex.upstream.cache import Busy, Follower, NotCached
 from privindex.upstream.client import PREFIX as UPSTREAM_PREFIX
 from privindex.upstream.client import UpstreamError, UpstreamFile, UpstreamProject, valid_name
 from privindex.upstream.source_rules import Source, Sources
@@ -68,6 +68,9 @@ CHUNK = 256 * 1024
 
 # environ key: the bytes a download sends (or has the proxy send), for metrics
 SENT_BYTES = "privindex.sent_bytes"
+# environ key: set by `privindex serve`, whose server takes a wsgi.file_wrapper in the
+# middle of a body too (server.py's task), sent from its main loop like a whole-file body
+FILE_TAIL = "privindex.file_tail"
 
 ReadGuard = Callable[[dict], bool]
 
@@ -672,7 +675,31 @@ class SimpleAPI:
         if size is not None:
             headers.append(("Content-Length", str(size)))
         start_response("200 OK", headers)
-        return follower  # type: ignore[return-value]
+        assert follower is not None  # open_or_fetch gives a path or a follower
+        return _followed(environ, follower)
+
+
+def _followed(environ: dict, follower: Follower) -> Iterable[bytes]:
+    """A cold upstream file's body: its bytes as its download brings them, then, once it
+    landed, the rest as a file wrapper (FILE_TAIL). The worker is held while the download
+    runs (within upstream_workers), not while a slow client reads the rest. Waiting for the
+    whole download before the first byte would free the worker sooner but leave clients
+    without a byte past their read timeout (pip's is 15 s) on big files."""
+    wrapper = environ.get("wsgi.file_wrapper")
+    if not environ.get(FILE_TAIL) or wrapper is None or follower.size is None:
+        return follower  # chunked (no Content-Length), or a server that takes bytes only
+    follower.stop_when_landed = True
+
+    def body() -> Iterator[object]:
+        try:
+            yield from follower
+            rest = follower.take_rest()
+            if rest is not None:
+                yield wrapper(_capped(rest), CHUNK)
+        finally:
+            follower.close()
+
+    return cast(Iterable[bytes], body())  # bytes, then the wrapper FILE_TAIL's server takes
 
 
 def send_page(
@@ -861,8 +888,10 @@ def _send(
     """Answer with an open file. werkzeug handles HEAD, Range, If-Range, If-None-Match and
     If-Modified-Since (Response.make_conditional). A plain GET, what pip and uv send for
     almost every download, has nothing to decide and skips building a Response, which
-    costs a third of the throughput on small files; whole files go through the server's
-    file wrapper either way."""
+    costs a third of the throughput on small files. Every body, whole file or range, goes
+    through the server's file wrapper, which waitress sends from its main loop: a slow
+    client never holds a worker thread for its transfer (werkzeug's own range body is a
+    generator, which a worker would write at the client's speed)."""
     headers = _file_headers(content_type, etag, mtime)
     if environ["REQUEST_METHOD"] == "GET" and not any(key in environ for key in _CONDITIONAL):
         start_response("200 OK", [*headers, ("Content-Length", str(size))])
@@ -881,6 +910,10 @@ def _send(
         )
     if environ["REQUEST_METHOD"] == "HEAD" or response.status_code in (304, 412):
         fh.close()  # werkzeug answers these without the body, and so without closing it
+    elif response.status_code == 206:
+        first, end = response.content_range.start, response.content_range.stop
+        fh.seek(first)
+        response.response = wrap_file(environ, _capped(fh, end), CHUNK)
     return response(environ, start_response)
 
 
@@ -901,9 +934,10 @@ def _shared_body(environ: dict, body: bytes) -> Iterable[bytes]:
 READ_CAP = 1024 * 1024
 
 
-def _capped(fh: IO[bytes]) -> IO[bytes]:
-    """fh read through _ReadsCapped, which has all of a file that wrap_file uses."""
-    return cast(IO[bytes], _ReadsCapped(fh))
+def _capped(fh: IO[bytes], end: int | None = None) -> IO[bytes]:
+    """fh read through _ReadsCapped, which has all of a file that wrap_file uses; with
+    `end`, no byte from that offset on is read (a range's end)."""
+    return cast(IO[bytes], _ReadsCapped(fh, end))
 
 
 class _ReadsCapped:
@@ -915,14 +949,17 @@ class _ReadsCapped:
     at 1 and 16 connections ran at the same req/s with a peak RSS of 85 MB instead of 135
     (256 KB pieces cost 15 % of the req/s)."""
 
-    __slots__ = ("_file", "seek", "tell", "close")
+    __slots__ = ("_file", "_end", "seek", "tell", "close")
 
-    def __init__(self, file):
-        self._file = file
+    def __init__(self, file, end: int | None = None):
+        self._file, self._end = file, end
         self.seek, self.tell, self.close = file.seek, file.tell, file.close
 
     def read(self, size: int = -1) -> bytes:
-        return self._file.read(READ_CAP if size < 0 or size > READ_CAP else size)
+        size = READ_CAP if size < 0 or size > READ_CAP else size
+        if self._end is not None:
+            size = max(0, min(size, self._end - self._file.tell()))
+        return self._file.read(size)
 
 
 def _etag_matches(header: str | None, etag: str) -> bool:

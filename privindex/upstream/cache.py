@@ -30,7 +30,9 @@ cache, can never reach outside it. "No such project" answers are kept in a bound
 
 Workers: at most `upstream_workers` waitress workers wait on the upstream at once (page
 fetches and clients following a download alike); past that a request is refused at once
-with Busy (503), so local pages and /healthz always find a free worker.
+with Busy (503), so local pages and /healthz always find a free worker. A follower that
+may (`stop_when_landed`) stops once its file landed and leaves the rest to the server's
+file wrapper (`take_rest`), so a slow client holds its worker only while the file comes.
 """
 
 from __future__ import annotations
@@ -247,6 +249,8 @@ class Follower:
         self._give_back: Callable[[], None] | None = give_back
         self._file: BinaryIO | None = fh  # opened while the download was registered (_transfer)
         self.size: int | None = None  # the Content-Length announced, if any
+        # stop once the download landed, leaving the rest to whoever takes take_rest()
+        self.stop_when_landed = False
 
     def prime(self) -> None:
         """Wait for the first bytes, so that a download failing that early is a clean error."""
@@ -267,6 +271,8 @@ class Follower:
                 t.changed.wait_for(lambda: t.ready > sent or t.done or t.error)  # noqa: B023 (called here, not later)
                 ready, done, error = t.ready, t.done, t.error
             while sent < ready:  # first, so the headers go out with bytes even if it failed
+                if self.stop_when_landed and t.done:  # checked each piece: a slow client's
+                    return  # writes wait for it to read, while the download may land
                 data = fh.read(min(READ, ready - sent))
                 if not data:
                     raise UpstreamError("the cached file was cut short on disk")
@@ -278,6 +284,14 @@ class Follower:
                 return
             if done:
                 return
+
+    def take_rest(self) -> BinaryIO | None:
+        """Once the download landed (verified, in place), the file positioned after the
+        bytes sent so far, now the caller's to send and close; None before that."""
+        if not self._transfer.done:
+            return None
+        fh, self._file = self._file, None
+        return fh
 
     def close(self) -> None:
         if self._file is not None:
