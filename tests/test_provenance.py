@@ -28,8 +28,8 @@ from fake_upstream import FakeUpstream
 from helpers import V1_JSON, listed
 from wheels import make_wheel
 
-from privindex.api.simple import API_VERSION
 from privindex.config import ConfigError, load_settings
+from privindex.packages.pages import API_VERSION
 
 
 def attestation(filename: str, sha256: str) -> dict:
