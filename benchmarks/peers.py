@@ -258,10 +258,19 @@ def nginx(workdir: Path, store: Path, root_page: bytes, project_page: bytes) -> 
     )
 
 
-def readme_nginx_config(port: int, upstream_port: int, store: Path, cache_dir: Path) -> str:
+def readme_nginx_config(
+    port: int,
+    upstream_port: int,
+    store: Path,
+    cache_dir: Path,
+    static: Path | None = None,
+    private: bool = False,
+) -> str:
     """The README's recommended nginx server (its `<!-- nginx-config -->` block) with this
-    machine's ports and folders, and plain HTTP on loopback instead of TLS. Fails loudly if
-    the README changed shape, so the benchmark and the tests never measure another config."""
+    machine's ports and folders, and plain HTTP on loopback instead of TLS; static is the
+    data dir's static/ folder (pre-rendered pages: none by default), private turns on the
+    lines for a private index. Fails loudly if the README changed shape, so the benchmark
+    and the tests never measure another config."""
     text = (REPO / "README.md").read_text()
     block = text.split("<!-- nginx-config -->", 1)[1].split("```nginx\n", 1)[1].split("```", 1)[0]
     changes = [
@@ -270,9 +279,12 @@ def readme_nginx_config(port: int, upstream_port: int, store: Path, cache_dir: P
         (r"server 127\.0\.0\.1:8080;", f"server 127.0.0.1:{upstream_port};"),
         (r"/var/cache/nginx/privindex", str(cache_dir)),
         (r"alias /srv/packages/;", f"alias {store.resolve()}/;"),
+        (r"root /srv/privindex_data/static;", f"root {(static or cache_dir / 'no-static').resolve()};"),
     ]
+    if private:
+        changes += [(r"# (auth_request /_privindex/read-check;)", r"\1"), (r"# (error_page 401 = )", r"\1")]
     for pattern, replacement in changes:
-        block, n = re.subn(pattern, lambda _m, new=replacement: new, block)
+        block, n = re.subn(pattern, lambda m, new=replacement: m.expand(new), block)
         if n == 0:
             raise RuntimeError(f"README.md's nginx config no longer has {pattern!r}; update peers.py")
     return block
@@ -314,7 +326,9 @@ def privindex_behind_nginx(
     inner = privindex(store, data_dir, send_files_via=send_files_via, trusted_proxy="127.0.0.1", **settings)
     port = free_port()
     shutil.rmtree(workdir / "cache", ignore_errors=True)
-    conf = nginx_http_conf(workdir, readme_nginx_config(port, inner.port, store, workdir / "cache"))
+    conf = nginx_http_conf(
+        workdir, readme_nginx_config(port, inner.port, store, workdir / "cache", data_dir / "static")
+    )
     nginx_cmd = " ".join(
         shlex.quote(a)
         for a in ["nginx", "-c", str(conf), "-p", str(workdir), "-e", str(workdir / "error.log")]

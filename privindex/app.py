@@ -16,6 +16,8 @@ from privindex.api.health import bp as health_bp
 from privindex.api.health import indexing_report
 from privindex.api.json_api import PREFIX as JSON_PREFIX
 from privindex.api.json_api import JsonAPI
+from privindex.api.read_check import PATH as READ_CHECK_PATH
+from privindex.api.read_check import ReadCheck
 from privindex.api.simple import ProxySend, SimpleAPI
 from privindex.api.upload import UploadRequest
 from privindex.auth.token_format import MalformedAuthorization, read_authorization
@@ -28,6 +30,7 @@ from privindex.ops.metrics import Metrics, may_read
 from privindex.ops.request_ids import request_ids
 from privindex.packages.archives import ArchiveLimits
 from privindex.packages.index import Index, Progress
+from privindex.packages.static_pages import StaticPages
 from privindex.packages.store import Store
 from privindex.upstream.source_rules import Sources
 from privindex.web import init_web
@@ -73,6 +76,10 @@ def create_app(settings: Settings, progress: Progress | None = None, index_later
     app.extensions["privindex_notices"] = notices.attach(db, settings)  # None without mail
     _bind_to_app_contexts(app, db)
 
+    if settings.static_pages:
+        writer = StaticPages.from_settings(settings, sources)
+        writer.follow()
+        app.extensions["privindex_static_pages"] = writer  # server.py runs its thread
     read_guard = token_reader if settings.read_access == "token" else None
     app.extensions["privindex_read_guard"] = read_guard  # /readyz's counts: only for readers
 
@@ -105,7 +112,7 @@ def create_app(settings: Settings, progress: Progress | None = None, index_later
         proxy_send=ProxySend.from_settings(settings.send_files_via, settings.send_files_prefix, store.root),
     )
     json_api = JsonAPI(simple_api, settings.page_cache_size, settings.public_url)
-    routed = _route_read_path(simple_api, json_api, app.wsgi_app)
+    routed = _route_read_path(simple_api, json_api, ReadCheck(read_guard), app.wsgi_app)
     if settings.metrics:
         metrics = Metrics(index, settings.data_dir, sources.cache)
         app.extensions["privindex_metrics"] = metrics
@@ -194,9 +201,11 @@ def token_reader(environ: dict) -> bool:
         return False
 
 
-def _route_read_path(fast: Callable, json_api: Callable, flask_app: Callable) -> Callable:
+def _route_read_path(
+    fast: Callable, json_api: Callable, read_check: Callable, flask_app: Callable
+) -> Callable:
     """Send the hot read URLs to the plain-WSGI Simple API, the JSON API's to its own plain
-    WSGI app, the rest to Flask."""
+    WSGI app, nginx's read check to its own, the rest to Flask."""
 
     def dispatch(environ: dict, start_response: Callable) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
@@ -204,6 +213,8 @@ def _route_read_path(fast: Callable, json_api: Callable, flask_app: Callable) ->
             return fast(environ, start_response)
         if path.startswith(JSON_PREFIX):
             return json_api(environ, start_response)
+        if path == READ_CHECK_PATH:
+            return read_check(environ, start_response)
         return flask_app(environ, start_response)
 
     return dispatch

@@ -20,6 +20,7 @@ import enum
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import peewee
@@ -140,6 +141,8 @@ class Sources:
         self.statuses: dict[str, ProjectStatus] = {}  # local names not plainly active (PEP 792)
         self.namespaces = NamespaceRules()
         self._data_version: int | None = None
+        # told which names' pages a reload changed (None: every name), for static_pages.py
+        self.on_change: Callable[[set[str] | None], None] | None = None
 
     @property
     def upstream_on(self) -> bool:
@@ -153,6 +156,7 @@ class Sources:
             version = data_version()
             if version is not None and version == self._data_version:
                 return
+        before = (self.claimed, self.allowed, self.statuses, self.namespaces)
         self.claimed, self.allowed = claimed_names()
         statuses = project_status.non_active()
         # an unchanged status keeps its object: cached pages are valid while it is theirs
@@ -164,6 +168,24 @@ class Sources:
             self.cache.exemptions = cooldown.load()
         if version is not None:  # only once everything was read: a failed pass is tried again
             self._data_version = version
+        if self.on_change is not None:
+            self.on_change(self._changed_since(*before))
+
+    def _changed_since(
+        self,
+        claimed: frozenset[str],
+        allowed: frozenset[str],
+        statuses: dict[str, ProjectStatus],
+        rules: NamespaceRules,
+    ) -> set[str] | None:
+        """The names whose pages may differ from what they were before a reload."""
+        if rules is not self.namespaces:
+            return None  # a grant changes the JSON page of every name under it
+        changed = set(claimed ^ self.claimed) | (allowed ^ self.allowed)
+        changed |= {
+            n for n in statuses.keys() | self.statuses.keys() if statuses.get(n) is not self.statuses.get(n)
+        }
+        return changed
 
     def status(self, name: str) -> ProjectStatus:
         """A local name's status, from memory (upstream names carry theirs on their page)."""
