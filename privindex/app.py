@@ -112,7 +112,7 @@ def create_app(settings: Settings, progress: Progress | None = None, index_later
         proxy_send=ProxySend.from_settings(settings.send_files_via, settings.send_files_prefix, store.root),
     )
     json_api = JsonAPI(simple_api, settings.page_cache_size, settings.public_url)
-    routed = _route_read_path(simple_api, json_api, ReadCheck(read_guard), app.wsgi_app)
+    routed = _route_read_path(simple_api, json_api, app.wsgi_app)
     if settings.metrics:
         metrics = Metrics(index, settings.data_dir, sources.cache)
         app.extensions["privindex_metrics"] = metrics
@@ -121,8 +121,8 @@ def create_app(settings: Settings, progress: Progress | None = None, index_later
             sources.cache.on_fetch = metrics.upstream_fetch
         _add_metrics_view(app, metrics, settings)
         routed = metrics.middleware(routed)
-    app.wsgi_app = bind_to_requests(  # type: ignore[method-assign]
-        db, request_ids(access_log(routed))
+    app.wsgi_app = _read_check_first(  # type: ignore[method-assign]
+        bind_to_requests(db, ReadCheck(read_guard)), bind_to_requests(db, request_ids(access_log(routed)))
     )
     return app
 
@@ -201,11 +201,22 @@ def token_reader(environ: dict) -> bool:
         return False
 
 
-def _route_read_path(
-    fast: Callable, json_api: Callable, read_check: Callable, flask_app: Callable
-) -> Callable:
+def _read_check_first(read_check: Callable, app: Callable) -> Callable:
+    """nginx's read check (one per pre-rendered page of a private index) outside the access
+    log and request ids: nginx logs the request it guards, and the check stays well under a
+    millisecond."""
+
+    def dispatch(environ: dict, start_response: Callable) -> Iterable[bytes]:
+        if environ.get("PATH_INFO") == READ_CHECK_PATH:
+            return read_check(environ, start_response)
+        return app(environ, start_response)
+
+    return dispatch
+
+
+def _route_read_path(fast: Callable, json_api: Callable, flask_app: Callable) -> Callable:
     """Send the hot read URLs to the plain-WSGI Simple API, the JSON API's to its own plain
-    WSGI app, nginx's read check to its own, the rest to Flask."""
+    WSGI app, the rest to Flask."""
 
     def dispatch(environ: dict, start_response: Callable) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
@@ -213,8 +224,6 @@ def _route_read_path(
             return fast(environ, start_response)
         if path.startswith(JSON_PREFIX):
             return json_api(environ, start_response)
-        if path == READ_CHECK_PATH:
-            return read_check(environ, start_response)
         return flask_app(environ, start_response)
 
     return dispatch
