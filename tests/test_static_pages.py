@@ -7,15 +7,16 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
 import threading
 from pathlib import Path
 
+import peers  # benchmarks/peers.py (on the path through conftest): the README's nginx config
 import pytest
 import requests
 from conftest import (
     Accounts,
     free_port,
+    nginx_conf,
     pip,
     populate,
     privindex_cli,
@@ -24,6 +25,7 @@ from conftest import (
     uv,
     wait_until,
 )
+from helpers import needs_nginx
 from wheels import make_wheel
 
 from privindex.packages.index import Index
@@ -34,14 +36,6 @@ from privindex.upstream.source_rules import Sources
 
 pytestmark = pytest.mark.database_neutral  # what it checks is the same on any database
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "benchmarks"))
-import peers  # noqa: E402  (benchmarks/peers.py: the README's nginx config, made concrete)
-
-needs_nginx = pytest.mark.skipif(
-    shutil.which("nginx") is None and os.environ.get("CI") != "true",
-    reason="needs Debian's nginx (.ci/run installs it)",
-)
 # file -> the Accept header privindex answers with the same page
 FILES = {"index.html": "text/html", "index.v1html": V1_HTML, "index.v1json": V1_JSON}
 PIP_ACCEPT = (
@@ -189,6 +183,14 @@ def test_export_pages_writes_the_same_tree_into_a_folder(server, tmp_path, dists
             ).read_bytes()
 
 
+def test_export_pages_of_a_private_index_needs_the_read_check(server, tmp_path):
+    private = {**SETTINGS, "PRIVINDEX_READ_ACCESS": "token"}
+    proc = privindex_cli(server, "export-pages", str(tmp_path / "out"), env=private, check=False)
+    assert proc.returncode == 1
+    assert "static_pages_auth_request = true" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "out").exists()
+
+
 def test_pages_are_removed_when_the_setting_is_off(tmp_path, dists):
     populate(tmp_path / "store", dists)
     first = start_server(tmp_path / "store", tmp_path / "data", env=SETTINGS)
@@ -217,7 +219,7 @@ class Proxied:
         http = peers.readme_nginx_config(
             port, upstream_port, base / "store", work / "cache", base / "data" / "static", private=private
         )
-        self.nginx = run_nginx(work, peers.nginx_http_conf(work, http, workers="1"), port)
+        self.nginx = run_nginx(work, nginx_conf(work, http), port)
         self.url = f"http://127.0.0.1:{port}"
 
     def close(self) -> None:

@@ -166,10 +166,7 @@ def export_pages(settings: Settings, dest: Path) -> None:
     require_data_dir(settings)
     with open_data(settings):
         index = Index(Store(settings.store), ArchiveLimits.from_settings(settings))
-        index.load(progress_printer(lambda line: click.echo(line, err=True)))
-        cache = offline_upstream_cache(settings) if settings.upstream_url else None
-        sources = Sources(index, cache)
-        sources.reload()
+        sources = Sources(index, offline_upstream_cache(settings) if settings.upstream_url else None)
         writer = StaticPages.from_settings(settings, sources, dest)
         if writer.private:
             fail(
@@ -177,6 +174,8 @@ def export_pages(settings: Settings, dest: Path) -> None:
                 "nginx that asks the read check first; set static_pages_auth_request = true "
                 "(README.md, nginx) and run this again"
             )
+        index.load(progress_printer(lambda line: click.echo(line, err=True)))
+        sources.reload()
         try:
             with click.progressbar(
                 length=len(index.project_list()), label="writing pages", file=sys.stderr

@@ -22,7 +22,7 @@ import os
 import shutil
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection
 from pathlib import Path
 
 from privindex.config import Settings
@@ -65,8 +65,10 @@ class StaticPages:
         self.index.on_publish = self.changed
         self.sources.on_change = self.changed
 
-    def changed(self, names: Iterable[str] | None) -> None:
+    def changed(self, names: Collection[str] | None) -> None:
         """Take note (cheap: called under the index lock); None means every name."""
+        if names is not None and not names:
+            return  # a reload that changed no name (most of them)
         with self._lock:
             if names is None:
                 self._everything = True
