@@ -22,6 +22,7 @@ from conftest import (
     privindex_cli,
     run_nginx,
     start_server,
+    twine,
     uv,
     wait_until,
 )
@@ -107,10 +108,29 @@ def test_a_dropped_in_file_a_yank_and_a_delete_rewrite_the_page(server, tmp_path
     )
     assert in_step(server, "gamma-static")
 
+    privindex_cli(server, "project", "unyank", "gamma-static", "1.0")
+    wait_until(
+        lambda: b"broken build" not in (page_files(server, "gamma-static") / "index.v1json").read_bytes(), 10
+    )
+    assert in_step(server, "gamma-static")
+
     privindex_cli(server, "project", "delete", "gamma-static", "1.0", "--yes")
     wait_until(lambda: not page_files(server, "gamma-static").exists(), 10)
     wait_until(lambda: b"gamma-static" not in (page_files(server, None) / "index.v1json").read_bytes(), 10)
     assert in_step(server, None)
+
+
+@pytest.mark.slow  # twine
+def test_an_upload_writes_the_page_and_the_root(server, tmp_path):
+    accounts = Accounts(server.store, server.data_dir, server.env)
+    accounts.user("uploader")
+    token = accounts.token("uploader")
+    wheel = make_wheel(tmp_path, "delta-static", "2.0")
+    assert twine(server.url, token, wheel).returncode == 0
+    wait_until(lambda: in_step(server, "delta-static"), 10)
+    assert wheel.name in (page_files(server, "delta-static") / "index.html").read_text()
+    wait_until(lambda: in_step(server, None), 10)
+    assert b"delta-static" in (page_files(server, None) / "index.html").read_bytes()
 
 
 def test_a_quarantined_project_has_no_files_and_gets_them_back_when_active(server, dists):
