@@ -26,6 +26,7 @@ from conftest import (
     uv,
     wait_until,
 )
+from fake_upstream import FakeUpstream
 from helpers import needs_nginx
 from wheels import make_wheel
 
@@ -131,6 +132,27 @@ def test_an_upload_writes_the_page_and_the_root(server, tmp_path):
     assert wheel.name in (page_files(server, "delta-static") / "index.html").read_text()
     wait_until(lambda: in_step(server, None), 10)
     assert b"delta-static" in (page_files(server, None) / "index.html").read_bytes()
+
+
+def test_pages_that_mix_in_the_upstream_are_left_to_privindex(tmp_path, dists):
+    fake = FakeUpstream()
+    fake.add("remote-only", make_wheel(tmp_path / "wheels", "remote-only", "1.0"))
+    fake.add("alpha", dists.files["alpha"][0])
+    fake.start()
+    populate(tmp_path / "store", dists)
+    server = start_server(tmp_path / "store", tmp_path / "data", "--upstream", fake.url, env=SETTINGS)
+    try:
+        wait_until(lambda: in_step(server, "alpha"), 10)
+        assert live(server, "remote-only", V1_JSON).json()["files"]
+        assert not page_files(server, "remote-only").exists()  # upstream-only: never written
+        assert not (page_files(server, None) / "index.html").exists()  # /simple/ lists upstream names
+        privindex_cli(server, "project", "allow-upstream", "alpha")
+        wait_until(lambda: not page_files(server, "alpha").exists(), 10)  # merged with the upstream
+        privindex_cli(server, "project", "allow-upstream", "alpha", "--revoke")
+        wait_until(lambda: in_step(server, "alpha"), 10)
+    finally:
+        server.stop()
+        fake.stop()
 
 
 def test_a_quarantined_project_has_no_files_and_gets_them_back_when_active(server, dists):
