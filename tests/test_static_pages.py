@@ -233,6 +233,24 @@ def test_export_pages_of_a_private_index_needs_the_read_check(server, tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+def test_a_failed_write_fails_no_change_and_is_retried_with_the_next(tmp_path, dists):
+    populate(tmp_path / "store", dists)
+    server = start_server(tmp_path / "store", tmp_path / "data", env=SETTINGS)
+    try:
+        wait_until(lambda: in_step(server, "alpha"), 10)
+        shutil.rmtree(page_files(server, None))
+        page_files(server, None).write_text("in the way")  # every write now fails
+        drop_wheel(server, tmp_path, "epsilon-static", "1.0")
+        wait_until(lambda: "writing the static pages failed" in server.log(), 10)
+        assert live(server, "epsilon-static", V1_JSON).json()["files"]  # the index is not held up
+        page_files(server, None).unlink()
+        drop_wheel(server, tmp_path, "zeta-static", "1.0")
+        for name in ("epsilon-static", "zeta-static", None):
+            wait_until(lambda name=name: in_step(server, name), 10)
+    finally:
+        server.stop()
+
+
 def test_pages_are_removed_when_the_setting_is_off(tmp_path, dists):
     populate(tmp_path / "store", dists)
     first = start_server(tmp_path / "store", tmp_path / "data", env=SETTINGS)

@@ -97,8 +97,9 @@ class StaticPages:
                 self.write_root()
         except Exception:  # never the uploader's problem; tried again on the next change
             log.exception("writing the static pages failed; trying again on the next change")
-            self.changed(None if everything else names)
-            self._wake.clear()
+            with self._lock:  # kept for the next pass, without waking it now
+                self._pending |= names
+                self._everything |= everything
 
     def write_all(self, progress: Progress | None = None) -> int:
         """Bring the whole tree in line with the index; returns the projects written."""
