@@ -172,7 +172,7 @@ def export_pages(settings: Settings, dest: Path) -> None:
             fail(
                 'this index is private (read_access = "token"): its pages are written only for an '
                 "nginx that asks the read check first; set static_pages_auth_request = true "
-                "(README.md, nginx) and run this again"
+                '(README.md, "Serving a LAN") and run this again'
             )
         index.load(progress_printer(lambda line: click.echo(line, err=True)))
         sources.reload()
