@@ -165,6 +165,25 @@ def test_a_quarantined_project_has_no_files_and_gets_them_back_when_active(serve
     wait_until(lambda: in_step(server, name), 10)
 
 
+def test_a_namespace_grant_rewrites_the_pages_under_it(server):
+    Accounts(server.store, server.data_dir, server.env).user("nsowner")
+    privindex_cli(server, "namespace", "grant", "alpha", "--owner", "nsowner")
+    try:
+        wait_until(
+            lambda: (
+                b'"namespaces":[{"name":"alpha"'
+                in (page_files(server, "alpha") / "index.v1json").read_bytes()
+            ),
+            10,
+        )
+        assert in_step(server, "alpha")
+    finally:
+        privindex_cli(server, "namespace", "revoke", "alpha")
+    wait_until(
+        lambda: b'"namespaces":null' in (page_files(server, "alpha") / "index.v1json").read_bytes(), 10
+    )
+
+
 def test_a_change_rewrites_only_the_pages_it_changes(server, dists):
     """nginx's ETag comes from the file's mtime: a page whose bytes stay must keep it."""
     name = next(n for n in dists.files if n != "alpha")
