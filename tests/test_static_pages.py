@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import shutil
 import threading
+import time
 from pathlib import Path
 
 import peers  # benchmarks/peers.py (on the path through conftest): the README's nginx config
@@ -30,6 +31,7 @@ from fake_upstream import FakeUpstream
 from helpers import needs_nginx
 from wheels import make_wheel
 
+from privindex.api.read_check import ReadCheck
 from privindex.packages.index import Index
 from privindex.packages.pages import V1_HTML, V1_JSON
 from privindex.packages.static_pages import StaticPages
@@ -230,6 +232,29 @@ def test_a_reader_never_sees_half_a_page_and_a_same_sized_change_gets_a_new_mtim
     assert [p.name for p in path.parent.iterdir()] and all(
         p.name.startswith("index.") for p in path.parent.iterdir()
     )
+
+
+def test_the_read_check_remembers_a_passed_token_for_its_ttl_only():
+    valid, asked = {"Basic good"}, []
+
+    def guard(environ: dict) -> bool:
+        asked.append(environ["HTTP_AUTHORIZATION"])
+        return environ["HTTP_AUTHORIZATION"] in valid
+
+    check = ReadCheck(guard, ttl=0.3)
+    reader = {"HTTP_AUTHORIZATION": "Basic good", "REMOTE_ADDR": "10.0.0.1"}
+    assert check.may_read(reader) and check.may_read(reader)
+    assert len(asked) == 1  # the second from memory
+    assert all(b"good" not in key for key in check._passed)  # keyed by an HMAC, not the header
+    valid.clear()  # revoked
+    assert check.may_read(reader)  # still remembered, for at most the TTL
+    time.sleep(0.35)
+    assert not check.may_read(reader)
+    assert not check.may_read({"REMOTE_ADDR": "10.0.0.1"})  # no credentials: never asked
+    assert not check.may_read({"HTTP_AUTHORIZATION": "Basic bad", "REMOTE_ADDR": "10.0.0.1"})
+    assert not check.may_read({"HTTP_AUTHORIZATION": "Basic bad", "REMOTE_ADDR": "10.0.0.1"})
+    assert asked.count("Basic bad") == 2  # failures are not remembered
+    assert ReadCheck(None).may_read({})  # a public index
 
 
 def test_export_pages_writes_the_same_tree_into_a_folder(server, tmp_path, dists):
