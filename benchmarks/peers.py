@@ -259,18 +259,14 @@ def nginx(workdir: Path, store: Path, root_page: bytes, project_page: bytes) -> 
 
 
 def readme_nginx_config(
-    port: int,
-    upstream_port: int,
-    store: Path,
-    cache_dir: Path,
-    static: Path | None = None,
-    private: bool = False,
+    port: int, upstream_port: int, store: Path, cache_dir: Path, static_dir: Path | None = None
 ) -> str:
     """The README's recommended nginx server (its `<!-- nginx-config -->` block) with this
-    machine's ports and folders, and plain HTTP on loopback instead of TLS; static is the
-    data dir's static/ folder (pre-rendered pages: none by default), private turns on the
-    lines for a private index. Fails loudly if the README changed shape, so the benchmark
-    and the tests never measure another config."""
+    machine's ports and folders, and plain HTTP on loopback instead of TLS. static_dir is
+    privindex's `<data_dir>/static` (None: a folder that does not exist, so every file goes
+    to privindex). Fails loudly if the README changed shape, so the benchmark and the tests
+    never measure another config."""
+    static_dir = static_dir or cache_dir / "no-static-folder"
     text = (REPO / "README.md").read_text()
     block = text.split("<!-- nginx-config -->", 1)[1].split("```nginx\n", 1)[1].split("```", 1)[0]
     changes = [
@@ -279,15 +275,23 @@ def readme_nginx_config(
         (r"server 127\.0\.0\.1:8080;", f"server 127.0.0.1:{upstream_port};"),
         (r"/var/cache/nginx/privindex", str(cache_dir)),
         (r"alias /srv/packages/;", f"alias {store.resolve()}/;"),
-        (r"root /srv/privindex_data/static;", f"root {(static or cache_dir / 'no-static').resolve()};"),
+        (r"root /var/lib/privindex/static;", f"root {static_dir.resolve()};"),
     ]
-    if private:
-        changes += [(r"# (auth_request /_privindex/read-check;)", r"\1"), (r"# (error_page 401 = )", r"\1")]
     for pattern, replacement in changes:
-        block, n = re.subn(pattern, lambda m, new=replacement: m.expand(new), block)
+        block, n = re.subn(pattern, lambda _m, new=replacement: new, block)
         if n == 0:
             raise RuntimeError(f"README.md's nginx config no longer has {pattern!r}; update peers.py")
     return block
+
+
+def with_read_check(conf: str) -> str:
+    """readme_nginx_config's block with its lines for a private index turned on (nginx asks
+    privindex's read check before it serves a pre-rendered page)."""
+    for line in ("auth_request /_privindex/read-check;", "error_page 401 = @privindex_pages;"):
+        conf, n = re.subn(rf"# ({re.escape(line)})", r"\1", conf)
+        if n == 0:
+            raise RuntimeError(f"README.md's nginx config no longer has {line!r} to turn on; update peers.py")
+    return conf
 
 
 def nginx_http_conf(workdir: Path, servers: str, workers: str = "auto") -> Path:

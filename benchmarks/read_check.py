@@ -63,8 +63,10 @@ def main() -> int:
             folder = work / ("nginx-private" if private else "nginx-public")
             port = peers.free_port()
             http = peers.readme_nginx_config(
-                port, inner.port, store.folder, folder / "cache", data / "static", private=private
+                port, inner.port, store.folder, folder / "cache", data / "static"
             )
+            if private:
+                http = peers.with_read_check(http)
             conf = peers.nginx_http_conf(folder, http, workers="1")
             argv = ["nginx", "-c", str(conf), "-p", str(folder), "-e", str(folder / "error.log")]
             server = peers.Server(name, argv, port, root="/healthz")

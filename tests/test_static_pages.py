@@ -281,7 +281,8 @@ def test_a_failed_write_fails_no_change_and_is_retried_with_the_next(tmp_path, d
     populate(tmp_path / "store", dists)
     server = start_server(tmp_path / "store", tmp_path / "data", env=SETTINGS)
     try:
-        wait_until(lambda: in_step(server, "alpha"), 10)
+        for name in [None, *dists.files]:  # the first pass is over: the writer rests
+            wait_until(lambda name=name: in_step(server, name), 10)
         shutil.rmtree(page_files(server, None))
         page_files(server, None).write_text("in the way")  # every write now fails
         drop_wheel(server, tmp_path, "epsilon-static", "1.0")
@@ -321,8 +322,10 @@ class Proxied:
         upstream_port = int(self.server.url.rsplit(":", 1)[1])
         work = base / "nginx"
         http = peers.readme_nginx_config(
-            port, upstream_port, base / "store", work / "cache", base / "data" / "static", private=private
+            port, upstream_port, base / "store", work / "cache", base / "data" / "static"
         )
+        if private:
+            http = peers.with_read_check(http)
         self.nginx = run_nginx(work, nginx_conf(work, http), port)
         self.url = f"http://127.0.0.1:{port}"
 

@@ -294,9 +294,9 @@ class Index:
         self._created = time.time()  # upload temp files older than this were left by a crash
         self._loading = threading.Lock()  # _load_records, once
         self._loaded = False  # whether the working copy holds every record (else: read on demand)
-        # told the names of the projects each new snapshot changed (static_pages.py), under
-        # the lock: it must only take note, never do I/O
-        self.on_publish: Callable[[list[str]], None] | None = None
+        # told the names of the projects each new snapshot changed, under the lock (no I/O):
+        # the serving tree (serving_tree.py) takes them to its own thread
+        self.listeners: list[Callable[[list[str]], None]] = []
 
     # -- reading (lock-free: one snapshot per call) ------------------------------------------
 
@@ -858,8 +858,9 @@ class Index:
             withdrawn=MappingProxyType(self._withdrawn),
         )
         self._shared = True
-        if names and self.on_publish is not None:
-            self.on_publish(names)
+        if names:
+            for listener in self.listeners:
+                listener(names)
 
     def _own(self) -> None:
         """Copy the working dicts the snapshot shares before changing them: copy on write,

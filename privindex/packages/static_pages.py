@@ -61,14 +61,13 @@ class StaticPages:
         return cls(folder if folder is not None else settings.static_dir, sources, private)
 
     def follow(self) -> None:
-        """Hear of every change to the index's listings and to the names' statuses."""
-        self.index.on_publish = self.changed
-        self.sources.on_change = self.changed
+        """Hear of every change to the index's listings, the names' statuses and sources."""
+        self.index.listeners.append(self.changed)
+        self.sources.status_listeners.append(self.changed)
+        self.sources.rule_listeners.append(self.changed)
 
     def changed(self, names: Collection[str] | None) -> None:
         """Take note (cheap: called under the index lock); None means every name."""
-        if names is not None and not names:
-            return  # a reload that changed no name (most of them)
         with self._lock:
             if names is None:
                 self._everything = True

@@ -136,13 +136,15 @@ class Sources:
     def __init__(self, index: Index, cache: UpstreamCache | None):
         self.index = index
         self.cache = cache
+        # told the names whose source a reload changed (a claim, an allowance), or None when
+        # the namespace grants did (they are on the JSON page of every name under them)
+        self.rule_listeners: list[Callable[[set[str] | None], None]] = []
         self.claimed: frozenset[str] = frozenset()
         self.allowed: frozenset[str] = frozenset()
         self.statuses: dict[str, ProjectStatus] = {}  # local names not plainly active (PEP 792)
         self.namespaces = NamespaceRules()
         self._data_version: int | None = None
-        # told which names' pages a reload changed (None: every name), for static_pages.py
-        self.on_change: Callable[[set[str] | None], None] | None = None
+        self.status_listeners: list[Callable[[list[str]], None]] = []  # told the names whose status changed
 
     @property
     def upstream_on(self) -> bool:
@@ -156,11 +158,16 @@ class Sources:
             version = data_version()
             if version is not None and version == self._data_version:
                 return
-        before = (self.claimed, self.allowed, self.statuses, self.namespaces)
+        before = (self.claimed, self.allowed, self.namespaces)
         self.claimed, self.allowed = claimed_names()
         statuses = project_status.non_active()
+        old = self.statuses
         # an unchanged status keeps its object: cached pages are valid while it is theirs
-        self.statuses = {n: s if self.statuses.get(n) != s else self.statuses[n] for n, s in statuses.items()}
+        self.statuses = {n: s if old.get(n) != s else old[n] for n, s in statuses.items()}
+        moved = [n for n in old.keys() | statuses.keys() if old.get(n) != statuses.get(n)]
+        if moved:
+            for listener in self.status_listeners:
+                listener(moved)
         rules = namespace_rules()
         if rules != self.namespaces:  # a new value only when it changed: pages stay cached
             self.namespaces = rules
@@ -168,24 +175,17 @@ class Sources:
             self.cache.exemptions = cooldown.load()
         if version is not None:  # only once everything was read: a failed pass is tried again
             self._data_version = version
-        if self.on_change is not None:
-            self.on_change(self._changed_since(*before))
+        self._tell_rule_listeners(*before)
 
-    def _changed_since(
-        self,
-        claimed: frozenset[str],
-        allowed: frozenset[str],
-        statuses: dict[str, ProjectStatus],
-        rules: NamespaceRules,
-    ) -> set[str] | None:
-        """The names whose pages may differ from what they were before a reload."""
-        if rules is not self.namespaces:
-            return None  # a grant changes the JSON page of every name under it
-        changed = set(claimed ^ self.claimed) | (allowed ^ self.allowed)
-        changed |= {
-            n for n in statuses.keys() | self.statuses.keys() if statuses.get(n) is not self.statuses.get(n)
-        }
-        return changed
+    def _tell_rule_listeners(
+        self, claimed: frozenset[str], allowed: frozenset[str], rules: NamespaceRules
+    ) -> None:
+        changed = (
+            None if rules is not self.namespaces else set(claimed ^ self.claimed) | (allowed ^ self.allowed)
+        )
+        if changed is None or changed:
+            for listener in self.rule_listeners:
+                listener(changed)
 
     def status(self, name: str) -> ProjectStatus:
         """A local name's status, from memory (upstream names carry theirs on their page)."""
