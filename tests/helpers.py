@@ -6,11 +6,8 @@ import base64
 import datetime
 import io
 import ipaddress
-import os
-import shutil
 from pathlib import Path
 
-import pytest
 import requests
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -19,12 +16,6 @@ from cryptography.x509.oid import NameOID
 from wheels import upload_form
 
 V1_JSON = "application/vnd.pypi.simple.v1+json"
-
-# Debian's nginx runs these tests; CI always has it
-needs_nginx = pytest.mark.skipif(
-    shutil.which("nginx") is None and os.environ.get("CI") != "true",
-    reason="needs Debian's nginx (.ci/run installs it)",
-)
 
 
 def listed(server, project: str) -> dict[str, dict]:

@@ -14,8 +14,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from conftest import Accounts, client_env, free_port, populate, run, run_nginx, start_server
-from helpers import needs_nginx
+from conftest import Accounts, client_env, free_port, needs_nginx, populate, run, run_nginx, start_server
 
 pytestmark = pytest.mark.database_neutral  # what it checks is the same on any database
 

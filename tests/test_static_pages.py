@@ -17,6 +17,7 @@ import requests
 from conftest import (
     Accounts,
     free_port,
+    needs_nginx,
     nginx_conf,
     pip,
     populate,
@@ -28,7 +29,6 @@ from conftest import (
     wait_until,
 )
 from fake_upstream import FakeUpstream
-from helpers import needs_nginx
 from wheels import make_wheel
 
 from privindex.api.read_check import ReadCheck
