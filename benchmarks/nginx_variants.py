@@ -32,7 +32,7 @@ import synth  # noqa: E402
 
 VARIANTS = {
     "readme": lambda conf: conf,
-    "no-microcache": lambda conf: re.sub(r"\n    # Index pages.*?\n    }\n", "\n", conf, flags=re.S),
+    "no-microcache": lambda conf: re.sub(r"\n        proxy_(cache|ignore_headers|no_cache)[^\n]*", "", conf),
     "keepalive-64": lambda conf: conf.replace("keepalive 16;", "keepalive 64;"),
 }
 

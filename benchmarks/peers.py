@@ -284,6 +284,16 @@ def readme_nginx_config(
     return block
 
 
+def with_read_check(conf: str) -> str:
+    """readme_nginx_config's block with its lines for a private index turned on (nginx asks
+    privindex's read check before it serves a pre-rendered page)."""
+    for line in ("auth_request /_privindex/read-check;", "error_page 401 = @privindex_pages;"):
+        conf, n = re.subn(rf"# ({re.escape(line)})", r"\1", conf)
+        if n == 0:
+            raise RuntimeError(f"README.md's nginx config no longer has {line!r} to turn on; update peers.py")
+    return conf
+
+
 def nginx_http_conf(workdir: Path, servers: str, workers: str = "auto") -> Path:
     """nginx.conf for a server block of ours: Debian's http defaults that matter (sendfile,
     mime types), temp paths in workdir, no access log (as for the static nginx)."""

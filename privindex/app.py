@@ -17,6 +17,8 @@ from privindex.api.health import bp as health_bp
 from privindex.api.health import indexing_report
 from privindex.api.json_api import PREFIX as JSON_PREFIX
 from privindex.api.json_api import JsonAPI
+from privindex.api.read_check import PATH as READ_CHECK_PATH
+from privindex.api.read_check import ReadCheck
 from privindex.api.simple import ProxySend, SimpleAPI
 from privindex.api.upload import UploadRequest
 from privindex.auth.token_format import MalformedAuthorization, read_authorization
@@ -30,6 +32,7 @@ from privindex.ops.request_ids import request_ids
 from privindex.packages import serving_tree
 from privindex.packages.archives import ArchiveLimits
 from privindex.packages.index import Index, Progress
+from privindex.packages.static_pages import StaticPages
 from privindex.packages.store import Store
 from privindex.upstream.source_rules import Sources
 from privindex.web import init_web
@@ -78,6 +81,10 @@ def create_app(settings: Settings, progress: Progress | None = None, index_later
     app.extensions["privindex_notices"] = notices.attach(db, settings)  # None without mail
     _bind_to_app_contexts(app, db)
 
+    if settings.static_pages:
+        writer = StaticPages.from_settings(settings, sources)
+        writer.follow()
+        app.extensions["privindex_static_pages"] = writer  # server.py runs its thread
     read_guard = token_reader if settings.read_access == "token" else None
     app.extensions["privindex_read_guard"] = read_guard  # /readyz's counts: only for readers
 
@@ -119,8 +126,8 @@ def create_app(settings: Settings, progress: Progress | None = None, index_later
             sources.cache.on_fetch = metrics.upstream_fetch
         _add_metrics_view(app, metrics, settings)
         routed = metrics.middleware(routed)
-    app.wsgi_app = bind_to_requests(  # type: ignore[method-assign]
-        db, request_ids(access_log(routed))
+    app.wsgi_app = _read_check_first(  # type: ignore[method-assign]
+        bind_to_requests(db, ReadCheck(read_guard)), bind_to_requests(db, request_ids(access_log(routed)))
     )
     return app
 
@@ -218,6 +225,19 @@ def token_reader(environ: dict) -> bool:
         return True
     except (MalformedAuthorization, TokenRejected):
         return False
+
+
+def _read_check_first(read_check: Callable, app: Callable) -> Callable:
+    """nginx's read check (one per pre-rendered page of a private index) outside the access
+    log and request ids: nginx logs the request it guards, and the check stays well under a
+    millisecond."""
+
+    def dispatch(environ: dict, start_response: Callable) -> Iterable[bytes]:
+        if environ.get("PATH_INFO") == READ_CHECK_PATH:
+            return read_check(environ, start_response)
+        return app(environ, start_response)
+
+    return dispatch
 
 
 def _route_read_path(fast: Callable, json_api: Callable, flask_app: Callable) -> Callable:

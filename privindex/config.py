@@ -193,6 +193,8 @@ class Settings:
     send_files_prefix: str = "/_privindex_files/"
     static_files: bool = False  # keep <data_dir>/static/packages/, hard links nginx sends
     read_access: str = "public"
+    static_pages: bool = False  # pre-rendered Simple API pages under <data_dir>/static/ (nginx serves them)
+    static_pages_auth_request: bool = False  # nginx asks /_privindex/read-check before serving one
     readme_images: str = "link"  # external images in a README: "hide", "link" or "show"
     require_2fa: bool = True
     require_verified_email: bool = True  # applies while smtp_url is set (verified_email_required)
@@ -508,6 +510,11 @@ class Settings:
     def upstream_dir(self) -> Path:
         """The pull-through cache of the upstream index: pages/ and files/."""
         return self.data_dir / "upstream"
+
+    @property
+    def static_dir(self) -> Path:
+        """The tree nginx serves with one `root`: simple/ (pre-rendered pages), packages/."""
+        return self.data_dir / "static"
 
     @property
     def metrics_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:

@@ -24,7 +24,7 @@ from privindex.config import Settings, replace
 from privindex.db.connection import bound, in_thread
 from privindex.notify import outbox
 from privindex.ops import logs
-from privindex.packages import retention
+from privindex.packages import retention, static_pages
 from privindex.packages.index import Progress
 
 log = logging.getLogger(__name__)
@@ -257,6 +257,13 @@ def serve(settings: Settings, echo: Callable[..., None], create_store: bool = Tr
             ).start()
         sources = app.extensions["privindex"].sources
         database = app.extensions["privindex"].database
+        writer = app.extensions.get("privindex_static_pages")
+        if writer is not None:  # pre-rendered pages, rewritten as projects change
+            threading.Thread(
+                target=in_thread(database, writer.run), args=(stop,), name="static-pages", daemon=True
+            ).start()
+        elif static_pages.remove_all(settings.static_dir):  # never serve pages no one updates
+            say(f"static_pages is off: removed the pre-rendered pages in {settings.static_dir}")
         sender = threading.Thread(  # mail and webhooks, from the outbox (privindex.notify.outbox)
             target=in_thread(database, outbox.run_sender),
             args=(settings, stop),

@@ -379,6 +379,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+# Debian's nginx runs these tests; CI always has it
+needs_nginx = pytest.mark.skipif(
+    shutil.which("nginx") is None and os.environ.get("CI") != "true",
+    reason="needs Debian's nginx (.ci/run installs it)",
+)
+
+
 def run_nginx(folder: Path, conf: Path, port: int, *args: str) -> subprocess.Popen:
     """Debian's nginx on conf (prefix and error log in folder), once it listens on port;
     its start-up error fails the test."""

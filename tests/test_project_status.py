@@ -16,7 +16,7 @@ from helpers import V1_JSON
 from webclient import WebClient
 from wheels import make_wheel
 
-from privindex.api.simple import API_VERSION
+from privindex.packages.pages import API_VERSION
 
 NO_2FA = {"PRIVINDEX_REQUIRE_2FA": "false"}
 

@@ -29,8 +29,8 @@ from helpers import V1_JSON, listed
 from pypi_attestations import AttestationType
 from wheels import make_wheel
 
-from privindex.api.simple import API_VERSION
 from privindex.config import ConfigError, load_settings
+from privindex.packages.pages import API_VERSION
 
 
 def attestation(filename: str, sha256: str) -> dict:

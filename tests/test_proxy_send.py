@@ -9,14 +9,12 @@ serve`; pip installs through it. Without nginx these tests are skipped, except i
 from __future__ import annotations
 
 import hashlib
-import os
-import shutil
 import sys
 from pathlib import Path
 
 import pytest
 import requests
-from conftest import Accounts, client_env, free_port, populate, run, run_nginx, start_server
+from conftest import Accounts, client_env, free_port, needs_nginx, populate, run, run_nginx, start_server
 
 pytestmark = pytest.mark.database_neutral  # what it checks is the same on any database
 
@@ -27,10 +25,6 @@ import peers  # noqa: E402  (benchmarks/peers.py: the README's nginx config, mad
 from privindex.api.simple import ProxySend  # noqa: E402
 from privindex.config import ConfigError, Settings  # noqa: E402
 
-needs_nginx = pytest.mark.skipif(
-    shutil.which("nginx") is None and os.environ.get("CI") != "true",
-    reason="needs Debian's nginx (.ci/run installs it)",
-)
 WHEEL = "alpha-2.0-py3-none-any.whl"  # in the store's alpha/ folder (conftest.populate)
 
 

@@ -14,7 +14,7 @@ from helpers import V1_JSON
 from pypi_simple import ACCEPT_HTML_ONLY, ACCEPT_JSON_ONLY, PyPISimple
 from wheels import make_wheel
 
-from privindex.api.simple import API_VERSION
+from privindex.packages.pages import API_VERSION
 
 pytestmark = pytest.mark.database_neutral  # what it checks is the same on any database
 

@@ -23,7 +23,7 @@ from fake_upstream import FakeUpstream
 from helpers import V1_JSON, installed, listed
 from pypi_simple import ACCEPT_HTML_ONLY, PyPISimple
 
-from privindex.api.simple import API_VERSION
+from privindex.packages.pages import API_VERSION
 
 pytestmark = pytest.mark.database_neutral  # what it checks is the same on any database
 

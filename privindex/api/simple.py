@@ -19,11 +19,9 @@ import os
 import re
 import threading
 import weakref
-from collections.abc import Callable, Container, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from functools import lru_cache
-from html import escape
 from io import BytesIO
 from typing import IO, cast
 from urllib.parse import quote
@@ -37,7 +35,9 @@ from werkzeug.wrappers import Response
 from werkzeug.wsgi import wrap_file
 
 from privindex.api.headers import PAGE_SECURITY_HEADERS
+from privindex.packages import pages
 from privindex.packages.index import Index, IndexedFile, Project, parse_version
+from privindex.packages.pages import V1_HTML, V1_JSON
 from privindex.packages.project_status import ACTIVE, ProjectStatus
 from privindex.packages.provenance import SUFFIX as PROVENANCE_SUFFIX
 from privindex.upstream.cache import Busy, Follower, NotCached
@@ -47,9 +47,6 @@ from privindex.upstream.source_rules import Source, Sources
 
 log = logging.getLogger(__name__)
 
-API_VERSION = "1.5"  # PEP 752's; 1.2 (PEP 708) adds only optional keys, 1.3 PEP 740, 1.4 PEP 792
-V1_HTML = "application/vnd.pypi.simple.v1+html"
-V1_JSON = "application/vnd.pypi.simple.v1+json"
 # What a client may ask for -> (page format, the Content-Type we answer with).
 # The order breaks ties between equal q-values: plain HTML first, for browsers and curl.
 OFFERS: tuple[tuple[str, str, str], ...] = (
@@ -123,94 +120,6 @@ class Page:
     namespaces: object = None  # the NamespaceRules it was rendered with (an identity check too)
 
 
-def _upload_time(timestamp: float) -> str:
-    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def file_url(f: IndexedFile) -> str:
-    """Relative to /simple/<project>/, so the index also works under a path prefix."""
-    return "../../packages/" + quote(f.path)
-
-
-def render_root(projects: Iterable[tuple[str, str]], fmt: str) -> bytes:
-    if fmt == "json":
-        doc = {"meta": {"api-version": API_VERSION}, "projects": [{"name": d} for _n, d in projects]}
-        return json.dumps(doc, separators=(",", ":")).encode()
-    links = "".join(f'    <a href="{quote(n)}/">{escape(d)}</a><br>\n' for n, d in projects)
-    return _html("Simple index", links)
-
-
-def render_project(
-    project: Project,
-    fmt: str,
-    status: ProjectStatus = ACTIVE,
-    namespaces: list[dict] | None = None,
-    attested: Container[str] = (),
-) -> bytes:
-    """The project's page; a quarantined project's lists no files (PEP 792). A file has a
-    provenance URL (PEP 740) if the upstream lists one or its path is in attested (local
-    files uploaded with attestations)."""
-    listed = project.files if status.offers_files else ()
-
-    def provenance_url(f: IndexedFile) -> str | None:
-        has = getattr(f, "provenance_url", None) or f.path in attested
-        return file_url(f) + PROVENANCE_SUFFIX if has else None
-
-    if fmt == "json":
-        files = []
-        for f in listed:
-            entry: dict = {"filename": f.filename, "url": file_url(f), "hashes": {"sha256": f.sha256}}
-            if f.requires_python:
-                entry["requires-python"] = f.requires_python
-            metadata = {"sha256": f.metadata_sha256} if f.metadata_sha256 else False
-            entry["core-metadata"] = entry["dist-info-metadata"] = metadata
-            entry["yanked"] = (f.yanked_reason or True) if f.yanked else False
-            if f.size is not None:  # an upstream page in HTML does not say
-                entry["size"] = f.size
-            if f.upload_time is not None:
-                entry["upload-time"] = _upload_time(f.upload_time)
-            if provenance := provenance_url(f):
-                entry["provenance"] = provenance
-            files.append(entry)
-        doc = {
-            "meta": {"api-version": API_VERSION},
-            "project-status": {
-                "status": status.status.value,
-                **({"reason": status.reason} if status.reason else {}),
-            },
-            "name": project.name,
-            "versions": list(project.versions),
-            "files": files,
-            "namespaces": namespaces,
-        }
-        return json.dumps(doc, separators=(",", ":")).encode()
-    links = []
-    for f in listed:  # every value escaped, local or upstream: none may end its attribute
-        attrs = ""
-        if f.requires_python:
-            attrs += f' data-requires-python="{escape(f.requires_python)}"'
-        if f.metadata_sha256:
-            digest = escape(f"sha256={f.metadata_sha256}")
-            attrs += f' data-dist-info-metadata="{digest}" data-core-metadata="{digest}"'
-        if f.yanked:
-            attrs += f' data-yanked="{escape(f.yanked_reason)}"'
-        if provenance := provenance_url(f):
-            attrs += f' data-provenance="{escape(provenance)}"'
-        href = escape(f"{file_url(f)}#sha256={f.sha256}")
-        links.append(f'    <a href="{href}"{attrs}>{escape(f.filename)}</a><br>\n')
-    return _html(f"Links for {escape(project.display_name)}", "".join(links), _status_meta(status))
-
-
-def _status_meta(status: ProjectStatus) -> str:
-    """PEP 792's meta tags, left out for a plain active project (as the PEP allows)."""
-    if status is ACTIVE:
-        return ""
-    tags = f'    <meta name="pypi:project-status" content="{status.status.value}">\n'
-    if status.reason:
-        tags += f'    <meta name="pypi:project-status-reason" content="{escape(status.reason)}">\n'
-    return tags
-
-
 def merge(local: Project, upstream: UpstreamProject) -> Project:
     """A local project with the upstream's files an admin allowed: local files first, and a
     local filename wins over an upstream file of the same name."""
@@ -271,15 +180,6 @@ def _sortable_version(text: str):
         return (0, parse_version(text), text)
     except ValueError:
         return (1, None, text)
-
-
-def _html(title: str, body: str, meta: str = "") -> bytes:
-    return (
-        "<!DOCTYPE html>\n<html>\n  <head>\n"
-        f'    <meta name="pypi:repository-version" content="{API_VERSION}">\n{meta}'
-        f"    <title>{title}</title>\n  </head>\n  <body>\n    <h1>{title}</h1>\n"
-        f"{body}  </body>\n</html>\n"
-    ).encode()
 
 
 def _content_type(filename: str) -> str:
@@ -439,26 +339,17 @@ class SimpleAPI:
             return page
         self.on_page_miss()
         if name is None:
-            body = render_root(self._root_names(source), fmt)
+            body = pages.render_root(self._root_names(source), fmt)
         else:
             project = resolve(source)
             if project is None:
                 return None
-            attested = self._attested(project.files)
-            body = render_project(project, fmt, status, rules.api_entries(name), attested)  # type: ignore[arg-type]
+            attested = pages.attested(self._store_root, project.files)
+            body = pages.render_project(project, fmt, status, rules.api_entries(name), attested)  # type: ignore[arg-type]
         etag = f'"{hashlib.sha256(body).hexdigest()[:32]}-{fmt}"'
         page = Page(held_lightly(source), body, etag, status, rules)
         self._pages.put(key, page)
         return page
-
-    def _attested(self, files: Iterable[object]) -> set[str]:
-        """The paths of the local files that have a provenance object beside them."""
-        root = self._store_root
-        return {
-            f.path
-            for f in files
-            if isinstance(f, IndexedFile) and os.path.isfile(os.path.join(root, f.path + PROVENANCE_SUFFIX))
-        }
 
     def project_source(self, name: str) -> object | None:
         """What a project's answers are made from, for `resolve` and the cache's identity

@@ -43,6 +43,7 @@ for command in (
     mail.mail_group,
     webhooks.webhook,
     ops.backup,
+    ops.export_pages,
     ops.check,
     ops.migrate_db,
 ):

@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from privindex.cli.cache import offline_upstream_cache
-from privindex.cli.common import fail, is_default, open_data, settings_options
+from privindex.cli.common import fail, is_default, open_data, require_data_dir, settings_options
 from privindex.config import Settings
 from privindex.packages.archives import ArchiveLimits
 
@@ -154,6 +154,49 @@ def check(settings: Settings, quick: bool) -> None:
         sys.exit(1)
     click.echo(f"all {checked} files match their records", err=True)
     record_success(settings.data_dir, "check")
+
+
+@click.command("export-pages")
+@settings_options
+@click.argument("dest", type=click.Path(file_okay=False, path_type=Path))
+def export_pages(settings: Settings, dest: Path) -> None:
+    """Write the pre-rendered Simple API pages into DEST/simple/ once.
+
+    The tree `static_pages = true` keeps up to date in the data dir, for a deployment that
+    renders elsewhere: serve DEST as the `root` of README.md's nginx config.
+    """
+    from privindex.packages.index import Index
+    from privindex.packages.static_pages import StaticPages
+    from privindex.packages.store import Store
+    from privindex.server import progress_printer
+    from privindex.upstream.source_rules import Sources
+
+    require_data_dir(settings)
+    with open_data(settings):
+        index = Index(Store(settings.store), ArchiveLimits.from_settings(settings))
+        sources = Sources(index, offline_upstream_cache(settings) if settings.upstream_url else None)
+        writer = StaticPages.from_settings(settings, sources, dest)
+        if writer.private:
+            fail(
+                'this index is private (read_access = "token"): its pages are written only for an '
+                "nginx that asks the read check first; set static_pages_auth_request = true "
+                '(README.md, "Serving a LAN") and run this again'
+            )
+        index.load(progress_printer(lambda line: click.echo(line, err=True)))
+        sources.reload()
+        try:
+            with click.progressbar(
+                length=len(index.project_list()), label="writing pages", file=sys.stderr
+            ) as bar:
+                written = writer.write_all(lambda done, _total: bar.update(done - bar.pos))
+        except OSError as exc:
+            fail(f"cannot write the pages into {dest}: {exc}; check that the folder is writable")
+    click.echo(
+        f"wrote the pages of {written} projects into {dest / 'simple'}; "
+        f"projects served by privindex itself (quarantined, mixed with the upstream): "
+        f"{len(index.project_list()) - written}",
+        err=True,
+    )
 
 
 @click.command("migrate-db")

@@ -235,8 +235,9 @@ class Store:
             os.link(incoming.path, target)
         _fsync_dir(target.parent)
 
-    def write(self, relpath: str, data: bytes) -> None:
-        """Put small data at relpath atomically and durably (temp file, fsync, rename)."""
+    def write(self, relpath: str, data: bytes, mtime_ns: int | None = None) -> None:
+        """Put small data at relpath atomically and durably (temp file, fsync, rename),
+        with mtime_ns as its modification time if given (before it appears)."""
         target = self.full_path(relpath)
         target.parent.mkdir(parents=True, exist_ok=True)
         staging = target.parent / f"{UPLOAD_TEMP_PREFIX}{secrets.token_hex(8)}.tmp"
@@ -245,6 +246,8 @@ class Store:
                 fh.write(data)
                 fh.flush()
                 os.fchmod(fh.fileno(), 0o644)
+                if mtime_ns is not None:
+                    os.utime(fh.fileno(), ns=(mtime_ns, mtime_ns))
                 os.fsync(fh.fileno())
             os.replace(staging, target)
         except BaseException:

@@ -136,6 +136,9 @@ class Sources:
     def __init__(self, index: Index, cache: UpstreamCache | None):
         self.index = index
         self.cache = cache
+        # told the names whose source a reload changed (a claim, an allowance), or None when
+        # the namespace grants did (they are on the JSON page of every name under them)
+        self.rule_listeners: list[Callable[[set[str] | None], None]] = []
         self.claimed: frozenset[str] = frozenset()
         self.allowed: frozenset[str] = frozenset()
         self.statuses: dict[str, ProjectStatus] = {}  # local names not plainly active (PEP 792)
@@ -155,6 +158,7 @@ class Sources:
             version = data_version()
             if version is not None and version == self._data_version:
                 return
+        before = (self.claimed, self.allowed, self.namespaces)
         self.claimed, self.allowed = claimed_names()
         statuses = project_status.non_active()
         old = self.statuses
@@ -171,6 +175,17 @@ class Sources:
             self.cache.exemptions = cooldown.load()
         if version is not None:  # only once everything was read: a failed pass is tried again
             self._data_version = version
+        self._tell_rule_listeners(*before)
+
+    def _tell_rule_listeners(
+        self, claimed: frozenset[str], allowed: frozenset[str], rules: NamespaceRules
+    ) -> None:
+        changed = (
+            None if rules is not self.namespaces else set(claimed ^ self.claimed) | (allowed ^ self.allowed)
+        )
+        if changed is None or changed:
+            for listener in self.rule_listeners:
+                listener(changed)
 
     def status(self, name: str) -> ProjectStatus:
         """A local name's status, from memory (upstream names carry theirs on their page)."""
