@@ -231,22 +231,30 @@ def devpi(bin_dir: Path, serverdir: Path, index: str = f"{DEVPI_USER}/{DEVPI_IND
     )
 
 
-def nginx(workdir: Path, store: Path, root_page: bytes, project_page: bytes) -> Server:
+def nginx(workdir: Path, store: Path, pages: dict[str, bytes]) -> Server:
     """nginx over the same folder, with one pre-rendered project page for every project.
 
     The static ceiling: what serving pages and files costs with no application at all.
+    pages: "root", "project" (HTML) and "project_json" (PEP 691), chosen by a `map` on
+    Accept as a deployment that serves pre-rendered pages would.
     """
     port = free_port()
-    pages = workdir / "pages"
-    pages.mkdir(parents=True, exist_ok=True)
-    (pages / "root.html").write_bytes(root_page)
-    (pages / "project.html").write_bytes(project_page)
+    folder = workdir / "pages"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "root.html").write_bytes(pages["root"])
+    (folder / "project.html").write_bytes(pages["project"])
+    (folder / "project.json").write_bytes(pages["project_json"])
+    types = "types { text/html html; application/vnd.pypi.simple.v1+json json; }"
     conf = nginx_http_conf(
         workdir,
-        f"""  server {{
+        f"""  map $http_accept $bench_project_page {{
+    default /project.html;
+    "~application/vnd\\.pypi\\.simple\\.v1\\+json" /project.json;
+  }}
+  server {{
     listen 127.0.0.1:{port};
-    location = /simple/ {{ root {pages}; default_type text/html; try_files /root.html =404; }}
-    location /simple/ {{ root {pages}; default_type text/html; try_files /project.html =404; }}
+    location = /simple/ {{ root {folder}; {types} try_files /root.html =404; }}
+    location /simple/ {{ root {folder}; {types} try_files $bench_project_page =404; }}
     location /packages/ {{ alias {store}/; }}
   }}""",
     )
@@ -254,28 +262,56 @@ def nginx(workdir: Path, store: Path, root_page: bytes, project_page: bytes) -> 
         "nginx",
         ["nginx", "-c", str(conf), "-p", str(workdir), "-e", str(workdir / "error.log")],
         port,
-        notes=["nginx serves one pre-rendered project page for every /simple/<project>/"],
+        notes=["nginx serves one pre-rendered project page (HTML, or JSON by Accept) for every project"],
     )
 
 
-def readme_nginx_config(port: int, upstream_port: int, store: Path, cache_dir: Path) -> str:
+def readme_nginx_config(
+    port: int, upstream_port: int, store: Path, cache_dir: Path, data_dir: Path | None = None
+) -> str:
     """The README's recommended nginx server (its `<!-- nginx-config -->` block) with this
     machine's ports and folders, and plain HTTP on loopback instead of TLS. Fails loudly if
-    the README changed shape, so the benchmark and the tests never measure another config."""
+    the README changed shape, so the benchmark and the tests never measure another config.
+
+    The static tree (`<data_dir>/static/`, pre-rendered pages and hard links to files) is
+    optional: a `root` or `alias` ending in `/static/` or `/static` is pointed at data_dir's."""
     text = (REPO / "README.md").read_text()
     block = text.split("<!-- nginx-config -->", 1)[1].split("```nginx\n", 1)[1].split("```", 1)[0]
     changes = [
-        (r"listen 443 ssl;", f"listen 127.0.0.1:{port};"),
-        (r"\n *ssl_certificate(_key)? [^;]*;", ""),
-        (r"server 127\.0\.0\.1:8080;", f"server 127.0.0.1:{upstream_port};"),
-        (r"/var/cache/nginx/privindex", str(cache_dir)),
-        (r"alias /srv/packages/;", f"alias {store.resolve()}/;"),
+        (r"listen 443 ssl;", f"listen 127.0.0.1:{port};", True),
+        (r"\n *ssl_certificate(_key)? [^;]*;", "", True),
+        (r"server 127\.0\.0\.1:8080;", f"server 127.0.0.1:{upstream_port};", True),
+        (r"/var/cache/nginx/privindex", str(cache_dir), True),
+        (r"alias /srv/packages/;", f"alias {store.resolve()}/;", False),
     ]
-    for pattern, replacement in changes:
+    if data_dir is not None:
+        static = data_dir.resolve() / "static"
+        changes += [
+            (r"\broot +/\S*/static/?;", f"root {static};", False),
+            (r"\balias +/\S*/static/;", f"alias {static}/;", False),
+        ]
+    for pattern, replacement, required in changes:
         block, n = re.subn(pattern, lambda _m, new=replacement: new, block)
-        if n == 0:
+        if n == 0 and required:
             raise RuntimeError(f"README.md's nginx config no longer has {pattern!r}; update peers.py")
     return block
+
+
+def privindex_settings() -> set[str]:
+    """The setting names the privindex under test (this checkout) knows."""
+    probe = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import dataclasses, privindex.config as c; "
+            "print(' '.join(f.name for f in dataclasses.fields(c.Settings)))",
+        ],
+        capture_output=True,
+        text=True,
+        env=clean_env(PYTHONPATH=str(REPO)),
+        check=True,
+    )
+    return set(probe.stdout.split())
 
 
 def nginx_http_conf(workdir: Path, servers: str, workers: str = "auto") -> Path:
@@ -314,22 +350,20 @@ def privindex_behind_nginx(
     inner = privindex(store, data_dir, send_files_via=send_files_via, trusted_proxy="127.0.0.1", **settings)
     port = free_port()
     shutil.rmtree(workdir / "cache", ignore_errors=True)
-    conf = nginx_http_conf(workdir, readme_nginx_config(port, inner.port, store, workdir / "cache"))
+    conf = nginx_http_conf(workdir, readme_nginx_config(port, inner.port, store, workdir / "cache", data_dir))
     nginx_cmd = " ".join(
         shlex.quote(a)
         for a in ["nginx", "-c", str(conf), "-p", str(workdir), "-e", str(workdir / "error.log")]
     )
     serve_cmd = " ".join(shlex.quote(a) for a in inner.argv)
     name = "privindex-nginx" if send_files_via != "off" else "privindex-nginx-plain"
+    extra = "".join(f", {k}={v}" for k, v in settings.items())
     return Server(
         name,
         ["sh", "-c", f"{serve_cmd} & {nginx_cmd} & wait"],
         port,
         env=inner.env,
-        notes=[
-            f"privindex (send_files_via={send_files_via}) behind nginx with README.md's config "
-            "(keepalive upstream, 1 s micro-cache of /simple/, X-Accel-Redirect location)"
-        ],
+        notes=[f"privindex (send_files_via={send_files_via}{extra}) behind nginx with README.md's config"],
     )
 
 
