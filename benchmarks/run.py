@@ -789,7 +789,7 @@ def rows(results: dict, conns: list[int], min_requests: int) -> list[tuple[str, 
                     star = "*" if m["requests"] < min_requests else ""
                     rps[col] = (f"{m['rps']:.0f}{star}", m["rps"])
                     lat[col] = (f"{m['p50_ms']:.1f}/{m['p99_ms']:.1f}{star}", m["p99_ms"])
-            if rps:  # a test that ran
+            if any(key in r.get("load", {}) for r in results.values()):  # a test that ran
                 out.append((f"{title} c={c} req/s", rps, True))
                 out.append((f"{title} c={c} p50/p99 ms", lat, False))
     simple = [
@@ -807,7 +807,8 @@ def rows(results: dict, conns: list[int], min_requests: int) -> list[tuple[str, 
     ]
     for title, get, higher in simple:
         cells = {col: (f"{get(r):g}", get(r)) for col, r in results.items() if get(r) is not None}
-        out.append((title, cells, higher))
+        if cells:
+            out.append((title, cells, higher))
     return out
 
 
@@ -842,13 +843,13 @@ def table(results: dict, conns: list[int], min_requests: int, versus: str | None
     return "\n".join(lines)
 
 
-def rps(load: dict, key: str, c: int) -> float:
+def req_per_s(load: dict, key: str, c: int) -> float:
     return load.get(key, {}).get(str(c), {}).get("rps") or 0
 
 
 def ratio(load: dict, other: dict, key: str, c: int) -> float | None:
     """req/s of one server's load test over another's (None: the other has no figure)."""
-    return rps(load, key, c) / rps(other, key, c) if rps(other, key, c) else None
+    return req_per_s(load, key, c) / req_per_s(other, key, c) if req_per_s(other, key, c) else None
 
 
 def judged(target: str, ratios: list[tuple], threshold: float, unit: str = "x") -> dict:
@@ -873,10 +874,10 @@ def targets(results: dict, conns: list[int]) -> list[dict]:
 
     if pv and peer_loads:
         for key in ("project", "root", "file_100k"):
-            best = {c: max(rps(load, key, c) for load in peer_loads) for c in conns}
+            best = {c: max(req_per_s(load, key, c) for load in peer_loads) for c in conns}
             judge(
                 f"{TESTS[key]}: >= 2x best peer req/s",
-                [(c, rps(pv, key, c) / best[c] if best[c] else None) for c in conns],
+                [(c, req_per_s(pv, key, c) / best[c] if best[c] else None) for c in conns],
                 2,
             )
     if pv and 16 in conns:
@@ -893,10 +894,7 @@ def targets(results: dict, conns: list[int]) -> list[dict]:
     if pv and ngx:
         judge(
             "20 MB wheel: >= 80% of nginx req/s",
-            [
-                (c, rps(pv, "file_20m", c) / rps(ngx, "file_20m", c) if rps(ngx, "file_20m", c) else None)
-                for c in conns
-            ],
+            [(c, ratio(pv, ngx, "file_20m", c)) for c in conns],
             0.8,
             unit="%",
         )
@@ -912,17 +910,16 @@ def targets(results: dict, conns: list[int]) -> list[dict]:
         )
     behind = results.get(BEHIND_NGINX, {}).get("load")
     if behind and ngx:
-        ratio = lambda key, c: rps(behind, key, c) / rps(ngx, key, c) if rps(ngx, key, c) else None  # noqa: E731
         judge(
             f"{TESTS['file_20m']} behind nginx (X-Accel-Redirect): >= 90% of nginx req/s",
-            [(c, ratio("file_20m", c)) for c in conns if c in (1, 16)],
+            [(c, ratio(behind, ngx, "file_20m", c)) for c in conns if c in (1, 16)],
             0.9,
             unit="%",
         )
         if 16 in conns:
             judge(
                 "every row behind nginx at c=16: >= 0.5x nginx req/s",
-                [(key, ratio(key, 16)) for key in TESTS],
+                [(key, ratio(behind, ngx, key, 16)) for key in TESTS],
                 0.5,
             )
     upload = results.get("privindex", {}).get("upload", {})
