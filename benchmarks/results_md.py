@@ -8,6 +8,7 @@ measurements, kept as they were written.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 START = "<!-- run.py --results-md: the newest run; the next one replaces this section -->"
@@ -34,9 +35,16 @@ def markdown(report: str) -> str:
     return "\n".join(out)
 
 
+def short_version(name: str, text: str) -> str:
+    """`pip 26.3 from /path (python 3.11)` -> `pip 26.3`; the name once."""
+    text = re.sub(r" from /.*| Copyright .*| \[.*?\]", "", text).replace(",", "")
+    return text if text.lower().startswith(name.lower()) else f"{name} {text}"
+
+
 def section(data: dict, report: str) -> str:
     meta = data["meta"]
     m = meta["machine"]
+    versions = ", ".join(short_version(k, v) for k, v in meta["versions"].items() if v)
     load = lambda values: " / ".join(f"{v:.1f}" for v in values)  # noqa: E731
     return "\n".join(
         [
@@ -50,7 +58,7 @@ def section(data: dict, report: str) -> str:
             "  ```",
             "",
             f"- **Date:** {meta['date']}. **Machine:** {m['cpus']} x {m['cpu']}, {m['memory_gb']} GB, "
-            f"Linux {m['kernel']}; versions {', '.join(f'{k} {v}' for k, v in meta['versions'].items())}.",
+            f"Linux {m['kernel']}; {versions}.",
             f"- **Load average** (1 / 5 / 15 min) before: {load(m['load_avg_at_start'])}, "
             f"after: {load(meta['load_avg_after'])}.",
             "- **Figures:**",

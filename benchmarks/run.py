@@ -394,9 +394,8 @@ def bench_servers(names: list[str], ctx: Context) -> dict[str, dict]:
         except Exception as exc:  # one broken peer must not lose the others' figures
             log(f"{name}: FAILED: {exc}")
             results[name] = {"error": str(exc), "notes": []}
-    results_files = ctx.store.file_count
     for result in results.values():
-        result["store_files"] = results_files
+        result["store_files"] = ctx.store.file_count
     return results
 
 
@@ -1202,7 +1201,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     signal.signal(signal.SIGTERM, _interrupt)
     if args.report:
-        print(report(json.loads(args.report.read_text())))
+        data = json.loads(args.report.read_text())
+        print(report(data))
+        if args.results_md:
+            results_md.write_section(args.results_md, results_md.section(data, report(data)))
         return 0
     started = time.monotonic()
     meta = {
