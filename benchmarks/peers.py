@@ -267,32 +267,27 @@ def nginx(workdir: Path, store: Path, pages: dict[str, bytes]) -> Server:
 
 
 def readme_nginx_config(
-    port: int, upstream_port: int, store: Path, cache_dir: Path, data_dir: Path | None = None
+    port: int, upstream_port: int, store: Path, cache_dir: Path, static_dir: Path | None = None
 ) -> str:
     """The README's recommended nginx server (its `<!-- nginx-config -->` block) with this
-    machine's ports and folders, and plain HTTP on loopback instead of TLS. Fails loudly if
-    the README changed shape, so the benchmark and the tests never measure another config.
-
-    The static tree (`<data_dir>/static/`, pre-rendered pages and hard links to files) is
-    optional: a `root` or `alias` ending in `/static/` or `/static` is pointed at data_dir's."""
+    machine's ports and folders, and plain HTTP on loopback instead of TLS. static_dir is
+    privindex's `<data_dir>/static` (None: a folder that does not exist, so every file goes
+    to privindex). Fails loudly if the README changed shape, so the benchmark and the tests
+    never measure another config."""
+    static_dir = static_dir or cache_dir / "no-static-folder"
     text = (REPO / "README.md").read_text()
     block = text.split("<!-- nginx-config -->", 1)[1].split("```nginx\n", 1)[1].split("```", 1)[0]
     changes = [
-        (r"listen 443 ssl;", f"listen 127.0.0.1:{port};", True),
-        (r"\n *ssl_certificate(_key)? [^;]*;", "", True),
-        (r"server 127\.0\.0\.1:8080;", f"server 127.0.0.1:{upstream_port};", True),
-        (r"/var/cache/nginx/privindex", str(cache_dir), True),
-        (r"alias /srv/packages/;", f"alias {store.resolve()}/;", False),
+        (r"listen 443 ssl;", f"listen 127.0.0.1:{port};"),
+        (r"\n *ssl_certificate(_key)? [^;]*;", ""),
+        (r"server 127\.0\.0\.1:8080;", f"server 127.0.0.1:{upstream_port};"),
+        (r"/var/cache/nginx/privindex", str(cache_dir)),
+        (r"alias /srv/packages/;", f"alias {store.resolve()}/;"),
+        (r"root /var/lib/privindex/static;", f"root {static_dir.resolve()};"),
     ]
-    if data_dir is not None:
-        static = data_dir.resolve() / "static"
-        changes += [
-            (r"\broot +/\S*/static/?;", f"root {static};", False),
-            (r"\balias +/\S*/static/;", f"alias {static}/;", False),
-        ]
-    for pattern, replacement, required in changes:
+    for pattern, replacement in changes:
         block, n = re.subn(pattern, lambda _m, new=replacement: new, block)
-        if n == 0 and required:
+        if n == 0:
             raise RuntimeError(f"README.md's nginx config no longer has {pattern!r}; update peers.py")
     return block
 
@@ -350,7 +345,9 @@ def privindex_behind_nginx(
     inner = privindex(store, data_dir, send_files_via=send_files_via, trusted_proxy="127.0.0.1", **settings)
     port = free_port()
     shutil.rmtree(workdir / "cache", ignore_errors=True)
-    conf = nginx_http_conf(workdir, readme_nginx_config(port, inner.port, store, workdir / "cache", data_dir))
+    conf = nginx_http_conf(
+        workdir, readme_nginx_config(port, inner.port, store, workdir / "cache", data_dir / "static")
+    )
     nginx_cmd = " ".join(
         shlex.quote(a)
         for a in ["nginx", "-c", str(conf), "-p", str(workdir), "-e", str(workdir / "error.log")]

@@ -22,24 +22,22 @@ pytestmark = [
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_benchmark_smoke_run_prints_a_table_and_writes_json(tmp_path):
-    out = tmp_path / "results.json"
+def run_py(*argv: str) -> subprocess.CompletedProcess:
+    """benchmarks/run.py with these options; it must succeed."""
     proc = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "benchmarks" / "run.py"),
-            "--smoke",
-            "--cache-dir",
-            str(tmp_path / "cache"),
-            "--out",
-            str(out),
-        ],
+        [sys.executable, str(ROOT / "benchmarks" / "run.py"), *argv],
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=900,
         cwd=ROOT,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc
+
+
+def test_benchmark_smoke_run_prints_a_table_and_writes_json(tmp_path):
+    out = tmp_path / "results.json"
+    proc = run_py("--smoke", "--cache-dir", str(tmp_path / "cache"), "--out", str(out))
 
     header = next(line for line in proc.stdout.splitlines() if line.startswith("| figure"))
     assert "privindex" in header
@@ -98,22 +96,7 @@ def test_issue30_run_puts_sizes_side_by_side_with_nginx_and_writes_results_md(tm
     ]
     argv += ["--install", "0", "--connections", "4", "--duration", "1", "--repeat", "1", "--warmup", "0"]
     argv += ["--idle-window", "0.25", "--pip-runs", "1", "--cache-dir", str(tmp_path / "cache")]
-    proc = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "benchmarks" / "run.py"),
-            *argv,
-            "--out",
-            str(out),
-            "--results-md",
-            str(md),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=900,
-        cwd=ROOT,
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    proc = run_py(*argv, "--out", str(out), "--results-md", str(md))
 
     for title in (
         "N = 20 projects (103 files):",
