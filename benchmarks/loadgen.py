@@ -3,8 +3,9 @@
 wrk (C, epoll) costs the 2-core machine far less CPU than any Python client, so the
 server, not the client, is what gets measured; the Python client exists only so the smoke
 run works where wrk is not installed, and its figures are marked as such. Both read a
-"paths file" (one `path<TAB>etag` per line) and pick a random line per request, sending
-If-None-Match when the line has an ETag.
+"paths file" (one `path<TAB>etag<TAB>accept` per line, the last two optional) and pick a
+random line per request, sending If-None-Match when the line has an ETag and Accept when it
+names one (the JSON project pages of PEP 691).
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ WRK_SCRIPT = r"""
 local items = {}
 init = function(args)
   for line in io.lines(args[1]) do
-    local path, etag = line:match("^([^\t]+)\t?(.*)$")
-    if path then table.insert(items, {path, etag}) end
+    local path, etag, accept = line:match("^([^\t]+)\t?([^\t]*)\t?(.*)$")
+    if path then table.insert(items, {path, etag, accept}) end
   end
   math.randomseed(math.floor(os.clock() * 1e6) + os.time() + #items)
 end
@@ -33,6 +34,7 @@ request = function()
   local item = items[math.random(#items)]
   local headers = {}
   if item[2] ~= "" then headers["If-None-Match"] = item[2] end
+  if item[3] ~= "" then headers["Accept"] = item[3] end
   return wrk.format("GET", item[1], headers)
 end
 done = function(summary, latency, requests)
@@ -51,8 +53,9 @@ def have_wrk() -> bool:
     return shutil.which("wrk") is not None
 
 
-def write_paths(path: Path, items: list[tuple[str, str]]) -> Path:
-    path.write_text("".join(f"{p}\t{etag}\n" for p, etag in items))
+def write_paths(path: Path, items: list[tuple[str, ...]]) -> Path:
+    """items: (path, etag) or (path, etag, accept)."""
+    path.write_text("".join("\t".join(item) + "\n" for item in items))
     return path
 
 
@@ -125,7 +128,7 @@ def _run_wrk(base: str, paths_file: Path, connections: int, seconds: float, thre
 
 def _run_python(base: str, paths_file: Path, connections: int, seconds: float) -> dict:
     """One thread per connection, keep-alive, bounded by a deadline (GIL-bound: a fallback)."""
-    items = [(line.split("\t") + [""])[:2] for line in paths_file.read_text().splitlines() if line]
+    items = [(line.split("\t") + ["", ""])[:3] for line in paths_file.read_text().splitlines() if line]
     host, port = base.split("//")[1].rstrip("/").split(":")
     latencies: list[float] = []
     counts = {"bytes": 0, "errors": 0, "bad_status": 0}
@@ -138,10 +141,13 @@ def _run_python(base: str, paths_file: Path, connections: int, seconds: float) -
         mine: list[float] = []
         nbytes = errors = bad = 0
         while time.monotonic() < deadline:
-            path, etag = rng.choice(items)
+            path, etag, accept = rng.choice(items)
+            headers = {"If-None-Match": etag} if etag else {}
+            if accept:
+                headers["Accept"] = accept
             started = time.perf_counter()
             try:
-                conn.request("GET", path, headers={"If-None-Match": etag} if etag else {})
+                conn.request("GET", path, headers=headers)
                 resp = conn.getresponse()
                 nbytes += len(resp.read())
                 bad += resp.status >= 400

@@ -231,22 +231,30 @@ def devpi(bin_dir: Path, serverdir: Path, index: str = f"{DEVPI_USER}/{DEVPI_IND
     )
 
 
-def nginx(workdir: Path, store: Path, root_page: bytes, project_page: bytes) -> Server:
+def nginx(workdir: Path, store: Path, pages: dict[str, bytes]) -> Server:
     """nginx over the same folder, with one pre-rendered project page for every project.
 
     The static ceiling: what serving pages and files costs with no application at all.
+    pages: "root", "project" (HTML) and "project_json" (PEP 691), chosen by a `map` on
+    Accept as a deployment that serves pre-rendered pages would.
     """
     port = free_port()
-    pages = workdir / "pages"
-    pages.mkdir(parents=True, exist_ok=True)
-    (pages / "root.html").write_bytes(root_page)
-    (pages / "project.html").write_bytes(project_page)
+    folder = workdir / "pages"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "root.html").write_bytes(pages["root"])
+    (folder / "project.html").write_bytes(pages["project"])
+    (folder / "project.json").write_bytes(pages["project_json"])
+    types = "types { text/html html; application/vnd.pypi.simple.v1+json json; }"
     conf = nginx_http_conf(
         workdir,
-        f"""  server {{
+        f"""  map $http_accept $bench_project_page {{
+    default /project.html;
+    "~application/vnd\\.pypi\\.simple\\.v1\\+json" /project.json;
+  }}
+  server {{
     listen 127.0.0.1:{port};
-    location = /simple/ {{ root {pages}; default_type text/html; try_files /root.html =404; }}
-    location /simple/ {{ root {pages}; default_type text/html; try_files /project.html =404; }}
+    location = /simple/ {{ root {folder}; {types} try_files /root.html =404; }}
+    location /simple/ {{ root {folder}; {types} try_files $bench_project_page =404; }}
     location /packages/ {{ alias {store}/; }}
   }}""",
     )
@@ -254,7 +262,7 @@ def nginx(workdir: Path, store: Path, root_page: bytes, project_page: bytes) -> 
         "nginx",
         ["nginx", "-c", str(conf), "-p", str(workdir), "-e", str(workdir / "error.log")],
         port,
-        notes=["nginx serves one pre-rendered project page for every /simple/<project>/"],
+        notes=["nginx serves one pre-rendered project page (HTML, or JSON by Accept) for every project"],
     )
 
 
@@ -292,6 +300,23 @@ def with_read_check(conf: str) -> str:
         if n == 0:
             raise RuntimeError(f"README.md's nginx config no longer has {line!r} to turn on; update peers.py")
     return conf
+
+
+def privindex_settings() -> set[str]:
+    """The setting names the privindex under test (this checkout) knows."""
+    probe = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import dataclasses, privindex.config as c; "
+            "print(' '.join(f.name for f in dataclasses.fields(c.Settings)))",
+        ],
+        capture_output=True,
+        text=True,
+        env=clean_env(PYTHONPATH=str(REPO)),
+        check=True,
+    )
+    return set(probe.stdout.split())
 
 
 def nginx_http_conf(workdir: Path, servers: str, workers: str = "auto") -> Path:
@@ -339,15 +364,13 @@ def privindex_behind_nginx(
     )
     serve_cmd = " ".join(shlex.quote(a) for a in inner.argv)
     name = "privindex-nginx" if send_files_via != "off" else "privindex-nginx-plain"
+    extra = "".join(f", {k}={v}" for k, v in settings.items())
     return Server(
         name,
         ["sh", "-c", f"{serve_cmd} & {nginx_cmd} & wait"],
         port,
         env=inner.env,
-        notes=[
-            f"privindex (send_files_via={send_files_via}) behind nginx with README.md's config "
-            "(keepalive upstream, 1 s micro-cache of /simple/, X-Accel-Redirect location)"
-        ],
+        notes=[f"privindex (send_files_via={send_files_via}{extra}) behind nginx with README.md's config"],
     )
 
 

@@ -8,6 +8,7 @@ benchmarks/results/latest.json. See benchmarks/README.md.
     python benchmarks/run.py                     # the full comparison (N=5000, M=4)
     python benchmarks/run.py --smoke             # seconds: tiny store, privindex alone
     python benchmarks/run.py --scale 20000,500   # privindex alone at two store sizes
+    python benchmarks/run.py --issue30 --results-md   # issue 30's targets, into RESULTS.md
 
 Servers run one after another, never together, and the harness waits for each to go idle
 (CPU near zero) before every measurement, so one test's backlog is not charged to the next.
@@ -39,6 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import loadgen  # noqa: E402
 import peers  # noqa: E402
+import results_md  # noqa: E402
 import synth  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
@@ -49,6 +51,7 @@ BEHIND_NGINX = "privindex-nginx"
 TESTS = {  # key -> row label
     "root": "GET /simple/",
     "project": "GET /simple/<random project>/",
+    "project_json": "GET /simple/<random project>/ as JSON",
     "revalidate": "revalidate project (If-None-Match)",
     "file_100k": "GET 100 KB wheel",
     "file_20m": "GET 20 MB wheel",
@@ -59,8 +62,25 @@ PLAIN_TESTS = {  # key -> (row label, the row it is compared with)
     "file_100k_plain": ("GET 100 KB wheel, no X-Accel-Redirect", "file_100k"),
     "file_20m_plain": ("GET 20 MB wheel, no X-Accel-Redirect", "file_20m"),
 }
+JSON_ACCEPT = "application/vnd.pypi.simple.v1+json"  # PEP 691's JSON page
 REVALIDATE_SAMPLE = 1000
 PRIVINDEX_UPLOAD_SETTINGS = {"PRIVINDEX_REQUIRE_2FA": "false"}
+# Behind nginx, privindex writes pre-rendered pages and a serving tree of hard links under
+# <data_dir>/static/ for nginx to serve (issue 30); a checkout without them is measured without.
+STATIC_SETTINGS = {"static_pages": "true", "static_files": "true"}
+# Issue 30's comparison: the default store and the scaling store (N x 5 = 100,000 files at
+# N = 20,000), privindex alone at N = 500 for the scaling target, the user-level install.
+ISSUE30_PRESET = [
+    "--sizes=5000,20000",
+    "--scale-base=500",
+    "--connections=16,64",
+    "--tests=root,project,project_json,file_100k",
+    "--only=privindex,privindex-nginx,nginx,pypiserver,devpi",
+    "--install=60",
+    "--no-upload",
+]
+ISSUE30_TESTS = ("root", "project", "project_json", "file_100k")
+RSS_FILES = 100_000  # issue 30: RSS under 150 MB at 100,000 files
 PROFILE_RATE = 250  # py-spy samples per second
 
 
@@ -78,6 +98,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help=f"comma-separated servers to run, in order [{','.join(ALL_SERVERS)}]",
     )
     p.add_argument("--connections", default="1,16,64", help="concurrency levels [1,16,64]")
+    p.add_argument(
+        "--tests",
+        default=",".join([*TESTS, *PLAIN_TESTS]),
+        help=f"comma-separated load tests [{','.join([*TESTS, *PLAIN_TESTS])}]",
+    )
     p.add_argument("--duration", type=float, default=2.0, help="seconds per measurement [2]")
     p.add_argument("--repeat", type=int, default=3, help="measurements per figure; the median is kept [3]")
     p.add_argument(
@@ -127,10 +152,50 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="also two privindex processes on PostgreSQL behind nginx vs one (benchmarks/balanced.py)",
     )
+    p.add_argument(
+        "--sizes",
+        metavar="N1,N2",
+        help="run the servers at each store size, one table each, with issue 30's targets",
+    )
+    p.add_argument(
+        "--scale-base",
+        type=int,
+        metavar="N",
+        help="with --sizes: privindex alone at this size too, for 'largest N within 15%% of N'",
+    )
+    p.add_argument(
+        "--install",
+        type=int,
+        default=0,
+        metavar="K",
+        help="add the install figure of the first K pins of install-set.txt (benchmarks/install.py) [0]",
+    )
+    p.add_argument("--install-runs", type=int, default=3, help="timed installs per source and client [3]")
+    p.add_argument(
+        "--baseline",
+        type=Path,
+        metavar="JSON",
+        help="with --sizes: a run of the same command on the code before (privindex alone no worse)",
+    )
+    p.add_argument(
+        "--results-md",
+        type=Path,
+        nargs="?",
+        const=HERE / "RESULTS.md",
+        metavar="MD",
+        help="write the report as the newest section of RESULTS.md (or MD); replaces an earlier one",
+    )
+    p.add_argument(
+        "--issue30",
+        action="store_true",
+        help=f"issue 30's targets in one run: {' '.join(ISSUE30_PRESET)} (options given win)",
+    )
     p.add_argument("--report", type=Path, metavar="JSON", help="print the table and targets of a saved run")
     p.add_argument(
         "--out", type=Path, help="JSON results [results/latest.json; scale-latest.json with --scale]"
     )
+    if "--issue30" in (sys.argv[1:] if argv is None else argv):
+        p.set_defaults(**vars(p.parse_args(ISSUE30_PRESET)))
     args = p.parse_args(argv)
     if args.smoke:
         args.projects, args.versions = 20, 2
@@ -144,6 +209,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     unknown = set(args.servers) - set(ALL_SERVERS)
     if unknown:
         p.error(f"unknown server(s) {sorted(unknown)}; choose from {ALL_SERVERS}")
+    args.test_keys = [t.strip() for t in args.tests.split(",") if t.strip()]
+    unknown = set(args.test_keys) - {*TESTS, *PLAIN_TESTS}
+    if unknown:
+        p.error(f"unknown test(s) {sorted(unknown)}; choose from {[*TESTS, *PLAIN_TESTS]}")
     return args
 
 
@@ -156,9 +225,16 @@ class Context:
     def __init__(self, args: argparse.Namespace, store: synth.SynthStore, workdir: Path):
         self.args, self.store, self.workdir = args, store, workdir
         self.client = "wrk" if loadgen.have_wrk() and not args.python_client else "python"
-        self.pages: tuple[bytes, bytes] | None = None  # privindex's pages, for nginx
+        self.pages: dict[str, bytes] | None = None  # privindex's pages, for nginx
         self.bins: dict[str, Path] = {}
         self.store_mb = sum(f.stat().st_size for f in store.files()) / 1e6
+        known = peers.privindex_settings()
+        self.static_settings = {k: v for k, v in STATIC_SETTINGS.items() if k in known}
+        self.static_notes = [
+            f"setting {k} is unknown to this privindex: measured without it"
+            for k in STATIC_SETTINGS
+            if k not in known
+        ]
 
     def bin(self, venv: str) -> Path:
         if venv not in self.bins:
@@ -173,18 +249,21 @@ def make_server(
     if name == "privindex":
         return peers.privindex(store, data_dir)
     if name == BEHIND_NGINX:
-        return peers.privindex_behind_nginx(store, data_dir, ctx.workdir / f"{name}-proxy", send_files_via)
+        server = peers.privindex_behind_nginx(
+            store, data_dir, ctx.workdir / f"{name}-proxy", send_files_via, **ctx.static_settings
+        )
+        server.notes += ctx.static_notes
+        return server
     if name == "pypiserver":
         return peers.pypiserver(ctx.bin("pypiserver"), store, "simple-dir")
     if name == "pypiserver-cached":
         return peers.pypiserver(ctx.bin("pypiserver"), store, "cached-dir")
     if name == "devpi":
-        key = f"N{ctx.args.projects}-M{ctx.args.versions}"
+        key = f"N{ctx.store.manifest['projects']}-M{ctx.store.manifest['versions']}"
         serverdir = peers.devpi_loaded(ctx.bin("devpi"), ctx.args.cache_dir, store, key, ctx.workdir, log)
         return peers.devpi(ctx.bin("devpi"), serverdir)
     if name == "nginx":
-        root_page, project_page = ctx.pages or fallback_pages(ctx.store)
-        return peers.nginx(data_dir, store, root_page, project_page)
+        return peers.nginx(data_dir, store, ctx.pages or fallback_pages(ctx.store))
     raise ValueError(name)
 
 
@@ -272,15 +351,18 @@ def bench_server(name: str, ctx: Context, label: str | None = None) -> dict:
             profile_startup(server, ctx, label)
             live.start()
         if name == "privindex" and ctx.pages is None:
-            ctx.pages = (
-                peers.http("GET", server.base + server.root)[2],
-                peers.http("GET", server.base + server.project.format(name=ctx.store.projects[0]))[2],
-            )
+            project = server.base + server.project.format(name=ctx.store.projects[0])
+            ctx.pages = {
+                "root": peers.http("GET", server.base + server.root)[2],
+                "project": peers.http("GET", project)[2],
+                "project_json": peers.http("GET", project, headers={"Accept": JSON_ACCEPT})[2],
+            }
         result["load"] = load_tests(label, live, ctx, result["notes"])
         if name != "nginx":
             live.settle(args.idle_window, after_saturated=True)
             result["pip_download"] = pip_download(server, ctx)
-        if name == BEHIND_NGINX:  # the file rows again, privindex sending the bytes itself
+        if name == BEHIND_NGINX and set(PLAIN_TESTS) & set(args.test_keys):
+            # the file rows again, privindex sending the bytes itself
             live.stop()
             live.server = make_server(name, ctx, data_dir, send_files_via="off")
             live.start()
@@ -302,28 +384,49 @@ def bench_server(name: str, ctx: Context, label: str | None = None) -> dict:
     return result
 
 
+def bench_servers(names: list[str], ctx: Context) -> dict[str, dict]:
+    """Each server in turn on ctx's store; a failing one is an error entry, not the end."""
+    results: dict[str, dict] = {}
+    ctx.workdir.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        try:
+            results[name] = bench_server(name, ctx)
+        except Exception as exc:  # one broken peer must not lose the others' figures
+            log(f"{name}: FAILED: {exc}")
+            results[name] = {"error": str(exc), "notes": []}
+    for result in results.values():
+        result["store_files"] = ctx.store.file_count
+    return results
+
+
 def load_tests(label: str, live: Live, ctx: Context, notes: list[str], tests: dict | None = None) -> dict:
-    """The load tests (TESTS, or PLAIN_TESTS: keys whose paths are those of the row named)."""
+    """The load tests chosen with --tests, of TESTS or PLAIN_TESTS (keys whose paths are those
+    of the row named)."""
     args, rng, server = ctx.args, random.Random(1), live.server
     tests = tests or {key: (title, key) for key, title in TESTS.items()}
-    paths: dict[str, list[tuple[str, str]]] = {
-        "root": [(server.root, "")],
-        "project": [(server.project.format(name=p), "") for p in ctx.store.projects],
-        "file_100k": [(file_path(server, ctx, synth.FILE_100K, ctx.store.file_100k), "")],
-        "file_20m": [(file_path(server, ctx, synth.FILE_20M, ctx.store.file_20m), "")],
-    }
-    sample = rng.sample(paths["project"], min(REVALIDATE_SAMPLE, len(paths["project"])))
-    if not any(same_as == "revalidate" for _t, same_as in tests.values()):
-        pass
-    elif peers.http("GET", server.base + sample[0][0])[1].get("etag"):
-        with ThreadPoolExecutor(8) as pool:
-            etags = list(
-                pool.map(lambda item: peers.http("GET", server.base + item[0])[1].get("etag", ""), sample)
-            )
-        paths["revalidate"] = [(p, etag) for (p, _), etag in zip(sample, etags)]
-    else:
-        paths["revalidate"] = sample
-        notes.append("no ETag on project pages: the revalidation test sends plain GETs")
+    tests = {key: test for key, test in tests.items() if key in args.test_keys}
+    wanted = {same_as for _title, same_as in tests.values()}
+    projects = [(server.project.format(name=p), "") for p in ctx.store.projects]
+    paths: dict[str, list[tuple[str, ...]]] = {"root": [(server.root, "")], "project": projects}
+    if "project_json" in wanted:
+        paths["project_json"] = [(p, "", JSON_ACCEPT) for p, _ in projects]
+    for key, project, filename in (
+        ("file_100k", synth.FILE_100K, ctx.store.file_100k),
+        ("file_20m", synth.FILE_20M, ctx.store.file_20m),
+    ):
+        if key in wanted:
+            paths[key] = [(file_path(server, ctx, project, filename), "")]
+    if "revalidate" in wanted:
+        sample = rng.sample(projects, min(REVALIDATE_SAMPLE, len(projects)))
+        if peers.http("GET", server.base + sample[0][0])[1].get("etag"):
+            with ThreadPoolExecutor(8) as pool:
+                etags = list(
+                    pool.map(lambda item: peers.http("GET", server.base + item[0])[1].get("etag", ""), sample)
+                )
+            paths["revalidate"] = [(p, etag) for (p, _), etag in zip(sample, etags)]
+        else:
+            paths["revalidate"] = sample
+            notes.append("no ETag on project pages: the revalidation test sends plain GETs")
     for items in paths.values():  # every single-URL test must answer 200 before it is timed
         if len(items) == 1 and peers.http("GET", server.base + items[0][0], timeout=120)[0] != 200:
             raise RuntimeError(f"{label}: {items[0][0]} does not answer 200")
@@ -384,14 +487,23 @@ def file_path(server: peers.Server, ctx: Context, project: str, filename: str) -
     raise RuntimeError(f"{server.name}: {page_url} ({status}) links no {filename}")
 
 
-def fallback_pages(store: synth.SynthStore) -> tuple[bytes, bytes]:
-    """PEP 503 pages for nginx when privindex did not run first to render them."""
+def fallback_pages(store: synth.SynthStore) -> dict[str, bytes]:
+    """PEP 503 and PEP 691 pages for nginx when privindex did not run first to render them."""
     links = "".join(f'<a href="{p}/">{p}</a><br>\n' for p in store.projects)
     module = store.projects[0].replace("-", "_")
     files = sorted(f.name for f in store.folder.glob(f"{module}-*"))
     project = "".join(f'<a href="../../packages/{f}">{f}</a><br>\n' for f in files)
     page = "<!DOCTYPE html>\n<html><body>\n{}</body></html>\n"
-    return page.format(links).encode(), page.format(project).encode()
+    as_json = {
+        "meta": {"api-version": "1.0"},
+        "name": store.projects[0],
+        "files": [{"filename": f, "url": f"../../packages/{f}", "hashes": {}} for f in files],
+    }
+    return {
+        "root": page.format(links).encode(),
+        "project": page.format(project).encode(),
+        "project_json": json.dumps(as_json).encode(),
+    }
 
 
 def maybe_profile(label: str, key: str, conns: int, running: peers.Running, ctx: Context):
@@ -675,8 +787,9 @@ def rows(results: dict, conns: list[int], min_requests: int) -> list[tuple[str, 
                     star = "*" if m["requests"] < min_requests else ""
                     rps[col] = (f"{m['rps']:.0f}{star}", m["rps"])
                     lat[col] = (f"{m['p50_ms']:.1f}/{m['p99_ms']:.1f}{star}", m["p99_ms"])
-            out.append((f"{title} c={c} req/s", rps, True))
-            out.append((f"{title} c={c} p50/p99 ms", lat, False))
+            if any(key in r.get("load", {}) for r in results.values()):  # a test that ran
+                out.append((f"{title} c={c} req/s", rps, True))
+                out.append((f"{title} c={c} p50/p99 ms", lat, False))
     simple = [
         ("start to first answer, cold (s)", lambda r: r.get("start_cold_s"), False),
         ("start to first answer, warm (s)", lambda r: r.get("start_warm_s"), False),
@@ -692,13 +805,15 @@ def rows(results: dict, conns: list[int], min_requests: int) -> list[tuple[str, 
     ]
     for title, get, higher in simple:
         cells = {col: (f"{get(r):g}", get(r)) for col, r in results.items() if get(r) is not None}
-        out.append((title, cells, higher))
+        if cells:
+            out.append((title, cells, higher))
     return out
 
 
-def table(results: dict, conns: list[int], min_requests: int) -> str:
+def table(results: dict, conns: list[int], min_requests: int, versus: str | None = None) -> str:
     """Every server side by side; each other column also shows first-column / that column,
-    except privindex behind nginx, which shows that column / nginx ("x nginx")."""
+    except privindex behind nginx, which shows that column / nginx ("x nginx"). With versus,
+    every req/s figure shows that column / the versus column instead."""
     cols = list(results)
     first = cols[0]
     body = []
@@ -708,7 +823,11 @@ def table(results: dict, conns: list[int], min_requests: int) -> str:
             text, value = cells.get(col, ("-", None))
             ref = cells.get(first, (None, None))[1]
             ngx = cells.get("nginx", (None, None))[1]
-            if col == BEHIND_NGINX and col != first:
+            if versus:
+                ref = cells.get(versus, (None, None))[1]
+                if col != versus and value is not None and ref and higher:
+                    text += f" ({value / ref:.2f}x {versus})"
+            elif col == BEHIND_NGINX and col != first:
                 if value is not None and ngx and higher is not None:
                     text += f" ({value / ngx:.2f}x nginx)"
             elif col != first and value and ref is not None and higher is not None:  # None: no ratio
@@ -722,30 +841,41 @@ def table(results: dict, conns: list[int], min_requests: int) -> str:
     return "\n".join(lines)
 
 
+def req_per_s(load: dict, key: str, c: int) -> float:
+    return load.get(key, {}).get(str(c), {}).get("rps") or 0
+
+
+def ratio(load: dict, other: dict, key: str, c: int) -> float | None:
+    """req/s of one server's load test over another's (None: the other has no figure)."""
+    return req_per_s(load, key, c) / req_per_s(other, key, c) if req_per_s(other, key, c) else None
+
+
+def judged(target: str, ratios: list[tuple], threshold: float, unit: str = "x") -> dict:
+    """A target met when every (where, ratio) reaches threshold; None: no figures to judge."""
+    ratios = [(c, r) for c, r in ratios if r is not None]
+    met = min(r for _c, r in ratios) >= threshold if ratios else None
+    where = lambda c: f"c={c}" if isinstance(c, int) else c  # noqa: E731  (a row key)
+    detail = ", ".join(
+        f"{where(c)}: {r:.2f}{unit}" if unit == "x" else f"{where(c)}: {r:.0%}" for c, r in ratios
+    )
+    return {"target": target, "met": met, "detail": detail or "no figures"}
+
+
 def targets(results: dict, conns: list[int]) -> list[dict]:
     """The issue's targets that this run can judge: met is True, False or None (cannot say)."""
     out = []
     pv = results.get("privindex", {}).get("load")
     peer_loads = [results[p]["load"] for p in PEERS if results.get(p, {}).get("load")]
 
-    def rps(load, key, c):
-        return load.get(key, {}).get(str(c), {}).get("rps") or 0
-
     def judge(target, ratios, threshold, unit="x"):
-        ratios = [(c, r) for c, r in ratios if r is not None]
-        met = min(r for _c, r in ratios) >= threshold if ratios else None
-        where = lambda c: f"c={c}" if isinstance(c, int) else c  # noqa: E731  (a row key)
-        detail = ", ".join(
-            f"{where(c)}: {r:.2f}{unit}" if unit == "x" else f"{where(c)}: {r:.0%}" for c, r in ratios
-        )
-        out.append({"target": target, "met": met, "detail": detail or "no figures"})
+        out.append(judged(target, ratios, threshold, unit))
 
     if pv and peer_loads:
         for key in ("project", "root", "file_100k"):
-            best = {c: max(rps(load, key, c) for load in peer_loads) for c in conns}
+            best = {c: max(req_per_s(load, key, c) for load in peer_loads) for c in conns}
             judge(
                 f"{TESTS[key]}: >= 2x best peer req/s",
-                [(c, rps(pv, key, c) / best[c] if best[c] else None) for c in conns],
+                [(c, req_per_s(pv, key, c) / best[c] if best[c] else None) for c in conns],
                 2,
             )
     if pv and 16 in conns:
@@ -762,10 +892,7 @@ def targets(results: dict, conns: list[int]) -> list[dict]:
     if pv and ngx:
         judge(
             "20 MB wheel: >= 80% of nginx req/s",
-            [
-                (c, rps(pv, "file_20m", c) / rps(ngx, "file_20m", c) if rps(ngx, "file_20m", c) else None)
-                for c in conns
-            ],
+            [(c, ratio(pv, ngx, "file_20m", c)) for c in conns],
             0.8,
             unit="%",
         )
@@ -781,17 +908,16 @@ def targets(results: dict, conns: list[int]) -> list[dict]:
         )
     behind = results.get(BEHIND_NGINX, {}).get("load")
     if behind and ngx:
-        ratio = lambda key, c: rps(behind, key, c) / rps(ngx, key, c) if rps(ngx, key, c) else None  # noqa: E731
         judge(
             f"{TESTS['file_20m']} behind nginx (X-Accel-Redirect): >= 90% of nginx req/s",
-            [(c, ratio("file_20m", c)) for c in conns if c in (1, 16)],
+            [(c, ratio(behind, ngx, "file_20m", c)) for c in conns if c in (1, 16)],
             0.9,
             unit="%",
         )
         if 16 in conns:
             judge(
                 "every row behind nginx at c=16: >= 0.5x nginx req/s",
-                [(key, ratio(key, 16)) for key in TESTS],
+                [(key, ratio(behind, ngx, key, 16)) for key in TESTS],
                 0.5,
             )
     upload = results.get("privindex", {}).get("upload", {})
@@ -811,6 +937,64 @@ def targets(results: dict, conns: list[int]) -> list[dict]:
                 "detail": upload.get("skipped") or " ".join(upload.get("error", "").split())[-240:],
             }
         )
+    return out
+
+
+def issue30_targets(data: dict) -> list[dict]:
+    """Issue 30's targets over a --sizes run: behind nginx >= 0.5x static nginx, the largest
+    store within 15% of the smallest for privindex alone, RSS at 100,000 files, and (with
+    --baseline) privindex alone no slower than the code before."""
+    conns, sizes, out = data["meta"]["options"]["conns"], data["sizes"], []
+    for n, results in sizes.items():
+        behind, ngx = results.get(BEHIND_NGINX, {}).get("load"), results.get("nginx", {}).get("load")
+        for key in ISSUE30_TESTS:
+            if behind and ngx and key in ngx:
+                out.append(
+                    judged(
+                        f"N={n}: {TESTS[key]} behind nginx >= 0.5x static nginx req/s",
+                        [(c, ratio(behind, ngx, key, c)) for c in conns],
+                        0.5,
+                    )
+                )
+    alone = {n.split()[0]: r["privindex"] for n, r in sizes.items() if "load" in r.get("privindex", {})}
+    if len(alone) >= 2:
+        small, big = min(alone, key=int), max(alone, key=int)
+        for key in ("project", "project_json"):
+            if key in alone[small]["load"]:
+                out.append(
+                    judged(
+                        f"privindex alone, {TESTS[key]}: N={big} within 15% of N={small}",
+                        [(c, ratio(alone[big]["load"], alone[small]["load"], key, c)) for c in conns],
+                        0.85,
+                        unit="%",
+                    )
+                )
+    if alone:
+        n, r = max(alone.items(), key=lambda item: item[1]["store_files"])
+        enough = r["store_files"] >= RSS_FILES
+        out.append(
+            {
+                "target": f"privindex RSS under 150 MB at {RSS_FILES:,} files",
+                "met": r["peak_rss_mb"] < 150 if enough else None,
+                "detail": f"at N={n}, {r['store_files']:,} files: {r['rss_warm_mb']} MB after start, "
+                f"peak {r['peak_rss_mb']} MB after the load tests"
+                + ("" if enough else f" (not judged: fewer than {RSS_FILES:,} files)"),
+            }
+        )
+    for n, before in data.get("baseline", {}).items():
+        if n in alone:
+            out.append(
+                judged(
+                    f"privindex alone at N={n}: no figure worse than the baseline run (10% for noise)",
+                    [
+                        (f"{key} c={c}", ratio(alone[n]["load"], before, key, c))
+                        for key in before
+                        for c in conns
+                    ],
+                    0.9,
+                    unit="%",
+                )
+            )
     return out
 
 
@@ -907,8 +1091,59 @@ def machine() -> dict:
     }
 
 
+def notes(results: dict) -> list[str]:
+    out = []
+    for name, r in results.items():
+        for note in r.get("notes", []) + [r.get("error")] + [r.get("upload", {}).get("skipped")]:
+            if note:
+                out.append(f"note: {name}: {note}")
+    return out
+
+
+def verdicts(judged: list[dict]) -> list[str]:
+    """The pass/fail lines of the targets."""
+    out = ["", "targets:"] if judged else []
+    for t in judged:
+        verdict = {True: "MET   ", False: "MISSED", None: "n/a   "}[t["met"]]
+        out.append(f"  {verdict} {t['target']}: {t['detail']}")
+    return out
+
+
+def sizes_report(data: dict) -> str:
+    """A --sizes run: one table per store size with every req/s figure's ratio to static
+    nginx, issue 30's targets, and the install figure."""
+    meta, opts = data["meta"], data["meta"]["options"]
+    conns, min_requests = opts["conns"], opts["min_requests"]
+    lines = [
+        f"privindex benchmarks, {meta['date']}, M={opts['versions']} versions per project, "
+        f"client {meta['versions'].get('client')}, "
+        f"{opts['duration']:g} s x {opts['repeat']} per figure (median)"
+    ]
+    for n, results in data["sizes"].items():
+        shown = {name: r for name, r in results.items() if "error" not in r}
+        files = next((r["store_files"] for r in results.values() if "store_files" in r), 0)
+        versus = "nginx" if "nginx" in shown else None
+        lines += ["", f"N = {n} projects ({files:,} files):", ""]
+        lines += [table(shown, conns, min_requests, versus) if shown else "(no server produced figures)"]
+        lines += notes(results)
+    lines += [
+        "",
+        "(x nginx) = that column / static nginx on the same folder, for req/s: 1.00x is nginx's speed. "
+        f"* = fewer than {min_requests} requests.",
+    ]
+    data["targets"] = issue30_targets(data)
+    lines += verdicts(data["targets"])
+    if data.get("install"):
+        import install
+
+        lines += ["", "user-level install (benchmarks/install.py):", "", install.report(data["install"])]
+    return "\n".join(lines)
+
+
 def report(data: dict) -> str:
     """The table, the notes and the targets, from the raw figures of a run (or a saved JSON)."""
+    if "sizes" in data:
+        return sizes_report(data)
     meta, results, opts = data["meta"], data["results"], data["meta"]["options"]
     conns, min_requests = opts["conns"], opts["min_requests"]
     shown = {name: r for name, r in results.items() if "error" not in r}
@@ -926,10 +1161,7 @@ def report(data: dict) -> str:
         f"(x) = {first} / that column: above 1 is better for req/s, below 1 for ms, s and MB. "
         f"(x nginx) = {BEHIND_NGINX} / nginx. * = fewer than {min_requests} requests.",
     ]
-    for name, r in results.items():
-        for note in r.get("notes", []) + [r.get("error")] + [r.get("upload", {}).get("skipped")]:
-            if note:
-                lines.append(f"note: {name}: {note}")
+    lines += notes(results)
     if data.get("sha256sum"):
         h = data["sha256sum"]
         rates = ", ".join(
@@ -940,11 +1172,7 @@ def report(data: dict) -> str:
             f"sha256sum over the same files: {h['one_core']} MB/s on one core, "
             f"{h['all_cores']} MB/s on all cores"
         )
-    if judged:
-        lines += ["", "targets:"]
-        for t in judged:
-            verdict = {True: "MET   ", False: "MISSED", None: "n/a   "}[t["met"]]
-            lines.append(f"  {verdict} {t['target']}: {t['detail']}")
+    lines += verdicts(judged)
     if data.get("upstream"):
         import upstream
 
@@ -972,7 +1200,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     signal.signal(signal.SIGTERM, _interrupt)
     if args.report:
-        print(report(json.loads(args.report.read_text())))
+        data = json.loads(args.report.read_text())
+        print(report(data))
+        if args.results_md:
+            results_md.write_section(args.results_md, results_md.section(data, report(data)))
         return 0
     started = time.monotonic()
     meta = {
@@ -986,21 +1217,25 @@ def main(argv: list[str] | None = None) -> int:
     workdir.mkdir(parents=True)
 
     results: dict[str, dict] = {}
+    sizes: dict[str, dict] = {}
     if args.scale:
         for n in [int(n) for n in args.scale.split(",")]:
             store = synth.build_store(args.cache_dir, n, args.versions, log)
             ctx = Context(args, store, workdir)
             results[f"privindex N={n}"] = bench_server("privindex", ctx, label=f"privindex-N{n}")
+    elif args.sizes:
+        for n in [int(n) for n in args.sizes.split(",")]:
+            ctx = Context(args, synth.build_store(args.cache_dir, n, args.versions, log), workdir / f"N{n}")
+            sizes[str(n)] = bench_servers(args.servers, ctx)
+        if args.scale_base:
+            store = synth.build_store(args.cache_dir, args.scale_base, args.versions, log)
+            base = bench_servers(["privindex"], Context(args, store, workdir / f"N{args.scale_base}"))
+            sizes.setdefault(str(args.scale_base), base)
     else:
         store = synth.build_store(args.cache_dir, args.projects, args.versions, log)
         ctx = Context(args, store, workdir)
-        for name in args.servers:
-            try:
-                results[name] = bench_server(name, ctx)
-            except Exception as exc:  # one broken peer must not lose the others' figures
-                log(f"{name}: FAILED: {exc}")
-                results[name] = {"error": str(exc), "notes": []}
-    hashing = sha256sum_rates(ctx.store.folder) if shutil.which("sha256sum") else None
+        results = bench_servers(args.servers, ctx)
+    hashing = sha256sum_rates(ctx.store.folder) if shutil.which("sha256sum") and not sizes else None
     upstream_figures = None
     if args.upstream:
         import upstream  # benchmarks/upstream.py: privindex in front of a loopback upstream privindex
@@ -1015,9 +1250,28 @@ def main(argv: list[str] | None = None) -> int:
         balanced_figures = balanced.measure(
             args.cache_dir, min(args.projects, 1000), args.duration, args.connections
         )
+    install_figures = None
+    if args.install:
+        import install  # benchmarks/install.py: uv and pip installs of real wheels
+
+        install_figures = install.measure(
+            args.cache_dir, workdir / "install", args.install, args.install_runs, args.servers, ctx.bin, log
+        )
     meta["versions"] = versions(ctx)
     meta["seconds"] = round(time.monotonic() - started, 1)
+    meta["load_avg_after"] = os.getloadavg()
     data = {"meta": meta, "results": results}
+    if sizes:
+        data["sizes"] = sizes
+    if args.baseline:  # privindex alone's load figures per store size, from the run before
+        before = json.loads(args.baseline.read_text()).get("sizes", {})
+        data["baseline"] = {
+            n.split()[0]: r["privindex"]["load"]
+            for n, r in before.items()
+            if "load" in r.get("privindex", {})
+        }
+    if install_figures:
+        data["install"] = install_figures
     if hashing:
         data["sha256sum"] = hashing
     if upstream_figures:
@@ -1029,7 +1283,11 @@ def main(argv: list[str] | None = None) -> int:
     print(report(data))
     args.out.write_text(json.dumps(data, indent=1))  # now with the targets
     print(f"\nraw figures: {args.out}  ({meta['seconds']} s in all)")
-    return 0 if any("error" not in r for r in results.values()) else 1
+    if args.results_md:
+        results_md.write_section(args.results_md, results_md.section(data, report(data)))
+        print(f"written to {args.results_md}")
+    every = [*results.values(), *(r for by_name in sizes.values() for r in by_name.values())]
+    return 0 if any("error" not in r for r in every) else 1
 
 
 if __name__ == "__main__":

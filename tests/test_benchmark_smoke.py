@@ -22,24 +22,22 @@ pytestmark = [
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_benchmark_smoke_run_prints_a_table_and_writes_json(tmp_path):
-    out = tmp_path / "results.json"
+def run_py(*argv: str) -> subprocess.CompletedProcess:
+    """benchmarks/run.py with these options; it must succeed."""
     proc = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "benchmarks" / "run.py"),
-            "--smoke",
-            "--cache-dir",
-            str(tmp_path / "cache"),
-            "--out",
-            str(out),
-        ],
+        [sys.executable, str(ROOT / "benchmarks" / "run.py"), *argv],
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=900,
         cwd=ROOT,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc
+
+
+def test_benchmark_smoke_run_prints_a_table_and_writes_json(tmp_path):
+    out = tmp_path / "results.json"
+    proc = run_py("--smoke", "--cache-dir", str(tmp_path / "cache"), "--out", str(out))
 
     header = next(line for line in proc.stdout.splitlines() if line.startswith("| figure"))
     assert "privindex" in header
@@ -76,6 +74,76 @@ def test_benchmark_smoke_run_prints_a_table_and_writes_json(tmp_path):
             assert figures["mb_per_s"] >= 0.9 * 20 * figures["rps"], (test, figures)
     assert "seconds" in behind["pip_download"], behind["pip_download"]
     assert "GET 20 MB wheel, no X-Accel-Redirect" in proc.stdout
+
+
+def test_issue30_run_puts_sizes_side_by_side_with_nginx_and_writes_results_md(tmp_path):
+    """`run.py --issue30` at tiny sizes: one table per store size with each req/s figure's
+    ratio to static nginx, a verdict per target of issue 30, and RESULTS.md's newest section
+    on top of the older ones (which stay, below "History")."""
+    if shutil.which("nginx") is None and os.environ.get("CI") != "true":
+        pytest.skip("nginx is not installed")
+    md = tmp_path / "RESULTS.md"
+    md.write_text("# Benchmark results\n\n## 2026-01-01: an older section\n\nkept as it was\n")
+    out = tmp_path / "results.json"
+    argv = [
+        "--issue30",
+        "--sizes",
+        "20,40",
+        "--scale-base",
+        "10",
+        "--only",
+        "privindex,privindex-nginx,nginx",
+    ]
+    argv += ["--install", "0", "--connections", "4", "--duration", "1", "--repeat", "1", "--warmup", "0"]
+    argv += ["--idle-window", "0.25", "--pip-runs", "1", "--cache-dir", str(tmp_path / "cache")]
+    proc = run_py(*argv, "--out", str(out), "--results-md", str(md))
+
+    for title in (
+        "N = 20 projects (103 files):",
+        "N = 40 projects (203 files):",
+        "N = 10 projects (53 files):",
+    ):
+        assert title in proc.stdout
+    json_row = next(
+        line
+        for line in proc.stdout.splitlines()
+        if line.startswith("| GET /simple/<random project>/ as JSON c=4 req/s")
+    )
+    assert json_row.count("x nginx)") == 2, json_row  # privindex alone and behind nginx, not nginx itself
+    verdicts = [line.strip() for line in proc.stdout.splitlines() if line.startswith("  ")]
+    for size in (20, 40):
+        for row in (
+            "GET /simple/",
+            "GET /simple/<random project>/",
+            "GET /simple/<random project>/ as JSON",
+            "GET 100 KB wheel",
+        ):
+            line = next(v for v in verdicts if f"N={size}: {row} behind nginx >= 0.5x static nginx" in v)
+            assert line.startswith(("MET", "MISSED")), line
+    assert any(v.startswith(("MET", "MISSED")) and "N=40 within 15% of N=10" in v for v in verdicts), verdicts
+    assert any(v.startswith("n/a") and "RSS under 150 MB at 100,000 files" in v for v in verdicts), verdicts
+
+    sizes = json.loads(out.read_text())["sizes"]
+    for size, servers in (("20", 3), ("40", 3), ("10", 1)):
+        assert len(sizes[size]) == servers
+        for name, result in sizes[size].items():
+            assert "error" not in result, (size, name, result)
+            for test in ("root", "project", "project_json", "file_100k"):
+                (figures,) = result["load"][test].values()
+                assert figures["rps"] > 0 and figures["errors"] == figures["bad_status"] == 0, (name, test)
+
+    text = md.read_text()
+    assert text.startswith("# Benchmark results\n")
+    assert "--issue30 --sizes 20,40" in text and "**Load average**" in text
+    assert text.index("N = 40 projects") < text.index("# History") < text.index("an older section")
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import results_md
+
+    results_md.write_section(md, results_md.section(json.loads(out.read_text()), "a later run"))
+    again = md.read_text()  # the generated section is replaced, the history is kept once
+    assert "a later run" in again and "N = 40 projects" not in again
+    assert again.count("# History") == 1 and again.count("kept as it was") == 1
 
 
 def test_upstream_load_benchmark_runs_and_fetches_each_cold_file_once(tmp_path):
