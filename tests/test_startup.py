@@ -18,7 +18,7 @@ from privindex.config import Settings
 from privindex.db.connection import bound
 from privindex.ops import audit
 from privindex.packages import index as index_module
-from privindex.packages import withdrawal
+from privindex.packages import reading, withdrawal
 
 JSON = {"Accept": "application/vnd.pypi.simple.v1+json"}
 
@@ -135,7 +135,7 @@ def test_many_new_files_are_read_by_a_process_per_core_with_the_same_facts(tmp_p
     store = tmp_path / "store"
     wheels = [make_wheel(store, f"many{i}", "1.0", payload=bytes([i]) * 5000) for i in range(12)]
     (store / "broken-1.0-py3-none-any.whl").write_bytes(b"not a zip")
-    monkeypatch.setattr(index_module, "POOL_THRESHOLD", 4)
+    monkeypatch.setattr(reading, "POOL_THRESHOLD", 4)
     client = create_app(settings(tmp_path)).test_client()
     for w in wheels:
         assert page_files(client, w.name.split("-")[0]) == {

@@ -18,18 +18,15 @@ so a restart reads only the files that changed and rehashes nothing else.
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import os
 import struct
 import sys
 import threading
 import time
-from collections.abc import Callable, ItemsView, Iterable, Iterator, KeysView, Mapping, ValuesView
-from concurrent.futures import ProcessPoolExecutor
-from contextlib import contextmanager
+from collections.abc import Callable, Generator, ItemsView, Iterable, Iterator, KeysView, Mapping, ValuesView
+from contextlib import closing
 from dataclasses import dataclass, field
-from functools import lru_cache, partial
-from pathlib import Path
+from functools import lru_cache
 from types import MappingProxyType
 from typing import NamedTuple, TypeAlias, TypeVar
 
@@ -37,9 +34,9 @@ from packaging.version import Version
 
 from privindex.db.connection import data_version, database
 from privindex.db.models import DistFile
-from privindex.packages import digests, releases
+from privindex.packages import digests, reading, releases
 from privindex.packages.archives import DEFAULT_LIMITS, ArchiveLimits
-from privindex.packages.distfile import FileFacts, examine, hash_stream, parse_filename
+from privindex.packages.distfile import FileFacts, core_metadata_reader, hash_stream, parse_filename
 from privindex.packages.store import Store
 
 log = logging.getLogger(__name__)
@@ -51,7 +48,6 @@ Sig = tuple[int, int]  # a file as a stat sees it: (size, mtime_ns)
 SETTLE_SECONDS = 0.5
 READ_BATCH = 100  # files judged per transaction (~0.1 s): a rescan never holds the database for long
 LOAD_BATCH = 500  # files read and listed per step of catch_up: pages fill in as it goes
-POOL_THRESHOLD = 200  # this many files to read and they are read by a process per core
 # A file just published is stat-ed on every pass for this long, even if its folder did not
 # change: a rewrite in place right after an upload changes no folder mtime.
 WATCH_NEW_SECONDS = 2.0
@@ -449,9 +445,10 @@ class Index:
             self.indexing = Indexing(indexed=len(self._files), left=len(to_read) + len(to_judge))
             self._settle(self._judge([(e.path, e, None) for e in to_judge]))
             done = 0
-            with _readers(len(to_read), self.limits) as read_facts_of:
+            to_read.sort(key=lambda item: item[0])  # by path: a project's files come together
+            with closing(self._read_all(to_read)) as results:
                 for batch in _chunks(to_read, LOAD_BATCH):
-                    read = self._read_many(batch, read_facts_of)
+                    read = [self._read(p, st, known, next(results)) for p, st, known in batch]
                     self._settle(
                         self._judge([r for r in read if isinstance(r, tuple)]),  # not None or DROP
                         dropped=[p for (p, _st, _k), r in zip(batch, read) if r is DROP],
@@ -468,7 +465,7 @@ class Index:
                 with database.atomic():
                     for chunk in _chunks(sorted(stale), 500):
                         DistFile.delete().where(DistFile.path.in_(chunk)).execute()
-            filled = releases.backfill(releases.read_from(self.store.root))
+            filled = releases.backfill(core_metadata_reader(self.store.root))
             if filled:
                 log.info("read the descriptions of %d release(s) indexed by an older version", filled)
             self.indexing = None
@@ -512,13 +509,13 @@ class Index:
             ]
             with self._lock:
                 to_read = [(path, st, self._known(path)) for path, st in found.to_read.items()]
-            with _readers(len(to_read), self.limits) as read_facts_of:
-                for batch in _chunks(to_read, READ_BATCH):
-                    for (path, _st, _known), read in zip(batch, self._read_many(batch, read_facts_of)):
-                        if read is DROP:
-                            outcomes.append((path, None))
-                        elif isinstance(read, tuple):  # not None
-                            items.append(read)
+            with closing(self._read_all(to_read)) as results:
+                for (path, seen, known), facts in zip(to_read, results):
+                    read = self._read(path, seen, known, facts)
+                    if read is DROP:
+                        outcomes.append((path, None))
+                    elif isinstance(read, tuple):  # not None
+                        items.append(read)
             for batch in _chunks(items, READ_BATCH):
                 outcomes += self._judge(batch)
             with self._lock:
@@ -660,14 +657,10 @@ class Index:
             with self._lock:
                 found.gone |= self._paths_in({reldir}) - here
 
-    def _read_many(
-        self,
-        batch: list[tuple[str, Sig, IndexedFile | None]],
-        read_facts_of: Callable[[list[Path]], list[FileFacts | str]],
-    ) -> list[_Read]:
-        """_read for each (path, stat, known entry), the files read by read_facts_of."""
-        examined = read_facts_of([self.store.full_path(p) for p, _st, _known in batch])
-        return [self._read(p, st, known, facts) for (p, st, known), facts in zip(batch, examined)]
+    def _read_all(self, to_read: list[tuple[str, Sig, IndexedFile | None]]) -> Generator[FileFacts | str]:
+        """What reading each (path, stat, known entry) finds, in order, with every core."""
+        files = ((self.store.os_path(path), seen[0]) for path, seen, _known in to_read)
+        return reading.read_in_order(files, len(to_read), self.limits)
 
     def _read(self, path: str, seen: Sig, known: IndexedFile | None, facts: FileFacts | str) -> _Read:
         """Judge what reading a file found on disk gave (`examine`: its facts, or why it is
@@ -725,7 +718,7 @@ class Index:
                         assert entry is not None  # _read gives facts, a known entry or both
                         size, mtime_ns = entry.signature
                     try:
-                        st = os.stat(self.store.full_path(path))
+                        st = os.stat(self.store.os_path(path))
                     except OSError:
                         continue  # gone: the next pass drops it
                     if (st.st_size, st.st_mtime_ns) != (size, mtime_ns):
@@ -760,7 +753,7 @@ class Index:
             entry = outcome.found if isinstance(outcome, Withdrawn) else outcome
             if restat:
                 try:
-                    st = os.stat(self.store.full_path(path))
+                    st = os.stat(self.store.os_path(path))
                 except OSError:
                     changed.add(self._drop(path))
                     continue
@@ -908,7 +901,7 @@ def save_facts(path: str, facts: FileFacts, unyank: bool = False) -> IndexedFile
         values,
     ).fetchone()
     if facts.core is not None:
-        releases.record(project, str(version), facts.name, facts.core)
+        releases.record(project, str(version), facts.name, facts.core, facts.release)
     return _entry(
         path,
         project,
@@ -961,27 +954,6 @@ def _build_project(name: str, files: Iterable[IndexedFile], rank: Mapping[str, i
 def _version_ranks(versions: Iterable[str]) -> dict[str, int]:
     """Each version string's position in PEP 440 order."""
     return {v: i for i, v in enumerate(sorted(versions, key=parse_version))}
-
-
-@contextmanager
-def _readers(count: int, limits: ArchiveLimits) -> Iterator[Callable[[list[Path]], list[FileFacts | str]]]:
-    """A function that reads files' facts (distfile.examine): in this thread for a few
-    files, with a process per core for many. Reading a small wheel is mostly Python
-    (zip directory, metadata), which threads cannot run in parallel; hashing alone would
-    be. Spawned, not forked: the server has threads, and a fork copies their locks."""
-    examine_one = partial(examine, limits=limits)
-    workers = os.cpu_count() or 1
-    if count < POOL_THRESHOLD or workers < 2:
-        yield lambda paths: [examine_one(p) for p in paths]
-        return
-    try:
-        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
-    except (OSError, ValueError, NotImplementedError) as exc:  # no /dev/shm, no semaphores...
-        log.warning("reading files in this process only (no worker processes: %s)", exc)
-        yield lambda paths: [examine_one(p) for p in paths]
-        return
-    with pool:
-        yield lambda paths: list(pool.map(examine_one, paths, chunksize=32))
 
 
 _ROW_FIELDS = [f for f in DistFile._meta.sorted_fields if f.name not in ("id", "filename", "metadata")]

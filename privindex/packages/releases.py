@@ -16,9 +16,9 @@ import re
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from pathlib import Path
+from functools import lru_cache
 
-from packaging.metadata import parse_email
+from packaging.metadata import RawMetadata, parse_email
 from packaging.version import Version
 
 from privindex.db.connection import database, is_postgres
@@ -44,7 +44,12 @@ class ReleaseInfo:
 def parse(raw: bytes) -> ReleaseInfo:
     """Read core metadata into what a project page shows (lenient: stored files are served
     even if an old tool wrote them oddly)."""
-    fields, _unparsed = parse_email(raw)
+    return from_fields(parse_email(raw)[0])
+
+
+def from_fields(fields: RawMetadata) -> ReleaseInfo:
+    """parse(), from fields packaging's parse_email already read (distfile.read_facts reads
+    them once, in the index's worker processes on a cold start)."""
     content_type = fields.get("description_content_type") or ""
     description = fields.get("description") or ""
     urls: list[tuple[str, str]] = []
@@ -67,6 +72,7 @@ def parse(raw: bytes) -> ReleaseInfo:
     )
 
 
+@lru_cache(maxsize=16)  # a release's wheels (one per platform) carry one description
 def render_description(text: str, content_type: str) -> str:
     """Sanitised HTML for a long description, by its Description-Content-Type (PyPI's
     default, reStructuredText, when none is given; plain text when rendering fails)."""
@@ -104,9 +110,12 @@ def _fit_page(html: str) -> str:
     return re.sub(r"<pre\b", '<pre tabindex="0"', html)
 
 
-def record(project: str, version: str, display_name: str, raw: bytes) -> None:
+def record(
+    project: str, version: str, display_name: str, raw: bytes, info: ReleaseInfo | None = None
+) -> None:
     """Keep what this version's core metadata says (call in the file's transaction); the
-    description is rendered only when the metadata differs from what is kept. Plain SQL,
+    description is rendered only when the metadata differs from what is kept, unless `info`
+    (what parse(raw) gives) was made already, off the writers' path. Plain SQL,
     like index.save_facts: a cold start calls this once per file, and building peewee
     queries cost twenty times more than running them (25,000 files: 28 s to 3 s)."""
     p = database.param
@@ -117,7 +126,7 @@ def record(project: str, version: str, display_name: str, raw: bytes) -> None:
     ).fetchone()
     summary = kept[1] if kept else ""
     if kept is None or kept[0] != source:
-        info = parse(raw)
+        info = info or parse(raw)
         values = (
             info.summary,
             info.description_html,
@@ -147,6 +156,7 @@ def record(project: str, version: str, display_name: str, raw: bytes) -> None:
     _note_latest(project, version, display_name, summary)
 
 
+@lru_cache(maxsize=4096)  # a cold start ranks every file's version, most of them alike
 def rank(version: str) -> tuple[bool, Version]:
     """Finals before pre-releases, as PyPI shows the latest version."""
     try:
@@ -317,18 +327,6 @@ def uploads(project: str) -> dict[str, Upload]:
         token = descriptions.get(token_id, "") if token_id else None
         out[filename] = Upload(actor, token, via or "web", ts)
     return out
-
-
-def read_from(store_root: Path) -> Callable[[str], bytes | None]:
-    from privindex.packages.distfile import InvalidDistribution, read_core_metadata
-
-    def read(path: str) -> bytes | None:
-        try:
-            return read_core_metadata(store_root / path)
-        except (InvalidDistribution, OSError):
-            return None
-
-    return read
 
 
 def json_info(raw: bytes | None) -> dict:
