@@ -709,6 +709,7 @@ class Index:
         if not items:
             return outcomes
         digests.publishers.give_way()
+        latest = releases.LatestVersions()
         with database.atomic():
             for path, entry, facts in items:
                 if restat:
@@ -725,7 +726,7 @@ class Index:
                         self._unsettled.add(_dirname(path))
                         continue
                 if facts is not None:
-                    entry = save_facts(path, facts)
+                    entry = save_facts(path, facts, latest=latest)
                 else:  # rejudged: a command may have yanked it meanwhile
                     row = database.execute_sql(
                         f"SELECT yanked, yanked_reason FROM dist_file WHERE path = {database.param}", (path,)
@@ -738,6 +739,7 @@ class Index:
                 outcomes.append(
                     (path, entry if verdict.served else Withdrawn(entry, verdict.published_sha256))
                 )
+            latest.save()
         return outcomes
 
     # -- internals: the working copy (under _lock) --------------------------------------
@@ -864,9 +866,11 @@ class Index:
 # -- the dist_file table: facts per path (the index's persistent cache) ---------------------
 
 
-def save_facts(path: str, facts: FileFacts, unyank: bool = False) -> IndexedFile:
+def save_facts(
+    path: str, facts: FileFacts, unyank: bool = False, latest: releases.LatestVersions | None = None
+) -> IndexedFile:
     """Persist a file's facts, keeping its yank state unless unyank (a new publication
-    starts unyanked); call in a transaction.
+    starts unyanked); call in a transaction. `latest`: see releases.record.
 
     The entry's upload_time is a placeholder: the publication's time replaces it. Plain
     SQL: a cold start calls this once per file, and building peewee queries cost more
@@ -901,7 +905,7 @@ def save_facts(path: str, facts: FileFacts, unyank: bool = False) -> IndexedFile
         values,
     ).fetchone()
     if facts.core is not None:
-        releases.record(project, str(version), facts.name, facts.core, facts.release)
+        releases.record(project, str(version), facts.name, facts.core, facts.release, latest)
     return _entry(
         path,
         project,

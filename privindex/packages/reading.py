@@ -31,7 +31,7 @@ POOL_THRESHOLD = 200  # this many files to read and they are read by a process p
 TASK_FILES = 64  # small files per task
 TASK_BYTES = 16 * 1024 * 1024  # bytes per task: a file this big or bigger is a task alone
 AHEAD = 16  # tasks handed out before their results are asked for
-NICENESS = 0  # added to the workers' niceness (os.nice)
+NICENESS = 10  # added to the workers' niceness (os.nice)
 
 Facts = FileFacts | str  # what examine gives: the facts, or why the file is not a distribution
 
