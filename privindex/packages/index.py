@@ -23,6 +23,7 @@ import struct
 import sys
 import threading
 import time
+from bisect import bisect_left
 from collections.abc import Callable, Generator, ItemsView, Iterable, Iterator, KeysView, Mapping, ValuesView
 from contextlib import closing
 from dataclasses import dataclass, field
@@ -827,7 +828,7 @@ class Index:
         Project objects are replaced, never mutated: a Project that is still in the
         snapshot is still current, which is all the page cache needs to know.
         """
-        list_changed = False
+        listing: dict[str, str | None] = {}  # the list's changes: name -> display name, None: gone
         names = list(names)
         if names:
             self._own()
@@ -835,14 +836,16 @@ class Index:
             paths = self._project_paths.get(name)
             if not paths:
                 self._project_paths.pop(name, None)
-                list_changed |= self._projects.pop(name, None) is not None
+                if self._projects.pop(name, None) is not None:
+                    listing[name] = None
                 continue
             project = _build_project(name, [self._files[p] for p in paths])
             old = self._projects.get(name)
-            list_changed |= old is None or old.display_name != project.display_name
+            if old is None or old.display_name != project.display_name:
+                listing[name] = project.display_name
             self._projects[name] = project
-        if list_changed:
-            self._project_list = tuple(sorted((name, p.display_name) for name, p in self._projects.items()))
+        if listing:
+            self._project_list = _relisted(self._project_list, listing)
         self.snapshot = Snapshot(
             projects=MappingProxyType(self._projects),
             project_list=self._project_list,
@@ -953,6 +956,26 @@ def _build_project(name: str, files: Iterable[IndexedFile], rank: Mapping[str, i
     )
     versions = tuple(sorted({f.version for f in ordered}, key=rank.__getitem__))
     return Project(name=name, display_name=ordered[-1].name, files=ordered, versions=versions)
+
+
+def _relisted(
+    listed: tuple[tuple[str, str], ...], changes: dict[str, str | None]
+) -> tuple[tuple[str, str], ...]:
+    """The sorted project list with a few names added, renamed or (None) removed, each put
+    in place by bisection: re-sorting the whole list for every batch of a cold start made
+    indexing quadratic in the number of projects."""
+    entries = list(listed)
+    for name, display in changes.items():
+        at = bisect_left(entries, (name,))
+        present = at < len(entries) and entries[at][0] == name
+        if display is None:
+            if present:
+                del entries[at]
+        elif present:
+            entries[at] = (name, display)
+        else:
+            entries.insert(at, (name, display))
+    return tuple(entries)
 
 
 def _version_ranks(versions: Iterable[str]) -> dict[str, int]:

@@ -1,10 +1,11 @@
 """What releases say about themselves, for people browsing: summaries, long descriptions,
 URLs, classifiers; the project list and its search.
 
-Core metadata is read once per file, when it is published or indexed (`record`, called by
-`index.save_facts` in the same transaction), and the long description is rendered there,
-once, by readme_renderer (which sanitises: no script, no javascript: links). Pages only
-read rows; no request opens an archive or renders Markdown.
+Core metadata is read once per file, when it is published or indexed: `distfile.read_facts`
+parses it (`from_fields`; on a cold start in the index's worker processes) and the long
+description is rendered there, once, by readme_renderer (which sanitises: no script, no
+javascript: links); `record`, called by `index.save_facts` in the file's transaction, keeps
+it. Pages only read rows; no request opens an archive or renders Markdown.
 """
 
 from __future__ import annotations
