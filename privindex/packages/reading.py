@@ -41,20 +41,8 @@ def read_in_order(files: Iterable[tuple[str, int]], count: int, limits: ArchiveL
     process for a few files, with a process per core for many. `files` is consumed as
     tasks go out, so the caller may build it lazily."""
     tasks = _tasks(files)
-    workers = os.cpu_count() or 1
-    if count < POOL_THRESHOLD or workers < 2:
-        for task in tasks:
-            yield from examine_all(task, limits)
-        return
-    try:
-        pool = ProcessPoolExecutor(
-            workers,
-            mp_context=multiprocessing.get_context("spawn"),
-            initializer=os.nice,
-            initargs=(NICENESS,),
-        )
-    except (OSError, ValueError, NotImplementedError) as exc:  # no /dev/shm, no semaphores...
-        log.warning("reading files in this process only (no worker processes: %s)", exc)
+    pool = _pool() if count >= POOL_THRESHOLD else None
+    if pool is None:
         for task in tasks:
             yield from examine_all(task, limits)
         return
@@ -73,6 +61,23 @@ def read_in_order(files: Iterable[tuple[str, int]], count: int, limits: ArchiveL
 def examine_all(paths: list[str], limits: ArchiveLimits) -> list[Facts]:
     """One task: what a worker process runs (paths as strings: they pickle faster)."""
     return [examine(Path(path), limits) for path in paths]
+
+
+def _pool() -> ProcessPoolExecutor | None:
+    """A process per core; None on one core or where processes cannot be had."""
+    workers = os.cpu_count() or 1
+    if workers < 2:
+        return None
+    try:
+        return ProcessPoolExecutor(
+            workers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=os.nice,
+            initargs=(NICENESS,),
+        )
+    except (OSError, ValueError, NotImplementedError) as exc:  # no /dev/shm, no semaphores...
+        log.warning("reading files in this process only (no worker processes: %s)", exc)
+        return None
 
 
 def _tasks(files: Iterable[tuple[str, int]]) -> Iterator[list[str]]:
