@@ -183,7 +183,7 @@ def test_a_cold_store_is_read_below_the_servers_priority_and_only_broken_files_a
     hashed a chunk at a time)."""
     store = tmp_path / "store"
     small = [make_wheel(store, f"cold{i}", "1.0") for i in range(240)]
-    big = [make_wheel(store, f"big{i}", "1.0", payload=os.urandom(24 * 1024 * 1024)) for i in range(3)]
+    big = [make_wheel(store, f"big{i}", "1.0", payload=os.urandom(24 * 1024 * 1024)) for i in range(4)]
     (store / "corrupt-1.0-py3-none-any.whl").write_bytes(b"not a zip at all")
     whole = small[0].read_bytes()
     (store / "truncated-1.0-py3-none-any.whl").write_bytes(whole[: len(whole) // 2])
@@ -196,7 +196,7 @@ def test_a_cold_store_is_read_below_the_servers_priority_and_only_broken_files_a
         server_niceness = os.getpriority(os.PRIO_PROCESS, server.proc.pid)
         assert workers and set(workers.values()) == {min(server_niceness + reading.NICENESS, 19)}
 
-        assert requests.get(f"{server.url}/health", timeout=10).json()["files"] == 243
+        assert requests.get(f"{server.url}/health", timeout=10).json()["files"] == 244
         for wheel in small[:3] + big:
             assert listed_hashes(server, wheel.name.split("-")[0]) == {
                 wheel.name: hashlib.sha256(wheel.read_bytes()).hexdigest()
@@ -205,7 +205,7 @@ def test_a_cold_store_is_read_below_the_servers_priority_and_only_broken_files_a
         log = server.log()
         for broken in ("corrupt", "truncated"):
             assert f"skipping {broken}-1.0-py3-none-any.whl: {broken}-1.0-py3-none-any.whl: not a " in log
-        wait_until(lambda: "indexing the store: read 245/245 new or changed files" in server.log(), 5)
+        wait_until(lambda: "indexing the store: read 246/246 new or changed files" in server.log(), 5)
     finally:
         server.stop()
 
