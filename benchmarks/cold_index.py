@@ -1,14 +1,17 @@
-"""Cold indexing of a store of big files, against sha256sum over the same files.
+"""Cold indexing against sha256sum over the same files, for a store of many small files and
+a store of big wheels, in one run.
 
-run.py's synthetic store holds 1.7 KB wheels, so its cold index measures per-file work
-(zip directory, METADATA, database rows), not hashing. This store holds --files wheels of
---mb MB of random bytes each: here a cold `privindex serve` (every file read and hashed
-by a process per core) should run near what coreutils' sha256sum reaches over the same
-files with one process per core. Both read from the page cache (the files are read once
-first), so neither measures the disk.
+The small store is run.py's synthetic store (N projects x 3 wheels + an sdist each, plus
+its 100 KB and 20 MB wheels: 4N + 3 files of 1-2 KB), where a cold index is per-file work
+(the zip directory, METADATA, the database rows); the big store holds wheels of random
+bytes, where it is hashing. For each: a cold `privindex serve` on a fresh data dir, start
+to every file listed (/readyz 200), against coreutils' `sha256sum` over the same files
+with one process and with one per core (xargs -P); MB/s and files/s for each, the
+slowest /healthz while it indexes, and the server's RSS once it has. Both read from the
+page cache (each store is read once first), so neither measures the disk.
 
-    python benchmarks/cold_index.py                 # 1,000 files x 1 MB, 3 cold starts
-    python benchmarks/cold_index.py --files 200 --mb 5 --repeat 5
+    python benchmarks/cold_index.py                          # 100,003 small files, 40 x 25 MB
+    python benchmarks/cold_index.py --small 10000 --big 8 --mb 25 --repeat 1   # a smoke run
 """
 
 from __future__ import annotations
@@ -21,12 +24,14 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+import loadgen  # noqa: E402
 import peers  # noqa: E402
 import synth  # noqa: E402
 from run import sha256sum_rates  # noqa: E402
@@ -54,40 +59,112 @@ def big_store(cache: Path, files: int, mb: int) -> Path:
     return root / "packages"
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--files", type=int, default=1000)
-    p.add_argument("--mb", type=int, default=1, help="MB of random bytes per wheel [1]")
-    p.add_argument("--repeat", type=int, default=3, help="cold starts, each on a fresh data dir [3]")
-    p.add_argument("--cache-dir", type=Path, default=HERE / ".cache")
-    args = p.parse_args(argv)
+class HealthProbe:
+    """Polls /healthz every 50 ms, keeping the slowest answer after the first (the first
+    answer is the start's own figure)."""
 
-    folder = big_store(args.cache_dir, args.files, args.mb)
-    subprocess.run(f"cat {folder}/* > /dev/null", shell=True, check=True)  # into the page cache
+    def __init__(self, base: str):
+        self.base, self.slowest, self.answered = base, 0.0, False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.05):
+            started = time.monotonic()
+            try:
+                status = peers.http("GET", self.base + "/healthz", timeout=30)[0]
+            except OSError:
+                continue  # not listening yet
+            if status == 200:
+                if self.answered:
+                    self.slowest = max(self.slowest, time.monotonic() - started)
+                self.answered = True
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def measure(label: str, folder: Path, repeat: int) -> dict:
+    """Cold starts on folder (medians over repeat) and sha256sum over the same files."""
+    subprocess.run(f"find {folder} -type f -print0 | xargs -0 cat > /dev/null", shell=True, check=True)
+    files = len(synth.dist_files(folder))
     hashes = sha256sum_rates(folder)
-    store_mb = hashes["store_mb"]
-    starts, readies = [], []
-    for _ in range(args.repeat):
+    starts, readies, slowest, rss = [], [], [], []
+    for _ in range(repeat):
         with tempfile.TemporaryDirectory(prefix="privindex-cold-") as data:
-            running = peers.launch(peers.privindex(folder, Path(data)), Path(data) / "server.log")
+            server = peers.privindex(folder, Path(data))
+            probe = HealthProbe(server.base)
+            running = peers.launch(server, Path(data) / "server.log")
+            probe.stop()
+            rss.append(loadgen.memory_mb(running.pid)["rss_mb"])
             peers.stop(running)
             starts.append(running.start_seconds)
             readies.append(running.ready_seconds)
-    start, ready = statistics.median(starts), statistics.median(readies)
-    indexing = ready - start  # first answer to every file listed: the reading and hashing
-    print(f"store: {args.files} files, {store_mb} MB; cold starts: {args.repeat}, medians")
+            slowest.append(probe.slowest)
+    mb = hashes["store_mb"]
+    ready = statistics.median(readies)
+    seconds = {"one_core": mb / hashes["one_core"], "all_cores": mb / hashes["all_cores"]}
+    return {
+        "store": label,
+        "files": files,
+        "mb": mb,
+        "first_answer_s": statistics.median(starts),
+        "listed_s": ready,
+        "slowest_healthz_ms": round(max(slowest) * 1000),
+        "rss_mb": max(rss),
+        "privindex": {"mb_s": mb / ready, "files_s": files / ready},
+        "sha256sum_one_core": {"mb_s": hashes["one_core"], "files_s": files / seconds["one_core"]},
+        "sha256sum_all_cores": {"mb_s": hashes["all_cores"], "files_s": files / seconds["all_cores"]},
+        "vs_all_cores": (mb / ready) / hashes["all_cores"],
+        # a smoke run's start (imports, the database) weighs more than its indexing
+        "vs_all_cores_after_first_answer": (mb / (ready - statistics.median(starts))) / hashes["all_cores"],
+    }
+
+
+def report(results: list[dict], repeat: int) -> None:
+    print(f"\ncold starts per store: {repeat} (medians); sha256sum on 1 and {os.cpu_count()} cores\n")
     print(
-        f"privindex: first answer {start:.2f} s, every file indexed {ready:.2f} s after start "
-        f"({store_mb / ready:.0f} MB/s from start, {store_mb / indexing:.0f} MB/s from the first answer)"
+        "| store | files | MB | privindex: every file listed | sha256sum, one core | sha256sum, all cores "
+        "| privindex / all cores (from the first answer) | first answer | slowest /healthz | RSS after |"
     )
-    print(
-        f"sha256sum: {hashes['one_core']:.0f} MB/s on one core, {hashes['all_cores']:.0f} MB/s on "
-        f"{os.cpu_count()} cores"
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for r in results:
+        print(
+            f"| {r['store']} | {r['files']:,} | {r['mb']:,.0f} "
+            f"| {r['listed_s']:.2f} s ({_rate(r['privindex'])}) "
+            f"| {_rate(r['sha256sum_one_core'])} | {_rate(r['sha256sum_all_cores'])} "
+            f"| {r['vs_all_cores']:.0%} ({r['vs_all_cores_after_first_answer']:.0%}) "
+            f"| {r['first_answer_s']:.2f} s | {r['slowest_healthz_ms']} ms | {r['rss_mb']:.0f} MB |"
+        )
+
+
+def _rate(figures: dict) -> str:
+    return f"{figures['mb_s']:.0f} MB/s, {figures['files_s']:,.0f} files/s"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--small", type=int, default=100_000, help="files in the small store, about [100000]")
+    p.add_argument("--big", type=int, default=40, help="big wheels [40]")
+    p.add_argument("--mb", type=int, default=25, help="MB of random bytes per big wheel [25]")
+    p.add_argument(
+        "--repeat", type=int, default=3, help="cold starts per store, each on a fresh data dir [3]"
     )
-    print(
-        f"privindex / sha256sum on all cores: {store_mb / ready / hashes['all_cores']:.0%} from start, "
-        f"{store_mb / indexing / hashes['all_cores']:.0%} from the first answer"
-    )
+    p.add_argument("--cache-dir", type=Path, default=HERE / ".cache")
+    p.add_argument("--out", type=Path, help="write the figures as JSON here too")
+    args = p.parse_args(argv)
+
+    small = synth.build_store(args.cache_dir, max(1, args.small // 4), 3).folder
+    big = big_store(args.cache_dir, args.big, args.mb)
+    results = [
+        measure("small files", small, args.repeat),
+        measure(f"big wheels ({args.mb} MB)", big, args.repeat),
+    ]
+    report(results, args.repeat)
+    if args.out:
+        args.out.write_text(json.dumps(results, indent=1))
     return 0
 
 

@@ -1,4 +1,4 @@
 from privindex.cli import main
 
-if __name__ == "__main__":  # not when a worker process (index.py's pool) imports it
+if __name__ == "__main__":  # not when a worker process (reading.py's pool) imports it
     main()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import struct
 import tarfile
 import warnings
 import zipfile
@@ -92,6 +93,24 @@ def tar_gz_that_is_a_zip(folder: Path, name: str, version: str) -> Path:
     path = sdist(folder, name, version)
     wheel = make_wheel(folder / "zip-part", name, version)
     return _write(path, path.read_bytes() + wheel.read_bytes())
+
+
+def wheel_that_is_a_tar(folder: Path, name: str, version: str) -> Path:
+    """A valid wheel whose first local header (an empty member `a` with a 481-byte extra
+    field) fills a 512-byte block that is also a valid tar header: tar readers see a
+    member where zip readers see the wheel."""
+    wheel = make_wheel(folder / "zip-part", name, version)
+    out = io.BytesIO()
+    with zipfile.ZipFile(wheel) as source, zipfile.ZipFile(out, "w") as archive:
+        first = zipfile.ZipInfo("a", date_time=(2024, 1, 1, 0, 0, 0))
+        first.extra = struct.pack("<HH", 0xCAFE, 477) + bytes(477)  # 30 + 1 + 481 = 512 bytes
+        archive.writestr(first, b"")
+        for info in source.infolist():
+            archive.writestr(info, source.read(info))
+    data = bytearray(out.getvalue())
+    data[148:156] = b" " * 8  # the tar checksum: the block's bytes summed with its field as spaces
+    data[148:156] = b"%06o\0 " % sum(data[:512])
+    return _write(folder / wheel.name, bytes(data))
 
 
 def zip_bomb_wheel(folder: Path, name: str, version: str, unpacked: int) -> Path:

@@ -187,3 +187,27 @@ def test_slow_clients_benchmark_runs_and_every_slow_client_is_answered(tmp_path)
     )
     assert "4 of 4 answered" in proc.stdout, proc.stdout + proc.stderr
     assert "| 4 slow clients |" in proc.stdout and "| no slow clients |" in proc.stdout
+
+
+def test_cold_index_benchmark_measures_both_stores_against_sha256sum(tmp_path):
+    out = tmp_path / "cold.json"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "cold_index.py"),
+            *("--small", "12", "--big", "2", "--mb", "1", "--repeat", "1"),
+            *("--cache-dir", str(tmp_path / "cache"), "--out", str(out)),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=ROOT,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    small, big = json.loads(out.read_text())
+    assert (small["files"], big["files"]) == (15, 2)  # 3 projects x 4 files + run.py's three extras
+    for store in (small, big):
+        assert store["listed_s"] >= store["first_answer_s"] > 0
+        for who in ("privindex", "sha256sum_one_core", "sha256sum_all_cores"):
+            assert store[who]["files_s"] > 0 and store[who]["mb_s"] > 0, (who, store)
+    assert "| small files | 15 |" in proc.stdout and "| big wheels (1 MB) | 2 |" in proc.stdout

@@ -5,12 +5,15 @@ is, and bytes changed while the server was stopped are never served."""
 from __future__ import annotations
 
 import hashlib
+import os
+import time
+from pathlib import Path
 
 import pytest
 import requests
 import testdb
 from conftest import start_server, wait_until
-from helpers import listed
+from helpers import listed, listed_hashes
 from wheels import make_wheel
 
 from privindex.app import create_app
@@ -18,7 +21,7 @@ from privindex.config import Settings
 from privindex.db.connection import bound
 from privindex.ops import audit
 from privindex.packages import index as index_module
-from privindex.packages import withdrawal
+from privindex.packages import reading, withdrawal
 
 JSON = {"Accept": "application/vnd.pypi.simple.v1+json"}
 
@@ -135,7 +138,7 @@ def test_many_new_files_are_read_by_a_process_per_core_with_the_same_facts(tmp_p
     store = tmp_path / "store"
     wheels = [make_wheel(store, f"many{i}", "1.0", payload=bytes([i]) * 5000) for i in range(12)]
     (store / "broken-1.0-py3-none-any.whl").write_bytes(b"not a zip")
-    monkeypatch.setattr(index_module, "POOL_THRESHOLD", 4)
+    monkeypatch.setattr(reading, "POOL_THRESHOLD", 4)
     client = create_app(settings(tmp_path)).test_client()
     for w in wheels:
         assert page_files(client, w.name.split("-")[0]) == {
@@ -155,6 +158,54 @@ def test_a_server_on_an_unindexed_store_answers_and_reports_its_progress(tmp_pat
         assert set(listed(server, "cold7")) == {wheels[7].name}
         assert requests.get(f"{server.url}/health", timeout=10).json()["files"] == 300
         wait_until(lambda: "indexing the store: read 300/300 new or changed files" in server.log(), 5)
+    finally:
+        server.stop()
+
+
+def _pool_workers(server_pid: int) -> dict[int, int]:
+    """The server's worker processes (spawned by multiprocessing) now: pid -> niceness."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        try:
+            ppid = int((entry / "stat").read_text().rpartition(")")[2].split()[1])
+            if ppid == server_pid and b"spawn_main" in (entry / "cmdline").read_bytes():
+                found[int(entry.name)] = os.getpriority(os.PRIO_PROCESS, int(entry.name))
+        except (OSError, ValueError):  # not a process, or gone meanwhile
+            continue
+    return found
+
+
+@pytest.mark.slow  # a server of its own
+def test_a_cold_store_is_read_below_the_servers_priority_and_only_broken_files_are_refused(tmp_path):
+    """Many files are read by worker processes at a lower priority than the server, so it
+    answers its readers first; among them, a corrupt and a truncated wheel are refused with
+    their reason in the log and every other file is listed with its sha256 (big ones are
+    hashed a chunk at a time)."""
+    store = tmp_path / "store"
+    small = [make_wheel(store, f"cold{i}", "1.0") for i in range(240)]
+    big = [make_wheel(store, f"big{i}", "1.0", payload=os.urandom(24 * 1024 * 1024)) for i in range(4)]
+    (store / "corrupt-1.0-py3-none-any.whl").write_bytes(b"not a zip at all")
+    whole = small[0].read_bytes()
+    (store / "truncated-1.0-py3-none-any.whl").write_bytes(whole[: len(whole) // 2])
+    server = start_server(store, tmp_path / "data", indexed=False)
+    try:
+        workers: dict[int, int] = {}
+        while requests.get(f"{server.url}/readyz", timeout=10).status_code != 200:
+            workers.update(_pool_workers(server.proc.pid))
+            time.sleep(0.01)
+        server_niceness = os.getpriority(os.PRIO_PROCESS, server.proc.pid)
+        assert workers and set(workers.values()) == {min(server_niceness + reading.NICENESS, 19)}
+
+        assert requests.get(f"{server.url}/health", timeout=10).json()["files"] == 244
+        for wheel in small[:3] + big:
+            assert listed_hashes(server, wheel.name.split("-")[0]) == {
+                wheel.name: hashlib.sha256(wheel.read_bytes()).hexdigest()
+            }
+        assert listed(server, "corrupt") == listed(server, "truncated") == {}
+        log = server.log()
+        for broken in ("corrupt", "truncated"):
+            assert f"skipping {broken}-1.0-py3-none-any.whl: {broken}-1.0-py3-none-any.whl: not a " in log
+        wait_until(lambda: "indexing the store: read 246/246 new or changed files" in server.log(), 5)
     finally:
         server.stop()
 

@@ -43,6 +43,7 @@ from privindex.api.simple import (
 )
 from privindex.ops import audit
 from privindex.packages import releases
+from privindex.packages.distfile import core_metadata_reader
 from privindex.packages.index import IndexedFile, Project
 from privindex.upstream.client import UpstreamProject, valid_name
 
@@ -145,7 +146,7 @@ class JsonAPI:
         local.sort(key=lambda f: not f.filename.endswith(".whl"))
         index = self.simple.index
         for f in local:
-            raw = index.core_metadata(f.path) or releases.read_from(index.store.root)(f.path)
+            raw = index.core_metadata(f.path) or core_metadata_reader(index.store.root)(f.path)
             if raw:
                 return raw
         return None

@@ -12,6 +12,7 @@ import io
 import os
 import zipfile
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, BinaryIO
@@ -26,16 +27,18 @@ from packaging.utils import (
 )
 from packaging.version import Version
 
-from privindex.packages import archives
+from privindex.packages import archives, releases
 from privindex.packages.archives import DEFAULT_LIMITS, ArchiveLimits
+from privindex.packages.releases import ReleaseInfo
 
 WHEEL_SUFFIX = ".whl"
 SDIST_SUFFIXES = (".tar.gz", ".zip")
 
 # Core metadata is a few KB; anything past this is hostile or broken.
 MAX_METADATA_BYTES = 4 * 1024 * 1024
-# Files up to this size are read into memory once (hash + metadata from one read).
-READ_ONCE_LIMIT = 32 * 1024 * 1024
+# Files up to this size are read into memory once (hash + metadata from one read); bigger
+# ones are hashed a chunk at a time, so a process reading a 200 MB wheel holds 1 MiB of it.
+READ_ONCE_LIMIT = 1024 * 1024
 CHUNK = 1024 * 1024
 
 
@@ -69,6 +72,7 @@ class FileFacts:
     metadata: bytes | None  # a wheel's METADATA, served for PEP 658
     metadata_sha256: str | None
     core: bytes | None = None  # the core metadata of any kind of file, for releases.record
+    release: ReleaseInfo | None = None  # what the core metadata says for pages, parsed with it
 
 
 def read_facts(
@@ -103,7 +107,7 @@ def read_facts(
             raise InvalidDistribution(
                 f"{filename}: the core metadata is not valid UTF-8 ({exc.reason} at byte {exc.start})"
             ) from None
-    fields, _unparsed = parse_email(raw)
+    fields, _unparsed = parse_email(raw)  # once: the release's page is read from the same fields
     is_wheel = filename.endswith(WHEEL_SUFFIX)
     return FileFacts(
         size=st.st_size,
@@ -115,6 +119,7 @@ def read_facts(
         metadata=raw if is_wheel else None,
         metadata_sha256=hashlib.sha256(raw).hexdigest() if is_wheel else None,
         core=raw,
+        release=releases.from_fields(fields),
     )
 
 
@@ -133,6 +138,19 @@ def read_core_metadata(
     """Just the core metadata of a file (to fill in what an older version did not keep)."""
     with open(path, "rb") as fh:
         return _core_metadata(fh, filename or path.name, limits)
+
+
+def core_metadata_reader(store_root: Path) -> Callable[[str], bytes | None]:
+    """A function giving the core metadata of a file in the store by its path, None when
+    it cannot be read (releases.backfill, the JSON API for files indexed before)."""
+
+    def read(path: str) -> bytes | None:
+        try:
+            return read_core_metadata(store_root / path)
+        except (InvalidDistribution, OSError):
+            return None
+
+    return read
 
 
 def hash_stream(fh: BinaryIO) -> str:

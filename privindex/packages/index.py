@@ -18,18 +18,16 @@ so a restart reads only the files that changed and rehashes nothing else.
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import os
 import struct
 import sys
 import threading
 import time
-from collections.abc import Callable, ItemsView, Iterable, Iterator, KeysView, Mapping, ValuesView
-from concurrent.futures import ProcessPoolExecutor
-from contextlib import contextmanager
+from bisect import bisect_left
+from collections.abc import Callable, Generator, ItemsView, Iterable, Iterator, KeysView, Mapping, ValuesView
+from contextlib import closing
 from dataclasses import dataclass, field
-from functools import lru_cache, partial
-from pathlib import Path
+from functools import lru_cache
 from types import MappingProxyType
 from typing import NamedTuple, TypeAlias, TypeVar
 
@@ -37,9 +35,9 @@ from packaging.version import Version
 
 from privindex.db.connection import data_version, database
 from privindex.db.models import DistFile
-from privindex.packages import digests, releases
+from privindex.packages import digests, reading, releases
 from privindex.packages.archives import DEFAULT_LIMITS, ArchiveLimits
-from privindex.packages.distfile import FileFacts, examine, hash_stream, parse_filename
+from privindex.packages.distfile import FileFacts, core_metadata_reader, hash_stream, parse_filename
 from privindex.packages.store import Store
 
 log = logging.getLogger(__name__)
@@ -51,7 +49,6 @@ Sig = tuple[int, int]  # a file as a stat sees it: (size, mtime_ns)
 SETTLE_SECONDS = 0.5
 READ_BATCH = 100  # files judged per transaction (~0.1 s): a rescan never holds the database for long
 LOAD_BATCH = 500  # files read and listed per step of catch_up: pages fill in as it goes
-POOL_THRESHOLD = 200  # this many files to read and they are read by a process per core
 # A file just published is stat-ed on every pass for this long, even if its folder did not
 # change: a rewrite in place right after an upload changes no folder mtime.
 WATCH_NEW_SECONDS = 2.0
@@ -452,9 +449,10 @@ class Index:
             self.indexing = Indexing(indexed=len(self._files), left=len(to_read) + len(to_judge))
             self._settle(self._judge([(e.path, e, None) for e in to_judge]))
             done = 0
-            with _readers(len(to_read), self.limits) as read_facts_of:
+            to_read.sort(key=lambda item: item[0])  # by path: a project's files come together
+            with closing(self._read_all(to_read)) as results:
                 for batch in _chunks(to_read, LOAD_BATCH):
-                    read = self._read_many(batch, read_facts_of)
+                    read = [self._read(p, st, known, next(results)) for p, st, known in batch]
                     self._settle(
                         self._judge([r for r in read if isinstance(r, tuple)]),  # not None or DROP
                         dropped=[p for (p, _st, _k), r in zip(batch, read) if r is DROP],
@@ -471,7 +469,7 @@ class Index:
                 with database.atomic():
                     for chunk in _chunks(sorted(stale), 500):
                         DistFile.delete().where(DistFile.path.in_(chunk)).execute()
-            filled = releases.backfill(releases.read_from(self.store.root))
+            filled = releases.backfill(core_metadata_reader(self.store.root))
             if filled:
                 log.info("read the descriptions of %d release(s) indexed by an older version", filled)
             self.indexing = None
@@ -515,13 +513,13 @@ class Index:
             ]
             with self._lock:
                 to_read = [(path, st, self._known(path)) for path, st in found.to_read.items()]
-            with _readers(len(to_read), self.limits) as read_facts_of:
-                for batch in _chunks(to_read, READ_BATCH):
-                    for (path, _st, _known), read in zip(batch, self._read_many(batch, read_facts_of)):
-                        if read is DROP:
-                            outcomes.append((path, None))
-                        elif isinstance(read, tuple):  # not None
-                            items.append(read)
+            with closing(self._read_all(to_read)) as results:
+                for (path, seen, known), facts in zip(to_read, results):
+                    read = self._read(path, seen, known, facts)
+                    if read is DROP:
+                        outcomes.append((path, None))
+                    elif isinstance(read, tuple):  # not None
+                        items.append(read)
             for batch in _chunks(items, READ_BATCH):
                 outcomes += self._judge(batch)
             with self._lock:
@@ -663,14 +661,10 @@ class Index:
             with self._lock:
                 found.gone |= self._paths_in({reldir}) - here
 
-    def _read_many(
-        self,
-        batch: list[tuple[str, Sig, IndexedFile | None]],
-        read_facts_of: Callable[[list[Path]], list[FileFacts | str]],
-    ) -> list[_Read]:
-        """_read for each (path, stat, known entry), the files read by read_facts_of."""
-        examined = read_facts_of([self.store.full_path(p) for p, _st, _known in batch])
-        return [self._read(p, st, known, facts) for (p, st, known), facts in zip(batch, examined)]
+    def _read_all(self, to_read: list[tuple[str, Sig, IndexedFile | None]]) -> Generator[FileFacts | str]:
+        """What reading each (path, stat, known entry) finds, in order, with every core."""
+        files = ((self.store.os_path(path), seen[0]) for path, seen, _known in to_read)
+        return reading.read_in_order(files, len(to_read), self.limits)
 
     def _read(self, path: str, seen: Sig, known: IndexedFile | None, facts: FileFacts | str) -> _Read:
         """Judge what reading a file found on disk gave (`examine`: its facts, or why it is
@@ -719,6 +713,7 @@ class Index:
         if not items:
             return outcomes
         digests.publishers.give_way()
+        latest = releases.LatestVersions()
         with database.atomic():
             for path, entry, facts in items:
                 if restat:
@@ -728,14 +723,14 @@ class Index:
                         assert entry is not None  # _read gives facts, a known entry or both
                         size, mtime_ns = entry.signature
                     try:
-                        st = os.stat(self.store.full_path(path))
+                        st = os.stat(self.store.os_path(path))
                     except OSError:
                         continue  # gone: the next pass drops it
                     if (st.st_size, st.st_mtime_ns) != (size, mtime_ns):
                         self._unsettled.add(_dirname(path))
                         continue
                 if facts is not None:
-                    entry = save_facts(path, facts)
+                    entry = save_facts(path, facts, latest=latest)
                 else:  # rejudged: a command may have yanked it meanwhile
                     row = database.execute_sql(
                         f"SELECT yanked, yanked_reason FROM dist_file WHERE path = {database.param}", (path,)
@@ -748,6 +743,7 @@ class Index:
                 outcomes.append(
                     (path, entry if verdict.served else Withdrawn(entry, verdict.published_sha256))
                 )
+            latest.save()
         return outcomes
 
     # -- internals: the working copy (under _lock) --------------------------------------
@@ -763,7 +759,7 @@ class Index:
             entry = outcome.found if isinstance(outcome, Withdrawn) else outcome
             if restat:
                 try:
-                    st = os.stat(self.store.full_path(path))
+                    st = os.stat(self.store.os_path(path))
                 except OSError:
                     changed.add(self._drop(path))
                     continue
@@ -835,7 +831,7 @@ class Index:
         Project objects are replaced, never mutated: a Project that is still in the
         snapshot is still current, which is all the page cache needs to know.
         """
-        list_changed = False
+        listing: dict[str, str | None] = {}  # the list's changes: name -> display name, None: gone
         names = list(names)
         if names:
             self._own()
@@ -843,14 +839,16 @@ class Index:
             paths = self._project_paths.get(name)
             if not paths:
                 self._project_paths.pop(name, None)
-                list_changed |= self._projects.pop(name, None) is not None
+                if self._projects.pop(name, None) is not None:
+                    listing[name] = None
                 continue
             project = _build_project(name, [self._files[p] for p in paths])
             old = self._projects.get(name)
-            list_changed |= old is None or old.display_name != project.display_name
+            if old is None or old.display_name != project.display_name:
+                listing[name] = project.display_name
             self._projects[name] = project
-        if list_changed:
-            self._project_list = tuple(sorted((name, p.display_name) for name, p in self._projects.items()))
+        if listing:
+            self._project_list = _relisted(self._project_list, listing)
         self.snapshot = Snapshot(
             projects=MappingProxyType(self._projects),
             project_list=self._project_list,
@@ -877,9 +875,11 @@ class Index:
 # -- the dist_file table: facts per path (the index's persistent cache) ---------------------
 
 
-def save_facts(path: str, facts: FileFacts, unyank: bool = False) -> IndexedFile:
+def save_facts(
+    path: str, facts: FileFacts, unyank: bool = False, latest: releases.LatestVersions | None = None
+) -> IndexedFile:
     """Persist a file's facts, keeping its yank state unless unyank (a new publication
-    starts unyanked); call in a transaction.
+    starts unyanked); call in a transaction. `latest`: see releases.record.
 
     The entry's upload_time is a placeholder: the publication's time replaces it. Plain
     SQL: a cold start calls this once per file, and building peewee queries cost more
@@ -914,7 +914,7 @@ def save_facts(path: str, facts: FileFacts, unyank: bool = False) -> IndexedFile
         values,
     ).fetchone()
     if facts.core is not None:
-        releases.record(project, str(version), facts.name, facts.core)
+        releases.record(project, str(version), facts.name, facts.core, facts.release, latest)
     return _entry(
         path,
         project,
@@ -964,30 +964,29 @@ def _build_project(name: str, files: Iterable[IndexedFile], rank: Mapping[str, i
     return Project(name=name, display_name=ordered[-1].name, files=ordered, versions=versions)
 
 
+def _relisted(
+    listed: tuple[tuple[str, str], ...], changes: dict[str, str | None]
+) -> tuple[tuple[str, str], ...]:
+    """The sorted project list with a few names added, renamed or (None) removed, each put
+    in place by bisection: re-sorting the whole list for every batch of a cold start made
+    indexing quadratic in the number of projects."""
+    entries = list(listed)
+    for name, display in changes.items():
+        at = bisect_left(entries, (name,))
+        present = at < len(entries) and entries[at][0] == name
+        if display is None:
+            if present:
+                del entries[at]
+        elif present:
+            entries[at] = (name, display)
+        else:
+            entries.insert(at, (name, display))
+    return tuple(entries)
+
+
 def _version_ranks(versions: Iterable[str]) -> dict[str, int]:
     """Each version string's position in PEP 440 order."""
     return {v: i for i, v in enumerate(sorted(versions, key=parse_version))}
-
-
-@contextmanager
-def _readers(count: int, limits: ArchiveLimits) -> Iterator[Callable[[list[Path]], list[FileFacts | str]]]:
-    """A function that reads files' facts (distfile.examine): in this thread for a few
-    files, with a process per core for many. Reading a small wheel is mostly Python
-    (zip directory, metadata), which threads cannot run in parallel; hashing alone would
-    be. Spawned, not forked: the server has threads, and a fork copies their locks."""
-    examine_one = partial(examine, limits=limits)
-    workers = os.cpu_count() or 1
-    if count < POOL_THRESHOLD or workers < 2:
-        yield lambda paths: [examine_one(p) for p in paths]
-        return
-    try:
-        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
-    except (OSError, ValueError, NotImplementedError) as exc:  # no /dev/shm, no semaphores...
-        log.warning("reading files in this process only (no worker processes: %s)", exc)
-        yield lambda paths: [examine_one(p) for p in paths]
-        return
-    with pool:
-        yield lambda paths: list(pool.map(examine_one, paths, chunksize=32))
 
 
 _ROW_FIELDS = [f for f in DistFile._meta.sorted_fields if f.name not in ("id", "filename", "metadata")]

@@ -1,10 +1,11 @@
 """What releases say about themselves, for people browsing: summaries, long descriptions,
 URLs, classifiers; the project list and its search.
 
-Core metadata is read once per file, when it is published or indexed (`record`, called by
-`index.save_facts` in the same transaction), and the long description is rendered there,
-once, by readme_renderer (which sanitises: no script, no javascript: links). Pages only
-read rows; no request opens an archive or renders Markdown.
+Core metadata is read once per file, when it is published or indexed: `distfile.read_facts`
+parses it (`from_fields`; on a cold start in the index's worker processes) and the long
+description is rendered there, once, by readme_renderer (which sanitises: no script, no
+javascript: links); `record`, called by `index.save_facts` in the file's transaction, keeps
+it. Pages only read rows; no request opens an archive or renders Markdown.
 """
 
 from __future__ import annotations
@@ -16,9 +17,9 @@ import re
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from pathlib import Path
+from functools import lru_cache
 
-from packaging.metadata import parse_email
+from packaging.metadata import RawMetadata, parse_email
 from packaging.version import Version
 
 from privindex.db.connection import database, is_postgres
@@ -44,7 +45,12 @@ class ReleaseInfo:
 def parse(raw: bytes) -> ReleaseInfo:
     """Read core metadata into what a project page shows (lenient: stored files are served
     even if an old tool wrote them oddly)."""
-    fields, _unparsed = parse_email(raw)
+    return from_fields(parse_email(raw)[0])
+
+
+def from_fields(fields: RawMetadata) -> ReleaseInfo:
+    """parse(), from fields packaging's parse_email already read (distfile.read_facts reads
+    them once, in the index's worker processes on a cold start)."""
     content_type = fields.get("description_content_type") or ""
     description = fields.get("description") or ""
     urls: list[tuple[str, str]] = []
@@ -67,6 +73,7 @@ def parse(raw: bytes) -> ReleaseInfo:
     )
 
 
+@lru_cache(maxsize=16)  # a release's wheels (one per platform) carry one description
 def render_description(text: str, content_type: str) -> str:
     """Sanitised HTML for a long description, by its Description-Content-Type (PyPI's
     default, reStructuredText, when none is given; plain text when rendering fails)."""
@@ -104,9 +111,37 @@ def _fit_page(html: str) -> str:
     return re.sub(r"<pre\b", '<pre tabindex="0"', html)
 
 
-def record(project: str, version: str, display_name: str, raw: bytes) -> None:
+class LatestVersions:
+    """Each project's latest release among many files recorded in one transaction, written
+    to project_meta once per project (save) instead of once per file: a cold start's
+    projects come a few files at a time, and each write updates the search index."""
+
+    def __init__(self) -> None:
+        self._best: dict[str, tuple[str, str, str]] = {}  # project -> version, display name, summary
+
+    def note(self, project: str, version: str, display_name: str, summary: str) -> None:
+        best = self._best.get(project)
+        if best is None or rank(version) >= rank(best[0]):  # as _note_latest: the later of equals
+            self._best[project] = (version, display_name, summary)
+
+    def save(self) -> None:
+        for project, (version, display_name, summary) in self._best.items():
+            _note_latest(project, version, display_name, summary)
+        self._best.clear()
+
+
+def record(
+    project: str,
+    version: str,
+    display_name: str,
+    raw: bytes,
+    info: ReleaseInfo | None = None,
+    latest: LatestVersions | None = None,
+) -> None:
     """Keep what this version's core metadata says (call in the file's transaction); the
-    description is rendered only when the metadata differs from what is kept. Plain SQL,
+    description is rendered only when the metadata differs from what is kept, unless `info`
+    (what parse(raw) gives) was made already, off the writers' path. The project's latest
+    release is noted at once, or in `latest` for the caller to save. Plain SQL,
     like index.save_facts: a cold start calls this once per file, and building peewee
     queries cost twenty times more than running them (25,000 files: 28 s to 3 s)."""
     p = database.param
@@ -117,7 +152,7 @@ def record(project: str, version: str, display_name: str, raw: bytes) -> None:
     ).fetchone()
     summary = kept[1] if kept else ""
     if kept is None or kept[0] != source:
-        info = parse(raw)
+        info = info or parse(raw)
         values = (
             info.summary,
             info.description_html,
@@ -144,9 +179,13 @@ def record(project: str, version: str, display_name: str, raw: bytes) -> None:
                 values + (project, version),
             )
         summary = info.summary
-    _note_latest(project, version, display_name, summary)
+    if latest is None:
+        _note_latest(project, version, display_name, summary)
+    else:
+        latest.note(project, version, display_name, summary)
 
 
+@lru_cache(maxsize=4096)  # a cold start ranks every file's version, most of them alike
 def rank(version: str) -> tuple[bool, Version]:
     """Finals before pre-releases, as PyPI shows the latest version."""
     try:
@@ -317,18 +356,6 @@ def uploads(project: str) -> dict[str, Upload]:
         token = descriptions.get(token_id, "") if token_id else None
         out[filename] = Upload(actor, token, via or "web", ts)
     return out
-
-
-def read_from(store_root: Path) -> Callable[[str], bytes | None]:
-    from privindex.packages.distfile import InvalidDistribution, read_core_metadata
-
-    def read(path: str) -> bytes | None:
-        try:
-            return read_core_metadata(store_root / path)
-        except (InvalidDistribution, OSError):
-            return None
-
-    return read
 
 
 def json_info(raw: bytes | None) -> dict:

@@ -6,6 +6,7 @@ says why, and `privindex check` reports it. Normal sdists and wheels still go th
 from __future__ import annotations
 
 import tarfile
+import zipfile
 from pathlib import Path
 
 import hostile_archives as hostile
@@ -100,6 +101,12 @@ def test_a_tar_gz_that_is_also_a_zip_is_refused(world):
     path = hostile.tar_gz_that_is_a_zip(world.folder / "polyglot", "polyglot", "1.0")
     # twine reads it as the zip (and finds no PKG-INFO): tools disagree on what it holds
     refused_by_api(world, path, "both a .tar.gz and a zip archive")
+
+
+def test_a_wheel_that_is_also_a_tar_is_refused(world):
+    path = hostile.wheel_that_is_a_tar(world.folder / "tarwheel", "tarwheel", "1.0")
+    assert tarfile.is_tarfile(path) and zipfile.is_zipfile(path)
+    refused_by_api(world, path, "both a zip and a tar archive")
 
 
 def test_an_sdist_with_a_flood_of_members_is_refused_at_the_limit(world):
