@@ -16,6 +16,7 @@ import pytest
 import requests
 from conftest import (
     Accounts,
+    audit_json,
     free_port,
     needs_nginx,
     nginx_conf,
@@ -29,6 +30,7 @@ from conftest import (
     wait_until,
 )
 from fake_upstream import FakeUpstream
+from requests_toolbelt.adapters.source import SourceAddressAdapter
 from wheels import make_wheel
 
 from privindex.api.read_check import ReadCheck
@@ -440,6 +442,14 @@ def test_a_private_index_checks_the_token_before_nginx_serves_a_page(tmp_path, d
         assert requests.get(url, auth=("__token__", "not-a-token"), timeout=10).status_code == 401
         served = requests.get(url, auth=("__token__", token), headers={"Accept": V1_JSON}, timeout=10)
         assert served.status_code == 200 and from_file(served)
+        # the read check sees the client's address, not nginx's: a read from a new address
+        # is audited (and its owner told) though nginx served the page from its file
+        elsewhere = requests.Session()
+        elsewhere.mount("http://", SourceAddressAdapter("127.0.0.2"))
+        from_there = elsewhere.get(url, auth=("__token__", token), headers={"Accept": V1_JSON}, timeout=10)
+        assert from_there.status_code == 200 and from_file(from_there)
+        seen_from = [e["ip"] for e in audit_json(p.server) if e["tag"] == "token:new-address"]
+        assert "127.0.0.2" in seen_from and "127.0.0.1" in seen_from, seen_from
         accounts.revoke(token)
         # refused within the read check's memory (1 s) and the revocation reaching the server
         wait_until(lambda: requests.get(url, auth=("__token__", token), timeout=10).status_code == 401, 3)

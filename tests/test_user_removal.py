@@ -9,7 +9,7 @@ import pytest
 
 from privindex.accounts import devices, emails, namespaces, removal, teams, users
 from privindex.accounts.users import AccountError
-from privindex.config import Settings
+from privindex.config import OIDCIssuer, Settings, replace
 from privindex.db.models import (
     AuditEvent,
     KnownDevice,
@@ -19,7 +19,7 @@ from privindex.db.models import (
     TeamMember,
 )
 from privindex.notify import subscriptions
-from privindex.oidc import sso
+from privindex.oidc import publishers, sso
 from privindex.ops import audit
 from privindex.packages import projects
 
@@ -89,3 +89,31 @@ def test_a_last_direct_owner_may_go_when_a_team_with_members_owns_the_project(an
     team_owning("widgets", "bob")
     removal.remove_user(ann, audit.CLI)
     assert users.get_user("ann").removed_at is not None
+
+
+def test_a_removed_users_pending_publisher_no_longer_holds_the_name(ann, app):
+    """ann's pending publisher for `sprockets` kept every other user from adding one for that
+    name; removed with her, it is audited as removed, and bob may add his."""
+    settings = replace(
+        app.extensions["privindex"].settings,
+        oidc_issuers=(OIDCIssuer("https://gitlab.example.test", "gitlab"),),
+    )
+    bob = users.get_user("bob")
+
+    def add(name: str, repository: str, user):
+        return publishers.add_publisher(
+            settings, name, "gitlab", repository, ".gitlab-ci.yml", user, audit.CLI
+        )
+
+    add("sprockets", "ann/sprockets", ann)
+    add("widgets", "ann/widgets", ann)
+    projects.set_role("widgets", "bob", "owner", audit.CLI)
+    with pytest.raises(AccountError, match="another user has a pending publisher"):
+        add("sprockets", "bob/sprockets", bob)
+
+    removal.remove_user(ann, audit.CLI)
+
+    add("sprockets", "bob/sprockets", bob)
+    assert [p.repository for p in publishers.list_publishers("widgets")] == ["ann/widgets"]
+    removed = AuditEvent.select().where(AuditEvent.tag == "publisher:remove")
+    assert [e.subject for e in removed] == ["gitlab:ann/sprockets .gitlab-ci.yml"]

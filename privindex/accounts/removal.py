@@ -24,6 +24,7 @@ from privindex.db.models import (
     SecurityKey,
     SsoLink,
     TeamMember,
+    TrustedPublisher,
     User,
 )
 from privindex.i18n import _
@@ -65,6 +66,7 @@ def remove_user(user: User, ctx: audit.Context) -> tuple[int, int]:
             ProjectSubscription,
         ):
             keyed.delete().where(keyed.user == user).execute()
+        _forget_pending_publishers(user, ctx)
         now = time.time()
         User.update(
             is_disabled=True,
@@ -77,3 +79,22 @@ def remove_user(user: User, ctx: audit.Context) -> tuple[int, int]:
         ).where(User.id == user.id).execute()
         audit.record(Tag.USER_REMOVE, ctx, subject=user.username, tokens_revoked=revoked, roles_removed=roles)
     return revoked, roles
+
+
+def _forget_pending_publishers(user: User, ctx: audit.Context) -> None:
+    """A pending publisher (one that would create its project on its first upload) reserves
+    the name against every other user's; its creator gone, nobody could use or remove it.
+    Publishers of existing projects stay: the project's owners see and remove them."""
+    pending = TrustedPublisher.select().where(
+        TrustedPublisher.created_by == user, TrustedPublisher.project.is_null()
+    )
+    for publisher in pending:
+        audit.record(
+            Tag.PUBLISHER_REMOVE,
+            ctx,
+            subject=f"{publisher.kind}:{publisher.repository} {publisher.workflow}",
+            project=publisher.pending_name,
+            publisher=publisher.id,
+            reason="user_removed",
+        )
+        publisher.delete_instance()
