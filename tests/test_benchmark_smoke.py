@@ -210,4 +210,5 @@ def test_cold_index_benchmark_measures_both_stores_against_sha256sum(tmp_path):
         assert store["listed_s"] >= store["first_answer_s"] > 0
         for who in ("privindex", "sha256sum_one_core", "sha256sum_all_cores"):
             assert store[who]["files_s"] > 0 and store[who]["mb_s"] > 0, (who, store)
+        assert store["rss_mb"] > 0 and store["rss_warm_mb"] > 0  # after the cold start, after a warm one
     assert "| small files | 15 |" in proc.stdout and "| big wheels (1 MB) | 2 |" in proc.stdout
