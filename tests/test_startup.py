@@ -162,13 +162,13 @@ def test_a_server_on_an_unindexed_store_answers_and_reports_its_progress(tmp_pat
         server.stop()
 
 
-def _children(pid: int) -> list[str]:
-    """The command lines of pid's child processes now."""
-    found = []
+def _children(pid: int) -> dict[int, str]:
+    """pid's child processes now: pid -> command line."""
+    found = {}
     for entry in Path("/proc").iterdir():
         try:
             if int((entry / "stat").read_text().rpartition(")")[2].split()[1]) == pid:
-                found.append((entry / "cmdline").read_bytes().replace(b"\0", b" ").decode())
+                found[int(entry.name)] = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
         except (OSError, ValueError):  # not a process, or gone meanwhile
             continue
     return found
@@ -198,13 +198,12 @@ def test_a_cold_index_leaves_no_process_behind(tmp_path):
 def _pool_workers(server_pid: int) -> dict[int, int]:
     """The server's worker processes (spawned by multiprocessing) now: pid -> niceness."""
     found = {}
-    for entry in Path("/proc").iterdir():
-        try:
-            ppid = int((entry / "stat").read_text().rpartition(")")[2].split()[1])
-            if ppid == server_pid and b"spawn_main" in (entry / "cmdline").read_bytes():
-                found[int(entry.name)] = os.getpriority(os.PRIO_PROCESS, int(entry.name))
-        except (OSError, ValueError):  # not a process, or gone meanwhile
-            continue
+    for pid, command in _children(server_pid).items():
+        if "spawn_main" in command:
+            try:
+                found[pid] = os.getpriority(os.PRIO_PROCESS, pid)
+            except OSError:  # gone meanwhile
+                continue
     return found
 
 
