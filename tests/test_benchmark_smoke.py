@@ -212,3 +212,23 @@ def test_cold_index_benchmark_measures_both_stores_against_sha256sum(tmp_path):
             assert store[who]["files_s"] > 0 and store[who]["mb_s"] > 0, (who, store)
         assert store["rss_mb"] > 0 and store["rss_warm_mb"] > 0  # after the cold start, after a warm one
     assert "| small files | 15 |" in proc.stdout and "| big wheels (1 MB) | 2 |" in proc.stdout
+
+
+def test_catch_up_memory_benchmark_measures_a_cold_and_a_warm_start(tmp_path):
+    out = tmp_path / "catch-up.json"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "catch_up_memory.py"),
+            *("--small", "12", "--cache-dir", str(tmp_path / "cache"), "--out", str(out)),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=ROOT,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    figures = json.loads(out.read_text())
+    assert figures["cold"]["files"] == figures["warm"]["files"] == 15
+    assert figures["cold"]["python_arenas_mb"] > 0 and figures["warm"]["rss_mb"] > 0
+    assert "| cold | 15 |" in proc.stdout and "| warm | 15 |" in proc.stdout
