@@ -266,8 +266,8 @@ class _ToRead:
     in a list, the (size, mtime_ns) each was listed with in arrays, and the entries of the
     few the index knew. Not a tuple and two ints per file, held to the end: at 100,000
     files those small objects (19 MB), freed last among the paths the index keeps, left
-    Python's memory pools empty but held, 17 MB the process kept after a cold start. Made
-    before the survey's own tuples are dropped, their memory is reused for the index."""
+    Python's memory pools empty but held, 14-17 MB the process kept after a cold start.
+    Made before the survey's own tuples are dropped, their memory is reused for the index."""
 
     def __init__(self, found: dict[str, Sig], known: Callable[[str], IndexedFile | None]):
         self.paths = sorted(found)
