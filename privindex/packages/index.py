@@ -269,11 +269,11 @@ class _ToRead:
     Python's memory pools empty but held, 14-17 MB the process kept after a cold start.
     Made before the survey's own tuples are dropped, their memory is reused for the index."""
 
-    def __init__(self, found: dict[str, Sig], known: Callable[[str], IndexedFile | None]):
+    def __init__(self, found: dict[str, Sig], known: dict[str, IndexedFile]):
         self.paths = sorted(found)
         self._sizes = array("q", [found[path][0] for path in self.paths])
         self._mtimes = array("q", [found[path][1] for path in self.paths])
-        self._known = {path: entry for path in self.paths if (entry := known(path)) is not None}
+        self._known = known
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -466,11 +466,16 @@ class Index:
                 self._compare_folder(reldir, files, found)
             with self._lock:
                 found.gone |= self._paths_in({d for d in self._dir_counts if d not in seen_dirs})
-                to_read = _ToRead(found.to_read, lambda path: self._known(path) or self._unjudged.get(path))
+                known = {
+                    path: entry
+                    for path in found.to_read
+                    if (entry := self._known(path) or self._unjudged.get(path)) is not None
+                }
                 to_judge = found.rejudge
                 on_disk = found.to_read.keys() | {e.path for e in to_judge}
                 stale = [p for p in self._unjudged if p not in on_disk]
                 self._unjudged = {}
+            to_read = _ToRead(found.to_read, known)  # sorted outside the lock
             gone = found.gone
             del found
             self.indexing = Indexing(indexed=len(self._files), left=len(to_read) + len(to_judge))
