@@ -24,8 +24,13 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def run_py(*argv: str) -> subprocess.CompletedProcess:
     """benchmarks/run.py with these options; it must succeed."""
+    return run_benchmark("run.py", *argv)
+
+
+def run_benchmark(script: str, *argv: str) -> subprocess.CompletedProcess:
+    """benchmarks/<script> with these options; it must succeed."""
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "run.py"), *argv],
+        [sys.executable, str(ROOT / "benchmarks" / script), *argv],
         capture_output=True,
         text=True,
         timeout=900,
@@ -191,23 +196,27 @@ def test_slow_clients_benchmark_runs_and_every_slow_client_is_answered(tmp_path)
 
 def test_cold_index_benchmark_measures_both_stores_against_sha256sum(tmp_path):
     out = tmp_path / "cold.json"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "benchmarks" / "cold_index.py"),
-            *("--small", "12", "--big", "2", "--mb", "1", "--repeat", "1"),
-            *("--cache-dir", str(tmp_path / "cache"), "--out", str(out)),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        cwd=ROOT,
+    proc = run_benchmark(
+        "cold_index.py",
+        *("--small", "12", "--big", "2", "--mb", "1", "--repeat", "1"),
+        *("--cache-dir", str(tmp_path / "cache"), "--out", str(out)),
     )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
     small, big = json.loads(out.read_text())
     assert (small["files"], big["files"]) == (15, 2)  # 3 projects x 4 files + run.py's three extras
     for store in (small, big):
         assert store["listed_s"] >= store["first_answer_s"] > 0
         for who in ("privindex", "sha256sum_one_core", "sha256sum_all_cores"):
             assert store[who]["files_s"] > 0 and store[who]["mb_s"] > 0, (who, store)
+        assert store["rss_mb"] > 0 and store["rss_warm_mb"] > 0  # after the cold start, after a warm one
     assert "| small files | 15 |" in proc.stdout and "| big wheels (1 MB) | 2 |" in proc.stdout
+
+
+def test_catch_up_memory_benchmark_measures_a_cold_and_a_warm_start(tmp_path):
+    out = tmp_path / "catch-up.json"
+    proc = run_benchmark(
+        "catch_up_memory.py", *("--small", "12", "--cache-dir", str(tmp_path / "cache"), "--out", str(out))
+    )
+    figures = json.loads(out.read_text())
+    assert figures["cold"]["files"] == figures["warm"]["files"] == 15
+    assert figures["cold"]["python_arenas_mb"] > 0 and figures["warm"]["rss_mb"] > 0
+    assert "| cold | 15 |" in proc.stdout and "| warm | 15 |" in proc.stdout

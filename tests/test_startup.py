@@ -162,16 +162,48 @@ def test_a_server_on_an_unindexed_store_answers_and_reports_its_progress(tmp_pat
         server.stop()
 
 
-def _pool_workers(server_pid: int) -> dict[int, int]:
-    """The server's worker processes (spawned by multiprocessing) now: pid -> niceness."""
+def _children(pid: int) -> dict[int, str]:
+    """pid's child processes now: pid -> command line."""
     found = {}
     for entry in Path("/proc").iterdir():
         try:
-            ppid = int((entry / "stat").read_text().rpartition(")")[2].split()[1])
-            if ppid == server_pid and b"spawn_main" in (entry / "cmdline").read_bytes():
-                found[int(entry.name)] = os.getpriority(os.PRIO_PROCESS, int(entry.name))
+            if int((entry / "stat").read_text().rpartition(")")[2].split()[1]) == pid:
+                found[int(entry.name)] = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
         except (OSError, ValueError):  # not a process, or gone meanwhile
             continue
+    return found
+
+
+@pytest.mark.slow  # a server of its own
+def test_a_cold_index_leaves_no_process_behind(tmp_path):
+    """Once every file is listed, the worker processes that read them are gone, and so is
+    the process multiprocessing starts to watch their semaphores (12 MB for as long as the
+    server lived); a second round of reading starts and stops them again."""
+    store = tmp_path / "store"
+    for i in range(240):
+        make_wheel(store, f"cold{i}", "1.0")
+    server = start_server(store, tmp_path / "data", indexed=False)
+    try:
+        wait_until(lambda: requests.get(f"{server.url}/readyz", timeout=10).status_code == 200, 60)
+        wait_until(lambda: not _children(server.proc.pid), 5)
+        for i in range(240):  # copied in by hand: the watcher reads them with the pool too
+            make_wheel(store, f"more{i}", "1.0")
+        wait_until(lambda: requests.get(f"{server.url}/health", timeout=10).json()["files"] == 480, 60)
+        wait_until(lambda: not _children(server.proc.pid), 5)
+        assert "leaked" not in server.log() and "Traceback" not in server.log()
+    finally:
+        server.stop()
+
+
+def _pool_workers(server_pid: int) -> dict[int, int]:
+    """The server's worker processes (spawned by multiprocessing) now: pid -> niceness."""
+    found = {}
+    for pid, command in _children(server_pid).items():
+        if "spawn_main" in command:
+            try:
+                found[pid] = os.getpriority(os.PRIO_PROCESS, pid)
+            except OSError:  # gone meanwhile
+                continue
     return found
 
 

@@ -17,9 +17,11 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import threading
 from collections import deque
 from collections.abc import Generator, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
+from multiprocessing import resource_tracker
 from pathlib import Path
 
 from privindex.packages.archives import ArchiveLimits
@@ -32,6 +34,9 @@ TASK_FILES = 64  # small files per task
 TASK_BYTES = 16 * 1024 * 1024  # bytes per task: a file this big or bigger is a task alone
 AHEAD = 16  # tasks handed out before their results are asked for
 NICENESS = 10  # added to the workers' niceness (os.nice)
+
+_pools = 0  # pools running in this process (tests run several servers in one)
+_pools_lock = threading.Lock()
 
 Facts = FileFacts | str  # what examine gives: the facts, or why the file is not a distribution
 
@@ -56,6 +61,7 @@ def read_in_order(files: Iterable[tuple[str, int]], count: int, limits: ArchiveL
             yield from ahead.popleft().result()
     finally:  # also when the caller stops early: nothing left running
         pool.shutdown(cancel_futures=True)
+        _pool_done()
 
 
 def examine_all(paths: list[str], limits: ArchiveLimits) -> list[Facts]:
@@ -65,11 +71,12 @@ def examine_all(paths: list[str], limits: ArchiveLimits) -> list[Facts]:
 
 def _pool() -> ProcessPoolExecutor | None:
     """A process per core; None on one core or where processes cannot be had."""
+    global _pools
     workers = os.cpu_count() or 1
     if workers < 2:
         return None
     try:
-        return ProcessPoolExecutor(
+        pool = ProcessPoolExecutor(
             workers,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=os.nice,
@@ -78,6 +85,22 @@ def _pool() -> ProcessPoolExecutor | None:
     except (OSError, ValueError, NotImplementedError) as exc:  # no /dev/shm, no semaphores...
         log.warning("reading files in this process only (no worker processes: %s)", exc)
         return None
+    with _pools_lock:
+        _pools += 1
+    return pool
+
+
+def _pool_done() -> None:
+    """After the last pool running in this process has shut down, stop multiprocessing's
+    resource tracker: a process of its own (12 MB) that the first worker started, there
+    to remove the pools' semaphores should this process die, with nothing left to watch
+    yet kept as long as this process lives. The next pool starts another. `_stop` is
+    private (multiprocessing's own test clean-up calls it); there is no public way."""
+    global _pools
+    with _pools_lock:
+        _pools -= 1
+        if _pools == 0:
+            resource_tracker._resource_tracker._stop()  # type: ignore[attr-defined]
 
 
 def _tasks(files: Iterable[tuple[str, int]]) -> Iterator[list[str]]:
