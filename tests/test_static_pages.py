@@ -234,6 +234,19 @@ def test_a_reader_never_sees_half_a_page_and_a_same_sized_change_gets_a_new_mtim
     )
 
 
+def test_pages_of_other_sizes_rewritten_within_a_second_never_share_an_etag(tmp_path):
+    """Sizes X, Y, X within one second: the first and third differ in bytes, so they must
+    differ in nginx's ETag (mtime in seconds and size)."""
+    writer = StaticPages(tmp_path / "static", Sources(Index(Store(tmp_path / "store")), None))
+    path = tmp_path / "static" / "p" / "index.v1json"
+    etags = []
+    for body in (b'{"files":["a"]}', b'{"files":["a","b"]}', b'{"files":["b"]}'):
+        writer._write("p/index.v1json", body)
+        st = path.stat()
+        etags.append((st.st_mtime_ns // 10**9, st.st_size))
+    assert len(set(etags)) == 3
+
+
 def test_the_read_check_remembers_a_passed_token_for_its_ttl_only():
     valid, asked = {"Basic good"}, []
 

@@ -152,15 +152,15 @@ class StaticPages:
 
     def _write(self, relpath: str, data: bytes) -> None:
         """Write data unless the file holds it already. nginx's ETag is the mtime in seconds
-        and the size: a same-sized page rewritten within the second gets the next second."""
+        and the size: a replaced page always gets a later second than the one it replaces
+        (sizes X, Y, X within one second would otherwise give the first and third one ETag)."""
         mtime_ns = time.time_ns()
         try:
             with open(self.tree.full_path(relpath), "rb") as fh:
                 if fh.read() == data:
                     return
                 st = os.fstat(fh.fileno())
-            if st.st_size == len(data):
-                mtime_ns = max(mtime_ns, (st.st_mtime_ns // 10**9 + 1) * 10**9)
+            mtime_ns = max(mtime_ns, (st.st_mtime_ns // 10**9 + 1) * 10**9)
         except FileNotFoundError:
             pass
         self.tree.write(relpath, data, mtime_ns)
