@@ -203,6 +203,21 @@ def test_a_change_rewrites_only_the_pages_it_changes(server, dists):
     wait_until(lambda: in_step(server, name), 10)
 
 
+def test_the_project_named_namespace_is_answered_as_its_page_file_holds(tmp_path, fresh_app):
+    """nginx serves static/simple/namespace/index.html for /simple/namespace/: privindex
+    answers that URL with the same project page, and PEP 752's /namespace/<name> still
+    reaches the namespaces API."""
+    make_wheel(tmp_path / "store", "namespace", "1.0")
+    server = fresh_app(populated=False, static_pages=True)
+    server.app.extensions["privindex_static_pages"].write_all()
+    for f, accept in FILES.items():
+        assert (page_files(server, "namespace") / f).read_bytes() == live(server, "namespace", accept).content
+    assert (
+        live(server, "namespace", V1_JSON).json()["files"][0]["filename"] == "namespace-1.0-py3-none-any.whl"
+    )
+    assert requests.get(f"{server.url}/simple/namespace/tools", timeout=10).status_code == 404  # no grant
+
+
 def test_a_reader_never_sees_half_a_page_and_a_same_sized_change_gets_a_new_mtime(tmp_path):
     """nginx's ETag is the mtime in seconds and the size: two same-sized pages written
     within a second must still differ in mtime."""
