@@ -32,6 +32,8 @@ from fake_upstream import FakeUpstream
 from wheels import make_wheel
 
 from privindex.api.read_check import ReadCheck
+from privindex.db.connection import in_thread
+from privindex.packages import static_pages
 from privindex.packages.index import Index
 from privindex.packages.pages import V1_HTML, V1_JSON
 from privindex.packages.static_pages import StaticPages
@@ -322,6 +324,32 @@ def test_a_failed_write_fails_no_change_and_is_retried_with_the_next(tmp_path, d
             wait_until(lambda name=name: in_step(server, name), 10)
     finally:
         server.stop()
+
+
+def test_a_failed_pass_is_tried_again_by_itself_and_logged_once(fresh_app, monkeypatch):
+    """No change comes after the failure: the writer tries again on its own, backing off,
+    with one log line for the whole streak."""
+    monkeypatch.setattr(static_pages, "RETRY_FIRST", 0.1)
+    monkeypatch.setattr(static_pages, "RETRY_MOST", 0.2)
+    server = fresh_app(static_pages=True)
+    writer = server.app.extensions["privindex_static_pages"]
+    page_files(server, None).parent.mkdir(parents=True)
+    page_files(server, None).write_text("in the way")  # every write now fails
+    stop = threading.Event()
+    thread = threading.Thread(
+        target=in_thread(server.app.extensions["privindex"].database, writer.run), args=(stop,)
+    )
+    thread.start()
+    try:
+        wait_until(lambda: "writing the static pages failed" in server.log(), 10)
+        time.sleep(1)  # several more failed passes
+        page_files(server, None).unlink()
+        wait_until(lambda: in_step(server, "alpha") and in_step(server, None), 10)
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+    assert server.log().count("writing the static pages failed") == 1
+    assert "the static pages are written again, after" in server.log()
 
 
 def test_pages_are_removed_when_the_setting_is_off(tmp_path, dists):

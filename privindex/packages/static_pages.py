@@ -5,8 +5,8 @@ project's listing rewrites that project's page files and `/simple/`'s under
 `<data_dir>/static/simple/`: `index.html`, `index.v1html` and `index.v1json`, each the bytes
 privindex itself answers (packages/pages.py renders both). The Index and Sources tell
 `changed` which names changed; a background thread writes outside the index lock, names
-coalesced, so an upload never waits for a page and a failed write is retried on the next
-change. A file is rewritten only when its bytes change (temp, fsync, rename), so nginx's
+coalesced, so an upload never waits for a page and a failed write is retried after a bounded
+back-off. A file is rewritten only when its bytes change (temp, fsync, rename), so nginx's
 ETag (mtime and size) changes exactly when the page does.
 
 A page that needs a decision per request has no files, so nginx falls through to
@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 FILES = (("index.html", "html"), ("index.v1html", "html"), ("index.v1json", "json"))
 ROOT = "simple"  # the folder under the tree; a project's pages are in ROOT/<name>/
 WAIT = 0.5  # seconds between looks at the stop event while nothing changes
+RETRY_FIRST, RETRY_MOST = 2.0, 30.0  # seconds before a failed pass is tried again: doubling, bounded
 
 Progress = Callable[[int, int], None]
 
@@ -76,14 +77,30 @@ class StaticPages:
         self._wake.set()
 
     def run(self, stop: threading.Event) -> None:
-        """The writer thread: write what changed until stop is set."""
+        """The writer thread: write what changed until stop is set. A failed pass is tried
+        again after RETRY_FIRST seconds, doubling up to RETRY_MOST (a page must not stay
+        stale until an unrelated change); logged once per streak of failures."""
         self._wake.set()
+        failures, retry_at = 0, 0.0
         while not stop.is_set():
-            if self._wake.wait(WAIT):
-                self._wake.clear()
+            woken = self._wake.wait(WAIT)
+            if not woken and not (failures and time.monotonic() >= retry_at):
+                continue
+            self._wake.clear()
+            try:
                 self.write_pending()
+            except Exception:  # never the uploader's problem; kept for the next pass
+                if not failures:
+                    log.exception("writing the static pages failed; trying again in a few seconds")
+                failures += 1
+                retry_at = time.monotonic() + min(RETRY_FIRST * 2 ** (failures - 1), RETRY_MOST)
+                continue
+            if failures:
+                log.info("the static pages are written again, after %d failed passes", failures)
+            failures = 0
 
     def write_pending(self) -> None:
+        """Write what changed; on a failure what was pending stays pending, and it raises."""
         with self._lock:
             names, everything = self._pending, self._everything
             self._pending, self._everything = set(), False
@@ -94,11 +111,11 @@ class StaticPages:
                 for name in names:
                     self.write_project(name)
                 self.write_root()
-        except Exception:  # never the uploader's problem; tried again on the next change
-            log.exception("writing the static pages failed; trying again on the next change")
-            with self._lock:  # kept for the next pass, without waking it now
+        except Exception:
+            with self._lock:
                 self._pending |= names
                 self._everything |= everything
+            raise
 
     def write_all(self, progress: Progress | None = None) -> int:
         """Bring the whole tree in line with the index; returns the projects written."""
