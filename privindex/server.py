@@ -234,7 +234,7 @@ def serve(settings: Settings, echo: Callable[..., None], create_store: bool = Tr
     try:
         # stderr is the log: with JSON logs, progress goes through logging like everything else
         say = log.info if settings.log_format == "json" else (lambda line: echo(line, err=True))
-        app = create_app(settings, index_later=True)
+        app = create_app(settings, index_later=True, stop=stop)  # stop ends its threads too
         later.app = app
         index = app.extensions["privindex"].index
         refresh = index.refresh

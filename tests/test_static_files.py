@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+import threading
 from pathlib import Path
 from urllib.parse import urljoin, urlsplit
 
@@ -168,6 +169,16 @@ def test_a_start_removes_links_not_listed_and_relinks_a_changed_inode(tmp_path, 
     (folder / "planted").symlink_to(tmp_path / "store")  # nginx must never follow one
     server = fresh_app(populated=False, static_files=True)
     tree_is(server, f"alpha/{alpha.name}")
+
+
+def test_an_apps_tree_thread_ends_when_the_app_is_stopped(tmp_path):
+    """Tests and embedders build many apps: each one's polling thread ends with its stop."""
+    before = set(threading.enumerate())
+    with app_server(tmp_path / "store", tmp_path / "data", static_files=True, **NO_2FA):
+        started = [t for t in threading.enumerate() if t not in before and t.name == "serving-tree"]
+        assert len(started) == 1
+    started[0].join(timeout=5)
+    assert not started[0].is_alive()
 
 
 def test_turned_off_the_tree_is_removed_and_private_indexes_cannot_have_one(tmp_path, fresh_app):
