@@ -91,6 +91,8 @@ def create_app(
 
     if settings.static_pages:
         writer = StaticPages.from_settings(settings, sources)
+        with bound(db):  # before anyone is served: no page that must not be served stays
+            writer.prune()
         writer.follow()
         app.extensions["privindex_static_pages"] = writer  # server.py runs its thread
     read_guard = token_reader if settings.read_access == "token" else None
@@ -157,6 +159,8 @@ def _keep_serving_tree(
         serving_tree.remove_tree(settings.data_dir)
         return
     tree = serving_tree.ServingTree(index, folder, lambda name: sources.status(name).offers_files)
+    with bound(db):  # before anyone is served: nothing withdrawn while stopped stays in the tree
+        tree.prune()
     index.listeners.append(tree.changed)
     sources.status_listeners.append(tree.changed)
     threading.Thread(target=in_thread(db, tree.run), args=(stop,), name="serving-tree", daemon=True).start()

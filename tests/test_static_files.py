@@ -33,9 +33,11 @@ from helpers import V1_JSON
 from wheels import make_wheel, upload
 
 from privindex.config import ConfigError, Settings
+from privindex.db.connection import bound
 from privindex.ops import audit
 from privindex.packages import project_status, withdrawal
-from privindex.packages.serving_tree import tree_folder
+from privindex.packages.serving_tree import ServingTree, tree_folder
+from privindex.packages.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -169,6 +171,25 @@ def test_a_start_removes_links_not_listed_and_relinks_a_changed_inode(tmp_path, 
     (folder / "planted").symlink_to(tmp_path / "store")  # nginx must never follow one
     server = fresh_app(populated=False, static_files=True)
     tree_is(server, f"alpha/{alpha.name}")
+
+
+def test_a_start_removes_links_withdrawn_while_stopped_before_serving(tmp_path, monkeypatch):
+    """Quarantined or deleted while privindex was stopped: create_app itself removes those
+    links, before the tree's thread (held still here) and before anyone is served."""
+    alpha, gamma = "alpha/alpha-1.0-py3-none-any.whl", "gamma-1.0-py3-none-any.whl"
+    make_wheel(tmp_path / "store" / "alpha", "alpha", "1.0")
+    make_wheel(tmp_path / "store", "gamma", "1.0")
+    make_wheel(tmp_path / "store", "kept", "1.0")
+    store, data = tmp_path / "store", tmp_path / "data"
+    with app_server(store, data, static_files=True, **NO_2FA) as first:
+        tree_is(first, alpha, gamma, "kept-1.0-py3-none-any.whl")
+        database = services(first).database
+    with bound(database):  # while privindex is stopped, as the CLI does
+        project_status.set_status("alpha", project_status.parse("quarantined", "malware"), audit.CLI)
+        withdrawal.delete(Store(store), None, None, "gamma", "gamma-1.0-py3-none-any.whl", audit.CLI)
+    monkeypatch.setattr(ServingTree, "run", lambda self, stop: None)
+    with app_server(store, data, static_files=True, **NO_2FA) as second:
+        assert set(in_tree(second)) == {"kept-1.0-py3-none-any.whl"}
 
 
 def test_an_apps_tree_thread_ends_when_the_app_is_stopped(tmp_path):

@@ -16,6 +16,7 @@ import pytest
 import requests
 from conftest import (
     Accounts,
+    app_server,
     free_port,
     needs_nginx,
     nginx_conf,
@@ -32,8 +33,9 @@ from fake_upstream import FakeUpstream
 from wheels import make_wheel
 
 from privindex.api.read_check import ReadCheck
-from privindex.db.connection import in_thread
-from privindex.packages import static_pages
+from privindex.db.connection import bound, in_thread
+from privindex.ops import audit
+from privindex.packages import project_status, static_pages, withdrawal
 from privindex.packages.index import Index
 from privindex.packages.pages import V1_HTML, V1_JSON
 from privindex.packages.static_pages import StaticPages
@@ -350,6 +352,27 @@ def test_a_failed_pass_is_tried_again_by_itself_and_logged_once(fresh_app, monke
         thread.join(timeout=10)
     assert server.log().count("writing the static pages failed") == 1
     assert "the static pages are written again, after" in server.log()
+
+
+def test_a_start_removes_the_pages_that_must_not_be_served_before_serving(tmp_path, dists):
+    """Quarantined, deleted, or the index made private while privindex was stopped: nginx
+    must not serve the old page files until the writer's first pass reaches each name."""
+    populate(tmp_path / "store", dists)
+    store, data = tmp_path / "store", tmp_path / "data"
+    with app_server(store, data, static_pages=True, require_2fa=False) as first:
+        first.app.extensions["privindex_static_pages"].write_all()
+        database = first.app.extensions["privindex"].database
+    assert all(page_files(first, name).is_dir() for name in ("alpha", "beta-pkg", "future-only"))
+    with bound(database):  # while privindex is stopped, as the CLI does
+        project_status.set_status("alpha", project_status.parse("quarantined", "malware"), audit.CLI)
+        for filename in withdrawal.filenames("future-only", "1.0"):
+            withdrawal.delete(Store(store), None, None, "future-only", filename, audit.CLI)
+    with app_server(store, data, static_pages=True, require_2fa=False) as second:
+        assert not page_files(second, "alpha").exists()
+        assert not page_files(second, "future-only").exists()
+        assert (page_files(second, "beta-pkg") / "index.html").is_file()  # still true: kept
+    with app_server(store, data, static_pages=True, require_2fa=False, read_access="token") as private:
+        assert not page_files(private, None).exists()  # no read check in front of nginx: none
 
 
 def test_pages_are_removed_when_the_setting_is_off(tmp_path, dists):

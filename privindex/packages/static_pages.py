@@ -27,6 +27,7 @@ from pathlib import Path
 
 from privindex.config import Settings
 from privindex.packages import pages
+from privindex.packages.index import Project
 from privindex.packages.store import Store
 from privindex.upstream.source_rules import Source, Sources
 
@@ -150,13 +151,37 @@ class StaticPages:
         listed = self.index.project_list()
         self._put(ROOT, {fmt: pages.render_root(listed, fmt) for fmt in ("html", "json")})
 
-    def _project_bodies(self, name: str) -> dict[str, bytes] | None:
+    def prune(self) -> int:
+        """Before the server listens: remove at once, without rendering, the pages that must
+        not be served now (all of a private index's; those of names quarantined, not local
+        or no longer listed, changed while privindex was stopped; the root beside an
+        upstream). The writer thread renders the rest. Returns the folders removed."""
+        folder = self.tree.full_path(ROOT)
+        if self.private:
+            return int(remove_all(self.tree.root))
+        if not folder.is_dir():
+            return 0
+        if self.sources.upstream_on:
+            self._remove(ROOT)
+        stale = [e.name for e in os.scandir(folder) if e.is_dir() and self._servable(e.name) is None]
+        for name in stale:
+            self._remove(f"{ROOT}/{name}")
+        return len(stale)
+
+    def _servable(self, name: str) -> Project | None:
+        """The project whose pages may be files, or None (privindex answers for it)."""
         if self.private or self.sources.source(name) is not Source.LOCAL:
             return None
-        status = self.sources.status(name)
         project = self.index.project(name)
-        if project is None or not status.offers_files:
+        if project is None or not self.sources.status(name).offers_files:
             return None
+        return project
+
+    def _project_bodies(self, name: str) -> dict[str, bytes] | None:
+        project = self._servable(name)
+        if project is None:
+            return None
+        status = self.sources.status(name)
         namespaces = self.sources.namespaces.api_entries(name)
         attested = pages.attested(self._store_root, project.files)
         return {
