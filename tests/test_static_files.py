@@ -192,6 +192,27 @@ def test_a_start_removes_links_withdrawn_while_stopped_before_serving(tmp_path, 
         assert set(in_tree(second)) == {"kept-1.0-py3-none-any.whl"}
 
 
+def test_the_cli_removes_the_pages_and_links_of_what_it_withdraws(tmp_path):
+    """privindex stopped (or on another host): a quarantine or a delete from the CLI must not
+    leave nginx serving the old page and the hard-linked file."""
+    alpha, gamma = "alpha/alpha-1.0-py3-none-any.whl", "gamma-1.0-py3-none-any.whl"
+    make_wheel(tmp_path / "store" / "alpha", "alpha", "1.0")
+    make_wheel(tmp_path / "store", "gamma", "1.0")
+    make_wheel(tmp_path / "store", "kept", "1.0")
+    pages = tmp_path / "data" / "static" / "simple"
+    with app_server(
+        tmp_path / "store", tmp_path / "data", static_files=True, static_pages=True, **NO_2FA
+    ) as s:
+        tree_is(s, alpha, gamma, "kept-1.0-py3-none-any.whl")
+        s.app.extensions["privindex_static_pages"].write_all()
+    assert {p.name for p in pages.iterdir() if p.is_dir()} == {"alpha", "gamma", "kept"}
+    s.cli("project", "status", "alpha", "quarantined")
+    s.cli("project", "delete", "gamma", "1.0", "--yes")
+    assert set(in_tree(s)) == {"kept-1.0-py3-none-any.whl"}
+    assert {p.name for p in pages.iterdir() if p.is_dir()} == {"kept"}
+    assert not (pages / "index.html").exists()  # the root listed them: privindex answers it
+
+
 def test_an_apps_tree_thread_ends_when_the_app_is_stopped(tmp_path):
     """Tests and embedders build many apps: each one's polling thread ends with its stop."""
     before = set(threading.enumerate())

@@ -32,8 +32,34 @@ def _file_actions(project_name: str, file_or_version: str, act: Callable[[str, s
     from privindex.packages import withdrawal
 
     project_name = canonicalize_name(project_name)
+    paths = _recorded_paths(project_name)  # before a delete forgets any
     for filename in withdrawal.filenames(project_name, file_or_version):
         act(project_name, filename)
+    _unpublish_static(project_name, paths)
+
+
+def _recorded_paths(name: str) -> list[str]:
+    from privindex.db.models import DistFile
+
+    return [path for (path,) in DistFile.select(DistFile.path).where(DistFile.project == name).tuples()]
+
+
+def _unpublish_static(name: str, paths: list[str]) -> None:
+    """nginx sends the data dir's pre-rendered pages and serving tree without asking
+    privindex, which may be stopped or on another host: remove the project's pages and the
+    links at its paths, so nginx falls through to privindex until a server writes them anew."""
+    from privindex.packages import serving_tree, static_pages
+
+    settings = click.get_current_context().obj
+    try:
+        static_pages.forget(settings.static_dir, name)
+        serving_tree.forget(settings.data_dir, paths)
+    except OSError as exc:
+        click.echo(
+            f"could not remove {name}'s pre-rendered pages or served links from {settings.static_dir} "
+            f"({exc.strerror or exc}): nginx may serve the old ones until privindex runs there again",
+            err=True,
+        )
 
 
 @account_command(project, "yank")
@@ -155,10 +181,13 @@ def project_claim(project_name: str, username: str | None) -> None:
 @click.option("--revoke", is_flag=True, help="Hide the upstream's files for it again.")
 def project_allow_upstream(project_name: str, revoke: bool) -> None:
     """Merge the upstream's files for PROJECT_NAME into its page, after the local ones."""
+    from packaging.utils import canonicalize_name
+
     from privindex.ops import audit
     from privindex.upstream import source_rules
 
     changed = source_rules.set_upstream_allowed(project_name, not revoke, audit.CLI)
+    _unpublish_static(canonicalize_name(project_name), [])  # its page mixes in the upstream now, or not
     state = "hidden" if revoke else "merged after the local files"
     click.echo(
         f"{project_name}: the upstream's files are {'now' if changed else 'already'} {state}", err=True
@@ -172,10 +201,14 @@ def project_allow_upstream(project_name: str, revoke: bool) -> None:
 def project_status(project_name: str, status: str, reason: str) -> None:
     """Mark PROJECT active, archived (no uploads), deprecated or quarantined (no uploads, no
     files served). A running server follows within a rescan interval."""
+    from packaging.utils import canonicalize_name
+
     from privindex.ops import audit
     from privindex.packages import project_status as statuses
 
     changed = statuses.set_status(project_name, statuses.parse(status, reason), audit.CLI)
+    name = canonicalize_name(project_name)
+    _unpublish_static(name, _recorded_paths(name))
     click.echo(f"{project_name} is {'now' if changed else 'already'} {status}", err=True)
     if status == "quarantined":
         click.echo(

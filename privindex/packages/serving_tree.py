@@ -67,6 +67,17 @@ def remove_tree(data_dir: Path) -> None:
         log.info("static_files is off: removed the serving tree %s", folder)
 
 
+def forget(data_dir: Path, paths: Iterable[str]) -> None:
+    """Remove the links at these store paths (the CLI withdrew them, with privindex stopped
+    or elsewhere): nginx falls through to privindex, and a server links them anew if it may."""
+    folder = tree_folder(data_dir)
+    for path in paths:
+        try:
+            os.unlink(folder / path)
+        except FileNotFoundError:
+            pass
+
+
 class ServingTree:
     """The tree of one index. `offers_files(project)` is the PEP 792 answer from memory."""
 

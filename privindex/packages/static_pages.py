@@ -225,3 +225,16 @@ def remove_all(folder: Path) -> bool:
         return False
     shutil.rmtree(pages_folder)
     return True
+
+
+def forget(folder: Path, name: str) -> None:
+    """Remove a project's page files and the root's (the CLI changed it, with privindex
+    stopped or elsewhere): nginx falls through to privindex until a server writes them anew."""
+    tree = Store(folder)
+    for page in (f"{ROOT}/{name}", ROOT):
+        for filename, _fmt in FILES:
+            tree.remove(f"{page}/{filename}", missing_ok=True)
+    try:
+        os.rmdir(tree.full_path(f"{ROOT}/{name}"))
+    except OSError:  # gone already, or holds something that is not ours
+        pass
