@@ -213,6 +213,29 @@ def test_the_cli_removes_the_pages_and_links_of_what_it_withdraws(tmp_path):
     assert not (pages / "index.html").exists()  # the root listed them: privindex answers it
 
 
+def test_a_file_tail_for_a_client_that_left_is_closed(tmp_path):
+    """The rest of a cold upstream file goes to waitress as a file wrapper mid-body; if the
+    client left before it was queued, nothing else would ever close that file."""
+    from waitress.buffers import ReadOnlyFileBasedBuffer
+    from waitress.channel import ClientDisconnected
+
+    from privindex.server import _KeepAliveTask
+
+    class Gone:  # the channel of a client that left: waitress's own answer to every write
+        def write_soon(self, data):
+            raise ClientDisconnected
+
+    task = _KeepAliveTask.__new__(_KeepAliveTask)
+    task.channel, task.complete, task.wrote_header, task.status = Gone(), True, True, "200 OK"
+    task.content_length, task.content_bytes_written, task.chunked_response = 10, 4, False
+    (tmp_path / "rest").write_bytes(b"0123456789")
+    rest = open(tmp_path / "rest", "rb")
+    rest.seek(4)
+    with pytest.raises(ClientDisconnected):
+        task.write(ReadOnlyFileBasedBuffer(rest))
+    assert rest.closed
+
+
 def test_an_apps_tree_thread_ends_when_the_app_is_stopped(tmp_path):
     """Tests and embedders build many apps: each one's polling thread ends with its stop."""
     before = set(threading.enumerate())
