@@ -12,8 +12,11 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import sys
 import threading
+import time
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urljoin, urlsplit
 
@@ -29,7 +32,8 @@ from conftest import (
     start_server,
     wait_until,
 )
-from helpers import V1_JSON
+from fake_upstream import FakeUpstream
+from helpers import V1_JSON, listed
 from wheels import make_wheel, upload
 
 from privindex.config import ConfigError, Settings
@@ -48,6 +52,7 @@ needs_nginx = pytest.mark.skipif(
     reason="needs Debian's nginx (.ci/run installs it)",
 )
 NO_2FA = {"require_2fa": False}
+OLD = datetime(2020, 1, 1, tzinfo=UTC)  # an upstream upload old enough to be served
 
 
 def in_tree(server) -> dict[str, int]:
@@ -234,6 +239,60 @@ def test_a_file_tail_for_a_client_that_left_is_closed(tmp_path):
     with pytest.raises(ClientDisconnected):
         task.write(ReadOnlyFileBasedBuffer(rest))
     assert rest.closed
+
+
+def open_files(pid: int, under: Path) -> list[str]:
+    """The files under a folder that process pid holds open, but its database and log."""
+    fds = Path(f"/proc/{pid}/fd")
+    held = []
+    for fd in fds.iterdir():
+        try:
+            target = os.readlink(fd)
+        except FileNotFoundError:  # closed meanwhile
+            continue
+        if target.startswith(str(under)) and ".sqlite3" not in target and not target.endswith(".log"):
+            held.append(target)
+    return held
+
+
+def leave_mid_body(url: str, path: str, headers: str = "") -> None:
+    """GET path, read the head and a few KB of the body slowly, then leave."""
+    host, port = urlsplit(url).hostname, urlsplit(url).port
+    with socket.create_connection((host, port)) as client:
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        client.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n{headers}\r\n".encode())
+        got = b""
+        while len(got) < 64 * 1024:
+            got += client.recv(4096)
+            time.sleep(0.005)
+
+
+@pytest.mark.slow  # a real server, a slow upstream
+def test_clients_leaving_mid_body_leave_no_open_file_behind(tmp_path):
+    """A cold upstream download (bytes as they come, then the rest as a file) and a Range
+    answer, each left by its client part-way: the server holds none of their files after."""
+    fake = FakeUpstream()
+    payload = os.urandom(6 * 1024 * 1024)
+    for name in ("far-one", "far-two"):
+        fake.add(name, make_wheel(tmp_path / name, name, "1.0", payload=payload), uploaded=OLD)
+    fake.start()
+    fake.rate = 4 * 1024 * 1024  # each download takes 1.5 s: the client leaves before and after
+    make_wheel(tmp_path / "store", "near", "1.0", payload=payload)
+    server = start_server(tmp_path / "store", tmp_path / "data", "--upstream", fake.url)
+    try:
+        pid = server.proc.pid
+        for name in ("far-one", "far-two"):
+            (filename,) = listed(server, name)
+            leave_mid_body(server.url, f"/packages/.upstream/{name}/{filename}")
+        leave_mid_body(server.url, "/packages/near-1.0-py3-none-any.whl", "Range: bytes=1000-\r\n")
+        wait_until(lambda: fake.finished[f"/files/{filename}"] == 1, 20)  # landed, the client gone
+        try:
+            wait_until(lambda: not open_files(pid, tmp_path), 10)
+        except AssertionError:
+            raise AssertionError(open_files(pid, tmp_path)) from None
+    finally:
+        server.stop()
+        fake.stop()
 
 
 def test_an_apps_tree_thread_ends_when_the_app_is_stopped(tmp_path):
