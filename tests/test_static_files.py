@@ -58,11 +58,14 @@ OLD = datetime(2020, 1, 1, tzinfo=UTC)  # an upstream upload old enough to be se
 def in_tree(server) -> dict[str, int]:
     """Path in the tree -> inode, for every file the tree holds (temp links and symlinks included)."""
     folder = tree_folder(server.data_dir)
-    return {
-        str(p.relative_to(folder)): p.stat(follow_symlinks=False).st_ino
-        for p in folder.rglob("*")
-        if p.is_symlink() or not p.is_dir()
-    }
+    held = {}
+    for p in folder.rglob("*"):
+        try:
+            if p.is_symlink() or not p.is_dir():
+                held[str(p.relative_to(folder))] = p.stat(follow_symlinks=False).st_ino
+        except FileNotFoundError:  # a temp link renamed into place meanwhile
+            pass
+    return held
 
 
 def tree_is(server, *paths: str, timeout: float = 10) -> None:
@@ -215,7 +218,6 @@ def test_the_cli_removes_the_pages_and_links_of_what_it_withdraws(tmp_path):
     s.cli("project", "delete", "gamma", "1.0", "--yes")
     assert set(in_tree(s)) == {"kept-1.0-py3-none-any.whl"}
     assert {p.name for p in pages.iterdir() if p.is_dir()} == {"kept"}
-    assert not (pages / "index.html").exists()  # the root listed them: privindex answers it
 
 
 def test_a_file_tail_for_a_client_that_left_is_closed(tmp_path):
@@ -404,9 +406,10 @@ def test_pip_installs_bytes_nginx_sent_from_the_tree(proxied, tmp_path):
 def test_quarantined_and_changed_files_are_privindexs_answers_through_nginx(proxied):
     server = proxied.server
     privindex_cli(server, "project", "status", "alpha", "quarantined", "--reason", "malware")
-    wait_until(lambda: "alpha/alpha-1.0-py3-none-any.whl" not in in_tree(server), 10)
-    resp = requests.get(f"{proxied.url}/packages/alpha/alpha-1.0-py3-none-any.whl", timeout=10)
-    assert resp.status_code == 404 and "alpha is quarantined" in resp.text
+    assert "alpha/alpha-1.0-py3-none-any.whl" not in in_tree(server)  # the CLI removed it
+    url = f"{proxied.url}/packages/alpha/alpha-1.0-py3-none-any.whl"
+    wait_until(lambda: requests.get(url, timeout=10).status_code == 404, 10)  # privindex saw the status
+    assert "alpha is quarantined" in requests.get(url, timeout=10).text
 
     gamma = proxied.store / "gamma-1.0-py3-none-any.whl"
     url = f"{proxied.url}/packages/{gamma.name}"

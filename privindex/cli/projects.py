@@ -32,10 +32,10 @@ def _file_actions(project_name: str, file_or_version: str, act: Callable[[str, s
     from privindex.packages import withdrawal
 
     project_name = canonicalize_name(project_name)
-    paths = _recorded_paths(project_name)  # before a delete forgets any
-    for filename in withdrawal.filenames(project_name, file_or_version):
+    names = withdrawal.filenames(project_name, file_or_version)
+    _unpublish_static(project_name, _recorded_paths(project_name))
+    for filename in names:
         act(project_name, filename)
-    _unpublish_static(project_name, paths)
 
 
 def _recorded_paths(name: str) -> list[str]:
@@ -47,9 +47,14 @@ def _recorded_paths(name: str) -> list[str]:
 def _unpublish_static(name: str, paths: list[str]) -> None:
     """nginx sends the data dir's pre-rendered pages and serving tree without asking
     privindex, which may be stopped or on another host: remove the project's pages and the
-    links at its paths, so nginx falls through to privindex until a server writes them anew."""
+    links at its paths, so nginx falls through to privindex until a server writes them anew.
+    Before the change is committed: a running server that rewrites them after it saw the
+    change writes the new state, never to be removed by this."""
+    from privindex.accounts.permissions import project_exists
     from privindex.packages import serving_tree, static_pages
 
+    if not project_exists(name):  # no page, no link (and the change itself is refused)
+        return
     settings = click.get_current_context().obj
     try:
         static_pages.forget(settings.static_dir, name)
@@ -186,8 +191,8 @@ def project_allow_upstream(project_name: str, revoke: bool) -> None:
     from privindex.ops import audit
     from privindex.upstream import source_rules
 
-    changed = source_rules.set_upstream_allowed(project_name, not revoke, audit.CLI)
     _unpublish_static(canonicalize_name(project_name), [])  # its page mixes in the upstream now, or not
+    changed = source_rules.set_upstream_allowed(project_name, not revoke, audit.CLI)
     state = "hidden" if revoke else "merged after the local files"
     click.echo(
         f"{project_name}: the upstream's files are {'now' if changed else 'already'} {state}", err=True
@@ -206,9 +211,10 @@ def project_status(project_name: str, status: str, reason: str) -> None:
     from privindex.ops import audit
     from privindex.packages import project_status as statuses
 
-    changed = statuses.set_status(project_name, statuses.parse(status, reason), audit.CLI)
+    new = statuses.parse(status, reason)
     name = canonicalize_name(project_name)
     _unpublish_static(name, _recorded_paths(name))
+    changed = statuses.set_status(project_name, new, audit.CLI)
     click.echo(f"{project_name} is {'now' if changed else 'already'} {status}", err=True)
     if status == "quarantined":
         click.echo(

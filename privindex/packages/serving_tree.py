@@ -130,13 +130,14 @@ class ServingTree:
             log.exception("serving tree: %s%r failed; trying again", step.__name__, args)
             return False
 
-    def prune(self) -> int:
+    def prune(self) -> None:
         """Before the server listens: remove at once every link the index does not list as
         served (deleted, withdrawn or quarantined while privindex was stopped). No store
-        file is looked at: the thread's first pass checks the links that stay. Returns the
-        links removed."""
+        file is looked at: the thread's first pass checks the links that stay."""
         _shown, wanted = self._wanted()
-        return self._remove_links(lambda full, entry: entry is not None, wanted)
+        removed = self._remove_links(lambda full, entry: entry is not None, wanted)
+        if removed:
+            log.info("serving tree: removed %d links to files no longer served", removed)
 
     def reconcile(self, link: bool) -> None:
         """Remove every link the index does not list as served (or whose file changed); with

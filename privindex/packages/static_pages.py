@@ -151,22 +151,25 @@ class StaticPages:
         listed = self.index.project_list()
         self._put(ROOT, {fmt: pages.render_root(listed, fmt) for fmt in ("html", "json")})
 
-    def prune(self) -> int:
+    def prune(self) -> None:
         """Before the server listens: remove at once, without rendering, the pages that must
         not be served now (all of a private index's; those of names quarantined, not local
         or no longer listed, changed while privindex was stopped; the root beside an
-        upstream). The writer thread renders the rest. Returns the folders removed."""
+        upstream). The writer thread renders the rest."""
         folder = self.tree.full_path(ROOT)
         if self.private:
-            return int(remove_all(self.tree.root))
+            if remove_all(self.tree.root):
+                log.info("static pages: a private index without the read check: removed every page")
+            return
         if not folder.is_dir():
-            return 0
+            return
         if self.sources.upstream_on:
             self._remove(ROOT)
         stale = [e.name for e in os.scandir(folder) if e.is_dir() and self._servable(e.name) is None]
         for name in stale:
             self._remove(f"{ROOT}/{name}")
-        return len(stale)
+        if stale:
+            log.info("static pages: removed the pages of %d names no longer served as files", len(stale))
 
     def _servable(self, name: str) -> Project | None:
         """The project whose pages may be files, or None (privindex answers for it)."""
@@ -228,12 +231,12 @@ def remove_all(folder: Path) -> bool:
 
 
 def forget(folder: Path, name: str) -> None:
-    """Remove a project's page files and the root's (the CLI changed it, with privindex
-    stopped or elsewhere): nginx falls through to privindex until a server writes them anew."""
+    """Remove a project's page files (the CLI changed it, with privindex stopped or
+    elsewhere): nginx falls through to privindex until a server writes them anew. The
+    root's stay: a name they still list leads to privindex's answer, and their ETag holds."""
     tree = Store(folder)
-    for page in (f"{ROOT}/{name}", ROOT):
-        for filename, _fmt in FILES:
-            tree.remove(f"{page}/{filename}", missing_ok=True)
+    for filename, _fmt in FILES:
+        tree.remove(f"{ROOT}/{name}/{filename}", missing_ok=True)
     try:
         os.rmdir(tree.full_path(f"{ROOT}/{name}"))
     except OSError:  # gone already, or holds something that is not ours
