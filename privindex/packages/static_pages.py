@@ -211,13 +211,7 @@ class StaticPages:
         self.tree.write(relpath, data, mtime_ns)
 
     def _remove(self, folder: str) -> None:
-        for filename, _fmt in FILES:
-            self.tree.remove(f"{folder}/{filename}", missing_ok=True)
-        if folder != ROOT:
-            try:
-                os.rmdir(self.tree.full_path(folder))
-            except OSError:  # gone already, or holds something that is not ours
-                pass
+        _remove_pages(self.tree, folder)
 
 
 def remove_all(folder: Path) -> bool:
@@ -234,10 +228,15 @@ def forget(folder: Path, name: str) -> None:
     """Remove a project's page files (the CLI changed it, with privindex stopped or
     elsewhere): nginx falls through to privindex until a server writes them anew. The
     root's stay: a name they still list leads to privindex's answer, and their ETag holds."""
-    tree = Store(folder)
+    _remove_pages(Store(folder), f"{ROOT}/{name}")
+
+
+def _remove_pages(tree: Store, folder: str) -> None:
+    """A page folder's files, and the folder (not the root's) if nothing else is in it."""
     for filename, _fmt in FILES:
-        tree.remove(f"{ROOT}/{name}/{filename}", missing_ok=True)
-    try:
-        os.rmdir(tree.full_path(f"{ROOT}/{name}"))
-    except OSError:  # gone already, or holds something that is not ours
-        pass
+        tree.remove(f"{folder}/{filename}", missing_ok=True)
+    if folder != ROOT:
+        try:
+            os.rmdir(tree.full_path(folder))
+        except OSError:  # gone already, or holds something that is not ours
+            pass
