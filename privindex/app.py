@@ -51,11 +51,18 @@ class Services:
     index: Index
     database: peewee.Database  # this app's own; see db/connection.py for how `database` finds it
     sources: Sources  # where each name comes from: here, the upstream, or both
+    stop: threading.Event  # set on shutdown (server.py, a test's teardown): ends create_app's threads
 
 
-def create_app(settings: Settings, progress: Progress | None = None, index_later: bool = False) -> Flask:
+def create_app(
+    settings: Settings,
+    progress: Progress | None = None,
+    index_later: bool = False,
+    stop: threading.Event | None = None,
+) -> Flask:
     """The app on a loaded index; with index_later (what `serve` does) only what the database
-    recorded is listed, and the caller runs index.catch_up() in the background."""
+    recorded is listed, and the caller runs index.catch_up() in the background. Setting stop
+    (services.stop: the caller's, or a new one) ends the threads the app started."""
     app = Flask(__name__, static_folder=None)  # the web blueprint serves its own
     app.request_class = UploadRequest  # sets the body size limits, per endpoint
     for warning in settings.warnings():
@@ -73,16 +80,19 @@ def create_app(settings: Settings, progress: Progress | None = None, index_later
         sources = Sources(index, make_upstream_cache(settings))
         sources.reload()
         sso.forget_untrusted_mfa(settings.sso_providers)
-    _keep_serving_tree(settings, index, sources, db)
+    stop = stop if stop is not None else threading.Event()
+    _keep_serving_tree(settings, index, sources, db, stop)
     mail.configure(settings)  # the outbox's senders in this process
     webhook_sender.configure(settings)
-    services = Services(settings=settings, store=store, index=index, database=db, sources=sources)
+    services = Services(settings=settings, store=store, index=index, database=db, sources=sources, stop=stop)
     app.extensions["privindex"] = services
     app.extensions["privindex_notices"] = notices.attach(db, settings)  # None without mail
     _bind_to_app_contexts(app, db)
 
     if settings.static_pages:
         writer = StaticPages.from_settings(settings, sources)
+        with bound(db):  # before anyone is served: no page that must not be served stays
+            writer.prune()
         writer.follow()
         app.extensions["privindex_static_pages"] = writer  # server.py runs its thread
     read_guard = token_reader if settings.read_access == "token" else None
@@ -132,9 +142,12 @@ def create_app(settings: Settings, progress: Progress | None = None, index_later
     return app
 
 
-def _keep_serving_tree(settings: Settings, index: Index, sources: Sources, db: peewee.Database) -> None:
+def _keep_serving_tree(
+    settings: Settings, index: Index, sources: Sources, db: peewee.Database, stop: threading.Event
+) -> None:
     """static_files: the tree of hard links nginx sends files from, kept by a thread of its
-    own that the index and the statuses tell of each change; without it, no tree is left."""
+    own (until stop is set) that the index and the statuses tell of each change; without
+    it, no tree is left."""
     if not settings.static_files:
         serving_tree.remove_tree(settings.data_dir)
         return
@@ -146,11 +159,11 @@ def _keep_serving_tree(settings: Settings, index: Index, sources: Sources, db: p
         serving_tree.remove_tree(settings.data_dir)
         return
     tree = serving_tree.ServingTree(index, folder, lambda name: sources.status(name).offers_files)
+    with bound(db):  # before anyone is served: nothing withdrawn while stopped stays in the tree
+        tree.prune()
     index.listeners.append(tree.changed)
     sources.status_listeners.append(tree.changed)
-    threading.Thread(
-        target=in_thread(db, tree.run), args=(threading.Event(),), name="serving-tree", daemon=True
-    ).start()
+    threading.Thread(target=in_thread(db, tree.run), args=(stop,), name="serving-tree", daemon=True).start()
 
 
 def _add_metrics_view(app: Flask, metrics: Metrics, settings: Settings) -> None:

@@ -11,7 +11,7 @@ from functools import partial
 from typing import Any, cast
 
 from waitress.buffers import ReadOnlyFileBasedBuffer
-from waitress.channel import HTTPChannel
+from waitress.channel import ClientDisconnected, HTTPChannel
 from waitress.parser import HTTPRequestParser
 from waitress.server import TcpWSGIServer, create_server
 from waitress.task import WSGITask
@@ -51,14 +51,18 @@ class _KeepAliveTask(WSGITask):
     def write(self, data):
         if not isinstance(data, ReadOnlyFileBasedBuffer):
             return super().write(data)
-        if self.content_length is None or self.chunked_response:  # the wrapper must not be chunked
-            for chunk in data:
-                super().write(cast(bytes, chunk))
+        try:
+            if self.content_length is None or self.chunked_response:  # the wrapper must not be chunked
+                for chunk in data:
+                    super().write(cast(bytes, chunk))
+                data.close()
+                return
+            super().write(b"")  # the headers, if they have not gone yet
+            self.content_bytes_written += data.prepare(self.content_length - self.content_bytes_written)
+            self.channel.write_soon(data)  # type: ignore[arg-type]  # waitress's own path does the same
+        except ClientDisconnected:  # never queued: nothing else would close its file
             data.close()
-            return
-        super().write(b"")  # the headers, if they have not gone yet
-        self.content_bytes_written += data.prepare(self.content_length - self.content_bytes_written)
-        self.channel.write_soon(data)  # type: ignore[arg-type]  # waitress's own path does the same
+            raise
 
     def build_response_header(self):
         request = cast(HTTPRequestParser, self.request)  # types-waitress has it as an Error
@@ -234,7 +238,7 @@ def serve(settings: Settings, echo: Callable[..., None], create_store: bool = Tr
     try:
         # stderr is the log: with JSON logs, progress goes through logging like everything else
         say = log.info if settings.log_format == "json" else (lambda line: echo(line, err=True))
-        app = create_app(settings, index_later=True)
+        app = create_app(settings, index_later=True, stop=stop)  # stop ends its threads too
         later.app = app
         index = app.extensions["privindex"].index
         refresh = index.refresh

@@ -667,15 +667,20 @@ def pytest_configure(config):
 def make_app(tmp_path):
     """make_app(name="app", **settings) -> a Flask app with its own store and data dir."""
 
+    made = []
+
     def make(name: str = "app", **values):
         from privindex.app import create_app
         from privindex.config import Settings
 
         data_dir = tmp_path / name / "data"
         values.setdefault("database_url", testdb.url_for(data_dir))
-        return create_app(Settings(store=tmp_path / name / "store", data_dir=data_dir, **values))
+        made.append(create_app(Settings(store=tmp_path / name / "store", data_dir=data_dir, **values)))
+        return made[-1]
 
-    return make
+    yield make
+    for app in made:  # no polling thread outlives its test
+        app.extensions["privindex"].stop.set()
 
 
 @pytest.fixture
@@ -836,6 +841,7 @@ def app_server(store: Path, data_dir: Path, **values) -> Iterator[AppServer]:
         with _logging_to(log_path, settings.log_level, settings.log_format):
             yield AppServer(app, f"http://{host}", store, data_dir, log_path)
     finally:
+        app.extensions["privindex"].stop.set()  # the threads create_app started end
         remove_wsgi_intercept(host, 80)
         _intercepting -= 1
         if _intercepting == 0:

@@ -12,7 +12,11 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import sys
+import threading
+import time
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urljoin, urlsplit
 
@@ -28,13 +32,16 @@ from conftest import (
     start_server,
     wait_until,
 )
-from helpers import V1_JSON
+from fake_upstream import FakeUpstream
+from helpers import V1_JSON, listed
 from wheels import make_wheel, upload
 
 from privindex.config import ConfigError, Settings
+from privindex.db.connection import bound
 from privindex.ops import audit
 from privindex.packages import project_status, withdrawal
-from privindex.packages.serving_tree import tree_folder
+from privindex.packages.serving_tree import ServingTree, tree_folder
+from privindex.packages.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -45,16 +52,20 @@ needs_nginx = pytest.mark.skipif(
     reason="needs Debian's nginx (.ci/run installs it)",
 )
 NO_2FA = {"require_2fa": False}
+OLD = datetime(2020, 1, 1, tzinfo=UTC)  # an upstream upload old enough to be served
 
 
 def in_tree(server) -> dict[str, int]:
     """Path in the tree -> inode, for every file the tree holds (temp links and symlinks included)."""
     folder = tree_folder(server.data_dir)
-    return {
-        str(p.relative_to(folder)): p.stat(follow_symlinks=False).st_ino
-        for p in folder.rglob("*")
-        if p.is_symlink() or not p.is_dir()
-    }
+    held = {}
+    for p in folder.rglob("*"):
+        try:
+            if p.is_symlink() or not p.is_dir():
+                held[str(p.relative_to(folder))] = p.stat(follow_symlinks=False).st_ino
+        except FileNotFoundError:  # a temp link renamed into place meanwhile
+            pass
+    return held
 
 
 def tree_is(server, *paths: str, timeout: float = 10) -> None:
@@ -170,6 +181,132 @@ def test_a_start_removes_links_not_listed_and_relinks_a_changed_inode(tmp_path, 
     tree_is(server, f"alpha/{alpha.name}")
 
 
+def test_a_start_removes_links_withdrawn_while_stopped_before_serving(tmp_path, monkeypatch):
+    """Quarantined or deleted while privindex was stopped: create_app itself removes those
+    links, before the tree's thread (held still here) and before anyone is served."""
+    alpha, gamma = "alpha/alpha-1.0-py3-none-any.whl", "gamma-1.0-py3-none-any.whl"
+    make_wheel(tmp_path / "store" / "alpha", "alpha", "1.0")
+    make_wheel(tmp_path / "store", "gamma", "1.0")
+    make_wheel(tmp_path / "store", "kept", "1.0")
+    store, data = tmp_path / "store", tmp_path / "data"
+    with app_server(store, data, static_files=True, **NO_2FA) as first:
+        tree_is(first, alpha, gamma, "kept-1.0-py3-none-any.whl")
+        database = services(first).database
+    with bound(database):  # while privindex is stopped, as the CLI does
+        project_status.set_status("alpha", project_status.parse("quarantined", "malware"), audit.CLI)
+        withdrawal.delete(Store(store), None, None, "gamma", "gamma-1.0-py3-none-any.whl", audit.CLI)
+    monkeypatch.setattr(ServingTree, "run", lambda self, stop: None)
+    with app_server(store, data, static_files=True, **NO_2FA) as second:
+        assert set(in_tree(second)) == {"kept-1.0-py3-none-any.whl"}
+
+
+def test_the_cli_removes_the_pages_and_links_of_what_it_withdraws(tmp_path):
+    """privindex stopped (or on another host): a quarantine or a delete from the CLI must not
+    leave nginx serving the old page and the hard-linked file."""
+    alpha, gamma = "alpha/alpha-1.0-py3-none-any.whl", "gamma-1.0-py3-none-any.whl"
+    make_wheel(tmp_path / "store" / "alpha", "alpha", "1.0")
+    make_wheel(tmp_path / "store", "gamma", "1.0")
+    make_wheel(tmp_path / "store", "kept", "1.0")
+    pages = tmp_path / "data" / "static" / "simple"
+    with app_server(
+        tmp_path / "store", tmp_path / "data", static_files=True, static_pages=True, **NO_2FA
+    ) as s:
+        tree_is(s, alpha, gamma, "kept-1.0-py3-none-any.whl")
+        s.app.extensions["privindex_static_pages"].write_all()
+    assert {p.name for p in pages.iterdir() if p.is_dir()} == {"alpha", "gamma", "kept"}
+    s.cli("project", "status", "alpha", "quarantined")
+    s.cli("project", "delete", "gamma", "1.0", "--yes")
+    assert set(in_tree(s)) == {"kept-1.0-py3-none-any.whl"}
+    assert {p.name for p in pages.iterdir() if p.is_dir()} == {"kept"}
+
+
+def test_a_file_tail_for_a_client_that_left_is_closed(tmp_path):
+    """The rest of a cold upstream file goes to waitress as a file wrapper mid-body; if the
+    client left before it was queued, nothing else would ever close that file."""
+    from waitress.buffers import ReadOnlyFileBasedBuffer
+    from waitress.channel import ClientDisconnected
+
+    from privindex.server import _KeepAliveTask
+
+    class Gone:  # the channel of a client that left: waitress's own answer to every write
+        def write_soon(self, data):
+            raise ClientDisconnected
+
+    task = _KeepAliveTask.__new__(_KeepAliveTask)
+    task.channel, task.complete, task.wrote_header, task.status = Gone(), True, True, "200 OK"
+    task.content_length, task.content_bytes_written, task.chunked_response = 10, 4, False
+    (tmp_path / "rest").write_bytes(b"0123456789")
+    rest = open(tmp_path / "rest", "rb")
+    rest.seek(4)
+    with pytest.raises(ClientDisconnected):
+        task.write(ReadOnlyFileBasedBuffer(rest))
+    assert rest.closed
+
+
+def open_files(pid: int, under: Path) -> list[str]:
+    """The files under a folder that process pid holds open, but its database and log."""
+    fds = Path(f"/proc/{pid}/fd")
+    held = []
+    for fd in fds.iterdir():
+        try:
+            target = os.readlink(fd)
+        except FileNotFoundError:  # closed meanwhile
+            continue
+        if target.startswith(str(under)) and ".sqlite3" not in target and not target.endswith(".log"):
+            held.append(target)
+    return held
+
+
+def leave_mid_body(url: str, path: str, headers: str = "") -> None:
+    """GET path, read the head and a few KB of the body slowly, then leave."""
+    host, port = urlsplit(url).hostname, urlsplit(url).port
+    with socket.create_connection((host, port)) as client:
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        client.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n{headers}\r\n".encode())
+        got = b""
+        while len(got) < 64 * 1024:
+            got += client.recv(4096)
+            time.sleep(0.005)
+
+
+@pytest.mark.slow  # a real server, a slow upstream
+def test_clients_leaving_mid_body_leave_no_open_file_behind(tmp_path):
+    """A cold upstream download (bytes as they come, then the rest as a file) and a Range
+    answer, each left by its client part-way: the server holds none of their files after."""
+    fake = FakeUpstream()
+    payload = os.urandom(6 * 1024 * 1024)
+    for name in ("far-one", "far-two"):
+        fake.add(name, make_wheel(tmp_path / name, name, "1.0", payload=payload), uploaded=OLD)
+    fake.start()
+    fake.rate = 4 * 1024 * 1024  # each download takes 1.5 s: the client leaves before and after
+    make_wheel(tmp_path / "store", "near", "1.0", payload=payload)
+    server = start_server(tmp_path / "store", tmp_path / "data", "--upstream", fake.url)
+    try:
+        pid = server.proc.pid
+        for name in ("far-one", "far-two"):
+            (filename,) = listed(server, name)
+            leave_mid_body(server.url, f"/packages/.upstream/{name}/{filename}")
+        leave_mid_body(server.url, "/packages/near-1.0-py3-none-any.whl", "Range: bytes=1000-\r\n")
+        wait_until(lambda: fake.finished[f"/files/{filename}"] == 1, 20)  # landed, the client gone
+        try:
+            wait_until(lambda: not open_files(pid, tmp_path), 10)
+        except AssertionError:
+            raise AssertionError(open_files(pid, tmp_path)) from None
+    finally:
+        server.stop()
+        fake.stop()
+
+
+def test_an_apps_tree_thread_ends_when_the_app_is_stopped(tmp_path):
+    """Tests and embedders build many apps: each one's polling thread ends with its stop."""
+    before = set(threading.enumerate())
+    with app_server(tmp_path / "store", tmp_path / "data", static_files=True, **NO_2FA):
+        started = [t for t in threading.enumerate() if t not in before and t.name == "serving-tree"]
+        assert len(started) == 1
+    started[0].join(timeout=5)
+    assert not started[0].is_alive()
+
+
 def test_turned_off_the_tree_is_removed_and_private_indexes_cannot_have_one(tmp_path, fresh_app):
     folder = tree_folder(tmp_path / "data")
     (folder / "alpha").mkdir(parents=True)
@@ -269,9 +406,10 @@ def test_pip_installs_bytes_nginx_sent_from_the_tree(proxied, tmp_path):
 def test_quarantined_and_changed_files_are_privindexs_answers_through_nginx(proxied):
     server = proxied.server
     privindex_cli(server, "project", "status", "alpha", "quarantined", "--reason", "malware")
-    wait_until(lambda: "alpha/alpha-1.0-py3-none-any.whl" not in in_tree(server), 10)
-    resp = requests.get(f"{proxied.url}/packages/alpha/alpha-1.0-py3-none-any.whl", timeout=10)
-    assert resp.status_code == 404 and "alpha is quarantined" in resp.text
+    assert "alpha/alpha-1.0-py3-none-any.whl" not in in_tree(server)  # the CLI removed it
+    url = f"{proxied.url}/packages/alpha/alpha-1.0-py3-none-any.whl"
+    wait_until(lambda: requests.get(url, timeout=10).status_code == 404, 10)  # privindex saw the status
+    assert "alpha is quarantined" in requests.get(url, timeout=10).text
 
     gamma = proxied.store / "gamma-1.0-py3-none-any.whl"
     url = f"{proxied.url}/packages/{gamma.name}"

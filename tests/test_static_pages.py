@@ -16,6 +16,7 @@ import pytest
 import requests
 from conftest import (
     Accounts,
+    app_server,
     audit_json,
     free_port,
     needs_nginx,
@@ -34,6 +35,9 @@ from requests_toolbelt.adapters.source import SourceAddressAdapter
 from wheels import make_wheel
 
 from privindex.api.read_check import ReadCheck
+from privindex.db.connection import bound, in_thread
+from privindex.ops import audit
+from privindex.packages import project_status, static_pages, withdrawal
 from privindex.packages.index import Index
 from privindex.packages.pages import V1_HTML, V1_JSON
 from privindex.packages.static_pages import StaticPages
@@ -61,6 +65,11 @@ def live(server, name: str | None, accept: str) -> requests.Response:
     resp = requests.get(url, headers={"Accept": accept}, timeout=10)
     resp.raise_for_status()
     return resp
+
+
+def page(server, name: str | None) -> bytes:
+    """The JSON page file of name (the root's with None)."""
+    return (page_files(server, name) / "index.v1json").read_bytes()
 
 
 def in_step(server, name: str | None) -> bool:
@@ -107,22 +116,20 @@ def test_a_dropped_in_file_a_yank_and_a_delete_rewrite_the_page(server, tmp_path
     wait_until(lambda: b"gamma-static" in (page_files(server, None) / "index.v1json").read_bytes(), 10)
     assert wheel.name in (page_files(server, "gamma-static") / "index.v1json").read_text()
 
+    # the CLI removes the page first (privindex may be stopped); the server writes it anew
     privindex_cli(server, "project", "yank", "gamma-static", "1.0", "--reason", "broken build")
     wait_until(
-        lambda: b"broken build" in (page_files(server, "gamma-static") / "index.v1json").read_bytes(), 10
+        lambda: in_step(server, "gamma-static") and b"broken build" in page(server, "gamma-static"), 10
     )
-    assert in_step(server, "gamma-static")
 
     privindex_cli(server, "project", "unyank", "gamma-static", "1.0")
     wait_until(
-        lambda: b"broken build" not in (page_files(server, "gamma-static") / "index.v1json").read_bytes(), 10
+        lambda: in_step(server, "gamma-static") and b"broken build" not in page(server, "gamma-static"), 10
     )
-    assert in_step(server, "gamma-static")
 
     privindex_cli(server, "project", "delete", "gamma-static", "1.0", "--yes")
     wait_until(lambda: not page_files(server, "gamma-static").exists(), 10)
-    wait_until(lambda: b"gamma-static" not in (page_files(server, None) / "index.v1json").read_bytes(), 10)
-    assert in_step(server, None)
+    wait_until(lambda: in_step(server, None) and b"gamma-static" not in page(server, None), 10)
 
 
 @pytest.mark.slow  # twine
@@ -163,8 +170,10 @@ def test_a_quarantined_project_has_no_files_and_gets_them_back_when_active(serve
     name = next(n for n in dists.files if n != "alpha")
     wait_until(lambda: in_step(server, name), 10)
     privindex_cli(server, "project", "status", name, "quarantined", "--reason", "malware")
-    wait_until(lambda: not page_files(server, name).exists(), 10)
-    assert live(server, name, V1_JSON).json()["project-status"]["status"] == "quarantined"
+    assert not page_files(server, name).exists()  # the CLI removed it; the server writes none
+    wait_until(lambda: live(server, name, V1_JSON).json()["project-status"]["status"] == "quarantined", 10)
+    time.sleep(1)  # the writer's pass for the change
+    assert not page_files(server, name).exists()
     privindex_cli(server, "project", "status", name, "active")
     wait_until(lambda: in_step(server, name), 10)
 
@@ -197,12 +206,26 @@ def test_a_change_rewrites_only_the_pages_it_changes(server, dists):
     before = {p: p.stat().st_mtime_ns for p in kept}
     privindex_cli(server, "project", "status", name, "deprecated")
     try:
-        wait_until(lambda: b"deprecated" in (page_files(server, name) / "index.v1json").read_bytes(), 10)
-        assert in_step(server, name)
+        wait_until(lambda: in_step(server, name) and b"deprecated" in page(server, name), 10)
         assert {p: p.stat().st_mtime_ns for p in kept} == before
     finally:
         privindex_cli(server, "project", "status", name, "active")
     wait_until(lambda: in_step(server, name), 10)
+
+
+def test_the_project_named_namespace_is_answered_as_its_page_file_holds(tmp_path, fresh_app):
+    """nginx serves static/simple/namespace/index.html for /simple/namespace/: privindex
+    answers that URL with the same project page, and PEP 752's /namespace/<name> still
+    reaches the namespaces API."""
+    make_wheel(tmp_path / "store", "namespace", "1.0")
+    server = fresh_app(populated=False, static_pages=True)
+    server.app.extensions["privindex_static_pages"].write_all()
+    for f, accept in FILES.items():
+        assert (page_files(server, "namespace") / f).read_bytes() == live(server, "namespace", accept).content
+    assert (
+        live(server, "namespace", V1_JSON).json()["files"][0]["filename"] == "namespace-1.0-py3-none-any.whl"
+    )
+    assert requests.get(f"{server.url}/simple/namespace/tools", timeout=10).status_code == 404  # no grant
 
 
 def test_a_reader_never_sees_half_a_page_and_a_same_sized_change_gets_a_new_mtime(tmp_path):
@@ -234,6 +257,19 @@ def test_a_reader_never_sees_half_a_page_and_a_same_sized_change_gets_a_new_mtim
     assert [p.name for p in path.parent.iterdir()] and all(
         p.name.startswith("index.") for p in path.parent.iterdir()
     )
+
+
+def test_pages_of_other_sizes_rewritten_within_a_second_never_share_an_etag(tmp_path):
+    """Sizes X, Y, X within one second: the first and third differ in bytes, so they must
+    differ in nginx's ETag (mtime in seconds and size)."""
+    writer = StaticPages(tmp_path / "static", Sources(Index(Store(tmp_path / "store")), None))
+    path = tmp_path / "static" / "p" / "index.v1json"
+    etags = []
+    for body in (b'{"files":["a"]}', b'{"files":["a","b"]}', b'{"files":["b"]}'):
+        writer._write("p/index.v1json", body)
+        st = path.stat()
+        etags.append((st.st_mtime_ns // 10**9, st.st_size))
+    assert len(set(etags)) == 3
 
 
 def test_the_read_check_remembers_a_passed_token_for_its_ttl_only():
@@ -296,6 +332,53 @@ def test_a_failed_write_fails_no_change_and_is_retried_with_the_next(tmp_path, d
             wait_until(lambda name=name: in_step(server, name), 10)
     finally:
         server.stop()
+
+
+def test_a_failed_pass_is_tried_again_by_itself_and_logged_once(fresh_app, monkeypatch):
+    """No change comes after the failure: the writer tries again on its own, backing off,
+    with one log line for the whole streak."""
+    monkeypatch.setattr(static_pages, "RETRY_FIRST", 0.1)
+    monkeypatch.setattr(static_pages, "RETRY_MOST", 0.2)
+    server = fresh_app(static_pages=True)
+    writer = server.app.extensions["privindex_static_pages"]
+    page_files(server, None).parent.mkdir(parents=True)
+    page_files(server, None).write_text("in the way")  # every write now fails
+    stop = threading.Event()
+    thread = threading.Thread(
+        target=in_thread(server.app.extensions["privindex"].database, writer.run), args=(stop,)
+    )
+    thread.start()
+    try:
+        wait_until(lambda: "writing the static pages failed" in server.log(), 10)
+        time.sleep(1)  # several more failed passes
+        page_files(server, None).unlink()
+        wait_until(lambda: in_step(server, "alpha") and in_step(server, None), 10)
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+    assert server.log().count("writing the static pages failed") == 1
+    assert "the static pages are written again, after" in server.log()
+
+
+def test_a_start_removes_the_pages_that_must_not_be_served_before_serving(tmp_path, dists):
+    """Quarantined, deleted, or the index made private while privindex was stopped: nginx
+    must not serve the old page files until the writer's first pass reaches each name."""
+    populate(tmp_path / "store", dists)
+    store, data = tmp_path / "store", tmp_path / "data"
+    with app_server(store, data, static_pages=True, require_2fa=False) as first:
+        first.app.extensions["privindex_static_pages"].write_all()
+        database = first.app.extensions["privindex"].database
+    assert all(page_files(first, name).is_dir() for name in ("alpha", "beta-pkg", "future-only"))
+    with bound(database):  # while privindex is stopped, as the CLI does
+        project_status.set_status("alpha", project_status.parse("quarantined", "malware"), audit.CLI)
+        for filename in withdrawal.filenames("future-only", "1.0"):
+            withdrawal.delete(Store(store), None, None, "future-only", filename, audit.CLI)
+    with app_server(store, data, static_pages=True, require_2fa=False) as second:
+        assert not page_files(second, "alpha").exists()
+        assert not page_files(second, "future-only").exists()
+        assert (page_files(second, "beta-pkg") / "index.html").is_file()  # still true: kept
+    with app_server(store, data, static_pages=True, require_2fa=False, read_access="token") as private:
+        assert not page_files(private, None).exists()  # no read check in front of nginx: none
 
 
 def test_pages_are_removed_when_the_setting_is_off(tmp_path, dists):
@@ -414,9 +497,12 @@ def test_what_nginx_cannot_decide_is_answered_by_privindex(proxied, dists):
     name = next(n for n in dists.files if n not in ("alpha", "beta-pkg"))
     privindex_cli(proxied.server, "project", "status", name, "quarantined")
     try:
-        wait_until(lambda: not page_files(proxied.server, name).exists(), 10)
-        resp = requests.get(f"{proxied.url}/simple/{name}/", headers={"Accept": V1_JSON}, timeout=10)
-        assert not from_file(resp) and resp.json()["files"] == []
+        assert not page_files(proxied.server, name).exists()  # the CLI removed it
+        url = f"{proxied.url}/simple/{name}/"
+        wait_until(
+            lambda: requests.get(url, headers={"Accept": V1_JSON}, timeout=10).json()["files"] == [], 10
+        )
+        assert not from_file(requests.get(url, headers={"Accept": V1_JSON}, timeout=10))
     finally:
         privindex_cli(proxied.server, "project", "status", name, "active")
 

@@ -257,7 +257,9 @@ class SimpleAPI:
 
     def _simple(self, environ: dict, start_response: StartResponse, path: str) -> Iterable[bytes]:
         prefix = environ.get("SCRIPT_NAME", "")
-        if path == "/simple/namespaces" or path.startswith("/simple/namespace/"):
+        if path == "/simple/namespaces" or (
+            path.startswith("/simple/namespace/") and path != "/simple/namespace/"
+        ):
             return self._namespaces(environ, start_response, path)
         if path in ("/simple", "/simple/"):
             if path == "/simple":
@@ -296,8 +298,10 @@ class SimpleAPI:
         )
 
     def _namespaces(self, environ: dict, start_response: StartResponse, path: str) -> Iterable[bytes]:
-        """PEP 752's namespace list and detail, relative to the Simple API's root like a
-        project page (no project URL ends without a slash, nor holds one inside: no clash)."""
+        """PEP 752's namespace list and detail (`/namespace/<name>`), relative to the Simple
+        API's root like a project page (no project URL ends without a slash, nor holds one
+        inside: no clash; `/simple/namespace/` is the project named namespace, as the static
+        page nginx serves for it)."""
         rules = self.sources.namespaces
         if path == "/simple/namespaces":
             doc: object = rules.api_list()

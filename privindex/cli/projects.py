@@ -32,8 +32,39 @@ def _file_actions(project_name: str, file_or_version: str, act: Callable[[str, s
     from privindex.packages import withdrawal
 
     project_name = canonicalize_name(project_name)
-    for filename in withdrawal.filenames(project_name, file_or_version):
+    names = withdrawal.filenames(project_name, file_or_version)
+    _unpublish_static(project_name, _recorded_paths(project_name))
+    for filename in names:
         act(project_name, filename)
+
+
+def _recorded_paths(name: str) -> list[str]:
+    from privindex.db.models import DistFile
+
+    return [path for (path,) in DistFile.select(DistFile.path).where(DistFile.project == name).tuples()]
+
+
+def _unpublish_static(name: str, paths: list[str]) -> None:
+    """nginx sends the data dir's pre-rendered pages and serving tree without asking
+    privindex, which may be stopped or on another host: remove the project's pages and the
+    links at its paths, so nginx falls through to privindex until a server writes them anew.
+    Before the change is committed: a running server that rewrites them after it saw the
+    change writes the new state, never to be removed by this."""
+    from privindex.accounts.permissions import project_exists
+    from privindex.packages import serving_tree, static_pages
+
+    if not project_exists(name):  # no page, no link (and the change itself is refused)
+        return
+    settings = click.get_current_context().obj
+    try:
+        static_pages.forget(settings.static_dir, name)
+        serving_tree.forget(settings.data_dir, paths)
+    except OSError as exc:
+        click.echo(
+            f"could not remove {name}'s pre-rendered pages or served links from {settings.static_dir} "
+            f"({exc.strerror or exc}): nginx may serve the old ones until privindex runs there again",
+            err=True,
+        )
 
 
 @account_command(project, "yank")
@@ -155,9 +186,12 @@ def project_claim(project_name: str, username: str | None) -> None:
 @click.option("--revoke", is_flag=True, help="Hide the upstream's files for it again.")
 def project_allow_upstream(project_name: str, revoke: bool) -> None:
     """Merge the upstream's files for PROJECT_NAME into its page, after the local ones."""
+    from packaging.utils import canonicalize_name
+
     from privindex.ops import audit
     from privindex.upstream import source_rules
 
+    _unpublish_static(canonicalize_name(project_name), [])  # its page mixes in the upstream now, or not
     changed = source_rules.set_upstream_allowed(project_name, not revoke, audit.CLI)
     state = "hidden" if revoke else "merged after the local files"
     click.echo(
@@ -172,10 +206,15 @@ def project_allow_upstream(project_name: str, revoke: bool) -> None:
 def project_status(project_name: str, status: str, reason: str) -> None:
     """Mark PROJECT active, archived (no uploads), deprecated or quarantined (no uploads, no
     files served). A running server follows within a rescan interval."""
+    from packaging.utils import canonicalize_name
+
     from privindex.ops import audit
     from privindex.packages import project_status as statuses
 
-    changed = statuses.set_status(project_name, statuses.parse(status, reason), audit.CLI)
+    new = statuses.parse(status, reason)
+    name = canonicalize_name(project_name)
+    _unpublish_static(name, _recorded_paths(name))
+    changed = statuses.set_status(project_name, new, audit.CLI)
     click.echo(f"{project_name} is {'now' if changed else 'already'} {status}", err=True)
     if status == "quarantined":
         click.echo(

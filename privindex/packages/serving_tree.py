@@ -67,6 +67,17 @@ def remove_tree(data_dir: Path) -> None:
         log.info("static_files is off: removed the serving tree %s", folder)
 
 
+def forget(data_dir: Path, paths: Iterable[str]) -> None:
+    """Remove the links at these store paths (the CLI withdrew them, with privindex stopped
+    or elsewhere): nginx falls through to privindex, and a server links them anew if it may."""
+    folder = tree_folder(data_dir)
+    for path in paths:
+        try:
+            os.unlink(folder / path)
+        except FileNotFoundError:
+            pass
+
+
 class ServingTree:
     """The tree of one index. `offers_files(project)` is the PEP 792 answer from memory."""
 
@@ -119,6 +130,15 @@ class ServingTree:
             log.exception("serving tree: %s%r failed; trying again", step.__name__, args)
             return False
 
+    def prune(self) -> None:
+        """Before the server listens: remove at once every link the index does not list as
+        served (deleted, withdrawn or quarantined while privindex was stopped). No store
+        file is looked at: the thread's first pass checks the links that stay."""
+        _shown, wanted = self._wanted()
+        removed = self._remove_links(lambda full, entry: entry is not None, wanted)
+        if removed:
+            log.info("serving tree: removed %d links to files no longer served", removed)
+
     def reconcile(self, link: bool) -> None:
         """Remove every link the index does not list as served (or whose file changed); with
         link, also link every served file. The start-up pass: the index's own record
@@ -126,24 +146,36 @@ class ServingTree:
         self.folder.mkdir(parents=True, exist_ok=True)
         with self._wake:
             self._pending.clear()  # this pass covers them
-        shown = {name: p for name, p in self.index.snapshot.projects.items() if self.offers_files(name)}
-        wanted = {f.path: f for project in shown.values() for f in project.files}
-        removed = 0
-        for dirpath, dirs, names in os.walk(self.folder):  # never into a symlinked folder
-            names += [d for d in dirs if os.path.islink(os.path.join(dirpath, d))]
-            for name in names:
-                full = os.path.join(dirpath, name)
-                path = os.path.relpath(full, self.folder)
-                entry = wanted.get(path)
-                if entry is None or not self._current(full, entry):
-                    os.unlink(full)
-                    removed += 1
+        shown, wanted = self._wanted()
+        removed = self._remove_links(
+            lambda full, entry: entry is not None and self._current(full, entry), wanted
+        )
         linked = 0
         if link:
             self._shown = shown
             for entry in wanted.values():
                 linked += self._link(entry)
         log.info("serving tree: %d links removed, %d made", removed, linked)
+
+    def _wanted(self) -> tuple[dict[str, Project], dict[str, IndexedFile]]:
+        """The projects whose files the tree holds, and those files by path."""
+        shown = {name: p for name, p in self.index.snapshot.projects.items() if self.offers_files(name)}
+        return shown, {f.path: f for project in shown.values() for f in project.files}
+
+    def _remove_links(
+        self, keep: Callable[[str, IndexedFile | None], bool], wanted: dict[str, IndexedFile]
+    ) -> int:
+        """Unlink every entry of the tree (temp links and symlinks included) that keep
+        refuses, given its full path and the listed file at its path; the number removed."""
+        removed = 0
+        for dirpath, dirs, names in os.walk(self.folder):  # never into a symlinked folder
+            names += [d for d in dirs if os.path.islink(os.path.join(dirpath, d))]
+            for name in names:
+                full = os.path.join(dirpath, name)
+                if not keep(full, wanted.get(os.path.relpath(full, self.folder))):
+                    os.unlink(full)
+                    removed += 1
+        return removed
 
     def sync(self, name: str) -> None:
         """Bring one project's links in line with the index's current snapshot."""

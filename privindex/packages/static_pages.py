@@ -5,8 +5,8 @@ project's listing rewrites that project's page files and `/simple/`'s under
 `<data_dir>/static/simple/`: `index.html`, `index.v1html` and `index.v1json`, each the bytes
 privindex itself answers (packages/pages.py renders both). The Index and Sources tell
 `changed` which names changed; a background thread writes outside the index lock, names
-coalesced, so an upload never waits for a page and a failed write is retried on the next
-change. A file is rewritten only when its bytes change (temp, fsync, rename), so nginx's
+coalesced, so an upload never waits for a page and a failed write is retried after a bounded
+back-off. A file is rewritten only when its bytes change (temp, fsync, rename), so nginx's
 ETag (mtime and size) changes exactly when the page does.
 
 A page that needs a decision per request has no files, so nginx falls through to
@@ -27,6 +27,7 @@ from pathlib import Path
 
 from privindex.config import Settings
 from privindex.packages import pages
+from privindex.packages.index import Project
 from privindex.packages.store import Store
 from privindex.upstream.source_rules import Source, Sources
 
@@ -37,6 +38,7 @@ log = logging.getLogger(__name__)
 FILES = (("index.html", "html"), ("index.v1html", "html"), ("index.v1json", "json"))
 ROOT = "simple"  # the folder under the tree; a project's pages are in ROOT/<name>/
 WAIT = 0.5  # seconds between looks at the stop event while nothing changes
+RETRY_FIRST, RETRY_MOST = 2.0, 30.0  # seconds before a failed pass is tried again: doubling, bounded
 
 Progress = Callable[[int, int], None]
 
@@ -76,14 +78,30 @@ class StaticPages:
         self._wake.set()
 
     def run(self, stop: threading.Event) -> None:
-        """The writer thread: write what changed until stop is set."""
+        """The writer thread: write what changed until stop is set. A failed pass is tried
+        again after RETRY_FIRST seconds, doubling up to RETRY_MOST (a page must not stay
+        stale until an unrelated change); logged once per streak of failures."""
         self._wake.set()
+        failures, retry_at = 0, 0.0
         while not stop.is_set():
-            if self._wake.wait(WAIT):
-                self._wake.clear()
+            woken = self._wake.wait(WAIT)
+            if not woken and not (failures and time.monotonic() >= retry_at):
+                continue
+            self._wake.clear()
+            try:
                 self.write_pending()
+            except Exception:  # never the uploader's problem; kept for the next pass
+                if not failures:
+                    log.exception("writing the static pages failed; trying again in a few seconds")
+                failures += 1
+                retry_at = time.monotonic() + min(RETRY_FIRST * 2 ** (failures - 1), RETRY_MOST)
+                continue
+            if failures:
+                log.info("the static pages are written again, after %d failed passes", failures)
+            failures = 0
 
     def write_pending(self) -> None:
+        """Write what changed; on a failure what was pending stays pending, and it raises."""
         with self._lock:
             names, everything = self._pending, self._everything
             self._pending, self._everything = set(), False
@@ -94,11 +112,11 @@ class StaticPages:
                 for name in names:
                     self.write_project(name)
                 self.write_root()
-        except Exception:  # never the uploader's problem; tried again on the next change
-            log.exception("writing the static pages failed; trying again on the next change")
-            with self._lock:  # kept for the next pass, without waking it now
+        except Exception:
+            with self._lock:
                 self._pending |= names
                 self._everything |= everything
+            raise
 
     def write_all(self, progress: Progress | None = None) -> int:
         """Bring the whole tree in line with the index; returns the projects written."""
@@ -133,13 +151,40 @@ class StaticPages:
         listed = self.index.project_list()
         self._put(ROOT, {fmt: pages.render_root(listed, fmt) for fmt in ("html", "json")})
 
-    def _project_bodies(self, name: str) -> dict[str, bytes] | None:
+    def prune(self) -> None:
+        """Before the server listens: remove at once, without rendering, the pages that must
+        not be served now (all of a private index's; those of names quarantined, not local
+        or no longer listed, changed while privindex was stopped; the root beside an
+        upstream). The writer thread renders the rest."""
+        folder = self.tree.full_path(ROOT)
+        if self.private:
+            if remove_all(self.tree.root):
+                log.info("static pages: a private index without the read check: removed every page")
+            return
+        if not folder.is_dir():
+            return
+        if self.sources.upstream_on:
+            self._remove(ROOT)
+        stale = [e.name for e in os.scandir(folder) if e.is_dir() and self._servable(e.name) is None]
+        for name in stale:
+            self._remove(f"{ROOT}/{name}")
+        if stale:
+            log.info("static pages: removed the pages of %d names no longer served as files", len(stale))
+
+    def _servable(self, name: str) -> Project | None:
+        """The project whose pages may be files, or None (privindex answers for it)."""
         if self.private or self.sources.source(name) is not Source.LOCAL:
             return None
-        status = self.sources.status(name)
         project = self.index.project(name)
-        if project is None or not status.offers_files:
+        if project is None or not self.sources.status(name).offers_files:
             return None
+        return project
+
+    def _project_bodies(self, name: str) -> dict[str, bytes] | None:
+        project = self._servable(name)
+        if project is None:
+            return None
+        status = self.sources.status(name)
         namespaces = self.sources.namespaces.api_entries(name)
         attested = pages.attested(self._store_root, project.files)
         return {
@@ -152,27 +197,21 @@ class StaticPages:
 
     def _write(self, relpath: str, data: bytes) -> None:
         """Write data unless the file holds it already. nginx's ETag is the mtime in seconds
-        and the size: a same-sized page rewritten within the second gets the next second."""
+        and the size: a replaced page always gets a later second than the one it replaces
+        (sizes X, Y, X within one second would otherwise give the first and third one ETag)."""
         mtime_ns = time.time_ns()
         try:
             with open(self.tree.full_path(relpath), "rb") as fh:
                 if fh.read() == data:
                     return
                 st = os.fstat(fh.fileno())
-            if st.st_size == len(data):
-                mtime_ns = max(mtime_ns, (st.st_mtime_ns // 10**9 + 1) * 10**9)
+            mtime_ns = max(mtime_ns, (st.st_mtime_ns // 10**9 + 1) * 10**9)
         except FileNotFoundError:
             pass
         self.tree.write(relpath, data, mtime_ns)
 
     def _remove(self, folder: str) -> None:
-        for filename, _fmt in FILES:
-            self.tree.remove(f"{folder}/{filename}", missing_ok=True)
-        if folder != ROOT:
-            try:
-                os.rmdir(self.tree.full_path(folder))
-            except OSError:  # gone already, or holds something that is not ours
-                pass
+        _remove_pages(self.tree, folder)
 
 
 def remove_all(folder: Path) -> bool:
@@ -183,3 +222,21 @@ def remove_all(folder: Path) -> bool:
         return False
     shutil.rmtree(pages_folder)
     return True
+
+
+def forget(folder: Path, name: str) -> None:
+    """Remove a project's page files (the CLI changed it, with privindex stopped or
+    elsewhere): nginx falls through to privindex until a server writes them anew. The
+    root's stay: a name they still list leads to privindex's answer, and their ETag holds."""
+    _remove_pages(Store(folder), f"{ROOT}/{name}")
+
+
+def _remove_pages(tree: Store, folder: str) -> None:
+    """A page folder's files, and the folder (not the root's) if nothing else is in it."""
+    for filename, _fmt in FILES:
+        tree.remove(f"{folder}/{filename}", missing_ok=True)
+    if folder != ROOT:
+        try:
+            os.rmdir(tree.full_path(folder))
+        except OSError:  # gone already, or holds something that is not ours
+            pass
