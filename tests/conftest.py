@@ -591,6 +591,20 @@ def assert_no_secrets(secrets: list[str], *sources: Path | str | bytes) -> None:
 # -- the privindex CLI against a server's data -------------------------------------------------
 
 
+def invoke_cli(*args: str, data_dir: Path, store: Path, input: str | None = None, env: dict | None = None):
+    """`privindex ARGS --data-dir D --store S` in this process (click's runner), without
+    PRIVINDEX_* from outside: click's Result."""
+    from click.testing import CliRunner
+
+    from privindex.cli import main
+
+    full_env: dict[str, str | None] = {k: None for k in os.environ if k.startswith("PRIVINDEX_")}
+    full_env.update({**testdb.env_for(data_dir), **(env or {})})
+    return CliRunner().invoke(
+        main, [*args, "--data-dir", str(data_dir), "--store", str(store)], input=input, env=full_env
+    )
+
+
 def cli_in_process(
     *args: str,
     data_dir: Path,
@@ -600,17 +614,9 @@ def cli_in_process(
     env: dict | None = None,
 ) -> subprocess.CompletedProcess:
     """run_privindex's answer (stdout, stderr, code) from the same click commands run in this
-    process by click's runner: half a second less per call than a new interpreter. For the
-    CLI as a test's tool; the CLI's own tests (test_cli_*) keep run_privindex."""
-    from click.testing import CliRunner
-
-    from privindex.cli import main
-
-    full_env: dict[str, str | None] = {k: None for k in os.environ if k.startswith("PRIVINDEX_")}
-    full_env.update({**testdb.env_for(data_dir), **(env or {})})
-    result = CliRunner().invoke(
-        main, [*args, "--data-dir", str(data_dir), "--store", str(store)], input=input, env=full_env
-    )
+    process: half a second less per call than a new interpreter. For the CLI as a test's
+    tool; the CLI's own tests (test_cli_*) keep run_privindex."""
+    result = invoke_cli(*args, data_dir=data_dir, store=store, input=input, env=env)
     if check and result.exit_code != 0:
         raise AssertionError(
             f"privindex {args} failed ({result.exit_code}):\n{result.stdout}\n{result.stderr}"
@@ -707,20 +713,18 @@ class AppRunner:
     def __init__(self, app):
         self.settings = app.extensions["privindex"].settings
 
-    def invoke(self, *args: str, input: str | None = None, env: dict | None = None):
-        from click.testing import CliRunner
-
-        from privindex.cli import main
-
+    def env(self) -> dict[str, str]:
+        """The app's settings a CLI run must share, as the environment gives them."""
         s = self.settings
-        extra = env or {}
-        env = {k: None for k in os.environ if k.startswith("PRIVINDEX_")}
-        env.update(PRIVINDEX_REQUIRE_2FA=str(s.require_2fa).lower(), PRIVINDEX_READ_ACCESS=s.read_access)
+        env = {"PRIVINDEX_REQUIRE_2FA": str(s.require_2fa).lower(), "PRIVINDEX_READ_ACCESS": s.read_access}
         if s.database_url:
-            env.update(PRIVINDEX_DATABASE_URL=s.database_url)
-        env.update(extra)
-        return CliRunner().invoke(
-            main, [*args, "--data-dir", str(s.data_dir), "--store", str(s.store)], input=input, env=env
+            env["PRIVINDEX_DATABASE_URL"] = s.database_url
+        return env
+
+    def invoke(self, *args: str, input: str | None = None, env: dict | None = None):
+        s = self.settings
+        return invoke_cli(
+            *args, data_dir=s.data_dir, store=s.store, input=input, env={**self.env(), **(env or {})}
         )
 
     def add_user(self, name: str, *options: str, password: str) -> None:
@@ -805,13 +809,13 @@ class AppServer:
         self, *args: str, input: str | None = None, check: bool = True, env: dict | None = None
     ) -> subprocess.CompletedProcess:
         """`privindex ARGS` on this app's data, as privindex_cli answers (stdout, stderr, code)."""
-        result = AppRunner(self.app).invoke(*args, input=input, env={**self.env, **(env or {})})
-        if check and result.exit_code != 0:
-            raise AssertionError(f"privindex {args} failed ({result.exit_code}):\n{result.output}") from (
-                result.exception if not isinstance(result.exception, SystemExit) else None
-            )
-        return subprocess.CompletedProcess(
-            ["privindex", *args], result.exit_code, result.stdout, result.stderr
+        return cli_in_process(
+            *args,
+            data_dir=self.data_dir,
+            store=self.store,
+            input=input,
+            check=check,
+            env={**AppRunner(self.app).env(), **self.env, **(env or {})},
         )
 
 
