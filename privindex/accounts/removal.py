@@ -28,6 +28,7 @@ from privindex.db.models import (
     User,
 )
 from privindex.i18n import _
+from privindex.oidc import publishers
 from privindex.ops import audit
 from privindex.ops.audit import Tag
 
@@ -92,7 +93,7 @@ def _forget_pending_publishers(user: User, ctx: audit.Context) -> None:
         audit.record(
             Tag.PUBLISHER_REMOVE,
             ctx,
-            subject=f"{publisher.kind}:{publisher.repository} {publisher.workflow}",
+            subject=publishers.describe(publisher),
             project=publisher.pending_name,
             publisher=publisher.id,
             reason="user_removed",
