@@ -13,7 +13,9 @@ network (pip's own index, as pip is configured on the machine; no index is named
 
 Every install is isolated (no user config, no cache) into a fresh `--target` folder; each
 source and client gets one untimed install first (it warms privindex's upstream cache and
-the page cache), then --runs timed ones: medians, and their ratio to the floor.
+the page cache), then --runs timed ones, round-robin over the sources (every server runs
+meanwhile), so the machine's noise falls on all alike: medians, and their ratio to the
+floor. pip is the tools virtualenv's (a current pip), and uv installs for that interpreter.
 
     python benchmarks/install.py [--packages 10] [--runs 3]
     python benchmarks/run.py --install 60 ...   (the same rows, in run.py's report and JSON)
@@ -27,6 +29,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -80,8 +84,11 @@ def uv_binary() -> str:
     return found
 
 
-def install_command(client: str, source: list[str], target: Path, requirements: list[str]) -> list[str]:
-    """source: ["--index-url", url] or ["--no-index", "--find-links", folder]."""
+def install_command(
+    client: str, python: str, source: list[str], requirements: list[str], target: Path
+) -> list[str]:
+    """source: ["--index-url", url] or ["--no-index", "--find-links", folder]; python: the
+    interpreter whose pip installs (a current pip, from the tools virtualenv), and uv's target."""
     if client == "uv":
         return [
             uv_binary(),
@@ -90,14 +97,14 @@ def install_command(client: str, source: list[str], target: Path, requirements: 
             "--no-config",
             "--no-cache",
             "--python",
-            sys.executable,
+            python,
             "--target",
             str(target),
             *source,
             *requirements,
         ]
     return [
-        sys.executable,
+        python,
         "-m",
         "pip",
         "install",
@@ -112,73 +119,73 @@ def install_command(client: str, source: list[str], target: Path, requirements: 
     ]
 
 
-def timed_installs(client: str, source: list[str], requirements: list[str], runs: int, work: Path) -> dict:
-    """One untimed install, then `runs` timed ones into fresh targets: median seconds."""
+def one_install(command: Callable[[Path], list[str]], work: Path) -> tuple[float, int] | str:
+    """(seconds, dist-infos installed) of command(target) into a fresh target, or its error."""
     env = {k: v for k, v in peers.clean_env().items() if not k.startswith("UV_")}
-    times, installed = [], 0
-    for run in range(runs + 1):
-        with tempfile.TemporaryDirectory(dir=work) as target:
-            started = time.monotonic()
-            proc = subprocess.run(
-                install_command(client, source, Path(target), requirements),
-                capture_output=True,
-                text=True,
-                env=env,
-                timeout=900,
-            )
-            elapsed = time.monotonic() - started
-            installed = sum(1 for p in Path(target).iterdir() if p.name.endswith(".dist-info"))
-        if proc.returncode != 0:
-            return {"error": f"{client} install failed ({proc.returncode}): {proc.stderr[-800:]}"}
-        if run:
-            times.append(elapsed)
-    return {"seconds": loadgen.median(times), "runs": [round(t, 2) for t in times], "installed": installed}
+    with tempfile.TemporaryDirectory(dir=work) as target:
+        started = time.monotonic()
+        proc = subprocess.run(command(Path(target)), capture_output=True, text=True, env=env, timeout=900)
+        elapsed = time.monotonic() - started
+        installed = sum(1 for p in Path(target).iterdir() if p.name.endswith(".dist-info"))
+    if proc.returncode != 0:
+        return f"install failed ({proc.returncode}): {proc.stderr[-800:]}"
+    return elapsed, installed
 
 
 def measure(cache: Path, work: Path, count: int, runs: int, servers: list[str], bins, log=print) -> dict:
     """The rows: {"packages", "clients": {client: {source: figures}}}. bins(venv) gives a
-    peer virtualenv's bin/ (run.py's Context.bin); servers: which peers to include."""
+    peer virtualenv's bin/ (run.py's Context.bin); servers: which peers to include.
+
+    Every source runs at once and the installs go round-robin (each round: every client from
+    every source), so a noisy minute of this machine falls on all of them alike; round 0 is
+    untimed (it warms privindex's upstream cache and the page cache)."""
     folder = ensure_wheels(cache, log)
     requirements = pins(count)
+    python = str(bins("tools") / "python")  # a current pip (the dev virtualenv's may be old)
     shutil.rmtree(work, ignore_errors=True)
     (work / "proxy-store").mkdir(parents=True)
-    out: dict = {"packages": len(requirements), "clients": {c: {} for c in CLIENTS}}
-
-    def measure_source(source_name: str, source: list[str]) -> None:
-        for client in CLIENTS:
-            log(f"install: {client} from {source_name} ...")
-            out["clients"][client][source_name] = figures = timed_installs(
-                client, source, requirements, runs, work
-            )
-            log(f"install: {client} from {source_name}: {figures}")
-
-    measure_source("find-links folder (floor)", ["--no-index", "--find-links", str(folder)])
-    up = peers.launch(peers.privindex(folder, work / "up-data"), work / "up.log")
+    sources: dict[str, list[str]] = {"find-links folder (floor)": ["--no-index", "--find-links", str(folder)]}
+    running: list[peers.Running] = []
     try:
-        proxy = peers.launch(
-            peers.privindex(
-                work / "proxy-store", work / "proxy-data", upstream_url=up.server.base + "/simple/"
-            ),
-            work / "proxy.log",
+        up = peers.launch(peers.privindex(folder, work / "up-data"), work / "up.log")
+        running.append(up)
+        proxy = peers.privindex(
+            work / "proxy-store", work / "proxy-data", upstream_url=up.server.base + "/simple/"
         )
-        try:
-            measure_source("privindex, warm upstream cache", ["--index-url", proxy.server.base + "/simple/"])
-        finally:
-            peers.stop(proxy)
+        running.append(peers.launch(proxy, work / "proxy.log"))
+        sources["privindex, warm upstream cache"] = ["--index-url", proxy.base + "/simple/"]
+        for name in [s for s in PEERS if s in servers]:
+            if name == "pypiserver":
+                server = peers.pypiserver(bins("pypiserver"), folder, "simple-dir")
+            else:
+                serverdir = peers.devpi_loaded(bins("devpi"), cache, folder, "install-set", work, log)
+                server = peers.devpi(bins("devpi"), serverdir)
+            running.append(peers.launch(server, work / f"{name}.log"))
+            sources[name] = ["--index-url", server.base + server.root]
+        seconds: dict[tuple[str, str], list[float]] = {}
+        out: dict = {"packages": len(requirements), "clients": {c: {} for c in CLIENTS}}
+        for round_ in range(runs + 1):
+            for client in CLIENTS:
+                for source_name, source in sources.items():
+                    if "error" in out["clients"][client].get(source_name, {}):
+                        continue
+                    result = one_install(partial(install_command, client, python, source, requirements), work)
+                    if isinstance(result, str):
+                        out["clients"][client][source_name] = {"error": f"{client} {result}"}
+                        continue
+                    if round_:
+                        seconds.setdefault((client, source_name), []).append(result[0])
+                    times = seconds.get((client, source_name), [])
+                    out["clients"][client][source_name] = {
+                        "seconds": loadgen.median(times) if times else None,
+                        "runs": [round(t, 2) for t in times],
+                        "installed": result[1],
+                    }
+            log(f"install: round {round_} of {runs} done")
+        return out
     finally:
-        peers.stop(up)
-    for name in [s for s in PEERS if s in servers]:
-        if name == "pypiserver":
-            server = peers.pypiserver(bins("pypiserver"), folder, "simple-dir")
-        else:
-            serverdir = peers.devpi_loaded(bins("devpi"), cache, folder, "install-set", work, log)
-            server = peers.devpi(bins("devpi"), serverdir)
-        running = peers.launch(server, work / f"{name}.log")
-        try:
-            measure_source(name, ["--index-url", server.base + server.root])
-        finally:
-            peers.stop(running)
-    return out
+        for started in reversed(running):
+            peers.stop(started)
 
 
 def report(figures: dict) -> str:
