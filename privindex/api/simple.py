@@ -348,7 +348,11 @@ class SimpleAPI:
             project = resolve(source)
             if project is None:
                 return None
-            attested = pages.attested(self._store_root, project.files)
+            attested = (
+                pages.attested_project(self._store_root, project)
+                if project is source and isinstance(project, Project)  # the index's own object
+                else pages.attested(self._store_root, project.files)
+            )
             body = pages.render_project(project, fmt, status, rules.api_entries(name), attested)  # type: ignore[arg-type]
         etag = f'"{hashlib.sha256(body).hexdigest()[:32]}-{fmt}"'
         page = Page(held_lightly(source), body, etag, status, rules)

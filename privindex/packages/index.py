@@ -167,7 +167,7 @@ def parse_version(text: str) -> Version:
     return Version(text)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, weakref_slot=True)  # pages.attested_project's memo
 class Project:
     name: str  # normalized
     display_name: str
