@@ -167,12 +167,15 @@ def parse_version(text: str) -> Version:
     return Version(text)
 
 
-@dataclass(frozen=True, slots=True, weakref_slot=True)  # pages.attested_project's memo
+@dataclass(frozen=True, slots=True)
 class Project:
     name: str  # normalized
     display_name: str
     files: tuple[IndexedFile, ...]  # oldest version first
     versions: tuple[str, ...]
+    # which files have a provenance object beside them: found on the first page render
+    # (pages.attested_project), then kept, as the object is replaced when its files change
+    attested: frozenset[str] | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)

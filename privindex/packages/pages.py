@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import weakref
 from collections.abc import Container, Iterable
 from datetime import UTC, datetime
 from html import escape
@@ -137,18 +136,17 @@ def attested(store_root: str, files: Iterable[object]) -> frozenset[str]:
     )
 
 
-_attested_by_project: dict[int, frozenset[str]] = {}  # id(Project) -> attested(), while it lives
+NOT_ATTESTED: frozenset[str] = frozenset()  # one object for the many projects without any
 
 
 def attested_project(store_root: str, project: Project) -> frozenset[str]:
-    """attested() of a Project the index holds, remembered while that object lives: a page
-    cache miss would otherwise stat every file (a third of a JSON page's cost at 20,000
+    """attested() of a Project the index holds, found once and kept on it: a page cache
+    miss would otherwise stat every file (a third of a JSON page's cost at 20,000
     projects). It cannot change under one Project: the index replaces a project's object
     whenever its files change, and a provenance object is written before its file is
     listed and removed with it (publishing.py, withdrawal.py)."""
-    key = id(project)
-    found = _attested_by_project.get(key)
+    found = project.attested
     if found is None:
-        found = _attested_by_project[key] = attested(store_root, project.files)
-        weakref.finalize(project, _attested_by_project.pop, key, None)  # before the id is reused
+        found = attested(store_root, project.files) or NOT_ATTESTED
+        object.__setattr__(project, "attested", found)  # a memo on a frozen object
     return found

@@ -186,7 +186,7 @@ class StaticPages:
             return None
         status = self.sources.status(name)
         namespaces = self.sources.namespaces.api_entries(name)
-        attested = pages.attested(self._store_root, project.files)
+        attested = pages.attested_project(self._store_root, project)
         return {
             fmt: pages.render_project(project, fmt, status, namespaces, attested) for fmt in ("html", "json")
         }
