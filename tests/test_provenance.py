@@ -253,12 +253,15 @@ def test_a_github_attestation_of_the_publishers_repository_is_stored_and_served(
     tmp_path, attesting, issuers, monkeypatch
 ):
     sdist, attestation_file = attested(tmp_path, GITHUB_SDIST)
-    upload = twine(
-        attesting.url, minted(attesting, issuers), sdist, attestation_file, extra=("--attestations",)
-    )
+    token = minted(attesting, issuers)
+    earlier = make_wheel(tmp_path / "earlier", "pypi-attestations", "0.0.1")
+    assert twine(attesting.url, token, earlier).returncode == 0  # no attestations: no provenance
+    assert "provenance" not in listed(attesting, "pypi-attestations")[earlier.name]  # page rendered
+    upload = twine(attesting.url, token, sdist, attestation_file, extra=("--attestations",))
     assert upload.returncode == 0, upload.output
 
-    entry = listed(attesting, "pypi-attestations")[sdist.name]
+    assert "provenance" not in listed(attesting, "pypi-attestations")[earlier.name]
+    entry = listed(attesting, "pypi-attestations")[sdist.name]  # the page rendered since knows
     assert entry["provenance"] == f"../../packages/pypi-attestations/{sdist.name}.provenance"
     html = requests.get(f"{attesting.index_url}pypi-attestations/", timeout=10).text
     assert f'data-provenance="../../packages/pypi-attestations/{sdist.name}.provenance"' in html
