@@ -119,6 +119,37 @@ def test_leaving_the_team_or_losing_the_role_takes_the_rights_at_once(people):
     ]
 
 
+def test_a_project_keeps_an_owner_whether_owners_are_people_or_a_team(people):
+    """Warehouse's rule (a project keeps at least one owner) counts a team's owners too:
+    olga may step down while the team owns widgets, and then no change to the team may
+    leave widgets without an owner. A refused change changes nothing."""
+    admin, olga, carol = people
+    teams.create_team("core", "", as_user(admin))
+    teams.grant("core", "owner", as_user(admin), project="widgets")
+    teams.add_member("core", "carol", as_user(admin))
+    projects.remove_role("widgets", "olga", audit.CLI)  # was refused: she was the last direct owner
+    assert permissions.user_role(olga, Project.get(name="widgets")) is None
+
+    refusals = {
+        "remove the last member": lambda: teams.remove_member("core", "carol", as_user(admin)),
+        "revoke the role": lambda: teams.revoke("core", as_user(admin), project="widgets"),
+        "make it maintainer": lambda: teams.grant("core", "maintainer", as_user(admin), project="widgets"),
+        "delete the team": lambda: teams.delete_team("core", as_user(admin)),
+    }
+    for what, change in refusals.items():
+        with pytest.raises(AccountError, match="leave widgets without an owner"):
+            change()
+        assert permissions.user_role(carol, Project.get(name="widgets")) == "owner", what
+    assert tags()[-1] == "team:member:add"  # nothing refused was recorded
+
+    projects.set_role("widgets", "olga", "owner", audit.CLI)  # another owner: now each may go
+    teams.remove_member("core", "carol", as_user(admin))
+    teams.delete_team("core", as_user(admin))
+    with pytest.raises(AccountError, match="'olga' is the last owner of 'widgets'"):
+        projects.set_role("widgets", "olga", "maintainer", audit.CLI)
+    assert permissions.user_role(olga, Project.get(name="widgets")) == "owner"
+
+
 def test_a_team_role_on_a_namespace_lets_members_create_and_act_on_projects_under_it(people, app):
     admin, _, carol = people
     namespaces.grant("acme", ["admin"], False, audit.CLI, max_depth=2)
@@ -326,6 +357,11 @@ def test_the_admin_teams_page_creates_a_team_adds_members_and_gives_roles(app, c
         assert said in page and "privindex" not in main_text(page)
     page = post("/teams/roles", team="core", project="nope", role="owner", action="grant")
     assert "there is no project &#39;nope&#39;" in page
+    page = post("/teams/roles", team="core", project="widgets", action="revoke")  # its only owner
+    assert "that would leave widgets without an owner; add another owner first" in page
+    assert permissions.can_manage(users.get_user("carol"), "widgets")
+    users.create_user("olga", None, audit.CLI)
+    projects.set_role("widgets", "olga", "owner", audit.CLI)
     assert "The team core no longer has a role there." in post(
         "/teams/roles", team="core", project="widgets", action="revoke"
     )

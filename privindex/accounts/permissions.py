@@ -12,10 +12,15 @@ owner: only admins may upload to it until an admin assigns one.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+
 import peewee
 
 from privindex.accounts import namespaces
+from privindex.accounts.users import AccountError
 from privindex.db.models import DistFile, Namespace, Project, ProjectRole, TeamMember, TeamRole, User
+from privindex.i18n import _
 
 ROLES = ("owner", "maintainer")
 _RANK = {"maintainer": 1, "owner": 2}
@@ -115,6 +120,29 @@ def sole_owned(user: User) -> list[str]:
         if user_role(user, Project.get(Project.name == name)) == "owner"
         and not any(role == "owner" and holder.id != user.id for holder, role in role_holders(name))
     )
+
+
+def has_owner(name: str) -> bool:
+    """Whether anyone owns the project, by their own role or through a team."""
+    return any(role == "owner" for _holder, role in role_holders(name))
+
+
+@contextmanager
+def keeping_an_owner(names: Iterable[str]) -> Iterator[None]:
+    """Around a role change, inside the caller's transaction: refuse it (AccountError, so the
+    transaction rolls back) if it leaves one of the projects `names` that had an owner
+    without one, counting owners through teams too. Warehouse's rule: a project keeps at
+    least one owner; one made by dropping files in has none until an admin names one."""
+    owned = {name for name in set(names) if has_owner(name)}
+    yield
+    lost = sorted(name for name in owned if not has_owner(name))
+    if lost:
+        raise AccountError(
+            _(
+                "that would leave %(projects)s without an owner; add another owner first",
+                projects=", ".join(lost),
+            )
+        )
 
 
 def can_manage(user: User | None, project_name: str) -> bool:

@@ -153,7 +153,7 @@ def delete_team(name: str, ctx: audit.Context) -> None:
     """Delete a team: its members lose its roles at once (its rows go with it)."""
     team = get_team(name)
     _require(ctx.actor, may_manage(ctx.actor, team))
-    with database.atomic():
+    with database.atomic(), permissions.keeping_an_owner(_reach(team)):
         view = describe(team)
         team.delete_instance()  # members and roles go with it (ON DELETE CASCADE)
         audit.record(
@@ -185,7 +185,7 @@ def remove_member(name: str, username: str, ctx: audit.Context) -> None:
     team = get_team(name)
     _require(ctx.actor, may_manage(ctx.actor, team))
     user = get_user(username)
-    with database.atomic():
+    with database.atomic(), permissions.keeping_an_owner(permissions.projects_with_role(user)):
         removed = TeamMember.delete().where(TeamMember.team == team, TeamMember.user == user).execute()
         if not removed:
             raise AccountError(
@@ -259,7 +259,7 @@ def grant(
 def _set_role(place: _Place, role: str, ctx: audit.Context) -> None:
     if role not in permissions.ROLES:
         raise AccountError(_("a role is one of: %(roles)s", roles=", ".join(permissions.ROLES)))
-    with database.atomic():
+    with database.atomic(), permissions.keeping_an_owner(_reach(place.team)):
         current = place.current()
         if current is not None and current.role == role:
             return
@@ -274,7 +274,7 @@ def _set_role(place: _Place, role: str, ctx: audit.Context) -> None:
 def revoke(name: str, ctx: audit.Context, project: str | None = None, namespace: str | None = None) -> None:
     """Take the team's role on a project or a namespace: its members lose it at once."""
     place = _place(name, project, namespace, ctx)
-    with database.atomic():
+    with database.atomic(), permissions.keeping_an_owner(_reach(place.team)):
         current = place.current()
         if current is None:
             raise AccountError(
@@ -282,3 +282,10 @@ def revoke(name: str, ctx: audit.Context, project: str | None = None, namespace:
             )
         current.delete_instance()
         place.record(Tag.TEAM_ROLE_REVOKE, ctx, current.role)
+
+
+def _reach(team: Team) -> set[str]:
+    """The projects a change to the team can take an owner from: those its members hold a
+    role on (through the team or not; a few, for a team of people)."""
+    members = User.select().join(TeamMember).where(TeamMember.team == team)
+    return {name for member in members for name in permissions.projects_with_role(member)}

@@ -20,7 +20,13 @@ from rapidfuzz import process
 from rapidfuzz.distance import OSA
 
 from privindex.accounts.api_tokens import TokenAuth
-from privindex.accounts.permissions import ROLES, first_upload_owns, project_exists, projects_with_role
+from privindex.accounts.permissions import (
+    ROLES,
+    first_upload_owns,
+    has_owner,
+    project_exists,
+    projects_with_role,
+)
 from privindex.accounts.users import AccountError, get_user
 from privindex.db.connection import database
 from privindex.db.models import DistFile, Project, ProjectRole, Release, User
@@ -92,10 +98,10 @@ def set_role(project_name: str, username: str, role: str, ctx: audit.Context) ->
         if current is not None and current.role == role:
             return
         if current is not None:
-            if current.role == "owner" and _owner_count(project) == 1:
-                raise AccountError(_LAST_OWNER(user, name))
-            current.role = role
+            current.role, was = role, current.role
             current.save()
+            if was == "owner" and not has_owner(name):  # rolled back with the transaction
+                raise AccountError(_LAST_OWNER(user, name))
         else:
             ProjectRole.create(project=project, user=user, role=role)
         audit.record(Tag.ROLE_ADD, ctx, subject=user.username, project=name, role=role)
@@ -117,10 +123,10 @@ def remove_role(project_name: str, username: str, ctx: audit.Context, role: str 
                 project=name,
             )
         )
-    if current.role == "owner" and _owner_count(project) == 1:
-        raise AccountError(_LAST_OWNER(user, name))
     with database.atomic():
         current.delete_instance()
+        if current.role == "owner" and not has_owner(name):  # a team's owners count too
+            raise AccountError(_LAST_OWNER(user, name))  # rolled back with the transaction
         audit.record(Tag.ROLE_REMOVE, ctx, subject=user.username, project=name, role=current.role)
 
 
@@ -130,10 +136,6 @@ def _LAST_OWNER(user: User, name: str) -> str:
         user=user.username,
         project=name,
     )
-
-
-def _owner_count(project: Project) -> int:
-    return ProjectRole.select().where(ProjectRole.project == project, ProjectRole.role == "owner").count()
 
 
 def claim_project(auth: TokenAuth, name: str, ctx: audit.Context) -> Project:
