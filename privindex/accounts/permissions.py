@@ -12,7 +12,7 @@ owner: only admins may upload to it until an admin assigns one.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 
 import peewee
@@ -128,17 +128,22 @@ def has_owner(name: str) -> bool:
 
 
 @contextmanager
-def keeping_an_owner(names: Iterable[str]) -> Iterator[None]:
+def keeping_an_owner(
+    names: Iterable[str], refusal: Callable[[list[str]], str] | None = None
+) -> Iterator[None]:
     """Around a role change, inside the caller's transaction: refuse it (AccountError, so the
     transaction rolls back) if it leaves one of the projects `names` that had an owner
     without one, counting owners through teams too. Warehouse's rule: a project keeps at
-    least one owner; one made by dropping files in has none until an admin names one."""
+    least one owner; one made by dropping files in has none until an admin names one.
+    refusal(lost) words the refusal for the caller (say, naming the person)."""
     owned = {name for name in set(names) if has_owner(name)}
     yield
     lost = sorted(name for name in owned if not has_owner(name))
     if lost:
         raise AccountError(
-            _(
+            refusal(lost)
+            if refusal
+            else _(
                 "that would leave %(projects)s without an owner; add another owner first",
                 projects=", ".join(lost),
             )

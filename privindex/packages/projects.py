@@ -23,7 +23,7 @@ from privindex.accounts.api_tokens import TokenAuth
 from privindex.accounts.permissions import (
     ROLES,
     first_upload_owns,
-    has_owner,
+    keeping_an_owner,
     project_exists,
     projects_with_role,
 )
@@ -92,16 +92,14 @@ def set_role(project_name: str, username: str, role: str, ctx: audit.Context) ->
     if not project_exists(name):
         raise AccountError(_("there is no project '%(project)s' (see: privindex project list)", project=name))
     user = get_user(username)
-    with database.atomic():
+    with database.atomic(), keeping_an_owner([name], lambda _lost: _LAST_OWNER(user, name)):
         project = ensure_project(name, ctx)
         current = ProjectRole.get_or_none(ProjectRole.project == project, ProjectRole.user == user)
         if current is not None and current.role == role:
             return
         if current is not None:
-            current.role, was = role, current.role
+            current.role = role
             current.save()
-            if was == "owner" and not has_owner(name):  # rolled back with the transaction
-                raise AccountError(_LAST_OWNER(user, name))
         else:
             ProjectRole.create(project=project, user=user, role=role)
         audit.record(Tag.ROLE_ADD, ctx, subject=user.username, project=name, role=role)
@@ -123,10 +121,8 @@ def remove_role(project_name: str, username: str, ctx: audit.Context, role: str 
                 project=name,
             )
         )
-    with database.atomic():
+    with database.atomic(), keeping_an_owner([name], lambda _lost: _LAST_OWNER(user, name)):
         current.delete_instance()
-        if current.role == "owner" and not has_owner(name):  # a team's owners count too
-            raise AccountError(_LAST_OWNER(user, name))  # rolled back with the transaction
         audit.record(Tag.ROLE_REMOVE, ctx, subject=user.username, project=name, role=current.role)
 
 
