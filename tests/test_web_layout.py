@@ -176,10 +176,10 @@ def _seed(data_dir, audit_rows: int) -> str:
     """Audit rows in bulk through privindex's own audit.record (a CLI call each is too slow),
     and alice's password-reset link (its mail would go nowhere); returns the link's key."""
     from privindex.accounts import password_reset, second_factors, users
-    from privindex.db.connection import bound, open_database
+    from privindex.db.connection import bound, connect
     from privindex.ops import audit
 
-    db = open_database(testdb.url_for(data_dir) or data_dir / "privindex.sqlite3")
+    db = connect(testdb.url_for(data_dir) or data_dir / "privindex.sqlite3")  # bound below only
     try:
         with bound(db), db.atomic():
             ctx = audit.Context(via="cli")
